@@ -1,0 +1,133 @@
+//! What a fused cell is: its parameters, the per-row pointwise update and its inverse.
+
+use crate::matmul::Threads;
+use crate::real::Real;
+
+/// Parameters of one direction of one layer, in PyTorch's layout:
+/// `w_ih: [G,D]`, `w_hh: [G,H]`, `b_ih, b_hh: [G]`, gate blocks in PyTorch order
+/// (LSTM i,f,g,o; GRU r,z,n).
+#[derive(Clone, Copy, Debug)]
+pub struct CellWeights<'a, T> {
+    pub w_ih: &'a [T],
+    pub w_hh: &'a [T],
+    pub b_ih: &'a [T],
+    pub b_hh: &'a [T],
+    pub norm: Option<NormWeights<'a, T>>,
+}
+
+/// Layer-norm gains: `gates: [K·H]` (one gain vector per normalised pre-activation, K
+/// from [`GatedCell::norm_gate_chunks`]); `cell: [2H]` = (γ_c, β_c) for LSTM's
+/// `LN(c_t)`, empty for other cells.
+#[derive(Clone, Copy, Debug)]
+pub struct NormWeights<'a, T> {
+    pub gates: &'a [T],
+    pub cell: &'a [T],
+}
+
+/// Gradient buffers matching [`CellWeights`], accumulated into (`+=`).
+#[derive(Debug)]
+pub struct CellGrads<'a, T> {
+    pub w_ih: &'a mut [T],
+    pub w_hh: &'a mut [T],
+    pub b_ih: &'a mut [T],
+    pub b_hh: &'a mut [T],
+    /// `[K·H]`, empty without layer norm.
+    pub norm_gates: &'a mut [T],
+    /// `[2H]`, empty unless LSTM with layer norm.
+    pub norm_cell: &'a mut [T],
+}
+
+/// How a sequence is run.
+#[derive(Clone, Copy, Debug)]
+pub struct SequenceOptions<'a, T> {
+    /// Walk from the last step to the first (the backward direction of a bidirectional layer).
+    pub reverse: bool,
+    /// `[B]`, each in `1..=T`: steps at or past a row's length leave its state unchanged
+    /// and output zero. `None`: every row is `T` long.
+    pub lengths: Option<&'a [usize]>,
+    /// `d_x: [B,D]`, variational dropout on the input, the same at every step (values
+    /// 0 or 1/keep).
+    pub input_mask: Option<&'a [T]>,
+    /// `d_h: [B,H]`, variational dropout on the recurrent state inside the recurrent product.
+    pub state_mask: Option<&'a [T]>,
+    /// Threads for the large products outside the time loop.
+    pub threads: Threads,
+}
+
+impl<T> Default for SequenceOptions<'_, T> {
+    fn default() -> Self {
+        SequenceOptions { reverse: false, lengths: None, input_mask: None, state_mask: None, threads: Threads(1) }
+    }
+}
+
+impl<T> SequenceOptions<'_, T> {
+    pub(crate) fn check(&self, batch: usize, input: usize, state_width: usize, steps: usize) {
+        if let Some(l) = self.lengths {
+            assert_eq!(l.len(), batch, "lengths must be [B]");
+            assert!(l.iter().all(|&n| n >= 1 && n <= steps), "lengths must lie in 1..=T");
+        }
+        if let Some(m) = self.input_mask {
+            assert_eq!(m.len(), batch * input, "input mask must be [B,D]");
+        }
+        if let Some(m) = self.state_mask {
+            assert_eq!(m.len(), batch * state_width, "state mask must be [B,H]");
+        }
+    }
+}
+
+/// A cell whose step is one recurrent product `P_h = h_{t−1}·W_hhᵀ` followed by fused
+/// pointwise work, driven over a sequence by [`crate::sequence`].
+pub trait GatedCell: Sync {
+    /// Gate blocks: `G = GATES·H`.
+    const GATES: usize;
+    /// Whether the cell carries `c_t` besides `h_t`.
+    const HAS_CELL_STATE: bool;
+
+    /// Number of `H`-wide layer-norm gain vectors in [`NormWeights::gates`].
+    fn norm_gate_chunks(&self) -> usize;
+
+    /// Width `W` of the per-row forward cache.
+    fn cache_width(&self, hidden: usize, normalized: bool) -> usize;
+
+    /// One row's forward update.
+    ///
+    /// `proj_x, proj_h: [G]` the step's input and recurrent products without biases
+    /// (`proj_h` may be used as scratch); `h_prev, c_prev: [H]`; writes `h_out, c_out: [H]`
+    /// and `cache: [W]`.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_row<T: Real>(
+        &self,
+        hidden: usize,
+        proj_x: &[T],
+        proj_h: &mut [T],
+        weights: &CellWeights<'_, T>,
+        h_prev: &[T],
+        c_prev: &[T],
+        h_out: &mut [T],
+        c_out: &mut [T],
+        cache: &mut [T],
+    );
+
+    /// Inverts [`GatedCell::forward_row`] for one row.
+    ///
+    /// `dh, dc: [H]` total gradients on `h_t`, `c_t`; `cache: [W]`, `h_prev, c_prev, h_cur: [H]`.
+    /// Writes `d_proj_x, d_proj_h: [G]`, `dh_prev` (the part not through `W_hh`) and
+    /// `dc_prev: [H]`; accumulates bias and norm gradients into `grads`.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_row<T: Real>(
+        &self,
+        hidden: usize,
+        dh: &[T],
+        dc: &[T],
+        cache: &[T],
+        h_prev: &[T],
+        c_prev: &[T],
+        h_cur: &[T],
+        weights: &CellWeights<'_, T>,
+        d_proj_x: &mut [T],
+        d_proj_h: &mut [T],
+        dh_prev: &mut [T],
+        dc_prev: &mut [T],
+        grads: &mut CellGrads<'_, T>,
+    );
+}

@@ -1,0 +1,485 @@
+//! The whole-sequence driver shared by the cells whose step is "one recurrent
+//! product, then pointwise work" (Elman, LSTM, GRU reset-after).
+//!
+//! Legend: `T` steps, `B` batch rows, `D` input width, `H` hidden width,
+//! `G = GATES·H` gate width, `W` a cell's per-row cache width.
+//!
+//! Forward, for one direction of one layer:
+//! 1. `X̃ = (d_x ⊙ x)`, `P_x = X̃ · W_ihᵀ` for all `T·B` rows in one product (`[T,B,G]`);
+//! 2. per step `s` (time `t = s`, or `T−1−s` in reverse): `P_h = (d_h ⊙ h_{s−1}) · W_hhᵀ`,
+//!    then the cell's fused pointwise update of every active row;
+//! 3. rows past their sequence length keep their state (PyTorch's packed semantics: the
+//!    reverse direction therefore starts at each row's own last step) and output zero.
+//!
+//! Backward walks the steps in the opposite order, gets `∂L/∂P_x` and `∂L/∂P_h` from
+//! the cell, and after the loop forms every weight gradient with one product each:
+//! `∂W_ih += ∂P_xᵀ · X̃`, `∂W_hh += ∂P_hᵀ · (d_h ⊙ H_prev)`, `∂x += (∂P_x · W_ih) ⊙ d_x`.
+
+use crate::cell::{CellGrads, CellWeights, GatedCell, SequenceOptions};
+use crate::matmul::{gemm, Mat, Threads};
+use crate::real::Real;
+use crate::simd::vectorized;
+
+/// Sizes of one direction of one layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    /// `T`, steps.
+    pub steps: usize,
+    /// `B`, batch rows.
+    pub batch: usize,
+    /// `D`, input width.
+    pub input: usize,
+    /// `H`, hidden width.
+    pub hidden: usize,
+}
+
+/// What forward returns: `output: [T,B,H]` in time order (zero past each row's length),
+/// `h_n: [B,H]`, `c_n: [B,H]` (empty for cells without a cell state).
+#[derive(Clone, Debug, Default)]
+pub struct SequenceOutput<T> {
+    pub output: Vec<T>,
+    pub h_n: Vec<T>,
+    pub c_n: Vec<T>,
+}
+
+/// Everything backward needs from a training forward. Written only by
+/// [`forward`]; must be passed as-is to [`backward`] with the same inputs.
+#[derive(Clone, Debug, Default)]
+pub struct GatedCache<T> {
+    dims: Option<Dims>,
+    /// `[T+1, B, H]` hidden states in processing order; `states[0] = h0`.
+    states: Vec<T>,
+    /// `[T+1, B, H]` cell states likewise (cell-state cells only).
+    cells: Vec<T>,
+    /// `[T, B, W]` the cell's per-row cache, processing order.
+    rows: Vec<T>,
+}
+
+/// Gradients flowing into one direction from above: `d_output: [T,B,H]`, `d_h_n`, `d_c_n: [B,H]`
+/// (`d_c_n` empty for cells without a cell state).
+pub struct SequenceGradIn<'a, T> {
+    pub d_output: &'a [T],
+    pub d_h_n: &'a [T],
+    pub d_c_n: &'a [T],
+}
+
+/// Where backward accumulates (`+=`; zeroing is the caller's job):
+/// `d_x: [T,B,D]`, `d_h0, d_c0: [B,H]`, and the weight gradients.
+pub struct SequenceGradOut<'a, T> {
+    pub d_x: &'a mut [T],
+    pub d_h0: &'a mut [T],
+    pub d_c0: &'a mut [T],
+    pub weights: CellGrads<'a, T>,
+}
+
+#[inline(always)]
+pub(crate) fn time_of(step: usize, steps: usize, reverse: bool) -> usize {
+    if reverse {
+        steps - 1 - step
+    } else {
+        step
+    }
+}
+
+#[inline(always)]
+pub(crate) fn is_active(lengths: Option<&[usize]>, row: usize, time: usize) -> bool {
+    lengths.is_none_or(|l| time < l[row])
+}
+
+/// `x̃ = d_x ⊙ x` broadcast over time, or `x` itself without a mask. `x: [T,B,D]`, `mask: [B,D]`.
+pub(crate) fn masked_input<'a, T: Real>(
+    x: &'a [T],
+    mask: Option<&[T]>,
+    rows_per_step: usize,
+    width: usize,
+    buffer: &'a mut Vec<T>,
+) -> &'a [T] {
+    match mask {
+        None => x,
+        Some(m) => {
+            buffer.clear();
+            buffer.extend(
+                x.chunks_exact(rows_per_step * width)
+                    .flat_map(|step| step.iter().zip(m.iter().cycle()).map(|(&v, &k)| v * k)),
+            );
+            buffer
+        }
+    }
+}
+
+/// `y ⊙= mask` row-wise, `y: [N·B, W]`, `mask: [B, W]`.
+pub(crate) fn apply_row_mask<T: Real>(y: &mut [T], mask: &[T]) {
+    for chunk in y.chunks_exact_mut(mask.len()) {
+        for (v, &k) in chunk.iter_mut().zip(mask) {
+            *v *= k;
+        }
+    }
+}
+
+/// The plane at `prev` (read) and the one at `cur` (written) of a `[N, plane]` buffer;
+/// both empty when the buffer is (cells without a cell state).
+fn prev_and_current<T>(buf: &mut [T], prev: usize, cur: usize, plane: usize) -> (&[T], &mut [T]) {
+    if buf.is_empty() {
+        return (&[], &mut []);
+    }
+    if prev < cur {
+        let (a, b) = buf.split_at_mut(cur);
+        (&a[prev..prev + plane], &mut b[..plane])
+    } else {
+        let (a, b) = buf.split_at_mut(prev);
+        (&b[..plane], &mut a[cur..cur + plane])
+    }
+}
+
+/// Runs a whole sequence forward.
+///
+/// `x: [T,B,D]`, `h0, c0: [B,H]` (`c0` ignored without a cell state). With `cache`
+/// `Some`, keeps what [`backward`] needs; with `None` keeps nothing (inference).
+///
+/// # Panics
+/// If a buffer's length disagrees with `dims` (the library validates before calling).
+pub fn forward<C: GatedCell, T: Real>(
+    cell: &C,
+    dims: Dims,
+    x: &[T],
+    h0: &[T],
+    c0: &[T],
+    weights: &CellWeights<'_, T>,
+    options: &SequenceOptions<'_, T>,
+    cache: Option<&mut GatedCache<T>>,
+) -> SequenceOutput<T> {
+    let Dims { steps, batch, input, hidden } = dims;
+    let g = C::GATES * hidden;
+    let width = cell.cache_width(hidden, weights.norm.is_some());
+    check_common(cell, dims, x, h0, c0, weights, options);
+
+    let mut masked = Vec::new();
+    let x_used = masked_input(x, options.input_mask, batch, input, &mut masked);
+    let mut proj_x = vec![T::ZERO; steps * batch * g];
+    gemm(
+        &mut proj_x,
+        Mat::new(x_used, steps * batch, input),
+        Mat::new(weights.w_ih, g, input).t(),
+        false,
+        options.threads,
+    );
+
+    let plane = batch * hidden;
+    let keep = cache.is_some();
+    let mut states = vec![T::ZERO; if keep { (steps + 1) * plane } else { 2 * plane }];
+    let mut cells = vec![
+        T::ZERO;
+        if !C::HAS_CELL_STATE {
+            0
+        } else if keep {
+            (steps + 1) * plane
+        } else {
+            2 * plane
+        }
+    ];
+    let mut rows = vec![T::ZERO; if keep { steps * batch * width } else { width }];
+    states[..plane].copy_from_slice(h0);
+    if C::HAS_CELL_STATE {
+        cells[..plane].copy_from_slice(c0);
+    }
+    let mut output = vec![T::ZERO; steps * plane];
+    let mut proj_h = vec![T::ZERO; batch * g];
+    let mut h_in = vec![T::ZERO; plane];
+    let slot = |s: usize| if keep { s } else { s % 2 };
+
+    for s in 0..steps {
+        let t = time_of(s, steps, options.reverse);
+        let (prev, cur) = (slot(s) * plane, slot(s + 1) * plane);
+        let h_prev_all: &[T] = &states[prev..prev + plane];
+        let h_for_product: &[T] = match options.state_mask {
+            Some(m) => {
+                h_in.copy_from_slice(h_prev_all);
+                apply_row_mask(&mut h_in, m);
+                &h_in
+            }
+            None => h_prev_all,
+        };
+        gemm(
+            &mut proj_h,
+            Mat::new(h_for_product, batch, hidden),
+            Mat::new(weights.w_hh, g, hidden).t(),
+            false,
+            Threads(1),
+        );
+
+        let (h_prev_all, h_cur_all) = prev_and_current(&mut states, prev, cur, plane);
+        let (c_prev_all, c_cur_all) = prev_and_current(&mut cells, prev, cur, plane);
+        let out_t = &mut output[t * plane..(t + 1) * plane];
+        let px = &proj_x[t * batch * g..(t + 1) * batch * g];
+        let row_cache_base = if keep { s * batch * width } else { 0 };
+        vectorized(|| {
+            for b in 0..batch {
+                let hs = b * hidden..(b + 1) * hidden;
+                if !is_active(options.lengths, b, t) {
+                    h_cur_all[hs.clone()].copy_from_slice(&h_prev_all[hs.clone()]);
+                    if C::HAS_CELL_STATE {
+                        c_cur_all[hs.clone()].copy_from_slice(&c_prev_all[hs.clone()]);
+                    }
+                    continue;
+                }
+                let cache_row = if keep {
+                    &mut rows[row_cache_base + b * width..row_cache_base + (b + 1) * width]
+                } else {
+                    &mut rows[..width]
+                };
+                let (c_prev, c_out): (&[T], &mut [T]) = if C::HAS_CELL_STATE {
+                    (&c_prev_all[hs.clone()], &mut c_cur_all[hs.clone()])
+                } else {
+                    (&[], &mut [])
+                };
+                cell.forward_row(
+                    hidden,
+                    &px[b * g..(b + 1) * g],
+                    &mut proj_h[b * g..(b + 1) * g],
+                    weights,
+                    &h_prev_all[hs.clone()],
+                    c_prev,
+                    &mut h_cur_all[hs.clone()],
+                    c_out,
+                    cache_row,
+                );
+                out_t[hs.clone()].copy_from_slice(&h_cur_all[hs]);
+            }
+        });
+    }
+
+    let last = slot(steps) * plane;
+    let h_n = states[last..last + plane].to_vec();
+    let c_n = if C::HAS_CELL_STATE { cells[last..last + plane].to_vec() } else { Vec::new() };
+    if let Some(cache) = cache {
+        *cache = GatedCache { dims: Some(dims), states, cells, rows };
+    }
+    SequenceOutput { output, h_n, c_n }
+}
+
+/// Backpropagates through a whole sequence: exact BPTT.
+///
+/// `x`, `weights`, `options` must be those given to the [`forward`] that filled `cache`.
+/// Gradients are accumulated into `out` (`+=`).
+///
+/// # Panics
+/// If `cache` was not filled by a training forward with the same `dims`.
+pub fn backward<C: GatedCell, T: Real>(
+    cell: &C,
+    dims: Dims,
+    x: &[T],
+    weights: &CellWeights<'_, T>,
+    options: &SequenceOptions<'_, T>,
+    cache: &GatedCache<T>,
+    grad_in: SequenceGradIn<'_, T>,
+    out: SequenceGradOut<'_, T>,
+) {
+    assert_eq!(cache.dims, Some(dims), "backward needs the cache of a training forward of the same shape");
+    let Dims { steps, batch, hidden, .. } = dims;
+    let g = C::GATES * hidden;
+    let plane = batch * hidden;
+    let width = cell.cache_width(hidden, weights.norm.is_some());
+    let SequenceGradOut { d_x, d_h0, d_c0, weights: mut grads } = out;
+    assert_eq!(grad_in.d_output.len(), steps * plane);
+    assert_eq!(grad_in.d_h_n.len(), plane);
+
+    let mut d_proj_x = vec![T::ZERO; steps * batch * g];
+    let mut d_proj_h = vec![T::ZERO; steps * batch * g];
+    let mut dh_carry = grad_in.d_h_n.to_vec();
+    let mut dc_carry = if C::HAS_CELL_STATE { grad_in.d_c_n.to_vec() } else { Vec::new() };
+    let mut dh_next = vec![T::ZERO; plane];
+    let mut dc_next = vec![T::ZERO; dc_carry.len()];
+    let mut dh_row = vec![T::ZERO; hidden];
+    let mut from_product = vec![T::ZERO; plane];
+
+    for s in (0..steps).rev() {
+        let t = time_of(s, steps, options.reverse);
+        let h_prev_all = &cache.states[s * plane..(s + 1) * plane];
+        let h_cur_all = &cache.states[(s + 1) * plane..(s + 2) * plane];
+        let dpx = &mut d_proj_x[t * batch * g..(t + 1) * batch * g];
+        let dph = &mut d_proj_h[s * batch * g..(s + 1) * batch * g];
+        let dy = &grad_in.d_output[t * plane..(t + 1) * plane];
+        vectorized(|| {
+            for b in 0..batch {
+                let hs = b * hidden..(b + 1) * hidden;
+                let gs = b * g..(b + 1) * g;
+                if !is_active(options.lengths, b, t) {
+                    dpx[gs.clone()].iter_mut().for_each(|v| *v = T::ZERO);
+                    dph[gs].iter_mut().for_each(|v| *v = T::ZERO);
+                    dh_next[hs.clone()].copy_from_slice(&dh_carry[hs.clone()]);
+                    if C::HAS_CELL_STATE {
+                        dc_next[hs.clone()].copy_from_slice(&dc_carry[hs]);
+                    }
+                    continue;
+                }
+                for ((d, &a), &c) in dh_row.iter_mut().zip(&dy[hs.clone()]).zip(&dh_carry[hs.clone()]) {
+                    *d = a + c;
+                }
+                let (c_prev, dc, dc_prev): (&[T], &[T], &mut [T]) = if C::HAS_CELL_STATE {
+                    (
+                        &cache.cells[s * plane..(s + 1) * plane][hs.clone()],
+                        &dc_carry[hs.clone()],
+                        &mut dc_next[hs.clone()],
+                    )
+                } else {
+                    (&[], &[], &mut [])
+                };
+                cell.backward_row(
+                    hidden,
+                    &dh_row,
+                    dc,
+                    &cache.rows[(s * batch + b) * width..(s * batch + b + 1) * width],
+                    &h_prev_all[hs.clone()],
+                    c_prev,
+                    &h_cur_all[hs.clone()],
+                    weights,
+                    &mut dpx[gs.clone()],
+                    &mut dph[gs],
+                    &mut dh_next[hs],
+                    dc_prev,
+                    &mut grads,
+                );
+            }
+        });
+        // ∂L/∂h_{s−1} += (∂P_h · W_hh) ⊙ d_h   (inverts P_h = (d_h ⊙ h_{s−1}) · W_hhᵀ)
+        let w_hh = Mat::new(weights.w_hh, g, hidden);
+        match options.state_mask {
+            None => gemm(&mut dh_next, Mat::new(dph, batch, g), w_hh, true, Threads(1)),
+            Some(m) => {
+                gemm(&mut from_product, Mat::new(dph, batch, g), w_hh, false, Threads(1));
+                for ((d, &p), &k) in dh_next.iter_mut().zip(&from_product).zip(m.iter().cycle()) {
+                    *d += p * k;
+                }
+            }
+        }
+        std::mem::swap(&mut dh_carry, &mut dh_next);
+        std::mem::swap(&mut dc_carry, &mut dc_next);
+    }
+    for (d, &v) in d_h0.iter_mut().zip(&dh_carry) {
+        *d += v;
+    }
+    if C::HAS_CELL_STATE {
+        for (d, &v) in d_c0.iter_mut().zip(&dc_carry) {
+            *d += v;
+        }
+    }
+
+    let n = steps * batch;
+    let mut masked_h = Vec::new();
+    let h_used = masked_input(&cache.states[..n * hidden], options.state_mask, batch, hidden, &mut masked_h);
+    gemm(grads.w_hh, Mat::new(&d_proj_h, n, g).t(), Mat::new(h_used, n, hidden), true, options.threads);
+    input_grads(dims, g, x, weights.w_ih, options, &d_proj_x, grads.w_ih, d_x);
+}
+
+/// The input-side products after the time loop, shared by every cell:
+/// `∂W_ih += ∂P_xᵀ·X̃` and `∂x += (∂P_x·W_ih) ⊙ d_x`, with `d_proj_x: [T,B,G]` in time order.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn input_grads<T: Real>(
+    dims: Dims,
+    g: usize,
+    x: &[T],
+    w_ih: &[T],
+    options: &SequenceOptions<'_, T>,
+    d_proj_x: &[T],
+    d_w_ih: &mut [T],
+    d_x: &mut [T],
+) {
+    let Dims { steps, batch, input, .. } = dims;
+    let n = steps * batch;
+    let mut masked = Vec::new();
+    let x_used = masked_input(x, options.input_mask, batch, input, &mut masked);
+    gemm(d_w_ih, Mat::new(d_proj_x, n, g).t(), Mat::new(x_used, n, input), true, options.threads);
+    match options.input_mask {
+        None => gemm(d_x, Mat::new(d_proj_x, n, g), Mat::new(w_ih, g, input), true, options.threads),
+        Some(m) => {
+            let mut dx = vec![T::ZERO; n * input];
+            gemm(&mut dx, Mat::new(d_proj_x, n, g), Mat::new(w_ih, g, input), false, options.threads);
+            for ((d, &v), &k) in d_x.iter_mut().zip(&dx).zip(m.iter().cycle()) {
+                *d += v * k;
+            }
+        }
+    }
+}
+
+fn check_common<C: GatedCell, T: Real>(
+    cell: &C,
+    dims: Dims,
+    x: &[T],
+    h0: &[T],
+    c0: &[T],
+    weights: &CellWeights<'_, T>,
+    options: &SequenceOptions<'_, T>,
+) {
+    let Dims { steps, batch, input, hidden } = dims;
+    let g = C::GATES * hidden;
+    assert_eq!(x.len(), steps * batch * input, "x must be [T,B,D]");
+    assert_eq!(h0.len(), batch * hidden, "h0 must be [B,H]");
+    if C::HAS_CELL_STATE {
+        assert_eq!(c0.len(), batch * hidden, "c0 must be [B,H]");
+    }
+    assert_eq!(weights.w_ih.len(), g * input, "w_ih must be [G,D]");
+    assert_eq!(weights.w_hh.len(), g * hidden, "w_hh must be [G,H]");
+    assert_eq!(weights.b_ih.len(), g);
+    assert_eq!(weights.b_hh.len(), g);
+    if let Some(norm) = &weights.norm {
+        assert_eq!(norm.gates.len(), cell.norm_gate_chunks() * hidden);
+    }
+    options.check(batch, input, hidden, steps);
+}
+
+/// Carried state and reusable buffers for streaming one step at a time
+/// (no allocation per step).
+#[derive(Clone, Debug, Default)]
+pub struct StepWorkspace<T> {
+    proj_x: Vec<T>,
+    proj_h: Vec<T>,
+    h_next: Vec<T>,
+    c_next: Vec<T>,
+    scratch: Vec<T>,
+}
+
+/// Advances the state by one step: `x: [B,D]`, `h, c: [B,H]` in-out (the carried state).
+pub fn step<C: GatedCell, T: Real>(
+    cell: &C,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    x: &[T],
+    h: &mut [T],
+    c: &mut [T],
+    weights: &CellWeights<'_, T>,
+    work: &mut StepWorkspace<T>,
+) {
+    let g = C::GATES * hidden;
+    let width = cell.cache_width(hidden, weights.norm.is_some());
+    work.proj_x.resize(batch * g, T::ZERO);
+    work.proj_h.resize(batch * g, T::ZERO);
+    work.h_next.resize(batch * hidden, T::ZERO);
+    work.c_next.resize(if C::HAS_CELL_STATE { batch * hidden } else { 0 }, T::ZERO);
+    work.scratch.resize(width, T::ZERO);
+    gemm(&mut work.proj_x, Mat::new(x, batch, input), Mat::new(weights.w_ih, g, input).t(), false, Threads(1));
+    gemm(&mut work.proj_h, Mat::new(h, batch, hidden), Mat::new(weights.w_hh, g, hidden).t(), false, Threads(1));
+    let StepWorkspace { proj_x, proj_h, h_next, c_next, scratch } = work;
+    vectorized(|| {
+        for b in 0..batch {
+            let hs = b * hidden..(b + 1) * hidden;
+            let (c_prev, c_out): (&[T], &mut [T]) =
+                if C::HAS_CELL_STATE { (&c[hs.clone()], &mut c_next[hs.clone()]) } else { (&[], &mut []) };
+            cell.forward_row(
+                hidden,
+                &proj_x[b * g..(b + 1) * g],
+                &mut proj_h[b * g..(b + 1) * g],
+                weights,
+                &h[hs.clone()],
+                c_prev,
+                &mut h_next[hs],
+                c_out,
+                scratch,
+            );
+        }
+    });
+    h.copy_from_slice(h_next);
+    if C::HAS_CELL_STATE {
+        c.copy_from_slice(c_next);
+    }
+}

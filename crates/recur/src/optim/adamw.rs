@@ -1,0 +1,79 @@
+//! AdamW (Loshchilov & Hutter 2019): Adam with weight decay decoupled from the gradient,
+//! exactly as PyTorch's `torch.optim.AdamW` computes it:
+//!
+//! θ ← θ − lr·λ·θ
+//! m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²
+//! θ ← θ − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)
+
+use serde::{Deserialize, Serialize};
+
+/// AdamW hyper-parameters (PyTorch's defaults except weight decay, which is 0.01 there too).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdamWConfig {
+    pub lr: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.01 }
+    }
+}
+
+/// One parameter tensor as the optimizer sees it.
+pub struct ParamSlot<'a> {
+    pub value: &'a mut [f32],
+    pub grad: &'a [f32],
+    /// Whether weight decay applies (off for biases and norm gains by default).
+    pub decay: bool,
+}
+
+/// AdamW state: first and second moments per slot, and the step count.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct AdamW {
+    pub config: AdamWConfig,
+    pub step: u64,
+    pub m: Vec<Vec<f32>>,
+    pub v: Vec<Vec<f32>>,
+}
+
+impl AdamW {
+    pub fn new(config: AdamWConfig) -> Self {
+        AdamW { config, step: 0, m: Vec::new(), v: Vec::new() }
+    }
+
+    /// One update of every slot with learning rate `lr` (the scheduler's value).
+    /// Slots must come in the same order and sizes at every call.
+    ///
+    /// # Panics
+    /// If the slots' sizes change between calls.
+    pub fn step(&mut self, lr: f64, slots: &mut [ParamSlot<'_>]) {
+        if self.m.is_empty() {
+            self.m = slots.iter().map(|s| vec![0.0; s.value.len()]).collect();
+            self.v = self.m.clone();
+        }
+        assert_eq!(self.m.len(), slots.len(), "optimizer slots changed between steps");
+        self.step += 1;
+        let AdamWConfig { beta1, beta2, eps, weight_decay, .. } = self.config;
+        let bc1 = 1.0 - beta1.powi(self.step as i32);
+        let bc2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
+        let step_size = lr / bc1;
+        for ((slot, m), v) in slots.iter_mut().zip(&mut self.m).zip(&mut self.v) {
+            assert_eq!(m.len(), slot.value.len(), "optimizer slot changed size");
+            let decay = if slot.decay { 1.0 - lr * weight_decay } else { 1.0 };
+            for i in 0..m.len() {
+                let g = slot.grad[i] as f64;
+                let mi = beta1 * m[i] as f64 + (1.0 - beta1) * g;
+                let vi = beta2 * v[i] as f64 + (1.0 - beta2) * g * g;
+                m[i] = mi as f32;
+                v[i] = vi as f32;
+                let p = slot.value[i] as f64 * decay;
+                slot.value[i] = (p - step_size * mi / (vi.sqrt() / bc2_sqrt + eps)) as f32;
+            }
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Recurrent encoders: config, parameters with PyTorch names, the stacked layer.
+
+pub mod config;
+pub mod layer;
+pub mod params;
+
+pub use config::{CellKind, RnnConfig};
+pub use layer::{InitialState, InputGrads, Rnn, RnnCache, RnnOutput, SequenceBatch};
+pub use params::CellParams;
