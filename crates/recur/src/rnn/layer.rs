@@ -158,7 +158,7 @@ impl<T: Real> Rnn<T> {
         n
     }
 
-    fn validate_input(&self, input: &SequenceBatch<'_, T>, state: &InitialState<'_, T>) -> Result<()> {
+    pub(crate) fn validate_input(&self, input: &SequenceBatch<'_, T>, state: &InitialState<'_, T>) -> Result<()> {
         let (t, b, d) = (input.steps, input.batch, self.config.input_size);
         if t == 0 || b == 0 {
             return Err(Error::invalid(
@@ -190,7 +190,7 @@ impl<T: Real> Rnn<T> {
     }
 
     /// `[B,H]` initial state of layer-direction `index`: given, learned, or zero.
-    fn initial(&self, given: Option<&[T]>, index: usize, batch: usize, cell_state: bool) -> Vec<T> {
+    pub(crate) fn initial_state_of(&self, given: Option<&[T]>, index: usize, batch: usize, cell_state: bool) -> Vec<T> {
         let h = self.config.hidden_size;
         if let Some(all) = given {
             return all[index * batch * h..(index + 1) * batch * h].to_vec();
@@ -261,9 +261,12 @@ impl<T: Real> Rnn<T> {
             let inits: Vec<(Vec<T>, Vec<T>)> = (0..dirs)
                 .map(|d| {
                     let i = k * dirs + d;
-                    let c0 =
-                        if cfg.cell.has_cell_state() { self.initial(state.c0, i, batch, true) } else { Vec::new() };
-                    (self.initial(state.h0, i, batch, false), c0)
+                    let c0 = if cfg.cell.has_cell_state() {
+                        self.initial_state_of(state.c0, i, batch, true)
+                    } else {
+                        Vec::new()
+                    };
+                    (self.initial_state_of(state.h0, i, batch, false), c0)
                 })
                 .collect();
             let run_direction = |d: usize| {
@@ -490,11 +493,12 @@ fn deinterleave<T: Real>(src: &[T], d: usize, dirs: usize, h: usize) -> Vec<T> {
     src.chunks_exact(dirs * h).flat_map(|row| row[d * h..(d + 1) * h].iter().copied()).collect()
 }
 
-fn jordan_of(p_hidden: usize) -> Jordan {
-    Jordan { hidden_activation: Activation::Tanh, output_activation: OutputActivation::Identity, output: p_hidden }
+/// The Jordan layer of an encoder: φ = tanh, ψ = identity, O = H.
+pub(crate) fn jordan_of(hidden: usize) -> Jordan {
+    Jordan { hidden_activation: Activation::Tanh, output_activation: OutputActivation::Identity, output: hidden }
 }
 
-fn jordan_weights<T: Real>(p: &CellParams<T>) -> JordanWeights<'_, T> {
+pub(crate) fn jordan_weights<T: Real>(p: &CellParams<T>) -> JordanWeights<'_, T> {
     JordanWeights {
         w_ih: &p.weight_ih.data,
         w_ch: &p.weight_hh.data,

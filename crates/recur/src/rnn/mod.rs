@@ -3,7 +3,9 @@
 pub mod config;
 pub mod layer;
 pub mod params;
+pub mod stream;
 
 pub use config::{CellKind, RnnConfig};
 pub use layer::{InitialState, InputGrads, Rnn, RnnCache, RnnOutput, SequenceBatch};
 pub use params::CellParams;
+pub use stream::Stream;

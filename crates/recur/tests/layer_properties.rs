@@ -1,0 +1,213 @@
+//! Properties of the encoder that hold for any shape: a bidirectional layer is two
+//! forward layers (one on the time-reversed input), streaming equals the whole-sequence
+//! call, a saved state dict reloads to the same model, and bad input is a named error.
+
+use std::collections::BTreeMap;
+
+use recur::rnn::{CellKind, InitialState, Rnn, RnnConfig, SequenceBatch};
+use recur::{Error, Rng, Tensor};
+
+fn normal(rng: &mut Rng, n: usize) -> Vec<f32> {
+    (0..n).map(|_| rng.normal() as f32).collect()
+}
+
+fn close(a: &[f32], b: &[f32], tol: f32) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+}
+
+#[test]
+fn bidirectional_layer_equals_forward_layer_plus_forward_layer_on_reversed_input() {
+    let mut rng = Rng::new(2024);
+    for trial in 0..60 {
+        let cell = CellKind::ALL[trial % CellKind::ALL.len()];
+        let (steps, batch, d, h) = (1 + rng.below(9), 1 + rng.below(5), 1 + rng.below(6), 1 + rng.below(9));
+        let config = RnnConfig { cell, input_size: d, hidden_size: h, bidirectional: true, ..RnnConfig::default() };
+        let bi = Rnn::<f32>::new(config.clone(), trial as u64).unwrap();
+        let uni_config = RnnConfig { bidirectional: false, ..config };
+        let mut forward = Rnn::<f32>::new(uni_config.clone(), 0).unwrap();
+        let mut backward = Rnn::<f32>::new(uni_config, 0).unwrap();
+        forward.cells_mut()[0] = bi.cells()[0].clone();
+        backward.cells_mut()[0] = bi.cells()[1].clone();
+
+        let lengths: Vec<usize> = (0..batch).map(|b| if b == 0 { steps } else { 1 + rng.below(steps) }).collect();
+        let x = normal(&mut rng, steps * batch * d);
+        let states = 2 * batch * h;
+        let h0 = normal(&mut rng, states);
+        let c0 = normal(&mut rng, states);
+        let has_c = cell.has_cell_state();
+        let bi_out = bi
+            .forward(
+                &SequenceBatch { x: &x, steps, batch, lengths: Some(&lengths) },
+                &InitialState { h0: Some(&h0), c0: has_c.then_some(&c0[..]) },
+            )
+            .unwrap();
+
+        // x reversed within each row's own length.
+        let mut x_rev = vec![0.0; x.len()];
+        for b in 0..batch {
+            for t in 0..lengths[b] {
+                let src = ((lengths[b] - 1 - t) * batch + b) * d;
+                x_rev[(t * batch + b) * d..(t * batch + b + 1) * d].copy_from_slice(&x[src..src + d]);
+            }
+        }
+        let half = batch * h;
+        let fw = forward
+            .forward(
+                &SequenceBatch { x: &x, steps, batch, lengths: Some(&lengths) },
+                &InitialState { h0: Some(&h0[..half]), c0: has_c.then_some(&c0[..half]) },
+            )
+            .unwrap();
+        let bw = backward
+            .forward(
+                &SequenceBatch { x: &x_rev, steps, batch, lengths: Some(&lengths) },
+                &InitialState { h0: Some(&h0[half..]), c0: has_c.then_some(&c0[half..]) },
+            )
+            .unwrap();
+        for b in 0..batch {
+            for t in 0..steps {
+                let row = &bi_out.output[(t * batch + b) * 2 * h..(t * batch + b + 1) * 2 * h];
+                let f = &fw.output[(t * batch + b) * h..(t * batch + b + 1) * h];
+                let r = if t < lengths[b] {
+                    let tr = lengths[b] - 1 - t;
+                    bw.output[(tr * batch + b) * h..(tr * batch + b + 1) * h].to_vec()
+                } else {
+                    vec![0.0; h]
+                };
+                assert!(close(&row[..h], f, 1e-6), "{cell:?} trial {trial}: forward half differs at t={t} b={b}");
+                assert!(close(&row[h..], &r, 1e-6), "{cell:?} trial {trial}: reverse half differs at t={t} b={b}");
+            }
+        }
+        assert!(
+            close(&bi_out.h_n[..half], &fw.h_n, 1e-6) && close(&bi_out.h_n[half..], &bw.h_n, 1e-6),
+            "{cell:?}: h_n"
+        );
+        if has_c {
+            assert!(
+                close(&bi_out.c_n[..half], &fw.c_n, 1e-6) && close(&bi_out.c_n[half..], &bw.c_n, 1e-6),
+                "{cell:?}: c_n"
+            );
+        }
+    }
+}
+
+#[test]
+fn streaming_one_step_at_a_time_equals_the_whole_sequence() {
+    let mut rng = Rng::new(5);
+    for cell in CellKind::ALL {
+        for layer_norm in [false, true] {
+            let (steps, batch, d, h) = (12, 3, 4, 8);
+            let config =
+                RnnConfig { cell, input_size: d, hidden_size: h, num_layers: 2, layer_norm, ..RnnConfig::default() };
+            let rnn = Rnn::<f32>::new(config, 3).unwrap();
+            let x = normal(&mut rng, steps * batch * d);
+            let whole =
+                rnn.forward(&SequenceBatch { x: &x, steps, batch, lengths: None }, &InitialState::default()).unwrap();
+            let mut stream = rnn.stream(batch, &InitialState::default()).unwrap();
+            for t in 0..steps {
+                let y = stream.step(&x[t * batch * d..(t + 1) * batch * d]).unwrap().to_vec();
+                let want = &whole.output[t * batch * h..(t + 1) * batch * h];
+                assert!(close(&y, want, 1e-5), "{cell:?} ln={layer_norm}: step {t} differs");
+            }
+        }
+    }
+}
+
+#[test]
+fn saved_state_dict_reloads_to_the_same_outputs() {
+    let dir = std::env::temp_dir().join(format!("recur-state-dict-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for cell in CellKind::ALL {
+        let config = RnnConfig {
+            cell,
+            input_size: 3,
+            hidden_size: 5,
+            num_layers: 2,
+            bidirectional: true,
+            layer_norm: true,
+            learn_initial_state: true,
+            ..RnnConfig::default()
+        };
+        let a = Rnn::<f32>::new(config.clone(), 1).unwrap();
+        let path = dir.join(format!("{cell:?}.safetensors"));
+        a.save_safetensors(&path, Default::default()).unwrap();
+        let mut b = Rnn::<f32>::new(config, 2).unwrap();
+        assert_ne!(a, b);
+        b.load_safetensors(&path, &|_| false).unwrap();
+        assert_eq!(a, b, "{cell:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn gru() -> Rnn<f32> {
+    Rnn::new(RnnConfig { cell: CellKind::GruResetAfter, input_size: 3, hidden_size: 4, ..RnnConfig::default() }, 0)
+        .unwrap()
+}
+
+#[test]
+fn bad_inputs_are_errors_that_name_the_tensor_and_shape() {
+    let rnn = gru();
+    let x = vec![0.5f32; 5 * 2 * 3];
+    fn batch(x: &[f32]) -> SequenceBatch<'_, f32> {
+        SequenceBatch { x, steps: 5, batch: 2, lengths: None }
+    }
+    let err = rnn.forward(&batch(&x[..29]), &InitialState::default()).unwrap_err();
+    assert!(
+        matches!(&err, Error::Shape { tensor, expected, .. } if tensor == "input" && expected == &vec![5, 2, 3]),
+        "{err}"
+    );
+    assert_eq!(err.to_string(), "tensor `input` has shape [29], expected [5, 2, 3]");
+
+    let mut nan = x.clone();
+    nan[7] = f32::NAN;
+    let err = rnn.forward(&batch(&nan), &InitialState::default()).unwrap_err();
+    assert!(matches!(&err, Error::NonFinite { tensor, index: 7, .. } if tensor == "input"), "{err}");
+
+    let err = rnn.forward(&batch(&x), &InitialState { h0: Some(&[0.0; 7]), c0: None }).unwrap_err();
+    assert!(
+        matches!(&err, Error::Shape { tensor, expected, .. } if tensor == "h0" && expected == &vec![1, 2, 4]),
+        "{err}"
+    );
+
+    let err = rnn.forward(&batch(&x), &InitialState { h0: None, c0: Some(&[0.0; 8]) }).unwrap_err();
+    assert!(err.to_string().contains("c0"), "{err}");
+
+    let err =
+        rnn.forward(&SequenceBatch { lengths: Some(&[5, 6]), ..batch(&x) }, &InitialState::default()).unwrap_err();
+    assert!(err.to_string().contains("row 1 has length 6"), "{err}");
+
+    let bi = Rnn::<f32>::new(RnnConfig { bidirectional: true, ..rnn.config().clone() }, 0).unwrap();
+    assert!(bi.stream(1, &InitialState::default()).is_err());
+
+    let err = RnnConfig { dropout: 1.5, ..RnnConfig::default() }.validate().unwrap_err();
+    assert!(err.to_string().contains("dropout"), "{err}");
+}
+
+#[test]
+fn state_dict_errors_name_the_missing_extra_or_misshaped_tensor() {
+    let mut rnn = gru();
+    let good: BTreeMap<String, Tensor<f32>> = rnn.state_dict().into_iter().collect();
+
+    let mut missing = good.clone();
+    missing.remove("bias_hh_l0");
+    let err = rnn.load_state_dict(&missing).unwrap_err();
+    assert_eq!(err.to_string(), "state dict has no tensor `bias_hh_l0` (expected shape [12])");
+
+    let mut extra = good.clone();
+    extra.insert("weight_ih_l1".into(), Tensor::zeros(&[12, 4]));
+    let err = rnn.load_state_dict(&extra).unwrap_err();
+    assert!(matches!(&err, Error::UnexpectedTensor { tensor, .. } if tensor == "weight_ih_l1"), "{err}");
+
+    let mut misshaped = good.clone();
+    misshaped.insert("weight_hh_l0".into(), Tensor::zeros(&[4, 12]));
+    let err = rnn.load_state_dict(&misshaped).unwrap_err();
+    assert_eq!(err.to_string(), "tensor `weight_hh_l0` has shape [4, 12], expected [12, 4]");
+
+    let mut infinite = good.clone();
+    infinite.get_mut("weight_ih_l0").unwrap().data[3] = f32::INFINITY;
+    let before = rnn.clone();
+    let err = rnn.load_state_dict(&infinite).unwrap_err();
+    assert!(matches!(&err, Error::NonFinite { tensor, index: 3, .. } if tensor == "weight_ih_l0"), "{err}");
+    assert_eq!(rnn, before, "a failed load changes nothing");
+
+    rnn.load_state_dict(&good).unwrap();
+}
