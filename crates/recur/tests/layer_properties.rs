@@ -44,9 +44,9 @@ fn bidirectional_layer_equals_forward_layer_plus_forward_layer_on_reversed_input
 
         // x reversed within each row's own length.
         let mut x_rev = vec![0.0; x.len()];
-        for b in 0..batch {
-            for t in 0..lengths[b] {
-                let src = ((lengths[b] - 1 - t) * batch + b) * d;
+        for (b, &len) in lengths.iter().enumerate() {
+            for t in 0..len {
+                let src = ((len - 1 - t) * batch + b) * d;
                 x_rev[(t * batch + b) * d..(t * batch + b + 1) * d].copy_from_slice(&x[src..src + d]);
             }
         }
