@@ -63,12 +63,12 @@ fn bidirectional_layer_equals_forward_layer_plus_forward_layer_on_reversed_input
                 &InitialState { h0: Some(&h0[half..]), c0: has_c.then_some(&c0[half..]) },
             )
             .unwrap();
-        for b in 0..batch {
+        for (b, &len) in lengths.iter().enumerate() {
             for t in 0..steps {
                 let row = &bi_out.output[(t * batch + b) * 2 * h..(t * batch + b + 1) * 2 * h];
                 let f = &fw.output[(t * batch + b) * h..(t * batch + b + 1) * h];
-                let r = if t < lengths[b] {
-                    let tr = lengths[b] - 1 - t;
+                let r = if t < len {
+                    let tr = len - 1 - t;
                     bw.output[(tr * batch + b) * h..(tr * batch + b + 1) * h].to_vec()
                 } else {
                     vec![0.0; h]
