@@ -131,3 +131,20 @@ pub trait GatedCell: Sync {
         grads: &mut CellGrads<'_, T>,
     );
 }
+
+/// `out = φ(pre + b_ih + b_hh)` elementwise over equal-length slices (the shape the
+/// compiler vectorises).
+#[inline(always)]
+pub(crate) fn activate<T: Real>(out: &mut [T], pre: &[T], b_ih: &[T], b_hh: &[T], phi: impl Fn(T) -> T) {
+    for (((o, &a), &b1), &b2) in out.iter_mut().zip(pre).zip(b_ih).zip(b_hh) {
+        *o = phi(a + b1 + b2);
+    }
+}
+
+/// `a += b` elementwise.
+#[inline(always)]
+pub(crate) fn add_assign<T: Real>(a: &mut [T], b: &[T]) {
+    for (x, &y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}

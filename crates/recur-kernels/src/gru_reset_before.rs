@@ -149,41 +149,47 @@ pub fn forward<T: Real>(
         let rows_base = if keep { s * batch * width } else { 0 };
         let px = &proj_x[t * batch * g..(t + 1) * batch * g];
         let rs = &mut reset_state[rs_base..rs_base + plane];
-        vectorized(|| {
-            for b in 0..batch {
-                let hs = b * n..(b + 1) * n;
-                if !is_active(options.lengths, b, t) {
-                    rs[hs].iter_mut().for_each(|v| *v = T::ZERO);
-                    continue;
+        vectorized(
+            #[inline(always)]
+            || {
+                for b in 0..batch {
+                    let hs = b * n..(b + 1) * n;
+                    if !is_active(options.lengths, b, t) {
+                        rs[hs].iter_mut().for_each(|v| *v = T::ZERO);
+                        continue;
+                    }
+                    let cache_row = &mut rows[rows_base + b * width..rows_base + (b + 1) * width];
+                    for j in 0..2 * n {
+                        a[j] = px[b * g + j] + proj_rz[b * 2 * n + j];
+                    }
+                    gates_forward(n, &mut a, weights, cache_row);
+                    for j in 0..n {
+                        rs[b * n + j] = cache_row[j] * h_in[b * n + j];
+                    }
                 }
-                let cache_row = &mut rows[rows_base + b * width..rows_base + (b + 1) * width];
-                for j in 0..2 * n {
-                    a[j] = px[b * g + j] + proj_rz[b * 2 * n + j];
-                }
-                gates_forward(n, &mut a, weights, cache_row);
-                for j in 0..n {
-                    rs[b * n + j] = cache_row[j] * h_in[b * n + j];
-                }
-            }
-        });
+            },
+        );
         gemm(&mut proj_n, Mat::new(rs, batch, n), w_n, false, Threads(1));
         let out_t = &mut output[t * plane..(t + 1) * plane];
-        vectorized(|| {
-            for b in 0..batch {
-                let hs = b * n..(b + 1) * n;
-                if !is_active(options.lengths, b, t) {
-                    h_cur_all[hs.clone()].copy_from_slice(&h_prev_all[hs]);
-                    continue;
+        vectorized(
+            #[inline(always)]
+            || {
+                for b in 0..batch {
+                    let hs = b * n..(b + 1) * n;
+                    if !is_active(options.lengths, b, t) {
+                        h_cur_all[hs.clone()].copy_from_slice(&h_prev_all[hs]);
+                        continue;
+                    }
+                    let cache_row = &mut rows[rows_base + b * width..rows_base + (b + 1) * width];
+                    let a_n = &mut a[..n];
+                    for j in 0..n {
+                        a_n[j] = px[b * g + 2 * n + j] + proj_n[b * n + j];
+                    }
+                    candidate_forward(n, a_n, weights, &h_prev_all[hs.clone()], &mut h_cur_all[hs.clone()], cache_row);
+                    out_t[hs.clone()].copy_from_slice(&h_cur_all[hs]);
                 }
-                let cache_row = &mut rows[rows_base + b * width..rows_base + (b + 1) * width];
-                let a_n = &mut a[..n];
-                for j in 0..n {
-                    a_n[j] = px[b * g + 2 * n + j] + proj_n[b * n + j];
-                }
-                candidate_forward(n, a_n, weights, &h_prev_all[hs.clone()], &mut h_cur_all[hs.clone()], cache_row);
-                out_t[hs.clone()].copy_from_slice(&h_cur_all[hs]);
-            }
-        });
+            },
+        );
     }
     let h_n = states[steps * plane..].to_vec();
     if let Some(cache) = cache {
@@ -239,79 +245,85 @@ pub fn backward<T: Real>(
         let dprz = &mut d_proj_rz[s * batch * 2 * n..(s + 1) * batch * 2 * n];
         let dy = &grad_in.d_output[t * plane..(t + 1) * plane];
         // inverts h_t = (1 − z) ⊙ h_{t−1} + z ⊙ h̃ and h̃ = tanh(a_n + b)
-        vectorized(|| {
-            for b in 0..batch {
-                let hs = b * n..(b + 1) * n;
-                if !is_active(options.lengths, b, t) {
-                    dpx[b * g..(b + 1) * g].iter_mut().for_each(|v| *v = T::ZERO);
-                    dpn[hs.clone()].iter_mut().for_each(|v| *v = T::ZERO);
-                    dh_next[hs.clone()].copy_from_slice(&dh_carry[hs]);
-                    continue;
-                }
-                let row = &rows[b * width..(b + 1) * width];
-                for j in 0..n {
-                    let dh = dy[b * n + j] + dh_carry[b * n + j];
-                    let (z, cand) = (row[n + j], row[2 * n + j]);
-                    dh_next[b * n + j] = dh * (T::ONE - z);
-                    let d_cand = dh * z;
-                    // dz kept in dprz's z block until the gate backward
-                    dprz[b * 2 * n + n + j] = dh * (cand - h_prev_all[b * n + j]);
-                    let da = d_cand * (T::ONE - cand * cand);
-                    d_b_ih[2 * n + j] += da;
-                    d_b_hh[2 * n + j] += da;
-                    dpn[b * n + j] = da;
-                }
-                if let Some(norm) = &weights.norm {
-                    layer_norm_backward(
-                        &mut dpn[hs.clone()],
-                        &row[(HAT + 2) * n..(HAT + 3) * n],
-                        row[RSTD * n + 2],
-                        &norm.gates[2 * n..3 * n],
-                        &mut d_norm[2 * n..3 * n],
-                    );
-                }
-                dpx[b * g + 2 * n..(b + 1) * g].copy_from_slice(&dpn[hs]);
-            }
-        });
-        // ∂(r ⊙ h_in) = ∂P_n · W_hn
-        gemm(&mut d_reset_state, Mat::new(dpn, batch, n), w_n, false, Threads(1));
-        vectorized(|| {
-            for b in 0..batch {
-                if !is_active(options.lengths, b, t) {
-                    dprz[b * 2 * n..(b + 1) * 2 * n].iter_mut().for_each(|v| *v = T::ZERO);
-                    d_h_in[b * n..(b + 1) * n].iter_mut().for_each(|v| *v = T::ZERO);
-                    continue;
-                }
-                let row = &rows[b * width..(b + 1) * width];
-                for j in 0..n {
-                    let (r, z) = (row[j], row[n + j]);
-                    let d_rs = d_reset_state[b * n + j];
-                    d_h_in[b * n + j] = d_rs * r;
-                    let da_r = d_rs * h_in[b * n + j] * r * (T::ONE - r);
-                    let dz = dprz[b * 2 * n + n + j];
-                    dprz[b * 2 * n + j] = da_r;
-                    dprz[b * 2 * n + n + j] = dz * z * (T::ONE - z);
-                }
-                for j in 0..2 * n {
-                    d_b_ih[j] += dprz[b * 2 * n + j];
-                    d_b_hh[j] += dprz[b * 2 * n + j];
-                }
-                if let Some(norm) = &weights.norm {
-                    for k in 0..2 {
-                        let r = k * n..(k + 1) * n;
-                        let grad = &mut dprz[b * 2 * n + k * n..b * 2 * n + (k + 1) * n];
+        vectorized(
+            #[inline(always)]
+            || {
+                for b in 0..batch {
+                    let hs = b * n..(b + 1) * n;
+                    if !is_active(options.lengths, b, t) {
+                        dpx[b * g..(b + 1) * g].iter_mut().for_each(|v| *v = T::ZERO);
+                        dpn[hs.clone()].iter_mut().for_each(|v| *v = T::ZERO);
+                        dh_next[hs.clone()].copy_from_slice(&dh_carry[hs]);
+                        continue;
+                    }
+                    let row = &rows[b * width..(b + 1) * width];
+                    for j in 0..n {
+                        let dh = dy[b * n + j] + dh_carry[b * n + j];
+                        let (z, cand) = (row[n + j], row[2 * n + j]);
+                        dh_next[b * n + j] = dh * (T::ONE - z);
+                        let d_cand = dh * z;
+                        // dz kept in dprz's z block until the gate backward
+                        dprz[b * 2 * n + n + j] = dh * (cand - h_prev_all[b * n + j]);
+                        let da = d_cand * (T::ONE - cand * cand);
+                        d_b_ih[2 * n + j] += da;
+                        d_b_hh[2 * n + j] += da;
+                        dpn[b * n + j] = da;
+                    }
+                    if let Some(norm) = &weights.norm {
                         layer_norm_backward(
-                            grad,
-                            &row[(HAT + k) * n..(HAT + k + 1) * n],
-                            row[RSTD * n + k],
-                            &norm.gates[r.clone()],
-                            &mut d_norm[r],
+                            &mut dpn[hs.clone()],
+                            &row[(HAT + 2) * n..(HAT + 3) * n],
+                            row[RSTD * n + 2],
+                            &norm.gates[2 * n..3 * n],
+                            &mut d_norm[2 * n..3 * n],
                         );
                     }
+                    dpx[b * g + 2 * n..(b + 1) * g].copy_from_slice(&dpn[hs]);
                 }
-                dpx[b * g..b * g + 2 * n].copy_from_slice(&dprz[b * 2 * n..(b + 1) * 2 * n]);
-            }
-        });
+            },
+        );
+        // ∂(r ⊙ h_in) = ∂P_n · W_hn
+        gemm(&mut d_reset_state, Mat::new(dpn, batch, n), w_n, false, Threads(1));
+        vectorized(
+            #[inline(always)]
+            || {
+                for b in 0..batch {
+                    if !is_active(options.lengths, b, t) {
+                        dprz[b * 2 * n..(b + 1) * 2 * n].iter_mut().for_each(|v| *v = T::ZERO);
+                        d_h_in[b * n..(b + 1) * n].iter_mut().for_each(|v| *v = T::ZERO);
+                        continue;
+                    }
+                    let row = &rows[b * width..(b + 1) * width];
+                    for j in 0..n {
+                        let (r, z) = (row[j], row[n + j]);
+                        let d_rs = d_reset_state[b * n + j];
+                        d_h_in[b * n + j] = d_rs * r;
+                        let da_r = d_rs * h_in[b * n + j] * r * (T::ONE - r);
+                        let dz = dprz[b * 2 * n + n + j];
+                        dprz[b * 2 * n + j] = da_r;
+                        dprz[b * 2 * n + n + j] = dz * z * (T::ONE - z);
+                    }
+                    for j in 0..2 * n {
+                        d_b_ih[j] += dprz[b * 2 * n + j];
+                        d_b_hh[j] += dprz[b * 2 * n + j];
+                    }
+                    if let Some(norm) = &weights.norm {
+                        for k in 0..2 {
+                            let r = k * n..(k + 1) * n;
+                            let grad = &mut dprz[b * 2 * n + k * n..b * 2 * n + (k + 1) * n];
+                            layer_norm_backward(
+                                grad,
+                                &row[(HAT + k) * n..(HAT + k + 1) * n],
+                                row[RSTD * n + k],
+                                &norm.gates[r.clone()],
+                                &mut d_norm[r],
+                            );
+                        }
+                    }
+                    dpx[b * g..b * g + 2 * n].copy_from_slice(&dprz[b * 2 * n..(b + 1) * 2 * n]);
+                }
+            },
+        );
         // ∂h_in += ∂P_rz · W_hrz;  ∂h_{t−1} += ∂h_in ⊙ d_h
         gemm(&mut d_h_in, Mat::new(dprz, batch, 2 * n), w_rz, true, Threads(1));
         if let Some(m) = options.state_mask {

@@ -158,27 +158,30 @@ impl Jordan {
             gemm(&mut proj_c, Mat::new(&ctx_in, batch, o), Mat::new(weights.w_ch, h, o).t(), false, Threads(1));
             let hs_step = &mut hidden_s[s * h_plane..(s + 1) * h_plane];
             let px = &proj_x[t * h_plane..(t + 1) * h_plane];
-            vectorized(|| {
-                for b in 0..batch {
-                    if !is_active(options.lengths, b, t) {
-                        hs_step[b * h..(b + 1) * h].iter_mut().for_each(|v| *v = T::ZERO);
-                        continue;
+            vectorized(
+                #[inline(always)]
+                || {
+                    for b in 0..batch {
+                        if !is_active(options.lengths, b, t) {
+                            hs_step[b * h..(b + 1) * h].iter_mut().for_each(|v| *v = T::ZERO);
+                            continue;
+                        }
+                        let a = &mut proj_c[b * h..(b + 1) * h];
+                        for j in 0..h {
+                            a[j] += px[b * h + j];
+                        }
+                        if let Some(gain) = weights.norm {
+                            let row = &mut norm_rows[(s * batch + b) * norm_width..(s * batch + b + 1) * norm_width];
+                            let (hat, rstd) = row.split_at_mut(h);
+                            hat.copy_from_slice(a);
+                            rstd[0] = layer_norm_forward(hat, gain, a);
+                        }
+                        for j in 0..h {
+                            hs_step[b * h + j] = self.hidden_activation.apply(a[j] + weights.b_h[j]);
+                        }
                     }
-                    let a = &mut proj_c[b * h..(b + 1) * h];
-                    for j in 0..h {
-                        a[j] += px[b * h + j];
-                    }
-                    if let Some(gain) = weights.norm {
-                        let row = &mut norm_rows[(s * batch + b) * norm_width..(s * batch + b + 1) * norm_width];
-                        let (hat, rstd) = row.split_at_mut(h);
-                        hat.copy_from_slice(a);
-                        rstd[0] = layer_norm_forward(hat, gain, a);
-                    }
-                    for j in 0..h {
-                        hs_step[b * h + j] = self.hidden_activation.apply(a[j] + weights.b_h[j]);
-                    }
-                }
-            });
+                },
+            );
             gemm(&mut y_pre, Mat::new(hs_step, batch, h), Mat::new(weights.w_hy, o, h).t(), false, Threads(1));
             let (ctx_before, ctx_after) = contexts.split_at_mut((s + 1) * ctx_plane);
             let ctx_prev = &ctx_before[s * ctx_plane..];
@@ -265,26 +268,29 @@ impl Jordan {
             let hs_step = &cache.hidden[s * h_plane..(s + 1) * h_plane];
             let dps = &mut d_proj_step[s * h_plane..(s + 1) * h_plane];
             // inverts h_t = φ(LN(a) + b_h)
-            vectorized(|| {
-                for b in 0..batch {
-                    if !is_active(options.lengths, b, t) {
-                        continue;
-                    }
-                    let da = &mut dps[b * h..(b + 1) * h];
-                    for j in 0..h {
-                        let mut g = dh[b * h + j];
-                        if !d_hidden.is_empty() {
-                            g += d_hidden[t * h_plane + b * h + j];
+            vectorized(
+                #[inline(always)]
+                || {
+                    for b in 0..batch {
+                        if !is_active(options.lengths, b, t) {
+                            continue;
                         }
-                        da[j] = g * self.hidden_activation.derivative_from_output(hs_step[b * h + j]);
-                        d_b_h[j] += da[j];
+                        let da = &mut dps[b * h..(b + 1) * h];
+                        for j in 0..h {
+                            let mut g = dh[b * h + j];
+                            if !d_hidden.is_empty() {
+                                g += d_hidden[t * h_plane + b * h + j];
+                            }
+                            da[j] = g * self.hidden_activation.derivative_from_output(hs_step[b * h + j]);
+                            d_b_h[j] += da[j];
+                        }
+                        if let Some(gain) = weights.norm {
+                            let row = &cache.norm_rows[(s * batch + b) * norm_width..(s * batch + b + 1) * norm_width];
+                            layer_norm_backward(da, &row[..h], row[h], gain, d_norm);
+                        }
                     }
-                    if let Some(gain) = weights.norm {
-                        let row = &cache.norm_rows[(s * batch + b) * norm_width..(s * batch + b + 1) * norm_width];
-                        layer_norm_backward(da, &row[..h], row[h], gain, d_norm);
-                    }
-                }
-            });
+                },
+            );
             d_proj_time[t * h_plane..(t + 1) * h_plane].copy_from_slice(dps);
             // ∂c_t = (∂a · W_ch) ⊙ d_c
             gemm(&mut d_ctx, Mat::new(dps, batch, h), Mat::new(weights.w_ch, h, o), false, Threads(1));

@@ -10,7 +10,7 @@
 //! With layer norm (Ba et al. 2016) each gate's pre-activation becomes
 //! LN(W_x x_t + W_h h_{t−1}) + b, and h_t = o_t ⊙ tanh(LN(c_t)) with LN(c) = γ_c⊙ĉ + β_c.
 
-use crate::cell::{CellGrads, CellWeights, GatedCell};
+use crate::cell::{activate, add_assign, CellGrads, CellWeights, GatedCell};
 use crate::layer_norm::{layer_norm_backward, layer_norm_forward};
 use crate::real::Real;
 
@@ -18,9 +18,8 @@ use crate::real::Real;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Lstm;
 
-/// Cache row layout: `[i f g o | tanh(c̃) | â_i â_f â_g â_o | ĉ | rstd×4, rstd_c]`
-/// (the parts after `tanh(c̃)` only with layer norm).
-const ACT: usize = 0;
+/// Cache row layout, in units of H: `[i f g o | tanh(c̃) | â_i â_f â_g â_o | ĉ | rstd×4, rstd_c]`
+/// (the parts after `tanh(c̃)` only with layer norm); c̃ = LN(c_t) or c_t.
 const TANH_C: usize = 4;
 const GATE_HAT: usize = 5;
 const CELL_HAT: usize = 9;
@@ -57,46 +56,50 @@ impl GatedCell for Lstm {
     ) {
         let n = hidden;
         let g = 4 * n;
+        // a = W_x x_t + W_h h_{t−1}
         let a = &mut proj_h[..g];
-        for (v, &x) in a.iter_mut().zip(proj_x) {
-            *v += x;
-        }
+        add_assign(a, &proj_x[..g]);
+        let (acts, rest) = cache.split_at_mut(TANH_C * n);
         if let Some(norm) = &weights.norm {
+            let (hats, stats) = rest[(GATE_HAT - TANH_C) * n..].split_at_mut(4 * n);
             for k in 0..4 {
-                let hat = &mut cache[(GATE_HAT + k) * n..(GATE_HAT + k + 1) * n];
+                let hat = &mut hats[k * n..(k + 1) * n];
                 hat.copy_from_slice(&a[k * n..(k + 1) * n]);
-                let rstd = layer_norm_forward(hat, &norm.gates[k * n..(k + 1) * n], &mut a[k * n..(k + 1) * n]);
-                cache[RSTD * n + k] = rstd;
+                stats[n + k] = layer_norm_forward(hat, &norm.gates[k * n..(k + 1) * n], &mut a[k * n..(k + 1) * n]);
             }
         }
-        for j in 0..g {
-            let pre = a[j] + weights.b_ih[j] + weights.b_hh[j];
-            cache[ACT + j] = if (2 * n..3 * n).contains(&j) { pre.tanh() } else { pre.sigmoid() };
-        }
+        let (b_ih, b_hh) = (&weights.b_ih[..g], &weights.b_hh[..g]);
+        // i, f = σ(·);  g = tanh(·);  o = σ(·)
+        activate(&mut acts[..2 * n], &a[..2 * n], &b_ih[..2 * n], &b_hh[..2 * n], T::sigmoid);
+        activate(&mut acts[2 * n..3 * n], &a[2 * n..3 * n], &b_ih[2 * n..3 * n], &b_hh[2 * n..3 * n], T::tanh);
+        activate(&mut acts[3 * n..g], &a[3 * n..g], &b_ih[3 * n..g], &b_hh[3 * n..g], T::sigmoid);
+        let (i, f, gg) = (&acts[..n], &acts[n..2 * n], &acts[2 * n..3 * n]);
+        let (c_prev, c_out) = (&c_prev[..n], &mut c_out[..n]);
         // c_t = f ⊙ c_{t−1} + i ⊙ g
         for j in 0..n {
-            c_out[j] = cache[n + j] * c_prev[j] + cache[j] * cache[2 * n + j];
+            c_out[j] = f[j] * c_prev[j] + i[j] * gg[j];
         }
+        let (tanh_c, rest) = rest.split_at_mut(n);
         match &weights.norm {
             Some(norm) => {
                 // LN(c_t) = γ_c ⊙ ĉ + β_c; h_out holds γ_c ⊙ ĉ until h_t overwrites it
                 let (gamma, beta) = norm.cell.split_at(n);
-                let c_hat = &mut cache[CELL_HAT * n..(CELL_HAT + 1) * n];
+                let (c_hat, stats) = rest[(CELL_HAT - GATE_HAT) * n..].split_at_mut(n);
                 c_hat.copy_from_slice(c_out);
-                cache[RSTD * n + 4] = layer_norm_forward(c_hat, gamma, h_out);
-                for j in 0..n {
-                    cache[TANH_C * n + j] = (h_out[j] + beta[j]).tanh();
+                stats[4] = layer_norm_forward(c_hat, gamma, h_out);
+                for ((t, &v), &b) in tanh_c.iter_mut().zip(&h_out[..n]).zip(beta) {
+                    *t = (v + b).tanh();
                 }
             }
             None => {
-                for j in 0..n {
-                    cache[TANH_C * n + j] = c_out[j].tanh();
+                for (t, &c) in tanh_c.iter_mut().zip(&*c_out) {
+                    *t = c.tanh();
                 }
             }
         }
-        // h_t = o ⊙ tanh(c_t)
-        for j in 0..n {
-            h_out[j] = cache[3 * n + j] * cache[TANH_C * n + j];
+        // h_t = o ⊙ tanh(c̃_t)
+        for ((h, &o), &t) in h_out[..n].iter_mut().zip(&acts[3 * n..g]).zip(&*tanh_c) {
+            *h = o * t;
         }
     }
 
@@ -118,52 +121,43 @@ impl GatedCell for Lstm {
         grads: &mut CellGrads<'_, T>,
     ) {
         let n = hidden;
-        let (i, f, gg, o) = (&cache[..n], &cache[n..2 * n], &cache[2 * n..3 * n], &cache[3 * n..4 * n]);
+        let g = 4 * n;
+        let (i, f, gg, o) = (&cache[..n], &cache[n..2 * n], &cache[2 * n..3 * n], &cache[3 * n..g]);
         let tanh_c = &cache[TANH_C * n..(TANH_C + 1) * n];
-        // inverts h_t = o ⊙ tanh(c̃): ∂c̃ through tanh, ∂o
-        let d_c_total = &mut dh_prev[..n]; // scratch; zeroed before return
+        let (dh, dc, c_prev, dc_prev) = (&dh[..n], &dc[..n], &c_prev[..n], &mut dc_prev[..n]);
+        // inverts h_t = o ⊙ tanh(c̃): ∂c̃ through tanh (dh_prev is scratch; zeroed before return)
+        let d_c_total = &mut dh_prev[..n];
         for j in 0..n {
             d_c_total[j] = dh[j] * o[j] * (T::ONE - tanh_c[j] * tanh_c[j]);
         }
-        match &weights.norm {
-            Some(norm) => {
-                let (gamma, _) = norm.cell.split_at(n);
-                let (d_gamma, d_beta) = grads.norm_cell.split_at_mut(n);
-                for j in 0..n {
-                    d_beta[j] += d_c_total[j];
-                }
-                let c_hat = &cache[CELL_HAT * n..(CELL_HAT + 1) * n];
-                let rstd = cache[RSTD * n + 4];
-                layer_norm_backward(d_c_total, c_hat, rstd, gamma, d_gamma);
-                for j in 0..n {
-                    d_c_total[j] += dc[j];
-                }
-            }
-            None => {
-                for j in 0..n {
-                    d_c_total[j] += dc[j];
-                }
-            }
+        if let Some(norm) = &weights.norm {
+            // inverts c̃ = γ_c ⊙ ĉ + β_c
+            let (d_gamma, d_beta) = grads.norm_cell.split_at_mut(n);
+            add_assign(d_beta, d_c_total);
+            let c_hat = &cache[CELL_HAT * n..(CELL_HAT + 1) * n];
+            layer_norm_backward(d_c_total, c_hat, cache[RSTD * n + 4], &norm.cell[..n], d_gamma);
         }
         // inverts c_t = f ⊙ c_{t−1} + i ⊙ g and the gate activations
+        let (da_i, rest) = d_proj_h[..g].split_at_mut(n);
+        let (da_f, rest) = rest.split_at_mut(n);
+        let (da_g, da_o) = rest.split_at_mut(n);
         for j in 0..n {
-            let dct = d_c_total[j];
+            let dct = d_c_total[j] + dc[j];
             dc_prev[j] = dct * f[j];
-            d_proj_h[j] = dct * gg[j] * i[j] * (T::ONE - i[j]);
-            d_proj_h[n + j] = dct * c_prev[j] * f[j] * (T::ONE - f[j]);
-            d_proj_h[2 * n + j] = dct * i[j] * (T::ONE - gg[j] * gg[j]);
-            d_proj_h[3 * n + j] = dh[j] * tanh_c[j] * o[j] * (T::ONE - o[j]);
+            da_i[j] = dct * gg[j] * i[j] * (T::ONE - i[j]);
+            da_f[j] = dct * c_prev[j] * f[j] * (T::ONE - f[j]);
+            da_g[j] = dct * i[j] * (T::ONE - gg[j] * gg[j]);
+            da_o[j] = dh[j] * tanh_c[j] * o[j] * (T::ONE - o[j]);
         }
-        for j in 0..4 * n {
-            grads.b_ih[j] += d_proj_h[j];
-            grads.b_hh[j] += d_proj_h[j];
-        }
+        let d_a = &mut d_proj_h[..g];
+        add_assign(&mut grads.b_ih[..g], d_a);
+        add_assign(&mut grads.b_hh[..g], d_a);
         if let Some(norm) = &weights.norm {
             for k in 0..4 {
                 let r = k * n..(k + 1) * n;
                 let hat = &cache[(GATE_HAT + k) * n..(GATE_HAT + k + 1) * n];
                 layer_norm_backward(
-                    &mut d_proj_h[r.clone()],
+                    &mut d_a[r.clone()],
                     hat,
                     cache[RSTD * n + k],
                     &norm.gates[r.clone()],
@@ -171,7 +165,7 @@ impl GatedCell for Lstm {
                 );
             }
         }
-        d_proj_x[..4 * n].copy_from_slice(&d_proj_h[..4 * n]);
-        dh_prev.iter_mut().for_each(|v| *v = T::ZERO);
+        d_proj_x[..g].copy_from_slice(d_a);
+        d_c_total.iter_mut().for_each(|v| *v = T::ZERO);
     }
 }

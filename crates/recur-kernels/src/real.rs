@@ -130,16 +130,20 @@ impl Real for f32 {
     }
 }
 
-/// e^x for f32 without branches: x = n·ln2 + r with |r| ≤ ln2/2, e^r by a degree-6
-/// polynomial (Cephes coefficients), 2^n assembled in the exponent bits.
-/// Inputs are clamped to [−87.3, 88.7] (results stay normal and finite).
+/// e^x for f32 without branches, written so that it vectorises: x = n·ln2 + r with n
+/// the nearest integer (rounded by adding 1.5·2²³, whose low mantissa bits then hold n)
+/// and |r| ≤ ln2/2, e^r by a degree-6 polynomial (Cephes coefficients), 2^n assembled
+/// in the exponent bits. Inputs are clamped to [−87.3, 88.7] (results stay normal).
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = core::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.3, 88.7);
-    let n = (x * LOG2E + 0.5).floor();
+    const ROUND: f32 = 12_582_912.0; // 1.5·2²³
+    let x = if x < -87.3 { -87.3 } else { x };
+    let x = if x > 88.7 { 88.7 } else { x };
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN2_HI - n * LN2_LO;
     let mut p = 1.987_569_1e-4_f32;
     p = p * r + 1.398_199_9e-3;
@@ -148,7 +152,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 1.666_666_6e-1;
     p = p * r + 0.5;
     let er = p * r * r + r + 1.0;
-    let bits = ((n as i32 + 127) as u32) << 23;
+    let bits = shifted.to_bits().wrapping_sub(0x4B40_0000).wrapping_add(127) << 23;
     er * f32::from_bits(bits)
 }
 

@@ -43,7 +43,8 @@ pub struct SequenceOutput<T> {
 }
 
 /// Everything backward needs from a training forward. Written only by
-/// [`forward`]; must be passed as-is to [`backward`] with the same inputs.
+/// [`forward`]; must be passed as-is to [`backward`] with the same inputs. Passing the
+/// same cache to the next forward reuses its buffers (no allocation, no page faults).
 #[derive(Clone, Debug, Default)]
 pub struct GatedCache<T> {
     dims: Option<Dims>,
@@ -53,6 +54,17 @@ pub struct GatedCache<T> {
     cells: Vec<T>,
     /// `[T, B, W]` the cell's per-row cache, processing order.
     rows: Vec<T>,
+    /// Scratch reused across calls: `[T,B,G]` input products (forward), then their gradients (backward).
+    proj: Vec<T>,
+    /// Scratch: `[T,B,G]` recurrent-product gradients (backward).
+    d_proj_h: Vec<T>,
+}
+
+/// Clears `v` and sizes it to `n` zeros, keeping its allocation.
+pub(crate) fn reuse<T: Real>(v: &mut Vec<T>, n: usize) -> &mut Vec<T> {
+    v.clear();
+    v.resize(n, T::ZERO);
+    v
 }
 
 /// Gradients flowing into one direction from above: `d_output: [T,B,H]`, `d_h_n`, `d_c_n: [B,H]`
@@ -153,31 +165,20 @@ pub fn forward<C: GatedCell, T: Real>(
     let width = cell.cache_width(hidden, weights.norm.is_some());
     check_common(cell, dims, x, h0, c0, weights, options);
 
+    let keep = cache.is_some();
+    let mut local = GatedCache::default();
+    let store = cache.unwrap_or(&mut local);
+    let GatedCache { states, cells, rows, proj, .. } = store;
     let mut masked = Vec::new();
     let x_used = masked_input(x, options.input_mask, batch, input, &mut masked);
-    let mut proj_x = vec![T::ZERO; steps * batch * g];
-    gemm(
-        &mut proj_x,
-        Mat::new(x_used, steps * batch, input),
-        Mat::new(weights.w_ih, g, input).t(),
-        false,
-        options.threads,
-    );
+    let proj_x = reuse(proj, steps * batch * g);
+    gemm(proj_x, Mat::new(x_used, steps * batch, input), Mat::new(weights.w_ih, g, input).t(), false, options.threads);
 
     let plane = batch * hidden;
-    let keep = cache.is_some();
-    let mut states = vec![T::ZERO; if keep { (steps + 1) * plane } else { 2 * plane }];
-    let mut cells = vec![
-        T::ZERO;
-        if !C::HAS_CELL_STATE {
-            0
-        } else if keep {
-            (steps + 1) * plane
-        } else {
-            2 * plane
-        }
-    ];
-    let mut rows = vec![T::ZERO; if keep { steps * batch * width } else { width }];
+    let planes = if keep { steps + 1 } else { 2 };
+    let states = reuse(states, planes * plane);
+    let cells = reuse(cells, if C::HAS_CELL_STATE { planes * plane } else { 0 });
+    let rows = reuse(rows, if keep { steps * batch * width } else { width });
     states[..plane].copy_from_slice(h0);
     if C::HAS_CELL_STATE {
         cells[..plane].copy_from_slice(c0);
@@ -207,60 +208,61 @@ pub fn forward<C: GatedCell, T: Real>(
             Threads(1),
         );
 
-        let (h_prev_all, h_cur_all) = prev_and_current(&mut states, prev, cur, plane);
-        let (c_prev_all, c_cur_all) = prev_and_current(&mut cells, prev, cur, plane);
+        let (h_prev_all, h_cur_all) = prev_and_current(states, prev, cur, plane);
+        let (c_prev_all, c_cur_all) = prev_and_current(cells, prev, cur, plane);
         let out_t = &mut output[t * plane..(t + 1) * plane];
         let px = &proj_x[t * batch * g..(t + 1) * batch * g];
         let row_cache_base = if keep { s * batch * width } else { 0 };
-        vectorized(|| {
-            for b in 0..batch {
-                let hs = b * hidden..(b + 1) * hidden;
-                if !is_active(options.lengths, b, t) {
-                    h_cur_all[hs.clone()].copy_from_slice(&h_prev_all[hs.clone()]);
-                    if C::HAS_CELL_STATE {
-                        c_cur_all[hs.clone()].copy_from_slice(&c_prev_all[hs.clone()]);
+        vectorized(
+            #[inline(always)]
+            || {
+                for b in 0..batch {
+                    let hs = b * hidden..(b + 1) * hidden;
+                    if !is_active(options.lengths, b, t) {
+                        h_cur_all[hs.clone()].copy_from_slice(&h_prev_all[hs.clone()]);
+                        if C::HAS_CELL_STATE {
+                            c_cur_all[hs.clone()].copy_from_slice(&c_prev_all[hs.clone()]);
+                        }
+                        continue;
                     }
-                    continue;
+                    let cache_row = if keep {
+                        &mut rows[row_cache_base + b * width..row_cache_base + (b + 1) * width]
+                    } else {
+                        &mut rows[..width]
+                    };
+                    let (c_prev, c_out): (&[T], &mut [T]) = if C::HAS_CELL_STATE {
+                        (&c_prev_all[hs.clone()], &mut c_cur_all[hs.clone()])
+                    } else {
+                        (&[], &mut [])
+                    };
+                    cell.forward_row(
+                        hidden,
+                        &px[b * g..(b + 1) * g],
+                        &mut proj_h[b * g..(b + 1) * g],
+                        weights,
+                        &h_prev_all[hs.clone()],
+                        c_prev,
+                        &mut h_cur_all[hs.clone()],
+                        c_out,
+                        cache_row,
+                    );
+                    out_t[hs.clone()].copy_from_slice(&h_cur_all[hs]);
                 }
-                let cache_row = if keep {
-                    &mut rows[row_cache_base + b * width..row_cache_base + (b + 1) * width]
-                } else {
-                    &mut rows[..width]
-                };
-                let (c_prev, c_out): (&[T], &mut [T]) = if C::HAS_CELL_STATE {
-                    (&c_prev_all[hs.clone()], &mut c_cur_all[hs.clone()])
-                } else {
-                    (&[], &mut [])
-                };
-                cell.forward_row(
-                    hidden,
-                    &px[b * g..(b + 1) * g],
-                    &mut proj_h[b * g..(b + 1) * g],
-                    weights,
-                    &h_prev_all[hs.clone()],
-                    c_prev,
-                    &mut h_cur_all[hs.clone()],
-                    c_out,
-                    cache_row,
-                );
-                out_t[hs.clone()].copy_from_slice(&h_cur_all[hs]);
-            }
-        });
+            },
+        );
     }
 
     let last = slot(steps) * plane;
     let h_n = states[last..last + plane].to_vec();
     let c_n = if C::HAS_CELL_STATE { cells[last..last + plane].to_vec() } else { Vec::new() };
-    if let Some(cache) = cache {
-        *cache = GatedCache { dims: Some(dims), states, cells, rows };
-    }
+    store.dims = keep.then_some(dims);
     SequenceOutput { output, h_n, c_n }
 }
 
 /// Backpropagates through a whole sequence: exact BPTT.
 ///
-/// `x`, `weights`, `options` must be those given to the [`forward`] that filled `cache`.
-/// Gradients are accumulated into `out` (`+=`).
+/// `x`, `weights`, `options` must be those given to the [`forward`] that filled `cache`
+/// (whose scratch buffers backward reuses). Gradients are accumulated into `out` (`+=`).
 ///
 /// # Panics
 /// If `cache` was not filled by a training forward with the same `dims`.
@@ -270,11 +272,12 @@ pub fn backward<C: GatedCell, T: Real>(
     x: &[T],
     weights: &CellWeights<'_, T>,
     options: &SequenceOptions<'_, T>,
-    cache: &GatedCache<T>,
+    cache: &mut GatedCache<T>,
     grad_in: SequenceGradIn<'_, T>,
     out: SequenceGradOut<'_, T>,
 ) {
     assert_eq!(cache.dims, Some(dims), "backward needs the cache of a training forward of the same shape");
+    let GatedCache { states, cells, rows, proj, d_proj_h, .. } = cache;
     let Dims { steps, batch, hidden, .. } = dims;
     let g = C::GATES * hidden;
     let plane = batch * hidden;
@@ -283,8 +286,8 @@ pub fn backward<C: GatedCell, T: Real>(
     assert_eq!(grad_in.d_output.len(), steps * plane);
     assert_eq!(grad_in.d_h_n.len(), plane);
 
-    let mut d_proj_x = vec![T::ZERO; steps * batch * g];
-    let mut d_proj_h = vec![T::ZERO; steps * batch * g];
+    let d_proj_x = reuse(proj, steps * batch * g);
+    let d_proj_h = reuse(d_proj_h, steps * batch * g);
     let mut dh_carry = grad_in.d_h_n.to_vec();
     let mut dc_carry = if C::HAS_CELL_STATE { grad_in.d_c_n.to_vec() } else { Vec::new() };
     let mut dh_next = vec![T::ZERO; plane];
@@ -294,53 +297,56 @@ pub fn backward<C: GatedCell, T: Real>(
 
     for s in (0..steps).rev() {
         let t = time_of(s, steps, options.reverse);
-        let h_prev_all = &cache.states[s * plane..(s + 1) * plane];
-        let h_cur_all = &cache.states[(s + 1) * plane..(s + 2) * plane];
+        let h_prev_all = &states[s * plane..(s + 1) * plane];
+        let h_cur_all = &states[(s + 1) * plane..(s + 2) * plane];
         let dpx = &mut d_proj_x[t * batch * g..(t + 1) * batch * g];
         let dph = &mut d_proj_h[s * batch * g..(s + 1) * batch * g];
         let dy = &grad_in.d_output[t * plane..(t + 1) * plane];
-        vectorized(|| {
-            for b in 0..batch {
-                let hs = b * hidden..(b + 1) * hidden;
-                let gs = b * g..(b + 1) * g;
-                if !is_active(options.lengths, b, t) {
-                    dpx[gs.clone()].iter_mut().for_each(|v| *v = T::ZERO);
-                    dph[gs].iter_mut().for_each(|v| *v = T::ZERO);
-                    dh_next[hs.clone()].copy_from_slice(&dh_carry[hs.clone()]);
-                    if C::HAS_CELL_STATE {
-                        dc_next[hs.clone()].copy_from_slice(&dc_carry[hs]);
+        vectorized(
+            #[inline(always)]
+            || {
+                for b in 0..batch {
+                    let hs = b * hidden..(b + 1) * hidden;
+                    let gs = b * g..(b + 1) * g;
+                    if !is_active(options.lengths, b, t) {
+                        dpx[gs.clone()].iter_mut().for_each(|v| *v = T::ZERO);
+                        dph[gs].iter_mut().for_each(|v| *v = T::ZERO);
+                        dh_next[hs.clone()].copy_from_slice(&dh_carry[hs.clone()]);
+                        if C::HAS_CELL_STATE {
+                            dc_next[hs.clone()].copy_from_slice(&dc_carry[hs]);
+                        }
+                        continue;
                     }
-                    continue;
+                    for ((d, &a), &c) in dh_row.iter_mut().zip(&dy[hs.clone()]).zip(&dh_carry[hs.clone()]) {
+                        *d = a + c;
+                    }
+                    let (c_prev, dc, dc_prev): (&[T], &[T], &mut [T]) = if C::HAS_CELL_STATE {
+                        (
+                            &cells[s * plane..(s + 1) * plane][hs.clone()],
+                            &dc_carry[hs.clone()],
+                            &mut dc_next[hs.clone()],
+                        )
+                    } else {
+                        (&[], &[], &mut [])
+                    };
+                    cell.backward_row(
+                        hidden,
+                        &dh_row,
+                        dc,
+                        &rows[(s * batch + b) * width..(s * batch + b + 1) * width],
+                        &h_prev_all[hs.clone()],
+                        c_prev,
+                        &h_cur_all[hs.clone()],
+                        weights,
+                        &mut dpx[gs.clone()],
+                        &mut dph[gs],
+                        &mut dh_next[hs],
+                        dc_prev,
+                        &mut grads,
+                    );
                 }
-                for ((d, &a), &c) in dh_row.iter_mut().zip(&dy[hs.clone()]).zip(&dh_carry[hs.clone()]) {
-                    *d = a + c;
-                }
-                let (c_prev, dc, dc_prev): (&[T], &[T], &mut [T]) = if C::HAS_CELL_STATE {
-                    (
-                        &cache.cells[s * plane..(s + 1) * plane][hs.clone()],
-                        &dc_carry[hs.clone()],
-                        &mut dc_next[hs.clone()],
-                    )
-                } else {
-                    (&[], &[], &mut [])
-                };
-                cell.backward_row(
-                    hidden,
-                    &dh_row,
-                    dc,
-                    &cache.rows[(s * batch + b) * width..(s * batch + b + 1) * width],
-                    &h_prev_all[hs.clone()],
-                    c_prev,
-                    &h_cur_all[hs.clone()],
-                    weights,
-                    &mut dpx[gs.clone()],
-                    &mut dph[gs],
-                    &mut dh_next[hs],
-                    dc_prev,
-                    &mut grads,
-                );
-            }
-        });
+            },
+        );
         // ∂L/∂h_{s−1} += (∂P_h · W_hh) ⊙ d_h   (inverts P_h = (d_h ⊙ h_{s−1}) · W_hhᵀ)
         let w_hh = Mat::new(weights.w_hh, g, hidden);
         match options.state_mask {
@@ -366,9 +372,9 @@ pub fn backward<C: GatedCell, T: Real>(
 
     let n = steps * batch;
     let mut masked_h = Vec::new();
-    let h_used = masked_input(&cache.states[..n * hidden], options.state_mask, batch, hidden, &mut masked_h);
-    gemm(grads.w_hh, Mat::new(&d_proj_h, n, g).t(), Mat::new(h_used, n, hidden), true, options.threads);
-    input_grads(dims, g, x, weights.w_ih, options, &d_proj_x, grads.w_ih, d_x);
+    let h_used = masked_input(&states[..n * hidden], options.state_mask, batch, hidden, &mut masked_h);
+    gemm(grads.w_hh, Mat::new(d_proj_h, n, g).t(), Mat::new(h_used, n, hidden), true, options.threads);
+    input_grads(dims, g, x, weights.w_ih, options, d_proj_x, grads.w_ih, d_x);
 }
 
 /// The input-side products after the time loop, shared by every cell:
@@ -460,24 +466,27 @@ pub fn step<C: GatedCell, T: Real>(
     gemm(&mut work.proj_x, Mat::new(x, batch, input), Mat::new(weights.w_ih, g, input).t(), false, Threads(1));
     gemm(&mut work.proj_h, Mat::new(h, batch, hidden), Mat::new(weights.w_hh, g, hidden).t(), false, Threads(1));
     let StepWorkspace { proj_x, proj_h, h_next, c_next, scratch } = work;
-    vectorized(|| {
-        for b in 0..batch {
-            let hs = b * hidden..(b + 1) * hidden;
-            let (c_prev, c_out): (&[T], &mut [T]) =
-                if C::HAS_CELL_STATE { (&c[hs.clone()], &mut c_next[hs.clone()]) } else { (&[], &mut []) };
-            cell.forward_row(
-                hidden,
-                &proj_x[b * g..(b + 1) * g],
-                &mut proj_h[b * g..(b + 1) * g],
-                weights,
-                &h[hs.clone()],
-                c_prev,
-                &mut h_next[hs],
-                c_out,
-                scratch,
-            );
-        }
-    });
+    vectorized(
+        #[inline(always)]
+        || {
+            for b in 0..batch {
+                let hs = b * hidden..(b + 1) * hidden;
+                let (c_prev, c_out): (&[T], &mut [T]) =
+                    if C::HAS_CELL_STATE { (&c[hs.clone()], &mut c_next[hs.clone()]) } else { (&[], &mut []) };
+                cell.forward_row(
+                    hidden,
+                    &proj_x[b * g..(b + 1) * g],
+                    &mut proj_h[b * g..(b + 1) * g],
+                    weights,
+                    &h[hs.clone()],
+                    c_prev,
+                    &mut h_next[hs],
+                    c_out,
+                    scratch,
+                );
+            }
+        },
+    );
     h.copy_from_slice(h_next);
     if C::HAS_CELL_STATE {
         c.copy_from_slice(c_next);

@@ -3,29 +3,52 @@
 //! The pointwise work of a step (gate activations, state updates, layer norm) is
 //! written as plain loops over `H`. [`vectorized`] runs such a loop inside a function
 //! compiled for AVX2+FMA when the CPU has them, so the compiler emits 8-wide code
-//! without building the whole crate for one CPU. No `mul_add` is used in the loops,
+//! without building the whole crate for one CPU (AVX-512 likewise, where present). No `mul_add` is used in the loops,
 //! so both paths give bit-identical results.
 
 use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"))
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Baseline,
+    Avx2,
+    Avx512,
 }
 
-/// Runs `f`, compiled with AVX2 enabled when the CPU supports it.
+#[cfg(target_arch = "x86_64")]
+fn level() -> Level {
+    static LEVEL: OnceLock<Level> = OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        let avx512 = avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
+        match (avx512, avx2, std::env::var_os("RECUR_NO_AVX512").is_some()) {
+            (true, _, false) => Level::Avx512,
+            (_, true, _) => Level::Avx2,
+            _ => Level::Baseline,
+        }
+    })
+}
+
+/// Runs `f`, compiled with AVX-512 or AVX2 enabled when the CPU supports them
+/// (`RECUR_NO_AVX512=1` caps it at AVX2, for comparisons).
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn run_avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
         #[target_feature(enable = "avx2,fma")]
         unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
-        if has_avx2_fma() {
+        match level() {
             // SAFETY: the CPU supports the enabled features (checked at run time).
-            return unsafe { run_avx2(f) };
+            Level::Avx512 => return unsafe { run_avx512(f) },
+            Level::Avx2 => return unsafe { run_avx2(f) },
+            Level::Baseline => {}
         }
     }
     f()

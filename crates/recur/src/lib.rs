@@ -7,6 +7,7 @@
 //! gates i,f,g,o, GRU r,z,n) so that a `state_dict` saved as safetensors moves both ways.
 
 pub mod error;
+pub mod heads;
 pub mod io;
 pub mod optim;
 pub mod rng;

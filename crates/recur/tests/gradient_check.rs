@@ -81,12 +81,19 @@ impl Problem {
         let input =
             SequenceBatch { x: &self.x, steps: self.steps, batch: self.batch, lengths: self.lengths.as_deref() };
         let state = InitialState { h0: self.h0.as_deref(), c0: self.c0.as_deref() };
-        let (_, cache) = self.rnn.forward_train(&input, &state, MASK_SEED).unwrap();
+        let (_, mut cache) = self.rnn.forward_train(&input, &state, MASK_SEED).unwrap();
         let mut grads = self.rnn.zero_grads();
         let has_c = self.rnn.config().cell.has_cell_state();
         let d = self
             .rnn
-            .backward(&input, &cache, &self.probe, Some(&self.probe_h), has_c.then_some(&self.probe_c[..]), &mut grads)
+            .backward(
+                &input,
+                &mut cache,
+                &self.probe,
+                Some(&self.probe_h),
+                has_c.then_some(&self.probe_c[..]),
+                &mut grads,
+            )
             .unwrap();
         let mut bad = Vec::new();
         let mut compare = |what: String, i: usize, analytic: f64, numeric: f64| {

@@ -211,3 +211,46 @@ fn state_dict_errors_name_the_missing_extra_or_misshaped_tensor() {
 
     rnn.load_state_dict(&good).unwrap();
 }
+
+#[test]
+fn two_threads_give_the_same_outputs_and_gradients_as_one() {
+    let mut rng = Rng::new(11);
+    for cell in CellKind::ALL {
+        for bidirectional in [false, true] {
+            let (steps, batch, d, h) = (7, 19, 3, 6);
+            let config = RnnConfig {
+                cell,
+                input_size: d,
+                hidden_size: h,
+                num_layers: 2,
+                bidirectional,
+                input_dropout: 0.2,
+                state_dropout: 0.2,
+                dropout: 0.1,
+                ..RnnConfig::default()
+            };
+            let one = Rnn::<f32>::new(config, 4).unwrap();
+            let mut two = one.clone();
+            two.set_threads(2);
+            let x = normal(&mut rng, steps * batch * d);
+            let lengths: Vec<usize> = (0..batch).map(|b| 1 + (b * 5) % steps).collect();
+            let input = SequenceBatch { x: &x, steps, batch, lengths: Some(&lengths) };
+            let probe = normal(&mut rng, steps * batch * one.config().output_size());
+            let mut results = Vec::new();
+            for rnn in [&one, &two] {
+                let (out, mut cache) = rnn.forward_train(&input, &InitialState::default(), 9).unwrap();
+                let mut grads = rnn.zero_grads();
+                let d = rnn.backward(&input, &mut cache, &probe, None, None, &mut grads).unwrap();
+                let flat: Vec<f32> = grads.iter().flat_map(|g| g.named().flat_map(|(_, t)| t.data.clone())).collect();
+                results.push((out, d.d_x, flat));
+            }
+            let (a, b) = (&results[0], &results[1]);
+            assert!(
+                close(&a.0.output, &b.0.output, 1e-6) && close(&a.0.h_n, &b.0.h_n, 1e-6),
+                "{cell:?} bi={bidirectional}: outputs"
+            );
+            assert!(close(&a.1, &b.1, 1e-5), "{cell:?} bi={bidirectional}: input gradients");
+            assert!(close(&a.2, &b.2, 1e-5), "{cell:?} bi={bidirectional}: parameter gradients");
+        }
+    }
+}

@@ -61,7 +61,7 @@ fn check_rnn(file: &TensorFile) -> Vec<String> {
         .then(|| file.i64("lengths").unwrap().into_iter().map(|l| l as usize).collect());
     let input = SequenceBatch { x: &x.data, steps, batch, lengths: lengths.as_deref() };
     let state = InitialState { h0: Some(&h0.data), c0: c0.as_ref().map(|c| &c.data[..]) };
-    let (out, cache) = rnn.forward_train(&input, &state, 0).unwrap();
+    let (out, mut cache) = rnn.forward_train(&input, &state, 0).unwrap();
 
     // Inference (no cache) must give the same numbers as training forward.
     let mut failures = Vec::new();
@@ -84,7 +84,14 @@ fn check_rnn(file: &TensorFile) -> Vec<String> {
     let probe_c = config.cell.has_cell_state().then(|| file.f32("probe_c").unwrap());
     let mut grads = rnn.zero_grads();
     let d = rnn
-        .backward(&input, &cache, &probe.data, Some(&probe_h.data), probe_c.as_ref().map(|p| &p.data[..]), &mut grads)
+        .backward(
+            &input,
+            &mut cache,
+            &probe.data,
+            Some(&probe_h.data),
+            probe_c.as_ref().map(|p| &p.data[..]),
+            &mut grads,
+        )
         .unwrap();
     check("grad.input", &d.d_x);
     check("grad.h0", &d.d_h0);

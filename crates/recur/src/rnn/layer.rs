@@ -5,14 +5,17 @@
 //! Between layers, dropout with a fresh mask per element and step (PyTorch's `dropout`);
 //! inside each layer, variational dropout with one mask per sequence on the layer's
 //! input (d_x) and on the recurrent state (d_h), the same at every step and in backward.
-//! The two directions of a bidirectional layer run on two threads when allowed.
+//! With several threads, the two directions of a bidirectional layer, and parts of the
+//! batch (rows are independent through time), run as separate jobs on separate threads.
+
+use std::ops::Range;
 
 use recur_kernels::gru_reset_before::{self, GruResetBeforeCache};
 use recur_kernels::jordan::{JordanCache, JordanGrads, JordanWeights};
 use recur_kernels::sequence::{self, GatedCache};
 use recur_kernels::{
-    Activation, Dims, Elman, GatedCell, GruResetAfter, Jordan, Lstm, OutputActivation, Real, SequenceGradIn,
-    SequenceGradOut, SequenceOptions, SequenceOutput, Threads,
+    Activation, Dims, Elman, GruResetAfter, Jordan, Lstm, OutputActivation, Real, SequenceGradIn, SequenceGradOut,
+    SequenceOptions, SequenceOutput, Threads,
 };
 
 use super::config::{CellKind, RnnConfig};
@@ -60,24 +63,78 @@ enum DirectionCache<T> {
     Jordan(JordanCache<T>),
 }
 
+impl<T: Real> DirectionCache<T> {
+    fn gated(slot: &mut Option<Self>) -> &mut GatedCache<T> {
+        if !matches!(slot, Some(DirectionCache::Gated(_))) {
+            *slot = Some(DirectionCache::Gated(GatedCache::default()));
+        }
+        match slot {
+            Some(DirectionCache::Gated(c)) => c,
+            _ => unreachable!(),
+        }
+    }
+
+    fn reset_before(slot: &mut Option<Self>) -> &mut GruResetBeforeCache<T> {
+        if !matches!(slot, Some(DirectionCache::ResetBefore(_))) {
+            *slot = Some(DirectionCache::ResetBefore(GruResetBeforeCache::default()));
+        }
+        match slot {
+            Some(DirectionCache::ResetBefore(c)) => c,
+            _ => unreachable!(),
+        }
+    }
+
+    fn jordan(slot: &mut Option<Self>) -> &mut JordanCache<T> {
+        if !matches!(slot, Some(DirectionCache::Jordan(_))) {
+            *slot = Some(DirectionCache::Jordan(JordanCache::default()));
+        }
+        match slot {
+            Some(DirectionCache::Jordan(c)) => c,
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// One job of a layer: one direction over one part of the batch's rows.
 struct DirectionRun<T> {
-    cache: DirectionCache<T>,
+    cache: Option<DirectionCache<T>>,
+    /// The job's rows of the layer input `[T, rows, D_k]`.
+    input: Vec<T>,
     input_mask: Vec<T>,
     state_mask: Vec<T>,
 }
 
+impl<T> Default for DirectionRun<T> {
+    fn default() -> Self {
+        DirectionRun { cache: None, input: Vec::new(), input_mask: Vec::new(), state_mask: Vec::new() }
+    }
+}
+
 struct LayerCache<T> {
-    input: Vec<T>,
+    /// Jobs in order direction-major: `d·parts + p`.
     directions: Vec<DirectionRun<T>>,
     /// Dropout mask applied to this layer's output before the next layer (empty: none).
     output_mask: Vec<T>,
 }
 
-/// What [`Rnn::backward`] needs from [`Rnn::forward_train`].
+impl<T> Default for LayerCache<T> {
+    fn default() -> Self {
+        LayerCache { directions: Vec::new(), output_mask: Vec::new() }
+    }
+}
+
+/// What [`Rnn::backward`] needs from [`Rnn::forward_train`]. Handing the same cache
+/// to the next [`Rnn::forward_train_reusing`] reuses its buffers.
 pub struct RnnCache<T> {
     steps: usize,
     batch: usize,
     layers: Vec<LayerCache<T>>,
+}
+
+impl<T> Default for RnnCache<T> {
+    fn default() -> Self {
+        RnnCache { steps: 0, batch: 0, layers: Vec::new() }
+    }
 }
 
 /// The encoder: config plus parameters, one [`CellParams`] per layer and direction
@@ -208,7 +265,7 @@ impl<T: Real> Rnn<T> {
     /// # Errors
     /// Shapes that disagree with the config, lengths outside `1..=T`, non-finite values.
     pub fn forward(&self, input: &SequenceBatch<'_, T>, state: &InitialState<'_, T>) -> Result<RnnOutput<T>> {
-        self.run(input, state, None).map(|(out, _)| out)
+        self.run(input, state, None, None)
     }
 
     /// Training forward: dropout masks drawn from `seed` (the same seed gives the same
@@ -222,7 +279,24 @@ impl<T: Real> Rnn<T> {
         state: &InitialState<'_, T>,
         seed: u64,
     ) -> Result<(RnnOutput<T>, RnnCache<T>)> {
-        self.run(input, state, Some(seed)).map(|(out, cache)| (out, cache.expect("training forward keeps a cache")))
+        let mut cache = RnnCache::default();
+        let out = self.forward_train_reusing(input, state, seed, &mut cache)?;
+        Ok((out, cache))
+    }
+
+    /// [`Rnn::forward_train`] writing into an existing cache (from an earlier step), so a
+    /// training loop allocates its large buffers once.
+    ///
+    /// # Errors
+    /// As [`Rnn::forward`].
+    pub fn forward_train_reusing(
+        &self,
+        input: &SequenceBatch<'_, T>,
+        state: &InitialState<'_, T>,
+        seed: u64,
+        cache: &mut RnnCache<T>,
+    ) -> Result<RnnOutput<T>> {
+        self.run(input, state, Some(seed), Some(cache))
     }
 
     fn run(
@@ -230,130 +304,126 @@ impl<T: Real> Rnn<T> {
         input: &SequenceBatch<'_, T>,
         state: &InitialState<'_, T>,
         seed: Option<u64>,
-    ) -> Result<(RnnOutput<T>, Option<RnnCache<T>>)> {
+        mut cache: Option<&mut RnnCache<T>>,
+    ) -> Result<RnnOutput<T>> {
         self.validate_input(input, state)?;
         let cfg = &self.config;
         let (steps, batch, h, dirs) = (input.steps, input.batch, cfg.hidden_size, cfg.directions());
-        let train = seed.is_some();
         let mut rng = Rng::new(seed.unwrap_or(0));
         let plane = batch * h;
         let mut h_n = vec![T::ZERO; cfg.num_layers * dirs * plane];
         let mut c_n = if cfg.cell.has_cell_state() { vec![T::ZERO; h_n.len()] } else { Vec::new() };
         let mut layer_input = input.x.to_vec();
-        let mut layers = Vec::new();
-        let (direction_threads, product_threads) = self.thread_split();
+        let parts = self.batch_parts(batch);
+        let product_threads = (self.threads / (dirs * parts.len())).max(1);
+        if let Some(c) = cache.as_deref_mut() {
+            c.steps = steps;
+            c.batch = batch;
+            c.layers.resize_with(cfg.num_layers, LayerCache::default);
+        }
 
         for k in 0..cfg.num_layers {
             let width = if k == 0 { cfg.input_size } else { cfg.output_size() };
-            let dims = Dims { steps, batch, input: width, hidden: h };
+            // Masks are drawn for the whole batch in a fixed order, so they do not depend
+            // on how the batch is split across threads.
             let masks: Vec<(Vec<T>, Vec<T>)> = (0..dirs)
-                .map(|_| {
-                    if train {
-                        (
-                            mask_values(&mut rng, batch * width, cfg.input_dropout),
-                            mask_values(&mut rng, batch * h, cfg.state_dropout),
-                        )
-                    } else {
-                        (Vec::new(), Vec::new())
-                    }
+                .map(|_| match seed {
+                    Some(_) => (
+                        mask_values(&mut rng, batch * width, cfg.input_dropout),
+                        mask_values(&mut rng, batch * h, cfg.state_dropout),
+                    ),
+                    None => (Vec::new(), Vec::new()),
                 })
                 .collect();
-            let inits: Vec<(Vec<T>, Vec<T>)> = (0..dirs)
-                .map(|d| {
-                    let i = k * dirs + d;
-                    let c0 = if cfg.cell.has_cell_state() {
-                        self.initial_state_of(state.c0, i, batch, true)
-                    } else {
-                        Vec::new()
-                    };
-                    (self.initial_state_of(state.h0, i, batch, false), c0)
-                })
+            let mut runs: Vec<DirectionRun<T>> = match cache.as_deref_mut() {
+                Some(c) => std::mem::take(&mut c.layers[k].directions),
+                None => Vec::new(),
+            };
+            runs.resize_with(dirs * parts.len(), DirectionRun::default);
+            let keep = cache.is_some();
+            let mut jobs: Vec<(usize, Range<usize>, &mut DirectionRun<T>)> = runs
+                .iter_mut()
+                .enumerate()
+                .map(|(j, run)| (j / parts.len(), parts[j % parts.len()].clone(), run))
                 .collect();
-            let run_direction = |d: usize| {
+            let run_job = |(d, rows, run): &mut (usize, Range<usize>, &mut DirectionRun<T>)| {
+                let (d, i) = (*d, k * dirs + *d);
+                let rows = rows.clone();
+                let b = rows.len();
+                let (input_mask, state_mask) = &masks[d];
+                run.input_mask = gather_rows(input_mask, 1, batch, width, rows.clone());
+                run.state_mask = gather_rows(state_mask, 1, batch, h, rows.clone());
+                let x = gather_rows(&layer_input, steps, batch, width, rows.clone());
+                let h0 = gather_rows(&self.initial_state_of(state.h0, i, batch, false), 1, batch, h, rows.clone());
+                let c0 = if cfg.cell.has_cell_state() {
+                    gather_rows(&self.initial_state_of(state.c0, i, batch, true), 1, batch, h, rows.clone())
+                } else {
+                    Vec::new()
+                };
+                let lengths = input.lengths.map(|l| l[rows.clone()].to_vec());
                 let options = SequenceOptions {
                     reverse: d == 1,
-                    lengths: input.lengths,
-                    input_mask: (!masks[d].0.is_empty()).then_some(&masks[d].0[..]),
-                    state_mask: (!masks[d].1.is_empty()).then_some(&masks[d].1[..]),
+                    lengths: lengths.as_deref(),
+                    input_mask: (!run.input_mask.is_empty()).then_some(&run.input_mask[..]),
+                    state_mask: (!run.state_mask.is_empty()).then_some(&run.state_mask[..]),
                     threads: Threads(product_threads),
                 };
-                direction_forward(
-                    cfg.cell,
-                    &self.cells[k * dirs + d],
-                    dims,
-                    &layer_input,
-                    &inits[d].0,
-                    &inits[d].1,
-                    &options,
-                    train,
-                )
+                let dims = Dims { steps, batch: b, input: width, hidden: h };
+                let slot = keep.then_some(&mut run.cache);
+                let out = direction_forward(cfg.cell, &self.cells[i], dims, &x, &h0, &c0, &options, slot);
+                if keep {
+                    run.input = x;
+                }
+                out
             };
-            let results: Vec<(SequenceOutput<T>, Option<DirectionCache<T>>)> = if dirs == 2 && direction_threads {
-                std::thread::scope(|s| {
-                    let reverse = s.spawn(|| run_direction(1));
-                    let forward = run_direction(0);
-                    vec![forward, reverse.join().expect("reverse direction panicked")]
-                })
-            } else {
-                (0..dirs).map(run_direction).collect()
-            };
+            let results = run_jobs(&mut jobs, self.threads, run_job);
 
             let mut output = vec![T::ZERO; steps * batch * dirs * h];
-            let mut directions = Vec::new();
-            for (d, ((out, cache), (input_mask, state_mask))) in results.into_iter().zip(masks).enumerate() {
-                interleave(&out.output, &mut output, d, dirs, h);
+            for ((d, rows, _), out) in jobs.iter().zip(results) {
                 let i = k * dirs + d;
-                h_n[i * plane..(i + 1) * plane].copy_from_slice(&out.h_n);
+                scatter_rows(&out.output, &mut output, steps, batch, rows.clone(), d * h, dirs * h, false);
+                scatter_rows(&out.h_n, &mut h_n[i * plane..(i + 1) * plane], 1, batch, rows.clone(), 0, h, false);
                 if cfg.cell.has_cell_state() {
-                    c_n[i * plane..(i + 1) * plane].copy_from_slice(&out.c_n);
-                }
-                if let Some(cache) = cache {
-                    directions.push(DirectionRun { cache, input_mask, state_mask });
+                    scatter_rows(&out.c_n, &mut c_n[i * plane..(i + 1) * plane], 1, batch, rows.clone(), 0, h, false);
                 }
             }
-            let output_mask = if train && k + 1 < cfg.num_layers {
+            let output_mask = if seed.is_some() && k + 1 < cfg.num_layers {
                 mask_values(&mut rng, output.len(), cfg.dropout)
             } else {
                 Vec::new()
             };
-            let next_input = if output_mask.is_empty() {
+            layer_input = if output_mask.is_empty() {
                 output
             } else {
                 output.iter().zip(&output_mask).map(|(&v, &m)| v * m).collect()
             };
-            if train {
-                layers.push(LayerCache {
-                    input: std::mem::replace(&mut layer_input, next_input),
-                    directions,
-                    output_mask,
-                });
-            } else {
-                layer_input = next_input;
+            if let Some(c) = cache.as_deref_mut() {
+                c.layers[k] = LayerCache { directions: runs, output_mask };
             }
         }
-        let cache = train.then_some(RnnCache { steps, batch, layers });
-        Ok((RnnOutput { output: layer_input, h_n, c_n }, cache))
+        Ok(RnnOutput { output: layer_input, h_n, c_n })
     }
 
-    /// (run the two directions on two threads, threads per large product)
-    fn thread_split(&self) -> (bool, usize) {
-        if self.config.bidirectional && self.threads >= 2 {
-            (true, (self.threads / 2).max(1))
-        } else {
-            (false, self.threads)
-        }
+    /// Row ranges a batch is split into: rows are independent through time, so each
+    /// part of each direction runs as its own job on its own thread.
+    fn batch_parts(&self, batch: usize) -> Vec<Range<usize>> {
+        const MIN_ROWS_PER_PART: usize = 8;
+        let jobs_per_direction = (self.threads / self.config.directions()).max(1);
+        let parts = jobs_per_direction.min(batch / MIN_ROWS_PER_PART).max(1);
+        (0..parts).map(|p| p * batch / parts..(p + 1) * batch / parts).collect()
     }
 
     /// Exact BPTT through the whole stack. `d_output: [T,B,dirs·H]`, `d_h_n, d_c_n:
     /// [L·dirs,B,H]` (or `None` for zero). Parameter gradients accumulate into `grads`
-    /// (from [`Rnn::zero_grads`]); input gradients are returned.
+    /// (from [`Rnn::zero_grads`]); input gradients are returned. The cache's scratch
+    /// buffers are reused; it stays valid for another backward.
     ///
     /// # Errors
     /// Gradient shapes that disagree with the forward, or non-finite gradients.
     pub fn backward(
         &self,
         input: &SequenceBatch<'_, T>,
-        cache: &RnnCache<T>,
+        cache: &mut RnnCache<T>,
         d_output: &[T],
         d_h_n: Option<&[T]>,
         d_c_n: Option<&[T]>,
@@ -367,6 +437,9 @@ impl<T: Real> Rnn<T> {
                 expected: vec![cache.steps, cache.batch],
                 got: vec![input.steps, input.batch],
             });
+        }
+        if cache.layers.len() != cfg.num_layers {
+            return Err(Error::invalid("cache", "it does not come from a training forward of this model"));
         }
         let plane = batch * h;
         let state_shape = [cfg.num_layers * dirs, batch, h];
@@ -388,79 +461,92 @@ impl<T: Real> Rnn<T> {
         let mut d_h0 = vec![T::ZERO; cfg.num_layers * dirs * plane];
         let mut d_c0 = vec![T::ZERO; if cfg.cell.has_cell_state() { d_h0.len() } else { 0 }];
         let mut d_above = d_output.to_vec();
-        let (direction_threads, product_threads) = self.thread_split();
+        let parts = self.batch_parts(batch);
+        let product_threads = (self.threads / (dirs * parts.len())).max(1);
+        if cache.layers.iter().any(|l| l.directions.len() != dirs * parts.len()) {
+            return Err(Error::invalid("cache", "it was made with another thread count; run forward again"));
+        }
 
         for k in (0..cfg.num_layers).rev() {
-            let layer = &cache.layers[k];
             let width = if k == 0 { cfg.input_size } else { cfg.output_size() };
-            let dims = Dims { steps, batch, input: width, hidden: h };
-            let layer_grads = &mut grads[k * dirs..(k + 1) * dirs];
-            let per_direction: Vec<Vec<T>> = (0..dirs).map(|d| deinterleave(&d_above, d, dirs, h)).collect();
-            let (d_h0_layer, d_c0_layer) = (
-                &mut d_h0[k * dirs * plane..(k + 1) * dirs * plane],
-                if d_c0.is_empty() { &mut [][..] } else { &mut d_c0[k * dirs * plane..(k + 1) * dirs * plane] },
-            );
-            let mut jobs: Vec<_> = layer_grads
+            let layer = &mut cache.layers[k];
+            let mut jobs: Vec<(usize, Range<usize>, &mut DirectionRun<T>)> = layer
+                .directions
                 .iter_mut()
-                .zip(d_h0_layer.chunks_mut(plane))
-                .zip(d_c0_layer.chunks_mut(plane).map(Some).chain(std::iter::repeat_with(|| None)))
                 .enumerate()
-                .map(|(d, ((g, dh0), dc0))| (d, g, dh0, dc0.unwrap_or(&mut [])))
+                .map(|(j, run)| (j / parts.len(), parts[j % parts.len()].clone(), run))
                 .collect();
-            let run_direction = |(d, g, dh0, dc0): &mut (usize, &mut CellParams<T>, &mut [T], &mut [T])| {
-                let d = *d;
-                let i = k * dirs + d;
-                let run = &layer.directions[d];
+            let d_above_ref = &d_above;
+            let run_job = |(d, rows, run): &mut (usize, Range<usize>, &mut DirectionRun<T>)| {
+                let (d, i) = (*d, k * dirs + *d);
+                let rows = rows.clone();
+                let b = rows.len();
+                let own =
+                    |all: &[T]| if all.is_empty() { Vec::new() } else { gather_rows(all, 1, batch, h, rows.clone()) };
+                let d_out = gather_columns_rows(d_above_ref, steps, batch, d * h, h, dirs * h, rows.clone());
+                let (dhn, dcn) = (
+                    own(&d_h_n[i * plane..(i + 1) * plane]),
+                    own(if d_c_n.is_empty() { &[] } else { &d_c_n[i * plane..(i + 1) * plane] }),
+                );
+                let lengths = input.lengths.map(|l| l[rows.clone()].to_vec());
                 let options = SequenceOptions {
                     reverse: d == 1,
-                    lengths: input.lengths,
+                    lengths: lengths.as_deref(),
                     input_mask: (!run.input_mask.is_empty()).then_some(&run.input_mask[..]),
                     state_mask: (!run.state_mask.is_empty()).then_some(&run.state_mask[..]),
                     threads: Threads(product_threads),
                 };
-                let mut d_x = vec![T::ZERO; steps * batch * width];
-                let grad_in = SequenceGradIn {
-                    d_output: &per_direction[d],
-                    d_h_n: &d_h_n[i * plane..(i + 1) * plane],
-                    d_c_n: if d_c_n.is_empty() { &[] } else { &d_c_n[i * plane..(i + 1) * plane] },
+                let dims = Dims { steps, batch: b, input: width, hidden: h };
+                let mut part = JobGrads {
+                    d_x: vec![T::ZERO; steps * b * width],
+                    d_h0: vec![T::ZERO; b * h],
+                    d_c0: vec![T::ZERO; if cfg.cell.has_cell_state() { b * h } else { 0 }],
+                    params: self.cells[i].zeros_like(),
                 };
+                let grad_in = SequenceGradIn { d_output: &d_out, d_h_n: &dhn, d_c_n: &dcn };
+                let direction_cache = run.cache.as_mut().expect("a training forward fills every job's cache");
                 direction_backward(
                     cfg.cell,
                     &self.cells[i],
                     dims,
-                    &layer.input,
+                    &run.input,
                     &options,
-                    &run.cache,
+                    direction_cache,
                     grad_in,
-                    &mut d_x,
-                    dh0,
-                    dc0,
-                    g,
+                    &mut part.d_x,
+                    &mut part.d_h0,
+                    &mut part.d_c0,
+                    &mut part.params,
                 );
-                d_x
+                part
             };
-            let d_inputs: Vec<Vec<T>> = if dirs == 2 && direction_threads {
-                let (first, second) = jobs.split_at_mut(1);
-                std::thread::scope(|s| {
-                    let reverse = s.spawn(|| run_direction(&mut second[0]));
-                    let forward = run_direction(&mut first[0]);
-                    vec![forward, reverse.join().expect("reverse direction panicked")]
-                })
-            } else {
-                jobs.iter_mut().map(run_direction).collect()
-            };
-            let mut d_in = d_inputs[0].clone();
-            for other in &d_inputs[1..] {
-                for (a, &b) in d_in.iter_mut().zip(other) {
-                    *a += b;
+            let results = run_jobs(&mut jobs, self.threads, run_job);
+            let mut d_in = vec![T::ZERO; steps * batch * width];
+            for ((d, rows, _), part) in jobs.iter().zip(results) {
+                let i = k * dirs + d;
+                scatter_rows(&part.d_x, &mut d_in, steps, batch, rows.clone(), 0, width, true);
+                scatter_rows(&part.d_h0, &mut d_h0[i * plane..(i + 1) * plane], 1, batch, rows.clone(), 0, h, false);
+                if cfg.cell.has_cell_state() {
+                    scatter_rows(
+                        &part.d_c0,
+                        &mut d_c0[i * plane..(i + 1) * plane],
+                        1,
+                        batch,
+                        rows.clone(),
+                        0,
+                        h,
+                        false,
+                    );
+                }
+                for ((_, g), (_, p)) in grads[i].named_mut().zip(part.params.named()) {
+                    for (a, &b) in g.data.iter_mut().zip(&p.data) {
+                        *a += b;
+                    }
                 }
             }
             if k > 0 {
-                let below_mask = &cache.layers[k - 1].output_mask;
-                if !below_mask.is_empty() {
-                    for (v, &m) in d_in.iter_mut().zip(below_mask) {
-                        *v *= m;
-                    }
+                for (v, &m) in d_in.iter_mut().zip(&cache.layers[k - 1].output_mask) {
+                    *v *= m;
                 }
             }
             d_above = d_in;
@@ -482,15 +568,83 @@ impl<T: Real> Rnn<T> {
     }
 }
 
-/// `dst[t,b, d·H..(d+1)·H] = src[t,b,:]`
-fn interleave<T: Real>(src: &[T], dst: &mut [T], d: usize, dirs: usize, h: usize) {
-    for (row_out, row_in) in dst.chunks_exact_mut(dirs * h).zip(src.chunks_exact(h)) {
-        row_out[d * h..(d + 1) * h].copy_from_slice(row_in);
-    }
+/// What one job's backward produces, for its rows.
+struct JobGrads<T> {
+    d_x: Vec<T>,
+    d_h0: Vec<T>,
+    d_c0: Vec<T>,
+    params: CellParams<T>,
 }
 
-fn deinterleave<T: Real>(src: &[T], d: usize, dirs: usize, h: usize) -> Vec<T> {
-    src.chunks_exact(dirs * h).flat_map(|row| row[d * h..(d + 1) * h].iter().copied()).collect()
+/// Runs every job, on up to `threads` threads (the first on the calling thread), and
+/// returns their results in job order.
+fn run_jobs<J: Send, R: Send>(jobs: &mut [J], threads: usize, run: impl Fn(&mut J) -> R + Sync) -> Vec<R> {
+    if threads < 2 || jobs.len() < 2 {
+        return jobs.iter_mut().map(run).collect();
+    }
+    let (first, rest) = jobs.split_at_mut(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = rest.iter_mut().map(|job| s.spawn(|| run(job))).collect();
+        let mut results = vec![run(&mut first[0])];
+        results.extend(handles.into_iter().map(|h| h.join().expect("a recurrent job panicked")));
+        results
+    })
+}
+
+/// Rows `rows` of `src: [steps, batch, width]` as a contiguous `[steps, rows.len(), width]`
+/// (empty stays empty).
+fn gather_rows<T: Real>(src: &[T], steps: usize, batch: usize, width: usize, rows: Range<usize>) -> Vec<T> {
+    gather_columns_rows(src, steps, batch, 0, width, width, rows)
+}
+
+/// Columns `offset..offset+width` of rows `rows` of `src: [steps, batch, stride]`.
+fn gather_columns_rows<T: Real>(
+    src: &[T],
+    steps: usize,
+    batch: usize,
+    offset: usize,
+    width: usize,
+    stride: usize,
+    rows: Range<usize>,
+) -> Vec<T> {
+    if src.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(steps * rows.len() * width);
+    for t in 0..steps {
+        for b in rows.clone() {
+            let at = (t * batch + b) * stride + offset;
+            out.extend_from_slice(&src[at..at + width]);
+        }
+    }
+    out
+}
+
+/// Writes (or adds, with `add`) `part: [steps, rows.len(), width]` into columns
+/// `offset..offset+width` of rows `rows` of `dst: [steps, batch, stride]`.
+#[allow(clippy::too_many_arguments)]
+fn scatter_rows<T: Real>(
+    part: &[T],
+    dst: &mut [T],
+    steps: usize,
+    batch: usize,
+    rows: Range<usize>,
+    offset: usize,
+    stride: usize,
+    add: bool,
+) {
+    let width = part.len() / (steps * rows.len()).max(1);
+    for (chunk, (t, b)) in part.chunks_exact(width).zip((0..steps).flat_map(|t| rows.clone().map(move |b| (t, b)))) {
+        let at = (t * batch + b) * stride + offset;
+        let target = &mut dst[at..at + width];
+        if add {
+            for (a, &v) in target.iter_mut().zip(chunk) {
+                *a += v;
+            }
+        } else {
+            target.copy_from_slice(chunk);
+        }
+    }
 }
 
 /// The Jordan layer of an encoder: φ = tanh, ψ = identity, O = H.
@@ -518,36 +672,28 @@ fn direction_forward<T: Real>(
     h0: &[T],
     c0: &[T],
     options: &SequenceOptions<'_, T>,
-    keep: bool,
-) -> (SequenceOutput<T>, Option<DirectionCache<T>>) {
-    fn gated<C: GatedCell, T: Real>(
-        cell: &C,
-        p: &CellParams<T>,
-        dims: Dims,
-        x: &[T],
-        h0: &[T],
-        c0: &[T],
-        o: &SequenceOptions<'_, T>,
-        keep: bool,
-    ) -> (SequenceOutput<T>, Option<DirectionCache<T>>) {
-        let mut cache = keep.then(GatedCache::default);
-        let out = sequence::forward(cell, dims, x, h0, c0, &p.cell_weights(), o, cache.as_mut());
-        (out, cache.map(DirectionCache::Gated))
+    slot: Option<&mut Option<DirectionCache<T>>>,
+) -> SequenceOutput<T> {
+    let w = p.cell_weights();
+    fn gated<T: Real>(slot: Option<&mut Option<DirectionCache<T>>>) -> Option<&mut GatedCache<T>> {
+        slot.map(DirectionCache::gated)
     }
     match kind {
-        CellKind::ElmanTanh => gated(&Elman { activation: Activation::Tanh }, p, dims, x, h0, c0, options, keep),
-        CellKind::ElmanRelu => gated(&Elman { activation: Activation::Relu }, p, dims, x, h0, c0, options, keep),
-        CellKind::Lstm => gated(&Lstm, p, dims, x, h0, c0, options, keep),
-        CellKind::GruResetAfter => gated(&GruResetAfter, p, dims, x, h0, c0, options, keep),
+        CellKind::ElmanTanh => {
+            sequence::forward(&Elman { activation: Activation::Tanh }, dims, x, h0, c0, &w, options, gated(slot))
+        }
+        CellKind::ElmanRelu => {
+            sequence::forward(&Elman { activation: Activation::Relu }, dims, x, h0, c0, &w, options, gated(slot))
+        }
+        CellKind::Lstm => sequence::forward(&Lstm, dims, x, h0, c0, &w, options, gated(slot)),
+        CellKind::GruResetAfter => sequence::forward(&GruResetAfter, dims, x, h0, c0, &w, options, gated(slot)),
         CellKind::GruResetBefore => {
-            let mut cache = keep.then(GruResetBeforeCache::default);
-            let out = gru_reset_before::forward(dims, x, h0, &p.cell_weights(), options, cache.as_mut());
-            (out, cache.map(DirectionCache::ResetBefore))
+            gru_reset_before::forward(dims, x, h0, &w, options, slot.map(DirectionCache::reset_before))
         }
         CellKind::Jordan => {
-            let mut cache = keep.then(JordanCache::default);
-            let out = jordan_of(dims.hidden).forward(dims, x, h0, None, &jordan_weights(p), options, cache.as_mut());
-            (SequenceOutput { output: out.output, h_n: out.y_n, c_n: Vec::new() }, cache.map(DirectionCache::Jordan))
+            let cache = slot.map(DirectionCache::jordan);
+            let out = jordan_of(dims.hidden).forward(dims, x, h0, None, &jordan_weights(p), options, cache);
+            SequenceOutput { output: out.output, h_n: out.y_n, c_n: Vec::new() }
         }
     }
 }
@@ -559,7 +705,7 @@ fn direction_backward<T: Real>(
     dims: Dims,
     x: &[T],
     options: &SequenceOptions<'_, T>,
-    cache: &DirectionCache<T>,
+    cache: &mut DirectionCache<T>,
     grad_in: SequenceGradIn<'_, T>,
     d_x: &mut [T],
     d_h0: &mut [T],

@@ -90,21 +90,28 @@ impl<T: Real> CellParams<T> {
         z
     }
 
-    /// Visits every present (non-empty) tensor with its field name.
+    /// Every present (non-empty) tensor with its field name, in [`FIELDS`] order.
+    pub fn named(&self) -> impl Iterator<Item = (&'static str, &Tensor<T>)> {
+        FIELDS.into_iter().zip(self.tensors()).filter(|(_, t)| !t.is_empty())
+    }
+
+    /// [`CellParams::named`], mutably.
+    pub fn named_mut(&mut self) -> impl Iterator<Item = (&'static str, &mut Tensor<T>)> {
+        FIELDS.into_iter().zip(self.tensors_mut()).filter(|(_, t)| !t.is_empty())
+    }
+
     pub fn for_each(&self, mut f: impl FnMut(&'static str, &Tensor<T>)) {
-        for (name, t) in FIELDS.iter().zip(self.tensors()) {
-            if !t.is_empty() {
-                f(name, t);
-            }
-        }
+        self.named().for_each(|(n, t)| f(n, t));
     }
 
     pub fn for_each_mut(&mut self, mut f: impl FnMut(&'static str, &mut Tensor<T>)) {
-        for (name, t) in FIELDS.iter().zip(self.tensors_mut()) {
-            if !t.is_empty() {
-                f(name, t);
-            }
-        }
+        self.named_mut().for_each(|(n, t)| f(n, t));
+    }
+
+    /// Whether weight decay applies to a field: matrices yes; biases, norm gains and
+    /// initial states no.
+    pub fn decays(field: &str) -> bool {
+        field.starts_with("weight_")
     }
 
     fn tensors(&self) -> [&Tensor<T>; 10] {

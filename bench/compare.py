@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""recur vs PyTorch, side by side, in one run on this machine.
+
+    python3 bench/compare.py [--quick] [--markdown OUT.md]
+
+Runs `cargo bench -p recur --bench rnn -- --json` (recur's numbers and the sgemm peak
+measured in the same run), then times PyTorch on the same configurations, same thread
+counts: a training step (forward, linear head on the last step, MSE, backward, AdamW),
+inference (forward + head) and streaming (one step, B=1, carried state). Prints tables
+with the speed-up (PyTorch time / recur time) and GFLOP/s as a fraction of the peak.
+Needs torch (CPU is enough); CI never runs this.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+SHAPES = {"S1": (32, 60, 12, 64), "S2": (64, 120, 12, 128), "S3": (1, 1, 12, 64)}
+GATES = {"LSTM": 4, "GRU": 3}
+
+
+def median_time(fn, budget, min_reps=5):
+    fn()
+    fn()
+    samples = []
+    start = time.perf_counter()
+    while len(samples) < min_reps or (time.perf_counter() - start < budget and len(samples) < 10000):
+        t = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t)
+    samples.sort()
+    return samples[len(samples) // 2]
+
+
+def torch_rows(budget):
+    import torch
+
+    rows = []
+    for shape in ["S1", "S2"]:
+        b, t, d, h = SHAPES[shape]
+        for cell in ["LSTM", "GRU"]:
+            for dirs in [1, 2]:
+                for threads in [1, 2]:
+                    torch.set_num_threads(threads)
+                    torch.manual_seed(0)
+                    rnn = getattr(torch.nn, cell)(d, h, bidirectional=dirs == 2)
+                    head = torch.nn.Linear(dirs * h, d)
+                    opt = torch.optim.AdamW(list(rnn.parameters()) + list(head.parameters()), lr=1e-3)
+                    x = torch.randn(t, b, d)
+                    target = torch.randn(b, d)
+
+                    def train():
+                        out, _ = rnn(x)
+                        loss = torch.nn.functional.mse_loss(head(out[-1]), target)
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+
+                    def infer():
+                        with torch.inference_mode():
+                            out, _ = rnn(x)
+                            head(out[-1])
+
+                    fwd = 2 * t * b * GATES[cell] * h * (d + h) * dirs
+                    for kind, fn, flops in [("train", train, 3 * fwd), ("infer", infer, fwd)]:
+                        s = median_time(fn, budget)
+                        rows.append(dict(impl="torch", kind=kind, cell=cell, dirs=dirs, shape=shape, threads=threads,
+                                         variant="plain", seconds=s, gflops=flops / s / 1e9))
+    torch.set_num_threads(1)
+    for cell in ["LSTM", "GRU"]:
+        b, _, d, h = SHAPES["S3"]
+        rnn = getattr(torch.nn, cell)(d, h)
+        x = torch.randn(1, b, d)
+        state = {"s": None}
+
+        def hundred_steps():
+            with torch.inference_mode():
+                for _ in range(100):
+                    _, state["s"] = rnn(x, state["s"])
+
+        s = median_time(hundred_steps, budget, min_reps=20) / 100
+        rows.append(dict(impl="torch", kind="stream", cell=cell, dirs=1, shape="S3", threads=1, variant="plain", seconds=s))
+    return rows, torch.__version__
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--markdown", help="also write the tables to this file")
+    args = ap.parse_args()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = ["cargo", "bench", "-q", "-p", "recur", "--bench", "rnn", "--", "--json"] + (["--quick"] if args.quick else [])
+    print("running:", " ".join(cmd), file=sys.stderr)
+    out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
+    recur = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    peak = {r["threads"]: r["gflops"] for r in recur if r["kind"] == "sgemm_peak"}
+    print("timing PyTorch ...", file=sys.stderr)
+    torch, version = torch_rows(0.15 if args.quick else 0.5)
+
+    def key(r):
+        return (r["kind"], r["cell"], r["dirs"], r["shape"], r["threads"], r["variant"])
+
+    theirs = {key(r): r for r in torch}
+    ours = {key(r): r for r in recur if r["kind"] != "sgemm_peak"}
+    lines = []
+    p = lambda s="": lines.append(s)
+    p(f"sgemm peak measured in this run (gemm crate, 1024³): {peak[1]:.0f} GFLOP/s on 1 thread, {peak[2]:.0f} on 2. "
+      f"PyTorch {version}.")
+    p()
+    p("| shape | cell | dirs | threads | mode | recur ms | torch ms | speed-up | recur % peak | torch % peak |")
+    p("|---|---|---|---|---|---|---|---|---|---|")
+    for k, r in ours.items():
+        if r["variant"] != "plain" or r["kind"] == "stream":
+            continue
+        t = theirs.get(k)
+        if t is None:
+            continue
+        pk = peak[r["threads"]]
+        p(f"| {r['shape']} | {r['cell']} | {'bi' if r['dirs'] == 2 else 'uni'} | {r['threads']} | {r['kind']} | "
+          f"{r['seconds'] * 1e3:.2f} | {t['seconds'] * 1e3:.2f} | **{t['seconds'] / r['seconds']:.2f}×** | "
+          f"{100 * r['gflops'] / pk:.0f} % | {100 * t['gflops'] / pk:.0f} % |")
+    p()
+    p("Streaming, one step (S3: B=1, D=12, H=64, 1 thread):")
+    p()
+    p("| cell | variant | recur µs/step | torch µs/step | speed-up |")
+    p("|---|---|---|---|---|")
+    for k, r in ours.items():
+        if r["kind"] != "stream":
+            continue
+        t = theirs.get(("stream", r["cell"], 1, "S3", 1, "plain"))
+        p(f"| {r['cell']} | {r['variant']} | {r['seconds'] * 1e6:.2f} | {t['seconds'] * 1e6:.2f} | {t['seconds'] / r['seconds']:.1f}× |")
+    p()
+    p("Layer norm + variational dropout (p=0.2 on inputs and state) against the plain kernel:")
+    p()
+    p("| shape | cell | dirs | threads | mode | plain ms | ln+vd ms | overhead |")
+    p("|---|---|---|---|---|---|---|---|")
+    for k, r in ours.items():
+        if r["variant"] != "ln+vd" or r["kind"] == "stream":
+            continue
+        base = ours[k[:-1] + ("plain",)]
+        p(f"| {r['shape']} | {r['cell']} | {'bi' if r['dirs'] == 2 else 'uni'} | {r['threads']} | {r['kind']} | "
+          f"{base['seconds'] * 1e3:.2f} | {r['seconds'] * 1e3:.2f} | {100 * (r['seconds'] / base['seconds'] - 1):+.0f} % |")
+    text = "\n".join(lines)
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

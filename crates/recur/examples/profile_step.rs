@@ -1,0 +1,28 @@
+//! Runs one benchmark configuration in a loop, for `perf record`:
+//!     cargo build --release -p recur --example profile_step
+//!     perf record -g target/release/examples/profile_step lstm infer|train [s2] [bi]
+use recur::rnn::{CellKind, InitialState, Rnn, RnnConfig, SequenceBatch};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let cell = if args.get(1).map(String::as_str) == Some("gru") { CellKind::GruResetAfter } else { CellKind::Lstm };
+    let train = args.get(2).map(String::as_str) == Some("train");
+    let s2 = args.iter().any(|a| a == "s2");
+    let bidirectional = args.iter().any(|a| a == "bi");
+    let (b, t, d, h) = if s2 { (64, 120, 12, 128) } else { (32, 60, 12, 64) };
+    let config = RnnConfig { cell, input_size: d, hidden_size: h, bidirectional, ..RnnConfig::default() };
+    let rnn = Rnn::<f32>::new(config, 1).unwrap();
+    let reps = if s2 { 100 } else { 1000 };
+    let x: Vec<f32> = (0..t * b * d).map(|i| (i as f32 * 0.37).sin()).collect();
+    let input = SequenceBatch { x: &x, steps: t, batch: b, lengths: None };
+    let mut cache = recur::rnn::RnnCache::default();
+    for _ in 0..reps {
+        if train {
+            let out = rnn.forward_train_reusing(&input, &InitialState::default(), 1, &mut cache).unwrap();
+            let mut g = rnn.zero_grads();
+            rnn.backward(&input, &mut cache, &out.output, None, None, &mut g).unwrap();
+        } else {
+            std::hint::black_box(rnn.forward(&input, &InitialState::default()).unwrap());
+        }
+    }
+}

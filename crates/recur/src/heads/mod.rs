@@ -1,0 +1,5 @@
+//! Task heads on top of an encoder.
+
+pub mod linear;
+
+pub use linear::Linear;
