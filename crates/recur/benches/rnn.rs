@@ -162,6 +162,7 @@ fn streaming_seconds(cell: CellKind, s: &Shape, regularized: bool, budget: f64) 
 }
 
 fn main() {
+    recur::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let json = args.iter().any(|a| a == "--json");
     let quick = args.iter().any(|a| a == "--quick");

@@ -4,6 +4,7 @@
 use recur::rnn::{CellKind, InitialState, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
+    recur::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let cell = if args.get(1).map(String::as_str) == Some("gru") { CellKind::GruResetAfter } else { CellKind::Lstm };
     let train = args.get(2).map(String::as_str) == Some("train");
