@@ -12,8 +12,9 @@
 use std::time::Instant;
 
 use recur::heads::Linear;
-use recur::optim::{AdamW, AdamWConfig, ParamSlot};
-use recur::rnn::{CellKind, CellParams, InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
+use recur::optim::{AdamW, AdamWConfig};
+use recur::rnn::{CellKind, InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
+use recur::train::encoder_and_head_slots;
 use recur::Rng;
 use recur_kernels::matmul::{gemm, Mat, Threads};
 
@@ -72,23 +73,6 @@ fn config(cell: CellKind, s: &Shape, bidirectional: bool, regularized: bool) -> 
     }
 }
 
-fn slots<'a>(
-    rnn: &'a mut Rnn<f32>,
-    head: &'a mut Linear<f32>,
-    grads: &'a [CellParams<f32>],
-    head_grads: &'a Linear<f32>,
-) -> Vec<ParamSlot<'a>> {
-    let mut out = Vec::new();
-    for (cell, g) in rnn.cells_mut().iter_mut().zip(grads) {
-        for ((name, t), (_, gt)) in cell.named_mut().zip(g.named()) {
-            out.push(ParamSlot { value: &mut t.data, grad: &gt.data, decay: CellParams::<f32>::decays(name) });
-        }
-    }
-    out.push(ParamSlot { value: &mut head.weight.data, grad: &head_grads.weight.data, decay: true });
-    out.push(ParamSlot { value: &mut head.bias.data, grad: &head_grads.bias.data, decay: false });
-    out
-}
-
 fn train_step_seconds(
     cell: CellKind,
     s: &Shape,
@@ -122,8 +106,7 @@ fn train_step_seconds(
         d_output[(s.steps - 1) * s.batch * width..].copy_from_slice(&d_last);
         let mut grads = rnn.zero_grads();
         rnn.backward(&input, &mut cache, &d_output, None, None, &mut grads).unwrap();
-        let mut slots = slots(&mut rnn, &mut head, &grads, &head_grads);
-        opt.step(1e-3, &mut slots);
+        opt.step(1e-3, &mut encoder_and_head_slots(&mut rnn, &mut head, &grads, &head_grads));
     })
 }
 

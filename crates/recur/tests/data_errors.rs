@@ -1,0 +1,80 @@
+//! Bad input files give one clear error naming the file, line and column. The CSVs here
+//! are small synthetic files written for the purpose (they test error paths, not results).
+
+use std::path::PathBuf;
+
+use recur::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("recur-data-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn error(name: &str, text: &str, options: &WideCsvOptions) -> String {
+    let path = write(name, text);
+    let err = read_wide_csv(&path, options).unwrap_err().to_string();
+    assert!(err.contains(name), "error does not name the file: {err}");
+    err
+}
+
+#[test]
+fn unparseable_number_names_line_and_column() {
+    let err = error(
+        "bad_number.csv",
+        "year,month,day,hour,TEMP,PRES\n2013,3,1,0,1.5,1000\n2013,3,1,1,abc,1001\n",
+        &Default::default(),
+    );
+    assert!(err.ends_with("line 3, column `TEMP`: `abc` is not a number"), "{err}");
+}
+
+#[test]
+fn duplicate_and_decreasing_timestamps_are_rejected() {
+    let err = error("dup.csv", "timestamp,a\n2020-01-01 00:00,1\n2020-01-01 00:00,2\n", &Default::default());
+    assert!(err.contains("line 3: duplicate timestamp"), "{err}");
+    let err = error("back.csv", "timestamp,a\n2020-01-01 01:00,1\n2020-01-01 00:00,2\n", &Default::default());
+    assert!(err.contains("line 3: decreasing timestamp"), "{err}");
+}
+
+#[test]
+fn unknown_signal_lists_the_columns() {
+    let options = WideCsvOptions { signals: vec!["PM25".into()], drop: vec![] };
+    let err = error("unknown.csv", "timestamp,PM2.5\n0,1\n", &options);
+    assert!(err.contains("unknown signal `PM25`; the columns are timestamp, PM2.5"), "{err}");
+}
+
+#[test]
+fn truncated_row_and_missing_file_and_empty_file() {
+    let err = error("trunc.csv", "timestamp,a,b\n0,1,2\n3600,1", &Default::default());
+    assert!(err.contains("line 3: 2 fields, the header has 3"), "{err}");
+    let err = read_wide_csv("/nonexistent/recur.csv", &Default::default()).unwrap_err().to_string();
+    assert!(err.starts_with("/nonexistent/recur.csv:"), "{err}");
+    let err = error("empty.csv", "", &Default::default());
+    assert!(err.contains("line 1: the file is empty"), "{err}");
+    let err = error("no_time.csv", "a,b\n1,2\n", &Default::default());
+    assert!(err.contains("no time column"), "{err}");
+}
+
+#[test]
+fn constant_or_never_observed_signal_and_too_long_window_are_named() {
+    let rows: String = (0..20).map(|i| format!("{},{},7,NA\n", i * 3600, i)).collect();
+    let path = write("constant.csv", &format!("timestamp,a,flat,empty\n{rows}"));
+    let series = read_wide_csv(&path, &Default::default()).unwrap();
+    let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
+    let err = PreparedSeries::new(grid.clone(), SplitFractions::default()).unwrap_err().to_string();
+    assert!(err.contains("signal `flat`") && err.contains("constant"), "{err}");
+    let options = WideCsvOptions { signals: vec!["a".into(), "empty".into()], drop: vec![] };
+    let series = read_wide_csv(&path, &options).unwrap();
+    let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
+    let err = PreparedSeries::new(grid, SplitFractions::default()).unwrap_err().to_string();
+    assert!(err.contains("signal `empty`") && err.contains("never observed"), "{err}");
+    let options = WideCsvOptions { signals: vec!["a".into()], drop: vec![] };
+    let series = read_wide_csv(&path, &options).unwrap();
+    let prepared =
+        PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
+            .unwrap();
+    let err = prepared.window_starts(&prepared.test, 10, "test").unwrap_err().to_string();
+    assert!(err.contains("10 steps, but the test part has only 4 steps"), "{err}");
+}
