@@ -91,7 +91,7 @@ def main():
     ap.add_argument("--markdown", help="also write the tables to this file")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cmd = ["cargo", "bench", "-q", "-p", "recur", "--bench", "rnn", "--", "--json"] + (["--quick"] if args.quick else [])
+    cmd = ["cargo", "bench", "-q", "-p", "recur", "--bench", "rnn", "--"] + (["--quick"] if args.quick else [])
     print("running:", " ".join(cmd), file=sys.stderr)
     out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
     recur = [json.loads(line) for line in out.splitlines() if line.startswith("{")]

@@ -1,184 +1,33 @@
 //! `recur`: the command line over the `recur` library. Errors print one line and exit 2.
 
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+mod args;
+mod classics;
+mod demo;
 
-use recur::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
-use recur::io::write_atomically;
-use recur::tasks::{prediction_baselines, train_prediction, Metrics, PredictionConfig};
+use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   recur demo [--data FILE] [--epochs N] [--threads N] [--out DIR]
       Next-hour prediction of 11 air-quality signals on the bundled Beijing station
       (real data with natural gaps): trains a GRU and compares it with baselines.
   recur inspect FILE...
-      Signals, sampling interval and missingness of wide CSV files.";
-
-/// Where the bundled data lives: `data/` under the current folder, else the repository's.
-fn bundled(relative: &str) -> PathBuf {
-    let here = PathBuf::from(relative);
-    if here.exists() {
-        return here;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative)
-}
-
-const BEIJING: &str = "data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv";
-
-fn beijing_options() -> WideCsvOptions {
-    WideCsvOptions { signals: Vec::new(), drop: vec!["No".into(), "wd".into(), "station".into()] }
-}
-
-struct Args {
-    positional: Vec<String>,
-    flags: Vec<(String, String)>,
-}
-
-fn parse_args(raw: &[String]) -> Result<Args, String> {
-    let mut positional = Vec::new();
-    let mut flags = Vec::new();
-    let mut it = raw.iter();
-    while let Some(a) = it.next() {
-        if let Some(name) = a.strip_prefix("--") {
-            let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-            flags.push((name.to_string(), value.clone()));
-        } else {
-            positional.push(a.clone());
-        }
-    }
-    Ok(Args { positional, flags })
-}
-
-impl Args {
-    fn get<T: std::str::FromStr>(&self, name: &str, known: &[&str], default: T) -> Result<T, String> {
-        if let Some((bad, _)) = self.flags.iter().find(|(n, _)| !known.contains(&n.as_str())) {
-            return Err(format!(
-                "unknown option --{bad}; this command takes {}",
-                known.iter().map(|k| format!("--{k}")).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        match self.flags.iter().rev().find(|(n, _)| n == name) {
-            None => Ok(default),
-            Some((_, v)) => v.parse().map_err(|_| format!("--{name}: `{v}` is not valid")),
-        }
-    }
-}
-
-fn metrics_row(name: &str, m: &Metrics) -> String {
-    format!(
-        "| {name:<34} | {:>10.4} | {:>9.4} | {:>14.2} | {:>9.2} |",
-        m.micro_mse, m.mae, m.micro_mse_original, m.mae_original
-    )
-}
-
-fn demo(args: &Args) -> Result<(), String> {
-    let known = ["data", "epochs", "threads", "out"];
-    let data = PathBuf::from(args.get("data", &known, bundled(BEIJING).display().to_string())?);
-    let epochs = args.get("epochs", &known, 30usize)?;
-    let threads = args.get("threads", &known, 2usize)?;
-    let out = PathBuf::from(args.get("out", &known, "runs/demo".to_string())?);
-    let started = std::time::Instant::now();
-
-    let series = read_wide_csv(&data, &beijing_options()).map_err(|e| e.to_string())?;
-    let grid = align_to_grid(&series, 3600, Aggregation::Mean).map_err(|e| e.to_string())?;
-    let prepared = PreparedSeries::new(grid, SplitFractions::default()).map_err(|e| e.to_string())?;
-    let c = prepared.grid.channels();
-    println!("data: {} ({} hourly steps, {} signals; split 60/20/20 in time)", data.display(), prepared.grid.len(), c);
-    let missing = series.missing_fraction();
-    println!(
-        "missing: {}",
-        series
-            .signals
-            .iter()
-            .zip(&missing)
-            .map(|(s, m)| format!("{s} {:.1}%", 100.0 * m))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-
-    let config = PredictionConfig { epochs, threads, ..PredictionConfig::default() };
-    println!(
-        "task: predict all {c} signals at the next hour from the previous {} hours; {:?} encoder, H={}, {} epochs max",
-        config.window - 1,
-        config.cell,
-        config.hidden_size,
-        config.epochs
-    );
-    let trained = train_prediction(&prepared, &config).map_err(|e| e.to_string())?;
-    let test = trained.model.evaluate(&prepared, &prepared.test, config.window).map_err(|e| e.to_string())?;
-    let baselines = prediction_baselines(&prepared, &prepared.test, config.window).map_err(|e| e.to_string())?;
-
-    println!();
-    println!("test part: {} scored values (observed targets only), best epoch {}", test.scored, trained.best_epoch);
-    println!("| model                              | micro MSE  | MAE       | MSE (original) | MAE (orig) |");
-    println!("|------------------------------------|-----------:|----------:|---------------:|-----------:|");
-    println!("{}", metrics_row(&format!("{:?} (recur)", config.cell), &test));
-    for (name, m) in &baselines {
-        println!("{}", metrics_row(name, m));
-    }
-    println!("(micro MSE and MAE in standardised units: 1.0 = predicting the training mean's spread)");
-    println!();
-    println!("per-signal MSE, standardised (model vs last observation carried forward):");
-    let locf = &baselines[0].1;
-    for (j, s) in prepared.grid.signals.iter().enumerate() {
-        println!("  {s:<6} {:>7.4} vs {:>7.4}", test.per_signal_mse[j], locf.per_signal_mse[j]);
-    }
-
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let report = serde_json::json!({
-        "data": data.display().to_string(), "config": config, "best_epoch": trained.best_epoch,
-        "test": test, "baselines": baselines.iter().map(|(n, m)| serde_json::json!({"name": n, "metrics": m})).collect::<Vec<_>>(),
-    });
-    let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-    write_atomically(&out.join("metrics.json"), text.as_bytes()).map_err(|e| e.to_string())?;
-    let log: String = trained.log.iter().map(|e| serde_json::to_string(e).unwrap_or_default() + "\n").collect();
-    write_atomically(&out.join("epochs.jsonl"), log.as_bytes()).map_err(|e| e.to_string())?;
-    trained
-        .model
-        .encoder
-        .save_safetensors(out.join("encoder.safetensors"), Default::default())
-        .map_err(|e| e.to_string())?;
-    println!();
-    println!(
-        "wrote {}/metrics.json, epochs.jsonl, encoder.safetensors (PyTorch names) in {:.1} s",
-        out.display(),
-        started.elapsed().as_secs_f64()
-    );
-    Ok(())
-}
-
-fn inspect(args: &Args) -> Result<(), String> {
-    if args.positional.len() < 2 {
-        return Err("inspect needs at least one FILE".into());
-    }
-    for file in &args.positional[1..] {
-        let series = read_wide_csv(
-            file,
-            &WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()] },
-        )
-        .map_err(|e| e.to_string())?;
-        let gaps: Vec<i64> = series.timestamps.windows(2).map(|w| w[1] - w[0]).collect();
-        let mut sorted = gaps.clone();
-        sorted.sort_unstable();
-        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
-        println!(
-            "{file}: {} rows, median interval {median} s, longest gap {} s",
-            series.len(),
-            sorted.last().unwrap_or(&0)
-        );
-        for (s, m) in series.signals.iter().zip(series.missing_fraction()) {
-            println!("  {s:<8} missing {:>5.1} %", 100.0 * m);
-        }
-    }
-    Ok(())
-}
+      Signals, sampling interval and missingness of wide CSV files.
+  recur hopfield [--neurons N] [--trials K] [--noise F] [--out DIR]
+      Hopfield memory: recall against patterns per neuron (classic vs modern), plotted.
+  recur diagnose gradients [--steps T] [--hidden H] [--seed S] [--out DIR]
+      |dL/dh_t| for every t for Elman, LSTM and GRU, against the bound |W_hh|^(T-t).
+  recur compare [--input D] [--hidden H] [--batch B] [--steps T] [--threads N]
+      Parameters and measured training/inference speed of Elman, LSTM, GRU, BiLSTM, BiGRU.";
 
 fn main() -> ExitCode {
     recur::keep_freed_memory();
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    let result = parse_args(&raw).and_then(|args| match args.positional.first().map(String::as_str) {
-        Some("demo") => demo(&args),
-        Some("inspect") => inspect(&args),
+    let result = args::parse_args(&raw).and_then(|args| match args.positional.first().map(String::as_str) {
+        Some("demo") => demo::demo(&args),
+        Some("inspect") => demo::inspect(&args),
+        Some("hopfield") => classics::hopfield(&args),
+        Some("diagnose") => classics::diagnose(&args),
+        Some("compare") => classics::compare(&args),
         Some("help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -167,3 +167,38 @@ fn torch_parity_every_fixture_matches() {
     println!("torch parity: checked {} fixtures from {} ({counts:?})", files.len(), dir.display());
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
 }
+
+#[test]
+fn parameter_counts_equal_pytorch_for_every_fixture() {
+    let dir = fixture_dir();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|x| x != "safetensors") {
+            continue;
+        }
+        let file = TensorFile::read(&path).unwrap();
+        if file.meta::<String>("kind").unwrap() != "rnn" {
+            continue;
+        }
+        let torch: usize = file
+            .tensors
+            .iter()
+            .filter(|(n, _)| n.starts_with("weight_") || n.starts_with("bias_"))
+            .map(|(_, t)| t.shape.iter().product::<usize>())
+            .sum();
+        let config = RnnConfig {
+            cell: CellKind::from_torch_mode(&file.meta::<String>("mode").unwrap()).unwrap(),
+            input_size: file.meta("input_size").unwrap(),
+            hidden_size: file.meta("hidden_size").unwrap(),
+            num_layers: file.meta("num_layers").unwrap(),
+            bidirectional: file.meta("bidirectional").unwrap(),
+            ..RnnConfig::default()
+        };
+        let ours = Rnn::<f32>::new(config, 0).unwrap().num_parameters();
+        assert_eq!(ours, torch, "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked > 0);
+    println!("parameter counts equal PyTorch's for {checked} fixtures");
+}

@@ -1,0 +1,139 @@
+//! The lecture's comparison slide (parameters, speed of LSTM, GRU, BiLSTM, BiGRU),
+//! measured on this machine instead of asserted. Also what the benchmark times.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::heads::Linear;
+use crate::optim::{AdamW, AdamWConfig};
+use crate::rng::Rng;
+use crate::rnn::{InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
+use crate::train::encoder_and_head_slots;
+
+/// Median seconds per call of `f` after two warm-up calls, over at least `min_reps` calls
+/// and about `budget` seconds.
+pub fn median_seconds(budget: f64, min_reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    f()?;
+    f()?;
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < min_reps || (start.elapsed().as_secs_f64() < budget && samples.len() < 10_000) {
+        let t = Instant::now();
+        f()?;
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    samples.sort_by(|a, b| a.total_cmp(b));
+    Ok(samples[samples.len() / 2])
+}
+
+/// Shape of a timed batch: `B` sequences of `T` steps.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct BatchShape {
+    pub batch: usize,
+    pub steps: usize,
+}
+
+/// Seconds per training step: forward keeping the cache, a linear head (width D) on the
+/// last step, MSE, backward through head and encoder, one AdamW update.
+///
+/// # Errors
+/// An invalid config.
+pub fn time_training_step(config: &RnnConfig, shape: BatchShape, threads: usize, budget: f64) -> Result<f64> {
+    let (b, t, d) = (shape.batch, shape.steps, config.input_size);
+    let mut rnn = Rnn::<f32>::new(config.clone(), 1)?;
+    rnn.set_threads(threads);
+    let width = config.output_size();
+    let mut rng = Rng::new(2);
+    let mut head = Linear::<f32>::new(width, d, &mut rng);
+    let x: Vec<f32> = (0..t * b * d).map(|_| rng.normal() as f32).collect();
+    let target: Vec<f32> = (0..b * d).map(|_| rng.normal() as f32).collect();
+    let mut opt = AdamW::new(AdamWConfig::default());
+    let mut cache = RnnCache::default();
+    let mut seed = 0;
+    median_seconds(budget, 5, || {
+        seed += 1;
+        let input = SequenceBatch { x: &x, steps: t, batch: b, lengths: None };
+        let out = rnn.forward_train_reusing(&input, &InitialState::default(), seed, &mut cache)?;
+        let last = &out.output[(t - 1) * b * width..];
+        let y = head.forward(last)?;
+        let scale = 2.0 / y.len() as f32;
+        let dy: Vec<f32> = y.iter().zip(&target).map(|(a, b)| scale * (a - b)).collect();
+        let mut head_grads = head.zeros_like();
+        let d_last = head.backward(last, &dy, &mut head_grads)?;
+        let mut d_output = vec![0.0f32; out.output.len()];
+        d_output[(t - 1) * b * width..].copy_from_slice(&d_last);
+        let mut grads = rnn.zero_grads();
+        rnn.backward(&input, &mut cache, &d_output, None, None, &mut grads)?;
+        opt.step(1e-3, &mut encoder_and_head_slots(&mut rnn, &mut head, &grads, &head_grads));
+        Ok(())
+    })
+}
+
+/// Seconds per inference call (no dropout, no cache) plus the linear head.
+///
+/// # Errors
+/// An invalid config.
+pub fn time_inference(config: &RnnConfig, shape: BatchShape, threads: usize, budget: f64) -> Result<f64> {
+    let (b, t, d) = (shape.batch, shape.steps, config.input_size);
+    let mut rnn = Rnn::<f32>::new(config.clone(), 1)?;
+    rnn.set_threads(threads);
+    let width = config.output_size();
+    let mut rng = Rng::new(2);
+    let head = Linear::<f32>::new(width, d, &mut rng);
+    let x: Vec<f32> = (0..t * b * d).map(|_| rng.normal() as f32).collect();
+    median_seconds(budget, 5, || {
+        let out = rnn.forward(&SequenceBatch { x: &x, steps: t, batch: b, lengths: None }, &InitialState::default())?;
+        std::hint::black_box(head.forward(&out.output[(t - 1) * b * width..])?);
+        Ok(())
+    })
+}
+
+/// Seconds per streamed step for `batch` streams (blocks of 100 steps are timed).
+///
+/// # Errors
+/// A bidirectional config (not causal).
+pub fn time_streaming_step(config: &RnnConfig, batch: usize, budget: f64) -> Result<f64> {
+    let rnn = Rnn::<f32>::new(config.clone(), 1)?;
+    let mut stream = rnn.stream(batch, &InitialState::default())?;
+    let x: Vec<f32> = (0..batch * config.input_size).map(|i| (i as f32 * 0.1).sin()).collect();
+    Ok(median_seconds(budget, 20, || {
+        for _ in 0..100 {
+            std::hint::black_box(stream.step(&x)?);
+        }
+        Ok(())
+    })? / 100.0)
+}
+
+/// One row of the comparison.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComparisonRow {
+    pub name: String,
+    pub parameters: usize,
+    pub train_ms: f64,
+    pub inference_ms: f64,
+}
+
+/// Parameters and speed of `(name, config)` pairs on the same batch shape.
+///
+/// # Errors
+/// An invalid config.
+pub fn compare(
+    configs: &[(String, RnnConfig)],
+    shape: BatchShape,
+    threads: usize,
+    budget: f64,
+) -> Result<Vec<ComparisonRow>> {
+    configs
+        .iter()
+        .map(|(name, config)| {
+            Ok(ComparisonRow {
+                name: name.clone(),
+                parameters: Rnn::<f32>::new(config.clone(), 0)?.num_parameters(),
+                train_ms: 1e3 * time_training_step(config, shape, threads, budget)?,
+                inference_ms: 1e3 * time_inference(config, shape, threads, budget)?,
+            })
+        })
+        .collect()
+}

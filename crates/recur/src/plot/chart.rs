@@ -1,0 +1,251 @@
+//! Line charts (linear or log y) and bar charts with error bars, rendered to PNG.
+
+use std::path::Path;
+
+use super::canvas::{Canvas, Rgb, GLYPH_H, GLYPH_W};
+use crate::error::Result;
+
+/// Colour-blind-safe palette (Okabe–Ito).
+pub const PALETTE: [Rgb; 7] =
+    [[0, 114, 178], [213, 94, 0], [0, 158, 115], [204, 121, 167], [230, 159, 0], [86, 180, 233], [0, 0, 0]];
+const INK: Rgb = [40, 40, 40];
+const GRID: Rgb = [225, 225, 225];
+
+/// One line of a chart.
+#[derive(Clone, Debug)]
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    /// Drawn dashed (for bounds and references).
+    pub dashed: bool,
+}
+
+/// A chart of lines.
+#[derive(Clone, Debug, Default)]
+pub struct LineChart {
+    pub title: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub log_y: bool,
+    pub series: Vec<Series>,
+}
+
+/// Round tick positions covering [lo, hi].
+fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
+    let span = (hi - lo).max(1e-300);
+    let raw = span / count as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step =
+        [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * mag).find(|s| span / s <= count as f64).unwrap_or(10.0 * mag);
+    let first = (lo / step).ceil() * step;
+    (0..).map(|i| first + i as f64 * step).take_while(|v| *v <= hi + step * 1e-9).collect()
+}
+
+fn format_tick(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.abs() >= 1e4 || v.abs() < 1e-2 {
+        format!("{v:.0e}")
+    } else if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round() as i64)
+    } else {
+        format!("{v:.2}").trim_end_matches('0').to_string()
+    }
+}
+
+struct Frame {
+    left: f64,
+    right: f64,
+    top: f64,
+    bottom: f64,
+}
+
+fn frame(canvas: &mut Canvas, title: &str, x_label: &str, y_label: &str) -> Frame {
+    let (w, h) = (canvas.width as f64, canvas.height as f64);
+    let f = Frame { left: 80.0, right: w - 20.0, top: 40.0, bottom: h - 55.0 };
+    canvas.text(((w - (title.len() * GLYPH_W) as f64) / 2.0) as i64, 12, title, INK);
+    canvas.text(((f.left + f.right - (x_label.len() * GLYPH_W) as f64) / 2.0) as i64, (h - 22.0) as i64, x_label, INK);
+    canvas.text_vertical(8, ((f.top + f.bottom + (y_label.len() * GLYPH_W) as f64) / 2.0) as i64, y_label, INK);
+    f
+}
+
+impl LineChart {
+    /// Renders to a `width × height` PNG at `path`.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&self, path: &Path, width: usize, height: usize) -> Result<()> {
+        let mut c = Canvas::new(width, height, [255, 255, 255]);
+        let f = frame(&mut c, &self.title, &self.x_label, &self.y_label);
+        let ty = |y: f64| if self.log_y { y.max(1e-300).log10() } else { y };
+        let pts: Vec<(f64, f64)> = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().copied())
+            .filter(|p| p.0.is_finite() && p.1.is_finite())
+            .collect();
+        let (mut x0, mut x1) =
+            pts.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
+        let (mut y0, mut y1) = pts
+            .iter()
+            .filter(|p| !self.log_y || p.1 > 0.0)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(ty(p.1)), b.max(ty(p.1))));
+        if !x0.is_finite() {
+            (x0, x1, y0, y1) = (0.0, 1.0, 0.0, 1.0);
+        }
+        if x1 <= x0 {
+            x1 = x0 + 1.0;
+        }
+        if y1 <= y0 {
+            y1 = y0 + 1.0;
+        }
+        let pad = 0.05 * (y1 - y0);
+        let (y0, y1) = (y0 - pad, y1 + pad);
+        let px = |x: f64| f.left + (x - x0) / (x1 - x0) * (f.right - f.left);
+        let py = |y: f64| f.bottom - (ty(y) - y0) / (y1 - y0) * (f.bottom - f.top);
+        // grid and tick labels
+        let y_ticks: Vec<f64> = if self.log_y {
+            let (lo, hi) = (y0.ceil() as i64, y1.floor() as i64);
+            let every = ((hi - lo) / 10 + 1).max(1) as usize;
+            (lo..=hi).step_by(every).map(|e| 10f64.powi(e as i32)).collect()
+        } else {
+            ticks(y0, y1, 6)
+        };
+        for &t in &y_ticks {
+            let y = py(t);
+            c.line(f.left, y, f.right, y, GRID, 1.0);
+            let label = if self.log_y { format!("1e{}", t.log10().round() as i64) } else { format_tick(t) };
+            c.text(
+                (f.left - 6.0 - (label.len() * GLYPH_W) as f64) as i64,
+                (y - GLYPH_H as f64 / 2.0) as i64 - 2,
+                &label,
+                INK,
+            );
+        }
+        for t in ticks(x0, x1, 8) {
+            let x = px(t);
+            c.line(x, f.top, x, f.bottom, GRID, 1.0);
+            let label = format_tick(t);
+            c.text((x - (label.len() * GLYPH_W) as f64 / 2.0) as i64, f.bottom as i64 + 4, &label, INK);
+        }
+        c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
+        c.line(f.left, f.top, f.left, f.bottom, INK, 1.0);
+        let legend_width = self.series.iter().map(|s| s.name.len()).max().unwrap_or(0) * GLYPH_W + 40;
+        let legend_height = self.series.len() * (GLYPH_H + 4) + 8;
+        let (lx0, ly0) = (f.right as i64 - 14 - legend_width as i64, f.top as i64 + 2);
+        for (i, s) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let visible: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .copied()
+                .filter(|p| p.0.is_finite() && p.1.is_finite() && (!self.log_y || p.1 > 0.0))
+                .collect();
+            for w in visible.windows(2) {
+                let (a, b) = ((px(w[0].0), py(w[0].1)), (px(w[1].0), py(w[1].1)));
+                if s.dashed {
+                    c.dashed_line(a.0, a.1, b.0, b.1, color, 2.0, 8.0);
+                } else {
+                    c.line(a.0, a.1, b.0, b.1, color, 2.0);
+                }
+            }
+            if visible.len() == 1 {
+                c.disc(px(visible[0].0), py(visible[0].1), 3.0, color);
+            }
+        }
+        // legend, on a white box over the lines
+        c.fill_rect(lx0, ly0, lx0 + legend_width as i64 + 8, ly0 + legend_height as i64, [255, 255, 255]);
+        for (i, s) in self.series.iter().enumerate() {
+            let color = PALETTE[i % PALETTE.len()];
+            let ly = ly0 + 6 + i as i64 * (GLYPH_H as i64 + 4);
+            let y = ly as f64 + GLYPH_H as f64 / 2.0;
+            if s.dashed {
+                c.dashed_line(lx0 as f64 + 6.0, y, lx0 as f64 + 30.0, y, color, 2.5, 6.0);
+            } else {
+                c.line(lx0 as f64 + 6.0, y, lx0 as f64 + 30.0, y, color, 2.5);
+            }
+            c.text(lx0 + 38, ly, &s.name, INK);
+        }
+        c.save_png(path)
+    }
+}
+
+/// Bars with optional ± error whiskers.
+#[derive(Clone, Debug, Default)]
+pub struct BarChart {
+    pub title: String,
+    pub y_label: String,
+    /// (label, value, error)
+    pub bars: Vec<(String, f64, f64)>,
+}
+
+impl BarChart {
+    /// Renders to a `width × height` PNG at `path`; labels are written under the bars.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&self, path: &Path, width: usize, height: usize) -> Result<()> {
+        let mut c = Canvas::new(width, height, [255, 255, 255]);
+        let f = frame(&mut c, &self.title, "", &self.y_label);
+        let top = self.bars.iter().map(|b| b.1 + b.2.max(0.0)).fold(0.0f64, f64::max).max(1e-12) * 1.08;
+        let py = |y: f64| f.bottom - y / top * (f.bottom - f.top);
+        for t in ticks(0.0, top, 6) {
+            let y = py(t);
+            c.line(f.left, y, f.right, y, GRID, 1.0);
+            let label = format_tick(t);
+            c.text(
+                (f.left - 6.0 - (label.len() * GLYPH_W) as f64) as i64,
+                (y - GLYPH_H as f64 / 2.0) as i64 - 2,
+                &label,
+                INK,
+            );
+        }
+        let n = self.bars.len().max(1) as f64;
+        let slot = (f.right - f.left) / n;
+        for (i, (label, value, err)) in self.bars.iter().enumerate() {
+            let x = f.left + slot * (i as f64 + 0.5);
+            let color = PALETTE[i % PALETTE.len()];
+            c.fill_rect((x - slot * 0.35) as i64, py(*value) as i64, (x + slot * 0.35) as i64, f.bottom as i64, color);
+            if *err > 0.0 {
+                c.line(x, py(value - err), x, py(value + err), INK, 1.5);
+                c.line(x - 6.0, py(value + err), x + 6.0, py(value + err), INK, 1.5);
+                c.line(x - 6.0, py(value - err), x + 6.0, py(value - err), INK, 1.5);
+            }
+            let shown: String = label.chars().take((slot / GLYPH_W as f64) as usize).collect();
+            c.text((x - (shown.len() * GLYPH_W) as f64 / 2.0) as i64, f.bottom as i64 + 4, &shown, INK);
+        }
+        c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
+        c.line(f.left, f.top, f.left, f.bottom, INK, 1.0);
+        c.save_png(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn charts_render_to_png_files() {
+        let dir = std::env::temp_dir().join(format!("recur-chart-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = LineChart {
+            title: "t".into(),
+            x_label: "x".into(),
+            y_label: "y".into(),
+            log_y: true,
+            series: vec![Series { name: "a".into(), points: vec![(0.0, 1.0), (1.0, 1e-3), (2.0, 0.0)], dashed: true }],
+        };
+        line.save(&dir.join("line.png"), 320, 200).unwrap();
+        let bars = BarChart {
+            title: "b".into(),
+            y_label: "v".into(),
+            bars: vec![("x".into(), 1.0, 0.2), ("y".into(), 2.0, 0.0)],
+        };
+        bars.save(&dir.join("bars.png"), 320, 200).unwrap();
+        for f in ["line.png", "bars.png"] {
+            let bytes = std::fs::read(dir.join(f)).unwrap();
+            assert_eq!(&bytes[1..4], b"PNG");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
