@@ -32,6 +32,8 @@ pub trait Real:
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
     fn exp(self) -> Self;
+    /// Natural logarithm (standard library; not used in the fused loops).
+    fn ln(self) -> Self;
     fn sqrt(self) -> Self;
     fn max(self, other: Self) -> Self;
     fn min(self, other: Self) -> Self;
@@ -50,6 +52,13 @@ pub trait Real:
     fn relu(self) -> Self {
         self.max(Self::ZERO)
     }
+
+    /// softplus(x) = ln(1 + eˣ), computed as max(x, 0) + ln(1 + e^{−|x|}) (no overflow).
+    #[inline(always)]
+    fn softplus(self) -> Self {
+        let a = if self < Self::ZERO { -self } else { self };
+        self.relu() + (Self::ONE + (-a).exp()).ln()
+    }
 }
 
 impl Real for f64 {
@@ -66,6 +75,10 @@ impl Real for f64 {
     #[inline(always)]
     fn exp(self) -> Self {
         f64::exp(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        f64::ln(self)
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
@@ -99,6 +112,10 @@ impl Real for f32 {
     #[inline(always)]
     fn exp(self) -> Self {
         exp_f32(self)
+    }
+    #[inline(always)]
+    fn ln(self) -> Self {
+        f32::ln(self)
     }
     #[inline(always)]
     fn sqrt(self) -> Self {

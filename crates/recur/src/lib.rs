@@ -12,6 +12,7 @@ pub mod error;
 pub mod heads;
 pub mod io;
 pub mod losses;
+pub mod model;
 pub mod optim;
 pub mod plot;
 pub mod rng;

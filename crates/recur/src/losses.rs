@@ -1,50 +1,155 @@
-//! Losses with their exact gradients.
+//! Losses with their exact gradients (generic over f32/f64 so they are gradient-checked
+//! with the models). Masks are 0/1 per entry; unobserved entries never contribute.
+
+use recur_kernels::Real;
 
 /// Masked mean squared error over observed entries, the deck's prediction loss:
 ///
 /// L = Σ m (x̂ − x)² / Σ m,   ∂L/∂x̂ = 2 m (x̂ − x) / Σ m
 ///
-/// `pred`, `target`, `mask` (0 or 1): the same length. Returns `(L, ∂L/∂x̂)`; with no
-/// observed entry the loss is 0 and so is the gradient.
-pub fn masked_mse(pred: &[f32], target: &[f32], mask: &[f32]) -> (f64, Vec<f32>) {
-    let count: f64 = mask.iter().map(|&m| m as f64).sum();
+/// `pred`, `target`, `mask`: the same length. Returns `(L, ∂L/∂x̂)`; with no observed
+/// entry the loss is 0 and so is the gradient.
+pub fn masked_mse<T: Real>(pred: &[T], target: &[T], mask: &[T]) -> (f64, Vec<T>) {
+    let count: f64 = mask.iter().map(|m| m.to_f64()).sum();
     if count == 0.0 {
-        return (0.0, vec![0.0; pred.len()]);
+        return (0.0, vec![T::ZERO; pred.len()]);
     }
     let mut loss = 0.0f64;
-    let scale = (2.0 / count) as f32;
+    let scale = T::from_f64(2.0 / count);
     let grad = pred
         .iter()
         .zip(target)
         .zip(mask)
         .map(|((&p, &t), &m)| {
             let e = (p - t) * m;
-            loss += (e as f64) * (e as f64);
+            loss += e.to_f64() * e.to_f64();
             scale * e
         })
         .collect();
     (loss / count, grad)
 }
 
+/// The deck's Gaussian negative log-likelihood with a learned precision per row
+/// (a row = one step of one sequence, `channels` entries):
+///
+/// sse_n = Σ_c m (x̂ − x)²,  k_n = Σ_c m (entries scored),
+/// −log p_n = ½ λ_n sse_n − ½ k_n log λ_n + ½ k_n log 2π,
+/// L = Σ_n −log p_n / Σ_n k_n  (per scored entry, so batches of any size compare).
+///
+/// `mean, target, mask: [N, C]`, `precision: [N]` (λ > 0). Returns `(L, ∂L/∂x̂, ∂L/∂λ)`.
+pub fn gaussian_nll<T: Real>(
+    mean: &[T],
+    target: &[T],
+    mask: &[T],
+    precision: &[T],
+    channels: usize,
+) -> (f64, Vec<T>, Vec<T>) {
+    let total: f64 = mask.iter().map(|m| m.to_f64()).sum();
+    let mut d_mean = vec![T::ZERO; mean.len()];
+    let mut d_precision = vec![T::ZERO; precision.len()];
+    if total == 0.0 {
+        return (0.0, d_mean, d_precision);
+    }
+    let log_2pi = (2.0 * std::f64::consts::PI).ln();
+    let mut loss = 0.0f64;
+    for (n, &lambda) in precision.iter().enumerate() {
+        let row = n * channels..(n + 1) * channels;
+        let (mut sse, mut k) = (0.0f64, 0.0f64);
+        for i in row.clone() {
+            let e = (mean[i] - target[i]).to_f64() * mask[i].to_f64();
+            sse += e * e;
+            k += mask[i].to_f64();
+        }
+        if k == 0.0 {
+            continue;
+        }
+        let l = lambda.to_f64();
+        loss += 0.5 * l * sse - 0.5 * k * l.ln() + 0.5 * k * log_2pi;
+        for i in row {
+            d_mean[i] = T::from_f64(l * (mean[i] - target[i]).to_f64() * mask[i].to_f64() / total);
+        }
+        d_precision[n] = T::from_f64((0.5 * sse - 0.5 * k / l) / total);
+    }
+    (loss / total, d_mean, d_precision)
+}
+
+/// The twin loss of decoupled training (Serdyuk et al. 2018), on active rows only:
+///
+/// L = α · Σ_n a_n ‖ĥ←_n − h←_n‖² / Σ_n a_n,   ∂L/∂ĥ← = 2α a_n (ĥ←_n − h←_n) / Σ a
+///
+/// `estimate` ĥ← and `teacher` h←: `[N, H]` (the teacher is a constant: no gradient
+/// flows to it), `active: [N]` 0/1.
+pub fn twin_loss<T: Real>(estimate: &[T], teacher: &[T], active: &[T], alpha: f64) -> (f64, Vec<T>) {
+    let count: f64 = active.iter().map(|a| a.to_f64()).sum();
+    let h = estimate.len() / active.len().max(1);
+    if count == 0.0 || alpha == 0.0 {
+        return (0.0, vec![T::ZERO; estimate.len()]);
+    }
+    let mut loss = 0.0;
+    let scale = T::from_f64(2.0 * alpha / count);
+    let grad = estimate
+        .iter()
+        .zip(teacher)
+        .enumerate()
+        .map(|(i, (&e, &t))| {
+            let d = (e - t) * active[i / h];
+            loss += d.to_f64() * d.to_f64();
+            scale * d
+        })
+        .collect();
+    (alpha * loss / count, grad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn check_gradient(f: impl Fn(&[f64]) -> f64, x: &[f64], grad: &[f64]) {
+        for i in 0..x.len() {
+            let mut p = x.to_vec();
+            p[i] += 1e-6;
+            let up = f(&p);
+            p[i] -= 2e-6;
+            let down = f(&p);
+            let numeric = (up - down) / 2e-6;
+            assert!((numeric - grad[i]).abs() < 1e-6 * (1.0 + numeric.abs()), "entry {i}: {numeric} vs {}", grad[i]);
+        }
+    }
+
     #[test]
     fn masked_mse_ignores_unobserved_entries_and_matches_central_differences() {
-        let pred = [0.5f32, -1.0, 2.0, 0.25];
-        let target = [0.0f32, 3.0, 1.0, 100.0];
-        let mask = [1.0f32, 1.0, 1.0, 0.0];
+        let pred = [0.5, -1.0, 2.0, 0.25];
+        let target = [0.0, 3.0, 1.0, 100.0];
+        let mask = [1.0, 1.0, 1.0, 0.0];
         let (loss, grad) = masked_mse(&pred, &target, &mask);
-        assert!((loss - (0.25 + 16.0 + 1.0) / 3.0).abs() < 1e-9);
+        assert!((loss - (0.25 + 16.0 + 1.0) / 3.0).abs() < 1e-12);
         assert_eq!(grad[3], 0.0);
-        for i in 0..3 {
-            let mut p = pred;
-            p[i] += 1e-3;
-            let up = masked_mse(&p, &target, &mask).0;
-            p[i] -= 2e-3;
-            let down = masked_mse(&p, &target, &mask).0;
-            assert!(((up - down) / 2e-3 - grad[i] as f64).abs() < 1e-3);
-        }
+        check_gradient(|p| masked_mse(p, &target, &mask).0, &pred, &grad);
+    }
+
+    #[test]
+    fn gaussian_nll_matches_the_formula_and_central_differences() {
+        let mean = [0.5, -1.0, 2.0, 0.25, 1.5, 0.0];
+        let target = [0.0, 3.0, 1.0, 100.0, 1.0, -0.5];
+        let mask = [1.0, 1.0, 1.0, 0.0, 1.0, 1.0];
+        let lambda = [0.7, 2.5];
+        let (loss, d_mean, d_lambda) = gaussian_nll(&mean, &target, &mask, &lambda, 3);
+        let lp =
+            |l: f64, sse: f64, k: f64| 0.5 * l * sse - 0.5 * k * l.ln() + 0.5 * k * (2.0 * std::f64::consts::PI).ln();
+        let want = (lp(0.7, 0.25 + 16.0 + 1.0, 3.0) + lp(2.5, 0.25 + 0.25, 2.0)) / 5.0;
+        assert!((loss - want).abs() < 1e-12);
+        check_gradient(|m| gaussian_nll(m, &target, &mask, &lambda, 3).0, &mean, &d_mean);
+        check_gradient(|l| gaussian_nll(&mean, &target, &mask, l, 3).0, &lambda, &d_lambda);
+    }
+
+    #[test]
+    fn twin_loss_counts_active_rows_only() {
+        let est = [1.0, 2.0, 3.0, 4.0];
+        let teacher = [0.0, 0.0, 3.0, 4.5];
+        let active = [1.0, 0.0];
+        let (loss, grad) = twin_loss(&est, &teacher, &active, 0.5);
+        assert!((loss - 0.5 * 5.0).abs() < 1e-12);
+        assert_eq!(&grad[2..], &[0.0, 0.0]);
+        check_gradient(|e| twin_loss(e, &teacher, &active, 0.5).0, &est, &grad);
     }
 }

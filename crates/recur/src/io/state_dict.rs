@@ -20,6 +20,19 @@ impl<T: Real> Rnn<T> {
         out
     }
 
+    /// Every parameter with its PyTorch name, mutably, in [`Rnn::state_dict`]'s order.
+    pub fn named_mut(&mut self) -> Vec<(String, &mut Tensor<T>)> {
+        let names: Vec<String> = self
+            .cells()
+            .iter()
+            .enumerate()
+            .flat_map(|(i, c)| c.named().map(move |(f, _)| (i, f)))
+            .map(|(i, f)| self.param_name(i, f))
+            .collect();
+        let tensors = self.cells_mut().iter_mut().flat_map(|c| c.named_mut().map(|(_, t)| t));
+        names.into_iter().zip(tensors).collect()
+    }
+
     /// Replaces every parameter from `tensors` (name → tensor). The set of names must be
     /// exactly the model's, every shape must match, and every value be finite; on any
     /// error nothing is changed.

@@ -1,0 +1,239 @@
+//! Fusion of the two directions of a bidirectional encoder (the deck's "Arquiteturas
+//! Bidirecionais"), per step t, with h→, h← of width H:
+//!
+//! concat:  z_t = [h→_t; h←_t]                                   (2H)
+//! gated:   g_t = σ(W_g [h→_t; h←_t] + b_g),  z_t = g_t ⊙ h→_t + (1 − g_t) ⊙ h←_t   (H)
+//! fuser:   u_t = GRU_fuser([h→_t; h←_t], u_{t−1})  (or an LSTM)  (H_f)
+//! sum: h→ + h←,  mean: (h→ + h←)/2,  product: h→ ⊙ h←           (H; Keras merge modes)
+
+use recur_kernels::Real;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::heads::Linear;
+use crate::rng::Rng;
+use crate::rnn::{CellKind, InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
+
+/// Which fusion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FusionKind {
+    Concat,
+    Gated,
+    /// A GRU over the concatenation; its hidden width is the model's H.
+    FuserGru,
+    /// An LSTM over the concatenation.
+    FuserLstm,
+    Sum,
+    Mean,
+    Product,
+}
+
+impl FusionKind {
+    pub const ALL: [FusionKind; 7] = [
+        FusionKind::Concat,
+        FusionKind::Gated,
+        FusionKind::FuserGru,
+        FusionKind::FuserLstm,
+        FusionKind::Sum,
+        FusionKind::Mean,
+        FusionKind::Product,
+    ];
+}
+
+/// A fusion with its parameters (gate layer or fuser RNN).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Fusion<T = f32> {
+    pub kind: FusionKind,
+    hidden: usize,
+    /// `W_g: [H, 2H]`, `b_g: [H]` (gated only).
+    pub gate: Option<Linear<T>>,
+    /// The fuser RNN (fuser kinds only).
+    pub fuser: Option<Rnn<T>>,
+}
+
+/// What backward needs from forward: the inputs, the gate values, the fuser's cache.
+pub struct FusionCache<T> {
+    forward: Vec<T>,
+    backward: Vec<T>,
+    /// `[N, 2H]` [h→; h←] rows (gated, fuser).
+    joined: Vec<T>,
+    /// `[N, H]` g_t (gated).
+    gate: Vec<T>,
+    fuser: Option<RnnCache<T>>,
+    steps: usize,
+    batch: usize,
+    lengths: Option<Vec<usize>>,
+}
+
+impl<T> FusionCache<T> {
+    /// g_t of a gated fusion, `[T, B, H]` (empty for other kinds): how much each unit
+    /// trusted the forward direction at each step.
+    pub fn gate_values(&self) -> &[T] {
+        &self.gate
+    }
+}
+
+fn join<T: Real>(f: &[T], b: &[T], h: usize) -> Vec<T> {
+    f.chunks_exact(h).zip(b.chunks_exact(h)).flat_map(|(x, y)| x.iter().chain(y).copied()).collect()
+}
+
+impl<T: Real> Fusion<T> {
+    /// A fusion of two `hidden`-wide directions.
+    ///
+    /// # Errors
+    /// A zero width.
+    pub fn new(kind: FusionKind, hidden: usize, seed: u64) -> Result<Self> {
+        let mut rng = Rng::new(seed);
+        let gate = (kind == FusionKind::Gated).then(|| Linear::new(2 * hidden, hidden, &mut rng));
+        let fuser = match kind {
+            FusionKind::FuserGru | FusionKind::FuserLstm => {
+                let cell = if kind == FusionKind::FuserGru { CellKind::GruResetAfter } else { CellKind::Lstm };
+                Some(Rnn::new(
+                    RnnConfig { cell, input_size: 2 * hidden, hidden_size: hidden, ..RnnConfig::default() },
+                    rng.next_u64(),
+                )?)
+            }
+            _ => None,
+        };
+        Ok(Fusion { kind, hidden, gate, fuser })
+    }
+
+    /// Width of z_t.
+    pub fn output_size(&self) -> usize {
+        if self.kind == FusionKind::Concat {
+            2 * self.hidden
+        } else {
+            self.hidden
+        }
+    }
+
+    /// z for `f = h→`, `b = h←`, both `[T, B, H]`; rows past `lengths` are zero in and out.
+    ///
+    /// # Errors
+    /// Shapes that disagree.
+    pub fn forward(
+        &self,
+        f: &[T],
+        b: &[T],
+        steps: usize,
+        batch: usize,
+        lengths: Option<&[usize]>,
+    ) -> Result<(Vec<T>, FusionCache<T>)> {
+        let h = self.hidden;
+        crate::error::check_len("h_forward", f, &[steps, batch, h])?;
+        crate::error::check_len("h_backward", b, &[steps, batch, h])?;
+        let mut cache = FusionCache {
+            forward: f.to_vec(),
+            backward: b.to_vec(),
+            joined: Vec::new(),
+            gate: Vec::new(),
+            fuser: None,
+            steps,
+            batch,
+            lengths: lengths.map(<[usize]>::to_vec),
+        };
+        let two = T::from_f64(2.0);
+        let z = match self.kind {
+            FusionKind::Concat => join(f, b, h),
+            FusionKind::Sum => f.iter().zip(b).map(|(&x, &y)| x + y).collect(),
+            FusionKind::Mean => f.iter().zip(b).map(|(&x, &y)| (x + y) / two).collect(),
+            FusionKind::Product => f.iter().zip(b).map(|(&x, &y)| x * y).collect(),
+            FusionKind::Gated => {
+                cache.joined = join(f, b, h);
+                let gate = self.gate.as_ref().expect("gated fusion has a gate");
+                cache.gate = gate.forward(&cache.joined)?.into_iter().map(T::sigmoid).collect();
+                cache.gate.iter().zip(f.iter().zip(b)).map(|(&g, (&x, &y))| g * x + (T::ONE - g) * y).collect()
+            }
+            FusionKind::FuserGru | FusionKind::FuserLstm => {
+                cache.joined = join(f, b, h);
+                let fuser = self.fuser.as_ref().expect("fuser fusion has an RNN");
+                let input = SequenceBatch { x: &cache.joined, steps, batch, lengths };
+                let (out, rnn_cache) = fuser.forward_train(&input, &InitialState::default(), 0)?;
+                cache.fuser = Some(rnn_cache);
+                out.output
+            }
+        };
+        Ok((z, cache))
+    }
+
+    /// Inverts [`Fusion::forward`]: returns (∂L/∂h→, ∂L/∂h←) and accumulates parameter
+    /// gradients into `grads` (a zeroed clone of this fusion).
+    ///
+    /// # Errors
+    /// A gradient of the wrong shape.
+    pub fn backward(&self, cache: &mut FusionCache<T>, dz: &[T], grads: &mut Fusion<T>) -> Result<(Vec<T>, Vec<T>)> {
+        let h = self.hidden;
+        let (f, b) = (&cache.forward, &cache.backward);
+        crate::error::check_len("fusion output gradient", dz, &[cache.steps, cache.batch, self.output_size()])?;
+        let half = T::from_f64(0.5);
+        Ok(match self.kind {
+            FusionKind::Concat => {
+                let mut df = Vec::with_capacity(f.len());
+                let mut db = Vec::with_capacity(b.len());
+                for row in dz.chunks_exact(2 * h) {
+                    df.extend_from_slice(&row[..h]);
+                    db.extend_from_slice(&row[h..]);
+                }
+                (df, db)
+            }
+            FusionKind::Sum => (dz.to_vec(), dz.to_vec()),
+            FusionKind::Mean => {
+                let d: Vec<T> = dz.iter().map(|&v| v * half).collect();
+                (d.clone(), d)
+            }
+            FusionKind::Product => {
+                (dz.iter().zip(b).map(|(&d, &y)| d * y).collect(), dz.iter().zip(f).map(|(&d, &x)| d * x).collect())
+            }
+            FusionKind::Gated => {
+                // inverts z = g⊙f + (1−g)⊙b and g = σ(W_g[f;b] + b_g)
+                let g = &cache.gate;
+                let mut df: Vec<T> = dz.iter().zip(g).map(|(&d, &gv)| d * gv).collect();
+                let mut db: Vec<T> = dz.iter().zip(g).map(|(&d, &gv)| d * (T::ONE - gv)).collect();
+                let du: Vec<T> = (0..dz.len()).map(|i| dz[i] * (f[i] - b[i]) * g[i] * (T::ONE - g[i])).collect();
+                let gate = self.gate.as_ref().expect("gated fusion has a gate");
+                let d_joined = gate.backward(&cache.joined, &du, grads.gate.as_mut().expect("gate grads"))?;
+                split_add(&d_joined, &mut df, &mut db, h);
+                (df, db)
+            }
+            FusionKind::FuserGru | FusionKind::FuserLstm => {
+                let fuser = self.fuser.as_ref().expect("fuser fusion has an RNN");
+                let input = SequenceBatch {
+                    x: &cache.joined,
+                    steps: cache.steps,
+                    batch: cache.batch,
+                    lengths: cache.lengths.as_deref(),
+                };
+                let rnn_cache = cache.fuser.as_mut().expect("fuser cache");
+                let fuser_grads = grads.fuser.as_mut().expect("fuser grads").cells_mut();
+                let d = fuser.backward(&input, rnn_cache, dz, None, None, fuser_grads)?;
+                let (mut df, mut db) = (vec![T::ZERO; f.len()], vec![T::ZERO; b.len()]);
+                split_add(&d.d_x, &mut df, &mut db, h);
+                (df, db)
+            }
+        })
+    }
+
+    /// Every parameter with a name (`gate.weight`, `fuser.weight_ih_l0`, …), mutably.
+    pub fn named_mut(&mut self) -> Vec<(String, &mut crate::Tensor<T>)> {
+        let mut out = Vec::new();
+        if let Some(g) = &mut self.gate {
+            out.push(("gate.weight".to_string(), &mut g.weight));
+            out.push(("gate.bias".to_string(), &mut g.bias));
+        }
+        if let Some(r) = &mut self.fuser {
+            out.extend(r.named_mut().into_iter().map(|(n, t)| (format!("fuser.{n}"), t)));
+        }
+        out
+    }
+}
+
+/// `df += d[:, :H]`, `db += d[:, H:]` for `d: [N, 2H]`.
+fn split_add<T: Real>(d: &[T], df: &mut [T], db: &mut [T], h: usize) {
+    for ((row, f), b) in d.chunks_exact(2 * h).zip(df.chunks_exact_mut(h)).zip(db.chunks_exact_mut(h)) {
+        for j in 0..h {
+            f[j] += row[j];
+            b[j] += row[h + j];
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! Output heads on z_t: a linear regression, or the deck's Gaussian head with a learned
+//! precision λ̂_t = softplus(W_λ z_t + b_λ) (one λ per step and sequence).
+
+use recur_kernels::Real;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::heads::Linear;
+use crate::rng::Rng;
+
+/// Which head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadKind {
+    Linear,
+    Gaussian,
+}
+
+/// x̂ = W z + b (and λ̂ = softplus(w_λ·z + b_λ) for the Gaussian head).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Head<T = f32> {
+    pub mean: Linear<T>,
+    pub precision: Option<Linear<T>>,
+}
+
+/// Head outputs for `N` rows: `mean: [N, O]`, `precision: [N]` (empty for a linear head).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HeadOutput<T> {
+    pub mean: Vec<T>,
+    pub precision: Vec<T>,
+}
+
+impl<T: Real> Head<T> {
+    pub fn new(kind: HeadKind, inputs: usize, outputs: usize, rng: &mut Rng) -> Self {
+        let mean = Linear::new(inputs, outputs, rng);
+        let precision = (kind == HeadKind::Gaussian).then(|| {
+            let mut p = Linear::new(inputs, 1, rng);
+            // start near λ = 1 (softplus(0.55) ≈ 1)
+            p.bias.data[0] = T::from_f64(0.5413);
+            p
+        });
+        Head { mean, precision }
+    }
+
+    pub fn zeros_like(&self) -> Self {
+        Head { mean: self.mean.zeros_like(), precision: self.precision.as_ref().map(Linear::zeros_like) }
+    }
+
+    /// # Errors
+    /// `z` not a whole number of rows.
+    pub fn forward(&self, z: &[T]) -> Result<HeadOutput<T>> {
+        let mean = self.mean.forward(z)?;
+        let precision = match &self.precision {
+            Some(p) => p.forward(z)?.into_iter().map(T::softplus).collect(),
+            None => Vec::new(),
+        };
+        Ok(HeadOutput { mean, precision })
+    }
+
+    /// Inverts [`Head::forward`] (∂λ̂/∂u = σ(u), recomputed from z); returns ∂L/∂z.
+    ///
+    /// # Errors
+    /// Gradient shapes that disagree.
+    pub fn backward(&self, z: &[T], d_mean: &[T], d_precision: &[T], grads: &mut Head<T>) -> Result<Vec<T>> {
+        let mut dz = self.mean.backward(z, d_mean, &mut grads.mean)?;
+        if let (Some(p), Some(g)) = (&self.precision, grads.precision.as_mut()) {
+            let u = p.forward(z)?;
+            let du: Vec<T> = u.iter().zip(d_precision).map(|(&u, &d)| d * u.sigmoid()).collect();
+            let dz2 = p.backward(z, &du, g)?;
+            for (a, b) in dz.iter_mut().zip(dz2) {
+                *a += b;
+            }
+        }
+        Ok(dz)
+    }
+}

@@ -1,0 +1,361 @@
+//! An encoder → fusion → head model, with the deck's two couplings of a bidirectional
+//! encoder. The two directions are two independent unidirectional stacks (the backward
+//! one reads each sequence reversed within its own length), fused after:
+//!
+//! - **coupled**: z_t = fuse(h→_t, h←_t); offline, it reads the future.
+//! - **decoupled** (Twin Networks, Serdyuk et al. 2018): the backward stack is a teacher.
+//!   Training is joint: the student path z_t = fuse(h→_t, ĥ←_t) with ĥ←_t = A h→_t + a,
+//!   plus α‖ĥ←_t − sg(h←_t)‖² (sg: the teacher's states are constants for the student),
+//!   and the teacher path fuse(sg(h→_t), h←_t) through the same fusion and head, which
+//!   trains the teacher. At inference only the student runs: causal and streamable.
+//!
+//! Without a backward stack the model is unidirectional: z_t = h→_t.
+
+use recur_kernels::Real;
+use serde::{Deserialize, Serialize};
+
+use super::fusion::{Fusion, FusionCache, FusionKind};
+use super::head::{Head, HeadKind, HeadOutput};
+use crate::error::{Error, Result};
+use crate::heads::Linear;
+use crate::losses::twin_loss;
+use crate::rng::Rng;
+use crate::rnn::{InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
+use crate::tensor::Tensor;
+
+/// How the two directions are trained and used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Coupling {
+    Coupled,
+    Decoupled,
+}
+
+/// A whole model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The encoder; `bidirectional` adds the backward stack.
+    pub encoder: RnnConfig,
+    pub coupling: Coupling,
+    /// α of the twin loss (decoupled only).
+    pub twin_weight: f64,
+    pub fusion: FusionKind,
+    pub head: HeadKind,
+    /// O: values predicted per step.
+    pub outputs: usize,
+}
+
+/// Encoder branches, twin map, fusion and head. Gradients live in a zeroed clone
+/// ([`SequenceModel::zeros_like`]), so parameters and gradients share names and order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SequenceModel<T = f32> {
+    config: ModelConfig,
+    pub forward_branch: Rnn<T>,
+    pub backward_branch: Option<Rnn<T>>,
+    /// ĥ← = A h→ + a (decoupled only), `A: [H, H]`.
+    pub twin: Option<Linear<T>>,
+    pub fusion: Option<Fusion<T>>,
+    pub head: Head<T>,
+}
+
+/// What a training forward produces, per step (`N = T·B` rows).
+#[derive(Clone, Debug)]
+pub struct ModelOutputs<T> {
+    /// The path used at inference (coupled, or the decoupled student).
+    pub student: HeadOutput<T>,
+    /// The decoupled teacher path (None otherwise).
+    pub teacher: Option<HeadOutput<T>>,
+    /// α‖ĥ← − h←‖² averaged over active rows (0 unless decoupled).
+    pub twin_loss: f64,
+}
+
+/// What backward needs from [`SequenceModel::forward_train`].
+pub struct ModelCache<T> {
+    steps: usize,
+    batch: usize,
+    lengths: Option<Vec<usize>>,
+    x: Vec<T>,
+    x_reversed: Vec<T>,
+    forward_cache: RnnCache<T>,
+    backward_cache: Option<RnnCache<T>>,
+    h_forward: Vec<T>,
+    h_backward: Vec<T>,
+    z_student: Vec<T>,
+    z_teacher: Vec<T>,
+    fusion_student: Option<FusionCache<T>>,
+    fusion_teacher: Option<FusionCache<T>>,
+    /// ∂(twin loss)/∂ĥ←, computed in forward (it depends on forward values only).
+    d_estimate_twin: Vec<T>,
+}
+
+impl<T> ModelCache<T> {
+    /// g_t of a gated fusion on the student path, `[T, B, H]` (empty otherwise).
+    pub fn gate_values(&self) -> &[T] {
+        self.fusion_student.as_ref().map_or(&[], |c| c.gate_values())
+    }
+}
+
+/// Reverses each row of `x: [T, B, W]` within its own length (zeros past it); an involution.
+pub fn reverse_within_lengths<T: Real>(x: &[T], steps: usize, batch: usize, lengths: Option<&[usize]>) -> Vec<T> {
+    let width = x.len() / (steps * batch).max(1);
+    let mut out = vec![T::ZERO; x.len()];
+    for b in 0..batch {
+        let len = lengths.map_or(steps, |l| l[b]);
+        for t in 0..len {
+            let (src, dst) = (((len - 1 - t) * batch + b) * width, (t * batch + b) * width);
+            out[dst..dst + width].copy_from_slice(&x[src..src + width]);
+        }
+    }
+    out
+}
+
+fn add_into<T: Real>(a: &mut [T], b: &[T]) {
+    for (x, &y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+}
+
+impl<T: Real> SequenceModel<T> {
+    /// A fresh model drawn from `seed`.
+    ///
+    /// # Errors
+    /// An invalid encoder config or a zero output width.
+    pub fn new(config: ModelConfig, seed: u64) -> Result<Self> {
+        if config.outputs == 0 {
+            return Err(Error::invalid("outputs", "a model predicts at least one value per step"));
+        }
+        let mut rng = Rng::new(seed);
+        let branch = RnnConfig { bidirectional: false, ..config.encoder.clone() };
+        let forward_branch = Rnn::new(branch.clone(), rng.next_u64())?;
+        let bidirectional = config.encoder.bidirectional;
+        let backward_branch = if bidirectional { Some(Rnn::new(branch, rng.next_u64())?) } else { None };
+        let h = config.encoder.hidden_size;
+        let decoupled = bidirectional && config.coupling == Coupling::Decoupled;
+        let twin = decoupled.then(|| Linear::new(h, h, &mut rng));
+        let fusion = if bidirectional { Some(Fusion::new(config.fusion, h, rng.next_u64())?) } else { None };
+        let width = fusion.as_ref().map_or(h, Fusion::output_size);
+        let head = Head::new(config.head, width, config.outputs, &mut rng);
+        Ok(SequenceModel { config, forward_branch, backward_branch, twin, fusion, head })
+    }
+
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// Threads for the encoder branches.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.forward_branch.set_threads(threads);
+        if let Some(b) = &mut self.backward_branch {
+            b.set_threads(threads);
+        }
+    }
+
+    /// Whether inference reads only the past (unidirectional or decoupled).
+    pub fn is_causal(&self) -> bool {
+        self.backward_branch.is_none() || self.config.coupling == Coupling::Decoupled
+    }
+
+    /// Every parameter with its name (`forward.weight_ih_l0`, `backward.…`, `twin.weight`,
+    /// `fusion.gate.weight`, `head.mean.weight`, …), mutably, in a fixed order.
+    pub fn named_mut(&mut self) -> Vec<(String, &mut Tensor<T>)> {
+        let mut out: Vec<(String, &mut Tensor<T>)> =
+            self.forward_branch.named_mut().into_iter().map(|(n, t)| (format!("forward.{n}"), t)).collect();
+        if let Some(b) = &mut self.backward_branch {
+            out.extend(b.named_mut().into_iter().map(|(n, t)| (format!("backward.{n}"), t)));
+        }
+        if let Some(l) = &mut self.twin {
+            out.push(("twin.weight".into(), &mut l.weight));
+            out.push(("twin.bias".into(), &mut l.bias));
+        }
+        if let Some(f) = &mut self.fusion {
+            out.extend(f.named_mut().into_iter().map(|(n, t)| (format!("fusion.{n}"), t)));
+        }
+        out.push(("head.mean.weight".into(), &mut self.head.mean.weight));
+        out.push(("head.mean.bias".into(), &mut self.head.mean.bias));
+        if let Some(p) = &mut self.head.precision {
+            out.push(("head.precision.weight".into(), &mut p.weight));
+            out.push(("head.precision.bias".into(), &mut p.bias));
+        }
+        out
+    }
+
+    /// A copy with every parameter zero: the gradient buffer of this model.
+    pub fn zeros_like(&self) -> Self {
+        let mut z = self.clone();
+        for (_, t) in z.named_mut() {
+            t.data.iter_mut().for_each(|v| *v = T::ZERO);
+        }
+        z
+    }
+
+    /// Number of scalar parameters.
+    pub fn num_parameters(&self) -> usize {
+        self.clone().named_mut().iter().map(|(_, t)| t.len()).sum()
+    }
+
+    /// Runs the forward stack, and the backward one when `with_backward` (training keeps caches).
+    fn branches(
+        &self,
+        input: &SequenceBatch<'_, T>,
+        seed: Option<u64>,
+        with_backward: bool,
+    ) -> Result<(Vec<T>, Vec<T>, Vec<T>, RnnCache<T>, Option<RnnCache<T>>)> {
+        let state = InitialState::default();
+        let (h_forward, forward_cache) = match seed {
+            Some(s) => {
+                let (out, c) = self.forward_branch.forward_train(input, &state, s)?;
+                (out.output, c)
+            }
+            None => (self.forward_branch.forward(input, &state)?.output, RnnCache::default()),
+        };
+        let mut x_reversed = Vec::new();
+        let mut h_backward = Vec::new();
+        let mut backward_cache = None;
+        if let Some(branch) = self.backward_branch.as_ref().filter(|_| with_backward) {
+            x_reversed = reverse_within_lengths(input.x, input.steps, input.batch, input.lengths);
+            let reversed = SequenceBatch { x: &x_reversed, ..*input };
+            let out = match seed {
+                Some(s) => {
+                    let (out, c) = branch.forward_train(&reversed, &state, s ^ 0x9e37_79b9)?;
+                    backward_cache = Some(c);
+                    out.output
+                }
+                None => branch.forward(&reversed, &state)?.output,
+            };
+            h_backward = reverse_within_lengths(&out, input.steps, input.batch, input.lengths);
+        }
+        Ok((h_forward, h_backward, x_reversed, forward_cache, backward_cache))
+    }
+
+    /// Inference: per-step outputs `[T·B, O]` (and λ̂ `[T·B]` for a Gaussian head). A
+    /// decoupled model runs only its forward stack here.
+    ///
+    /// # Errors
+    /// Inputs that do not fit the encoder.
+    pub fn forward(&self, input: &SequenceBatch<'_, T>) -> Result<HeadOutput<T>> {
+        let (steps, batch) = (input.steps, input.batch);
+        let (h_forward, h_backward, ..) = self.branches(input, None, self.twin.is_none())?;
+        let z = match (&self.fusion, &self.twin) {
+            (None, _) => h_forward,
+            (Some(fusion), None) => fusion.forward(&h_forward, &h_backward, steps, batch, input.lengths)?.0,
+            (Some(fusion), Some(twin)) => {
+                let estimate = twin.forward(&h_forward)?;
+                fusion.forward(&h_forward, &estimate, steps, batch, input.lengths)?.0
+            }
+        };
+        self.head.forward(&z)
+    }
+
+    /// Training forward: every path's outputs, the twin loss, and the cache for backward.
+    ///
+    /// # Errors
+    /// Inputs that do not fit the encoder.
+    pub fn forward_train(&self, input: &SequenceBatch<'_, T>, seed: u64) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
+        let (steps, batch) = (input.steps, input.batch);
+        let (h_forward, h_backward, x_reversed, forward_cache, backward_cache) =
+            self.branches(input, Some(seed), true)?;
+        let mut cache = ModelCache {
+            steps,
+            batch,
+            lengths: input.lengths.map(<[usize]>::to_vec),
+            x: input.x.to_vec(),
+            x_reversed,
+            forward_cache,
+            backward_cache,
+            h_forward,
+            h_backward,
+            z_student: Vec::new(),
+            z_teacher: Vec::new(),
+            fusion_student: None,
+            fusion_teacher: None,
+            d_estimate_twin: Vec::new(),
+        };
+        let mut teacher = None;
+        let mut twin_value = 0.0;
+        match (&self.fusion, &self.twin) {
+            (None, _) => cache.z_student = cache.h_forward.clone(),
+            (Some(fusion), None) => {
+                let (z, fc) = fusion.forward(&cache.h_forward, &cache.h_backward, steps, batch, input.lengths)?;
+                (cache.z_student, cache.fusion_student) = (z, Some(fc));
+            }
+            (Some(fusion), Some(twin)) => {
+                let estimate = twin.forward(&cache.h_forward)?;
+                let active: Vec<T> = (0..steps * batch)
+                    .map(|n| if input.lengths.is_none_or(|l| n / batch < l[n % batch]) { T::ONE } else { T::ZERO })
+                    .collect();
+                let (value, d_estimate) = twin_loss(&estimate, &cache.h_backward, &active, self.config.twin_weight);
+                (twin_value, cache.d_estimate_twin) = (value, d_estimate);
+                let (z, fc) = fusion.forward(&cache.h_forward, &estimate, steps, batch, input.lengths)?;
+                (cache.z_student, cache.fusion_student) = (z, Some(fc));
+                let (z, fc) = fusion.forward(&cache.h_forward, &cache.h_backward, steps, batch, input.lengths)?;
+                (cache.z_teacher, cache.fusion_teacher) = (z, Some(fc));
+                teacher = Some(self.head.forward(&cache.z_teacher)?);
+            }
+        }
+        let student = self.head.forward(&cache.z_student)?;
+        Ok((ModelOutputs { student, teacher, twin_loss: twin_value }, cache))
+    }
+
+    /// Exact backward of the loss `L(student) + L(teacher) + twin`: `d_student` (and
+    /// `d_teacher` when decoupled) are (∂L/∂x̂, ∂L/∂λ̂) per step (∂L/∂λ̂ empty for a
+    /// linear head). Accumulates into `grads` (from [`SequenceModel::zeros_like`]) and
+    /// returns ∂L/∂x `[T, B, D]`.
+    ///
+    /// # Errors
+    /// Gradients whose shapes disagree with the forward.
+    pub fn backward(
+        &self,
+        cache: &mut ModelCache<T>,
+        d_student: (&[T], &[T]),
+        d_teacher: Option<(&[T], &[T])>,
+        grads: &mut SequenceModel<T>,
+    ) -> Result<Vec<T>> {
+        let (steps, batch) = (cache.steps, cache.batch);
+        let lengths = cache.lengths.clone();
+        let dz_student = self.head.backward(&cache.z_student, d_student.0, d_student.1, &mut grads.head)?;
+        let (dh_forward, dh_backward) = match (&self.fusion, &self.twin) {
+            (None, _) => (dz_student, None),
+            (Some(fusion), None) => {
+                let fc = cache.fusion_student.as_mut().expect("coupled fusion cache");
+                let (df, db) = fusion.backward(fc, &dz_student, grads.fusion.as_mut().expect("fusion grads"))?;
+                (df, Some(db))
+            }
+            (Some(fusion), Some(twin)) => {
+                let fusion_grads = grads.fusion.as_mut().expect("fusion grads");
+                let fc = cache.fusion_student.as_mut().expect("student fusion cache");
+                let (mut df, mut d_estimate) = fusion.backward(fc, &dz_student, fusion_grads)?;
+                add_into(&mut d_estimate, &cache.d_estimate_twin);
+                let via_twin =
+                    twin.backward(&cache.h_forward, &d_estimate, grads.twin.as_mut().expect("twin grads"))?;
+                add_into(&mut df, &via_twin);
+                let d_teacher = d_teacher
+                    .ok_or_else(|| Error::invalid("backward", "a decoupled model needs the teacher path's gradient"))?;
+                let dz_teacher = self.head.backward(&cache.z_teacher, d_teacher.0, d_teacher.1, &mut grads.head)?;
+                let ft = cache.fusion_teacher.as_mut().expect("teacher fusion cache");
+                // the student's states are constants on the teacher path: drop ∂/∂h→
+                let (_, db) = fusion.backward(ft, &dz_teacher, fusion_grads)?;
+                (df, Some(db))
+            }
+        };
+        let input = SequenceBatch { x: &cache.x, steps, batch, lengths: lengths.as_deref() };
+        let d = self.forward_branch.backward(
+            &input,
+            &mut cache.forward_cache,
+            &dh_forward,
+            None,
+            None,
+            grads.forward_branch.cells_mut(),
+        )?;
+        let mut d_x = d.d_x;
+        if let (Some(branch), Some(db)) = (&self.backward_branch, dh_backward) {
+            let reversed = SequenceBatch { x: &cache.x_reversed, steps, batch, lengths: lengths.as_deref() };
+            let db_reversed = reverse_within_lengths(&db, steps, batch, lengths.as_deref());
+            let branch_grads = grads.backward_branch.as_mut().expect("backward branch grads").cells_mut();
+            let bwd_cache = cache.backward_cache.as_mut().expect("backward branch cache");
+            let d = branch.backward(&reversed, bwd_cache, &db_reversed, None, None, branch_grads)?;
+            add_into(&mut d_x, &reverse_within_lengths(&d.d_x, steps, batch, lengths.as_deref()));
+        }
+        Ok(d_x)
+    }
+}

@@ -1,0 +1,185 @@
+//! Whole-model central-difference checks in f64: every fusion × coupling × {LSTM, GRU}
+//! × {linear head + masked MSE, Gaussian head + NLL}, with variable lengths and
+//! variational dropout; the loss is student + teacher + twin, as in training, with the
+//! decoupled model's stop-gradients (see `surrogate`). And the causality of decoupled models.
+
+use recur::losses::{gaussian_nll, masked_mse};
+use recur::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
+use recur::rnn::{CellKind, RnnConfig, SequenceBatch};
+use recur::Rng;
+
+const SEED: u64 = 5;
+
+struct Problem {
+    x: Vec<f64>,
+    target: Vec<f64>,
+    mask: Vec<f64>,
+    lengths: Vec<usize>,
+    steps: usize,
+    batch: usize,
+    outputs: usize,
+}
+
+fn task_loss(
+    model: &SequenceModel<f64>,
+    head: &recur::model::HeadOutput<f64>,
+    p: &Problem,
+) -> (f64, Vec<f64>, Vec<f64>) {
+    match model.config().head {
+        HeadKind::Linear => {
+            let (l, d) = masked_mse(&head.mean, &p.target, &p.mask);
+            (l, d, Vec::new())
+        }
+        HeadKind::Gaussian => gaussian_nll(&head.mean, &p.target, &p.mask, &head.precision, p.outputs),
+    }
+}
+
+/// (student loss, teacher loss, twin loss).
+fn losses(model: &SequenceModel<f64>, p: &Problem) -> (f64, f64, f64) {
+    let input = SequenceBatch { x: &p.x, steps: p.steps, batch: p.batch, lengths: Some(&p.lengths) };
+    let (out, _) = model.forward_train(&input, SEED).unwrap();
+    let teacher = out.teacher.as_ref().map_or(0.0, |t| task_loss(model, t, p).0);
+    (task_loss(model, &out.student, p).0, teacher, out.twin_loss)
+}
+
+/// The loss whose gradient a parameter receives. Decoupled training stops gradients: the
+/// twin loss treats h← as a constant and the teacher path treats h→ as one, so the
+/// forward stack and twin map learn from student + twin, the backward stack from the
+/// teacher path, fusion and head from both paths. Coupled models learn everything from
+/// their one (student) path.
+fn surrogate(decoupled: bool, name: &str, (student, teacher, twin): (f64, f64, f64)) -> f64 {
+    if !decoupled {
+        student
+    } else if name.starts_with("forward.") || name.starts_with("twin.") {
+        student + twin
+    } else if name.starts_with("backward.") {
+        teacher
+    } else {
+        student + teacher
+    }
+}
+
+fn config(cell: CellKind, coupling: Coupling, fusion: FusionKind, head: HeadKind, bidirectional: bool) -> ModelConfig {
+    ModelConfig {
+        encoder: RnnConfig {
+            cell,
+            input_size: 3,
+            hidden_size: 4,
+            num_layers: 2,
+            bidirectional,
+            input_dropout: 0.2,
+            state_dropout: 0.2,
+            ..RnnConfig::default()
+        },
+        coupling,
+        twin_weight: 0.7,
+        fusion,
+        head,
+        outputs: 2,
+    }
+}
+
+fn check(config: ModelConfig, seed: u64) -> Vec<String> {
+    let mut model = SequenceModel::<f64>::new(config.clone(), seed).unwrap();
+    let mut rng = Rng::new(seed + 100);
+    let (steps, batch) = (5, 3);
+    let p = Problem {
+        x: (0..steps * batch * 3).map(|_| rng.normal()).collect(),
+        target: (0..steps * batch * 2).map(|_| rng.normal()).collect(),
+        mask: (0..steps * batch * 2).map(|i| if i % 5 == 3 { 0.0 } else { 1.0 }).collect(),
+        lengths: vec![5, 2, 4],
+        steps,
+        batch,
+        outputs: 2,
+    };
+    // outputs past a row's length are not scored
+    let mut p = p;
+    for n in 0..steps * batch {
+        if n / batch >= p.lengths[n % batch] {
+            p.mask[n * 2] = 0.0;
+            p.mask[n * 2 + 1] = 0.0;
+        }
+    }
+    let input = SequenceBatch { x: &p.x, steps, batch, lengths: Some(&p.lengths) };
+    let (out, mut cache) = model.forward_train(&input, SEED).unwrap();
+    let (_, ds_mean, ds_prec) = task_loss(&model, &out.student, &p);
+    let teacher = out.teacher.as_ref().map(|t| task_loss(&model, t, &p));
+    let mut grads = model.zeros_like();
+    model
+        .backward(&mut cache, (&ds_mean, &ds_prec), teacher.as_ref().map(|t| (&t.1[..], &t.2[..])), &mut grads)
+        .unwrap();
+    let analytic: Vec<(String, Vec<f64>)> = grads.named_mut().into_iter().map(|(n, t)| (n, t.data.clone())).collect();
+    let mut failures = Vec::new();
+    for (k, (name, g)) in analytic.iter().enumerate() {
+        for i in 0..g.len() {
+            let eval = |delta: f64, m: &mut SequenceModel<f64>| {
+                m.named_mut()[k].1.data[i] += delta;
+                let l = surrogate(m.twin.is_some(), name, losses(m, &p));
+                m.named_mut()[k].1.data[i] -= delta;
+                l
+            };
+            let numeric = (eval(1e-6, &mut model) - eval(-1e-6, &mut model)) / 2e-6;
+            if (numeric - g[i]).abs() > 1e-6 + 1e-5 * numeric.abs() {
+                failures.push(format!("{config:?}: {name}[{i}] analytic {:.9} numeric {numeric:.9}", g[i]));
+                break;
+            }
+        }
+    }
+    failures
+}
+
+#[test]
+fn gradient_check_every_fusion_coupling_cell_and_head() {
+    let mut failures = Vec::new();
+    let mut cases = 0;
+    for cell in [CellKind::Lstm, CellKind::GruResetAfter] {
+        for coupling in [Coupling::Coupled, Coupling::Decoupled] {
+            for fusion in FusionKind::ALL {
+                for head in [HeadKind::Linear, HeadKind::Gaussian] {
+                    failures.extend(check(config(cell, coupling, fusion, head, true), cases));
+                    cases += 1;
+                }
+            }
+        }
+        for head in [HeadKind::Linear, HeadKind::Gaussian] {
+            failures.extend(check(config(cell, Coupling::Coupled, FusionKind::Concat, head, false), cases));
+            cases += 1;
+        }
+    }
+    println!("{cases} whole-model gradient checks");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn decoupled_model_is_causal_and_coupled_is_not() {
+    let mut rng = Rng::new(3);
+    let (steps, batch) = (8, 2);
+    let x: Vec<f64> = (0..steps * batch * 3).map(|_| rng.normal()).collect();
+    for fusion in FusionKind::ALL {
+        for coupling in [Coupling::Decoupled, Coupling::Coupled] {
+            let model = SequenceModel::<f64>::new(
+                config(CellKind::GruResetAfter, coupling, fusion, HeadKind::Gaussian, true),
+                1,
+            )
+            .unwrap();
+            assert_eq!(model.is_causal(), coupling == Coupling::Decoupled);
+            let before = model.forward(&SequenceBatch { x: &x, steps, batch, lengths: None }).unwrap();
+            for t in 0..steps - 1 {
+                let mut changed = x.clone();
+                for v in &mut changed[(t + 1) * batch * 3..] {
+                    *v += 1.0;
+                }
+                let after = model.forward(&SequenceBatch { x: &changed, steps, batch, lengths: None }).unwrap();
+                let upto = (t + 1) * batch * 2;
+                let same = before.mean[..upto] == after.mean[..upto]
+                    && before.precision[..(t + 1) * batch] == after.precision[..(t + 1) * batch];
+                match coupling {
+                    Coupling::Decoupled => assert!(same, "{fusion:?}: decoupled outputs at or before t={t} changed"),
+                    Coupling::Coupled => {
+                        assert!(!same, "{fusion:?}: coupled outputs at or before t={t} ignored the future")
+                    }
+                }
+            }
+        }
+    }
+}
