@@ -96,6 +96,16 @@ impl<T> ModelCache<T> {
     }
 }
 
+/// The two branches' states over a batch (`[T, B, H]` each, the backward one in
+/// forward time order) and their caches.
+struct BranchStates<T> {
+    h_forward: Vec<T>,
+    h_backward: Vec<T>,
+    x_reversed: Vec<T>,
+    forward_cache: RnnCache<T>,
+    backward_cache: Option<RnnCache<T>>,
+}
+
 /// Reverses each row of `x: [T, B, W]` within its own length (zeros past it); an involution.
 pub fn reverse_within_lengths<T: Real>(x: &[T], steps: usize, batch: usize, lengths: Option<&[usize]>) -> Vec<T> {
     let width = x.len() / (steps * batch).max(1);
@@ -200,7 +210,7 @@ impl<T: Real> SequenceModel<T> {
         input: &SequenceBatch<'_, T>,
         seed: Option<u64>,
         with_backward: bool,
-    ) -> Result<(Vec<T>, Vec<T>, Vec<T>, RnnCache<T>, Option<RnnCache<T>>)> {
+    ) -> Result<BranchStates<T>> {
         let state = InitialState::default();
         let (h_forward, forward_cache) = match seed {
             Some(s) => {
@@ -225,7 +235,7 @@ impl<T: Real> SequenceModel<T> {
             };
             h_backward = reverse_within_lengths(&out, input.steps, input.batch, input.lengths);
         }
-        Ok((h_forward, h_backward, x_reversed, forward_cache, backward_cache))
+        Ok(BranchStates { h_forward, h_backward, x_reversed, forward_cache, backward_cache })
     }
 
     /// Inference: per-step outputs `[T·B, O]` (and λ̂ `[T·B]` for a Gaussian head). A
@@ -235,7 +245,7 @@ impl<T: Real> SequenceModel<T> {
     /// Inputs that do not fit the encoder.
     pub fn forward(&self, input: &SequenceBatch<'_, T>) -> Result<HeadOutput<T>> {
         let (steps, batch) = (input.steps, input.batch);
-        let (h_forward, h_backward, ..) = self.branches(input, None, self.twin.is_none())?;
+        let BranchStates { h_forward, h_backward, .. } = self.branches(input, None, self.twin.is_none())?;
         let z = match (&self.fusion, &self.twin) {
             (None, _) => h_forward,
             (Some(fusion), None) => fusion.forward(&h_forward, &h_backward, steps, batch, input.lengths)?.0,
@@ -253,7 +263,7 @@ impl<T: Real> SequenceModel<T> {
     /// Inputs that do not fit the encoder.
     pub fn forward_train(&self, input: &SequenceBatch<'_, T>, seed: u64) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
         let (steps, batch) = (input.steps, input.batch);
-        let (h_forward, h_backward, x_reversed, forward_cache, backward_cache) =
+        let BranchStates { h_forward, h_backward, x_reversed, forward_cache, backward_cache } =
             self.branches(input, Some(seed), true)?;
         let mut cache = ModelCache {
             steps,
