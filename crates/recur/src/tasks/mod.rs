@@ -1,5 +1,6 @@
 //! The deck's tasks on time series, built on the encoder, heads, losses and optimizer.
 
+pub mod adding;
 pub mod metrics;
 pub mod prediction;
 

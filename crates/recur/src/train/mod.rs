@@ -5,6 +5,7 @@ pub mod schedule;
 pub use schedule::WarmupCosine;
 
 use crate::heads::Linear;
+use crate::model::SequenceModel;
 use crate::optim::ParamSlot;
 use crate::rnn::{CellParams, Rnn};
 
@@ -25,6 +26,26 @@ pub fn encoder_and_head_slots<'a>(
     out.push(ParamSlot { value: &mut head.weight.data, grad: &head_grads.weight.data, decay: true });
     out.push(ParamSlot { value: &mut head.bias.data, grad: &head_grads.bias.data, decay: false });
     out
+}
+
+/// The optimizer's view of a whole model and its gradients (a zeroed clone of the model
+/// holding them). Weight decay applies to matrices (`weight…` names), not to biases, norm
+/// gains or initial states.
+pub fn model_slots<'a>(model: &'a mut SequenceModel<f32>, grads: &'a mut SequenceModel<f32>) -> Vec<ParamSlot<'a>> {
+    model
+        .named_mut()
+        .into_iter()
+        .zip(grads.named_mut())
+        .map(|((name, t), (_, g))| {
+            let field = name.rsplit('.').next().unwrap_or("");
+            ParamSlot { value: &mut t.data, grad: &g.data, decay: field.starts_with("weight") }
+        })
+        .collect()
+}
+
+/// Every gradient tensor of a model, for clipping.
+pub fn model_gradients(grads: &mut SequenceModel<f32>) -> Vec<&mut [f32]> {
+    grads.named_mut().into_iter().map(|(_, t)| &mut t.data[..]).collect()
 }
 
 /// A progress bar with ETA on stderr (hidden when stderr is not a terminal).
