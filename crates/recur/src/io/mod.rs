@@ -1,5 +1,6 @@
 //! Files in and out: safetensors state dicts (PyTorch's names), atomic writes.
 
+pub mod model_file;
 pub mod safetensors_io;
 pub mod state_dict;
 

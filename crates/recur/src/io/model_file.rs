@@ -1,0 +1,54 @@
+//! A whole model as one safetensors file: every tensor under its name
+//! (`forward.weight_ih_l0`, `head.mean.weight`, …; encoder names are PyTorch's) and the
+//! model config as JSON in the metadata (`recur.model_config`), written atomically.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::safetensors_io::{write_f32, TensorFile};
+use crate::error::{Error, Result};
+use crate::model::{ModelConfig, SequenceModel};
+
+const CONFIG_KEY: &str = "recur.model_config";
+
+impl SequenceModel<f32> {
+    /// Saves parameters and config (plus `extra` metadata), atomically.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&mut self, path: impl AsRef<Path>, extra: HashMap<String, String>) -> Result<()> {
+        let mut metadata = extra;
+        let config = serde_json::to_string(self.config()).map_err(|e| Error::invalid("model config", e.to_string()))?;
+        metadata.insert(CONFIG_KEY.into(), config);
+        let tensors: Vec<_> = self.named_mut().into_iter().map(|(n, t)| (n, t.clone())).collect();
+        write_f32(path, &tensors, metadata)
+    }
+
+    /// Loads a model saved by [`SequenceModel::save`]; every tensor must be present with
+    /// its shape, and nothing else.
+    ///
+    /// # Errors
+    /// An unreadable file, a missing config, or a missing, extra or misshaped tensor (named).
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let file = TensorFile::read(path.as_ref())?;
+        let config: ModelConfig = file.meta(CONFIG_KEY)?;
+        let mut model = SequenceModel::new(config, 0)?;
+        let mut seen = 0;
+        for (name, t) in model.named_mut() {
+            let stored = file
+                .f32(&name)
+                .map_err(|_| Error::MissingTensor { tensor: name.clone(), expected: t.shape.clone() })?;
+            if stored.shape != t.shape {
+                return Err(Error::Shape { tensor: name, expected: t.shape.clone(), got: stored.shape });
+            }
+            crate::error::check_finite(&name, &stored.data)?;
+            t.data = stored.data;
+            seen += 1;
+        }
+        if let Some(extra) = file.tensors.keys().find(|n| !model.clone().named_mut().iter().any(|(m, _)| m == *n)) {
+            return Err(Error::UnexpectedTensor { tensor: extra.clone(), shape: file.tensors[extra].shape.clone() });
+        }
+        debug_assert_eq!(seen, file.tensors.len());
+        Ok(model)
+    }
+}
