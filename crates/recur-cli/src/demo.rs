@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use recur::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
 use recur::io::write_atomically;
 use recur::plot::{LineChart, Series};
-use recur::tasks::{prediction_baselines, train_prediction, Metrics, PredictionConfig};
+use recur::tasks::{prediction_baselines, train_prediction, Metrics, PredictionConfig, PredictionTask};
+use recur::train::TrainConfig;
 
 use crate::args::Args;
 
@@ -56,16 +57,21 @@ pub fn demo(args: &Args) -> Result<(), String> {
             .join(", ")
     );
 
-    let config = PredictionConfig { epochs, threads, ..PredictionConfig::default() };
+    let config = PredictionConfig {
+        train: TrainConfig { epochs, threads, ..TrainConfig::default() },
+        ..PredictionConfig::default()
+    };
     println!(
         "task: predict all {c} signals at the next hour from the previous {} hours; {:?} encoder, H={}, {} epochs max",
         config.window - 1,
         config.cell,
         config.hidden_size,
-        config.epochs
+        config.train.epochs
     );
-    let trained = train_prediction(&prepared, &config).map_err(|e| e.to_string())?;
-    let test = trained.model.evaluate(&prepared, &prepared.test, config.window).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut trained = train_prediction(&prepared, &config, Some(&out)).map_err(|e| e.to_string())?;
+    let task = PredictionTask::new(&prepared, config.window, config.residual).map_err(|e| e.to_string())?;
+    let test = task.evaluate(&trained.model, &prepared.test).map_err(|e| e.to_string())?;
     let baselines = prediction_baselines(&prepared, &prepared.test, config.window).map_err(|e| e.to_string())?;
     let validation_locf =
         prediction_baselines(&prepared, &prepared.validation, config.window).map_err(|e| e.to_string())?[0].1.micro_mse;
@@ -86,21 +92,14 @@ pub fn demo(args: &Args) -> Result<(), String> {
         println!("  {s:<6} {:>7.4} vs {:>7.4}", test.per_signal_mse[j], locf.per_signal_mse[j]);
     }
 
-    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let report = serde_json::json!({
         "data": data.display().to_string(), "config": config, "best_epoch": trained.best_epoch,
         "test": test, "baselines": baselines.iter().map(|(n, m)| serde_json::json!({"name": n, "metrics": m})).collect::<Vec<_>>(),
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
     write_atomically(&out.join("metrics.json"), text.as_bytes()).map_err(|e| e.to_string())?;
-    let log: String = trained.log.iter().map(|e| serde_json::to_string(e).unwrap_or_default() + "\n").collect();
-    write_atomically(&out.join("epochs.jsonl"), log.as_bytes()).map_err(|e| e.to_string())?;
-    trained
-        .model
-        .encoder
-        .save_safetensors(out.join("encoder.safetensors"), Default::default())
-        .map_err(|e| e.to_string())?;
-    let curve = |name: &str, f: &dyn Fn(&recur::tasks::prediction::EpochLog) -> f64| Series {
+    trained.model.save(out.join("model.safetensors"), Default::default()).map_err(|e| e.to_string())?;
+    let curve = |name: &str, f: &dyn Fn(&recur::train::EpochLog) -> f64| Series {
         name: name.into(),
         points: trained.log.iter().map(|e| (e.epoch as f64, f(e))).collect(),
         dashed: false,
@@ -112,7 +111,7 @@ pub fn demo(args: &Args) -> Result<(), String> {
         log_y: false,
         series: vec![
             curve("train loss", &|e| e.train_loss),
-            curve("validation micro MSE", &|e| e.validation_mse),
+            curve("validation micro MSE", &|e| e.validation),
             Series {
                 name: "validation LOCF".into(),
                 points: vec![(1.0, validation_locf), (trained.log.len() as f64, validation_locf)],
@@ -124,7 +123,7 @@ pub fn demo(args: &Args) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     println!();
     println!(
-        "wrote {}/metrics.json, epochs.jsonl, loss.png, encoder.safetensors (PyTorch names) in {:.1} s",
+        "wrote {}/metrics.json, epochs.jsonl, loss.png, model.safetensors (PyTorch names), checkpoint.safetensors in {:.1} s",
         out.display(),
         started.elapsed().as_secs_f64()
     );

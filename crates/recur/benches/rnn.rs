@@ -8,9 +8,13 @@
 //!
 //! A training step is: forward (keeping the cache), a linear head on the last step,
 //! MSE against a target, backward through head and encoder, one AdamW update
-//! (`recur::classic::compare`, the same code `recur compare` times).
+//! (`recur::classic::compare`, the same code `recur compare` times). `train_model` rows
+//! time the same step through a `SequenceModel`, masked MSE, clipping and AdamW over named
+//! parameters: the overhead of the model stack over the bare kernel.
 
-use recur::classic::compare::{median_seconds, time_inference, time_streaming_step, time_training_step, BatchShape};
+use recur::classic::compare::{
+    median_seconds, time_inference, time_model_training_step, time_streaming_step, time_training_step, BatchShape,
+};
 use recur::rnn::{CellKind, RnnConfig};
 use recur_kernels::matmul::{gemm, Mat, Threads};
 
@@ -79,7 +83,13 @@ fn main() {
                         let fwd = forward_flops(cell, shape, dirs);
                         let train = time_training_step(&cfg, batch, threads, budget).expect("valid config");
                         let infer = time_inference(&cfg, batch, threads, budget).expect("valid config");
-                        for (kind, t, flops) in [("train", train, 3.0 * fwd), ("infer", infer, fwd)] {
+                        let through_model =
+                            time_model_training_step(&cfg, batch, threads, budget).expect("valid config");
+                        for (kind, t, flops) in [
+                            ("train", train, 3.0 * fwd),
+                            ("infer", infer, fwd),
+                            ("train_model", through_model, 3.0 * fwd),
+                        ] {
                             println!(
                                 "{}",
                                 serde_json::json!({"impl": "recur", "kind": kind, "cell": cell.torch_mode(), "dirs": dirs,

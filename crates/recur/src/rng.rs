@@ -1,8 +1,9 @@
 //! A small, fast, seedable generator (xoshiro256**, seeded through SplitMix64) so that
 //! a run's numbers depend only on its seed, on every platform.
 
-/// xoshiro256** (Blackman & Vigna 2018).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// xoshiro256** (Blackman & Vigna 2018). Serialisable, so a resumed run continues the
+/// same stream.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rng {
     s: [u64; 4],
 }

@@ -6,7 +6,8 @@
 use std::path::PathBuf;
 
 use recur::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
-use recur::tasks::{prediction_baselines, train_prediction, PredictionConfig};
+use recur::tasks::{prediction_baselines, train_prediction, PredictionConfig, PredictionTask};
+use recur::train::TrainConfig;
 
 fn beijing() -> PreparedSeries {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,9 +21,13 @@ fn beijing() -> PreparedSeries {
 #[test]
 fn gru_prediction_beats_persistence_which_beats_the_mean_on_beijing() {
     let data = beijing();
-    let config = PredictionConfig { epochs: 8, max_train_windows: 8192, threads: 2, ..PredictionConfig::default() };
-    let trained = train_prediction(&data, &config).unwrap();
-    let model = trained.model.evaluate(&data, &data.test, config.window).unwrap();
+    let config = PredictionConfig {
+        train: TrainConfig { epochs: 8, max_batches_per_epoch: 128, threads: 2, ..TrainConfig::default() },
+        ..PredictionConfig::default()
+    };
+    let trained = train_prediction(&data, &config, None).unwrap();
+    let task = PredictionTask::new(&data, config.window, config.residual).unwrap();
+    let model = task.evaluate(&trained.model, &data.test).unwrap();
     let baselines = prediction_baselines(&data, &data.test, config.window).unwrap();
     let (locf, mean) = (&baselines[0].1, &baselines[1].1);
     println!(
@@ -37,11 +42,49 @@ fn gru_prediction_beats_persistence_which_beats_the_mean_on_beijing() {
 #[test]
 fn same_seed_gives_a_bit_identical_training_log() {
     let data = beijing();
-    let config = PredictionConfig { epochs: 2, max_train_windows: 1024, threads: 2, ..PredictionConfig::default() };
-    let a = train_prediction(&data, &config).unwrap();
-    let b = train_prediction(&data, &config).unwrap();
-    let losses = |t: &recur::tasks::TrainedPrediction| {
-        t.log.iter().map(|e| (e.train_loss, e.validation_mse)).collect::<Vec<_>>()
+    let config = PredictionConfig {
+        train: TrainConfig { epochs: 2, max_batches_per_epoch: 16, threads: 2, ..TrainConfig::default() },
+        ..PredictionConfig::default()
     };
-    assert_eq!(losses(&a), losses(&b));
+    let a = train_prediction(&data, &config, None).unwrap();
+    let b = train_prediction(&data, &config, None).unwrap();
+    assert_eq!(a.log, b.log);
+    assert_eq!(a.model, b.model);
+}
+
+#[test]
+fn resume_is_bit_identical_to_an_uninterrupted_run() {
+    let data = beijing();
+    let config = PredictionConfig {
+        bidirectional: true,
+        coupling: recur::model::Coupling::Decoupled,
+        fusion: recur::model::FusionKind::Gated,
+        hidden_size: 16,
+        train: TrainConfig {
+            epochs: 4,
+            max_batches_per_epoch: 6,
+            threads: 2,
+            patience: 2,
+            schedule: recur::train::ScheduleKind::Plateau { patience: 1, factor: 0.5 },
+            ..TrainConfig::default()
+        },
+        ..PredictionConfig::default()
+    };
+    let task = PredictionTask::new(&data, config.window, config.residual).unwrap();
+    let model_config = config.model_config(data.grid.channels());
+    let dir = std::env::temp_dir().join(format!("recur-resume-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let whole = recur::train::train(&task, &model_config, &config.train, None, false, None).unwrap();
+    let first = recur::train::train(&task, &model_config, &config.train, Some(&dir), false, Some(2)).unwrap();
+    assert_eq!(first.log.len(), 2);
+    assert!(dir.join("checkpoint.safetensors").exists() && dir.join("epochs.jsonl").exists());
+    let resumed = recur::train::train(&task, &model_config, &config.train, Some(&dir), true, None).unwrap();
+    assert_eq!(resumed.log, whole.log, "the resumed log continues the same run");
+    assert_eq!(resumed.model, whole.model, "the best weights are bit-identical");
+    assert_eq!(resumed.best_epoch, whole.best_epoch);
+    // a checkpoint from another config is refused with the reason
+    let other = TrainConfig { batch_size: 32, ..config.train.clone() };
+    let err = recur::train::train(&task, &model_config, &other, Some(&dir), true, None).err().unwrap().to_string();
+    assert!(err.contains("another training config"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -7,10 +7,15 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::heads::Linear;
+use crate::losses::masked_mse;
+use crate::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
+use crate::optim::clip_grad_norm;
+use crate::optim::ParamSlot;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::rng::Rng;
+use crate::rnn::CellParams;
 use crate::rnn::{InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
-use crate::train::encoder_and_head_slots;
+use crate::train::{model_gradients, model_slots};
 
 /// Median seconds per call of `f` after two warm-up calls, over at least `min_reps` calls
 /// and about `budget` seconds.
@@ -26,6 +31,24 @@ pub fn median_seconds(budget: f64, min_reps: usize, mut f: impl FnMut() -> Resul
     }
     samples.sort_by(|a, b| a.total_cmp(b));
     Ok(samples[samples.len() / 2])
+}
+
+/// The optimizer's view of a bare encoder and a linear head with their gradients.
+fn encoder_and_head_slots<'a>(
+    encoder: &'a mut Rnn<f32>,
+    head: &'a mut Linear<f32>,
+    encoder_grads: &'a [CellParams<f32>],
+    head_grads: &'a Linear<f32>,
+) -> Vec<ParamSlot<'a>> {
+    let mut out = Vec::new();
+    for (cell, g) in encoder.cells_mut().iter_mut().zip(encoder_grads) {
+        for ((name, t), (_, gt)) in cell.named_mut().zip(g.named()) {
+            out.push(ParamSlot { value: &mut t.data, grad: &gt.data, decay: CellParams::<f32>::decays(name) });
+        }
+    }
+    out.push(ParamSlot { value: &mut head.weight.data, grad: &head_grads.weight.data, decay: true });
+    out.push(ParamSlot { value: &mut head.bias.data, grad: &head_grads.bias.data, decay: false });
+    out
 }
 
 /// Shape of a timed batch: `B` sequences of `T` steps.
@@ -67,6 +90,43 @@ pub fn time_training_step(config: &RnnConfig, shape: BatchShape, threads: usize,
         let mut grads = rnn.zero_grads();
         rnn.backward(&input, &mut cache, &d_output, None, None, &mut grads)?;
         opt.step(1e-3, &mut encoder_and_head_slots(&mut rnn, &mut head, &grads, &head_grads));
+        Ok(())
+    })
+}
+
+/// Seconds per training step of the same work through the full stack the tasks use: a
+/// [`SequenceModel`] (encoder, linear head on every step), masked MSE on the last step,
+/// the model's backward, global-norm clipping and AdamW over its named parameters.
+///
+/// # Errors
+/// An invalid config.
+pub fn time_model_training_step(config: &RnnConfig, shape: BatchShape, threads: usize, budget: f64) -> Result<f64> {
+    let (b, t, d) = (shape.batch, shape.steps, config.input_size);
+    let model_config = ModelConfig {
+        encoder: config.clone(),
+        coupling: Coupling::Coupled,
+        twin_weight: 0.0,
+        fusion: FusionKind::Concat,
+        head: HeadKind::Linear,
+        outputs: d,
+    };
+    let mut model = SequenceModel::<f32>::new(model_config, 1)?;
+    model.set_threads(threads);
+    let mut rng = Rng::new(2);
+    let x: Vec<f32> = (0..t * b * d).map(|_| rng.normal() as f32).collect();
+    let target: Vec<f32> = (0..t * b * d).map(|_| rng.normal() as f32).collect();
+    let mask: Vec<f32> = (0..t * b * d).map(|i| if i >= (t - 1) * b * d { 1.0 } else { 0.0 }).collect();
+    let mut opt = AdamW::new(AdamWConfig::default());
+    let mut seed = 0;
+    median_seconds(budget, 5, || {
+        seed += 1;
+        let input = SequenceBatch { x: &x, steps: t, batch: b, lengths: None };
+        let (out, mut cache) = model.forward_train(&input, seed)?;
+        let (_, d_mean) = masked_mse(&out.student.mean, &target, &mask);
+        let mut grads = model.zeros_like();
+        model.backward(&mut cache, (&d_mean, &[]), None, &mut grads)?;
+        clip_grad_norm(&mut model_gradients(&mut grads), 1.0);
+        opt.step(1e-3, &mut model_slots(&mut model, &mut grads));
         Ok(())
     })
 }

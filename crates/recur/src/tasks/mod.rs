@@ -1,8 +1,8 @@
-//! The deck's tasks on time series, built on the encoder, heads, losses and optimizer.
+//! The deck's tasks, built on the models, losses and the trainer.
 
 pub mod adding;
 pub mod metrics;
 pub mod prediction;
 
 pub use metrics::{ErrorAccumulator, Metrics};
-pub use prediction::{prediction_baselines, train_prediction, PredictionConfig, PredictionModel, TrainedPrediction};
+pub use prediction::{prediction_baselines, train_prediction, PredictionConfig, PredictionTask};

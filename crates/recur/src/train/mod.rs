@@ -1,32 +1,13 @@
 //! Training machinery shared by the tasks: schedules, parameter slots, progress.
 
 pub mod schedule;
+pub mod trainer;
 
-pub use schedule::WarmupCosine;
+pub use schedule::{PlateauState, Schedule, ScheduleKind};
+pub use trainer::{train, EpochLog, Task, TrainConfig, TrainReport};
 
-use crate::heads::Linear;
 use crate::model::SequenceModel;
 use crate::optim::ParamSlot;
-use crate::rnn::{CellParams, Rnn};
-
-/// The optimizer's view of an encoder and a linear head with their gradients, in a fixed
-/// order. Weight decay applies to matrices only.
-pub fn encoder_and_head_slots<'a>(
-    encoder: &'a mut Rnn<f32>,
-    head: &'a mut Linear<f32>,
-    encoder_grads: &'a [CellParams<f32>],
-    head_grads: &'a Linear<f32>,
-) -> Vec<ParamSlot<'a>> {
-    let mut out = Vec::new();
-    for (cell, g) in encoder.cells_mut().iter_mut().zip(encoder_grads) {
-        for ((name, t), (_, gt)) in cell.named_mut().zip(g.named()) {
-            out.push(ParamSlot { value: &mut t.data, grad: &gt.data, decay: CellParams::<f32>::decays(name) });
-        }
-    }
-    out.push(ParamSlot { value: &mut head.weight.data, grad: &head_grads.weight.data, decay: true });
-    out.push(ParamSlot { value: &mut head.bias.data, grad: &head_grads.bias.data, decay: false });
-    out
-}
 
 /// The optimizer's view of a whole model and its gradients (a zeroed clone of the model
 /// holding them). Weight decay applies to matrices (`weight…` names), not to biases, norm

@@ -1,0 +1,307 @@
+//! One training loop for every task: shuffled mini-batches, AdamW with decoupled weight
+//! decay, warm-up then a schedule, global-norm clipping (the pre-clip norm is logged),
+//! early stopping on the validation score restoring the best weights, a progress bar with
+//! ETA, a JSON-lines epoch log, and checkpoints written atomically after every epoch from
+//! which a run resumes exactly (weights, best weights, optimizer moments, schedule, RNG,
+//! epoch, early-stopping counters): a resumed run ends bit-identical to an uninterrupted one.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::schedule::{PlateauState, Schedule, ScheduleKind};
+use super::{model_gradients, model_slots, progress_bar};
+use crate::error::{Error, Result};
+use crate::io::{write_atomically, write_f32, TensorFile};
+use crate::model::{HeadOutput, ModelConfig, SequenceModel};
+use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
+use crate::rng::Rng;
+use crate::rnn::SequenceBatch;
+use crate::tensor::Tensor;
+
+/// What the trainer needs from a task.
+pub trait Task {
+    type Batch;
+    /// Number of training examples.
+    fn train_len(&self) -> usize;
+    /// The batch of training examples `indices`; `rng` draws whatever the task randomises
+    /// (e.g. which values are hidden).
+    fn make_batch(&self, indices: &[usize], rng: &mut Rng) -> Self::Batch;
+    /// The model's input for a batch.
+    fn input<'a>(&self, batch: &'a Self::Batch) -> SequenceBatch<'a, f32>;
+    /// Loss on one path's outputs and its gradients (∂L/∂x̂, ∂L/∂λ̂; the latter empty for
+    /// a linear head).
+    fn loss(&self, out: &HeadOutput<f32>, batch: &Self::Batch) -> (f64, Vec<f32>, Vec<f32>);
+    /// Validation score of a model (lower is better).
+    ///
+    /// # Errors
+    /// Whatever evaluation can fail on.
+    fn validate(&self, model: &SequenceModel<f32>) -> Result<f64>;
+}
+
+/// Training hyper-parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub optimizer: AdamWConfig,
+    /// Fraction of all steps spent warming the learning rate up linearly.
+    pub warmup_fraction: f64,
+    pub schedule: ScheduleKind,
+    /// Global gradient-norm clip c (‖g‖₂ ≤ c); 0 disables it.
+    pub clip_norm: f64,
+    /// Epochs without a better validation score before stopping.
+    pub patience: usize,
+    /// Cap on batches per epoch (0: the whole training set each epoch).
+    pub max_batches_per_epoch: usize,
+    pub seed: u64,
+    pub threads: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            epochs: 30,
+            batch_size: 64,
+            optimizer: AdamWConfig { lr: 1e-3, weight_decay: 1e-4, ..AdamWConfig::default() },
+            warmup_fraction: 0.05,
+            schedule: ScheduleKind::default(),
+            clip_norm: 1.0,
+            patience: 20,
+            max_batches_per_epoch: 0,
+            seed: 1,
+            threads: 1,
+        }
+    }
+}
+
+/// One line of the epoch log (no wall times: logs of equal runs are identical).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub validation: f64,
+    /// Mean pre-clip global gradient norm.
+    pub grad_norm: f64,
+    pub lr: f64,
+}
+
+/// Everything besides tensors that a resumed run needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct TrainState {
+    epochs_done: usize,
+    step: usize,
+    rng: Rng,
+    best_score: f64,
+    best_epoch: usize,
+    since_best: usize,
+    plateau: PlateauState,
+    optimizer_step: u64,
+    log: Vec<EpochLog>,
+    stopped_early: bool,
+}
+
+/// The outcome: the best model (by validation score) and the log.
+pub struct TrainReport {
+    pub model: SequenceModel<f32>,
+    pub log: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub best_score: f64,
+}
+
+const MODEL: &str = "model.";
+const BEST: &str = "best.";
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+fn batches_per_epoch(config: &TrainConfig, examples: usize) -> usize {
+    let all = examples.div_ceil(config.batch_size.max(1));
+    if config.max_batches_per_epoch > 0 {
+        all.min(config.max_batches_per_epoch)
+    } else {
+        all
+    }
+}
+
+/// Trains a fresh model for `task` (or resumes the run in `run_dir` when `resume` and a
+/// checkpoint is there). With `run_dir`, writes `checkpoint.safetensors` and
+/// `epochs.jsonl` after every epoch, atomically. `stop_after` ends this call after that
+/// many epochs in total (to interrupt a run; the checkpoint lets it continue).
+///
+/// # Errors
+/// A bad config or task, an unwritable or unreadable run folder, a checkpoint made by a
+/// different model or training config.
+pub fn train<T: Task>(
+    task: &T,
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+    run_dir: Option<&Path>,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<TrainReport> {
+    if task.train_len() == 0 || config.batch_size == 0 {
+        return Err(Error::invalid("training", "no training example, or a zero batch size"));
+    }
+    let per_epoch = batches_per_epoch(config, task.train_len());
+    let total = per_epoch * config.epochs;
+    let schedule = Schedule {
+        base: config.optimizer.lr,
+        warmup_steps: ((total as f64 * config.warmup_fraction) as usize).max(1),
+        total_steps: total,
+        kind: config.schedule,
+    };
+    let checkpoint = run_dir.map(|d| d.join(CHECKPOINT));
+    let (mut model, mut best, mut opt, mut state) = match checkpoint.as_deref().filter(|p| resume && p.exists()) {
+        Some(path) => load_checkpoint(path, model_config, config)?,
+        None => {
+            let mut model = SequenceModel::<f32>::new(model_config.clone(), config.seed)?;
+            model.set_threads(config.threads);
+            let state = TrainState {
+                epochs_done: 0,
+                step: 0,
+                rng: Rng::new(config.seed ^ 0x7a1),
+                best_score: f64::INFINITY,
+                best_epoch: 0,
+                since_best: 0,
+                plateau: PlateauState::new(),
+                optimizer_step: 0,
+                log: Vec::new(),
+                stopped_early: false,
+            };
+            (model.clone(), model, AdamW::new(config.optimizer), state)
+        }
+    };
+    model.set_threads(config.threads);
+    let mut order: Vec<usize> = (0..task.train_len()).collect();
+    let last_epoch = stop_after.unwrap_or(config.epochs).min(config.epochs);
+    let bar = progress_bar(((last_epoch.saturating_sub(state.epochs_done)) * per_epoch) as u64, "train");
+    while state.epochs_done < last_epoch && !state.stopped_early {
+        let epoch = state.epochs_done + 1;
+        order.sort_unstable();
+        state.rng.shuffle(&mut order);
+        let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
+        for chunk in order.chunks(config.batch_size).take(per_epoch) {
+            let batch = task.make_batch(chunk, &mut state.rng);
+            let (out, mut cache) = model.forward_train(&task.input(&batch), state.rng.next_u64())?;
+            let (loss, d_mean, d_precision) = task.loss(&out.student, &batch);
+            let teacher = out.teacher.as_ref().map(|t| task.loss(t, &batch));
+            let mut grads = model.zeros_like();
+            model.backward(
+                &mut cache,
+                (&d_mean, &d_precision),
+                teacher.as_ref().map(|t| (&t.1[..], &t.2[..])),
+                &mut grads,
+            )?;
+            let norm = if config.clip_norm > 0.0 {
+                clip_grad_norm(&mut model_gradients(&mut grads), config.clip_norm)
+            } else {
+                clip_grad_norm(&mut model_gradients(&mut grads), f64::INFINITY)
+            };
+            let lr = schedule.lr(state.step, epoch, &state.plateau);
+            opt.step(lr, &mut model_slots(&mut model, &mut grads));
+            state.step += 1;
+            loss_sum += loss + out.twin_loss + teacher.map_or(0.0, |t| t.0);
+            norm_sum += norm;
+            bar.inc(1);
+        }
+        let validation = task.validate(&model)?;
+        let entry = EpochLog {
+            epoch,
+            train_loss: loss_sum / per_epoch as f64,
+            validation,
+            grad_norm: norm_sum / per_epoch as f64,
+            lr: schedule.lr(state.step.saturating_sub(1), epoch, &state.plateau),
+        };
+        bar.set_message(format!("epoch {epoch}: train {:.4}, validation {:.4}", entry.train_loss, validation));
+        state.log.push(entry);
+        state.plateau.observe(config.schedule, validation);
+        if validation < state.best_score {
+            (state.best_score, state.best_epoch, state.since_best) = (validation, epoch, 0);
+            best = model.clone();
+        } else {
+            state.since_best += 1;
+            state.stopped_early = state.since_best >= config.patience;
+        }
+        state.epochs_done = epoch;
+        state.optimizer_step = opt.step;
+        if let (Some(dir), Some(path)) = (run_dir, checkpoint.as_deref()) {
+            save_checkpoint(path, &mut model, &mut best, &opt, &state, model_config, config)?;
+            let log: String = state.log.iter().map(|e| serde_json::to_string(e).unwrap_or_default() + "\n").collect();
+            write_atomically(&dir.join("epochs.jsonl"), log.as_bytes())?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(TrainReport { model: best, log: state.log, best_epoch: state.best_epoch, best_score: state.best_score })
+}
+
+fn json<S: Serialize>(what: &str, value: &S) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::invalid(what, e.to_string()))
+}
+
+fn save_checkpoint(
+    path: &Path,
+    model: &mut SequenceModel<f32>,
+    best: &mut SequenceModel<f32>,
+    opt: &AdamW,
+    state: &TrainState,
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+) -> Result<()> {
+    let mut tensors: Vec<(String, Tensor<f32>)> = Vec::new();
+    for (prefix, m) in [(MODEL, &mut *model), (BEST, &mut *best)] {
+        tensors.extend(m.named_mut().into_iter().map(|(n, t)| (format!("{prefix}{n}"), t.clone())));
+    }
+    for (i, (m, v)) in opt.m.iter().zip(&opt.v).enumerate() {
+        tensors.push((format!("adamw.m.{i}"), Tensor { shape: vec![m.len()], data: m.clone() }));
+        tensors.push((format!("adamw.v.{i}"), Tensor { shape: vec![v.len()], data: v.clone() }));
+    }
+    let metadata = HashMap::from([
+        ("recur.model_config".to_string(), json("model config", model_config)?),
+        ("recur.train_config".to_string(), json("train config", config)?),
+        ("recur.train_state".to_string(), json("train state", state)?),
+    ]);
+    write_f32(path, &tensors, metadata)
+}
+
+type Restored = (SequenceModel<f32>, SequenceModel<f32>, AdamW, TrainState);
+
+fn load_checkpoint(path: &Path, model_config: &ModelConfig, config: &TrainConfig) -> Result<Restored> {
+    let file = TensorFile::read(path)?;
+    let mismatch = |what: &str| Error::Format {
+        path: path.to_path_buf(),
+        why: format!("the checkpoint was made with another {what}; start a new run folder or drop --resume"),
+    };
+    if &file.meta::<ModelConfig>("recur.model_config")? != model_config {
+        return Err(mismatch("model config"));
+    }
+    if &file.meta::<TrainConfig>("recur.train_config")? != config {
+        return Err(mismatch("training config"));
+    }
+    let state: TrainState = file.meta("recur.train_state")?;
+    let restore = |prefix: &str| -> Result<SequenceModel<f32>> {
+        let mut m = SequenceModel::<f32>::new(model_config.clone(), 0)?;
+        for (name, t) in m.named_mut() {
+            let stored = file.f32(&format!("{prefix}{name}"))?;
+            if stored.shape != t.shape {
+                return Err(Error::Shape {
+                    tensor: format!("{prefix}{name}"),
+                    expected: t.shape.clone(),
+                    got: stored.shape,
+                });
+            }
+            t.data = stored.data;
+        }
+        Ok(m)
+    };
+    let (model, best) = (restore(MODEL)?, restore(BEST)?);
+    let mut opt = AdamW::new(config.optimizer);
+    opt.step = state.optimizer_step;
+    let mut i = 0;
+    while file.tensors.contains_key(&format!("adamw.m.{i}")) {
+        opt.m.push(file.f32(&format!("adamw.m.{i}"))?.data);
+        opt.v.push(file.f32(&format!("adamw.v.{i}"))?.data);
+        i += 1;
+    }
+    Ok((model, best, opt, state))
+}
