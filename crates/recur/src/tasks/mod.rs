@@ -3,6 +3,8 @@
 pub mod adding;
 pub mod metrics;
 pub mod prediction;
+pub mod reconstruction;
 
 pub use metrics::{ErrorAccumulator, Metrics};
 pub use prediction::{prediction_baselines, train_prediction, PredictionConfig, PredictionTask};
+pub use reconstruction::{train_reconstruction, MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};

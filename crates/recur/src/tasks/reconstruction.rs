@@ -1,0 +1,396 @@
+//! Reconstruction with missingness diffusion, the deck's second task. During training,
+//! observed values are hidden on purpose by a corruption whose strength s ~ U(0, 1) is
+//! drawn per window (a diffusion-like schedule): isolated points at rate s·p, and about
+//! s·g contiguous gaps of up to s·f·L steps, each across a random subset of up to ⌈s·C⌉
+//! signals. The model reads the corrupted window `[z ⊙ m̃, m̃]` and its Gaussian head
+//! gives x̂_t and a precision λ̂_t at every step; the loss is the deck's NLL over the
+//! hidden entries. Evaluation hides values the same way with a fixed seed, so every
+//! method is scored on the same hidden entries, whose ground truth is known.
+//!
+//! With `residual` (the default) the model also reads the linear interpolation of the
+//! visible values (`[z ⊙ m̃, m̃, x̃_interp]`) and its head predicts a correction,
+//! x̂ = x̃_interp + W z + b: scale comes from the data (the test part of a series can be far
+//! outside the training range), and the network learns where interpolation is wrong.
+
+use std::ops::Range;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::metrics::{ErrorAccumulator, Metrics};
+use crate::data::PreparedSeries;
+use crate::error::Result;
+use crate::losses::gaussian_nll;
+use crate::model::{Coupling, FusionKind, HeadKind, HeadOutput, ModelConfig, SequenceModel};
+use crate::rng::Rng;
+use crate::rnn::{CellKind, RnnConfig, SequenceBatch};
+use crate::train::{train, Task, TrainConfig, TrainReport};
+
+/// The corruption process.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MissingnessDiffusion {
+    /// p: isolated points are hidden at rate s·p.
+    pub point_rate: f64,
+    /// g: about s·g gaps per window.
+    pub gaps: f64,
+    /// f: a gap spans up to s·f·L steps.
+    pub gap_fraction: f64,
+}
+
+impl Default for MissingnessDiffusion {
+    fn default() -> Self {
+        MissingnessDiffusion { point_rate: 0.3, gaps: 3.0, gap_fraction: 0.4 }
+    }
+}
+
+impl MissingnessDiffusion {
+    /// Which observed entries of a `[L, C]` window to hide (at least one when any is observed).
+    pub fn hide(&self, observed: &[bool], steps: usize, channels: usize, rng: &mut Rng) -> Vec<bool> {
+        let s = rng.uniform();
+        let mut hidden = vec![false; observed.len()];
+        for (h, &o) in hidden.iter_mut().zip(observed) {
+            *h = o && rng.uniform() < s * self.point_rate;
+        }
+        let gaps = (s * self.gaps + rng.uniform()).floor() as usize;
+        for _ in 0..gaps {
+            let longest = ((s * self.gap_fraction * steps as f64).ceil() as usize).clamp(1, steps);
+            let len = 1 + rng.below(longest);
+            let start = rng.below(steps - len + 1);
+            let mut signals: Vec<usize> = (0..channels).collect();
+            rng.shuffle(&mut signals);
+            let count = 1 + rng.below(((s * channels as f64).ceil() as usize).max(1));
+            for &j in &signals[..count.min(channels)] {
+                for t in start..start + len {
+                    hidden[t * channels + j] |= observed[t * channels + j];
+                }
+            }
+        }
+        if !hidden.iter().any(|&h| h) {
+            let candidates: Vec<usize> = (0..observed.len()).filter(|&k| observed[k]).collect();
+            if !candidates.is_empty() {
+                hidden[candidates[rng.below(candidates.len())]] = true;
+            }
+        }
+        hidden
+    }
+}
+
+/// A reconstruction run besides its data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReconstructionConfig {
+    pub cell: CellKind,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub bidirectional: bool,
+    pub coupling: Coupling,
+    pub fusion: FusionKind,
+    pub twin_weight: f64,
+    /// L: steps per window.
+    pub window: usize,
+    /// Training windows start every `stride` steps.
+    pub stride: usize,
+    pub corruption: MissingnessDiffusion,
+    /// Seed of the evaluation corruption (the same hidden entries for every method).
+    pub evaluation_seed: u64,
+    /// Read the interpolated series and predict a correction to it.
+    pub residual: bool,
+    pub train: TrainConfig,
+}
+
+impl Default for ReconstructionConfig {
+    fn default() -> Self {
+        ReconstructionConfig {
+            cell: CellKind::GruResetAfter,
+            hidden_size: 64,
+            num_layers: 1,
+            bidirectional: true,
+            coupling: Coupling::Coupled,
+            fusion: FusionKind::Concat,
+            twin_weight: 0.5,
+            window: 48,
+            stride: 4,
+            corruption: MissingnessDiffusion::default(),
+            evaluation_seed: 2024,
+            residual: true,
+            train: TrainConfig { patience: 50, ..TrainConfig::default() },
+        }
+    }
+}
+
+impl ReconstructionConfig {
+    pub fn model_config(&self, channels: usize) -> ModelConfig {
+        ModelConfig {
+            encoder: RnnConfig {
+                cell: self.cell,
+                input_size: if self.residual { 3 } else { 2 } * channels,
+                hidden_size: self.hidden_size,
+                num_layers: self.num_layers,
+                bidirectional: self.bidirectional,
+                ..RnnConfig::default()
+            },
+            coupling: self.coupling,
+            twin_weight: self.twin_weight,
+            fusion: self.fusion,
+            head: HeadKind::Gaussian,
+            outputs: channels,
+        }
+    }
+}
+
+/// Corrupted windows: `x: [L, B, 2C or 3C]`; `target, hidden, interpolated, carried:
+/// [L, B, C]` (hidden: 0/1, the entries to reconstruct).
+pub struct ReconstructionBatch {
+    pub x: Vec<f32>,
+    pub steps: usize,
+    pub batch: usize,
+    pub target: Vec<f32>,
+    pub hidden: Vec<f32>,
+    /// What the model saw (observed and not hidden).
+    pub visible: Vec<bool>,
+    /// The baselines from the visible values.
+    pub interpolated: Vec<f32>,
+    pub carried: Vec<f32>,
+    residual: bool,
+}
+
+fn make_batch(
+    series: &PreparedSeries,
+    starts: &[usize],
+    window: usize,
+    corruption: &MissingnessDiffusion,
+    residual: bool,
+    rng: &mut Rng,
+) -> ReconstructionBatch {
+    let c = series.grid.channels();
+    let b = starts.len();
+    let width = if residual { 3 * c } else { 2 * c };
+    let mut batch = ReconstructionBatch {
+        x: vec![0.0; window * b * width],
+        steps: window,
+        batch: b,
+        target: vec![0.0; window * b * c],
+        hidden: vec![0.0; window * b * c],
+        visible: vec![false; window * b * c],
+        interpolated: Vec::new(),
+        carried: Vec::new(),
+        residual,
+    };
+    for (row, &s) in starts.iter().enumerate() {
+        let observed = &series.grid.observed[s * c..(s + window) * c];
+        let hide = corruption.hide(observed, window, c, rng);
+        for t in 0..window {
+            for j in 0..c {
+                let (k, at) = ((s + t) * c + j, (t * b + row) * c + j);
+                let seen = observed[t * c + j] && !hide[t * c + j];
+                batch.visible[at] = seen;
+                batch.target[at] = series.grid.values[k];
+                batch.hidden[at] = hide[t * c + j] as u8 as f32;
+                let xi = (t * b + row) * width;
+                batch.x[xi + j] = if seen { series.grid.values[k] } else { 0.0 };
+                batch.x[xi + c + j] = seen as u8 as f32;
+            }
+        }
+    }
+    (batch.interpolated, batch.carried) = baselines(&batch, c);
+    if residual {
+        for n in 0..window * b {
+            batch.x[n * width + 2 * c..(n + 1) * width].copy_from_slice(&batch.interpolated[n * c..(n + 1) * c]);
+        }
+    }
+    batch
+}
+
+/// The model's reconstruction: the head's mean, plus the interpolation when residual.
+fn reconstruction(out: &HeadOutput<f32>, batch: &ReconstructionBatch) -> Vec<f32> {
+    if batch.residual {
+        out.mean.iter().zip(&batch.interpolated).map(|(m, i)| m + i).collect()
+    } else {
+        out.mean.clone()
+    }
+}
+
+/// Reconstruction as a [`Task`].
+pub struct ReconstructionTask<'a> {
+    pub series: &'a PreparedSeries,
+    pub config: ReconstructionConfig,
+    train_starts: Vec<usize>,
+}
+
+/// Metrics of a method on the hidden entries, and (for the model) the fraction of hidden
+/// truths inside x̂ ± 2/√λ̂.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReconstructionScore {
+    pub name: String,
+    pub metrics: Metrics,
+    pub coverage_2sigma: Option<f64>,
+}
+
+impl<'a> ReconstructionTask<'a> {
+    /// # Errors
+    /// A window longer than a part.
+    pub fn new(series: &'a PreparedSeries, config: ReconstructionConfig) -> Result<Self> {
+        series.window_starts(&series.validation, config.window, "validation")?;
+        series.window_starts(&series.test, config.window, "test")?;
+        let train_starts = series
+            .window_starts(&series.train, config.window, "training")?
+            .into_iter()
+            .step_by(config.stride.max(1))
+            .collect();
+        Ok(ReconstructionTask { series, config, train_starts })
+    }
+
+    /// The evaluation batches of `part`: non-overlapping windows, corrupted with the fixed seed.
+    ///
+    /// # Errors
+    /// A part shorter than a window.
+    pub fn evaluation_batches(&self, part: &Range<usize>) -> Result<Vec<ReconstructionBatch>> {
+        let window = self.config.window;
+        let starts: Vec<usize> =
+            self.series.window_starts(part, window, "evaluated")?.into_iter().step_by(window).collect();
+        let mut rng = Rng::new(self.config.evaluation_seed);
+        let (corruption, residual) = (&self.config.corruption, self.config.residual);
+        Ok(starts
+            .chunks(256)
+            .map(|chunk| make_batch(self.series, chunk, window, corruption, residual, &mut rng))
+            .collect())
+    }
+
+    /// The model and the baselines on `part`, all on the same hidden entries.
+    ///
+    /// # Errors
+    /// A part shorter than a window, or a model that does not fit.
+    pub fn evaluate(
+        &self,
+        model: Option<&SequenceModel<f32>>,
+        part: &Range<usize>,
+    ) -> Result<Vec<ReconstructionScore>> {
+        let c = self.series.grid.channels();
+        let batches = self.evaluation_batches(part)?;
+        let mut methods: Vec<(String, ErrorAccumulator)> =
+            ["linear interpolation", "last observation carried forward", "training mean"]
+                .iter()
+                .map(|n| (n.to_string(), ErrorAccumulator::new(c)))
+                .collect();
+        let mut ours = ErrorAccumulator::new(c);
+        let (mut inside, mut total) = (0u64, 0u64);
+        for batch in &batches {
+            methods[0].1.add(&batch.interpolated, &batch.target, &batch.hidden, &self.series.scaler);
+            methods[1].1.add(&batch.carried, &batch.target, &batch.hidden, &self.series.scaler);
+            methods[2].1.add(&vec![0.0; batch.target.len()], &batch.target, &batch.hidden, &self.series.scaler);
+            if let Some(m) = model {
+                let out = m.forward(&self.input(batch))?;
+                let x_hat = reconstruction(&out, batch);
+                ours.add(&x_hat, &batch.target, &batch.hidden, &self.series.scaler);
+                for (k, &h) in batch.hidden.iter().enumerate() {
+                    if h > 0.0 {
+                        let sigma = 1.0 / out.precision[k / c].sqrt();
+                        inside += ((x_hat[k] - batch.target[k]).abs() <= 2.0 * sigma) as u64;
+                        total += 1;
+                    }
+                }
+            }
+        }
+        let mut scores = Vec::new();
+        if let Some(m) = model {
+            let name =
+                format!("{}{:?}", if m.config().encoder.bidirectional { "Bi" } else { "" }, m.config().encoder.cell);
+            scores.push(ReconstructionScore {
+                name,
+                metrics: ours.finish(),
+                coverage_2sigma: Some(inside as f64 / total.max(1) as f64),
+            });
+        }
+        scores.extend(methods.into_iter().map(|(name, acc)| ReconstructionScore {
+            name,
+            metrics: acc.finish(),
+            coverage_2sigma: None,
+        }));
+        Ok(scores)
+    }
+}
+
+/// Linear interpolation between the nearest visible values before and after (carrying
+/// the one side when the other is missing, the training mean when neither exists), and
+/// last observation carried forward (the training mean before the first visible value),
+/// per row and signal of a batch; `[L, B, C]`.
+fn baselines(batch: &ReconstructionBatch, c: usize) -> (Vec<f32>, Vec<f32>) {
+    let (steps, b) = (batch.steps, batch.batch);
+    let mut interp = vec![0.0f32; batch.target.len()];
+    let mut locf = vec![0.0f32; batch.target.len()];
+    let at = |t: usize, row: usize, j: usize| (t * b + row) * c + j;
+    for row in 0..b {
+        for j in 0..c {
+            let seen: Vec<usize> = (0..steps).filter(|&t| batch.visible[at(t, row, j)]).collect();
+            for t in 0..steps {
+                let k = at(t, row, j);
+                let before = seen.iter().rev().find(|&&s| s <= t).copied();
+                let after = seen.iter().find(|&&s| s >= t).copied();
+                locf[k] = before.map_or(0.0, |s| batch.target[at(s, row, j)]);
+                interp[k] = match (before, after) {
+                    (Some(p), Some(n)) if p == n => batch.target[at(p, row, j)],
+                    (Some(p), Some(n)) => {
+                        let w = (t - p) as f32 / (n - p) as f32;
+                        (1.0 - w) * batch.target[at(p, row, j)] + w * batch.target[at(n, row, j)]
+                    }
+                    (Some(p), None) => batch.target[at(p, row, j)],
+                    (None, Some(n)) => batch.target[at(n, row, j)],
+                    (None, None) => 0.0,
+                };
+            }
+        }
+    }
+    (interp, locf)
+}
+
+impl Task for ReconstructionTask<'_> {
+    type Batch = ReconstructionBatch;
+
+    fn train_len(&self) -> usize {
+        self.train_starts.len()
+    }
+
+    fn make_batch(&self, indices: &[usize], rng: &mut Rng) -> ReconstructionBatch {
+        let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
+        make_batch(self.series, &starts, self.config.window, &self.config.corruption, self.config.residual, rng)
+    }
+
+    fn input<'b>(&self, batch: &'b ReconstructionBatch) -> SequenceBatch<'b, f32> {
+        SequenceBatch { x: &batch.x, steps: batch.steps, batch: batch.batch, lengths: None }
+    }
+
+    fn loss(&self, out: &HeadOutput<f32>, batch: &ReconstructionBatch) -> (f64, Vec<f32>, Vec<f32>) {
+        // x̂ = base + mean, so ∂L/∂mean = ∂L/∂x̂
+        gaussian_nll(
+            &reconstruction(out, batch),
+            &batch.target,
+            &batch.hidden,
+            &out.precision,
+            self.series.grid.channels(),
+        )
+    }
+
+    fn validate(&self, model: &SequenceModel<f32>) -> Result<f64> {
+        let c = self.series.grid.channels();
+        let mut acc = ErrorAccumulator::new(c);
+        for batch in self.evaluation_batches(&self.series.validation)? {
+            let out = model.forward(&self.input(&batch))?;
+            acc.add(&reconstruction(&out, &batch), &batch.target, &batch.hidden, &self.series.scaler);
+        }
+        Ok(acc.finish().micro_mse)
+    }
+}
+
+/// Trains a reconstruction model (checkpoints and the epoch log in `run_dir` when given).
+///
+/// # Errors
+/// As [`ReconstructionTask::new`] and [`train`].
+pub fn train_reconstruction(
+    series: &PreparedSeries,
+    config: &ReconstructionConfig,
+    run_dir: Option<&Path>,
+) -> Result<TrainReport> {
+    let task = ReconstructionTask::new(series, config.clone())?;
+    train(&task, &config.model_config(series.grid.channels()), &config.train, run_dir, false, None)
+}
