@@ -89,6 +89,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--markdown", help="also write the tables to this file")
+    ap.add_argument("--raw", help="also write every measurement (JSON lines) to this file")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cmd = ["cargo", "bench", "-q", "-p", "recur", "--bench", "rnn", "--"] + (["--quick"] if args.quick else [])
@@ -137,13 +138,29 @@ def main():
     p("| shape | cell | dirs | threads | mode | plain ms | ln+vd ms | overhead |")
     p("|---|---|---|---|---|---|---|---|")
     for k, r in ours.items():
-        if r["variant"] != "ln+vd" or r["kind"] == "stream":
+        if r["variant"] != "ln+vd" or r["kind"] not in ("train", "infer"):
             continue
         base = ours[k[:-1] + ("plain",)]
         p(f"| {r['shape']} | {r['cell']} | {'bi' if r['dirs'] == 2 else 'uni'} | {r['threads']} | {r['kind']} | "
           f"{base['seconds'] * 1e3:.2f} | {r['seconds'] * 1e3:.2f} | {100 * (r['seconds'] / base['seconds'] - 1):+.0f} % |")
+    p()
+    p("The model stack over the bare kernel: the same training step through a SequenceModel (head on")
+    p("every step, masked MSE, the model's backward, clipping, AdamW over named parameters):")
+    p()
+    p("| shape | cell | dirs | threads | bare kernel ms | through the model ms | overhead |")
+    p("|---|---|---|---|---|---|---|")
+    for k, r in ours.items():
+        if r["kind"] != "train" or r["variant"] != "plain":
+            continue
+        m = ours.get(("train_model",) + k[1:])
+        if m:
+            p(f"| {r['shape']} | {r['cell']} | {'bi' if r['dirs'] == 2 else 'uni'} | {r['threads']} | "
+              f"{r['seconds'] * 1e3:.2f} | {m['seconds'] * 1e3:.2f} | {100 * (m['seconds'] / r['seconds'] - 1):+.0f} % |")
     text = "\n".join(lines)
     print(text)
+    if args.raw:
+        with open(args.raw, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in recur + torch)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text + "\n")

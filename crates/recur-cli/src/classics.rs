@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use recur::classic::compare::{compare as measure, BatchShape};
 use recur::classic::gradients::{spectral_norm, state_gradient_norms};
 use recur::classic::hopfield::capacity_experiment;
-use recur::plot::{LineChart, Series};
+use recur::plot::{LineChart, Series, Style};
 use recur::rnn::{CellKind, Rnn, RnnConfig};
 use recur::Rng;
 
@@ -40,18 +40,19 @@ pub fn hopfield(args: &Args) -> Result<(), String> {
     let series = |name: &str, f: &dyn Fn(&recur::classic::hopfield::CapacityPoint) -> f64| Series {
         name: name.into(),
         points: points.iter().map(|p| (p.load, f(p))).collect(),
-        dashed: false,
+        style: Style::Line,
     };
     LineChart {
         title: format!("Hopfield capacity, N = {n}: recall from {:.0} % corrupted probes", 100.0 * noise),
         x_label: "stored patterns per neuron, P/N".into(),
         y_label: "fraction recalled (overlap >= 0.98)".into(),
         log_y: false,
+        bands: Vec::new(),
         series: vec![
             series("classic, asynchronous", &|p| p.recall_async),
             series("classic, synchronous", &|p| p.recall_sync),
             series("modern (softmax)", &|p| p.recall_modern),
-            Series { name: "0.138 N".into(), points: vec![(0.138, 0.0), (0.138, 1.0)], dashed: true },
+            Series { name: "0.138 N".into(), points: vec![(0.138, 0.0), (0.138, 1.0)], style: Style::Dashed },
         ],
     }
     .save(&out.join("capacity.png"), 800, 450)
@@ -112,19 +113,20 @@ pub fn diagnose(args: &Args) -> Result<(), String> {
         series.push(Series {
             name: name.into(),
             points: norms.iter().enumerate().map(|(t, &g)| ((steps - 1 - t) as f64, g)).collect(),
-            dashed: false,
+            style: Style::Line,
         });
     }
     series.push(Series {
         name: format!("bound |v| {elman_sigma:.2}^(T-t) (Elman)"),
         points: (0..steps).map(|k| (k as f64, norm(&probe) * elman_sigma.powi(k as i32))).collect(),
-        dashed: true,
+        style: Style::Dashed,
     });
     LineChart {
         title: "BPTT: gradient reaching h_t from a loss at T".into(),
         x_label: "distance T - t (steps)".into(),
         y_label: "|dL/dh_t| (log scale)".into(),
         log_y: true,
+        bands: Vec::new(),
         series,
     }
     .save(&out.join("gradient_norms.png"), 800, 450)

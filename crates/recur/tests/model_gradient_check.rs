@@ -183,3 +183,35 @@ fn decoupled_model_is_causal_and_coupled_is_not() {
         }
     }
 }
+
+#[test]
+fn a_bidirectional_model_on_two_threads_matches_one_thread() {
+    let mut rng = Rng::new(9);
+    let (steps, batch) = (6, 20);
+    let x: Vec<f64> = (0..steps * batch * 3).map(|_| rng.normal()).collect();
+    let target: Vec<f64> = (0..steps * batch * 2).map(|_| rng.normal()).collect();
+    let mask = vec![1.0; target.len()];
+    let lengths: Vec<usize> = (0..batch).map(|b| 1 + b % steps).collect();
+    for coupling in [Coupling::Coupled, Coupling::Decoupled] {
+        let one =
+            SequenceModel::<f64>::new(config(CellKind::Lstm, coupling, FusionKind::Gated, HeadKind::Linear, true), 2)
+                .unwrap();
+        let mut two = one.clone();
+        two.set_threads(2);
+        let mut results = Vec::new();
+        for model in [&one, &two] {
+            let input = SequenceBatch { x: &x, steps, batch, lengths: Some(&lengths) };
+            let (out, mut cache) = model.forward_train(&input, 4).unwrap();
+            let (_, d) = masked_mse(&out.student.mean, &target, &mask);
+            let dt = out.teacher.as_ref().map(|t| masked_mse(&t.mean, &target, &mask).1);
+            let mut grads = model.zeros_like();
+            let dx = model.backward(&mut cache, (&d, &[]), dt.as_ref().map(|d| (&d[..], &[][..])), &mut grads).unwrap();
+            let flat: Vec<f64> = grads.named_mut().into_iter().flat_map(|(_, t)| t.data.clone()).collect();
+            results.push((out.student.mean, dx, flat));
+        }
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()));
+        assert!(close(&results[0].0, &results[1].0), "{coupling:?}: outputs");
+        assert!(close(&results[0].1, &results[1].1), "{coupling:?}: input gradients");
+        assert!(close(&results[0].2, &results[1].2), "{coupling:?}: parameter gradients");
+    }
+}

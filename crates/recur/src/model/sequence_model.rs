@@ -57,6 +57,8 @@ pub struct SequenceModel<T = f32> {
     pub twin: Option<Linear<T>>,
     pub fusion: Option<Fusion<T>>,
     pub head: Head<T>,
+    /// Run the two branches on two threads (see [`SequenceModel::set_threads`]).
+    parallel_branches: bool,
 }
 
 /// What a training forward produces, per step (`N = T·B` rows).
@@ -146,7 +148,7 @@ impl<T: Real> SequenceModel<T> {
         let fusion = if bidirectional { Some(Fusion::new(config.fusion, h, rng.next_u64())?) } else { None };
         let width = fusion.as_ref().map_or(h, Fusion::output_size);
         let head = Head::new(config.head, width, config.outputs, &mut rng);
-        Ok(SequenceModel { config, forward_branch, backward_branch, twin, fusion, head })
+        Ok(SequenceModel { config, forward_branch, backward_branch, twin, fusion, head, parallel_branches: false })
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -154,11 +156,15 @@ impl<T: Real> SequenceModel<T> {
     }
 
     /// Threads for the encoder branches.
+    /// With 2 or more threads and two branches, the branches run side by side, each on
+    /// half of the threads.
     pub fn set_threads(&mut self, threads: usize) {
-        self.forward_branch.set_threads(threads);
+        let per_branch = if self.backward_branch.is_some() && threads >= 2 { threads / 2 } else { threads };
+        self.forward_branch.set_threads(per_branch);
         if let Some(b) = &mut self.backward_branch {
-            b.set_threads(threads);
+            b.set_threads(per_branch);
         }
+        self.parallel_branches = self.backward_branch.is_some() && threads >= 2;
     }
 
     /// Whether inference reads only the past (unidirectional or decoupled).
@@ -211,30 +217,39 @@ impl<T: Real> SequenceModel<T> {
         seed: Option<u64>,
         with_backward: bool,
     ) -> Result<BranchStates<T>> {
-        let state = InitialState::default();
-        let (h_forward, forward_cache) = match seed {
-            Some(s) => {
-                let (out, c) = self.forward_branch.forward_train(input, &state, s)?;
-                (out.output, c)
-            }
-            None => (self.forward_branch.forward(input, &state)?.output, RnnCache::default()),
-        };
-        let mut x_reversed = Vec::new();
-        let mut h_backward = Vec::new();
-        let mut backward_cache = None;
-        if let Some(branch) = self.backward_branch.as_ref().filter(|_| with_backward) {
-            x_reversed = reverse_within_lengths(input.x, input.steps, input.batch, input.lengths);
-            let reversed = SequenceBatch { x: &x_reversed, ..*input };
-            let out = match seed {
-                Some(s) => {
-                    let (out, c) = branch.forward_train(&reversed, &state, s ^ 0x9e37_79b9)?;
-                    backward_cache = Some(c);
-                    out.output
-                }
-                None => branch.forward(&reversed, &state)?.output,
+        let run =
+            |branch: &Rnn<T>, x: &SequenceBatch<'_, T>, seed: Option<u64>| -> Result<(Vec<T>, Option<RnnCache<T>>)> {
+                let state = InitialState::default();
+                Ok(match seed {
+                    Some(s) => {
+                        let (out, c) = branch.forward_train(x, &state, s)?;
+                        (out.output, Some(c))
+                    }
+                    None => (branch.forward(x, &state)?.output, None),
+                })
             };
-            h_backward = reverse_within_lengths(&out, input.steps, input.batch, input.lengths);
-        }
+        let backward = self.backward_branch.as_ref().filter(|_| with_backward);
+        let x_reversed = match backward {
+            Some(_) => reverse_within_lengths(input.x, input.steps, input.batch, input.lengths),
+            None => Vec::new(),
+        };
+        let reversed = SequenceBatch { x: &x_reversed, ..*input };
+        let backward_seed = seed.map(|s| s ^ 0x9e37_79b9);
+        let (forward_result, backward_result) = match backward {
+            Some(branch) if self.parallel_branches => std::thread::scope(|scope| {
+                let other = scope.spawn(|| run(branch, &reversed, backward_seed));
+                let mine = run(&self.forward_branch, input, seed);
+                (mine, Some(other.join().expect("backward branch panicked")))
+            }),
+            Some(branch) => (run(&self.forward_branch, input, seed), Some(run(branch, &reversed, backward_seed))),
+            None => (run(&self.forward_branch, input, seed), None),
+        };
+        let (h_forward, forward_cache) = forward_result?;
+        let forward_cache = forward_cache.unwrap_or_default();
+        let (h_backward, backward_cache) = match backward_result.transpose()? {
+            Some((out, cache)) => (reverse_within_lengths(&out, input.steps, input.batch, input.lengths), cache),
+            None => (Vec::new(), None),
+        };
         Ok(BranchStates { h_forward, h_backward, x_reversed, forward_cache, backward_cache })
     }
 
@@ -349,22 +364,35 @@ impl<T: Real> SequenceModel<T> {
             }
         };
         let input = SequenceBatch { x: &cache.x, steps, batch, lengths: lengths.as_deref() };
-        let d = self.forward_branch.backward(
-            &input,
-            &mut cache.forward_cache,
-            &dh_forward,
-            None,
-            None,
-            grads.forward_branch.cells_mut(),
-        )?;
-        let mut d_x = d.d_x;
-        if let (Some(branch), Some(db)) = (&self.backward_branch, dh_backward) {
-            let reversed = SequenceBatch { x: &cache.x_reversed, steps, batch, lengths: lengths.as_deref() };
-            let db_reversed = reverse_within_lengths(&db, steps, batch, lengths.as_deref());
-            let branch_grads = grads.backward_branch.as_mut().expect("backward branch grads").cells_mut();
-            let bwd_cache = cache.backward_cache.as_mut().expect("backward branch cache");
-            let d = branch.backward(&reversed, bwd_cache, &db_reversed, None, None, branch_grads)?;
-            add_into(&mut d_x, &reverse_within_lengths(&d.d_x, steps, batch, lengths.as_deref()));
+        let reversed = SequenceBatch { x: &cache.x_reversed, steps, batch, lengths: lengths.as_deref() };
+        let SequenceModel { forward_branch: forward_grads, backward_branch: backward_grads, .. } = grads;
+        let (forward_cache, backward_cache) = (&mut cache.forward_cache, &mut cache.backward_cache);
+        let mut run_forward =
+            || self.forward_branch.backward(&input, forward_cache, &dh_forward, None, None, forward_grads.cells_mut());
+        let mut run_backward = || -> Result<Option<Vec<T>>> {
+            match (&self.backward_branch, &dh_backward) {
+                (Some(branch), Some(db)) => {
+                    let db_reversed = reverse_within_lengths(db, steps, batch, lengths.as_deref());
+                    let branch_grads = backward_grads.as_mut().expect("backward branch grads").cells_mut();
+                    let bwd_cache = backward_cache.as_mut().expect("backward branch cache");
+                    let d = branch.backward(&reversed, bwd_cache, &db_reversed, None, None, branch_grads)?;
+                    Ok(Some(reverse_within_lengths(&d.d_x, steps, batch, lengths.as_deref())))
+                }
+                _ => Ok(None),
+            }
+        };
+        let (d, d_reversed) = if self.parallel_branches {
+            std::thread::scope(|scope| {
+                let other = scope.spawn(run_backward);
+                let mine = run_forward();
+                (mine, other.join().expect("backward branch panicked"))
+            })
+        } else {
+            (run_forward(), run_backward())
+        };
+        let mut d_x = d?.d_x;
+        if let Some(extra) = d_reversed? {
+            add_into(&mut d_x, &extra);
         }
         Ok(d_x)
     }

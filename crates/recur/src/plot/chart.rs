@@ -11,16 +11,32 @@ pub const PALETTE: [Rgb; 7] =
 const INK: Rgb = [40, 40, 40];
 const GRID: Rgb = [225, 225, 225];
 
-/// One line of a chart.
+/// How a series is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Style {
+    Line,
+    /// For bounds and references.
+    Dashed,
+    /// Markers only.
+    Points,
+}
+
+/// One series of a chart.
 #[derive(Clone, Debug)]
 pub struct Series {
     pub name: String,
     pub points: Vec<(f64, f64)>,
-    /// Drawn dashed (for bounds and references).
-    pub dashed: bool,
+    pub style: Style,
 }
 
-/// A chart of lines.
+/// A shaded band `(x, low, high)`, e.g. an uncertainty interval.
+#[derive(Clone, Debug)]
+pub struct Band {
+    pub name: String,
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// A chart of lines, markers and bands.
 #[derive(Clone, Debug, Default)]
 pub struct LineChart {
     pub title: String,
@@ -28,6 +44,7 @@ pub struct LineChart {
     pub y_label: String,
     pub log_y: bool,
     pub series: Vec<Series>,
+    pub bands: Vec<Band>,
 }
 
 /// Round tick positions covering [lo, hi].
@@ -130,8 +147,33 @@ impl LineChart {
         }
         c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
         c.line(f.left, f.top, f.left, f.bottom, INK, 1.0);
-        let legend_width = self.series.iter().map(|s| s.name.len()).max().unwrap_or(0) * GLYPH_W + 40;
-        let legend_height = self.series.len() * (GLYPH_H + 4) + 8;
+        const BAND: Rgb = [190, 210, 235];
+        for band in &self.bands {
+            for w in band.points.windows(2) {
+                let (x0, x1) = (px(w[0].0), px(w[1].0));
+                let steps = (x1 - x0).abs().ceil().max(1.0) as usize;
+                for k in 0..=steps {
+                    let u = k as f64 / steps as f64;
+                    let lo = w[0].1 + (w[1].1 - w[0].1) * u;
+                    let hi = w[0].2 + (w[1].2 - w[0].2) * u;
+                    let x = x0 + (x1 - x0) * u;
+                    c.line(x, py(lo).min(f.bottom), x, py(hi).max(f.top), BAND, 1.0);
+                }
+            }
+        }
+        let names: Vec<(&str, Option<Rgb>, Style)> = self
+            .bands
+            .iter()
+            .map(|b| (b.name.as_str(), None, Style::Line))
+            .chain(
+                self.series
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.name.as_str(), Some(PALETTE[i % PALETTE.len()]), s.style)),
+            )
+            .collect();
+        let legend_width = names.iter().map(|n| n.0.len()).max().unwrap_or(0) * GLYPH_W + 40;
+        let legend_height = names.len() * (GLYPH_H + 4) + 8;
         let (lx0, ly0) = (f.right as i64 - 14 - legend_width as i64, f.top as i64 + 2);
         for (i, s) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
@@ -141,30 +183,37 @@ impl LineChart {
                 .copied()
                 .filter(|p| p.0.is_finite() && p.1.is_finite() && (!self.log_y || p.1 > 0.0))
                 .collect();
-            for w in visible.windows(2) {
-                let (a, b) = ((px(w[0].0), py(w[0].1)), (px(w[1].0), py(w[1].1)));
-                if s.dashed {
-                    c.dashed_line(a.0, a.1, b.0, b.1, color, 2.0, 8.0);
-                } else {
-                    c.line(a.0, a.1, b.0, b.1, color, 2.0);
+            match s.style {
+                Style::Points => visible.iter().for_each(|p| c.disc(px(p.0), py(p.1), 3.0, color)),
+                Style::Line | Style::Dashed => {
+                    for w in visible.windows(2) {
+                        let (a, b) = ((px(w[0].0), py(w[0].1)), (px(w[1].0), py(w[1].1)));
+                        if s.style == Style::Dashed {
+                            c.dashed_line(a.0, a.1, b.0, b.1, color, 2.0, 8.0);
+                        } else {
+                            c.line(a.0, a.1, b.0, b.1, color, 2.0);
+                        }
+                    }
+                    if visible.len() == 1 {
+                        c.disc(px(visible[0].0), py(visible[0].1), 3.0, color);
+                    }
                 }
-            }
-            if visible.len() == 1 {
-                c.disc(px(visible[0].0), py(visible[0].1), 3.0, color);
             }
         }
         // legend, on a white box over the lines
         c.fill_rect(lx0, ly0, lx0 + legend_width as i64 + 8, ly0 + legend_height as i64, [255, 255, 255]);
-        for (i, s) in self.series.iter().enumerate() {
-            let color = PALETTE[i % PALETTE.len()];
+        for (i, &(name, color, style)) in names.iter().enumerate() {
             let ly = ly0 + 6 + i as i64 * (GLYPH_H as i64 + 4);
             let y = ly as f64 + GLYPH_H as f64 / 2.0;
-            if s.dashed {
-                c.dashed_line(lx0 as f64 + 6.0, y, lx0 as f64 + 30.0, y, color, 2.5, 6.0);
-            } else {
-                c.line(lx0 as f64 + 6.0, y, lx0 as f64 + 30.0, y, color, 2.5);
+            match (color, style) {
+                (None, _) => c.fill_rect(lx0 + 6, y as i64 - 5, lx0 + 30, y as i64 + 5, BAND),
+                (Some(color), Style::Dashed) => {
+                    c.dashed_line(lx0 as f64 + 6.0, y, lx0 as f64 + 30.0, y, color, 2.5, 6.0)
+                }
+                (Some(color), Style::Points) => c.disc(lx0 as f64 + 18.0, y, 3.0, color),
+                (Some(color), Style::Line) => c.line(lx0 as f64 + 6.0, y, lx0 as f64 + 30.0, y, color, 2.5),
             }
-            c.text(lx0 + 38, ly, &s.name, INK);
+            c.text(lx0 + 38, ly, name, INK);
         }
         c.save_png(path)
     }
@@ -233,7 +282,12 @@ mod tests {
             x_label: "x".into(),
             y_label: "y".into(),
             log_y: true,
-            series: vec![Series { name: "a".into(), points: vec![(0.0, 1.0), (1.0, 1e-3), (2.0, 0.0)], dashed: true }],
+            series: vec![Series {
+                name: "a".into(),
+                points: vec![(0.0, 1.0), (1.0, 1e-3), (2.0, 0.0)],
+                style: Style::Dashed,
+            }],
+            bands: vec![Band { name: "b".into(), points: vec![(0.0, 0.5, 2.0), (2.0, 1e-4, 1e-2)] }],
         };
         line.save(&dir.join("line.png"), 320, 200).unwrap();
         let bars = BarChart {

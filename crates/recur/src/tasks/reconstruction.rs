@@ -257,6 +257,15 @@ impl<'a> ReconstructionTask<'a> {
             .collect())
     }
 
+    /// The model's reconstruction x̂ `[L, B, C]` and precision λ̂ `[L, B]` of a batch.
+    ///
+    /// # Errors
+    /// A model that does not fit the batch.
+    pub fn reconstruct(&self, model: &SequenceModel<f32>, batch: &ReconstructionBatch) -> Result<(Vec<f32>, Vec<f32>)> {
+        let out = model.forward(&self.input(batch))?;
+        Ok((reconstruction(&out, batch), out.precision))
+    }
+
     /// The model and the baselines on `part`, all on the same hidden entries.
     ///
     /// # Errors
