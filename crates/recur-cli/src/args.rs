@@ -14,6 +14,9 @@ pub fn parse_args(raw: &[String]) -> Result<Args, String> {
     while let Some(a) = it.next() {
         if let Some(name) = a.strip_prefix("--") {
             let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+            if value.starts_with("--") {
+                return Err(format!("--{name} needs a value before {value}"));
+            }
             flags.push((name.to_string(), value.clone()));
         } else {
             positional.push(a.clone());

@@ -7,9 +7,14 @@ mod demo;
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
-  recur demo [--data FILE] [--epochs N] [--threads N] [--out DIR]
-      Next-hour prediction of 11 air-quality signals on the bundled Beijing station
-      (real data with natural gaps): trains a GRU and compares it with baselines.
+  recur demo [--epochs N] [--threads N] [--out DIR]
+      The case study on the bundled Beijing station (real data with natural gaps):
+      next-hour prediction (GRU) and reconstruction of hidden values (BiGRU with an
+      uncertainty), each against its baselines. Runs configs/beijing-*.toml.
+  recur train --config FILE [--out DIR] [--resume true]
+      Trains a run from a TOML config (every key: configs/reference.toml).
+  recur eval --run DIR
+      Evaluates a trained run folder on its test part, with the baselines.
   recur inspect FILE...
       Signals, sampling interval and missingness of wide CSV files.
   recur hopfield [--neurons N] [--trials K] [--noise F] [--out DIR]
@@ -25,6 +30,8 @@ fn main() -> ExitCode {
     let result = args::parse_args(&raw).and_then(|args| match args.positional.first().map(String::as_str) {
         Some("demo") => demo::demo(&args),
         Some("inspect") => demo::inspect(&args),
+        Some("train") => demo::train(&args),
+        Some("eval") => demo::eval(&args),
         Some("hopfield") => classics::hopfield(&args),
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),

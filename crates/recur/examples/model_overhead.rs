@@ -17,5 +17,10 @@ fn main() {
     let config = RnnConfig { cell, input_size: 12, hidden_size: hidden, bidirectional, ..RnnConfig::default() };
     let bare = time_training_step(&config, shape, threads, 1.0).unwrap();
     let model = time_model_training_step(&config, shape, threads, 1.0).unwrap();
-    println!("{cell:?} bi={bidirectional} threads={threads}: bare {:.2} ms, through the model {:.2} ms ({:+.0} %)", bare * 1e3, model * 1e3, 100.0 * (model / bare - 1.0));
+    println!(
+        "{cell:?} bi={bidirectional} threads={threads}: bare {:.2} ms, through the model {:.2} ms ({:+.0} %)",
+        bare * 1e3,
+        model * 1e3,
+        100.0 * (model / bare - 1.0)
+    );
 }

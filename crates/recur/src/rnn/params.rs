@@ -111,7 +111,7 @@ impl<T: Real> CellParams<T> {
     /// Whether weight decay applies to a field: matrices yes; biases, norm gains and
     /// initial states no.
     pub fn decays(field: &str) -> bool {
-        field.starts_with("weight_")
+        field.starts_with("weight_") && !field.contains("norm")
     }
 
     fn tensors(&self) -> [&Tensor<T>; 10] {

@@ -11,15 +11,25 @@ use crate::optim::ParamSlot;
 
 /// The optimizer's view of a whole model and its gradients (a zeroed clone of the model
 /// holding them). Weight decay applies to matrices (`weight…` names), not to biases, norm
-/// gains or initial states.
+/// gains (`gate_norm_weight`, `cell_norm`) or initial states.
 pub fn model_slots<'a>(model: &'a mut SequenceModel<f32>, grads: &'a mut SequenceModel<f32>) -> Vec<ParamSlot<'a>> {
+    model_slots_with(model, grads, false)
+}
+
+/// [`model_slots`], or with weight decay on every parameter when `decay_all`.
+pub fn model_slots_with<'a>(
+    model: &'a mut SequenceModel<f32>,
+    grads: &'a mut SequenceModel<f32>,
+    decay_all: bool,
+) -> Vec<ParamSlot<'a>> {
     model
         .named_mut()
         .into_iter()
         .zip(grads.named_mut())
         .map(|((name, t), (_, g))| {
             let field = name.rsplit('.').next().unwrap_or("");
-            ParamSlot { value: &mut t.data, grad: &g.data, decay: field.starts_with("weight") }
+            let matrix = field.starts_with("weight") && !field.contains("norm");
+            ParamSlot { value: &mut t.data, grad: &g.data, decay: decay_all || matrix }
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{PlateauState, Schedule, ScheduleKind};
-use super::{model_gradients, model_slots, progress_bar};
+use super::{model_gradients, model_slots_with, progress_bar};
 use crate::error::{Error, Result};
 use crate::io::{write_atomically, write_f32, TensorFile};
 use crate::model::{HeadOutput, ModelConfig, SequenceModel};
@@ -56,6 +56,8 @@ pub struct TrainConfig {
     pub patience: usize,
     /// Cap on batches per epoch (0: the whole training set each epoch).
     pub max_batches_per_epoch: usize,
+    /// Apply weight decay to biases, norm gains and initial states too (default: matrices only).
+    pub decay_all_parameters: bool,
     pub seed: u64,
     pub threads: usize,
 }
@@ -71,6 +73,7 @@ impl Default for TrainConfig {
             clip_norm: 1.0,
             patience: 20,
             max_batches_per_epoch: 0,
+            decay_all_parameters: false,
             seed: 1,
             threads: 1,
         }
@@ -151,6 +154,9 @@ pub fn train<T: Task>(
         total_steps: total,
         kind: config.schedule,
     };
+    if let Some(dir) = run_dir {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    }
     let checkpoint = run_dir.map(|d| d.join(CHECKPOINT));
     let (mut model, mut best, mut opt, mut state) = match checkpoint.as_deref().filter(|p| resume && p.exists()) {
         Some(path) => load_checkpoint(path, model_config, config)?,
@@ -199,7 +205,7 @@ pub fn train<T: Task>(
                 clip_grad_norm(&mut model_gradients(&mut grads), f64::INFINITY)
             };
             let lr = schedule.lr(state.step, epoch, &state.plateau);
-            opt.step(lr, &mut model_slots(&mut model, &mut grads));
+            opt.step(lr, &mut model_slots_with(&mut model, &mut grads, config.decay_all_parameters));
             state.step += 1;
             loss_sum += loss + out.twin_loss + teacher.map_or(0.0, |t| t.0);
             norm_sum += norm;

@@ -1,0 +1,138 @@
+//! What a run leaves behind and prints: a run folder (`run.toml` with every default
+//! resolved, `metrics.json`, `model.safetensors`, `loss.png`, and for reconstruction
+//! `reconstruction.png`; the trainer adds `epochs.jsonl` and `checkpoint.safetensors`),
+//! and the score table.
+
+use std::path::Path;
+
+use crate::data::PreparedSeries;
+use crate::error::{Error, Result};
+use crate::io::write_atomically;
+use crate::plot::{Band, LineChart, Series, Style};
+use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
+use crate::tasks::reconstruction::ReconstructionTask;
+
+/// The scores as a Markdown table (standardised and original units).
+pub fn score_table(scores: &[Score]) -> String {
+    let mut out = String::from(
+        "| method                                   | micro MSE | MAE    | MSE (original) | MAE (original) |\n",
+    );
+    out.push_str(
+        "|------------------------------------------|----------:|-------:|---------------:|---------------:|\n",
+    );
+    for s in scores {
+        let m = &s.metrics;
+        out.push_str(&format!(
+            "| {:<40} | {:>9.4} | {:>6.4} | {:>14.2} | {:>14.2} |\n",
+            s.name, m.micro_mse, m.mae, m.micro_mse_original, m.mae_original
+        ));
+    }
+    out
+}
+
+/// Writes the run folder's report files, atomically each.
+///
+/// # Errors
+/// The folder is not writable.
+pub fn write_run_folder(dir: &Path, config: &RunConfig, outcome: &mut RunOutcome, data: &PreparedSeries) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    write_atomically(&dir.join("run.toml"), config.to_toml().as_bytes())?;
+    let report = serde_json::json!({
+        "best_epoch": outcome.best_epoch,
+        "parameters": outcome.parameters,
+        "train_seconds": outcome.train_seconds,
+        "test": outcome.scores,
+    });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("report", e.to_string()))?;
+    write_atomically(&dir.join("metrics.json"), text.as_bytes())?;
+    outcome.model.save(dir.join("model.safetensors"), Default::default())?;
+    loss_chart(outcome, config).save(&dir.join("loss.png"), 800, 450)?;
+    if config.task.kind == TaskKind::Reconstruction {
+        reconstruction_chart(outcome, config, data)?.save(&dir.join("reconstruction.png"), 900, 450)?;
+    }
+    Ok(())
+}
+
+fn loss_chart(outcome: &RunOutcome, config: &RunConfig) -> LineChart {
+    let curve = |name: &str, f: &dyn Fn(&crate::train::EpochLog) -> f64| Series {
+        name: name.into(),
+        points: outcome.log.iter().map(|e| (e.epoch as f64, f(e))).collect(),
+        style: Style::Line,
+    };
+    let what = match config.task.kind {
+        TaskKind::Prediction => "prediction (train: masked MSE)",
+        TaskKind::Reconstruction => "reconstruction (train: Gaussian NLL per value)",
+    };
+    LineChart {
+        title: format!("{}: loss per epoch", what),
+        x_label: "epoch".into(),
+        y_label: "loss / validation micro MSE".into(),
+        log_y: false,
+        series: vec![curve("train loss", &|e| e.train_loss), curve("validation micro MSE", &|e| e.validation)],
+        bands: Vec::new(),
+    }
+}
+
+/// The test window with the most hidden values of the first signal, in original units:
+/// truth, reconstruction with its ±2σ band, interpolation, the hidden points marked.
+fn reconstruction_chart(outcome: &RunOutcome, config: &RunConfig, data: &PreparedSeries) -> Result<LineChart> {
+    let task = ReconstructionTask::new(data, config.reconstruction())?;
+    let batches = task.evaluation_batches(&data.test)?;
+    let batch = &batches[0];
+    let (x_hat, precision) = task.reconstruct(&outcome.model, batch)?;
+    let (c, signal) = (data.grid.channels(), 0);
+    let at = |t: usize, row: usize| (t * batch.batch + row) * c + signal;
+    let row = (0..batch.batch)
+        .max_by_key(|&r| (0..batch.steps).filter(|&t| batch.hidden[at(t, r)] > 0.0).count())
+        .unwrap_or(0);
+    let original = |z: f32| data.scaler.invert(signal, z) as f64;
+    let std = data.scaler.std[signal] as f64;
+    let name = &data.grid.signals[signal];
+    let steps = 0..batch.steps;
+    Ok(LineChart {
+        title: format!("{name}: reconstruction of values hidden on purpose (test window)"),
+        x_label: format!("step in window ({} s each)", data.grid.bin_seconds),
+        y_label: format!("{name} (original units)"),
+        log_y: false,
+        bands: vec![Band {
+            name: "model +-2 sigma".into(),
+            points: steps
+                .clone()
+                .map(|t| {
+                    let (m, s) =
+                        (original(x_hat[at(t, row)]), 2.0 * std / (precision[t * batch.batch + row] as f64).sqrt());
+                    (t as f64, m - s, m + s)
+                })
+                .collect(),
+        }],
+        series: vec![
+            Series {
+                name: "truth (observed)".into(),
+                points: steps
+                    .clone()
+                    .filter(|&t| batch.visible[at(t, row)] || batch.hidden[at(t, row)] > 0.0)
+                    .map(|t| (t as f64, original(batch.target[at(t, row)])))
+                    .collect(),
+                style: Style::Line,
+            },
+            Series {
+                name: "model".into(),
+                points: steps.clone().map(|t| (t as f64, original(x_hat[at(t, row)]))).collect(),
+                style: Style::Line,
+            },
+            Series {
+                name: "linear interpolation".into(),
+                points: steps.clone().map(|t| (t as f64, original(batch.interpolated[at(t, row)]))).collect(),
+                style: Style::Dashed,
+            },
+            Series {
+                name: "hidden on purpose".into(),
+                points: steps
+                    .filter(|&t| batch.hidden[at(t, row)] > 0.0)
+                    .map(|t| (t as f64, original(batch.target[at(t, row)])))
+                    .collect(),
+                style: Style::Points,
+            },
+        ],
+    })
+}

@@ -1,0 +1,287 @@
+//! A whole run from one TOML configuration: data → task → model → training → test
+//! metrics against the baselines. `recur train`, `recur demo` and the experiment grid all
+//! go through [`run`]. Every key has a default (see `configs/reference.toml`); an unknown
+//! key is an error naming it, with its line and column.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
+use crate::error::{Error, Result};
+use crate::model::{Coupling, FusionKind, SequenceModel};
+use crate::rnn::CellKind;
+use crate::tasks::metrics::Metrics;
+use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask};
+use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};
+use crate::train::{train, EpochLog, TrainConfig};
+
+/// Where the data comes from and how it is put on a grid.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Wide CSV files (one is supported so far).
+    pub files: Vec<String>,
+    /// Signals to keep; empty: every numeric column not dropped.
+    pub signals: Vec<String>,
+    /// Columns to ignore (row numbers, names, categorical signals).
+    pub drop: Vec<String>,
+    /// Grid bin width in seconds.
+    pub bin_seconds: i64,
+    pub aggregation: Aggregation,
+    pub split: SplitFractions,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            files: Vec::new(),
+            signals: Vec::new(),
+            drop: Vec::new(),
+            bin_seconds: 3600,
+            aggregation: Aggregation::Mean,
+            split: SplitFractions::default(),
+        }
+    }
+}
+
+/// Which task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    Prediction,
+    Reconstruction,
+}
+
+/// The task's settings (the reconstruction-only keys are ignored for prediction).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaskConfig {
+    pub kind: TaskKind,
+    /// L, steps per window.
+    pub window: usize,
+    /// Predict a correction to persistence (prediction) or interpolation (reconstruction).
+    pub residual: bool,
+    /// Reconstruction: training windows start every `stride` steps.
+    pub stride: usize,
+    /// Reconstruction: seed of the evaluation corruption.
+    pub evaluation_seed: u64,
+    pub corruption: MissingnessDiffusion,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        TaskConfig {
+            kind: TaskKind::Prediction,
+            window: 24,
+            residual: true,
+            stride: 4,
+            evaluation_seed: 2024,
+            corruption: MissingnessDiffusion::default(),
+        }
+    }
+}
+
+/// The model's settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub cell: CellKind,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub bidirectional: bool,
+    pub coupling: Coupling,
+    pub fusion: FusionKind,
+    pub twin_weight: f64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            cell: CellKind::GruResetAfter,
+            hidden_size: 64,
+            num_layers: 1,
+            bidirectional: false,
+            coupling: Coupling::Coupled,
+            fusion: FusionKind::Concat,
+            twin_weight: 0.5,
+        }
+    }
+}
+
+/// A whole run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    pub data: DataConfig,
+    pub task: TaskConfig,
+    pub model: ModelSection,
+    pub train: TrainConfig,
+}
+
+impl RunConfig {
+    /// Parses TOML text; `origin` names the file in errors.
+    ///
+    /// # Errors
+    /// Malformed TOML or an unknown key, with its line and column.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
+        toml::from_str(text)
+            .map_err(|e| Error::Format { path: origin.to_path_buf(), why: e.to_string().trim_end().to_string() })
+    }
+
+    /// # Errors
+    /// An unreadable file, or as [`RunConfig::from_toml`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The resolved configuration, every default written out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// The prediction task's view of this config.
+    pub fn prediction(&self) -> PredictionConfig {
+        let m = &self.model;
+        PredictionConfig {
+            cell: m.cell,
+            hidden_size: m.hidden_size,
+            num_layers: m.num_layers,
+            bidirectional: m.bidirectional,
+            coupling: m.coupling,
+            fusion: m.fusion,
+            twin_weight: m.twin_weight,
+            window: self.task.window,
+            residual: self.task.residual,
+            train: self.train.clone(),
+        }
+    }
+
+    /// The reconstruction task's view of this config.
+    pub fn reconstruction(&self) -> ReconstructionConfig {
+        let m = &self.model;
+        ReconstructionConfig {
+            cell: m.cell,
+            hidden_size: m.hidden_size,
+            num_layers: m.num_layers,
+            bidirectional: m.bidirectional,
+            coupling: m.coupling,
+            fusion: m.fusion,
+            twin_weight: m.twin_weight,
+            window: self.task.window,
+            stride: self.task.stride,
+            corruption: self.task.corruption,
+            evaluation_seed: self.task.evaluation_seed,
+            residual: self.task.residual,
+            train: self.train.clone(),
+        }
+    }
+}
+
+/// Reads, aligns, splits and standardises the data of a config. Relative paths are
+/// resolved against `base`.
+///
+/// # Errors
+/// No file or several, and every error of ingestion, named.
+pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
+    let file = match config.files.as_slice() {
+        [one] => base.join(one),
+        [] => return Err(Error::invalid("data.files", "no file given")),
+        _ => return Err(Error::invalid("data.files", "several files (entities) are not supported yet; give one")),
+    };
+    let options = WideCsvOptions { signals: config.signals.clone(), drop: config.drop.clone() };
+    let series = read_wide_csv(&file, &options)?;
+    PreparedSeries::new(align_to_grid(&series, config.bin_seconds, config.aggregation)?, config.split)
+}
+
+/// One method's score on the test part.
+#[derive(Clone, Debug, Serialize)]
+pub struct Score {
+    pub name: String,
+    pub metrics: Metrics,
+    /// Fraction of hidden truths inside the model's ±2σ band (reconstruction only).
+    pub coverage_2sigma: Option<f64>,
+}
+
+/// What a run produced.
+pub struct RunOutcome {
+    pub model: SequenceModel<f32>,
+    pub log: Vec<EpochLog>,
+    pub best_epoch: usize,
+    /// The model first, then the baselines, on the same test entries.
+    pub scores: Vec<Score>,
+    pub parameters: usize,
+    pub train_seconds: f64,
+}
+
+/// A short name for a model: `GRU`, `BiLSTM Decoupled Gated`.
+pub fn model_name(model: &SequenceModel<f32>) -> String {
+    let e = &model.config().encoder;
+    let kind = if e.bidirectional {
+        format!("Bi{:?} {:?} {:?}", e.cell, model.config().coupling, model.config().fusion)
+    } else {
+        format!("{:?}", e.cell)
+    };
+    kind.replace("GruResetAfter", "GRU").replace("GruResetBefore", "GRU (reset before)").replace("Lstm", "LSTM")
+}
+
+/// The model and the baselines on the test part, on the same entries.
+///
+/// # Errors
+/// Windows that do not fit the data, or a model that does not fit the task.
+pub fn evaluate(config: &RunConfig, data: &PreparedSeries, model: &SequenceModel<f32>) -> Result<Vec<Score>> {
+    let mut scores = match config.task.kind {
+        TaskKind::Prediction => {
+            let p = config.prediction();
+            let task = PredictionTask::new(data, p.window, p.residual)?;
+            let mut scores =
+                vec![Score { name: String::new(), metrics: task.evaluate(model, &data.test)?, coverage_2sigma: None }];
+            for (n, m) in prediction_baselines(data, &data.test, p.window)? {
+                scores.push(Score { name: n.to_string(), metrics: m, coverage_2sigma: None });
+            }
+            scores
+        }
+        TaskKind::Reconstruction => ReconstructionTask::new(data, config.reconstruction())?
+            .evaluate(Some(model), &data.test)?
+            .into_iter()
+            .map(|s| Score { name: s.name, metrics: s.metrics, coverage_2sigma: s.coverage_2sigma })
+            .collect(),
+    };
+    scores[0].name = model_name(model);
+    Ok(scores)
+}
+
+/// Trains and evaluates one configuration on prepared data (checkpoints and the epoch
+/// log in `run_dir` when given; `resume` continues a checkpoint there).
+///
+/// # Errors
+/// Windows that do not fit the data, a checkpoint from another config, I/O.
+pub fn run(config: &RunConfig, data: &PreparedSeries, run_dir: Option<&Path>, resume: bool) -> Result<RunOutcome> {
+    let started = std::time::Instant::now();
+    let channels = data.grid.channels();
+    let report = match config.task.kind {
+        TaskKind::Prediction => {
+            let p = config.prediction();
+            let task = PredictionTask::new(data, p.window, p.residual)?;
+            train(&task, &p.model_config(channels), &p.train, run_dir, resume, None)?
+        }
+        TaskKind::Reconstruction => {
+            let r = config.reconstruction();
+            let task = ReconstructionTask::new(data, r.clone())?;
+            train(&task, &r.model_config(channels), &r.train, run_dir, resume, None)?
+        }
+    };
+    let train_seconds = started.elapsed().as_secs_f64();
+    let scores = evaluate(config, data, &report.model)?;
+    let parameters = report.model.num_parameters();
+    Ok(RunOutcome {
+        model: report.model,
+        log: report.log,
+        best_epoch: report.best_epoch,
+        scores,
+        parameters,
+        train_seconds,
+    })
+}

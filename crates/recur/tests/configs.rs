@@ -1,0 +1,42 @@
+//! The configuration files in `configs/` parse, the reference holds exactly the
+//! defaults, and mistakes are errors that name the key, line and column.
+
+use std::path::{Path, PathBuf};
+
+use recur::run::{RunConfig, TaskKind};
+
+fn configs() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+#[test]
+fn the_reference_config_is_exactly_the_defaults() {
+    assert_eq!(RunConfig::load(configs().join("reference.toml")).unwrap(), RunConfig::default());
+}
+
+#[test]
+fn every_bundled_config_parses() {
+    for entry in std::fs::read_dir(configs()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") && !path.to_string_lossy().contains("grid") {
+            RunConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+    assert_eq!(
+        RunConfig::load(configs().join("beijing-reconstruction.toml")).unwrap().task.kind,
+        TaskKind::Reconstruction
+    );
+}
+
+#[test]
+fn unknown_keys_and_bad_values_name_the_key_and_place() {
+    let err = RunConfig::from_toml("[model]\nhiden_size = 3\n", Path::new("run.toml")).unwrap_err().to_string();
+    assert!(
+        err.starts_with("run.toml: ") && err.contains("line 2, column 1") && err.contains("unknown field `hiden_size`"),
+        "{err}"
+    );
+    let err = RunConfig::from_toml("[model]\ncell = \"lstmm\"\n", Path::new("run.toml")).unwrap_err().to_string();
+    assert!(err.contains("unknown variant `lstmm`") && err.contains("line 2"), "{err}");
+    let err = RunConfig::from_toml("[train]\nepochs = -1\n", Path::new("run.toml")).unwrap_err().to_string();
+    assert!(err.contains("line 2"), "{err}");
+}
