@@ -163,8 +163,13 @@ pub fn inspect(args: &Args) -> Result<(), String> {
             series.len(),
             gaps.last().unwrap_or(&0)
         );
-        for (s, m) in series.signals.iter().zip(series.missing_fraction()) {
-            println!("  {s:<8} missing {:>5.1} %", 100.0 * m);
+        let grid = recur::data::align_to_grid(&series, median.max(1), recur::data::Aggregation::Mean)
+            .map_err(|e| e.to_string())?;
+        let c = grid.channels();
+        println!("  {:<18} {:>16} {:>26}", "signal", "missing in rows", format!("missing on the {median}-s grid"));
+        for (j, (s, m)) in series.signals.iter().zip(series.missing_fraction()).enumerate() {
+            let empty = (0..grid.len()).filter(|&n| !grid.observed[n * c + j]).count() as f64 / grid.len() as f64;
+            println!("  {s:<18} {:>14.1} % {:>24.1} %", 100.0 * m, 100.0 * empty);
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 mod args;
 mod classics;
 mod demo;
+mod experiment;
 
 use std::process::ExitCode;
 
@@ -17,6 +18,9 @@ const USAGE: &str = "usage:
       Evaluates a trained run folder on its test part, with the baselines.
   recur inspect FILE...
       Signals, sampling interval and missingness of wide CSV files.
+  recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
+  recur experiment merge DIR... [--out DIR] [--config GRID.toml]
+      A grid of configurations over seeds: table (Markdown, CSV) and plot; resumable.
   recur hopfield [--neurons N] [--trials K] [--noise F] [--out DIR]
       Hopfield memory: recall against patterns per neuron (classic vs modern), plotted.
   recur diagnose gradients [--steps T] [--hidden H] [--seed S] [--out DIR]
@@ -24,7 +28,25 @@ const USAGE: &str = "usage:
   recur compare [--input D] [--hidden H] [--batch B] [--steps T] [--threads N]
       Parameters and measured training/inference speed of Elman, LSTM, GRU, BiLSTM, BiGRU.";
 
+/// Ends quietly when the reader of stdout goes away (`recur inspect … | head`), as a
+/// Unix tool should, instead of panicking on the broken pipe.
+fn default_sigpipe() {
+    #[cfg(unix)]
+    {
+        extern "C" {
+            fn signal(signum: i32, handler: usize) -> usize;
+        }
+        const SIGPIPE: i32 = 13;
+        const SIG_DFL: usize = 0;
+        // SAFETY: restores the default disposition of one signal before any thread starts.
+        unsafe {
+            signal(SIGPIPE, SIG_DFL);
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     recur::keep_freed_memory();
     let raw: Vec<String> = std::env::args().skip(1).collect();
     let result = args::parse_args(&raw).and_then(|args| match args.positional.first().map(String::as_str) {
@@ -35,6 +57,7 @@ fn main() -> ExitCode {
         Some("hopfield") => classics::hopfield(&args),
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),
+        Some("experiment") => experiment::experiment(&args),
         Some("help") | None => {
             println!("{USAGE}");
             Ok(())

@@ -9,6 +9,7 @@
 pub mod classic;
 pub mod data;
 pub mod error;
+pub mod experiments;
 pub mod heads;
 pub mod io;
 pub mod losses;

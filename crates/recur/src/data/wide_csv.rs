@@ -1,5 +1,6 @@
 //! Wide CSV: one row per timestamp, one column per signal. The time is either one
-//! column (`timestamp`, seconds since the epoch or `YYYY-MM-DD[ HH:MM[:SS]]`) or split
+//! column (`timestamp`, `time`, `date`, or an unnamed first column as pandas writes its
+//! index; seconds since the epoch or `YYYY-MM-DD[ HH:MM[:SS]]`) or split
 //! date columns `year, month, day[, hour[, minute]]` (the Beijing files). `NA` and empty
 //! cells are missing. Every error names the file, line and column.
 
@@ -79,7 +80,9 @@ pub fn read_wide_csv(path: impl AsRef<Path>, options: &WideCsvOptions) -> Result
     let (_, header) = lines.next().ok_or_else(|| format_error(path, 1, None, "the file is empty".into()))?;
     let names: Vec<String> = split_fields(header).into_iter().map(|s| s.trim().to_string()).collect();
     let find = |n: &str| names.iter().position(|c| c.eq_ignore_ascii_case(n));
-    let time = if let Some(i) = find("timestamp").or_else(|| find("time")).or_else(|| find("date")) {
+    // An unnamed first column is a pandas index: the timestamps of an exported frame.
+    let unnamed_first = names.first().is_some_and(|n| n.is_empty()).then_some(0);
+    let time = if let Some(i) = find("timestamp").or_else(|| find("time")).or_else(|| find("date")).or(unnamed_first) {
         TimeColumns::Single(i)
     } else if let (Some(year), Some(month), Some(day)) = (find("year"), find("month"), find("day")) {
         TimeColumns::Split { year, month, day, hour: find("hour"), minute: find("minute") }

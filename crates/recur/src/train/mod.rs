@@ -39,8 +39,22 @@ pub fn model_gradients(grads: &mut SequenceModel<f32>) -> Vec<&mut [f32]> {
     grads.named_mut().into_iter().map(|(_, t)| &mut t.data[..]).collect()
 }
 
-/// A progress bar with ETA on stderr (hidden when stderr is not a terminal).
+thread_local! {
+    static PROGRESS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Turns the training progress bars of this thread on or off (experiment workers report
+/// one line per run instead).
+pub fn set_progress_bars(on: bool) {
+    PROGRESS.with(|p| p.set(on));
+}
+
+/// A progress bar with ETA on stderr (hidden when stderr is not a terminal, or when
+/// switched off for this thread).
 pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    if !PROGRESS.with(|p| p.get()) {
+        return indicatif::ProgressBar::hidden();
+    }
     let bar = indicatif::ProgressBar::new(total);
     let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())

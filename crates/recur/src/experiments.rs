@@ -1,0 +1,368 @@
+//! Experiment grids: each variant of a base configuration run over several seeds, on the
+//! same data, then one table per grid sorted by mean test micro MSE with its spread, the
+//! number of seeds, parameters and training time, as Markdown and CSV, with a bar plot and
+//! the lecture's own numbers beside (they come from other data: compare orderings).
+//!
+//! Every run writes `result.json` atomically when it finishes, so an interrupted grid run
+//! again finishes only the missing runs; `shard = (i, n)` runs every n-th run from the
+//! i-th, and [`collect_results`] merges the folders of several shards.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::PreparedSeries;
+use crate::error::{Error, Result};
+use crate::io::write_atomically;
+use crate::plot::BarChart;
+use crate::run::{load_data, run, RunConfig, Score};
+
+/// A grid file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridConfig {
+    pub name: String,
+    pub seeds: Vec<u64>,
+    /// Runs at the same time (each uses `base.train.threads` threads).
+    #[serde(default = "one")]
+    pub parallel: usize,
+    /// The configuration every variant starts from.
+    pub base: toml::Table,
+    /// Each variant: a `name` and any keys of a run configuration, merged over `base`.
+    pub variants: Vec<toml::Table>,
+    /// The lecture's micro MSE for the same names: `"GRU" = [mean, std]`.
+    #[serde(default)]
+    pub lecture: BTreeMap<String, (f64, f64)>,
+}
+
+fn one() -> usize {
+    1
+}
+
+/// One finished run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunResult {
+    pub variant: String,
+    pub seed: u64,
+    pub micro_mse: f64,
+    pub mae: f64,
+    pub parameters: usize,
+    pub train_seconds: f64,
+    pub best_epoch: usize,
+    /// The baselines on the same test entries: (name, micro MSE).
+    pub baselines: Vec<(String, f64)>,
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableRow {
+    pub variant: String,
+    pub mean: f64,
+    pub std: f64,
+    pub seeds: usize,
+    pub parameters: usize,
+    pub train_seconds: f64,
+    pub lecture: Option<(f64, f64)>,
+}
+
+fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+fn slug(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+impl GridConfig {
+    /// # Errors
+    /// An unreadable or malformed file (with line and column), a variant without a name
+    /// or with an unknown key, or a variant that changes the data.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        let grid: GridConfig =
+            toml::from_str(&text).map_err(|e| Error::Format { path: path.to_path_buf(), why: e.to_string() })?;
+        for v in 0..grid.variants.len() {
+            grid.variant(v, path)?;
+        }
+        Ok(grid)
+    }
+
+    /// The name and full configuration of variant `index`.
+    ///
+    /// # Errors
+    /// A missing name, an unknown key, or a `data` section in the variant.
+    pub fn variant(&self, index: usize, origin: &Path) -> Result<(String, RunConfig)> {
+        let mut over = self.variants[index].clone();
+        let name = match over.remove("name") {
+            Some(toml::Value::String(s)) => s,
+            _ => {
+                return Err(Error::Format {
+                    path: origin.to_path_buf(),
+                    why: format!("variant {} has no `name`", index + 1),
+                })
+            }
+        };
+        if over.contains_key("data") {
+            return Err(Error::Format {
+                path: origin.to_path_buf(),
+                why: format!("variant `{name}` changes `data`; a grid runs on one data set"),
+            });
+        }
+        let mut table = self.base.clone();
+        merge_tables(&mut table, &over);
+        let text = toml::to_string(&table).map_err(|e| Error::invalid("grid", e.to_string()))?;
+        let config = RunConfig::from_toml(&text, origin)
+            .map_err(|e| Error::Format { path: origin.to_path_buf(), why: format!("variant `{name}`: {e}") })?;
+        Ok((name, config))
+    }
+
+    /// A reduced grid for a smoke test: the first seed, 3 short epochs per run.
+    pub fn quick(mut self) -> Self {
+        self.seeds.truncate(1);
+        let train = self.base.entry("train").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = train {
+            t.insert("epochs".into(), toml::Value::Integer(3));
+            t.insert("max_batches_per_epoch".into(), toml::Value::Integer(20));
+        }
+        self.name.push_str("-quick");
+        self
+    }
+}
+
+/// Runs every (variant, seed) of `grid` not yet finished under `out/<grid name>/`, this
+/// shard's share only; `base_dir` resolves the data paths. Returns how many ran.
+///
+/// # Errors
+/// Data that cannot be loaded, or a run that fails (named by variant and seed).
+pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usize), base_dir: &Path) -> Result<usize> {
+    let dir = out.join(&grid.name);
+    let (_, first) = grid.variant(0, origin)?;
+    let data = load_data(&first.data, base_dir)?;
+    let mut jobs = Vec::new();
+    for v in 0..grid.variants.len() {
+        let (name, config) = grid.variant(v, origin)?;
+        for &seed in &grid.seeds {
+            let run_dir = dir.join(slug(&name)).join(format!("seed-{seed}"));
+            let index = v * grid.seeds.len() + grid.seeds.iter().position(|&s| s == seed).unwrap_or(0);
+            if index % shard.1 == shard.0 && !run_dir.join("result.json").exists() {
+                jobs.push((name.clone(), config.clone(), seed, run_dir));
+            }
+        }
+    }
+    let total = jobs.len();
+    println!(
+        "{}: {} runs to do in {} (of {} in the grid)",
+        grid.name,
+        total,
+        dir.display(),
+        grid.variants.len() * grid.seeds.len()
+    );
+    let queue = Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
+    let failure: Mutex<Option<Error>> = Mutex::new(None);
+    let worker = |data: &PreparedSeries| loop {
+        let next = queue.lock().expect("queue").pop();
+        let Some((i, (name, mut config, seed, run_dir))) = next else { break };
+        config.train.seed = seed;
+        crate::train::set_progress_bars(false);
+        match run(&config, data, Some(&run_dir), true) {
+            Ok(outcome) => {
+                let result = result_of(
+                    &name,
+                    seed,
+                    &outcome.scores,
+                    outcome.parameters,
+                    outcome.train_seconds,
+                    outcome.best_epoch,
+                );
+                let text = serde_json::to_string_pretty(&result).unwrap_or_default();
+                if let Err(e) = write_atomically(&run_dir.join("result.json"), text.as_bytes()) {
+                    *failure.lock().expect("failure") = Some(e);
+                    break;
+                }
+                println!(
+                    "[{}/{total}] {name}, seed {seed}: micro MSE {:.4} ({:.0} s)",
+                    total - i,
+                    result.micro_mse,
+                    result.train_seconds
+                );
+            }
+            Err(e) => {
+                *failure.lock().expect("failure") =
+                    Some(Error::invalid(format!("run `{name}` seed {seed}"), e.to_string()));
+                break;
+            }
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..grid.parallel.max(1) {
+            s.spawn(|| worker(&data));
+        }
+        worker(&data);
+    });
+    match failure.into_inner().expect("failure") {
+        Some(e) => Err(e),
+        None => Ok(total),
+    }
+}
+
+fn result_of(
+    name: &str,
+    seed: u64,
+    scores: &[Score],
+    parameters: usize,
+    train_seconds: f64,
+    best_epoch: usize,
+) -> RunResult {
+    RunResult {
+        variant: name.to_string(),
+        seed,
+        micro_mse: scores[0].metrics.micro_mse,
+        mae: scores[0].metrics.mae,
+        parameters,
+        train_seconds,
+        best_epoch,
+        baselines: scores[1..].iter().map(|s| (s.name.clone(), s.metrics.micro_mse)).collect(),
+    }
+}
+
+/// Every `result.json` under the given folders.
+///
+/// # Errors
+/// An unreadable or malformed result file (named).
+pub fn collect_results(dirs: &[PathBuf]) -> Result<Vec<RunResult>> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.file_name().is_some_and(|n| n == "result.json") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    let mut files = Vec::new();
+    for d in dirs {
+        walk(d, &mut files);
+    }
+    files.sort();
+    files
+        .iter()
+        .map(|f| {
+            let text = std::fs::read_to_string(f).map_err(|source| Error::Io { path: f.clone(), source })?;
+            serde_json::from_str(&text).map_err(|e| Error::Format { path: f.clone(), why: e.to_string() })
+        })
+        .collect()
+}
+
+/// Rows sorted by mean micro MSE (sample standard deviation over seeds).
+pub fn table(results: &[RunResult], lecture: &BTreeMap<String, (f64, f64)>) -> Vec<TableRow> {
+    let mut by: BTreeMap<&str, Vec<&RunResult>> = BTreeMap::new();
+    for r in results {
+        by.entry(&r.variant).or_default().push(r);
+    }
+    let mut rows: Vec<TableRow> = by
+        .into_iter()
+        .map(|(name, rs)| {
+            let n = rs.len() as f64;
+            let mean = rs.iter().map(|r| r.micro_mse).sum::<f64>() / n;
+            let var = if rs.len() > 1 {
+                rs.iter().map(|r| (r.micro_mse - mean).powi(2)).sum::<f64>() / (n - 1.0)
+            } else {
+                0.0
+            };
+            TableRow {
+                variant: name.to_string(),
+                mean,
+                std: var.sqrt(),
+                seeds: rs.len(),
+                parameters: rs[0].parameters,
+                train_seconds: rs.iter().map(|r| r.train_seconds).sum::<f64>() / n,
+                lecture: lecture.get(name).copied(),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| a.mean.total_cmp(&b.mean));
+    rows
+}
+
+/// Writes `table.md`, `table.csv` and `results.png` into `dir`; returns the Markdown.
+///
+/// # Errors
+/// The folder is not writable.
+pub fn write_table(
+    dir: &Path,
+    title: &str,
+    results: &[RunResult],
+    lecture: &BTreeMap<String, (f64, f64)>,
+) -> Result<String> {
+    let rows = table(results, lecture);
+    let lecture_rank: BTreeMap<&str, usize> = {
+        let mut named: Vec<(&String, &(f64, f64))> = lecture.iter().collect();
+        named.sort_by(|a, b| a.1 .0.total_cmp(&b.1 .0));
+        named.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i + 1)).collect()
+    };
+    let mut md = format!("### {title}\n\nTest micro MSE (standardised), mean ± std over seeds, sorted.\n\n");
+    md.push_str("| rank | model | micro MSE | seeds | parameters | train s/run | lecture (mean ± std) | lecture rank |\n|---|---|---|---|---|---|---|---|\n");
+    let mut csv =
+        String::from("rank,model,mean,std,seeds,parameters,train_seconds,lecture_mean,lecture_std,lecture_rank\n");
+    for (i, r) in rows.iter().enumerate() {
+        let (lm, lr) = match r.lecture {
+            Some((m, s)) => (
+                format!("{m:.4} ± {s:.4}"),
+                lecture_rank.get(r.variant.as_str()).map(|k| k.to_string()).unwrap_or_default(),
+            ),
+            None => ("—".to_string(), String::new()),
+        };
+        md.push_str(&format!(
+            "| {} | {} | {:.4} ± {:.4} | {} | {} | {:.0} | {} | {} |\n",
+            i + 1,
+            r.variant,
+            r.mean,
+            r.std,
+            r.seeds,
+            r.parameters,
+            r.train_seconds,
+            lm,
+            lr
+        ));
+        csv.push_str(&format!(
+            "{},{},{},{},{},{},{},{},{},{}\n",
+            i + 1,
+            r.variant,
+            r.mean,
+            r.std,
+            r.seeds,
+            r.parameters,
+            r.train_seconds,
+            r.lecture.map_or(String::new(), |l| l.0.to_string()),
+            r.lecture.map_or(String::new(), |l| l.1.to_string()),
+            lr
+        ));
+    }
+    if let Some(first) = results.first() {
+        md.push_str("\nBaselines on the same test entries (deterministic): ");
+        let parts: Vec<String> = first.baselines.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
+        md.push_str(&parts.join(", "));
+        md.push('\n');
+    }
+    write_atomically(&dir.join("table.md"), md.as_bytes())?;
+    write_atomically(&dir.join("table.csv"), csv.as_bytes())?;
+    BarChart {
+        title: format!("{title}: test micro MSE, mean +- std over seeds"),
+        y_label: "micro MSE (standardised)".into(),
+        bars: rows.iter().map(|r| (r.variant.clone(), r.mean, r.std)).collect(),
+    }
+    .save(&dir.join("results.png"), 1100, 480)?;
+    Ok(md)
+}
