@@ -1,0 +1,82 @@
+//! An interrupted grid, run again, finishes only the missing runs and gives the same
+//! table as an uninterrupted one (a tiny grid on the bundled Beijing station).
+
+use std::path::{Path, PathBuf};
+
+use recur::experiments::{collect_results, run_grid, table, GridConfig};
+
+const GRID: &str = r#"
+name = "tiny"
+seeds = [1, 2]
+parallel = 2
+
+[base.data]
+files = ["../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv"]
+drop = ["No", "wd", "station"]
+
+[base.task]
+kind = "prediction"
+window = 12
+
+[base.model]
+hidden_size = 8
+
+[base.train]
+epochs = 2
+max_batches_per_epoch = 4
+
+[[variants]]
+name = "GRU"
+model = { cell = "gru_reset_after" }
+
+[[variants]]
+name = "BiLSTM gate"
+model = { cell = "lstm", bidirectional = true, coupling = "decoupled", fusion = "gated" }
+
+[lecture]
+"GRU" = [0.59, 0.33]
+"#;
+
+fn grid(dir: &Path) -> (GridConfig, PathBuf) {
+    let path = dir.join("grid.toml");
+    std::fs::write(&path, GRID).unwrap();
+    (GridConfig::load(&path).unwrap(), path)
+}
+
+#[test]
+fn an_interrupted_grid_finishes_only_the_missing_runs_and_gives_the_same_table() {
+    let root = std::env::temp_dir().join(format!("recur-grid-{}", std::process::id()));
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    std::fs::create_dir_all(&root).unwrap();
+    let (g, path) = grid(&root);
+
+    let whole = root.join("whole");
+    assert_eq!(run_grid(&g, &path, &whole, (0, 1), &base).unwrap(), 4);
+    // "interrupted": only half of the runs done (one shard of two)
+    let resumed = root.join("resumed");
+    assert_eq!(run_grid(&g, &path, &resumed, (0, 2), &base).unwrap(), 2);
+    assert_eq!(run_grid(&g, &path, &resumed, (0, 1), &base).unwrap(), 2, "only the missing runs");
+    assert_eq!(run_grid(&g, &path, &resumed, (0, 1), &base).unwrap(), 0, "nothing left");
+
+    let t1 = table(&collect_results(&[whole.join("tiny")]).unwrap(), &g.lecture);
+    let t2 = table(&collect_results(&[resumed.join("tiny")]).unwrap(), &g.lecture);
+    let key = |t: &[recur::experiments::TableRow]| {
+        t.iter().map(|r| (r.variant.clone(), r.mean, r.std, r.seeds)).collect::<Vec<_>>()
+    };
+    assert_eq!(key(&t1), key(&t2));
+    assert_eq!(t1.len(), 2);
+    assert!(t1.iter().all(|r| r.seeds == 2));
+    assert_eq!(t1.iter().find(|r| r.variant == "GRU").unwrap().lecture, Some((0.59, 0.33)));
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
+fn a_variant_with_an_unknown_key_is_named() {
+    let root = std::env::temp_dir().join(format!("recur-grid-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let path = root.join("grid.toml");
+    std::fs::write(&path, GRID.replace("cell = \"lstm\"", "cel = \"lstm\"")).unwrap();
+    let err = GridConfig::load(&path).unwrap_err().to_string();
+    assert!(err.contains("variant `BiLSTM gate`") && err.contains("unknown field `cel`"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
