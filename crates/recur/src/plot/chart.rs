@@ -219,6 +219,23 @@ impl LineChart {
     }
 }
 
+/// `text` broken at spaces into lines of at most `width` characters (longer words cut).
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        let word: String = word.chars().take(width).collect();
+        match lines.last_mut() {
+            Some(line) if line.len() + 1 + word.len() <= width => {
+                line.push(' ');
+                line.push_str(&word);
+            }
+            _ => lines.push(word),
+        }
+    }
+    lines
+}
+
 /// Bars with optional ± error whiskers.
 #[derive(Clone, Debug, Default)]
 pub struct BarChart {
@@ -260,8 +277,10 @@ impl BarChart {
                 c.line(x - 6.0, py(value + err), x + 6.0, py(value + err), INK, 1.5);
                 c.line(x - 6.0, py(value - err), x + 6.0, py(value - err), INK, 1.5);
             }
-            let shown: String = label.chars().take((slot / GLYPH_W as f64) as usize).collect();
-            c.text((x - (shown.len() * GLYPH_W) as f64 / 2.0) as i64, f.bottom as i64 + 4, &shown, INK);
+            for (k, line) in wrap(label, (slot / GLYPH_W as f64) as usize).iter().take(3).enumerate() {
+                let y = f.bottom as i64 + 4 + k as i64 * GLYPH_H as i64;
+                c.text((x - (line.len() * GLYPH_W) as f64 / 2.0) as i64, y, line, INK);
+            }
         }
         c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
         c.line(f.left, f.top, f.left, f.bottom, INK, 1.0);
