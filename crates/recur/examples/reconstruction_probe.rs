@@ -16,7 +16,7 @@ fn main() {
     let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
         .unwrap();
     let config = ReconstructionConfig {
-        bidirectional: a.get(2).copied().unwrap_or(1) == 1,
+        model: recur::model::ModelSection { bidirectional: a.get(2).copied().unwrap_or(1) == 1, ..Default::default() },
         train: TrainConfig {
             epochs: a.first().copied().unwrap_or(10),
             max_batches_per_epoch: a.get(1).copied().unwrap_or(50),

@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
 use crate::error::{Error, Result};
-use crate::model::{Coupling, FusionKind, SequenceModel};
-use crate::rnn::CellKind;
+use crate::model::{ModelSection, SequenceModel};
 use crate::tasks::metrics::Metrics;
 use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask};
 use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};
@@ -82,33 +81,6 @@ impl Default for TaskConfig {
     }
 }
 
-/// The model's settings.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelSection {
-    pub cell: CellKind,
-    pub hidden_size: usize,
-    pub num_layers: usize,
-    pub bidirectional: bool,
-    pub coupling: Coupling,
-    pub fusion: FusionKind,
-    pub twin_weight: f64,
-}
-
-impl Default for ModelSection {
-    fn default() -> Self {
-        ModelSection {
-            cell: CellKind::GruResetAfter,
-            hidden_size: 64,
-            num_layers: 1,
-            bidirectional: false,
-            coupling: Coupling::Coupled,
-            fusion: FusionKind::Concat,
-            twin_weight: 0.5,
-        }
-    }
-}
-
 /// A whole run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -144,15 +116,8 @@ impl RunConfig {
 
     /// The prediction task's view of this config.
     pub fn prediction(&self) -> PredictionConfig {
-        let m = &self.model;
         PredictionConfig {
-            cell: m.cell,
-            hidden_size: m.hidden_size,
-            num_layers: m.num_layers,
-            bidirectional: m.bidirectional,
-            coupling: m.coupling,
-            fusion: m.fusion,
-            twin_weight: m.twin_weight,
+            model: self.model.clone(),
             window: self.task.window,
             residual: self.task.residual,
             train: self.train.clone(),
@@ -161,15 +126,8 @@ impl RunConfig {
 
     /// The reconstruction task's view of this config.
     pub fn reconstruction(&self) -> ReconstructionConfig {
-        let m = &self.model;
         ReconstructionConfig {
-            cell: m.cell,
-            hidden_size: m.hidden_size,
-            num_layers: m.num_layers,
-            bidirectional: m.bidirectional,
-            coupling: m.coupling,
-            fusion: m.fusion,
-            twin_weight: m.twin_weight,
+            model: self.model.clone(),
             window: self.task.window,
             stride: self.task.stride,
             corruption: self.task.corruption,

@@ -56,10 +56,13 @@ fn same_seed_gives_a_bit_identical_training_log() {
 fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let data = beijing();
     let config = PredictionConfig {
-        bidirectional: true,
-        coupling: recur::model::Coupling::Decoupled,
-        fusion: recur::model::FusionKind::Gated,
-        hidden_size: 16,
+        model: recur::model::ModelSection {
+            bidirectional: true,
+            coupling: recur::model::Coupling::Decoupled,
+            fusion: recur::model::FusionKind::Gated,
+            hidden_size: 16,
+            ..Default::default()
+        },
         train: TrainConfig {
             epochs: 4,
             max_batches_per_epoch: 6,

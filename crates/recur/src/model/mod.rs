@@ -6,4 +6,6 @@ pub mod sequence_model;
 
 pub use fusion::{Fusion, FusionCache, FusionKind};
 pub use head::{Head, HeadKind, HeadOutput};
-pub use sequence_model::{reverse_within_lengths, Coupling, ModelCache, ModelConfig, ModelOutputs, SequenceModel};
+pub use sequence_model::{
+    reverse_within_lengths, Coupling, ModelCache, ModelConfig, ModelOutputs, ModelSection, SequenceModel,
+};

@@ -46,6 +46,55 @@ pub struct ModelConfig {
     pub outputs: usize,
 }
 
+/// The user-facing model choices of a run (the input width, head and output width come
+/// from the task).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelSection {
+    pub cell: crate::rnn::CellKind,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub bidirectional: bool,
+    pub coupling: Coupling,
+    pub fusion: FusionKind,
+    pub twin_weight: f64,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        ModelSection {
+            cell: crate::rnn::CellKind::GruResetAfter,
+            hidden_size: 64,
+            num_layers: 1,
+            bidirectional: false,
+            coupling: Coupling::Coupled,
+            fusion: FusionKind::Concat,
+            twin_weight: 0.5,
+        }
+    }
+}
+
+impl ModelSection {
+    /// The model for `input_size` features per step and `outputs` values per step.
+    pub fn model_config(&self, input_size: usize, head: HeadKind, outputs: usize) -> ModelConfig {
+        ModelConfig {
+            encoder: RnnConfig {
+                cell: self.cell,
+                input_size,
+                hidden_size: self.hidden_size,
+                num_layers: self.num_layers,
+                bidirectional: self.bidirectional,
+                ..RnnConfig::default()
+            },
+            coupling: self.coupling,
+            twin_weight: self.twin_weight,
+            fusion: self.fusion,
+            head,
+            outputs,
+        }
+    }
+}
+
 /// Encoder branches, twin map, fusion and head. Gradients live in a zeroed clone
 /// ([`SequenceModel::zeros_like`]), so parameters and gradients share names and order.
 #[derive(Clone, Debug, PartialEq)]

@@ -12,6 +12,12 @@ pub const GLYPH_H: usize = 16;
 
 pub type Rgb = [u8; 3];
 
+/// The coverage bitmap of `ch` (`?` outside printable ASCII), `[GLYPH_H, GLYPH_W]`.
+fn glyph(ch: char) -> &'static [u8] {
+    let code = if (' '..='~').contains(&ch) { ch as usize - 32 } else { '?' as usize - 32 };
+    &FONT[code * GLYPH_W * GLYPH_H..(code + 1) * GLYPH_W * GLYPH_H]
+}
+
 /// An RGB image, origin top-left.
 pub struct Canvas {
     pub width: usize,
@@ -85,8 +91,7 @@ impl Canvas {
     /// Text with its top-left corner at (x, y); characters outside ASCII print as `?`.
     pub fn text(&mut self, x: i64, y: i64, text: &str, color: Rgb) {
         for (i, ch) in text.chars().enumerate() {
-            let code = if (' '..='~').contains(&ch) { ch as usize - 32 } else { '?' as usize - 32 };
-            let glyph = &FONT[code * GLYPH_W * GLYPH_H..(code + 1) * GLYPH_W * GLYPH_H];
+            let glyph = glyph(ch);
             for gy in 0..GLYPH_H {
                 for gx in 0..GLYPH_W {
                     let a = glyph[gy * GLYPH_W + gx];
@@ -102,8 +107,7 @@ impl Canvas {
     /// bottom-left corner at (x, y).
     pub fn text_vertical(&mut self, x: i64, y: i64, text: &str, color: Rgb) {
         for (i, ch) in text.chars().enumerate() {
-            let code = if (' '..='~').contains(&ch) { ch as usize - 32 } else { '?' as usize - 32 };
-            let glyph = &FONT[code * GLYPH_W * GLYPH_H..(code + 1) * GLYPH_W * GLYPH_H];
+            let glyph = glyph(ch);
             for gy in 0..GLYPH_H {
                 for gx in 0..GLYPH_W {
                     let a = glyph[gy * GLYPH_W + gx];

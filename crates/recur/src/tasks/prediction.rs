@@ -15,22 +15,16 @@ use super::metrics::{ErrorAccumulator, Metrics};
 use crate::data::PreparedSeries;
 use crate::error::{Error, Result};
 use crate::losses::masked_mse;
-use crate::model::{Coupling, FusionKind, HeadKind, HeadOutput, ModelConfig, SequenceModel};
+use crate::model::{HeadKind, HeadOutput, ModelConfig, ModelSection, SequenceModel};
 use crate::rng::Rng;
-use crate::rnn::{CellKind, RnnConfig, SequenceBatch};
+use crate::rnn::SequenceBatch;
 use crate::train::{train, Task, TrainConfig, TrainReport};
 
 /// A prediction run besides its data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PredictionConfig {
-    pub cell: CellKind,
-    pub hidden_size: usize,
-    pub num_layers: usize,
-    pub bidirectional: bool,
-    pub coupling: Coupling,
-    pub fusion: FusionKind,
-    pub twin_weight: f64,
+    pub model: ModelSection,
     /// L: steps per window, the last being the one predicted.
     pub window: usize,
     /// Predict the change from the last observation instead of the value.
@@ -40,39 +34,14 @@ pub struct PredictionConfig {
 
 impl Default for PredictionConfig {
     fn default() -> Self {
-        PredictionConfig {
-            cell: CellKind::GruResetAfter,
-            hidden_size: 64,
-            num_layers: 1,
-            bidirectional: false,
-            coupling: Coupling::Coupled,
-            fusion: FusionKind::Concat,
-            twin_weight: 0.5,
-            window: 24,
-            residual: true,
-            train: TrainConfig::default(),
-        }
+        PredictionConfig { model: ModelSection::default(), window: 24, residual: true, train: TrainConfig::default() }
     }
 }
 
 impl PredictionConfig {
-    /// The model for `channels` signals.
+    /// The model for `channels` signals: it reads `[z ⊙ m, m]` and predicts every signal.
     pub fn model_config(&self, channels: usize) -> ModelConfig {
-        ModelConfig {
-            encoder: RnnConfig {
-                cell: self.cell,
-                input_size: 2 * channels,
-                hidden_size: self.hidden_size,
-                num_layers: self.num_layers,
-                bidirectional: self.bidirectional,
-                ..RnnConfig::default()
-            },
-            coupling: self.coupling,
-            twin_weight: self.twin_weight,
-            fusion: self.fusion,
-            head: HeadKind::Linear,
-            outputs: channels,
-        }
+        self.model.model_config(2 * channels, HeadKind::Linear, channels)
     }
 }
 

@@ -21,9 +21,9 @@ use super::metrics::{ErrorAccumulator, Metrics};
 use crate::data::PreparedSeries;
 use crate::error::Result;
 use crate::losses::gaussian_nll;
-use crate::model::{Coupling, FusionKind, HeadKind, HeadOutput, ModelConfig, SequenceModel};
+use crate::model::{HeadKind, HeadOutput, ModelConfig, ModelSection, SequenceModel};
 use crate::rng::Rng;
-use crate::rnn::{CellKind, RnnConfig, SequenceBatch};
+use crate::rnn::SequenceBatch;
 use crate::train::{train, Task, TrainConfig, TrainReport};
 
 /// The corruption process.
@@ -80,13 +80,7 @@ impl MissingnessDiffusion {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReconstructionConfig {
-    pub cell: CellKind,
-    pub hidden_size: usize,
-    pub num_layers: usize,
-    pub bidirectional: bool,
-    pub coupling: Coupling,
-    pub fusion: FusionKind,
-    pub twin_weight: f64,
+    pub model: ModelSection,
     /// L: steps per window.
     pub window: usize,
     /// Training windows start every `stride` steps.
@@ -102,13 +96,7 @@ pub struct ReconstructionConfig {
 impl Default for ReconstructionConfig {
     fn default() -> Self {
         ReconstructionConfig {
-            cell: CellKind::GruResetAfter,
-            hidden_size: 64,
-            num_layers: 1,
-            bidirectional: true,
-            coupling: Coupling::Coupled,
-            fusion: FusionKind::Concat,
-            twin_weight: 0.5,
+            model: ModelSection { bidirectional: true, ..ModelSection::default() },
             window: 48,
             stride: 4,
             corruption: MissingnessDiffusion::default(),
@@ -120,22 +108,11 @@ impl Default for ReconstructionConfig {
 }
 
 impl ReconstructionConfig {
+    /// The model for `channels` signals: it reads `[z ⊙ m̃, m̃]` (and the interpolation
+    /// when residual) and gives a mean per signal and a precision per step.
     pub fn model_config(&self, channels: usize) -> ModelConfig {
-        ModelConfig {
-            encoder: RnnConfig {
-                cell: self.cell,
-                input_size: if self.residual { 3 } else { 2 } * channels,
-                hidden_size: self.hidden_size,
-                num_layers: self.num_layers,
-                bidirectional: self.bidirectional,
-                ..RnnConfig::default()
-            },
-            coupling: self.coupling,
-            twin_weight: self.twin_weight,
-            fusion: self.fusion,
-            head: HeadKind::Gaussian,
-            outputs: channels,
-        }
+        let inputs = if self.residual { 3 } else { 2 } * channels;
+        self.model.model_config(inputs, HeadKind::Gaussian, channels)
     }
 }
 
