@@ -7,7 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
+use crate::data::{
+    align_to_grid, read_long_csv, read_wide_csv, Aggregation, LongColumns, PreparedSeries, SplitFractions,
+    WideCsvOptions,
+};
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
 use crate::tasks::metrics::Metrics;
@@ -15,12 +18,26 @@ use crate::tasks::prediction::{prediction_baselines, PredictionConfig, Predictio
 use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};
 use crate::train::{train, EpochLog, TrainConfig};
 
+/// Layout of the data files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataFormat {
+    /// A time column (or year,month,day[,hour]) and one column per signal.
+    #[default]
+    Wide,
+    /// One observation per row: time, signal, value[, entity].
+    Long,
+}
+
 /// Where the data comes from and how it is put on a grid.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// Wide CSV files (one is supported so far).
+    /// CSV files; with several wide files each is an entity (e.g. one per station).
     pub files: Vec<String>,
+    pub format: DataFormat,
+    /// Long format: the column names.
+    pub columns: LongColumns,
     /// Signals to keep; empty: every numeric column not dropped.
     pub signals: Vec<String>,
     /// Columns to ignore (row numbers, names, categorical signals).
@@ -35,6 +52,8 @@ impl Default for DataConfig {
     fn default() -> Self {
         DataConfig {
             files: Vec::new(),
+            format: DataFormat::Wide,
+            columns: LongColumns::default(),
             signals: Vec::new(),
             drop: Vec::new(),
             bin_seconds: 3600,
@@ -139,19 +158,31 @@ impl RunConfig {
 }
 
 /// Reads, aligns, splits and standardises the data of a config. Relative paths are
-/// resolved against `base`.
+/// resolved against `base`. Every file (wide) or every entity of every file (long) is an
+/// entity; each is put on its own grid starting at its first observation.
 ///
 /// # Errors
-/// No file or several, and every error of ingestion, named.
+/// No file, and every error of ingestion, named.
 pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
-    let file = match config.files.as_slice() {
-        [one] => base.join(one),
-        [] => return Err(Error::invalid("data.files", "no file given")),
-        _ => return Err(Error::invalid("data.files", "several files (entities) are not supported yet; give one")),
-    };
-    let options = WideCsvOptions { signals: config.signals.clone(), drop: config.drop.clone() };
-    let series = read_wide_csv(&file, &options)?;
-    PreparedSeries::new(align_to_grid(&series, config.bin_seconds, config.aggregation)?, config.split)
+    if config.files.is_empty() {
+        return Err(Error::invalid("data.files", "no file given"));
+    }
+    let mut entities = Vec::new();
+    for file in &config.files {
+        let path = base.join(file);
+        let series: Vec<(String, crate::data::TimeSeries)> = match config.format {
+            DataFormat::Wide => {
+                let options = WideCsvOptions { signals: config.signals.clone(), drop: config.drop.clone() };
+                let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                vec![(name, read_wide_csv(&path, &options)?)]
+            }
+            DataFormat::Long => read_long_csv(&path, &config.columns, &config.signals, &config.drop)?,
+        };
+        for (name, s) in series {
+            entities.push((name, align_to_grid(&s, config.bin_seconds, config.aggregation)?));
+        }
+    }
+    PreparedSeries::from_entities(entities, config.split)
 }
 
 /// One method's score on the test part.

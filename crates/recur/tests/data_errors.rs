@@ -75,6 +75,6 @@ fn constant_or_never_observed_signal_and_too_long_window_are_named() {
     let prepared =
         PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
             .unwrap();
-    let err = prepared.window_starts(&prepared.test, 10, "test").unwrap_err().to_string();
+    let err = prepared.window_starts(&prepared.test, 10, 1, "test").unwrap_err().to_string();
     assert!(err.contains("10 steps, but the test part has only 4 steps"), "{err}");
 }

@@ -28,7 +28,7 @@ fn format_error(path: &Path, line: usize, column: Option<&str>, why: String) -> 
 }
 
 /// Splits one CSV line on commas, honouring double quotes (no embedded newlines).
-fn split_fields(line: &str) -> Vec<String> {
+pub(crate) fn split_fields(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut quoted = false;
@@ -54,7 +54,7 @@ enum TimeColumns {
 }
 
 /// Parses `YYYY-MM-DD[ HH:MM[:SS]]` or an integer number of seconds.
-fn parse_timestamp(text: &str) -> Option<i64> {
+pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
     if let Ok(secs) = text.parse::<i64>() {
         return Some(secs);
     }

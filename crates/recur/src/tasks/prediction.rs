@@ -123,8 +123,8 @@ impl<'a> PredictionTask<'a> {
         if window < 2 {
             return Err(Error::invalid("window", "a prediction window needs at least 2 steps"));
         }
-        series.window_starts(&series.validation, window, "validation")?;
-        let train_starts = series.window_starts(&series.train, window, "training")?;
+        series.window_starts(&series.validation, window, 1, "validation")?;
+        let train_starts = series.window_starts(&series.train, window, 1, "training")?;
         Ok(PredictionTask { series, window, residual, train_starts })
     }
 
@@ -132,8 +132,8 @@ impl<'a> PredictionTask<'a> {
     ///
     /// # Errors
     /// A part shorter than a window.
-    pub fn evaluate(&self, model: &SequenceModel<f32>, part: &Range<usize>) -> Result<Metrics> {
-        let starts = self.series.window_starts(part, self.window, "evaluated")?;
+    pub fn evaluate(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Metrics> {
+        let starts = self.series.window_starts(part, self.window, 1, "evaluated")?;
         let mut acc = ErrorAccumulator::new(self.series.grid.channels());
         for chunk in starts.chunks(512) {
             let batch = make_batch(self.series, chunk, self.window, self.residual);
@@ -180,11 +180,11 @@ impl Task for PredictionTask<'_> {
 /// A part shorter than a window.
 pub fn prediction_baselines(
     series: &PreparedSeries,
-    part: &Range<usize>,
+    part: &[Range<usize>],
     window: usize,
 ) -> Result<Vec<(&'static str, Metrics)>> {
     let c = series.grid.channels();
-    let starts = series.window_starts(part, window, "evaluated")?;
+    let starts = series.window_starts(part, window, 1, "evaluated")?;
     let mut locf = ErrorAccumulator::new(c);
     let mut mean = ErrorAccumulator::new(c);
     for &s in &starts {

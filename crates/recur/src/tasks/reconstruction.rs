@@ -208,13 +208,9 @@ impl<'a> ReconstructionTask<'a> {
     /// # Errors
     /// A window longer than a part.
     pub fn new(series: &'a PreparedSeries, config: ReconstructionConfig) -> Result<Self> {
-        series.window_starts(&series.validation, config.window, "validation")?;
-        series.window_starts(&series.test, config.window, "test")?;
-        let train_starts = series
-            .window_starts(&series.train, config.window, "training")?
-            .into_iter()
-            .step_by(config.stride.max(1))
-            .collect();
+        series.window_starts(&series.validation, config.window, config.window, "validation")?;
+        series.window_starts(&series.test, config.window, config.window, "test")?;
+        let train_starts = series.window_starts(&series.train, config.window, config.stride, "training")?;
         Ok(ReconstructionTask { series, config, train_starts })
     }
 
@@ -222,10 +218,9 @@ impl<'a> ReconstructionTask<'a> {
     ///
     /// # Errors
     /// A part shorter than a window.
-    pub fn evaluation_batches(&self, part: &Range<usize>) -> Result<Vec<ReconstructionBatch>> {
+    pub fn evaluation_batches(&self, part: &[Range<usize>]) -> Result<Vec<ReconstructionBatch>> {
         let window = self.config.window;
-        let starts: Vec<usize> =
-            self.series.window_starts(part, window, "evaluated")?.into_iter().step_by(window).collect();
+        let starts: Vec<usize> = self.series.window_starts(part, window, window, "evaluated")?;
         let mut rng = Rng::new(self.config.evaluation_seed);
         let (corruption, residual) = (&self.config.corruption, self.config.residual);
         Ok(starts
@@ -250,7 +245,7 @@ impl<'a> ReconstructionTask<'a> {
     pub fn evaluate(
         &self,
         model: Option<&SequenceModel<f32>>,
-        part: &Range<usize>,
+        part: &[Range<usize>],
     ) -> Result<Vec<ReconstructionScore>> {
         let c = self.series.grid.channels();
         let batches = self.evaluation_batches(part)?;
