@@ -148,6 +148,31 @@ pub fn eval(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+pub fn reconstruct(args: &Args) -> Result<(), String> {
+    let known = ["run", "out"];
+    let dir = PathBuf::from(args.get("run", &known, String::new())?);
+    if dir.as_os_str().is_empty() {
+        return Err("usage: recur reconstruct --run DIR [--out FILE.csv] (a reconstruction run folder)".into());
+    }
+    let config = RunConfig::load(dir.join("run.toml")).map_err(|e| e.to_string())?;
+    if config.task.kind != TaskKind::Reconstruction {
+        return Err(format!("{}: the run was trained for {:?}, not reconstruction", dir.display(), config.task.kind));
+    }
+    let model = SequenceModel::load(dir.join("model.safetensors")).map_err(|e| e.to_string())?;
+    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    let csv = recur::report::filled_series_csv(&config, &data, &model).map_err(|e| e.to_string())?;
+    let out = PathBuf::from(args.get("out", &known, dir.join("filled.csv").display().to_string())?);
+    recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;
+    let filled = data.grid.observed.iter().filter(|&&o| !o).count();
+    println!(
+        "wrote {}: {} steps × {} signals, {filled} missing values filled, each with a ±2σ band",
+        out.display(),
+        data.grid.len(),
+        data.grid.channels()
+    );
+    Ok(())
+}
+
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
         return Err("inspect needs at least one FILE".into());

@@ -16,6 +16,8 @@ const USAGE: &str = "usage:
       Trains a run from a TOML config (every key: configs/reference.toml).
   recur eval --run DIR
       Evaluates a trained run folder on its test part, with the baselines.
+  recur reconstruct --run DIR [--out FILE.csv]
+      Fills every missing value of a reconstruction run's data, with a ±2σ band.
   recur inspect FILE...
       Signals, sampling interval and missingness of wide CSV files.
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
@@ -54,6 +56,7 @@ fn main() -> ExitCode {
         Some("inspect") => demo::inspect(&args),
         Some("train") => demo::train(&args),
         Some("eval") => demo::eval(&args),
+        Some("reconstruct") => demo::reconstruct(&args),
         Some("hopfield") => classics::hopfield(&args),
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),

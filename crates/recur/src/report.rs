@@ -1,5 +1,5 @@
 //! What a run leaves behind and prints: a run folder (`run.toml` with every default
-//! resolved, `metrics.json`, `model.safetensors`, `loss.png`, and for reconstruction
+//! resolved, `metrics.json`, `model.safetensors`, `loss.png`, `per_signal.png`, and for reconstruction
 //! `reconstruction.png`; the trainer adds `epochs.jsonl` and `checkpoint.safetensors`),
 //! and the score table.
 
@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::data::PreparedSeries;
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
-use crate::plot::{Band, LineChart, Series, Style};
+use crate::plot::{Band, BarChart, LineChart, Series, Style};
 use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
 use crate::tasks::reconstruction::ReconstructionTask;
 
@@ -47,10 +47,41 @@ pub fn write_run_folder(dir: &Path, config: &RunConfig, outcome: &mut RunOutcome
     write_atomically(&dir.join("metrics.json"), text.as_bytes())?;
     outcome.model.save(dir.join("model.safetensors"), Default::default())?;
     loss_chart(outcome, config).save(&dir.join("loss.png"), 800, 450)?;
+    per_signal_chart(outcome, data).save(&dir.join("per_signal.png"), 1000, 450)?;
     if config.task.kind == TaskKind::Reconstruction {
         reconstruction_chart(outcome, config, data)?.save(&dir.join("reconstruction.png"), 900, 450)?;
     }
     Ok(())
+}
+
+/// Test MSE per signal (standardised) of the model and the strongest baseline, side by side.
+fn per_signal_chart(outcome: &RunOutcome, data: &PreparedSeries) -> BarChart {
+    let (model, baseline) = (&outcome.scores[0], &outcome.scores[1]);
+    let short = |i: usize, name: &str| match (i, name) {
+        (0, _) => "model",
+        (_, "last observation carried forward") => "LOCF",
+        (_, "linear interpolation") => "interp",
+        (_, "training mean") => "mean",
+        _ => "baseline",
+    };
+    let bars = data
+        .grid
+        .signals
+        .iter()
+        .enumerate()
+        .flat_map(|(j, s)| {
+            [
+                (format!("{s} {}", short(0, &model.name)), model.metrics.per_signal_mse[j], 0.0),
+                (format!("{s} {}", short(1, &baseline.name)), baseline.metrics.per_signal_mse[j], 0.0),
+            ]
+        })
+        .collect();
+    BarChart {
+        title: format!("test MSE per signal (standardised): {} vs {}", model.name, baseline.name),
+        y_label: "MSE (standardised)".into(),
+        bars,
+        paired: true,
+    }
 }
 
 fn loss_chart(outcome: &RunOutcome, config: &RunConfig) -> LineChart {
@@ -135,4 +166,44 @@ fn reconstruction_chart(outcome: &RunOutcome, config: &RunConfig, data: &Prepare
             },
         ],
     })
+}
+
+/// The series of every entity with each missing value filled by the model and a ±2σ band
+/// from λ̂, as CSV: `entity,time` (seconds from the entity's first observation, as the
+/// grid counts them) and per signal `x` (observed, or filled), `x_filled` (1 where filled),
+/// `x_low`, `x_high` (the band, for filled values only) — original units.
+///
+/// # Errors
+/// An entity shorter than a window, or a model that does not fit.
+pub fn filled_series_csv(
+    config: &RunConfig,
+    data: &PreparedSeries,
+    model: &crate::model::SequenceModel<f32>,
+) -> Result<String> {
+    let task = ReconstructionTask::new(data, config.reconstruction())?;
+    let c = data.grid.channels();
+    let mut out = String::from("entity,time");
+    for s in &data.grid.signals {
+        out.push_str(&format!(",{s},{s}_filled,{s}_low,{s}_high"));
+    }
+    out.push('\n');
+    for (name, steps) in &data.entities {
+        let (x_hat, sigma) = task.fill(model, steps.clone())?;
+        for (i, n) in steps.clone().enumerate() {
+            out.push_str(&format!("{name},{}", (n - steps.start) as i64 * data.grid.bin_seconds));
+            for j in 0..c {
+                let observed = data.grid.observed[n * c + j];
+                let z = if observed { data.grid.values[n * c + j] } else { x_hat[i * c + j] };
+                let value = data.scaler.invert(j, z) as f64;
+                if observed {
+                    out.push_str(&format!(",{value},0,,"));
+                } else {
+                    let band = 2.0 * (sigma[i] * data.scaler.std[j]) as f64;
+                    out.push_str(&format!(",{value},1,{},{}", value - band, value + band));
+                }
+            }
+            out.push('\n');
+        }
+    }
+    Ok(out)
 }

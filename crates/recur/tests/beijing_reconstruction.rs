@@ -23,7 +23,8 @@ fn bidirectional_reconstruction_beats_interpolation_which_beats_locf_and_the_mea
         ..ReconstructionConfig::default()
     };
     let report = train_reconstruction(&data, &config, None).unwrap();
-    let scores = ReconstructionTask::new(&data, config).unwrap().evaluate(Some(&report.model), &data.test).unwrap();
+    let scores =
+        ReconstructionTask::new(&data, config.clone()).unwrap().evaluate(Some(&report.model), &data.test).unwrap();
     for s in &scores {
         println!(
             "{:<34} micro MSE {:.4} MAE {:.4} over {} hidden values",
@@ -36,4 +37,41 @@ fn bidirectional_reconstruction_beats_interpolation_which_beats_locf_and_the_mea
     assert!(mse[1] < mse[2] && mse[1] < mse[3], "interpolation below LOCF and mean: {mse:?}");
     let coverage = scores[0].coverage_2sigma.unwrap();
     assert!((0.9..=0.99).contains(&coverage), "±2σ coverage {coverage}");
+}
+
+#[test]
+fn the_filled_series_keeps_observations_and_fills_every_gap_with_a_band() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
+    let options = WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()] };
+    let series = read_wide_csv(&path, &options).unwrap();
+    let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
+        .unwrap();
+    let mut run_config = recur::run::RunConfig::default();
+    run_config.task.kind = recur::run::TaskKind::Reconstruction;
+    run_config.task.window = 48;
+    run_config.model.bidirectional = true;
+    let model =
+        recur::model::SequenceModel::<f32>::new(run_config.reconstruction().model_config(data.grid.channels()), 1)
+            .unwrap();
+    let csv = recur::report::filled_series_csv(&run_config, &data, &model).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), series.len());
+    let c = series.channels();
+    for (n, row) in rows.iter().enumerate() {
+        for j in 0..c {
+            let (value, filled, low, high) = (row[2 + 4 * j], row[3 + 4 * j], row[4 + 4 * j], row[5 + 4 * j]);
+            if series.observed[n * c + j] {
+                assert_eq!(filled, "0");
+                let v: f32 = value.parse().unwrap();
+                assert!((v - series.values[n * c + j]).abs() <= 1e-3 * (1.0 + v.abs()), "observed value kept");
+                assert!(low.is_empty() && high.is_empty());
+            } else {
+                assert_eq!(filled, "1");
+                let (v, lo, hi): (f64, f64, f64) =
+                    (value.parse().unwrap(), low.parse().unwrap(), high.parse().unwrap());
+                assert!(lo < v && v < hi && v.is_finite(), "row {n}, signal {j}");
+            }
+        }
+    }
 }

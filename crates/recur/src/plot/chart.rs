@@ -243,6 +243,8 @@ pub struct BarChart {
     pub y_label: String,
     /// (label, value, error)
     pub bars: Vec<(String, f64, f64)>,
+    /// Bars come in pairs (two methods per item): two alternating colours.
+    pub paired: bool,
 }
 
 impl BarChart {
@@ -270,7 +272,7 @@ impl BarChart {
         let slot = (f.right - f.left) / n;
         for (i, (label, value, err)) in self.bars.iter().enumerate() {
             let x = f.left + slot * (i as f64 + 0.5);
-            let color = PALETTE[i % PALETTE.len()];
+            let color = if self.paired { PALETTE[i % 2] } else { PALETTE[i % PALETTE.len()] };
             c.fill_rect((x - slot * 0.35) as i64, py(*value) as i64, (x + slot * 0.35) as i64, f.bottom as i64, color);
             if *err > 0.0 {
                 c.line(x, py(value - err), x, py(value + err), INK, 1.5);
@@ -313,6 +315,7 @@ mod tests {
             title: "b".into(),
             y_label: "v".into(),
             bars: vec![("x".into(), 1.0, 0.2), ("y".into(), 2.0, 0.0)],
+            paired: false,
         };
         bars.save(&dir.join("bars.png"), 320, 200).unwrap();
         for f in ["line.png", "bars.png"] {

@@ -132,11 +132,12 @@ pub struct ReconstructionBatch {
     residual: bool,
 }
 
+/// Windows at `starts`, with values hidden by `corruption` (none hidden without one).
 fn make_batch(
     series: &PreparedSeries,
     starts: &[usize],
     window: usize,
-    corruption: &MissingnessDiffusion,
+    corruption: Option<&MissingnessDiffusion>,
     residual: bool,
     rng: &mut Rng,
 ) -> ReconstructionBatch {
@@ -156,7 +157,10 @@ fn make_batch(
     };
     for (row, &s) in starts.iter().enumerate() {
         let observed = &series.grid.observed[s * c..(s + window) * c];
-        let hide = corruption.hide(observed, window, c, rng);
+        let hide = match corruption {
+            Some(process) => process.hide(observed, window, c, rng),
+            None => vec![false; observed.len()],
+        };
         for t in 0..window {
             for j in 0..c {
                 let (k, at) = ((s + t) * c + j, (t * b + row) * c + j);
@@ -222,7 +226,7 @@ impl<'a> ReconstructionTask<'a> {
         let window = self.config.window;
         let starts: Vec<usize> = self.series.window_starts(part, window, window, "evaluated")?;
         let mut rng = Rng::new(self.config.evaluation_seed);
-        let (corruption, residual) = (&self.config.corruption, self.config.residual);
+        let (corruption, residual) = (Some(&self.config.corruption), self.config.residual);
         Ok(starts
             .chunks(256)
             .map(|chunk| make_batch(self.series, chunk, window, corruption, residual, &mut rng))
@@ -236,6 +240,37 @@ impl<'a> ReconstructionTask<'a> {
     pub fn reconstruct(&self, model: &SequenceModel<f32>, batch: &ReconstructionBatch) -> Result<(Vec<f32>, Vec<f32>)> {
         let out = model.forward(&self.input(batch))?;
         Ok((reconstruction(&out, batch), out.precision))
+    }
+
+    /// Every step of `steps` (inside one entity) reconstructed from all its observations:
+    /// (x̂ `[N, C]` standardised, σ = 1/√λ̂ `[N]`). Windows tile the steps; the last one is
+    /// aligned to the end.
+    ///
+    /// # Errors
+    /// Fewer steps than a window, or a model that does not fit.
+    pub fn fill(&self, model: &SequenceModel<f32>, steps: Range<usize>) -> Result<(Vec<f32>, Vec<f32>)> {
+        let (window, c) = (self.config.window, self.series.grid.channels());
+        let starts = self.series.window_starts(std::slice::from_ref(&steps), window, window, "filled")?;
+        let mut starts = starts;
+        if starts.last().is_some_and(|&s| s + window < steps.end) {
+            starts.push(steps.end - window);
+        }
+        let mut x_hat = vec![0.0f32; steps.len() * c];
+        let mut sigma = vec![0.0f32; steps.len()];
+        let mut rng = Rng::new(0);
+        for chunk in starts.chunks(256) {
+            let batch = make_batch(self.series, chunk, window, None, self.config.residual, &mut rng);
+            let (mean, precision) = self.reconstruct(model, &batch)?;
+            for (row, &s) in chunk.iter().enumerate() {
+                for t in 0..window {
+                    let n = s + t - steps.start;
+                    let at = t * batch.batch + row;
+                    x_hat[n * c..(n + 1) * c].copy_from_slice(&mean[at * c..(at + 1) * c]);
+                    sigma[n] = 1.0 / precision[at].sqrt();
+                }
+            }
+        }
+        Ok((x_hat, sigma))
     }
 
     /// The model and the baselines on `part`, all on the same hidden entries.
@@ -334,7 +369,7 @@ impl Task for ReconstructionTask<'_> {
 
     fn make_batch(&self, indices: &[usize], rng: &mut Rng) -> ReconstructionBatch {
         let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
-        make_batch(self.series, &starts, self.config.window, &self.config.corruption, self.config.residual, rng)
+        make_batch(self.series, &starts, self.config.window, Some(&self.config.corruption), self.config.residual, rng)
     }
 
     fn input<'b>(&self, batch: &'b ReconstructionBatch) -> SequenceBatch<'b, f32> {
