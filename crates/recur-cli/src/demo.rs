@@ -148,6 +148,37 @@ pub fn eval(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+pub fn predict(args: &Args) -> Result<(), String> {
+    let known = ["run", "out"];
+    let dir = PathBuf::from(args.get("run", &known, String::new())?);
+    if dir.as_os_str().is_empty() {
+        return Err("usage: recur predict --run DIR [--out FILE.csv] (a prediction run folder)".into());
+    }
+    let config = RunConfig::load(dir.join("run.toml")).map_err(|e| e.to_string())?;
+    if config.task.kind != TaskKind::Prediction {
+        return Err(format!("{}: the run was trained for {:?}, not prediction", dir.display(), config.task.kind));
+    }
+    let model = SequenceModel::load(dir.join("model.safetensors")).map_err(|e| e.to_string())?;
+    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    let task = recur::tasks::PredictionTask::new(&data, config.task.window, config.task.residual)
+        .map_err(|e| e.to_string())?;
+    let forecasts = task.forecast(&model).map_err(|e| e.to_string())?;
+    let mut csv = format!("entity,steps_ahead,{}\n", data.grid.signals.join(","));
+    for (name, values) in &forecasts {
+        let cells: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+        csv.push_str(&format!("{name},1,{}\n", cells.join(",")));
+    }
+    let out = PathBuf::from(args.get("out", &known, dir.join("forecast.csv").display().to_string())?);
+    recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;
+    print!("{csv}");
+    println!(
+        "wrote {}: the next step after the end of each of {} entities, original units",
+        out.display(),
+        forecasts.len()
+    );
+    Ok(())
+}
+
 pub fn reconstruct(args: &Args) -> Result<(), String> {
     let known = ["run", "out"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
@@ -178,7 +209,11 @@ pub fn inspect(args: &Args) -> Result<(), String> {
         return Err("inspect needs at least one FILE".into());
     }
     for file in &args.positional[1..] {
-        let options = WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()] };
+        let options = WideCsvOptions {
+            signals: vec![],
+            drop: vec!["No".into(), "wd".into(), "station".into()],
+            categorical: vec![],
+        };
         let series = read_wide_csv(file, &options).map_err(|e| e.to_string())?;
         let mut gaps: Vec<i64> = series.timestamps.windows(2).map(|w| w[1] - w[0]).collect();
         gaps.sort_unstable();

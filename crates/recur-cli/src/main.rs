@@ -16,6 +16,8 @@ const USAGE: &str = "usage:
       Trains a run from a TOML config (every key: configs/reference.toml).
   recur eval --run DIR
       Evaluates a trained run folder on its test part, with the baselines.
+  recur predict --run DIR [--out FILE.csv]
+      Forecasts the step after the end of each entity with a trained prediction run.
   recur reconstruct --run DIR [--out FILE.csv]
       Fills every missing value of a reconstruction run's data, with a ±2σ band.
   recur inspect FILE...
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Some("train") => demo::train(&args),
         Some("eval") => demo::eval(&args),
         Some("reconstruct") => demo::reconstruct(&args),
+        Some("predict") => demo::predict(&args),
         Some("hopfield") => classics::hopfield(&args),
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),

@@ -10,7 +10,11 @@ fn main() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
     let series = read_wide_csv(
         path,
-        &WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()] },
+        &WideCsvOptions {
+            signals: vec![],
+            drop: vec!["No".into(), "wd".into(), "station".into()],
+            categorical: vec![],
+        },
     )
     .unwrap();
     let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())

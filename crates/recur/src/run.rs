@@ -40,8 +40,10 @@ pub struct DataConfig {
     pub columns: LongColumns,
     /// Signals to keep; empty: every numeric column not dropped.
     pub signals: Vec<String>,
-    /// Columns to ignore (row numbers, names, categorical signals).
+    /// Columns to ignore (row numbers, names, categorical signals not wanted).
     pub drop: Vec<String>,
+    /// Wide format: categorical columns encoded one-hot (`wd` → `wd=E`, `wd=N`, …).
+    pub categorical: Vec<String>,
     /// Grid bin width in seconds.
     pub bin_seconds: i64,
     pub aggregation: Aggregation,
@@ -56,6 +58,7 @@ impl Default for DataConfig {
             columns: LongColumns::default(),
             signals: Vec::new(),
             drop: Vec::new(),
+            categorical: Vec::new(),
             bin_seconds: 3600,
             aggregation: Aggregation::Mean,
             split: SplitFractions::default(),
@@ -172,7 +175,11 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
         let path = base.join(file);
         let series: Vec<(String, crate::data::TimeSeries)> = match config.format {
             DataFormat::Wide => {
-                let options = WideCsvOptions { signals: config.signals.clone(), drop: config.drop.clone() };
+                let options = WideCsvOptions {
+                    signals: config.signals.clone(),
+                    drop: config.drop.clone(),
+                    categorical: config.categorical.clone(),
+                };
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 vec![(name, read_wide_csv(&path, &options)?)]
             }

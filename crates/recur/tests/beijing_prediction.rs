@@ -12,7 +12,8 @@ use recur::train::TrainConfig;
 fn beijing() -> PreparedSeries {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
-    let options = WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()] };
+    let options =
+        WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] };
     let series = read_wide_csv(&path, &options).unwrap();
     assert_eq!((series.len(), series.channels()), (35_064, 11));
     PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default()).unwrap()

@@ -14,7 +14,8 @@ use recur::train::TrainConfig;
 fn bidirectional_reconstruction_beats_interpolation_which_beats_locf_and_the_mean() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
-    let options = WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()] };
+    let options =
+        WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] };
     let series = read_wide_csv(&path, &options).unwrap();
     let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
         .unwrap();
@@ -43,7 +44,8 @@ fn bidirectional_reconstruction_beats_interpolation_which_beats_locf_and_the_mea
 fn the_filled_series_keeps_observations_and_fills_every_gap_with_a_band() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
-    let options = WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()] };
+    let options =
+        WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] };
     let series = read_wide_csv(&path, &options).unwrap();
     let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
         .unwrap();

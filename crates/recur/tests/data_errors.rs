@@ -40,7 +40,7 @@ fn duplicate_and_decreasing_timestamps_are_rejected() {
 
 #[test]
 fn unknown_signal_lists_the_columns() {
-    let options = WideCsvOptions { signals: vec!["PM25".into()], drop: vec![] };
+    let options = WideCsvOptions { signals: vec!["PM25".into()], drop: vec![], categorical: vec![] };
     let err = error("unknown.csv", "timestamp,PM2.5\n0,1\n", &options);
     assert!(err.contains("unknown signal `PM25`; the columns are timestamp, PM2.5"), "{err}");
 }
@@ -65,16 +65,29 @@ fn constant_or_never_observed_signal_and_too_long_window_are_named() {
     let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
     let err = PreparedSeries::new(grid.clone(), SplitFractions::default()).unwrap_err().to_string();
     assert!(err.contains("signal `flat`") && err.contains("constant"), "{err}");
-    let options = WideCsvOptions { signals: vec!["a".into(), "empty".into()], drop: vec![] };
+    let options = WideCsvOptions { signals: vec!["a".into(), "empty".into()], drop: vec![], categorical: vec![] };
     let series = read_wide_csv(&path, &options).unwrap();
     let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
     let err = PreparedSeries::new(grid, SplitFractions::default()).unwrap_err().to_string();
     assert!(err.contains("signal `empty`") && err.contains("never observed"), "{err}");
-    let options = WideCsvOptions { signals: vec!["a".into()], drop: vec![] };
+    let options = WideCsvOptions { signals: vec!["a".into()], drop: vec![], categorical: vec![] };
     let series = read_wide_csv(&path, &options).unwrap();
     let prepared =
         PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
             .unwrap();
     let err = prepared.window_starts(&prepared.test, 10, 1, "test").unwrap_err().to_string();
     assert!(err.contains("10 steps, but the test part has only 4 steps"), "{err}");
+}
+
+#[test]
+fn categorical_columns_become_one_hot_signals_missing_together() {
+    let path = write("wind.csv", "timestamp,speed,wd\n0,1.5,N\n3600,2.0,SE\n7200,1.0,NA\n10800,0.5,N\n");
+    let options = WideCsvOptions { signals: vec![], drop: vec![], categorical: vec!["wd".into()] };
+    let s = read_wide_csv(&path, &options).unwrap();
+    assert_eq!(s.signals, ["speed", "wd=N", "wd=SE"]);
+    assert_eq!(s.values, [1.5, 1.0, 0.0, 2.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.5, 1.0, 0.0]);
+    assert_eq!(s.observed[6..9], [true, false, false], "NA: every one-hot column missing");
+    let options = WideCsvOptions { categorical: vec!["direction".into()], ..options };
+    let err = read_wide_csv(&path, &options).unwrap_err().to_string();
+    assert!(err.contains("unknown categorical signal `direction`"), "{err}");
 }

@@ -34,6 +34,11 @@ fn physionet_ingests_by_patient_and_trains_through_the_same_config_path() {
     assert_eq!(c, 14);
     assert!(outcome.scores.iter().all(|s| s.metrics.scored > 0 && s.metrics.micro_mse_original.is_finite()));
     assert_eq!(outcome.scores.len(), 3);
+    // a forecast of the hour after each stay's last one, in original units
+    let task = recur::tasks::PredictionTask::new(&data, 12, true).unwrap();
+    let forecasts = task.forecast(&outcome.model).unwrap();
+    assert_eq!(forecasts.len(), 398);
+    assert!(forecasts.iter().all(|(_, v)| v.len() == 14 && v.iter().all(|x| x.is_finite())));
 }
 
 #[test]

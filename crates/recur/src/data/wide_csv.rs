@@ -17,6 +17,9 @@ pub struct WideCsvOptions {
     pub signals: Vec<String>,
     /// Columns to ignore (row numbers, station names, categorical signals).
     pub drop: Vec<String>,
+    /// Categorical columns to encode one-hot: `wd` becomes `wd=E`, `wd=N`, … (categories
+    /// sorted), all observed together, all missing where the cell is empty or `NA`.
+    pub categorical: Vec<String>,
 }
 
 fn format_error(path: &Path, line: usize, column: Option<&str>, why: String) -> Error {
@@ -100,7 +103,25 @@ pub fn read_wide_csv(path: impl AsRef<Path>, options: &WideCsvOptions) -> Result
             [Some(*year), Some(*month), Some(*day), *hour, *minute].into_iter().flatten().collect()
         }
     };
-    let dropped = |i: usize| options.drop.iter().any(|d| d.eq_ignore_ascii_case(&names[i])) || time_cols.contains(&i);
+    let categorical_cols: Vec<usize> = options
+        .categorical
+        .iter()
+        .map(|s| {
+            find(s).ok_or_else(|| {
+                format_error(
+                    path,
+                    1,
+                    None,
+                    format!("unknown categorical signal `{s}`; the columns are {}", names.join(", ")),
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    let dropped = |i: usize| {
+        options.drop.iter().any(|d| d.eq_ignore_ascii_case(&names[i]))
+            || time_cols.contains(&i)
+            || categorical_cols.contains(&i)
+    };
     let signal_cols: Vec<usize> = if options.signals.is_empty() {
         (0..names.len()).filter(|&i| !dropped(i)).collect()
     } else {
@@ -115,9 +136,28 @@ pub fn read_wide_csv(path: impl AsRef<Path>, options: &WideCsvOptions) -> Result
             .collect::<Result<_>>()?
     };
 
-    let c = signal_cols.len();
+    // categories of each categorical column, from a first pass
+    let categories: Vec<Vec<String>> = categorical_cols
+        .iter()
+        .map(|&i| {
+            let mut set: Vec<String> = text
+                .lines()
+                .skip(1)
+                .filter_map(|l| split_fields(l).get(i).map(|v| v.trim().to_string()))
+                .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("NA"))
+                .collect();
+            set.sort();
+            set.dedup();
+            set
+        })
+        .collect();
+    let mut one_hot: Vec<String> = Vec::new();
+    for (&i, cats) in categorical_cols.iter().zip(&categories) {
+        one_hot.extend(cats.iter().map(|c| format!("{}={c}", names[i])));
+    }
+    let c = signal_cols.len() + one_hot.len();
     let mut series = TimeSeries {
-        signals: signal_cols.iter().map(|&i| names[i].clone()).collect(),
+        signals: signal_cols.iter().map(|&i| names[i].clone()).chain(one_hot).collect(),
         timestamps: Vec::new(),
         values: Vec::new(),
         observed: Vec::new(),
@@ -182,6 +222,14 @@ pub fn read_wide_csv(path: impl AsRef<Path>, options: &WideCsvOptions) -> Result
                 }
                 series.values.push(v);
                 series.observed.push(true);
+            }
+        }
+        for (&i, cats) in categorical_cols.iter().zip(&categories) {
+            let cell = fields[i].trim();
+            let present = !cell.is_empty() && !cell.eq_ignore_ascii_case("NA");
+            for category in cats {
+                series.values.push(if present && category == cell { 1.0 } else { 0.0 });
+                series.observed.push(present);
             }
         }
     }

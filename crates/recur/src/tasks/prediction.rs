@@ -70,6 +70,8 @@ fn last_observations(series: &PreparedSeries, start: usize, steps: usize) -> Vec
         .collect()
 }
 
+/// Windows of `window − 1` input steps from each start; the target is the step after
+/// them when it exists in the series (else zeros with mask 0: a forecast past the end).
 fn make_batch(series: &PreparedSeries, starts: &[usize], window: usize, residual: bool) -> PredictionBatch {
     let c = series.grid.channels();
     let (steps, b) = (window - 1, starts.len());
@@ -88,9 +90,11 @@ fn make_batch(series: &PreparedSeries, starts: &[usize], window: usize, residual
             }
         }
         let last = (s + window - 1) * c;
-        for j in 0..c {
-            mask[row * c + j] = series.grid.observed[last + j] as u8 as f32;
-            target[row * c + j] = series.grid.values[last + j];
+        if last + c <= series.grid.observed.len() {
+            for j in 0..c {
+                mask[row * c + j] = series.grid.observed[last + j] as u8 as f32;
+                target[row * c + j] = series.grid.values[last + j];
+            }
         }
         if residual {
             base.extend(last_observations(series, s, steps));
@@ -141,6 +145,30 @@ impl<'a> PredictionTask<'a> {
             acc.add(&predictions(&out, &batch), &batch.target, &batch.mask, &self.series.scaler);
         }
         Ok(acc.finish())
+    }
+}
+
+impl PredictionTask<'_> {
+    /// The forecast of the step after the end of each entity, from its last `window − 1`
+    /// steps, in original units: (entity, `[C]`).
+    ///
+    /// # Errors
+    /// An entity shorter than the input window, or a model that does not fit.
+    pub fn forecast(&self, model: &SequenceModel<f32>) -> Result<Vec<(String, Vec<f32>)>> {
+        let inputs = self.window - 1;
+        let mut out = Vec::new();
+        for (name, steps) in &self.series.entities {
+            if steps.len() < inputs {
+                return Err(Error::invalid(
+                    format!("entity `{name}`"),
+                    format!("{} steps, the model reads {inputs}", steps.len()),
+                ));
+            }
+            let batch = make_batch(self.series, &[steps.end - inputs], self.window, self.residual);
+            let z = predictions(&model.forward(&self.input(&batch))?, &batch);
+            out.push((name.clone(), z.iter().enumerate().map(|(j, &v)| self.series.scaler.invert(j, v)).collect()));
+        }
+        Ok(out)
     }
 }
 
