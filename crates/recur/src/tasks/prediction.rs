@@ -150,19 +150,16 @@ impl<'a> PredictionTask<'a> {
 
 impl PredictionTask<'_> {
     /// The forecast of the step after the end of each entity, from its last `window − 1`
-    /// steps, in original units: (entity, `[C]`).
+    /// steps, in original units: (entity, `[C]`). Entities shorter than that are skipped.
     ///
     /// # Errors
-    /// An entity shorter than the input window, or a model that does not fit.
+    /// A model that does not fit.
     pub fn forecast(&self, model: &SequenceModel<f32>) -> Result<Vec<(String, Vec<f32>)>> {
         let inputs = self.window - 1;
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
             if steps.len() < inputs {
-                return Err(Error::invalid(
-                    format!("entity `{name}`"),
-                    format!("{} steps, the model reads {inputs}", steps.len()),
-                ));
+                continue;
             }
             let batch = make_batch(self.series, &[steps.end - inputs], self.window, self.residual);
             let z = predictions(&model.forward(&self.input(&batch))?, &batch);
