@@ -260,23 +260,29 @@ impl<T: Real> SequenceModel<T> {
     }
 
     /// Runs the forward stack, and the backward one when `with_backward` (training keeps caches).
+    /// `recycled`: caches of an earlier step whose buffers training may reuse.
     fn branches(
         &self,
         input: &SequenceBatch<'_, T>,
         seed: Option<u64>,
         with_backward: bool,
+        recycled: (RnnCache<T>, RnnCache<T>),
     ) -> Result<BranchStates<T>> {
-        let run =
-            |branch: &Rnn<T>, x: &SequenceBatch<'_, T>, seed: Option<u64>| -> Result<(Vec<T>, Option<RnnCache<T>>)> {
-                let state = InitialState::default();
-                Ok(match seed {
-                    Some(s) => {
-                        let (out, c) = branch.forward_train(x, &state, s)?;
-                        (out.output, Some(c))
-                    }
-                    None => (branch.forward(x, &state)?.output, None),
-                })
-            };
+        let run = |branch: &Rnn<T>,
+                   x: &SequenceBatch<'_, T>,
+                   seed: Option<u64>,
+                   mut cache: RnnCache<T>|
+         -> Result<(Vec<T>, Option<RnnCache<T>>)> {
+            let state = InitialState::default();
+            Ok(match seed {
+                Some(s) => {
+                    let out = branch.forward_train_reusing(x, &state, s, &mut cache)?;
+                    (out.output, Some(cache))
+                }
+                None => (branch.forward(x, &state)?.output, None),
+            })
+        };
+        let (forward_recycled, backward_recycled) = recycled;
         let backward = self.backward_branch.as_ref().filter(|_| with_backward);
         let x_reversed = match backward {
             Some(_) => reverse_within_lengths(input.x, input.steps, input.batch, input.lengths),
@@ -286,12 +292,15 @@ impl<T: Real> SequenceModel<T> {
         let backward_seed = seed.map(|s| s ^ 0x9e37_79b9);
         let (forward_result, backward_result) = match backward {
             Some(branch) if self.parallel_branches => std::thread::scope(|scope| {
-                let other = scope.spawn(|| run(branch, &reversed, backward_seed));
-                let mine = run(&self.forward_branch, input, seed);
+                let other = scope.spawn(|| run(branch, &reversed, backward_seed, backward_recycled));
+                let mine = run(&self.forward_branch, input, seed, forward_recycled);
                 (mine, Some(other.join().expect("backward branch panicked")))
             }),
-            Some(branch) => (run(&self.forward_branch, input, seed), Some(run(branch, &reversed, backward_seed))),
-            None => (run(&self.forward_branch, input, seed), None),
+            Some(branch) => (
+                run(&self.forward_branch, input, seed, forward_recycled),
+                Some(run(branch, &reversed, backward_seed, backward_recycled)),
+            ),
+            None => (run(&self.forward_branch, input, seed, forward_recycled), None),
         };
         let (h_forward, forward_cache) = forward_result?;
         let forward_cache = forward_cache.unwrap_or_default();
@@ -309,7 +318,8 @@ impl<T: Real> SequenceModel<T> {
     /// Inputs that do not fit the encoder.
     pub fn forward(&self, input: &SequenceBatch<'_, T>) -> Result<HeadOutput<T>> {
         let (steps, batch) = (input.steps, input.batch);
-        let BranchStates { h_forward, h_backward, .. } = self.branches(input, None, self.twin.is_none())?;
+        let BranchStates { h_forward, h_backward, .. } =
+            self.branches(input, None, self.twin.is_none(), (RnnCache::default(), RnnCache::default()))?;
         let z = match (&self.fusion, &self.twin) {
             (None, _) => h_forward,
             (Some(fusion), None) => fusion.forward(&h_forward, &h_backward, steps, batch, input.lengths)?.0,
@@ -326,9 +336,27 @@ impl<T: Real> SequenceModel<T> {
     /// # Errors
     /// Inputs that do not fit the encoder.
     pub fn forward_train(&self, input: &SequenceBatch<'_, T>, seed: u64) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
+        self.forward_train_reusing(input, seed, None)
+    }
+
+    /// [`SequenceModel::forward_train`] reusing the encoder buffers of an earlier step's
+    /// cache (a training loop allocates its large buffers once).
+    ///
+    /// # Errors
+    /// Inputs that do not fit the encoder.
+    pub fn forward_train_reusing(
+        &self,
+        input: &SequenceBatch<'_, T>,
+        seed: u64,
+        previous: Option<ModelCache<T>>,
+    ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
         let (steps, batch) = (input.steps, input.batch);
+        let recycled = previous.map_or_else(
+            || (RnnCache::default(), RnnCache::default()),
+            |p| (p.forward_cache, p.backward_cache.unwrap_or_default()),
+        );
         let BranchStates { h_forward, h_backward, x_reversed, forward_cache, backward_cache } =
-            self.branches(input, Some(seed), true)?;
+            self.branches(input, Some(seed), true, recycled)?;
         let mut cache = ModelCache {
             steps,
             batch,

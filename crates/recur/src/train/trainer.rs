@@ -187,9 +187,11 @@ pub fn train<T: Task>(
         order.sort_unstable();
         state.rng.shuffle(&mut order);
         let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
+        let mut recycled = None;
         for chunk in order.chunks(config.batch_size).take(per_epoch) {
             let batch = task.make_batch(chunk, &mut state.rng);
-            let (out, mut cache) = model.forward_train(&task.input(&batch), state.rng.next_u64())?;
+            let (out, mut cache) =
+                model.forward_train_reusing(&task.input(&batch), state.rng.next_u64(), recycled.take())?;
             let (loss, d_mean, d_precision) = task.loss(&out.student, &batch);
             let teacher = out.teacher.as_ref().map(|t| task.loss(t, &batch));
             let mut grads = model.zeros_like();
@@ -204,6 +206,7 @@ pub fn train<T: Task>(
             } else {
                 clip_grad_norm(&mut model_gradients(&mut grads), f64::INFINITY)
             };
+            recycled = Some(cache);
             let lr = schedule.lr(state.step, epoch, &state.plateau);
             opt.step(lr, &mut model_slots_with(&mut model, &mut grads, config.decay_all_parameters));
             state.step += 1;
