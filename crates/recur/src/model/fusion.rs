@@ -123,9 +123,11 @@ impl<T: Real> Fusion<T> {
         let h = self.hidden;
         crate::error::check_len("h_forward", f, &[steps, batch, h])?;
         crate::error::check_len("h_backward", b, &[steps, batch, h])?;
+        // backward reads the inputs only for the product and the gate
+        let keep_inputs = matches!(self.kind, FusionKind::Product | FusionKind::Gated);
         let mut cache = FusionCache {
-            forward: f.to_vec(),
-            backward: b.to_vec(),
+            forward: if keep_inputs { f.to_vec() } else { Vec::new() },
+            backward: if keep_inputs { b.to_vec() } else { Vec::new() },
             joined: Vec::new(),
             gate: Vec::new(),
             fuser: None,
@@ -165,12 +167,13 @@ impl<T: Real> Fusion<T> {
     pub fn backward(&self, cache: &mut FusionCache<T>, dz: &[T], grads: &mut Fusion<T>) -> Result<(Vec<T>, Vec<T>)> {
         let h = self.hidden;
         let (f, b) = (&cache.forward, &cache.backward);
+        let n = cache.steps * cache.batch * h;
         crate::error::check_len("fusion output gradient", dz, &[cache.steps, cache.batch, self.output_size()])?;
         let half = T::from_f64(0.5);
         Ok(match self.kind {
             FusionKind::Concat => {
-                let mut df = Vec::with_capacity(f.len());
-                let mut db = Vec::with_capacity(b.len());
+                let mut df = Vec::with_capacity(n);
+                let mut db = Vec::with_capacity(n);
                 for row in dz.chunks_exact(2 * h) {
                     df.extend_from_slice(&row[..h]);
                     db.extend_from_slice(&row[h..]);
@@ -207,7 +210,7 @@ impl<T: Real> Fusion<T> {
                 let rnn_cache = cache.fuser.as_mut().expect("fuser cache");
                 let fuser_grads = grads.fuser.as_mut().expect("fuser grads").cells_mut();
                 let d = fuser.backward(&input, rnn_cache, dz, None, None, fuser_grads)?;
-                let (mut df, mut db) = (vec![T::ZERO; f.len()], vec![T::ZERO; b.len()]);
+                let (mut df, mut db) = (vec![T::ZERO; n], vec![T::ZERO; n]);
                 split_add(&d.d_x, &mut df, &mut db, h);
                 (df, db)
             }
