@@ -10,8 +10,8 @@ use recur::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, Spl
 use recur::tasks::{train_reconstruction, ReconstructionConfig, ReconstructionTask};
 use recur::train::TrainConfig;
 
-#[test]
-fn bidirectional_reconstruction_beats_interpolation_which_beats_locf_and_the_mean() {
+/// The bundled station as read and as prepared (hourly grid, 60/20/20).
+fn beijing() -> (recur::data::TimeSeries, PreparedSeries) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
     let options =
@@ -19,6 +19,12 @@ fn bidirectional_reconstruction_beats_interpolation_which_beats_locf_and_the_mea
     let series = read_wide_csv(&path, &options).unwrap();
     let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
         .unwrap();
+    (series, data)
+}
+
+#[test]
+fn bidirectional_reconstruction_beats_interpolation_which_beats_locf_and_the_mean() {
+    let (_, data) = beijing();
     let config = ReconstructionConfig {
         train: TrainConfig { epochs: 12, max_batches_per_epoch: 100, threads: 2, ..TrainConfig::default() },
         ..ReconstructionConfig::default()
@@ -42,13 +48,7 @@ fn bidirectional_reconstruction_beats_interpolation_which_beats_locf_and_the_mea
 
 #[test]
 fn the_filled_series_keeps_observations_and_fills_every_gap_with_a_band() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
-    let options =
-        WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] };
-    let series = read_wide_csv(&path, &options).unwrap();
-    let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
-        .unwrap();
+    let (series, data) = beijing();
     let mut run_config = recur::run::RunConfig::default();
     run_config.task.kind = recur::run::TaskKind::Reconstruction;
     run_config.task.window = 48;

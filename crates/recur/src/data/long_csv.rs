@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::series::TimeSeries;
-use super::wide_csv::{parse_timestamp, split_fields};
+use super::wide_csv::{check_width, format_error as error, parse_timestamp, split_fields};
 use crate::error::{Error, Result};
 
 /// Per entity: time → signal → (sum, count) of its values.
@@ -32,11 +32,6 @@ impl Default for LongColumns {
     fn default() -> Self {
         LongColumns { time: "timestamp".into(), signal: "signal".into(), value: "value".into(), entity: String::new() }
     }
-}
-
-fn error(path: &Path, line: usize, column: Option<&str>, why: String) -> Error {
-    let at = column.map_or(format!("line {line}"), |c| format!("line {line}, column `{c}`"));
-    Error::Format { path: path.to_path_buf(), why: format!("{at}: {why}") }
 }
 
 /// `H:MM` (hours may exceed 24) as seconds, or any timestamp [`parse_timestamp`] reads.
@@ -91,14 +86,7 @@ pub fn read_long_csv(
             continue;
         }
         let fields = split_fields(line);
-        if fields.len() != names.len() {
-            return Err(error(
-                path,
-                line_no,
-                None,
-                format!("{} fields, the header has {} (truncated or malformed row?)", fields.len(), names.len()),
-            ));
-        }
+        check_width(path, line_no, &fields, &names)?;
         let signal = fields[si].trim();
         rows += 1;
         in_file.insert(signal.to_string(), ());

@@ -22,12 +22,22 @@ pub struct WideCsvOptions {
     pub categorical: Vec<String>,
 }
 
-fn format_error(path: &Path, line: usize, column: Option<&str>, why: String) -> Error {
+/// An input error naming the file, the line and, where there is one, the column.
+pub(crate) fn format_error(path: &Path, line: usize, column: Option<&str>, why: String) -> Error {
     let at = match column {
         Some(c) => format!("line {line}, column `{c}`"),
         None => format!("line {line}"),
     };
     Error::Format { path: path.to_path_buf(), why: format!("{at}: {why}") }
+}
+
+/// A row with as many fields as the header, or an error naming the line.
+pub(crate) fn check_width(path: &Path, line: usize, fields: &[String], names: &[String]) -> Result<()> {
+    if fields.len() != names.len() {
+        let why = format!("{} fields, the header has {} (truncated or malformed row?)", fields.len(), names.len());
+        return Err(format_error(path, line, None, why));
+    }
+    Ok(())
 }
 
 /// Splits one CSV line on commas, honouring double quotes (no embedded newlines).
@@ -168,14 +178,7 @@ pub fn read_wide_csv(path: impl AsRef<Path>, options: &WideCsvOptions) -> Result
             continue;
         }
         let fields = split_fields(line);
-        if fields.len() != names.len() {
-            return Err(format_error(
-                path,
-                line_no,
-                None,
-                format!("{} fields, the header has {} (truncated or malformed row?)", fields.len(), names.len()),
-            ));
-        }
+        check_width(path, line_no, &fields, &names)?;
         let number = |i: usize| -> Result<i64> {
             fields[i]
                 .trim()
