@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use recur::data::{read_wide_csv, WideCsvOptions};
+use recur::data::{read_wide_csv, PreparedSeries, WideCsvOptions};
 use recur::model::SequenceModel;
 use recur::report::{score_table, write_run_folder};
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
@@ -131,15 +131,25 @@ pub fn train(args: &Args) -> Result<(), String> {
     train_into(&config, &out, args.get("resume", &known, false)?)
 }
 
+/// A trained run folder: its resolved config (checked against `kind` when given), its
+/// model and its data.
+fn open_run(dir: &Path, kind: Option<TaskKind>) -> Result<(RunConfig, SequenceModel<f32>, PreparedSeries), String> {
+    let config = RunConfig::load(dir.join("run.toml")).map_err(|e| e.to_string())?;
+    if let Some(k) = kind.filter(|&k| k != config.task.kind) {
+        return Err(format!("{}: the run was trained for {:?}, not {k:?}", dir.display(), config.task.kind));
+    }
+    let model = SequenceModel::load(dir.join("model.safetensors")).map_err(|e| e.to_string())?;
+    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    Ok((config, model, data))
+}
+
 pub fn eval(args: &Args) -> Result<(), String> {
     let known = ["run"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err("usage: recur eval --run DIR (a folder written by recur train)".into());
     }
-    let config = RunConfig::load(dir.join("run.toml")).map_err(|e| e.to_string())?;
-    let model = SequenceModel::load(dir.join("model.safetensors")).map_err(|e| e.to_string())?;
-    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    let (config, model, data) = open_run(&dir, None)?;
     let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
     print!("{}", score_table(&scores));
     if let Some(c) = scores[0].coverage_2sigma {
@@ -154,12 +164,7 @@ pub fn predict(args: &Args) -> Result<(), String> {
     if dir.as_os_str().is_empty() {
         return Err("usage: recur predict --run DIR [--out FILE.csv] (a prediction run folder)".into());
     }
-    let config = RunConfig::load(dir.join("run.toml")).map_err(|e| e.to_string())?;
-    if config.task.kind != TaskKind::Prediction {
-        return Err(format!("{}: the run was trained for {:?}, not prediction", dir.display(), config.task.kind));
-    }
-    let model = SequenceModel::load(dir.join("model.safetensors")).map_err(|e| e.to_string())?;
-    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
     let task = recur::tasks::PredictionTask::new(&data, config.task.window, config.task.residual)
         .map_err(|e| e.to_string())?;
     let forecasts = task.forecast(&model).map_err(|e| e.to_string())?;
@@ -172,9 +177,10 @@ pub fn predict(args: &Args) -> Result<(), String> {
     recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;
     print!("{csv}");
     println!(
-        "wrote {}: the next step after the end of each of {} entities, original units",
+        "wrote {}: the next step after the end of {} of {} entities (shorter than the input window: skipped), original units",
         out.display(),
-        forecasts.len()
+        forecasts.len(),
+        data.entities.len()
     );
     Ok(())
 }
@@ -185,12 +191,7 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
     if dir.as_os_str().is_empty() {
         return Err("usage: recur reconstruct --run DIR [--out FILE.csv] (a reconstruction run folder)".into());
     }
-    let config = RunConfig::load(dir.join("run.toml")).map_err(|e| e.to_string())?;
-    if config.task.kind != TaskKind::Reconstruction {
-        return Err(format!("{}: the run was trained for {:?}, not reconstruction", dir.display(), config.task.kind));
-    }
-    let model = SequenceModel::load(dir.join("model.safetensors")).map_err(|e| e.to_string())?;
-    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    let (config, model, data) = open_run(&dir, Some(TaskKind::Reconstruction))?;
     let csv = recur::report::filled_series_csv(&config, &data, &model).map_err(|e| e.to_string())?;
     let out = PathBuf::from(args.get("out", &known, dir.join("filled.csv").display().to_string())?);
     recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;

@@ -33,6 +33,8 @@ fn saved_model_reloads_to_identical_outputs_and_damage_is_named() {
     model.save(&path, HashMap::new()).unwrap();
     let loaded = SequenceModel::load(&path).unwrap();
     assert_eq!(loaded, model);
+    let counted: usize = model.named_mut().iter().map(|(_, t)| t.len()).sum();
+    assert_eq!(model.num_parameters(), counted);
     let x: Vec<f32> = (0..4 * 2 * 3).map(|i| (i as f32 * 0.3).sin()).collect();
     let input = SequenceBatch { x: &x, steps: 4, batch: 2, lengths: None };
     assert_eq!(loaded.forward(&input).unwrap(), model.forward(&input).unwrap());

@@ -33,7 +33,7 @@ impl SequenceModel<f32> {
         let file = TensorFile::read(path.as_ref())?;
         let config: ModelConfig = file.meta(CONFIG_KEY)?;
         let mut model = SequenceModel::new(config, 0)?;
-        let mut seen = 0;
+        let mut known = std::collections::HashSet::new();
         for (name, t) in model.named_mut() {
             let stored = file
                 .f32(&name)
@@ -43,12 +43,11 @@ impl SequenceModel<f32> {
             }
             crate::error::check_finite(&name, &stored.data)?;
             t.data = stored.data;
-            seen += 1;
+            known.insert(name);
         }
-        if let Some(extra) = file.tensors.keys().find(|n| !model.clone().named_mut().iter().any(|(m, _)| m == *n)) {
+        if let Some(extra) = file.tensors.keys().find(|n| !known.contains(*n)) {
             return Err(Error::UnexpectedTensor { tensor: extra.clone(), shape: file.tensors[extra].shape.clone() });
         }
-        debug_assert_eq!(seen, file.tensors.len());
         Ok(model)
     }
 }

@@ -256,7 +256,16 @@ impl<T: Real> SequenceModel<T> {
 
     /// Number of scalar parameters.
     pub fn num_parameters(&self) -> usize {
-        self.clone().named_mut().iter().map(|(_, t)| t.len()).sum()
+        let linear = |l: &Linear<T>| l.weight.len() + l.bias.len();
+        self.forward_branch.num_parameters()
+            + self.backward_branch.as_ref().map_or(0, Rnn::num_parameters)
+            + self.twin.as_ref().map_or(0, linear)
+            + self
+                .fusion
+                .as_ref()
+                .map_or(0, |f| f.gate.as_ref().map_or(0, linear) + f.fuser.as_ref().map_or(0, Rnn::num_parameters))
+            + linear(&self.head.mean)
+            + self.head.precision.as_ref().map_or(0, linear)
     }
 
     /// Runs the forward stack, and the backward one when `with_backward` (training keeps caches).

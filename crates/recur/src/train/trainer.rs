@@ -188,13 +188,16 @@ pub fn train<T: Task>(
         state.rng.shuffle(&mut order);
         let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
         let mut recycled = None;
+        let mut grads = model.zeros_like();
         for chunk in order.chunks(config.batch_size).take(per_epoch) {
             let batch = task.make_batch(chunk, &mut state.rng);
             let (out, mut cache) =
                 model.forward_train_reusing(&task.input(&batch), state.rng.next_u64(), recycled.take())?;
             let (loss, d_mean, d_precision) = task.loss(&out.student, &batch);
             let teacher = out.teacher.as_ref().map(|t| task.loss(t, &batch));
-            let mut grads = model.zeros_like();
+            for (_, g) in grads.named_mut() {
+                g.data.fill(0.0);
+            }
             model.backward(
                 &mut cache,
                 (&d_mean, &d_precision),
