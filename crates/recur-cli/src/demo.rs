@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use recur::data::{read_wide_csv, PreparedSeries, WideCsvOptions};
+use recur::data::{Inspection, Layout, PreparedSeries};
 use recur::model::SequenceModel;
 use recur::report::{score_table, write_run_folder};
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
@@ -207,31 +207,30 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
 
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
-        return Err("inspect needs at least one FILE".into());
+        return Err("usage: recur inspect FILE... [--bin SECONDS] (CSV or Parquet, wide or long)".into());
     }
+    let bin: i64 = args.get("bin", &["bin"], 0)?;
     for file in &args.positional[1..] {
-        let options = WideCsvOptions {
-            signals: vec![],
-            drop: vec!["No".into(), "wd".into(), "station".into()],
-            categorical: vec![],
+        let report = Inspection::read(file, (bin > 0).then_some(bin)).map_err(|e| e.to_string())?;
+        let layout = match &report.layout {
+            Layout::Wide { .. } => "wide".to_string(),
+            Layout::Long(c) if c.entity.is_empty() => format!("long ({}, {}, {})", c.time, c.signal, c.value),
+            Layout::Long(c) => format!("long ({}, {}, {}; entity {})", c.time, c.signal, c.value, c.entity),
         };
-        let series = read_wide_csv(file, &options).map_err(|e| e.to_string())?;
-        let mut gaps: Vec<i64> = series.timestamps.windows(2).map(|w| w[1] - w[0]).collect();
-        gaps.sort_unstable();
-        let median = gaps.get(gaps.len() / 2).copied().unwrap_or(0);
         println!(
-            "{file}: {} rows, median interval {median} s, longest gap {} s",
-            series.len(),
-            gaps.last().unwrap_or(&0)
+            "{file}: {layout}, {} entit{}, {} rows, median interval {} s, longest gap {} s",
+            report.entities,
+            if report.entities == 1 { "y" } else { "ies" },
+            report.rows,
+            report.median_interval,
+            report.longest_gap
         );
-        let grid = recur::data::align_to_grid(&series, median.max(1), recur::data::Aggregation::Mean)
-            .map_err(|e| e.to_string())?;
-        let c = grid.channels();
-        println!("  {:<18} {:>16} {:>26}", "signal", "missing in rows", format!("missing on the {median}-s grid"));
-        for (j, (s, m)) in series.signals.iter().zip(series.missing_fraction()).enumerate() {
-            let empty = (0..grid.len()).filter(|&n| !grid.observed[n * c + j]).count() as f64 / grid.len() as f64;
-            println!("  {s:<18} {:>14.1} % {:>24.1} %", 100.0 * m, 100.0 * empty);
+        let grid = format!("empty on the {}-s grid", report.bin_seconds);
+        println!("  {:<20} {:>16} {:>28}", "signal", "missing in rows", grid);
+        for s in &report.signals {
+            println!("  {:<20} {:>14.1} % {:>26.1} %", s.name, 100.0 * s.missing_in_rows(), 100.0 * s.empty_on_grid());
         }
+        println!("  {:<20} {:>16} {:>26.1} %", "all signals", "", 100.0 * report.empty_on_grid());
     }
     Ok(())
 }

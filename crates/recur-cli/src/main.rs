@@ -20,8 +20,9 @@ const USAGE: &str = "usage:
       Forecasts the step after the end of each entity with a trained prediction run.
   recur reconstruct --run DIR [--out FILE.csv]
       Fills every missing value of a reconstruction run's data, with a ±2σ band.
-  recur inspect FILE...
-      Signals, sampling interval and missingness of wide CSV files.
+  recur inspect FILE... [--bin SECONDS]
+      Layout, entities, sampling intervals and missingness per signal of CSV or
+      Parquet files, wide or long (grid: the median interval unless --bin).
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot; resumable.

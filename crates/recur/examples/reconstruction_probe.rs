@@ -1,6 +1,6 @@
 //! Probe: reconstruction on the bundled Beijing station.
 //!     cargo run --release -p recur --example reconstruction_probe -- EPOCHS BATCHES BIDIRECTIONAL(0/1)
-use recur::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
+use recur::data::{align_to_grid, read_wide, Aggregation, PreparedSeries, SplitFractions, WideOptions};
 use recur::tasks::{train_reconstruction, ReconstructionConfig, ReconstructionTask};
 use recur::train::TrainConfig;
 
@@ -8,13 +8,9 @@ fn main() {
     recur::keep_freed_memory();
     let a: Vec<usize> = std::env::args().skip(1).map(|v| v.parse().unwrap()).collect();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
-    let series = read_wide_csv(
+    let series = read_wide(
         path,
-        &WideCsvOptions {
-            signals: vec![],
-            drop: vec!["No".into(), "wd".into(), "station".into()],
-            categorical: vec![],
-        },
+        &WideOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] },
     )
     .unwrap();
     let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())

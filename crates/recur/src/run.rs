@@ -8,8 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{
-    align_to_grid, read_long_csv, read_wide_csv, Aggregation, LongColumns, PreparedSeries, SplitFractions,
-    WideCsvOptions,
+    align_to_grid, read_long, read_wide, Aggregation, LongColumns, PreparedSeries, SplitFractions, WideOptions,
 };
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
@@ -175,15 +174,15 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
         let path = base.join(file);
         let series: Vec<(String, crate::data::TimeSeries)> = match config.format {
             DataFormat::Wide => {
-                let options = WideCsvOptions {
+                let options = WideOptions {
                     signals: config.signals.clone(),
                     drop: config.drop.clone(),
                     categorical: config.categorical.clone(),
                 };
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                vec![(name, read_wide_csv(&path, &options)?)]
+                vec![(name, read_wide(&path, &options)?)]
             }
-            DataFormat::Long => read_long_csv(&path, &config.columns, &config.signals, &config.drop)?,
+            DataFormat::Long => read_long(&path, &config.columns, &config.signals, &config.drop)?,
         };
         for (name, s) in series {
             entities.push((name, align_to_grid(&s, config.bin_seconds, config.aggregation)?));

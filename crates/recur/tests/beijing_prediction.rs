@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
+use recur::data::{align_to_grid, read_wide, Aggregation, PreparedSeries, SplitFractions, WideOptions};
 use recur::tasks::{prediction_baselines, train_prediction, PredictionConfig, PredictionTask};
 use recur::train::TrainConfig;
 
@@ -13,8 +13,8 @@ fn beijing() -> PreparedSeries {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
     let options =
-        WideCsvOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] };
-    let series = read_wide_csv(&path, &options).unwrap();
+        WideOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] };
+    let series = read_wide(&path, &options).unwrap();
     assert_eq!((series.len(), series.channels()), (35_064, 11));
     PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default()).unwrap()
 }

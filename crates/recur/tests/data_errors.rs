@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{align_to_grid, read_wide_csv, Aggregation, PreparedSeries, SplitFractions, WideCsvOptions};
+use recur::data::{align_to_grid, read_wide, Aggregation, PreparedSeries, SplitFractions, WideOptions};
 
 fn write(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("recur-data-errors-{}", std::process::id()));
@@ -13,9 +13,9 @@ fn write(name: &str, text: &str) -> PathBuf {
     path
 }
 
-fn error(name: &str, text: &str, options: &WideCsvOptions) -> String {
+fn error(name: &str, text: &str, options: &WideOptions) -> String {
     let path = write(name, text);
-    let err = read_wide_csv(&path, options).unwrap_err().to_string();
+    let err = read_wide(&path, options).unwrap_err().to_string();
     assert!(err.contains(name), "error does not name the file: {err}");
     err
 }
@@ -40,7 +40,7 @@ fn duplicate_and_decreasing_timestamps_are_rejected() {
 
 #[test]
 fn unknown_signal_lists_the_columns() {
-    let options = WideCsvOptions { signals: vec!["PM25".into()], drop: vec![], categorical: vec![] };
+    let options = WideOptions { signals: vec!["PM25".into()], drop: vec![], categorical: vec![] };
     let err = error("unknown.csv", "timestamp,PM2.5\n0,1\n", &options);
     assert!(err.contains("unknown signal `PM25`; the columns are timestamp, PM2.5"), "{err}");
 }
@@ -49,7 +49,7 @@ fn unknown_signal_lists_the_columns() {
 fn truncated_row_and_missing_file_and_empty_file() {
     let err = error("trunc.csv", "timestamp,a,b\n0,1,2\n3600,1", &Default::default());
     assert!(err.contains("line 3: 2 fields, the header has 3"), "{err}");
-    let err = read_wide_csv("/nonexistent/recur.csv", &Default::default()).unwrap_err().to_string();
+    let err = read_wide("/nonexistent/recur.csv", &Default::default()).unwrap_err().to_string();
     assert!(err.starts_with("/nonexistent/recur.csv:"), "{err}");
     let err = error("empty.csv", "", &Default::default());
     assert!(err.contains("line 1: the file is empty"), "{err}");
@@ -61,17 +61,17 @@ fn truncated_row_and_missing_file_and_empty_file() {
 fn constant_or_never_observed_signal_and_too_long_window_are_named() {
     let rows: String = (0..20).map(|i| format!("{},{},7,NA\n", i * 3600, i)).collect();
     let path = write("constant.csv", &format!("timestamp,a,flat,empty\n{rows}"));
-    let series = read_wide_csv(&path, &Default::default()).unwrap();
+    let series = read_wide(&path, &Default::default()).unwrap();
     let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
     let err = PreparedSeries::new(grid.clone(), SplitFractions::default()).unwrap_err().to_string();
     assert!(err.contains("signal `flat`") && err.contains("constant"), "{err}");
-    let options = WideCsvOptions { signals: vec!["a".into(), "empty".into()], drop: vec![], categorical: vec![] };
-    let series = read_wide_csv(&path, &options).unwrap();
+    let options = WideOptions { signals: vec!["a".into(), "empty".into()], drop: vec![], categorical: vec![] };
+    let series = read_wide(&path, &options).unwrap();
     let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
     let err = PreparedSeries::new(grid, SplitFractions::default()).unwrap_err().to_string();
     assert!(err.contains("signal `empty`") && err.contains("never observed"), "{err}");
-    let options = WideCsvOptions { signals: vec!["a".into()], drop: vec![], categorical: vec![] };
-    let series = read_wide_csv(&path, &options).unwrap();
+    let options = WideOptions { signals: vec!["a".into()], drop: vec![], categorical: vec![] };
+    let series = read_wide(&path, &options).unwrap();
     let prepared =
         PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
             .unwrap();
@@ -82,12 +82,12 @@ fn constant_or_never_observed_signal_and_too_long_window_are_named() {
 #[test]
 fn categorical_columns_become_one_hot_signals_missing_together() {
     let path = write("wind.csv", "timestamp,speed,wd\n0,1.5,N\n3600,2.0,SE\n7200,1.0,NA\n10800,0.5,N\n");
-    let options = WideCsvOptions { signals: vec![], drop: vec![], categorical: vec!["wd".into()] };
-    let s = read_wide_csv(&path, &options).unwrap();
+    let options = WideOptions { signals: vec![], drop: vec![], categorical: vec!["wd".into()] };
+    let s = read_wide(&path, &options).unwrap();
     assert_eq!(s.signals, ["speed", "wd=N", "wd=SE"]);
     assert_eq!(s.values, [1.5, 1.0, 0.0, 2.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.5, 1.0, 0.0]);
     assert_eq!(s.observed[6..9], [true, false, false], "NA: every one-hot column missing");
-    let options = WideCsvOptions { categorical: vec!["direction".into()], ..options };
-    let err = read_wide_csv(&path, &options).unwrap_err().to_string();
+    let options = WideOptions { categorical: vec!["direction".into()], ..options };
+    let err = read_wide(&path, &options).unwrap_err().to_string();
     assert!(err.contains("unknown categorical signal `direction`"), "{err}");
 }

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{read_long_csv, LongColumns};
+use recur::data::{read_long, LongColumns};
 use recur::run::{load_data, run, RunConfig};
 
 fn configs() -> PathBuf {
@@ -68,7 +68,7 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
         "id,t,name,v\n7,00:00,HR,70\n7,00:30,HR,80\n7,00:30,HR,90\n7,47:05,Temp,37.5\n9,01:00,HR,NA\n9,01:00,Temp,36\n",
     );
     let columns = LongColumns { time: "t".into(), signal: "name".into(), value: "v".into(), entity: "id".into() };
-    let e = read_long_csv(&p, &columns, &[], &[]).unwrap();
+    let e = read_long(&p, &columns, &[], &[]).unwrap();
     assert_eq!(e.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["7", "9"]);
     let s7 = &e[0].1;
     assert_eq!(s7.signals, ["HR", "Temp"]);
@@ -82,16 +82,15 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
 fn long_csv_errors_name_file_line_and_column() {
     let columns = LongColumns { time: "t".into(), signal: "name".into(), value: "v".into(), entity: String::new() };
     let p = write("bad.csv", "t,name,v\n00:00,HR,70\n00:10,HR,7o\n");
-    let err = read_long_csv(&p, &columns, &[], &[]).unwrap_err().to_string();
+    let err = read_long(&p, &columns, &[], &[]).unwrap_err().to_string();
     assert!(err.contains("bad.csv") && err.ends_with("line 3, column `v`: `7o` is not a number"), "{err}");
     let p = write("time.csv", "t,name,v\n00:00,HR,70\nyesterday,HR,71\n");
-    let err = read_long_csv(&p, &columns, &[], &[]).unwrap_err().to_string();
+    let err = read_long(&p, &columns, &[], &[]).unwrap_err().to_string();
     assert!(err.ends_with("line 3, column `t`: `yesterday` is not a time"), "{err}");
-    let err = read_long_csv(&p, &LongColumns { entity: "patient".into(), ..columns.clone() }, &[], &[])
-        .unwrap_err()
-        .to_string();
+    let err =
+        read_long(&p, &LongColumns { entity: "patient".into(), ..columns.clone() }, &[], &[]).unwrap_err().to_string();
     assert!(err.contains("no column `patient`; the columns are t, name, v"), "{err}");
     let p = write("few.csv", "t,name,v\n00:00,HR,70\n");
-    let err = read_long_csv(&p, &columns, &["SpO2".to_string()], &[]).unwrap_err().to_string();
+    let err = read_long(&p, &columns, &["SpO2".to_string()], &[]).unwrap_err().to_string();
     assert!(err.contains("signal `SpO2` never occurs"), "{err}");
 }

@@ -1,13 +1,16 @@
-//! Time-series data: ingestion, grid alignment with masks, splits, standardisation, windows.
+//! Time-series data: ingestion (CSV, Parquet), inspection, grid alignment with masks, splits, standardisation, windows.
 
 pub mod grid;
-pub mod long_csv;
+pub mod inspect;
+pub mod long;
 pub mod prepare;
 pub mod series;
-pub mod wide_csv;
+mod table;
+pub mod wide;
 
 pub use grid::{align_to_grid, Aggregation, GridSeries};
-pub use long_csv::{read_long_csv, LongColumns};
+pub use inspect::{Inspection, Layout, SignalMissingness};
+pub use long::{read_long, LongColumns};
 pub use prepare::{PreparedSeries, SplitBy, SplitFractions, Standardizer};
 pub use series::TimeSeries;
-pub use wide_csv::{read_wide_csv, WideCsvOptions};
+pub use wide::{read_wide, WideOptions};

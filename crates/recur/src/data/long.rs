@@ -1,9 +1,10 @@
-//! Long CSV: one observation per row, `timestamp,signal,value[,entity]` — the shape of
+//! Long tables (CSV or Parquet): one observation per row, `timestamp,signal,value[,entity]` — the shape of
 //! historian and Cognite-style exports, and of PhysioNet 2012 (`record_id,time,parameter,
 //! value` with `HH:MM` since admission). Column names come from the options. Times are
 //! `YYYY-MM-DD[ HH:MM[:SS]]`, integer seconds, or `H:MM` offsets (hours may exceed 24).
-//! `NA` and empty values are missing; several values of one signal at one time of one
-//! entity are averaged. Every error names the file, line and column.
+//! `NA`, `NaN` and empty values (Parquet nulls) are missing; several values of one signal
+//! at one time of one entity are averaged. Every error names the file, the line (CSV) or
+//! row (Parquet), and the column.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -11,13 +12,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::series::TimeSeries;
-use super::wide_csv::{check_width, format_error as error, parse_timestamp, split_fields};
-use crate::error::{Error, Result};
+use super::table::Table;
+use super::wide::{is_missing, parse_timestamp};
+use crate::error::Result;
 
 /// Per entity: time → signal → (sum, count) of its values.
 type Observations = HashMap<String, BTreeMap<i64, HashMap<String, (f64, u32)>>>;
 
-/// Column names of a long CSV.
+/// Column names of a long table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LongColumns {
@@ -46,64 +48,64 @@ fn parse_time(text: &str) -> Option<i64> {
     parse_timestamp(text)
 }
 
-/// Reads a long CSV into one [`TimeSeries`] per entity (in order of first appearance),
-/// all with the same signals: `keep` in its order, else every signal seen (sorted) that
-/// is not in `drop`. An entity without any value of those signals is left out.
+/// Reads a long CSV or Parquet file into one [`TimeSeries`] per entity (in order of
+/// first appearance), all with the same signals: `keep` in its order, else every signal
+/// seen (sorted) that is not in `drop`. An entity without any value of those signals is
+/// left out.
 ///
 /// # Errors
 /// A missing file or column, an unparseable time or value, a signal in `keep` that never
 /// occurs (named), no data row.
-pub fn read_long_csv(
+pub fn read_long(
     path: impl AsRef<Path>,
     columns: &LongColumns,
     keep: &[String],
     drop: &[String],
 ) -> Result<Vec<(String, TimeSeries)>> {
-    let path = path.as_ref();
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    let mut lines = text.lines().enumerate();
-    let (_, header) = lines.next().ok_or_else(|| error(path, 1, None, "the file is empty".into()))?;
-    let names: Vec<String> = split_fields(header).into_iter().map(|s| s.trim().to_string()).collect();
+    long_series(&Table::read(path.as_ref())?, columns, keep, drop)
+}
+
+/// [`read_long`] on a table already read.
+pub(crate) fn long_series(
+    table: &Table,
+    columns: &LongColumns,
+    keep: &[String],
+    drop: &[String],
+) -> Result<Vec<(String, TimeSeries)>> {
+    let path = &table.path;
+    let names = &table.names;
     let find = |wanted: &str| {
-        names
-            .iter()
-            .position(|n| n.eq_ignore_ascii_case(wanted))
-            .ok_or_else(|| error(path, 1, None, format!("no column `{wanted}`; the columns are {}", names.join(", "))))
+        table.column(wanted).ok_or_else(|| {
+            table.header_error(None, format!("no column `{wanted}`; the columns are {}", names.join(", ")))
+        })
     };
     let (ti, si, vi) = (find(&columns.time)?, find(&columns.signal)?, find(&columns.value)?);
     let ei = if columns.entity.is_empty() { None } else { Some(find(&columns.entity)?) };
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
 
-    // entity → (time → signal → (sum, count))
     let mut order: Vec<String> = Vec::new();
     let mut data: Observations = HashMap::new();
-    let mut rows = 0usize;
+    let rows = table.rows.len();
     let mut in_file: BTreeMap<String, ()> = BTreeMap::new();
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
-    for (index, line) in lines {
-        let line_no = index + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = split_fields(line);
-        check_width(path, line_no, &fields, &names)?;
+    for (place, fields) in &table.rows {
+        let place = *place;
         let signal = fields[si].trim();
-        rows += 1;
         in_file.insert(signal.to_string(), ());
         if drop.iter().any(|d| d == signal) || (!keep.is_empty() && !keep.iter().any(|k| k == signal)) {
             continue;
         }
         let raw = fields[vi].trim();
-        if raw.is_empty() || raw.eq_ignore_ascii_case("NA") || raw.eq_ignore_ascii_case("nan") {
+        if is_missing(raw) {
             continue;
         }
         let value: f64 =
-            raw.parse().map_err(|_| error(path, line_no, Some(&names[vi]), format!("`{raw}` is not a number")))?;
+            raw.parse().map_err(|_| table.error(place, Some(&names[vi]), format!("`{raw}` is not a number")))?;
         if !value.is_finite() {
-            return Err(error(path, line_no, Some(&names[vi]), format!("`{raw}` is not finite")));
+            return Err(table.error(place, Some(&names[vi]), format!("`{raw}` is not finite")));
         }
         let time = parse_time(fields[ti].trim())
-            .ok_or_else(|| error(path, line_no, Some(&names[ti]), format!("`{}` is not a time", fields[ti].trim())))?;
+            .ok_or_else(|| table.error(place, Some(&names[ti]), format!("`{}` is not a time", fields[ti].trim())))?;
         let entity = ei.map_or_else(|| stem.clone(), |i| fields[i].trim().to_string());
         if !data.contains_key(&entity) {
             order.push(entity.clone());
@@ -115,14 +117,14 @@ pub fn read_long_csv(
         seen.insert(signal.to_string(), ());
     }
     if rows == 0 {
-        return Err(error(path, 2, None, "no data rows".into()));
+        return Err(table.error(table.first_row_place(), None, "no data rows".into()));
     }
     if let Some(missing) = keep.iter().find(|s| !in_file.contains_key(*s)) {
-        return Err(error(path, 1, Some(&names[si]), format!("signal `{missing}` never occurs in the file")));
+        return Err(table.header_error(Some(&names[si]), format!("signal `{missing}` never occurs in the file")));
     }
     let signals: Vec<String> = if keep.is_empty() { seen.keys().cloned().collect() } else { keep.to_vec() };
     if order.is_empty() {
-        return Err(error(path, 2, None, "no value of the kept signals in any row".into()));
+        return Err(table.error(table.first_row_place(), None, "no value of the kept signals in any row".into()));
     }
     let index: HashMap<&str, usize> = signals.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
     Ok(order

@@ -1,0 +1,316 @@
+//! A table of text cells from a CSV or a Parquet file: the one input that both the wide
+//! and the long reader consume, so that a Parquet file and the CSV it was exported from
+//! give the same series and the same errors (a CSV names the line, Parquet the row).
+//!
+//! Parquet cells are turned into the text a CSV export would hold: integers and floats
+//! in their shortest exact form, nulls empty, dates and timestamps (any unit, and the
+//! legacy INT96) as whole seconds since the Unix epoch, strings as they are. Nested,
+//! binary and decimal columns are refused with the column's name. The file is
+//! recognised by its `PAR1` magic number, whatever its extension.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// Rows of text cells under a header.
+pub(crate) struct Table {
+    pub path: PathBuf,
+    pub names: Vec<String>,
+    /// Each row with its place in the file: the line for a CSV (the header is line 1),
+    /// the row counted from 1 for Parquet.
+    pub rows: Vec<(usize, Vec<String>)>,
+    source: Source,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Source {
+    Csv,
+    #[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+    Parquet,
+}
+
+impl Table {
+    /// Reads a whole CSV or Parquet file.
+    ///
+    /// # Errors
+    /// A missing or unreadable file, an empty CSV, a CSV row whose width differs from the
+    /// header's, a Parquet file that is truncated or corrupt, or a column recur cannot read.
+    pub fn read(path: &Path) -> Result<Table> {
+        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let bytes = std::fs::read(path).map_err(io)?;
+        if bytes.starts_with(b"PAR1") {
+            return parquet::read(path, std::fs::File::open(path).map_err(io)?);
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+            format_error(path, "line", line, None, "not UTF-8 text (neither a CSV nor a Parquet file?)".into())
+        })?;
+        let mut lines = text.lines().enumerate();
+        let (_, header) =
+            lines.next().ok_or_else(|| format_error(path, "line", 1, None, "the file is empty".into()))?;
+        let names: Vec<String> = split_fields(header).into_iter().map(|s| s.trim().to_string()).collect();
+        let mut table = Table { path: path.to_path_buf(), names, rows: Vec::new(), source: Source::Csv };
+        for (index, line) in lines {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let fields = split_fields(line);
+            if fields.len() != table.names.len() {
+                let why = format!(
+                    "{} fields, the header has {} (truncated or malformed row?)",
+                    fields.len(),
+                    table.names.len()
+                );
+                return Err(table.error(index + 1, None, why));
+            }
+            table.rows.push((index + 1, fields));
+        }
+        Ok(table)
+    }
+
+    /// An input error at a row (a CSV line, a Parquet row) and, where there is one, a column.
+    pub fn error(&self, place: usize, column: Option<&str>, why: String) -> Error {
+        let unit = match self.source {
+            Source::Csv => "line",
+            Source::Parquet => "row",
+        };
+        format_error(&self.path, unit, place, column, why)
+    }
+
+    /// An error in the header (CSV) or the schema (Parquet).
+    pub fn header_error(&self, column: Option<&str>, why: String) -> Error {
+        match self.source {
+            Source::Csv => self.error(1, column, why),
+            Source::Parquet => {
+                let at = column.map_or_else(|| "schema".to_string(), |c| format!("schema, column `{c}`"));
+                Error::Format { path: self.path.clone(), why: format!("{at}: {why}") }
+            }
+        }
+    }
+
+    /// The place of the first data row, for errors about the body as a whole.
+    pub fn first_row_place(&self) -> usize {
+        match self.source {
+            Source::Csv => 2,
+            Source::Parquet => 1,
+        }
+    }
+
+    /// The index of a column, by name, ignoring ASCII case.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|c| c.eq_ignore_ascii_case(name))
+    }
+}
+
+fn format_error(path: &Path, unit: &str, place: usize, column: Option<&str>, why: String) -> Error {
+    let at = match column {
+        Some(c) => format!("{unit} {place}, column `{c}`"),
+        None => format!("{unit} {place}"),
+    };
+    Error::Format { path: path.to_path_buf(), why: format!("{at}: {why}") }
+}
+
+/// Splits one CSV line on commas, honouring double quotes (no embedded newlines).
+fn split_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = line.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            _ => field.push(ch),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+#[cfg(not(feature = "parquet"))]
+mod parquet {
+    use super::Table;
+    use crate::error::{Error, Result};
+
+    pub(super) fn read(path: &std::path::Path, _file: std::fs::File) -> Result<Table> {
+        let why = "a Parquet file, and this build of recur has no Parquet support (cargo feature `parquet`)".into();
+        Err(Error::Format { path: path.to_path_buf(), why })
+    }
+}
+
+#[cfg(feature = "parquet")]
+mod parquet {
+    //! Flat Parquet files, column chunk by column chunk through the typed column readers
+    //! (not the record API, which reads nanosecond timestamps as plain integers).
+
+    use std::fs::File;
+    use std::path::Path;
+
+    use parquet::basic::{ConvertedType, LogicalType, TimeUnit};
+    use parquet::column::reader::{ColumnReader, ColumnReaderImpl};
+    use parquet::data_type::DataType;
+    use parquet::file::reader::{FileReader, RowGroupReader, SerializedFileReader};
+    use parquet::schema::types::ColumnDescriptor;
+
+    use super::{Source, Table};
+    use crate::error::{Error, Result};
+
+    pub(super) fn read(path: &Path, file: File) -> Result<Table> {
+        let fail = |why: String| Error::Format { path: path.to_path_buf(), why };
+        let reader = SerializedFileReader::new(file)
+            .map_err(|e| fail(format!("not a readable Parquet file (truncated or corrupt?): {e}")))?;
+        let meta = reader.metadata();
+        let schema = meta.file_metadata().schema_descr();
+        let columns: Vec<_> = (0..schema.num_columns()).map(|i| schema.column(i)).collect();
+        let names: Vec<String> = columns.iter().map(|c| c.path().string()).collect();
+        let mut table = Table { path: path.to_path_buf(), names, rows: Vec::new(), source: Source::Parquet };
+        for (c, descr) in columns.iter().enumerate() {
+            if descr.max_rep_level() > 0 || descr.path().parts().len() != 1 {
+                return Err(table.header_error(Some(&table.names[c]), "nested columns are not supported".into()));
+            }
+        }
+        let rows = usize::try_from(meta.file_metadata().num_rows()).unwrap_or(0);
+        let mut cells: Vec<Vec<String>> = Vec::with_capacity(columns.len());
+        for (c, descr) in columns.iter().enumerate() {
+            let mut column = Vec::with_capacity(rows);
+            for g in 0..reader.num_row_groups() {
+                let group = reader.get_row_group(g).map_err(|e| fail(format!("row group {g}: {e}")))?;
+                read_chunk(&table, group.as_ref(), c, descr, &mut column)?;
+            }
+            if column.len() != rows {
+                let why = format!("column `{}` has {} values for {rows} rows", table.names[c], column.len());
+                return Err(fail(why));
+            }
+            cells.push(column);
+        }
+        let mut columns: Vec<_> = cells.into_iter().map(Vec::into_iter).collect();
+        table.rows =
+            (1..=rows).map(|r| (r, columns.iter_mut().map(|c| c.next().unwrap_or_default()).collect())).collect();
+        Ok(table)
+    }
+
+    /// Appends the text of one column chunk's cells to `out` (nulls as empty text).
+    fn read_chunk(
+        table: &Table,
+        group: &dyn RowGroupReader,
+        c: usize,
+        descr: &ColumnDescriptor,
+        out: &mut Vec<String>,
+    ) -> Result<()> {
+        let name = &table.names[c];
+        let column = Column {
+            table,
+            c,
+            rows: usize::try_from(group.metadata().num_rows()).unwrap_or(0),
+            max_def: descr.max_def_level(),
+        };
+        let reader =
+            group.get_column_reader(c).map_err(|e| table.header_error(Some(name), format!("unreadable: {e}")))?;
+        let unsupported = |what: &str| {
+            Err(table.header_error(Some(name), format!("{what} columns are not supported (numbers, times, strings)")))
+        };
+        let days = |d: i32| Some((i64::from(d) * 86_400).to_string());
+        let integer = |v: i64| Some(v.to_string());
+        match (reader, descr.logical_type_ref(), descr.converted_type()) {
+            (_, Some(LogicalType::Decimal(_)), _) | (_, _, ConvertedType::DECIMAL) => unsupported("decimal"),
+            (ColumnReader::BoolColumnReader(r), ..) => column.read(r, out, |v| Some(u8::from(v).to_string())),
+            (ColumnReader::Int32ColumnReader(r), Some(LogicalType::Date), _)
+            | (ColumnReader::Int32ColumnReader(r), _, ConvertedType::DATE) => column.read(r, out, days),
+            (ColumnReader::Int32ColumnReader(r), Some(LogicalType::Time(t)), _) => {
+                column.read(r, out, |v| Some(seconds(v.into(), &t.unit).to_string()))
+            }
+            (ColumnReader::Int32ColumnReader(r), _, ConvertedType::TIME_MILLIS) => {
+                column.read(r, out, |v| Some(seconds(v.into(), &TimeUnit::MILLIS).to_string()))
+            }
+            (ColumnReader::Int32ColumnReader(r), _, ConvertedType::UINT_32) => {
+                column.read(r, out, |v| Some((v as u32).to_string()))
+            }
+            (ColumnReader::Int32ColumnReader(r), ..) => column.read(r, out, |v| Some(v.to_string())),
+            (ColumnReader::Int64ColumnReader(r), Some(LogicalType::Timestamp(t) | LogicalType::Time(t)), _) => {
+                let unit = t.unit;
+                column.read(r, out, |v| Some(seconds(v, &unit).to_string()))
+            }
+            (ColumnReader::Int64ColumnReader(r), _, ConvertedType::TIMESTAMP_MILLIS | ConvertedType::TIME_MILLIS) => {
+                column.read(r, out, |v| Some(seconds(v, &TimeUnit::MILLIS).to_string()))
+            }
+            (ColumnReader::Int64ColumnReader(r), _, ConvertedType::TIMESTAMP_MICROS | ConvertedType::TIME_MICROS) => {
+                column.read(r, out, |v| Some(seconds(v, &TimeUnit::MICROS).to_string()))
+            }
+            (ColumnReader::Int64ColumnReader(r), _, ConvertedType::UINT_64) => {
+                column.read(r, out, |v| Some((v as u64).to_string()))
+            }
+            (ColumnReader::Int64ColumnReader(r), ..) => column.read(r, out, integer),
+            (ColumnReader::Int96ColumnReader(r), ..) => column.read(r, out, |v| Some(v.to_seconds().to_string())),
+            (ColumnReader::FloatColumnReader(r), ..) => column.read(r, out, |v| Some(v.to_string())),
+            (ColumnReader::DoubleColumnReader(r), ..) => column.read(r, out, |v| Some(v.to_string())),
+            (
+                ColumnReader::ByteArrayColumnReader(r),
+                None | Some(LogicalType::String | LogicalType::Enum | LogicalType::Json),
+                ConvertedType::NONE | ConvertedType::UTF8 | ConvertedType::ENUM | ConvertedType::JSON,
+            ) => column.read(r, out, |v| std::str::from_utf8(v.data()).ok().map(str::to_string)),
+            (ColumnReader::ByteArrayColumnReader(_), ..) => unsupported("binary"),
+            (ColumnReader::FixedLenByteArrayColumnReader(_), ..) => unsupported("fixed-length binary"),
+        }
+    }
+
+    /// A time in `unit` as whole seconds (floored, so that instants before 1970 stay in order).
+    fn seconds(v: i64, unit: &TimeUnit) -> i64 {
+        match unit {
+            TimeUnit::MILLIS => v.div_euclid(1_000),
+            TimeUnit::MICROS => v.div_euclid(1_000_000),
+            TimeUnit::NANOS => v.div_euclid(1_000_000_000),
+        }
+    }
+
+    /// One column chunk of a row group.
+    struct Column<'a> {
+        table: &'a Table,
+        c: usize,
+        rows: usize,
+        max_def: i16,
+    }
+
+    impl Column<'_> {
+        /// Reads every record of the chunk, appending each cell's text (empty where null);
+        /// `text` gives `None` for a value that is not text (invalid UTF-8), an error naming the row.
+        fn read<T: DataType>(
+            &self,
+            mut reader: ColumnReaderImpl<T>,
+            out: &mut Vec<String>,
+            mut text: impl FnMut(T::T) -> Option<String>,
+        ) -> Result<()> {
+            let name = &self.table.names[self.c];
+            let (mut levels, mut values) = (Vec::new(), Vec::new());
+            let mut read = 0;
+            while read < self.rows {
+                let (records, _, _) =
+                    reader.read_records(self.rows - read, Some(&mut levels), None, &mut values).map_err(|e| {
+                        self.table.error(out.len() + 1, Some(name), format!("unreadable (corrupt file?): {e}"))
+                    })?;
+                if records == 0 {
+                    break;
+                }
+                read += records;
+            }
+            let mut values = values.into_iter();
+            for i in 0..read {
+                let present = self.max_def == 0 || levels.get(i) == Some(&self.max_def);
+                let cell = if present {
+                    let at = out.len() + 1;
+                    let value = values.next().ok_or_else(|| {
+                        self.table.error(at, Some(name), "fewer values than rows (corrupt file?)".into())
+                    })?;
+                    text(value).ok_or_else(|| self.table.error(at, Some(name), "not UTF-8 text".into()))?
+                } else {
+                    String::new()
+                };
+                out.push(cell);
+            }
+            Ok(())
+        }
+    }
+}

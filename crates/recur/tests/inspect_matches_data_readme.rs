@@ -1,0 +1,109 @@
+//! `recur inspect` (the library's `Inspection`) reports the sampling and missingness that
+//! the data README states, for every bundled file and for the shared originals: the
+//! README's numbers are parsed from the README itself where it gives them per signal.
+
+use std::path::PathBuf;
+
+use recur::data::{Inspection, Layout};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The shared data folder beside the checkout (CI has it).
+fn shared() -> PathBuf {
+    repo().join("../shared/data")
+}
+
+/// A bundled CSV and, when built with Parquet support, its Parquet copy.
+fn with_parquet(csv: &'static str, fixture: &str) -> Vec<String> {
+    let mut files = vec![csv.to_string()];
+    if cfg!(feature = "parquet") {
+        files.push(format!("crates/recur/tests/fixtures/parquet/{fixture}.parquet"));
+    }
+    files
+}
+
+/// `PM2.5 2.1 %, PM10 1.5 %, …` from the README's Beijing paragraph.
+fn readme_missing_percentages(readme: &str) -> Vec<(String, f64)> {
+    let flat = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    let start = flat.find("(`NA`): ").expect("the README lists the missing percentages after (`NA`):") + 8;
+    let end = start + flat[start..].find(" %.").expect("the list ends with ` %.`");
+    flat[start..end]
+        .split(" %, ")
+        .map(|item| {
+            let mut words = item.split(' ');
+            let (name, value) = (words.next().unwrap(), words.next().unwrap());
+            (name.to_string(), value.parse().unwrap_or_else(|_| panic!("`{value}` in `{item}`")))
+        })
+        .collect()
+}
+
+#[test]
+fn beijing_missingness_over_the_twelve_stations_matches_the_readme() {
+    let dir = shared().join("beijing-air-quality");
+    let Ok(readme) = std::fs::read_to_string(shared().join("README.md")) else {
+        eprintln!("skipped: no shared data folder at {}", shared().display());
+        return;
+    };
+    let expected = readme_missing_percentages(&readme);
+    assert_eq!(expected.len(), 6, "{expected:?}");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), 12);
+    let reports: Vec<Inspection> = files.iter().map(|f| Inspection::read(f, None).unwrap()).collect();
+    for r in &reports {
+        assert_eq!((r.rows, r.median_interval, r.longest_gap), (35_064, 3600, 3600), "12 × 35,064 hourly rows");
+        assert_eq!(r.layout, Layout::Wide { categorical: vec!["wd".into(), "station".into()] });
+    }
+    for (name, percent) in &expected {
+        let (missing, rows) = reports.iter().fold((0, 0), |(m, n), r| {
+            let s = r.signal(name).unwrap_or_else(|| panic!("no signal {name}"));
+            (m + s.missing_rows, n + s.rows)
+        });
+        let measured = 100.0 * missing as f64 / rows as f64;
+        println!("{name}: README {percent} %, inspected {measured:.2} %");
+        assert!((measured - percent).abs() <= 0.05, "{name}: README {percent} %, inspected {measured:.3} %");
+    }
+}
+
+#[test]
+fn bundled_beijing_station_matches_the_bundled_readme() {
+    // data/README.md: Aotizhongxin alone has PM2.5 2.6 %, PM10 2.0 %, SO2 2.7 %, NO2 2.9 %, CO 5.1 %, O3 4.9 % missing
+    let readme = std::fs::read_to_string(repo().join("data/README.md")).unwrap();
+    let expected = readme_missing_percentages(&readme);
+    assert_eq!(expected.len(), 6, "{expected:?}");
+    for file in with_parquet("data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv", "beijing-aotizhongxin") {
+        let r = Inspection::read(repo().join(&file), None).unwrap();
+        assert_eq!((r.rows, r.median_interval), (35_064, 3600), "{file}");
+        for (name, percent) in &expected {
+            let measured = 100.0 * r.signal(name).unwrap().missing_in_rows();
+            assert!((measured - percent).abs() <= 0.05, "{file} {name}: README {percent} %, inspected {measured:.3} %");
+        }
+    }
+}
+
+#[test]
+fn compressor_has_minute_averages_with_thirty_percent_of_slots_empty_and_gaps_up_to_two_and_a_half_hours() {
+    let r = Inspection::read(repo().join("data/compressor/compressor_power_output.csv"), None).unwrap();
+    assert_eq!(r.rows, 134_840, "README: 134,840 rows");
+    assert_eq!(r.median_interval, 60, "README: 1-min averages");
+    assert_eq!(r.longest_gap, 9000, "README: gaps up to 2.5 h");
+    let empty = r.empty_on_grid();
+    println!("compressor: {:.1} % of minute slots empty (README ~30 %)", 100.0 * empty);
+    assert!((empty - 0.30).abs() < 0.01, "README: ~30 % of minute slots absent; inspected {empty}");
+}
+
+#[test]
+fn physionet_is_about_eighty_percent_empty_on_an_hourly_grid() {
+    for file in with_parquet("data/physionet/set-a-first400.csv", "physionet-first400") {
+        let r = Inspection::read(repo().join(&file), Some(3600)).unwrap();
+        let Layout::Long(columns) = &r.layout else { panic!("{file} is long") };
+        assert_eq!((columns.time.as_str(), columns.entity.as_str()), ("time", "record_id"));
+        assert_eq!(r.entities, 400, "{file}");
+        assert!(r.longest_gap <= 48 * 3600, "README: first 48 h; {}", r.longest_gap);
+        let empty = r.empty_on_grid();
+        println!("{file}: {:.1} % empty on the hourly grid (README ~80 %)", 100.0 * empty);
+        assert!((empty - 0.80).abs() < 0.03, "README: ~80 % empty on an hourly grid; inspected {empty}");
+    }
+}
