@@ -13,7 +13,7 @@
 //! parameters: the overhead of the model stack over the bare kernel.
 
 use recur::classic::compare::{
-    median_seconds, time_inference, time_model_training_step, time_streaming_step, time_training_step, BatchShape,
+    median_seconds, time_inference, time_model_overhead, time_streaming_step, time_training_step, BatchShape,
 };
 use recur::rnn::{CellKind, RnnConfig};
 use recur_kernels::matmul::{gemm, Mat, Threads};
@@ -83,19 +83,21 @@ fn main() {
                         let fwd = forward_flops(cell, shape, dirs);
                         let train = time_training_step(&cfg, batch, threads, budget).expect("valid config");
                         let infer = time_inference(&cfg, batch, threads, budget).expect("valid config");
-                        let through_model =
-                            time_model_training_step(&cfg, batch, threads, budget).expect("valid config");
+                        // bare and model steps alternately: their ratio is the model's overhead
+                        let (bare, through_model) =
+                            time_model_overhead(&cfg, batch, threads, 2.0 * budget).expect("valid config");
                         for (kind, t, flops) in [
                             ("train", train, 3.0 * fwd),
                             ("infer", infer, fwd),
                             ("train_model", through_model, 3.0 * fwd),
                         ] {
-                            println!(
-                                "{}",
-                                serde_json::json!({"impl": "recur", "kind": kind, "cell": cell.torch_mode(), "dirs": dirs,
-                                    "shape": shape.name, "threads": threads, "variant": if regularized { "ln+vd" } else { "plain" },
-                                    "seconds": t, "gflops": flops / t / 1e9})
-                            );
+                            let mut row = serde_json::json!({"impl": "recur", "kind": kind, "cell": cell.torch_mode(), "dirs": dirs,
+                                "shape": shape.name, "threads": threads, "variant": if regularized { "ln+vd" } else { "plain" },
+                                "seconds": t, "gflops": flops / t / 1e9});
+                            if kind == "train_model" {
+                                row["bare_seconds"] = bare.into();
+                            }
+                            println!("{row}");
                         }
                     }
                 }

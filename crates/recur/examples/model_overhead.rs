@@ -1,6 +1,6 @@
 //! The model stack's overhead over the bare kernel for one configuration:
 //!     cargo run --release -p recur --example model_overhead -- lstm|gru bi|uni THREADS s1|s2
-use recur::classic::compare::{time_model_training_step, time_training_step, BatchShape};
+use recur::classic::compare::{time_model_overhead, BatchShape};
 use recur::rnn::{CellKind, RnnConfig};
 
 fn main() {
@@ -15,8 +15,7 @@ fn main() {
         (BatchShape { batch: 32, steps: 60 }, 64)
     };
     let config = RnnConfig { cell, input_size: 12, hidden_size: hidden, bidirectional, ..RnnConfig::default() };
-    let bare = time_training_step(&config, shape, threads, 1.0).unwrap();
-    let model = time_model_training_step(&config, shape, threads, 1.0).unwrap();
+    let (bare, model) = time_model_overhead(&config, shape, threads, 2.0).unwrap();
     println!(
         "{cell:?} bi={bidirectional} threads={threads}: bare {:.2} ms, through the model {:.2} ms ({:+.0} %)",
         bare * 1e3,

@@ -1,9 +1,12 @@
-//! Loops the through-the-model training step (for perf): cargo run --release -p recur --example model_step_loop
-use recur::classic::compare::{time_model_training_step, BatchShape};
+//! Loops one training step for a profiler, through the model stack or on the bare kernel:
+//!     cargo run --release -p recur --example model_step_loop -- [THREADS] [bare]
+use recur::classic::compare::{time_model_training_step, time_training_step, BatchShape};
 use recur::rnn::{CellKind, RnnConfig};
 
 fn main() {
     recur::keep_freed_memory();
+    let threads = std::env::args().nth(1).and_then(|t| t.parse().ok()).unwrap_or(1);
+    let bare = std::env::args().any(|a| a == "bare");
     let config = RnnConfig {
         cell: CellKind::GruResetAfter,
         input_size: 12,
@@ -11,6 +14,11 @@ fn main() {
         bidirectional: true,
         ..RnnConfig::default()
     };
-    let t = time_model_training_step(&config, BatchShape { batch: 32, steps: 60 }, 1, 4.0).unwrap();
-    println!("{:.2} ms", t * 1e3);
+    let shape = BatchShape { batch: 32, steps: 60 };
+    let t = if bare {
+        time_training_step(&config, shape, threads, 4.0)
+    } else {
+        time_model_training_step(&config, shape, threads, 4.0)
+    };
+    println!("{:.2} ms", t.unwrap() * 1e3);
 }

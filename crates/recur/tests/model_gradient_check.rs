@@ -215,3 +215,56 @@ fn a_bidirectional_model_on_two_threads_matches_one_thread() {
         assert!(close(&results[0].2, &results[1].2), "{coupling:?}: parameter gradients");
     }
 }
+
+/// The head on each sequence's last step only (prediction) gives exactly those rows of
+/// the all-steps outputs, and the same gradients as an all-steps loss that reads only them.
+#[test]
+fn head_on_last_steps_equals_all_steps_restricted_to_them() {
+    use recur::model::HeadSteps;
+    let mut rng = Rng::new(11);
+    let (steps, batch, outputs) = (7, 5, 2);
+    let x: Vec<f64> = (0..steps * batch * 3).map(|_| rng.normal()).collect();
+    let target: Vec<f64> = (0..batch * outputs).map(|_| rng.normal()).collect();
+    let lengths = [7, 3, 1, 7, 5];
+    let last: Vec<usize> = (0..batch).map(|b| (lengths[b] - 1) * batch + b).collect();
+    for coupling in [Coupling::Coupled, Coupling::Decoupled] {
+        let model = SequenceModel::<f64>::new(
+            config(CellKind::GruResetAfter, coupling, FusionKind::Gated, HeadKind::Linear, true),
+            3,
+        )
+        .unwrap();
+        let input = SequenceBatch { x: &x, steps, batch, lengths: Some(&lengths) };
+        let pick = |all: &[f64]| -> Vec<f64> {
+            last.iter().flat_map(|&r| all[r * outputs..(r + 1) * outputs].iter().copied()).collect()
+        };
+        // all steps, the loss reading the last rows only
+        let (out, mut cache) = model.forward_train(&input, 4).unwrap();
+        let spread = |d: &[f64]| {
+            let mut full = vec![0.0; steps * batch * outputs];
+            for (chunk, &r) in d.chunks_exact(outputs).zip(&last) {
+                full[r * outputs..(r + 1) * outputs].copy_from_slice(chunk);
+            }
+            full
+        };
+        let ones = vec![1.0; target.len()];
+        let d_all = spread(&masked_mse(&pick(&out.student.mean), &target, &ones).1);
+        let dt_all = out.teacher.as_ref().map(|t| spread(&masked_mse(&pick(&t.mean), &target, &ones).1));
+        let mut grads_all = model.zeros_like();
+        let dx_all = model
+            .backward(&mut cache, (&d_all, &[]), dt_all.as_ref().map(|d| (&d[..], &[][..])), &mut grads_all)
+            .unwrap();
+        // the head on the last steps
+        let (out_last, mut cache) = model.forward_train_at(&input, 4, None, HeadSteps::Last).unwrap();
+        assert_eq!(out_last.student.mean, pick(&out.student.mean), "{coupling:?}: outputs");
+        assert_eq!(model.forward_at(&input, HeadSteps::Last).unwrap().mean, pick(&model.forward(&input).unwrap().mean));
+        let d = masked_mse(&out_last.student.mean, &target, &ones).1;
+        let dt = out_last.teacher.as_ref().map(|t| masked_mse(&t.mean, &target, &ones).1);
+        let mut grads = model.zeros_like();
+        let dx = model.backward(&mut cache, (&d, &[]), dt.as_ref().map(|d| (&d[..], &[][..])), &mut grads).unwrap();
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-12 * (1.0 + y.abs()));
+        assert!(close(&dx, &dx_all), "{coupling:?}: input gradients");
+        for ((name, g), (_, g_all)) in grads.named_mut().into_iter().zip(grads_all.named_mut()) {
+            assert!(close(&g.data, &g_all.data), "{coupling:?}: gradient of {name}");
+        }
+    }
+}

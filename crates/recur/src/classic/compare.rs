@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::heads::Linear;
 use crate::losses::masked_mse;
-use crate::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
+use crate::model::{Coupling, FusionKind, HeadKind, HeadSteps, ModelConfig, SequenceModel};
 use crate::optim::clip_grad_norm;
 use crate::optim::ParamSlot;
 use crate::optim::{AdamW, AdamWConfig};
@@ -31,6 +31,35 @@ pub fn median_seconds(budget: f64, min_reps: usize, mut f: impl FnMut() -> Resul
     }
     samples.sort_by(|a, b| a.total_cmp(b));
     Ok(samples[samples.len() / 2])
+}
+
+/// Median seconds per call of `a` and of `b`, called alternately (after two warm-up calls
+/// each) over at least `min_reps` pairs and about `budget` seconds: both see the same
+/// machine state, so their ratio is steadier than that of two separate measurements.
+pub fn paired_median_seconds(
+    budget: f64,
+    min_reps: usize,
+    mut a: impl FnMut() -> Result<()>,
+    mut b: impl FnMut() -> Result<()>,
+) -> Result<(f64, f64)> {
+    let mut samples = (Vec::new(), Vec::new());
+    let start = Instant::now();
+    let mut pairs = 0;
+    while pairs < min_reps + 2 || (start.elapsed().as_secs_f64() < budget && pairs < 10_000) {
+        for (f, out) in [(&mut a as &mut dyn FnMut() -> Result<()>, &mut samples.0), (&mut b, &mut samples.1)] {
+            let t = Instant::now();
+            f()?;
+            if pairs >= 2 {
+                out.push(t.elapsed().as_secs_f64());
+            }
+        }
+        pairs += 1;
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(|x, y| x.total_cmp(y));
+        v[v.len() / 2]
+    };
+    Ok((median(&mut samples.0), median(&mut samples.1)))
 }
 
 /// The optimizer's view of a bare encoder and a linear head with their gradients.
@@ -64,6 +93,11 @@ pub struct BatchShape {
 /// # Errors
 /// An invalid config.
 pub fn time_training_step(config: &RnnConfig, shape: BatchShape, threads: usize, budget: f64) -> Result<f64> {
+    median_seconds(budget, 5, training_step(config, shape, threads)?)
+}
+
+/// The step [`time_training_step`] times.
+fn training_step(config: &RnnConfig, shape: BatchShape, threads: usize) -> Result<impl FnMut() -> Result<()>> {
     let (b, t, d) = (shape.batch, shape.steps, config.input_size);
     let mut rnn = Rnn::<f32>::new(config.clone(), 1)?;
     rnn.set_threads(threads);
@@ -75,7 +109,7 @@ pub fn time_training_step(config: &RnnConfig, shape: BatchShape, threads: usize,
     let mut opt = AdamW::new(AdamWConfig::default());
     let mut cache = RnnCache::default();
     let mut seed = 0;
-    median_seconds(budget, 5, || {
+    Ok(move || {
         seed += 1;
         let input = SequenceBatch { x: &x, steps: t, batch: b, lengths: None };
         let out = rnn.forward_train_reusing(&input, &InitialState::default(), seed, &mut cache)?;
@@ -94,13 +128,33 @@ pub fn time_training_step(config: &RnnConfig, shape: BatchShape, threads: usize,
     })
 }
 
-/// Seconds per training step of the same work through the full stack the tasks use: a
-/// [`SequenceModel`] (encoder, linear head on every step), masked MSE on the last step,
-/// the model's backward, global-norm clipping and AdamW over its named parameters.
+/// Seconds per training step of the same work through the full stack the tasks use, as
+/// the trainer runs it: a [`SequenceModel`] (encoder, linear head on the last step as in
+/// prediction), masked MSE, the model's backward into a reused gradient buffer,
+/// global-norm clipping and AdamW over its named parameters.
 ///
 /// # Errors
 /// An invalid config.
 pub fn time_model_training_step(config: &RnnConfig, shape: BatchShape, threads: usize, budget: f64) -> Result<f64> {
+    median_seconds(budget, 5, model_training_step(config, shape, threads)?)
+}
+
+/// Seconds per training step on the bare kernel and through the model stack
+/// ([`time_training_step`], [`time_model_training_step`]), measured alternately.
+///
+/// # Errors
+/// An invalid config.
+pub fn time_model_overhead(config: &RnnConfig, shape: BatchShape, threads: usize, budget: f64) -> Result<(f64, f64)> {
+    paired_median_seconds(
+        budget,
+        5,
+        training_step(config, shape, threads)?,
+        model_training_step(config, shape, threads)?,
+    )
+}
+
+/// The step [`time_model_training_step`] times.
+fn model_training_step(config: &RnnConfig, shape: BatchShape, threads: usize) -> Result<impl FnMut() -> Result<()>> {
     let (b, t, d) = (shape.batch, shape.steps, config.input_size);
     let model_config = ModelConfig {
         encoder: config.clone(),
@@ -114,17 +168,20 @@ pub fn time_model_training_step(config: &RnnConfig, shape: BatchShape, threads: 
     model.set_threads(threads);
     let mut rng = Rng::new(2);
     let x: Vec<f32> = (0..t * b * d).map(|_| rng.normal() as f32).collect();
-    let target: Vec<f32> = (0..t * b * d).map(|_| rng.normal() as f32).collect();
-    let mask: Vec<f32> = (0..t * b * d).map(|i| if i >= (t - 1) * b * d { 1.0 } else { 0.0 }).collect();
+    let target: Vec<f32> = (0..b * d).map(|_| rng.normal() as f32).collect();
+    let mask = vec![1.0f32; b * d];
     let mut opt = AdamW::new(AdamWConfig::default());
     let mut seed = 0;
     let mut recycled = None;
-    median_seconds(budget, 5, || {
+    let mut grads = model.zeros_like();
+    Ok(move || {
         seed += 1;
         let input = SequenceBatch { x: &x, steps: t, batch: b, lengths: None };
-        let (out, mut cache) = model.forward_train_reusing(&input, seed, recycled.take())?;
+        let (out, mut cache) = model.forward_train_at(&input, seed, recycled.take(), HeadSteps::Last)?;
         let (_, d_mean) = masked_mse(&out.student.mean, &target, &mask);
-        let mut grads = model.zeros_like();
+        for (_, g) in grads.named_mut() {
+            g.data.fill(0.0);
+        }
         model.backward(&mut cache, (&d_mean, &[]), None, &mut grads)?;
         recycled = Some(cache);
         clip_grad_norm(&mut model_gradients(&mut grads), 1.0);

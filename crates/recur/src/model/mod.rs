@@ -7,5 +7,5 @@ pub mod sequence_model;
 pub use fusion::{Fusion, FusionCache, FusionKind};
 pub use head::{Head, HeadKind, HeadOutput};
 pub use sequence_model::{
-    reverse_within_lengths, Coupling, ModelCache, ModelConfig, ModelOutputs, ModelSection, SequenceModel,
+    reverse_within_lengths, Coupling, HeadSteps, ModelCache, ModelConfig, ModelOutputs, ModelSection, SequenceModel,
 };

@@ -138,6 +138,8 @@ pub struct ModelCache<T> {
     fusion_teacher: Option<FusionCache<T>>,
     /// ∂(twin loss)/∂ĥ←, computed in forward (it depends on forward values only).
     d_estimate_twin: Vec<T>,
+    /// The rows of `[T·B, ·]` the head read ([`HeadSteps::Last`]); `z_*` hold only those.
+    head_rows: Option<Vec<usize>>,
 }
 
 impl<T> ModelCache<T> {
@@ -174,6 +176,51 @@ pub fn reverse_within_lengths<T: Real>(x: &[T], steps: usize, batch: usize, leng
 fn add_into<T: Real>(a: &mut [T], b: &[T]) {
     for (x, &y) in a.iter_mut().zip(b) {
         *x += y;
+    }
+}
+
+/// Which steps the head reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeadSteps {
+    /// Every step: outputs `[T·B, O]`.
+    #[default]
+    All,
+    /// Each sequence's own last step (`length − 1`): outputs `[B, O]`. For tasks that score
+    /// only that step (prediction), so the head and its backward cost B rows, not T·B.
+    Last,
+}
+
+impl HeadSteps {
+    /// The rows of `[T·B, ·]` the head reads (`None`: all of them, in order).
+    fn rows(self, steps: usize, batch: usize, lengths: Option<&[usize]>) -> Option<Vec<usize>> {
+        match self {
+            HeadSteps::All => None,
+            HeadSteps::Last => {
+                Some((0..batch).map(|b| (lengths.map_or(steps, |l| l[b]).max(1) - 1) * batch + b).collect())
+            }
+        }
+    }
+}
+
+/// Rows `rows` of `x: [N, W]`, or all of it.
+fn select_rows<T: Real>(x: Vec<T>, rows: Option<&[usize]>, width: usize) -> Vec<T> {
+    match rows {
+        None => x,
+        Some(rows) => rows.iter().flat_map(|&r| x[r * width..(r + 1) * width].iter().copied()).collect(),
+    }
+}
+
+/// The inverse of [`select_rows`] for gradients: `d` of the selected rows placed in `[N, W]`, zeros elsewhere.
+fn expand_rows<T: Real>(d: Vec<T>, rows: Option<&[usize]>, width: usize, total_rows: usize) -> Vec<T> {
+    match rows {
+        None => d,
+        Some(rows) => {
+            let mut out = vec![T::ZERO; total_rows * width];
+            for (chunk, &r) in d.chunks_exact(width).zip(rows) {
+                out[r * width..(r + 1) * width].copy_from_slice(chunk);
+            }
+            out
+        }
     }
 }
 
@@ -299,24 +346,23 @@ impl<T: Real> SequenceModel<T> {
         };
         let reversed = SequenceBatch { x: &x_reversed, ..*input };
         let backward_seed = seed.map(|s| s ^ 0x9e37_79b9);
+        // the backward branch's states back in forward time order, on its own thread
+        let run_backward = |branch: &Rnn<T>| {
+            run(branch, &reversed, backward_seed, backward_recycled)
+                .map(|(out, cache)| (reverse_within_lengths(&out, input.steps, input.batch, input.lengths), cache))
+        };
         let (forward_result, backward_result) = match backward {
             Some(branch) if self.parallel_branches => std::thread::scope(|scope| {
-                let other = scope.spawn(|| run(branch, &reversed, backward_seed, backward_recycled));
+                let other = scope.spawn(|| run_backward(branch));
                 let mine = run(&self.forward_branch, input, seed, forward_recycled);
                 (mine, Some(other.join().expect("backward branch panicked")))
             }),
-            Some(branch) => (
-                run(&self.forward_branch, input, seed, forward_recycled),
-                Some(run(branch, &reversed, backward_seed, backward_recycled)),
-            ),
+            Some(branch) => (run(&self.forward_branch, input, seed, forward_recycled), Some(run_backward(branch))),
             None => (run(&self.forward_branch, input, seed, forward_recycled), None),
         };
         let (h_forward, forward_cache) = forward_result?;
         let forward_cache = forward_cache.unwrap_or_default();
-        let (h_backward, backward_cache) = match backward_result.transpose()? {
-            Some((out, cache)) => (reverse_within_lengths(&out, input.steps, input.batch, input.lengths), cache),
-            None => (Vec::new(), None),
-        };
+        let (h_backward, backward_cache) = backward_result.transpose()?.unwrap_or_default();
         Ok(BranchStates { h_forward, h_backward, x_reversed, forward_cache, backward_cache })
     }
 
@@ -326,6 +372,14 @@ impl<T: Real> SequenceModel<T> {
     /// # Errors
     /// Inputs that do not fit the encoder.
     pub fn forward(&self, input: &SequenceBatch<'_, T>) -> Result<HeadOutput<T>> {
+        self.forward_at(input, HeadSteps::All)
+    }
+
+    /// [`SequenceModel::forward`] with the head on the chosen steps only.
+    ///
+    /// # Errors
+    /// Inputs that do not fit the encoder.
+    pub fn forward_at(&self, input: &SequenceBatch<'_, T>, head_steps: HeadSteps) -> Result<HeadOutput<T>> {
         let (steps, batch) = (input.steps, input.batch);
         let BranchStates { h_forward, h_backward, .. } =
             self.branches(input, None, self.twin.is_none(), (RnnCache::default(), RnnCache::default()))?;
@@ -337,7 +391,9 @@ impl<T: Real> SequenceModel<T> {
                 fusion.forward(&h_forward, &estimate, steps, batch, input.lengths)?.0
             }
         };
-        self.head.forward(&z)
+        let rows = head_steps.rows(steps, batch, input.lengths);
+        let width = z.len() / (steps * batch).max(1);
+        self.head.forward(&select_rows(z, rows.as_deref(), width))
     }
 
     /// Training forward: every path's outputs, the twin loss, and the cache for backward.
@@ -358,6 +414,21 @@ impl<T: Real> SequenceModel<T> {
         input: &SequenceBatch<'_, T>,
         seed: u64,
         previous: Option<ModelCache<T>>,
+    ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
+        self.forward_train_at(input, seed, previous, HeadSteps::All)
+    }
+
+    /// [`SequenceModel::forward_train_reusing`] with the head on the chosen steps only
+    /// (every path's outputs then have one row per chosen step).
+    ///
+    /// # Errors
+    /// Inputs that do not fit the encoder.
+    pub fn forward_train_at(
+        &self,
+        input: &SequenceBatch<'_, T>,
+        seed: u64,
+        previous: Option<ModelCache<T>>,
+        head_steps: HeadSteps,
     ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
         let (steps, batch) = (input.steps, input.batch);
         let recycled = previous.map_or_else(
@@ -381,6 +452,7 @@ impl<T: Real> SequenceModel<T> {
             fusion_student: None,
             fusion_teacher: None,
             d_estimate_twin: Vec::new(),
+            head_rows: head_steps.rows(steps, batch, input.lengths),
         };
         let mut teacher = None;
         let mut twin_value = 0.0;
@@ -400,10 +472,13 @@ impl<T: Real> SequenceModel<T> {
                 let (z, fc) = fusion.forward(&cache.h_forward, &estimate, steps, batch, input.lengths)?;
                 (cache.z_student, cache.fusion_student) = (z, Some(fc));
                 let (z, fc) = fusion.forward(&cache.h_forward, &cache.h_backward, steps, batch, input.lengths)?;
-                (cache.z_teacher, cache.fusion_teacher) = (z, Some(fc));
+                let width = z.len() / (steps * batch).max(1);
+                (cache.z_teacher, cache.fusion_teacher) = (select_rows(z, cache.head_rows.as_deref(), width), Some(fc));
                 teacher = Some(self.head.forward(&cache.z_teacher)?);
             }
         }
+        let width = cache.z_student.len() / (steps * batch).max(1);
+        cache.z_student = select_rows(std::mem::take(&mut cache.z_student), cache.head_rows.as_deref(), width);
         let student = self.head.forward(&cache.z_student)?;
         Ok((ModelOutputs { student, teacher, twin_loss: twin_value }, cache))
     }
@@ -424,7 +499,10 @@ impl<T: Real> SequenceModel<T> {
     ) -> Result<Vec<T>> {
         let (steps, batch) = (cache.steps, cache.batch);
         let lengths = cache.lengths.clone();
+        let rows = steps * batch;
+        let head_rows = cache.head_rows.as_deref();
         let dz_student = self.head.backward(&cache.z_student, d_student.0, d_student.1, &mut grads.head)?;
+        let dz_student = expand_rows(dz_student, head_rows, self.head.mean.weight.shape[1], rows);
         let (dh_forward, dh_backward) = match (&self.fusion, &self.twin) {
             (None, _) => (dz_student, None),
             (Some(fusion), None) => {
@@ -443,6 +521,7 @@ impl<T: Real> SequenceModel<T> {
                 let d_teacher = d_teacher
                     .ok_or_else(|| Error::invalid("backward", "a decoupled model needs the teacher path's gradient"))?;
                 let dz_teacher = self.head.backward(&cache.z_teacher, d_teacher.0, d_teacher.1, &mut grads.head)?;
+                let dz_teacher = expand_rows(dz_teacher, head_rows, self.head.mean.weight.shape[1], rows);
                 let ft = cache.fusion_teacher.as_mut().expect("teacher fusion cache");
                 // the student's states are constants on the teacher path: drop ∂/∂h→
                 let (_, db) = fusion.backward(ft, &dz_teacher, fusion_grads)?;

@@ -15,7 +15,7 @@ use super::metrics::{ErrorAccumulator, Metrics};
 use crate::data::PreparedSeries;
 use crate::error::{Error, Result};
 use crate::losses::masked_mse;
-use crate::model::{HeadKind, HeadOutput, ModelConfig, ModelSection, SequenceModel};
+use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, SequenceModel};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
 use crate::train::{train, Task, TrainConfig, TrainReport};
@@ -105,11 +105,11 @@ fn make_batch(series: &PreparedSeries, starts: &[usize], window: usize, residual
     PredictionBatch { x, steps, batch: b, target, mask, base }
 }
 
-/// Standardised predictions `[B, C]` from the last step's head output.
+/// Standardised predictions `[B, C]` from the head's output at the last step
+/// ([`HeadSteps::Last`]: the head reads nothing else).
 fn predictions(out: &HeadOutput<f32>, batch: &PredictionBatch) -> Vec<f32> {
-    let c = batch.target.len() / batch.batch;
-    let last = &out.mean[(batch.steps - 1) * batch.batch * c..];
-    last.iter().zip(&batch.base).map(|(p, b)| p + b).collect()
+    debug_assert_eq!(out.mean.len(), batch.base.len());
+    out.mean.iter().zip(&batch.base).map(|(p, b)| p + b).collect()
 }
 
 /// Prediction as a [`Task`] for the trainer.
@@ -141,7 +141,7 @@ impl<'a> PredictionTask<'a> {
         let mut acc = ErrorAccumulator::new(self.series.grid.channels());
         for chunk in starts.chunks(512) {
             let batch = make_batch(self.series, chunk, self.window, self.residual);
-            let out = model.forward(&self.input(&batch))?;
+            let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
             acc.add(&predictions(&out, &batch), &batch.target, &batch.mask, &self.series.scaler);
         }
         Ok(acc.finish())
@@ -162,7 +162,7 @@ impl PredictionTask<'_> {
                 continue;
             }
             let batch = make_batch(self.series, &[steps.end - inputs], self.window, self.residual);
-            let z = predictions(&model.forward(&self.input(&batch))?, &batch);
+            let z = predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?, &batch);
             out.push((name.clone(), z.iter().enumerate().map(|(j, &v)| self.series.scaler.invert(j, v)).collect()));
         }
         Ok(out)
@@ -185,11 +185,13 @@ impl Task for PredictionTask<'_> {
         SequenceBatch { x: &batch.x, steps: batch.steps, batch: batch.batch, lengths: None }
     }
 
+    fn head_steps(&self) -> HeadSteps {
+        HeadSteps::Last
+    }
+
     fn loss(&self, out: &HeadOutput<f32>, batch: &PredictionBatch) -> (f64, Vec<f32>, Vec<f32>) {
         let (loss, d_last) = masked_mse(&predictions(out, batch), &batch.target, &batch.mask);
-        let mut d_mean = vec![0.0f32; out.mean.len()];
-        d_mean[(batch.steps - 1) * d_last.len()..].copy_from_slice(&d_last);
-        (loss, d_mean, Vec::new())
+        (loss, d_last, Vec::new())
     }
 
     fn validate(&self, model: &SequenceModel<f32>) -> Result<f64> {

@@ -14,7 +14,7 @@ use super::schedule::{PlateauState, Schedule, ScheduleKind};
 use super::{model_gradients, model_slots_with, progress_bar};
 use crate::error::{Error, Result};
 use crate::io::{write_atomically, write_f32, TensorFile};
-use crate::model::{HeadOutput, ModelConfig, SequenceModel};
+use crate::model::{HeadOutput, HeadSteps, ModelConfig, SequenceModel};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
@@ -30,6 +30,10 @@ pub trait Task {
     fn make_batch(&self, indices: &[usize], rng: &mut Rng) -> Self::Batch;
     /// The model's input for a batch.
     fn input<'a>(&self, batch: &'a Self::Batch) -> SequenceBatch<'a, f32>;
+    /// The steps the loss reads (the head runs on those only).
+    fn head_steps(&self) -> HeadSteps {
+        HeadSteps::All
+    }
     /// Loss on one path's outputs and its gradients (∂L/∂x̂, ∂L/∂λ̂; the latter empty for
     /// a linear head).
     fn loss(&self, out: &HeadOutput<f32>, batch: &Self::Batch) -> (f64, Vec<f32>, Vec<f32>);
@@ -191,8 +195,12 @@ pub fn train<T: Task>(
         let mut grads = model.zeros_like();
         for chunk in order.chunks(config.batch_size).take(per_epoch) {
             let batch = task.make_batch(chunk, &mut state.rng);
-            let (out, mut cache) =
-                model.forward_train_reusing(&task.input(&batch), state.rng.next_u64(), recycled.take())?;
+            let (out, mut cache) = model.forward_train_at(
+                &task.input(&batch),
+                state.rng.next_u64(),
+                recycled.take(),
+                task.head_steps(),
+            )?;
             let (loss, d_mean, d_precision) = task.loss(&out.student, &batch);
             let teacher = out.teacher.as_ref().map(|t| task.loss(t, &batch));
             for (_, g) in grads.named_mut() {
