@@ -84,8 +84,7 @@ impl GatedCell for Elman {
         }
         if let Some(norm) = &weights.norm {
             let (a_hat, rstd) = cache.split_at_mut(hidden);
-            a_hat.copy_from_slice(a);
-            rstd[0] = layer_norm_forward(a_hat, &norm.gates[..hidden], a);
+            rstd[0] = layer_norm_forward(a, &norm.gates[..hidden], a_hat);
         }
         // h_t = φ(a + b_h)
         for j in 0..hidden {

@@ -71,8 +71,7 @@ impl GatedCell for GruResetAfter {
                     2 => &mut h_out[..n],
                     _ => &mut proj_h[2 * n..3 * n],
                 };
-                hat.copy_from_slice(target);
-                cache[RSTD * n + k] = layer_norm_forward(hat, &gains[k * n..(k + 1) * n], target);
+                cache[RSTD * n + k] = layer_norm_forward(target, &gains[k * n..(k + 1) * n], hat);
             }
         }
         for j in 0..2 * n {

@@ -58,8 +58,7 @@ fn gates_forward<T: Real>(n: usize, a: &mut [T], weights: &CellWeights<'_, T>, c
     if let Some(norm) = &weights.norm {
         for k in 0..2 {
             let hat = &mut cache[(HAT + k) * n..(HAT + k + 1) * n];
-            hat.copy_from_slice(&a[k * n..(k + 1) * n]);
-            cache[RSTD * n + k] = layer_norm_forward(hat, &norm.gates[k * n..(k + 1) * n], &mut a[k * n..(k + 1) * n]);
+            cache[RSTD * n + k] = layer_norm_forward(&mut a[k * n..(k + 1) * n], &norm.gates[k * n..(k + 1) * n], hat);
         }
     }
     for j in 0..2 * n {
@@ -79,8 +78,7 @@ fn candidate_forward<T: Real>(
 ) {
     if let Some(norm) = &weights.norm {
         let hat = &mut cache[(HAT + 2) * n..(HAT + 3) * n];
-        hat.copy_from_slice(a_n);
-        cache[RSTD * n + 2] = layer_norm_forward(hat, &norm.gates[2 * n..3 * n], a_n);
+        cache[RSTD * n + 2] = layer_norm_forward(a_n, &norm.gates[2 * n..3 * n], hat);
     }
     for j in 0..n {
         let cand = (a_n[j] + weights.b_ih[2 * n + j] + weights.b_hh[2 * n + j]).tanh();

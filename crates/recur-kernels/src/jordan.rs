@@ -173,8 +173,7 @@ impl Jordan {
                         if let Some(gain) = weights.norm {
                             let row = &mut norm_rows[(s * batch + b) * norm_width..(s * batch + b + 1) * norm_width];
                             let (hat, rstd) = row.split_at_mut(h);
-                            hat.copy_from_slice(a);
-                            rstd[0] = layer_norm_forward(hat, gain, a);
+                            rstd[0] = layer_norm_forward(a, gain, hat);
                         }
                         for j in 0..h {
                             hs_step[b * h + j] = self.hidden_activation.apply(a[j] + weights.b_h[j]);

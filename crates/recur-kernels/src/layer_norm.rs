@@ -15,43 +15,57 @@ pub const LAYER_NORM_EPS: f64 = 1e-5;
 /// rounding is the same on every CPU.
 const LANES: usize = 8;
 
-/// Σ f(i) over `0..n`, summed in [`LANES`] interleaved partial sums.
+/// The two sums Σ f(i).0 and Σ f(i).1 over `0..n` in one pass, each in [`LANES`]
+/// interleaved partial sums combined at the end.
 #[inline(always)]
-fn lane_sum<T: Real>(n: usize, f: impl Fn(usize) -> T) -> T {
-    let mut acc = [T::ZERO; LANES];
+fn lane_sum_pair<T: Real>(n: usize, f: impl Fn(usize) -> (T, T)) -> (T, T) {
+    let (mut acc0, mut acc1) = ([T::ZERO; LANES], [T::ZERO; LANES]);
     let full = n / LANES * LANES;
     let mut i = 0;
     while i < full {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(i + l);
+        for l in 0..LANES {
+            let (x, y) = f(i + l);
+            acc0[l] += x;
+            acc1[l] += y;
         }
         i += LANES;
     }
-    let mut total = T::ZERO;
-    for a in acc {
-        total += a;
+    let (mut total0, mut total1) = (T::ZERO, T::ZERO);
+    for l in 0..LANES {
+        total0 += acc0[l];
+        total1 += acc1[l];
     }
     for j in full..n {
-        total += f(j);
+        let (x, y) = f(j);
+        total0 += x;
+        total1 += y;
     }
-    total
+    (total0, total1)
 }
 
-/// Normalises `a` in place to â = (a − μ)/√(σ²+ε), writes γ⊙â to `out`, and returns
+/// Normalises `a`: writes â = (a − μ)/√(σ²+ε) to `hat` and γ⊙â over `a`, and returns
 /// 1/√(σ²+ε) (what backward needs besides â).
 ///
-/// `a`, `gamma`, `out`: `[H]`.
+/// `a` (in-out), `gamma`, `hat`: `[H]`.
 #[inline(always)]
-pub fn layer_norm_forward<T: Real>(a: &mut [T], gamma: &[T], out: &mut [T]) -> T {
+pub fn layer_norm_forward<T: Real>(a: &mut [T], gamma: &[T], hat: &mut [T]) -> T {
     let h = a.len();
-    let (gamma, out) = (&gamma[..h], &mut out[..h]);
+    let (gamma, hat) = (&gamma[..h], &mut hat[..h]);
     let n = T::from_f64(h as f64);
-    let mean = lane_sum(h, |i| a[i]) / n;
-    let var = lane_sum(h, |i| (a[i] - mean) * (a[i] - mean)) / n;
+    // one pass over `a` for both moments, shifted by a[0] so that a large mean does not
+    // cancel the variance away: σ² = E[(a−k)²] − (E[a−k])², μ = k + E[a−k]
+    let shift = a.first().copied().unwrap_or(T::ZERO);
+    let (sum, sum_sq) = lane_sum_pair(h, |i| {
+        let v = a[i] - shift;
+        (v, v * v)
+    });
+    let shifted_mean = sum / n;
+    let mean = shift + shifted_mean;
+    let var = (sum_sq / n - shifted_mean * shifted_mean).max(T::ZERO);
     let rstd = T::ONE / (var + T::from_f64(LAYER_NORM_EPS)).sqrt();
     for i in 0..h {
-        a[i] = (a[i] - mean) * rstd;
-        out[i] = gamma[i] * a[i];
+        hat[i] = (a[i] - mean) * rstd;
+        a[i] = gamma[i] * hat[i];
     }
     rstd
 }
@@ -70,8 +84,8 @@ pub fn layer_norm_backward<T: Real>(d: &mut [T], a_hat: &[T], rstd: T, gamma: &[
         d_gamma[i] += d[i] * a_hat[i];
         d[i] *= gamma[i];
     }
-    let mean_d = lane_sum(h, |i| d[i]) / n;
-    let mean_d_ahat = lane_sum(h, |i| d[i] * a_hat[i]) / n;
+    let (sum_d, sum_d_ahat) = lane_sum_pair(h, |i| (d[i], d[i] * a_hat[i]));
+    let (mean_d, mean_d_ahat) = (sum_d / n, sum_d_ahat / n);
     for i in 0..h {
         d[i] = rstd * (d[i] - mean_d - a_hat[i] * mean_d_ahat);
     }

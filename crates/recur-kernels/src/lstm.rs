@@ -64,8 +64,7 @@ impl GatedCell for Lstm {
             let (hats, stats) = rest[(GATE_HAT - TANH_C) * n..].split_at_mut(4 * n);
             for k in 0..4 {
                 let hat = &mut hats[k * n..(k + 1) * n];
-                hat.copy_from_slice(&a[k * n..(k + 1) * n]);
-                stats[n + k] = layer_norm_forward(hat, &norm.gates[k * n..(k + 1) * n], &mut a[k * n..(k + 1) * n]);
+                stats[n + k] = layer_norm_forward(&mut a[k * n..(k + 1) * n], &norm.gates[k * n..(k + 1) * n], hat);
             }
         }
         let (b_ih, b_hh) = (&weights.b_ih[..g], &weights.b_hh[..g]);
@@ -85,8 +84,8 @@ impl GatedCell for Lstm {
                 // LN(c_t) = γ_c ⊙ ĉ + β_c; h_out holds γ_c ⊙ ĉ until h_t overwrites it
                 let (gamma, beta) = norm.cell.split_at(n);
                 let (c_hat, stats) = rest[(CELL_HAT - GATE_HAT) * n..].split_at_mut(n);
-                c_hat.copy_from_slice(c_out);
-                stats[4] = layer_norm_forward(c_hat, gamma, h_out);
+                h_out[..n].copy_from_slice(c_out);
+                stats[4] = layer_norm_forward(&mut h_out[..n], gamma, c_hat);
                 for ((t, &v), &b) in tanh_c.iter_mut().zip(&h_out[..n]).zip(beta) {
                     *t = (v + b).tanh();
                 }
