@@ -58,6 +58,17 @@ impl<'a, T: Real> Mat<'a, T> {
     }
 }
 
+/// A row-major copy of `Aᵀ` for `a: [rows, cols]` row-major. gemm packs a left operand
+/// whose columns are not contiguous before every product; a weight read at every step
+/// (`h_{t−1} · W_hhᵀ`) is therefore transposed once per sequence, so that no step packs it.
+pub fn transposed<T: Copy>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(rows * cols);
+    for c in 0..cols {
+        out.extend((0..rows).map(|r| a[r * cols + c]));
+    }
+    out
+}
+
 /// How many threads a product may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Threads(pub usize);

@@ -16,7 +16,7 @@
 //! `∂W_ih += ∂P_xᵀ · X̃`, `∂W_hh += ∂P_hᵀ · (d_h ⊙ H_prev)`, `∂x += (∂P_x · W_ih) ⊙ d_x`.
 
 use crate::cell::{CellGrads, CellWeights, GatedCell, SequenceOptions};
-use crate::matmul::{gemm, Mat, Threads};
+use crate::matmul::{gemm, transposed, Mat, Threads};
 use crate::real::Real;
 use crate::simd::vectorized;
 
@@ -59,6 +59,10 @@ pub struct GatedCache<T> {
     /// Scratch: `[T,B,G]` recurrent-product gradients (backward).
     d_proj_h: Vec<T>,
 }
+
+/// Bytes of input products ([`forward`]) computed in one block of steps: about half of a
+/// core's L2 cache, so that the block is still there when its steps read it.
+const INPUT_BLOCK_BYTES: usize = 256 * 1024;
 
 /// Clears `v` and sizes it to `n` zeros, keeping its allocation.
 pub(crate) fn reuse<T: Real>(v: &mut Vec<T>, n: usize) -> &mut Vec<T> {
@@ -171,8 +175,10 @@ pub fn forward<C: GatedCell, T: Real>(
     let GatedCache { states, cells, rows, proj, .. } = store;
     let mut masked = Vec::new();
     let x_used = masked_input(x, options.input_mask, batch, input, &mut masked);
-    let proj_x = reuse(proj, steps * batch * g);
-    gemm(proj_x, Mat::new(x_used, steps * batch, input), Mat::new(weights.w_ih, g, input).t(), false, options.threads);
+    // W_x x_t for a block of steps at a time: a block stays in cache until its steps read it
+    let block = (INPUT_BLOCK_BYTES / (batch * g * std::mem::size_of::<T>()).max(1)).clamp(1, steps.max(1));
+    let proj_x = reuse(proj, block * batch * g);
+    let mut block_start = 0;
 
     let plane = batch * hidden;
     let planes = if keep { steps + 1 } else { 2 };
@@ -187,6 +193,7 @@ pub fn forward<C: GatedCell, T: Real>(
     let mut proj_h = vec![T::ZERO; batch * g];
     let mut h_in = vec![T::ZERO; plane];
     let slot = |s: usize| if keep { s } else { s % 2 };
+    let w_hh_t = transposed(weights.w_hh, g, hidden);
 
     for s in 0..steps {
         let t = time_of(s, steps, options.reverse);
@@ -200,18 +207,20 @@ pub fn forward<C: GatedCell, T: Real>(
             }
             None => h_prev_all,
         };
-        gemm(
-            &mut proj_h,
-            Mat::new(h_for_product, batch, hidden),
-            Mat::new(weights.w_hh, g, hidden).t(),
-            false,
-            Threads(1),
-        );
+        gemm(&mut proj_h, Mat::new(h_for_product, batch, hidden), Mat::new(&w_hh_t, hidden, g), false, Threads(1));
 
         let (h_prev_all, h_cur_all) = prev_and_current(states, prev, cur, plane);
         let (c_prev_all, c_cur_all) = prev_and_current(cells, prev, cur, plane);
         let out_t = &mut output[t * plane..(t + 1) * plane];
-        let px = &proj_x[t * batch * g..(t + 1) * batch * g];
+        if s % block == 0 {
+            let len = block.min(steps - s);
+            block_start = if options.reverse { steps - s - len } else { s };
+            let rows = block_start * batch..(block_start + len) * batch;
+            let x_block = &x_used[rows.start * input..rows.end * input];
+            let w_ih = Mat::new(weights.w_ih, g, input).t();
+            gemm(proj_x, Mat::new(x_block, rows.len(), input), w_ih, false, options.threads);
+        }
+        let px = &proj_x[(t - block_start) * batch * g..(t - block_start + 1) * batch * g];
         let row_cache_base = if keep { s * batch * width } else { 0 };
         vectorized(
             #[inline(always)]
