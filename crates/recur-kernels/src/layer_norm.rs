@@ -13,7 +13,20 @@ pub const LAYER_NORM_EPS: f64 = 1e-5;
 /// Partial sums in this many interleaved lanes, combined at the end: the reduction
 /// vectorises (without fast-math the compiler keeps a single sequential sum) and its
 /// rounding is the same on every CPU.
-const LANES: usize = 8;
+const LANES: usize = 16;
+
+/// Σ of the lanes, pairwise: log₂(LANES) dependent additions, not LANES.
+#[inline(always)]
+fn pairwise_total<T: Real>(lanes: &mut [T; LANES]) -> T {
+    let mut width = LANES / 2;
+    while width > 0 {
+        for l in 0..width {
+            lanes[l] += lanes[l + width];
+        }
+        width /= 2;
+    }
+    lanes[0]
+}
 
 /// The two sums Σ f(i).0 and Σ f(i).1 over `0..n` in one pass, each in [`LANES`]
 /// interleaved partial sums combined at the end.
@@ -30,11 +43,7 @@ fn lane_sum_pair<T: Real>(n: usize, f: impl Fn(usize) -> (T, T)) -> (T, T) {
         }
         i += LANES;
     }
-    let (mut total0, mut total1) = (T::ZERO, T::ZERO);
-    for l in 0..LANES {
-        total0 += acc0[l];
-        total1 += acc1[l];
-    }
+    let (mut total0, mut total1) = (pairwise_total(&mut acc0), pairwise_total(&mut acc1));
     for j in full..n {
         let (x, y) = f(j);
         total0 += x;
@@ -51,17 +60,28 @@ fn lane_sum_pair<T: Real>(n: usize, f: impl Fn(usize) -> (T, T)) -> (T, T) {
 pub fn layer_norm_forward<T: Real>(a: &mut [T], gamma: &[T], hat: &mut [T]) -> T {
     let h = a.len();
     let (gamma, hat) = (&gamma[..h], &mut hat[..h]);
-    let n = T::from_f64(h as f64);
+    let inv_n = T::ONE / T::from_f64(h as f64);
     // one pass over `a` for both moments, shifted by a[0] so that a large mean does not
     // cancel the variance away: σ² = E[(a−k)²] − (E[a−k])², μ = k + E[a−k]
     let shift = a.first().copied().unwrap_or(T::ZERO);
-    let (sum, sum_sq) = lane_sum_pair(h, |i| {
-        let v = a[i] - shift;
-        (v, v * v)
-    });
-    let shifted_mean = sum / n;
+    let (mut sums, mut squares) = ([T::ZERO; LANES], [T::ZERO; LANES]);
+    let mut chunks = a.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for l in 0..LANES {
+            let v = chunk[l] - shift;
+            sums[l] += v;
+            squares[l] += v * v;
+        }
+    }
+    let (mut sum, mut sum_sq) = (pairwise_total(&mut sums), pairwise_total(&mut squares));
+    for &x in chunks.remainder() {
+        let v = x - shift;
+        sum += v;
+        sum_sq += v * v;
+    }
+    let shifted_mean = sum * inv_n;
     let mean = shift + shifted_mean;
-    let var = (sum_sq / n - shifted_mean * shifted_mean).max(T::ZERO);
+    let var = (sum_sq * inv_n - shifted_mean * shifted_mean).max(T::ZERO);
     let rstd = T::ONE / (var + T::from_f64(LAYER_NORM_EPS)).sqrt();
     for i in 0..h {
         hat[i] = (a[i] - mean) * rstd;

@@ -1,6 +1,6 @@
 //! Runs one benchmark configuration in a loop, for `perf record`:
 //!     cargo build --release -p recur --example profile_step
-//!     perf record -g target/release/examples/profile_step lstm infer|train [s2] [bi] [ln]
+//!     perf record -g target/release/examples/profile_step lstm infer|train [s2] [bi] [ln] [vd]
 use recur::rnn::{CellKind, InitialState, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
@@ -11,15 +11,16 @@ fn main() {
     let s2 = args.iter().any(|a| a == "s2");
     let bidirectional = args.iter().any(|a| a == "bi");
     let (b, t, d, h) = if s2 { (64, 120, 12, 128) } else { (32, 60, 12, 64) };
-    let regularized = args.iter().any(|a| a == "ln");
+    let layer_norm = args.iter().any(|a| a == "ln");
+    let dropout = args.iter().any(|a| a == "vd");
     let config = RnnConfig {
         cell,
         input_size: d,
         hidden_size: h,
         bidirectional,
-        layer_norm: regularized,
-        input_dropout: if regularized { 0.2 } else { 0.0 },
-        state_dropout: if regularized { 0.2 } else { 0.0 },
+        layer_norm,
+        input_dropout: if dropout { 0.2 } else { 0.0 },
+        state_dropout: if dropout { 0.2 } else { 0.0 },
         ..RnnConfig::default()
     };
     let rnn = Rnn::<f32>::new(config, 1).unwrap();
