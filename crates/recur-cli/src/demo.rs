@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use recur::data::{Inspection, Layout, PreparedSeries};
+use recur::data::{Inspection, Layout, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
 use recur::report::{score_table, write_run_folder};
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
@@ -76,16 +76,31 @@ fn report(config: &RunConfig, outcome: &RunOutcome) {
 /// Trains `config` into `out` and prints the outcome.
 fn train_into(config: &RunConfig, out: &Path, resume: bool) -> Result<(), String> {
     let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    let split = &config.data.split;
     println!(
-        "data: {} ({} steps of {} s, {} signals; split {:.0}/{:.0}/{:.0} in time)",
+        "data: {} ({} steps of {} s, {} signals; split {:.0}/{:.0}/{:.0} {})",
         config.data.files[0],
         data.grid.len(),
         data.grid.bin_seconds,
         data.grid.channels(),
-        100.0 * config.data.split.train,
-        100.0 * config.data.split.validation,
-        100.0 * (1.0 - config.data.split.train - config.data.split.validation)
+        100.0 * split.train,
+        100.0 * split.validation,
+        100.0 * (1.0 - split.train - split.validation),
+        match split.by {
+            SplitBy::Time => "in time".to_string(),
+            SplitBy::Entity => format!("by entity, {} entities", data.entities.len()),
+        }
     );
+    let screened: Vec<String> =
+        data.grid.signals.iter().zip(&data.screened).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect();
+    if !screened.is_empty() {
+        println!(
+            "outliers: {} values beyond {} robust SDs of their signal's training median treated as missing ({})",
+            data.screened.iter().sum::<usize>(),
+            config.data.outlier_mads,
+            screened.join(", ")
+        );
+    }
     println!("{}", describe(config, &data));
     let mut outcome = run(config, &data, Some(out), resume).map_err(|e| e.to_string())?;
     report(config, &outcome);

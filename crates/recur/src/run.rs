@@ -46,6 +46,9 @@ pub struct DataConfig {
     /// Grid bin width in seconds.
     pub bin_seconds: i64,
     pub aggregation: Aggregation,
+    /// Observed values further than this many robust standard deviations (1.4826·MAD)
+    /// from their signal's training median are treated as missing; 0 keeps every value.
+    pub outlier_mads: f64,
     pub split: SplitFractions,
 }
 
@@ -60,6 +63,7 @@ impl Default for DataConfig {
             categorical: Vec::new(),
             bin_seconds: 3600,
             aggregation: Aggregation::Mean,
+            outlier_mads: 0.0,
             split: SplitFractions::default(),
         }
     }
@@ -188,7 +192,7 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
             entities.push((name, align_to_grid(&s, config.bin_seconds, config.aggregation)?));
         }
     }
-    PreparedSeries::from_entities(entities, config.split)
+    PreparedSeries::from_entities_screened(entities, config.split, config.outlier_mads)
 }
 
 /// One method's score on the test part.

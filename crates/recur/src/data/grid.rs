@@ -78,17 +78,27 @@ pub fn align_to_grid(series: &TimeSeries, bin_seconds: i64, aggregation: Aggrega
     }
     let mut values = vec![0.0f32; n * c];
     let mut observed = vec![false; n * c];
-    let mut delta = vec![0.0f32; n * c];
-    for j in 0..c {
+    for k in 0..n * c {
+        if counts[k] > 0 {
+            values[k] = match aggregation {
+                Aggregation::Mean => (sums[k] / counts[k] as f64) as f32,
+                Aggregation::Last => sums[k] as f32,
+            };
+            observed[k] = true;
+        }
+    }
+    let delta = bins_since_observed(&observed, c);
+    Ok(GridSeries { signals: series.signals.clone(), start, bin_seconds, values, observed, delta })
+}
+
+/// δ for a mask `[N, C]`: bins since each signal was last observed (0 where it is, and
+/// counting from the first bin before any observation).
+pub(crate) fn bins_since_observed(observed: &[bool], channels: usize) -> Vec<f32> {
+    let mut delta = vec![0.0f32; observed.len()];
+    for j in 0..channels {
         let mut since = 0.0f32;
-        for b in 0..n {
-            let k = b * c + j;
-            if counts[k] > 0 {
-                values[k] = match aggregation {
-                    Aggregation::Mean => (sums[k] / counts[k] as f64) as f32,
-                    Aggregation::Last => sums[k] as f32,
-                };
-                observed[k] = true;
+        for (b, k) in (j..observed.len()).step_by(channels.max(1)).enumerate() {
+            if observed[k] {
                 since = 0.0;
             } else if b > 0 {
                 since += 1.0;
@@ -96,7 +106,7 @@ pub fn align_to_grid(series: &TimeSeries, bin_seconds: i64, aggregation: Aggrega
             delta[k] = since;
         }
     }
-    Ok(GridSeries { signals: series.signals.clone(), start, bin_seconds, values, observed, delta })
+    delta
 }
 
 #[cfg(test)]

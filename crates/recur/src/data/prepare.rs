@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use super::grid::GridSeries;
+use super::grid::{bins_since_observed, GridSeries};
 use crate::error::{Error, Result};
 
 /// Fractions for training and validation (the rest is the test part).
@@ -99,6 +99,29 @@ pub struct PreparedSeries {
     pub train: Vec<Range<usize>>,
     pub validation: Vec<Range<usize>>,
     pub test: Vec<Range<usize>>,
+    /// Per signal: observed values treated as missing by [`PreparedSeries::from_entities_screened`].
+    pub screened: Vec<usize>,
+}
+
+/// The robust spread of a sample: 1.4826·MAD (median absolute deviation around the
+/// median), which equals σ for normal data and ignores a minority of wild values.
+/// Returns (median, spread); `None` for an empty sample.
+pub fn robust_spread(values: &mut [f64]) -> Option<(f64, f64)> {
+    let median = |v: &mut [f64]| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        }
+    };
+    if values.is_empty() {
+        return None;
+    }
+    let m = median(values);
+    let mut deviations: Vec<f64> = values.iter().map(|v| (v - m).abs()).collect();
+    Some((m, 1.4826 * median(&mut deviations)))
 }
 
 impl PreparedSeries {
@@ -117,6 +140,26 @@ impl PreparedSeries {
     /// Fractions outside (0, 1) or summing past 1, entities whose signals or bins differ
     /// (named), too few entities to split by entity, or a signal that cannot be standardised.
     pub fn from_entities(entities: Vec<(String, GridSeries)>, split: SplitFractions) -> Result<Self> {
+        Self::from_entities_screened(entities, split, 0.0)
+    }
+
+    /// [`PreparedSeries::from_entities`], first treating as missing every observed value
+    /// further than `limit` robust standard deviations ([`robust_spread`], per signal,
+    /// fitted on the training part) from its signal's training median, in every part:
+    /// sensor faults and unit errors that a squared error would otherwise be about. The
+    /// counts are in `screened`; the mask and δ follow. `limit = 0` keeps every value; a
+    /// signal whose training values are mostly equal (spread 0) is left as it is.
+    ///
+    /// # Errors
+    /// As [`PreparedSeries::from_entities`], and a negative or non-finite `limit`.
+    pub fn from_entities_screened(
+        entities: Vec<(String, GridSeries)>,
+        split: SplitFractions,
+        limit: f64,
+    ) -> Result<Self> {
+        if !(limit.is_finite() && limit >= 0.0) {
+            return Err(Error::invalid("outlier_mads", format!("{limit}: 0 (off) or a positive number is needed")));
+        }
         if !(split.train > 0.0 && split.validation >= 0.0 && split.train + split.validation < 1.0) {
             return Err(Error::invalid("split", format!("{split:?}: train > 0 and train + validation < 1 are needed")));
         }
@@ -180,12 +223,36 @@ impl PreparedSeries {
                 }
             }
         }
-        let scaler = Standardizer::fit(&grid, &train)?;
         let c = grid.channels();
+        let mut screened = vec![0usize; c];
+        if limit > 0.0 {
+            for (j, count) in screened.iter_mut().enumerate() {
+                let mut sample: Vec<f64> = train
+                    .iter()
+                    .flat_map(|r| r.clone())
+                    .filter(|&n| grid.observed[n * c + j])
+                    .map(|n| f64::from(grid.values[n * c + j]))
+                    .collect();
+                let Some((median, spread)) = robust_spread(&mut sample).filter(|&(_, s)| s > 0.0) else {
+                    continue;
+                };
+                for k in (j..grid.values.len()).step_by(c) {
+                    if grid.observed[k] && (f64::from(grid.values[k]) - median).abs() > limit * spread {
+                        (grid.observed[k], grid.values[k]) = (false, 0.0);
+                        *count += 1;
+                    }
+                }
+            }
+            for (_, r) in &spans {
+                let delta = bins_since_observed(&grid.observed[r.start * c..r.end * c], c);
+                grid.delta[r.start * c..r.end * c].copy_from_slice(&delta);
+            }
+        }
+        let scaler = Standardizer::fit(&grid, &train)?;
         for (k, v) in grid.values.iter_mut().enumerate() {
             *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
         }
-        Ok(PreparedSeries { grid, scaler, entities: spans, train, validation, test })
+        Ok(PreparedSeries { grid, scaler, entities: spans, train, validation, test, screened })
     }
 
     /// Start indices of windows of `length` inside the segments of `part`, every `stride`
@@ -207,5 +274,63 @@ impl PreparedSeries {
             ));
         }
         Ok(starts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A synthetic signal: a sine with one wild value (a unit error) in its test part and
+    /// a second, ordinary signal.
+    fn grid_with_spike() -> GridSeries {
+        let n = 100;
+        let mut values = Vec::new();
+        for t in 0..n {
+            let wave = (t as f32 * 0.3).sin();
+            values.push(if t == 90 { 1000.0 } else { wave });
+            values.push(t as f32);
+        }
+        let observed = vec![true; 2 * n];
+        let delta = bins_since_observed(&observed, 2);
+        GridSeries { signals: vec!["s".into(), "ramp".into()], start: 0, bin_seconds: 60, values, observed, delta }
+    }
+
+    #[test]
+    fn values_far_outside_the_training_spread_become_missing_with_their_delta() {
+        let kept = PreparedSeries::from_entities(vec![("e".into(), grid_with_spike())], SplitFractions::default());
+        let kept = kept.unwrap();
+        assert_eq!(kept.screened, [0, 0]);
+        assert!(kept.grid.observed[90 * 2]);
+
+        let screened = PreparedSeries::from_entities_screened(
+            vec![("e".into(), grid_with_spike())],
+            SplitFractions::default(),
+            10.0,
+        )
+        .unwrap();
+        assert_eq!(screened.screened, [1, 0], "the spike only; the ramp stays whole");
+        assert!(!screened.grid.observed[90 * 2] && screened.grid.values[90 * 2] == 0.0);
+        assert_eq!(screened.grid.delta[90 * 2], 1.0);
+        assert_eq!(screened.grid.delta[91 * 2], 0.0);
+        assert_eq!(screened.scaler, kept.scaler, "fitted on the training part, where there was nothing to screen");
+
+        let err = PreparedSeries::from_entities_screened(
+            vec![("e".into(), grid_with_spike())],
+            SplitFractions::default(),
+            -1.0,
+        );
+        assert!(err.unwrap_err().to_string().contains("outlier_mads"));
+    }
+
+    #[test]
+    fn robust_spread_is_sigma_for_normal_data_and_ignores_a_wild_minority() {
+        let mut rng = crate::Rng::new(3);
+        let mut sample: Vec<f64> = (0..20_000).map(|_| 5.0 + 2.0 * rng.normal()).collect();
+        let (median, spread) = robust_spread(&mut sample.clone()).unwrap();
+        assert!((median - 5.0).abs() < 0.05 && (spread - 2.0).abs() < 0.05, "{median} {spread}");
+        sample.extend(std::iter::repeat_n(1e6, 200));
+        let (median, spread) = robust_spread(&mut sample).unwrap();
+        assert!((median - 5.0).abs() < 0.1 && (spread - 2.0).abs() < 0.1, "1 % wild values: {median} {spread}");
     }
 }
