@@ -81,7 +81,7 @@ pub struct SequenceGradIn<'a, T> {
 }
 
 /// Where backward accumulates (`+=`; zeroing is the caller's job):
-/// `d_x: [T,B,D]`, `d_h0, d_c0: [B,H]`, and the weight gradients.
+/// `d_x: [T,B,D]` (empty: not computed), `d_h0, d_c0: [B,H]`, and the weight gradients.
 pub struct SequenceGradOut<'a, T> {
     pub d_x: &'a mut [T],
     pub d_h0: &'a mut [T],
@@ -388,7 +388,8 @@ pub fn backward<C: GatedCell, T: Real>(
 }
 
 /// The input-side products after the time loop, shared by every cell:
-/// `∂W_ih += ∂P_xᵀ·X̃` and `∂x += (∂P_x·W_ih) ⊙ d_x`, with `d_proj_x: [T,B,G]` in time order.
+/// `∂W_ih += ∂P_xᵀ·X̃` and `∂x += (∂P_x·W_ih) ⊙ d_x`, with `d_proj_x: [T,B,G]` in time order;
+/// an empty `d_x` skips ∂x (an input that needs no gradient, like the data).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn input_grads<T: Real>(
     dims: Dims,
@@ -405,6 +406,9 @@ pub(crate) fn input_grads<T: Real>(
     let mut masked = Vec::new();
     let x_used = masked_input(x, options.input_mask, batch, input, &mut masked);
     gemm(d_w_ih, Mat::new(d_proj_x, n, g).t(), Mat::new(x_used, n, input), true, options.threads);
+    if d_x.is_empty() {
+        return;
+    }
     match options.input_mask {
         None => gemm(d_x, Mat::new(d_proj_x, n, g), Mat::new(w_ih, g, input), true, options.threads),
         Some(m) => {

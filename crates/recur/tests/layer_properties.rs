@@ -308,3 +308,42 @@ fn a_reused_cache_gives_the_same_outputs_and_gradients_as_a_fresh_one() {
         }
     }
 }
+
+/// Skipping ∂x (training on data) leaves every parameter gradient and ∂h0 exactly as
+/// computing it does, in stacks whose upper layers still pass ∂ of their input down.
+#[test]
+fn skipping_the_input_gradient_changes_no_parameter_gradient() {
+    use recur::rnn::InputGradient;
+    let mut rng = Rng::new(31);
+    for cell in CellKind::ALL {
+        let (steps, batch, d, h) = (7, 5, 3, 4);
+        let config = RnnConfig {
+            cell,
+            input_size: d,
+            hidden_size: h,
+            num_layers: 2,
+            bidirectional: true,
+            input_dropout: 0.2,
+            dropout: 0.1,
+            ..RnnConfig::default()
+        };
+        let rnn = Rnn::<f32>::new(config, 6).unwrap();
+        let x = normal(&mut rng, steps * batch * d);
+        let d_out = normal(&mut rng, steps * batch * 2 * h);
+        let lengths: Vec<usize> = (0..batch).map(|b| 1 + (b * 3) % steps).collect();
+        let input = SequenceBatch { x: &x, steps, batch, lengths: Some(&lengths) };
+        let mut results = Vec::new();
+        for wanted in [InputGradient::Compute, InputGradient::Skip] {
+            let (_, mut cache) = rnn.forward_train(&input, &InitialState::default(), 3).unwrap();
+            let mut grads = rnn.zero_grads();
+            let d = rnn.backward_with(&input, &mut cache, &d_out, None, None, &mut grads, wanted).unwrap();
+            let flat: Vec<f32> = grads.iter().flat_map(|g| g.named().flat_map(|(_, t)| t.data.clone())).collect();
+            results.push((d, flat));
+        }
+        let ((computed, g_computed), (skipped, g_skipped)) = (&results[0], &results[1]);
+        assert_eq!(computed.d_x.len(), x.len(), "{cell:?}");
+        assert!(skipped.d_x.is_empty(), "{cell:?}: ∂x skipped");
+        assert_eq!(g_computed, g_skipped, "{cell:?}: parameter gradients");
+        assert_eq!(computed.d_h0, skipped.d_h0, "{cell:?}: ∂h0");
+    }
+}

@@ -14,7 +14,7 @@ use crate::optim::ParamSlot;
 use crate::optim::{AdamW, AdamWConfig};
 use crate::rng::Rng;
 use crate::rnn::CellParams;
-use crate::rnn::{InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
+use crate::rnn::{InitialState, InputGradient, Rnn, RnnCache, RnnConfig, SequenceBatch};
 use crate::train::{model_gradients, model_slots};
 
 /// Median seconds per call of `f` after two warm-up calls, over at least `min_reps` calls
@@ -122,7 +122,7 @@ fn training_step(config: &RnnConfig, shape: BatchShape, threads: usize) -> Resul
         let mut d_output = vec![0.0f32; out.output.len()];
         d_output[(t - 1) * b * width..].copy_from_slice(&d_last);
         let mut grads = rnn.zero_grads();
-        rnn.backward(&input, &mut cache, &d_output, None, None, &mut grads)?;
+        rnn.backward_with(&input, &mut cache, &d_output, None, None, &mut grads, InputGradient::Skip)?;
         opt.step(1e-3, &mut encoder_and_head_slots(&mut rnn, &mut head, &grads, &head_grads));
         Ok(())
     })
@@ -182,7 +182,7 @@ fn model_training_step(config: &RnnConfig, shape: BatchShape, threads: usize) ->
         for (_, g) in grads.named_mut() {
             g.data.fill(0.0);
         }
-        model.backward(&mut cache, (&d_mean, &[]), None, &mut grads)?;
+        model.backward_with(&mut cache, (&d_mean, &[]), None, &mut grads, InputGradient::Skip)?;
         recycled = Some(cache);
         clip_grad_norm(&mut model_gradients(&mut grads), 1.0);
         opt.step(1e-3, &mut model_slots(&mut model, &mut grads));

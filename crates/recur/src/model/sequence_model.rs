@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::heads::Linear;
 use crate::losses::twin_loss;
 use crate::rng::Rng;
-use crate::rnn::{InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
+use crate::rnn::{InitialState, InputGradient, Rnn, RnnCache, RnnConfig, SequenceBatch};
 use crate::tensor::Tensor;
 
 /// How the two directions are trained and used.
@@ -497,6 +497,22 @@ impl<T: Real> SequenceModel<T> {
         d_teacher: Option<(&[T], &[T])>,
         grads: &mut SequenceModel<T>,
     ) -> Result<Vec<T>> {
+        self.backward_with(cache, d_student, d_teacher, grads, InputGradient::Compute)
+    }
+
+    /// [`SequenceModel::backward`], computing ∂L/∂x only when asked (training on data
+    /// needs the parameters' gradients only); the returned `d_x` is empty otherwise.
+    ///
+    /// # Errors
+    /// As [`SequenceModel::backward`].
+    pub fn backward_with(
+        &self,
+        cache: &mut ModelCache<T>,
+        d_student: (&[T], &[T]),
+        d_teacher: Option<(&[T], &[T])>,
+        grads: &mut SequenceModel<T>,
+        input_gradient: InputGradient,
+    ) -> Result<Vec<T>> {
         let (steps, batch) = (cache.steps, cache.batch);
         let lengths = cache.lengths.clone();
         let rows = steps * batch;
@@ -532,15 +548,25 @@ impl<T: Real> SequenceModel<T> {
         let reversed = SequenceBatch { x: &cache.x_reversed, steps, batch, lengths: lengths.as_deref() };
         let SequenceModel { forward_branch: forward_grads, backward_branch: backward_grads, .. } = grads;
         let (forward_cache, backward_cache) = (&mut cache.forward_cache, &mut cache.backward_cache);
-        let mut run_forward =
-            || self.forward_branch.backward(&input, forward_cache, &dh_forward, None, None, forward_grads.cells_mut());
+        let mut run_forward = || {
+            let grads = forward_grads.cells_mut();
+            self.forward_branch.backward_with(&input, forward_cache, &dh_forward, None, None, grads, input_gradient)
+        };
         let mut run_backward = || -> Result<Option<Vec<T>>> {
             match (&self.backward_branch, &dh_backward) {
                 (Some(branch), Some(db)) => {
                     let db_reversed = reverse_within_lengths(db, steps, batch, lengths.as_deref());
                     let branch_grads = backward_grads.as_mut().expect("backward branch grads").cells_mut();
                     let bwd_cache = backward_cache.as_mut().expect("backward branch cache");
-                    let d = branch.backward(&reversed, bwd_cache, &db_reversed, None, None, branch_grads)?;
+                    let d = branch.backward_with(
+                        &reversed,
+                        bwd_cache,
+                        &db_reversed,
+                        None,
+                        None,
+                        branch_grads,
+                        input_gradient,
+                    )?;
                     Ok(Some(reverse_within_lengths(&d.d_x, steps, batch, lengths.as_deref())))
                 }
                 _ => Ok(None),

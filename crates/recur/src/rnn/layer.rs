@@ -49,7 +49,18 @@ pub struct RnnOutput<T> {
     pub c_n: Vec<T>,
 }
 
-/// Gradients with respect to the inputs of a forward: `d_x: [T,B,D]`, `d_h0, d_c0: [L·dirs,B,H]`.
+/// Whether a backward computes ∂L/∂x of the input sequence: training on data needs
+/// only the parameters' gradients (PyTorch skips ∂x when the input does not require
+/// grad); a layer under another layer, or a gradient check, needs ∂x.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InputGradient {
+    #[default]
+    Compute,
+    Skip,
+}
+
+/// Gradients with respect to the inputs of a forward: `d_x: [T,B,D]` (empty when
+/// skipped, see [`InputGradient`]), `d_h0, d_c0: [L·dirs,B,H]`.
 #[derive(Clone, Debug, Default)]
 pub struct InputGrads<T> {
     pub d_x: Vec<T>,
@@ -429,6 +440,25 @@ impl<T: Real> Rnn<T> {
         d_c_n: Option<&[T]>,
         grads: &mut [CellParams<T>],
     ) -> Result<InputGrads<T>> {
+        self.backward_with(input, cache, d_output, d_h_n, d_c_n, grads, InputGradient::Compute)
+    }
+
+    /// [`Rnn::backward`], computing ∂L/∂x only when `input_gradient` asks for it (the
+    /// layers above the first always pass theirs down).
+    ///
+    /// # Errors
+    /// As [`Rnn::backward`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_with(
+        &self,
+        input: &SequenceBatch<'_, T>,
+        cache: &mut RnnCache<T>,
+        d_output: &[T],
+        d_h_n: Option<&[T]>,
+        d_c_n: Option<&[T]>,
+        grads: &mut [CellParams<T>],
+        input_gradient: InputGradient,
+    ) -> Result<InputGrads<T>> {
         let cfg = &self.config;
         let (steps, batch, h, dirs) = (cache.steps, cache.batch, cfg.hidden_size, cfg.directions());
         if steps != input.steps || batch != input.batch {
@@ -469,6 +499,7 @@ impl<T: Real> Rnn<T> {
 
         for k in (0..cfg.num_layers).rev() {
             let width = if k == 0 { cfg.input_size } else { cfg.output_size() };
+            let d_in_len = if k == 0 && input_gradient == InputGradient::Skip { 0 } else { steps * batch * width };
             let layer = &mut cache.layers[k];
             let mut jobs: Vec<(usize, Range<usize>, &mut DirectionRun<T>)> = layer
                 .directions
@@ -498,7 +529,7 @@ impl<T: Real> Rnn<T> {
                 };
                 let dims = Dims { steps, batch: b, input: width, hidden: h };
                 let mut part = JobGrads {
-                    d_x: vec![T::ZERO; steps * b * width],
+                    d_x: vec![T::ZERO; d_in_len / batch * b],
                     d_h0: vec![T::ZERO; b * h],
                     d_c0: vec![T::ZERO; if cfg.cell.has_cell_state() { b * h } else { 0 }],
                     params: self.cells[i].zeros_like(),
@@ -521,10 +552,12 @@ impl<T: Real> Rnn<T> {
                 part
             };
             let results = run_jobs(&mut jobs, self.threads, run_job);
-            let mut d_in = vec![T::ZERO; steps * batch * width];
+            let mut d_in = vec![T::ZERO; d_in_len];
             for ((d, rows, _), part) in jobs.iter().zip(results) {
                 let i = k * dirs + d;
-                scatter_rows(&part.d_x, &mut d_in, steps, batch, rows.clone(), 0, width, true);
+                if !d_in.is_empty() {
+                    scatter_rows(&part.d_x, &mut d_in, steps, batch, rows.clone(), 0, width, true);
+                }
                 scatter_rows(&part.d_h0, &mut d_h0[i * plane..(i + 1) * plane], 1, batch, rows.clone(), 0, h, false);
                 if cfg.cell.has_cell_state() {
                     scatter_rows(

@@ -6,6 +6,6 @@ pub mod params;
 pub mod stream;
 
 pub use config::{CellKind, RnnConfig};
-pub use layer::{InitialState, InputGrads, Rnn, RnnCache, RnnOutput, SequenceBatch};
+pub use layer::{InitialState, InputGradient, InputGrads, Rnn, RnnCache, RnnOutput, SequenceBatch};
 pub use params::CellParams;
 pub use stream::Stream;

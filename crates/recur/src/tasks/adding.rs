@@ -12,7 +12,7 @@ use crate::losses::masked_mse;
 use crate::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::rng::Rng;
-use crate::rnn::{CellKind, RnnConfig, SequenceBatch};
+use crate::rnn::{CellKind, InputGradient, RnnConfig, SequenceBatch};
 use crate::train::{model_gradients, model_slots};
 
 /// A batch: `x: [T, B, 2]` (value, marker), `target: [B]`.
@@ -69,7 +69,7 @@ pub fn train_adding(cell: CellKind, steps: usize, hidden: usize, iterations: usi
         let (out, mut cache) = model.forward_train(&input, rng.next_u64())?;
         let (_, d_mean) = masked_mse(&out.student.mean, &full_target, &mask);
         let mut grads = model.zeros_like();
-        model.backward(&mut cache, (&d_mean, &[]), None, &mut grads)?;
+        model.backward_with(&mut cache, (&d_mean, &[]), None, &mut grads, InputGradient::Skip)?;
         clip_grad_norm(&mut model_gradients(&mut grads), 1.0);
         opt.step(opt.config.lr, &mut model_slots(&mut model, &mut grads));
     }

@@ -17,7 +17,7 @@ use crate::io::{write_atomically, write_f32, TensorFile};
 use crate::model::{HeadOutput, HeadSteps, ModelConfig, SequenceModel};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::rng::Rng;
-use crate::rnn::SequenceBatch;
+use crate::rnn::{InputGradient, SequenceBatch};
 use crate::tensor::Tensor;
 
 /// What the trainer needs from a task.
@@ -206,11 +206,12 @@ pub fn train<T: Task>(
             for (_, g) in grads.named_mut() {
                 g.data.fill(0.0);
             }
-            model.backward(
+            model.backward_with(
                 &mut cache,
                 (&d_mean, &d_precision),
                 teacher.as_ref().map(|t| (&t.1[..], &t.2[..])),
                 &mut grads,
+                InputGradient::Skip,
             )?;
             let norm = if config.clip_norm > 0.0 {
                 clip_grad_norm(&mut model_gradients(&mut grads), config.clip_norm)
