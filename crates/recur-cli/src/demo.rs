@@ -220,6 +220,90 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `recur stream --run DIR [--input FILE]`: one grid step per CSV row in (stdin by
+/// default; a header naming the run's signals, in any order, other columns passed
+/// through), the forecast of the next step out, as soon as the row arrives.
+pub fn stream(args: &Args) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let known = ["run", "input"];
+    let dir = PathBuf::from(args.get("run", &known, String::new())?);
+    if dir.as_os_str().is_empty() {
+        return Err("usage: recur stream --run DIR [--input FILE.csv] (a causal prediction run; rows on stdin)".into());
+    }
+    let input = args.get("input", &known, "-".to_string())?;
+    let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
+    let task = recur::tasks::PredictionTask::new(&data, config.task.window, config.task.residual)
+        .map_err(|e| e.to_string())?;
+    let mut stream = task.stream(&model).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let reader: Box<dyn BufRead> = if input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?))
+    };
+    let mut lines = reader.lines().enumerate();
+    let header = match lines.next() {
+        Some((_, line)) => line.map_err(|e| format!("{input}: {e}"))?,
+        None => return Err(format!("{input}: no header row")),
+    };
+    let names: Vec<&str> = header.split(',').map(|n| n.trim().trim_matches('"')).collect();
+    let columns: Vec<usize> = stream
+        .signals()
+        .iter()
+        .map(|s| {
+            names.iter().position(|n| n == s).ok_or_else(|| {
+                format!("{input}: line 1: no column `{s}` (the run's signals: {})", stream.signals().join(", "))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let passed_names: Vec<&str> = passed.iter().map(|&i| names[i]).collect();
+    let forecast_names: Vec<String> = stream.signals().iter().map(|s| format!("{s}_next")).collect();
+    let header = passed_names.iter().copied().chain(forecast_names.iter().map(String::as_str)).collect::<Vec<_>>();
+    writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
+    let mut micros = Vec::new();
+    for (index, line) in lines {
+        let line = line.map_err(|e| format!("{input}: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(|f| f.trim().trim_matches('"')).collect();
+        if fields.len() != names.len() {
+            return Err(format!(
+                "{input}: line {}: {} fields, the header has {}",
+                index + 1,
+                fields.len(),
+                names.len()
+            ));
+        }
+        let values = columns
+            .iter()
+            .map(|&i| match fields[i] {
+                "" | "NA" | "NaN" | "nan" => Ok(None),
+                v => v
+                    .parse::<f32>()
+                    .map(Some)
+                    .map_err(|_| format!("{input}: line {}, column `{}`: `{v}` is not a number", index + 1, names[i])),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = std::time::Instant::now();
+        let forecast = stream.step(&values).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
+        micros.push(started.elapsed().as_secs_f64() * 1e6);
+        let cells: Vec<String> =
+            passed.iter().map(|&i| fields[i].to_string()).chain(forecast.iter().map(|v| v.to_string())).collect();
+        // a reader that went away ends the stream quietly
+        if writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_err() {
+            return Ok(());
+        }
+    }
+    micros.sort_by(f64::total_cmp);
+    if let Some(median) = micros.get(micros.len() / 2) {
+        eprintln!("{} steps streamed; model step median {median:.1} µs (parsing and output excluded)", micros.len());
+    }
+    Ok(())
+}
+
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
         return Err("usage: recur inspect FILE... [--bin SECONDS] (CSV or Parquet, wide or long)".into());

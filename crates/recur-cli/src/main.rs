@@ -18,6 +18,9 @@ const USAGE: &str = "usage:
       Evaluates a trained run folder on its test part, with the baselines.
   recur predict --run DIR [--out FILE.csv]
       Forecasts the step after the end of each entity with a trained prediction run.
+  recur stream --run DIR [--input FILE.csv]
+      Streams a causal prediction run: one grid step per CSV row in (stdin; a header
+      naming the run's signals), the forecast of the next step out, state carried.
   recur reconstruct --run DIR [--out FILE.csv]
       Fills every missing value of a reconstruction run's data, with a ±2σ band.
   recur inspect FILE... [--bin SECONDS]
@@ -61,6 +64,7 @@ fn main() -> ExitCode {
         Some("eval") => demo::eval(&args),
         Some("reconstruct") => demo::reconstruct(&args),
         Some("predict") => demo::predict(&args),
+        Some("stream") => demo::stream(&args),
         Some("hopfield") => classics::hopfield(&args),
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::heads::Linear;
 use crate::rng::Rng;
-use crate::rnn::{CellKind, InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch};
+use crate::rnn::{CellKind, InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch, Stream};
 
 /// Which fusion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +74,32 @@ impl<T> FusionCache<T> {
     }
 }
 
+/// A fusion running one step at a time: pointwise fusions need no state; a fuser RNN
+/// carries its own.
+pub struct FusionStream<'a, T> {
+    fusion: &'a Fusion<T>,
+    fuser: Option<Stream<'a, T>>,
+    batch: usize,
+}
+
+impl<T: Real> FusionStream<'_, T> {
+    /// z_t for `f = h→_t`, `b = ĥ←_t`, both `[B, H]`.
+    ///
+    /// # Errors
+    /// Shapes that disagree.
+    pub fn step(&mut self, f: &[T], b: &[T]) -> Result<Vec<T>> {
+        match &mut self.fuser {
+            Some(fuser) => {
+                let h = self.fusion.hidden;
+                crate::error::check_len("h_forward", f, &[self.batch, h])?;
+                crate::error::check_len("h_backward", b, &[self.batch, h])?;
+                Ok(fuser.step(&join(f, b, h))?.to_vec())
+            }
+            None => Ok(self.fusion.forward(f, b, 1, self.batch, None)?.0),
+        }
+    }
+}
+
 fn join<T: Real>(f: &[T], b: &[T], h: usize) -> Vec<T> {
     f.chunks_exact(h).zip(b.chunks_exact(h)).flat_map(|(x, y)| x.iter().chain(y).copied()).collect()
 }
@@ -106,6 +132,15 @@ impl<T: Real> Fusion<T> {
         } else {
             self.hidden
         }
+    }
+
+    /// Starts `batch` streams of this fusion (a fuser RNN from its initial state).
+    ///
+    /// # Errors
+    /// A fuser that cannot stream.
+    pub fn stream(&self, batch: usize) -> Result<FusionStream<'_, T>> {
+        let fuser = self.fuser.as_ref().map(|f| f.stream(batch, &InitialState::default())).transpose()?;
+        Ok(FusionStream { fusion: self, fuser, batch })
     }
 
     /// z for `f = h→`, `b = h←`, both `[T, B, H]`; rows past `lengths` are zero in and out.

@@ -3,9 +3,11 @@
 pub mod fusion;
 pub mod head;
 pub mod sequence_model;
+pub mod stream;
 
-pub use fusion::{Fusion, FusionCache, FusionKind};
+pub use fusion::{Fusion, FusionCache, FusionKind, FusionStream};
 pub use head::{Head, HeadKind, HeadOutput};
 pub use sequence_model::{
     reverse_within_lengths, Coupling, HeadSteps, ModelCache, ModelConfig, ModelOutputs, ModelSection, SequenceModel,
 };
+pub use stream::ModelStream;

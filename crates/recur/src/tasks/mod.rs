@@ -6,5 +6,5 @@ pub mod prediction;
 pub mod reconstruction;
 
 pub use metrics::{ErrorAccumulator, Metrics};
-pub use prediction::{prediction_baselines, train_prediction, PredictionConfig, PredictionTask};
+pub use prediction::{prediction_baselines, train_prediction, PredictionConfig, PredictionStream, PredictionTask};
 pub use reconstruction::{train_reconstruction, MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};

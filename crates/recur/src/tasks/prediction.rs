@@ -12,10 +12,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{ErrorAccumulator, Metrics};
-use crate::data::PreparedSeries;
+use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::masked_mse;
-use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, SequenceModel};
+use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, ModelStream, SequenceModel};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
 use crate::train::{train, Task, TrainConfig, TrainReport};
@@ -166,6 +166,89 @@ impl PredictionTask<'_> {
             out.push((name.clone(), z.iter().enumerate().map(|(j, &v)| self.series.scaler.invert(j, v)).collect()));
         }
         Ok(out)
+    }
+}
+
+impl PredictionTask<'_> {
+    /// A stream through `model` for one live series: each [`PredictionStream::step`]
+    /// takes the newest grid step and forecasts the next, as the windows of training do
+    /// (input `[z ⊙ m, m]`; with `residual`, the change from each signal's last
+    /// observation in the last `window − 1` steps), but with the state carried from the
+    /// first step instead of restarted for every window.
+    ///
+    /// # Errors
+    /// A model that cannot stream (coupled bidirectional).
+    pub fn stream<'m>(&self, model: &'m SequenceModel<f32>) -> Result<PredictionStream<'m>> {
+        let c = self.series.grid.channels();
+        Ok(PredictionStream {
+            stream: model.stream(1)?,
+            scaler: self.series.scaler.clone(),
+            signals: self.series.grid.signals.clone(),
+            reach: self.window - 1,
+            residual: self.residual,
+            last: vec![None; c],
+            steps: 0,
+            x: vec![0.0; 2 * c],
+        })
+    }
+}
+
+/// One live series through a causal prediction model, one grid step at a time (see
+/// [`PredictionTask::stream`]).
+pub struct PredictionStream<'m> {
+    stream: ModelStream<'m, f32>,
+    scaler: Standardizer,
+    signals: Vec<String>,
+    /// Steps back in which a last observation counts (`window − 1`).
+    reach: usize,
+    residual: bool,
+    /// Per signal: (standardised value, step) of its last observation.
+    last: Vec<Option<(f32, usize)>>,
+    steps: usize,
+    x: Vec<f32>,
+}
+
+impl PredictionStream<'_> {
+    /// The signals, in the order [`PredictionStream::step`] takes and returns them.
+    pub fn signals(&self) -> &[String] {
+        &self.signals
+    }
+
+    /// Feeds the values of one grid step (original units; `None` where missing) and
+    /// returns the forecast of the next step, in original units.
+    ///
+    /// # Errors
+    /// A step with the wrong number of signals or a non-finite value (named).
+    pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<f32>> {
+        let c = self.signals.len();
+        if values.len() != c {
+            return Err(Error::Shape { tensor: "step values".into(), expected: vec![c], got: vec![values.len()] });
+        }
+        for (j, v) in values.iter().enumerate() {
+            let z = match v {
+                Some(v) if !v.is_finite() => {
+                    return Err(Error::invalid(format!("signal `{}`", self.signals[j]), format!("{v} is not finite")));
+                }
+                Some(v) => Some(self.scaler.apply(j, *v)),
+                None => None,
+            };
+            (self.x[j], self.x[c + j]) = z.map_or((0.0, 0.0), |z| (z, 1.0));
+            if let Some(z) = z {
+                self.last[j] = Some((z, self.steps));
+            }
+        }
+        let out = self.stream.step(&self.x)?;
+        let now = self.steps;
+        self.steps += 1;
+        Ok((0..c)
+            .map(|j| {
+                let base = match self.last[j] {
+                    Some((z, at)) if self.residual && now - at < self.reach => z,
+                    _ => 0.0,
+                };
+                self.scaler.invert(j, out.mean[j] + base)
+            })
+            .collect())
     }
 }
 

@@ -1,0 +1,60 @@
+//! A causal model running one step at a time, its state carried between calls: the
+//! deployment path of a unidirectional or decoupled model. Per step, as
+//! [`SequenceModel::forward`] computes it for the whole sequence:
+//! h→_t from the forward stack, ĥ←_t = A h→_t + a (decoupled), z_t = fuse(h→_t, ĥ←_t),
+//! and the head's x̂_t (and λ̂_t).
+
+use recur_kernels::Real;
+
+use super::fusion::FusionStream;
+use super::head::HeadOutput;
+use super::sequence_model::SequenceModel;
+use crate::error::{Error, Result};
+use crate::rnn::{InitialState, Stream};
+
+/// `B` independent streams through a causal [`SequenceModel`].
+pub struct ModelStream<'a, T> {
+    model: &'a SequenceModel<T>,
+    encoder: Stream<'a, T>,
+    fusion: Option<FusionStream<'a, T>>,
+}
+
+impl<T: Real> SequenceModel<T> {
+    /// Starts `batch` streams from the initial states.
+    ///
+    /// # Errors
+    /// A coupled bidirectional model (it reads the future).
+    pub fn stream(&self, batch: usize) -> Result<ModelStream<'_, T>> {
+        if !self.is_causal() {
+            return Err(Error::invalid(
+                "stream",
+                "a coupled bidirectional model reads the future and cannot stream; train a decoupled or unidirectional one",
+            ));
+        }
+        let encoder = self.forward_branch.stream(batch, &InitialState::default())?;
+        let fusion = match (&self.fusion, &self.twin) {
+            (Some(f), Some(_)) => Some(f.stream(batch)?),
+            _ => None,
+        };
+        Ok(ModelStream { model: self, encoder, fusion })
+    }
+}
+
+impl<T: Real> ModelStream<'_, T> {
+    /// Feeds one step `x_t: [B, D]`; returns the head's outputs for it (`mean: [B, O]`,
+    /// `precision: [B]` for a Gaussian head).
+    ///
+    /// # Errors
+    /// A wrongly sized or non-finite input.
+    pub fn step(&mut self, x_t: &[T]) -> Result<HeadOutput<T>> {
+        let h = self.encoder.step(x_t)?;
+        let z = match (&mut self.fusion, &self.model.twin) {
+            (Some(fusion), Some(twin)) => {
+                let estimate = twin.forward(h)?;
+                fusion.step(h, &estimate)?
+            }
+            _ => h.to_vec(),
+        };
+        self.model.head.forward(&z)
+    }
+}
