@@ -50,6 +50,7 @@ pub struct Elman {
 impl GatedCell for Elman {
     const GATES: usize = 1;
     const HAS_CELL_STATE: bool = false;
+    const SHARED_PRODUCT_GRADIENT: bool = true;
 
     fn norm_gate_chunks(&self) -> usize {
         1
@@ -103,7 +104,7 @@ impl GatedCell for Elman {
         _c_prev: &[T],
         h_cur: &[T],
         weights: &CellWeights<'_, T>,
-        d_proj_x: &mut [T],
+        _d_proj_x: &mut [T],
         d_proj_h: &mut [T],
         dh_prev: &mut [T],
         _dc_prev: &mut [T],
@@ -112,23 +113,19 @@ impl GatedCell for Elman {
         // inverts h_t = φ(a + b_h): ∂a = ∂h ⊙ φ'(a)
         for j in 0..hidden {
             let da = dh[j] * self.activation.derivative_from_output(h_cur[j]);
-            d_proj_x[j] = da;
+            d_proj_h[j] = da;
             grads.b_ih[j] += da;
             grads.b_hh[j] += da;
         }
-        match &weights.norm {
-            Some(norm) => {
-                let (a_hat, rstd) = cache.split_at(hidden);
-                layer_norm_backward(
-                    &mut d_proj_x[..hidden],
-                    a_hat,
-                    rstd[0],
-                    &norm.gates[..hidden],
-                    &mut grads.norm_gates[..hidden],
-                );
-                d_proj_h[..hidden].copy_from_slice(&d_proj_x[..hidden]);
-            }
-            None => d_proj_h[..hidden].copy_from_slice(&d_proj_x[..hidden]),
+        if let Some(norm) = &weights.norm {
+            let (a_hat, rstd) = cache.split_at(hidden);
+            layer_norm_backward(
+                &mut d_proj_h[..hidden],
+                a_hat,
+                rstd[0],
+                &norm.gates[..hidden],
+                &mut grads.norm_gates[..hidden],
+            );
         }
         dh_prev.iter_mut().for_each(|v| *v = T::ZERO);
     }

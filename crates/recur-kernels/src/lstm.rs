@@ -28,6 +28,7 @@ const RSTD: usize = 10;
 impl GatedCell for Lstm {
     const GATES: usize = 4;
     const HAS_CELL_STATE: bool = true;
+    const SHARED_PRODUCT_GRADIENT: bool = true;
 
     fn norm_gate_chunks(&self) -> usize {
         4
@@ -113,7 +114,7 @@ impl GatedCell for Lstm {
         c_prev: &[T],
         _h_cur: &[T],
         weights: &CellWeights<'_, T>,
-        d_proj_x: &mut [T],
+        _d_proj_x: &mut [T],
         d_proj_h: &mut [T],
         dh_prev: &mut [T],
         dc_prev: &mut [T],
@@ -164,7 +165,6 @@ impl GatedCell for Lstm {
                 );
             }
         }
-        d_proj_x[..g].copy_from_slice(d_a);
         d_c_total.iter_mut().for_each(|v| *v = T::ZERO);
     }
 }

@@ -296,7 +296,7 @@ pub fn backward<C: GatedCell, T: Real>(
     assert_eq!(grad_in.d_output.len(), steps * plane);
     assert_eq!(grad_in.d_h_n.len(), plane);
 
-    let d_proj_x = reuse(proj, steps * batch * g);
+    let d_proj_x = reuse(proj, if C::SHARED_PRODUCT_GRADIENT { 0 } else { steps * batch * g });
     let d_proj_h = reuse(d_proj_h, steps * batch * g);
     let mut dh_carry = grad_in.d_h_n.to_vec();
     let mut dc_carry = if C::HAS_CELL_STATE { grad_in.d_c_n.to_vec() } else { Vec::new() };
@@ -309,7 +309,8 @@ pub fn backward<C: GatedCell, T: Real>(
         let t = time_of(s, steps, options.reverse);
         let h_prev_all = &states[s * plane..(s + 1) * plane];
         let h_cur_all = &states[(s + 1) * plane..(s + 2) * plane];
-        let dpx = &mut d_proj_x[t * batch * g..(t + 1) * batch * g];
+        let dpx: &mut [T] =
+            if C::SHARED_PRODUCT_GRADIENT { &mut [] } else { &mut d_proj_x[t * batch * g..(t + 1) * batch * g] };
         let dph = &mut d_proj_h[s * batch * g..(s + 1) * batch * g];
         let dy = &grad_in.d_output[t * plane..(t + 1) * plane];
         vectorized(
@@ -319,7 +320,9 @@ pub fn backward<C: GatedCell, T: Real>(
                     let hs = b * hidden..(b + 1) * hidden;
                     let gs = b * g..(b + 1) * g;
                     if !is_active(options.lengths, b, t) {
-                        dpx[gs.clone()].iter_mut().for_each(|v| *v = T::ZERO);
+                        if !C::SHARED_PRODUCT_GRADIENT {
+                            dpx[gs.clone()].iter_mut().for_each(|v| *v = T::ZERO);
+                        }
                         dph[gs].iter_mut().for_each(|v| *v = T::ZERO);
                         dh_next[hs.clone()].copy_from_slice(&dh_carry[hs.clone()]);
                         if C::HAS_CELL_STATE {
@@ -348,7 +351,7 @@ pub fn backward<C: GatedCell, T: Real>(
                         c_prev,
                         &h_cur_all[hs.clone()],
                         weights,
-                        &mut dpx[gs.clone()],
+                        if C::SHARED_PRODUCT_GRADIENT { &mut [] } else { &mut dpx[gs.clone()] },
                         &mut dph[gs],
                         &mut dh_next[hs],
                         dc_prev,
@@ -384,7 +387,25 @@ pub fn backward<C: GatedCell, T: Real>(
     let mut masked_h = Vec::new();
     let h_used = masked_input(&states[..n * hidden], options.state_mask, batch, hidden, &mut masked_h);
     gemm(grads.w_hh, Mat::new(d_proj_h, n, g).t(), Mat::new(h_used, n, hidden), true, options.threads);
-    input_grads(dims, g, x, weights.w_ih, options, d_proj_x, grads.w_ih, d_x);
+    if !C::SHARED_PRODUCT_GRADIENT {
+        input_grads(dims, g, x, weights.w_ih, options, d_proj_x, grads.w_ih, d_x);
+    } else if !options.reverse {
+        input_grads(dims, g, x, weights.w_ih, options, d_proj_h, grads.w_ih, d_x);
+    } else {
+        // ∂P_h is in processing order, the reverse of time: take x (and give ∂x) in that order
+        let x_processed = reverse_time(x, steps);
+        let mut d_x_processed = vec![T::ZERO; d_x.len()];
+        input_grads(dims, g, &x_processed, weights.w_ih, options, d_proj_h, grads.w_ih, &mut d_x_processed);
+        for (d, v) in d_x.iter_mut().zip(reverse_time(&d_x_processed, steps)) {
+            *d += v;
+        }
+    }
+}
+
+/// `[T, ·]` with its time steps in reverse order (an empty input stays empty).
+fn reverse_time<T: Real>(x: &[T], steps: usize) -> Vec<T> {
+    let plane = x.len() / steps.max(1);
+    x.chunks_exact(plane.max(1)).rev().flatten().copied().collect()
 }
 
 /// The input-side products after the time loop, shared by every cell:

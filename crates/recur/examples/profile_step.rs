@@ -1,6 +1,6 @@
 //! Runs one benchmark configuration in a loop, for `perf record`:
 //!     cargo build --release -p recur --example profile_step
-//!     perf record -g target/release/examples/profile_step lstm infer|train [s2] [bi] [ln] [vd]
+//!     perf record -g target/release/examples/profile_step lstm infer|train [fwd] [s2] [bi] [ln] [vd]
 use recur::rnn::{CellKind, InitialState, InputGradient, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
@@ -29,7 +29,9 @@ fn main() {
     let input = SequenceBatch { x: &x, steps: t, batch: b, lengths: None };
     let mut cache = recur::rnn::RnnCache::default();
     for _ in 0..reps {
-        if train {
+        if args.iter().any(|a| a == "fwd") {
+            std::hint::black_box(rnn.forward_train_reusing(&input, &InitialState::default(), 1, &mut cache).unwrap());
+        } else if train {
             let out = rnn.forward_train_reusing(&input, &InitialState::default(), 1, &mut cache).unwrap();
             let mut g = rnn.zero_grads();
             rnn.backward_with(&input, &mut cache, &out.output, None, None, &mut g, InputGradient::Skip).unwrap();
