@@ -134,6 +134,11 @@ impl<T: Real> Fusion<T> {
         }
     }
 
+    /// Whether z_t depends on step t's states alone (every kind but the fuser RNNs).
+    pub fn is_pointwise(&self) -> bool {
+        self.fuser.is_none()
+    }
+
     /// Starts `batch` streams of this fusion (a fuser RNN from its initial state).
     ///
     /// # Errors

@@ -140,6 +140,8 @@ pub struct ModelCache<T> {
     d_estimate_twin: Vec<T>,
     /// The rows of `[T·B, ·]` the head read ([`HeadSteps::Last`]); `z_*` hold only those.
     head_rows: Option<Vec<usize>>,
+    /// Whether the fusions ran on those rows only (pointwise fusions under `head_rows`).
+    fused_at_head_rows: bool,
 }
 
 impl<T> ModelCache<T> {
@@ -453,13 +455,30 @@ impl<T: Real> SequenceModel<T> {
             fusion_teacher: None,
             d_estimate_twin: Vec::new(),
             head_rows: head_steps.rows(steps, batch, input.lengths),
+            fused_at_head_rows: false,
+        };
+        // A pointwise fusion under a head that reads a few rows fuses those rows only.
+        let rows = cache.head_rows.clone();
+        let selective = rows.is_some() && self.fusion.as_ref().is_some_and(Fusion::is_pointwise);
+        cache.fused_at_head_rows = selective;
+        let h = self.config.encoder.hidden_size;
+        // z (at the head's rows) and the fusion's cache for the pair (f, b) of `[T·B, H]` states
+        let fuse = |fusion: &Fusion<T>, f: &[T], b: &[T]| -> Result<(Vec<T>, FusionCache<T>)> {
+            if selective {
+                let (f, b) = (select_rows(f.to_vec(), rows.as_deref(), h), select_rows(b.to_vec(), rows.as_deref(), h));
+                fusion.forward(&f, &b, 1, f.len() / h, None)
+            } else {
+                let (z, fc) = fusion.forward(f, b, steps, batch, input.lengths)?;
+                let width = z.len() / (steps * batch).max(1);
+                Ok((select_rows(z, rows.as_deref(), width), fc))
+            }
         };
         let mut teacher = None;
         let mut twin_value = 0.0;
         match (&self.fusion, &self.twin) {
-            (None, _) => cache.z_student = cache.h_forward.clone(),
+            (None, _) => cache.z_student = select_rows(cache.h_forward.clone(), rows.as_deref(), h),
             (Some(fusion), None) => {
-                let (z, fc) = fusion.forward(&cache.h_forward, &cache.h_backward, steps, batch, input.lengths)?;
+                let (z, fc) = fuse(fusion, &cache.h_forward, &cache.h_backward)?;
                 (cache.z_student, cache.fusion_student) = (z, Some(fc));
             }
             (Some(fusion), Some(twin)) => {
@@ -469,16 +488,13 @@ impl<T: Real> SequenceModel<T> {
                     .collect();
                 let (value, d_estimate) = twin_loss(&estimate, &cache.h_backward, &active, self.config.twin_weight);
                 (twin_value, cache.d_estimate_twin) = (value, d_estimate);
-                let (z, fc) = fusion.forward(&cache.h_forward, &estimate, steps, batch, input.lengths)?;
+                let (z, fc) = fuse(fusion, &cache.h_forward, &estimate)?;
                 (cache.z_student, cache.fusion_student) = (z, Some(fc));
-                let (z, fc) = fusion.forward(&cache.h_forward, &cache.h_backward, steps, batch, input.lengths)?;
-                let width = z.len() / (steps * batch).max(1);
-                (cache.z_teacher, cache.fusion_teacher) = (select_rows(z, cache.head_rows.as_deref(), width), Some(fc));
+                let (z, fc) = fuse(fusion, &cache.h_forward, &cache.h_backward)?;
+                (cache.z_teacher, cache.fusion_teacher) = (z, Some(fc));
                 teacher = Some(self.head.forward(&cache.z_teacher)?);
             }
         }
-        let width = cache.z_student.len() / (steps * batch).max(1);
-        cache.z_student = select_rows(std::mem::take(&mut cache.z_student), cache.head_rows.as_deref(), width);
         let student = self.head.forward(&cache.z_student)?;
         Ok((ModelOutputs { student, teacher, twin_loss: twin_value }, cache))
     }
@@ -517,19 +533,31 @@ impl<T: Real> SequenceModel<T> {
         let lengths = cache.lengths.clone();
         let rows = steps * batch;
         let head_rows = cache.head_rows.as_deref();
+        let (z_width, h) = (self.head.mean.weight.shape[1], self.config.encoder.hidden_size);
+        let selective = cache.fused_at_head_rows;
+        // ∂z at the head's rows → (∂f, ∂b) over all `[T·B, H]` rows, through a fusion that ran
+        // on those rows only, or on all of them
+        let unfuse = |fusion: &Fusion<T>, fc: &mut FusionCache<T>, dz: Vec<T>, g: &mut Fusion<T>| {
+            let (df, db) = if selective {
+                fusion.backward(fc, &dz, g)?
+            } else {
+                fusion.backward(fc, &expand_rows(dz, head_rows, z_width, rows), g)?
+            };
+            let expand = |d: Vec<T>| if selective { expand_rows(d, head_rows, h, rows) } else { d };
+            Ok::<_, Error>((expand(df), expand(db)))
+        };
         let dz_student = self.head.backward(&cache.z_student, d_student.0, d_student.1, &mut grads.head)?;
-        let dz_student = expand_rows(dz_student, head_rows, self.head.mean.weight.shape[1], rows);
         let (dh_forward, dh_backward) = match (&self.fusion, &self.twin) {
-            (None, _) => (dz_student, None),
+            (None, _) => (expand_rows(dz_student, head_rows, z_width, rows), None),
             (Some(fusion), None) => {
                 let fc = cache.fusion_student.as_mut().expect("coupled fusion cache");
-                let (df, db) = fusion.backward(fc, &dz_student, grads.fusion.as_mut().expect("fusion grads"))?;
+                let (df, db) = unfuse(fusion, fc, dz_student, grads.fusion.as_mut().expect("fusion grads"))?;
                 (df, Some(db))
             }
             (Some(fusion), Some(twin)) => {
                 let fusion_grads = grads.fusion.as_mut().expect("fusion grads");
                 let fc = cache.fusion_student.as_mut().expect("student fusion cache");
-                let (mut df, mut d_estimate) = fusion.backward(fc, &dz_student, fusion_grads)?;
+                let (mut df, mut d_estimate) = unfuse(fusion, fc, dz_student, fusion_grads)?;
                 add_into(&mut d_estimate, &cache.d_estimate_twin);
                 let via_twin =
                     twin.backward(&cache.h_forward, &d_estimate, grads.twin.as_mut().expect("twin grads"))?;
@@ -537,10 +565,9 @@ impl<T: Real> SequenceModel<T> {
                 let d_teacher = d_teacher
                     .ok_or_else(|| Error::invalid("backward", "a decoupled model needs the teacher path's gradient"))?;
                 let dz_teacher = self.head.backward(&cache.z_teacher, d_teacher.0, d_teacher.1, &mut grads.head)?;
-                let dz_teacher = expand_rows(dz_teacher, head_rows, self.head.mean.weight.shape[1], rows);
                 let ft = cache.fusion_teacher.as_mut().expect("teacher fusion cache");
                 // the student's states are constants on the teacher path: drop ∂/∂h→
-                let (_, db) = fusion.backward(ft, &dz_teacher, fusion_grads)?;
+                let (_, db) = unfuse(fusion, ft, dz_teacher, fusion_grads)?;
                 (df, Some(db))
             }
         };
