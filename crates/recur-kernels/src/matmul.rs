@@ -105,16 +105,51 @@ pub fn gemm<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool
     // Bounds: the last element each view touches must lie inside its slice.
     let last = |v: &Mat<'_, T>| (v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride;
     assert!(last(&a) < a.data.len() && last(&b) < b.data.len());
+    // gemm's micro-kernel tiles run along the columns of a row-major output; with fewer
+    // columns than a register holds (∂W_ih: `[G, D]`, D = 12) most of each tile idles, so
+    // such a product is computed column-major into scratch and added back transposed.
+    if n < NARROW_COLUMNS && m >= 4 * NARROW_COLUMNS {
+        let mut scratch = vec![T::ZERO; m * n];
+        // SAFETY: as below, with `scratch` a fresh column-major `[m, n]` buffer.
+        unsafe { raw_gemm(&mut scratch, (1, m as isize), false, a, b, threads) };
+        for (i, row) in c[..m * n].chunks_exact_mut(n).enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                let p = scratch[j * m + i];
+                *v = if accumulate { *v + p } else { p };
+            }
+        }
+        return;
+    }
     // SAFETY: all three views were bounds-checked above; `c` does not alias `a` or `b`
     // (it is a unique borrow).
+    unsafe { raw_gemm(c, (n as isize, 1), accumulate, a, b, threads) };
+}
+
+/// Output columns below which [`gemm`] computes through a column-major scratch.
+const NARROW_COLUMNS: usize = 16;
+
+/// `C (+)= A·B` through the gemm crate, `C` addressed with strides `(row, column)`.
+///
+/// # Safety
+/// `c` must hold every element the strides address for `[A.rows, B.cols]`, and the views
+/// must be in bounds.
+unsafe fn raw_gemm<T: Real>(
+    c: &mut [T],
+    (row_stride, col_stride): (isize, isize),
+    accumulate: bool,
+    a: Mat<'_, T>,
+    b: Mat<'_, T>,
+    threads: Threads,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            col_stride,
+            row_stride,
             accumulate,
             a.data.as_ptr(),
             a.col_stride as isize,
@@ -168,5 +203,25 @@ mod tests {
         for (x, y) in c.iter().zip(&want) {
             assert!((x - 2.0 * y).abs() < 1e-12, "accumulate adds");
         }
+    }
+
+    #[test]
+    fn narrow_outputs_through_the_column_major_path_match_naive_product() {
+        // m ≥ 4·16 rows, n < 16 columns: the scratch path; A read transposed as ∂W_ih's is
+        let (m, k, n) = (70, 33, 12);
+        let at: Vec<f64> = (0..k * m).map(|i| (i as f64 * 0.29).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.13).cos()).collect();
+        let mut a = vec![0.0; m * k];
+        for p in 0..k {
+            for i in 0..m {
+                a[i * k + p] = at[p * m + i];
+            }
+        }
+        let want = naive(&a, &b, m, k, n);
+        let mut c = vec![1.0; m * n];
+        gemm(&mut c, Mat::new(&at, k, m).t(), Mat::new(&b, k, n), false, Threads(1));
+        assert!(c.iter().zip(&want).all(|(x, y)| (x - y).abs() < 1e-12), "overwrites");
+        gemm(&mut c, Mat::new(&at, k, m).t(), Mat::new(&b, k, n), true, Threads(1));
+        assert!(c.iter().zip(&want).all(|(x, y)| (x - 2.0 * y).abs() < 1e-12), "accumulates");
     }
 }
