@@ -146,6 +146,17 @@ pub(crate) fn activate<T: Real>(out: &mut [T], pre: &[T], b_ih: &[T], b_hh: &[T]
     }
 }
 
+/// `out = φ(pre + x + b_ih + b_hh)` elementwise: [`activate`] with the input product added
+/// in the same pass.
+#[inline(always)]
+pub(crate) fn activate4<T: Real>(out: &mut [T], pre: &[T], x: &[T], b_ih: &[T], b_hh: &[T], phi: impl Fn(T) -> T) {
+    let n = out.len();
+    let (pre, x, b_ih, b_hh) = (&pre[..n], &x[..n], &b_ih[..n], &b_hh[..n]);
+    for j in 0..n {
+        out[j] = phi(pre[j] + x[j] + b_ih[j] + b_hh[j]);
+    }
+}
+
 /// `a += b` elementwise.
 #[inline(always)]
 pub(crate) fn add_assign<T: Real>(a: &mut [T], b: &[T]) {

@@ -10,7 +10,7 @@
 //! With layer norm (Ba et al. 2016) each gate's pre-activation becomes
 //! LN(W_x x_t + W_h h_{t−1}) + b, and h_t = o_t ⊙ tanh(LN(c_t)) with LN(c) = γ_c⊙ĉ + β_c.
 
-use crate::cell::{activate, add_assign, CellGrads, CellWeights, GatedCell};
+use crate::cell::{activate, activate4, add_assign, CellGrads, CellWeights, GatedCell};
 use crate::layer_norm::{layer_norm_backward, layer_norm_forward};
 use crate::real::Real;
 
@@ -57,22 +57,28 @@ impl GatedCell for Lstm {
     ) {
         let n = hidden;
         let g = 4 * n;
-        // a = W_x x_t + W_h h_{t−1}
+        // a = W_x x_t + W_h h_{t−1}, normalised per gate with layer norm; without it the
+        // sum is taken inside the activations (one pass over the gates, not two)
         let a = &mut proj_h[..g];
-        add_assign(a, &proj_x[..g]);
         let (acts, rest) = cache.split_at_mut(TANH_C * n);
         if let Some(norm) = &weights.norm {
+            add_assign(a, &proj_x[..g]);
             let (hats, stats) = rest[(GATE_HAT - TANH_C) * n..].split_at_mut(4 * n);
             for k in 0..4 {
                 let hat = &mut hats[k * n..(k + 1) * n];
                 stats[n + k] = layer_norm_forward(&mut a[k * n..(k + 1) * n], &norm.gates[k * n..(k + 1) * n], hat);
             }
         }
+        let x_part = if weights.norm.is_some() { None } else { Some(&proj_x[..g]) };
         let (b_ih, b_hh) = (&weights.b_ih[..g], &weights.b_hh[..g]);
         // i, f = σ(·);  g = tanh(·);  o = σ(·)
-        activate(&mut acts[..2 * n], &a[..2 * n], &b_ih[..2 * n], &b_hh[..2 * n], T::sigmoid);
-        activate(&mut acts[2 * n..3 * n], &a[2 * n..3 * n], &b_ih[2 * n..3 * n], &b_hh[2 * n..3 * n], T::tanh);
-        activate(&mut acts[3 * n..g], &a[3 * n..g], &b_ih[3 * n..g], &b_hh[3 * n..g], T::sigmoid);
+        for (r, phi) in [(0..2 * n, T::sigmoid as fn(T) -> T), (2 * n..3 * n, T::tanh), (3 * n..g, T::sigmoid)] {
+            let out = &mut acts[r.clone()];
+            match x_part {
+                Some(x) => activate4(out, &a[r.clone()], &x[r.clone()], &b_ih[r.clone()], &b_hh[r], phi),
+                None => activate(out, &a[r.clone()], &b_ih[r.clone()], &b_hh[r], phi),
+            }
+        }
         let (i, f, gg) = (&acts[..n], &acts[n..2 * n], &acts[2 * n..3 * n]);
         let (c_prev, c_out) = (&c_prev[..n], &mut c_out[..n]);
         // c_t = f ⊙ c_{t−1} + i ⊙ g
