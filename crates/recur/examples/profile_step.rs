@@ -1,6 +1,6 @@
 //! Runs one benchmark configuration in a loop, for `perf record`:
-//!     cargo build --release -p recur --example profile_step
-//!     perf record -g target/release/examples/profile_step lstm infer|train [fwd] [s2] [bi] [ln] [vd]
+//!     cargo build --profile profiling -p recur --example profile_step
+//!     perf record -g target/profiling/examples/profile_step lstm infer|train [fwd] [s2] [bi] [ln] [vd]
 use recur::rnn::{CellKind, InitialState, InputGradient, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
