@@ -12,7 +12,7 @@
 //! (The deck's reset-before form is [`crate::gru_reset_before`].)
 
 use crate::cell::{CellGrads, CellWeights, GatedCell};
-use crate::layer_norm::{layer_norm_backward, layer_norm_forward};
+use crate::layer_norm::{layer_norm_backward_many, layer_norm_forward_many, split, split_mut};
 use crate::real::Real;
 
 /// The GRU cell, reset gate after the recurrent product.
@@ -63,16 +63,15 @@ impl GatedCell for GruResetAfter {
         // xn: the candidate's input product, kept in h_out until the end.
         h_out[..n].copy_from_slice(&proj_x[2 * n..3 * n]);
         if let Some(norm) = &weights.norm {
-            let gains = norm.gates;
-            for k in 0..4 {
-                let hat = &mut cache[(HAT + k) * n..(HAT + k + 1) * n];
-                let target: &mut [T] = match k {
-                    0 | 1 => &mut proj_h[k * n..(k + 1) * n],
-                    2 => &mut h_out[..n],
-                    _ => &mut proj_h[2 * n..3 * n],
-                };
-                cache[RSTD * n + k] = layer_norm_forward(target, &gains[k * n..(k + 1) * n], hat);
-            }
+            // r, z, the candidate's input and recurrent products, normalised side by side
+            let (hats, rest) = cache[HAT * n..].split_at_mut(4 * n);
+            let [r, z, hn] = split_mut(&mut proj_h[..3 * n], n);
+            layer_norm_forward_many::<T, 4>(
+                [r, z, &mut h_out[..n], hn],
+                split(&norm.gates[..4 * n], n),
+                split_mut(hats, n),
+                &mut rest[(RSTD - HAT - 4) * n..(RSTD - HAT - 4) * n + 4],
+            );
         }
         for j in 0..2 * n {
             cache[j] = (proj_h[j] + b_ih[j] + b_hh[j]).sigmoid();
@@ -133,16 +132,14 @@ impl GatedCell for GruResetAfter {
             grads.b_hh[2 * n + j] += d_proj_h[2 * n + j];
         }
         if let Some(norm) = &weights.norm {
-            for k in 0..4 {
-                let r = k * n..(k + 1) * n;
-                let hat = &cache[(HAT + k) * n..(HAT + k + 1) * n];
-                let grad: &mut [T] = match k {
-                    0 | 1 => &mut d_proj_h[r.clone()],
-                    2 => &mut d_proj_x[2 * n..3 * n],
-                    _ => &mut d_proj_h[2 * n..3 * n],
-                };
-                layer_norm_backward(grad, hat, cache[RSTD * n + k], &norm.gates[r.clone()], &mut grads.norm_gates[r]);
-            }
+            let [r, z, hn] = split_mut(&mut d_proj_h[..3 * n], n);
+            layer_norm_backward_many::<T, 4>(
+                [r, z, &mut d_proj_x[2 * n..3 * n], hn],
+                split(&cache[HAT * n..(HAT + 4) * n], n),
+                &cache[RSTD * n..RSTD * n + 4],
+                split(&norm.gates[..4 * n], n),
+                split_mut(&mut grads.norm_gates[..4 * n], n),
+            );
         }
         d_proj_x[..2 * n].copy_from_slice(&d_proj_h[..2 * n]);
     }

@@ -28,66 +28,83 @@ fn pairwise_total<T: Real>(lanes: &mut [T; LANES]) -> T {
     lanes[0]
 }
 
-/// The two sums Σ f(i).0 and Σ f(i).1 over `0..n` in one pass, each in [`LANES`]
-/// interleaved partial sums combined at the end.
-#[inline(always)]
-fn lane_sum_pair<T: Real>(n: usize, f: impl Fn(usize) -> (T, T)) -> (T, T) {
-    let (mut acc0, mut acc1) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    let full = n / LANES * LANES;
-    let mut i = 0;
-    while i < full {
-        for l in 0..LANES {
-            let (x, y) = f(i + l);
-            acc0[l] += x;
-            acc1[l] += y;
-        }
-        i += LANES;
-    }
-    let (mut total0, mut total1) = (pairwise_total(&mut acc0), pairwise_total(&mut acc1));
-    for j in full..n {
-        let (x, y) = f(j);
-        total0 += x;
-        total1 += y;
-    }
-    (total0, total1)
-}
-
 /// Normalises `a`: writes â = (a − μ)/√(σ²+ε) to `hat` and γ⊙â over `a`, and returns
 /// 1/√(σ²+ε) (what backward needs besides â).
 ///
 /// `a` (in-out), `gamma`, `hat`: `[H]`.
 #[inline(always)]
 pub fn layer_norm_forward<T: Real>(a: &mut [T], gamma: &[T], hat: &mut [T]) -> T {
-    let h = a.len();
-    let (gamma, hat) = (&gamma[..h], &mut hat[..h]);
+    let mut rstd = [T::ZERO];
+    layer_norm_forward_many([a], [gamma], [hat], &mut rstd);
+    rstd[0]
+}
+
+/// [`layer_norm_forward`] of `K` vectors at once (the gates of one row), each with its own
+/// statistics, `rstd: [K]`. Their moments are accumulated in the same loop, so that the K
+/// reduction and square-root chains run side by side instead of one after the other (one
+/// row's normalisation is latency-bound, not work-bound).
+///
+/// `a` (in-out), `gamma`, `hat`: K slices of `[H]`.
+#[inline(always)]
+pub fn layer_norm_forward_many<T: Real, const K: usize>(
+    a: [&mut [T]; K],
+    gamma: [&[T]; K],
+    hat: [&mut [T]; K],
+    rstd: &mut [T],
+) {
+    let h = a[0].len();
     let inv_n = T::ONE / T::from_f64(h as f64);
-    // one pass over `a` for both moments, shifted by a[0] so that a large mean does not
-    // cancel the variance away: σ² = E[(a−k)²] − (E[a−k])², μ = k + E[a−k]
-    let shift = a.first().copied().unwrap_or(T::ZERO);
-    let (mut sums, mut squares) = ([T::ZERO; LANES], [T::ZERO; LANES]);
-    let mut chunks = a.chunks_exact(LANES);
-    for chunk in &mut chunks {
-        for l in 0..LANES {
-            let v = chunk[l] - shift;
-            sums[l] += v;
-            squares[l] += v * v;
+    let shift: [T; K] = std::array::from_fn(|k| a[k].first().copied().unwrap_or(T::ZERO));
+    let mut sums = [[T::ZERO; LANES]; K];
+    let mut squares = [[T::ZERO; LANES]; K];
+    let full = h / LANES * LANES;
+    let mut i = 0;
+    while i < full {
+        for k in 0..K {
+            let chunk = &a[k][i..i + LANES];
+            for l in 0..LANES {
+                let v = chunk[l] - shift[k];
+                sums[k][l] += v;
+                squares[k][l] += v * v;
+            }
+        }
+        i += LANES;
+    }
+    let mut mean = [T::ZERO; K];
+    for k in 0..K {
+        let (mut sum, mut sum_sq) = (pairwise_total(&mut sums[k]), pairwise_total(&mut squares[k]));
+        for &x in &a[k][full..h] {
+            let v = x - shift[k];
+            sum += v;
+            sum_sq += v * v;
+        }
+        let shifted_mean = sum * inv_n;
+        mean[k] = shift[k] + shifted_mean;
+        let var = (sum_sq * inv_n - shifted_mean * shifted_mean).max(T::ZERO);
+        rstd[k] = T::ONE / (var + T::from_f64(LAYER_NORM_EPS)).sqrt();
+    }
+    for k in 0..K {
+        let (a, gamma, hat) = (&mut a[k][..h], &gamma[k][..h], &mut hat[k][..h]);
+        let (m, s) = (mean[k], rstd[k]);
+        for j in 0..h {
+            hat[j] = (a[j] - m) * s;
+            a[j] = gamma[j] * hat[j];
         }
     }
-    let (mut sum, mut sum_sq) = (pairwise_total(&mut sums), pairwise_total(&mut squares));
-    for &x in chunks.remainder() {
-        let v = x - shift;
-        sum += v;
-        sum_sq += v * v;
-    }
-    let shifted_mean = sum * inv_n;
-    let mean = shift + shifted_mean;
-    let var = (sum_sq * inv_n - shifted_mean * shifted_mean).max(T::ZERO);
-    let rstd = T::ONE / (var + T::from_f64(LAYER_NORM_EPS)).sqrt();
-    for i in 0..h {
-        hat[i] = (a[i] - mean) * rstd;
-        a[i] = gamma[i] * hat[i];
-    }
-    rstd
+}
+
+/// `v` as `K` consecutive slices of `n`.
+#[inline(always)]
+pub fn split_mut<T, const K: usize>(v: &mut [T], n: usize) -> [&mut [T]; K] {
+    let mut parts = v.chunks_exact_mut(n);
+    std::array::from_fn(|_| parts.next().expect("K slices of n"))
+}
+
+/// `v` as `K` consecutive slices of `n`.
+#[inline(always)]
+pub fn split<T, const K: usize>(v: &[T], n: usize) -> [&[T]; K] {
+    let mut parts = v.chunks_exact(n);
+    std::array::from_fn(|_| parts.next().expect("K slices of n"))
 }
 
 /// Inverts [`layer_norm_forward`] in place: `d` holds ∂L/∂(γ⊙â) on entry and
@@ -97,16 +114,52 @@ pub fn layer_norm_forward<T: Real>(a: &mut [T], gamma: &[T], hat: &mut [T]) -> T
 /// `d` (in-out), `a_hat`, `gamma`, `d_gamma` (accumulated): `[H]`.
 #[inline(always)]
 pub fn layer_norm_backward<T: Real>(d: &mut [T], a_hat: &[T], rstd: T, gamma: &[T], d_gamma: &mut [T]) {
-    let h = a_hat.len();
-    let (d, gamma, d_gamma) = (&mut d[..h], &gamma[..h], &mut d_gamma[..h]);
-    let n = T::from_f64(h as f64);
-    for i in 0..h {
-        d_gamma[i] += d[i] * a_hat[i];
-        d[i] *= gamma[i];
+    layer_norm_backward_many([d], [a_hat], &[rstd], [gamma], [d_gamma]);
+}
+
+/// [`layer_norm_backward`] of `K` vectors at once, their reductions side by side (see
+/// [`layer_norm_forward_many`]). `rstd: [K]`; the others K slices of `[H]`.
+#[inline(always)]
+pub fn layer_norm_backward_many<T: Real, const K: usize>(
+    d: [&mut [T]; K],
+    a_hat: [&[T]; K],
+    rstd: &[T],
+    gamma: [&[T]; K],
+    d_gamma: [&mut [T]; K],
+) {
+    let h = a_hat[0].len();
+    let inv_n = T::ONE / T::from_f64(h as f64);
+    for k in 0..K {
+        let (d, a_hat, gamma, d_gamma) = (&mut d[k][..h], &a_hat[k][..h], &gamma[k][..h], &mut d_gamma[k][..h]);
+        for i in 0..h {
+            d_gamma[i] += d[i] * a_hat[i];
+            d[i] *= gamma[i];
+        }
     }
-    let (sum_d, sum_d_ahat) = lane_sum_pair(h, |i| (d[i], d[i] * a_hat[i]));
-    let (mean_d, mean_d_ahat) = (sum_d / n, sum_d_ahat / n);
-    for i in 0..h {
-        d[i] = rstd * (d[i] - mean_d - a_hat[i] * mean_d_ahat);
+    let mut sums = [[T::ZERO; LANES]; K];
+    let mut products = [[T::ZERO; LANES]; K];
+    let full = h / LANES * LANES;
+    let mut i = 0;
+    while i < full {
+        for k in 0..K {
+            let (d, a_hat) = (&d[k][i..i + LANES], &a_hat[k][i..i + LANES]);
+            for l in 0..LANES {
+                sums[k][l] += d[l];
+                products[k][l] += d[l] * a_hat[l];
+            }
+        }
+        i += LANES;
+    }
+    for k in 0..K {
+        let (mut sum_d, mut sum_d_ahat) = (pairwise_total(&mut sums[k]), pairwise_total(&mut products[k]));
+        for j in full..h {
+            sum_d += d[k][j];
+            sum_d_ahat += d[k][j] * a_hat[k][j];
+        }
+        let (mean_d, mean_d_ahat, s) = (sum_d * inv_n, sum_d_ahat * inv_n, rstd[k]);
+        let (d, a_hat) = (&mut d[k][..h], &a_hat[k][..h]);
+        for j in 0..h {
+            d[j] = s * (d[j] - mean_d - a_hat[j] * mean_d_ahat);
+        }
     }
 }

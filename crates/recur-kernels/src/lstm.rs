@@ -11,7 +11,9 @@
 //! LN(W_x x_t + W_h h_{t−1}) + b, and h_t = o_t ⊙ tanh(LN(c_t)) with LN(c) = γ_c⊙ĉ + β_c.
 
 use crate::cell::{activate, activate4, add_assign, CellGrads, CellWeights, GatedCell};
-use crate::layer_norm::{layer_norm_backward, layer_norm_forward};
+use crate::layer_norm::{
+    layer_norm_backward, layer_norm_backward_many, layer_norm_forward, layer_norm_forward_many, split, split_mut,
+};
 use crate::real::Real;
 
 /// The LSTM cell.
@@ -64,10 +66,12 @@ impl GatedCell for Lstm {
         if let Some(norm) = &weights.norm {
             add_assign(a, &proj_x[..g]);
             let (hats, stats) = rest[(GATE_HAT - TANH_C) * n..].split_at_mut(4 * n);
-            for k in 0..4 {
-                let hat = &mut hats[k * n..(k + 1) * n];
-                stats[n + k] = layer_norm_forward(&mut a[k * n..(k + 1) * n], &norm.gates[k * n..(k + 1) * n], hat);
-            }
+            layer_norm_forward_many::<T, 4>(
+                split_mut(a, n),
+                split(&norm.gates[..g], n),
+                split_mut(hats, n),
+                &mut stats[n..n + 4],
+            );
         }
         let x_part = if weights.norm.is_some() { None } else { Some(&proj_x[..g]) };
         let (b_ih, b_hh) = (&weights.b_ih[..g], &weights.b_hh[..g]);
@@ -159,17 +163,13 @@ impl GatedCell for Lstm {
         add_assign(&mut grads.b_ih[..g], d_a);
         add_assign(&mut grads.b_hh[..g], d_a);
         if let Some(norm) = &weights.norm {
-            for k in 0..4 {
-                let r = k * n..(k + 1) * n;
-                let hat = &cache[(GATE_HAT + k) * n..(GATE_HAT + k + 1) * n];
-                layer_norm_backward(
-                    &mut d_a[r.clone()],
-                    hat,
-                    cache[RSTD * n + k],
-                    &norm.gates[r.clone()],
-                    &mut grads.norm_gates[r],
-                );
-            }
+            layer_norm_backward_many::<T, 4>(
+                split_mut(d_a, n),
+                split(&cache[GATE_HAT * n..(GATE_HAT + 4) * n], n),
+                &cache[RSTD * n..RSTD * n + 4],
+                split(&norm.gates[..g], n),
+                split_mut(&mut grads.norm_gates[..g], n),
+            );
         }
         d_c_total.iter_mut().for_each(|v| *v = T::ZERO);
     }
