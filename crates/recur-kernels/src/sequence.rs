@@ -114,11 +114,13 @@ pub(crate) fn masked_input<'a, T: Real>(
     match mask {
         None => x,
         Some(m) => {
-            buffer.clear();
-            buffer.extend(
-                x.chunks_exact(rows_per_step * width)
-                    .flat_map(|step| step.iter().zip(m.iter().cycle()).map(|(&v, &k)| v * k)),
-            );
+            let plane = rows_per_step * width;
+            buffer.resize(x.len(), T::ZERO);
+            for (out, step) in buffer.chunks_exact_mut(plane).zip(x.chunks_exact(plane)) {
+                for ((o, &v), &k) in out.iter_mut().zip(step).zip(&m[..plane]) {
+                    *o = v * k;
+                }
+            }
             buffer
         }
     }
@@ -366,7 +368,7 @@ pub fn backward<C: GatedCell, T: Real>(
             None => gemm(&mut dh_next, Mat::new(dph, batch, g), w_hh, true, Threads(1)),
             Some(m) => {
                 gemm(&mut from_product, Mat::new(dph, batch, g), w_hh, false, Threads(1));
-                for ((d, &p), &k) in dh_next.iter_mut().zip(&from_product).zip(m.iter().cycle()) {
+                for ((d, &p), &k) in dh_next.iter_mut().zip(&from_product).zip(&m[..plane]) {
                     *d += p * k;
                 }
             }
@@ -435,8 +437,11 @@ pub(crate) fn input_grads<T: Real>(
         Some(m) => {
             let mut dx = vec![T::ZERO; n * input];
             gemm(&mut dx, Mat::new(d_proj_x, n, g), Mat::new(w_ih, g, input), false, options.threads);
-            for ((d, &v), &k) in d_x.iter_mut().zip(&dx).zip(m.iter().cycle()) {
-                *d += v * k;
+            let plane = batch * input;
+            for (d_step, step) in d_x.chunks_exact_mut(plane).zip(dx.chunks_exact(plane)) {
+                for ((d, &v), &k) in d_step.iter_mut().zip(step).zip(&m[..plane]) {
+                    *d += v * k;
+                }
             }
         }
     }
