@@ -155,7 +155,7 @@ fn detect_layout(table: &Table) -> Layout {
         .filter(|(i, name)| {
             !name.is_empty()
                 && !time_like.iter().any(|t| name.eq_ignore_ascii_case(t))
-                && table.rows.iter().any(|(_, f)| {
+                && table.rows().any(|(_, f)| {
                     let cell = f[*i].trim();
                     !is_missing(cell) && cell.parse::<f64>().is_err()
                 })

@@ -6,7 +6,7 @@
 //! at one time of one entity are averaged. Every error names the file, the line (CSV) or
 //! row (Parquet), and the column.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -15,9 +15,6 @@ use super::series::TimeSeries;
 use super::table::Table;
 use super::wide::{is_missing, parse_timestamp};
 use crate::error::Result;
-
-/// Per entity: time → signal → (sum, count) of its values.
-type Observations = HashMap<String, BTreeMap<i64, HashMap<String, (f64, u32)>>>;
 
 /// Column names of a long table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,16 +80,22 @@ pub(crate) fn long_series(
     let ei = if columns.entity.is_empty() { None } else { Some(find(&columns.entity)?) };
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
 
-    let mut order: Vec<String> = Vec::new();
-    let mut data: Observations = HashMap::new();
-    let rows = table.rows.len();
-    let mut in_file: BTreeMap<String, ()> = BTreeMap::new();
-    let mut seen: BTreeMap<String, ()> = BTreeMap::new();
-    for (place, fields) in &table.rows {
-        let place = *place;
-        let signal = fields[si].trim();
-        in_file.insert(signal.to_string(), ());
-        if drop.iter().any(|d| d == signal) || (!keep.is_empty() && !keep.iter().any(|k| k == signal)) {
+    // signals and entities by index (names borrowed from the table), observations flat
+    let mut signal_ids: HashMap<&str, u32> = HashMap::new();
+    let mut signal_names: Vec<&str> = Vec::new();
+    let mut entity_ids: HashMap<&str, u32> = HashMap::new();
+    let mut entity_names: Vec<&str> = Vec::new();
+    let mut kept_signal: Vec<bool> = Vec::new();
+    let mut observations: Vec<(u32, i64, u32, f64)> = Vec::new();
+    for (place, fields) in table.rows() {
+        let signal = fields.get(si).trim();
+        let id = *signal_ids.entry(signal).or_insert_with(|| {
+            signal_names.push(signal);
+            let wanted = !drop.iter().any(|d| d == signal) && (keep.is_empty() || keep.iter().any(|k| k == signal));
+            kept_signal.push(wanted);
+            (signal_names.len() - 1) as u32
+        });
+        if !kept_signal[id as usize] {
             continue;
         }
         let raw = fields[vi].trim();
@@ -106,46 +109,62 @@ pub(crate) fn long_series(
         }
         let time = parse_time(fields[ti].trim())
             .ok_or_else(|| table.error(place, Some(&names[ti]), format!("`{}` is not a time", fields[ti].trim())))?;
-        let entity = ei.map_or_else(|| stem.clone(), |i| fields[i].trim().to_string());
-        if !data.contains_key(&entity) {
-            order.push(entity.clone());
-        }
-        let cell =
-            data.entry(entity).or_default().entry(time).or_default().entry(signal.to_string()).or_insert((0.0, 0));
-        cell.0 += value;
-        cell.1 += 1;
-        seen.insert(signal.to_string(), ());
+        let entity = ei.map_or("", |i| fields.get(i).trim());
+        let entity = *entity_ids.entry(entity).or_insert_with(|| {
+            entity_names.push(entity);
+            (entity_names.len() - 1) as u32
+        });
+        observations.push((entity, time, id, value));
     }
-    if rows == 0 {
+    if table.len() == 0 {
         return Err(table.error(table.first_row_place(), None, "no data rows".into()));
     }
-    if let Some(missing) = keep.iter().find(|s| !in_file.contains_key(*s)) {
+    if let Some(missing) = keep.iter().find(|s| !signal_ids.contains_key(s.as_str())) {
         return Err(table.header_error(Some(&names[si]), format!("signal `{missing}` never occurs in the file")));
     }
-    let signals: Vec<String> = if keep.is_empty() { seen.keys().cloned().collect() } else { keep.to_vec() };
-    if order.is_empty() {
+    if observations.is_empty() {
         return Err(table.error(table.first_row_place(), None, "no value of the kept signals in any row".into()));
     }
-    let index: HashMap<&str, usize> = signals.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
-    Ok(order
-        .into_iter()
-        .map(|entity| {
-            let times = &data[&entity];
-            let c = signals.len();
-            let mut series = TimeSeries {
+    let signals: Vec<String> = if keep.is_empty() {
+        let mut seen: Vec<&str> = observations.iter().map(|o| signal_names[o.2 as usize]).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.into_iter().map(str::to_string).collect()
+    } else {
+        keep.to_vec()
+    };
+    let column: HashMap<&str, usize> = signals.iter().enumerate().map(|(j, s)| (s.as_str(), j)).collect();
+    let column_of: Vec<usize> = signal_names.iter().map(|s| column.get(s).copied().unwrap_or(usize::MAX)).collect();
+    // by entity, then time; several values of one signal at one time are averaged
+    observations.sort_unstable_by_key(|&(e, t, s, _)| (e, t, s));
+    let c = signals.len();
+    let mut out: Vec<(String, TimeSeries)> = entity_names
+        .iter()
+        .map(|&e| {
+            let name = if ei.is_some() { e.to_string() } else { stem.clone() };
+            let empty = TimeSeries {
                 signals: signals.clone(),
-                timestamps: times.keys().copied().collect(),
-                values: vec![0.0; times.len() * c],
-                observed: vec![false; times.len() * c],
+                timestamps: Vec::new(),
+                values: Vec::new(),
+                observed: Vec::new(),
             };
-            for (row, obs) in times.values().enumerate() {
-                for (name, (sum, count)) in obs {
-                    let j = index[name.as_str()];
-                    series.values[row * c + j] = (sum / *count as f64) as f32;
-                    series.observed[row * c + j] = true;
-                }
-            }
-            (entity, series)
+            (name, empty)
         })
-        .collect())
+        .collect();
+    let mut sums = vec![(0.0f64, 0u32); c];
+    for group in observations.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+        let (entity, time) = (group[0].0 as usize, group[0].1);
+        for &(_, _, s, v) in group {
+            let slot = &mut sums[column_of[s as usize]];
+            (slot.0, slot.1) = (slot.0 + v, slot.1 + 1);
+        }
+        let series = &mut out[entity].1;
+        series.timestamps.push(time);
+        for slot in &mut sums {
+            series.values.push(if slot.1 > 0 { (slot.0 / f64::from(slot.1)) as f32 } else { 0.0 });
+            series.observed.push(slot.1 > 0);
+            *slot = (0.0, 0);
+        }
+    }
+    Ok(out)
 }

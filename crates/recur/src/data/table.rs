@@ -12,14 +12,42 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-/// Rows of text cells under a header.
+/// Rows of text cells under a header, stored flat: every cell's text in one buffer and
+/// its range beside it (about the file's size plus 8 bytes a cell, not a `String` each).
 pub(crate) struct Table {
     pub path: PathBuf,
     pub names: Vec<String>,
-    /// Each row with its place in the file: the line for a CSV (the header is line 1),
-    /// the row counted from 1 for Parquet.
-    pub rows: Vec<(usize, Vec<String>)>,
+    /// The cells' text, concatenated (CSV fields unquoted).
+    text: String,
+    /// `[rows × names.len()]` byte ranges into `text`.
+    cells: Vec<(u32, u32)>,
+    /// Each row's place in the file: the line for a CSV (the header is line 1), the row
+    /// counted from 1 for Parquet.
+    places: Vec<usize>,
     source: Source,
+}
+
+/// One row of a [`Table`]; `row[i]` is the text of column `i`.
+#[derive(Clone, Copy)]
+pub(crate) struct Row<'a> {
+    table: &'a Table,
+    index: usize,
+}
+
+impl<'a> Row<'a> {
+    /// The text of column `column`, borrowed from the table.
+    pub fn get(&self, column: usize) -> &'a str {
+        let (start, end) = self.table.cells[self.index * self.table.names.len() + column];
+        &self.table.text[start as usize..end as usize]
+    }
+}
+
+impl std::ops::Index<usize> for Row<'_> {
+    type Output = str;
+
+    fn index(&self, column: usize) -> &str {
+        self.get(column)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -30,6 +58,23 @@ enum Source {
 }
 
 impl Table {
+    fn new(path: &Path, names: Vec<String>, source: Source) -> Table {
+        Table { path: path.to_path_buf(), names, text: String::new(), cells: Vec::new(), places: Vec::new(), source }
+    }
+
+    /// Appends a cell's text to the buffer and records its range.
+    fn push_cell(&mut self, cell: &str) -> Result<()> {
+        let start = self.text.len();
+        self.text.push_str(cell);
+        let range = u32::try_from(start).ok().zip(u32::try_from(self.text.len()).ok());
+        let range = range.ok_or_else(|| Error::Format {
+            path: self.path.clone(),
+            why: "more than 4 GiB of cell text; split the file".into(),
+        })?;
+        self.cells.push(range);
+        Ok(())
+    }
+
     /// Reads a whole CSV or Parquet file.
     ///
     /// # Errors
@@ -48,24 +93,38 @@ impl Table {
         let mut lines = text.lines().enumerate();
         let (_, header) =
             lines.next().ok_or_else(|| format_error(path, "line", 1, None, "the file is empty".into()))?;
-        let names: Vec<String> = split_fields(header).into_iter().map(|s| s.trim().to_string()).collect();
-        let mut table = Table { path: path.to_path_buf(), names, rows: Vec::new(), source: Source::Csv };
+        let mut field = String::new();
+        let mut names = Vec::new();
+        for_each_field(header, &mut field, |f| {
+            names.push(f.trim().to_string());
+            Ok(())
+        })?;
+        let mut table = Table::new(path, names, Source::Csv);
+        table.text.reserve(text.len());
         for (index, line) in lines {
             if line.trim().is_empty() {
                 continue;
             }
-            let fields = split_fields(line);
-            if fields.len() != table.names.len() {
-                let why = format!(
-                    "{} fields, the header has {} (truncated or malformed row?)",
-                    fields.len(),
-                    table.names.len()
-                );
+            let before = table.cells.len();
+            for_each_field(line, &mut field, |f| table.push_cell(f))?;
+            let width = table.cells.len() - before;
+            if width != table.names.len() {
+                let why = format!("{width} fields, the header has {} (truncated or malformed row?)", table.names.len());
                 return Err(table.error(index + 1, None, why));
             }
-            table.rows.push((index + 1, fields));
+            table.places.push(index + 1);
         }
         Ok(table)
+    }
+
+    /// Number of data rows.
+    pub fn len(&self) -> usize {
+        self.places.len()
+    }
+
+    /// Each row with its place in the file (a CSV line, a Parquet row).
+    pub fn rows(&self) -> impl Iterator<Item = (usize, Row<'_>)> + '_ {
+        self.places.iter().enumerate().map(move |(index, &place)| (place, Row { table: self, index }))
     }
 
     /// An input error at a row (a CSV line, a Parquet row) and, where there is one, a column.
@@ -110,10 +169,13 @@ fn format_error(path: &Path, unit: &str, place: usize, column: Option<&str>, why
     Error::Format { path: path.to_path_buf(), why: format!("{at}: {why}") }
 }
 
-/// Splits one CSV line on commas, honouring double quotes (no embedded newlines).
-fn split_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
+/// Calls `emit` with each field of one CSV line (split on commas, double quotes honoured,
+/// `""` inside quotes is a quote; no embedded newlines). `field` is scratch.
+fn for_each_field(line: &str, field: &mut String, mut emit: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    if !line.contains('"') {
+        return line.split(',').try_for_each(emit);
+    }
+    field.clear();
     let mut quoted = false;
     let mut chars = line.chars().peekable();
     while let Some(ch) = chars.next() {
@@ -123,12 +185,14 @@ fn split_fields(line: &str) -> Vec<String> {
                 chars.next();
             }
             '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            ',' if !quoted => {
+                emit(field)?;
+                field.clear();
+            }
             _ => field.push(ch),
         }
     }
-    fields.push(field);
-    fields
+    emit(field)
 }
 
 #[cfg(not(feature = "parquet"))]
@@ -167,7 +231,7 @@ mod parquet {
         let schema = meta.file_metadata().schema_descr();
         let columns: Vec<_> = (0..schema.num_columns()).map(|i| schema.column(i)).collect();
         let names: Vec<String> = columns.iter().map(|c| c.path().string()).collect();
-        let mut table = Table { path: path.to_path_buf(), names, rows: Vec::new(), source: Source::Parquet };
+        let mut table = Table::new(path, names, Source::Parquet);
         for (c, descr) in columns.iter().enumerate() {
             if descr.max_rep_level() > 0 || descr.path().parts().len() != 1 {
                 return Err(table.header_error(Some(&table.names[c]), "nested columns are not supported".into()));
@@ -187,9 +251,12 @@ mod parquet {
             }
             cells.push(column);
         }
-        let mut columns: Vec<_> = cells.into_iter().map(Vec::into_iter).collect();
-        table.rows =
-            (1..=rows).map(|r| (r, columns.iter_mut().map(|c| c.next().unwrap_or_default()).collect())).collect();
+        for r in 0..rows {
+            for column in &cells {
+                table.push_cell(&column[r])?;
+            }
+            table.places.push(r + 1);
+        }
         Ok(table)
     }
 

@@ -114,7 +114,7 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
         .iter()
         .map(|&i| {
             let mut set: Vec<String> =
-                table.rows.iter().map(|(_, fields)| fields[i].trim().to_string()).filter(|v| !is_missing(v)).collect();
+                table.rows().map(|(_, fields)| fields[i].trim().to_string()).filter(|v| !is_missing(v)).collect();
             set.sort();
             set.dedup();
             set
@@ -127,21 +127,20 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
     let c = signal_cols.len() + one_hot.len();
     let mut series = TimeSeries {
         signals: signal_cols.iter().map(|&i| names[i].clone()).chain(one_hot).collect(),
-        timestamps: Vec::with_capacity(table.rows.len()),
-        values: Vec::with_capacity(table.rows.len() * c),
-        observed: Vec::with_capacity(table.rows.len() * c),
+        timestamps: Vec::with_capacity(table.len()),
+        values: Vec::with_capacity(table.len() * c),
+        observed: Vec::with_capacity(table.len() * c),
     };
-    for (place, fields) in &table.rows {
-        let place = *place;
+    for (place, fields) in table.rows() {
         let number = |i: usize| -> Result<i64> {
             fields[i]
                 .trim()
                 .parse::<i64>()
-                .map_err(|_| table.error(place, Some(&names[i]), format!("`{}` is not an integer", fields[i])))
+                .map_err(|_| table.error(place, Some(&names[i]), format!("`{}` is not an integer", &fields[i])))
         };
         let ts = match &time {
             TimeColumns::Single(i) => parse_timestamp(fields[*i].trim())
-                .ok_or_else(|| table.error(place, Some(&names[*i]), format!("`{}` is not a timestamp", fields[*i])))?,
+                .ok_or_else(|| table.error(place, Some(&names[*i]), format!("`{}` is not a timestamp", &fields[*i])))?,
             TimeColumns::Split { year, month, day, hour, minute } => {
                 let (y, m, d) = (number(*year)?, number(*month)?, number(*day)?);
                 if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
