@@ -5,15 +5,20 @@
 //! `G = GATES·H` gate width, `W` a cell's per-row cache width.
 //!
 //! Forward, for one direction of one layer:
-//! 1. `X̃ = (d_x ⊙ x)`, `P_x = X̃ · W_ihᵀ` for all `T·B` rows in one product (`[T,B,G]`);
-//! 2. per step `s` (time `t = s`, or `T−1−s` in reverse): `P_h = (d_h ⊙ h_{s−1}) · W_hhᵀ`,
-//!    then the cell's fused pointwise update of every active row;
+//! 1. `X̃ = (d_x ⊙ x)`, `P_x = X̃ · W_ihᵀ` for a block of steps at a time (about 256 KB,
+//!    still in L2 when its steps read it);
+//! 2. per step `s` (time `t = s`, or `T−1−s` in reverse): `P_h = (d_h ⊙ h_{s−1}) · W_hhᵀ`
+//!    (W_hh transposed once per sequence, so that gemm reads it without packing), then
+//!    the cell's fused pointwise update of every active row;
 //! 3. rows past their sequence length keep their state (PyTorch's packed semantics: the
 //!    reverse direction therefore starts at each row's own last step) and output zero.
 //!
 //! Backward walks the steps in the opposite order, gets `∂L/∂P_x` and `∂L/∂P_h` from
-//! the cell, and after the loop forms every weight gradient with one product each:
-//! `∂W_ih += ∂P_xᵀ · X̃`, `∂W_hh += ∂P_hᵀ · (d_h ⊙ H_prev)`, `∂x += (∂P_x · W_ih) ⊙ d_x`.
+//! the cell (one buffer when they are equal, [`GatedCell::SHARED_PRODUCT_GRADIENT`]),
+//! and after the loop forms every weight gradient with one product each:
+//! `∂W_ih += ∂P_xᵀ · X̃`, `∂W_hh += ∂P_hᵀ · (d_h ⊙ H_prev)`, `∂x += (∂P_x · W_ih) ⊙ d_x`
+//! (skipped when ∂x is not asked for). Scratch buffers are reused between calls and
+//! never zeroed: every value is written before it is read.
 
 use crate::cell::{CellGrads, CellWeights, GatedCell, SequenceOptions};
 use crate::matmul::{gemm, transposed, Mat, Threads};
