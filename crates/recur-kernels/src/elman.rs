@@ -25,7 +25,7 @@ impl Activation {
         }
     }
 
-    /// φ'(a) from the output y = φ(a): 1 − y² for tanh, [y > 0] for ReLU.
+    /// φ'(a) from the output y = φ(a): 1 − y² for tanh, 1 if y > 0 else 0 for ReLU.
     #[inline(always)]
     pub fn derivative_from_output<T: Real>(self, y: T) -> T {
         match self {

@@ -2,7 +2,7 @@
 //!
 //! Every product the kernels need is `C (+)= A · B` where `A` and `B` are row-major
 //! buffers possibly read transposed. Transposition is a stride swap, never a copy
-//! (the dfdx trick), so `X · Wᵀ`, `dG · W` and `dGᵀ · X` all go through [`gemm`].
+//! (the dfdx trick), so `X · Wᵀ`, `dG · W` and `dGᵀ · X` all go through [`gemm()`].
 
 use crate::real::Real;
 

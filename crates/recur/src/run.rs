@@ -21,7 +21,7 @@ use crate::train::{train, EpochLog, TrainConfig};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DataFormat {
-    /// A time column (or year,month,day[,hour]) and one column per signal.
+    /// A time column (or `year,month,day[,hour]`) and one column per signal.
     #[default]
     Wide,
     /// One observation per row: time, signal, value[, entity].
