@@ -82,10 +82,12 @@ pub trait GatedCell: Sync {
     const GATES: usize;
     /// Whether the cell carries `c_t` besides `h_t`.
     const HAS_CELL_STATE: bool;
-    /// Whether ∂P_x = ∂P_h: the cell reads W_x x_t and W_h h_{t−1} only through their sum
-    /// (LSTM, Elman). Backward then writes `d_proj_h` alone (`d_proj_x` is empty) and the
-    /// driver takes the input gradients from it, which saves a `[T,B,G]` buffer.
-    const SHARED_PRODUCT_GRADIENT: bool = false;
+    /// How many leading gate blocks read W_x x_t and W_h h_{t−1} only through their sum, so
+    /// that ∂P_x = ∂P_h there (LSTM: all 4, Elman: 1, GRU reset-after: r and z). Backward
+    /// writes those blocks to `d_proj_h` alone and `d_proj_x` holds only the remaining
+    /// `GATES − SHARED_GATES` blocks; the driver takes the input gradients of the shared
+    /// blocks from `d_proj_h`, which saves most or all of a `[T,B,G]` buffer.
+    const SHARED_GATES: usize = 0;
 
     /// Number of `H`-wide layer-norm gain vectors in [`NormWeights::gates`].
     fn norm_gate_chunks(&self) -> usize;
@@ -115,8 +117,8 @@ pub trait GatedCell: Sync {
     /// Inverts [`GatedCell::forward_row`] for one row.
     ///
     /// `dh, dc: [H]` total gradients on `h_t`, `c_t`; `cache: [W]`, `h_prev, c_prev, h_cur: [H]`.
-    /// Writes `d_proj_x, d_proj_h: [G]` (`d_proj_x` empty for a
-    /// [`GatedCell::SHARED_PRODUCT_GRADIENT`] cell), `dh_prev` (the part not through `W_hh`) and
+    /// Writes `d_proj_h: [G]` and `d_proj_x: [G − SHARED_GATES·H]` (the blocks after the
+    /// [`GatedCell::SHARED_GATES`]), `dh_prev` (the part not through `W_hh`) and
     /// `dc_prev: [H]`; accumulates bias and norm gradients into `grads`.
     #[allow(clippy::too_many_arguments)]
     fn backward_row<T: Real>(

@@ -50,7 +50,7 @@ pub struct Elman {
 impl GatedCell for Elman {
     const GATES: usize = 1;
     const HAS_CELL_STATE: bool = false;
-    const SHARED_PRODUCT_GRADIENT: bool = true;
+    const SHARED_GATES: usize = 1;
 
     fn norm_gate_chunks(&self) -> usize {
         1

@@ -28,6 +28,7 @@ const RSTD: usize = 8;
 impl GatedCell for GruResetAfter {
     const GATES: usize = 3;
     const HAS_CELL_STATE: bool = false;
+    const SHARED_GATES: usize = 2;
 
     fn norm_gate_chunks(&self) -> usize {
         4
@@ -121,26 +122,25 @@ impl GatedCell for GruResetAfter {
             d_proj_h[j] = da_r;
             d_proj_h[n + j] = da_z;
             d_proj_h[2 * n + j] = d_hn;
-            d_proj_x[2 * n + j] = da_n;
+            d_proj_x[j] = da_n;
         }
         for j in 0..2 * n {
             grads.b_ih[j] += d_proj_h[j];
             grads.b_hh[j] += d_proj_h[j];
         }
         for j in 0..n {
-            grads.b_ih[2 * n + j] += d_proj_x[2 * n + j];
+            grads.b_ih[2 * n + j] += d_proj_x[j];
             grads.b_hh[2 * n + j] += d_proj_h[2 * n + j];
         }
         if let Some(norm) = &weights.norm {
             let [r, z, hn] = split_mut(&mut d_proj_h[..3 * n], n);
             layer_norm_backward_many::<T, 4>(
-                [r, z, &mut d_proj_x[2 * n..3 * n], hn],
+                [r, z, &mut d_proj_x[..n], hn],
                 split(&cache[HAT * n..(HAT + 4) * n], n),
                 &cache[RSTD * n..RSTD * n + 4],
                 split(&norm.gates[..4 * n], n),
                 split_mut(&mut grads.norm_gates[..4 * n], n),
             );
         }
-        d_proj_x[..2 * n].copy_from_slice(&d_proj_h[..2 * n]);
     }
 }

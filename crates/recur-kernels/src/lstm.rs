@@ -30,7 +30,7 @@ const RSTD: usize = 10;
 impl GatedCell for Lstm {
     const GATES: usize = 4;
     const HAS_CELL_STATE: bool = true;
-    const SHARED_PRODUCT_GRADIENT: bool = true;
+    const SHARED_GATES: usize = 4;
 
     fn norm_gate_chunks(&self) -> usize {
         4

@@ -14,7 +14,7 @@
 //!    reverse direction therefore starts at each row's own last step) and output zero.
 //!
 //! Backward walks the steps in the opposite order, gets `∂L/∂P_x` and `∂L/∂P_h` from
-//! the cell (one buffer when they are equal, [`GatedCell::SHARED_PRODUCT_GRADIENT`]),
+//! the cell (∂P_x only for the gates where it differs, [`GatedCell::SHARED_GATES`]),
 //! and after the loop forms every weight gradient with one product each:
 //! `∂W_ih += ∂P_xᵀ · X̃`, `∂W_hh += ∂P_hᵀ · (d_h ⊙ H_prev)`, `∂x += (∂P_x · W_ih) ⊙ d_x`
 //! (skipped when ∂x is not asked for). Scratch buffers are reused between calls and
@@ -303,7 +303,10 @@ pub fn backward<C: GatedCell, T: Real>(
     assert_eq!(grad_in.d_output.len(), steps * plane);
     assert_eq!(grad_in.d_h_n.len(), plane);
 
-    let d_proj_x = reuse(proj, if C::SHARED_PRODUCT_GRADIENT { 0 } else { steps * batch * g });
+    // ∂P_x only for the gate blocks where it differs from ∂P_h
+    let shared = C::SHARED_GATES * hidden;
+    let gx = g - shared;
+    let d_proj_x = reuse(proj, steps * batch * gx);
     let d_proj_h = reuse(d_proj_h, steps * batch * g);
     let mut dh_carry = grad_in.d_h_n.to_vec();
     let mut dc_carry = if C::HAS_CELL_STATE { grad_in.d_c_n.to_vec() } else { Vec::new() };
@@ -316,8 +319,7 @@ pub fn backward<C: GatedCell, T: Real>(
         let t = time_of(s, steps, options.reverse);
         let h_prev_all = &states[s * plane..(s + 1) * plane];
         let h_cur_all = &states[(s + 1) * plane..(s + 2) * plane];
-        let dpx: &mut [T] =
-            if C::SHARED_PRODUCT_GRADIENT { &mut [] } else { &mut d_proj_x[t * batch * g..(t + 1) * batch * g] };
+        let dpx = &mut d_proj_x[t * batch * gx..(t + 1) * batch * gx];
         let dph = &mut d_proj_h[s * batch * g..(s + 1) * batch * g];
         let dy = &grad_in.d_output[t * plane..(t + 1) * plane];
         vectorized(
@@ -326,10 +328,9 @@ pub fn backward<C: GatedCell, T: Real>(
                 for b in 0..batch {
                     let hs = b * hidden..(b + 1) * hidden;
                     let gs = b * g..(b + 1) * g;
+                    let xs = b * gx..(b + 1) * gx;
                     if !is_active(options.lengths, b, t) {
-                        if !C::SHARED_PRODUCT_GRADIENT {
-                            dpx[gs.clone()].iter_mut().for_each(|v| *v = T::ZERO);
-                        }
+                        dpx[xs].iter_mut().for_each(|v| *v = T::ZERO);
                         dph[gs].iter_mut().for_each(|v| *v = T::ZERO);
                         dh_next[hs.clone()].copy_from_slice(&dh_carry[hs.clone()]);
                         if C::HAS_CELL_STATE {
@@ -358,7 +359,7 @@ pub fn backward<C: GatedCell, T: Real>(
                         c_prev,
                         &h_cur_all[hs.clone()],
                         weights,
-                        if C::SHARED_PRODUCT_GRADIENT { &mut [] } else { &mut dpx[gs.clone()] },
+                        &mut dpx[xs],
                         &mut dph[gs],
                         &mut dh_next[hs],
                         dc_prev,
@@ -394,17 +395,26 @@ pub fn backward<C: GatedCell, T: Real>(
     let mut masked_h = Vec::new();
     let h_used = masked_input(&states[..n * hidden], options.state_mask, batch, hidden, &mut masked_h);
     gemm(grads.w_hh, Mat::new(d_proj_h, n, g).t(), Mat::new(h_used, n, hidden), true, options.threads);
-    if !C::SHARED_PRODUCT_GRADIENT {
-        input_grads(dims, g, x, weights.w_ih, options, d_proj_x, grads.w_ih, d_x);
-    } else if !options.reverse {
-        input_grads(dims, g, x, weights.w_ih, options, d_proj_h, grads.w_ih, d_x);
-    } else {
-        // ∂P_h is in processing order, the reverse of time: take x (and give ∂x) in that order
-        let x_processed = reverse_time(x, steps);
-        let mut d_x_processed = vec![T::ZERO; d_x.len()];
-        input_grads(dims, g, &x_processed, weights.w_ih, options, d_proj_h, grads.w_ih, &mut d_x_processed);
-        for (d, v) in d_x.iter_mut().zip(reverse_time(&d_x_processed, steps)) {
-            *d += v;
+    let input = dims.input;
+    let (w_shared, w_rest) = weights.w_ih.split_at(shared * input);
+    let (d_w_shared, d_w_rest) = grads.w_ih.split_at_mut(shared * input);
+    // the blocks after the shared ones, ∂P_x in time order
+    if gx > 0 {
+        input_grads(dims, x, w_rest, options, Mat::new(d_proj_x, n, gx), d_w_rest, d_x);
+    }
+    // the shared blocks, from ∂P_h: the leading columns of each row, in processing order
+    if shared > 0 {
+        let d_shared = Mat::strided(d_proj_h, n, shared, g);
+        if !options.reverse {
+            input_grads(dims, x, w_shared, options, d_shared, d_w_shared, d_x);
+        } else {
+            // processing order is the reverse of time: take x (and give ∂x) in that order
+            let x_processed = reverse_time(x, steps);
+            let mut d_x_processed = vec![T::ZERO; d_x.len()];
+            input_grads(dims, &x_processed, w_shared, options, d_shared, d_w_shared, &mut d_x_processed);
+            for (d, v) in d_x.iter_mut().zip(reverse_time(&d_x_processed, steps)) {
+                *d += v;
+            }
         }
     }
 }
@@ -416,32 +426,32 @@ fn reverse_time<T: Real>(x: &[T], steps: usize) -> Vec<T> {
 }
 
 /// The input-side products after the time loop, shared by every cell:
-/// `∂W_ih += ∂P_xᵀ·X̃` and `∂x += (∂P_x·W_ih) ⊙ d_x`, with `d_proj_x: [T,B,G]` in time order;
+/// `∂W_ih += ∂P_xᵀ·X̃` and `∂x += (∂P_x·W_ih) ⊙ d_x` for `∂P_x: [T·B, K]` rows in the
+/// order of `x` and `w_ih, ∂W_ih: [K, D]` (all gates, or some blocks of them);
 /// an empty `d_x` skips ∂x (an input that needs no gradient, like the data).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn input_grads<T: Real>(
     dims: Dims,
-    g: usize,
     x: &[T],
     w_ih: &[T],
     options: &SequenceOptions<'_, T>,
-    d_proj_x: &[T],
+    d_proj_x: Mat<'_, T>,
     d_w_ih: &mut [T],
     d_x: &mut [T],
 ) {
     let Dims { steps, batch, input, .. } = dims;
-    let n = steps * batch;
+    let (n, g) = (steps * batch, d_proj_x.cols());
     let mut masked = Vec::new();
     let x_used = masked_input(x, options.input_mask, batch, input, &mut masked);
-    gemm(d_w_ih, Mat::new(d_proj_x, n, g).t(), Mat::new(x_used, n, input), true, options.threads);
+    gemm(d_w_ih, d_proj_x.t(), Mat::new(x_used, n, input), true, options.threads);
     if d_x.is_empty() {
         return;
     }
     match options.input_mask {
-        None => gemm(d_x, Mat::new(d_proj_x, n, g), Mat::new(w_ih, g, input), true, options.threads),
+        None => gemm(d_x, d_proj_x, Mat::new(w_ih, g, input), true, options.threads),
         Some(m) => {
             let mut dx = vec![T::ZERO; n * input];
-            gemm(&mut dx, Mat::new(d_proj_x, n, g), Mat::new(w_ih, g, input), false, options.threads);
+            gemm(&mut dx, d_proj_x, Mat::new(w_ih, g, input), false, options.threads);
             let plane = batch * input;
             for (d_step, step) in d_x.chunks_exact_mut(plane).zip(dx.chunks_exact(plane)) {
                 for ((d, &v), &k) in d_step.iter_mut().zip(step).zip(&m[..plane]) {
