@@ -1,5 +1,6 @@
 //! Ingestion benchmark: the 12 Beijing station files (420,768 rows) read, put on the
-//! hourly grid with masks, split and standardised, as 12 entities.
+//! hourly grid with masks, split and standardised, as 12 entities; and one station as
+//! CSV and as Parquet (the test fixture), to compare the two readers.
 //!
 //!     cargo bench -p recur --bench ingest [-- DIR]   # DIR: default ../shared/data/beijing-air-quality
 use std::path::PathBuf;
@@ -34,4 +35,26 @@ fn main() {
         "{}",
         serde_json::json!({"bench": "ingest", "files": config.files.len(), "rows": rows, "median_seconds": times[2], "min_seconds": times[0]})
     );
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    for (format, file) in [
+        ("csv", manifest.join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv")),
+        ("parquet", manifest.join("tests/fixtures/parquet/beijing-aotizhongxin.parquet")),
+    ] {
+        if format == "parquet" && !cfg!(feature = "parquet") {
+            continue;
+        }
+        let one = DataConfig { files: vec![file.display().to_string()], ..config.clone() };
+        let mut times: Vec<f64> = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(load_data(&one, std::path::Path::new(".")).unwrap());
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(|a, b| a.total_cmp(b));
+        println!(
+            "{}",
+            serde_json::json!({"bench": "ingest_one_station", "format": format, "rows": 35_064, "median_seconds": times[3]})
+        );
+    }
 }
