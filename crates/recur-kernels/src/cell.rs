@@ -139,17 +139,8 @@ pub trait GatedCell: Sync {
     );
 }
 
-/// `out = φ(pre + b_ih + b_hh)` elementwise over equal-length slices (the shape the
-/// compiler vectorises).
-#[inline(always)]
-pub(crate) fn activate<T: Real>(out: &mut [T], pre: &[T], b_ih: &[T], b_hh: &[T], phi: impl Fn(T) -> T) {
-    for (((o, &a), &b1), &b2) in out.iter_mut().zip(pre).zip(b_ih).zip(b_hh) {
-        *o = phi(a + b1 + b2);
-    }
-}
-
-/// `out = φ(pre + x + b_ih + b_hh)` elementwise: [`activate`] with the input product added
-/// in the same pass.
+/// `out = φ(pre + x + b_ih + b_hh)` elementwise over equal-length slices (the shape the
+/// compiler vectorises): a gate from its two products and two biases in one pass.
 #[inline(always)]
 pub(crate) fn activate4<T: Real>(out: &mut [T], pre: &[T], x: &[T], b_ih: &[T], b_hh: &[T], phi: impl Fn(T) -> T) {
     let n = out.len();

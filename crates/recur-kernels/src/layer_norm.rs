@@ -53,7 +53,25 @@ pub fn layer_norm_forward_many<T: Real, const K: usize>(
     rstd: &mut [T],
 ) {
     let h = a[0].len();
+    let mean = layer_norm_moments_many::<T, K>(std::array::from_fn(|k| &*a[k]), rstd);
+    for (k, (a, hat)) in a.into_iter().zip(hat).enumerate() {
+        let (a, gamma, hat) = (&mut a[..h], &gamma[k][..h], &mut hat[..h]);
+        let (m, s) = (mean[k], rstd[k]);
+        for j in 0..h {
+            hat[j] = (a[j] - m) * s;
+            a[j] = gamma[j] * hat[j];
+        }
+    }
+}
+
+/// The means of `K` vectors, and 1/√(σ²+ε) of each written to `rstd: [K]`, their
+/// reductions side by side (see [`layer_norm_forward_many`]).
+#[inline(always)]
+pub fn layer_norm_moments_many<T: Real, const K: usize>(a: [&[T]; K], rstd: &mut [T]) -> [T; K] {
+    let h = a[0].len();
     let inv_n = T::ONE / T::from_f64(h as f64);
+    // one pass over each vector for both moments, shifted by its first value so that a
+    // large mean does not cancel the variance away: σ² = E[(a−s)²] − (E[a−s])², μ = s + E[a−s]
     let shift: [T; K] = std::array::from_fn(|k| a[k].first().copied().unwrap_or(T::ZERO));
     let mut sums = [[T::ZERO; LANES]; K];
     let mut squares = [[T::ZERO; LANES]; K];
@@ -83,14 +101,7 @@ pub fn layer_norm_forward_many<T: Real, const K: usize>(
         let var = (sum_sq * inv_n - shifted_mean * shifted_mean).max(T::ZERO);
         rstd[k] = T::ONE / (var + T::from_f64(LAYER_NORM_EPS)).sqrt();
     }
-    for k in 0..K {
-        let (a, gamma, hat) = (&mut a[k][..h], &gamma[k][..h], &mut hat[k][..h]);
-        let (m, s) = (mean[k], rstd[k]);
-        for j in 0..h {
-            hat[j] = (a[j] - m) * s;
-            a[j] = gamma[j] * hat[j];
-        }
-    }
+    mean
 }
 
 /// `v` as `K` consecutive slices of `n`.

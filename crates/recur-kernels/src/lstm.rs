@@ -10,9 +10,9 @@
 //! With layer norm (Ba et al. 2016) each gate's pre-activation becomes
 //! LN(W_x x_t + W_h h_{t−1}) + b, and h_t = o_t ⊙ tanh(LN(c_t)) with LN(c) = γ_c⊙ĉ + β_c.
 
-use crate::cell::{activate, activate4, add_assign, CellGrads, CellWeights, GatedCell};
+use crate::cell::{activate4, add_assign, CellGrads, CellWeights, GatedCell};
 use crate::layer_norm::{
-    layer_norm_backward, layer_norm_backward_many, layer_norm_forward, layer_norm_forward_many, split, split_mut,
+    layer_norm_backward, layer_norm_backward_many, layer_norm_forward, layer_norm_moments_many, split, split_mut,
 };
 use crate::real::Real;
 
@@ -63,24 +63,39 @@ impl GatedCell for Lstm {
         // sum is taken inside the activations (one pass over the gates, not two)
         let a = &mut proj_h[..g];
         let (acts, rest) = cache.split_at_mut(TANH_C * n);
-        if let Some(norm) = &weights.norm {
-            add_assign(a, &proj_x[..g]);
-            let (hats, stats) = rest[(GATE_HAT - TANH_C) * n..].split_at_mut(4 * n);
-            layer_norm_forward_many::<T, 4>(
-                split_mut(a, n),
-                split(&norm.gates[..g], n),
-                split_mut(hats, n),
-                &mut stats[n..n + 4],
-            );
-        }
-        let x_part = if weights.norm.is_some() { None } else { Some(&proj_x[..g]) };
         let (b_ih, b_hh) = (&weights.b_ih[..g], &weights.b_hh[..g]);
-        // i, f = σ(·);  g = tanh(·);  o = σ(·)
-        for (r, phi) in [(0..2 * n, T::sigmoid as fn(T) -> T), (2 * n..3 * n, T::tanh), (3 * n..g, T::sigmoid)] {
-            let out = &mut acts[r.clone()];
-            match x_part {
-                Some(x) => activate4(out, &a[r.clone()], &x[r.clone()], &b_ih[r.clone()], &b_hh[r], phi),
-                None => activate(out, &a[r.clone()], &b_ih[r.clone()], &b_hh[r], phi),
+        // i, f, o = σ(·);  g = tanh(·)
+        let phi = |k: usize| if k == 2 { T::tanh as fn(T) -> T } else { T::sigmoid };
+        match &weights.norm {
+            Some(norm) => {
+                // â = (a − μ)·rstd per gate, kept for backward, and φ(γ⊙â + b) in the same pass
+                add_assign(a, &proj_x[..g]);
+                let (hats, stats) = rest[(GATE_HAT - TANH_C) * n..].split_at_mut(4 * n);
+                let mean = layer_norm_moments_many::<T, 4>(split(a, n), &mut stats[n..n + 4]);
+                for k in 0..4 {
+                    let (r, phi, m, rs) = (k * n..(k + 1) * n, phi(k), mean[k], stats[n + k]);
+                    let (a, gamma, b_ih, b_hh) =
+                        (&a[r.clone()], &norm.gates[r.clone()], &b_ih[r.clone()], &b_hh[r.clone()]);
+                    let (hats, acts) = (&mut hats[r.clone()], &mut acts[r]);
+                    for j in 0..n {
+                        let hat = (a[j] - m) * rs;
+                        hats[j] = hat;
+                        acts[j] = phi(gamma[j] * hat + b_ih[j] + b_hh[j]);
+                    }
+                }
+            }
+            None => {
+                for k in 0..4 {
+                    let r = k * n..(k + 1) * n;
+                    activate4(
+                        &mut acts[r.clone()],
+                        &a[r.clone()],
+                        &proj_x[r.clone()],
+                        &b_ih[r.clone()],
+                        &b_hh[r],
+                        phi(k),
+                    );
+                }
             }
         }
         let (i, f, gg) = (&acts[..n], &acts[n..2 * n], &acts[2 * n..3 * n]);
