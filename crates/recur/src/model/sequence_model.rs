@@ -204,6 +204,35 @@ impl HeadSteps {
     }
 }
 
+/// Whether a fusion runs on the head's rows only: a pointwise one under a head that reads
+/// some rows (a fuser RNN needs every step).
+fn fuses_at_head_rows<T: Real>(fusion: Option<&Fusion<T>>, rows: Option<&[usize]>) -> bool {
+    rows.is_some() && fusion.is_some_and(Fusion::is_pointwise)
+}
+
+/// z at the head's rows (all rows when `rows` is `None`) and the fusion's cache, for the
+/// states `f, b: [T·B, H]`: fused on those rows only when `at_head_rows`, else on every
+/// step and then narrowed.
+fn fuse_for_head<T: Real>(
+    fusion: &Fusion<T>,
+    f: &[T],
+    b: &[T],
+    input: &SequenceBatch<'_, T>,
+    rows: Option<&[usize]>,
+    at_head_rows: bool,
+) -> Result<(Vec<T>, FusionCache<T>)> {
+    let (steps, batch) = (input.steps, input.batch);
+    let h = f.len() / (steps * batch).max(1);
+    if at_head_rows {
+        let (f, b) = (select_rows(f.to_vec(), rows, h), select_rows(b.to_vec(), rows, h));
+        fusion.forward(&f, &b, 1, f.len() / h.max(1), None)
+    } else {
+        let (z, fc) = fusion.forward(f, b, steps, batch, input.lengths)?;
+        let width = z.len() / (steps * batch).max(1);
+        Ok((select_rows(z, rows, width), fc))
+    }
+}
+
 /// Rows `rows` of `x: [N, W]`, or all of it.
 fn select_rows<T: Real>(x: Vec<T>, rows: Option<&[usize]>, width: usize) -> Vec<T> {
     match rows {
@@ -382,20 +411,20 @@ impl<T: Real> SequenceModel<T> {
     /// # Errors
     /// Inputs that do not fit the encoder.
     pub fn forward_at(&self, input: &SequenceBatch<'_, T>, head_steps: HeadSteps) -> Result<HeadOutput<T>> {
-        let (steps, batch) = (input.steps, input.batch);
         let BranchStates { h_forward, h_backward, .. } =
             self.branches(input, None, self.twin.is_none(), (RnnCache::default(), RnnCache::default()))?;
+        let rows = head_steps.rows(input.steps, input.batch, input.lengths);
+        let rows = rows.as_deref();
+        let selective = fuses_at_head_rows(self.fusion.as_ref(), rows);
         let z = match (&self.fusion, &self.twin) {
-            (None, _) => h_forward,
-            (Some(fusion), None) => fusion.forward(&h_forward, &h_backward, steps, batch, input.lengths)?.0,
+            (None, _) => select_rows(h_forward, rows, self.config.encoder.hidden_size),
+            (Some(fusion), None) => fuse_for_head(fusion, &h_forward, &h_backward, input, rows, selective)?.0,
             (Some(fusion), Some(twin)) => {
                 let estimate = twin.forward(&h_forward)?;
-                fusion.forward(&h_forward, &estimate, steps, batch, input.lengths)?.0
+                fuse_for_head(fusion, &h_forward, &estimate, input, rows, selective)?.0
             }
         };
-        let rows = head_steps.rows(steps, batch, input.lengths);
-        let width = z.len() / (steps * batch).max(1);
-        self.head.forward(&select_rows(z, rows.as_deref(), width))
+        self.head.forward(&z)
     }
 
     /// Training forward: every path's outputs, the twin loss, and the cache for backward.
@@ -457,22 +486,12 @@ impl<T: Real> SequenceModel<T> {
             head_rows: head_steps.rows(steps, batch, input.lengths),
             fused_at_head_rows: false,
         };
-        // A pointwise fusion under a head that reads a few rows fuses those rows only.
         let rows = cache.head_rows.clone();
-        let selective = rows.is_some() && self.fusion.as_ref().is_some_and(Fusion::is_pointwise);
+        let selective = fuses_at_head_rows(self.fusion.as_ref(), rows.as_deref());
         cache.fused_at_head_rows = selective;
         let h = self.config.encoder.hidden_size;
-        // z (at the head's rows) and the fusion's cache for the pair (f, b) of `[T·B, H]` states
-        let fuse = |fusion: &Fusion<T>, f: &[T], b: &[T]| -> Result<(Vec<T>, FusionCache<T>)> {
-            if selective {
-                let (f, b) = (select_rows(f.to_vec(), rows.as_deref(), h), select_rows(b.to_vec(), rows.as_deref(), h));
-                fusion.forward(&f, &b, 1, f.len() / h, None)
-            } else {
-                let (z, fc) = fusion.forward(f, b, steps, batch, input.lengths)?;
-                let width = z.len() / (steps * batch).max(1);
-                Ok((select_rows(z, rows.as_deref(), width), fc))
-            }
-        };
+        let fuse =
+            |fusion: &Fusion<T>, f: &[T], b: &[T]| fuse_for_head(fusion, f, b, input, rows.as_deref(), selective);
         let mut teacher = None;
         let mut twin_value = 0.0;
         match (&self.fusion, &self.twin) {
