@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use recur::data::{Inspection, Layout, PreparedSeries, SplitBy};
+use recur::data::{csv_fields, is_missing, Inspection, Layout, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
 use recur::report::{score_table, write_run_folder};
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
@@ -245,7 +245,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         Some((_, line)) => line.map_err(|e| format!("{input}: {e}"))?,
         None => return Err(format!("{input}: no header row")),
     };
-    let names: Vec<&str> = header.split(',').map(|n| n.trim().trim_matches('"')).collect();
+    let names: Vec<String> = csv_fields(&header).into_iter().map(|n| n.trim().to_string()).collect();
     let columns: Vec<usize> = stream
         .signals()
         .iter()
@@ -258,7 +258,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
-    let passed_names: Vec<&str> = passed.iter().map(|&i| names[i]).collect();
+    let passed_names: Vec<&str> = passed.iter().map(|&i| names[i].as_str()).collect();
     let forecast_names: Vec<String> = stream.signals().iter().map(|s| format!("{s}_next")).collect();
     let header = passed_names.iter().copied().chain(forecast_names.iter().map(String::as_str)).collect::<Vec<_>>();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
@@ -268,7 +268,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         if line.trim().is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(|f| f.trim().trim_matches('"')).collect();
+        let fields = csv_fields(&line);
         if fields.len() != names.len() {
             return Err(format!(
                 "{input}: line {}: {} fields, the header has {}",
@@ -279,8 +279,8 @@ pub fn stream(args: &Args) -> Result<(), String> {
         }
         let values = columns
             .iter()
-            .map(|&i| match fields[i] {
-                "" | "NA" | "NaN" | "nan" => Ok(None),
+            .map(|&i| match fields[i].trim() {
+                v if is_missing(v) => Ok(None),
                 v => v
                     .parse::<f32>()
                     .map(Some)

@@ -13,4 +13,5 @@ pub use inspect::{Inspection, Layout, SignalMissingness};
 pub use long::{read_long, LongColumns};
 pub use prepare::{PreparedSeries, SplitBy, SplitFractions, Standardizer};
 pub use series::TimeSeries;
-pub use wide::{read_wide, WideOptions};
+pub use table::csv_fields;
+pub use wide::{is_missing, read_wide, WideOptions};

@@ -169,6 +169,17 @@ fn format_error(path: &Path, unit: &str, place: usize, column: Option<&str>, why
     Error::Format { path: path.to_path_buf(), why: format!("{at}: {why}") }
 }
 
+/// The fields of one CSV line, split as every CSV reader of recur splits them (quotes
+/// honoured, `""` inside quotes a quote).
+pub fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut scratch) = (Vec::new(), String::new());
+    let _ = for_each_field(line, &mut scratch, |f| {
+        fields.push(f.to_string());
+        Ok(())
+    });
+    fields
+}
+
 /// Calls `emit` with each field of one CSV line (split on commas, double quotes honoured,
 /// `""` inside quotes is a quote; no embedded newlines). `field` is scratch.
 fn for_each_field(line: &str, field: &mut String, mut emit: impl FnMut(&str) -> Result<()>) -> Result<()> {

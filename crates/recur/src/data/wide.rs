@@ -46,7 +46,7 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
 }
 
 /// Whether a cell holds no value: empty, `NA` or `NaN` (any case).
-pub(crate) fn is_missing(cell: &str) -> bool {
+pub fn is_missing(cell: &str) -> bool {
     cell.is_empty() || cell.eq_ignore_ascii_case("NA") || cell.eq_ignore_ascii_case("nan")
 }
 
