@@ -140,8 +140,6 @@ pub struct ModelCache<T> {
     d_estimate_twin: Vec<T>,
     /// The rows of `[T·B, ·]` the head read ([`HeadSteps::Last`]); `z_*` hold only those.
     head_rows: Option<Vec<usize>>,
-    /// Whether the fusions ran on those rows only (pointwise fusions under `head_rows`).
-    fused_at_head_rows: bool,
 }
 
 impl<T> ModelCache<T> {
@@ -484,11 +482,9 @@ impl<T: Real> SequenceModel<T> {
             fusion_teacher: None,
             d_estimate_twin: Vec::new(),
             head_rows: head_steps.rows(steps, batch, input.lengths),
-            fused_at_head_rows: false,
         };
         let rows = cache.head_rows.clone();
         let selective = fuses_at_head_rows(self.fusion.as_ref(), rows.as_deref());
-        cache.fused_at_head_rows = selective;
         let h = self.config.encoder.hidden_size;
         let fuse =
             |fusion: &Fusion<T>, f: &[T], b: &[T]| fuse_for_head(fusion, f, b, input, rows.as_deref(), selective);
@@ -553,7 +549,7 @@ impl<T: Real> SequenceModel<T> {
         let rows = steps * batch;
         let head_rows = cache.head_rows.as_deref();
         let (z_width, h) = (self.head.mean.weight.shape[1], self.config.encoder.hidden_size);
-        let selective = cache.fused_at_head_rows;
+        let selective = fuses_at_head_rows(self.fusion.as_ref(), head_rows);
         // ∂z at the head's rows → (∂f, ∂b) over all `[T·B, H]` rows, through a fusion that ran
         // on those rows only, or on all of them
         let unfuse = |fusion: &Fusion<T>, fc: &mut FusionCache<T>, dz: Vec<T>, g: &mut Fusion<T>| {
