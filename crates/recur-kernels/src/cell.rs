@@ -98,8 +98,9 @@ pub trait GatedCell: Sync {
     /// One row's forward update.
     ///
     /// `proj_x, proj_h: [G]` the step's input and recurrent products without biases
-    /// (`proj_h` may be used as scratch); `h_prev, c_prev: [H]`; writes `h_out, c_out: [H]`
-    /// and `cache: [W]`.
+    /// (`proj_h` may be used as scratch); `bias: [G]` = b_ih + b_hh, summed once per
+    /// sequence by the driver (one load per unit instead of two, for the blocks that add
+    /// both); `h_prev, c_prev: [H]`; writes `h_out, c_out: [H]` and `cache: [W]`.
     #[allow(clippy::too_many_arguments)]
     fn forward_row<T: Real>(
         &self,
@@ -107,6 +108,7 @@ pub trait GatedCell: Sync {
         proj_x: &[T],
         proj_h: &mut [T],
         weights: &CellWeights<'_, T>,
+        bias: &[T],
         h_prev: &[T],
         c_prev: &[T],
         h_out: &mut [T],
@@ -139,15 +141,21 @@ pub trait GatedCell: Sync {
     );
 }
 
-/// `out = φ(pre + x + b_ih + b_hh)` elementwise over equal-length slices (the shape the
-/// compiler vectorises): a gate from its two products and two biases in one pass.
+/// `out = φ(pre + x + b)` elementwise over equal-length slices (the shape the compiler
+/// vectorises): a gate from its two products and its summed bias in one pass.
 #[inline(always)]
-pub(crate) fn activate4<T: Real>(out: &mut [T], pre: &[T], x: &[T], b_ih: &[T], b_hh: &[T], phi: impl Fn(T) -> T) {
+pub(crate) fn activate3<T: Real>(out: &mut [T], pre: &[T], x: &[T], bias: &[T], phi: impl Fn(T) -> T) {
     let n = out.len();
-    let (pre, x, b_ih, b_hh) = (&pre[..n], &x[..n], &b_ih[..n], &b_hh[..n]);
+    let (pre, x, bias) = (&pre[..n], &x[..n], &bias[..n]);
     for j in 0..n {
-        out[j] = phi(pre[j] + x[j] + b_ih[j] + b_hh[j]);
+        out[j] = phi(pre[j] + x[j] + bias[j]);
     }
+}
+
+/// b_ih + b_hh, which the driver hands to [`GatedCell::forward_row`].
+pub(crate) fn summed_bias<T: Real>(weights: &CellWeights<'_, T>, out: &mut Vec<T>) {
+    out.clear();
+    out.extend(weights.b_ih.iter().zip(weights.b_hh).map(|(&a, &b)| a + b));
 }
 
 /// `a += b` elementwise.

@@ -72,6 +72,7 @@ impl GatedCell for Elman {
         proj_x: &[T],
         proj_h: &mut [T],
         weights: &CellWeights<'_, T>,
+        bias: &[T],
         _h_prev: &[T],
         _c_prev: &[T],
         h_out: &mut [T],
@@ -89,7 +90,7 @@ impl GatedCell for Elman {
         }
         // h_t = φ(a + b_h)
         for j in 0..hidden {
-            h_out[j] = self.activation.apply(a[j] + weights.b_ih[j] + weights.b_hh[j]);
+            h_out[j] = self.activation.apply(a[j] + bias[j]);
         }
     }
 

@@ -49,6 +49,7 @@ impl GatedCell for GruResetAfter {
         proj_x: &[T],
         proj_h: &mut [T],
         weights: &CellWeights<'_, T>,
+        bias: &[T],
         h_prev: &[T],
         _c_prev: &[T],
         h_out: &mut [T],
@@ -75,7 +76,7 @@ impl GatedCell for GruResetAfter {
             );
         }
         for j in 0..2 * n {
-            cache[j] = (proj_h[j] + b_ih[j] + b_hh[j]).sigmoid();
+            cache[j] = (proj_h[j] + bias[j]).sigmoid();
         }
         for j in 0..n {
             let hn = proj_h[2 * n + j] + b_hh[2 * n + j];

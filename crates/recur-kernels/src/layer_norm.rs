@@ -68,20 +68,40 @@ pub fn layer_norm_forward_many<T: Real, const K: usize>(
 /// reductions side by side (see [`layer_norm_forward_many`]).
 #[inline(always)]
 pub fn layer_norm_moments_many<T: Real, const K: usize>(a: [&[T]; K], rstd: &mut [T]) -> [T; K] {
+    layer_norm_moments_of_sums::<T, K>(a, [None; K], rstd)
+}
+
+/// [`layer_norm_moments_many`] of `a[k] + b[k]` (of `a[k]` where `b[k]` is absent),
+/// without writing the sums: a gate's pre-activation W_x x_t + W_h h_{t−1} from its two
+/// products.
+#[inline(always)]
+pub fn layer_norm_moments_of_sums<T: Real, const K: usize>(
+    a: [&[T]; K],
+    b: [Option<&[T]>; K],
+    rstd: &mut [T],
+) -> [T; K] {
     let h = a[0].len();
     let inv_n = T::ONE / T::from_f64(h as f64);
+    let value = |k: usize, j: usize| match b[k] {
+        Some(b) => a[k][j] + b[j],
+        None => a[k][j],
+    };
     // one pass over each vector for both moments, shifted by its first value so that a
     // large mean does not cancel the variance away: σ² = E[(a−s)²] − (E[a−s])², μ = s + E[a−s]
-    let shift: [T; K] = std::array::from_fn(|k| a[k].first().copied().unwrap_or(T::ZERO));
+    let shift: [T; K] = std::array::from_fn(|k| if h > 0 { value(k, 0) } else { T::ZERO });
     let mut sums = [[T::ZERO; LANES]; K];
     let mut squares = [[T::ZERO; LANES]; K];
     let full = h / LANES * LANES;
     let mut i = 0;
     while i < full {
         for k in 0..K {
-            let chunk = &a[k][i..i + LANES];
+            let x: &[T; LANES] = a[k][i..i + LANES].try_into().expect("LANES values");
+            let y: [T; LANES] = match b[k] {
+                Some(b) => b[i..i + LANES].try_into().expect("LANES values"),
+                None => [T::ZERO; LANES],
+            };
             for l in 0..LANES {
-                let v = chunk[l] - shift[k];
+                let v = x[l] + y[l] - shift[k];
                 sums[k][l] += v;
                 squares[k][l] += v * v;
             }
@@ -91,8 +111,8 @@ pub fn layer_norm_moments_many<T: Real, const K: usize>(a: [&[T]; K], rstd: &mut
     let mut mean = [T::ZERO; K];
     for k in 0..K {
         let (mut sum, mut sum_sq) = (pairwise_total(&mut sums[k]), pairwise_total(&mut squares[k]));
-        for &x in &a[k][full..h] {
-            let v = x - shift[k];
+        for j in full..h {
+            let v = value(k, j) - shift[k];
             sum += v;
             sum_sq += v * v;
         }

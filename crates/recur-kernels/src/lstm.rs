@@ -10,9 +10,9 @@
 //! With layer norm (Ba et al. 2016) each gate's pre-activation becomes
 //! LN(W_x x_t + W_h h_{t−1}) + b, and h_t = o_t ⊙ tanh(LN(c_t)) with LN(c) = γ_c⊙ĉ + β_c.
 
-use crate::cell::{activate4, add_assign, CellGrads, CellWeights, GatedCell};
+use crate::cell::{activate3, add_assign, CellGrads, CellWeights, GatedCell};
 use crate::layer_norm::{
-    layer_norm_backward, layer_norm_backward_many, layer_norm_forward, layer_norm_moments_many, split, split_mut,
+    layer_norm_backward, layer_norm_backward_many, layer_norm_forward, layer_norm_moments_of_sums, split, split_mut,
 };
 use crate::real::Real;
 
@@ -51,6 +51,7 @@ impl GatedCell for Lstm {
         proj_x: &[T],
         proj_h: &mut [T],
         weights: &CellWeights<'_, T>,
+        bias: &[T],
         _h_prev: &[T],
         c_prev: &[T],
         h_out: &mut [T],
@@ -59,42 +60,33 @@ impl GatedCell for Lstm {
     ) {
         let n = hidden;
         let g = 4 * n;
-        // a = W_x x_t + W_h h_{t−1}, normalised per gate with layer norm; without it the
-        // sum is taken inside the activations (one pass over the gates, not two)
-        let a = &mut proj_h[..g];
+        // a = W_x x_t + W_h h_{t−1}, summed where it is read, never stored
+        let (a, proj_x, bias) = (&proj_h[..g], &proj_x[..g], &bias[..g]);
         let (acts, rest) = cache.split_at_mut(TANH_C * n);
-        let (b_ih, b_hh) = (&weights.b_ih[..g], &weights.b_hh[..g]);
         // i, f, o = σ(·);  g = tanh(·)
         let phi = |k: usize| if k == 2 { T::tanh as fn(T) -> T } else { T::sigmoid };
         match &weights.norm {
             Some(norm) => {
                 // â = (a − μ)·rstd per gate, kept for backward, and φ(γ⊙â + b) in the same pass
-                add_assign(a, &proj_x[..g]);
                 let (hats, stats) = rest[(GATE_HAT - TANH_C) * n..].split_at_mut(4 * n);
-                let mean = layer_norm_moments_many::<T, 4>(split(a, n), &mut stats[n..n + 4]);
+                let mean =
+                    layer_norm_moments_of_sums::<T, 4>(split(a, n), split(proj_x, n).map(Some), &mut stats[n..n + 4]);
                 for k in 0..4 {
                     let (r, phi, m, rs) = (k * n..(k + 1) * n, phi(k), mean[k], stats[n + k]);
-                    let (a, gamma, b_ih, b_hh) =
-                        (&a[r.clone()], &norm.gates[r.clone()], &b_ih[r.clone()], &b_hh[r.clone()]);
+                    let (a, x, gamma, bias) =
+                        (&a[r.clone()], &proj_x[r.clone()], &norm.gates[r.clone()], &bias[r.clone()]);
                     let (hats, acts) = (&mut hats[r.clone()], &mut acts[r]);
                     for j in 0..n {
-                        let hat = (a[j] - m) * rs;
+                        let hat = (a[j] + x[j] - m) * rs;
                         hats[j] = hat;
-                        acts[j] = phi(gamma[j] * hat + b_ih[j] + b_hh[j]);
+                        acts[j] = phi(gamma[j] * hat + bias[j]);
                     }
                 }
             }
             None => {
                 for k in 0..4 {
                     let r = k * n..(k + 1) * n;
-                    activate4(
-                        &mut acts[r.clone()],
-                        &a[r.clone()],
-                        &proj_x[r.clone()],
-                        &b_ih[r.clone()],
-                        &b_hh[r],
-                        phi(k),
-                    );
+                    activate3(&mut acts[r.clone()], &a[r.clone()], &proj_x[r.clone()], &bias[r], phi(k));
                 }
             }
         }

@@ -20,7 +20,7 @@
 //! (skipped when ∂x is not asked for). Scratch buffers are reused between calls and
 //! never zeroed: every value is written before it is read.
 
-use crate::cell::{CellGrads, CellWeights, GatedCell, SequenceOptions};
+use crate::cell::{summed_bias, CellGrads, CellWeights, GatedCell, SequenceOptions};
 use crate::matmul::{gemm, transposed, Mat, Threads};
 use crate::real::Real;
 use crate::simd::vectorized;
@@ -202,6 +202,8 @@ pub fn forward<C: GatedCell, T: Real>(
     let mut h_in = vec![T::ZERO; plane];
     let slot = |s: usize| if keep { s } else { s % 2 };
     let w_hh_t = transposed(weights.w_hh, g, hidden);
+    let mut bias = Vec::new();
+    summed_bias(weights, &mut bias);
 
     for s in 0..steps {
         let t = time_of(s, steps, options.reverse);
@@ -257,6 +259,7 @@ pub fn forward<C: GatedCell, T: Real>(
                         &px[b * g..(b + 1) * g],
                         &mut proj_h[b * g..(b + 1) * g],
                         weights,
+                        &bias,
                         &h_prev_all[hs.clone()],
                         c_prev,
                         &mut h_cur_all[hs.clone()],
@@ -497,6 +500,7 @@ pub struct StepWorkspace<T> {
     h_next: Vec<T>,
     c_next: Vec<T>,
     scratch: Vec<T>,
+    bias: Vec<T>,
 }
 
 /// Advances the state by one step: `x: [B,D]`, `h, c: [B,H]` in-out (the carried state).
@@ -520,7 +524,8 @@ pub fn step<C: GatedCell, T: Real>(
     work.scratch.resize(width, T::ZERO);
     gemm(&mut work.proj_x, Mat::new(x, batch, input), Mat::new(weights.w_ih, g, input).t(), false, Threads(1));
     gemm(&mut work.proj_h, Mat::new(h, batch, hidden), Mat::new(weights.w_hh, g, hidden).t(), false, Threads(1));
-    let StepWorkspace { proj_x, proj_h, h_next, c_next, scratch } = work;
+    summed_bias(weights, &mut work.bias);
+    let StepWorkspace { proj_x, proj_h, h_next, c_next, scratch, bias } = work;
     vectorized(
         #[inline(always)]
         || {
@@ -533,6 +538,7 @@ pub fn step<C: GatedCell, T: Real>(
                     &proj_x[b * g..(b + 1) * g],
                     &mut proj_h[b * g..(b + 1) * g],
                     weights,
+                    bias,
                     &h[hs.clone()],
                     c_prev,
                     &mut h_next[hs],
