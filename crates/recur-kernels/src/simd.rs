@@ -3,8 +3,9 @@
 //! The pointwise work of a step (gate activations, state updates, layer norm) is
 //! written as plain loops over `H`. [`vectorized`] runs such a loop inside a function
 //! compiled for AVX2+FMA when the CPU has them, so the compiler emits 8-wide code
-//! without building the whole crate for one CPU (AVX-512 likewise, where present). No `mul_add` is used in the loops,
-//! so both paths give bit-identical results.
+//! without building the whole crate for one CPU (AVX-512 likewise, where present). Both
+//! paths give bit-identical results: rustc never contracts `a * b + c`, and the `mul_add`
+//! of the activations rounds once on every path.
 
 use std::sync::OnceLock;
 

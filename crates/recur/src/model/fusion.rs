@@ -6,7 +6,7 @@
 //! fuser:   u_t = GRU_fuser([h→_t; h←_t], u_{t−1})  (or an LSTM)  (H_f)
 //! sum: h→ + h←,  mean: (h→ + h←)/2,  product: h→ ⊙ h←           (H; Keras merge modes)
 
-use recur_kernels::Real;
+use recur_kernels::{sigmoid_in_place, Real};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -184,7 +184,8 @@ impl<T: Real> Fusion<T> {
             FusionKind::Gated => {
                 cache.joined = join(f, b, h);
                 let gate = self.gate.as_ref().expect("gated fusion has a gate");
-                cache.gate = gate.forward(&cache.joined)?.into_iter().map(T::sigmoid).collect();
+                cache.gate = gate.forward(&cache.joined)?;
+                sigmoid_in_place(&mut cache.gate);
                 cache.gate.iter().zip(f.iter().zip(b)).map(|(&g, (&x, &y))| g * x + (T::ONE - g) * y).collect()
             }
             FusionKind::FuserGru | FusionKind::FuserLstm => {

@@ -1,7 +1,7 @@
 //! Output heads on z_t: a linear regression, or the deck's Gaussian head with a learned
 //! precision λ̂_t = softplus(W_λ z_t + b_λ) (one λ per step and sequence).
 
-use recur_kernels::Real;
+use recur_kernels::{sigmoid_in_place, Real};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -64,8 +64,11 @@ impl<T: Real> Head<T> {
     pub fn backward(&self, z: &[T], d_mean: &[T], d_precision: &[T], grads: &mut Head<T>) -> Result<Vec<T>> {
         let mut dz = self.mean.backward(z, d_mean, &mut grads.mean)?;
         if let (Some(p), Some(g)) = (&self.precision, grads.precision.as_mut()) {
-            let u = p.forward(z)?;
-            let du: Vec<T> = u.iter().zip(d_precision).map(|(&u, &d)| d * u.sigmoid()).collect();
+            let mut du = p.forward(z)?;
+            sigmoid_in_place(&mut du);
+            for (u, &d) in du.iter_mut().zip(d_precision) {
+                *u *= d;
+            }
             let dz2 = p.backward(z, &du, g)?;
             for (a, b) in dz.iter_mut().zip(dz2) {
                 *a += b;
