@@ -1,6 +1,6 @@
 //! Runs one benchmark configuration in a loop, for `perf record`:
 //!     cargo build --profile profiling -p recur --example profile_step
-//!     perf record -g target/profiling/examples/profile_step lstm infer|train [fwd] [s2] [bi] [ln] [vd]
+//!     perf record -g target/profiling/examples/profile_step lstm infer|train [fwd] [s2] [bi] [ln] [vd] [t2]
 use recur::rnn::{CellKind, InitialState, InputGradient, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
@@ -11,6 +11,7 @@ fn main() {
     let s2 = args.iter().any(|a| a == "s2");
     let bidirectional = args.iter().any(|a| a == "bi");
     let (b, t, d, h) = if s2 { (64, 120, 12, 128) } else { (32, 60, 12, 64) };
+    let b = if args.iter().any(|a| a == "half") { b / 2 } else { b };
     let layer_norm = args.iter().any(|a| a == "ln");
     let dropout = args.iter().any(|a| a == "vd");
     let config = RnnConfig {
@@ -23,7 +24,8 @@ fn main() {
         state_dropout: if dropout { 0.2 } else { 0.0 },
         ..RnnConfig::default()
     };
-    let rnn = Rnn::<f32>::new(config, 1).unwrap();
+    let mut rnn = Rnn::<f32>::new(config, 1).unwrap();
+    rnn.set_threads(if args.iter().any(|a| a == "t2") { 2 } else { 1 });
     let reps = if s2 { 100 } else { 1000 };
     let x: Vec<f32> = (0..t * b * d).map(|i| (i as f32 * 0.37).sin()).collect();
     let input = SequenceBatch { x: &x, steps: t, batch: b, lengths: None };

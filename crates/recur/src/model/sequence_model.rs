@@ -375,17 +375,17 @@ impl<T: Real> SequenceModel<T> {
         };
         let reversed = SequenceBatch { x: &x_reversed, ..*input };
         let backward_seed = seed.map(|s| s ^ 0x9e37_79b9);
-        // the backward branch's states back in forward time order, on its own thread
+        // the backward branch's states back in forward time order, on rayon's pool
         let run_backward = |branch: &Rnn<T>| {
             run(branch, &reversed, backward_seed, backward_recycled)
                 .map(|(out, cache)| (reverse_within_lengths(&out, input.steps, input.batch, input.lengths), cache))
         };
         let (forward_result, backward_result) = match backward {
-            Some(branch) if self.parallel_branches => std::thread::scope(|scope| {
-                let other = scope.spawn(|| run_backward(branch));
-                let mine = run(&self.forward_branch, input, seed, forward_recycled);
-                (mine, Some(other.join().expect("backward branch panicked")))
-            }),
+            Some(branch) if self.parallel_branches => {
+                let (mine, other) =
+                    rayon::join(|| run(&self.forward_branch, input, seed, forward_recycled), || run_backward(branch));
+                (mine, Some(other))
+            }
             Some(branch) => (run(&self.forward_branch, input, seed, forward_recycled), Some(run_backward(branch))),
             None => (run(&self.forward_branch, input, seed, forward_recycled), None),
         };
@@ -615,11 +615,7 @@ impl<T: Real> SequenceModel<T> {
             }
         };
         let (d, d_reversed) = if self.parallel_branches {
-            std::thread::scope(|scope| {
-                let other = scope.spawn(run_backward);
-                let mine = run_forward();
-                (mine, other.join().expect("backward branch panicked"))
-            })
+            rayon::join(run_forward, run_backward)
         } else {
             (run_forward(), run_backward())
         };
