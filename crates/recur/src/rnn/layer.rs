@@ -8,6 +8,7 @@
 //! With several threads, the two directions of a bidirectional layer, and parts of the
 //! batch (rows are independent through time), run as separate jobs on separate threads.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use recur_kernels::gru_reset_before::{self, GruResetBeforeCache};
@@ -324,7 +325,7 @@ impl<T: Real> Rnn<T> {
         let plane = batch * h;
         let mut h_n = vec![T::ZERO; cfg.num_layers * dirs * plane];
         let mut c_n = if cfg.cell.has_cell_state() { vec![T::ZERO; h_n.len()] } else { Vec::new() };
-        let mut layer_input = input.x.to_vec();
+        let mut layer_input: Cow<'_, [T]> = Cow::Borrowed(input.x);
         let parts = self.batch_parts(batch);
         let product_threads = (self.threads / (dirs * parts.len())).max(1);
         if let Some(c) = cache.as_deref_mut() {
@@ -364,7 +365,12 @@ impl<T: Real> Rnn<T> {
                 let (input_mask, state_mask) = &masks[d];
                 run.input_mask = gather_rows(input_mask, 1, batch, width, rows.clone());
                 run.state_mask = gather_rows(state_mask, 1, batch, h, rows.clone());
-                let x = gather_rows(&layer_input, steps, batch, width, rows.clone());
+                // the whole batch is the layer input itself: no copy unless backward keeps it
+                let x: Cow<'_, [T]> = if b == batch {
+                    Cow::Borrowed(&layer_input)
+                } else {
+                    Cow::Owned(gather_rows(&layer_input, steps, batch, width, rows.clone()))
+                };
                 let h0 = gather_rows(&self.initial_state_of(state.h0, i, batch, false), 1, batch, h, rows.clone());
                 let c0 = if cfg.cell.has_cell_state() {
                     gather_rows(&self.initial_state_of(state.c0, i, batch, true), 1, batch, h, rows.clone())
@@ -383,16 +389,22 @@ impl<T: Real> Rnn<T> {
                 let slot = keep.then_some(&mut run.cache);
                 let out = direction_forward(cfg.cell, &self.cells[i], dims, &x, &h0, &c0, &options, slot);
                 if keep {
-                    run.input = x;
+                    run.input = x.into_owned();
                 }
                 out
             };
             let results = run_jobs(&mut jobs, self.threads, run_job);
 
-            let mut output = vec![T::ZERO; steps * batch * dirs * h];
+            let whole = jobs.len() == 1;
+            let mut output = if whole { Vec::new() } else { vec![T::ZERO; steps * batch * dirs * h] };
             for ((d, rows, _), out) in jobs.iter().zip(results) {
                 let i = k * dirs + d;
-                scatter_rows(&out.output, &mut output, steps, batch, rows.clone(), d * h, dirs * h, false);
+                if whole {
+                    // one job over the whole batch in one direction: its output is the layer's
+                    output = out.output;
+                } else {
+                    scatter_rows(&out.output, &mut output, steps, batch, rows.clone(), d * h, dirs * h, false);
+                }
                 scatter_rows(&out.h_n, &mut h_n[i * plane..(i + 1) * plane], 1, batch, rows.clone(), 0, h, false);
                 if cfg.cell.has_cell_state() {
                     scatter_rows(&out.c_n, &mut c_n[i * plane..(i + 1) * plane], 1, batch, rows.clone(), 0, h, false);
@@ -403,16 +415,16 @@ impl<T: Real> Rnn<T> {
             } else {
                 Vec::new()
             };
-            layer_input = if output_mask.is_empty() {
+            layer_input = Cow::Owned(if output_mask.is_empty() {
                 output
             } else {
                 output.iter().zip(&output_mask).map(|(&v, &m)| v * m).collect()
-            };
+            });
             if let Some(c) = cache.as_deref_mut() {
                 c.layers[k] = LayerCache { directions: runs, output_mask };
             }
         }
-        Ok(RnnOutput { output: layer_input, h_n, c_n })
+        Ok(RnnOutput { output: layer_input.into_owned(), h_n, c_n })
     }
 
     /// Row ranges a batch is split into: rows are independent through time, so each
