@@ -37,6 +37,20 @@ pub struct CellGrads<'a, T> {
     pub norm_cell: &'a mut [T],
 }
 
+impl<T> CellGrads<'_, T> {
+    /// The same buffers, borrowed for a shorter time.
+    pub(crate) fn reborrow(&mut self) -> CellGrads<'_, T> {
+        CellGrads {
+            w_ih: self.w_ih,
+            w_hh: self.w_hh,
+            b_ih: self.b_ih,
+            b_hh: self.b_hh,
+            norm_gates: self.norm_gates,
+            norm_cell: self.norm_cell,
+        }
+    }
+}
+
 /// How a sequence is run.
 #[derive(Clone, Copy, Debug)]
 pub struct SequenceOptions<'a, T> {

@@ -20,7 +20,7 @@
 //! (skipped when ∂x is not asked for). Scratch buffers are reused between calls and
 //! never zeroed: every value is written before it is read.
 
-use crate::cell::{summed_bias, CellGrads, CellWeights, GatedCell, SequenceOptions};
+use crate::cell::{add_assign, summed_bias, CellGrads, CellWeights, GatedCell, SequenceOptions};
 use crate::matmul::{gemm, transposed, Mat, Threads};
 use crate::real::Real;
 use crate::simd::vectorized;
@@ -317,6 +317,10 @@ pub fn backward<C: GatedCell, T: Real>(
     let mut dc_next = vec![T::ZERO; dc_carry.len()];
     let mut dh_row = vec![T::ZERO; hidden];
     let mut from_product = vec![T::ZERO; plane];
+    // Odd rows accumulate their bias and gain gradients into a second set, added at the
+    // end: consecutive rows then do not wait on each other's read-modify-writes.
+    let mut odd = RowGrads::zeros_like(&grads);
+    let mut odd_grads = odd.view();
 
     for s in (0..steps).rev() {
         let t = time_of(s, steps, options.reverse);
@@ -366,7 +370,7 @@ pub fn backward<C: GatedCell, T: Real>(
                         &mut dph[gs],
                         &mut dh_next[hs],
                         dc_prev,
-                        &mut grads,
+                        &mut if b % 2 == 0 { grads.reborrow() } else { odd_grads.reborrow() },
                     );
                 }
             },
@@ -385,6 +389,7 @@ pub fn backward<C: GatedCell, T: Real>(
         std::mem::swap(&mut dh_carry, &mut dh_next);
         std::mem::swap(&mut dc_carry, &mut dc_next);
     }
+    odd.add_into(&mut grads);
     for (d, &v) in d_h0.iter_mut().zip(&dh_carry) {
         *d += v;
     }
@@ -418,6 +423,49 @@ pub fn backward<C: GatedCell, T: Real>(
             for (d, v) in d_x.iter_mut().zip(reverse_time(&d_x_processed, steps)) {
                 *d += v;
             }
+        }
+    }
+}
+
+/// The gradients [`GatedCell::backward_row`] accumulates per row (biases, gains).
+struct RowGrads<T> {
+    b_ih: Vec<T>,
+    b_hh: Vec<T>,
+    norm_gates: Vec<T>,
+    norm_cell: Vec<T>,
+}
+
+impl<T: Real> RowGrads<T> {
+    fn zeros_like(g: &CellGrads<'_, T>) -> Self {
+        let zeros = |v: &[T]| vec![T::ZERO; v.len()];
+        RowGrads {
+            b_ih: zeros(g.b_ih),
+            b_hh: zeros(g.b_hh),
+            norm_gates: zeros(g.norm_gates),
+            norm_cell: zeros(g.norm_cell),
+        }
+    }
+
+    /// A [`CellGrads`] over these buffers, with no weight matrices (rows never touch them).
+    fn view(&mut self) -> CellGrads<'_, T> {
+        CellGrads {
+            w_ih: &mut [],
+            w_hh: &mut [],
+            b_ih: &mut self.b_ih,
+            b_hh: &mut self.b_hh,
+            norm_gates: &mut self.norm_gates,
+            norm_cell: &mut self.norm_cell,
+        }
+    }
+
+    fn add_into(&self, g: &mut CellGrads<'_, T>) {
+        for (to, from) in [
+            (&mut *g.b_ih, &self.b_ih),
+            (&mut *g.b_hh, &self.b_hh),
+            (&mut *g.norm_gates, &self.norm_gates),
+            (&mut *g.norm_cell, &self.norm_cell),
+        ] {
+            add_assign(to, from);
         }
     }
 }
