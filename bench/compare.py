@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """recur vs PyTorch, side by side, in one run on this machine.
 
-    python3 bench/compare.py [--quick] [--markdown OUT.md]
+    python3 bench/compare.py [--quick] [--passes N] [--markdown OUT.md]
 
 Runs `cargo bench -p recur --bench rnn -- --json` (recur's numbers and the sgemm peak
 measured in the same run), then times PyTorch on the same configurations, same thread
 counts: a training step (forward, linear head on the last step, MSE, backward, AdamW),
 inference (forward + head) and streaming (one step, B=1, carried state). Prints tables
 with the speed-up (PyTorch time / recur time) and GFLOP/s as a fraction of the peak.
+The two sides alternate for N passes (default 2: recur, PyTorch, recur, PyTorch) and
+each configuration keeps its fastest median: on a shared VM, interference only ever
+slows a measurement down, so the minimum is the estimate it disturbs least.
 Needs torch (CPU is enough); CI never runs this.
 """
 import argparse
@@ -90,25 +93,40 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--markdown", help="also write the tables to this file")
     ap.add_argument("--raw", help="also write every measurement (JSON lines) to this file")
+    ap.add_argument("--passes", type=int, default=2, help="alternating passes of both sides (keeps each row's fastest)")
     args = ap.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     cmd = ["cargo", "bench", "-q", "-p", "recur", "--bench", "rnn", "--"] + (["--quick"] if args.quick else [])
-    print("running:", " ".join(cmd), file=sys.stderr)
-    out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
-    recur = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    peak = {r["threads"]: r["gflops"] for r in recur if r["kind"] == "sgemm_peak"}
-    print("timing PyTorch ...", file=sys.stderr)
-    torch, version = torch_rows(0.15 if args.quick else 0.5)
 
     def key(r):
         return (r["kind"], r["cell"], r["dirs"], r["shape"], r["threads"], r["variant"])
 
-    theirs = {key(r): r for r in torch}
-    ours = {key(r): r for r in recur if r["kind"] != "sgemm_peak"}
+    def keep_fastest(best, rows):
+        for r in rows:
+            k = key(r) if r["kind"] != "sgemm_peak" else ("sgemm_peak", r["threads"])
+            old = best.get(k)
+            if old is None:
+                best[k] = r
+            elif r["gflops"] > old["gflops"] if k[0] == "sgemm_peak" else r["seconds"] < old["seconds"]:
+                best[k] = r
+
+    ours, theirs, recur, torch = {}, {}, [], []
+    for n in range(max(args.passes, 1)):
+        print(f"pass {n + 1}: running:", " ".join(cmd), file=sys.stderr)
+        out = subprocess.run(cmd, cwd=root, check=True, capture_output=True, text=True).stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        recur += rows
+        keep_fastest(ours, rows)
+        print(f"pass {n + 1}: timing PyTorch ...", file=sys.stderr)
+        rows, version = torch_rows(0.15 if args.quick else 0.5)
+        torch += rows
+        keep_fastest(theirs, rows)
+    peak = {k[1]: r["gflops"] for k, r in ours.items() if k[0] == "sgemm_peak"}
+    ours = {k: r for k, r in ours.items() if k[0] != "sgemm_peak"}
     lines = []
     p = lambda s="": lines.append(s)
     p(f"sgemm peak measured in this run (gemm crate, 1024³): {peak[1]:.0f} GFLOP/s on 1 thread, {peak[2]:.0f} on 2. "
-      f"PyTorch {version}.")
+      f"PyTorch {version}. Each row: the fastest median of {max(args.passes, 1)} alternating passes of each side.")
     p()
     p("| shape | cell | dirs | threads | mode | recur ms | torch ms | speed-up | recur % peak | torch % peak |")
     p("|---|---|---|---|---|---|---|---|---|---|")
