@@ -15,17 +15,15 @@ pub const LAYER_NORM_EPS: f64 = 1e-5;
 /// rounding is the same on every CPU.
 const LANES: usize = 16;
 
-/// Σ of the lanes, pairwise: log₂(LANES) dependent additions, not LANES.
+/// Σ of the lanes, pairwise: log₂(LANES) dependent additions, not LANES. Written as
+/// values halving in width (upper half onto lower), which compiles to register
+/// shuffles; the in-place loop it replaces went through the stack.
 #[inline(always)]
-fn pairwise_total<T: Real>(lanes: &mut [T; LANES]) -> T {
-    let mut width = LANES / 2;
-    while width > 0 {
-        for l in 0..width {
-            lanes[l] += lanes[l + width];
-        }
-        width /= 2;
-    }
-    lanes[0]
+fn pairwise_total<T: Real>(lanes: &[T; LANES]) -> T {
+    let l8: [T; 8] = std::array::from_fn(|l| lanes[l] + lanes[l + 8]);
+    let l4: [T; 4] = std::array::from_fn(|l| l8[l] + l8[l + 4]);
+    let l2: [T; 2] = std::array::from_fn(|l| l4[l] + l4[l + 2]);
+    l2[0] + l2[1]
 }
 
 /// Normalises `a`: writes â = (a − μ)/√(σ²+ε) to `hat` and γ⊙â over `a`, and returns
@@ -110,7 +108,7 @@ pub fn layer_norm_moments_of_sums<T: Real, const K: usize>(
     }
     let mut mean = [T::ZERO; K];
     for k in 0..K {
-        let (mut sum, mut sum_sq) = (pairwise_total(&mut sums[k]), pairwise_total(&mut squares[k]));
+        let (mut sum, mut sum_sq) = (pairwise_total(&sums[k]), pairwise_total(&squares[k]));
         for j in full..h {
             let v = value(k, j) - shift[k];
             sum += v;
@@ -182,7 +180,7 @@ pub fn layer_norm_backward_many<T: Real, const K: usize>(
         i += LANES;
     }
     for k in 0..K {
-        let (mut sum_d, mut sum_d_ahat) = (pairwise_total(&mut sums[k]), pairwise_total(&mut products[k]));
+        let (mut sum_d, mut sum_d_ahat) = (pairwise_total(&sums[k]), pairwise_total(&products[k]));
         for j in full..h {
             sum_d += d[k][j];
             sum_d_ahat += d[k][j] * a_hat[k][j];
