@@ -107,6 +107,7 @@ pub fn layer_norm_moments_of_sums<T: Real, const K: usize>(
         i += LANES;
     }
     let mut mean = [T::ZERO; K];
+    let mut var = [T::ZERO; K];
     for k in 0..K {
         let (mut sum, mut sum_sq) = (pairwise_total(&sums[k]), pairwise_total(&squares[k]));
         for j in full..h {
@@ -116,9 +117,11 @@ pub fn layer_norm_moments_of_sums<T: Real, const K: usize>(
         }
         let shifted_mean = sum * inv_n;
         mean[k] = shift[k] + shifted_mean;
-        let var = (sum_sq * inv_n - shifted_mean * shifted_mean).max(T::ZERO);
-        rstd[k] = T::ONE / (var + T::from_f64(LAYER_NORM_EPS)).sqrt();
+        var[k] = (sum_sq * inv_n - shifted_mean * shifted_mean).max(T::ZERO);
     }
+    // the K square roots and divisions as one K-wide operation each, not K scalar ones
+    let r: [T; K] = std::array::from_fn(|k| T::ONE / (var[k] + T::from_f64(LAYER_NORM_EPS)).sqrt());
+    rstd[..K].copy_from_slice(&r);
     mean
 }
 

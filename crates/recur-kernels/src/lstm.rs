@@ -12,7 +12,8 @@
 
 use crate::cell::{activate3, add_assign, CellGrads, CellWeights, GatedCell};
 use crate::layer_norm::{
-    layer_norm_backward, layer_norm_backward_many, layer_norm_forward, layer_norm_moments_of_sums, split, split_mut,
+    layer_norm_backward, layer_norm_backward_many, layer_norm_moments_many, layer_norm_moments_of_sums, split,
+    split_mut,
 };
 use crate::real::Real;
 
@@ -99,13 +100,20 @@ impl GatedCell for Lstm {
         let (tanh_c, rest) = rest.split_at_mut(n);
         match &weights.norm {
             Some(norm) => {
-                // LN(c_t) = γ_c ⊙ ĉ + β_c; h_out holds γ_c ⊙ ĉ until h_t overwrites it
-                let (gamma, beta) = norm.cell.split_at(n);
+                // tanh(LN(c_t)), LN(c_t) = γ_c ⊙ ĉ + β_c, normalised and activated in one pass.
+                // The moments of c_t are taken as K = 2 over the same slice: with K = 1 the
+                // vectoriser packs each lane's sum with its square (scalar code), and the
+                // duplicate costs less than that.
+                let (gamma, beta) = (&norm.cell[..n], &norm.cell[n..2 * n]);
                 let (c_hat, stats) = rest[(CELL_HAT - GATE_HAT) * n..].split_at_mut(n);
-                h_out[..n].copy_from_slice(c_out);
-                stats[4] = layer_norm_forward(&mut h_out[..n], gamma, c_hat);
-                for ((t, &v), &b) in tanh_c.iter_mut().zip(&h_out[..n]).zip(beta) {
-                    *t = (v + b).tanh();
+                let mut rstd = [T::ZERO; 2];
+                let [m, _] = layer_norm_moments_many::<T, 2>([&c_out[..n], &c_out[..n]], &mut rstd);
+                stats[4] = rstd[0];
+                let (c_out, c_hat, tanh_c) = (&c_out[..n], &mut c_hat[..n], &mut tanh_c[..n]);
+                for j in 0..n {
+                    let hat = (c_out[j] - m) * rstd[0];
+                    c_hat[j] = hat;
+                    tanh_c[j] = (gamma[j] * hat + beta[j]).tanh();
                 }
             }
             None => {
