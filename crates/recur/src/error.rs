@@ -62,9 +62,40 @@ pub fn check_len<T>(tensor: &str, data: &[T], expected: &[usize]) -> Result<()> 
 }
 
 /// Checks that every value is finite, naming the tensor and index of the first that is not.
+///
+/// Runs on every forward's input and every backward's ∂output, so the common case is a
+/// loop without an early exit (0·v is 0 exactly when v is finite), which vectorises; the
+/// index is looked for only in a block that holds a non-finite value.
 pub fn check_finite<T: recur_kernels::Real>(tensor: &str, data: &[T]) -> Result<()> {
-    match data.iter().position(|v| !v.to_f64().is_finite()) {
-        None => Ok(()),
-        Some(index) => Err(Error::NonFinite { tensor: tensor.to_string(), index, value: data[index].to_f64() }),
+    const BLOCK: usize = 1024;
+    for (b, block) in data.chunks(BLOCK).enumerate() {
+        if block.iter().fold(true, |finite, &v| finite & (v * T::ZERO == T::ZERO)) {
+            continue;
+        }
+        let index = b * BLOCK + block.iter().position(|v| !v.to_f64().is_finite()).expect("a non-finite value");
+        return Err(Error::NonFinite { tensor: tensor.to_string(), index, value: data[index].to_f64() });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_finite_names_the_first_non_finite_value_in_any_block() {
+        let mut data = vec![1.5f32; 3000];
+        assert!(check_finite("x", &data).is_ok());
+        data[2700] = f32::INFINITY;
+        data[2500] = f32::NAN;
+        data[2999] = -f32::INFINITY;
+        match check_finite("x", &data) {
+            Err(Error::NonFinite { tensor, index, .. }) => assert_eq!((tensor.as_str(), index), ("x", 2500)),
+            other => panic!("{other:?}"),
+        }
+        let mut tiny = vec![f32::MIN_POSITIVE / 4.0, f32::MAX, -0.0];
+        assert!(check_finite("y", &tiny).is_ok());
+        tiny[0] = f32::NEG_INFINITY;
+        assert!(matches!(check_finite("y", &tiny), Err(Error::NonFinite { index: 0, .. })));
     }
 }
