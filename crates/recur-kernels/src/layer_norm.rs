@@ -195,3 +195,102 @@ pub fn layer_norm_backward_many<T: Real, const K: usize>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values with an offset, so that the shifted moments matter.
+    fn values(n: usize, seed: usize, offset: f64) -> Vec<f64> {
+        (0..n).map(|i| offset + ((i * 7 + seed * 13) as f64 * 0.61).sin() * (1.0 + (i % 3) as f64)).collect()
+    }
+
+    /// Two-pass mean and 1/√(σ²+ε), the textbook way.
+    fn naive(a: &[f64]) -> (f64, f64) {
+        let n = a.len() as f64;
+        let mean = a.iter().sum::<f64>() / n;
+        let var = a.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+        (mean, 1.0 / (var + LAYER_NORM_EPS).sqrt())
+    }
+
+    // Widths below, at and across the 16 lanes (tests of whole layers use H ≤ 8, so
+    // they reach only the tail loop).
+    const WIDTHS: [usize; 6] = [1, 5, 16, 17, 40, 64];
+
+    #[test]
+    fn moments_of_sums_match_a_two_pass_reference() {
+        for h in WIDTHS {
+            let (a0, b0, a1) = (values(h, 1, 300.0), values(h, 2, -1.0), values(h, 3, 0.0));
+            let sum: Vec<f64> = a0.iter().zip(&b0).map(|(x, y)| x + y).collect();
+            let mut rstd = [0.0; 2];
+            let mean = layer_norm_moments_of_sums::<f64, 2>([&a0, &a1], [Some(&b0), None], &mut rstd);
+            for (k, want) in [naive(&sum), naive(&a1)].into_iter().enumerate() {
+                assert!((mean[k] - want.0).abs() < 1e-10, "h={h} k={k}: mean {} vs {}", mean[k], want.0);
+                assert!((rstd[k] / want.1 - 1.0).abs() < 1e-9, "h={h} k={k}: rstd {} vs {}", rstd[k], want.1);
+            }
+            // f32 with a large offset: the shift keeps the variance
+            let a32: Vec<f32> = a0.iter().map(|&v| v as f32).collect();
+            let mut r32 = [0.0f32];
+            let [m32] = layer_norm_moments_many::<f32, 1>([&a32], &mut r32);
+            let want = naive(&a32.iter().map(|&v| v as f64).collect::<Vec<_>>());
+            assert!((m32 as f64 - want.0).abs() < 1e-3, "h={h}: f32 mean {m32} vs {}", want.0);
+            if h > 1 {
+                assert!((r32[0] as f64 / want.1 - 1.0).abs() < 1e-3, "h={h}: f32 rstd {} vs {}", r32[0], want.1);
+            }
+        }
+    }
+
+    #[test]
+    fn forward_and_backward_match_the_reference_and_central_differences() {
+        for h in WIDTHS {
+            let a = [values(h, 4, 2.0), values(h, 5, -0.5), values(h, 6, 0.0)];
+            let gamma = [values(h, 7, 1.0), values(h, 8, 1.0), values(h, 9, 1.0)];
+            let mut out = a.clone();
+            let mut hat = [vec![0.0; h], vec![0.0; h], vec![0.0; h]];
+            let mut rstd = [0.0; 3];
+            {
+                let [o0, o1, o2] = &mut out;
+                let [h0, h1, h2] = &mut hat;
+                layer_norm_forward_many::<f64, 3>(
+                    [o0, o1, o2],
+                    [&gamma[0], &gamma[1], &gamma[2]],
+                    [h0, h1, h2],
+                    &mut rstd,
+                );
+            }
+            // the loss L = Σ w ⊙ (γ ⊙ LN(a)) of each vector, its gradient by backward
+            let w = [values(h, 10, 0.0), values(h, 11, 0.5), values(h, 12, -0.5)];
+            let mut d = w.clone();
+            let mut d_gamma = [vec![0.0; h], vec![0.0; h], vec![0.0; h]];
+            {
+                let [d0, d1, d2] = &mut d;
+                let [g0, g1, g2] = &mut d_gamma;
+                layer_norm_backward_many::<f64, 3>(
+                    [d0, d1, d2],
+                    [&hat[0], &hat[1], &hat[2]],
+                    &rstd,
+                    [&gamma[0], &gamma[1], &gamma[2]],
+                    [g0, g1, g2],
+                );
+            }
+            for k in 0..3 {
+                let (mean, want_rstd) = naive(&a[k]);
+                let loss = |a: &[f64]| {
+                    let (m, r) = naive(a);
+                    a.iter().zip(&gamma[k]).zip(&w[k]).map(|((v, g), w)| w * g * (v - m) * r).sum::<f64>()
+                };
+                for j in 0..h {
+                    let want_hat = (a[k][j] - mean) * want_rstd;
+                    assert!((hat[k][j] - want_hat).abs() < 1e-9, "h={h} k={k} j={j}: â");
+                    assert!((out[k][j] - gamma[k][j] * want_hat).abs() < 1e-9, "h={h} k={k} j={j}: γ⊙â");
+                    assert!((d_gamma[k][j] - w[k][j] * want_hat).abs() < 1e-9, "h={h} k={k} j={j}: ∂γ");
+                    let (mut up, mut down) = (a[k].clone(), a[k].clone());
+                    up[j] += 1e-6;
+                    down[j] -= 1e-6;
+                    let numeric = (loss(&up) - loss(&down)) / 2e-6;
+                    assert!((d[k][j] - numeric).abs() < 1e-6 * (1.0 + numeric.abs()), "h={h} k={k} j={j}: ∂a");
+                }
+            }
+        }
+    }
+}
