@@ -16,8 +16,8 @@ pub const LAYER_NORM_EPS: f64 = 1e-5;
 const LANES: usize = 16;
 
 /// Σ of the lanes, pairwise: log₂(LANES) dependent additions, not LANES. Written as
-/// values halving in width (upper half onto lower), which compiles to register
-/// shuffles; the in-place loop it replaces went through the stack.
+/// values halving in width (upper half onto lower), which compiles to register shuffles
+/// (an in-place loop over one array compiled to stack round-trips).
 #[inline(always)]
 fn pairwise_total<T: Real>(lanes: &[T; LANES]) -> T {
     let l8: [T; 8] = std::array::from_fn(|l| lanes[l] + lanes[l + 8]);
@@ -38,9 +38,9 @@ pub fn layer_norm_forward<T: Real>(a: &mut [T], gamma: &[T], hat: &mut [T]) -> T
 }
 
 /// [`layer_norm_forward`] of `K` vectors at once (the gates of one row), each with its own
-/// statistics, `rstd: [K]`. Their moments are accumulated in the same loop, so that the K
-/// reduction and square-root chains run side by side instead of one after the other (one
-/// row's normalisation is latency-bound, not work-bound).
+/// statistics, `rstd: [K]`. Their moments are accumulated in the same loop, the K vectors
+/// side by side (measured: LSTM inference with layer norm 0.85 → 0.73 s per 1000 S1 calls
+/// against one vector after another; taking two rows side by side, K = 8, gained nothing).
 ///
 /// `a` (in-out), `gamma`, `hat`: K slices of `[H]`.
 #[inline(always)]

@@ -1,6 +1,7 @@
 //! Runs one benchmark configuration in a loop, for `perf record`:
 //!     cargo build --profile profiling -p recur --example profile_step
-//!     perf record -g target/profiling/examples/profile_step lstm infer|train [fwd] [s2] [bi] [ln] [vd] [t2]
+//!     perf record -g target/profiling/examples/profile_step lstm|gru infer|train [fwd] [s2] [bi] [ln] [vd] [t2] [half]
+//! (S1 unless `s2`; `t2`: two threads; `half`: half the batch; 1000 calls at S1, 100 at S2)
 use recur::rnn::{CellKind, InitialState, InputGradient, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
