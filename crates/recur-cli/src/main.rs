@@ -57,27 +57,23 @@ fn main() -> ExitCode {
     default_sigpipe();
     recur::keep_freed_memory();
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    // The command runs on rayon's pool, whose threads the layers' jobs use too: the
-    // calling thread takes part in them instead of waiting beside two busy workers.
-    let result = rayon::scope(|_| {
-        args::parse_args(&raw).and_then(|args| match args.positional.first().map(String::as_str) {
-            Some("demo") => demo::demo(&args),
-            Some("inspect") => demo::inspect(&args),
-            Some("train") => demo::train(&args),
-            Some("eval") => demo::eval(&args),
-            Some("reconstruct") => demo::reconstruct(&args),
-            Some("predict") => demo::predict(&args),
-            Some("stream") => demo::stream(&args),
-            Some("hopfield") => classics::hopfield(&args),
-            Some("diagnose") => classics::diagnose(&args),
-            Some("compare") => classics::compare(&args),
-            Some("experiment") => experiment::experiment(&args),
-            Some("help") | None => {
-                println!("{USAGE}");
-                Ok(())
-            }
-            Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
-        })
+    let result = args::parse_args(&raw).and_then(|args| match args.positional.first().map(String::as_str) {
+        Some("demo") => demo::demo(&args),
+        Some("inspect") => demo::inspect(&args),
+        Some("train") => demo::train(&args),
+        Some("eval") => demo::eval(&args),
+        Some("reconstruct") => demo::reconstruct(&args),
+        Some("predict") => demo::predict(&args),
+        Some("stream") => demo::stream(&args),
+        Some("hopfield") => classics::hopfield(&args),
+        Some("diagnose") => classics::diagnose(&args),
+        Some("compare") => classics::compare(&args),
+        Some("experiment") => experiment::experiment(&args),
+        Some("help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}")),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,7 +6,7 @@
 //! inside each layer, variational dropout with one mask per sequence on the layer's
 //! input (d_x) and on the recurrent state (d_h), the same at every step and in backward.
 //! With several threads, the two directions of a bidirectional layer, and parts of the
-//! batch (rows are independent through time), run as separate jobs on separate threads.
+//! batch (rows are independent through time), run as separate jobs on rayon's pool.
 
 use std::borrow::Cow;
 use std::ops::Range;

@@ -139,7 +139,22 @@ fn batches_per_epoch(config: &TrainConfig, examples: usize) -> usize {
 /// # Errors
 /// A bad config or task, an unwritable or unreadable run folder, a checkpoint made by a
 /// different model or training config.
-pub fn train<T: Task>(
+pub fn train<T: Task + Sync>(
+    task: &T,
+    model_config: &ModelConfig,
+    config: &TrainConfig,
+    run_dir: Option<&Path>,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<TrainReport> {
+    // The loop runs on rayon's pool, whose threads the layers' jobs use: the calling
+    // thread then takes part in them instead of leaving the pool's workers spinning
+    // against it for the two cores between steps (the demo's training: 27.8 s from a
+    // plain thread, 25 s on the pool).
+    rayon::scope(|_| train_on_this_thread(task, model_config, config, run_dir, resume, stop_after))
+}
+
+fn train_on_this_thread<T: Task>(
     task: &T,
     model_config: &ModelConfig,
     config: &TrainConfig,
