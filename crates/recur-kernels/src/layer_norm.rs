@@ -78,6 +78,20 @@ pub fn layer_norm_moments_of_sums<T: Real, const K: usize>(
     b: [Option<&[T]>; K],
     rstd: &mut [T],
 ) -> [T; K] {
+    if K == 1 {
+        // One vector alone compiles to scalar code (the vectoriser packs each lane's sum
+        // with its square); the same vector twice, side by side, vectorises and costs less.
+        let mut rstd2 = [T::ZERO; 2];
+        let [mean, _] = moments_side_by_side::<T, 2>([a[0], a[0]], [b[0], b[0]], &mut rstd2);
+        rstd[0] = rstd2[0];
+        return [mean; K];
+    }
+    moments_side_by_side(a, b, rstd)
+}
+
+/// The body of [`layer_norm_moments_of_sums`].
+#[inline(always)]
+fn moments_side_by_side<T: Real, const K: usize>(a: [&[T]; K], b: [Option<&[T]>; K], rstd: &mut [T]) -> [T; K] {
     let h = a[0].len();
     let inv_n = T::ONE / T::from_f64(h as f64);
     let value = |k: usize, j: usize| match b[k] {

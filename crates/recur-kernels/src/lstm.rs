@@ -100,18 +100,14 @@ impl GatedCell for Lstm {
         let (tanh_c, rest) = rest.split_at_mut(n);
         match &weights.norm {
             Some(norm) => {
-                // tanh(LN(c_t)), LN(c_t) = γ_c ⊙ ĉ + β_c, normalised and activated in one pass.
-                // The moments of c_t are taken as K = 2 over the same slice: with K = 1 the
-                // vectoriser packs each lane's sum with its square (scalar code), and the
-                // duplicate costs less than that.
+                // tanh(LN(c_t)), LN(c_t) = γ_c ⊙ ĉ + β_c, normalised and activated in one pass
                 let (gamma, beta) = (&norm.cell[..n], &norm.cell[n..2 * n]);
                 let (c_hat, stats) = rest[(CELL_HAT - GATE_HAT) * n..].split_at_mut(n);
-                let mut rstd = [T::ZERO; 2];
-                let [m, _] = layer_norm_moments_many::<T, 2>([&c_out[..n], &c_out[..n]], &mut rstd);
-                stats[4] = rstd[0];
+                let [m] = layer_norm_moments_many::<T, 1>([&c_out[..n]], &mut stats[4..5]);
+                let rs = stats[4];
                 let (c_out, c_hat, tanh_c) = (&c_out[..n], &mut c_hat[..n], &mut tanh_c[..n]);
                 for j in 0..n {
-                    let hat = (c_out[j] - m) * rstd[0];
+                    let hat = (c_out[j] - m) * rs;
                     c_hat[j] = hat;
                     tanh_c[j] = (gamma[j] * hat + beta[j]).tanh();
                 }
