@@ -23,7 +23,7 @@
 use crate::cell::{add_assign, summed_bias, CellGrads, CellWeights, GatedCell, SequenceOptions};
 use crate::matmul::{gemm, transposed, Mat, Threads};
 use crate::real::Real;
-use crate::simd::vectorized;
+use crate::simd::{prefetch, vectorized};
 
 /// Sizes of one direction of one layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -357,6 +357,12 @@ pub fn backward<C: GatedCell, T: Real>(
                     } else {
                         (&[], &[], &mut [])
                     };
+                    // the rows' caches outgrow L2 and are read backwards in time: fetch the next one now
+                    let next =
+                        if b + 1 < batch { Some(s * batch + b + 1) } else { s.checked_sub(1).map(|p| p * batch) };
+                    if let Some(r) = next {
+                        prefetch(&rows[r * width..(r + 1) * width]);
+                    }
                     cell.backward_row(
                         hidden,
                         &dh_row,
