@@ -6,25 +6,10 @@
 //! i_t = σ(LN(W_i[h_{t−1}, x_t]) + b_i).
 
 use crate::real::Real;
+use crate::simd::LANES;
 
 /// ε inside the square root, PyTorch's `nn.LayerNorm` default.
 pub const LAYER_NORM_EPS: f64 = 1e-5;
-
-/// Partial sums in this many interleaved lanes, combined at the end: the reduction
-/// vectorises (without fast-math the compiler keeps a single sequential sum) and its
-/// rounding is the same on every CPU.
-const LANES: usize = 16;
-
-/// Σ of the lanes, pairwise: log₂(LANES) dependent additions, not LANES. Written as
-/// values halving in width (upper half onto lower), which compiles to register shuffles
-/// (an in-place loop over one array compiled to stack round-trips).
-#[inline(always)]
-fn pairwise_total<T: Real>(lanes: &[T; LANES]) -> T {
-    let l8: [T; 8] = std::array::from_fn(|l| lanes[l] + lanes[l + 8]);
-    let l4: [T; 4] = std::array::from_fn(|l| l8[l] + l8[l + 4]);
-    let l2: [T; 2] = std::array::from_fn(|l| l4[l] + l4[l + 2]);
-    l2[0] + l2[1]
-}
 
 /// Normalises `a`: writes â = (a − μ)/√(σ²+ε) to `hat` and γ⊙â over `a`, and returns
 /// 1/√(σ²+ε) (what backward needs besides â).
@@ -78,20 +63,6 @@ pub fn layer_norm_moments_of_sums<T: Real, const K: usize>(
     b: [Option<&[T]>; K],
     rstd: &mut [T],
 ) -> [T; K] {
-    if K == 1 {
-        // One vector alone compiles to scalar code (the vectoriser packs each lane's sum
-        // with its square); the same vector twice, side by side, vectorises and costs less.
-        let mut rstd2 = [T::ZERO; 2];
-        let [mean, _] = moments_side_by_side::<T, 2>([a[0], a[0]], [b[0], b[0]], &mut rstd2);
-        rstd[0] = rstd2[0];
-        return [mean; K];
-    }
-    moments_side_by_side(a, b, rstd)
-}
-
-/// The body of [`layer_norm_moments_of_sums`].
-#[inline(always)]
-fn moments_side_by_side<T: Real, const K: usize>(a: [&[T]; K], b: [Option<&[T]>; K], rstd: &mut [T]) -> [T; K] {
     let h = a[0].len();
     let inv_n = T::ONE / T::from_f64(h as f64);
     let value = |k: usize, j: usize| match b[k] {
@@ -120,10 +91,11 @@ fn moments_side_by_side<T: Real, const K: usize>(a: [&[T]; K], b: [Option<&[T]>;
         }
         i += LANES;
     }
+    let (sums, squares) = (T::lane_totals(&sums), T::lane_totals(&squares));
     let mut mean = [T::ZERO; K];
     let mut var = [T::ZERO; K];
     for k in 0..K {
-        let (mut sum, mut sum_sq) = (pairwise_total(&sums[k]), pairwise_total(&squares[k]));
+        let (mut sum, mut sum_sq) = (sums[k], squares[k]);
         for j in full..h {
             let v = value(k, j) - shift[k];
             sum += v;
@@ -196,8 +168,9 @@ pub fn layer_norm_backward_many<T: Real, const K: usize>(
         }
         i += LANES;
     }
+    let (sums, products) = (T::lane_totals(&sums), T::lane_totals(&products));
     for k in 0..K {
-        let (mut sum_d, mut sum_d_ahat) = (pairwise_total(&sums[k]), pairwise_total(&products[k]));
+        let (mut sum_d, mut sum_d_ahat) = (sums[k], products[k]);
         for j in full..h {
             sum_d += d[k][j];
             sum_d_ahat += d[k][j] * a_hat[k][j];

@@ -6,6 +6,7 @@
 //! (relative error < 2e-7 for `exp`) that the compiler vectorises inside the fused
 //! pointwise loops; for `f64` they are the standard library's.
 
+use crate::simd::{lane_totals_f32, pairwise_total, LANES};
 use core::fmt::Debug;
 use core::ops::{Add, AddAssign, Div, Mul, MulAssign, Neg, Sub, SubAssign};
 
@@ -46,6 +47,12 @@ pub trait Real:
 
     /// tanh(x), from one exponential of a non-positive argument (never overflows).
     fn tanh(self) -> Self;
+
+    /// Σ of each of `K` arrays of lane partial sums, in [`pairwise_total`]'s order.
+    #[inline(always)]
+    fn lane_totals<const K: usize>(lanes: &[[Self; LANES]; K]) -> [Self; K] {
+        std::array::from_fn(|k| pairwise_total(&lanes[k]))
+    }
 
     /// max(x, 0)
     #[inline(always)]
@@ -140,6 +147,10 @@ impl Real for f32 {
     #[inline(always)]
     fn tanh(self) -> Self {
         tanh_f32(self)
+    }
+    #[inline(always)]
+    fn lane_totals<const K: usize>(lanes: &[[Self; LANES]; K]) -> [Self; K] {
+        lane_totals_f32(lanes)
     }
     /// σ(x) = ½ + ½·tanh(x/2): the rational tanh is cheaper than e^x and a division.
     #[inline(always)]
