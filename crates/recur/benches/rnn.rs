@@ -4,6 +4,7 @@
 //!
 //!     cargo bench -p recur --bench rnn              # JSON lines, one per configuration
 //!     cargo bench -p recur --bench rnn -- --quick   # fewer repetitions
+//!     cargo bench -p recur --bench rnn -- --only S1 LSTM   # rows whose shape/cell match
 //!     python3 bench/compare.py                      # side by side with PyTorch
 //!
 //! A training step is: forward (keeping the cache), a linear head on the last step,
@@ -29,6 +30,8 @@ struct Shape {
 const S1: Shape = Shape { name: "S1", batch: 32, steps: 60, input: 12, hidden: 64 };
 const S2: Shape = Shape { name: "S2", batch: 64, steps: 120, input: 12, hidden: 128 };
 const S3: Shape = Shape { name: "S3", batch: 1, steps: 1, input: 12, hidden: 64 };
+const SHAPES: [&str; 3] = ["S1", "S2", "S3"];
+const CELLS: [&str; 2] = ["LSTM", "GRU"];
 
 fn sgemm_peak(threads: usize, budget: f64) -> f64 {
     let n = 1024;
@@ -65,6 +68,20 @@ fn main() {
     recur::keep_freed_memory();
     let quick = std::env::args().any(|a| a == "--quick");
     let budget = if quick { 0.15 } else { 0.5 };
+    // `--only S1 LSTM`: the words after `--only` that name a shape or a cell restrict the rows
+    let args: Vec<String> = std::env::args().collect();
+    let only: Vec<String> = match args.iter().position(|a| a == "--only") {
+        Some(i) => args[i + 1..].iter().take_while(|a| !a.starts_with("--")).map(|a| a.to_uppercase()).collect(),
+        None => Vec::new(),
+    };
+    if let Some(w) = only.iter().find(|w| !SHAPES.contains(&w.as_str()) && !CELLS.contains(&w.as_str())) {
+        eprintln!("--only {w}: not a shape ({SHAPES:?}) or a cell ({CELLS:?})");
+        std::process::exit(2);
+    }
+    let wanted = |options: &[&str], value: &str| {
+        let named: Vec<&String> = only.iter().filter(|w| options.contains(&w.as_str())).collect();
+        named.is_empty() || named.iter().any(|w| *w == value)
+    };
     for threads in [1, 2] {
         let gflops = sgemm_peak(threads, budget * 2.0);
         println!(
@@ -72,9 +89,12 @@ fn main() {
             serde_json::json!({"impl": "recur", "kind": "sgemm_peak", "threads": threads, "gflops": gflops})
         );
     }
-    for shape in [&S1, &S2] {
+    for shape in [&S1, &S2].into_iter().filter(|s| wanted(&SHAPES, s.name)) {
         let batch = BatchShape { batch: shape.batch, steps: shape.steps };
-        for cell in [CellKind::Lstm, CellKind::GruResetAfter] {
+        for cell in [CellKind::Lstm, CellKind::GruResetAfter]
+            .into_iter()
+            .filter(|c| wanted(&CELLS, c.torch_mode().unwrap_or_default()))
+        {
             for bidirectional in [false, true] {
                 let dirs = if bidirectional { 2 } else { 1 };
                 for threads in [1, 2] {
@@ -104,7 +124,10 @@ fn main() {
             }
         }
     }
-    for cell in [CellKind::Lstm, CellKind::GruResetAfter] {
+    let cells = [CellKind::Lstm, CellKind::GruResetAfter];
+    for cell in
+        cells.into_iter().filter(|c| wanted(&SHAPES, S3.name) && wanted(&CELLS, c.torch_mode().unwrap_or_default()))
+    {
         for regularized in [false, true] {
             let t =
                 time_streaming_step(&config(cell, &S3, false, regularized), S3.batch, budget).expect("causal config");
