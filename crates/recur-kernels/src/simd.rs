@@ -8,28 +8,48 @@
 //! of the activations rounds once on every path.
 
 use std::ops::Add;
-use std::sync::OnceLock;
+#[cfg(target_arch = "x86_64")]
+use std::sync::atomic::{AtomicU8, Ordering};
 
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum Level {
-    Baseline,
-    Avx2,
-    Avx512,
+    Baseline = 1,
+    Avx2 = 2,
+    Avx512 = 3,
+}
+
+/// The detected [`Level`], 0 until the first call. A plain atomic load that inlines: the
+/// lane totals ask for it inside the fused loops, where a call (as `OnceLock` compiled
+/// to) spilled every accumulator register around it.
+#[cfg(target_arch = "x86_64")]
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn level() -> Level {
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => Level::Baseline,
+        2 => Level::Avx2,
+        3 => Level::Avx512,
+        _ => detect_level(),
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
-fn level() -> Level {
-    static LEVEL: OnceLock<Level> = OnceLock::new();
-    *LEVEL.get_or_init(|| {
-        let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        let avx512 = avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
-        match (avx512, avx2, std::env::var_os("RECUR_NO_AVX512").is_some()) {
-            (true, _, false) => Level::Avx512,
-            (_, true, _) => Level::Avx2,
-            _ => Level::Baseline,
-        }
-    })
+#[cold]
+#[inline(never)]
+fn detect_level() -> Level {
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    let avx512 = avx2 && is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
+    let level = match (avx512, avx2, std::env::var_os("RECUR_NO_AVX512").is_some()) {
+        (true, _, false) => Level::Avx512,
+        (_, true, _) => Level::Avx2,
+        _ => Level::Baseline,
+    };
+    LEVEL.store(level as u8, Ordering::Relaxed);
+    level
 }
 
 /// Partial sums of the pointwise reductions (layer norm's moments and their backward)
