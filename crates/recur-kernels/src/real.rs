@@ -48,7 +48,8 @@ pub trait Real:
     /// tanh(x), from one exponential of a non-positive argument (never overflows).
     fn tanh(self) -> Self;
 
-    /// Σ of each of `K` arrays of lane partial sums, in [`pairwise_total`]'s order.
+    /// Σ of each of `K` arrays of 16 lane partial sums, added pairwise: lanes (l, l+8), then
+    /// (l, l+4), (l, l+2), (0, 1) — the same order, so the same bits, on every CPU.
     #[inline(always)]
     fn lane_totals<const K: usize>(lanes: &[[Self; LANES]; K]) -> [Self; K] {
         std::array::from_fn(|k| pairwise_total(&lanes[k]))

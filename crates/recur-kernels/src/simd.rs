@@ -5,7 +5,9 @@
 //! compiled for AVX2+FMA when the CPU has them, so the compiler emits 8-wide code
 //! without building the whole crate for one CPU (AVX-512 likewise, where present). Both
 //! paths give bit-identical results: rustc never contracts `a * b + c`, and the `mul_add`
-//! of the activations rounds once on every path.
+//! of the activations rounds once on every path. The one place written with intrinsics
+//! is the end of the lane reductions ([`lane_totals_f32`]), which the compiler did not
+//! vectorise; it adds the same pairs as the portable [`pairwise_total`].
 
 use std::ops::Add;
 #[cfg(target_arch = "x86_64")]
@@ -70,7 +72,8 @@ pub fn pairwise_total<T: Copy + Add<Output = T>>(lanes: &[T; LANES]) -> T {
 
 /// [`pairwise_total`] of each of `K` lane arrays, bit for bit, four arrays per
 /// instruction with AVX-512 or AVX2: the compiler reduced each array on its own, with
-/// its lanes moved through the stack two at a time (~19 % of the layer-norm forward).
+/// its lanes moved through the stack two at a time (~19 % of the pointwise samples of an
+/// LSTM layer-norm forward).
 #[inline(always)]
 pub fn lane_totals_f32<const K: usize>(lanes: &[[f32; LANES]; K]) -> [f32; K] {
     #[cfg(target_arch = "x86_64")]
