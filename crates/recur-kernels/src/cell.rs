@@ -37,20 +37,6 @@ pub struct CellGrads<'a, T> {
     pub norm_cell: &'a mut [T],
 }
 
-impl<T> CellGrads<'_, T> {
-    /// The same buffers, borrowed for a shorter time.
-    pub(crate) fn reborrow(&mut self) -> CellGrads<'_, T> {
-        CellGrads {
-            w_ih: self.w_ih,
-            w_hh: self.w_hh,
-            b_ih: self.b_ih,
-            b_hh: self.b_hh,
-            norm_gates: self.norm_gates,
-            norm_cell: self.norm_cell,
-        }
-    }
-}
-
 /// How a sequence is run.
 #[derive(Clone, Copy, Debug)]
 pub struct SequenceOptions<'a, T> {
@@ -135,7 +121,9 @@ pub trait GatedCell: Sync {
     /// `dh, dc: [H]` total gradients on `h_t`, `c_t`; `cache: [W]`, `h_prev, c_prev, h_cur: [H]`.
     /// Writes `d_proj_h: [G]` and `d_proj_x: [G − SHARED_GATES·H]` (the blocks after the
     /// [`GatedCell::SHARED_GATES`]), `dh_prev` (the part not through `W_hh`) and
-    /// `dc_prev: [H]`; accumulates bias and norm gradients into `grads`.
+    /// `dc_prev: [H]`; accumulates bias and norm gradients into `grads`, the bias of the
+    /// [`GatedCell::SHARED_GATES`] blocks into `grads.b_ih` alone: ∂b_hh = ∂b_ih there, and
+    /// the driver adds it to `b_hh` once per sequence instead of once per row.
     #[allow(clippy::too_many_arguments)]
     fn backward_row<T: Real>(
         &self,

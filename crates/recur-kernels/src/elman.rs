@@ -116,7 +116,6 @@ impl GatedCell for Elman {
             let da = dh[j] * self.activation.derivative_from_output(h_cur[j]);
             d_proj_h[j] = da;
             grads.b_ih[j] += da;
-            grads.b_hh[j] += da;
         }
         if let Some(norm) = &weights.norm {
             let (a_hat, rstd) = cache.split_at(hidden);

@@ -127,7 +127,6 @@ impl GatedCell for GruResetAfter {
         }
         for j in 0..2 * n {
             grads.b_ih[j] += d_proj_h[j];
-            grads.b_hh[j] += d_proj_h[j];
         }
         for j in 0..n {
             grads.b_ih[2 * n + j] += d_proj_x[j];

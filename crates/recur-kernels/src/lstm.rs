@@ -172,7 +172,6 @@ impl GatedCell for Lstm {
         }
         let d_a = &mut d_proj_h[..g];
         add_assign(&mut grads.b_ih[..g], d_a);
-        add_assign(&mut grads.b_hh[..g], d_a);
         if let Some(norm) = &weights.norm {
             layer_norm_backward_many::<T, 4>(
                 split_mut(d_a, n),

@@ -317,10 +317,11 @@ pub fn backward<C: GatedCell, T: Real>(
     let mut dc_next = vec![T::ZERO; dc_carry.len()];
     let mut dh_row = vec![T::ZERO; hidden];
     let mut from_product = vec![T::ZERO; plane];
-    // Odd rows accumulate their bias and gain gradients into a second set, added at the
-    // end: consecutive rows then do not wait on each other's read-modify-writes.
-    let mut odd = RowGrads::zeros_like(&grads);
-    let mut odd_grads = odd.view();
+    // Even and odd rows accumulate their bias and gain gradients into two sets, added at
+    // the end: consecutive rows then do not wait on each other's read-modify-writes.
+    let mut row_sets = [RowGrads::zeros_like(&grads), RowGrads::zeros_like(&grads)];
+    let [even, odd] = &mut row_sets;
+    let mut row_grads = [even.view(), odd.view()];
 
     for s in (0..steps).rev() {
         let t = time_of(s, steps, options.reverse);
@@ -376,7 +377,7 @@ pub fn backward<C: GatedCell, T: Real>(
                         &mut dph[gs],
                         &mut dh_next[hs],
                         dc_prev,
-                        &mut if b % 2 == 0 { grads.reborrow() } else { odd_grads.reborrow() },
+                        &mut row_grads[b % 2],
                     );
                 }
             },
@@ -395,7 +396,9 @@ pub fn backward<C: GatedCell, T: Real>(
         std::mem::swap(&mut dh_carry, &mut dh_next);
         std::mem::swap(&mut dc_carry, &mut dc_next);
     }
-    odd.add_into(&mut grads);
+    for set in &row_sets {
+        set.add_into(&mut grads, C::SHARED_GATES * hidden);
+    }
     for (d, &v) in d_h0.iter_mut().zip(&dh_carry) {
         *d += v;
     }
@@ -464,7 +467,10 @@ impl<T: Real> RowGrads<T> {
         }
     }
 
-    fn add_into(&self, g: &mut CellGrads<'_, T>) {
+    /// Adds these sums into `g`, and the first `shared` bias values also into `g.b_hh`
+    /// (rows write ∂b of the shared gate blocks to `b_ih` alone).
+    fn add_into(&self, g: &mut CellGrads<'_, T>, shared: usize) {
+        add_assign(&mut g.b_hh[..shared], &self.b_ih[..shared]);
         for (to, from) in [
             (&mut *g.b_ih, &self.b_ih),
             (&mut *g.b_hh, &self.b_hh),
