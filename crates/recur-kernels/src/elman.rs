@@ -89,6 +89,7 @@ impl GatedCell for Elman {
             rstd[0] = layer_norm_forward(a, &norm.gates[..hidden], a_hat);
         }
         // h_t = φ(a + b_h)
+        let (bias, h_out) = (&bias[..hidden], &mut h_out[..hidden]);
         for j in 0..hidden {
             h_out[j] = self.activation.apply(a[j] + bias[j]);
         }
@@ -112,10 +113,12 @@ impl GatedCell for Elman {
         grads: &mut CellGrads<'_, T>,
     ) {
         // inverts h_t = φ(a + b_h): ∂a = ∂h ⊙ φ'(a)
+        let (dh, h_cur, d_a, d_b) =
+            (&dh[..hidden], &h_cur[..hidden], &mut d_proj_h[..hidden], &mut grads.b_ih[..hidden]);
         for j in 0..hidden {
             let da = dh[j] * self.activation.derivative_from_output(h_cur[j]);
-            d_proj_h[j] = da;
-            grads.b_ih[j] += da;
+            d_a[j] = da;
+            d_b[j] += da;
         }
         if let Some(norm) = &weights.norm {
             let (a_hat, rstd) = cache.split_at(hidden);

@@ -11,7 +11,7 @@
 //! r_t ⊙ (LN(W_hn h_{t−1}) + b_hn)), so that r_t still scales only the recurrent part.
 //! (The deck's reset-before form is [`crate::gru_reset_before`].)
 
-use crate::cell::{CellGrads, CellWeights, GatedCell};
+use crate::cell::{add_assign, CellGrads, CellWeights, GatedCell};
 use crate::layer_norm::{layer_norm_backward_many, layer_norm_forward_many, split, split_mut};
 use crate::real::Real;
 
@@ -57,11 +57,8 @@ impl GatedCell for GruResetAfter {
         cache: &mut [T],
     ) {
         let n = hidden;
-        let (b_ih, b_hh) = (weights.b_ih, weights.b_hh);
         // r, z pre-activations: W_i x + W_h h, summed; n's two products stay apart.
-        for j in 0..2 * n {
-            proj_h[j] += proj_x[j];
-        }
+        add_assign(&mut proj_h[..2 * n], &proj_x[..2 * n]);
         // xn: the candidate's input product, kept in h_out until the end.
         h_out[..n].copy_from_slice(&proj_x[2 * n..3 * n]);
         if let Some(norm) = &weights.norm {
@@ -75,18 +72,24 @@ impl GatedCell for GruResetAfter {
                 &mut rest[(RSTD - HAT - 4) * n..(RSTD - HAT - 4) * n + 4],
             );
         }
+        // every buffer sliced to its length first: the loops then carry no bounds checks
+        // and vectorise (indexing `cache[HN * n + j]` kept them scalar)
+        let (gates, rest) = cache.split_at_mut(2 * n);
+        let (pre, bias) = (&proj_h[..2 * n], &bias[..2 * n]);
         for j in 0..2 * n {
-            cache[j] = (proj_h[j] + bias[j]).sigmoid();
+            gates[j] = (pre[j] + bias[j]).sigmoid();
         }
+        let (r, z) = gates.split_at(n);
+        let (cand, rest) = rest.split_at_mut(n);
+        let hn = &mut rest[(HN - 3) * n..(HN - 2) * n];
+        let (p_hn, b_hn, b_in) = (&proj_h[2 * n..3 * n], &weights.b_hh[2 * n..3 * n], &weights.b_ih[2 * n..3 * n]);
+        let (h_prev, h_out) = (&h_prev[..n], &mut h_out[..n]);
         for j in 0..n {
-            let hn = proj_h[2 * n + j] + b_hh[2 * n + j];
-            cache[HN * n + j] = hn;
+            hn[j] = p_hn[j] + b_hn[j];
             // n_t = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-            let cand = (h_out[j] + b_ih[2 * n + j] + cache[j] * hn).tanh();
-            cache[2 * n + j] = cand;
+            cand[j] = (h_out[j] + b_in[j] + r[j] * hn[j]).tanh();
             // h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
-            let z = cache[n + j];
-            h_out[j] = (T::ONE - z) * cand + z * h_prev[j];
+            h_out[j] = (T::ONE - z[j]) * cand[j] + z[j] * h_prev[j];
         }
     }
 
@@ -108,30 +111,31 @@ impl GatedCell for GruResetAfter {
         grads: &mut CellGrads<'_, T>,
     ) {
         let n = hidden;
+        // every buffer sliced to its length first: the loops then carry no bounds checks
+        // and vectorise (indexing `cache[HN * n + j]` kept them scalar)
+        let (r, z, cand, hn) = (&cache[..n], &cache[n..2 * n], &cache[2 * n..3 * n], &cache[HN * n..(HN + 1) * n]);
+        let (dh, h_prev, dh_prev) = (&dh[..n], &h_prev[..n], &mut dh_prev[..n]);
+        let [da_r, da_z, d_hn] = split_mut(&mut d_proj_h[..3 * n], n);
+        let da_n = &mut d_proj_x[..n];
         for j in 0..n {
-            let (r, z, cand, hn) = (cache[j], cache[n + j], cache[2 * n + j], cache[HN * n + j]);
             // inverts h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
-            let d_cand = dh[j] * (T::ONE - z);
-            let dz = dh[j] * (h_prev[j] - cand);
-            dh_prev[j] = dh[j] * z;
+            let d_cand = dh[j] * (T::ONE - z[j]);
+            let dz = dh[j] * (h_prev[j] - cand[j]);
+            dh_prev[j] = dh[j] * z[j];
             // inverts n_t = tanh(xn + b_in + r ⊙ hn)
-            let da_n = d_cand * (T::ONE - cand * cand);
-            let dr = da_n * hn;
-            let d_hn = da_n * r;
-            let da_r = dr * r * (T::ONE - r);
-            let da_z = dz * z * (T::ONE - z);
-            d_proj_h[j] = da_r;
-            d_proj_h[n + j] = da_z;
-            d_proj_h[2 * n + j] = d_hn;
-            d_proj_x[j] = da_n;
+            let d_a = d_cand * (T::ONE - cand[j] * cand[j]);
+            let dr = d_a * hn[j];
+            d_hn[j] = d_a * r[j];
+            da_r[j] = dr * r[j] * (T::ONE - r[j]);
+            da_z[j] = dz * z[j] * (T::ONE - z[j]);
+            da_n[j] = d_a;
         }
-        for j in 0..2 * n {
-            grads.b_ih[j] += d_proj_h[j];
-        }
-        for j in 0..n {
-            grads.b_ih[2 * n + j] += d_proj_x[j];
-            grads.b_hh[2 * n + j] += d_proj_h[2 * n + j];
-        }
+        // ∂b of r and z into b_ih alone (shared blocks); the candidate's two biases apart
+        let (db_ih, db_hh) = (&mut grads.b_ih[..3 * n], &mut grads.b_hh[2 * n..3 * n]);
+        add_assign(&mut db_ih[..n], da_r);
+        add_assign(&mut db_ih[n..2 * n], da_z);
+        add_assign(&mut db_ih[2 * n..], da_n);
+        add_assign(db_hh, d_hn);
         if let Some(norm) = &weights.norm {
             let [r, z, hn] = split_mut(&mut d_proj_h[..3 * n], n);
             layer_norm_backward_many::<T, 4>(

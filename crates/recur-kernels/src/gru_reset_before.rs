@@ -61,8 +61,10 @@ fn gates_forward<T: Real>(n: usize, a: &mut [T], weights: &CellWeights<'_, T>, c
             cache[RSTD * n + k] = layer_norm_forward(&mut a[k * n..(k + 1) * n], &norm.gates[k * n..(k + 1) * n], hat);
         }
     }
+    // slices of their loop's length: no bounds checks, so the loops vectorise
+    let (a, b_ih, b_hh, gates) = (&a[..2 * n], &weights.b_ih[..2 * n], &weights.b_hh[..2 * n], &mut cache[..2 * n]);
     for j in 0..2 * n {
-        cache[j] = (a[j] + weights.b_ih[j] + weights.b_hh[j]).sigmoid();
+        gates[j] = (a[j] + b_ih[j] + b_hh[j]).sigmoid();
     }
 }
 
@@ -80,11 +82,13 @@ fn candidate_forward<T: Real>(
         let hat = &mut cache[(HAT + 2) * n..(HAT + 3) * n];
         cache[RSTD * n + 2] = layer_norm_forward(a_n, &norm.gates[2 * n..3 * n], hat);
     }
+    let (b_in, b_hn) = (&weights.b_ih[2 * n..3 * n], &weights.b_hh[2 * n..3 * n]);
+    let (gates, rest) = cache.split_at_mut(2 * n);
+    let (z, cand) = (&gates[n..], &mut rest[..n]);
+    let (a_n, h_prev, h_out) = (&a_n[..n], &h_prev[..n], &mut h_out[..n]);
     for j in 0..n {
-        let cand = (a_n[j] + weights.b_ih[2 * n + j] + weights.b_hh[2 * n + j]).tanh();
-        cache[2 * n + j] = cand;
-        let z = cache[n + j];
-        h_out[j] = (T::ONE - z) * h_prev[j] + z * cand;
+        cand[j] = (a_n[j] + b_in[j] + b_hn[j]).tanh();
+        h_out[j] = (T::ONE - z[j]) * h_prev[j] + z[j] * cand[j];
     }
 }
 
@@ -158,12 +162,15 @@ pub fn forward<T: Real>(
                         continue;
                     }
                     let cache_row = &mut rows[rows_base + b * width..rows_base + (b + 1) * width];
+                    let (x_rz, h_rz, a_rz) =
+                        (&px[b * g..b * g + 2 * n], &proj_rz[b * 2 * n..(b + 1) * 2 * n], &mut a[..2 * n]);
                     for j in 0..2 * n {
-                        a[j] = px[b * g + j] + proj_rz[b * 2 * n + j];
+                        a_rz[j] = x_rz[j] + h_rz[j];
                     }
                     gates_forward(n, &mut a, weights, cache_row);
+                    let (r, h_in, rs) = (&cache_row[..n], &h_in[hs.clone()], &mut rs[hs]);
                     for j in 0..n {
-                        rs[b * n + j] = cache_row[j] * h_in[b * n + j];
+                        rs[j] = r[j] * h_in[j];
                     }
                 }
             },
@@ -180,9 +187,9 @@ pub fn forward<T: Real>(
                         continue;
                     }
                     let cache_row = &mut rows[rows_base + b * width..rows_base + (b + 1) * width];
-                    let a_n = &mut a[..n];
+                    let (a_n, x_n, h_n) = (&mut a[..n], &px[b * g + 2 * n..(b + 1) * g], &proj_n[hs.clone()]);
                     for j in 0..n {
-                        a_n[j] = px[b * g + 2 * n + j] + proj_n[b * n + j];
+                        a_n[j] = x_n[j] + h_n[j];
                     }
                     candidate_forward(n, a_n, weights, &h_prev_all[hs.clone()], &mut h_cur_all[hs.clone()], cache_row);
                     out_t[hs.clone()].copy_from_slice(&h_cur_all[hs]);
@@ -256,17 +263,21 @@ pub fn backward<T: Real>(
                         continue;
                     }
                     let row = &rows[b * width..(b + 1) * width];
+                    let (z, cand) = (&row[n..2 * n], &row[2 * n..3 * n]);
+                    let (dy, dh_carry, dh_next, h_prev) =
+                        (&dy[hs.clone()], &dh_carry[hs.clone()], &mut dh_next[hs.clone()], &h_prev_all[hs.clone()]);
+                    // dz kept in dprz's z block until the gate backward
+                    let (dz, da_n) = (&mut dprz[b * 2 * n + n..(b + 1) * 2 * n], &mut dpn[hs.clone()]);
+                    let (db_in, db_hn) = (&mut d_b_ih[2 * n..3 * n], &mut d_b_hh[2 * n..3 * n]);
                     for j in 0..n {
-                        let dh = dy[b * n + j] + dh_carry[b * n + j];
-                        let (z, cand) = (row[n + j], row[2 * n + j]);
-                        dh_next[b * n + j] = dh * (T::ONE - z);
-                        let d_cand = dh * z;
-                        // dz kept in dprz's z block until the gate backward
-                        dprz[b * 2 * n + n + j] = dh * (cand - h_prev_all[b * n + j]);
-                        let da = d_cand * (T::ONE - cand * cand);
-                        d_b_ih[2 * n + j] += da;
-                        d_b_hh[2 * n + j] += da;
-                        dpn[b * n + j] = da;
+                        let dh = dy[j] + dh_carry[j];
+                        dh_next[j] = dh * (T::ONE - z[j]);
+                        let d_cand = dh * z[j];
+                        dz[j] = dh * (cand[j] - h_prev[j]);
+                        let da = d_cand * (T::ONE - cand[j] * cand[j]);
+                        db_in[j] += da;
+                        db_hn[j] += da;
+                        da_n[j] = da;
                     }
                     if let Some(norm) = &weights.norm {
                         layer_norm_backward(
@@ -293,18 +304,20 @@ pub fn backward<T: Real>(
                         continue;
                     }
                     let row = &rows[b * width..(b + 1) * width];
+                    let hs = b * n..(b + 1) * n;
+                    let (r, z) = (&row[..n], &row[n..2 * n]);
+                    let (d_rs, d_h_in, h_in) = (&d_reset_state[hs.clone()], &mut d_h_in[hs.clone()], &h_in[hs]);
+                    let (da_r, da_z) = dprz[b * 2 * n..(b + 1) * 2 * n].split_at_mut(n);
                     for j in 0..n {
-                        let (r, z) = (row[j], row[n + j]);
-                        let d_rs = d_reset_state[b * n + j];
-                        d_h_in[b * n + j] = d_rs * r;
-                        let da_r = d_rs * h_in[b * n + j] * r * (T::ONE - r);
-                        let dz = dprz[b * 2 * n + n + j];
-                        dprz[b * 2 * n + j] = da_r;
-                        dprz[b * 2 * n + n + j] = dz * z * (T::ONE - z);
+                        d_h_in[j] = d_rs[j] * r[j];
+                        da_r[j] = d_rs[j] * h_in[j] * r[j] * (T::ONE - r[j]);
+                        da_z[j] = da_z[j] * z[j] * (T::ONE - z[j]);
                     }
+                    let (d_rz, db_ih, db_hh) =
+                        (&dprz[b * 2 * n..(b + 1) * 2 * n], &mut d_b_ih[..2 * n], &mut d_b_hh[..2 * n]);
                     for j in 0..2 * n {
-                        d_b_ih[j] += dprz[b * 2 * n + j];
-                        d_b_hh[j] += dprz[b * 2 * n + j];
+                        db_ih[j] += d_rz[j];
+                        db_hh[j] += d_rz[j];
                     }
                     if let Some(norm) = &weights.norm {
                         for k in 0..2 {

@@ -166,17 +166,19 @@ impl Jordan {
                             hs_step[b * h..(b + 1) * h].iter_mut().for_each(|v| *v = T::ZERO);
                             continue;
                         }
-                        let a = &mut proj_c[b * h..(b + 1) * h];
+                        // slices of their loop's length: no bounds checks, so the loops vectorise
+                        let (a, x) = (&mut proj_c[b * h..(b + 1) * h], &px[b * h..(b + 1) * h]);
                         for j in 0..h {
-                            a[j] += px[b * h + j];
+                            a[j] += x[j];
                         }
                         if let Some(gain) = weights.norm {
                             let row = &mut norm_rows[(s * batch + b) * norm_width..(s * batch + b + 1) * norm_width];
                             let (hat, rstd) = row.split_at_mut(h);
                             rstd[0] = layer_norm_forward(a, gain, hat);
                         }
+                        let (hidden, b_h) = (&mut hs_step[b * h..(b + 1) * h], &weights.b_h[..h]);
                         for j in 0..h {
-                            hs_step[b * h + j] = self.hidden_activation.apply(a[j] + weights.b_h[j]);
+                            hidden[j] = self.hidden_activation.apply(a[j] + b_h[j]);
                         }
                     }
                 },
@@ -274,13 +276,18 @@ impl Jordan {
                         if !is_active(options.lengths, b, t) {
                             continue;
                         }
-                        let da = &mut dps[b * h..(b + 1) * h];
-                        for j in 0..h {
-                            let mut g = dh[b * h + j];
-                            if !d_hidden.is_empty() {
-                                g += d_hidden[t * h_plane + b * h + j];
+                        let rows = b * h..(b + 1) * h;
+                        let (da, dh, hidden) = (&mut dps[rows.clone()], &dh[rows.clone()], &hs_step[rows.clone()]);
+                        let d_b_h = &mut d_b_h[..h];
+                        da.copy_from_slice(dh);
+                        if !d_hidden.is_empty() {
+                            let extra = &d_hidden[t * h_plane + rows.start..t * h_plane + rows.end];
+                            for j in 0..h {
+                                da[j] += extra[j];
                             }
-                            da[j] = g * self.hidden_activation.derivative_from_output(hs_step[b * h + j]);
+                        }
+                        for j in 0..h {
+                            da[j] *= self.hidden_activation.derivative_from_output(hidden[j]);
                             d_b_h[j] += da[j];
                         }
                         if let Some(gain) = weights.norm {

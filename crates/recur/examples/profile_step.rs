@@ -1,13 +1,17 @@
 //! Runs one benchmark configuration in a loop, for `perf record`:
 //!     cargo build --profile profiling -p recur --example profile_step
-//!     perf record -g target/profiling/examples/profile_step lstm|gru infer|train [fwd] [s2] [bi] [ln] [vd] [t2] [half]
+//!     perf record -g target/profiling/examples/profile_step lstm|gru|elman infer|train [fwd] [s2] [bi] [ln] [vd] [t2] [half]
 //! (S1 unless `s2`; `t2`: two threads; `half`: half the batch; 1000 calls at S1, 100 at S2)
 use recur::rnn::{CellKind, InitialState, InputGradient, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
     recur::keep_freed_memory();
     let args: Vec<String> = std::env::args().collect();
-    let cell = if args.get(1).map(String::as_str) == Some("gru") { CellKind::GruResetAfter } else { CellKind::Lstm };
+    let cell = match args.get(1).map(String::as_str) {
+        Some("gru") => CellKind::GruResetAfter,
+        Some("elman") => CellKind::ElmanTanh,
+        _ => CellKind::Lstm,
+    };
     let train = args.get(2).map(String::as_str) == Some("train");
     let s2 = args.iter().any(|a| a == "s2");
     let bidirectional = args.iter().any(|a| a == "bi");
