@@ -6,7 +6,7 @@
 //! h_t = φ(LN(W_xh x_t + W_hh h_{t−1}) + b_h).
 
 use crate::cell::{CellGrads, CellWeights, GatedCell};
-use crate::layer_norm::{layer_norm_backward, layer_norm_forward};
+use crate::layer_norm::{layer_norm_backward, layer_norm_moments_many, normalize_into};
 use crate::real::Real;
 
 /// φ of an Elman cell.
@@ -84,14 +84,21 @@ impl GatedCell for Elman {
         for (v, &x) in a.iter_mut().zip(proj_x) {
             *v += x;
         }
-        if let Some(norm) = &weights.norm {
-            let (a_hat, rstd) = cache.split_at_mut(hidden);
-            rstd[0] = layer_norm_forward(a, &norm.gates[..hidden], a_hat);
-        }
-        // h_t = φ(a + b_h)
         let (bias, h_out) = (&bias[..hidden], &mut h_out[..hidden]);
-        for j in 0..hidden {
-            h_out[j] = self.activation.apply(a[j] + bias[j]);
+        match &weights.norm {
+            // h_t = φ(LN(a) + b_h), normalised and activated in one pass
+            Some(norm) => {
+                let (a_hat, rstd) = cache.split_at_mut(hidden);
+                let [mean] = layer_norm_moments_many::<T, 1>([a], rstd);
+                let phi = |v| self.activation.apply(v);
+                normalize_into(h_out, a_hat, a, None, mean, rstd[0], &norm.gates[..hidden], bias, phi);
+            }
+            // h_t = φ(a + b_h)
+            None => {
+                for j in 0..hidden {
+                    h_out[j] = self.activation.apply(a[j] + bias[j]);
+                }
+            }
         }
     }
 

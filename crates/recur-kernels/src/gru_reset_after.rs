@@ -11,8 +11,8 @@
 //! r_t ⊙ (LN(W_hn h_{t−1}) + b_hn)), so that r_t still scales only the recurrent part.
 //! (The deck's reset-before form is [`crate::gru_reset_before`].)
 
-use crate::cell::{add_assign, CellGrads, CellWeights, GatedCell};
-use crate::layer_norm::{layer_norm_backward_many, layer_norm_forward_many, split, split_mut};
+use crate::cell::{activate3, add_assign, CellGrads, CellWeights, GatedCell};
+use crate::layer_norm::{layer_norm_backward_many, layer_norm_moments_of_sums, normalize_into, split, split_mut};
 use crate::real::Real;
 
 /// The GRU cell, reset gate after the recurrent product.
@@ -57,38 +57,48 @@ impl GatedCell for GruResetAfter {
         cache: &mut [T],
     ) {
         let n = hidden;
-        // r, z pre-activations: W_i x + W_h h, summed; n's two products stay apart.
-        add_assign(&mut proj_h[..2 * n], &proj_x[..2 * n]);
-        // xn: the candidate's input product, kept in h_out until the end.
-        h_out[..n].copy_from_slice(&proj_x[2 * n..3 * n]);
-        if let Some(norm) = &weights.norm {
-            // r, z, the candidate's input and recurrent products, normalised side by side
-            let (hats, rest) = cache[HAT * n..].split_at_mut(4 * n);
-            let [r, z, hn] = split_mut(&mut proj_h[..3 * n], n);
-            layer_norm_forward_many::<T, 4>(
-                [r, z, &mut h_out[..n], hn],
-                split(&norm.gates[..4 * n], n),
-                split_mut(hats, n),
-                &mut rest[(RSTD - HAT - 4) * n..(RSTD - HAT - 4) * n + 4],
-            );
-        }
         // every buffer sliced to its length first: the loops then carry no bounds checks
         // and vectorise (indexing `cache[HN * n + j]` kept them scalar)
         let (gates, rest) = cache.split_at_mut(2 * n);
-        let (pre, bias) = (&proj_h[..2 * n], &bias[..2 * n]);
-        for j in 0..2 * n {
-            gates[j] = (pre[j] + bias[j]).sigmoid();
-        }
-        let (r, z) = gates.split_at(n);
         let (cand, rest) = rest.split_at_mut(n);
-        let hn = &mut rest[(HN - 3) * n..(HN - 2) * n];
-        let (p_hn, b_hn, b_in) = (&proj_h[2 * n..3 * n], &weights.b_hh[2 * n..3 * n], &weights.b_ih[2 * n..3 * n]);
+        let (hn, rest) = rest[(HN - 3) * n..].split_at_mut(n);
+        let (p_rz, p_n) = proj_h[..3 * n].split_at(2 * n);
+        let (x_rz, x_n) = proj_x[..3 * n].split_at(2 * n);
+        let (b_rz, b_in, b_hn) = (&bias[..2 * n], &weights.b_ih[2 * n..3 * n], &weights.b_hh[2 * n..3 * n]);
         let (h_prev, h_out) = (&h_prev[..n], &mut h_out[..n]);
+        match &weights.norm {
+            None => {
+                // r, z = σ(W_i x + W_h h + b): the two products summed where they are read
+                activate3(gates, p_rz, x_rz, b_rz, T::sigmoid);
+                for j in 0..n {
+                    hn[j] = p_n[j] + b_hn[j];
+                    h_out[j] = x_n[j] + b_in[j];
+                }
+            }
+            Some(norm) => {
+                // moments of r's and z's summed products and of the candidate's two
+                // products, side by side; then each normalised and carried on in one pass
+                let (hats, stats) = rest[(HAT - 4) * n..].split_at_mut(4 * n);
+                let rstd = &mut stats[(RSTD - HAT - 4) * n..(RSTD - HAT - 4) * n + 4];
+                let [p_r, p_z] = split(p_rz, n);
+                let [x_r, x_z] = split(x_rz, n);
+                let mean =
+                    layer_norm_moments_of_sums::<T, 4>([p_r, p_z, x_n, p_n], [Some(x_r), Some(x_z), None, None], rstd);
+                let [g_r, g_z, g_nx, g_nh] = split(&norm.gates[..4 * n], n);
+                let [hat_r, hat_z, hat_nx, hat_nh] = split_mut(hats, n);
+                let [b_r, b_z] = split(b_rz, n);
+                let (act_r, act_z) = gates.split_at_mut(n);
+                normalize_into(act_r, hat_r, p_r, Some(x_r), mean[0], rstd[0], g_r, b_r, T::sigmoid);
+                normalize_into(act_z, hat_z, p_z, Some(x_z), mean[1], rstd[1], g_z, b_z, T::sigmoid);
+                // LN(W_in x) + b_in and LN(W_hn h) + b_hn
+                normalize_into(h_out, hat_nx, x_n, None, mean[2], rstd[2], g_nx, b_in, |v| v);
+                normalize_into(hn, hat_nh, p_n, None, mean[3], rstd[3], g_nh, b_hn, |v| v);
+            }
+        }
+        // n_t = tanh(x_n + b_in + r ⊙ h_n), x_n + b_in already in h_out; h_t = (1 − z) ⊙ n_t + z ⊙ h_{t−1}
+        let (r, z) = gates.split_at(n);
         for j in 0..n {
-            hn[j] = p_hn[j] + b_hn[j];
-            // n_t = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))
-            cand[j] = (h_out[j] + b_in[j] + r[j] * hn[j]).tanh();
-            // h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+            cand[j] = (h_out[j] + r[j] * hn[j]).tanh();
             h_out[j] = (T::ONE - z[j]) * cand[j] + z[j] * h_prev[j];
         }
     }

@@ -12,8 +12,8 @@
 
 use crate::cell::{activate3, add_assign, CellGrads, CellWeights, GatedCell};
 use crate::layer_norm::{
-    layer_norm_backward, layer_norm_backward_many, layer_norm_moments_many, layer_norm_moments_of_sums, split,
-    split_mut,
+    layer_norm_backward, layer_norm_backward_many, layer_norm_moments_many, layer_norm_moments_of_sums, normalize_into,
+    split, split_mut,
 };
 use crate::real::Real;
 
@@ -73,15 +73,20 @@ impl GatedCell for Lstm {
                 let mean =
                     layer_norm_moments_of_sums::<T, 4>(split(a, n), split(proj_x, n).map(Some), &mut stats[n..n + 4]);
                 for k in 0..4 {
-                    let (r, phi, m, rs) = (k * n..(k + 1) * n, phi(k), mean[k], stats[n + k]);
+                    let r = k * n..(k + 1) * n;
                     let (a, x, gamma, bias) =
                         (&a[r.clone()], &proj_x[r.clone()], &norm.gates[r.clone()], &bias[r.clone()]);
-                    let (hats, acts) = (&mut hats[r.clone()], &mut acts[r]);
-                    for j in 0..n {
-                        let hat = (a[j] + x[j] - m) * rs;
-                        hats[j] = hat;
-                        acts[j] = phi(gamma[j] * hat + bias[j]);
-                    }
+                    normalize_into(
+                        &mut acts[r.clone()],
+                        &mut hats[r],
+                        a,
+                        Some(x),
+                        mean[k],
+                        stats[n + k],
+                        gamma,
+                        bias,
+                        phi(k),
+                    );
                 }
             }
             None => {
@@ -104,13 +109,7 @@ impl GatedCell for Lstm {
                 let (gamma, beta) = (&norm.cell[..n], &norm.cell[n..2 * n]);
                 let (c_hat, stats) = rest[(CELL_HAT - GATE_HAT) * n..].split_at_mut(n);
                 let [m] = layer_norm_moments_many::<T, 1>([&c_out[..n]], &mut stats[4..5]);
-                let rs = stats[4];
-                let (c_out, c_hat, tanh_c) = (&c_out[..n], &mut c_hat[..n], &mut tanh_c[..n]);
-                for j in 0..n {
-                    let hat = (c_out[j] - m) * rs;
-                    c_hat[j] = hat;
-                    tanh_c[j] = (gamma[j] * hat + beta[j]).tanh();
-                }
+                normalize_into(&mut tanh_c[..n], c_hat, c_out, None, m, stats[4], gamma, beta, T::tanh);
             }
             None => {
                 for (t, &c) in tanh_c.iter_mut().zip(&*c_out) {
