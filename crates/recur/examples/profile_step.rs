@@ -1,7 +1,7 @@
 //! Runs one benchmark configuration in a loop, for `perf record`:
 //!     cargo build --profile profiling -p recur --example profile_step
-//!     perf record -g target/profiling/examples/profile_step lstm|gru|elman infer|train [fwd] [s2] [bi] [ln] [vd] [t2] [half]
-//! (S1 unless `s2`; `t2`: two threads; `half`: half the batch; 1000 calls at S1, 100 at S2)
+//!     perf record -g target/profiling/examples/profile_step lstm|gru|grub|elman|jordan infer|train [fwd] [s2] [bi] [ln] [vd] [t2] [half]
+//! (`grub`: GRU reset-before; S1 unless `s2`; `t2`: two threads; `half`: half the batch; 1000 calls at S1, 100 at S2)
 use recur::rnn::{CellKind, InitialState, InputGradient, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
@@ -10,6 +10,8 @@ fn main() {
     let cell = match args.get(1).map(String::as_str) {
         Some("gru") => CellKind::GruResetAfter,
         Some("elman") => CellKind::ElmanTanh,
+        Some("grub") => CellKind::GruResetBefore,
+        Some("jordan") => CellKind::Jordan,
         _ => CellKind::Lstm,
     };
     let train = args.get(2).map(String::as_str) == Some("train");
