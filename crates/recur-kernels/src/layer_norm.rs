@@ -321,4 +321,35 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn normalize_into_matches_the_formula_with_and_without_a_second_product() {
+        for h in WIDTHS {
+            let (a, x, gamma, beta) = (values(h, 7, 1.0), values(h, 8, -2.0), values(h, 9, 1.0), values(h, 10, 0.0));
+            let (mean, rstd) = (0.3, 1.7);
+            for with_x in [false, true] {
+                let (mut out, mut hat) = (vec![0.0; h], vec![0.0; h]);
+                let second = with_x.then_some(x.as_slice());
+                normalize_into(&mut out, &mut hat, &a, second, mean, rstd, &gamma, &beta, f64::tanh);
+                for j in 0..h {
+                    let v = if with_x { a[j] + x[j] } else { a[j] };
+                    let want_hat = (v - mean) * rstd;
+                    assert!((hat[j] - want_hat).abs() < 1e-12, "h={h} x={with_x} j={j}: â");
+                    assert!((out[j] - (gamma[j] * want_hat + beta[j]).tanh()).abs() < 1e-12, "h={h} x={with_x} j={j}");
+                }
+            }
+            // f32 at widths past the 16 lanes runs the vectorised loop: the same values
+            let f = |v: &[f64]| v.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+            let (a32, x32, g32, b32) = (f(&a), f(&x), f(&gamma), f(&beta));
+            let (mut out, mut hat) = (vec![0.0f32; h], vec![0.0f32; h]);
+            crate::simd::vectorized(|| {
+                normalize_into(&mut out, &mut hat, &a32, Some(&x32), 0.3, 1.7, &g32, &b32, |v| v)
+            });
+            for j in 0..h {
+                let want_hat = (a32[j] + x32[j] - 0.3) * 1.7;
+                assert_eq!(hat[j].to_bits(), want_hat.to_bits(), "h={h} j={j}: f32 â");
+                assert_eq!(out[j].to_bits(), (g32[j] * want_hat + b32[j]).to_bits(), "h={h} j={j}: f32 γ⊙â + β");
+            }
+        }
+    }
 }
