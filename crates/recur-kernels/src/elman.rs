@@ -135,6 +135,7 @@ impl GatedCell for Elman {
                 rstd[0],
                 &norm.gates[..hidden],
                 &mut grads.norm_gates[..hidden],
+                None,
             );
         }
         dh_prev.iter_mut().for_each(|v| *v = T::ZERO);

@@ -141,20 +141,24 @@ impl GatedCell for GruResetAfter {
             da_n[j] = d_a;
         }
         // ∂b of r and z into b_ih alone (shared blocks); the candidate's two biases apart
-        let (db_ih, db_hh) = (&mut grads.b_ih[..3 * n], &mut grads.b_hh[2 * n..3 * n]);
-        add_assign(&mut db_ih[..n], da_r);
-        add_assign(&mut db_ih[n..2 * n], da_z);
-        add_assign(&mut db_ih[2 * n..], da_n);
-        add_assign(db_hh, d_hn);
-        if let Some(norm) = &weights.norm {
-            let [r, z, hn] = split_mut(&mut d_proj_h[..3 * n], n);
-            layer_norm_backward_many::<T, 4>(
-                [r, z, &mut d_proj_x[..n], hn],
+        let [db_r, db_z, db_in] = split_mut(&mut grads.b_ih[..3 * n], n);
+        let db_hn = &mut grads.b_hh[2 * n..3 * n];
+        match &weights.norm {
+            // with layer norm, accumulated in the norm's first pass
+            Some(norm) => layer_norm_backward_many::<T, 4>(
+                [da_r, da_z, da_n, d_hn],
                 split(&cache[HAT * n..(HAT + 4) * n], n),
                 &cache[RSTD * n..RSTD * n + 4],
                 split(&norm.gates[..4 * n], n),
                 split_mut(&mut grads.norm_gates[..4 * n], n),
-            );
+                [Some(db_r), Some(db_z), Some(db_in), Some(db_hn)],
+            ),
+            None => {
+                add_assign(db_r, da_r);
+                add_assign(db_z, da_z);
+                add_assign(db_in, da_n);
+                add_assign(db_hn, d_hn);
+            }
         }
     }
 }

@@ -286,6 +286,7 @@ pub fn backward<T: Real>(
                             row[RSTD * n + 2],
                             &norm.gates[2 * n..3 * n],
                             &mut d_norm[2 * n..3 * n],
+                            None,
                         );
                     }
                     dpx[b * g + 2 * n..(b + 1) * g].copy_from_slice(&dpn[hs]);
@@ -329,6 +330,7 @@ pub fn backward<T: Real>(
                                 row[RSTD * n + k],
                                 &norm.gates[r.clone()],
                                 &mut d_norm[r],
+                                None,
                             );
                         }
                     }

@@ -292,7 +292,7 @@ impl Jordan {
                         }
                         if let Some(gain) = weights.norm {
                             let row = &cache.norm_rows[(s * batch + b) * norm_width..(s * batch + b + 1) * norm_width];
-                            layer_norm_backward(da, &row[..h], row[h], gain, d_norm);
+                            layer_norm_backward(da, &row[..h], row[h], gain, d_norm, None);
                         }
                     }
                 },

@@ -152,6 +152,31 @@ pub fn layer_norm_moments_of_sums<T: Real, const K: usize>(
     mean
 }
 
+/// ∂γ += d⊙â, ∂β += d (where given), then d ← d⊙γ: the first pass of the backward. A
+/// function of its own so that its three outputs reach the loop as distinct `&mut`
+/// parameters (the compiler's run-time overlap checks would not cover them all).
+#[inline(always)]
+fn scale_by_gain<T: Real>(d: &mut [T], a_hat: &[T], gamma: &[T], d_gamma: &mut [T], d_beta: Option<&mut [T]>) {
+    let h = d.len();
+    let (a_hat, gamma, d_gamma) = (&a_hat[..h], &gamma[..h], &mut d_gamma[..h]);
+    match d_beta {
+        Some(d_beta) => {
+            let d_beta = &mut d_beta[..h];
+            for i in 0..h {
+                d_gamma[i] += d[i] * a_hat[i];
+                d_beta[i] += d[i];
+                d[i] *= gamma[i];
+            }
+        }
+        None => {
+            for i in 0..h {
+                d_gamma[i] += d[i] * a_hat[i];
+                d[i] *= gamma[i];
+            }
+        }
+    }
+}
+
 /// `v` as `K` consecutive slices of `n`.
 #[inline(always)]
 pub fn split_mut<T, const K: usize>(v: &mut [T], n: usize) -> [&mut [T]; K] {
@@ -166,14 +191,22 @@ pub fn split<T, const K: usize>(v: &[T], n: usize) -> [&[T]; K] {
     std::array::from_fn(|_| parts.next().expect("K slices of n"))
 }
 
-/// Inverts [`layer_norm_forward`] in place: `d` holds ∂L/∂(γ⊙â) on entry and
+/// Inverts [`layer_norm_forward`] in place: `d` holds ∂L/∂(γ⊙â + β) on entry and
 /// ∂L/∂a = rstd·(dâ − mean(dâ) − â·mean(dâ⊙â)) on return, where dâ = d⊙γ;
-/// ∂L/∂γ is accumulated into `d_gamma`.
+/// ∂L/∂γ is accumulated into `d_gamma`, and ∂L/∂β (= d on entry) into `d_beta` where
+/// given (the shift, a bias, accumulated in the same pass instead of one of its own).
 ///
-/// `d` (in-out), `a_hat`, `gamma`, `d_gamma` (accumulated): `[H]`.
+/// `d` (in-out), `a_hat`, `gamma`, `d_gamma`, `d_beta` (accumulated): `[H]`.
 #[inline(always)]
-pub fn layer_norm_backward<T: Real>(d: &mut [T], a_hat: &[T], rstd: T, gamma: &[T], d_gamma: &mut [T]) {
-    layer_norm_backward_many([d], [a_hat], &[rstd], [gamma], [d_gamma]);
+pub fn layer_norm_backward<T: Real>(
+    d: &mut [T],
+    a_hat: &[T],
+    rstd: T,
+    gamma: &[T],
+    d_gamma: &mut [T],
+    d_beta: Option<&mut [T]>,
+) {
+    layer_norm_backward_many([d], [a_hat], &[rstd], [gamma], [d_gamma], [d_beta]);
 }
 
 /// [`layer_norm_backward`] of `K` vectors at once, their reductions side by side (see
@@ -185,15 +218,12 @@ pub fn layer_norm_backward_many<T: Real, const K: usize>(
     rstd: &[T],
     gamma: [&[T]; K],
     d_gamma: [&mut [T]; K],
+    d_beta: [Option<&mut [T]>; K],
 ) {
     let h = a_hat[0].len();
     let inv_n = T::ONE / T::from_f64(h as f64);
-    for k in 0..K {
-        let (d, a_hat, gamma, d_gamma) = (&mut d[k][..h], &a_hat[k][..h], &gamma[k][..h], &mut d_gamma[k][..h]);
-        for i in 0..h {
-            d_gamma[i] += d[i] * a_hat[i];
-            d[i] *= gamma[i];
-        }
+    for (k, (d_gamma, d_beta)) in d_gamma.into_iter().zip(d_beta).enumerate() {
+        scale_by_gain(&mut d[k][..h], &a_hat[k][..h], &gamma[k][..h], d_gamma, d_beta);
     }
     let mut sums = [[T::ZERO; LANES]; K];
     let mut products = [[T::ZERO; LANES]; K];
@@ -299,6 +329,7 @@ mod tests {
                     &rstd,
                     [&gamma[0], &gamma[1], &gamma[2]],
                     [g0, g1, g2],
+                    [None, None, None],
                 );
             }
             for k in 0..3 {

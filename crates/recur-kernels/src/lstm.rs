@@ -153,9 +153,8 @@ impl GatedCell for Lstm {
         if let Some(norm) = &weights.norm {
             // inverts c̃ = γ_c ⊙ ĉ + β_c
             let (d_gamma, d_beta) = grads.norm_cell.split_at_mut(n);
-            add_assign(d_beta, d_c_total);
             let c_hat = &cache[CELL_HAT * n..(CELL_HAT + 1) * n];
-            layer_norm_backward(d_c_total, c_hat, cache[RSTD * n + 4], &norm.cell[..n], d_gamma);
+            layer_norm_backward(d_c_total, c_hat, cache[RSTD * n + 4], &norm.cell[..n], d_gamma, Some(d_beta));
         }
         // inverts c_t = f ⊙ c_{t−1} + i ⊙ g and the gate activations
         let (da_i, rest) = d_proj_h[..g].split_at_mut(n);
@@ -170,15 +169,17 @@ impl GatedCell for Lstm {
             da_o[j] = dh[j] * tanh_c[j] * o[j] * (T::ONE - o[j]);
         }
         let d_a = &mut d_proj_h[..g];
-        add_assign(&mut grads.b_ih[..g], d_a);
-        if let Some(norm) = &weights.norm {
-            layer_norm_backward_many::<T, 4>(
+        match &weights.norm {
+            // ∂b (the gates' shift after the norm) accumulated in the norm's first pass
+            Some(norm) => layer_norm_backward_many::<T, 4>(
                 split_mut(d_a, n),
                 split(&cache[GATE_HAT * n..(GATE_HAT + 4) * n], n),
                 &cache[RSTD * n..RSTD * n + 4],
                 split(&norm.gates[..g], n),
                 split_mut(&mut grads.norm_gates[..g], n),
-            );
+                split_mut(&mut grads.b_ih[..g], n).map(Some),
+            ),
+            None => add_assign(&mut grads.b_ih[..g], d_a),
         }
         d_c_total.iter_mut().for_each(|v| *v = T::ZERO);
     }
