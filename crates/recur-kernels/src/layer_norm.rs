@@ -152,31 +152,6 @@ pub fn layer_norm_moments_of_sums<T: Real, const K: usize>(
     mean
 }
 
-/// ∂γ += d⊙â, ∂β += d (where given), then d ← d⊙γ: the first pass of the backward. A
-/// function of its own so that its three outputs reach the loop as distinct `&mut`
-/// parameters (the compiler's run-time overlap checks would not cover them all).
-#[inline(always)]
-fn scale_by_gain<T: Real>(d: &mut [T], a_hat: &[T], gamma: &[T], d_gamma: &mut [T], d_beta: Option<&mut [T]>) {
-    let h = d.len();
-    let (a_hat, gamma, d_gamma) = (&a_hat[..h], &gamma[..h], &mut d_gamma[..h]);
-    match d_beta {
-        Some(d_beta) => {
-            let d_beta = &mut d_beta[..h];
-            for i in 0..h {
-                d_gamma[i] += d[i] * a_hat[i];
-                d_beta[i] += d[i];
-                d[i] *= gamma[i];
-            }
-        }
-        None => {
-            for i in 0..h {
-                d_gamma[i] += d[i] * a_hat[i];
-                d[i] *= gamma[i];
-            }
-        }
-    }
-}
-
 /// `v` as `K` consecutive slices of `n`.
 #[inline(always)]
 pub fn split_mut<T, const K: usize>(v: &mut [T], n: usize) -> [&mut [T]; K] {
@@ -218,40 +193,73 @@ pub fn layer_norm_backward_many<T: Real, const K: usize>(
     rstd: &[T],
     gamma: [&[T]; K],
     d_gamma: [&mut [T]; K],
-    d_beta: [Option<&mut [T]>; K],
+    mut d_beta: [Option<&mut [T]>; K],
 ) {
     let h = a_hat[0].len();
     let inv_n = T::ONE / T::from_f64(h as f64);
-    for (k, (d_gamma, d_beta)) in d_gamma.into_iter().zip(d_beta).enumerate() {
-        scale_by_gain(&mut d[k][..h], &a_hat[k][..h], &gamma[k][..h], d_gamma, d_beta);
-    }
+    // Written over blocks of LANES values copied into arrays, all loads of a block before
+    // its stores: the compiler vectorises each block as it stands, where plain loops over
+    // slices of one row ran run-time overlap checks on every call (K = 4, H = 64, timed
+    // alone: 56 → 43 ns; LSTM + layer norm training 1.52 → 1.45 s per 1000 S1 calls). The
+    // same form for the forward's activations was 12× slower: φ stopped being inlined.
     let mut sums = [[T::ZERO; LANES]; K];
     let mut products = [[T::ZERO; LANES]; K];
     let full = h / LANES * LANES;
     let mut i = 0;
     while i < full {
+        let block = i..i + LANES;
         for k in 0..K {
-            let (d, a_hat) = (&d[k][i..i + LANES], &a_hat[k][i..i + LANES]);
+            let dv = lanes(&d[k][block.clone()]);
+            let hat = lanes(&a_hat[k][block.clone()]);
+            let g = lanes(&gamma[k][block.clone()]);
+            let dg = lanes(&d_gamma[k][block.clone()]);
+            // ∂γ += d⊙â, ∂β += d, dâ = d⊙γ
+            d_gamma[k][block.clone()].copy_from_slice(&std::array::from_fn::<T, LANES, _>(|l| dg[l] + dv[l] * hat[l]));
+            if let Some(d_beta) = &mut d_beta[k] {
+                let db = lanes(&d_beta[block.clone()]);
+                d_beta[block.clone()].copy_from_slice(&std::array::from_fn::<T, LANES, _>(|l| db[l] + dv[l]));
+            }
+            let d_hat: [T; LANES] = std::array::from_fn(|l| dv[l] * g[l]);
+            d[k][block.clone()].copy_from_slice(&d_hat);
             for l in 0..LANES {
-                sums[k][l] += d[l];
-                products[k][l] += d[l] * a_hat[l];
+                sums[k][l] += d_hat[l];
+                products[k][l] += d_hat[l] * hat[l];
             }
         }
         i += LANES;
     }
-    let (sums, products) = (T::lane_totals(&sums), T::lane_totals(&products));
+    let (mut sums, mut products) = (T::lane_totals(&sums), T::lane_totals(&products));
     for k in 0..K {
-        let (mut sum_d, mut sum_d_ahat) = (sums[k], products[k]);
         for j in full..h {
-            sum_d += d[k][j];
-            sum_d_ahat += d[k][j] * a_hat[k][j];
-        }
-        let (mean_d, mean_d_ahat, s) = (sum_d * inv_n, sum_d_ahat * inv_n, rstd[k]);
-        let (d, a_hat) = (&mut d[k][..h], &a_hat[k][..h]);
-        for j in 0..h {
-            d[j] = s * (d[j] - mean_d - a_hat[j] * mean_d_ahat);
+            d_gamma[k][j] += d[k][j] * a_hat[k][j];
+            if let Some(d_beta) = &mut d_beta[k] {
+                d_beta[j] += d[k][j];
+            }
+            d[k][j] *= gamma[k][j];
+            sums[k] += d[k][j];
+            products[k] += d[k][j] * a_hat[k][j];
         }
     }
+    for k in 0..K {
+        let (mean_d, mean_d_ahat, s) = (sums[k] * inv_n, products[k] * inv_n, rstd[k]);
+        let mut i = 0;
+        while i < full {
+            let block = i..i + LANES;
+            let (dv, hat) = (lanes(&d[k][block.clone()]), lanes(&a_hat[k][block.clone()]));
+            d[k][block]
+                .copy_from_slice(&std::array::from_fn::<T, LANES, _>(|l| s * (dv[l] - mean_d - hat[l] * mean_d_ahat)));
+            i += LANES;
+        }
+        for j in full..h {
+            d[k][j] = s * (d[k][j] - mean_d - a_hat[k][j] * mean_d_ahat);
+        }
+    }
+}
+
+/// The LANES values of `v` (exactly that long), copied into an array.
+#[inline(always)]
+fn lanes<T: Real>(v: &[T]) -> [T; LANES] {
+    v.try_into().expect("LANES values")
 }
 
 #[cfg(test)]
@@ -320,17 +328,24 @@ mod tests {
             let w = [values(h, 10, 0.0), values(h, 11, 0.5), values(h, 12, -0.5)];
             let mut d = w.clone();
             let mut d_gamma = [vec![0.0; h], vec![0.0; h], vec![0.0; h]];
+            // ∂β (= d on entry) accumulated for two of the three, onto a non-zero start
+            let mut d_beta = [vec![1.0; h], vec![-2.0; h]];
             {
                 let [d0, d1, d2] = &mut d;
                 let [g0, g1, g2] = &mut d_gamma;
+                let [b0, b2] = &mut d_beta;
                 layer_norm_backward_many::<f64, 3>(
                     [d0, d1, d2],
                     [&hat[0], &hat[1], &hat[2]],
                     &rstd,
                     [&gamma[0], &gamma[1], &gamma[2]],
                     [g0, g1, g2],
-                    [None, None, None],
+                    [Some(b0), None, Some(b2)],
                 );
+            }
+            for j in 0..h {
+                assert_eq!(d_beta[0][j], 1.0 + w[0][j], "h={h} j={j}: ∂β");
+                assert_eq!(d_beta[1][j], -2.0 + w[2][j], "h={h} j={j}: ∂β");
             }
             for k in 0..3 {
                 let (mean, want_rstd) = naive(&a[k]);
