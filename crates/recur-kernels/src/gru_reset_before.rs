@@ -16,7 +16,7 @@ use crate::layer_norm::{layer_norm_backward, layer_norm_forward};
 use crate::matmul::{gemm, transposed, Mat, Threads};
 use crate::real::Real;
 use crate::sequence::{
-    apply_row_mask, input_grads, is_active, masked_input, time_of, Dims, SequenceGradIn, SequenceGradOut,
+    apply_row_mask, copy_masked, input_grads, is_active, masked_input, time_of, Dims, SequenceGradIn, SequenceGradOut,
     SequenceOutput,
 };
 use crate::simd::vectorized;
@@ -143,10 +143,7 @@ pub fn forward<T: Real>(
         let (before, after) = states.split_at_mut((s + 1) * plane);
         let h_prev_all = &before[s * plane..];
         let h_cur_all = &mut after[..plane];
-        h_in.copy_from_slice(h_prev_all);
-        if let Some(m) = options.state_mask {
-            apply_row_mask(&mut h_in, m);
-        }
+        copy_masked(&mut h_in, h_prev_all, options.state_mask);
         gemm(&mut proj_rz, Mat::new(&h_in, batch, n), w_rz, false, Threads(1));
         let rs_base = if keep { s * plane } else { 0 };
         let rows_base = if keep { s * batch * width } else { 0 };
@@ -241,10 +238,7 @@ pub fn backward<T: Real>(
     for s in (0..steps).rev() {
         let t = time_of(s, steps, options.reverse);
         let h_prev_all = &cache.states[s * plane..(s + 1) * plane];
-        h_in.copy_from_slice(h_prev_all);
-        if let Some(m) = options.state_mask {
-            apply_row_mask(&mut h_in, m);
-        }
+        copy_masked(&mut h_in, h_prev_all, options.state_mask);
         let rows = &cache.rows[s * batch * width..(s + 1) * batch * width];
         let dpx = &mut d_proj_x[t * batch * g..(t + 1) * batch * g];
         let dpn = &mut d_proj_n[s * plane..(s + 1) * plane];

@@ -13,7 +13,7 @@ use crate::elman::Activation;
 use crate::layer_norm::{layer_norm_backward, layer_norm_forward};
 use crate::matmul::{gemm, Mat, Threads};
 use crate::real::Real;
-use crate::sequence::{apply_row_mask, input_grads, is_active, masked_input, time_of, Dims};
+use crate::sequence::{apply_row_mask, copy_masked, input_grads, is_active, masked_input, time_of, Dims};
 use crate::simd::vectorized;
 
 /// ψ of a Jordan network's output.
@@ -151,10 +151,7 @@ impl Jordan {
 
         for s in 0..steps {
             let t = time_of(s, steps, options.reverse);
-            ctx_in.copy_from_slice(&contexts[s * ctx_plane..(s + 1) * ctx_plane]);
-            if let Some(m) = options.state_mask {
-                apply_row_mask(&mut ctx_in, m);
-            }
+            copy_masked(&mut ctx_in, &contexts[s * ctx_plane..(s + 1) * ctx_plane], options.state_mask);
             gemm(&mut proj_c, Mat::new(&ctx_in, batch, o), Mat::new(weights.w_ch, h, o).t(), false, Threads(1));
             let hs_step = &mut hidden_s[s * h_plane..(s + 1) * h_plane];
             let px = &proj_x[t * h_plane..(t + 1) * h_plane];

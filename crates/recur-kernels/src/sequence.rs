@@ -144,26 +144,32 @@ pub(crate) fn apply_row_mask<T: Real>(y: &mut [T], mask: &[T]) {
 
 /// `out = x ⊙ mask` row-wise, `x, out: [N·B, W]`, `mask: [B, W]`.
 pub(crate) fn mask_rows_into<T: Real>(out: &mut [T], x: &[T], mask: &[T]) {
-    vectorized(
-        #[inline(always)]
-        || {
-            for (out, x) in out.chunks_exact_mut(mask.len()).zip(x.chunks_exact(mask.len())) {
-                for ((o, &v), &k) in out.iter_mut().zip(x).zip(mask) {
-                    *o = v * k;
-                }
-            }
-        },
-    )
+    masked_rows(out, x, mask, |o, p| *o = p);
+}
+
+/// `out = x ⊙ mask` row-wise where a mask is given, else a copy of `x` (a state some
+/// later step reads again, masked or not).
+pub(crate) fn copy_masked<T: Real>(out: &mut [T], x: &[T], mask: Option<&[T]>) {
+    match mask {
+        Some(m) => mask_rows_into(out, x, m),
+        None => out.copy_from_slice(x),
+    }
 }
 
 /// `y += x ⊙ mask` row-wise, shapes as [`mask_rows_into`].
 fn add_masked_rows<T: Real>(y: &mut [T], x: &[T], mask: &[T]) {
+    masked_rows(y, x, mask, |o, p| *o += p);
+}
+
+/// `combine(y, x ⊙ mask)` row-wise, shapes as [`mask_rows_into`].
+#[inline(always)]
+fn masked_rows<T: Real>(y: &mut [T], x: &[T], mask: &[T], combine: impl Fn(&mut T, T)) {
     vectorized(
         #[inline(always)]
         || {
             for (y, x) in y.chunks_exact_mut(mask.len()).zip(x.chunks_exact(mask.len())) {
                 for ((o, &v), &k) in y.iter_mut().zip(x).zip(mask) {
-                    *o += v * k;
+                    combine(o, v * k);
                 }
             }
         },
