@@ -127,8 +127,8 @@ pub(crate) fn masked_input<'a, T: Real>(
 }
 
 /// `y ⊙= mask` row-wise, `y: [N·B, W]`, `mask: [B, W]`. (These mask loops run once or
-/// twice per step with variational dropout; compiled for the CPU's vector width they
-/// cost about half of what they did in baseline SSE2 code.)
+/// twice per step with variational dropout, so they run inside [`vectorized`] at the
+/// CPU's vector width: `profile_step gru train vd`, 0.941 → 0.923 s per 1000 S1 calls.)
 pub(crate) fn apply_row_mask<T: Real>(y: &mut [T], mask: &[T]) {
     vectorized(
         #[inline(always)]
