@@ -69,6 +69,24 @@ pub fn transposed<T: Copy>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
     out
 }
 
+/// The gemm crate copies ("packs") a single-threaded product's left operand — in its
+/// column-major view, where `C = A·B` row-major is computed as `Cᵀ = Bᵀ·Aᵀ` — into
+/// panels whenever more than 8 micro-tiles of columns reuse it, even when its columns
+/// are already contiguous. For the per-step recurrent product at batch 64
+/// (`h_{t−1} · W_hhᵀ`, W_hh transposed once per sequence) that copied all of W_hh at
+/// every step. Read in place, the recurrent products ran as fast or faster at every
+/// shape measured (`cargo run --release -p recur-kernels --example gemm_shapes`,
+/// forward and backward: 6–14 % more GFLOP/s at B = 64, 1–4 % at 128 and 256, the same
+/// at 32, for H = 64…256), and S2 one-thread steps (B = 64, H = 128) 4–9 % faster
+/// (`profile_step`: LSTM and GRU, training and inference, uni and bi; 2-thread and S1
+/// rows unchanged). Operands with strided columns are still packed. The setting is
+/// process-wide (gemm keeps it in an atomic) and changes speed only: the micro-kernel
+/// adds in the same order either way (test `reading_the_left_operand_in_place_gives_the_packed_bits`).
+fn read_contiguous_left_operands_in_place() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| gemm::set_lhs_packing_threshold_single_thread(256));
+}
+
 /// How many threads a product may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Threads(pub usize);
@@ -142,6 +160,7 @@ unsafe fn raw_gemm<T: Real>(
     threads: Threads,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    read_contiguous_left_operands_in_place();
     unsafe {
         gemm::gemm(
             m,
@@ -203,6 +222,22 @@ mod tests {
         for (x, y) in c.iter().zip(&want) {
             assert!((x - 2.0 * y).abs() < 1e-12, "accumulate adds");
         }
+    }
+
+    #[test]
+    fn reading_the_left_operand_in_place_gives_the_packed_bits() {
+        // the per-step product at S2: h[64,128] · W_hhᵀ[128,512]; packed below threshold 11
+        let (m, k, n) = (64, 128, 512);
+        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+        let product = |threshold: usize| {
+            gemm::set_lhs_packing_threshold_single_thread(threshold);
+            let mut c = vec![0f32; m * n];
+            gemm(&mut c, Mat::new(&a, m, k), Mat::new(&b, k, n), false, Threads(1));
+            c
+        };
+        let (packed, in_place) = (product(8), product(256));
+        assert!(packed.iter().zip(&in_place).all(|(p, q)| p.to_bits() == q.to_bits()));
     }
 
     #[test]
