@@ -502,7 +502,7 @@ impl<T: Real> Rnn<T> {
         }
         let mut d_h0 = vec![T::ZERO; cfg.num_layers * dirs * plane];
         let mut d_c0 = vec![T::ZERO; if cfg.cell.has_cell_state() { d_h0.len() } else { 0 }];
-        let mut d_above = d_output.to_vec();
+        let mut d_above: Cow<'_, [T]> = Cow::Borrowed(d_output);
         let parts = self.batch_parts(batch);
         let product_threads = (self.threads / (dirs * parts.len())).max(1);
         if cache.layers.iter().any(|l| l.directions.len() != dirs * parts.len()) {
@@ -526,7 +526,12 @@ impl<T: Real> Rnn<T> {
                 let b = rows.len();
                 let own =
                     |all: &[T]| if all.is_empty() { Vec::new() } else { gather_rows(all, 1, batch, h, rows.clone()) };
-                let d_out = gather_columns_rows(d_above_ref, steps, batch, d * h, h, dirs * h, rows.clone());
+                // one direction over the whole batch reads the gradient from above as it is
+                let d_out: Cow<'_, [T]> = if dirs == 1 && b == batch {
+                    Cow::Borrowed(d_above_ref)
+                } else {
+                    Cow::Owned(gather_columns_rows(d_above_ref, steps, batch, d * h, h, dirs * h, rows.clone()))
+                };
                 let (dhn, dcn) = (
                     own(&d_h_n[i * plane..(i + 1) * plane]),
                     own(if d_c_n.is_empty() { &[] } else { &d_c_n[i * plane..(i + 1) * plane] }),
@@ -594,7 +599,7 @@ impl<T: Real> Rnn<T> {
                     *v *= m;
                 }
             }
-            d_above = d_in;
+            d_above = Cow::Owned(d_in);
         }
         // Learned initial states receive the batch sum of ∂L/∂h0 (when no h0 was given).
         for (i, g) in grads.iter_mut().enumerate() {
@@ -609,7 +614,7 @@ impl<T: Real> Rnn<T> {
                 }
             }
         }
-        Ok(InputGrads { d_x: d_above, d_h0, d_c0 })
+        Ok(InputGrads { d_x: d_above.into_owned(), d_h0, d_c0 })
     }
 }
 
