@@ -44,3 +44,4 @@ pub use lstm::Lstm;
 pub use matmul::Threads;
 pub use real::{sigmoid_in_place, Real};
 pub use sequence::{Dims, SequenceGradIn, SequenceGradOut, SequenceOutput};
+pub use simd::vectorized;

@@ -5,6 +5,7 @@
 //! m ← β₁m + (1−β₁)g,  v ← β₂v + (1−β₂)g²
 //! θ ← θ − (lr / (1−β₁ᵗ)) · m / (√v / √(1−β₂ᵗ) + ε)
 
+use recur_kernels::vectorized;
 use serde::{Deserialize, Serialize};
 
 /// AdamW hyper-parameters (PyTorch's defaults except weight decay, which is 0.01 there too).
@@ -64,16 +65,25 @@ impl AdamW {
         let step_size = lr / bc1;
         for ((slot, m), v) in slots.iter_mut().zip(&mut self.m).zip(&mut self.v) {
             assert_eq!(m.len(), slot.value.len(), "optimizer slot changed size");
+            assert_eq!(slot.grad.len(), slot.value.len(), "gradient and parameter sizes differ");
             let decay = if slot.decay { 1.0 - lr * weight_decay } else { 1.0 };
-            for i in 0..m.len() {
-                let g = slot.grad[i] as f64;
-                let mi = beta1 * m[i] as f64 + (1.0 - beta1) * g;
-                let vi = beta2 * v[i] as f64 + (1.0 - beta2) * g * g;
-                m[i] = mi as f32;
-                v[i] = vi as f32;
-                let p = slot.value[i] as f64 * decay;
-                slot.value[i] = (p - step_size * mi / (vi.sqrt() / bc2_sqrt + eps)) as f32;
-            }
+            // zipped (no bounds checks) and at the CPU's vector width, the same f64 operations:
+            // indexed, with a scalar √ and two ÷ per value, it took 6.2 % of an S1 LSTM training
+            // step's samples (`perf`), 0.9 % now
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (((p, &g), m), v) in slot.value.iter_mut().zip(slot.grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                        let g = g as f64;
+                        let mi = beta1 * *m as f64 + (1.0 - beta1) * g;
+                        let vi = beta2 * *v as f64 + (1.0 - beta2) * g * g;
+                        *m = mi as f32;
+                        *v = vi as f32;
+                        let decayed = *p as f64 * decay;
+                        *p = (decayed - step_size * mi / (vi.sqrt() / bc2_sqrt + eps)) as f32;
+                    }
+                },
+            );
         }
     }
 }
