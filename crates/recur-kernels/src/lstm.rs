@@ -96,30 +96,34 @@ impl GatedCell for Lstm {
                 }
             }
         }
-        let (i, f, gg) = (&acts[..n], &acts[n..2 * n], &acts[2 * n..3 * n]);
-        let (c_prev, c_out) = (&c_prev[..n], &mut c_out[..n]);
-        // c_t = f ⊙ c_{t−1} + i ⊙ g
-        for j in 0..n {
-            c_out[j] = f[j] * c_prev[j] + i[j] * gg[j];
-        }
+        let (i, f, gg, o) = (&acts[..n], &acts[n..2 * n], &acts[2 * n..3 * n], &acts[3 * n..g]);
+        let (c_prev, c_out, h_out) = (&c_prev[..n], &mut c_out[..n], &mut h_out[..n]);
         let (tanh_c, rest) = rest.split_at_mut(n);
         match &weights.norm {
+            None => {
+                // c_t = f ⊙ c_{t−1} + i ⊙ g,  h_t = o ⊙ tanh(c_t), in one pass
+                for j in 0..n {
+                    let c = f[j] * c_prev[j] + i[j] * gg[j];
+                    c_out[j] = c;
+                    tanh_c[j] = c.tanh();
+                    h_out[j] = o[j] * tanh_c[j];
+                }
+            }
             Some(norm) => {
+                // c_t = f ⊙ c_{t−1} + i ⊙ g
+                for j in 0..n {
+                    c_out[j] = f[j] * c_prev[j] + i[j] * gg[j];
+                }
                 // tanh(LN(c_t)), LN(c_t) = γ_c ⊙ ĉ + β_c, normalised and activated in one pass
                 let (gamma, beta) = (&norm.cell[..n], &norm.cell[n..2 * n]);
                 let (c_hat, stats) = rest[(CELL_HAT - GATE_HAT) * n..].split_at_mut(n);
                 let [m] = layer_norm_moments_many::<T, 1>([&c_out[..n]], &mut stats[4..5]);
                 normalize_into(&mut tanh_c[..n], c_hat, c_out, None, m, stats[4], gamma, beta, T::tanh);
-            }
-            None => {
-                for (t, &c) in tanh_c.iter_mut().zip(&*c_out) {
-                    *t = c.tanh();
+                // h_t = o ⊙ tanh(c̃_t)
+                for j in 0..n {
+                    h_out[j] = o[j] * tanh_c[j];
                 }
             }
-        }
-        // h_t = o ⊙ tanh(c̃_t)
-        for ((h, &o), &t) in h_out[..n].iter_mut().zip(&acts[3 * n..g]).zip(&*tanh_c) {
-            *h = o * t;
         }
     }
 
