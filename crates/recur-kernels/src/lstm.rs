@@ -149,17 +149,32 @@ impl GatedCell for Lstm {
         let (i, f, gg, o) = (&cache[..n], &cache[n..2 * n], &cache[2 * n..3 * n], &cache[3 * n..g]);
         let tanh_c = &cache[TANH_C * n..(TANH_C + 1) * n];
         let (dh, dc, c_prev, dc_prev) = (&dh[..n], &dc[..n], &c_prev[..n], &mut dc_prev[..n]);
+        let Some(norm) = &weights.norm else {
+            // without layer norm, one pass: ∂c_t = ∂h_t ⊙ o ⊙ (1 − tanh²(c_t)) + ∂c from t+1,
+            // then the gates' pre-activations and their bias; h_{t−1} reaches h_t only
+            // through the recurrent product, so ∂h_{t−1} starts at zero
+            let (da_i, rest) = d_proj_h[..g].split_at_mut(n);
+            let (da_f, rest) = rest.split_at_mut(n);
+            let (da_g, da_o) = rest.split_at_mut(n);
+            for j in 0..n {
+                let dct = dh[j] * o[j] * (T::ONE - tanh_c[j] * tanh_c[j]) + dc[j];
+                dc_prev[j] = dct * f[j];
+                dh_prev[j] = T::ZERO;
+                [da_i[j], da_f[j], da_g[j], da_o[j]] =
+                    gate_derivatives(dct, dh[j], [i[j], f[j], gg[j], o[j]], c_prev[j], tanh_c[j]);
+            }
+            add_assign(&mut grads.b_ih[..g], &d_proj_h[..g]);
+            return;
+        };
         // inverts h_t = o ⊙ tanh(c̃): ∂c̃ through tanh (dh_prev is scratch; zeroed before return)
         let d_c_total = &mut dh_prev[..n];
         for j in 0..n {
             d_c_total[j] = dh[j] * o[j] * (T::ONE - tanh_c[j] * tanh_c[j]);
         }
-        if let Some(norm) = &weights.norm {
-            // inverts c̃ = γ_c ⊙ ĉ + β_c
-            let (d_gamma, d_beta) = grads.norm_cell.split_at_mut(n);
-            let c_hat = &cache[CELL_HAT * n..(CELL_HAT + 1) * n];
-            layer_norm_backward(d_c_total, c_hat, cache[RSTD * n + 4], &norm.cell[..n], d_gamma, Some(d_beta));
-        }
+        // inverts c̃ = γ_c ⊙ ĉ + β_c
+        let (d_gamma, d_beta) = grads.norm_cell.split_at_mut(n);
+        let c_hat = &cache[CELL_HAT * n..(CELL_HAT + 1) * n];
+        layer_norm_backward(d_c_total, c_hat, cache[RSTD * n + 4], &norm.cell[..n], d_gamma, Some(d_beta));
         // inverts c_t = f ⊙ c_{t−1} + i ⊙ g and the gate activations
         let (da_i, rest) = d_proj_h[..g].split_at_mut(n);
         let (da_f, rest) = rest.split_at_mut(n);
@@ -167,24 +182,31 @@ impl GatedCell for Lstm {
         for j in 0..n {
             let dct = d_c_total[j] + dc[j];
             dc_prev[j] = dct * f[j];
-            da_i[j] = dct * gg[j] * i[j] * (T::ONE - i[j]);
-            da_f[j] = dct * c_prev[j] * f[j] * (T::ONE - f[j]);
-            da_g[j] = dct * i[j] * (T::ONE - gg[j] * gg[j]);
-            da_o[j] = dh[j] * tanh_c[j] * o[j] * (T::ONE - o[j]);
+            [da_i[j], da_f[j], da_g[j], da_o[j]] =
+                gate_derivatives(dct, dh[j], [i[j], f[j], gg[j], o[j]], c_prev[j], tanh_c[j]);
         }
-        let d_a = &mut d_proj_h[..g];
-        match &weights.norm {
-            // ∂b (the gates' shift after the norm) accumulated in the norm's first pass
-            Some(norm) => layer_norm_backward_many::<T, 4>(
-                split_mut(d_a, n),
-                split(&cache[GATE_HAT * n..(GATE_HAT + 4) * n], n),
-                &cache[RSTD * n..RSTD * n + 4],
-                split(&norm.gates[..g], n),
-                split_mut(&mut grads.norm_gates[..g], n),
-                split_mut(&mut grads.b_ih[..g], n).map(Some),
-            ),
-            None => add_assign(&mut grads.b_ih[..g], d_a),
-        }
+        // ∂b (the gates' shift after the norm) accumulated in the norm's first pass
+        layer_norm_backward_many::<T, 4>(
+            split_mut(&mut d_proj_h[..g], n),
+            split(&cache[GATE_HAT * n..(GATE_HAT + 4) * n], n),
+            &cache[RSTD * n..RSTD * n + 4],
+            split(&norm.gates[..g], n),
+            split_mut(&mut grads.norm_gates[..g], n),
+            split_mut(&mut grads.b_ih[..g], n).map(Some),
+        );
         d_c_total.iter_mut().for_each(|v| *v = T::ZERO);
     }
+}
+
+/// One unit's `[∂a_i, ∂a_f, ∂a_g, ∂a_o]` from ∂c_t (all of it, through h_t and from t+1)
+/// and ∂h_t: inverts c_t = f ⊙ c_{t−1} + i ⊙ g, h_t = o ⊙ tanh(c̃_t) and the activations
+/// (σ' = σ(1 − σ), tanh' = 1 − tanh²).
+#[inline(always)]
+fn gate_derivatives<T: Real>(dct: T, dh: T, [i, f, g, o]: [T; 4], c_prev: T, tanh_c: T) -> [T; 4] {
+    [
+        dct * g * i * (T::ONE - i),
+        dct * c_prev * f * (T::ONE - f),
+        dct * i * (T::ONE - g * g),
+        dh * tanh_c * o * (T::ONE - o),
+    ]
 }
