@@ -2,7 +2,8 @@
 //! packed (its default) and read in place (what `matmul` sets), alternately:
 //!     cargo run --release -p recur-kernels --example gemm_shapes
 //! Forward: `P_h[B,G] = h[B,H] · W_hhᵀ` (W_hh transposed once, row-major `[H,G]`);
-//! backward: `∂h[B,H] += ∂P_h[B,G] · W_hh[G,H]`; `G = 4H`. Prints GFLOP/s, best of 5.
+//! backward: `∂h[B,H] += ∂P_h[B,G] · W_hh[G,H]`; `G = 4H`. Prints GFLOP/s, best of 5, and
+//! the rate of a 1024³ product (the benchmark's "sgemm peak") for reference.
 use std::time::Instant;
 
 /// The gemm crate's own threshold: pack once more than 8 micro-tiles of columns reuse the operand.
@@ -47,6 +48,9 @@ fn seconds_per_product(m: usize, k: usize, n: usize, a: &[f32], b: &[f32], accum
 }
 
 fn main() {
+    let big: Vec<f32> = (0..1024 * 1024).map(|i| (i as f32 * 0.7).sin()).collect();
+    let peak = 2.0 * 1024f64.powi(3) / seconds_per_product(1024, 1024, 1024, &big, &big, false) / 1e9;
+    println!("1024³ product: {peak:.1} GFLOP/s");
     println!("{:>4} {:>4} {:>9} {:>16} {:>16}", "B", "H", "product", "packed GFLOP/s", "in place GFLOP/s");
     for (batch, hidden) in [(32, 64), (64, 64), (64, 128), (128, 128), (256, 128), (64, 256), (256, 256)] {
         let g = 4 * hidden;
