@@ -228,6 +228,8 @@ mod tests {
     fn reading_the_left_operand_in_place_gives_the_packed_bits() {
         // the per-step product at S2: h[64,128] · W_hhᵀ[128,512]; packed below threshold 11
         let (m, k, n) = (64, 128, 512);
+        // the process-wide setting first, so that it cannot fire inside `product(8)`
+        read_contiguous_left_operands_in_place();
         let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
         let product = |threshold: usize| {

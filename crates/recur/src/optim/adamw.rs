@@ -51,7 +51,8 @@ impl AdamW {
     /// Slots must come in the same order and sizes at every call.
     ///
     /// # Panics
-    /// If the slots' sizes change between calls.
+    /// If the slots' sizes change between calls, or a gradient's size differs from its
+    /// parameter's.
     pub fn step(&mut self, lr: f64, slots: &mut [ParamSlot<'_>]) {
         if self.m.is_empty() {
             self.m = slots.iter().map(|s| vec![0.0; s.value.len()]).collect();
