@@ -13,7 +13,7 @@
 
 use crate::cell::{CellGrads, CellWeights, SequenceOptions};
 use crate::layer_norm::{layer_norm_backward, layer_norm_forward};
-use crate::matmul::{gemm, transposed, Mat, Threads};
+use crate::matmul::{gemm, Mat, Threads, Transposed};
 use crate::real::Real;
 use crate::sequence::{
     apply_row_mask, copy_masked, input_grads, is_active, masked_input, time_of, Dims, SequenceGradIn, SequenceGradOut,
@@ -131,8 +131,8 @@ pub fn forward<T: Real>(
     let mut rows = vec![T::ZERO; if keep { steps * batch * width } else { batch * width }];
     let mut output = vec![T::ZERO; steps * plane];
     let (w_rz_t, w_n_t) =
-        (transposed(&weights.w_hh[..2 * n * n], 2 * n, n), transposed(&weights.w_hh[2 * n * n..], n, n));
-    let (w_rz, w_n) = (Mat::new(&w_rz_t, n, 2 * n), Mat::new(&w_n_t, n, n));
+        (Transposed::of(&weights.w_hh[..2 * n * n], 2 * n, n), Transposed::of(&weights.w_hh[2 * n * n..], n, n));
+    let (w_rz, w_n) = (w_rz_t.view(), w_n_t.view());
     let mut proj_rz = vec![T::ZERO; batch * 2 * n];
     let mut proj_n = vec![T::ZERO; plane];
     let mut h_in = vec![T::ZERO; plane];

@@ -58,28 +58,51 @@ impl<'a, T: Real> Mat<'a, T> {
     }
 }
 
-/// A row-major copy of `Aᵀ` for `a: [rows, cols]` row-major. gemm packs a left operand
-/// whose columns are not contiguous before every product; a weight read at every step
-/// (`h_{t−1} · W_hhᵀ`) is therefore transposed once per sequence, so that no step packs it.
-pub fn transposed<T: Copy>(a: &[T], rows: usize, cols: usize) -> Vec<T> {
-    let mut out = Vec::with_capacity(rows * cols);
-    for c in 0..cols {
-        out.extend((0..rows).map(|r| a[r * cols + c]));
+/// Values added to each row of a [`Transposed`] copy.
+const TRANSPOSED_ROW_PAD: usize = 16;
+
+/// `Aᵀ` for `a: [rows, cols]` row-major, kept row-major `[cols, rows]` with each row padded
+/// by 16 values. gemm packs a left operand whose columns are not contiguous before every
+/// product; a weight read at every step (`h_{t−1} · W_hhᵀ`) is therefore transposed once
+/// per sequence, so that no step packs it. gemm then reads the operand's columns in place,
+/// one row of this copy apart: the padding keeps that distance off multiples of 4 KiB,
+/// where the columns fell into the same L1 sets (`gemm_shapes`, forward product at B = 256,
+/// H = 256: 220–225 GFLOP/s unpadded, 248–254 padded; no shape measured slower padded).
+pub struct Transposed<T> {
+    data: Vec<T>,
+    rows: usize,
+    cols: usize,
+}
+
+impl<T: Real> Transposed<T> {
+    pub fn of(a: &[T], rows: usize, cols: usize) -> Self {
+        let stride = rows + TRANSPOSED_ROW_PAD;
+        let mut data = vec![T::ZERO; cols * stride];
+        for (c, out) in data.chunks_exact_mut(stride).enumerate() {
+            for (r, o) in out[..rows].iter_mut().enumerate() {
+                *o = a[r * cols + c];
+            }
+        }
+        Transposed { data, rows: cols, cols: rows }
     }
-    out
+
+    /// The `[cols, rows]` transpose as a matrix view.
+    pub fn view(&self) -> Mat<'_, T> {
+        Mat::strided(&self.data, self.rows, self.cols, self.cols + TRANSPOSED_ROW_PAD)
+    }
 }
 
 /// The gemm crate copies ("packs") a single-threaded product's left operand — in its
 /// column-major view, where `C = A·B` row-major is computed as `Cᵀ = Bᵀ·Aᵀ` — into
 /// panels whenever more than 8 micro-tiles of columns reuse it, even when its columns
 /// are already contiguous. For the per-step recurrent product at batch 64
-/// (`h_{t−1} · W_hhᵀ`, W_hh transposed once per sequence) that copied all of W_hh at
-/// every step. Read in place, the recurrent products ran as fast or faster at every
-/// shape measured (`cargo run --release -p recur-kernels --example gemm_shapes`,
-/// forward and backward: 6–14 % more GFLOP/s at B = 64, 1–4 % at 128 and 256, the same
-/// at 32, for H = 64…256), and S2 one-thread steps (B = 64, H = 128) 4–9 % faster
-/// (`profile_step`: LSTM and GRU, training and inference, uni and bi; 2-thread and S1
-/// rows unchanged). Operands with strided columns are still packed. The setting is
+/// (`h_{t−1} · W_hhᵀ`, a [`Transposed`] W_hh) that copied all of W_hh at every step.
+/// Read in place (the forward's from the padded copy), the recurrent products ran as fast
+/// or faster at every shape measured (`cargo run --release -p recur-kernels --example
+/// gemm_shapes`, forward and backward, H = 64…256: 11–17 % more GFLOP/s at B = 64, 1–5 %
+/// at 128 and 256, about the same at 32), and S2 one-thread steps (B = 64, H = 128) 4–9 %
+/// faster (`profile_step`: LSTM and GRU, training and inference, uni and bi; 2-thread and
+/// S1 rows unchanged). Operands with strided columns are still packed. The setting is
 /// process-wide (gemm keeps it in an atomic) and changes speed only: the micro-kernel
 /// adds in the same order either way (test `reading_the_left_operand_in_place_gives_the_packed_bits`).
 fn read_contiguous_left_operands_in_place() {
@@ -221,6 +244,21 @@ mod tests {
         gemm(&mut c, Mat::new(&a, m, k), Mat::new(&bt, n, k).t(), true, Threads(1));
         for (x, y) in c.iter().zip(&want) {
             assert!((x - 2.0 * y).abs() < 1e-12, "accumulate adds");
+        }
+    }
+
+    #[test]
+    fn a_padded_transposed_copy_multiplies_as_the_transposed_view() {
+        // W: [G, H] as stored; x · Wᵀ through the copy and through the stride-swapped view
+        for (b, h, g) in [(3, 5, 7), (40, 24, 96)] {
+            let w: Vec<f64> = (0..g * h).map(|i| (i as f64 * 0.23).sin()).collect();
+            let x: Vec<f64> = (0..b * h).map(|i| (i as f64 * 0.41).cos()).collect();
+            let copy = Transposed::of(&w, g, h);
+            assert_eq!((copy.view().rows(), copy.view().cols()), (h, g));
+            let (mut through_copy, mut through_view) = (vec![0.0; b * g], vec![0.0; b * g]);
+            gemm(&mut through_copy, Mat::new(&x, b, h), copy.view(), false, Threads(1));
+            gemm(&mut through_view, Mat::new(&x, b, h), Mat::new(&w, g, h).t(), false, Threads(1));
+            assert!(through_copy.iter().zip(&through_view).all(|(p, q)| (p - q).abs() < 1e-12));
         }
     }
 

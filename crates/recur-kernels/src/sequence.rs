@@ -21,7 +21,7 @@
 //! never zeroed: every value is written before it is read.
 
 use crate::cell::{add_assign, summed_bias, CellGrads, CellWeights, GatedCell, SequenceOptions};
-use crate::matmul::{gemm, transposed, Mat, Threads};
+use crate::matmul::{gemm, Mat, Threads, Transposed};
 use crate::real::Real;
 use crate::simd::{prefetch, vectorized};
 
@@ -237,7 +237,7 @@ pub fn forward<C: GatedCell, T: Real>(
     let mut proj_h = vec![T::ZERO; batch * g];
     let mut h_in = vec![T::ZERO; plane];
     let slot = |s: usize| if keep { s } else { s % 2 };
-    let w_hh_t = transposed(weights.w_hh, g, hidden);
+    let w_hh_t = Transposed::of(weights.w_hh, g, hidden);
     let mut bias = Vec::new();
     summed_bias(weights, &mut bias);
 
@@ -252,7 +252,7 @@ pub fn forward<C: GatedCell, T: Real>(
             }
             None => h_prev_all,
         };
-        gemm(&mut proj_h, Mat::new(h_for_product, batch, hidden), Mat::new(&w_hh_t, hidden, g), false, Threads(1));
+        gemm(&mut proj_h, Mat::new(h_for_product, batch, hidden), w_hh_t.view(), false, Threads(1));
 
         let (h_prev_all, h_cur_all) = prev_and_current(states, prev, cur, plane);
         let (c_prev_all, c_cur_all) = prev_and_current(cells, prev, cur, plane);
