@@ -18,6 +18,10 @@
 //! (no cache) keeps nothing. Backward *accumulates* (`+=`) into every gradient buffer;
 //! zeroing is the caller's job. Functions panic on inconsistent shapes: they are the
 //! inner layer, and the `recur` library validates every input before calling them.
+//!
+//! One process-wide side effect: the first product raises the `gemm` crate's
+//! single-thread threshold for packing a left operand (see `matmul`), which changes the
+//! speed, never the results, of other `gemm` calls in the same process.
 
 // Index loops over `0..H` are how the fused pointwise math is written (several buffers
 // read at the same index); the compiler vectorises them.
