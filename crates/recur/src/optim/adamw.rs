@@ -69,8 +69,9 @@ impl AdamW {
             assert_eq!(slot.grad.len(), slot.value.len(), "gradient and parameter sizes differ");
             let decay = if slot.decay { 1.0 - lr * weight_decay } else { 1.0 };
             // zipped (no bounds checks) and at the CPU's vector width, the same f64 operations:
-            // indexed, with a scalar √ and two ÷ per value, it took 6.2 % of an S1 LSTM training
-            // step's samples (`perf`), 0.9 % now
+            // indexed, with a scalar √ and two ÷ per value, it took 6.3 % of an S1 LSTM training
+            // step's samples, 0.8 % now (`perf record` of the profiling build of
+            // `model_step_loop 1 bare lstm uni`)
             vectorized(
                 #[inline(always)]
                 || {
