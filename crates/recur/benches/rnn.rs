@@ -30,8 +30,13 @@ struct Shape {
 const S1: Shape = Shape { name: "S1", batch: 32, steps: 60, input: 12, hidden: 64 };
 const S2: Shape = Shape { name: "S2", batch: 64, steps: 120, input: 12, hidden: 128 };
 const S3: Shape = Shape { name: "S3", batch: 1, steps: 1, input: 12, hidden: 64 };
-const SHAPES: [&str; 3] = ["S1", "S2", "S3"];
-const CELLS: [&str; 2] = ["LSTM", "GRU"];
+const SHAPES: [&str; 3] = [S1.name, S2.name, S3.name];
+const CELLS: [CellKind; 2] = [CellKind::Lstm, CellKind::GruResetAfter];
+
+/// A cell's name as `--only` and the JSON rows spell it (PyTorch's mode).
+fn cell_name(cell: CellKind) -> &'static str {
+    cell.torch_mode().expect("benchmarked cells exist in PyTorch")
+}
 
 fn sgemm_peak(threads: usize, budget: f64) -> f64 {
     let n = 1024;
@@ -74,8 +79,9 @@ fn main() {
         Some(i) => args[i + 1..].iter().take_while(|a| !a.starts_with("--")).map(|a| a.to_uppercase()).collect(),
         None => Vec::new(),
     };
-    if let Some(w) = only.iter().find(|w| !SHAPES.contains(&w.as_str()) && !CELLS.contains(&w.as_str())) {
-        eprintln!("--only {w}: not a shape ({SHAPES:?}) or a cell ({CELLS:?})");
+    let cell_names = CELLS.map(cell_name);
+    if let Some(w) = only.iter().find(|w| !SHAPES.contains(&w.as_str()) && !cell_names.contains(&w.as_str())) {
+        eprintln!("--only {w}: not a shape ({SHAPES:?}) or a cell ({cell_names:?})");
         std::process::exit(2);
     }
     let wanted = |options: &[&str], value: &str| {
@@ -91,10 +97,7 @@ fn main() {
     }
     for shape in [&S1, &S2].into_iter().filter(|s| wanted(&SHAPES, s.name)) {
         let batch = BatchShape { batch: shape.batch, steps: shape.steps };
-        for cell in [CellKind::Lstm, CellKind::GruResetAfter]
-            .into_iter()
-            .filter(|c| wanted(&CELLS, c.torch_mode().unwrap_or_default()))
-        {
+        for cell in CELLS.into_iter().filter(|&c| wanted(&cell_names, cell_name(c))) {
             for bidirectional in [false, true] {
                 let dirs = if bidirectional { 2 } else { 1 };
                 for threads in [1, 2] {
@@ -111,7 +114,7 @@ fn main() {
                             ("infer", infer, fwd),
                             ("train_model", through_model, 3.0 * fwd),
                         ] {
-                            let mut row = serde_json::json!({"impl": "recur", "kind": kind, "cell": cell.torch_mode(), "dirs": dirs,
+                            let mut row = serde_json::json!({"impl": "recur", "kind": kind, "cell": cell_name(cell), "dirs": dirs,
                                 "shape": shape.name, "threads": threads, "variant": if regularized { "ln+vd" } else { "plain" },
                                 "seconds": t, "gflops": flops / t / 1e9});
                             if kind == "train_model" {
@@ -124,16 +127,13 @@ fn main() {
             }
         }
     }
-    let cells = [CellKind::Lstm, CellKind::GruResetAfter];
-    for cell in
-        cells.into_iter().filter(|c| wanted(&SHAPES, S3.name) && wanted(&CELLS, c.torch_mode().unwrap_or_default()))
-    {
+    for cell in CELLS.into_iter().filter(|&c| wanted(&SHAPES, S3.name) && wanted(&cell_names, cell_name(c))) {
         for regularized in [false, true] {
             let t =
                 time_streaming_step(&config(cell, &S3, false, regularized), S3.batch, budget).expect("causal config");
             println!(
                 "{}",
-                serde_json::json!({"impl": "recur", "kind": "stream", "cell": cell.torch_mode(), "dirs": 1, "shape": S3.name,
+                serde_json::json!({"impl": "recur", "kind": "stream", "cell": cell_name(cell), "dirs": 1, "shape": S3.name,
                     "threads": 1, "variant": if regularized { "ln+vd" } else { "plain" }, "seconds": t})
             );
         }
