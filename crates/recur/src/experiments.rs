@@ -362,7 +362,7 @@ pub fn write_table(
         title: format!("{title}: test micro MSE, mean +- std over seeds"),
         y_label: "micro MSE (standardised)".into(),
         bars: rows.iter().map(|r| (r.variant.clone(), r.mean, r.std)).collect(),
-        paired: false,
+        group: 0,
     }
     .save(&dir.join("results.png"), 1100, 480)?;
     Ok(md)

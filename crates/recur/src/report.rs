@@ -80,7 +80,7 @@ fn per_signal_chart(outcome: &RunOutcome, data: &PreparedSeries) -> BarChart {
         title: format!("test MSE per signal (standardised): {} vs {}", model.name, baseline.name),
         y_label: "MSE (standardised)".into(),
         bars,
-        paired: true,
+        group: 2,
     }
 }
 

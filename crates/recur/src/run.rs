@@ -122,16 +122,13 @@ impl RunConfig {
     /// # Errors
     /// Malformed TOML or an unknown key, with its line and column.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        toml::from_str(text)
-            .map_err(|e| Error::Format { path: origin.to_path_buf(), why: e.to_string().trim_end().to_string() })
+        parse_toml(text, origin)
     }
 
     /// # Errors
     /// An unreadable file, or as [`RunConfig::from_toml`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-        Self::from_toml(&text, path)
+        load_toml(path.as_ref())
     }
 
     /// The resolved configuration, every default written out.
@@ -161,6 +158,24 @@ impl RunConfig {
             train: self.train.clone(),
         }
     }
+}
+
+/// Any configuration from TOML text; `origin` names the file in errors.
+///
+/// # Errors
+/// Malformed TOML or an unknown key, with its line and column.
+pub fn parse_toml<C: serde::de::DeserializeOwned>(text: &str, origin: &Path) -> Result<C> {
+    toml::from_str(text)
+        .map_err(|e| Error::Format { path: origin.to_path_buf(), why: e.to_string().trim_end().to_string() })
+}
+
+/// Any configuration from a TOML file.
+///
+/// # Errors
+/// An unreadable file, or as [`parse_toml`].
+pub fn load_toml<C: serde::de::DeserializeOwned>(path: &Path) -> Result<C> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    parse_toml(&text, path)
 }
 
 /// Reads, aligns, splits and standardises the data of a config. Relative paths are

@@ -129,11 +129,15 @@ impl Table {
 
     /// An input error at a row (a CSV line, a Parquet row) and, where there is one, a column.
     pub fn error(&self, place: usize, column: Option<&str>, why: String) -> Error {
-        let unit = match self.source {
+        format_error(&self.path, self.place_unit(), place, column, why)
+    }
+
+    /// What a place counts: `line` in a CSV, `row` in Parquet.
+    pub fn place_unit(&self) -> &'static str {
+        match self.source {
             Source::Csv => "line",
             Source::Parquet => "row",
-        };
-        format_error(&self.path, unit, place, column, why)
+        }
     }
 
     /// An error in the header (CSV) or the schema (Parquet).

@@ -56,18 +56,39 @@ impl<T: Real> Linear<T> {
         let (i, o) = (self.inputs(), self.outputs());
         let n = x.len() / i;
         check_len("linear output gradient", dy, &[n, o])?;
-        gemm(&mut grads.weight.data, Mat::new(dy, n, o).t(), Mat::new(x, n, i), true, Threads(1));
         for row in dy.chunks_exact(o) {
             for (g, &d) in grads.bias.data.iter_mut().zip(row) {
                 *g += d;
             }
         }
         let mut dx = vec![T::ZERO; n * i];
-        gemm(&mut dx, Mat::new(dy, n, o), Mat::new(&self.weight.data, o, i), false, Threads(1));
+        times_transposed_backward(x, dy, &self.weight.data, &mut grads.weight.data, &mut dx, false, [n, i, o]);
         Ok(dx)
     }
 
     pub fn zeros_like(&self) -> Self {
         Linear { weight: self.weight.zeros_like(), bias: self.bias.zeros_like() }
     }
+}
+
+/// `y = x Wᵀ` over rows, without a bias: `x: [N, I]`, `weight: [O, I]` → `[N, O]`.
+pub fn times_transposed<T: Real>(x: &[T], weight: &[T], [n, i, o]: [usize; 3]) -> Vec<T> {
+    let mut y = vec![T::ZERO; n * o];
+    gemm(&mut y, Mat::new(x, n, i), Mat::new(weight, o, i).t(), false, Threads(1));
+    y
+}
+
+/// The backward of [`times_transposed`]: `∂W += dyᵀ x`, and `∂x = dy W` (added to `dx`
+/// when `accumulate_dx`).
+pub fn times_transposed_backward<T: Real>(
+    x: &[T],
+    dy: &[T],
+    weight: &[T],
+    d_weight: &mut [T],
+    dx: &mut [T],
+    accumulate_dx: bool,
+    [n, i, o]: [usize; 3],
+) {
+    gemm(d_weight, Mat::new(dy, n, o).t(), Mat::new(x, n, i), true, Threads(1));
+    gemm(dx, Mat::new(dy, n, o), Mat::new(weight, o, i), accumulate_dx, Threads(1));
 }

@@ -243,8 +243,9 @@ pub struct BarChart {
     pub y_label: String,
     /// (label, value, error)
     pub bars: Vec<(String, f64, f64)>,
-    /// Bars come in pairs (two methods per item): two alternating colours.
-    pub paired: bool,
+    /// Bars come in groups of this many (one per method in each group): the colours
+    /// repeat with the group. 0 or 1: a colour per bar.
+    pub group: usize,
 }
 
 impl BarChart {
@@ -272,7 +273,7 @@ impl BarChart {
         let slot = (f.right - f.left) / n;
         for (i, (label, value, err)) in self.bars.iter().enumerate() {
             let x = f.left + slot * (i as f64 + 0.5);
-            let color = if self.paired { PALETTE[i % 2] } else { PALETTE[i % PALETTE.len()] };
+            let color = PALETTE[i % if self.group > 1 { self.group } else { PALETTE.len() }];
             c.fill_rect((x - slot * 0.35) as i64, py(*value) as i64, (x + slot * 0.35) as i64, f.bottom as i64, color);
             if *err > 0.0 {
                 c.line(x, py(value - err), x, py(value + err), INK, 1.5);
@@ -315,7 +316,7 @@ mod tests {
             title: "b".into(),
             y_label: "v".into(),
             bars: vec![("x".into(), 1.0, 0.2), ("y".into(), 2.0, 0.0)],
-            paired: false,
+            group: 0,
         };
         bars.save(&dir.join("bars.png"), 320, 200).unwrap();
         for f in ["line.png", "bars.png"] {
