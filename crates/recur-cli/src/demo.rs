@@ -11,7 +11,7 @@ use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
 use crate::args::Args;
 
 /// A bundled file: under the current folder, else the repository's.
-fn bundled(relative: &str) -> PathBuf {
+pub fn bundled(relative: &str) -> PathBuf {
     let here = PathBuf::from(relative);
     if here.exists() {
         return here;

@@ -22,6 +22,7 @@ pub mod rnn;
 pub mod run;
 pub mod tasks;
 pub mod tensor;
+pub mod text;
 pub mod train;
 
 pub use error::{Error, Result};

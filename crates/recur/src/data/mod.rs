@@ -14,4 +14,5 @@ pub use long::{read_long, LongColumns};
 pub use prepare::{PreparedSeries, SplitBy, SplitFractions, Standardizer};
 pub use series::TimeSeries;
 pub use table::csv_fields;
+pub(crate) use table::Table;
 pub use wide::{is_missing, read_wide, WideOptions};

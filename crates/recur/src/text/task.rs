@@ -1,0 +1,517 @@
+//! The hierarchical text classification task end to end: a seeded train / validation /
+//! test split of a labelled corpus, the vocabulary from the training text, HARNN trained
+//! with AdamW (warm-up + cosine, clipping, early stopping on the validation micro-F1
+//! restoring the best weights, a progress bar), and every method scored on the same
+//! test documents: HARNN, TF-IDF + logistic regression, and the majority class.
+
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::baseline::{logistic_regression_per_level, LogisticConfig, SparseRow, TfIdf};
+use super::corpus::{split_indices, Hierarchy, LabeledCorpus};
+use super::harnn::{decide, harnn_loss, Harnn, HarnnConfig, TokenBatch};
+use super::metrics::{multilabel_scores, LabelScores};
+use super::vocab::Vocabulary;
+use crate::error::{Error, Result};
+use crate::io::{write_atomically, write_f32};
+use crate::optim::{clip_grad_norm, AdamW, AdamWConfig, ParamSlot};
+use crate::plot::{BarChart, LineChart, Series, Style};
+use crate::rng::Rng;
+use crate::train::{progress_bar, PlateauState, Schedule, ScheduleKind};
+
+/// Every choice of a text run; each key has a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TextTaskConfig {
+    /// Words kept from the start of each document.
+    pub max_tokens: usize,
+    /// A word enters the vocabulary if it occurs this often in the training text.
+    pub min_count: usize,
+    pub max_words: usize,
+    pub validation: f64,
+    pub test: f64,
+    pub split_seed: u64,
+    pub embedding_size: usize,
+    pub hidden_size: usize,
+    pub attention_size: usize,
+    pub fc_size: usize,
+    /// The global scores' share of the final score.
+    pub beta: f64,
+    /// Variational dropout on the BiLSTM's input and recurrent state.
+    pub input_dropout: f64,
+    pub state_dropout: f64,
+    /// λ of the hierarchy-violation penalty.
+    pub hierarchy_penalty: f64,
+    /// Decision threshold on the final scores (arg-max fallback per level).
+    pub threshold: f64,
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub warmup_steps: usize,
+    /// Global gradient-norm clipping.
+    pub clip: f64,
+    /// Epochs without a better validation micro-F1 before stopping.
+    pub patience: usize,
+    pub seed: u64,
+    pub threads: usize,
+    /// Full-batch iterations of each level's logistic regression.
+    pub baseline_iterations: usize,
+}
+
+impl Default for TextTaskConfig {
+    fn default() -> Self {
+        TextTaskConfig {
+            max_tokens: 100,
+            min_count: 2,
+            max_words: 30_000,
+            validation: 0.1,
+            test: 0.2,
+            split_seed: 0,
+            embedding_size: 64,
+            hidden_size: 64,
+            attention_size: 64,
+            fc_size: 128,
+            beta: 0.5,
+            input_dropout: 0.25,
+            state_dropout: 0.25,
+            hierarchy_penalty: 1.0,
+            threshold: 0.5,
+            epochs: 25,
+            batch_size: 32,
+            lr: 5e-3,
+            weight_decay: 1e-4,
+            warmup_steps: 50,
+            clip: 5.0,
+            patience: 4,
+            seed: 0,
+            threads: 2,
+            baseline_iterations: 150,
+        }
+    }
+}
+
+/// One method's scores on the test documents: per level, then over all classes.
+#[derive(Clone, Debug, Serialize)]
+pub struct MethodScores {
+    pub method: String,
+    pub levels: Vec<LabelScores>,
+    pub overall: LabelScores,
+}
+
+/// One line of the training log.
+#[derive(Clone, Debug, Serialize)]
+pub struct TextEpoch {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub train_violation: f64,
+    pub validation_micro_f1: f64,
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+/// What a text run produces.
+pub struct TextOutcome {
+    pub hierarchy: Hierarchy,
+    pub vocabulary: Vocabulary,
+    pub model: Harnn<f32>,
+    /// Documents in the train, validation and test parts.
+    pub sizes: [usize; 3],
+    pub epochs: Vec<TextEpoch>,
+    pub best_epoch: usize,
+    pub methods: Vec<MethodScores>,
+    /// Test documents whose predicted classes break the tree (a class without its parent).
+    pub hierarchy_violations: usize,
+}
+
+/// Documents of one part, encoded.
+struct Part {
+    tokens: Vec<Vec<u32>>,
+    labels: Vec<Vec<usize>>,
+    targets: Vec<bool>,
+}
+
+impl Part {
+    fn new(corpus: &LabeledCorpus, indices: &[usize], vocab: &Vocabulary, max_tokens: usize) -> Part {
+        Part {
+            tokens: indices.iter().map(|&i| vocab.encode(&corpus.documents[i].text, max_tokens)).collect(),
+            labels: indices.iter().map(|&i| corpus.documents[i].labels.clone()).collect(),
+            targets: indices.iter().flat_map(|&i| corpus.label_row(i)).collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.tokens.len()
+    }
+}
+
+/// The documents `members` as one time-major batch padded to the longest.
+struct PaddedBatch {
+    tokens: Vec<u32>,
+    lengths: Vec<usize>,
+    steps: usize,
+}
+
+impl PaddedBatch {
+    fn new(part: &Part, members: &[usize]) -> Self {
+        let lengths: Vec<usize> = members.iter().map(|&i| part.tokens[i].len()).collect();
+        let steps = lengths.iter().copied().max().unwrap_or(1);
+        let batch = members.len();
+        let mut tokens = vec![0u32; steps * batch];
+        for (b, &i) in members.iter().enumerate() {
+            for (t, &w) in part.tokens[i].iter().enumerate() {
+                tokens[t * batch + b] = w;
+            }
+        }
+        PaddedBatch { tokens, lengths, steps }
+    }
+
+    fn view(&self) -> TokenBatch<'_> {
+        TokenBatch { tokens: &self.tokens, lengths: &self.lengths, steps: self.steps, batch: self.lengths.len() }
+    }
+}
+
+/// Mini-batches of similar lengths (less padding to run through the BiLSTM): the
+/// shuffled documents are sorted by length within windows of 16 batches, cut into
+/// batches, and the batches shuffled.
+fn length_bucketed_batches(part: &Part, batch_size: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..part.len()).collect();
+    rng.shuffle(&mut order);
+    let mut batches: Vec<Vec<usize>> = Vec::new();
+    for window in order.chunks_mut(batch_size * 16) {
+        window.sort_by_key(|&i| part.tokens[i].len());
+        batches.extend(window.chunks(batch_size).map(<[usize]>::to_vec));
+    }
+    rng.shuffle(&mut batches);
+    batches
+}
+
+/// The model's final scores for every document of `part`, in order.
+fn predict_scores(model: &Harnn<f32>, part: &Part, batch_size: usize) -> Result<Vec<f32>> {
+    let total = model.config().total_classes();
+    let mut order: Vec<usize> = (0..part.len()).collect();
+    order.sort_by_key(|&i| part.tokens[i].len());
+    let mut scores = vec![0.0f32; part.len() * total];
+    for members in order.chunks(batch_size.max(1)) {
+        let batch = PaddedBatch::new(part, members);
+        let out = model.forward(&batch.view())?;
+        for (b, &i) in members.iter().enumerate() {
+            scores[i * total..(i + 1) * total].copy_from_slice(&out.scores[b * total..(b + 1) * total]);
+        }
+    }
+    Ok(scores)
+}
+
+/// Scores of multi-hot `predicted` against `truth`, per level and overall.
+fn score_levels(method: &str, predicted: &[bool], truth: &[bool], hierarchy: &Hierarchy) -> MethodScores {
+    let total = hierarchy.total();
+    let levels = hierarchy
+        .offsets()
+        .iter()
+        .zip(hierarchy.sizes())
+        .map(|(&start, size)| multilabel_scores(predicted, truth, total, start..start + size))
+        .collect();
+    MethodScores { method: method.to_string(), levels, overall: multilabel_scores(predicted, truth, total, 0..total) }
+}
+
+/// Multi-hot rows from one class per level and document (`per_level[h][doc]`).
+fn one_class_per_level(per_level: &[Vec<usize>], hierarchy: &Hierarchy, documents: usize) -> Vec<bool> {
+    let (total, offsets) = (hierarchy.total(), hierarchy.offsets());
+    let mut rows = vec![false; documents * total];
+    for (h, classes) in per_level.iter().enumerate() {
+        for (doc, &c) in classes.iter().enumerate() {
+            rows[doc * total + offsets[h] + c] = true;
+        }
+    }
+    rows
+}
+
+/// Documents with a chosen class whose parent is not chosen.
+fn count_violations(predicted: &[bool], hierarchy: &Hierarchy) -> usize {
+    let edges = hierarchy.edges();
+    predicted
+        .chunks_exact(hierarchy.total().max(1))
+        .filter(|row| edges.iter().any(|&(child, parent)| row[child] && !row[parent]))
+        .count()
+}
+
+/// Runs the task on `corpus`.
+///
+/// # Errors
+/// An invalid configuration, or a corpus too small to split.
+pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<TextOutcome> {
+    let hierarchy = corpus.hierarchy.clone();
+    let [train_idx, val_idx, test_idx] =
+        split_indices(corpus.documents.len(), config.validation, config.test, config.split_seed)?;
+    if train_idx.is_empty() || val_idx.is_empty() || test_idx.is_empty() {
+        return Err(Error::invalid(
+            "corpus",
+            format!(
+                "{} documents cannot be split into non-empty train, validation and test parts",
+                corpus.documents.len()
+            ),
+        ));
+    }
+    if config.batch_size == 0 || config.epochs == 0 {
+        return Err(Error::invalid("batch_size / epochs", "must be at least 1"));
+    }
+    let vocabulary = Vocabulary::build(
+        train_idx.iter().map(|&i| corpus.documents[i].text.as_str()),
+        config.min_count,
+        config.max_words,
+    );
+    let [train, validation, test] =
+        [&train_idx, &val_idx, &test_idx].map(|idx| Part::new(corpus, idx, &vocabulary, config.max_tokens));
+    let levels = hierarchy.sizes();
+    let edges = hierarchy.edges();
+    let mut model = Harnn::<f32>::new(
+        HarnnConfig {
+            vocab_size: vocabulary.len(),
+            embedding_size: config.embedding_size,
+            hidden_size: config.hidden_size,
+            attention_size: config.attention_size,
+            fc_size: config.fc_size,
+            levels: levels.clone(),
+            beta: config.beta,
+            input_dropout: config.input_dropout,
+            state_dropout: config.state_dropout,
+        },
+        config.seed,
+    )?;
+    model.set_threads(config.threads);
+    let mut grads = model.zeros_like();
+    let mut optimizer =
+        AdamW::new(AdamWConfig { lr: config.lr, weight_decay: config.weight_decay, ..AdamWConfig::default() });
+    let steps_per_epoch = train.len().div_ceil(config.batch_size);
+    let schedule = Schedule {
+        base: config.lr,
+        warmup_steps: config.warmup_steps,
+        total_steps: steps_per_epoch * config.epochs,
+        kind: ScheduleKind::Cosine { floor: 0.05 },
+    };
+    let mut rng = Rng::new(config.seed ^ 0x7e47);
+    let total = hierarchy.total();
+    let (mut best, mut best_epoch, mut since_best) = (model.clone(), 0usize, 0usize);
+    let mut best_f1 = f64::NEG_INFINITY;
+    let mut epochs = Vec::new();
+    let mut step = 0usize;
+    let bar = progress_bar((steps_per_epoch * config.epochs) as u64, "HARNN");
+    for epoch in 1..=config.epochs {
+        let epoch_start = Instant::now();
+        let (mut loss_sum, mut violation_sum, mut docs) = (0.0, 0.0, 0usize);
+        let mut lr = config.lr;
+        for members in length_bucketed_batches(&train, config.batch_size, &mut rng) {
+            let batch = PaddedBatch::new(&train, &members);
+            let targets: Vec<f32> = members
+                .iter()
+                .flat_map(|&i| train.targets[i * total..(i + 1) * total].iter().map(|&t| f32::from(u8::from(t))))
+                .collect();
+            let (out, mut cache) = model.forward_train(&batch.view(), config.seed.wrapping_add(step as u64))?;
+            let loss = harnn_loss(&out, &targets, &levels, &edges, config.beta, config.hierarchy_penalty);
+            for (_, g) in grads.named_mut() {
+                g.data.iter_mut().for_each(|v| *v = 0.0);
+            }
+            model.backward(&mut cache, &loss.d_local_logits, &loss.d_global_logits, &mut grads)?;
+            {
+                let mut all: Vec<&mut [f32]> = grads.named_mut().into_iter().map(|(_, t)| &mut t.data[..]).collect();
+                clip_grad_norm(&mut all, config.clip);
+            }
+            lr = schedule.lr(step, epoch, &PlateauState::new());
+            let mut slots: Vec<ParamSlot<'_>> = model
+                .named_mut()
+                .into_iter()
+                .zip(grads.named_mut())
+                .map(|((name, t), (_, g))| ParamSlot {
+                    value: &mut t.data,
+                    grad: &g.data,
+                    decay: !name.ends_with("bias"),
+                })
+                .collect();
+            optimizer.step(lr, &mut slots);
+            loss_sum += loss.total * members.len() as f64;
+            violation_sum += loss.violation * members.len() as f64;
+            docs += members.len();
+            step += 1;
+            bar.inc(1);
+        }
+        let val_scores = predict_scores(&model, &validation, config.batch_size)?;
+        let predicted = decide(&val_scores, &levels, config.threshold);
+        let f1 = multilabel_scores(&predicted, &validation.targets, total, 0..total).micro_f1;
+        bar.set_message(format!("epoch {epoch}: loss {:.3}, validation micro-F1 {f1:.4}", loss_sum / docs as f64));
+        epochs.push(TextEpoch {
+            epoch,
+            train_loss: loss_sum / docs as f64,
+            train_violation: violation_sum / docs as f64,
+            validation_micro_f1: f1,
+            lr,
+            seconds: epoch_start.elapsed().as_secs_f64(),
+        });
+        if f1 > best_f1 {
+            (best, best_f1, best_epoch, since_best) = (model.clone(), f1, epoch, 0);
+        } else {
+            since_best += 1;
+            if since_best >= config.patience {
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let model = best;
+
+    let mut methods = Vec::new();
+    let test_scores = predict_scores(&model, &test, config.batch_size)?;
+    let harnn_predicted = decide(&test_scores, &levels, config.threshold);
+    let hierarchy_violations = count_violations(&harnn_predicted, &hierarchy);
+    methods.push(score_levels("HARNN", &harnn_predicted, &test.targets, &hierarchy));
+
+    let tfidf = TfIdf::fit(&vocabulary, train_idx.iter().map(|&i| corpus.documents[i].text.as_str()));
+    let features = |idx: &[usize]| -> Vec<SparseRow> {
+        idx.iter().map(|&i| tfidf.transform(&vocabulary, &corpus.documents[i].text)).collect()
+    };
+    let logistic = LogisticConfig { iterations: config.baseline_iterations, ..LogisticConfig::default() };
+    let per_level = logistic_regression_per_level(
+        &features(&train_idx),
+        &train.labels,
+        &features(&test_idx),
+        vocabulary.len(),
+        &levels,
+        logistic,
+    );
+    let predicted = one_class_per_level(&per_level, &hierarchy, test.len());
+    methods.push(score_levels("TF-IDF + logistic regression", &predicted, &test.targets, &hierarchy));
+
+    let majority: Vec<Vec<usize>> = levels
+        .iter()
+        .enumerate()
+        .map(|(h, &c)| {
+            let mut counts = vec![0usize; c];
+            train.labels.iter().for_each(|l| counts[l[h]] += 1);
+            let top = (0..c).fold(0, |best, k| if counts[k] > counts[best] { k } else { best });
+            vec![top; test.len()]
+        })
+        .collect();
+    let predicted = one_class_per_level(&majority, &hierarchy, test.len());
+    methods.push(score_levels("majority class", &predicted, &test.targets, &hierarchy));
+    Ok(TextOutcome {
+        hierarchy,
+        vocabulary,
+        model,
+        sizes: [train.len(), validation.len(), test.len()],
+        epochs,
+        best_epoch,
+        methods,
+        hierarchy_violations,
+    })
+}
+
+/// The scores as a Markdown table: micro-F1 of each level, then micro and macro P/R/F1
+/// and subset accuracy over all classes.
+pub fn text_score_table(outcome: &TextOutcome) -> String {
+    let names = &outcome.hierarchy.level_names;
+    let mut out = format!("| {:<30} |", "method");
+    for n in names {
+        out.push_str(&format!(" F1 {n:<4} |"));
+    }
+    out.push_str(" micro P | micro R | micro F1 | macro P | macro R | macro F1 | subset acc |\n");
+    out.push_str(&format!("|{}|", "-".repeat(32)));
+    for _ in names {
+        out.push_str("--------:|");
+    }
+    out.push_str("--------:|--------:|---------:|--------:|--------:|---------:|-----------:|\n");
+    for m in &outcome.methods {
+        out.push_str(&format!("| {:<30} |", m.method));
+        for l in &m.levels {
+            out.push_str(&format!(" {:>7.4} |", l.micro_f1));
+        }
+        let o = &m.overall;
+        out.push_str(&format!(
+            " {:>7.4} | {:>7.4} | {:>8.4} | {:>7.4} | {:>7.4} | {:>8.4} | {:>10.4} |\n",
+            o.micro_precision,
+            o.micro_recall,
+            o.micro_f1,
+            o.macro_precision,
+            o.macro_recall,
+            o.macro_f1,
+            o.subset_accuracy
+        ));
+    }
+    out
+}
+
+/// Writes a text run folder, each file atomically: `text.toml` (the configuration),
+/// `metrics.json`, `epochs.jsonl`, `model.safetensors` (HARNN's tensors by name, its
+/// sizes and class names in the metadata), `vocabulary.txt` (one word per line, in
+/// index order), `scores.png` (micro-F1 per level and method), `loss.png` and `validation.png` (per epoch).
+///
+/// # Errors
+/// The folder is not writable.
+pub fn write_text_run(dir: &Path, config: &TextTaskConfig, outcome: &mut TextOutcome) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    write_atomically(&dir.join("text.toml"), toml::to_string_pretty(config).unwrap_or_default().as_bytes())?;
+    let report = serde_json::json!({
+        "sizes": { "train": outcome.sizes[0], "validation": outcome.sizes[1], "test": outcome.sizes[2] },
+        "levels": outcome.hierarchy.level_names,
+        "classes": outcome.hierarchy.sizes(),
+        "vocabulary": outcome.vocabulary.len(),
+        "parameters": outcome.model.num_parameters(),
+        "best_epoch": outcome.best_epoch,
+        "hierarchy_violations": outcome.hierarchy_violations,
+        "methods": outcome.methods,
+    });
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("report", e.to_string()))?;
+    write_atomically(&dir.join("metrics.json"), text.as_bytes())?;
+    let log: String =
+        outcome.epochs.iter().map(|e| format!("{}\n", serde_json::to_string(e).unwrap_or_default())).collect();
+    write_atomically(&dir.join("epochs.jsonl"), log.as_bytes())?;
+    let mut metadata = std::collections::HashMap::new();
+    metadata.insert("config".to_string(), serde_json::to_string(outcome.model.config()).unwrap_or_default());
+    metadata.insert("classes".to_string(), serde_json::to_string(&outcome.hierarchy.classes).unwrap_or_default());
+    metadata.insert("levels".to_string(), serde_json::to_string(&outcome.hierarchy.level_names).unwrap_or_default());
+    let tensors: Vec<_> = outcome.model.named_mut().into_iter().map(|(n, t)| (n, t.clone())).collect();
+    write_f32(dir.join("model.safetensors"), &tensors, metadata)?;
+    let words: String = outcome.vocabulary.words().iter().map(|w| format!("{w}\n")).collect();
+    write_atomically(&dir.join("vocabulary.txt"), words.as_bytes())?;
+    let names = &outcome.hierarchy.level_names;
+    let methods = &outcome.methods;
+    BarChart {
+        title: "micro-F1 on the test documents, per level and method".into(),
+        y_label: "micro-F1".into(),
+        bars: names
+            .iter()
+            .enumerate()
+            .flat_map(|(h, n)| {
+                methods.iter().map(move |m| (format!("{n} {}", short(&m.method)), m.levels[h].micro_f1, 0.0))
+            })
+            .collect(),
+        group: methods.len(),
+    }
+    .save(&dir.join("scores.png"), 900, 420)?;
+    let curve = |f: fn(&TextEpoch) -> f64| outcome.epochs.iter().map(|e| (e.epoch as f64, f(e))).collect();
+    let chart = |title: &str, y_label: &str, log_y: bool, name: &str, points| LineChart {
+        title: title.into(),
+        x_label: "epoch".into(),
+        y_label: y_label.into(),
+        log_y,
+        series: vec![Series { name: name.into(), points, style: Style::Line }],
+        bands: Vec::new(),
+    };
+    chart("HARNN training loss (per document)", "loss", true, "training loss", curve(|e| e.train_loss)).save(
+        &dir.join("loss.png"),
+        640,
+        360,
+    )?;
+    chart(
+        "HARNN on the validation documents",
+        "micro-F1",
+        false,
+        "validation micro-F1",
+        curve(|e| e.validation_micro_f1),
+    )
+    .save(&dir.join("validation.png"), 640, 360)
+}
+
+fn short(method: &str) -> &str {
+    method.split_whitespace().next().unwrap_or(method)
+}
