@@ -173,6 +173,27 @@ pub fn sigmoid_in_place<T: Real>(values: &mut [T]) {
     );
 }
 
+/// `Σ_i a_i b_i` in [`LANES`] interleaved partial sums added pairwise, so that the loop
+/// vectorises without reassociating (the same bits on every CPU); the tail past the last
+/// whole group of lanes is added in order after them. Call it inside [`crate::vectorized`]
+/// (or a kernel's vectorised loop) to get the CPU's widest vectors.
+#[inline(always)]
+pub fn lane_dot<T: Real>(a: &[T], b: &[T]) -> T {
+    let n = a.len().min(b.len());
+    let full = n / LANES * LANES;
+    let mut lanes = [T::ZERO; LANES];
+    for (x, y) in a[..full].chunks_exact(LANES).zip(b[..full].chunks_exact(LANES)) {
+        for l in 0..LANES {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    let mut total = pairwise_total(&lanes);
+    for (&x, &y) in a[full..n].iter().zip(&b[full..n]) {
+        total += x * y;
+    }
+    total
+}
+
 /// tanh of each value, in place, on the CPU's widest vector path (as [`sigmoid_in_place`]).
 pub fn tanh_in_place<T: Real>(values: &mut [T]) {
     crate::simd::vectorized(

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::safetensors_io::{write_f32, TensorFile};
 use crate::error::{Error, Result};
 use crate::model::{ModelConfig, SequenceModel};
+use crate::tensor::Tensor;
 
 const CONFIG_KEY: &str = "recur.model_config";
 
@@ -33,21 +34,30 @@ impl SequenceModel<f32> {
         let file = TensorFile::read(path.as_ref())?;
         let config: ModelConfig = file.meta(CONFIG_KEY)?;
         let mut model = SequenceModel::new(config, 0)?;
-        let mut known = std::collections::HashSet::new();
-        for (name, t) in model.named_mut() {
-            let stored = file
-                .f32(&name)
-                .map_err(|_| Error::MissingTensor { tensor: name.clone(), expected: t.shape.clone() })?;
-            if stored.shape != t.shape {
-                return Err(Error::Shape { tensor: name, expected: t.shape.clone(), got: stored.shape });
-            }
-            crate::error::check_finite(&name, &stored.data)?;
-            t.data = stored.data;
-            known.insert(name);
-        }
-        if let Some(extra) = file.tensors.keys().find(|n| !known.contains(*n)) {
-            return Err(Error::UnexpectedTensor { tensor: extra.clone(), shape: file.tensors[extra].shape.clone() });
-        }
+        fill_from_file(model.named_mut(), &file)?;
         Ok(model)
     }
+}
+
+/// Sets every named parameter from `file`: each must be stored with its shape and
+/// finite values, and the file must hold nothing else.
+///
+/// # Errors
+/// A missing, extra, misshaped or non-finite tensor, named.
+pub fn fill_from_file(named: Vec<(String, &mut Tensor<f32>)>, file: &TensorFile) -> Result<()> {
+    let mut known = std::collections::HashSet::new();
+    for (name, t) in named {
+        let stored =
+            file.f32(&name).map_err(|_| Error::MissingTensor { tensor: name.clone(), expected: t.shape.clone() })?;
+        if stored.shape != t.shape {
+            return Err(Error::Shape { tensor: name, expected: t.shape.clone(), got: stored.shape });
+        }
+        crate::error::check_finite(&name, &stored.data)?;
+        t.data = stored.data;
+        known.insert(name);
+    }
+    if let Some(extra) = file.tensors.keys().find(|n| !known.contains(*n)) {
+        return Err(Error::UnexpectedTensor { tensor: extra.clone(), shape: file.tensors[extra].shape.clone() });
+    }
+    Ok(())
 }
