@@ -33,7 +33,10 @@ const USAGE: &str = "usage:
   recur text [--data FILE] [--config FILE.toml] [--epochs N] [--max-tokens N] [--threads N] [--out DIR]
       Hierarchical multi-label text classification (HARNN: BiLSTM, per-level
       attention, category dependency, hybrid prediction) on the bundled DBpedia slice
-      (9 / 70 / 219 classes), against TF-IDF + logistic regression and the majority.
+      (9 / 70 / 219 classes), against TF-IDF + logistic regression, TF-IDF + boosted
+      trees and the majority class; writes a run folder with the model.
+  recur text predict --run DIR --input FILE [--out FILE.csv]
+      The classes of every document in FILE's `text` column, from a trained run.
   recur hopfield [--neurons N] [--trials K] [--noise F] [--out DIR]
       Hopfield memory: recall against patterns per neuron (classic vs modern), plotted.
   recur diagnose gradients [--steps T] [--hidden H] [--seed S] [--out DIR]

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use recur::text::{run_text_task, text_score_table, write_text_run, LabeledCorpus, TextTaskConfig};
+use recur::text::{
+    read_texts, run_text_task, text_score_table, write_text_run, LabeledCorpus, TextClassifier, TextTaskConfig,
+};
 
 use crate::args::Args;
 use crate::demo::bundled;
@@ -13,6 +15,9 @@ use crate::demo::bundled;
 pub const DEFAULT_DATA: &str = "data/dbpedia/dbpedia-train-first5000.csv";
 
 pub fn text(args: &Args) -> Result<(), String> {
+    if args.positional.get(1).map(String::as_str) == Some("predict") {
+        return predict(args);
+    }
     let known = ["data", "config", "epochs", "max-tokens", "threads", "seed", "out"];
     let config_path: String = args.get("config", &known, String::new())?;
     let mut config = if config_path.is_empty() {
@@ -43,7 +48,7 @@ pub fn text(args: &Args) -> Result<(), String> {
         config.hierarchy_penalty,
         config.epochs
     );
-    let mut outcome = run_text_task(&corpus, &config).map_err(|e| e.to_string())?;
+    let outcome = run_text_task(&corpus, &config).map_err(|e| e.to_string())?;
     println!(
         "split {} / {} / {} documents (train / validation / test, seed {}); vocabulary {} words; {} parameters; best epoch {}",
         outcome.sizes[0],
@@ -59,7 +64,7 @@ pub fn text(args: &Args) -> Result<(), String> {
         "HARNN decisions: threshold {} with an arg-max fallback per level; {} of {} test documents break the class tree",
         config.threshold, outcome.hierarchy_violations, outcome.sizes[2]
     );
-    write_text_run(&out, &config, &mut outcome).map_err(|e| e.to_string())?;
+    write_text_run(&out, &config, &outcome).map_err(|e| e.to_string())?;
     println!("wrote {} (metrics.json, epochs.jsonl, model.safetensors, vocabulary.txt, scores.png, loss.png, validation.png)", out.display());
     println!("done in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -72,4 +77,53 @@ fn display(path: &Path) -> String {
         .unwrap_or_else(|| path.to_path_buf())
         .display()
         .to_string()
+}
+
+/// `recur text predict --run DIR --input FILE [--out FILE.csv]`: the classes of every
+/// document in the input's `text` column, as CSV (stdout without `--out`): the input's
+/// line, then per level the chosen classes and their scores (several joined by `|`).
+fn predict(args: &Args) -> Result<(), String> {
+    let known = ["run", "input", "out"];
+    let run: String = args.get("run", &known, String::new())?;
+    let input: String = args.get("input", &known, String::new())?;
+    if run.is_empty() || input.is_empty() {
+        return Err(
+            "text predict needs --run DIR (a `recur text` run folder) and --input FILE (a `text` column)".into()
+        );
+    }
+    let out: String = args.get("out", &known, String::new())?;
+    let classifier = TextClassifier::load(Path::new(&run)).map_err(|e| e.to_string())?;
+    let rows = read_texts(Path::new(&input)).map_err(|e| e.to_string())?;
+    let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
+    let classes = classifier.classify(&texts).map_err(|e| e.to_string())?;
+    let mut csv = String::from("line");
+    for name in &classifier.level_names {
+        csv.push_str(&format!(",{name},{name}_score"));
+    }
+    csv.push('\n');
+    for ((place, _), levels) in rows.iter().zip(&classes) {
+        csv.push_str(&place.to_string());
+        for picked in levels {
+            let names: Vec<&str> = picked.iter().map(|(c, _)| c.as_str()).collect();
+            let scores: Vec<String> = picked.iter().map(|(_, s)| format!("{s:.4}")).collect();
+            csv.push_str(&format!(",{},{}", csv_quoted(&names.join("|")), scores.join("|")));
+        }
+        csv.push('\n');
+    }
+    if out.is_empty() {
+        print!("{csv}");
+    } else {
+        recur::io::write_atomically(Path::new(&out), csv.as_bytes()).map_err(|e| e.to_string())?;
+        eprintln!("wrote {} documents' classes to {out}", rows.len());
+    }
+    Ok(())
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_quoted(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
 }

@@ -3,7 +3,7 @@
 //! penalty, variational dropout with fixed masks), padding invariance, and the decision rule. Synthetic token batches: these
 //! tests check the mathematics, not a result on data (that is `text_dbpedia.rs`).
 
-use recur::text::{decide, harnn_loss, Harnn, HarnnConfig, TokenBatch};
+use recur::text::{decide, harnn_loss, Harnn, HarnnConfig, TextClassifier, TokenBatch, Vocabulary};
 use recur::Rng;
 
 const LEVELS: [usize; 3] = [2, 3, 4];
@@ -151,4 +151,73 @@ fn bad_batches_are_refused_with_the_reason() {
     assert!(err.to_string().contains("lengths"), "{err}");
     let err = model.forward(&TokenBatch { tokens: &tokens, lengths: &[0, 1], steps: 2, batch: 2 }).unwrap_err();
     assert!(err.to_string().contains("document 0 has length 0"), "{err}");
+}
+
+fn classifier() -> TextClassifier {
+    let vocabulary = Vocabulary::build(["alpha beta gamma delta", "epsilon zeta eta", "theta"], 1, 7);
+    assert_eq!(vocabulary.len(), 9);
+    TextClassifier {
+        model: Harnn::<f32>::new(config(), 4).unwrap(),
+        vocabulary,
+        level_names: vec!["l1".into(), "l2".into(), "l3".into()],
+        classes: vec![
+            vec!["A".into(), "B".into()],
+            vec!["A1".into(), "B1".into(), "B2".into()],
+            vec!["A1x".into(), "B1x".into(), "B1y".into(), "B2x".into()],
+        ],
+        max_tokens: 6,
+        threshold: 0.5,
+    }
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("recur-harnn-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_saved_classifier_loads_back_and_scores_the_same() {
+    let original = classifier();
+    let dir = temp_dir("roundtrip");
+    original.save(&dir).unwrap();
+    let loaded = TextClassifier::load(&dir).unwrap();
+    let texts = ["alpha beta, gamma!", "", "theta theta unknown words here and more"];
+    assert_eq!(loaded.scores(&texts).unwrap(), original.scores(&texts).unwrap());
+    let classes = loaded.classify(&texts).unwrap();
+    assert_eq!(classes.len(), 3);
+    for doc in &classes {
+        assert_eq!(doc.len(), 3);
+        assert!(doc.iter().all(|level| !level.is_empty()), "every level gets a class: {doc:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_damaged_run_folder_is_refused_with_the_file_and_tensor() {
+    let dir = temp_dir("damaged");
+    let original = classifier();
+    original.save(&dir).unwrap();
+    let vocab = std::fs::read_to_string(dir.join("vocabulary.txt")).unwrap();
+    std::fs::write(dir.join("vocabulary.txt"), vocab.lines().take(5).collect::<Vec<_>>().join("\n")).unwrap();
+    let err = TextClassifier::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("vocabulary.txt") && err.contains("5 lines, expected 9"), "{err}");
+    // A model file without one tensor.
+    let mut broken = classifier();
+    broken.save(&dir).unwrap();
+    let file = recur::io::TensorFile::read(dir.join("model.safetensors")).unwrap();
+    let tensors: Vec<(String, recur::Tensor<f32>)> = file
+        .tensors
+        .keys()
+        .filter(|n| n.as_str() != "levels.1.category_embedding")
+        .map(|n| (n.clone(), file.f32(n).unwrap()))
+        .collect();
+    recur::io::write_f32(dir.join("model.safetensors"), &tensors, file.metadata.clone()).unwrap();
+    let err = TextClassifier::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("levels.1.category_embedding") && err.contains("[3, 4]"), "{err}");
+    broken.model.levels[0].fc.bias.data[2] = f32::NAN;
+    broken.save(&dir).unwrap();
+    let err = TextClassifier::load(&dir).unwrap_err().to_string();
+    assert!(err.contains("levels.0.fc.bias") && err.contains("non-finite"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -151,6 +151,19 @@ impl LabeledCorpus {
     }
 }
 
+/// The `text` column of a CSV or Parquet file (other columns are ignored), with each
+/// row's place in the file (its line, or its row for Parquet).
+///
+/// # Errors
+/// An unreadable file or no `text` column.
+pub fn read_texts(path: &Path) -> Result<Vec<(usize, String)>> {
+    let table = Table::read(path)?;
+    let column = table
+        .column("text")
+        .ok_or_else(|| table.header_error(None, "no `text` column (the documents to classify)".into()))?;
+    Ok(table.rows().map(|(place, row)| (place, row.get(column).to_string())).collect())
+}
+
 /// A seeded split of `n` items into train / validation / test index lists, with the
 /// given validation and test fractions (the rest trains).
 ///

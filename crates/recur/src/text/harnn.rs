@@ -29,8 +29,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use recur_kernels::{sigmoid_in_place, tanh_in_place, vectorized, Real};
+use recur_kernels::{lane_dot, sigmoid_in_place, tanh_in_place, vectorized, Real};
 
+use super::baseline::arg_max;
 use crate::error::{check_len, Error, Result};
 use crate::heads::linear::{times_transposed, times_transposed_backward};
 use crate::heads::Linear;
@@ -318,6 +319,18 @@ impl<T: Real> Harnn<T> {
 
     fn run(&self, input: &TokenBatch<'_>, train_seed: Option<u64>) -> Result<(HarnnOutput<T>, Option<HarnnCache<T>>)> {
         self.validate(input)?;
+        vectorized(
+            #[inline(always)]
+            || self.run_body(input, train_seed),
+        )
+    }
+
+    #[inline(always)]
+    fn run_body(
+        &self,
+        input: &TokenBatch<'_>,
+        train_seed: Option<u64>,
+    ) -> Result<(HarnnOutput<T>, Option<HarnnCache<T>>)> {
         let cfg = &self.config;
         let (steps, batch, lengths) = (input.steps, input.batch, input.lengths);
         let (e, d, f) = (cfg.embedding_size, cfg.word_size(), cfg.fc_size);
@@ -380,6 +393,7 @@ impl<T: Real> Harnn<T> {
     }
 
     /// TCA, CPM and CDM of one level; returns its cache, `ℓ_h` and `ᾱ`.
+    #[inline(always)]
     ///
     /// # Errors
     /// None in practice: the shapes are the config's (the dense layers check them).
@@ -433,7 +447,7 @@ impl<T: Real> Harnn<T> {
             let b = row % batch;
             if row / batch < lengths[b] {
                 let p = &probabilities[b * c..(b + 1) * c];
-                let q = al.iter().zip(p).fold(T::ZERO, |s, (&al, &p)| s + al * p);
+                let q = lane_dot(al, p);
                 *r = T::from_f64(lengths[b] as f64) * q / probability_total[b];
             }
         }
@@ -458,6 +472,21 @@ impl<T: Real> Harnn<T> {
     /// # Errors
     /// Gradients whose shapes disagree with the forward.
     pub fn backward(
+        &self,
+        cache: &mut HarnnCache<T>,
+        d_local_logits: &[Vec<T>],
+        d_global_logits: &[T],
+        grads: &mut Harnn<T>,
+    ) -> Result<()> {
+        // The pointwise loops below compiled for the CPU's widest vectors.
+        vectorized(
+            #[inline(always)]
+            || self.backward_body(cache, d_local_logits, d_global_logits, grads),
+        )
+    }
+
+    #[inline(always)]
+    fn backward_body(
         &self,
         cache: &mut HarnnCache<T>,
         d_local_logits: &[Vec<T>],
@@ -551,11 +580,10 @@ impl<T: Real> Harnn<T> {
                 let du = &d_summary[b * 2 * d..b * 2 * d + d];
                 let w = cache.word_attention[h][row];
                 let o = &omega[row * d..(row + 1) * d];
-                let mut d_mean = T::ZERO;
-                for ((dom, &du), &o) in d_omega[row * d..(row + 1) * d].iter_mut().zip(du).zip(o) {
+                for (dom, &du) in d_omega[row * d..(row + 1) * d].iter_mut().zip(du) {
                     *dom = w * du;
-                    d_mean += o * du;
                 }
+                let d_mean = lane_dot(o, du);
                 d_alpha[row * c..(row + 1) * c].iter_mut().for_each(|da| *da += d_mean * inv_c);
             }
             // α = softmax over the words: ∂S = α ⊙ (∂α − Σ_t α ∂α), column by column.
@@ -607,14 +635,11 @@ impl<T: Real> Harnn<T> {
                 for (row, dr) in d_next_scale.iter_mut().enumerate() {
                     let r = lc.scale[row];
                     let v = &cache.words[row * d..(row + 1) * d];
-                    let mut total = T::ZERO;
-                    for ((dv, &dom), &v) in
-                        d_words[row * d..(row + 1) * d].iter_mut().zip(&d_omega[row * d..(row + 1) * d]).zip(v)
-                    {
+                    let dom = &d_omega[row * d..(row + 1) * d];
+                    for (dv, &dom) in d_words[row * d..(row + 1) * d].iter_mut().zip(dom) {
                         *dv += r * dom;
-                        total += v * dom;
                     }
-                    *dr = total;
+                    *dr = lane_dot(v, dom);
                 }
             }
         }
@@ -812,8 +837,7 @@ pub fn decide<T: Real>(scores: &[T], levels: &[usize], threshold: f64) -> Vec<bo
                 any |= *o;
             }
             if !any {
-                let best = (0..c).fold(0, |best, k| if level[k] > level[best] { k } else { best });
-                out[start + best] = true;
+                out[start + arg_max(level)] = true;
             }
             start += c;
         }

@@ -2,16 +2,19 @@
 //! PLN"). A labelled corpus and its class tree ([`corpus`]), words and a vocabulary
 //! built from the training text ([`vocab`]), the HARNN model with its loss and decision
 //! rule ([`harnn`]), multi-label metrics ([`metrics`]), the TF-IDF + logistic-regression
-//! baseline ([`baseline`]), and the whole task, trained and scored ([`task`]).
+//! and boosted-trees baselines ([`baseline`]), a trained model as a classifier of new
+//! text ([`classify`]), and the whole task, trained and scored ([`task`]).
 
 pub mod baseline;
+pub mod classify;
 pub mod corpus;
 pub mod harnn;
 pub mod metrics;
 pub mod task;
 pub mod vocab;
 
-pub use corpus::{split_indices, Document, Hierarchy, LabeledCorpus};
+pub use classify::{Classification, TextClassifier};
+pub use corpus::{read_texts, split_indices, Document, Hierarchy, LabeledCorpus};
 pub use harnn::{decide, harnn_loss, Harnn, HarnnConfig, HarnnLoss, HarnnOutput, TokenBatch};
 pub use metrics::{multilabel_scores, LabelScores};
 pub use task::{run_text_task, text_score_table, write_text_run, MethodScores, TextEpoch, TextOutcome, TextTaskConfig};

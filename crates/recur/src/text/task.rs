@@ -2,20 +2,24 @@
 //! test split of a labelled corpus, the vocabulary from the training text, HARNN trained
 //! with AdamW (warm-up + cosine, clipping, early stopping on the validation micro-F1
 //! restoring the best weights, a progress bar), and every method scored on the same
-//! test documents: HARNN, TF-IDF + logistic regression, and the majority class.
+//! test documents: HARNN, TF-IDF + logistic regression, TF-IDF + gradient-boosted trees,
+//! and the majority class.
 
 use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::baseline::{logistic_regression_per_level, LogisticConfig, SparseRow, TfIdf};
+use super::baseline::{
+    arg_max, per_level_predictions, BoostedTrees, BoostingConfig, LogisticConfig, SoftmaxRegression, SparseRow, TfIdf,
+};
+use super::classify::TextClassifier;
 use super::corpus::{split_indices, Hierarchy, LabeledCorpus};
 use super::harnn::{decide, harnn_loss, Harnn, HarnnConfig, TokenBatch};
 use super::metrics::{multilabel_scores, LabelScores};
 use super::vocab::Vocabulary;
 use crate::error::{Error, Result};
-use crate::io::{write_atomically, write_f32};
+use crate::io::write_atomically;
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig, ParamSlot};
 use crate::plot::{BarChart, LineChart, Series, Style};
 use crate::rng::Rng;
@@ -59,6 +63,9 @@ pub struct TextTaskConfig {
     pub threads: usize,
     /// Full-batch iterations of each level's logistic regression.
     pub baseline_iterations: usize,
+    /// Rounds of the gradient-boosted trees baseline (0 leaves it out) and their depth.
+    pub boosting_rounds: usize,
+    pub boosting_depth: usize,
 }
 
 impl Default for TextTaskConfig {
@@ -89,6 +96,8 @@ impl Default for TextTaskConfig {
             seed: 0,
             threads: 2,
             baseline_iterations: 150,
+            boosting_rounds: 60,
+            boosting_depth: 4,
         }
     }
 }
@@ -124,6 +133,20 @@ pub struct TextOutcome {
     pub methods: Vec<MethodScores>,
     /// Test documents whose predicted classes break the tree (a class without its parent).
     pub hierarchy_violations: usize,
+}
+
+impl TextOutcome {
+    /// The trained model as a classifier of new text (what the run folder stores).
+    pub fn classifier(&self, config: &TextTaskConfig) -> TextClassifier {
+        TextClassifier {
+            model: self.model.clone(),
+            vocabulary: self.vocabulary.clone(),
+            level_names: self.hierarchy.level_names.clone(),
+            classes: self.hierarchy.classes.clone(),
+            max_tokens: config.max_tokens,
+            threshold: config.threshold,
+        }
+    }
 }
 
 /// Documents of one part, encoded.
@@ -370,28 +393,32 @@ pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<
     let features = |idx: &[usize]| -> Vec<SparseRow> {
         idx.iter().map(|&i| tfidf.transform(&vocabulary, &corpus.documents[i].text)).collect()
     };
+    let (train_rows, test_rows) = (features(&train_idx), features(&test_idx));
     let logistic = LogisticConfig { iterations: config.baseline_iterations, ..LogisticConfig::default() };
-    let per_level = logistic_regression_per_level(
-        &features(&train_idx),
-        &train.labels,
-        &features(&test_idx),
-        vocabulary.len(),
-        &levels,
-        logistic,
-    );
+    let features_n = vocabulary.len();
+    let per_level = per_level_predictions(&train.labels, &levels, |labels, classes| {
+        SoftmaxRegression::fit(&train_rows, labels, features_n, classes, logistic).predict(&test_rows)
+    });
     let predicted = one_class_per_level(&per_level, &hierarchy, test.len());
     methods.push(score_levels("TF-IDF + logistic regression", &predicted, &test.targets, &hierarchy));
+    if config.boosting_rounds > 0 {
+        let boosting = BoostingConfig {
+            rounds: config.boosting_rounds,
+            max_depth: config.boosting_depth,
+            ..BoostingConfig::default()
+        };
+        let per_level = per_level_predictions(&train.labels, &levels, |labels, classes| {
+            BoostedTrees::fit(&train_rows, labels, features_n, classes, boosting).predict(&test_rows)
+        });
+        let predicted = one_class_per_level(&per_level, &hierarchy, test.len());
+        methods.push(score_levels("TF-IDF + boosted trees", &predicted, &test.targets, &hierarchy));
+    }
 
-    let majority: Vec<Vec<usize>> = levels
-        .iter()
-        .enumerate()
-        .map(|(h, &c)| {
-            let mut counts = vec![0usize; c];
-            train.labels.iter().for_each(|l| counts[l[h]] += 1);
-            let top = (0..c).fold(0, |best, k| if counts[k] > counts[best] { k } else { best });
-            vec![top; test.len()]
-        })
-        .collect();
+    let majority = per_level_predictions(&train.labels, &levels, |labels, classes| {
+        let mut counts = vec![0usize; classes];
+        labels.iter().for_each(|&l| counts[l] += 1);
+        vec![arg_max(&counts); test.len()]
+    });
     let predicted = one_class_per_level(&majority, &hierarchy, test.len());
     methods.push(score_levels("majority class", &predicted, &test.targets, &hierarchy));
     Ok(TextOutcome {
@@ -441,13 +468,12 @@ pub fn text_score_table(outcome: &TextOutcome) -> String {
 }
 
 /// Writes a text run folder, each file atomically: `text.toml` (the configuration),
-/// `metrics.json`, `epochs.jsonl`, `model.safetensors` (HARNN's tensors by name, its
-/// sizes and class names in the metadata), `vocabulary.txt` (one word per line, in
-/// index order), `scores.png` (micro-F1 per level and method), `loss.png` and `validation.png` (per epoch).
+/// `metrics.json`, `epochs.jsonl`, `model.safetensors` and `vocabulary.txt` (see
+/// [`TextClassifier`]), `scores.png` (micro-F1 per level and method), `loss.png` and `validation.png` (per epoch).
 ///
 /// # Errors
 /// The folder is not writable.
-pub fn write_text_run(dir: &Path, config: &TextTaskConfig, outcome: &mut TextOutcome) -> Result<()> {
+pub fn write_text_run(dir: &Path, config: &TextTaskConfig, outcome: &TextOutcome) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
     write_atomically(&dir.join("text.toml"), toml::to_string_pretty(config).unwrap_or_default().as_bytes())?;
     let report = serde_json::json!({
@@ -465,14 +491,7 @@ pub fn write_text_run(dir: &Path, config: &TextTaskConfig, outcome: &mut TextOut
     let log: String =
         outcome.epochs.iter().map(|e| format!("{}\n", serde_json::to_string(e).unwrap_or_default())).collect();
     write_atomically(&dir.join("epochs.jsonl"), log.as_bytes())?;
-    let mut metadata = std::collections::HashMap::new();
-    metadata.insert("config".to_string(), serde_json::to_string(outcome.model.config()).unwrap_or_default());
-    metadata.insert("classes".to_string(), serde_json::to_string(&outcome.hierarchy.classes).unwrap_or_default());
-    metadata.insert("levels".to_string(), serde_json::to_string(&outcome.hierarchy.level_names).unwrap_or_default());
-    let tensors: Vec<_> = outcome.model.named_mut().into_iter().map(|(n, t)| (n, t.clone())).collect();
-    write_f32(dir.join("model.safetensors"), &tensors, metadata)?;
-    let words: String = outcome.vocabulary.words().iter().map(|w| format!("{w}\n")).collect();
-    write_atomically(&dir.join("vocabulary.txt"), words.as_bytes())?;
+    outcome.classifier(config).save(dir)?;
     let names = &outcome.hierarchy.level_names;
     let methods = &outcome.methods;
     BarChart {
