@@ -61,7 +61,7 @@ fn problem() -> Problem {
 
 fn loss(model: &Harnn<f64>, p: &Problem) -> f64 {
     let (out, _) = model.forward_train(&p.batch(), 0).unwrap();
-    harnn_loss(&out, &p.targets, &LEVELS, &EDGES, BETA, PENALTY).total
+    harnn_loss(&out, &p.targets, &LEVELS, &EDGES, BETA, PENALTY).unwrap().total
 }
 
 #[test]
@@ -69,7 +69,7 @@ fn every_parameter_gradient_matches_central_differences() {
     let mut model = Harnn::<f64>::new(config(), 3).unwrap();
     let p = problem();
     let (out, mut cache) = model.forward_train(&p.batch(), 0).unwrap();
-    let l = harnn_loss(&out, &p.targets, &LEVELS, &EDGES, BETA, PENALTY);
+    let l = harnn_loss(&out, &p.targets, &LEVELS, &EDGES, BETA, PENALTY).unwrap();
     assert!(l.violation > 0.0, "the penalty must be active for the check to cover it");
     let mut grads = model.zeros_like();
     model.backward(&mut cache, &l.d_local_logits, &l.d_global_logits, &mut grads).unwrap();
@@ -220,4 +220,49 @@ fn a_damaged_run_folder_is_refused_with_the_file_and_tensor() {
     let err = TextClassifier::load(&dir).unwrap_err().to_string();
     assert!(err.contains("levels.0.fc.bias") && err.contains("non-finite"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Random shapes, lengths, indices and gradient sizes — many of them wrong — through
+/// every HARNN entry point: each call returns a value or an error, never panics.
+#[test]
+fn no_entry_point_panics_on_random_input() {
+    let model = Harnn::<f32>::new(config(), 2).unwrap();
+    let mut rng = Rng::new(17);
+    let total: usize = LEVELS.iter().sum();
+    let (mut ok, mut refused) = (0, 0);
+    for _ in 0..400 {
+        let (steps, batch) = (rng.below(5), rng.below(4));
+        let mut tokens: Vec<u32> = (0..steps * batch).map(|_| rng.below(9) as u32).collect();
+        let mut lengths: Vec<usize> = (0..batch).map(|_| 1 + rng.below(steps.max(1))).collect();
+        // Half the trials break one thing.
+        match rng.below(10) {
+            0 => tokens.push(1),
+            1 => drop(tokens.pop()),
+            2 if !tokens.is_empty() => tokens[0] = 9 + rng.below(3) as u32,
+            3 => lengths.push(1),
+            4 if !lengths.is_empty() => lengths[0] = [0, steps + 1][rng.below(2)],
+            _ => {}
+        }
+        let input = TokenBatch { tokens: &tokens, lengths: &lengths, steps, batch };
+        match model.forward_train(&input, 1) {
+            Err(_) => refused += 1,
+            Ok((out, mut cache)) => {
+                ok += 1;
+                let width = if rng.below(4) == 0 { total + 1 } else { total };
+                let targets = vec![1.0f32; batch * width];
+                let edges = if rng.below(4) == 0 { vec![(total, 0)] } else { EDGES.to_vec() };
+                if let Ok(loss) = harnn_loss(&out, &targets, &LEVELS, &edges, BETA, PENALTY) {
+                    let mut grads = model.zeros_like();
+                    let mut local = loss.d_local_logits.clone();
+                    if rng.below(3) == 0 {
+                        local[rng.below(3)].pop();
+                    }
+                    let _ = model.backward(&mut cache, &local, &loss.d_global_logits, &mut grads);
+                }
+                let _ = decide(&out.scores, &LEVELS, 0.5);
+            }
+        }
+        let _ = model.forward(&input);
+    }
+    assert!(ok > 20 && refused > 20, "{ok} accepted, {refused} refused: the trials must reach both");
 }

@@ -280,7 +280,14 @@ impl<T: Real> Harnn<T> {
     }
 
     pub fn num_parameters(&self) -> usize {
-        self.clone().named_mut().iter().map(|(_, t)| t.len()).sum()
+        let linear = |l: &Linear<T>| l.weight.len() + l.bias.len();
+        let levels: usize =
+            self.levels.iter().map(|l| l.attention.len() + l.categories.len() + linear(&l.fc) + linear(&l.out)).sum();
+        self.embedding.len()
+            + self.encoder.num_parameters()
+            + levels
+            + linear(&self.global_fc)
+            + linear(&self.global_out)
     }
 
     /// Inference.
@@ -497,6 +504,9 @@ impl<T: Real> Harnn<T> {
         let (steps, batch) = (cache.steps, cache.batch);
         let (d, a, f, e) = (cfg.word_size(), cfg.attention_size, cfg.fc_size, cfg.embedding_size);
         let rows = steps * batch;
+        if cache.levels.len() != cfg.levels.len() {
+            return Err(Error::invalid("cache", "not from a forward_train of this model"));
+        }
         check_len("global logits gradient", d_global_logits, &[batch, cfg.total_classes()])?;
         if d_local_logits.len() != cfg.levels.len() {
             return Err(Error::Shape {
@@ -753,6 +763,9 @@ pub struct HarnnLoss<T> {
 /// (`max(ℓ,0) − ℓy + ln(1 + e^{−|ℓ|})`). `targets: [B, Σ C]` (0 or 1); `edges`: every
 /// (child, parent) pair of the class tree as positions in a row
 /// ([`crate::text::Hierarchy::edges`]); `penalty` is `λ`.
+///
+/// # Errors
+/// Targets or logits whose shapes disagree with `levels`, or an edge outside a row.
 pub fn harnn_loss<T: Real>(
     out: &HarnnOutput<T>,
     targets: &[T],
@@ -760,9 +773,24 @@ pub fn harnn_loss<T: Real>(
     edges: &[(usize, usize)],
     beta: f64,
     penalty: f64,
-) -> HarnnLoss<T> {
+) -> Result<HarnnLoss<T>> {
     let total_classes: usize = levels.iter().sum();
     let batch = out.global_logits.len() / total_classes.max(1);
+    check_len("targets", targets, &[batch, total_classes])?;
+    check_len("global logits", &out.global_logits, &[batch, total_classes])?;
+    if out.local_logits.len() != levels.len() {
+        return Err(Error::Shape {
+            tensor: "local logits".into(),
+            expected: vec![levels.len()],
+            got: vec![out.local_logits.len()],
+        });
+    }
+    for (h, (logits, &c)) in out.local_logits.iter().zip(levels).enumerate() {
+        check_len(&format!("level {h} logits"), logits, &[batch, c])?;
+    }
+    if let Some(&(child, parent)) = edges.iter().find(|&&(c, p)| c >= total_classes || p >= total_classes) {
+        return Err(Error::invalid("edges", format!("({child}, {parent}) is outside rows of {total_classes} classes")));
+    }
     let inv_b = 1.0 / batch.max(1) as f64;
     let bce = |l: f64, y: f64| l.max(0.0) - l * y + (-l.abs()).exp().ln_1p();
     let sigmoid = |l: f64| 1.0 / (1.0 + (-l).exp());
@@ -811,14 +839,14 @@ pub fn harnn_loss<T: Real>(
     }
     let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
     let (local, global, violation) = (local * inv_b, global * inv_b, violation * inv_b);
-    HarnnLoss {
+    Ok(HarnnLoss {
         total: local + global + penalty * violation,
         local,
         global,
         violation,
         d_local_logits: d_local.into_iter().map(cast).collect(),
         d_global_logits: cast(d_global),
-    }
+    })
 }
 
 /// Multi-hot decisions from scores `[B, Σ C]`: every class scoring at least `threshold`,

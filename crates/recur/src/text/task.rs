@@ -332,7 +332,7 @@ pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<
                 .flat_map(|&i| train.targets[i * total..(i + 1) * total].iter().map(|&t| f32::from(u8::from(t))))
                 .collect();
             let (out, mut cache) = model.forward_train(&batch.view(), config.seed.wrapping_add(step as u64))?;
-            let loss = harnn_loss(&out, &targets, &levels, &edges, config.beta, config.hierarchy_penalty);
+            let loss = harnn_loss(&out, &targets, &levels, &edges, config.beta, config.hierarchy_penalty)?;
             for (_, g) in grads.named_mut() {
                 g.data.iter_mut().for_each(|v| *v = 0.0);
             }
