@@ -30,11 +30,13 @@ const USAGE: &str = "usage:
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot; resumable.
-  recur text [--data FILE] [--config FILE.toml] [--epochs N] [--max-tokens N] [--threads N] [--out DIR]
+  recur text [--data FILE] [--config FILE.toml] [--epochs N] [--max-tokens N] [--seed S]
+             [--threads N] [--out DIR]
       Hierarchical multi-label text classification (HARNN: BiLSTM, per-level
       attention, category dependency, hybrid prediction) on the bundled DBpedia slice
       (9 / 70 / 219 classes), against TF-IDF + logistic regression, TF-IDF + boosted
-      trees and the majority class; writes a run folder with the model.
+      trees and the majority class; writes a run folder with the model. Every key of
+      FILE.toml: configs/text-reference.toml.
   recur text predict --run DIR --input FILE [--out FILE.csv]
       The classes of every document in FILE's `text` column, from a trained run.
   recur hopfield [--neurons N] [--trials K] [--noise F] [--out DIR]

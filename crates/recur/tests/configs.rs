@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use recur::run::{RunConfig, TaskKind};
+use recur::run::{load_toml, RunConfig, TaskKind};
+use recur::text::TextTaskConfig;
 
 fn configs() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs")
@@ -15,10 +16,19 @@ fn the_reference_config_is_exactly_the_defaults() {
 }
 
 #[test]
+fn the_text_reference_config_is_exactly_the_defaults() {
+    let config: TextTaskConfig = load_toml(&configs().join("text-reference.toml")).unwrap();
+    assert_eq!(config, TextTaskConfig::default());
+    let err = recur::run::parse_toml::<TextTaskConfig>("epochz = 3\n", Path::new("t.toml")).unwrap_err().to_string();
+    assert!(err.contains("line 1, column 1") && err.contains("unknown field `epochz`"), "{err}");
+}
+
+#[test]
 fn every_bundled_config_parses() {
     for entry in std::fs::read_dir(configs()).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") && !path.to_string_lossy().contains("grid") {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_some_and(|e| e == "toml") && !name.contains("grid") && !name.starts_with("text") {
             RunConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
         }
     }
