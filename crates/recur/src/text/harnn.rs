@@ -400,10 +400,10 @@ impl<T: Real> Harnn<T> {
     }
 
     /// TCA, CPM and CDM of one level; returns its cache, `ℓ_h` and `ᾱ`.
-    #[inline(always)]
     ///
     /// # Errors
     /// None in practice: the shapes are the config's (the dense layers check them).
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn level_forward(
         &self,
@@ -477,7 +477,8 @@ impl<T: Real> Harnn<T> {
     /// (`[B, Σ C]`), as [`harnn_loss`] returns them.
     ///
     /// # Errors
-    /// Gradients whose shapes disagree with the forward.
+    /// Gradients whose shapes disagree with the forward, a cache from another model's
+    /// forward, or `grads` of other sizes.
     pub fn backward(
         &self,
         cache: &mut HarnnCache<T>,
@@ -506,6 +507,9 @@ impl<T: Real> Harnn<T> {
         let rows = steps * batch;
         if cache.levels.len() != cfg.levels.len() {
             return Err(Error::invalid("cache", "not from a forward_train of this model"));
+        }
+        if grads.config != *cfg {
+            return Err(Error::invalid("grads", "not a zeros_like of this model (its sizes differ)"));
         }
         check_len("global logits gradient", d_global_logits, &[batch, cfg.total_classes()])?;
         if d_local_logits.len() != cfg.levels.len() {

@@ -151,6 +151,7 @@ impl TextOutcome {
 
 /// Documents of one part, encoded.
 struct Part {
+    texts: Vec<String>,
     tokens: Vec<Vec<u32>>,
     labels: Vec<Vec<usize>>,
     targets: Vec<bool>,
@@ -159,6 +160,7 @@ struct Part {
 impl Part {
     fn new(corpus: &LabeledCorpus, indices: &[usize], vocab: &Vocabulary, max_tokens: usize) -> Part {
         Part {
+            texts: indices.iter().map(|&i| corpus.documents[i].text.clone()).collect(),
             tokens: indices.iter().map(|&i| vocab.encode(&corpus.documents[i].text, max_tokens)).collect(),
             labels: indices.iter().map(|&i| corpus.documents[i].labels.clone()).collect(),
             targets: indices.iter().flat_map(|&i| corpus.label_row(i)).collect(),
@@ -260,50 +262,16 @@ fn count_violations(predicted: &[bool], hierarchy: &Hierarchy) -> usize {
         .count()
 }
 
-/// Runs the task on `corpus`.
-///
-/// # Errors
-/// An invalid configuration, or a corpus too small to split.
-pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<TextOutcome> {
-    let hierarchy = corpus.hierarchy.clone();
-    let [train_idx, val_idx, test_idx] =
-        split_indices(corpus.documents.len(), config.validation, config.test, config.split_seed)?;
-    if train_idx.is_empty() || val_idx.is_empty() || test_idx.is_empty() {
-        return Err(Error::invalid(
-            "corpus",
-            format!(
-                "{} documents cannot be split into non-empty train, validation and test parts",
-                corpus.documents.len()
-            ),
-        ));
-    }
-    if config.batch_size == 0 || config.epochs == 0 {
-        return Err(Error::invalid("batch_size / epochs", "must be at least 1"));
-    }
-    let vocabulary = Vocabulary::build(
-        train_idx.iter().map(|&i| corpus.documents[i].text.as_str()),
-        config.min_count,
-        config.max_words,
-    );
-    let [train, validation, test] =
-        [&train_idx, &val_idx, &test_idx].map(|idx| Part::new(corpus, idx, &vocabulary, config.max_tokens));
-    let levels = hierarchy.sizes();
-    let edges = hierarchy.edges();
-    let mut model = Harnn::<f32>::new(
-        HarnnConfig {
-            vocab_size: vocabulary.len(),
-            embedding_size: config.embedding_size,
-            hidden_size: config.hidden_size,
-            attention_size: config.attention_size,
-            fc_size: config.fc_size,
-            levels: levels.clone(),
-            beta: config.beta,
-            input_dropout: config.input_dropout,
-            state_dropout: config.state_dropout,
-        },
-        config.seed,
-    )?;
-    model.set_threads(config.threads);
+/// Trains `model` on `train` and leaves it at its best weights on `validation`; returns
+/// the epoch log and the best epoch.
+fn train_harnn(
+    model: &mut Harnn<f32>,
+    train: &Part,
+    validation: &Part,
+    hierarchy: &Hierarchy,
+    config: &TextTaskConfig,
+) -> Result<(Vec<TextEpoch>, usize)> {
+    let (levels, edges, total) = (hierarchy.sizes(), hierarchy.edges(), hierarchy.total());
     let mut grads = model.zeros_like();
     let mut optimizer =
         AdamW::new(AdamWConfig { lr: config.lr, weight_decay: config.weight_decay, ..AdamWConfig::default() });
@@ -315,7 +283,6 @@ pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<
         kind: ScheduleKind::Cosine { floor: 0.05 },
     };
     let mut rng = Rng::new(config.seed ^ 0x7e47);
-    let total = hierarchy.total();
     let (mut best, mut best_epoch, mut since_best) = (model.clone(), 0usize, 0usize);
     let mut best_f1 = f64::NEG_INFINITY;
     let mut epochs = Vec::new();
@@ -325,8 +292,8 @@ pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<
         let epoch_start = Instant::now();
         let (mut loss_sum, mut violation_sum, mut docs) = (0.0, 0.0, 0usize);
         let mut lr = config.lr;
-        for members in length_bucketed_batches(&train, config.batch_size, &mut rng) {
-            let batch = PaddedBatch::new(&train, &members);
+        for members in length_bucketed_batches(train, config.batch_size, &mut rng) {
+            let batch = PaddedBatch::new(train, &members);
             let targets: Vec<f32> = members
                 .iter()
                 .flat_map(|&i| train.targets[i * total..(i + 1) * total].iter().map(|&t| f32::from(u8::from(t))))
@@ -359,7 +326,7 @@ pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<
             step += 1;
             bar.inc(1);
         }
-        let val_scores = predict_scores(&model, &validation, config.batch_size)?;
+        let val_scores = predict_scores(model, validation, config.batch_size)?;
         let predicted = decide(&val_scores, &levels, config.threshold);
         let f1 = multilabel_scores(&predicted, &validation.targets, total, 0..total).micro_f1;
         bar.set_message(format!("epoch {epoch}: loss {:.3}, validation micro-F1 {f1:.4}", loss_sum / docs as f64));
@@ -381,46 +348,110 @@ pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<
         }
     }
     bar.finish_and_clear();
-    let model = best;
+    *model = best;
+    Ok((epochs, best_epoch))
+}
 
-    let mut methods = Vec::new();
-    let test_scores = predict_scores(&model, &test, config.batch_size)?;
-    let harnn_predicted = decide(&test_scores, &levels, config.threshold);
-    let hierarchy_violations = count_violations(&harnn_predicted, &hierarchy);
-    methods.push(score_levels("HARNN", &harnn_predicted, &test.targets, &hierarchy));
-
-    let tfidf = TfIdf::fit(&vocabulary, train_idx.iter().map(|&i| corpus.documents[i].text.as_str()));
-    let features = |idx: &[usize]| -> Vec<SparseRow> {
-        idx.iter().map(|&i| tfidf.transform(&vocabulary, &corpus.documents[i].text)).collect()
-    };
-    let (train_rows, test_rows) = (features(&train_idx), features(&test_idx));
-    let logistic = LogisticConfig { iterations: config.baseline_iterations, ..LogisticConfig::default() };
+/// The baselines' scores on `test`: TF-IDF + logistic regression, TF-IDF + boosted trees
+/// (unless `boosting_rounds` is 0), the majority class; each fitted on `train`.
+fn baseline_scores(
+    train: &Part,
+    test: &Part,
+    vocabulary: &Vocabulary,
+    hierarchy: &Hierarchy,
+    config: &TextTaskConfig,
+) -> Vec<MethodScores> {
+    let levels = hierarchy.sizes();
+    let tfidf = TfIdf::fit(vocabulary, train.texts.iter().map(String::as_str));
+    let features =
+        |part: &Part| -> Vec<SparseRow> { part.texts.iter().map(|t| tfidf.transform(vocabulary, t)).collect() };
+    let (train_rows, test_rows) = (features(train), features(test));
     let features_n = vocabulary.len();
-    let per_level = per_level_predictions(&train.labels, &levels, |labels, classes| {
-        SoftmaxRegression::fit(&train_rows, labels, features_n, classes, logistic).predict(&test_rows)
-    });
-    let predicted = one_class_per_level(&per_level, &hierarchy, test.len());
-    methods.push(score_levels("TF-IDF + logistic regression", &predicted, &test.targets, &hierarchy));
+    let mut methods = Vec::new();
+    let mut score = |method: &str, per_level: Vec<Vec<usize>>| {
+        let predicted = one_class_per_level(&per_level, hierarchy, test.len());
+        methods.push(score_levels(method, &predicted, &test.targets, hierarchy));
+    };
+    let logistic = LogisticConfig { iterations: config.baseline_iterations, ..LogisticConfig::default() };
+    score(
+        "TF-IDF + logistic regression",
+        per_level_predictions(&train.labels, &levels, |labels, classes| {
+            SoftmaxRegression::fit(&train_rows, labels, features_n, classes, logistic).predict(&test_rows)
+        }),
+    );
     if config.boosting_rounds > 0 {
         let boosting = BoostingConfig {
             rounds: config.boosting_rounds,
             max_depth: config.boosting_depth,
             ..BoostingConfig::default()
         };
-        let per_level = per_level_predictions(&train.labels, &levels, |labels, classes| {
-            BoostedTrees::fit(&train_rows, labels, features_n, classes, boosting).predict(&test_rows)
-        });
-        let predicted = one_class_per_level(&per_level, &hierarchy, test.len());
-        methods.push(score_levels("TF-IDF + boosted trees", &predicted, &test.targets, &hierarchy));
+        score(
+            "TF-IDF + boosted trees",
+            per_level_predictions(&train.labels, &levels, |labels, classes| {
+                BoostedTrees::fit(&train_rows, labels, features_n, classes, boosting).predict(&test_rows)
+            }),
+        );
     }
+    score(
+        "majority class",
+        per_level_predictions(&train.labels, &levels, |labels, classes| {
+            let mut counts = vec![0usize; classes];
+            labels.iter().for_each(|&l| counts[l] += 1);
+            vec![arg_max(&counts); test.len()]
+        }),
+    );
+    methods
+}
 
-    let majority = per_level_predictions(&train.labels, &levels, |labels, classes| {
-        let mut counts = vec![0usize; classes];
-        labels.iter().for_each(|&l| counts[l] += 1);
-        vec![arg_max(&counts); test.len()]
-    });
-    let predicted = one_class_per_level(&majority, &hierarchy, test.len());
-    methods.push(score_levels("majority class", &predicted, &test.targets, &hierarchy));
+/// Runs the task on `corpus`.
+///
+/// # Errors
+/// An invalid configuration, or a corpus too small to split.
+pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<TextOutcome> {
+    let hierarchy = corpus.hierarchy.clone();
+    let [train_idx, val_idx, test_idx] =
+        split_indices(corpus.documents.len(), config.validation, config.test, config.split_seed)?;
+    if train_idx.is_empty() || val_idx.is_empty() || test_idx.is_empty() {
+        return Err(Error::invalid(
+            "corpus",
+            format!(
+                "{} documents cannot be split into non-empty train, validation and test parts",
+                corpus.documents.len()
+            ),
+        ));
+    }
+    if config.batch_size == 0 || config.epochs == 0 {
+        return Err(Error::invalid("batch_size / epochs", "must be at least 1"));
+    }
+    let vocabulary = Vocabulary::build(
+        train_idx.iter().map(|&i| corpus.documents[i].text.as_str()),
+        config.min_count,
+        config.max_words,
+    );
+    let [train, validation, test] =
+        [&train_idx, &val_idx, &test_idx].map(|idx| Part::new(corpus, idx, &vocabulary, config.max_tokens));
+    let levels = hierarchy.sizes();
+    let mut model = Harnn::<f32>::new(
+        HarnnConfig {
+            vocab_size: vocabulary.len(),
+            embedding_size: config.embedding_size,
+            hidden_size: config.hidden_size,
+            attention_size: config.attention_size,
+            fc_size: config.fc_size,
+            levels: levels.clone(),
+            beta: config.beta,
+            input_dropout: config.input_dropout,
+            state_dropout: config.state_dropout,
+        },
+        config.seed,
+    )?;
+    model.set_threads(config.threads);
+    let (epochs, best_epoch) = train_harnn(&mut model, &train, &validation, &hierarchy, config)?;
+    let test_scores = predict_scores(&model, &test, config.batch_size)?;
+    let harnn_predicted = decide(&test_scores, &levels, config.threshold);
+    let hierarchy_violations = count_violations(&harnn_predicted, &hierarchy);
+    let mut methods = vec![score_levels("HARNN", &harnn_predicted, &test.targets, &hierarchy)];
+    methods.extend(baseline_scores(&train, &test, &vocabulary, &hierarchy, config));
     Ok(TextOutcome {
         hierarchy,
         vocabulary,
