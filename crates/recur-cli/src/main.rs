@@ -37,8 +37,9 @@ const USAGE: &str = "usage:
       (9 / 70 / 219 classes), against TF-IDF + logistic regression, TF-IDF + boosted
       trees and the majority class; writes a run folder with the model. Every key of
       FILE.toml: configs/text-reference.toml.
-  recur text predict --run DIR --input FILE [--out FILE.csv]
-      The classes of every document in FILE's `text` column, from a trained run.
+  recur text predict --run DIR --input FILE [--out FILE.csv] [--explain K]
+      The classes of every document in FILE's `text` column, from a trained run
+      (--explain K: and the K words each level attended to most).
   recur hopfield [--neurons N] [--trials K] [--noise F] [--out DIR]
       Hopfield memory: recall against patterns per neuron (classic vs modern), plotted.
   recur diagnose gradients [--steps T] [--hidden H] [--seed S] [--out DIR]

@@ -81,9 +81,10 @@ fn display(path: &Path) -> String {
 
 /// `recur text predict --run DIR --input FILE [--out FILE.csv]`: the classes of every
 /// document in the input's `text` column, as CSV (stdout without `--out`): the input's
-/// line, then per level the chosen classes and their scores (several joined by `|`).
+/// line, then per level the chosen classes and their scores (several joined by `|`),
+/// and with `--explain K` the K words each level attended to most, with their weights.
 fn predict(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "out"];
+    let known = ["run", "input", "out", "explain"];
     let run: String = args.get("run", &known, String::new())?;
     let input: String = args.get("input", &known, String::new())?;
     if run.is_empty() || input.is_empty() {
@@ -92,6 +93,7 @@ fn predict(args: &Args) -> Result<(), String> {
         );
     }
     let out: String = args.get("out", &known, String::new())?;
+    let explain: usize = args.get("explain", &known, 0)?;
     let classifier = TextClassifier::load(Path::new(&run)).map_err(|e| e.to_string())?;
     let rows = read_texts(Path::new(&input)).map_err(|e| e.to_string())?;
     let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
@@ -100,13 +102,24 @@ fn predict(args: &Args) -> Result<(), String> {
     for name in &classifier.level_names {
         csv.push_str(&format!(",{name},{name}_score"));
     }
+    if explain > 0 {
+        for name in &classifier.level_names {
+            csv.push_str(&format!(",{name}_words"));
+        }
+    }
     csv.push('\n');
-    for ((place, _), levels) in rows.iter().zip(&classes) {
+    for ((place, text), levels) in rows.iter().zip(&classes) {
         csv.push_str(&place.to_string());
         for picked in levels {
             let names: Vec<&str> = picked.iter().map(|(c, _)| c.as_str()).collect();
             let scores: Vec<String> = picked.iter().map(|(_, s)| format!("{s:.4}")).collect();
             csv.push_str(&format!(",{},{}", csv_quoted(&names.join("|")), scores.join("|")));
+        }
+        if explain > 0 {
+            for words in classifier.attended_words(text, explain).map_err(|e| e.to_string())? {
+                let listed: Vec<String> = words.iter().map(|(w, a)| format!("{w}:{a:.3}")).collect();
+                csv.push_str(&format!(",{}", csv_quoted(&listed.join("|"))));
+            }
         }
         csv.push('\n');
     }

@@ -60,6 +60,28 @@ fn predict_writes_the_classes_of_every_row_and_names_a_missing_column() {
         let scores: Vec<f64> = fields[2].split('|').map(|s| s.parse().unwrap()).collect();
         assert!(scores.iter().all(|s| (0.0..=1.0).contains(s)), "{line}");
     }
+    let (ok, out, err) = recur(&[
+        "text",
+        "predict",
+        "--run",
+        dir.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--explain",
+        "2",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "line,l1,l1_score,l2,l2_score,l1_words,l2_words");
+    let fields = recur::data::csv_fields(lines[1]);
+    for words in &fields[5..] {
+        let listed: Vec<&str> = words.split('|').collect();
+        assert_eq!(listed.len(), 2, "{words}");
+        assert!(
+            listed.iter().all(|w| ["a", "lake", "and", "river"].contains(&w.split(':').next().unwrap())),
+            "{words}"
+        );
+    }
     std::fs::write(&input, "body\nsome words\n").unwrap();
     let (ok, _, err) = recur(&["text", "predict", "--run", dir.to_str().unwrap(), "--input", input.to_str().unwrap()]);
     assert!(!ok && err.contains("docs.csv") && err.contains("no `text` column"), "{err}");

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::harnn::{decide, Harnn, HarnnConfig, TokenBatch};
-use super::vocab::Vocabulary;
+use super::vocab::{tokenize, Vocabulary};
 use crate::error::{Error, Result};
 use crate::io::model_file::fill_from_file;
 use crate::io::{write_atomically, write_f32, TensorFile};
@@ -33,6 +33,9 @@ pub struct TextClassifier {
 
 /// The classes chosen for one document: per level, (class, score) by descending score.
 pub type Classification = Vec<Vec<(String, f32)>>;
+
+/// One document's attention over its words, per level.
+type WordAttention = Vec<Vec<f32>>;
 
 impl TextClassifier {
     /// Writes `model.safetensors` and `vocabulary.txt` into `dir`, atomically each.
@@ -111,8 +114,15 @@ impl TextClassifier {
     /// # Errors
     /// None for texts the vocabulary encodes (every text is); kept for the model's checks.
     pub fn scores(&self, texts: &[&str]) -> Result<Vec<f32>> {
+        Ok(self.read(texts)?.0)
+    }
+
+    /// Scores and, per text and level, the attention `ᾱ` over the text's words (the
+    /// first `max_tokens`, in order).
+    fn read(&self, texts: &[&str]) -> Result<(Vec<f32>, Vec<WordAttention>)> {
         let total = self.model.config().total_classes();
-        let mut out = Vec::with_capacity(texts.len() * total);
+        let mut scores = Vec::with_capacity(texts.len() * total);
+        let mut attention = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(32) {
             let encoded: Vec<Vec<u32>> = chunk.iter().map(|t| self.vocabulary.encode(t, self.max_tokens)).collect();
             let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
@@ -124,9 +134,37 @@ impl TextClassifier {
                     tokens[t * batch + b] = w;
                 }
             }
-            out.extend(self.model.forward(&TokenBatch { tokens: &tokens, lengths: &lengths, steps, batch })?.scores);
+            let out = self.model.forward(&TokenBatch { tokens: &tokens, lengths: &lengths, steps, batch })?;
+            scores.extend(out.scores);
+            for (b, &len) in lengths.iter().enumerate() {
+                attention
+                    .push(out.word_attention.iter().map(|w| (0..len).map(|t| w[t * batch + b]).collect()).collect());
+            }
         }
-        Ok(out)
+        Ok((scores, attention))
+    }
+
+    /// The `k` words each level attended to most in `text`, with their weights (which
+    /// sum to 1 over the text's words), by descending weight.
+    ///
+    /// # Errors
+    /// As [`TextClassifier::scores`].
+    pub fn attended_words(&self, text: &str, k: usize) -> Result<Vec<Vec<(String, f32)>>> {
+        let (_, attention) = self.read(&[text])?;
+        let words: Vec<String> = tokenize(text).take(self.max_tokens.max(1)).collect();
+        Ok(attention[0]
+            .iter()
+            .map(|weights| {
+                let mut ranked: Vec<(String, f32)> = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(t, &w)| (words.get(t).cloned().unwrap_or_else(|| "<unk>".into()), w))
+                    .collect();
+                ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+                ranked.truncate(k);
+                ranked
+            })
+            .collect())
     }
 
     /// The classes of each text: at every level those scoring at least the threshold,
