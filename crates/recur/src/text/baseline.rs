@@ -238,7 +238,8 @@ impl Tree {
         }
     }
 
-    /// Grows a tree on gradients `g` and hessians `h` of `rows` (depth-wise).
+    /// Grows a tree on gradients `g` and hessians `h` of `rows`, each node split greedily
+    /// until `max_depth`.
     fn fit(rows: &[SparseRow], g: &[f64], h: &[f64], features: usize, config: BoostingConfig) -> Tree {
         let mut nodes = Vec::new();
         let mut g_feature = vec![0.0f64; features];
