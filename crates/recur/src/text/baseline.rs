@@ -16,6 +16,7 @@
 //!   XGBoost's sparsity-aware search makes on TF-IDF rows, where a word's absence is the
 //!   common value.
 
+use indicatif::ProgressBar;
 use rayon::prelude::*;
 
 use super::vocab::{tokenize, Vocabulary, UNKNOWN};
@@ -95,8 +96,15 @@ pub struct SoftmaxRegression {
 
 impl SoftmaxRegression {
     /// Fits `classes` classes to `rows` labelled `labels` (each `< classes`) over
-    /// `features` columns.
-    pub fn fit(rows: &[SparseRow], labels: &[usize], features: usize, classes: usize, config: LogisticConfig) -> Self {
+    /// `features` columns, advancing `progress` once per iteration.
+    pub fn fit(
+        rows: &[SparseRow],
+        labels: &[usize],
+        features: usize,
+        classes: usize,
+        config: LogisticConfig,
+        progress: &ProgressBar,
+    ) -> Self {
         let mut model = SoftmaxRegression { weight: vec![0.0; features * classes], bias: vec![0.0; classes], classes };
         let mut optimizer =
             AdamW::new(AdamWConfig { lr: config.lr, weight_decay: config.weight_decay, ..AdamWConfig::default() });
@@ -129,6 +137,7 @@ impl SoftmaxRegression {
                     ParamSlot { value: &mut model.bias, grad: &d_bias, decay: false },
                 ],
             );
+            progress.inc(1);
         }
         model
     }
@@ -309,8 +318,15 @@ pub struct BoostedTrees {
 
 impl BoostedTrees {
     /// Fits `classes` classes to `rows` labelled `labels`; the classes' trees of a round
-    /// grow in parallel.
-    pub fn fit(rows: &[SparseRow], labels: &[usize], features: usize, classes: usize, config: BoostingConfig) -> Self {
+    /// grow in parallel; `progress` advances once per round.
+    pub fn fit(
+        rows: &[SparseRow],
+        labels: &[usize],
+        features: usize,
+        classes: usize,
+        config: BoostingConfig,
+        progress: &ProgressBar,
+    ) -> Self {
         let n = rows.len();
         let mut scores = vec![0.0f64; n * classes];
         let mut trees = Vec::with_capacity(config.rounds);
@@ -344,6 +360,7 @@ impl BoostedTrees {
                 }
             }
             trees.push(round);
+            progress.inc(1);
         }
         BoostedTrees { trees, eta: config.eta as f32, classes }
     }
@@ -389,7 +406,8 @@ mod tests {
         let vocab = Vocabulary::build(texts, 1, 100);
         let tfidf = TfIdf::fit(&vocab, texts);
         let rows: Vec<SparseRow> = texts.iter().map(|t| tfidf.transform(&vocab, t)).collect();
-        let model = SoftmaxRegression::fit(&rows, &labels, vocab.len(), 3, LogisticConfig::default());
+        let model =
+            SoftmaxRegression::fit(&rows, &labels, vocab.len(), 3, LogisticConfig::default(), &ProgressBar::hidden());
         assert_eq!(model.predict(&rows), labels);
     }
 
@@ -403,7 +421,7 @@ mod tests {
         let tfidf = TfIdf::fit(&vocab, texts);
         let rows: Vec<SparseRow> = texts.iter().map(|t| tfidf.transform(&vocab, t)).collect();
         let config = BoostingConfig { min_child_weight: 0.01, ..BoostingConfig::default() };
-        let model = BoostedTrees::fit(&rows, &labels, vocab.len(), 2, config);
+        let model = BoostedTrees::fit(&rows, &labels, vocab.len(), 2, config, &ProgressBar::hidden());
         assert_eq!(model.predict(&rows), labels);
     }
 }

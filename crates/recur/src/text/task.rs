@@ -373,24 +373,28 @@ fn baseline_scores(
         methods.push(score_levels(method, &predicted, &test.targets, hierarchy));
     };
     let logistic = LogisticConfig { iterations: config.baseline_iterations, ..LogisticConfig::default() };
+    let bar = progress_bar((levels.len() * logistic.iterations) as u64, "TF-IDF + logistic regression");
     score(
         "TF-IDF + logistic regression",
         per_level_predictions(&train.labels, &levels, |labels, classes| {
-            SoftmaxRegression::fit(&train_rows, labels, features_n, classes, logistic).predict(&test_rows)
+            SoftmaxRegression::fit(&train_rows, labels, features_n, classes, logistic, &bar).predict(&test_rows)
         }),
     );
+    bar.finish_and_clear();
     if config.boosting_rounds > 0 {
         let boosting = BoostingConfig {
             rounds: config.boosting_rounds,
             max_depth: config.boosting_depth,
             ..BoostingConfig::default()
         };
+        let bar = progress_bar((levels.len() * boosting.rounds) as u64, "TF-IDF + boosted trees");
         score(
             "TF-IDF + boosted trees",
             per_level_predictions(&train.labels, &levels, |labels, classes| {
-                BoostedTrees::fit(&train_rows, labels, features_n, classes, boosting).predict(&test_rows)
+                BoostedTrees::fit(&train_rows, labels, features_n, classes, boosting, &bar).predict(&test_rows)
             }),
         );
+        bar.finish_and_clear();
     }
     score(
         "majority class",
