@@ -1,5 +1,6 @@
 //! Training machinery shared by the tasks: schedules, parameter slots, progress.
 
+pub mod checkpoint;
 pub mod schedule;
 pub mod trainer;
 

@@ -10,15 +10,15 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::checkpoint::{mismatch, read_optimizer, read_weights, write_checkpoint, BEST, MODEL};
 use super::schedule::{PlateauState, Schedule, ScheduleKind};
 use super::{model_gradients, model_slots_with, progress_bar};
 use crate::error::{Error, Result};
-use crate::io::{write_atomically, write_f32, TensorFile};
+use crate::io::{write_atomically, TensorFile};
 use crate::model::{HeadOutput, HeadSteps, ModelConfig, SequenceModel};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::rng::Rng;
 use crate::rnn::{InputGradient, SequenceBatch};
-use crate::tensor::Tensor;
 
 /// What the trainer needs from a task.
 pub trait Task {
@@ -118,8 +118,6 @@ pub struct TrainReport {
     pub best_score: f64,
 }
 
-const MODEL: &str = "model.";
-const BEST: &str = "best.";
 const CHECKPOINT: &str = "checkpoint.safetensors";
 
 fn batches_per_epoch(config: &TrainConfig, examples: usize) -> usize {
@@ -285,60 +283,31 @@ fn save_checkpoint(
     model_config: &ModelConfig,
     config: &TrainConfig,
 ) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor<f32>)> = Vec::new();
-    for (prefix, m) in [(MODEL, &mut *model), (BEST, &mut *best)] {
-        tensors.extend(m.named_mut().into_iter().map(|(n, t)| (format!("{prefix}{n}"), t.clone())));
-    }
-    for (i, (m, v)) in opt.m.iter().zip(&opt.v).enumerate() {
-        tensors.push((format!("adamw.m.{i}"), Tensor { shape: vec![m.len()], data: m.clone() }));
-        tensors.push((format!("adamw.v.{i}"), Tensor { shape: vec![v.len()], data: v.clone() }));
-    }
     let metadata = HashMap::from([
         ("recur.model_config".to_string(), json("model config", model_config)?),
         ("recur.train_config".to_string(), json("train config", config)?),
         ("recur.train_state".to_string(), json("train state", state)?),
     ]);
-    write_f32(path, &tensors, metadata)
+    write_checkpoint(path, model.named_mut(), best.named_mut(), opt, metadata)
 }
 
 type Restored = (SequenceModel<f32>, SequenceModel<f32>, AdamW, TrainState);
 
 fn load_checkpoint(path: &Path, model_config: &ModelConfig, config: &TrainConfig) -> Result<Restored> {
     let file = TensorFile::read(path)?;
-    let mismatch = |what: &str| Error::Format {
-        path: path.to_path_buf(),
-        why: format!("the checkpoint was made with another {what}; start a new run folder or drop --resume"),
-    };
     if &file.meta::<ModelConfig>("recur.model_config")? != model_config {
-        return Err(mismatch("model config"));
+        return Err(mismatch(path, "model config"));
     }
     if &file.meta::<TrainConfig>("recur.train_config")? != config {
-        return Err(mismatch("training config"));
+        return Err(mismatch(path, "training config"));
     }
     let state: TrainState = file.meta("recur.train_state")?;
     let restore = |prefix: &str| -> Result<SequenceModel<f32>> {
         let mut m = SequenceModel::<f32>::new(model_config.clone(), 0)?;
-        for (name, t) in m.named_mut() {
-            let stored = file.f32(&format!("{prefix}{name}"))?;
-            if stored.shape != t.shape {
-                return Err(Error::Shape {
-                    tensor: format!("{prefix}{name}"),
-                    expected: t.shape.clone(),
-                    got: stored.shape,
-                });
-            }
-            t.data = stored.data;
-        }
+        read_weights(&file, prefix, m.named_mut())?;
         Ok(m)
     };
     let (model, best) = (restore(MODEL)?, restore(BEST)?);
-    let mut opt = AdamW::new(config.optimizer);
-    opt.step = state.optimizer_step;
-    let mut i = 0;
-    while file.tensors.contains_key(&format!("adamw.m.{i}")) {
-        opt.m.push(file.f32(&format!("adamw.m.{i}"))?.data);
-        opt.v.push(file.f32(&format!("adamw.v.{i}"))?.data);
-        i += 1;
-    }
+    let opt = read_optimizer(&file, config.optimizer, state.optimizer_step)?;
     Ok((model, best, opt, state))
 }
