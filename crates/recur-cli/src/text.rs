@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use recur::text::{
-    read_texts, run_text_task, text_score_table, write_text_run, LabeledCorpus, TextClassifier, TextTaskConfig,
+    read_texts, run_text_task_in, text_score_table, write_text_run, LabeledCorpus, TextClassifier, TextRunOptions,
+    TextTaskConfig,
 };
 
 use crate::args::Args;
@@ -18,7 +19,7 @@ pub fn text(args: &Args) -> Result<(), String> {
     if args.positional.get(1).map(String::as_str) == Some("predict") {
         return predict(args);
     }
-    let known = ["data", "config", "epochs", "max-tokens", "threads", "seed", "out"];
+    let known = ["data", "config", "epochs", "max-tokens", "threads", "seed", "out", "resume"];
     let config_path: String = args.get("config", &known, String::new())?;
     let mut config = if config_path.is_empty() {
         TextTaskConfig::default()
@@ -31,6 +32,7 @@ pub fn text(args: &Args) -> Result<(), String> {
     config.seed = args.get("seed", &known, config.seed)?;
     let data = PathBuf::from(args.get("data", &known, bundled(DEFAULT_DATA).display().to_string())?);
     let out = PathBuf::from(args.get("out", &known, "runs/text".to_string())?);
+    let resume = args.get("resume", &known, false)?;
     let started = Instant::now();
     let corpus = LabeledCorpus::read(&data).map_err(|e| e.to_string())?;
     let h = &corpus.hierarchy;
@@ -48,7 +50,8 @@ pub fn text(args: &Args) -> Result<(), String> {
         config.hierarchy_penalty,
         config.epochs
     );
-    let outcome = run_text_task(&corpus, &config).map_err(|e| e.to_string())?;
+    let options = TextRunOptions { dir: Some(&out), resume, stop_after: None };
+    let outcome = run_text_task_in(&corpus, &config, options).map_err(|e| e.to_string())?;
     println!(
         "split {} / {} / {} documents (train / validation / test, seed {}); vocabulary {} words; {} parameters; best epoch {}",
         outcome.sizes[0],

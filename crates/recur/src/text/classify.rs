@@ -11,6 +11,7 @@ use super::vocab::{tokenize, Vocabulary};
 use crate::error::{Error, Result};
 use crate::io::model_file::fill_from_file;
 use crate::io::{write_atomically, write_f32, TensorFile};
+use crate::train::checkpoint::json;
 
 const CONFIG: &str = "recur.harnn_config";
 const CLASSES: &str = "recur.classes";
@@ -43,16 +44,13 @@ impl TextClassifier {
     /// # Errors
     /// The folder is not writable.
     pub fn save(&self, dir: &Path) -> Result<()> {
-        let metadata: HashMap<String, String> = [
-            (CONFIG, json(self.model.config())),
-            (CLASSES, json(&self.classes)),
-            (LEVELS, json(&self.level_names)),
-            (MAX_TOKENS, json(&self.max_tokens)),
-            (THRESHOLD, json(&self.threshold)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let metadata = HashMap::from([
+            (CONFIG.to_string(), json("model config", self.model.config())?),
+            (CLASSES.to_string(), json("classes", &self.classes)?),
+            (LEVELS.to_string(), json("levels", &self.level_names)?),
+            (MAX_TOKENS.to_string(), json("max_tokens", &self.max_tokens)?),
+            (THRESHOLD.to_string(), json("threshold", &self.threshold)?),
+        ]);
         let tensors: Vec<_> = self.model.clone().named_mut().into_iter().map(|(n, t)| (n, t.clone())).collect();
         write_f32(dir.join("model.safetensors"), &tensors, metadata)?;
         let words: String = self.vocabulary.words().iter().map(|w| format!("{w}\n")).collect();
@@ -196,8 +194,4 @@ impl TextClassifier {
             })
             .collect())
     }
-}
-
-fn json<V: serde::Serialize + ?Sized>(value: &V) -> String {
-    serde_json::to_string(value).unwrap_or_default()
 }

@@ -5,6 +5,7 @@
 //! test documents: HARNN, TF-IDF + logistic regression, TF-IDF + gradient-boosted trees,
 //! and the majority class.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -19,10 +20,11 @@ use super::harnn::{decide, harnn_loss, Harnn, HarnnConfig, TokenBatch};
 use super::metrics::{multilabel_scores, LabelScores};
 use super::vocab::Vocabulary;
 use crate::error::{Error, Result};
-use crate::io::write_atomically;
+use crate::io::{write_atomically, TensorFile};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig, ParamSlot};
 use crate::plot::{BarChart, LineChart, Series, Style};
 use crate::rng::Rng;
+use crate::train::checkpoint::{json, mismatch, read_optimizer, read_weights, write_checkpoint, BEST, MODEL};
 use crate::train::{progress_bar, PlateauState, Schedule, ScheduleKind};
 
 /// Every choice of a text run; each key has a default.
@@ -111,7 +113,7 @@ pub struct MethodScores {
 }
 
 /// One line of the training log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TextEpoch {
     pub epoch: usize,
     pub train_loss: f64,
@@ -262,19 +264,113 @@ fn count_violations(predicted: &[bool], hierarchy: &Hierarchy) -> usize {
         .count()
 }
 
+/// Where a run keeps its checkpoint, whether it continues from one, and where this call
+/// stops (to interrupt a run; the checkpoint lets it continue).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TextRunOptions<'a> {
+    /// The run folder: `checkpoint.safetensors` and `epochs.jsonl` after every epoch.
+    pub dir: Option<&'a Path>,
+    /// Continue from the folder's checkpoint, if there is one.
+    pub resume: bool,
+    /// End training after this many epochs in total.
+    pub stop_after: Option<usize>,
+}
+
+/// The training loop's state between epochs, as the checkpoint stores it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct TextTrainState {
+    epochs_done: usize,
+    step: usize,
+    rng: Rng,
+    /// −1 before the first epoch.
+    best_f1: f64,
+    best_epoch: usize,
+    since_best: usize,
+    optimizer_step: u64,
+    log: Vec<TextEpoch>,
+    stopped_early: bool,
+}
+
+const CHECKPOINT: &str = "checkpoint.safetensors";
+
+fn save_text_checkpoint(
+    path: &Path,
+    model: &mut Harnn<f32>,
+    best: &mut Harnn<f32>,
+    optimizer: &AdamW,
+    state: &TextTrainState,
+    config: &TextTaskConfig,
+) -> Result<()> {
+    let metadata = HashMap::from([
+        ("recur.harnn_config".to_string(), json("model config", model.config())?),
+        ("recur.text_config".to_string(), json("text config", config)?),
+        ("recur.text_state".to_string(), json("training state", state)?),
+    ]);
+    write_checkpoint(path, model.named_mut(), best.named_mut(), optimizer, metadata)
+}
+
+/// The model, best model, optimizer and loop state of a checkpoint made by the same
+/// model and text configuration.
+fn load_text_checkpoint(
+    path: &Path,
+    model: &Harnn<f32>,
+    config: &TextTaskConfig,
+) -> Result<(Harnn<f32>, Harnn<f32>, AdamW, TextTrainState)> {
+    let file = TensorFile::read(path)?;
+    if &file.meta::<HarnnConfig>("recur.harnn_config")? != model.config() {
+        return Err(mismatch(path, "model (vocabulary or class tree)"));
+    }
+    if &file.meta::<TextTaskConfig>("recur.text_config")? != config {
+        return Err(mismatch(path, "text configuration"));
+    }
+    let state: TextTrainState = file.meta("recur.text_state")?;
+    let (mut current, mut best) = (model.clone(), model.clone());
+    read_weights(&file, MODEL, current.named_mut())?;
+    read_weights(&file, BEST, best.named_mut())?;
+    let optimizer = read_optimizer(&file, adamw_config(config), state.optimizer_step)?;
+    Ok((current, best, optimizer, state))
+}
+
+fn adamw_config(config: &TextTaskConfig) -> AdamWConfig {
+    AdamWConfig { lr: config.lr, weight_decay: config.weight_decay, ..AdamWConfig::default() }
+}
+
 /// Trains `model` on `train` and leaves it at its best weights on `validation`; returns
-/// the epoch log and the best epoch.
+/// the epoch log and the best epoch. With a run folder, a checkpoint after every epoch
+/// from which a resumed run ends bit-identical to an uninterrupted one.
 fn train_harnn(
     model: &mut Harnn<f32>,
     train: &Part,
     validation: &Part,
     hierarchy: &Hierarchy,
     config: &TextTaskConfig,
+    options: TextRunOptions<'_>,
 ) -> Result<(Vec<TextEpoch>, usize)> {
     let (levels, edges, total) = (hierarchy.sizes(), hierarchy.edges(), hierarchy.total());
-    let mut grads = model.zeros_like();
-    let mut optimizer =
-        AdamW::new(AdamWConfig { lr: config.lr, weight_decay: config.weight_decay, ..AdamWConfig::default() });
+    let checkpoint = options.dir.map(|d| d.join(CHECKPOINT));
+    if let Some(dir) = options.dir {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    }
+    let (mut current, mut best, mut optimizer, mut state) =
+        match checkpoint.as_deref().filter(|p| options.resume && p.exists()) {
+            Some(path) => load_text_checkpoint(path, model, config)?,
+            None => {
+                let state = TextTrainState {
+                    epochs_done: 0,
+                    step: 0,
+                    rng: Rng::new(config.seed ^ 0x7e47),
+                    best_f1: -1.0,
+                    best_epoch: 0,
+                    since_best: 0,
+                    optimizer_step: 0,
+                    log: Vec::new(),
+                    stopped_early: false,
+                };
+                (model.clone(), model.clone(), AdamW::new(adamw_config(config)), state)
+            }
+        };
+    current.set_threads(config.threads);
+    let mut grads = current.zeros_like();
     let steps_per_epoch = train.len().div_ceil(config.batch_size);
     let schedule = Schedule {
         base: config.lr,
@@ -282,34 +378,31 @@ fn train_harnn(
         total_steps: steps_per_epoch * config.epochs,
         kind: ScheduleKind::Cosine { floor: 0.05 },
     };
-    let mut rng = Rng::new(config.seed ^ 0x7e47);
-    let (mut best, mut best_epoch, mut since_best) = (model.clone(), 0usize, 0usize);
-    let mut best_f1 = f64::NEG_INFINITY;
-    let mut epochs = Vec::new();
-    let mut step = 0usize;
-    let bar = progress_bar((steps_per_epoch * config.epochs) as u64, "HARNN");
-    for epoch in 1..=config.epochs {
+    let last_epoch = options.stop_after.unwrap_or(config.epochs).min(config.epochs);
+    let bar = progress_bar((last_epoch.saturating_sub(state.epochs_done) * steps_per_epoch) as u64, "HARNN");
+    while state.epochs_done < last_epoch && !state.stopped_early {
+        let epoch = state.epochs_done + 1;
         let epoch_start = Instant::now();
         let (mut loss_sum, mut violation_sum, mut docs) = (0.0, 0.0, 0usize);
         let mut lr = config.lr;
-        for members in length_bucketed_batches(train, config.batch_size, &mut rng) {
+        for members in length_bucketed_batches(train, config.batch_size, &mut state.rng) {
             let batch = PaddedBatch::new(train, &members);
             let targets: Vec<f32> = members
                 .iter()
                 .flat_map(|&i| train.targets[i * total..(i + 1) * total].iter().map(|&t| f32::from(u8::from(t))))
                 .collect();
-            let (out, mut cache) = model.forward_train(&batch.view(), config.seed.wrapping_add(step as u64))?;
+            let (out, mut cache) = current.forward_train(&batch.view(), config.seed.wrapping_add(state.step as u64))?;
             let loss = harnn_loss(&out, &targets, &levels, &edges, config.beta, config.hierarchy_penalty)?;
             for (_, g) in grads.named_mut() {
                 g.data.iter_mut().for_each(|v| *v = 0.0);
             }
-            model.backward(&mut cache, &loss.d_local_logits, &loss.d_global_logits, &mut grads)?;
+            current.backward(&mut cache, &loss.d_local_logits, &loss.d_global_logits, &mut grads)?;
             {
                 let mut all: Vec<&mut [f32]> = grads.named_mut().into_iter().map(|(_, t)| &mut t.data[..]).collect();
                 clip_grad_norm(&mut all, config.clip);
             }
-            lr = schedule.lr(step, epoch, &PlateauState::new());
-            let mut slots: Vec<ParamSlot<'_>> = model
+            lr = schedule.lr(state.step, epoch, &PlateauState::new());
+            let mut slots: Vec<ParamSlot<'_>> = current
                 .named_mut()
                 .into_iter()
                 .zip(grads.named_mut())
@@ -323,14 +416,14 @@ fn train_harnn(
             loss_sum += loss.total * members.len() as f64;
             violation_sum += loss.violation * members.len() as f64;
             docs += members.len();
-            step += 1;
+            state.step += 1;
             bar.inc(1);
         }
-        let val_scores = predict_scores(model, validation, config.batch_size)?;
+        let val_scores = predict_scores(&current, validation, config.batch_size)?;
         let predicted = decide(&val_scores, &levels, config.threshold);
         let f1 = multilabel_scores(&predicted, &validation.targets, total, 0..total).micro_f1;
         bar.set_message(format!("epoch {epoch}: loss {:.3}, validation micro-F1 {f1:.4}", loss_sum / docs as f64));
-        epochs.push(TextEpoch {
+        state.log.push(TextEpoch {
             epoch,
             train_loss: loss_sum / docs as f64,
             train_violation: violation_sum / docs as f64,
@@ -338,18 +431,28 @@ fn train_harnn(
             lr,
             seconds: epoch_start.elapsed().as_secs_f64(),
         });
-        if f1 > best_f1 {
-            (best, best_f1, best_epoch, since_best) = (model.clone(), f1, epoch, 0);
+        if f1 > state.best_f1 {
+            (state.best_f1, state.best_epoch, state.since_best) = (f1, epoch, 0);
+            best = current.clone();
         } else {
-            since_best += 1;
-            if since_best >= config.patience {
-                break;
-            }
+            state.since_best += 1;
+            state.stopped_early = state.since_best >= config.patience;
+        }
+        state.epochs_done = epoch;
+        state.optimizer_step = optimizer.step;
+        if let (Some(dir), Some(path)) = (options.dir, checkpoint.as_deref()) {
+            save_text_checkpoint(path, &mut current, &mut best, &optimizer, &state, config)?;
+            write_atomically(&dir.join("epochs.jsonl"), epoch_log(&state.log).as_bytes())?;
         }
     }
     bar.finish_and_clear();
     *model = best;
-    Ok((epochs, best_epoch))
+    Ok((state.log, state.best_epoch))
+}
+
+/// The epoch log as JSON lines.
+fn epoch_log(log: &[TextEpoch]) -> String {
+    log.iter().map(|e| format!("{}\n", serde_json::to_string(e).unwrap_or_default())).collect()
 }
 
 /// The baselines' scores on `test`: TF-IDF + logistic regression, TF-IDF + boosted trees
@@ -407,11 +510,25 @@ fn baseline_scores(
     methods
 }
 
-/// Runs the task on `corpus`.
+/// Runs the task on `corpus`, in memory.
 ///
 /// # Errors
 /// An invalid configuration, or a corpus too small to split.
 pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<TextOutcome> {
+    run_text_task_in(corpus, config, TextRunOptions::default())
+}
+
+/// Runs the task on `corpus`, checkpointing into (and resuming from) a run folder as
+/// `options` say.
+///
+/// # Errors
+/// As [`run_text_task`], plus an unwritable folder or a checkpoint made by another
+/// configuration or corpus.
+pub fn run_text_task_in(
+    corpus: &LabeledCorpus,
+    config: &TextTaskConfig,
+    options: TextRunOptions<'_>,
+) -> Result<TextOutcome> {
     let hierarchy = corpus.hierarchy.clone();
     let [train_idx, val_idx, test_idx] =
         split_indices(corpus.documents.len(), config.validation, config.test, config.split_seed)?;
@@ -450,7 +567,7 @@ pub fn run_text_task(corpus: &LabeledCorpus, config: &TextTaskConfig) -> Result<
         config.seed,
     )?;
     model.set_threads(config.threads);
-    let (epochs, best_epoch) = train_harnn(&mut model, &train, &validation, &hierarchy, config)?;
+    let (epochs, best_epoch) = train_harnn(&mut model, &train, &validation, &hierarchy, config, options)?;
     let test_scores = predict_scores(&model, &test, config.batch_size)?;
     let harnn_predicted = decide(&test_scores, &levels, config.threshold);
     let hierarchy_violations = count_violations(&harnn_predicted, &hierarchy);
@@ -523,9 +640,7 @@ pub fn write_text_run(dir: &Path, config: &TextTaskConfig, outcome: &TextOutcome
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("report", e.to_string()))?;
     write_atomically(&dir.join("metrics.json"), text.as_bytes())?;
-    let log: String =
-        outcome.epochs.iter().map(|e| format!("{}\n", serde_json::to_string(e).unwrap_or_default())).collect();
-    write_atomically(&dir.join("epochs.jsonl"), log.as_bytes())?;
+    write_atomically(&dir.join("epochs.jsonl"), epoch_log(&outcome.epochs).as_bytes())?;
     outcome.classifier(config).save(dir)?;
     let names = &outcome.hierarchy.level_names;
     let methods = &outcome.methods;

@@ -79,3 +79,11 @@ pub fn mismatch(path: &Path, what: &str) -> Error {
         why: format!("the checkpoint was made with another {what}; start a new run folder or drop --resume"),
     }
 }
+
+/// A metadata value as JSON; `what` names it in the error.
+///
+/// # Errors
+/// The value does not serialise (a map with non-string keys).
+pub fn json<S: serde::Serialize + ?Sized>(what: &str, value: &S) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::invalid(what, e.to_string()))
+}

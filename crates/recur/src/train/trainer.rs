@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{mismatch, read_optimizer, read_weights, write_checkpoint, BEST, MODEL};
+use super::checkpoint::{json, mismatch, read_optimizer, read_weights, write_checkpoint, BEST, MODEL};
 use super::schedule::{PlateauState, Schedule, ScheduleKind};
 use super::{model_gradients, model_slots_with, progress_bar};
 use crate::error::{Error, Result};
@@ -268,10 +268,6 @@ fn training_loop<T: Task>(
     }
     bar.finish_and_clear();
     Ok(TrainReport { model: best, log: state.log, best_epoch: state.best_epoch, best_score: state.best_score })
-}
-
-fn json<S: Serialize>(what: &str, value: &S) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::invalid(what, e.to_string()))
 }
 
 fn save_checkpoint(

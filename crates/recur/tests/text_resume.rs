@@ -1,0 +1,66 @@
+//! A text run interrupted after 2 of 4 epochs and resumed from its checkpoint ends
+//! bit-identical to the uninterrupted run: weights, epoch log (but for wall time) and
+//! test scores. On the bundled DBpedia slice (real data) with a small model, so that it
+//! takes seconds; what it checks is the checkpoint, not a result.
+
+use std::path::{Path, PathBuf};
+
+use recur::text::{run_text_task_in, LabeledCorpus, TextOutcome, TextRunOptions, TextTaskConfig};
+
+fn small() -> TextTaskConfig {
+    TextTaskConfig {
+        max_tokens: 30,
+        embedding_size: 16,
+        hidden_size: 16,
+        attention_size: 16,
+        fc_size: 32,
+        epochs: 4,
+        patience: 10,
+        warmup_steps: 10,
+        baseline_iterations: 1,
+        boosting_rounds: 0,
+        ..TextTaskConfig::default()
+    }
+}
+
+fn folder(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("recur-text-resume-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn run(corpus: &LabeledCorpus, dir: &Path, resume: bool, stop_after: Option<usize>) -> TextOutcome {
+    run_text_task_in(corpus, &small(), TextRunOptions { dir: Some(dir), resume, stop_after }).unwrap()
+}
+
+#[test]
+fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/dbpedia/dbpedia-train-first5000.csv");
+    let corpus = LabeledCorpus::read(&path).unwrap();
+    let (whole_dir, split_dir) = (folder("whole"), folder("split"));
+    let mut whole = run(&corpus, &whole_dir, false, None);
+    let first = run(&corpus, &split_dir, false, Some(2));
+    assert_eq!(first.epochs.len(), 2);
+    let mut resumed = run(&corpus, &split_dir, true, None);
+    assert_eq!(resumed.epochs.len(), 4);
+    let strip = |o: &TextOutcome| -> Vec<(usize, f64, f64, f64)> {
+        o.epochs.iter().map(|e| (e.epoch, e.train_loss, e.validation_micro_f1, e.lr)).collect()
+    };
+    assert_eq!(strip(&resumed), strip(&whole));
+    assert_eq!(resumed.best_epoch, whole.best_epoch);
+    for ((name, a), (_, b)) in resumed.model.named_mut().into_iter().zip(whole.model.named_mut()) {
+        assert!(a.data == b.data, "{name} differs after resuming");
+    }
+    assert_eq!(resumed.methods[0].overall, whole.methods[0].overall);
+    // A checkpoint of another configuration is refused, naming the file.
+    let other = TextTaskConfig { lr: 0.001, ..small() };
+    let err =
+        run_text_task_in(&corpus, &other, TextRunOptions { dir: Some(&split_dir), resume: true, stop_after: None })
+            .err()
+            .unwrap()
+            .to_string();
+    assert!(err.contains("checkpoint.safetensors") && err.contains("another text configuration"), "{err}");
+    for dir in [whole_dir, split_dir] {
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
