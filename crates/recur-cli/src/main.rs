@@ -31,12 +31,13 @@ const USAGE: &str = "usage:
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot; resumable.
   recur text [--data FILE] [--config FILE.toml] [--epochs N] [--max-tokens N] [--seed S]
-             [--threads N] [--out DIR] [--resume true]
+             [--seeds K] [--threads N] [--out DIR] [--resume true]
       Hierarchical multi-label text classification (HARNN: BiLSTM, per-level
       attention, category dependency, hybrid prediction) on the bundled DBpedia slice
       (9 / 70 / 219 classes), against TF-IDF + logistic regression, TF-IDF + boosted
       trees and the majority class; writes a run folder with the model and a checkpoint
-      after every epoch (--resume true continues it). Every key of FILE.toml:
+      after every epoch (--resume true continues it); --seeds K trains seeds S..S+K-1
+      into DIR/seed-*/ and tables them, mean ± std. Every key of FILE.toml:
       configs/text-reference.toml.
   recur text predict --run DIR --input FILE [--out FILE.csv] [--explain K]
       The classes of every document in FILE's `text` column, from a trained run

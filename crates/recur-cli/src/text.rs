@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use recur::text::{
-    read_texts, run_text_task_in, text_score_table, write_text_run, LabeledCorpus, TextClassifier, TextRunOptions,
-    TextTaskConfig,
+    read_texts, run_text_task_in, seed_table, text_score_table, write_text_run, LabeledCorpus, TextClassifier,
+    TextRunOptions, TextTaskConfig,
 };
 
 use crate::args::Args;
@@ -19,7 +19,7 @@ pub fn text(args: &Args) -> Result<(), String> {
     if args.positional.get(1).map(String::as_str) == Some("predict") {
         return predict(args);
     }
-    let known = ["data", "config", "epochs", "max-tokens", "threads", "seed", "out", "resume"];
+    let known = ["data", "config", "epochs", "max-tokens", "threads", "seed", "seeds", "out", "resume"];
     let config_path: String = args.get("config", &known, String::new())?;
     let mut config = if config_path.is_empty() {
         TextTaskConfig::default()
@@ -33,6 +33,7 @@ pub fn text(args: &Args) -> Result<(), String> {
     let data = PathBuf::from(args.get("data", &known, bundled(DEFAULT_DATA).display().to_string())?);
     let out = PathBuf::from(args.get("out", &known, "runs/text".to_string())?);
     let resume = args.get("resume", &known, false)?;
+    let seeds: u64 = args.get("seeds", &known, 1)?;
     let started = Instant::now();
     let corpus = LabeledCorpus::read(&data).map_err(|e| e.to_string())?;
     let h = &corpus.hierarchy;
@@ -50,7 +51,35 @@ pub fn text(args: &Args) -> Result<(), String> {
         config.hierarchy_penalty,
         config.epochs
     );
-    let options = TextRunOptions { dir: Some(&out), resume, stop_after: None };
+    if seeds > 1 {
+        // One run folder per seed; the baselines (seed-independent) with the first.
+        let mut runs = Vec::new();
+        for seed in config.seed..config.seed + seeds {
+            let dir = out.join(format!("seed-{seed}"));
+            let config = TextTaskConfig { seed, ..config.clone() };
+            let options =
+                TextRunOptions { dir: Some(&dir), resume, stop_after: None, skip_baselines: !runs.is_empty() };
+            let outcome = run_text_task_in(&corpus, &config, options).map_err(|e| e.to_string())?;
+            write_text_run(&dir, &config, &outcome).map_err(|e| e.to_string())?;
+            let m = &outcome.methods[0].overall;
+            println!(
+                "seed {seed}: HARNN micro-F1 {:.4}, macro-F1 {:.4}, subset accuracy {:.4} (best epoch {}; {})",
+                m.micro_f1,
+                m.macro_f1,
+                m.subset_accuracy,
+                outcome.best_epoch,
+                dir.display()
+            );
+            runs.push((seed, outcome));
+        }
+        let table = seed_table(&runs);
+        print!("{table}");
+        recur::io::write_atomically(&out.join("seeds.md"), table.as_bytes()).map_err(|e| e.to_string())?;
+        println!("wrote {}", out.join("seeds.md").display());
+        println!("done in {:.1} s", started.elapsed().as_secs_f64());
+        return Ok(());
+    }
+    let options = TextRunOptions { dir: Some(&out), resume, ..TextRunOptions::default() };
     let outcome = run_text_task_in(&corpus, &config, options).map_err(|e| e.to_string())?;
     println!(
         "split {} / {} / {} documents (train / validation / test, seed {}); vocabulary {} words; {} parameters; best epoch {}",

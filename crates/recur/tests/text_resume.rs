@@ -30,7 +30,8 @@ fn folder(name: &str) -> PathBuf {
 }
 
 fn run(corpus: &LabeledCorpus, dir: &Path, resume: bool, stop_after: Option<usize>) -> TextOutcome {
-    run_text_task_in(corpus, &small(), TextRunOptions { dir: Some(dir), resume, stop_after }).unwrap()
+    run_text_task_in(corpus, &small(), TextRunOptions { dir: Some(dir), resume, stop_after, skip_baselines: false })
+        .unwrap()
 }
 
 #[test]
@@ -52,13 +53,20 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
         assert!(a.data == b.data, "{name} differs after resuming");
     }
     assert_eq!(resumed.methods[0].overall, whole.methods[0].overall);
+    // Two identical runs tabled as two seeds: a standard deviation of zero.
+    let micro = whole.methods[0].overall.micro_f1;
+    let table = recur::text::seed_table(&[(0, whole), (1, resumed)]);
+    assert!(table.contains(&format!("{micro:.4} ± 0.0000")) && table.contains("| majority class"), "{table}");
     // A checkpoint of another configuration is refused, naming the file.
     let other = TextTaskConfig { lr: 0.001, ..small() };
-    let err =
-        run_text_task_in(&corpus, &other, TextRunOptions { dir: Some(&split_dir), resume: true, stop_after: None })
-            .err()
-            .unwrap()
-            .to_string();
+    let err = run_text_task_in(
+        &corpus,
+        &other,
+        TextRunOptions { dir: Some(&split_dir), resume: true, ..TextRunOptions::default() },
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("checkpoint.safetensors") && err.contains("another text configuration"), "{err}");
     for dir in [whole_dir, split_dir] {
         std::fs::remove_dir_all(dir).unwrap();

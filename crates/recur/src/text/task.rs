@@ -274,6 +274,9 @@ pub struct TextRunOptions<'a> {
     pub resume: bool,
     /// End training after this many epochs in total.
     pub stop_after: Option<usize>,
+    /// Score HARNN only (the baselines depend on the split, not on the seed: a run over
+    /// several seeds fits them once).
+    pub skip_baselines: bool,
 }
 
 /// The training loop's state between epochs, as the checkpoint stores it.
@@ -572,7 +575,9 @@ pub fn run_text_task_in(
     let harnn_predicted = decide(&test_scores, &levels, config.threshold);
     let hierarchy_violations = count_violations(&harnn_predicted, &hierarchy);
     let mut methods = vec![score_levels("HARNN", &harnn_predicted, &test.targets, &hierarchy)];
-    methods.extend(baseline_scores(&train, &test, &vocabulary, &hierarchy, config));
+    if !options.skip_baselines {
+        methods.extend(baseline_scores(&train, &test, &vocabulary, &hierarchy, config));
+    }
     Ok(TextOutcome {
         hierarchy,
         vocabulary,
@@ -615,6 +620,52 @@ pub fn text_score_table(outcome: &TextOutcome) -> String {
             o.macro_f1,
             o.subset_accuracy
         ));
+    }
+    out
+}
+
+/// HARNN over several seeds (`runs`, each from [`run_text_task_in`]) as a Markdown table:
+/// each seed's micro-F1 per level and overall, macro-F1 and subset accuracy, then their
+/// mean ± standard deviation (n − 1), then the baselines of the first run that has them.
+pub fn seed_table(runs: &[(u64, TextOutcome)]) -> String {
+    let Some((_, first)) = runs.first() else { return String::new() };
+    let names = &first.hierarchy.level_names;
+    let columns: Vec<String> = names
+        .iter()
+        .map(|n| format!("F1 {n}"))
+        .chain(["micro F1", "macro F1", "subset acc"].map(String::from))
+        .collect();
+    let values = |m: &MethodScores| -> Vec<f64> {
+        m.levels
+            .iter()
+            .map(|l| l.micro_f1)
+            .chain([m.overall.micro_f1, m.overall.macro_f1, m.overall.subset_accuracy])
+            .collect()
+    };
+    let mut out = format!(
+        "| {:<30} | {} |\n",
+        "method",
+        columns.iter().map(|c| format!("{c:>15}")).collect::<Vec<_>>().join(" | ")
+    );
+    out.push_str(&format!("|{}|{}\n", "-".repeat(32), "----------------:|".repeat(columns.len())));
+    let row = |name: &str, cells: Vec<String>| format!("| {name:<30} | {} |\n", cells.join(" | "));
+    let harnn: Vec<Vec<f64>> = runs.iter().map(|(_, o)| values(&o.methods[0])).collect();
+    for ((seed, _), v) in runs.iter().zip(&harnn) {
+        out.push_str(&row(&format!("HARNN, seed {seed}"), v.iter().map(|x| format!("{x:>15.4}")).collect()));
+    }
+    let n = harnn.len() as f64;
+    let stats: Vec<String> = (0..columns.len())
+        .map(|k| {
+            let mean = harnn.iter().map(|v| v[k]).sum::<f64>() / n;
+            let var = harnn.iter().map(|v| (v[k] - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+            format!("{:>15}", format!("{mean:.4} ± {:.4}", var.sqrt()))
+        })
+        .collect();
+    out.push_str(&row(&format!("HARNN, mean ± std of {}", runs.len()), stats));
+    if let Some((_, with)) = runs.iter().find(|(_, o)| o.methods.len() > 1) {
+        for m in &with.methods[1..] {
+            out.push_str(&row(&m.method, values(m).iter().map(|x| format!("{x:>15.4}")).collect()));
+        }
     }
     out
 }
