@@ -593,21 +593,22 @@ pub fn run_text_task_in(
 /// The scores as a Markdown table: micro-F1 of each level, then micro and macro P/R/F1
 /// and subset accuracy over all classes.
 pub fn text_score_table(outcome: &TextOutcome) -> String {
-    let names = &outcome.hierarchy.level_names;
+    let headers: Vec<String> = outcome.hierarchy.level_names.iter().map(|n| format!("F1 {n:<4}")).collect();
+    let widths: Vec<usize> = headers.iter().map(|h| h.chars().count().max(7)).collect();
     let mut out = format!("| {:<30} |", "method");
-    for n in names {
-        out.push_str(&format!(" F1 {n:<4} |"));
+    for (h, &w) in headers.iter().zip(&widths) {
+        out.push_str(&format!(" {h:<w$} |"));
     }
     out.push_str(" micro P | micro R | micro F1 | macro P | macro R | macro F1 | subset acc |\n");
     out.push_str(&format!("|{}|", "-".repeat(32)));
-    for _ in names {
-        out.push_str("--------:|");
+    for &w in &widths {
+        out.push_str(&format!("{}:|", "-".repeat(w + 1)));
     }
     out.push_str("--------:|--------:|---------:|--------:|--------:|---------:|-----------:|\n");
     for m in &outcome.methods {
         out.push_str(&format!("| {:<30} |", m.method));
-        for l in &m.levels {
-            out.push_str(&format!(" {:>7.4} |", l.micro_f1));
+        for (l, &w) in m.levels.iter().zip(&widths) {
+            out.push_str(&format!(" {:>w$.4} |", l.micro_f1));
         }
         let o = &m.overall;
         out.push_str(&format!(
