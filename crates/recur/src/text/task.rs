@@ -539,7 +539,7 @@ pub fn run_text_task_in(
         return Err(Error::invalid(
             "corpus",
             format!(
-                "{} documents cannot be split into non-empty train, validation and test parts",
+                "{} document(s) cannot be split into non-empty train, validation and test parts",
                 corpus.documents.len()
             ),
         ));
