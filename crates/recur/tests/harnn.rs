@@ -100,6 +100,7 @@ fn every_parameter_gradient_matches_central_differences() {
         }
     }
     println!("checked {checked} parameters; worst error {:.2} of the tolerance at {}", worst.0, worst.1);
+    assert_eq!(model.num_parameters(), checked, "num_parameters counts what named_mut lists");
     assert!(worst.0 < 1.0, "gradient mismatch (|a − n| > 1e-8 + 1e-6·|n|): {}", worst.1);
     // The padding token never reaches the model.
     assert!(analytic[0].1[..3].iter().all(|&g| g == 0.0), "embedding row 0 (padding) got a gradient");

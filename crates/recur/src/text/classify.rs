@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::harnn::{decide, Harnn, HarnnConfig, TokenBatch};
+use super::harnn::{decide, Harnn, HarnnConfig, PaddedTokens};
 use super::vocab::{tokenize, Vocabulary};
 use crate::error::{Error, Result};
 use crate::io::model_file::fill_from_file;
@@ -123,20 +123,13 @@ impl TextClassifier {
         let mut attention = Vec::with_capacity(texts.len());
         for chunk in texts.chunks(32) {
             let encoded: Vec<Vec<u32>> = chunk.iter().map(|t| self.vocabulary.encode(t, self.max_tokens)).collect();
-            let lengths: Vec<usize> = encoded.iter().map(Vec::len).collect();
-            let steps = lengths.iter().copied().max().unwrap_or(1);
-            let batch = chunk.len();
-            let mut tokens = vec![0u32; steps * batch];
-            for (b, ids) in encoded.iter().enumerate() {
-                for (t, &w) in ids.iter().enumerate() {
-                    tokens[t * batch + b] = w;
-                }
-            }
-            let out = self.model.forward(&TokenBatch { tokens: &tokens, lengths: &lengths, steps, batch })?;
+            let batch = PaddedTokens::new(&encoded.iter().map(Vec::as_slice).collect::<Vec<_>>());
+            let out = self.model.forward(&batch.view())?;
             scores.extend(out.scores);
-            for (b, &len) in lengths.iter().enumerate() {
+            let size = chunk.len();
+            for (b, &len) in batch.lengths.iter().enumerate() {
                 attention
-                    .push(out.word_attention.iter().map(|w| (0..len).map(|t| w[t * batch + b]).collect()).collect());
+                    .push(out.word_attention.iter().map(|w| (0..len).map(|t| w[t * size + b]).collect()).collect());
             }
         }
         Ok((scores, attention))

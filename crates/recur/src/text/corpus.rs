@@ -4,7 +4,7 @@
 //! read from the labels themselves; a class with two different parents is an error
 //! naming both rows.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::data::Table;
@@ -88,7 +88,7 @@ impl LabeledCorpus {
         }
         let level_names: Vec<String> = level_columns.iter().map(|&c| table.names[c].clone()).collect();
         // First pass: every class name per level, and where each class's parent was seen.
-        let mut names: Vec<BTreeMap<&str, ()>> = vec![BTreeMap::new(); level_columns.len()];
+        let mut names: Vec<BTreeSet<&str>> = vec![BTreeSet::new(); level_columns.len()];
         let mut parent_seen: Vec<BTreeMap<&str, (&str, usize)>> = vec![BTreeMap::new(); level_columns.len()];
         for (place, row) in table.rows() {
             for (h, &column) in level_columns.iter().enumerate() {
@@ -96,7 +96,7 @@ impl LabeledCorpus {
                 if label.is_empty() {
                     return Err(table.error(place, Some(&level_names[h]), "empty label".into()));
                 }
-                names[h].insert(label, ());
+                names[h].insert(label);
                 if h > 0 {
                     let parent = row.get(level_columns[h - 1]).trim();
                     match parent_seen[h].get(label) {
@@ -117,7 +117,7 @@ impl LabeledCorpus {
             }
         }
         let classes: Vec<Vec<String>> =
-            names.iter().map(|level| level.keys().map(|s| s.to_string()).collect()).collect();
+            names.iter().map(|level| level.iter().map(|s| s.to_string()).collect()).collect();
         let index = |h: usize, name: &str| classes[h].binary_search_by(|c| c.as_str().cmp(name)).ok();
         let parents: Vec<Vec<usize>> = (0..classes.len())
             .map(|h| {

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use recur_kernels::{lane_dot, sigmoid_in_place, tanh_in_place, vectorized, Real};
 
 use super::baseline::arg_max;
+use super::vocab::PAD;
 use crate::error::{check_len, Error, Result};
 use crate::heads::linear::{times_transposed, times_transposed_backward};
 use crate::heads::Linear;
@@ -123,6 +124,34 @@ pub struct TokenBatch<'a> {
     pub batch: usize,
 }
 
+/// Documents of word indices as one time-major batch padded to the longest (`<pad>`
+/// past each length): what [`TokenBatch`] views.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PaddedTokens {
+    pub tokens: Vec<u32>,
+    pub lengths: Vec<usize>,
+    pub steps: usize,
+}
+
+impl PaddedTokens {
+    pub fn new(documents: &[&[u32]]) -> Self {
+        let lengths: Vec<usize> = documents.iter().map(|d| d.len()).collect();
+        let steps = lengths.iter().copied().max().unwrap_or(1);
+        let batch = documents.len();
+        let mut tokens = vec![PAD; steps * batch];
+        for (b, document) in documents.iter().enumerate() {
+            for (t, &w) in document.iter().enumerate() {
+                tokens[t * batch + b] = w;
+            }
+        }
+        PaddedTokens { tokens, lengths, steps }
+    }
+
+    pub fn view(&self) -> TokenBatch<'_> {
+        TokenBatch { tokens: &self.tokens, lengths: &self.lengths, steps: self.steps, batch: self.lengths.len() }
+    }
+}
+
 /// What a forward returns.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HarnnOutput<T> {
@@ -139,9 +168,8 @@ pub struct HarnnOutput<T> {
 
 #[derive(Clone, Debug, Default)]
 struct LevelCache<T> {
-    /// `r_h: [T·B]` (empty for the first level, where it is 1).
-    scale: Vec<T>,
-    /// `Ω = r ⊙ V: [T·B, D]` (empty for the first level, where it is V).
+    /// `Ω = r_h ⊙ V: [T·B, D]` (empty for the first level, where `r_1 = 1` and it is V).
+    /// `r_h` itself is the level above's `next_scale`.
     omega: Vec<T>,
     /// `O: [T·B, A]`.
     hidden: Vec<T>,
@@ -367,8 +395,8 @@ impl<T: Real> Harnn<T> {
         let mut levels: Vec<LevelCache<T>> = Vec::with_capacity(cfg.levels.len());
         let mut word_attention = Vec::with_capacity(cfg.levels.len());
         let mut local_logits = Vec::with_capacity(cfg.levels.len());
-        for (h, level) in self.levels.iter().enumerate() {
-            let scale = if h == 0 { Vec::new() } else { levels[h - 1].next_scale.clone() };
+        for level in &self.levels {
+            let scale = levels.last().map(|above| &above.next_scale[..]);
             let (lc, logits, alpha_mean) =
                 self.level_forward(level, &words, &words_mean, scale, lengths, steps, batch)?;
             levels.push(lc);
@@ -410,7 +438,7 @@ impl<T: Real> Harnn<T> {
         level: &HarnnLevel<T>,
         words: &[T],
         words_mean: &[T],
-        scale: Vec<T>,
+        scale: Option<&[T]>,
         lengths: &[usize],
         steps: usize,
         batch: usize,
@@ -419,12 +447,11 @@ impl<T: Real> Harnn<T> {
         let (d, a) = (cfg.word_size(), cfg.attention_size);
         let c = level.categories.shape[0];
         let rows = steps * batch;
-        let omega: Vec<T> = if scale.is_empty() {
-            Vec::new()
-        } else {
-            words.chunks_exact(d).zip(&scale).flat_map(|(v, &r)| v.iter().map(move |&v| r * v)).collect()
+        let omega: Vec<T> = match scale {
+            None => Vec::new(),
+            Some(scale) => words.chunks_exact(d).zip(scale).flat_map(|(v, &r)| v.iter().map(move |&v| r * v)).collect(),
         };
-        let om: &[T] = if scale.is_empty() { words } else { &omega };
+        let om: &[T] = if scale.is_none() { words } else { &omega };
         let mut hidden = times_transposed(om, &level.attention.data, [rows, d, a]);
         tanh_in_place(&mut hidden);
         let mut alpha = times_transposed(&hidden, &level.categories.data, [rows, a, c]);
@@ -458,17 +485,7 @@ impl<T: Real> Harnn<T> {
                 *r = T::from_f64(lengths[b] as f64) * q / probability_total[b];
             }
         }
-        let lc = LevelCache {
-            scale,
-            omega,
-            hidden,
-            alpha,
-            summary,
-            activation,
-            probabilities,
-            probability_total,
-            next_scale,
-        };
+        let lc = LevelCache { omega, hidden, alpha, summary, activation, probabilities, probability_total, next_scale };
         Ok((lc, logits, alpha_mean))
     }
 
@@ -503,7 +520,7 @@ impl<T: Real> Harnn<T> {
     ) -> Result<()> {
         let cfg = &self.config;
         let (steps, batch) = (cache.steps, cache.batch);
-        let (d, a, f, e) = (cfg.word_size(), cfg.attention_size, cfg.fc_size, cfg.embedding_size);
+        let (d, e) = (cfg.word_size(), cfg.embedding_size);
         let rows = steps * batch;
         if cache.levels.len() != cfg.levels.len() {
             return Err(Error::invalid("cache", "not from a forward_train of this model"));
@@ -531,131 +548,17 @@ impl<T: Real> Harnn<T> {
         let mut d_words_mean = vec![T::ZERO; batch * d];
         let mut d_next_scale: Vec<T> = Vec::new();
         for h in (0..levels_n).rev() {
-            let level = &self.levels[h];
-            let lc = &cache.levels[h];
-            let g = &mut grads.levels[h];
-            let c = cfg.levels[h];
-            check_len(&format!("level {h} logits gradient"), &d_local_logits[h], &[batch, c])?;
-            let mut d_logits = d_local_logits[h].clone();
-            let mut d_alpha = vec![T::ZERO; rows * c];
-            if !d_next_scale.is_empty() {
-                // r_{h+1,t} = N q_t / P with q_t = Σ_c p_c α_tc, P = Σ_c p_c.
-                let mut d_p = vec![T::ZERO; batch * c];
-                for b in 0..batch {
-                    let (len, total) = (cache.lengths[b], lc.probability_total[b]);
-                    let mut d_total = T::ZERO;
-                    for t in 0..len {
-                        let row = t * batch + b;
-                        let dr = d_next_scale[row];
-                        d_total -= lc.next_scale[row] * dr / total;
-                        let dq = T::from_f64(len as f64) * dr / total;
-                        let p = &lc.probabilities[b * c..(b + 1) * c];
-                        let alpha = &lc.alpha[row * c..(row + 1) * c];
-                        for (((dp, da), &p), &al) in d_p[b * c..(b + 1) * c]
-                            .iter_mut()
-                            .zip(&mut d_alpha[row * c..(row + 1) * c])
-                            .zip(p)
-                            .zip(alpha)
-                        {
-                            *dp += al * dq;
-                            *da = p * dq;
-                        }
-                    }
-                    d_p[b * c..(b + 1) * c].iter_mut().for_each(|dp| *dp += d_total);
-                }
-                for ((dl, &dp), &p) in d_logits.iter_mut().zip(&d_p).zip(&lc.probabilities) {
-                    *dl += dp * p * (T::ONE - p);
-                }
-            }
-            let mut d_act = level.out.backward(&lc.activation, &d_logits, &mut g.out)?;
-            for (b, row) in d_act.chunks_exact_mut(f).enumerate() {
-                let from_global = &d_joined[(b * levels_n + h) * f..(b * levels_n + h + 1) * f];
-                for ((da, &dg), &act) in row.iter_mut().zip(from_global).zip(&lc.activation[b * f..(b + 1) * f]) {
-                    *da = if act > T::ZERO { *da + dg } else { T::ZERO };
-                }
-            }
-            let d_summary = level.fc.backward(&lc.summary, &d_act, &mut g.fc)?;
-            for b in 0..batch {
-                for (m, &ds) in
-                    d_words_mean[b * d..(b + 1) * d].iter_mut().zip(&d_summary[b * 2 * d + d..(b + 1) * 2 * d])
-                {
-                    *m += ds;
-                }
-            }
-            // u = Σ_t ᾱ_t ω_t, ᾱ_t = mean_c α_tc.
-            let omega: &[T] = if lc.scale.is_empty() { &cache.words } else { &lc.omega };
-            let mut d_omega = vec![T::ZERO; rows * d];
-            let inv_c = T::from_f64(1.0 / c as f64);
-            for row in 0..rows {
-                let b = row % batch;
-                if row / batch >= cache.lengths[b] {
-                    continue;
-                }
-                let du = &d_summary[b * 2 * d..b * 2 * d + d];
-                let w = cache.word_attention[h][row];
-                let o = &omega[row * d..(row + 1) * d];
-                for (dom, &du) in d_omega[row * d..(row + 1) * d].iter_mut().zip(du) {
-                    *dom = w * du;
-                }
-                let d_mean = lane_dot(o, du);
-                d_alpha[row * c..(row + 1) * c].iter_mut().for_each(|da| *da += d_mean * inv_c);
-            }
-            // α = softmax over the words: ∂S = α ⊙ (∂α − Σ_t α ∂α), column by column.
-            let mut column_total = vec![T::ZERO; batch * c];
-            for (row, (al, da)) in lc.alpha.chunks_exact(c).zip(d_alpha.chunks_exact(c)).enumerate() {
-                let b = row % batch;
-                for ((s, &al), &da) in column_total[b * c..(b + 1) * c].iter_mut().zip(al).zip(da) {
-                    *s += al * da;
-                }
-            }
-            for (row, (al, da)) in lc.alpha.chunks_exact(c).zip(d_alpha.chunks_exact_mut(c)).enumerate() {
-                let b = row % batch;
-                for ((da, &al), &s) in da.iter_mut().zip(al).zip(&column_total[b * c..(b + 1) * c]) {
-                    *da = al * (*da - s);
-                }
-            }
-            let d_scores = d_alpha;
-            let mut d_hidden_words = vec![T::ZERO; rows * a];
-            let (categories, attention) = (&level.categories.data, &level.attention.data);
-            times_transposed_backward(
-                &lc.hidden,
-                &d_scores,
-                categories,
-                &mut g.categories.data,
-                &mut d_hidden_words,
-                false,
-                [rows, a, c],
-            );
-            for (dh, &o) in d_hidden_words.iter_mut().zip(&lc.hidden) {
-                *dh *= T::ONE - o * o;
-            }
-            times_transposed_backward(
-                omega,
-                &d_hidden_words,
-                attention,
-                &mut g.attention.data,
-                &mut d_omega,
-                true,
-                [rows, d, a],
-            );
-            if lc.scale.is_empty() {
-                for (dv, &dom) in d_words.iter_mut().zip(&d_omega) {
-                    *dv += dom;
-                }
-                d_next_scale.clear();
-            } else {
-                // ω_t = r_t v_t.
-                d_next_scale = vec![T::ZERO; rows];
-                for (row, dr) in d_next_scale.iter_mut().enumerate() {
-                    let r = lc.scale[row];
-                    let v = &cache.words[row * d..(row + 1) * d];
-                    let dom = &d_omega[row * d..(row + 1) * d];
-                    for (dv, &dom) in d_words[row * d..(row + 1) * d].iter_mut().zip(dom) {
-                        *dv += r * dom;
-                    }
-                    *dr = lane_dot(v, dom);
-                }
-            }
+            check_len(&format!("level {h} logits gradient"), &d_local_logits[h], &[batch, cfg.levels[h]])?;
+            d_next_scale = self.level_backward(
+                h,
+                cache,
+                &d_local_logits[h],
+                &d_joined,
+                &d_next_scale,
+                &mut grads.levels[h],
+                &mut d_words,
+                &mut d_words_mean,
+            )?;
         }
         for (row, dv) in d_words.chunks_exact_mut(d).enumerate() {
             let b = row % batch;
@@ -685,19 +588,157 @@ impl<T: Real> Harnn<T> {
         }
         Ok(())
     }
+
+    /// Backward through level `h` (its CDM, then CPM, then TCA) given `∂ℓ_h`, the global
+    /// layer's `∂[a_1; …; a_L]` and `∂r_{h+1}` (empty for the last level): accumulates the
+    /// level's parameter gradients into `g` and `∂V`, `∂v̄` into `d_words`, `d_words_mean`,
+    /// and returns `∂r_h` (empty for the first level, where `r_1 = 1`).
+    ///
+    /// # Errors
+    /// None in practice: the shapes are the forward's (the dense layers check them).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn level_backward(
+        &self,
+        h: usize,
+        cache: &HarnnCache<T>,
+        d_local_logits: &[T],
+        d_joined: &[T],
+        d_next_scale: &[T],
+        g: &mut HarnnLevel<T>,
+        d_words: &mut [T],
+        d_words_mean: &mut [T],
+    ) -> Result<Vec<T>> {
+        let cfg = &self.config;
+        let (steps, batch) = (cache.steps, cache.batch);
+        let (d, a, f, levels_n) = (cfg.word_size(), cfg.attention_size, cfg.fc_size, cfg.levels.len());
+        let rows = steps * batch;
+        let level = &self.levels[h];
+        let lc = &cache.levels[h];
+        let scale = h.checked_sub(1).map(|above| &cache.levels[above].next_scale[..]);
+        let c = cfg.levels[h];
+        let mut d_logits = d_local_logits.to_vec();
+        let mut d_alpha = vec![T::ZERO; rows * c];
+        if !d_next_scale.is_empty() {
+            // r_{h+1,t} = N q_t / P with q_t = Σ_c p_c α_tc, P = Σ_c p_c.
+            let mut d_p = vec![T::ZERO; batch * c];
+            for b in 0..batch {
+                let (len, total) = (cache.lengths[b], lc.probability_total[b]);
+                let mut d_total = T::ZERO;
+                for t in 0..len {
+                    let row = t * batch + b;
+                    let dr = d_next_scale[row];
+                    d_total -= lc.next_scale[row] * dr / total;
+                    let dq = T::from_f64(len as f64) * dr / total;
+                    let p = &lc.probabilities[b * c..(b + 1) * c];
+                    let alpha = &lc.alpha[row * c..(row + 1) * c];
+                    for (((dp, da), &p), &al) in
+                        d_p[b * c..(b + 1) * c].iter_mut().zip(&mut d_alpha[row * c..(row + 1) * c]).zip(p).zip(alpha)
+                    {
+                        *dp += al * dq;
+                        *da = p * dq;
+                    }
+                }
+                d_p[b * c..(b + 1) * c].iter_mut().for_each(|dp| *dp += d_total);
+            }
+            for ((dl, &dp), &p) in d_logits.iter_mut().zip(&d_p).zip(&lc.probabilities) {
+                *dl += dp * p * (T::ONE - p);
+            }
+        }
+        let mut d_act = level.out.backward(&lc.activation, &d_logits, &mut g.out)?;
+        for (b, row) in d_act.chunks_exact_mut(f).enumerate() {
+            let from_global = &d_joined[(b * levels_n + h) * f..(b * levels_n + h + 1) * f];
+            for ((da, &dg), &act) in row.iter_mut().zip(from_global).zip(&lc.activation[b * f..(b + 1) * f]) {
+                *da = if act > T::ZERO { *da + dg } else { T::ZERO };
+            }
+        }
+        let d_summary = level.fc.backward(&lc.summary, &d_act, &mut g.fc)?;
+        for b in 0..batch {
+            for (m, &ds) in d_words_mean[b * d..(b + 1) * d].iter_mut().zip(&d_summary[b * 2 * d + d..(b + 1) * 2 * d])
+            {
+                *m += ds;
+            }
+        }
+        // u = Σ_t ᾱ_t ω_t, ᾱ_t = mean_c α_tc.
+        let omega: &[T] = if scale.is_none() { &cache.words } else { &lc.omega };
+        let mut d_omega = vec![T::ZERO; rows * d];
+        let inv_c = T::from_f64(1.0 / c as f64);
+        for row in 0..rows {
+            let b = row % batch;
+            if row / batch >= cache.lengths[b] {
+                continue;
+            }
+            let du = &d_summary[b * 2 * d..b * 2 * d + d];
+            let w = cache.word_attention[h][row];
+            let o = &omega[row * d..(row + 1) * d];
+            for (dom, &du) in d_omega[row * d..(row + 1) * d].iter_mut().zip(du) {
+                *dom = w * du;
+            }
+            let d_mean = lane_dot(o, du);
+            d_alpha[row * c..(row + 1) * c].iter_mut().for_each(|da| *da += d_mean * inv_c);
+        }
+        // α = softmax over the words: ∂S = α ⊙ (∂α − Σ_t α ∂α), column by column.
+        let mut column_total = vec![T::ZERO; batch * c];
+        for (row, (al, da)) in lc.alpha.chunks_exact(c).zip(d_alpha.chunks_exact(c)).enumerate() {
+            let b = row % batch;
+            for ((s, &al), &da) in column_total[b * c..(b + 1) * c].iter_mut().zip(al).zip(da) {
+                *s += al * da;
+            }
+        }
+        for (row, (al, da)) in lc.alpha.chunks_exact(c).zip(d_alpha.chunks_exact_mut(c)).enumerate() {
+            let b = row % batch;
+            for ((da, &al), &s) in da.iter_mut().zip(al).zip(&column_total[b * c..(b + 1) * c]) {
+                *da = al * (*da - s);
+            }
+        }
+        let d_scores = d_alpha;
+        let mut d_hidden_words = vec![T::ZERO; rows * a];
+        let (categories, attention) = (&level.categories.data, &level.attention.data);
+        times_transposed_backward(
+            &lc.hidden,
+            &d_scores,
+            categories,
+            &mut g.categories.data,
+            &mut d_hidden_words,
+            false,
+            [rows, a, c],
+        );
+        for (dh, &o) in d_hidden_words.iter_mut().zip(&lc.hidden) {
+            *dh *= T::ONE - o * o;
+        }
+        times_transposed_backward(
+            omega,
+            &d_hidden_words,
+            attention,
+            &mut g.attention.data,
+            &mut d_omega,
+            true,
+            [rows, d, a],
+        );
+        let Some(scale) = scale else {
+            for (dv, &dom) in d_words.iter_mut().zip(&d_omega) {
+                *dv += dom;
+            }
+            return Ok(Vec::new());
+        };
+        // ω_t = r_t v_t.
+        let mut d_scale = vec![T::ZERO; rows];
+        for (row, dr) in d_scale.iter_mut().enumerate() {
+            let v = &cache.words[row * d..(row + 1) * d];
+            let dom = &d_omega[row * d..(row + 1) * d];
+            for (dv, &dom) in d_words[row * d..(row + 1) * d].iter_mut().zip(dom) {
+                *dv += scale[row] * dom;
+            }
+            *dr = lane_dot(v, dom);
+        }
+        Ok(d_scale)
+    }
 }
 
 /// `α_{·c} = softmax_t(S_{·c})` over each document's own steps, in place on
-/// `scores: [T·B, C]`; zero past each length.
-fn masked_softmax_over_steps<T: Real>(scores: &mut [T], lengths: &[usize], steps: usize, batch: usize, c: usize) {
-    vectorized(
-        #[inline(always)]
-        || masked_softmax_body(scores, lengths, steps, batch, c),
-    );
-}
-
+/// `scores: [T·B, C]`; zero past each length. Inlined into the forward's vectorised body.
 #[inline(always)]
-fn masked_softmax_body<T: Real>(scores: &mut [T], lengths: &[usize], steps: usize, batch: usize, c: usize) {
+fn masked_softmax_over_steps<T: Real>(scores: &mut [T], lengths: &[usize], steps: usize, batch: usize, c: usize) {
     let mut max = vec![T::ZERO; c];
     let mut total = vec![T::ZERO; c];
     for (b, &len) in lengths.iter().enumerate() {

@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
+use indicatif::ProgressBar;
+
 use serde::{Deserialize, Serialize};
 
 use super::baseline::{
@@ -16,7 +18,7 @@ use super::baseline::{
 };
 use super::classify::TextClassifier;
 use super::corpus::{split_indices, Hierarchy, LabeledCorpus};
-use super::harnn::{decide, harnn_loss, Harnn, HarnnConfig, TokenBatch};
+use super::harnn::{decide, harnn_loss, Harnn, HarnnConfig, PaddedTokens};
 use super::metrics::{multilabel_scores, LabelScores};
 use super::vocab::Vocabulary;
 use crate::error::{Error, Result};
@@ -25,7 +27,7 @@ use crate::optim::{clip_grad_norm, AdamW, AdamWConfig, ParamSlot};
 use crate::plot::{BarChart, LineChart, Series, Style};
 use crate::rng::Rng;
 use crate::train::checkpoint::{json, mismatch, read_optimizer, read_weights, write_checkpoint, BEST, MODEL};
-use crate::train::{progress_bar, PlateauState, Schedule, ScheduleKind};
+use crate::train::{json_lines, progress_bar, PlateauState, Schedule, ScheduleKind};
 
 /// Every choice of a text run; each key has a default.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -174,29 +176,10 @@ impl Part {
     }
 }
 
-/// The documents `members` as one time-major batch padded to the longest.
-struct PaddedBatch {
-    tokens: Vec<u32>,
-    lengths: Vec<usize>,
-    steps: usize,
-}
-
-impl PaddedBatch {
-    fn new(part: &Part, members: &[usize]) -> Self {
-        let lengths: Vec<usize> = members.iter().map(|&i| part.tokens[i].len()).collect();
-        let steps = lengths.iter().copied().max().unwrap_or(1);
-        let batch = members.len();
-        let mut tokens = vec![0u32; steps * batch];
-        for (b, &i) in members.iter().enumerate() {
-            for (t, &w) in part.tokens[i].iter().enumerate() {
-                tokens[t * batch + b] = w;
-            }
-        }
-        PaddedBatch { tokens, lengths, steps }
-    }
-
-    fn view(&self) -> TokenBatch<'_> {
-        TokenBatch { tokens: &self.tokens, lengths: &self.lengths, steps: self.steps, batch: self.lengths.len() }
+impl Part {
+    /// The documents `members` as one padded batch.
+    fn batch(&self, members: &[usize]) -> PaddedTokens {
+        PaddedTokens::new(&members.iter().map(|&i| &self.tokens[i][..]).collect::<Vec<_>>())
     }
 }
 
@@ -222,7 +205,7 @@ fn predict_scores(model: &Harnn<f32>, part: &Part, batch_size: usize) -> Result<
     order.sort_by_key(|&i| part.tokens[i].len());
     let mut scores = vec![0.0f32; part.len() * total];
     for members in order.chunks(batch_size.max(1)) {
-        let batch = PaddedBatch::new(part, members);
+        let batch = part.batch(members);
         let out = model.forward(&batch.view())?;
         for (b, &i) in members.iter().enumerate() {
             scores[i * total..(i + 1) * total].copy_from_slice(&out.scores[b * total..(b + 1) * total]);
@@ -389,7 +372,7 @@ fn train_harnn(
         let (mut loss_sum, mut violation_sum, mut docs) = (0.0, 0.0, 0usize);
         let mut lr = config.lr;
         for members in length_bucketed_batches(train, config.batch_size, &mut state.rng) {
-            let batch = PaddedBatch::new(train, &members);
+            let batch = train.batch(&members);
             let targets: Vec<f32> = members
                 .iter()
                 .flat_map(|&i| train.targets[i * total..(i + 1) * total].iter().map(|&t| f32::from(u8::from(t))))
@@ -445,7 +428,7 @@ fn train_harnn(
         state.optimizer_step = optimizer.step;
         if let (Some(dir), Some(path)) = (options.dir, checkpoint.as_deref()) {
             save_text_checkpoint(path, &mut current, &mut best, &optimizer, &state, config)?;
-            write_atomically(&dir.join("epochs.jsonl"), epoch_log(&state.log).as_bytes())?;
+            write_atomically(&dir.join("epochs.jsonl"), json_lines(&state.log).as_bytes())?;
         }
     }
     bar.finish_and_clear();
@@ -453,10 +436,10 @@ fn train_harnn(
     Ok((state.log, state.best_epoch))
 }
 
-/// The epoch log as JSON lines.
-fn epoch_log(log: &[TextEpoch]) -> String {
-    log.iter().map(|e| format!("{}\n", serde_json::to_string(e).unwrap_or_default())).collect()
-}
+/// A baseline at one level: from the training documents' classes there (`labels`, of
+/// `classes`) to the test documents' predicted classes, advancing the bar by the
+/// baseline's steps per level.
+type LevelFit<'a> = dyn Fn(&[usize], usize, &ProgressBar) -> Vec<usize> + Sync + 'a;
 
 /// The baselines' scores on `test`: TF-IDF + logistic regression, TF-IDF + boosted trees
 /// (unless `boosting_rounds` is 0), the majority class; each fitted on `train`.
@@ -474,42 +457,32 @@ fn baseline_scores(
     let (train_rows, test_rows) = (features(train), features(test));
     let features_n = vocabulary.len();
     let mut methods = Vec::new();
-    let mut score = |method: &str, per_level: Vec<Vec<usize>>| {
+    let mut score = |method: &str, steps: usize, fit: &LevelFit<'_>| {
+        let bar = progress_bar((levels.len() * steps) as u64, method);
+        let per_level = per_level_predictions(&train.labels, &levels, |labels, classes| fit(labels, classes, &bar));
+        bar.finish_and_clear();
         let predicted = one_class_per_level(&per_level, hierarchy, test.len());
         methods.push(score_levels(method, &predicted, &test.targets, hierarchy));
     };
     let logistic = LogisticConfig { iterations: config.baseline_iterations, ..LogisticConfig::default() };
-    let bar = progress_bar((levels.len() * logistic.iterations) as u64, "TF-IDF + logistic regression");
-    score(
-        "TF-IDF + logistic regression",
-        per_level_predictions(&train.labels, &levels, |labels, classes| {
-            SoftmaxRegression::fit(&train_rows, labels, features_n, classes, logistic, &bar).predict(&test_rows)
-        }),
-    );
-    bar.finish_and_clear();
+    score("TF-IDF + logistic regression", logistic.iterations, &|labels, classes, bar| {
+        SoftmaxRegression::fit(&train_rows, labels, features_n, classes, logistic, bar).predict(&test_rows)
+    });
     if config.boosting_rounds > 0 {
         let boosting = BoostingConfig {
             rounds: config.boosting_rounds,
             max_depth: config.boosting_depth,
             ..BoostingConfig::default()
         };
-        let bar = progress_bar((levels.len() * boosting.rounds) as u64, "TF-IDF + boosted trees");
-        score(
-            "TF-IDF + boosted trees",
-            per_level_predictions(&train.labels, &levels, |labels, classes| {
-                BoostedTrees::fit(&train_rows, labels, features_n, classes, boosting, &bar).predict(&test_rows)
-            }),
-        );
-        bar.finish_and_clear();
+        score("TF-IDF + boosted trees", boosting.rounds, &|labels, classes, bar| {
+            BoostedTrees::fit(&train_rows, labels, features_n, classes, boosting, bar).predict(&test_rows)
+        });
     }
-    score(
-        "majority class",
-        per_level_predictions(&train.labels, &levels, |labels, classes| {
-            let mut counts = vec![0usize; classes];
-            labels.iter().for_each(|&l| counts[l] += 1);
-            vec![arg_max(&counts); test.len()]
-        }),
-    );
+    score("majority class", 0, &|labels, classes, _| {
+        let mut counts = vec![0usize; classes];
+        labels.iter().for_each(|&l| counts[l] += 1);
+        vec![arg_max(&counts); test.len()]
+    });
     methods
 }
 
@@ -692,7 +665,7 @@ pub fn write_text_run(dir: &Path, config: &TextTaskConfig, outcome: &TextOutcome
     });
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("report", e.to_string()))?;
     write_atomically(&dir.join("metrics.json"), text.as_bytes())?;
-    write_atomically(&dir.join("epochs.jsonl"), epoch_log(&outcome.epochs).as_bytes())?;
+    write_atomically(&dir.join("epochs.jsonl"), json_lines(&outcome.epochs).as_bytes())?;
     outcome.classifier(config).save(dir)?;
     let names = &outcome.hierarchy.level_names;
     let methods = &outcome.methods;

@@ -40,6 +40,11 @@ pub fn model_gradients(grads: &mut SequenceModel<f32>) -> Vec<&mut [f32]> {
     grads.named_mut().into_iter().map(|(_, t)| &mut t.data[..]).collect()
 }
 
+/// Records as JSON lines (an epoch log: `epochs.jsonl`).
+pub fn json_lines<S: serde::Serialize>(records: &[S]) -> String {
+    records.iter().map(|r| serde_json::to_string(r).unwrap_or_default() + "\n").collect()
+}
+
 thread_local! {
     static PROGRESS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
 }

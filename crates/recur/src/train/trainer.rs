@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{json, mismatch, read_optimizer, read_weights, write_checkpoint, BEST, MODEL};
 use super::schedule::{PlateauState, Schedule, ScheduleKind};
-use super::{model_gradients, model_slots_with, progress_bar};
+use super::{json_lines, model_gradients, model_slots_with, progress_bar};
 use crate::error::{Error, Result};
 use crate::io::{write_atomically, TensorFile};
 use crate::model::{HeadOutput, HeadSteps, ModelConfig, SequenceModel};
@@ -262,8 +262,7 @@ fn training_loop<T: Task>(
         state.optimizer_step = opt.step;
         if let (Some(dir), Some(path)) = (run_dir, checkpoint.as_deref()) {
             save_checkpoint(path, &mut model, &mut best, &opt, &state, model_config, config)?;
-            let log: String = state.log.iter().map(|e| serde_json::to_string(e).unwrap_or_default() + "\n").collect();
-            write_atomically(&dir.join("epochs.jsonl"), log.as_bytes())?;
+            write_atomically(&dir.join("epochs.jsonl"), json_lines(&state.log).as_bytes())?;
         }
     }
     bar.finish_and_clear();
