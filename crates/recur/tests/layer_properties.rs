@@ -347,3 +347,36 @@ fn skipping_the_input_gradient_changes_no_parameter_gradient() {
         assert_eq!(computed.d_h0, skipped.d_h0, "{cell:?}: ∂h0");
     }
 }
+
+#[test]
+fn a_learned_initial_state_given_way_to_an_explicit_one_gets_no_gradient() {
+    let mut rng = Rng::new(31);
+    for cell in CellKind::ALL {
+        let config = RnnConfig {
+            cell,
+            input_size: 3,
+            hidden_size: 4,
+            num_layers: 2,
+            bidirectional: true,
+            learn_initial_state: true,
+            ..RnnConfig::default()
+        };
+        let rnn = Rnn::<f32>::new(config, 5).unwrap();
+        let (steps, batch) = (5, 2);
+        let x = normal(&mut rng, steps * batch * 3);
+        let input = SequenceBatch { x: &x, steps, batch, lengths: None };
+        let h0 = normal(&mut rng, 4 * batch * 4);
+        let d_output = normal(&mut rng, steps * batch * 8);
+        for given in [false, true] {
+            let c0 = cell.has_cell_state().then_some(&h0[..]);
+            let state = if given { InitialState { h0: Some(&h0), c0 } } else { InitialState::default() };
+            let (_, mut cache) = rnn.forward_train(&input, &state, 1).unwrap();
+            let mut grads = rnn.zero_grads();
+            let g = rnn.backward(&input, &mut cache, &d_output, None, None, &mut grads).unwrap();
+            assert!(g.d_h0.iter().any(|&v| v != 0.0), "{cell:?}: ∂h0 is returned either way");
+            let learned: f32 =
+                grads.iter().flat_map(|p| p.initial_h.data.iter().chain(&p.initial_c.data)).map(|v| v.abs()).sum();
+            assert_eq!(learned == 0.0, given, "{cell:?} given={given}: learned initial state's gradient {learned}");
+        }
+    }
+}

@@ -141,11 +141,14 @@ pub struct RnnCache<T> {
     steps: usize,
     batch: usize,
     layers: Vec<LayerCache<T>>,
+    /// Whether the forward was given h0 and c0 (a learned initial state given way to
+    /// them gets no gradient).
+    given: (bool, bool),
 }
 
 impl<T> Default for RnnCache<T> {
     fn default() -> Self {
-        RnnCache { steps: 0, batch: 0, layers: Vec::new() }
+        RnnCache { steps: 0, batch: 0, layers: Vec::new(), given: (false, false) }
     }
 }
 
@@ -331,6 +334,7 @@ impl<T: Real> Rnn<T> {
         if let Some(c) = cache.as_deref_mut() {
             c.steps = steps;
             c.batch = batch;
+            c.given = (state.h0.is_some(), state.c0.is_some());
             c.layers.resize_with(cfg.num_layers, LayerCache::default);
         }
 
@@ -602,9 +606,10 @@ impl<T: Real> Rnn<T> {
             d_above = Cow::Owned(d_in);
         }
         // Learned initial states receive the batch sum of ∂L/∂h0 (when no h0 was given).
+        let (given_h0, given_c0) = cache.given;
         for (i, g) in grads.iter_mut().enumerate() {
-            for (learned, d_all) in [(&mut g.initial_h, &d_h0), (&mut g.initial_c, &d_c0)] {
-                if learned.is_empty() {
+            for (learned, d_all, given) in [(&mut g.initial_h, &d_h0, given_h0), (&mut g.initial_c, &d_c0, given_c0)] {
+                if learned.is_empty() || given {
                     continue;
                 }
                 for row in d_all[i * plane..(i + 1) * plane].chunks(h) {
