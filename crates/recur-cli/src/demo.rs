@@ -40,13 +40,20 @@ fn describe(config: &RunConfig, data: &recur::data::PreparedSeries) -> String {
         m.hidden_size,
         m.num_layers
     );
-    let what = match config.task.kind {
-        TaskKind::Prediction => format!(
+    let what = match (config.task.kind, config.task.stream) {
+        (TaskKind::Prediction, None) => format!(
             "predict all {} signals at the next step from the previous {} steps",
             data.grid.channels(),
             config.task.window - 1
         ),
-        TaskKind::Reconstruction => format!(
+        (TaskKind::Prediction, Some(s)) => format!(
+            "predict all {} signals at the next step, trained on streams of {} steps with the state carried (truncated BPTT, k1 = {}, k2 = {})",
+            data.grid.channels(),
+            s.steps,
+            s.k1,
+            s.k2
+        ),
+        (TaskKind::Reconstruction, _) => format!(
             "reconstruct values hidden on purpose by missingness diffusion (isolated points to gaps of up to {} steps across several signals) in {}-step windows",
             (config.task.corruption.gap_fraction * config.task.window as f64) as usize,
             config.task.window
@@ -119,9 +126,11 @@ pub fn demo(args: &Args) -> Result<(), String> {
     let threads = args.get("threads", &known, 2usize)?;
     let out = PathBuf::from(args.get("out", &known, "runs/demo".to_string())?);
     let started = std::time::Instant::now();
-    for (name, file) in
-        [("prediction", "configs/beijing-prediction.toml"), ("reconstruction", "configs/beijing-reconstruction.toml")]
-    {
+    for (name, file) in [
+        ("prediction", "configs/beijing-prediction.toml"),
+        ("prediction-streams", "configs/beijing-prediction-stream.toml"),
+        ("reconstruction", "configs/beijing-reconstruction.toml"),
+    ] {
         let mut config = load_config(&bundled(file))?;
         config.train.threads = threads;
         if epochs > 0 {

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage:
   recur demo [--epochs N] [--threads N] [--out DIR]
       The case study on the bundled Beijing station (real data with natural gaps):
-      next-hour prediction (GRU) and reconstruction of hidden values (BiGRU with an
+      next-hour prediction (GRU, trained on windows and on streams with truncated BPTT,
+      each scored also as streamed) and reconstruction of hidden values (BiGRU with an
       uncertainty), each against its baselines. Runs configs/beijing-*.toml.
   recur train --config FILE [--out DIR] [--resume true]
       Trains a run from a TOML config (every key: configs/reference.toml).

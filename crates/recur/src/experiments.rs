@@ -53,6 +53,10 @@ pub struct RunResult {
     pub best_epoch: usize,
     /// The baselines on the same test entries: (name, micro MSE).
     pub baselines: Vec<(String, f64)>,
+    /// A causal prediction model's micro MSE on the same entries, run as deployed (its
+    /// state carried from the series' first step).
+    #[serde(default)]
+    pub streamed_micro_mse: Option<f64>,
 }
 
 /// One row of the table.
@@ -65,6 +69,8 @@ pub struct TableRow {
     pub parameters: usize,
     pub train_seconds: f64,
     pub lecture: Option<(f64, f64)>,
+    /// Mean ± std of the streamed micro MSE, when every run of the variant has one.
+    pub streamed: Option<(f64, f64)>,
 }
 
 fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
@@ -231,6 +237,7 @@ fn result_of(
         train_seconds,
         best_epoch,
         baselines: scores[1..].iter().map(|s| (s.name.clone(), s.metrics.micro_mse)).collect(),
+        streamed_micro_mse: scores[0].streamed.as_ref().map(|m| m.micro_mse),
     }
 }
 
@@ -275,16 +282,13 @@ pub fn table(results: &[RunResult], lecture: &BTreeMap<String, (f64, f64)>) -> V
         .into_iter()
         .map(|(name, rs)| {
             let n = rs.len() as f64;
-            let mean = rs.iter().map(|r| r.micro_mse).sum::<f64>() / n;
-            let var = if rs.len() > 1 {
-                rs.iter().map(|r| (r.micro_mse - mean).powi(2)).sum::<f64>() / (n - 1.0)
-            } else {
-                0.0
-            };
+            let (mean, std) = mean_and_std(&rs.iter().map(|r| r.micro_mse).collect::<Vec<_>>());
+            let streamed: Option<Vec<f64>> = rs.iter().map(|r| r.streamed_micro_mse).collect();
             TableRow {
                 variant: name.to_string(),
                 mean,
-                std: var.sqrt(),
+                std,
+                streamed: streamed.map(|v| mean_and_std(&v)),
                 seeds: rs.len(),
                 parameters: rs[0].parameters,
                 train_seconds: rs.iter().map(|r| r.train_seconds).sum::<f64>() / n,
@@ -294,6 +298,14 @@ pub fn table(results: &[RunResult], lecture: &BTreeMap<String, (f64, f64)>) -> V
         .collect();
     rows.sort_by(|a, b| a.mean.total_cmp(&b.mean));
     rows
+}
+
+/// Mean and sample standard deviation (0 for one value).
+fn mean_and_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 { values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+    (mean, var.sqrt())
 }
 
 /// Writes `table.md`, `table.csv` and `results.png` into `dir`; returns the Markdown.
@@ -312,10 +324,18 @@ pub fn write_table(
         named.sort_by(|a, b| a.1 .0.total_cmp(&b.1 .0));
         named.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i + 1)).collect()
     };
+    // the streamed column only where some model streams (prediction with a causal model)
+    let streams = rows.iter().any(|r| r.streamed.is_some());
     let mut md = format!("### {title}\n\nTest micro MSE (standardised), mean ± std over seeds, sorted.\n\n");
-    md.push_str("| rank | model | micro MSE | seeds | parameters | train s/run | lecture (mean ± std) | lecture rank |\n|---|---|---|---|---|---|---|---|\n");
-    let mut csv =
-        String::from("rank,model,mean,std,seeds,parameters,train_seconds,lecture_mean,lecture_std,lecture_rank\n");
+    if streams {
+        md.push_str("Streamed: the same entries with the model run as deployed, its state carried from the series' first step (— for a model that reads the future).\n\n");
+        md.push_str("| rank | model | micro MSE | streamed | seeds | parameters | train s/run | lecture (mean ± std) | lecture rank |\n|---|---|---|---|---|---|---|---|---|\n");
+    } else {
+        md.push_str("| rank | model | micro MSE | seeds | parameters | train s/run | lecture (mean ± std) | lecture rank |\n|---|---|---|---|---|---|---|---|\n");
+    }
+    let mut csv = String::from(
+        "rank,model,mean,std,seeds,parameters,train_seconds,lecture_mean,lecture_std,lecture_rank,streamed_mean,streamed_std\n",
+    );
     for (i, r) in rows.iter().enumerate() {
         let (lm, lr) = match r.lecture {
             Some((m, s)) => (
@@ -324,8 +344,13 @@ pub fn write_table(
             ),
             None => ("—".to_string(), String::new()),
         };
+        let streamed = match (streams, r.streamed) {
+            (false, _) => String::new(),
+            (true, Some((m, s))) => format!(" {m:.4} ± {s:.4} |"),
+            (true, None) => " — |".to_string(),
+        };
         md.push_str(&format!(
-            "| {} | {} | {:.4} ± {:.4} | {} | {} | {:.0} | {} | {} |\n",
+            "| {} | {} | {:.4} ± {:.4} |{streamed} {} | {} | {:.0} | {} | {} |\n",
             i + 1,
             r.variant,
             r.mean,
@@ -337,7 +362,7 @@ pub fn write_table(
             lr
         ));
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
             i + 1,
             r.variant,
             r.mean,
@@ -347,7 +372,9 @@ pub fn write_table(
             r.train_seconds,
             r.lecture.map_or(String::new(), |l| l.0.to_string()),
             r.lecture.map_or(String::new(), |l| l.1.to_string()),
-            lr
+            lr,
+            r.streamed.map_or(String::new(), |s| s.0.to_string()),
+            r.streamed.map_or(String::new(), |s| s.1.to_string()),
         ));
     }
     if let Some(first) = results.first() {

@@ -20,12 +20,17 @@ pub fn score_table(scores: &[Score]) -> String {
     out.push_str(
         "|------------------------------------------|----------:|-------:|---------------:|---------------:|\n",
     );
-    for s in scores {
-        let m = &s.metrics;
+    let mut row = |name: &str, m: &crate::tasks::Metrics| {
         out.push_str(&format!(
             "| {:<40} | {:>9.4} | {:>6.4} | {:>14.2} | {:>14.2} |\n",
-            s.name, m.micro_mse, m.mae, m.micro_mse_original, m.mae_original
-        ));
+            name, m.micro_mse, m.mae, m.micro_mse_original, m.mae_original
+        ))
+    };
+    for s in scores {
+        row(&s.name, &s.metrics);
+        if let Some(m) = &s.streamed {
+            row(&format!("{}, streamed (state carried)", s.name), m);
+        }
     }
     out
 }

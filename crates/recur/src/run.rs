@@ -13,7 +13,7 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
 use crate::tasks::metrics::Metrics;
-use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask};
+use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask, StreamTraining};
 use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};
 use crate::train::{train, EpochLog, TrainConfig};
 
@@ -91,6 +91,9 @@ pub struct TaskConfig {
     /// Reconstruction: seed of the evaluation corruption.
     pub evaluation_seed: u64,
     pub corruption: MissingnessDiffusion,
+    /// Prediction: train on long streams with truncated BPTT (`[task.stream]`) instead
+    /// of on windows.
+    pub stream: Option<StreamTraining>,
 }
 
 impl Default for TaskConfig {
@@ -102,6 +105,7 @@ impl Default for TaskConfig {
             stride: 4,
             evaluation_seed: 2024,
             corruption: MissingnessDiffusion::default(),
+            stream: None,
         }
     }
 }
@@ -142,6 +146,7 @@ impl RunConfig {
             model: self.model.clone(),
             window: self.task.window,
             residual: self.task.residual,
+            stream: self.task.stream,
             train: self.train.clone(),
         }
     }
@@ -217,6 +222,9 @@ pub struct Score {
     pub metrics: Metrics,
     /// Fraction of hidden truths inside the model's ±2σ band (reconstruction only).
     pub coverage_2sigma: Option<f64>,
+    /// A causal prediction model's metrics on the same entries when run as deployed, its
+    /// state carried from each entity's first step ([`PredictionTask::evaluate_streamed`]).
+    pub streamed: Option<Metrics>,
 }
 
 /// What a run produced.
@@ -250,17 +258,22 @@ pub fn evaluate(config: &RunConfig, data: &PreparedSeries, model: &SequenceModel
         TaskKind::Prediction => {
             let p = config.prediction();
             let task = PredictionTask::new(data, p.window, p.residual)?;
-            let mut scores =
-                vec![Score { name: String::new(), metrics: task.evaluate(model, &data.test)?, coverage_2sigma: None }];
+            let streamed = model.is_causal().then(|| task.evaluate_streamed(model, &data.test)).transpose()?;
+            let mut scores = vec![Score {
+                name: String::new(),
+                metrics: task.evaluate(model, &data.test)?,
+                coverage_2sigma: None,
+                streamed,
+            }];
             for (n, m) in prediction_baselines(data, &data.test, p.window)? {
-                scores.push(Score { name: n.to_string(), metrics: m, coverage_2sigma: None });
+                scores.push(Score { name: n.to_string(), metrics: m, coverage_2sigma: None, streamed: None });
             }
             scores
         }
         TaskKind::Reconstruction => ReconstructionTask::new(data, config.reconstruction())?
             .evaluate(Some(model), &data.test)?
             .into_iter()
-            .map(|s| Score { name: s.name, metrics: s.metrics, coverage_2sigma: s.coverage_2sigma })
+            .map(|s| Score { name: s.name, metrics: s.metrics, coverage_2sigma: s.coverage_2sigma, streamed: None })
             .collect(),
     };
     scores[0].name = model_name(model);
@@ -278,7 +291,7 @@ pub fn run(config: &RunConfig, data: &PreparedSeries, run_dir: Option<&Path>, re
     let report = match config.task.kind {
         TaskKind::Prediction => {
             let p = config.prediction();
-            let task = PredictionTask::new(data, p.window, p.residual)?;
+            let task = PredictionTask::from_config(data, &p)?;
             train(&task, &p.model_config(channels), &p.train, run_dir, resume, None)?
         }
         TaskKind::Reconstruction => {

@@ -13,6 +13,16 @@ fn configs() -> PathBuf {
 #[test]
 fn the_reference_config_is_exactly_the_defaults() {
     assert_eq!(RunConfig::load(configs().join("reference.toml")).unwrap(), RunConfig::default());
+    // the optional [task.stream] table, uncommented, gives its own defaults
+    let text = std::fs::read_to_string(configs().join("reference.toml")).unwrap();
+    let block: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("# [task.stream]") || l.starts_with("# k") || l.starts_with("# steps"))
+        .collect();
+    assert_eq!(block.len(), 4, "{block:?}");
+    let uncommented: String = block.iter().map(|l| format!("{}\n", &l[2..])).collect();
+    let config = RunConfig::from_toml(&uncommented, Path::new("stream.toml")).unwrap();
+    assert_eq!(config.task.stream, Some(recur::tasks::StreamTraining::default()));
 }
 
 #[test]

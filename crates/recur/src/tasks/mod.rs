@@ -6,5 +6,7 @@ pub mod prediction;
 pub mod reconstruction;
 
 pub use metrics::{ErrorAccumulator, Metrics};
-pub use prediction::{prediction_baselines, train_prediction, PredictionConfig, PredictionStream, PredictionTask};
+pub use prediction::{
+    prediction_baselines, train_prediction, PredictionConfig, PredictionStream, PredictionTask, StreamTraining,
+};
 pub use reconstruction::{train_reconstruction, MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};

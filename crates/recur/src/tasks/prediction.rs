@@ -5,6 +5,13 @@
 //! Loss: masked MSE over the observed target entries. With `residual` (the default) the
 //! head predicts the change from each signal's last observation in the window,
 //! x̂ = x_last + head(z), so an untrained model starts at persistence.
+//!
+//! A model trained on windows starts every window from a zero state, but deployed on a
+//! live stream (`recur stream`) it carries its state from the first step on. With
+//! [`StreamTraining`] the model is trained as it is deployed instead: the training part
+//! is cut into long streams, the head predicts the next step at every step, and truncated
+//! BPTT (k1, k2) carries the state through each stream. [`PredictionTask::evaluate_streamed`]
+//! scores either kind of model that way, on the same entries as the windows.
 
 use std::ops::Range;
 use std::path::Path;
@@ -18,7 +25,7 @@ use crate::losses::masked_mse;
 use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, ModelStream, SequenceModel};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
-use crate::train::{train, Task, TrainConfig, TrainReport};
+use crate::train::{train, Task, TrainConfig, TrainReport, Truncation};
 
 /// A prediction run besides its data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -29,12 +36,41 @@ pub struct PredictionConfig {
     pub window: usize,
     /// Predict the change from the last observation instead of the value.
     pub residual: bool,
+    /// Train on long streams with truncated BPTT instead of on windows.
+    pub stream: Option<StreamTraining>,
     pub train: TrainConfig,
 }
 
 impl Default for PredictionConfig {
     fn default() -> Self {
-        PredictionConfig { model: ModelSection::default(), window: 24, residual: true, train: TrainConfig::default() }
+        PredictionConfig {
+            model: ModelSection::default(),
+            window: 24,
+            residual: true,
+            stream: None,
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+/// Training on the series as long streams with truncated BPTT (k1, k2), the state carried
+/// from step to step as `recur stream` carries it: each training range is cut into
+/// streams of `steps` steps (a batch holds `batch_size` of them), and every k1 steps the
+/// next-step loss of those k1 steps is backpropagated through the last k2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamTraining {
+    /// Steps per training stream.
+    pub steps: usize,
+    /// Steps between updates.
+    pub k1: usize,
+    /// Steps each update backpropagates through (a multiple of k1).
+    pub k2: usize,
+}
+
+impl Default for StreamTraining {
+    fn default() -> Self {
+        StreamTraining { steps: 720, k1: 24, k2: 48 }
     }
 }
 
@@ -45,7 +81,9 @@ impl PredictionConfig {
     }
 }
 
-/// A batch of windows: `x: [L−1, B, 2C]`; `target, mask, base: [B, C]` for the last step.
+/// A batch of windows, `x: [L−1, B, 2C]` with `target, mask, base: [B, C]` for the step
+/// after the last; or of streams, `x: [T, B, 2C]` with `target, mask, base: [T, B, C]`,
+/// row (t, b) for the step after input step t.
 pub struct PredictionBatch {
     x: Vec<f32>,
     steps: usize,
@@ -105,11 +143,67 @@ fn make_batch(series: &PreparedSeries, starts: &[usize], window: usize, residual
     PredictionBatch { x, steps, batch: b, target, mask, base }
 }
 
+/// The start of the entity whose steps hold `step`.
+fn entity_start(series: &PreparedSeries, step: usize) -> usize {
+    series.entities.iter().find(|(_, r)| r.contains(&step)).map_or(0, |(_, r)| r.start)
+}
+
+/// Streams of `steps` input steps from each start, every step's next step its target (mask
+/// 0 past the series' end). With `residual`, row (t, b)'s base is each signal's last
+/// observation among input steps t − reach + 1 ..= t of its entity (as
+/// [`PredictionStream`] keeps it; the windows' rule for a window ending at t).
+fn make_stream_batch(
+    series: &PreparedSeries,
+    starts: &[usize],
+    steps: usize,
+    reach: usize,
+    residual: bool,
+) -> PredictionBatch {
+    let c = series.grid.channels();
+    let (b, n) = (starts.len(), series.grid.len());
+    let mut x = vec![0.0f32; steps * b * 2 * c];
+    let (mut target, mut mask, mut base) =
+        (vec![0.0f32; steps * b * c], vec![0.0f32; steps * b * c], vec![0.0f32; steps * b * c]);
+    let (values, observed) = (&series.grid.values, &series.grid.observed);
+    for (row, &s) in starts.iter().enumerate() {
+        let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
+        let see = |k: usize, last: &mut [Option<(f32, usize)>]| {
+            for j in 0..c {
+                if observed[k * c + j] {
+                    last[j] = Some((values[k * c + j], k));
+                }
+            }
+        };
+        for k in entity_start(series, s).max((s + 1).saturating_sub(reach))..s {
+            see(k, &mut last);
+        }
+        for t in 0..steps {
+            let k = s + t;
+            see(k, &mut last);
+            let at = (t * b + row) * c;
+            for j in 0..c {
+                let m = observed[k * c + j] as u8 as f32;
+                x[2 * at + j] = values[k * c + j] * m;
+                x[2 * at + c + j] = m;
+                if k + 1 < n {
+                    mask[at + j] = observed[(k + 1) * c + j] as u8 as f32;
+                    target[at + j] = values[(k + 1) * c + j];
+                }
+                match last[j] {
+                    Some((v, seen)) if residual && k - seen < reach => base[at + j] = v,
+                    _ => {}
+                }
+            }
+        }
+    }
+    PredictionBatch { x, steps, batch: b, target, mask, base }
+}
+
 /// Standardised predictions `[B, C]` from the head's output at the last step
 /// ([`HeadSteps::Last`]: the head reads nothing else).
-fn predictions(out: &HeadOutput<f32>, batch: &PredictionBatch) -> Vec<f32> {
-    debug_assert_eq!(out.mean.len(), batch.base.len());
-    out.mean.iter().zip(&batch.base).map(|(p, b)| p + b).collect()
+fn predictions(mean: &[f32], base: &[f32]) -> Vec<f32> {
+    debug_assert_eq!(mean.len(), base.len());
+    mean.iter().zip(base).map(|(p, b)| p + b).collect()
 }
 
 /// Prediction as a [`Task`] for the trainer.
@@ -117,7 +211,9 @@ pub struct PredictionTask<'a> {
     pub series: &'a PreparedSeries,
     pub window: usize,
     pub residual: bool,
+    /// Window starts, or stream starts under [`StreamTraining`].
     train_starts: Vec<usize>,
+    stream: Option<StreamTraining>,
 }
 
 impl<'a> PredictionTask<'a> {
@@ -129,7 +225,44 @@ impl<'a> PredictionTask<'a> {
         }
         series.window_starts(&series.validation, window, 1, "validation")?;
         let train_starts = series.window_starts(&series.train, window, 1, "training")?;
-        Ok(PredictionTask { series, window, residual, train_starts })
+        Ok(PredictionTask { series, window, residual, train_starts, stream: None })
+    }
+
+    /// The task as [`PredictionConfig`] sets it: on windows, or on streams.
+    ///
+    /// # Errors
+    /// As [`PredictionTask::new`] and [`PredictionTask::on_streams`].
+    pub fn from_config(series: &'a PreparedSeries, config: &PredictionConfig) -> Result<Self> {
+        let task = PredictionTask::new(series, config.window, config.residual)?;
+        match config.stream {
+            Some(stream) => task.on_streams(stream),
+            None => Ok(task),
+        }
+    }
+
+    /// Trains on streams instead of windows: each training range cut into consecutive
+    /// streams of `stream.steps` steps (each step's next step inside the range; the rest
+    /// of a range shorter than a stream is left out), validated by
+    /// [`PredictionTask::evaluate_streamed`].
+    ///
+    /// # Errors
+    /// A bad truncation, or a training part with no range as long as one stream.
+    pub fn on_streams(mut self, stream: StreamTraining) -> Result<Self> {
+        Truncation { k1: stream.k1, k2: stream.k2, steps: stream.steps }.check()?;
+        self.train_starts = self
+            .series
+            .train
+            .iter()
+            .flat_map(|r| (r.start..r.end.saturating_sub(stream.steps)).step_by(stream.steps.max(1)))
+            .collect();
+        if self.train_starts.is_empty() {
+            return Err(Error::invalid(
+                "task.stream.steps",
+                format!("no training range holds a stream of {} steps and its next step", stream.steps),
+            ));
+        }
+        self.stream = Some(stream);
+        Ok(self)
     }
 
     /// Metrics of `model` on every window of `part`.
@@ -142,7 +275,33 @@ impl<'a> PredictionTask<'a> {
         for chunk in starts.chunks(512) {
             let batch = make_batch(self.series, chunk, self.window, self.residual);
             let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
-            acc.add(&predictions(&out, &batch), &batch.target, &batch.mask, &self.series.scaler);
+            acc.add(&predictions(&out.mean, &batch.base), &batch.target, &batch.mask, &self.series.scaler);
+        }
+        Ok(acc.finish())
+    }
+
+    /// Metrics of a causal `model` run as it is deployed: over each entity from its first
+    /// step, its state carried throughout, scored on the same entries of `part` as
+    /// [`PredictionTask::evaluate`] (the step after every window inside the part).
+    ///
+    /// # Errors
+    /// A model that cannot stream (coupled bidirectional), a part shorter than a window.
+    pub fn evaluate_streamed(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Metrics> {
+        if !model.is_causal() {
+            return Err(Error::invalid("streamed evaluation", "a coupled bidirectional model reads the future"));
+        }
+        self.series.window_starts(part, self.window, 1, "evaluated")?;
+        let c = self.series.grid.channels();
+        let mut acc = ErrorAccumulator::new(c);
+        for r in part.iter().filter(|r| r.len() >= self.window) {
+            let from = entity_start(self.series, r.start);
+            // input steps from..r.end−1; their targets from+1..r.end, scored from r.start + L − 1
+            let batch = make_stream_batch(self.series, &[from], r.end - 1 - from, self.window - 1, self.residual);
+            let out = model.forward(&self.input(&batch))?;
+            let first = r.start + self.window - 2 - from;
+            let rows = first * c..batch.steps * c;
+            let pred = predictions(&out.mean[rows.clone()], &batch.base[rows.clone()]);
+            acc.add(&pred, &batch.target[rows.clone()], &batch.mask[rows], &self.series.scaler);
         }
         Ok(acc.finish())
     }
@@ -162,7 +321,7 @@ impl PredictionTask<'_> {
                 continue;
             }
             let batch = make_batch(self.series, &[steps.end - inputs], self.window, self.residual);
-            let z = predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?, &batch);
+            let z = predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?.mean, &batch.base);
             out.push((name.clone(), z.iter().enumerate().map(|(j, &v)| self.series.scaler.invert(j, v)).collect()));
         }
         Ok(out)
@@ -261,7 +420,10 @@ impl Task for PredictionTask<'_> {
 
     fn make_batch(&self, indices: &[usize], _rng: &mut Rng) -> PredictionBatch {
         let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
-        make_batch(self.series, &starts, self.window, self.residual)
+        match self.stream {
+            Some(stream) => make_stream_batch(self.series, &starts, stream.steps, self.window - 1, self.residual),
+            None => make_batch(self.series, &starts, self.window, self.residual),
+        }
     }
 
     fn input<'b>(&self, batch: &'b PredictionBatch) -> SequenceBatch<'b, f32> {
@@ -269,16 +431,42 @@ impl Task for PredictionTask<'_> {
     }
 
     fn head_steps(&self) -> HeadSteps {
-        HeadSteps::Last
+        if self.stream.is_some() {
+            HeadSteps::All
+        } else {
+            HeadSteps::Last
+        }
+    }
+
+    fn truncation(&self) -> Option<Truncation> {
+        self.stream.map(|s| Truncation { k1: s.k1, k2: s.k2, steps: s.steps })
+    }
+
+    fn chunk_loss(
+        &self,
+        out: &HeadOutput<f32>,
+        batch: &PredictionBatch,
+        steps: Range<usize>,
+    ) -> (f64, Vec<f32>, Vec<f32>) {
+        let rows = steps.start * batch.batch * self.series.grid.channels()
+            ..steps.end * batch.batch * self.series.grid.channels();
+        let pred = predictions(&out.mean, &batch.base[rows.clone()]);
+        let (loss, d) = masked_mse(&pred, &batch.target[rows.clone()], &batch.mask[rows]);
+        (loss, d, Vec::new())
     }
 
     fn loss(&self, out: &HeadOutput<f32>, batch: &PredictionBatch) -> (f64, Vec<f32>, Vec<f32>) {
-        let (loss, d_last) = masked_mse(&predictions(out, batch), &batch.target, &batch.mask);
+        let (loss, d_last) = masked_mse(&predictions(&out.mean, &batch.base), &batch.target, &batch.mask);
         (loss, d_last, Vec::new())
     }
 
     fn validate(&self, model: &SequenceModel<f32>) -> Result<f64> {
-        Ok(self.evaluate(model, &self.series.validation)?.micro_mse)
+        let part = &self.series.validation;
+        Ok(match self.stream {
+            Some(_) => self.evaluate_streamed(model, part)?,
+            None => self.evaluate(model, part)?,
+        }
+        .micro_mse)
     }
 }
 
@@ -316,6 +504,6 @@ pub fn train_prediction(
     config: &PredictionConfig,
     run_dir: Option<&Path>,
 ) -> Result<TrainReport> {
-    let task = PredictionTask::new(series, config.window, config.residual)?;
+    let task = PredictionTask::from_config(series, config)?;
     train(&task, &config.model_config(series.grid.channels()), &config.train, run_dir, false, None)
 }

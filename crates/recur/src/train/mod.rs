@@ -1,11 +1,14 @@
-//! Training machinery shared by the tasks: schedules, parameter slots, progress.
+//! Training machinery shared by the tasks: schedules, parameter slots, progress,
+//! truncated BPTT over long streams.
 
 pub mod checkpoint;
 pub mod schedule;
 pub mod trainer;
+pub mod truncated;
 
 pub use schedule::{PlateauState, Schedule, ScheduleKind};
 pub use trainer::{train, EpochLog, Task, TrainConfig, TrainReport};
+pub use truncated::{TruncatedStreams, Truncation, WindowOutputs};
 
 use crate::model::SequenceModel;
 use crate::optim::ParamSlot;

@@ -6,12 +6,14 @@
 //! epoch, early-stopping counters): a resumed run ends bit-identical to an uninterrupted one.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{json, mismatch, read_optimizer, read_weights, write_checkpoint, BEST, MODEL};
 use super::schedule::{PlateauState, Schedule, ScheduleKind};
+use super::truncated::{TruncatedStreams, Truncation};
 use super::{json_lines, model_gradients, model_slots_with, progress_bar};
 use crate::error::{Error, Result};
 use crate::io::{write_atomically, TensorFile};
@@ -37,6 +39,20 @@ pub trait Task {
     /// Loss on one path's outputs and its gradients (∂L/∂x̂, ∂L/∂λ̂; the latter empty for
     /// a linear head).
     fn loss(&self, out: &HeadOutput<f32>, batch: &Self::Batch) -> (f64, Vec<f32>, Vec<f32>);
+    /// Truncated BPTT: `Some` makes every training example a stream of `steps` steps, and
+    /// a batch of them runs k1 steps per optimizer update with the state carried between
+    /// updates (see [`Truncation`]); the loss is then read chunk by chunk through
+    /// [`Task::chunk_loss`].
+    fn truncation(&self) -> Option<Truncation> {
+        None
+    }
+    /// Under truncated BPTT: the loss on the head's outputs for the stream steps `steps`
+    /// of a batch (rows time-major, `[steps, B]`) and its gradients. Tasks with a
+    /// [`Task::truncation`] implement it; the default reads the whole batch's loss.
+    fn chunk_loss(&self, out: &HeadOutput<f32>, batch: &Self::Batch, steps: Range<usize>) -> (f64, Vec<f32>, Vec<f32>) {
+        let _ = steps;
+        self.loss(out, batch)
+    }
     /// Validation score of a model (lower is better).
     ///
     /// # Errors
@@ -164,7 +180,10 @@ fn training_loop<T: Task>(
     if task.train_len() == 0 || config.batch_size == 0 {
         return Err(Error::invalid("training", "no training example, or a zero batch size"));
     }
-    let per_epoch = batches_per_epoch(config, task.train_len());
+    let truncation = task.truncation();
+    let batches = batches_per_epoch(config, task.train_len());
+    // optimizer updates per epoch: one per batch, or one per k1 steps of a batch of streams
+    let per_epoch = batches * truncation.map_or(1, |t| t.updates());
     let total = per_epoch * config.epochs;
     let schedule = Schedule {
         base: config.optimizer.lr,
@@ -207,38 +226,50 @@ fn training_loop<T: Task>(
         let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
         let mut recycled = None;
         let mut grads = model.zeros_like();
-        for chunk in order.chunks(config.batch_size).take(per_epoch) {
+        for chunk in order.chunks(config.batch_size).take(batches) {
             let batch = task.make_batch(chunk, &mut state.rng);
-            let (out, mut cache) = model.forward_train_at(
-                &task.input(&batch),
-                state.rng.next_u64(),
-                recycled.take(),
-                task.head_steps(),
-            )?;
-            let (loss, d_mean, d_precision) = task.loss(&out.student, &batch);
-            let teacher = out.teacher.as_ref().map(|t| task.loss(t, &batch));
-            for (_, g) in grads.named_mut() {
-                g.data.fill(0.0);
+            let mut streams = truncation.map(|t| TruncatedStreams::new(&model, t, chunk.len())).transpose()?;
+            for u in 0..truncation.map_or(1, |t| t.updates()) {
+                for (_, g) in grads.named_mut() {
+                    g.data.fill(0.0);
+                }
+                let seed = state.rng.next_u64();
+                let loss = match streams.as_mut() {
+                    None => {
+                        let (out, mut cache) =
+                            model.forward_train_at(&task.input(&batch), seed, recycled.take(), task.head_steps())?;
+                        let (loss, d_mean, d_precision) = task.loss(&out.student, &batch);
+                        let teacher = out.teacher.as_ref().map(|t| task.loss(t, &batch));
+                        model.backward_with(
+                            &mut cache,
+                            (&d_mean, &d_precision),
+                            teacher.as_ref().map(|t| (&t.1[..], &t.2[..])),
+                            &mut grads,
+                            InputGradient::Skip,
+                        )?;
+                        recycled = Some(cache);
+                        loss + out.twin_loss + teacher.map_or(0.0, |t| t.0)
+                    }
+                    Some(streams) => {
+                        let x = task.input(&batch).x;
+                        let out = streams.forward(&model, x, u, seed)?;
+                        let (loss, d_mean, d_precision) = task.chunk_loss(&out.head, &batch, out.steps);
+                        streams.backward(&model, x, (&d_mean, &d_precision), &mut grads)?;
+                        loss
+                    }
+                };
+                let norm = if config.clip_norm > 0.0 {
+                    clip_grad_norm(&mut model_gradients(&mut grads), config.clip_norm)
+                } else {
+                    clip_grad_norm(&mut model_gradients(&mut grads), f64::INFINITY)
+                };
+                let lr = schedule.lr(state.step, epoch, &state.plateau);
+                opt.step(lr, &mut model_slots_with(&mut model, &mut grads, config.decay_all_parameters));
+                state.step += 1;
+                loss_sum += loss;
+                norm_sum += norm;
+                bar.inc(1);
             }
-            model.backward_with(
-                &mut cache,
-                (&d_mean, &d_precision),
-                teacher.as_ref().map(|t| (&t.1[..], &t.2[..])),
-                &mut grads,
-                InputGradient::Skip,
-            )?;
-            let norm = if config.clip_norm > 0.0 {
-                clip_grad_norm(&mut model_gradients(&mut grads), config.clip_norm)
-            } else {
-                clip_grad_norm(&mut model_gradients(&mut grads), f64::INFINITY)
-            };
-            recycled = Some(cache);
-            let lr = schedule.lr(state.step, epoch, &state.plateau);
-            opt.step(lr, &mut model_slots_with(&mut model, &mut grads, config.decay_all_parameters));
-            state.step += 1;
-            loss_sum += loss + out.twin_loss + teacher.map_or(0.0, |t| t.0);
-            norm_sum += norm;
-            bar.inc(1);
         }
         let validation = task.validate(&model)?;
         let entry = EpochLog {
