@@ -1,6 +1,7 @@
 //! `recur`: the command line over the `recur` library. Errors print one line and exit 2.
 
 mod args;
+mod bench;
 mod classics;
 mod demo;
 mod experiment;
@@ -48,7 +49,12 @@ const USAGE: &str = "usage:
   recur diagnose gradients [--steps T] [--hidden H] [--seed S] [--out DIR]
       |dL/dh_t| for every t for Elman, LSTM and GRU, against the bound |W_hh|^(T-t).
   recur compare [--input D] [--hidden H] [--batch B] [--steps T] [--threads N]
-      Parameters and measured training/inference speed of Elman, LSTM, GRU, BiLSTM, BiGRU.";
+      Parameters and measured training/inference speed of Elman, LSTM, GRU, BiLSTM, BiGRU.
+  recur bench [--only S1,LSTM] [--quick true] [--out FILE.jsonl]
+      The fused kernels' benchmark (training step, inference, streaming; LSTM and GRU;
+      1 and 2 directions and threads; plain and layer norm + dropout) at S1 (B=32, T=60,
+      H=64), S2 (B=64, T=120, H=128) and S3 (one step), as % of the sgemm peak measured in
+      the same run (~3 min; --only restricts it to shapes or cells).";
 
 /// Ends quietly when the reader of stdout goes away (`recur inspect … | head`), as a
 /// Unix tool should, instead of panicking on the broken pipe.
@@ -82,6 +88,7 @@ fn main() -> ExitCode {
         Some("hopfield") => classics::hopfield(&args),
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),
+        Some("bench") => bench::bench(&args),
         Some("experiment") => experiment::experiment(&args),
         Some("text") => text::text(&args),
         Some("help") | None => {

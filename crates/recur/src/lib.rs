@@ -6,6 +6,7 @@
 //! Weights use PyTorch's names and layout (`weight_ih_l0`, `bias_hh_l1_reverse`; LSTM
 //! gates i,f,g,o, GRU r,z,n) so that a `state_dict` saved as safetensors moves both ways.
 
+pub mod benchmark;
 pub mod classic;
 pub mod data;
 pub mod error;

@@ -1,0 +1,337 @@
+//! The fused kernels' benchmark (issue #2's shapes): a training step, inference and the
+//! model stack's overhead for LSTM and GRU, one and two directions, 1 and 2 threads,
+//! plain and with layer norm + variational dropout, at S1 and S2; streaming latency at S3;
+//! and the sgemm peak measured in the same run, against which every row's GFLOP/s is read.
+//! `cargo bench -p recur --bench rnn` prints its rows as JSON lines (what
+//! `bench/compare.py` puts beside PyTorch's); `recur bench` prints them as tables.
+//!
+//! A training step is: forward keeping the cache, a linear head on the last step, MSE,
+//! backward through head and encoder, one AdamW update ([`time_training_step`]).
+
+use serde::Serialize;
+
+use crate::classic::compare::{
+    median_seconds, time_inference, time_model_overhead, time_streaming_step, time_training_step, BatchShape,
+};
+use crate::error::{Error, Result};
+use crate::rnn::{CellKind, RnnConfig};
+use recur_kernels::matmul::{gemm, Mat, Threads};
+
+/// A benchmark shape: `B` sequences of `T` steps, `D` inputs, `H` hidden units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub name: &'static str,
+    pub batch: usize,
+    pub steps: usize,
+    pub input: usize,
+    pub hidden: usize,
+}
+
+pub const S1: Shape = Shape { name: "S1", batch: 32, steps: 60, input: 12, hidden: 64 };
+pub const S2: Shape = Shape { name: "S2", batch: 64, steps: 120, input: 12, hidden: 128 };
+/// Streaming: one sequence, one step at a time.
+pub const S3: Shape = Shape { name: "S3", batch: 1, steps: 1, input: 12, hidden: 64 };
+const SHAPES: [Shape; 3] = [S1, S2, S3];
+const CELLS: [CellKind; 2] = [CellKind::Lstm, CellKind::GruResetAfter];
+const THREADS: [usize; 2] = [1, 2];
+
+/// A cell's name as the rows spell it (PyTorch's mode).
+fn cell_name(cell: CellKind) -> &'static str {
+    cell.torch_mode().unwrap_or("?")
+}
+
+/// One measured configuration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Job {
+    /// The 1024³ sgemm on `threads` threads.
+    Peak { threads: usize },
+    /// Training step, inference and the model stack's step of one configuration.
+    Step { shape: Shape, cell: CellKind, bidirectional: bool, threads: usize, regularized: bool },
+    /// One streamed step at S3.
+    Stream { cell: CellKind, regularized: bool },
+}
+
+/// One line of output (the JSON rows `bench/compare.py` reads; absent fields left out).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenchRow {
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    /// `sgemm_peak`, `train`, `infer`, `train_model` or `stream`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cell: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dirs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shape: Option<&'static str>,
+    pub threads: usize,
+    /// `plain` or `ln+vd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<&'static str>,
+    /// Median seconds per call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// Matrix-product GFLOP/s (training counts 3× the forward's products).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gflops: Option<f64>,
+    /// `train_model` rows: the bare step timed alternately with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bare_seconds: Option<f64>,
+}
+
+/// The jobs of a run, restricted by `only`: words naming shapes (`S1`, `S2`, `S3`) or
+/// cells (`LSTM`, `GRU`), any case; none of a kind means all of that kind. The sgemm
+/// peaks always run.
+///
+/// # Errors
+/// A word that names neither.
+pub fn plan(only: &[String]) -> Result<Vec<Job>> {
+    let words: Vec<String> = only.iter().map(|w| w.to_uppercase()).collect();
+    let (shape_names, cell_names) = (SHAPES.map(|s| s.name), CELLS.map(cell_name));
+    if let Some(w) = words.iter().find(|w| !shape_names.contains(&w.as_str()) && !cell_names.contains(&w.as_str())) {
+        return Err(Error::invalid(
+            "only",
+            format!("`{w}` is not a shape ({shape_names:?}) or a cell ({cell_names:?})"),
+        ));
+    }
+    let wanted = |options: &[&str], value: &str| {
+        let named: Vec<&String> = words.iter().filter(|w| options.contains(&w.as_str())).collect();
+        named.is_empty() || named.iter().any(|w| *w == value)
+    };
+    let mut jobs: Vec<Job> = THREADS.map(|threads| Job::Peak { threads }).to_vec();
+    for shape in [S1, S2].into_iter().filter(|s| wanted(&shape_names, s.name)) {
+        for cell in CELLS.into_iter().filter(|&c| wanted(&cell_names, cell_name(c))) {
+            for bidirectional in [false, true] {
+                for threads in THREADS {
+                    for regularized in [false, true] {
+                        jobs.push(Job::Step { shape, cell, bidirectional, threads, regularized });
+                    }
+                }
+            }
+        }
+    }
+    if wanted(&shape_names, S3.name) {
+        for cell in CELLS.into_iter().filter(|&c| wanted(&cell_names, cell_name(c))) {
+            for regularized in [false, true] {
+                jobs.push(Job::Stream { cell, regularized });
+            }
+        }
+    }
+    Ok(jobs)
+}
+
+/// The encoder of a benchmarked configuration (layer norm with variational dropout p = 0.2
+/// on inputs and state when `regularized`).
+pub fn config(cell: CellKind, shape: &Shape, bidirectional: bool, regularized: bool) -> RnnConfig {
+    RnnConfig {
+        cell,
+        input_size: shape.input,
+        hidden_size: shape.hidden,
+        bidirectional,
+        layer_norm: regularized,
+        input_dropout: if regularized { 0.2 } else { 0.0 },
+        state_dropout: if regularized { 0.2 } else { 0.0 },
+        ..RnnConfig::default()
+    }
+}
+
+/// Matrix-product FLOPs of the forward pass: 2·T·B·G·(D+H) per direction.
+pub fn forward_flops(cell: CellKind, shape: &Shape, dirs: usize) -> f64 {
+    (2 * shape.steps * shape.batch * cell.gates() * shape.hidden * (shape.input + shape.hidden) * dirs) as f64
+}
+
+/// GFLOP/s of the 1024³ sgemm (the gemm crate) on `threads` threads, median over about
+/// `budget` seconds.
+pub fn sgemm_peak(threads: usize, budget: f64) -> f64 {
+    let n = 1024;
+    let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
+    let b = a.clone();
+    let mut c = vec![0.0f32; n * n];
+    let secs = median_seconds(budget, 5, || {
+        gemm(&mut c, Mat::new(&a, n, n), Mat::new(&b, n, n), false, Threads(threads));
+        Ok(())
+    })
+    .unwrap_or(f64::NAN);
+    2.0 * (n * n * n) as f64 / secs / 1e9
+}
+
+/// Measures one job, about `budget` seconds per timing.
+///
+/// # Errors
+/// None for the planned configurations (they are valid); a hand-made job may be invalid.
+pub fn run_job(job: &Job, budget: f64) -> Result<Vec<BenchRow>> {
+    let row = |kind, threads| BenchRow {
+        implementation: "recur",
+        kind,
+        cell: None,
+        dirs: None,
+        shape: None,
+        threads,
+        variant: None,
+        seconds: None,
+        gflops: None,
+        bare_seconds: None,
+    };
+    let variant = |regularized: bool| Some(if regularized { "ln+vd" } else { "plain" });
+    Ok(match *job {
+        Job::Peak { threads } => {
+            vec![BenchRow { gflops: Some(sgemm_peak(threads, budget * 2.0)), ..row("sgemm_peak", threads) }]
+        }
+        Job::Step { shape, cell, bidirectional, threads, regularized } => {
+            let cfg = config(cell, &shape, bidirectional, regularized);
+            let dirs = if bidirectional { 2 } else { 1 };
+            let fwd = forward_flops(cell, &shape, dirs);
+            let batch = BatchShape { batch: shape.batch, steps: shape.steps };
+            let train = time_training_step(&cfg, batch, threads, budget)?;
+            let infer = time_inference(&cfg, batch, threads, budget)?;
+            // bare and model steps alternately: their ratio is the model's overhead
+            let (bare, through_model) = time_model_overhead(&cfg, batch, threads, 2.0 * budget)?;
+            [("train", train, 3.0 * fwd), ("infer", infer, fwd), ("train_model", through_model, 3.0 * fwd)]
+                .into_iter()
+                .map(|(kind, t, flops)| BenchRow {
+                    cell: Some(cell_name(cell)),
+                    dirs: Some(dirs),
+                    shape: Some(shape.name),
+                    variant: variant(regularized),
+                    seconds: Some(t),
+                    gflops: Some(flops / t / 1e9),
+                    bare_seconds: (kind == "train_model").then_some(bare),
+                    ..row(kind, threads)
+                })
+                .collect()
+        }
+        Job::Stream { cell, regularized } => {
+            let t = time_streaming_step(&config(cell, &S3, false, regularized), S3.batch, budget)?;
+            vec![BenchRow {
+                cell: Some(cell_name(cell)),
+                dirs: Some(1),
+                shape: Some(S3.name),
+                variant: variant(regularized),
+                seconds: Some(t),
+                ..row("stream", 1)
+            }]
+        }
+    })
+}
+
+/// The rows as Markdown tables: each step's time and GFLOP/s as a fraction of the peak
+/// measured on the same thread count, streaming latency, and what layer norm + dropout
+/// add to the plain kernel.
+pub fn tables(rows: &[BenchRow]) -> String {
+    let peak = |threads: usize| {
+        rows.iter().find(|r| r.kind == "sgemm_peak" && r.threads == threads).and_then(|r| r.gflops).unwrap_or(f64::NAN)
+    };
+    let mut out =
+        format!("sgemm peak (gemm crate, 1024³): {:.0} GFLOP/s on 1 thread, {:.0} on 2.\n\n", peak(1), peak(2));
+    let steps: Vec<&BenchRow> = rows.iter().filter(|r| r.kind == "train" || r.kind == "infer").collect();
+    if !steps.is_empty() {
+        out.push_str("| shape | cell | dirs | threads | variant | mode | ms | GFLOP/s | % of peak |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        for r in &steps {
+            let (s, g) = (r.seconds.unwrap_or(f64::NAN), r.gflops.unwrap_or(f64::NAN));
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {:.0} | {:.0} % |\n",
+                r.shape.unwrap_or(""),
+                r.cell.unwrap_or(""),
+                if r.dirs == Some(2) { "bi" } else { "uni" },
+                r.threads,
+                r.variant.unwrap_or(""),
+                r.kind,
+                1e3 * s,
+                g,
+                100.0 * g / peak(r.threads)
+            ));
+        }
+        out.push_str("\nLayer norm + variational dropout against the plain kernel:\n\n");
+        out.push_str("| shape | cell | dirs | threads | mode | plain ms | ln+vd ms | overhead |\n|---|---|---|---|---|---|---|---|\n");
+        for r in steps.iter().filter(|r| r.variant == Some("ln+vd")) {
+            let plain = steps.iter().find(|p| {
+                p.variant == Some("plain")
+                    && (p.kind, p.cell, p.dirs, p.shape, p.threads) == (r.kind, r.cell, r.dirs, r.shape, r.threads)
+            });
+            if let (Some(p), Some(t)) = (plain.and_then(|p| p.seconds), r.seconds) {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:+.0} % |\n",
+                    r.shape.unwrap_or(""),
+                    r.cell.unwrap_or(""),
+                    if r.dirs == Some(2) { "bi" } else { "uni" },
+                    r.threads,
+                    r.kind,
+                    1e3 * p,
+                    1e3 * t,
+                    100.0 * (t / p - 1.0)
+                ));
+            }
+        }
+    }
+    let model: Vec<&BenchRow> = rows.iter().filter(|r| r.kind == "train_model").collect();
+    if !model.is_empty() {
+        let ratios: Vec<f64> =
+            model.iter().filter_map(|r| Some(r.seconds? / r.bare_seconds? - 1.0)).map(|v| 100.0 * v).collect();
+        let (lo, hi) = ratios.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        out.push_str(&format!(
+            "\nThe same training step through a SequenceModel (masked MSE, clipping, AdamW over named parameters): {lo:+.0} % to {hi:+.0} % of the bare kernel's time.\n"
+        ));
+    }
+    let streams: Vec<&BenchRow> = rows.iter().filter(|r| r.kind == "stream").collect();
+    if !streams.is_empty() {
+        out.push_str("\nStreaming, one step (S3: B = 1, D = 12, H = 64, 1 thread):\n\n| cell | variant | µs/step |\n|---|---|---|\n");
+        for r in streams {
+            out.push_str(&format!(
+                "| {} | {} | {:.2} |\n",
+                r.cell.unwrap_or(""),
+                r.variant.unwrap_or(""),
+                1e6 * r.seconds.unwrap_or(f64::NAN)
+            ));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_follows_only_and_refuses_unknown_words() {
+        assert_eq!(plan(&[]).unwrap().len(), 2 + 2 * 2 * 2 * 2 * 2 + 2 * 2);
+        let s1_lstm = plan(&["s1".into(), "LSTM".into()]).unwrap();
+        assert_eq!(s1_lstm.len(), 2 + 2 * 2 * 2);
+        assert!(s1_lstm.iter().all(|j| match j {
+            Job::Step { shape, cell, .. } => *shape == S1 && *cell == CellKind::Lstm,
+            Job::Peak { .. } => true,
+            Job::Stream { .. } => false,
+        }));
+        assert_eq!(plan(&["S3".into()]).unwrap().len(), 2 + 4);
+        let e = plan(&["S4".into()]).unwrap_err().to_string();
+        assert!(e.contains("`S4`") && e.contains("S1"), "{e}");
+    }
+
+    #[test]
+    fn rows_serialise_as_compare_py_reads_them_and_tables_read_them_back() {
+        let peak = run_job(&Job::Peak { threads: 1 }, 0.0).unwrap();
+        assert!(peak[0].gflops.unwrap() > 0.0);
+        assert_eq!(
+            serde_json::to_value(&peak[0]).unwrap().as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["gflops", "impl", "kind", "threads"]
+        );
+        let tiny = Shape { name: "S1", batch: 2, steps: 3, input: 2, hidden: 4 };
+        let mut rows = peak;
+        for regularized in [false, true] {
+            let job = Job::Step { shape: tiny, cell: CellKind::Lstm, bidirectional: true, threads: 1, regularized };
+            rows.extend(run_job(&job, 0.0).unwrap());
+        }
+        rows.extend(run_job(&Job::Stream { cell: CellKind::GruResetAfter, regularized: false }, 0.0).unwrap());
+        let json = serde_json::to_value(&rows[1]).unwrap();
+        assert_eq!(
+            (json["kind"].as_str(), json["dirs"].as_u64(), json["variant"].as_str()),
+            (Some("train"), Some(2), Some("plain"))
+        );
+        assert!(json.get("bare_seconds").is_none());
+        assert!(serde_json::to_value(&rows[3]).unwrap()["bare_seconds"].as_f64().unwrap() > 0.0);
+        let text = tables(&rows);
+        assert!(text.contains("| S1 | LSTM | bi | 1 | ln+vd | train |"), "{text}");
+        assert!(text.contains("| S1 | LSTM | bi | 1 | infer |"), "{text}");
+        assert!(text.contains("| GRU | plain |"), "{text}");
+    }
+}
