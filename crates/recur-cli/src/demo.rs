@@ -20,7 +20,7 @@ pub fn bundled(relative: &str) -> PathBuf {
 }
 
 /// A config with its data paths made absolute (relative ones are relative to the file).
-fn load_config(path: &Path) -> Result<RunConfig, String> {
+pub(crate) fn load_config(path: &Path) -> Result<RunConfig, String> {
     let mut config = RunConfig::load(path).map_err(|e| e.to_string())?;
     let base = path.parent().unwrap_or(Path::new("."));
     for f in &mut config.data.files {
@@ -157,7 +157,10 @@ pub fn train(args: &Args) -> Result<(), String> {
 
 /// A trained run folder: its resolved config (checked against `kind` when given), its
 /// model and its data.
-fn open_run(dir: &Path, kind: Option<TaskKind>) -> Result<(RunConfig, SequenceModel<f32>, PreparedSeries), String> {
+pub(crate) fn open_run(
+    dir: &Path,
+    kind: Option<TaskKind>,
+) -> Result<(RunConfig, SequenceModel<f32>, PreparedSeries), String> {
     let config = RunConfig::load(dir.join("run.toml")).map_err(|e| e.to_string())?;
     if let Some(k) = kind.filter(|&k| k != config.task.kind) {
         return Err(format!("{}: the run was trained for {:?}, not {k:?}", dir.display(), config.task.kind));

@@ -6,6 +6,7 @@ mod classics;
 mod demo;
 mod experiment;
 mod text;
+mod torch;
 
 use std::process::ExitCode;
 
@@ -24,6 +25,13 @@ const USAGE: &str = "usage:
   recur stream --run DIR [--input FILE.csv]
       Streams a causal prediction run: one grid step per CSV row in (stdin; a header
       naming the run's signals), the forecast of the next step out, state carried.
+  recur export --run DIR [--out DIR/pytorch]
+      A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
+      torch.nn module from it) and preprocessing.json (signals, standardisation, input).
+  recur import --torch FILE.safetensors --config RUN.toml [--rename from=to,...] [--out DIR]
+      A PyTorch state dict (or recur_torch.save's file) as a run folder for eval, predict,
+      stream and reconstruct: the model RUN.toml describes, its tensors renamed by prefix
+      (e.g. rnn.=forward.,fc.=head.mean.); scored on the test part at once.
   recur reconstruct --run DIR [--out FILE.csv]
       Fills every missing value of a reconstruction run's data, with a ±2σ band.
   recur inspect FILE... [--bin SECONDS]
@@ -89,6 +97,8 @@ fn main() -> ExitCode {
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),
         Some("bench") => bench::bench(&args),
+        Some("export") => torch::export(&args),
+        Some("import") => torch::import(&args),
         Some("experiment") => experiment::experiment(&args),
         Some("text") => text::text(&args),
         Some("help") | None => {

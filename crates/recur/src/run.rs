@@ -151,6 +151,14 @@ impl RunConfig {
         }
     }
 
+    /// The model this config trains for data of `channels` signals.
+    pub fn model_config(&self, channels: usize) -> crate::model::ModelConfig {
+        match self.task.kind {
+            TaskKind::Prediction => self.prediction().model_config(channels),
+            TaskKind::Reconstruction => self.reconstruction().model_config(channels),
+        }
+    }
+
     /// The reconstruction task's view of this config.
     pub fn reconstruction(&self) -> ReconstructionConfig {
         ReconstructionConfig {
@@ -290,14 +298,12 @@ pub fn run(config: &RunConfig, data: &PreparedSeries, run_dir: Option<&Path>, re
     let channels = data.grid.channels();
     let report = match config.task.kind {
         TaskKind::Prediction => {
-            let p = config.prediction();
-            let task = PredictionTask::from_config(data, &p)?;
-            train(&task, &p.model_config(channels), &p.train, run_dir, resume, None)?
+            let task = PredictionTask::from_config(data, &config.prediction())?;
+            train(&task, &config.model_config(channels), &config.train, run_dir, resume, None)?
         }
         TaskKind::Reconstruction => {
-            let r = config.reconstruction();
-            let task = ReconstructionTask::new(data, r.clone())?;
-            train(&task, &r.model_config(channels), &r.train, run_dir, resume, None)?
+            let task = ReconstructionTask::new(data, config.reconstruction())?;
+            train(&task, &config.model_config(channels), &config.train, run_dir, resume, None)?
         }
     };
     let train_seconds = started.elapsed().as_secs_f64();

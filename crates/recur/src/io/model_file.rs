@@ -39,6 +39,49 @@ impl SequenceModel<f32> {
     }
 }
 
+/// A model of `config` from a state dict written elsewhere — PyTorch's
+/// `save_file(module.state_dict(), …)`, or `recur_torch.save` — its tensor names mapped
+/// by `renames` (each `(from, to)` replaces a leading `from` with `to`; the first that
+/// applies). Every parameter must be there with its shape and finite values, and nothing
+/// else; a file that carries a recur config must carry `config`.
+///
+/// # Errors
+/// An unreadable file, another model's config, two names renamed to one, or a missing,
+/// extra, misshaped or non-finite tensor — named, with the file and, for a missing one,
+/// the names the file holds.
+pub fn import_state_dict(path: &Path, config: ModelConfig, renames: &[(String, String)]) -> Result<SequenceModel<f32>> {
+    let mut file = TensorFile::read(path)?;
+    let fail = |why: String| Error::Format { path: path.to_path_buf(), why };
+    if file.metadata.contains_key(CONFIG_KEY) {
+        let stored: ModelConfig = file.meta(CONFIG_KEY)?;
+        if stored != config {
+            return Err(fail(format!(
+                "it holds another model: {}; the config asks for {}",
+                serde_json::to_string(&stored).unwrap_or_default(),
+                serde_json::to_string(&config).unwrap_or_default()
+            )));
+        }
+    }
+    let held: Vec<String> = file.tensors.keys().cloned().collect();
+    let mut renamed = std::collections::BTreeMap::new();
+    for (name, tensor) in std::mem::take(&mut file.tensors) {
+        let new = renames
+            .iter()
+            .find_map(|(from, to)| name.strip_prefix(from.as_str()).map(|rest| format!("{to}{rest}")))
+            .unwrap_or_else(|| name.clone());
+        if renamed.insert(new.clone(), tensor).is_some() {
+            return Err(fail(format!("two tensors are renamed to `{new}` (one of them `{name}`)")));
+        }
+    }
+    file.tensors = renamed;
+    let mut model = SequenceModel::new(config, 0)?;
+    fill_from_file(model.named_mut(), &file).map_err(|e| match e {
+        Error::MissingTensor { .. } => fail(format!("{e}; the file holds {}", held.join(", "))),
+        other => fail(other.to_string()),
+    })?;
+    Ok(model)
+}
+
 /// Sets every named parameter from `file`: each must be stored with its shape and
 /// finite values, and the file must hold nothing else.
 ///

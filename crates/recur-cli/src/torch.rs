@@ -1,0 +1,105 @@
+//! `recur export` and `recur import`: a trained run to PyTorch, and a PyTorch model into a
+//! run folder that `recur eval`, `predict`, `stream` and `reconstruct` use.
+
+use std::path::{Path, PathBuf};
+
+use recur::io::{import_state_dict, write_atomically};
+use recur::report::score_table;
+use recur::run::{evaluate, load_data, TaskKind};
+
+use crate::args::Args;
+use crate::demo::{load_config, open_run};
+
+/// The PyTorch module that rebuilds any exportable recur model (also `tools/recur_torch.py`).
+const RECUR_TORCH: &str = include_str!("../../../tools/recur_torch.py");
+
+pub fn export(args: &Args) -> Result<(), String> {
+    let known = ["run", "out"];
+    let dir = PathBuf::from(args.get("run", &known, String::new())?);
+    if dir.as_os_str().is_empty() {
+        return Err("usage: recur export --run DIR [--out DIR/pytorch]".into());
+    }
+    let out = PathBuf::from(args.get("out", &known, dir.join("pytorch").display().to_string())?);
+    let (config, _, data) = open_run(&dir, None)?;
+    let model_file = dir.join("model.safetensors");
+    let bytes = std::fs::read(&model_file).map_err(|e| format!("{}: {e}", model_file.display()))?;
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let input = match (config.task.kind, config.task.residual) {
+        (TaskKind::Prediction, residual) => format!(
+            "per step [z * m, m] (2C values): z = (value - mean) / std, m = 1 where observed, 0 where missing (z * m = 0). \
+             Output at step t: the next step's z{}",
+            if residual {
+                ", as a change from each signal's last observation within the last window - 1 steps (0 if none): x = z_last + output"
+            } else {
+                ""
+            }
+        ),
+        (TaskKind::Reconstruction, residual) => format!(
+            "per step [z * m, m{}]: z = (value - mean) / std, m = 1 where observed. Output: every signal's z at every step{}, and a precision λ (σ = 1/√λ)",
+            if residual { ", z_interp (each signal linearly interpolated between its observations)" } else { "" },
+            if residual { " as a correction to z_interp" } else { "" }
+        ),
+    };
+    let preprocessing = serde_json::json!({
+        "task": config.task.kind,
+        "signals": data.grid.signals,
+        "mean": data.scaler.mean,
+        "std": data.scaler.std,
+        "window": config.task.window,
+        "residual": config.task.residual,
+        "bin_seconds": data.grid.bin_seconds,
+        "input": input,
+    });
+    let text = serde_json::to_string_pretty(&preprocessing).map_err(|e| e.to_string())?;
+    for (name, content) in [
+        ("model.safetensors", &bytes[..]),
+        ("recur_torch.py", RECUR_TORCH.as_bytes()),
+        ("preprocessing.json", text.as_bytes()),
+    ] {
+        write_atomically(&out.join(name), content).map_err(|e| e.to_string())?;
+    }
+    println!("wrote {}: model.safetensors, recur_torch.py, preprocessing.json", out.display());
+    println!("in Python (torch and safetensors installed), from that folder:");
+    println!("    from recur_torch import load");
+    println!("    model = load(\"model.safetensors\")   # a torch.nn.Module");
+    println!("    mean, precision = model(x, lengths)  # x: [T, B, D] as preprocessing.json says");
+    Ok(())
+}
+
+pub fn import(args: &Args) -> Result<(), String> {
+    let known = ["torch", "config", "rename", "out"];
+    let torch: String = args.get("torch", &known, String::new())?;
+    let config_path: String = args.get("config", &known, String::new())?;
+    if torch.is_empty() || config_path.is_empty() {
+        return Err(
+            "usage: recur import --torch FILE.safetensors --config RUN.toml [--rename from=to,…] [--out DIR]".into()
+        );
+    }
+    let renames = args
+        .get("rename", &known, String::new())?
+        .split(',')
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| match r.split_once('=') {
+            Some((from, to)) => Ok((from.trim().to_string(), to.trim().to_string())),
+            None => Err(format!("--rename: `{r}` is not from=to")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let config = load_config(Path::new(&config_path))?;
+    let stem =
+        Path::new(&torch).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "import".into());
+    let out = PathBuf::from(args.get("out", &known, format!("runs/{stem}"))?);
+    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    let mut model = import_state_dict(Path::new(&torch), config.model_config(data.grid.channels()), &renames)
+        .map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    write_atomically(&out.join("run.toml"), config.to_toml().as_bytes()).map_err(|e| e.to_string())?;
+    model.save(out.join("model.safetensors"), Default::default()).map_err(|e| e.to_string())?;
+    println!(
+        "imported {} parameters from {torch} into {}: run.toml, model.safetensors",
+        model.num_parameters(),
+        out.display()
+    );
+    let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
+    print!("{}", score_table(&scores));
+    Ok(())
+}
