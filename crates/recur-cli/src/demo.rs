@@ -237,16 +237,25 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
 /// through), the forecast of the next step out, as soon as the row arrives.
 pub fn stream(args: &Args) -> Result<(), String> {
     use std::io::{BufRead, Write};
-    let known = ["run", "input"];
+    let known = ["run", "input", "budget-us"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
-        return Err("usage: recur stream --run DIR [--input FILE.csv] (a causal prediction run; rows on stdin)".into());
+        return Err(
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] (a causal prediction run; rows on stdin)"
+                .into(),
+        );
     }
     let input = args.get("input", &known, "-".to_string())?;
+    let budget: f64 = args.get("budget-us", &known, 0.0)?;
+    let mut over_budget = Vec::new();
     let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
     let task = recur::tasks::PredictionTask::new(&data, config.task.window, config.task.residual)
         .map_err(|e| e.to_string())?;
     let mut stream = task.stream(&model).map_err(|e| format!("{}: {e}", dir.display()))?;
+    // one step through a throwaway stream first: the first call's page faults and cold
+    // caches are the process's start, not a step of the stream
+    let mut warm = task.stream(&model).map_err(|e| e.to_string())?;
+    warm.step(&vec![None; stream.signals().len()]).map_err(|e| e.to_string())?;
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -301,7 +310,17 @@ pub fn stream(args: &Args) -> Result<(), String> {
             .collect::<Result<Vec<_>, _>>()?;
         let started = std::time::Instant::now();
         let forecast = stream.step(&values).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
-        micros.push(started.elapsed().as_secs_f64() * 1e6);
+        let micros_now = started.elapsed().as_secs_f64() * 1e6;
+        micros.push(micros_now);
+        if budget > 0.0 && micros_now > budget {
+            if over_budget.is_empty() {
+                eprintln!(
+                    "{input}: line {}: the model step took {micros_now:.1} µs, over the budget of {budget} µs",
+                    index + 1
+                );
+            }
+            over_budget.push(index + 1);
+        }
         let cells: Vec<String> =
             passed.iter().map(|&i| fields[i].to_string()).chain(forecast.iter().map(|v| v.to_string())).collect();
         // a reader that went away ends the stream quietly
@@ -310,10 +329,23 @@ pub fn stream(args: &Args) -> Result<(), String> {
         }
     }
     micros.sort_by(f64::total_cmp);
-    if let Some(median) = micros.get(micros.len() / 2) {
-        eprintln!("{} steps streamed; model step median {median:.1} µs (parsing and output excluded)", micros.len());
+    if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {
+        let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
+        eprintln!(
+            "{} steps streamed; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs (parsing and output excluded)",
+            micros.len()
+        );
     }
-    Ok(())
+    match over_budget.as_slice() {
+        [] => Ok(()),
+        lines => Err(format!(
+            "{} of {} steps over the budget of {budget} µs (lines {}{})",
+            lines.len(),
+            micros.len(),
+            lines.iter().take(10).map(usize::to_string).collect::<Vec<_>>().join(", "),
+            if lines.len() > 10 { ", …" } else { "" }
+        )),
+    }
 }
 
 pub fn inspect(args: &Args) -> Result<(), String> {

@@ -22,9 +22,11 @@ const USAGE: &str = "usage:
       Evaluates a trained run folder on its test part, with the baselines.
   recur predict --run DIR [--out FILE.csv]
       Forecasts the step after the end of each entity with a trained prediction run.
-  recur stream --run DIR [--input FILE.csv]
+  recur stream --run DIR [--input FILE.csv] [--budget-us N]
       Streams a causal prediction run: one grid step per CSV row in (stdin; a header
       naming the run's signals), the forecast of the next step out, state carried.
+      --budget-us: a per-step latency budget; every forecast is still written, and the
+      command fails at the end naming the steps (lines) whose model step exceeded it.
   recur export --run DIR [--out DIR/pytorch]
       A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
       torch.nn module from it) and preprocessing.json (signals, standardisation, input).

@@ -59,7 +59,17 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
         assert_eq!(fields.len(), 7 + 11);
         assert!(fields[7..].iter().all(|v| v.parse::<f32>().is_ok_and(f32::is_finite)), "{line}");
     }
-    assert!(err.contains("30 steps streamed"), "{err}");
+    assert!(err.contains("30 steps streamed") && err.contains("99th percentile"), "{err}");
+
+    // a latency budget: met, the run succeeds; missed, every forecast is still written and
+    // the command fails naming the steps
+    let feed = rows.join("\n") + "\n";
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--budget-us", "1000000"], &feed);
+    assert!(ok, "{err}");
+    let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--budget-us", "0.001"], &feed);
+    assert!(!ok && err.contains("30 of 30 steps over the budget of 0.001 µs (lines 2, 3,"), "{err}");
+    assert!(err.contains("line 2: the model step took"), "{err}");
+    assert_eq!(out.lines().count(), 31, "every forecast written");
 
     let missing = rows[0].replace("PM10", "PM_10");
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &format!("{missing}\n{}\n", rows[1]));
