@@ -20,7 +20,17 @@ pub fn export(args: &Args) -> Result<(), String> {
         return Err("usage: recur export --run DIR [--out DIR/pytorch]".into());
     }
     let out = PathBuf::from(args.get("out", &known, dir.join("pytorch").display().to_string())?);
-    let (config, _, data) = open_run(&dir, None)?;
+    let (config, model, data) = open_run(&dir, None)?;
+    let encoder = &model.config().encoder;
+    let torch_cell = encoder.cell.torch_mode().is_some();
+    if !torch_cell || encoder.layer_norm || encoder.learn_initial_state {
+        eprintln!(
+            "note: {:?}{}{} has no torch.nn equivalent; recur_torch.load will refuse this model (its tensors are still PyTorch-named safetensors)",
+            encoder.cell,
+            if encoder.layer_norm { " with layer norm" } else { "" },
+            if encoder.learn_initial_state { " with a learned initial state" } else { "" }
+        );
+    }
     let model_file = dir.join("model.safetensors");
     let bytes = std::fs::read(&model_file).map_err(|e| format!("{}: {e}", model_file.display()))?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
