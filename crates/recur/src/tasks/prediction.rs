@@ -94,55 +94,6 @@ pub struct PredictionBatch {
     base: Vec<f32>,
 }
 
-/// Each signal's last observed standardised value in steps `start..start+steps`, or 0 (the
-/// training mean) if the window never saw it.
-fn last_observations(series: &PreparedSeries, start: usize, steps: usize) -> Vec<f32> {
-    let c = series.grid.channels();
-    (0..c)
-        .map(|j| {
-            (start..start + steps)
-                .rev()
-                .find(|&n| series.grid.observed[n * c + j])
-                .map_or(0.0, |n| series.grid.values[n * c + j])
-        })
-        .collect()
-}
-
-/// Windows of `window − 1` input steps from each start; the target is the step after
-/// them when it exists in the series (else zeros with mask 0: a forecast past the end).
-fn make_batch(series: &PreparedSeries, starts: &[usize], window: usize, residual: bool) -> PredictionBatch {
-    let c = series.grid.channels();
-    let (steps, b) = (window - 1, starts.len());
-    let mut x = vec![0.0f32; steps * b * 2 * c];
-    let mut target = vec![0.0f32; b * c];
-    let mut mask = vec![0.0f32; b * c];
-    let mut base = Vec::with_capacity(b * c);
-    for (row, &s) in starts.iter().enumerate() {
-        for t in 0..steps {
-            let at = (t * b + row) * 2 * c;
-            for j in 0..c {
-                let k = (s + t) * c + j;
-                let m = series.grid.observed[k] as u8 as f32;
-                x[at + j] = series.grid.values[k] * m;
-                x[at + c + j] = m;
-            }
-        }
-        let last = (s + window - 1) * c;
-        if last + c <= series.grid.observed.len() {
-            for j in 0..c {
-                mask[row * c + j] = series.grid.observed[last + j] as u8 as f32;
-                target[row * c + j] = series.grid.values[last + j];
-            }
-        }
-        if residual {
-            base.extend(last_observations(series, s, steps));
-        } else {
-            base.extend(std::iter::repeat_n(0.0, c));
-        }
-    }
-    PredictionBatch { x, steps, batch: b, target, mask, base }
-}
-
 /// The start of the entity whose steps hold `step`.
 fn entity_start(series: &PreparedSeries, step: usize) -> usize {
     series.entities.iter().find(|(_, r)| r.contains(&step)).map_or(0, |(_, r)| r.start)
@@ -197,6 +148,19 @@ fn make_stream_batch(
         }
     }
     PredictionBatch { x, steps, batch: b, target, mask, base }
+}
+
+/// Windows of `window − 1` input steps from each start, the step after them the target
+/// (zeros with mask 0 past the series' end: a forecast): a batch of streams that long,
+/// with only its last step's target, mask and base (each signal's last observation in the
+/// window, or 0, the training mean, if the window never saw it).
+fn make_batch(series: &PreparedSeries, starts: &[usize], window: usize, residual: bool) -> PredictionBatch {
+    let mut batch = make_stream_batch(series, starts, window - 1, window - 1, residual);
+    let last = (window - 2) * starts.len() * series.grid.channels();
+    for v in [&mut batch.target, &mut batch.mask, &mut batch.base] {
+        v.drain(..last);
+    }
+    batch
 }
 
 /// Standardised predictions `[B, C]` from the head's output at the last step
@@ -447,12 +411,12 @@ impl Task for PredictionTask<'_> {
         out: &HeadOutput<f32>,
         batch: &PredictionBatch,
         steps: Range<usize>,
-    ) -> (f64, Vec<f32>, Vec<f32>) {
-        let rows = steps.start * batch.batch * self.series.grid.channels()
-            ..steps.end * batch.batch * self.series.grid.channels();
+    ) -> Result<(f64, Vec<f32>, Vec<f32>)> {
+        let row = batch.batch * self.series.grid.channels();
+        let rows = steps.start * row..steps.end * row;
         let pred = predictions(&out.mean, &batch.base[rows.clone()]);
         let (loss, d) = masked_mse(&pred, &batch.target[rows.clone()], &batch.mask[rows]);
-        (loss, d, Vec::new())
+        Ok((loss, d, Vec::new()))
     }
 
     fn loss(&self, out: &HeadOutput<f32>, batch: &PredictionBatch) -> (f64, Vec<f32>, Vec<f32>) {
@@ -485,12 +449,11 @@ pub fn prediction_baselines(
     let starts = series.window_starts(part, window, 1, "evaluated")?;
     let mut locf = ErrorAccumulator::new(c);
     let mut mean = ErrorAccumulator::new(c);
-    for &s in &starts {
-        let last = (s + window - 1) * c;
-        let target = &series.grid.values[last..last + c];
-        let mask: Vec<f32> = series.grid.observed[last..last + c].iter().map(|&o| o as u8 as f32).collect();
-        locf.add(&last_observations(series, s, window - 1), target, &mask, &series.scaler);
-        mean.add(&vec![0.0; c], target, &mask, &series.scaler);
+    for chunk in starts.chunks(512) {
+        // the residual base is each window's last observations: LOCF's forecast
+        let batch = make_batch(series, chunk, window, true);
+        locf.add(&batch.base, &batch.target, &batch.mask, &series.scaler);
+        mean.add(&vec![0.0; batch.base.len()], &batch.target, &batch.mask, &series.scaler);
     }
     Ok(vec![("last observation carried forward", locf.finish()), ("training mean", mean.finish())])
 }

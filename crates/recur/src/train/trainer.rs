@@ -47,11 +47,18 @@ pub trait Task {
         None
     }
     /// Under truncated BPTT: the loss on the head's outputs for the stream steps `steps`
-    /// of a batch (rows time-major, `[steps, B]`) and its gradients. Tasks with a
-    /// [`Task::truncation`] implement it; the default reads the whole batch's loss.
-    fn chunk_loss(&self, out: &HeadOutput<f32>, batch: &Self::Batch, steps: Range<usize>) -> (f64, Vec<f32>, Vec<f32>) {
-        let _ = steps;
-        self.loss(out, batch)
+    /// of a batch (rows time-major, `[steps, B]`) and its gradients.
+    ///
+    /// # Errors
+    /// A task without a [`Task::truncation`] has none (the default).
+    fn chunk_loss(
+        &self,
+        out: &HeadOutput<f32>,
+        batch: &Self::Batch,
+        steps: Range<usize>,
+    ) -> Result<(f64, Vec<f32>, Vec<f32>)> {
+        let _ = (out, batch, steps);
+        Err(Error::invalid("truncated BPTT", "this task does not read its loss chunk by chunk"))
     }
     /// Validation score of a model (lower is better).
     ///
@@ -253,7 +260,7 @@ fn training_loop<T: Task>(
                     Some(streams) => {
                         let x = task.input(&batch).x;
                         let out = streams.forward(&model, x, u, seed)?;
-                        let (loss, d_mean, d_precision) = task.chunk_loss(&out.head, &batch, out.steps);
+                        let (loss, d_mean, d_precision) = task.chunk_loss(&out.head, &batch, out.steps)?;
                         streams.backward(&model, x, (&d_mean, &d_precision), &mut grads)?;
                         loss
                     }

@@ -114,6 +114,16 @@ impl<T: Real> TruncatedStreams<T> {
         self.truncation
     }
 
+    /// Chunk `j` of the streams `x: [steps, B, D]`.
+    fn chunk_input<'x>(&self, x: &'x [T], j: usize, d: usize) -> Result<SequenceBatch<'x, T>> {
+        let (t, b) = (self.truncation, self.batch);
+        if x.len() != t.steps * b * d {
+            return Err(Error::Shape { tensor: "stream".into(), expected: vec![t.steps, b, d], got: vec![x.len()] });
+        }
+        let steps = t.chunk(j);
+        Ok(SequenceBatch { x: &x[steps.start * b * d..steps.end * b * d], steps: steps.len(), batch: b, lengths: None })
+    }
+
     /// Forward of update `u` over `x: [steps, B, D]` (the whole streams; the window's
     /// chunks are read from it): carries the state of each chunk into the next, keeps the
     /// caches, and returns the head's outputs on chunk `u`. `seed` draws the dropout masks,
@@ -127,21 +137,11 @@ impl<T: Real> TruncatedStreams<T> {
         if u >= t.updates() || (first > 0 && self.carried[first].is_none()) {
             return Err(Error::invalid("truncated BPTT", format!("update {u} before the ones it follows")));
         }
-        let (b, d) = (self.batch, model.forward_branch.config().input_size);
+        let d = model.forward_branch.config().input_size;
         let rnn = &model.forward_branch;
         self.window = t.window(u);
         for (slot, j) in self.window.clone().enumerate() {
-            let steps = t.chunk(j);
-            let input = SequenceBatch {
-                x: x.get(steps.start * b * d..steps.end * b * d).ok_or_else(|| Error::Shape {
-                    tensor: "stream".into(),
-                    expected: vec![t.steps, b, d],
-                    got: vec![x.len()],
-                })?,
-                steps: steps.len(),
-                batch: b,
-                lengths: None,
-            };
+            let input = self.chunk_input(x, j, d)?;
             let state = match &self.carried[j] {
                 Some((h, c)) => InitialState { h0: Some(h), c0: (!c.is_empty()).then_some(&c[..]) },
                 None => InitialState::default(),
@@ -176,12 +176,7 @@ impl<T: Real> TruncatedStreams<T> {
         let mut d_state: Option<(Vec<T>, Vec<T>)> = None;
         for (slot, j) in self.window.clone().enumerate().rev() {
             let steps = t.chunk(j);
-            let input = SequenceBatch {
-                x: &x[steps.start * b * d..steps.end * b * d],
-                steps: steps.len(),
-                batch: b,
-                lengths: None,
-            };
+            let input = self.chunk_input(x, j, d)?;
             if d_output.is_empty() {
                 d_output = vec![T::ZERO; steps.len() * b * model.forward_branch.config().output_size()];
             }
