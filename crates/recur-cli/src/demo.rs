@@ -192,8 +192,7 @@ pub fn predict(args: &Args) -> Result<(), String> {
         return Err("usage: recur predict --run DIR [--out FILE.csv] (a prediction run folder)".into());
     }
     let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
-    let task = recur::tasks::PredictionTask::new(&data, config.task.window, config.task.residual)
-        .map_err(|e| e.to_string())?;
+    let task = recur::tasks::PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
     let forecasts = task.forecast(&model).map_err(|e| e.to_string())?;
     let mut csv = format!("entity,steps_ahead,{}\n", data.grid.signals.join(","));
     for (name, values) in &forecasts {

@@ -1,6 +1,7 @@
 //! Real data: the bundled Beijing station (UCI, CC BY 4.0), next-hour prediction trained on
 //! 30-day streams with truncated BPTT (configs/beijing-prediction-stream.toml, as `recur
-//! train` runs it). The streamed score is what `recur stream` delivers, step by step, and it
+//! train` runs it). The streamed score is what `recur stream` delivers, step by step (and
+//! `recur predict` its last forecast), and it
 //! beats every window-trained GRU measured; an interrupted stream-trained run resumes bit
 //! for bit.
 
@@ -40,19 +41,30 @@ fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
     let mut stream = task.stream(&outcome.model).unwrap();
     let (c, test) = (data.grid.channels(), data.test[0].clone());
     let mut acc = ErrorAccumulator::new(c);
-    for n in 0..test.end - 1 {
+    let mut last_forecast = Vec::new();
+    for n in 0..test.end {
         let values: Vec<Option<f32>> = (0..c)
             .map(|j| data.grid.observed[n * c + j].then(|| data.scaler.invert(j, data.grid.values[n * c + j])))
             .collect();
         let forecast = stream.step(&values).unwrap();
         let next = n + 1;
-        if next >= test.start + config.task.window - 1 {
+        if next == test.end {
+            last_forecast = forecast;
+        } else if next >= test.start + config.task.window - 1 {
             let pred: Vec<f32> = forecast.iter().enumerate().map(|(j, &f)| data.scaler.apply(j, f)).collect();
             let mask: Vec<f32> = (0..c).map(|j| data.grid.observed[next * c + j] as u8 as f32).collect();
             acc.add(&pred, &data.grid.values[next * c..(next + 1) * c], &mask, &data.scaler);
         }
     }
     let stepped = acc.finish();
+    // `recur predict` of a stream-trained run: the step after the series' end, from the
+    // whole series with the state carried, is the stream's last forecast
+    let trained_on_streams = PredictionTask::from_config(&data, &config.prediction()).unwrap();
+    let forecast = trained_on_streams.forecast(&outcome.model).unwrap();
+    assert_eq!(forecast.len(), 1);
+    for (j, (a, b)) in forecast[0].1.iter().zip(&last_forecast).enumerate() {
+        assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "signal {j}: predict {a} vs stream {b}");
+    }
     assert_eq!(stepped.scored, streamed.scored);
     assert!(
         (stepped.micro_mse / streamed.micro_mse - 1.0).abs() < 1e-4,

@@ -272,8 +272,10 @@ impl<'a> PredictionTask<'a> {
 }
 
 impl PredictionTask<'_> {
-    /// The forecast of the step after the end of each entity, from its last `window − 1`
-    /// steps, in original units: (entity, `[C]`). Entities shorter than that are skipped.
+    /// The forecast of the step after the end of each entity, in original units: (entity,
+    /// `[C]`). From its last `window − 1` steps (entities shorter than that are skipped), or,
+    /// for a task trained on streams, from the whole entity with the state carried, as the
+    /// model was trained and is deployed.
     ///
     /// # Errors
     /// A model that does not fit.
@@ -281,11 +283,19 @@ impl PredictionTask<'_> {
         let inputs = self.window - 1;
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
-            if steps.len() < inputs {
-                continue;
-            }
-            let batch = make_batch(self.series, &[steps.end - inputs], self.window, self.residual);
-            let z = predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?.mean, &batch.base);
+            let z = match self.stream {
+                Some(_) => {
+                    let batch = make_stream_batch(self.series, &[steps.start], steps.len(), inputs, self.residual);
+                    let mean = model.forward(&self.input(&batch))?.mean;
+                    let last = (batch.steps - 1) * self.series.grid.channels()..;
+                    predictions(&mean[last.clone()], &batch.base[last])
+                }
+                None if steps.len() < inputs => continue,
+                None => {
+                    let batch = make_batch(self.series, &[steps.end - inputs], self.window, self.residual);
+                    predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?.mean, &batch.base)
+                }
+            };
             out.push((name.clone(), z.iter().enumerate().map(|(j, &v)| self.series.scaler.invert(j, v)).collect()));
         }
         Ok(out)
