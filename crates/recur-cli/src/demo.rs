@@ -112,7 +112,10 @@ fn train_into(config: &RunConfig, out: &Path, resume: bool) -> Result<(), String
     let mut outcome = run(config, &data, Some(out), resume).map_err(|e| e.to_string())?;
     report(config, &outcome);
     write_run_folder(out, config, &mut outcome, &data).map_err(|e| e.to_string())?;
-    let plots = if config.task.kind == TaskKind::Reconstruction { "loss.png, reconstruction.png" } else { "loss.png" };
+    let plots = match config.task.kind {
+        TaskKind::Reconstruction => "loss.png, per_signal.png, reconstruction.png",
+        TaskKind::Prediction => "loss.png, per_signal.png, forecast.png",
+    };
     println!(
         "wrote {}: run.toml, metrics.json, epochs.jsonl, {plots}, model.safetensors, checkpoint.safetensors",
         out.display()

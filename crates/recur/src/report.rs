@@ -1,6 +1,6 @@
 //! What a run leaves behind and prints: a run folder (`run.toml` with every default
 //! resolved, `metrics.json`, `model.safetensors`, `loss.png`, `per_signal.png`, and for reconstruction
-//! `reconstruction.png`; the trainer adds `epochs.jsonl` and `checkpoint.safetensors`),
+//! `reconstruction.png`, for prediction `forecast.png`; the trainer adds `epochs.jsonl` and `checkpoint.safetensors`),
 //! and the score table.
 
 use std::path::Path;
@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::plot::{Band, BarChart, LineChart, Series, Style};
 use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
+use crate::tasks::prediction::PredictionTask;
 use crate::tasks::reconstruction::ReconstructionTask;
 
 /// The scores as a Markdown table (standardised and original units).
@@ -53,8 +54,11 @@ pub fn write_run_folder(dir: &Path, config: &RunConfig, outcome: &mut RunOutcome
     outcome.model.save(dir.join("model.safetensors"), Default::default())?;
     loss_chart(outcome, config).save(&dir.join("loss.png"), 800, 450)?;
     per_signal_chart(outcome, data).save(&dir.join("per_signal.png"), 1000, 450)?;
-    if config.task.kind == TaskKind::Reconstruction {
-        reconstruction_chart(outcome, config, data)?.save(&dir.join("reconstruction.png"), 900, 450)?;
+    match config.task.kind {
+        TaskKind::Reconstruction => {
+            reconstruction_chart(outcome, config, data)?.save(&dir.join("reconstruction.png"), 900, 450)?
+        }
+        TaskKind::Prediction => forecast_chart(outcome, config, data)?.save(&dir.join("forecast.png"), 1000, 450)?,
     }
     Ok(())
 }
@@ -107,6 +111,46 @@ fn loss_chart(outcome: &RunOutcome, config: &RunConfig) -> LineChart {
         series: vec![curve("train loss", &|e| e.train_loss), curve("validation micro MSE", &|e| e.validation)],
         bands: Vec::new(),
     }
+}
+
+/// The first signal over the last week (168 steps, fewer if the part is shorter) of the
+/// first test range, in original units: the truth where observed, the model's next-step
+/// forecasts (streamed when the model is causal, as deployed) and last observation carried
+/// forward's.
+fn forecast_chart(outcome: &RunOutcome, config: &RunConfig, data: &PreparedSeries) -> Result<LineChart> {
+    let task = PredictionTask::new(data, config.task.window, config.task.residual)?;
+    let inputs = config.task.window - 1;
+    let range = data.test.iter().find(|r| r.len() > inputs).cloned().unwrap_or_default();
+    let targets = range.end.saturating_sub(168).max(range.start + inputs)..range.end;
+    let f = task.forecasts(&outcome.model, targets.clone())?;
+    let (c, signal) = (data.grid.channels(), 0);
+    let original = |z: f32| data.scaler.invert(signal, z) as f64;
+    let name = &data.grid.signals[signal];
+    let line = |name: &str, values: &[f32], style: Style| Series {
+        name: name.into(),
+        points: (0..targets.len()).map(|i| (i as f64, original(values[i * c + signal]))).collect(),
+        style,
+    };
+    let how = if outcome.model.is_causal() { "streamed, state carried" } else { "each from its window" };
+    Ok(LineChart {
+        title: format!("{name}: next-step forecasts, the last {} test steps ({how})", targets.len()),
+        x_label: format!("step ({} s each)", data.grid.bin_seconds),
+        y_label: format!("{name} (original units)"),
+        log_y: false,
+        bands: Vec::new(),
+        series: vec![
+            Series {
+                name: "truth (observed)".into(),
+                points: (0..targets.len())
+                    .filter(|&i| f.observed[i * c + signal] > 0.0)
+                    .map(|i| (i as f64, original(f.truth[i * c + signal])))
+                    .collect(),
+                style: Style::Points,
+            },
+            line(outcome.scores.first().map_or("model", |s| s.name.as_str()), &f.model, Style::Line),
+            line("last observation carried forward", &f.persistence, Style::Dashed),
+        ],
+    })
 }
 
 /// The test window with the most hidden values of the first signal, in original units:

@@ -22,8 +22,8 @@ fn config() -> (RunConfig, PreparedSeries) {
 #[test]
 fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
     let (config, data) = config();
-    let outcome = run(&config, &data, None, false).unwrap();
-    let (model, locf) = (&outcome.scores[0], &outcome.scores[1].metrics);
+    let mut outcome = run(&config, &data, None, false).unwrap();
+    let (model, locf) = (outcome.scores[0].clone(), outcome.scores[1].metrics.clone());
     let streamed = model.streamed.as_ref().expect("a causal prediction model is scored streamed");
     println!(
         "test micro MSE: streams-trained GRU {:.4} windowed, {:.4} streamed; LOCF {:.4}; best epoch {}",
@@ -57,6 +57,23 @@ fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
         }
     }
     let stepped = acc.finish();
+    // the forecasts behind the run folder's forecast.png score as the metrics do
+    let f = task.forecasts(&outcome.model, test.start + config.task.window - 1..test.end).unwrap();
+    let mse = |pred: &[f32]| {
+        let (mut sse, mut n) = (0.0f64, 0.0f64);
+        for ((p, t), m) in pred.iter().zip(&f.truth).zip(&f.observed) {
+            sse += f64::from(m * (p - t) * (p - t));
+            n += f64::from(*m);
+        }
+        sse / n
+    };
+    assert!((mse(&f.model) / streamed.micro_mse - 1.0).abs() < 1e-6, "{} vs {}", mse(&f.model), streamed.micro_mse);
+    assert!((mse(&f.persistence) / locf.micro_mse - 1.0).abs() < 1e-6);
+    let dir = std::env::temp_dir().join(format!("recur-streams-run-{}", std::process::id()));
+    recur::report::write_run_folder(&dir, &config, &mut outcome, &data).unwrap();
+    assert!(std::fs::read(dir.join("forecast.png")).unwrap().starts_with(b"\x89PNG"));
+    std::fs::remove_dir_all(&dir).unwrap();
+
     // `recur predict` of a stream-trained run: the step after the series' end, from the
     // whole series with the state carried, is the stream's last forecast
     let trained_on_streams = PredictionTask::from_config(&data, &config.prediction()).unwrap();

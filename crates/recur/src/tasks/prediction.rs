@@ -251,24 +251,71 @@ impl<'a> PredictionTask<'a> {
     /// # Errors
     /// A model that cannot stream (coupled bidirectional), a part shorter than a window.
     pub fn evaluate_streamed(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Metrics> {
-        if !model.is_causal() {
-            return Err(Error::invalid("streamed evaluation", "a coupled bidirectional model reads the future"));
-        }
         self.series.window_starts(part, self.window, 1, "evaluated")?;
-        let c = self.series.grid.channels();
-        let mut acc = ErrorAccumulator::new(c);
+        let mut acc = ErrorAccumulator::new(self.series.grid.channels());
         for r in part.iter().filter(|r| r.len() >= self.window) {
-            let from = entity_start(self.series, r.start);
-            // input steps from..r.end−1; their targets from+1..r.end, scored from r.start + L − 1
-            let batch = make_stream_batch(self.series, &[from], r.end - 1 - from, self.window - 1, self.residual);
-            let out = model.forward(&self.input(&batch))?;
-            let first = r.start + self.window - 2 - from;
-            let rows = first * c..batch.steps * c;
-            let pred = predictions(&out.mean[rows.clone()], &batch.base[rows.clone()]);
+            let (pred, batch, rows) = self.streamed(model, r.start + self.window - 1..r.end)?;
             acc.add(&pred, &batch.target[rows.clone()], &batch.mask[rows], &self.series.scaler);
         }
         Ok(acc.finish())
     }
+
+    /// Standardised forecasts of the steps `targets` (inside one entity) by a causal `model`
+    /// run from the entity's first step: `[n, C]`, and the stream batch with the rows of
+    /// its targets and masks that belong to them.
+    fn streamed(
+        &self,
+        model: &SequenceModel<f32>,
+        targets: Range<usize>,
+    ) -> Result<(Vec<f32>, PredictionBatch, Range<usize>)> {
+        if !model.is_causal() {
+            return Err(Error::invalid("streamed evaluation", "a coupled bidirectional model reads the future"));
+        }
+        let from = entity_start(self.series, targets.start);
+        let c = self.series.grid.channels();
+        // input steps from..targets.end − 1, row t forecasting step from + t + 1
+        let batch = make_stream_batch(self.series, &[from], targets.end - 1 - from, self.window - 1, self.residual);
+        let out = model.forward(&self.input(&batch))?;
+        let rows = (targets.start - 1 - from) * c..batch.steps * c;
+        Ok((predictions(&out.mean[rows.clone()], &batch.base[rows.clone()]), batch, rows))
+    }
+
+    /// Forecasts of the consecutive steps `targets` of one entity, each at least `window −
+    /// 1` steps after its start, standardised `[n, C]`: the model's (streamed from the
+    /// entity's first step when it is causal, from each step's window otherwise), last
+    /// observation carried forward's, and the truth with its observation mask.
+    ///
+    /// # Errors
+    /// Steps outside one entity or too close to its start, a model that does not fit.
+    pub fn forecasts(&self, model: &SequenceModel<f32>, targets: Range<usize>) -> Result<Forecasts> {
+        let entity = self.series.entities.iter().find(|(_, r)| r.contains(&targets.start)).map(|(_, r)| r.clone());
+        let inputs = self.window - 1;
+        if targets.is_empty() || entity.is_none_or(|e| targets.start < e.start + inputs || targets.end > e.end) {
+            return Err(Error::invalid(
+                "forecasts",
+                format!("steps {targets:?} are not inside one entity, {inputs} steps after its start"),
+            ));
+        }
+        let starts: Vec<usize> = (targets.start - inputs..targets.end - inputs).collect();
+        let windows = make_batch(self.series, &starts, self.window, true);
+        let model = if model.is_causal() {
+            self.streamed(model, targets)?.0
+        } else {
+            let batch = make_batch(self.series, &starts, self.window, self.residual);
+            predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?.mean, &batch.base)
+        };
+        Ok(Forecasts { model, persistence: windows.base, truth: windows.target, observed: windows.mask })
+    }
+}
+
+/// Forecasts of consecutive steps, standardised `[n, C]` each (see [`PredictionTask::forecasts`]).
+pub struct Forecasts {
+    pub model: Vec<f32>,
+    /// Last observation carried forward (0, the training mean, where the window saw none).
+    pub persistence: Vec<f32>,
+    pub truth: Vec<f32>,
+    /// 1 where the truth was observed.
+    pub observed: Vec<f32>,
 }
 
 impl PredictionTask<'_> {
