@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use recur::data::{csv_fields, is_missing, Inspection, Layout, PreparedSeries, SplitBy};
+use recur::data::{Inspection, Layout, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
 use recur::report::{score_table, write_run_folder};
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
@@ -237,119 +237,6 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
 /// `recur stream --run DIR [--input FILE]`: one grid step per CSV row in (stdin by
 /// default; a header naming the run's signals, in any order, other columns passed
 /// through), the forecast of the next step out, as soon as the row arrives.
-pub fn stream(args: &Args) -> Result<(), String> {
-    use std::io::{BufRead, Write};
-    let known = ["run", "input", "budget-us"];
-    let dir = PathBuf::from(args.get("run", &known, String::new())?);
-    if dir.as_os_str().is_empty() {
-        return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] (a causal prediction run; rows on stdin)"
-                .into(),
-        );
-    }
-    let input = args.get("input", &known, "-".to_string())?;
-    let budget: f64 = args.get("budget-us", &known, 0.0)?;
-    let mut over_budget = Vec::new();
-    let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
-    let task = recur::tasks::PredictionTask::new(&data, config.task.window, config.task.residual)
-        .map_err(|e| e.to_string())?;
-    let mut stream = task.stream(&model).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // one step through a throwaway stream first: the first call's page faults and cold
-    // caches are the process's start, not a step of the stream
-    let mut warm = task.stream(&model).map_err(|e| e.to_string())?;
-    warm.step(&vec![None; stream.signals().len()]).map_err(|e| e.to_string())?;
-    let reader: Box<dyn BufRead> = if input == "-" {
-        Box::new(std::io::stdin().lock())
-    } else {
-        Box::new(std::io::BufReader::new(std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?))
-    };
-    let mut lines = reader.lines().enumerate();
-    let header = match lines.next() {
-        Some((_, line)) => line.map_err(|e| format!("{input}: {e}"))?,
-        None => return Err(format!("{input}: no header row")),
-    };
-    let names: Vec<String> = csv_fields(&header).into_iter().map(|n| n.trim().to_string()).collect();
-    let columns: Vec<usize> = stream
-        .signals()
-        .iter()
-        .map(|s| {
-            names.iter().position(|n| n == s).ok_or_else(|| {
-                format!("{input}: line 1: no column `{s}` (the run's signals: {})", stream.signals().join(", "))
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
-    let out = std::io::stdout();
-    let mut out = out.lock();
-    let passed_names: Vec<&str> = passed.iter().map(|&i| names[i].as_str()).collect();
-    let forecast_names: Vec<String> = stream.signals().iter().map(|s| format!("{s}_next")).collect();
-    let header = passed_names.iter().copied().chain(forecast_names.iter().map(String::as_str)).collect::<Vec<_>>();
-    writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
-    let mut micros = Vec::new();
-    for (index, line) in lines {
-        let line = line.map_err(|e| format!("{input}: {e}"))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = csv_fields(&line);
-        if fields.len() != names.len() {
-            return Err(format!(
-                "{input}: line {}: {} fields, the header has {}",
-                index + 1,
-                fields.len(),
-                names.len()
-            ));
-        }
-        let values = columns
-            .iter()
-            .map(|&i| match fields[i].trim() {
-                v if is_missing(v) => Ok(None),
-                v => v
-                    .parse::<f32>()
-                    .map(Some)
-                    .map_err(|_| format!("{input}: line {}, column `{}`: `{v}` is not a number", index + 1, names[i])),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let started = std::time::Instant::now();
-        let forecast = stream.step(&values).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
-        let micros_now = started.elapsed().as_secs_f64() * 1e6;
-        micros.push(micros_now);
-        if budget > 0.0 && micros_now > budget {
-            if over_budget.is_empty() {
-                eprintln!(
-                    "{input}: line {}: the model step took {micros_now:.1} µs, over the budget of {budget} µs",
-                    index + 1
-                );
-            }
-            over_budget.push(index + 1);
-        }
-        let cells: Vec<String> =
-            passed.iter().map(|&i| fields[i].to_string()).chain(forecast.iter().map(|v| v.to_string())).collect();
-        // a reader that went away ends the stream quietly
-        if writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_err() {
-            return Ok(());
-        }
-    }
-    micros.sort_by(f64::total_cmp);
-    if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {
-        let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
-        eprintln!(
-            "{} steps streamed; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs (parsing and output excluded)",
-            micros.len()
-        );
-    }
-    match over_budget.as_slice() {
-        [] => Ok(()),
-        lines => Err(format!(
-            "{} of {} steps over the budget of {budget} µs (lines {}{})",
-            lines.len(),
-            micros.len(),
-            lines.iter().take(10).map(usize::to_string).collect::<Vec<_>>().join(", "),
-            if lines.len() > 10 { ", …" } else { "" }
-        )),
-    }
-}
-
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
         return Err("usage: recur inspect FILE... [--bin SECONDS] (CSV or Parquet, wide or long)".into());

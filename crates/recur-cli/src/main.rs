@@ -5,6 +5,7 @@ mod bench;
 mod classics;
 mod demo;
 mod experiment;
+mod stream;
 mod text;
 mod torch;
 
@@ -23,8 +24,10 @@ const USAGE: &str = "usage:
   recur predict --run DIR [--out FILE.csv]
       Forecasts the step after the end of each entity with a trained prediction run.
   recur stream --run DIR [--input FILE.csv] [--budget-us N]
-      Streams a causal prediction run: one grid step per CSV row in (stdin; a header
-      naming the run's signals), the forecast of the next step out, state carried.
+      Streams a causal run: one grid step per CSV row in (stdin; a header naming the
+      run's signals), state carried; out at once, a prediction run's forecast of the next
+      step, or a reconstruction run's (task.residual = false) every signal, missing ones
+      filled with a ±2σ band from λ̂.
       --budget-us: a per-step latency budget; every forecast is still written, and the
       command fails at the end naming the steps (lines) whose model step exceeded it.
   recur export --run DIR [--out DIR/pytorch]
@@ -94,7 +97,7 @@ fn main() -> ExitCode {
         Some("eval") => demo::eval(&args),
         Some("reconstruct") => demo::reconstruct(&args),
         Some("predict") => demo::predict(&args),
-        Some("stream") => demo::stream(&args),
+        Some("stream") => stream::stream(&args),
         Some("hopfield") => classics::hopfield(&args),
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),

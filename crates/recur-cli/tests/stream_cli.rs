@@ -79,3 +79,57 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
         recur(&["stream", "--run", run.to_str().unwrap()], &format!("{}\n{}\n{bad}\n", rows[0], rows[1]));
     assert!(!ok && err.contains("line 3, column `") && err.contains("`four` is not a number"), "{err}");
 }
+
+#[test]
+fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-fill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, residual: bool| {
+        let config = dir.join(name);
+        std::fs::write(
+            &config,
+            format!(
+                "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"reconstruction\"\n\
+                 window = 24\nresidual = {residual}\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
+                beijing_csv().display().to_string()
+            ),
+        )
+        .unwrap();
+        config
+    };
+    let (causal, residual) = (write("causal.toml", false), write("residual.toml", true));
+    let (run, run_residual) = (dir.join("causal"), dir.join("residual"));
+    for (config, out) in [(&causal, &run), (&residual, &run_residual)] {
+        let (ok, _, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()], "");
+        assert!(ok, "{err}");
+    }
+    // rows 75-77 of the file miss SO2, CO and NO2 (NA)
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let feed = text.lines().take(80).collect::<Vec<_>>().join("\n") + "\n";
+    let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap()], &feed);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 80);
+    assert!(
+        lines[0].starts_with("No,year,month,day,hour,wd,station,PM2.5,PM2.5_filled,PM2.5_low,PM2.5_high,PM10,"),
+        "{}",
+        lines[0]
+    );
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let so2 = header.iter().position(|h| *h == "SO2").unwrap();
+    for (line, filled) in [(lines[1], false), (lines[75], true)] {
+        let f: Vec<&str> = line.split(',').collect();
+        assert_eq!(f.len(), 7 + 4 * 11, "{line}");
+        assert_eq!(f[so2 + 1], if filled { "1" } else { "0" }, "{line}");
+        if filled {
+            let [x, low, high] = [f[so2], f[so2 + 2], f[so2 + 3]].map(|v| v.parse::<f32>().unwrap());
+            assert!(low < x && x < high, "{line}");
+        } else {
+            assert_eq!(f[so2], "4");
+            assert!(f[so2 + 2].is_empty() && f[so2 + 3].is_empty());
+        }
+    }
+    let (ok, _, err) = recur(&["stream", "--run", run_residual.to_str().unwrap()], &feed);
+    assert!(!ok && err.contains("task.residual = false"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

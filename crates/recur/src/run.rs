@@ -278,11 +278,18 @@ pub fn evaluate(config: &RunConfig, data: &PreparedSeries, model: &SequenceModel
             }
             scores
         }
-        TaskKind::Reconstruction => ReconstructionTask::new(data, config.reconstruction())?
-            .evaluate(Some(model), &data.test)?
-            .into_iter()
-            .map(|s| Score { name: s.name, metrics: s.metrics, coverage_2sigma: s.coverage_2sigma, streamed: None })
-            .collect(),
+        TaskKind::Reconstruction => {
+            let task = ReconstructionTask::new(data, config.reconstruction())?;
+            let streams = model.is_causal() && !config.task.residual;
+            let streamed = streams.then(|| task.evaluate_streamed(model, &data.test)).transpose()?;
+            let mut scores: Vec<Score> = task
+                .evaluate(Some(model), &data.test)?
+                .into_iter()
+                .map(|s| Score { name: s.name, metrics: s.metrics, coverage_2sigma: s.coverage_2sigma, streamed: None })
+                .collect();
+            scores[0].streamed = streamed;
+            scores
+        }
     };
     scores[0].name = model_name(model);
     Ok(scores)

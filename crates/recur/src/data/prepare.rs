@@ -255,6 +255,11 @@ impl PreparedSeries {
         Ok(PreparedSeries { grid, scaler, entities: spans, train, validation, test, screened })
     }
 
+    /// The steps of the entity that holds `step` (empty past the last step).
+    pub fn entity_of(&self, step: usize) -> Range<usize> {
+        self.entities.iter().find(|(_, r)| r.contains(&step)).map_or(step..step, |(_, r)| r.clone())
+    }
+
     /// Start indices of windows of `length` inside the segments of `part`, every `stride`
     /// steps within each segment.
     ///

@@ -94,11 +94,6 @@ pub struct PredictionBatch {
     base: Vec<f32>,
 }
 
-/// The start of the entity whose steps hold `step`.
-fn entity_start(series: &PreparedSeries, step: usize) -> usize {
-    series.entities.iter().find(|(_, r)| r.contains(&step)).map_or(0, |(_, r)| r.start)
-}
-
 /// Streams of `steps` input steps from each start, every step's next step its target (mask
 /// 0 past the series' end). With `residual`, row (t, b)'s base is each signal's last
 /// observation among input steps t − reach + 1 ..= t of its entity (as
@@ -125,7 +120,7 @@ fn make_stream_batch(
                 }
             }
         };
-        for k in entity_start(series, s).max((s + 1).saturating_sub(reach))..s {
+        for k in series.entity_of(s).start.max((s + 1).saturating_sub(reach))..s {
             see(k, &mut last);
         }
         for t in 0..steps {
@@ -271,7 +266,7 @@ impl<'a> PredictionTask<'a> {
         if !model.is_causal() {
             return Err(Error::invalid("streamed evaluation", "a coupled bidirectional model reads the future"));
         }
-        let from = entity_start(self.series, targets.start);
+        let from = self.series.entity_of(targets.start).start;
         let c = self.series.grid.channels();
         // input steps from..targets.end − 1, row t forecasting step from + t + 1
         let batch = make_stream_batch(self.series, &[from], targets.end - 1 - from, self.window - 1, self.residual);
@@ -288,9 +283,9 @@ impl<'a> PredictionTask<'a> {
     /// # Errors
     /// Steps outside one entity or too close to its start, a model that does not fit.
     pub fn forecasts(&self, model: &SequenceModel<f32>, targets: Range<usize>) -> Result<Forecasts> {
-        let entity = self.series.entities.iter().find(|(_, r)| r.contains(&targets.start)).map(|(_, r)| r.clone());
+        let entity = self.series.entity_of(targets.start);
         let inputs = self.window - 1;
-        if targets.is_empty() || entity.is_none_or(|e| targets.start < e.start + inputs || targets.end > e.end) {
+        if targets.is_empty() || targets.start < entity.start + inputs || targets.end > entity.end {
             return Err(Error::invalid(
                 "forecasts",
                 format!("steps {targets:?} are not inside one entity, {inputs} steps after its start"),
@@ -401,18 +396,8 @@ impl PredictionStream<'_> {
     /// A step with the wrong number of signals or a non-finite value (named).
     pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<f32>> {
         let c = self.signals.len();
-        if values.len() != c {
-            return Err(Error::Shape { tensor: "step values".into(), expected: vec![c], got: vec![values.len()] });
-        }
-        for (j, v) in values.iter().enumerate() {
-            let z = match v {
-                Some(v) if !v.is_finite() => {
-                    return Err(Error::invalid(format!("signal `{}`", self.signals[j]), format!("{v} is not finite")));
-                }
-                Some(v) => Some(self.scaler.apply(j, *v)),
-                None => None,
-            };
-            (self.x[j], self.x[c + j]) = z.map_or((0.0, 0.0), |z| (z, 1.0));
+        let z = super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
+        for (j, z) in z.into_iter().enumerate() {
             if let Some(z) = z {
                 self.last[j] = Some((z, self.steps));
             }

@@ -18,10 +18,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{ErrorAccumulator, Metrics};
-use crate::data::PreparedSeries;
-use crate::error::Result;
+use crate::data::{PreparedSeries, Standardizer};
+use crate::error::{Error, Result};
 use crate::losses::gaussian_nll;
-use crate::model::{HeadKind, HeadOutput, ModelConfig, ModelSection, SequenceModel};
+use crate::model::{HeadKind, HeadOutput, ModelConfig, ModelSection, ModelStream, SequenceModel};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
 use crate::train::{train, Task, TrainConfig, TrainReport};
@@ -206,6 +206,118 @@ pub struct ReconstructionScore {
     pub name: String,
     pub metrics: Metrics,
     pub coverage_2sigma: Option<f64>,
+}
+
+impl ReconstructionTask<'_> {
+    /// A stream through a causal `model` for one live series: each
+    /// [`ReconstructionStream::step`] takes the newest grid step and returns every signal's
+    /// reconstruction at that step with its σ = 1/√λ̂, the state carried: missing values
+    /// filled as they happen, with an uncertainty.
+    ///
+    /// # Errors
+    /// A residual config (it reads the interpolation between observations, which needs
+    /// the next one), or a model that reads the future (coupled bidirectional).
+    pub fn stream<'m>(&self, model: &'m SequenceModel<f32>) -> Result<ReconstructionStream<'m>> {
+        if self.config.residual {
+            return Err(Error::invalid(
+                "stream",
+                "this reconstruction reads the linear interpolation between observations, which needs the next one; train with task.residual = false (and a causal model) to stream",
+            ));
+        }
+        let c = self.series.grid.channels();
+        Ok(ReconstructionStream {
+            stream: model.stream(1)?,
+            scaler: self.series.scaler.clone(),
+            signals: self.series.grid.signals.clone(),
+            x: vec![0.0; 2 * c],
+        })
+    }
+}
+
+impl ReconstructionTask<'_> {
+    /// The entries [`ReconstructionTask::evaluate`] hides in `part`, on the whole grid
+    /// `[N, C]` (from its windows, which tile each range of the part).
+    ///
+    /// # Errors
+    /// A part shorter than a window.
+    pub fn evaluation_hidden(&self, part: &[Range<usize>]) -> Result<Vec<bool>> {
+        let (window, c) = (self.config.window, self.series.grid.channels());
+        let starts = self.series.window_starts(part, window, window, "evaluated")?;
+        let mut hidden = vec![false; self.series.grid.observed.len()];
+        for (chunk, batch) in starts.chunks(256).zip(self.evaluation_batches(part)?) {
+            for (row, &s) in chunk.iter().enumerate() {
+                for t in 0..window {
+                    for j in 0..c {
+                        hidden[(s + t) * c + j] |= batch.hidden[(t * batch.batch + row) * c + j] > 0.0;
+                    }
+                }
+            }
+        }
+        Ok(hidden)
+    }
+
+    /// Metrics of a streamable `model` (see [`ReconstructionTask::stream`]) run as it is
+    /// deployed: over each entity from its first step, its state carried throughout, with
+    /// the entries [`ReconstructionTask::evaluate`] hides in `part` hidden, and scored on
+    /// them (the same entries as the windows and the baselines).
+    ///
+    /// # Errors
+    /// A model or config that cannot stream, a part shorter than a window.
+    pub fn evaluate_streamed(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Metrics> {
+        if self.config.residual || !model.is_causal() {
+            return Err(Error::invalid("streamed evaluation", "the model or its input reads the future"));
+        }
+        let (window, c) = (self.config.window, self.series.grid.channels());
+        let hidden = self.evaluation_hidden(part)?;
+        let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
+        let mut acc = ErrorAccumulator::new(c);
+        for r in part.iter().filter(|r| r.len() >= window) {
+            let steps = self.series.entity_of(r.start).start..r.end;
+            let mut x = vec![0.0f32; steps.len() * 2 * c];
+            for (t, k) in steps.clone().enumerate() {
+                for j in 0..c {
+                    let seen = observed[k * c + j] && !hidden[k * c + j];
+                    (x[t * 2 * c + j], x[t * 2 * c + c + j]) = if seen { (values[k * c + j], 1.0) } else { (0.0, 0.0) };
+                }
+            }
+            let out = model.forward(&SequenceBatch { x: &x, steps: steps.len(), batch: 1, lengths: None })?;
+            let scored = (r.start - steps.start) * c..steps.len() * c;
+            let mask: Vec<f32> = hidden[r.start * c..r.end * c].iter().map(|&h| h as u8 as f32).collect();
+            acc.add(&out.mean[scored], &values[r.start * c..r.end * c], &mask, &self.series.scaler);
+        }
+        Ok(acc.finish())
+    }
+}
+
+/// One live series through a causal reconstruction model, one grid step at a time (see
+/// [`ReconstructionTask::stream`]).
+pub struct ReconstructionStream<'m> {
+    stream: ModelStream<'m, f32>,
+    scaler: Standardizer,
+    signals: Vec<String>,
+    x: Vec<f32>,
+}
+
+impl ReconstructionStream<'_> {
+    /// The signals, in the order [`ReconstructionStream::step`] takes and returns them.
+    pub fn signals(&self) -> &[String] {
+        &self.signals
+    }
+
+    /// Feeds the values of one grid step (original units; `None` where missing) and
+    /// returns each signal's reconstruction at this step and its σ, in original units.
+    ///
+    /// # Errors
+    /// A step with the wrong number of signals or a non-finite value (named).
+    pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<(f32, f32)>> {
+        super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
+        let out = self.stream.step(&self.x)?;
+        let precision = out.precision.first().copied().ok_or_else(|| {
+            Error::invalid("stream", "the model has no precision head (a reconstruction model has a Gaussian one)")
+        })?;
+        let sigma = 1.0 / precision.sqrt();
+        Ok((0..self.signals.len()).map(|j| (self.scaler.invert(j, out.mean[j]), sigma * self.scaler.std[j])).collect())
+    }
 }
 
 impl<'a> ReconstructionTask<'a> {

@@ -1,0 +1,179 @@
+//! `recur stream`: a causal run as a live service, one grid step per CSV row in, its
+//! answer out at once, the state carried — the next step's forecast for a prediction run,
+//! every signal filled with a ±2σ band for a reconstruction run.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use recur::data::{csv_fields, is_missing};
+use recur::run::TaskKind;
+use recur::tasks::{PredictionStream, PredictionTask, ReconstructionStream, ReconstructionTask};
+
+use crate::args::Args;
+use crate::demo::open_run;
+
+/// The stream of either task.
+enum Live<'m> {
+    Prediction(PredictionStream<'m>),
+    Reconstruction(ReconstructionStream<'m>),
+}
+
+impl Live<'_> {
+    fn signals(&self) -> &[String] {
+        match self {
+            Live::Prediction(s) => s.signals(),
+            Live::Reconstruction(s) => s.signals(),
+        }
+    }
+
+    /// The output columns after the passed ones.
+    fn header(&self) -> Vec<String> {
+        match self {
+            Live::Prediction(s) => s.signals().iter().map(|s| format!("{s}_next")).collect(),
+            Live::Reconstruction(s) => s
+                .signals()
+                .iter()
+                .flat_map(|s| [s.clone(), format!("{s}_filled"), format!("{s}_low"), format!("{s}_high")])
+                .collect(),
+        }
+    }
+
+    /// One step's output cells: the forecasts; or per signal the value (observed, or
+    /// filled), 1 where filled, and the ±2σ band of a filled value.
+    fn step(&mut self, values: &[Option<f32>]) -> recur::Result<Vec<String>> {
+        Ok(match self {
+            Live::Prediction(s) => s.step(values)?.iter().map(f32::to_string).collect(),
+            Live::Reconstruction(s) => s
+                .step(values)?
+                .iter()
+                .zip(values)
+                .flat_map(|(&(x_hat, sigma), v)| match v {
+                    Some(v) => [v.to_string(), "0".into(), String::new(), String::new()],
+                    None => [
+                        x_hat.to_string(),
+                        "1".into(),
+                        (x_hat - 2.0 * sigma).to_string(),
+                        (x_hat + 2.0 * sigma).to_string(),
+                    ],
+                })
+                .collect(),
+        })
+    }
+}
+
+pub fn stream(args: &Args) -> Result<(), String> {
+    let known = ["run", "input", "budget-us"];
+    let dir = PathBuf::from(args.get("run", &known, String::new())?);
+    if dir.as_os_str().is_empty() {
+        return Err(
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] (a causal run; rows on stdin)".into()
+        );
+    }
+    let input = args.get("input", &known, "-".to_string())?;
+    let budget: f64 = args.get("budget-us", &known, 0.0)?;
+    let (config, model, data) = open_run(&dir, None)?;
+    let prediction = PredictionTask::new(&data, config.task.window, config.task.residual);
+    let reconstruction = ReconstructionTask::new(&data, config.reconstruction());
+    let open = || -> Result<Live<'_>, String> {
+        let live = match config.task.kind {
+            TaskKind::Prediction => {
+                prediction.as_ref().map_err(|e| e.to_string())?.stream(&model).map(Live::Prediction)
+            }
+            TaskKind::Reconstruction => {
+                reconstruction.as_ref().map_err(|e| e.to_string())?.stream(&model).map(Live::Reconstruction)
+            }
+        };
+        live.map_err(|e| format!("{}: {e}", dir.display()))
+    };
+    let mut stream = open()?;
+    // one step through a throwaway stream first: the first call's page faults and cold
+    // caches are the process's start, not a step of the stream
+    open()?.step(&vec![None; stream.signals().len()]).map_err(|e| e.to_string())?;
+    let reader: Box<dyn BufRead> = if input == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(std::fs::File::open(&input).map_err(|e| format!("{input}: {e}"))?))
+    };
+    let mut lines = reader.lines().enumerate();
+    let header = match lines.next() {
+        Some((_, line)) => line.map_err(|e| format!("{input}: {e}"))?,
+        None => return Err(format!("{input}: no header row")),
+    };
+    let names: Vec<String> = csv_fields(&header).into_iter().map(|n| n.trim().to_string()).collect();
+    let columns: Vec<usize> = stream
+        .signals()
+        .iter()
+        .map(|s| {
+            names.iter().position(|n| n == s).ok_or_else(|| {
+                format!("{input}: line 1: no column `{s}` (the run's signals: {})", stream.signals().join(", "))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let header: Vec<String> = passed.iter().map(|&i| names[i].clone()).chain(stream.header()).collect();
+    writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
+    let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
+    for (index, line) in lines {
+        let line = line.map_err(|e| format!("{input}: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields = csv_fields(&line);
+        if fields.len() != names.len() {
+            return Err(format!(
+                "{input}: line {}: {} fields, the header has {}",
+                index + 1,
+                fields.len(),
+                names.len()
+            ));
+        }
+        let values = columns
+            .iter()
+            .map(|&i| match fields[i].trim() {
+                v if is_missing(v) => Ok(None),
+                v => v
+                    .parse::<f32>()
+                    .map(Some)
+                    .map_err(|_| format!("{input}: line {}, column `{}`: `{v}` is not a number", index + 1, names[i])),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = std::time::Instant::now();
+        let answer = stream.step(&values).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
+        let micros_now = started.elapsed().as_secs_f64() * 1e6;
+        micros.push(micros_now);
+        if budget > 0.0 && micros_now > budget {
+            if over_budget.is_empty() {
+                eprintln!(
+                    "{input}: line {}: the model step took {micros_now:.1} µs, over the budget of {budget} µs",
+                    index + 1
+                );
+            }
+            over_budget.push(index + 1);
+        }
+        let cells: Vec<String> = passed.iter().map(|&i| fields[i].to_string()).chain(answer).collect();
+        // a reader that went away ends the stream quietly
+        if writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_err() {
+            return Ok(());
+        }
+    }
+    micros.sort_by(f64::total_cmp);
+    if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {
+        let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
+        eprintln!(
+            "{} steps streamed; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs (parsing and output excluded)",
+            micros.len()
+        );
+    }
+    match over_budget.as_slice() {
+        [] => Ok(()),
+        lines => Err(format!(
+            "{} of {} steps over the budget of {budget} µs (lines {}{})",
+            lines.len(),
+            micros.len(),
+            lines.iter().take(10).map(usize::to_string).collect::<Vec<_>>().join(", "),
+            if lines.len() > 10 { ", …" } else { "" }
+        )),
+    }
+}
