@@ -91,8 +91,8 @@ pub struct TaskConfig {
     /// Reconstruction: seed of the evaluation corruption.
     pub evaluation_seed: u64,
     pub corruption: MissingnessDiffusion,
-    /// Prediction: train on long streams with truncated BPTT (`[task.stream]`) instead
-    /// of on windows.
+    /// Train on long streams with truncated BPTT (`[task.stream]`) instead of on windows
+    /// (a unidirectional model).
     pub stream: Option<StreamTraining>,
 }
 
@@ -168,6 +168,7 @@ impl RunConfig {
             corruption: self.task.corruption,
             evaluation_seed: self.task.evaluation_seed,
             residual: self.task.residual,
+            stream: self.task.stream,
             train: self.train.clone(),
         }
     }

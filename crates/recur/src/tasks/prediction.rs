@@ -208,18 +208,9 @@ impl<'a> PredictionTask<'a> {
     /// A bad truncation, or a training part with no range as long as one stream.
     pub fn on_streams(mut self, stream: StreamTraining) -> Result<Self> {
         Truncation { k1: stream.k1, k2: stream.k2, steps: stream.steps }.check()?;
-        self.train_starts = self
-            .series
-            .train
-            .iter()
-            .flat_map(|r| (r.start..r.end.saturating_sub(stream.steps)).step_by(stream.steps.max(1)))
-            .collect();
-        if self.train_starts.is_empty() {
-            return Err(Error::invalid(
-                "task.stream.steps",
-                format!("no training range holds a stream of {} steps and its next step", stream.steps),
-            ));
-        }
+        // each stream's steps and the step after its last (its last target)
+        self.train_starts =
+            self.series.window_starts(&self.series.train, stream.steps + 1, stream.steps, "training")?;
         self.stream = Some(stream);
         Ok(self)
     }

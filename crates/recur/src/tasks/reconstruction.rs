@@ -18,13 +18,14 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{ErrorAccumulator, Metrics};
+use super::prediction::StreamTraining;
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::gaussian_nll;
 use crate::model::{HeadKind, HeadOutput, ModelConfig, ModelSection, ModelStream, SequenceModel};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
-use crate::train::{train, Task, TrainConfig, TrainReport};
+use crate::train::{train, Task, TrainConfig, TrainReport, Truncation};
 
 /// The corruption process.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +91,9 @@ pub struct ReconstructionConfig {
     pub evaluation_seed: u64,
     /// Read the interpolated series and predict a correction to it.
     pub residual: bool,
+    /// Train on long streams with truncated BPTT instead of on windows (the corruption
+    /// still drawn per `window` steps).
+    pub stream: Option<StreamTraining>,
     pub train: TrainConfig,
 }
 
@@ -102,6 +106,7 @@ impl Default for ReconstructionConfig {
             corruption: MissingnessDiffusion::default(),
             evaluation_seed: 2024,
             residual: true,
+            stream: None,
             train: TrainConfig { patience: 50, ..TrainConfig::default() },
         }
     }
@@ -132,11 +137,14 @@ pub struct ReconstructionBatch {
     residual: bool,
 }
 
-/// Windows at `starts`, with values hidden by `corruption` (none hidden without one).
+/// Windows (or streams) of `window` steps at `starts`, with values hidden by `corruption`
+/// (none hidden without one), drawn per consecutive `segment` steps (a window's length:
+/// a stream is corrupted as the windows it is made of would be).
 fn make_batch(
     series: &PreparedSeries,
     starts: &[usize],
     window: usize,
+    segment: usize,
     corruption: Option<&MissingnessDiffusion>,
     residual: bool,
     rng: &mut Rng,
@@ -157,8 +165,11 @@ fn make_batch(
     };
     for (row, &s) in starts.iter().enumerate() {
         let observed = &series.grid.observed[s * c..(s + window) * c];
-        let hide = match corruption {
-            Some(process) => process.hide(observed, window, c, rng),
+        let hide: Vec<bool> = match corruption {
+            Some(process) => observed
+                .chunks(segment.max(1) * c)
+                .flat_map(|part| process.hide(part, part.len() / c, c, rng))
+                .collect(),
             None => vec![false; observed.len()],
         };
         for t in 0..window {
@@ -326,7 +337,13 @@ impl<'a> ReconstructionTask<'a> {
     pub fn new(series: &'a PreparedSeries, config: ReconstructionConfig) -> Result<Self> {
         series.window_starts(&series.validation, config.window, config.window, "validation")?;
         series.window_starts(&series.test, config.window, config.window, "test")?;
-        let train_starts = series.window_starts(&series.train, config.window, config.stride, "training")?;
+        let train_starts = match config.stream {
+            None => series.window_starts(&series.train, config.window, config.stride, "training")?,
+            Some(stream) => {
+                Truncation { k1: stream.k1, k2: stream.k2, steps: stream.steps }.check()?;
+                series.window_starts(&series.train, stream.steps, stream.steps, "training")?
+            }
+        };
         Ok(ReconstructionTask { series, config, train_starts })
     }
 
@@ -341,7 +358,7 @@ impl<'a> ReconstructionTask<'a> {
         let (corruption, residual) = (Some(&self.config.corruption), self.config.residual);
         Ok(starts
             .chunks(256)
-            .map(|chunk| make_batch(self.series, chunk, window, corruption, residual, &mut rng))
+            .map(|chunk| make_batch(self.series, chunk, window, window, corruption, residual, &mut rng))
             .collect())
     }
 
@@ -371,7 +388,7 @@ impl<'a> ReconstructionTask<'a> {
         let mut sigma = vec![0.0f32; steps.len()];
         let mut rng = Rng::new(0);
         for chunk in starts.chunks(256) {
-            let batch = make_batch(self.series, chunk, window, None, self.config.residual, &mut rng);
+            let batch = make_batch(self.series, chunk, window, window, None, self.config.residual, &mut rng);
             let (mean, precision) = self.reconstruct(model, &batch)?;
             for (row, &s) in chunk.iter().enumerate() {
                 for t in 0..window {
@@ -487,7 +504,28 @@ impl Task for ReconstructionTask<'_> {
 
     fn make_batch(&self, indices: &[usize], rng: &mut Rng) -> ReconstructionBatch {
         let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
-        make_batch(self.series, &starts, self.config.window, Some(&self.config.corruption), self.config.residual, rng)
+        let (window, corruption) = (self.config.window, Some(&self.config.corruption));
+        let steps = self.config.stream.map_or(window, |s| s.steps);
+        make_batch(self.series, &starts, steps, window, corruption, self.config.residual, rng)
+    }
+
+    fn truncation(&self) -> Option<Truncation> {
+        self.config.stream.map(|s| Truncation { k1: s.k1, k2: s.k2, steps: s.steps })
+    }
+
+    fn chunk_loss(
+        &self,
+        out: &HeadOutput<f32>,
+        batch: &ReconstructionBatch,
+        steps: Range<usize>,
+    ) -> Result<(f64, Vec<f32>, Vec<f32>)> {
+        let (c, b) = (self.series.grid.channels(), batch.batch);
+        let rows = steps.start * b * c..steps.end * b * c;
+        let mean = match batch.residual {
+            true => out.mean.iter().zip(&batch.interpolated[rows.clone()]).map(|(m, i)| m + i).collect(),
+            false => out.mean.clone(),
+        };
+        Ok(gaussian_nll(&mean, &batch.target[rows.clone()], &batch.hidden[rows], &out.precision, c))
     }
 
     fn input<'b>(&self, batch: &'b ReconstructionBatch) -> SequenceBatch<'b, f32> {
@@ -506,6 +544,9 @@ impl Task for ReconstructionTask<'_> {
     }
 
     fn validate(&self, model: &SequenceModel<f32>) -> Result<f64> {
+        if self.config.stream.is_some() && !self.config.residual {
+            return Ok(self.evaluate_streamed(model, &self.series.validation)?.micro_mse);
+        }
         let c = self.series.grid.channels();
         let mut acc = ErrorAccumulator::new(c);
         for batch in self.evaluation_batches(&self.series.validation)? {
