@@ -243,9 +243,7 @@ impl ReconstructionTask<'_> {
             x: vec![0.0; 2 * c],
         })
     }
-}
 
-impl ReconstructionTask<'_> {
     /// The entries [`ReconstructionTask::evaluate`] hides in `part`, on the whole grid
     /// `[N, C]` (from its windows, which tile each range of the part).
     ///
