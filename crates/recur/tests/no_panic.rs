@@ -199,3 +199,59 @@ fn no_entry_point_panics_on_random_valid_or_invalid_input() {
     // the generator must also reach the paths that succeed, not only the refusals
     assert!(ran_ok.iter().all(|&n| n > 50), "successful calls (forward, backward, stream steps, loads): {ran_ok:?}");
 }
+
+/// Truncated BPTT's entry points, given random models (any cell, uni- or bidirectional,
+/// any coupling and fusion), random truncations (zero, non-multiple and oversized k1, k2,
+/// zero steps), batches of 0–2 streams, streams a value short or long, updates in any
+/// order, and head gradients of the wrong size: `Ok` or a named error, never a panic.
+#[test]
+fn truncated_bptt_never_panics() {
+    use recur::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
+    use recur::train::{TruncatedStreams, Truncation};
+    let mut rng = Rng::new(11);
+    let mut ran_ok = [0usize; 2];
+    for trial in 0..600 {
+        let mut encoder = random_config(&mut rng);
+        encoder.bidirectional = rng.below(4) == 0;
+        let config = ModelConfig {
+            encoder,
+            coupling: if rng.below(2) == 0 { Coupling::Coupled } else { Coupling::Decoupled },
+            twin_weight: 0.5,
+            fusion: FusionKind::ALL[rng.below(FusionKind::ALL.len())],
+            head: if rng.below(2) == 0 { HeadKind::Linear } else { HeadKind::Gaussian },
+            outputs: size(&mut rng, 2),
+        };
+        let Some(model) = checked(SequenceModel::<f32>::new(config.clone(), trial)) else { continue };
+        // mostly valid, now and then zero or not a multiple
+        let k1 = if rng.below(8) == 0 { 0 } else { 1 + rng.below(3) };
+        let k2 = if rng.below(6) == 0 { rng.below(9) } else { k1 * (1 + rng.below(3)) };
+        let truncation = Truncation { k1, k2, steps: size(&mut rng, 9) };
+        let batch = size(&mut rng, 2);
+        let context = format!("trial {trial}: {config:?} {truncation:?} B={batch}");
+        let Some(mut streams) =
+            must_not_panic(&format!("{context}: new"), || checked(TruncatedStreams::new(&model, truncation, batch)))
+        else {
+            continue;
+        };
+        let x = values_near(&mut rng, truncation.steps * batch * config.encoder.input_size);
+        for _ in 0..3 {
+            let u = rng.below(truncation.updates() + 1);
+            let Some(out) =
+                must_not_panic(&format!("{context}: forward {u}"), || checked(streams.forward(&model, &x, u, 3)))
+            else {
+                continue;
+            };
+            ran_ok[0] += 1;
+            let rows = out.steps.len() * batch;
+            let d_mean = values_near(&mut rng, rows * config.outputs);
+            let d_precision = if config.head == HeadKind::Gaussian { values_near(&mut rng, rows) } else { Vec::new() };
+            let mut grads = model.zeros_like();
+            let result = must_not_panic(&format!("{context}: backward {u}"), || {
+                checked(streams.backward(&model, &x, (&d_mean, &d_precision), &mut grads))
+            });
+            ran_ok[1] += usize::from(result.is_some());
+        }
+    }
+    println!("successful forwards and backwards: {ran_ok:?}");
+    assert!(ran_ok.iter().all(|&n| n > 30), "successful forwards and backwards: {ran_ok:?}");
+}
