@@ -95,6 +95,14 @@ pub trait GatedCell: Sync {
     /// Width `W` of the per-row forward cache.
     fn cache_width(&self, hidden: usize, normalized: bool) -> usize;
 
+    /// A narrower per-row cache, from which backward recomputes part of the forward (the
+    /// same operations, so the same bits): the driver uses it for sequences whose rows
+    /// outgrow the caches (see `sequence::row_width`). `None`: the cell has one layout.
+    fn compact_cache_width(&self, hidden: usize, normalized: bool) -> Option<usize> {
+        let _ = (hidden, normalized);
+        None
+    }
+
     /// One row's forward update.
     ///
     /// `proj_x, proj_h: [G]` the step's input and recurrent products without biases

@@ -89,6 +89,30 @@ pub fn normalize_into<T: Real>(
     }
 }
 
+/// [`normalize_into`] over its own input: `a` holds one product of a pre-activation on
+/// entry and φ(γ⊙â + β) on return, where â = (a + x − mean)·rstd goes to `hat`.
+///
+/// `a` (in-out), `hat`, `x`, `gamma`, `beta`: `[H]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn normalize_in_place<T: Real>(
+    a: &mut [T],
+    hat: &mut [T],
+    x: &[T],
+    mean: T,
+    rstd: T,
+    gamma: &[T],
+    beta: &[T],
+    phi: impl Fn(T) -> T,
+) {
+    let h = a.len();
+    let (hat, x, gamma, beta) = (&mut hat[..h], &x[..h], &gamma[..h], &beta[..h]);
+    for j in 0..h {
+        hat[j] = (a[j] + x[j] - mean) * rstd;
+        a[j] = phi(gamma[j] * hat[j] + beta[j]);
+    }
+}
+
 /// The means of `K` vectors, and 1/√(σ²+ε) of each written to `rstd: [K]`, their
 /// reductions side by side (see [`layer_norm_forward_many`]).
 #[inline(always)]
@@ -392,6 +416,13 @@ mod tests {
             crate::simd::vectorized(|| {
                 normalize_into(&mut out, &mut hat, &a32, Some(&x32), 0.3, 1.7, &g32, &b32, |v| v)
             });
+            // in place over `a`: the same bits as into a separate output
+            let (mut in_place, mut hat_in_place) = (a32.clone(), vec![0.0f32; h]);
+            crate::simd::vectorized(|| {
+                normalize_in_place(&mut in_place, &mut hat_in_place, &x32, 0.3, 1.7, &g32, &b32, |v| v)
+            });
+            assert_eq!(in_place, out, "h={h}: in place");
+            assert_eq!(hat_in_place, hat, "h={h}: in place, â");
             for j in 0..h {
                 let want_hat = (a32[j] + x32[j] - 0.3) * 1.7;
                 assert_eq!(hat[j].to_bits(), want_hat.to_bits(), "h={h} j={j}: f32 â");

@@ -10,10 +10,10 @@
 //! With layer norm (Ba et al. 2016) each gate's pre-activation becomes
 //! LN(W_x x_t + W_h h_{t−1}) + b, and h_t = o_t ⊙ tanh(LN(c_t)) with LN(c) = γ_c⊙ĉ + β_c.
 
-use crate::cell::{activate3, add_assign, CellGrads, CellWeights, GatedCell};
+use crate::cell::{activate3, add_assign, CellGrads, CellWeights, GatedCell, NormWeights};
 use crate::layer_norm::{
-    layer_norm_backward, layer_norm_backward_many, layer_norm_moments_many, layer_norm_moments_of_sums, normalize_into,
-    split, split_mut,
+    layer_norm_backward, layer_norm_backward_many, layer_norm_moments_many, layer_norm_moments_of_sums,
+    normalize_in_place, normalize_into, split, split_mut,
 };
 use crate::real::Real;
 
@@ -27,6 +27,13 @@ const TANH_C: usize = 4;
 const GATE_HAT: usize = 5;
 const CELL_HAT: usize = 9;
 const RSTD: usize = 10;
+
+/// The compact layer-norm row, for sequences whose rows outgrow the caches: only
+/// `[â_i â_f â_g â_o | ĉ | rstd×4, rstd_c]`, half the bytes; backward recomputes the gates
+/// φ(γ⊙â + b) and tanh(γ_c⊙ĉ + β_c) from it (the same operations on the same values: the
+/// same bits).
+const COMPACT_CELL_HAT: usize = 4;
+const COMPACT_RSTD: usize = 5;
 
 impl GatedCell for Lstm {
     const GATES: usize = 4;
@@ -45,6 +52,10 @@ impl GatedCell for Lstm {
         }
     }
 
+    fn compact_cache_width(&self, hidden: usize, normalized: bool) -> Option<usize> {
+        normalized.then_some(COMPACT_RSTD * hidden + 5)
+    }
+
     #[inline(always)]
     fn forward_row<T: Real>(
         &self,
@@ -61,6 +72,9 @@ impl GatedCell for Lstm {
     ) {
         let n = hidden;
         let g = 4 * n;
+        if let (Some(norm), true) = (&weights.norm, cache.len() < RSTD * n + 5) {
+            return forward_row_compact(n, proj_x, proj_h, norm, bias, c_prev, h_out, c_out, cache);
+        }
         // a = W_x x_t + W_h h_{t−1}, summed where it is read, never stored
         let (a, proj_x, bias) = (&proj_h[..g], &proj_x[..g], &bias[..g]);
         let (acts, rest) = cache.split_at_mut(TANH_C * n);
@@ -146,6 +160,9 @@ impl GatedCell for Lstm {
     ) {
         let n = hidden;
         let g = 4 * n;
+        if let (Some(norm), true) = (&weights.norm, cache.len() < RSTD * n + 5) {
+            return backward_row_compact(n, dh, dc, cache, c_prev, weights, norm, d_proj_h, dh_prev, dc_prev, grads);
+        }
         let (i, f, gg, o) = (&cache[..n], &cache[n..2 * n], &cache[2 * n..3 * n], &cache[3 * n..g]);
         let tanh_c = &cache[TANH_C * n..(TANH_C + 1) * n];
         let (dh, dc, c_prev, dc_prev) = (&dh[..n], &dc[..n], &c_prev[..n], &mut dc_prev[..n]);
@@ -196,6 +213,111 @@ impl GatedCell for Lstm {
         );
         d_c_total.iter_mut().for_each(|v| *v = T::ZERO);
     }
+}
+
+/// [`Lstm::forward_row`] with layer norm into a compact row `[â ×4 | ĉ | rstd ×5]`: the
+/// gates φ(γ⊙â + b) are written over a in W_h h_{t−1}'s row (read there once, not read
+/// again) and tanh(c̃) into h_t's row.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn forward_row_compact<T: Real>(
+    n: usize,
+    proj_x: &[T],
+    proj_h: &mut [T],
+    norm: &NormWeights<'_, T>,
+    bias: &[T],
+    c_prev: &[T],
+    h_out: &mut [T],
+    c_out: &mut [T],
+    cache: &mut [T],
+) {
+    let g = 4 * n;
+    let (proj_x, bias, acts) = (&proj_x[..g], &bias[..g], &mut proj_h[..g]);
+    let (c_prev, c_out, h_out) = (&c_prev[..n], &mut c_out[..n], &mut h_out[..n]);
+    let (hats, rest) = cache.split_at_mut(COMPACT_CELL_HAT * n);
+    let (c_hat, stats) = rest.split_at_mut(n);
+    let mean = layer_norm_moments_of_sums::<T, 4>(split(acts, n), split(proj_x, n).map(Some), &mut stats[..4]);
+    for k in 0..4 {
+        let r = k * n..(k + 1) * n;
+        let phi = if k == 2 { T::tanh as fn(T) -> T } else { T::sigmoid };
+        let (x, gamma, bias) = (&proj_x[r.clone()], &norm.gates[r.clone()], &bias[r.clone()]);
+        normalize_in_place(&mut acts[r.clone()], &mut hats[r], x, mean[k], stats[k], gamma, bias, phi);
+    }
+    let (i, f, gg, o) = (&acts[..n], &acts[n..2 * n], &acts[2 * n..3 * n], &acts[3 * n..g]);
+    for j in 0..n {
+        c_out[j] = f[j] * c_prev[j] + i[j] * gg[j];
+    }
+    let (gamma, beta) = (&norm.cell[..n], &norm.cell[n..2 * n]);
+    let [m] = layer_norm_moments_many::<T, 1>([&c_out[..n]], &mut stats[4..5]);
+    normalize_into(h_out, c_hat, c_out, None, m, stats[4], gamma, beta, T::tanh);
+    for j in 0..n {
+        h_out[j] *= o[j];
+    }
+}
+
+/// [`Lstm::backward_row`] with layer norm from a compact row: the forward's gates
+/// φ(γ⊙â + b_ih + b_hh) are recomputed into the row of their gradients and tanh(c̃) =
+/// tanh(γ_c⊙ĉ + β_c) into ∂c_{t−1}'s, each then overwritten by its own derivative.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn backward_row_compact<T: Real>(
+    n: usize,
+    dh: &[T],
+    dc: &[T],
+    cache: &[T],
+    c_prev: &[T],
+    weights: &CellWeights<'_, T>,
+    norm: &NormWeights<'_, T>,
+    d_proj_h: &mut [T],
+    dh_prev: &mut [T],
+    dc_prev: &mut [T],
+    grads: &mut CellGrads<'_, T>,
+) {
+    let g = 4 * n;
+    let (dh, dc, c_prev, dc_prev) = (&dh[..n], &dc[..n], &c_prev[..n], &mut dc_prev[..n]);
+    let hats = &cache[..COMPACT_CELL_HAT * n];
+    let c_hat = &cache[COMPACT_CELL_HAT * n..(COMPACT_CELL_HAT + 1) * n];
+    let rstd = &cache[COMPACT_RSTD * n..COMPACT_RSTD * n + 5];
+    let (gamma_c, beta_c) = (&norm.cell[..n], &norm.cell[n..2 * n]);
+    let acts = &mut d_proj_h[..g];
+    for k in 0..4 {
+        let r = k * n..(k + 1) * n;
+        let phi = if k == 2 { T::tanh as fn(T) -> T } else { T::sigmoid };
+        let (act, hat, gamma) = (&mut acts[r.clone()], &hats[r.clone()], &norm.gates[r.clone()]);
+        let (b_ih, b_hh) = (&weights.b_ih[r.clone()], &weights.b_hh[r]);
+        for j in 0..n {
+            act[j] = phi(gamma[j] * hat[j] + (b_ih[j] + b_hh[j]));
+        }
+    }
+    for j in 0..n {
+        dc_prev[j] = (gamma_c[j] * c_hat[j] + beta_c[j]).tanh();
+    }
+    // as in Lstm::backward_row with layer norm, the gates and tanh(c̃) read from where
+    // they were recomputed
+    let d_c_total = &mut dh_prev[..n];
+    for j in 0..n {
+        d_c_total[j] = dh[j] * acts[3 * n + j] * (T::ONE - dc_prev[j] * dc_prev[j]);
+    }
+    let (d_gamma, d_beta) = grads.norm_cell.split_at_mut(n);
+    layer_norm_backward(d_c_total, c_hat, rstd[4], gamma_c, d_gamma, Some(d_beta));
+    let (da_i, rest) = acts.split_at_mut(n);
+    let (da_f, rest) = rest.split_at_mut(n);
+    let (da_g, da_o) = rest.split_at_mut(n);
+    for j in 0..n {
+        let dct = d_c_total[j] + dc[j];
+        let (i, f, gg, o, tanh_c) = (da_i[j], da_f[j], da_g[j], da_o[j], dc_prev[j]);
+        dc_prev[j] = dct * f;
+        [da_i[j], da_f[j], da_g[j], da_o[j]] = gate_derivatives(dct, dh[j], [i, f, gg, o], c_prev[j], tanh_c);
+    }
+    layer_norm_backward_many::<T, 4>(
+        split_mut(&mut d_proj_h[..g], n),
+        split(hats, n),
+        &rstd[..4],
+        split(&norm.gates[..g], n),
+        split_mut(&mut grads.norm_gates[..g], n),
+        split_mut(&mut grads.b_ih[..g], n).map(Some),
+    );
+    d_c_total.iter_mut().for_each(|v| *v = T::ZERO);
 }
 
 /// One unit's `[∂a_i, ∂a_f, ∂a_g, ∂a_o]` from ∂c_t (all of it, through h_t and from t+1)

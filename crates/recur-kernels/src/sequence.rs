@@ -20,6 +20,8 @@
 //! (skipped when ∂x is not asked for). Scratch buffers are reused between calls and
 //! never zeroed: every value is written before it is read.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::cell::{add_assign, summed_bias, CellGrads, CellWeights, GatedCell, SequenceOptions};
 use crate::matmul::{gemm, Mat, Threads, Transposed};
 use crate::real::Real;
@@ -68,6 +70,32 @@ pub struct GatedCache<T> {
 /// Bytes of input products ([`forward`]) computed in one block of steps: about half of a
 /// core's L2 cache, so that the block is still there when its steps read it.
 const INPUT_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Bytes of one job's kept cache rows above which a cell's compact layout is used (see
+/// [`GatedCell::compact_cache_width`]); [`set_compact_rows_above_bytes`] changes it.
+/// Measured on the LSTM with layer norm, whose compact row is half the full one: at S1
+/// (4.9 MB of full rows) the full layout is faster (one direction 1.40–1.43 s per 1000
+/// training steps against 1.48–1.53 s compact), at S2 (39 MB) the compact one (2.03–2.16 s
+/// against 2.23–2.30 s per 100, with dropout).
+static COMPACT_ROWS_ABOVE_BYTES: AtomicUsize = AtomicUsize::new(16 << 20);
+
+/// Sets the size of a job's kept rows above which cells keep their compact row layout.
+/// Results do not depend on it (backward recomputes what the compact rows leave out with
+/// the forward's own operations: the same bits); tests set 0 to run that layout on small
+/// shapes, `usize::MAX` to keep every row in full.
+pub fn set_compact_rows_above_bytes(bytes: usize) {
+    COMPACT_ROWS_ABOVE_BYTES.store(bytes, Ordering::Relaxed);
+}
+
+/// The per-row cache width a training forward keeps for `dims` (and backward reads).
+fn row_width<C: GatedCell, T>(cell: &C, dims: Dims, normalized: bool) -> usize {
+    let full = cell.cache_width(dims.hidden, normalized);
+    let bytes = dims.steps * dims.batch * full * std::mem::size_of::<T>();
+    match cell.compact_cache_width(dims.hidden, normalized) {
+        Some(compact) if bytes > COMPACT_ROWS_ABOVE_BYTES.load(Ordering::Relaxed) => compact,
+        _ => full,
+    }
+}
 
 /// Sizes a scratch buffer to `n` values, keeping its allocation and without clearing it:
 /// only for buffers whose every value is written before it is read (zeroing tens of
@@ -210,10 +238,12 @@ pub fn forward<C: GatedCell, T: Real>(
 ) -> SequenceOutput<T> {
     let Dims { steps, batch, input, hidden } = dims;
     let g = C::GATES * hidden;
-    let width = cell.cache_width(hidden, weights.norm.is_some());
     check_common(cell, dims, x, h0, c0, weights, options);
 
     let keep = cache.is_some();
+    let normalized = weights.norm.is_some();
+    // inference keeps one row, in the full layout (nothing to save by recomputing)
+    let width = if keep { row_width::<C, T>(cell, dims, normalized) } else { cell.cache_width(hidden, normalized) };
     let mut local = GatedCache::default();
     let store = cache.unwrap_or(&mut local);
     let GatedCache { states, cells, rows, proj, .. } = store;
@@ -336,7 +366,7 @@ pub fn backward<C: GatedCell, T: Real>(
     let Dims { steps, batch, hidden, .. } = dims;
     let g = C::GATES * hidden;
     let plane = batch * hidden;
-    let width = cell.cache_width(hidden, weights.norm.is_some());
+    let width = row_width::<C, T>(cell, dims, weights.norm.is_some());
     let SequenceGradOut { d_x, d_h0, d_c0, weights: mut grads } = out;
     assert_eq!(grad_in.d_output.len(), steps * plane);
     assert_eq!(grad_in.d_h_n.len(), plane);
