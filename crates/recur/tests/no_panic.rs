@@ -234,10 +234,13 @@ fn truncated_bptt_never_panics() {
             continue;
         };
         let x = values_near(&mut rng, truncation.steps * batch * config.encoder.input_size);
+        let lengths: Option<Vec<usize>> =
+            (rng.below(3) == 0).then(|| (0..batch).map(|_| rng.below(truncation.steps + 2)).collect());
+        let input = SequenceBatch { x: &x, steps: truncation.steps, batch, lengths: lengths.as_deref() };
         for _ in 0..3 {
             let u = rng.below(truncation.updates() + 1);
             let Some(out) =
-                must_not_panic(&format!("{context}: forward {u}"), || checked(streams.forward(&model, &x, u, 3)))
+                must_not_panic(&format!("{context}: forward {u}"), || checked(streams.forward(&model, &input, u, 3)))
             else {
                 continue;
             };
@@ -247,7 +250,7 @@ fn truncated_bptt_never_panics() {
             let d_precision = if config.head == HeadKind::Gaussian { values_near(&mut rng, rows) } else { Vec::new() };
             let mut grads = model.zeros_like();
             let result = must_not_panic(&format!("{context}: backward {u}"), || {
-                checked(streams.backward(&model, &x, (&d_mean, &d_precision), &mut grads))
+                checked(streams.backward(&model, &input, (&d_mean, &d_precision), &mut grads))
             });
             ran_ok[1] += usize::from(result.is_some());
         }

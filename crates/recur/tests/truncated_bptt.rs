@@ -74,63 +74,93 @@ fn an_update_is_the_exact_gradient_of_its_window_from_the_carried_state() {
     let mut rng = Rng::new(7);
     let x = random(&mut rng, steps * batch * INPUT);
     let plane = batch * INPUT;
-    for (i, c) in cases().into_iter().enumerate() {
-        let what = format!("{:?} L={} LN={}", c.encoder.cell, c.encoder.num_layers, c.encoder.layer_norm);
-        let gaussian = c.head == HeadKind::Gaussian;
-        let model = SequenceModel::<f64>::new(c, i as u64).unwrap();
-        let seed = 99;
-        let mut streams = TruncatedStreams::new(&model, Truncation { k1, k2, steps }, batch).unwrap();
-        let (mut outs, mut grads) = (Vec::new(), model.zeros_like());
-        for u in 0..3 {
-            outs.push(streams.forward(&model, &x, u, seed).unwrap());
-        }
-        assert_eq!(outs[2].steps, 6..9);
-        let d_mean = random(&mut rng, k1 * batch * OUTPUTS);
-        let d_precision = if gaussian { random(&mut rng, k1 * batch) } else { Vec::new() };
-        streams.backward(&model, &x, (&d_mean, &d_precision), &mut grads).unwrap();
-
-        // the state carried into step 3, from an inference forward of steps 0..3 (dropout
-        // acts on training forwards only: the test's masks are per sequence and the state
-        // carried is a training forward's, so compare against one with the same seed)
-        let encoder = &model.forward_branch;
-        let head_start = SequenceBatch { x: &x[..3 * plane], steps: 3, batch, lengths: None };
-        let (carried, _) = encoder.forward_train(&head_start, &InitialState::default(), seed).unwrap();
-        let state = InitialState { h0: Some(&carried.h_n), c0: (!carried.c_n.is_empty()).then_some(&carried.c_n[..]) };
-        let window = SequenceBatch { x: &x[3 * plane..], steps: 6, batch, lengths: None };
-        let (out, mut cache) = encoder.forward_train(&window, &state, seed).unwrap();
-        let h = model.forward_branch.config().hidden_size;
-        let z = &out.output[3 * batch * h..];
-        let head = model.head.forward(z).unwrap();
-        close(&outs[2].head.mean, &head.mean, &format!("{what}: x̂ of the newest chunk"));
-        let mut want = model.zeros_like();
-        let dz = model.head.backward(z, &d_mean, &d_precision, &mut want.head).unwrap();
-        let mut d_output = vec![0.0; 3 * batch * h];
-        d_output.extend(dz);
-        encoder
-            .backward_with(
-                &window,
-                &mut cache,
-                &d_output,
-                None,
-                None,
-                want.forward_branch.cells_mut(),
-                InputGradient::Skip,
-            )
-            .unwrap();
-        assert_same_grads(&mut grads, &mut want, &what);
-        // the window starts at a carried state: a learned initial state took no part
-        for (name, g) in grads.named_mut() {
-            if name.contains("initial") {
-                assert!(g.data.iter().all(|&v| v == 0.0), "{what}: {name} got a gradient");
+    // streams of one length, and of three: one ends in the window, one before it (its
+    // chunks run one padded step each, which the loss leaves out)
+    for lengths in [None, Some(vec![9usize, 5, 2])] {
+        // a stream's length within steps `from..from + n`, at least 1 (as the chunks run it)
+        let within = |from: usize, n: usize| {
+            lengths.as_ref().map(|l| l.iter().map(|&len| len.saturating_sub(from).clamp(1, n)).collect::<Vec<usize>>())
+        };
+        for (i, c) in cases().into_iter().enumerate() {
+            let what = format!(
+                "{:?} L={} LN={} lengths={lengths:?}",
+                c.encoder.cell, c.encoder.num_layers, c.encoder.layer_norm
+            );
+            let gaussian = c.head == HeadKind::Gaussian;
+            let model = SequenceModel::<f64>::new(c, i as u64).unwrap();
+            let seed = 99;
+            let input = SequenceBatch { x: &x, steps, batch, lengths: lengths.as_deref() };
+            let mut streams = TruncatedStreams::new(&model, Truncation { k1, k2, steps }, batch).unwrap();
+            let (mut outs, mut grads) = (Vec::new(), model.zeros_like());
+            for u in 0..3 {
+                outs.push(streams.forward(&model, &input, u, seed).unwrap());
             }
-        }
+            assert_eq!(outs[2].steps, 6..9);
+            // ∂L/∂x̂ and ∂L/∂λ̂ on the newest chunk, zero where a stream has ended (its task's mask)
+            let ended = |t: usize, b: usize| lengths.as_ref().is_some_and(|l| 6 + t >= l[b]);
+            let mut d_mean = random(&mut rng, k1 * batch * OUTPUTS);
+            let mut d_precision = if gaussian { random(&mut rng, k1 * batch) } else { Vec::new() };
+            for t in 0..k1 {
+                for b in (0..batch).filter(|&b| ended(t, b)) {
+                    d_mean[(t * batch + b) * OUTPUTS..(t * batch + b + 1) * OUTPUTS].fill(0.0);
+                    if gaussian {
+                        d_precision[t * batch + b] = 0.0;
+                    }
+                }
+            }
+            streams.backward(&model, &input, (&d_mean, &d_precision), &mut grads).unwrap();
 
-        // without dropout, the carried state is the one an uninterrupted forward reaches
-        if model.config().encoder.input_dropout == 0.0 {
-            let whole = model.forward(&SequenceBatch { x: &x, steps, batch, lengths: None }).unwrap();
-            for (u, out) in outs.iter().enumerate() {
-                let rows = u * k1 * batch * OUTPUTS..(u + 1) * k1 * batch * OUTPUTS;
-                close(&out.head.mean, &whole.mean[rows], &format!("{what}: chunk {u} against one forward"));
+            // the state carried into step 3, from a training forward of steps 0..3 with the
+            // same seed (the same dropout masks: one per sequence)
+            let encoder = &model.forward_branch;
+            let first = within(0, 3);
+            let head_start = SequenceBatch { x: &x[..3 * plane], steps: 3, batch, lengths: first.as_deref() };
+            let (carried, _) = encoder.forward_train(&head_start, &InitialState::default(), seed).unwrap();
+            let state =
+                InitialState { h0: Some(&carried.h_n), c0: (!carried.c_n.is_empty()).then_some(&carried.c_n[..]) };
+            let rest = within(3, 6);
+            let window = SequenceBatch { x: &x[3 * plane..], steps: 6, batch, lengths: rest.as_deref() };
+            let (out, mut cache) = encoder.forward_train(&window, &state, seed).unwrap();
+            let h = model.forward_branch.config().hidden_size;
+            let z = &out.output[3 * batch * h..];
+            let head = model.head.forward(z).unwrap();
+            // x̂ of the newest chunk, where the streams have not ended
+            for t in 0..k1 {
+                for b in (0..batch).filter(|&b| !ended(t, b)) {
+                    let row = (t * batch + b) * OUTPUTS..(t * batch + b + 1) * OUTPUTS;
+                    close(&outs[2].head.mean[row.clone()], &head.mean[row], &format!("{what}: x̂ at ({t}, {b})"));
+                }
+            }
+            let mut want = model.zeros_like();
+            let dz = model.head.backward(z, &d_mean, &d_precision, &mut want.head).unwrap();
+            let mut d_output = vec![0.0; 3 * batch * h];
+            d_output.extend(dz);
+            encoder
+                .backward_with(
+                    &window,
+                    &mut cache,
+                    &d_output,
+                    None,
+                    None,
+                    want.forward_branch.cells_mut(),
+                    InputGradient::Skip,
+                )
+                .unwrap();
+            assert_same_grads(&mut grads, &mut want, &what);
+            // the window starts at a carried state: a learned initial state took no part
+            for (name, g) in grads.named_mut() {
+                if name.contains("initial") {
+                    assert!(g.data.iter().all(|&v| v == 0.0), "{what}: {name} got a gradient");
+                }
+            }
+
+            // without dropout, the carried state is the one an uninterrupted forward reaches
+            if model.config().encoder.input_dropout == 0.0 && lengths.is_none() {
+                let whole = model.forward(&SequenceBatch { x: &x, steps, batch, lengths: None }).unwrap();
+                for (u, out) in outs.iter().enumerate() {
+                    let rows = u * k1 * batch * OUTPUTS..(u + 1) * k1 * batch * OUTPUTS;
+                    close(&out.head.mean, &whole.mean[rows], &format!("{what}: chunk {u} against one forward"));
+                }
             }
         }
     }
@@ -149,9 +179,9 @@ fn one_update_over_the_whole_stream_is_ordinary_bptt() {
         let d_precision = if gaussian { random(&mut rng, steps * batch) } else { Vec::new() };
         let mut streams = TruncatedStreams::new(&model, Truncation { k1: steps, k2: steps, steps }, batch).unwrap();
         let mut grads = model.zeros_like();
-        streams.forward(&model, &x, 0, 5).unwrap();
-        streams.backward(&model, &x, (&d_mean, &d_precision), &mut grads).unwrap();
         let input = SequenceBatch { x: &x, steps, batch, lengths: None };
+        streams.forward(&model, &input, 0, 5).unwrap();
+        streams.backward(&model, &input, (&d_mean, &d_precision), &mut grads).unwrap();
         let (_, mut cache) = model.forward_train(&input, 5).unwrap();
         let mut want = model.zeros_like();
         model.backward(&mut cache, (&d_mean, &d_precision), None, &mut want).unwrap();
@@ -176,8 +206,12 @@ fn misuse_is_refused_with_the_reason() {
     }
     let x = vec![0.5; 12 * 2 * INPUT];
     let mut streams = TruncatedStreams::new(&model, Truncation { k1: 3, k2: 3, steps: 12 }, 2).unwrap();
-    let e = streams.forward(&model, &x, 2, 0).err().unwrap().to_string();
+    let input = |x| SequenceBatch { x, steps: 12, batch: 2, lengths: None };
+    let e = streams.forward(&model, &input(&x), 2, 0).err().unwrap().to_string();
     assert!(e.contains("before the ones it follows"), "{e}");
-    let e = streams.forward(&model, &x[..10], 0, 0).err().unwrap().to_string();
-    assert!(e.contains("stream"), "{e}");
+    let e = streams.forward(&model, &input(&x[..10]), 0, 0).err().unwrap().to_string();
+    assert!(e.contains("streams"), "{e}");
+    let bad = SequenceBatch { lengths: Some(&[12, 0]), ..input(&x) };
+    let e = streams.forward(&model, &bad, 0, 0).err().unwrap().to_string();
+    assert!(e.contains("stream lengths"), "{e}");
 }

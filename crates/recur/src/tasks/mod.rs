@@ -13,8 +13,16 @@ pub use reconstruction::{
     train_reconstruction, MissingnessDiffusion, ReconstructionConfig, ReconstructionStream, ReconstructionTask,
 };
 
+use std::ops::Range;
+
 use crate::data::Standardizer;
 use crate::error::{Error, Result};
+
+/// Training streams: each range cut into consecutive pieces of at most `steps` steps (the
+/// last piece of a range shorter), empty ranges left out.
+fn cut_into_streams(ranges: impl Iterator<Item = Range<usize>>, steps: usize) -> Vec<Range<usize>> {
+    ranges.flat_map(|r| (r.start..r.end).step_by(steps.max(1)).map(move |s| s..(s + steps).min(r.end))).collect()
+}
 
 /// One live grid step as a stream's input: `values` (original units, `None` where
 /// missing) written as `[z ⊙ m, m]` into `x: [2C]`; returns each signal's standardised

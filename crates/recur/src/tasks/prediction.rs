@@ -92,26 +92,30 @@ pub struct PredictionBatch {
     mask: Vec<f32>,
     /// Added to the head's output (the last observations, or zeros).
     base: Vec<f32>,
+    /// Each stream's length, where they differ.
+    lengths: Option<Vec<usize>>,
 }
 
-/// Streams of `steps` input steps from each start, every step's next step its target (mask
-/// 0 past the series' end). With `residual`, row (t, b)'s base is each signal's last
-/// observation among input steps t − reach + 1 ..= t of its entity (as
+/// A batch of streams, one per range of input steps (each at most `steps` long; a shorter
+/// one is padded with zeros, mask 0, and given its length), every step's next step its
+/// target (mask 0 past the series' end). With `residual`, row (t, b)'s base is each
+/// signal's last observation among input steps t − reach + 1 ..= t of its entity (as
 /// [`PredictionStream`] keeps it; the windows' rule for a window ending at t).
 fn make_stream_batch(
     series: &PreparedSeries,
-    starts: &[usize],
+    streams: &[Range<usize>],
     steps: usize,
     reach: usize,
     residual: bool,
 ) -> PredictionBatch {
     let c = series.grid.channels();
-    let (b, n) = (starts.len(), series.grid.len());
+    let (b, n) = (streams.len(), series.grid.len());
     let mut x = vec![0.0f32; steps * b * 2 * c];
     let (mut target, mut mask, mut base) =
         (vec![0.0f32; steps * b * c], vec![0.0f32; steps * b * c], vec![0.0f32; steps * b * c]);
     let (values, observed) = (&series.grid.values, &series.grid.observed);
-    for (row, &s) in starts.iter().enumerate() {
+    for (row, stream) in streams.iter().enumerate() {
+        let s = stream.start;
         let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
         let see = |k: usize, last: &mut [Option<(f32, usize)>]| {
             for j in 0..c {
@@ -123,7 +127,7 @@ fn make_stream_batch(
         for k in series.entity_of(s).start.max((s + 1).saturating_sub(reach))..s {
             see(k, &mut last);
         }
-        for t in 0..steps {
+        for t in 0..stream.len().min(steps) {
             let k = s + t;
             see(k, &mut last);
             let at = (t * b + row) * c;
@@ -142,7 +146,8 @@ fn make_stream_batch(
             }
         }
     }
-    PredictionBatch { x, steps, batch: b, target, mask, base }
+    let lengths = streams.iter().any(|r| r.len() < steps).then(|| streams.iter().map(|r| r.len().min(steps)).collect());
+    PredictionBatch { x, steps, batch: b, target, mask, base, lengths }
 }
 
 /// Windows of `window − 1` input steps from each start, the step after them the target
@@ -150,7 +155,8 @@ fn make_stream_batch(
 /// with only its last step's target, mask and base (each signal's last observation in the
 /// window, or 0, the training mean, if the window never saw it).
 fn make_batch(series: &PreparedSeries, starts: &[usize], window: usize, residual: bool) -> PredictionBatch {
-    let mut batch = make_stream_batch(series, starts, window - 1, window - 1, residual);
+    let windows: Vec<Range<usize>> = starts.iter().map(|&s| s..s + window - 1).collect();
+    let mut batch = make_stream_batch(series, &windows, window - 1, window - 1, residual);
     let last = (window - 2) * starts.len() * series.grid.channels();
     for v in [&mut batch.target, &mut batch.mask, &mut batch.base] {
         v.drain(..last);
@@ -170,8 +176,9 @@ pub struct PredictionTask<'a> {
     pub series: &'a PreparedSeries,
     pub window: usize,
     pub residual: bool,
-    /// Window starts, or stream starts under [`StreamTraining`].
     train_starts: Vec<usize>,
+    /// Under [`StreamTraining`]: the training streams' input steps.
+    train_streams: Vec<Range<usize>>,
     stream: Option<StreamTraining>,
 }
 
@@ -184,7 +191,7 @@ impl<'a> PredictionTask<'a> {
         }
         series.window_starts(&series.validation, window, 1, "validation")?;
         let train_starts = series.window_starts(&series.train, window, 1, "training")?;
-        Ok(PredictionTask { series, window, residual, train_starts, stream: None })
+        Ok(PredictionTask { series, window, residual, train_starts, train_streams: Vec::new(), stream: None })
     }
 
     /// The task as [`PredictionConfig`] sets it: on windows, or on streams.
@@ -199,18 +206,20 @@ impl<'a> PredictionTask<'a> {
         }
     }
 
-    /// Trains on streams instead of windows: each training range cut into consecutive
-    /// streams of `stream.steps` steps (each step's next step inside the range; the rest
-    /// of a range shorter than a stream is left out), validated by
-    /// [`PredictionTask::evaluate_streamed`].
+    /// Trains on streams instead of windows: the input steps of each training range (every
+    /// step but its last, which only has a target) cut into consecutive streams of
+    /// `stream.steps` steps, the last of a range shorter (a batch runs each stream to its
+    /// own length), validated by [`PredictionTask::evaluate_streamed`].
     ///
     /// # Errors
-    /// A bad truncation, or a training part with no range as long as one stream.
+    /// A bad truncation, or a training part without two steps in a range.
     pub fn on_streams(mut self, stream: StreamTraining) -> Result<Self> {
         Truncation { k1: stream.k1, k2: stream.k2, steps: stream.steps }.check()?;
-        // each stream's steps and the step after its last (its last target)
-        self.train_starts =
-            self.series.window_starts(&self.series.train, stream.steps + 1, stream.steps, "training")?;
+        let inputs = self.series.train.iter().map(|r| r.start..r.end.saturating_sub(1).max(r.start));
+        self.train_streams = super::cut_into_streams(inputs, stream.steps);
+        if self.train_streams.is_empty() {
+            return Err(Error::invalid("task.stream", "no training range has a step and the step after it"));
+        }
         self.stream = Some(stream);
         Ok(self)
     }
@@ -260,7 +269,9 @@ impl<'a> PredictionTask<'a> {
         let from = self.series.entity_of(targets.start).start;
         let c = self.series.grid.channels();
         // input steps from..targets.end − 1, row t forecasting step from + t + 1
-        let batch = make_stream_batch(self.series, &[from], targets.end - 1 - from, self.window - 1, self.residual);
+        let inputs = from..targets.end - 1;
+        let batch =
+            make_stream_batch(self.series, std::slice::from_ref(&inputs), inputs.len(), self.window - 1, self.residual);
         let out = model.forward(&self.input(&batch))?;
         let rows = (targets.start - 1 - from) * c..batch.steps * c;
         Ok((predictions(&out.mean[rows.clone()], &batch.base[rows.clone()]), batch, rows))
@@ -318,7 +329,8 @@ impl PredictionTask<'_> {
         for (name, steps) in &self.series.entities {
             let z = match self.stream {
                 Some(_) => {
-                    let batch = make_stream_batch(self.series, &[steps.start], steps.len(), inputs, self.residual);
+                    let batch =
+                        make_stream_batch(self.series, std::slice::from_ref(steps), steps.len(), inputs, self.residual);
                     let mean = model.forward(&self.input(&batch))?.mean;
                     let last = (batch.steps - 1) * self.series.grid.channels()..;
                     predictions(&mean[last.clone()], &batch.base[last])
@@ -412,19 +424,28 @@ impl Task for PredictionTask<'_> {
     type Batch = PredictionBatch;
 
     fn train_len(&self) -> usize {
-        self.train_starts.len()
+        if self.stream.is_some() {
+            self.train_streams.len()
+        } else {
+            self.train_starts.len()
+        }
     }
 
     fn make_batch(&self, indices: &[usize], _rng: &mut Rng) -> PredictionBatch {
-        let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
         match self.stream {
-            Some(stream) => make_stream_batch(self.series, &starts, stream.steps, self.window - 1, self.residual),
-            None => make_batch(self.series, &starts, self.window, self.residual),
+            Some(stream) => {
+                let streams: Vec<Range<usize>> = indices.iter().map(|&i| self.train_streams[i].clone()).collect();
+                make_stream_batch(self.series, &streams, stream.steps, self.window - 1, self.residual)
+            }
+            None => {
+                let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
+                make_batch(self.series, &starts, self.window, self.residual)
+            }
         }
     }
 
     fn input<'b>(&self, batch: &'b PredictionBatch) -> SequenceBatch<'b, f32> {
-        SequenceBatch { x: &batch.x, steps: batch.steps, batch: batch.batch, lengths: None }
+        SequenceBatch { x: &batch.x, steps: batch.steps, batch: batch.batch, lengths: batch.lengths.as_deref() }
     }
 
     fn head_steps(&self) -> HeadSteps {

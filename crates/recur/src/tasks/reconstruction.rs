@@ -135,14 +135,31 @@ pub struct ReconstructionBatch {
     pub interpolated: Vec<f32>,
     pub carried: Vec<f32>,
     residual: bool,
+    /// Each row's length, where they differ (streams).
+    lengths: Option<Vec<usize>>,
 }
 
-/// Windows (or streams) of `window` steps at `starts`, with values hidden by `corruption`
-/// (none hidden without one), drawn per consecutive `segment` steps (a window's length:
-/// a stream is corrupted as the windows it is made of would be).
+/// Windows of `window` steps at `starts`, with values hidden by `corruption` (none hidden
+/// without one).
 fn make_batch(
     series: &PreparedSeries,
     starts: &[usize],
+    window: usize,
+    corruption: Option<&MissingnessDiffusion>,
+    residual: bool,
+    rng: &mut Rng,
+) -> ReconstructionBatch {
+    let rows: Vec<Range<usize>> = starts.iter().map(|&s| s..s + window).collect();
+    make_rows(series, &rows, window, window, corruption, residual, rng)
+}
+
+/// One row per range of steps (at most `steps` long; a shorter one is padded, nothing
+/// visible or hidden there, and given its length), with values hidden by `corruption`
+/// drawn per consecutive `segment` steps (a window's length: a stream is corrupted as the
+/// windows it is made of would be).
+fn make_rows(
+    series: &PreparedSeries,
+    rows: &[Range<usize>],
     window: usize,
     segment: usize,
     corruption: Option<&MissingnessDiffusion>,
@@ -150,7 +167,7 @@ fn make_batch(
     rng: &mut Rng,
 ) -> ReconstructionBatch {
     let c = series.grid.channels();
-    let b = starts.len();
+    let b = rows.len();
     let width = if residual { 3 * c } else { 2 * c };
     let mut batch = ReconstructionBatch {
         x: vec![0.0; window * b * width],
@@ -162,9 +179,11 @@ fn make_batch(
         interpolated: Vec::new(),
         carried: Vec::new(),
         residual,
+        lengths: rows.iter().any(|r| r.len() < window).then(|| rows.iter().map(|r| r.len().min(window)).collect()),
     };
-    for (row, &s) in starts.iter().enumerate() {
-        let observed = &series.grid.observed[s * c..(s + window) * c];
+    for (row, range) in rows.iter().enumerate() {
+        let (s, len) = (range.start, range.len().min(window));
+        let observed = &series.grid.observed[s * c..(s + len) * c];
         let hide: Vec<bool> = match corruption {
             Some(process) => observed
                 .chunks(segment.max(1) * c)
@@ -172,7 +191,7 @@ fn make_batch(
                 .collect(),
             None => vec![false; observed.len()],
         };
-        for t in 0..window {
+        for t in 0..len {
             for j in 0..c {
                 let (k, at) = ((s + t) * c + j, (t * b + row) * c + j);
                 let seen = observed[t * c + j] && !hide[t * c + j];
@@ -207,7 +226,9 @@ fn reconstruction(out: &HeadOutput<f32>, batch: &ReconstructionBatch) -> Vec<f32
 pub struct ReconstructionTask<'a> {
     pub series: &'a PreparedSeries,
     pub config: ReconstructionConfig,
-    train_starts: Vec<usize>,
+    /// The training windows' steps, or the training streams' (each range of the training
+    /// part cut into streams of `stream.steps`, the last of a range shorter).
+    train_rows: Vec<Range<usize>>,
 }
 
 /// Metrics of a method on the hidden entries, and (for the model) the fraction of hidden
@@ -335,14 +356,21 @@ impl<'a> ReconstructionTask<'a> {
     pub fn new(series: &'a PreparedSeries, config: ReconstructionConfig) -> Result<Self> {
         series.window_starts(&series.validation, config.window, config.window, "validation")?;
         series.window_starts(&series.test, config.window, config.window, "test")?;
-        let train_starts = match config.stream {
-            None => series.window_starts(&series.train, config.window, config.stride, "training")?,
+        let train_rows = match config.stream {
+            None => series
+                .window_starts(&series.train, config.window, config.stride, "training")?
+                .into_iter()
+                .map(|s| s..s + config.window)
+                .collect(),
             Some(stream) => {
                 Truncation { k1: stream.k1, k2: stream.k2, steps: stream.steps }.check()?;
-                series.window_starts(&series.train, stream.steps, stream.steps, "training")?
+                super::cut_into_streams(series.train.iter().cloned(), stream.steps)
             }
         };
-        Ok(ReconstructionTask { series, config, train_starts })
+        if train_rows.is_empty() {
+            return Err(Error::invalid("task.stream", "the training part is empty"));
+        }
+        Ok(ReconstructionTask { series, config, train_rows })
     }
 
     /// The evaluation batches of `part`: non-overlapping windows, corrupted with the fixed seed.
@@ -356,7 +384,7 @@ impl<'a> ReconstructionTask<'a> {
         let (corruption, residual) = (Some(&self.config.corruption), self.config.residual);
         Ok(starts
             .chunks(256)
-            .map(|chunk| make_batch(self.series, chunk, window, window, corruption, residual, &mut rng))
+            .map(|chunk| make_batch(self.series, chunk, window, corruption, residual, &mut rng))
             .collect())
     }
 
@@ -386,7 +414,7 @@ impl<'a> ReconstructionTask<'a> {
         let mut sigma = vec![0.0f32; steps.len()];
         let mut rng = Rng::new(0);
         for chunk in starts.chunks(256) {
-            let batch = make_batch(self.series, chunk, window, window, None, self.config.residual, &mut rng);
+            let batch = make_batch(self.series, chunk, window, None, self.config.residual, &mut rng);
             let (mean, precision) = self.reconstruct(model, &batch)?;
             for (row, &s) in chunk.iter().enumerate() {
                 for t in 0..window {
@@ -497,14 +525,14 @@ impl Task for ReconstructionTask<'_> {
     type Batch = ReconstructionBatch;
 
     fn train_len(&self) -> usize {
-        self.train_starts.len()
+        self.train_rows.len()
     }
 
     fn make_batch(&self, indices: &[usize], rng: &mut Rng) -> ReconstructionBatch {
-        let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
+        let rows: Vec<Range<usize>> = indices.iter().map(|&i| self.train_rows[i].clone()).collect();
         let (window, corruption) = (self.config.window, Some(&self.config.corruption));
         let steps = self.config.stream.map_or(window, |s| s.steps);
-        make_batch(self.series, &starts, steps, window, corruption, self.config.residual, rng)
+        make_rows(self.series, &rows, steps, window, corruption, self.config.residual, rng)
     }
 
     fn truncation(&self) -> Option<Truncation> {
@@ -527,7 +555,7 @@ impl Task for ReconstructionTask<'_> {
     }
 
     fn input<'b>(&self, batch: &'b ReconstructionBatch) -> SequenceBatch<'b, f32> {
-        SequenceBatch { x: &batch.x, steps: batch.steps, batch: batch.batch, lengths: None }
+        SequenceBatch { x: &batch.x, steps: batch.steps, batch: batch.batch, lengths: batch.lengths.as_deref() }
     }
 
     fn loss(&self, out: &HeadOutput<f32>, batch: &ReconstructionBatch) -> (f64, Vec<f32>, Vec<f32>) {
@@ -584,6 +612,7 @@ mod tests {
             interpolated: Vec::new(),
             carried: Vec::new(),
             residual: false,
+            lengths: None,
         }
     }
 

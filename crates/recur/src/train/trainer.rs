@@ -258,10 +258,10 @@ fn training_loop<T: Task>(
                         loss + out.twin_loss + teacher.map_or(0.0, |t| t.0)
                     }
                     Some(streams) => {
-                        let x = task.input(&batch).x;
-                        let out = streams.forward(&model, x, u, seed)?;
+                        let input = task.input(&batch);
+                        let out = streams.forward(&model, &input, u, seed)?;
                         let (loss, d_mean, d_precision) = task.chunk_loss(&out.head, &batch, out.steps)?;
-                        streams.backward(&model, x, (&d_mean, &d_precision), &mut grads)?;
+                        streams.backward(&model, &input, (&d_mean, &d_precision), &mut grads)?;
                         loss
                     }
                 };

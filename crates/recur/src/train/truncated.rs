@@ -114,24 +114,53 @@ impl<T: Real> TruncatedStreams<T> {
         self.truncation
     }
 
-    /// Chunk `j` of the streams `x: [steps, B, D]`.
-    fn chunk_input<'x>(&self, x: &'x [T], j: usize, d: usize) -> Result<SequenceBatch<'x, T>> {
+    /// Chunk `j` of the streams `[steps, B, D]`: its steps of `x`, and each stream's length
+    /// in it when the streams have lengths (at least 1: a stream that has ended runs one
+    /// padded step, whose outputs its task's loss must leave out).
+    fn chunk_input<'x>(
+        &self,
+        streams: &SequenceBatch<'x, T>,
+        j: usize,
+        d: usize,
+    ) -> Result<(&'x [T], Option<Vec<usize>>)> {
         let (t, b) = (self.truncation, self.batch);
-        if x.len() != t.steps * b * d {
-            return Err(Error::Shape { tensor: "stream".into(), expected: vec![t.steps, b, d], got: vec![x.len()] });
+        if streams.x.len() != t.steps * b * d || streams.steps != t.steps || streams.batch != b {
+            return Err(Error::Shape {
+                tensor: "streams".into(),
+                expected: vec![t.steps, b, d],
+                got: vec![streams.steps, streams.batch, streams.x.len()],
+            });
         }
         let steps = t.chunk(j);
-        Ok(SequenceBatch { x: &x[steps.start * b * d..steps.end * b * d], steps: steps.len(), batch: b, lengths: None })
+        let lengths = match streams.lengths {
+            Some(l) if l.len() != b || l.iter().any(|&n| n == 0 || n > t.steps) => {
+                return Err(Error::invalid(
+                    "stream lengths",
+                    format!("{l:?} for {b} streams of up to {} steps", t.steps),
+                ));
+            }
+            Some(l) => Some(l.iter().map(|&n| n.saturating_sub(steps.start).clamp(1, steps.len())).collect::<Vec<_>>()),
+            None => None,
+        };
+        let lengths = lengths.filter(|l| l.iter().any(|&n| n < steps.len()));
+        Ok((&streams.x[steps.start * b * d..steps.end * b * d], lengths))
     }
 
-    /// Forward of update `u` over `x: [steps, B, D]` (the whole streams; the window's
-    /// chunks are read from it): carries the state of each chunk into the next, keeps the
-    /// caches, and returns the head's outputs on chunk `u`. `seed` draws the dropout masks,
-    /// the same for every chunk of the window (one mask per stream, as in one forward).
+    /// Forward of update `u` over `streams` (`[steps, B, D]`, each stream's length where
+    /// they differ; the window's chunks are read from it): carries the state of each chunk
+    /// into the next (a stream's state from its own last step), keeps the caches, and
+    /// returns the head's outputs on chunk `u`. `seed` draws the dropout masks, the same for
+    /// every chunk of the window (one mask per stream, as in one forward).
     ///
     /// # Errors
     /// Inputs that do not fit the model, an update out of order.
-    pub fn forward(&mut self, model: &SequenceModel<T>, x: &[T], u: usize, seed: u64) -> Result<WindowOutputs<T>> {
+    pub fn forward(
+        &mut self,
+        model: &SequenceModel<T>,
+        streams: &SequenceBatch<'_, T>,
+        u: usize,
+        seed: u64,
+    ) -> Result<WindowOutputs<T>> {
         let t = self.truncation;
         let first = t.window(u).start;
         if u >= t.updates() || (first > 0 && self.carried[first].is_none()) {
@@ -141,7 +170,13 @@ impl<T: Real> TruncatedStreams<T> {
         let rnn = &model.forward_branch;
         self.window = t.window(u);
         for (slot, j) in self.window.clone().enumerate() {
-            let input = self.chunk_input(x, j, d)?;
+            let (x, lengths) = self.chunk_input(streams, j, d)?;
+            let input = SequenceBatch {
+                x,
+                steps: self.truncation.chunk(j).len(),
+                batch: self.batch,
+                lengths: lengths.as_deref(),
+            };
             let state = match &self.carried[j] {
                 Some((h, c)) => InitialState { h0: Some(h), c0: (!c.is_empty()).then_some(&c[..]) },
                 None => InitialState::default(),
@@ -166,7 +201,7 @@ impl<T: Real> TruncatedStreams<T> {
     pub fn backward(
         &mut self,
         model: &SequenceModel<T>,
-        x: &[T],
+        streams: &SequenceBatch<'_, T>,
         d_head: (&[T], &[T]),
         grads: &mut SequenceModel<T>,
     ) -> Result<()> {
@@ -176,7 +211,8 @@ impl<T: Real> TruncatedStreams<T> {
         let mut d_state: Option<(Vec<T>, Vec<T>)> = None;
         for (slot, j) in self.window.clone().enumerate().rev() {
             let steps = t.chunk(j);
-            let input = self.chunk_input(x, j, d)?;
+            let (x, lengths) = self.chunk_input(streams, j, d)?;
+            let input = SequenceBatch { x, steps: steps.len(), batch: b, lengths: lengths.as_deref() };
             if d_output.is_empty() {
                 d_output = vec![T::ZERO; steps.len() * b * model.forward_branch.config().output_size()];
             }
