@@ -12,6 +12,12 @@ use recur::tasks::{PredictionStream, PredictionTask, ReconstructionStream, Recon
 use crate::args::Args;
 use crate::demo::open_run;
 
+/// The task of a run, as built from its config.
+enum Task<'d> {
+    Prediction(PredictionTask<'d>),
+    Reconstruction(ReconstructionTask<'d>),
+}
+
 /// The stream of either task.
 enum Live<'m> {
     Prediction(PredictionStream<'m>),
@@ -72,16 +78,18 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let input = args.get("input", &known, "-".to_string())?;
     let budget: f64 = args.get("budget-us", &known, 0.0)?;
     let (config, model, data) = open_run(&dir, None)?;
-    let prediction = PredictionTask::new(&data, config.task.window, config.task.residual);
-    let reconstruction = ReconstructionTask::new(&data, config.reconstruction());
+    // the run's task, built once; each stream opened from it
+    let task = match config.task.kind {
+        TaskKind::Prediction => {
+            PredictionTask::new(&data, config.task.window, config.task.residual).map(Task::Prediction)
+        }
+        TaskKind::Reconstruction => ReconstructionTask::new(&data, config.reconstruction()).map(Task::Reconstruction),
+    }
+    .map_err(|e| e.to_string())?;
     let open = || -> Result<Live<'_>, String> {
-        let live = match config.task.kind {
-            TaskKind::Prediction => {
-                prediction.as_ref().map_err(|e| e.to_string())?.stream(&model).map(Live::Prediction)
-            }
-            TaskKind::Reconstruction => {
-                reconstruction.as_ref().map_err(|e| e.to_string())?.stream(&model).map(Live::Reconstruction)
-            }
+        let live = match &task {
+            Task::Prediction(t) => t.stream(&model).map(Live::Prediction),
+            Task::Reconstruction(t) => t.stream(&model).map(Live::Reconstruction),
         };
         live.map_err(|e| format!("{}: {e}", dir.display()))
     };

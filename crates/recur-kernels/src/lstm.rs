@@ -78,8 +78,7 @@ impl GatedCell for Lstm {
         // a = W_x x_t + W_h h_{t−1}, summed where it is read, never stored
         let (a, proj_x, bias) = (&proj_h[..g], &proj_x[..g], &bias[..g]);
         let (acts, rest) = cache.split_at_mut(TANH_C * n);
-        // i, f, o = σ(·);  g = tanh(·)
-        let phi = |k: usize| if k == 2 { T::tanh as fn(T) -> T } else { T::sigmoid };
+        let phi = gate_activation::<T>;
         match &weights.norm {
             Some(norm) => {
                 // â = (a − μ)·rstd per gate, kept for backward, and φ(γ⊙â + b) in the same pass
@@ -239,7 +238,7 @@ fn forward_row_compact<T: Real>(
     let mean = layer_norm_moments_of_sums::<T, 4>(split(acts, n), split(proj_x, n).map(Some), &mut stats[..4]);
     for k in 0..4 {
         let r = k * n..(k + 1) * n;
-        let phi = if k == 2 { T::tanh as fn(T) -> T } else { T::sigmoid };
+        let phi = gate_activation::<T>(k);
         let (x, gamma, bias) = (&proj_x[r.clone()], &norm.gates[r.clone()], &bias[r.clone()]);
         normalize_in_place(&mut acts[r.clone()], &mut hats[r], x, mean[k], stats[k], gamma, bias, phi);
     }
@@ -282,7 +281,7 @@ fn backward_row_compact<T: Real>(
     let acts = &mut d_proj_h[..g];
     for k in 0..4 {
         let r = k * n..(k + 1) * n;
-        let phi = if k == 2 { T::tanh as fn(T) -> T } else { T::sigmoid };
+        let phi = gate_activation::<T>(k);
         let (act, hat, gamma) = (&mut acts[r.clone()], &hats[r.clone()], &norm.gates[r.clone()]);
         let (b_ih, b_hh) = (&weights.b_ih[r.clone()], &weights.b_hh[r]);
         for j in 0..n {
@@ -318,6 +317,16 @@ fn backward_row_compact<T: Real>(
         split_mut(&mut grads.b_ih[..g], n).map(Some),
     );
     d_c_total.iter_mut().for_each(|v| *v = T::ZERO);
+}
+
+/// The activation of gate `k` (order i, f, g, o): i, f, o = σ(·), g = tanh(·).
+#[inline(always)]
+fn gate_activation<T: Real>(k: usize) -> fn(T) -> T {
+    if k == 2 {
+        T::tanh
+    } else {
+        T::sigmoid
+    }
 }
 
 /// One unit's `[∂a_i, ∂a_f, ∂a_g, ∂a_o]` from ∂c_t (all of it, through h_t and from t+1)

@@ -13,8 +13,9 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
 use crate::tasks::metrics::Metrics;
-use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask, StreamTraining};
+use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask};
 use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};
+use crate::tasks::StreamTraining;
 use crate::train::{train, EpochLog, TrainConfig};
 
 /// Layout of the data files.

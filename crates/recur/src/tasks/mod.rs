@@ -6,17 +6,47 @@ pub mod prediction;
 pub mod reconstruction;
 
 pub use metrics::{ErrorAccumulator, Metrics};
-pub use prediction::{
-    prediction_baselines, train_prediction, PredictionConfig, PredictionStream, PredictionTask, StreamTraining,
-};
+pub use prediction::{prediction_baselines, train_prediction, PredictionConfig, PredictionStream, PredictionTask};
 pub use reconstruction::{
     train_reconstruction, MissingnessDiffusion, ReconstructionConfig, ReconstructionStream, ReconstructionTask,
 };
 
 use std::ops::Range;
 
+use serde::{Deserialize, Serialize};
+
 use crate::data::Standardizer;
 use crate::error::{Error, Result};
+use crate::train::Truncation;
+
+/// Training on the series as long streams with truncated BPTT (k1, k2), the state carried
+/// from step to step as `recur stream` carries it: each training range is cut into
+/// streams of `steps` steps, the last of a range shorter (a batch holds `batch_size` of
+/// them), and every k1 steps the loss of those k1 steps is backpropagated through the
+/// last k2 (`[task.stream]`, prediction and reconstruction).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamTraining {
+    /// Steps per training stream.
+    pub steps: usize,
+    /// Steps between updates.
+    pub k1: usize,
+    /// Steps each update backpropagates through (a multiple of k1).
+    pub k2: usize,
+}
+
+impl Default for StreamTraining {
+    fn default() -> Self {
+        StreamTraining { steps: 720, k1: 24, k2: 48 }
+    }
+}
+
+impl StreamTraining {
+    /// The trainer's view: TBPTT(k1, k2) over streams of up to `steps` steps.
+    pub fn truncation(&self) -> Truncation {
+        Truncation { k1: self.k1, k2: self.k2, steps: self.steps }
+    }
+}
 
 /// Training streams: each range cut into consecutive pieces of at most `steps` steps (the
 /// last piece of a range shorter), empty ranges left out.

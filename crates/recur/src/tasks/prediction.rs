@@ -19,6 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{ErrorAccumulator, Metrics};
+use super::StreamTraining;
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::masked_mse;
@@ -50,27 +51,6 @@ impl Default for PredictionConfig {
             stream: None,
             train: TrainConfig::default(),
         }
-    }
-}
-
-/// Training on the series as long streams with truncated BPTT (k1, k2), the state carried
-/// from step to step as `recur stream` carries it: each training range is cut into
-/// streams of `steps` steps (a batch holds `batch_size` of them), and every k1 steps the
-/// next-step loss of those k1 steps is backpropagated through the last k2.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StreamTraining {
-    /// Steps per training stream.
-    pub steps: usize,
-    /// Steps between updates.
-    pub k1: usize,
-    /// Steps each update backpropagates through (a multiple of k1).
-    pub k2: usize,
-}
-
-impl Default for StreamTraining {
-    fn default() -> Self {
-        StreamTraining { steps: 720, k1: 24, k2: 48 }
     }
 }
 
@@ -214,7 +194,7 @@ impl<'a> PredictionTask<'a> {
     /// # Errors
     /// A bad truncation, or a training part without two steps in a range.
     pub fn on_streams(mut self, stream: StreamTraining) -> Result<Self> {
-        Truncation { k1: stream.k1, k2: stream.k2, steps: stream.steps }.check()?;
+        stream.truncation().check()?;
         let inputs = self.series.train.iter().map(|r| r.start..r.end.saturating_sub(1).max(r.start));
         self.train_streams = super::cut_into_streams(inputs, stream.steps);
         if self.train_streams.is_empty() {
@@ -457,7 +437,7 @@ impl Task for PredictionTask<'_> {
     }
 
     fn truncation(&self) -> Option<Truncation> {
-        self.stream.map(|s| Truncation { k1: s.k1, k2: s.k2, steps: s.steps })
+        self.stream.map(|s| s.truncation())
     }
 
     fn chunk_loss(

@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::metrics::{ErrorAccumulator, Metrics};
-use super::prediction::StreamTraining;
+use super::StreamTraining;
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::gaussian_nll;
@@ -363,7 +363,7 @@ impl<'a> ReconstructionTask<'a> {
                 .map(|s| s..s + config.window)
                 .collect(),
             Some(stream) => {
-                Truncation { k1: stream.k1, k2: stream.k2, steps: stream.steps }.check()?;
+                stream.truncation().check()?;
                 super::cut_into_streams(series.train.iter().cloned(), stream.steps)
             }
         };
@@ -536,7 +536,7 @@ impl Task for ReconstructionTask<'_> {
     }
 
     fn truncation(&self) -> Option<Truncation> {
-        self.config.stream.map(|s| Truncation { k1: s.k1, k2: s.k2, steps: s.steps })
+        self.config.stream.map(|s| s.truncation())
     }
 
     fn chunk_loss(

@@ -110,10 +110,6 @@ impl<T: Real> TruncatedStreams<T> {
         })
     }
 
-    pub fn truncation(&self) -> Truncation {
-        self.truncation
-    }
-
     /// Chunk `j` of the streams `[steps, B, D]`: its steps of `x`, and each stream's length
     /// in it when the streams have lengths (at least 1: a stream that has ended runs one
     /// padded step, whose outputs its task's loss must leave out).
