@@ -44,13 +44,28 @@ impl Live<'_> {
         }
     }
 
-    /// One step's output cells: the forecasts; or per signal the value (observed, or
-    /// filled), 1 where filled, and the ±2σ band of a filled value.
-    fn step(&mut self, values: &[Option<f32>]) -> recur::Result<Vec<String>> {
+    /// One step through the model (what `--budget-us` times).
+    fn step(&mut self, values: &[Option<f32>]) -> recur::Result<Answer> {
         Ok(match self {
-            Live::Prediction(s) => s.step(values)?.iter().map(f32::to_string).collect(),
-            Live::Reconstruction(s) => s
-                .step(values)?
+            Live::Prediction(s) => Answer::Forecast(s.step(values)?),
+            Live::Reconstruction(s) => Answer::Filled(s.step(values)?),
+        })
+    }
+}
+
+/// A step's answer: the next step's forecast, or each signal's reconstruction and σ.
+enum Answer {
+    Forecast(Vec<f32>),
+    Filled(Vec<(f32, f32)>),
+}
+
+impl Answer {
+    /// The output cells: the forecasts; or per signal the value (observed, or filled), 1
+    /// where filled, and the ±2σ band of a filled value.
+    fn cells(&self, values: &[Option<f32>]) -> Vec<String> {
+        match self {
+            Answer::Forecast(f) => f.iter().map(f32::to_string).collect(),
+            Answer::Filled(filled) => filled
                 .iter()
                 .zip(values)
                 .flat_map(|(&(x_hat, sigma), v)| match v {
@@ -63,7 +78,7 @@ impl Live<'_> {
                     ],
                 })
                 .collect(),
-        })
+        }
     }
 }
 
@@ -160,7 +175,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
             }
             over_budget.push(index + 1);
         }
-        let cells: Vec<String> = passed.iter().map(|&i| fields[i].to_string()).chain(answer).collect();
+        let cells: Vec<String> = passed.iter().map(|&i| fields[i].to_string()).chain(answer.cells(&values)).collect();
         // a reader that went away ends the stream quietly
         if writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_err() {
             return Ok(());
