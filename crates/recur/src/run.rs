@@ -93,7 +93,7 @@ pub struct TaskConfig {
     pub evaluation_seed: u64,
     pub corruption: MissingnessDiffusion,
     /// Train on long streams with truncated BPTT (`[task.stream]`) instead of on windows
-    /// (a unidirectional model).
+    /// (a unidirectional or decoupled model).
     pub stream: Option<StreamTraining>,
 }
 

@@ -3,6 +3,9 @@
 //! variational dropout; the loss is student + teacher + twin, as in training, with the
 //! decoupled model's stop-gradients (see `surrogate`). And the causality of decoupled models.
 
+mod common;
+
+use common::surrogate;
 use recur::losses::{gaussian_nll, masked_mse};
 use recur::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
 use recur::rnn::{CellKind, RnnConfig, SequenceBatch};
@@ -40,23 +43,6 @@ fn losses(model: &SequenceModel<f64>, p: &Problem) -> (f64, f64, f64) {
     let (out, _) = model.forward_train(&input, SEED).unwrap();
     let teacher = out.teacher.as_ref().map_or(0.0, |t| task_loss(model, t, p).0);
     (task_loss(model, &out.student, p).0, teacher, out.twin_loss)
-}
-
-/// The loss whose gradient a parameter receives. Decoupled training stops gradients: the
-/// twin loss treats h← as a constant and the teacher path treats h→ as one, so the
-/// forward stack and twin map learn from student + twin, the backward stack from the
-/// teacher path, fusion and head from both paths. Coupled models learn everything from
-/// their one (student) path.
-fn surrogate(decoupled: bool, name: &str, (student, teacher, twin): (f64, f64, f64)) -> f64 {
-    if !decoupled {
-        student
-    } else if name.starts_with("forward.") || name.starts_with("twin.") {
-        student + twin
-    } else if name.starts_with("backward.") {
-        teacher
-    } else {
-        student + teacher
-    }
 }
 
 fn config(cell: CellKind, coupling: Coupling, fusion: FusionKind, head: HeadKind, bidirectional: bool) -> ModelConfig {

@@ -203,7 +203,8 @@ fn no_entry_point_panics_on_random_valid_or_invalid_input() {
 /// Truncated BPTT's entry points, given random models (any cell, uni- or bidirectional,
 /// any coupling and fusion), random truncations (zero, non-multiple and oversized k1, k2,
 /// zero steps), batches of 0–2 streams, streams a value short or long, updates in any
-/// order, and head gradients of the wrong size: `Ok` or a named error, never a panic.
+/// order, head gradients of the wrong size, and a decoupled model's teacher gradient
+/// missing: `Ok` or a named error, never a panic.
 #[test]
 fn truncated_bptt_never_panics() {
     use recur::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
@@ -248,9 +249,16 @@ fn truncated_bptt_never_panics() {
             let rows = out.steps.len() * batch;
             let d_mean = values_near(&mut rng, rows * config.outputs);
             let d_precision = if config.head == HeadKind::Gaussian { values_near(&mut rng, rows) } else { Vec::new() };
+            // a decoupled model's teacher gradient, now and then missing
+            let teacher = out
+                .teacher
+                .as_ref()
+                .filter(|_| rng.below(5) > 0)
+                .map(|t| (values_near(&mut rng, t.mean.len()), values_near(&mut rng, t.precision.len())));
+            let d_teacher = teacher.as_ref().map(|(m, p)| (&m[..], &p[..]));
             let mut grads = model.zeros_like();
             let result = must_not_panic(&format!("{context}: backward {u}"), || {
-                checked(streams.backward(&model, &input, (&d_mean, &d_precision), &mut grads))
+                checked(streams.backward(&model, &input, (&d_mean, &d_precision), d_teacher, &mut grads))
             });
             ran_ok[1] += usize::from(result.is_some());
         }

@@ -1,9 +1,14 @@
 //! Truncated BPTT (k1, k2) on synthetic inputs, in f64: an update's gradient is exactly the
 //! gradient of one forward over its k2 steps from the carried state (the chunk chain loses
 //! nothing), the carried state is the one an uninterrupted forward reaches, k1 = k2 = T is
-//! ordinary BPTT, and misuse is refused with the reason.
+//! ordinary BPTT, a decoupled model's update is the gradient of its losses (central
+//! differences) and its twin loss leaves ended streams out, and misuse is refused with
+//! the reason.
 
-use recur::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
+mod common;
+
+use common::surrogate;
+use recur::model::{Coupling, FusionKind, HeadKind, HeadOutput, ModelConfig, SequenceModel};
 use recur::rnn::{CellKind, InitialState, InputGradient, RnnConfig, SequenceBatch};
 use recur::train::{TruncatedStreams, Truncation};
 use recur::Rng;
@@ -108,7 +113,7 @@ fn an_update_is_the_exact_gradient_of_its_window_from_the_carried_state() {
                     }
                 }
             }
-            streams.backward(&model, &input, (&d_mean, &d_precision), &mut grads).unwrap();
+            streams.backward(&model, &input, (&d_mean, &d_precision), None, &mut grads).unwrap();
 
             // the state carried into step 3, from a training forward of steps 0..3 with the
             // same seed (the same dropout masks: one per sequence)
@@ -181,7 +186,7 @@ fn one_update_over_the_whole_stream_is_ordinary_bptt() {
         let mut grads = model.zeros_like();
         let input = SequenceBatch { x: &x, steps, batch, lengths: None };
         streams.forward(&model, &input, 0, 5).unwrap();
-        streams.backward(&model, &input, (&d_mean, &d_precision), &mut grads).unwrap();
+        streams.backward(&model, &input, (&d_mean, &d_precision), None, &mut grads).unwrap();
         let (_, mut cache) = model.forward_train(&input, 5).unwrap();
         let mut want = model.zeros_like();
         model.backward(&mut cache, (&d_mean, &d_precision), None, &mut want).unwrap();
@@ -196,14 +201,13 @@ fn misuse_is_refused_with_the_reason() {
         let e = TruncatedStreams::new(&model, Truncation { k1, k2, steps: 12 }, 2).err().unwrap().to_string();
         assert!(e.contains("multiple of k1"), "{e}");
     }
-    let mut bidirectional = config(CellKind::Lstm, 1, HeadKind::Linear);
-    bidirectional.encoder.bidirectional = true;
-    for coupling in [Coupling::Coupled, Coupling::Decoupled] {
-        bidirectional.coupling = coupling;
-        let bi = SequenceModel::<f64>::new(bidirectional.clone(), 1).unwrap();
-        let e = TruncatedStreams::new(&bi, Truncation { k1: 3, k2: 3, steps: 12 }, 2).err().unwrap().to_string();
-        assert!(e.contains("unidirectional"), "{e}");
-    }
+    let mut coupled = config(CellKind::Lstm, 1, HeadKind::Linear);
+    coupled.encoder.bidirectional = true;
+    let bi = SequenceModel::<f64>::new(coupled.clone(), 1).unwrap();
+    let e = TruncatedStreams::new(&bi, Truncation { k1: 3, k2: 3, steps: 12 }, 2).err().unwrap().to_string();
+    assert!(e.contains("a coupled bidirectional one reads the future"), "{e}");
+    let decoupled = SequenceModel::<f64>::new(ModelConfig { coupling: Coupling::Decoupled, ..coupled }, 1).unwrap();
+    assert!(TruncatedStreams::new(&decoupled, Truncation { k1: 3, k2: 3, steps: 12 }, 2).is_ok());
     let x = vec![0.5; 12 * 2 * INPUT];
     let mut streams = TruncatedStreams::new(&model, Truncation { k1: 3, k2: 3, steps: 12 }, 2).unwrap();
     let input = |x| SequenceBatch { x, steps: 12, batch: 2, lengths: None };
@@ -211,7 +215,120 @@ fn misuse_is_refused_with_the_reason() {
     assert!(e.contains("before the ones it follows"), "{e}");
     let e = streams.forward(&model, &input(&x[..10]), 0, 0).err().unwrap().to_string();
     assert!(e.contains("streams"), "{e}");
+    let e = streams.backward(&model, &input(&x), (&[], &[]), None, &mut model.zeros_like()).err().unwrap().to_string();
+    assert!(e.contains("backward before forward"), "{e}");
     let bad = SequenceBatch { lengths: Some(&[12, 0]), ..input(&x) };
     let e = streams.forward(&model, &bad, 0, 0).err().unwrap().to_string();
     assert!(e.contains("stream lengths"), "{e}");
+}
+
+/// Σ d ⊙ x̂ + Σ e ⊙ λ̂: a loss whose gradient on the outputs is (d, e).
+fn linear_loss(out: &HeadOutput<f64>, (d_mean, d_precision): (&[f64], &[f64])) -> f64 {
+    let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+    dot(&out.mean, d_mean) + dot(&out.precision, d_precision)
+}
+
+/// Decoupled models under TBPTT (LSTM and GRU, every fusion, both heads, streams of one
+/// length and of three): with the carried state fixed, central differences of the
+/// update's losses as functions of the weights equal its backward, each parameter against
+/// the loss it learns from (`surrogate`: the decoupled stop-gradients); the teacher reads
+/// the newest chunk only, and the twin loss leaves out the padded step of a stream that
+/// has ended.
+#[test]
+fn a_decoupled_update_is_the_gradient_of_its_losses_from_the_carried_state() {
+    let (steps, batch, k1, k2) = (9, 3, 3, 6);
+    let mut rng = Rng::new(11);
+    let x = random(&mut rng, steps * batch * INPUT);
+    let mut checked = 0;
+    for lengths in [None, Some(vec![9usize, 5, 2])] {
+        // streams 1 and 2 have ended before the newest chunk (steps 6..9)
+        let ended = |b: usize| lengths.is_some() && b > 0;
+        for (i, (cell, fusion)) in [CellKind::Lstm, CellKind::GruResetAfter]
+            .into_iter()
+            .flat_map(|cell| FusionKind::ALL.into_iter().map(move |f| (cell, f)))
+            .enumerate()
+        {
+            let head = if i % 2 == 0 { HeadKind::Gaussian } else { HeadKind::Linear };
+            let mut c = config(cell, 1 + i % 2, head);
+            c.encoder.bidirectional = true;
+            c.encoder.input_dropout = 0.2;
+            c.coupling = Coupling::Decoupled;
+            c.twin_weight = 0.7;
+            c.fusion = fusion;
+            let what = format!("{cell:?} {fusion:?} L={} {head:?} lengths={lengths:?}", c.encoder.num_layers);
+            let mut model = SequenceModel::<f64>::new(c, 60 + i as u64).unwrap();
+            let input = SequenceBatch { x: &x, steps, batch, lengths: lengths.as_deref() };
+            let mut streams = TruncatedStreams::new(&model, Truncation { k1, k2, steps }, batch).unwrap();
+            for u in 0..2 {
+                streams.forward(&model, &input, u, 3).unwrap();
+            }
+            let out = streams.forward(&model, &input, 2, 3).unwrap();
+            let teacher = out.teacher.as_ref().expect("a decoupled model's teacher path");
+            assert!(out.twin_loss > 0.0, "{what}: no twin loss");
+            let rows = k1 * batch;
+            let mut draw = |n: usize, width: usize| {
+                let mut d = random(&mut rng, n);
+                for (r, v) in d.iter_mut().enumerate() {
+                    if ended(r / width % batch) {
+                        *v = 0.0;
+                    }
+                }
+                d
+            };
+            let precision = if head == HeadKind::Gaussian { rows } else { 0 };
+            let (d_mean, d_precision) = (draw(rows * OUTPUTS, OUTPUTS), draw(precision, 1));
+            let (e_mean, e_precision) = (draw(rows * OUTPUTS, OUTPUTS), draw(precision, 1));
+            assert_eq!((teacher.mean.len(), teacher.precision.len()), (e_mean.len(), e_precision.len()));
+            let mut grads = model.zeros_like();
+            streams
+                .backward(&model, &input, (&d_mean, &d_precision), Some((&e_mean, &e_precision)), &mut grads)
+                .unwrap();
+
+            // the losses of update 2 from the carried state (the earlier updates' forwards
+            // set it; a forward of update 2 reads it and changes only what comes after)
+            let mut losses = |m: &SequenceModel<f64>| {
+                let out = streams.forward(m, &input, 2, 3).unwrap();
+                let teacher = out.teacher.as_ref().unwrap();
+                (
+                    linear_loss(&out.head, (&d_mean, &d_precision)),
+                    linear_loss(teacher, (&e_mean, &e_precision)),
+                    out.twin_loss,
+                )
+            };
+            let analytic: Vec<(String, Vec<f64>)> =
+                grads.named_mut().into_iter().map(|(n, t)| (n, t.data.clone())).collect();
+            for (k, (name, g)) in analytic.iter().enumerate() {
+                for (j, &want) in g.iter().enumerate() {
+                    let mut at = |delta: f64| {
+                        model.named_mut()[k].1.data[j] += delta;
+                        let l = surrogate(true, name, losses(&model));
+                        model.named_mut()[k].1.data[j] -= delta;
+                        l
+                    };
+                    let numeric = (at(1e-6) - at(-1e-6)) / 2e-6;
+                    assert!(
+                        (numeric - want).abs() <= 1e-6 + 1e-5 * numeric.abs(),
+                        "{what}: {name}[{j}] backward {want:.9}, central difference {numeric:.9}"
+                    );
+                    checked += 1;
+                }
+            }
+            assert!(analytic.iter().any(|(n, g)| n.starts_with("backward.") && g.iter().any(|&v| v != 0.0)));
+
+            // the padded step of an ended stream takes no part in the twin loss, nor in the
+            // other streams' outputs
+            if lengths.is_some() {
+                let before = losses(&model);
+                let mut changed = x.clone();
+                for t in 6..9 {
+                    changed[(t * batch + 2) * INPUT..(t * batch + 3) * INPUT].iter_mut().for_each(|v| *v += 1.0);
+                }
+                let changed = SequenceBatch { x: &changed, ..input };
+                let out = streams.forward(&model, &changed, 2, 3).unwrap();
+                assert_eq!(out.twin_loss, before.2, "{what}: the twin loss read an ended stream");
+                assert_eq!(linear_loss(&out.head, (&d_mean, &d_precision)), before.0, "{what}");
+            }
+        }
+    }
+    println!("{checked} central differences");
 }

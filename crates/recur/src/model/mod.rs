@@ -8,6 +8,7 @@ pub mod stream;
 pub use fusion::{Fusion, FusionCache, FusionKind, FusionStream};
 pub use head::{Head, HeadKind, HeadOutput};
 pub use sequence_model::{
-    reverse_within_lengths, Coupling, HeadSteps, ModelCache, ModelConfig, ModelOutputs, ModelSection, SequenceModel,
+    reverse_within_lengths, Continuation, Coupling, HeadSteps, ModelCache, ModelConfig, ModelOutputs, ModelSection,
+    SequenceModel,
 };
 pub use stream::ModelStream;

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::heads::Linear;
 use crate::losses::twin_loss;
 use crate::rng::Rng;
-use crate::rnn::{InitialState, InputGradient, Rnn, RnnCache, RnnConfig, SequenceBatch};
+use crate::rnn::{InitialState, InputGradient, InputGrads, Rnn, RnnCache, RnnConfig, RnnOutput, SequenceBatch};
 use crate::tensor::Tensor;
 
 /// How the two directions are trained and used.
@@ -140,6 +140,8 @@ pub struct ModelCache<T> {
     d_estimate_twin: Vec<T>,
     /// The rows of `[T·B, ·]` the head read ([`HeadSteps::Last`]); `z_*` hold only those.
     head_rows: Option<Vec<usize>>,
+    /// The forward stack's `(h_n, c_n)`, `[L, B, H]` each (`c_n` empty without a cell state).
+    final_state: (Vec<T>, Vec<T>),
 }
 
 impl<T> ModelCache<T> {
@@ -147,12 +149,33 @@ impl<T> ModelCache<T> {
     pub fn gate_values(&self) -> &[T] {
         self.fusion_student.as_ref().map_or(&[], |c| c.gate_values())
     }
+
+    /// The forward stack's state after each sequence's own last step, `(h_n, c_n)`: the
+    /// state a stream carries into its next chunk (`c_n` empty without a cell state).
+    pub fn final_state(&self) -> (&[T], &[T]) {
+        (&self.final_state.0, &self.final_state.1)
+    }
+}
+
+/// Where a training forward of a chunk of streams starts (truncated BPTT): the forward
+/// stack's state carried from the chunk before (`InitialState::default()` at a stream's
+/// start), and which streams ended before this chunk. Such a stream runs one padded step
+/// (a sequence has at least one); it takes no part in the twin loss, and its task's mask
+/// leaves its outputs out. The backward stack of a decoupled model (the teacher) reads
+/// the chunk only, from its end, from its own initial state.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Continuation<'a, T> {
+    pub state: InitialState<'a, T>,
+    /// One flag per stream (`None`: none has ended).
+    pub ended: Option<&'a [bool]>,
 }
 
 /// The two branches' states over a batch (`[T, B, H]` each, the backward one in
 /// forward time order) and their caches.
 struct BranchStates<T> {
     h_forward: Vec<T>,
+    /// The forward stack's `(h_n, c_n)`.
+    final_state: (Vec<T>, Vec<T>),
     h_backward: Vec<T>,
     x_reversed: Vec<T>,
     forward_cache: RnnCache<T>,
@@ -344,27 +367,30 @@ impl<T: Real> SequenceModel<T> {
             + self.head.precision.as_ref().map_or(0, linear)
     }
 
-    /// Runs the forward stack, and the backward one when `with_backward` (training keeps caches).
+    /// Runs the forward stack from `initial`, and the backward one (from its own initial
+    /// state) when `with_backward` (training keeps caches).
     /// `recycled`: caches of an earlier step whose buffers training may reuse.
     fn branches(
         &self,
         input: &SequenceBatch<'_, T>,
+        initial: &InitialState<'_, T>,
         seed: Option<u64>,
         with_backward: bool,
         recycled: (RnnCache<T>, RnnCache<T>),
     ) -> Result<BranchStates<T>> {
+        type Ran<T> = (RnnOutput<T>, Option<RnnCache<T>>);
         let run = |branch: &Rnn<T>,
                    x: &SequenceBatch<'_, T>,
+                   state: &InitialState<'_, T>,
                    seed: Option<u64>,
                    mut cache: RnnCache<T>|
-         -> Result<(Vec<T>, Option<RnnCache<T>>)> {
-            let state = InitialState::default();
+         -> Result<Ran<T>> {
             Ok(match seed {
                 Some(s) => {
-                    let out = branch.forward_train_reusing(x, &state, s, &mut cache)?;
-                    (out.output, Some(cache))
+                    let out = branch.forward_train_reusing(x, state, s, &mut cache)?;
+                    (out, Some(cache))
                 }
-                None => (branch.forward(x, &state)?.output, None),
+                None => (branch.forward(x, state)?, None),
             })
         };
         let (forward_recycled, backward_recycled) = recycled;
@@ -377,22 +403,23 @@ impl<T: Real> SequenceModel<T> {
         let backward_seed = seed.map(|s| s ^ 0x9e37_79b9);
         // the backward branch's states back in forward time order, on rayon's pool
         let run_backward = |branch: &Rnn<T>| {
-            run(branch, &reversed, backward_seed, backward_recycled)
-                .map(|(out, cache)| (reverse_within_lengths(&out, input.steps, input.batch, input.lengths), cache))
+            run(branch, &reversed, &InitialState::default(), backward_seed, backward_recycled).map(|(out, cache)| {
+                (reverse_within_lengths(&out.output, input.steps, input.batch, input.lengths), cache)
+            })
         };
+        let run_forward = || run(&self.forward_branch, input, initial, seed, forward_recycled);
         let (forward_result, backward_result) = match backward {
             Some(branch) if self.parallel_branches => {
-                let (mine, other) =
-                    rayon::join(|| run(&self.forward_branch, input, seed, forward_recycled), || run_backward(branch));
+                let (mine, other) = rayon::join(run_forward, || run_backward(branch));
                 (mine, Some(other))
             }
-            Some(branch) => (run(&self.forward_branch, input, seed, forward_recycled), Some(run_backward(branch))),
-            None => (run(&self.forward_branch, input, seed, forward_recycled), None),
+            Some(branch) => (run_forward(), Some(run_backward(branch))),
+            None => (run_forward(), None),
         };
-        let (h_forward, forward_cache) = forward_result?;
+        let (RnnOutput { output: h_forward, h_n, c_n }, forward_cache) = forward_result?;
         let forward_cache = forward_cache.unwrap_or_default();
         let (h_backward, backward_cache) = backward_result.transpose()?.unwrap_or_default();
-        Ok(BranchStates { h_forward, h_backward, x_reversed, forward_cache, backward_cache })
+        Ok(BranchStates { h_forward, final_state: (h_n, c_n), h_backward, x_reversed, forward_cache, backward_cache })
     }
 
     /// Inference: per-step outputs `[T·B, O]` (and λ̂ `[T·B]` for a Gaussian head). A
@@ -409,8 +436,13 @@ impl<T: Real> SequenceModel<T> {
     /// # Errors
     /// Inputs that do not fit the encoder.
     pub fn forward_at(&self, input: &SequenceBatch<'_, T>, head_steps: HeadSteps) -> Result<HeadOutput<T>> {
-        let BranchStates { h_forward, h_backward, .. } =
-            self.branches(input, None, self.twin.is_none(), (RnnCache::default(), RnnCache::default()))?;
+        let BranchStates { h_forward, h_backward, .. } = self.branches(
+            input,
+            &InitialState::default(),
+            None,
+            self.twin.is_none(),
+            (RnnCache::default(), RnnCache::default()),
+        )?;
         let rows = head_steps.rows(input.steps, input.batch, input.lengths);
         let rows = rows.as_deref();
         let selective = fuses_at_head_rows(self.fusion.as_ref(), rows);
@@ -459,13 +491,47 @@ impl<T: Real> SequenceModel<T> {
         previous: Option<ModelCache<T>>,
         head_steps: HeadSteps,
     ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
+        self.forward_train_from(input, &Continuation::default(), seed, previous, head_steps)
+    }
+
+    /// A training forward of one chunk of streams (truncated BPTT), the head on every
+    /// step: [`SequenceModel::forward_train_reusing`] with the forward stack starting from
+    /// the state `from` carries. [`ModelCache::final_state`] is the state to carry on, and
+    /// [`SequenceModel::backward_to_state`] gives ∂L/∂ of the state it started from.
+    ///
+    /// # Errors
+    /// Inputs or a state that do not fit the encoder, or `ended` not one flag per stream.
+    pub fn forward_train_continuing(
+        &self,
+        input: &SequenceBatch<'_, T>,
+        from: &Continuation<'_, T>,
+        seed: u64,
+        previous: Option<ModelCache<T>>,
+    ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
+        if from.ended.is_some_and(|e| e.len() != input.batch) {
+            return Err(Error::invalid(
+                "ended streams",
+                format!("{} flags for {} streams", from.ended.map_or(0, <[bool]>::len), input.batch),
+            ));
+        }
+        self.forward_train_from(input, from, seed, previous, HeadSteps::All)
+    }
+
+    fn forward_train_from(
+        &self,
+        input: &SequenceBatch<'_, T>,
+        from: &Continuation<'_, T>,
+        seed: u64,
+        previous: Option<ModelCache<T>>,
+        head_steps: HeadSteps,
+    ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
         let (steps, batch) = (input.steps, input.batch);
         let recycled = previous.map_or_else(
             || (RnnCache::default(), RnnCache::default()),
             |p| (p.forward_cache, p.backward_cache.unwrap_or_default()),
         );
-        let BranchStates { h_forward, h_backward, x_reversed, forward_cache, backward_cache } =
-            self.branches(input, Some(seed), true, recycled)?;
+        let BranchStates { h_forward, final_state, h_backward, x_reversed, forward_cache, backward_cache } =
+            self.branches(input, &from.state, Some(seed), true, recycled)?;
         let mut cache = ModelCache {
             steps,
             batch,
@@ -482,6 +548,7 @@ impl<T: Real> SequenceModel<T> {
             fusion_teacher: None,
             d_estimate_twin: Vec::new(),
             head_rows: head_steps.rows(steps, batch, input.lengths),
+            final_state,
         };
         let rows = cache.head_rows.clone();
         let selective = fuses_at_head_rows(self.fusion.as_ref(), rows.as_deref());
@@ -498,9 +565,11 @@ impl<T: Real> SequenceModel<T> {
             }
             (Some(fusion), Some(twin)) => {
                 let estimate = twin.forward(&cache.h_forward)?;
-                let active: Vec<T> = (0..steps * batch)
-                    .map(|n| if input.lengths.is_none_or(|l| n / batch < l[n % batch]) { T::ONE } else { T::ZERO })
-                    .collect();
+                let live = |n: usize| {
+                    let b = n % batch;
+                    input.lengths.is_none_or(|l| n / batch < l[b]) && from.ended.is_none_or(|e| !e[b])
+                };
+                let active: Vec<T> = (0..steps * batch).map(|n| if live(n) { T::ONE } else { T::ZERO }).collect();
                 let (value, d_estimate) = twin_loss(&estimate, &cache.h_backward, &active, self.config.twin_weight);
                 (twin_value, cache.d_estimate_twin) = (value, d_estimate);
                 let (z, fc) = fuse(fusion, &cache.h_forward, &estimate)?;
@@ -544,6 +613,23 @@ impl<T: Real> SequenceModel<T> {
         grads: &mut SequenceModel<T>,
         input_gradient: InputGradient,
     ) -> Result<Vec<T>> {
+        Ok(self.backward_to_state(cache, d_student, d_teacher, grads, input_gradient)?.d_x)
+    }
+
+    /// [`SequenceModel::backward_with`], also returning ∂L/∂h0 and ∂L/∂c0 of the state the
+    /// forward stack started from (`[L, B, H]`; what truncated BPTT hands to the chunk
+    /// before).
+    ///
+    /// # Errors
+    /// As [`SequenceModel::backward`].
+    pub fn backward_to_state(
+        &self,
+        cache: &mut ModelCache<T>,
+        d_student: (&[T], &[T]),
+        d_teacher: Option<(&[T], &[T])>,
+        grads: &mut SequenceModel<T>,
+        input_gradient: InputGradient,
+    ) -> Result<InputGrads<T>> {
         let (steps, batch) = (cache.steps, cache.batch);
         let lengths = cache.lengths.clone();
         let rows = steps * batch;
@@ -619,10 +705,10 @@ impl<T: Real> SequenceModel<T> {
         } else {
             (run_forward(), run_backward())
         };
-        let mut d_x = d?.d_x;
+        let mut d = d?;
         if let Some(extra) = d_reversed? {
-            add_into(&mut d_x, &extra);
+            add_into(&mut d.d_x, &extra);
         }
-        Ok(d_x)
+        Ok(d)
     }
 }

@@ -23,7 +23,8 @@ use crate::train::Truncation;
 /// from step to step as `recur stream` carries it: each training range is cut into
 /// streams of `steps` steps, the last of a range shorter (a batch holds `batch_size` of
 /// them), and every k1 steps the loss of those k1 steps is backpropagated through the
-/// last k2 (`[task.stream]`, prediction and reconstruction).
+/// last k2 (`[task.stream]`, prediction and reconstruction). A unidirectional or a
+/// decoupled model (see [`crate::train::TruncatedStreams`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamTraining {

@@ -260,9 +260,12 @@ fn training_loop<T: Task>(
                     Some(streams) => {
                         let input = task.input(&batch);
                         let out = streams.forward(&model, &input, u, seed)?;
-                        let (loss, d_mean, d_precision) = task.chunk_loss(&out.head, &batch, out.steps)?;
-                        streams.backward(&model, &input, (&d_mean, &d_precision), &mut grads)?;
-                        loss
+                        let (loss, d_mean, d_precision) = task.chunk_loss(&out.head, &batch, out.steps.clone())?;
+                        let teacher =
+                            out.teacher.as_ref().map(|t| task.chunk_loss(t, &batch, out.steps.clone())).transpose()?;
+                        let d_teacher = teacher.as_ref().map(|t| (&t.1[..], &t.2[..]));
+                        streams.backward(&model, &input, (&d_mean, &d_precision), d_teacher, &mut grads)?;
+                        loss + out.twin_loss + teacher.map_or(0.0, |t| t.0)
                     }
                 };
                 let norm = if config.clip_norm > 0.0 {

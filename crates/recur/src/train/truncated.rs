@@ -14,13 +14,22 @@
 //! at step 0 from the model's initial state (zero, or the learned one, which then gets
 //! its gradient). The state carried into chunk j+1 is the one this update computed with
 //! the newest weights.
+//!
+//! The newest chunk runs through the whole model ([`SequenceModel::forward_train_continuing`]),
+//! the chunks before it through the forward stack only. So a decoupled bidirectional
+//! model (Twin Networks) trains on streams too: its student, the forward stack, carries
+//! its state as above; its teacher, the backward stack, reads the newest chunk from its
+//! end (the future the student is taught to anticipate: up to k1 − 1 steps), and the
+//! twin loss, the teacher's path and the student's path are those of a window that
+//! starts from the carried state. A coupled model needs the future at inference and has
+//! no state to carry: it is refused.
 
 use serde::{Deserialize, Serialize};
 
 use recur_kernels::Real;
 
 use crate::error::{Error, Result};
-use crate::model::{HeadOutput, SequenceModel};
+use crate::model::{Continuation, Coupling, HeadOutput, ModelCache, SequenceModel};
 use crate::rnn::{InitialState, InputGradient, RnnCache, SequenceBatch};
 
 /// TBPTT(k1, k2) over streams of `steps` steps.
@@ -66,11 +75,33 @@ impl Truncation {
     }
 }
 
-/// One update's forward through its window: the head's outputs on the newest chunk.
+/// One update's forward through its window: the model's outputs on the newest chunk.
 pub struct WindowOutputs<T> {
+    /// The inference path (the student of a decoupled model).
     pub head: HeadOutput<T>,
+    /// A decoupled model's teacher path (`None` otherwise).
+    pub teacher: Option<HeadOutput<T>>,
+    /// α‖ĥ← − h←‖² over the chunk's live rows (0 unless decoupled).
+    pub twin_loss: f64,
     /// The steps (of the stream) the head's rows belong to, time-major `[steps, B]`.
     pub steps: std::ops::Range<usize>,
+}
+
+/// The state carried into a chunk as an initial state (the model's own at a stream's start).
+fn initial_state<T>(carried: &Option<(Vec<T>, Vec<T>)>) -> InitialState<'_, T> {
+    match carried {
+        Some((h, c)) => InitialState { h0: Some(h), c0: (!c.is_empty()).then_some(&c[..]) },
+        None => InitialState { h0: None, c0: None },
+    }
+}
+
+/// A chunk's input: its steps of the streams, and each stream's length in it where they
+/// differ (at least 1), and which streams ended before it.
+struct ChunkInput<'x, T> {
+    x: &'x [T],
+    steps: usize,
+    lengths: Option<Vec<usize>>,
+    ended: Option<Vec<bool>>,
 }
 
 /// A batch of streams under TBPTT: the state carried into each chunk, and a cache per
@@ -81,22 +112,24 @@ pub struct TruncatedStreams<T = f32> {
     /// The state `(h, c)` carried into chunk j, `[L, B, H]` each (`c` empty without a cell
     /// state); `None` for chunk 0 (the model's initial state).
     carried: Vec<Option<(Vec<T>, Vec<T>)>>,
+    /// The forward stack's caches of the window's chunks before the newest.
     caches: Vec<RnnCache<T>>,
-    /// The newest chunk's top-layer outputs, the head's input.
-    z: Vec<T>,
+    /// The whole model's cache of the newest chunk.
+    newest: Option<ModelCache<T>>,
     window: std::ops::Range<usize>,
 }
 
 impl<T: Real> TruncatedStreams<T> {
     /// # Errors
-    /// A bad truncation, or a model that is not one stack running forward in time (a
-    /// bidirectional model has no state to carry from one update to the next).
+    /// A bad truncation, or a coupled bidirectional model (it reads the future at
+    /// inference: it has no state to carry from one update to the next).
     pub fn new(model: &SequenceModel<T>, truncation: Truncation, batch: usize) -> Result<Self> {
         truncation.check()?;
-        if model.backward_branch.is_some() || model.fusion.is_some() || model.twin.is_some() {
+        if model.backward_branch.is_some() && model.config().coupling != Coupling::Decoupled {
             return Err(Error::invalid(
                 "truncated BPTT",
-                "it carries the state forward in time from one update to the next: it needs a unidirectional model",
+                "it carries the state forward in time from one update to the next: it needs a unidirectional \
+                 or a decoupled model (a coupled bidirectional one reads the future)",
             ));
         }
         let chunks = truncation.updates();
@@ -104,8 +137,8 @@ impl<T: Real> TruncatedStreams<T> {
             truncation,
             batch,
             carried: vec![None; chunks],
-            caches: (0..truncation.k2 / truncation.k1).map(|_| RnnCache::default()).collect(),
-            z: Vec::new(),
+            caches: (1..truncation.k2 / truncation.k1).map(|_| RnnCache::default()).collect(),
+            newest: None,
             window: 0..0,
         })
     }
@@ -113,12 +146,7 @@ impl<T: Real> TruncatedStreams<T> {
     /// Chunk `j` of the streams `[steps, B, D]`: its steps of `x`, and each stream's length
     /// in it when the streams have lengths (at least 1: a stream that has ended runs one
     /// padded step, whose outputs its task's loss must leave out).
-    fn chunk_input<'x>(
-        &self,
-        streams: &SequenceBatch<'x, T>,
-        j: usize,
-        d: usize,
-    ) -> Result<(&'x [T], Option<Vec<usize>>)> {
+    fn chunk_input<'x>(&self, streams: &SequenceBatch<'x, T>, j: usize, d: usize) -> Result<ChunkInput<'x, T>> {
         let (t, b) = (self.truncation, self.batch);
         if streams.x.len() != t.steps * b * d || streams.steps != t.steps || streams.batch != b {
             return Err(Error::Shape {
@@ -128,25 +156,32 @@ impl<T: Real> TruncatedStreams<T> {
             });
         }
         let steps = t.chunk(j);
-        let lengths = match streams.lengths {
+        let (lengths, ended) = match streams.lengths {
             Some(l) if l.len() != b || l.iter().any(|&n| n == 0 || n > t.steps) => {
                 return Err(Error::invalid(
                     "stream lengths",
                     format!("{l:?} for {b} streams of up to {} steps", t.steps),
                 ));
             }
-            Some(l) => Some(l.iter().map(|&n| n.saturating_sub(steps.start).clamp(1, steps.len())).collect::<Vec<_>>()),
-            None => None,
+            Some(l) => (
+                Some(l.iter().map(|&n| n.saturating_sub(steps.start).clamp(1, steps.len())).collect::<Vec<_>>()),
+                Some(l.iter().map(|&n| n <= steps.start).collect::<Vec<_>>()),
+            ),
+            None => (None, None),
         };
-        let lengths = lengths.filter(|l| l.iter().any(|&n| n < steps.len()));
-        Ok((&streams.x[steps.start * b * d..steps.end * b * d], lengths))
+        Ok(ChunkInput {
+            x: &streams.x[steps.start * b * d..steps.end * b * d],
+            steps: steps.len(),
+            lengths: lengths.filter(|l| l.iter().any(|&n| n < steps.len())),
+            ended: ended.filter(|e| e.iter().any(|&e| e)),
+        })
     }
 
     /// Forward of update `u` over `streams` (`[steps, B, D]`, each stream's length where
     /// they differ; the window's chunks are read from it): carries the state of each chunk
     /// into the next (a stream's state from its own last step), keeps the caches, and
-    /// returns the head's outputs on chunk `u`. `seed` draws the dropout masks, the same for
-    /// every chunk of the window (one mask per stream, as in one forward).
+    /// returns the model's outputs on chunk `u`. `seed` draws the dropout masks, the same
+    /// for every chunk of the window (one mask per stream, as in one forward).
     ///
     /// # Errors
     /// Inputs that do not fit the model, an update out of order.
@@ -163,70 +198,69 @@ impl<T: Real> TruncatedStreams<T> {
             return Err(Error::invalid("truncated BPTT", format!("update {u} before the ones it follows")));
         }
         let d = model.forward_branch.config().input_size;
-        let rnn = &model.forward_branch;
         self.window = t.window(u);
-        for (slot, j) in self.window.clone().enumerate() {
-            let (x, lengths) = self.chunk_input(streams, j, d)?;
-            let input = SequenceBatch {
-                x,
-                steps: self.truncation.chunk(j).len(),
-                batch: self.batch,
-                lengths: lengths.as_deref(),
-            };
-            let state = match &self.carried[j] {
-                Some((h, c)) => InitialState { h0: Some(h), c0: (!c.is_empty()).then_some(&c[..]) },
-                None => InitialState::default(),
-            };
-            let out = rnn.forward_train_reusing(&input, &state, seed, &mut self.caches[slot])?;
-            if j + 1 < self.carried.len() {
-                self.carried[j + 1] = Some((out.h_n, out.c_n));
-            }
-            if j == u {
-                self.z = out.output;
-            }
+        let batch = self.batch;
+        for (slot, j) in (first..u).enumerate() {
+            let chunk = self.chunk_input(streams, j, d)?;
+            let input = SequenceBatch { x: chunk.x, steps: chunk.steps, batch, lengths: chunk.lengths.as_deref() };
+            let (into, next) = self.carried.split_at_mut(j + 1);
+            let out = model.forward_branch.forward_train_reusing(
+                &input,
+                &initial_state(&into[j]),
+                seed,
+                &mut self.caches[slot],
+            )?;
+            next[0] = Some((out.h_n, out.c_n));
         }
-        Ok(WindowOutputs { head: model.head.forward(&self.z)?, steps: t.chunk(u) })
+        let chunk = self.chunk_input(streams, u, d)?;
+        let input = SequenceBatch { x: chunk.x, steps: chunk.steps, batch, lengths: chunk.lengths.as_deref() };
+        let from = Continuation { state: initial_state(&self.carried[u]), ended: chunk.ended.as_deref() };
+        let (out, cache) = model.forward_train_continuing(&input, &from, seed, self.newest.take())?;
+        if u + 1 < self.carried.len() {
+            let (h, c) = cache.final_state();
+            self.carried[u + 1] = Some((h.to_vec(), c.to_vec()));
+        }
+        self.newest = Some(cache);
+        Ok(WindowOutputs { head: out.student, teacher: out.teacher, twin_loss: out.twin_loss, steps: t.chunk(u) })
     }
 
-    /// Backward of the last [`TruncatedStreams::forward`]: (∂L/∂x̂, ∂L/∂λ̂) on the head's
-    /// rows, accumulated into `grads` (a [`SequenceModel::zeros_like`]), through the head
-    /// and the window's chunks newest first; the gradient stops at the window's start.
+    /// Backward of the last [`TruncatedStreams::forward`]: (∂L/∂x̂, ∂L/∂λ̂) on the rows of
+    /// the inference path and, for a decoupled model, of the teacher's path, accumulated
+    /// into `grads` (a [`SequenceModel::zeros_like`]) through the model on the newest chunk
+    /// and the forward stack on the chunks before it, newest first; the gradient stops at
+    /// the window's start.
     ///
     /// # Errors
-    /// Gradients whose shapes disagree with the forward.
+    /// Gradients whose shapes disagree with the forward, no forward before it, or a
+    /// decoupled model without the teacher's gradient.
     pub fn backward(
         &mut self,
         model: &SequenceModel<T>,
         streams: &SequenceBatch<'_, T>,
         d_head: (&[T], &[T]),
+        d_teacher: Option<(&[T], &[T])>,
         grads: &mut SequenceModel<T>,
     ) -> Result<()> {
         let t = self.truncation;
         let (b, d) = (self.batch, model.forward_branch.config().input_size);
-        let mut d_output = model.head.backward(&self.z, d_head.0, d_head.1, &mut grads.head)?;
-        let mut d_state: Option<(Vec<T>, Vec<T>)> = None;
-        for (slot, j) in self.window.clone().enumerate().rev() {
-            let steps = t.chunk(j);
-            let (x, lengths) = self.chunk_input(streams, j, d)?;
-            let input = SequenceBatch { x, steps: steps.len(), batch: b, lengths: lengths.as_deref() };
-            if d_output.is_empty() {
-                d_output = vec![T::ZERO; steps.len() * b * model.forward_branch.config().output_size()];
-            }
-            let (d_h_n, d_c_n) = match &d_state {
-                Some((h, c)) => (Some(&h[..]), (!c.is_empty()).then_some(&c[..])),
-                None => (None, None),
-            };
+        let newest = self.newest.as_mut().ok_or_else(|| Error::invalid("truncated BPTT", "backward before forward"))?;
+        let g = model.backward_to_state(newest, d_head, d_teacher, grads, InputGradient::Skip)?;
+        let mut d_state = (g.d_h0, g.d_c0);
+        let width = model.forward_branch.config().output_size();
+        for (slot, j) in self.window.clone().enumerate().rev().skip(1) {
+            let chunk = self.chunk_input(streams, j, d)?;
+            let input = SequenceBatch { x: chunk.x, steps: chunk.steps, batch: b, lengths: chunk.lengths.as_deref() };
+            let d_output = vec![T::ZERO; t.chunk(j).len() * b * width];
             let g = model.forward_branch.backward_with(
                 &input,
                 &mut self.caches[slot],
                 &d_output,
-                d_h_n,
-                d_c_n,
+                Some(&d_state.0),
+                (!d_state.1.is_empty()).then_some(&d_state.1[..]),
                 grads.forward_branch.cells_mut(),
                 InputGradient::Skip,
             )?;
-            d_state = Some((g.d_h0, g.d_c0));
-            d_output.clear();
+            d_state = (g.d_h0, g.d_c0);
         }
         Ok(())
     }
