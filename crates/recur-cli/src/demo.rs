@@ -132,6 +132,7 @@ pub fn demo(args: &Args) -> Result<(), String> {
     for (name, file) in [
         ("prediction", "configs/beijing-prediction.toml"),
         ("prediction-streams", "configs/beijing-prediction-stream.toml"),
+        ("prediction-twin", "configs/beijing-prediction-twin.toml"),
         ("reconstruction", "configs/beijing-reconstruction.toml"),
     ] {
         let mut config = load_config(&bundled(file))?;

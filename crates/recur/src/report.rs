@@ -15,23 +15,24 @@ use crate::tasks::reconstruction::ReconstructionTask;
 
 /// The scores as a Markdown table (standardised and original units).
 pub fn score_table(scores: &[Score]) -> String {
-    let mut out = String::from(
-        "| method                                   | micro MSE | MAE    | MSE (original) | MAE (original) |\n",
+    let streamed = |name: &str| format!("{name}, streamed (state carried)");
+    let names: Vec<(String, &crate::tasks::Metrics)> = scores
+        .iter()
+        .flat_map(|s| {
+            std::iter::once((s.name.clone(), &s.metrics)).chain(s.streamed.as_ref().map(|m| (streamed(&s.name), m)))
+        })
+        .collect();
+    let width = names.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0).max(40);
+    let mut out = format!(
+        "| {:<width$} | micro MSE | MAE    | MSE (original) | MAE (original) |\n|{}|----------:|-------:|---------------:|---------------:|\n",
+        "method",
+        "-".repeat(width + 2)
     );
-    out.push_str(
-        "|------------------------------------------|----------:|-------:|---------------:|---------------:|\n",
-    );
-    let mut row = |name: &str, m: &crate::tasks::Metrics| {
+    for (name, m) in names {
         out.push_str(&format!(
-            "| {:<40} | {:>9.4} | {:>6.4} | {:>14.2} | {:>14.2} |\n",
+            "| {:<width$} | {:>9.4} | {:>6.4} | {:>14.2} | {:>14.2} |\n",
             name, m.micro_mse, m.mae, m.micro_mse_original, m.mae_original
-        ))
-    };
-    for s in scores {
-        row(&s.name, &s.metrics);
-        if let Some(m) = &s.streamed {
-            row(&format!("{}, streamed (state carried)", s.name), m);
-        }
+        ));
     }
     out
 }
