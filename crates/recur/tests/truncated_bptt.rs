@@ -217,6 +217,14 @@ fn misuse_is_refused_with_the_reason() {
     assert!(e.contains("streams"), "{e}");
     let e = streams.backward(&model, &input(&x), (&[], &[]), None, &mut model.zeros_like()).err().unwrap().to_string();
     assert!(e.contains("backward before forward"), "{e}");
+    // a forward that failed leaves nothing to backpropagate (not the update before it)
+    let out = streams.forward(&model, &input(&x), 0, 0).unwrap();
+    let ones = vec![1.0; out.head.mean.len()];
+    streams.backward(&model, &input(&x), (&ones, &[]), None, &mut model.zeros_like()).unwrap();
+    assert!(streams.forward(&model, &input(&x[..10]), 1, 0).is_err());
+    let e =
+        streams.backward(&model, &input(&x), (&ones, &[]), None, &mut model.zeros_like()).err().unwrap().to_string();
+    assert!(e.contains("backward before forward"), "{e}");
     let bad = SequenceBatch { lengths: Some(&[12, 0]), ..input(&x) };
     let e = streams.forward(&model, &bad, 0, 0).err().unwrap().to_string();
     assert!(e.contains("stream lengths"), "{e}");

@@ -104,6 +104,13 @@ struct ChunkInput<'x, T> {
     ended: Option<Vec<bool>>,
 }
 
+impl<T> ChunkInput<'_, T> {
+    /// The chunk as a batch of `batch` sequences.
+    fn sequences(&self, batch: usize) -> SequenceBatch<'_, T> {
+        SequenceBatch { x: self.x, steps: self.steps, batch, lengths: self.lengths.as_deref() }
+    }
+}
+
 /// A batch of streams under TBPTT: the state carried into each chunk, and a cache per
 /// chunk of a window (their buffers reused from update to update).
 pub struct TruncatedStreams<T = f32> {
@@ -199,23 +206,25 @@ impl<T: Real> TruncatedStreams<T> {
         }
         let d = model.forward_branch.config().input_size;
         self.window = t.window(u);
+        // until this forward succeeds there is nothing to backpropagate
+        let recycled = self.newest.take();
         let batch = self.batch;
         for (slot, j) in (first..u).enumerate() {
             let chunk = self.chunk_input(streams, j, d)?;
-            let input = SequenceBatch { x: chunk.x, steps: chunk.steps, batch, lengths: chunk.lengths.as_deref() };
-            let (into, next) = self.carried.split_at_mut(j + 1);
+            let input = chunk.sequences(batch);
+            let (upto, after) = self.carried.split_at_mut(j + 1);
             let out = model.forward_branch.forward_train_reusing(
                 &input,
-                &initial_state(&into[j]),
+                &initial_state(&upto[j]),
                 seed,
                 &mut self.caches[slot],
             )?;
-            next[0] = Some((out.h_n, out.c_n));
+            after[0] = Some((out.h_n, out.c_n));
         }
         let chunk = self.chunk_input(streams, u, d)?;
-        let input = SequenceBatch { x: chunk.x, steps: chunk.steps, batch, lengths: chunk.lengths.as_deref() };
+        let input = chunk.sequences(batch);
         let from = Continuation { state: initial_state(&self.carried[u]), ended: chunk.ended.as_deref() };
-        let (out, cache) = model.forward_train_continuing(&input, &from, seed, self.newest.take())?;
+        let (out, cache) = model.forward_train_continuing(&input, &from, seed, recycled)?;
         if u + 1 < self.carried.len() {
             let (h, c) = cache.final_state();
             self.carried[u + 1] = Some((h.to_vec(), c.to_vec()));
@@ -249,7 +258,7 @@ impl<T: Real> TruncatedStreams<T> {
         let width = model.forward_branch.config().output_size();
         for (slot, j) in self.window.clone().enumerate().rev().skip(1) {
             let chunk = self.chunk_input(streams, j, d)?;
-            let input = SequenceBatch { x: chunk.x, steps: chunk.steps, batch: b, lengths: chunk.lengths.as_deref() };
+            let input = chunk.sequences(b);
             let d_output = vec![T::ZERO; t.chunk(j).len() * b * width];
             let g = model.forward_branch.backward_with(
                 &input,
