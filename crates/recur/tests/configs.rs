@@ -1,8 +1,10 @@
-//! The configuration files in `configs/` parse, the reference holds exactly the
-//! defaults, and mistakes are errors that name the key, line and column.
+//! The configuration files in `configs/` and the grids in `configs/grids/` parse (every
+//! variant, its data files present), the reference holds exactly the defaults, and
+//! mistakes are errors that name the key, line and column.
 
 use std::path::{Path, PathBuf};
 
+use recur::experiments::GridConfig;
 use recur::run::{load_toml, RunConfig, TaskKind};
 use recur::text::TextTaskConfig;
 
@@ -46,6 +48,24 @@ fn every_bundled_config_parses() {
         RunConfig::load(configs().join("beijing-reconstruction.toml")).unwrap().task.kind,
         TaskKind::Reconstruction
     );
+}
+
+#[test]
+fn every_bundled_grid_parses_and_finds_its_data() {
+    let mut grids = 0;
+    for entry in std::fs::read_dir(configs().join("grids")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let grid = GridConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let (_, config) = grid.variant(0, &path).unwrap();
+            for file in &config.data.files {
+                let data = path.parent().unwrap().join(file);
+                assert!(data.exists(), "{}: {} is missing", path.display(), data.display());
+            }
+            grids += 1;
+        }
+    }
+    assert!(grids >= 10, "{grids} grids");
 }
 
 #[test]
