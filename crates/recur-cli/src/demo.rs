@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 
 use recur::data::{Inspection, Layout, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
-use recur::report::{score_table, write_run_folder};
+use recur::report::{horizon_table, save_horizon_chart, score_table, write_run_folder};
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
+use recur::tasks::PredictionTask;
 
 use crate::args::Args;
 
@@ -175,39 +176,65 @@ pub(crate) fn open_run(
 }
 
 pub fn eval(args: &Args) -> Result<(), String> {
-    let known = ["run"];
+    let known = ["run", "horizon"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
-        return Err("usage: recur eval --run DIR (a folder written by recur train)".into());
+        return Err("usage: recur eval --run DIR [--horizon N] (a folder written by recur train)".into());
     }
+    let horizon = args.get("horizon", &known, 0usize)?;
     let (config, model, data) = open_run(&dir, None)?;
+    if horizon > 0 && config.task.kind != TaskKind::Prediction {
+        return Err(format!("{}: --horizon needs a prediction run", dir.display()));
+    }
     let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
     print!("{}", score_table(&scores));
     if let Some(c) = scores[0].coverage_2sigma {
         println!("±2σ coverage of the hidden values: {:.1} %", 100.0 * c);
     }
+    if horizon > 0 {
+        let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
+        let ahead =
+            task.evaluate_horizon(&model, &data.test, horizon).map_err(|e| format!("{}: {e}", dir.display()))?;
+        println!("\nclosed loop (streamed, then fed its own forecasts), test part:");
+        print!("{}", horizon_table(&ahead));
+        let plot = dir.join("horizon.png");
+        save_horizon_chart(&ahead, &scores[0].name, &plot).map_err(|e| e.to_string())?;
+        println!("wrote {}", plot.display());
+    }
     Ok(())
 }
 
 pub fn predict(args: &Args) -> Result<(), String> {
-    let known = ["run", "out"];
+    let known = ["run", "out", "horizon"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
-        return Err("usage: recur predict --run DIR [--out FILE.csv] (a prediction run folder)".into());
+        return Err("usage: recur predict --run DIR [--horizon N] [--out FILE.csv] (a prediction run folder)".into());
     }
+    let horizon = args.get("horizon", &known, 1usize)?;
     let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
-    let task = recur::tasks::PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
-    let forecasts = task.forecast(&model).map_err(|e| e.to_string())?;
+    let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
+    let forecasts = if horizon == 1 { task.forecast(&model) } else { task.forecast_ahead(&model, horizon) }
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let c = data.grid.channels();
     let mut csv = format!("entity,steps_ahead,{}\n", data.grid.signals.join(","));
     for (name, values) in &forecasts {
-        let cells: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-        csv.push_str(&format!("{name},1,{}\n", cells.join(",")));
+        for (h, row) in values.chunks(c).enumerate() {
+            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            csv.push_str(&format!("{name},{},{}\n", h + 1, cells.join(",")));
+        }
     }
     let out = PathBuf::from(args.get("out", &known, dir.join("forecast.csv").display().to_string())?);
     recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;
     print!("{csv}");
+    let what = if horizon == 1 {
+        "the next step".to_string()
+    } else {
+        format!("the next {horizon} steps (closed loop: the model fed its own forecasts)")
+    };
+    let skipped = data.entities.len() - forecasts.len();
+    let note = if skipped > 0 { format!(" ({skipped} shorter than the input window: skipped)") } else { String::new() };
     println!(
-        "wrote {}: the next step after the end of {} of {} entities (shorter than the input window: skipped), original units",
+        "wrote {}: {what} after the end of {} of {} entities{note}, original units",
         out.display(),
         forecasts.len(),
         data.entities.len()

@@ -21,10 +21,13 @@ const USAGE: &str = "usage:
       beijing-prediction-twin.toml and beijing-reconstruction.toml.
   recur train --config FILE [--out DIR] [--resume true]
       Trains a run from a TOML config (every key: configs/reference.toml).
-  recur eval --run DIR
-      Evaluates a trained run folder on its test part, with the baselines.
-  recur predict --run DIR [--out FILE.csv]
-      Forecasts the step after the end of each entity with a trained prediction run.
+  recur eval --run DIR [--horizon N]
+      Evaluates a trained run folder on its test part, with the baselines. --horizon N
+      (a causal prediction run): also 1..N steps ahead in closed loop (streamed, then
+      fed its own forecasts) against persistence, as a table and DIR/horizon.png.
+  recur predict --run DIR [--horizon N] [--out FILE.csv]
+      Forecasts the step (or, with --horizon, the N steps in closed loop) after the end
+      of each entity with a trained prediction run.
   recur stream --run DIR [--input FILE.csv] [--budget-us N]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next

@@ -1,6 +1,7 @@
 //! `recur stream` end to end: a briefly trained prediction run on the bundled Beijing
 //! station (real data) streams rows from stdin and answers each with the next hour's
-//! forecast; bad rows are errors naming line and column.
+//! forecast (and `recur predict` / `recur eval` reach further ahead in closed loop); bad
+//! rows are errors naming line and column.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -71,6 +72,23 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     assert!(err.contains("line 2: the model step took"), "{err}");
     assert_eq!(out.lines().count(), 31, "every forecast written");
 
+    // further ahead, closed loop: `recur predict --horizon` and `recur eval --horizon`
+    let forecast = dir.join("ahead.csv");
+    let (ok, out, err) =
+        recur(&["predict", "--run", run.to_str().unwrap(), "--horizon", "3", "--out", forecast.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let written = std::fs::read_to_string(&forecast).unwrap();
+    let steps: Vec<&str> = written.lines().skip(1).map(|l| l.split(',').nth(1).unwrap()).collect();
+    assert_eq!(steps, ["1", "2", "3"], "{written}");
+    assert!(out.contains("the next 3 steps (closed loop"), "{out}");
+    let (ok, out, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "2"], "");
+    assert!(ok, "{err}");
+    let ahead: Vec<&str> = out.lines().filter(|l| l.starts_with("|           ")).collect();
+    assert_eq!(ahead.len(), 2, "{out}");
+    assert!(std::fs::read(run.join("horizon.png")).unwrap().starts_with(b"\x89PNG"));
+    let (ok, _, err) = recur(&["predict", "--run", run.to_str().unwrap(), "--horizon", "0"], "");
+    assert!(!ok && err.contains("at least one step ahead"), "{err}");
+
     let missing = rows[0].replace("PM10", "PM_10");
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &format!("{missing}\n{}\n", rows[1]));
     assert!(!ok && err.contains("line 1: no column `PM10`"), "{err}");
@@ -131,5 +149,7 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     }
     let (ok, _, err) = recur(&["stream", "--run", run_residual.to_str().unwrap()], &feed);
     assert!(!ok && err.contains("task.residual = false"), "{err}");
+    let (ok, _, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "3"], "");
+    assert!(!ok && err.contains("--horizon needs a prediction run"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -37,6 +37,49 @@ pub fn score_table(scores: &[Score]) -> String {
     out
 }
 
+/// Closed-loop scores by steps ahead as a Markdown table: the model's micro MSE (and
+/// MAE), persistence's, and their ratio.
+pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
+    let mut out = String::from(
+        "| steps ahead | model micro MSE | model MAE | persistence micro MSE | persistence MAE | model / persistence |\n\
+         |------------:|----------------:|----------:|----------------------:|----------------:|--------------------:|\n",
+    );
+    for (h, (m, p)) in scores.model.iter().zip(&scores.persistence).enumerate() {
+        out.push_str(&format!(
+            "| {:>11} | {:>15.4} | {:>9.4} | {:>21.4} | {:>15.4} | {:>19.3} |\n",
+            h + 1,
+            m.micro_mse,
+            m.mae,
+            p.micro_mse,
+            p.mae,
+            m.micro_mse / p.micro_mse
+        ));
+    }
+    out
+}
+
+/// Closed-loop micro MSE against steps ahead, the model's and persistence's, as a PNG.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn save_horizon_chart(scores: &crate::tasks::HorizonScores, model: &str, path: &Path) -> Result<()> {
+    let curve = |metrics: &[crate::tasks::Metrics]| {
+        metrics.iter().enumerate().map(|(h, m)| ((h + 1) as f64, m.micro_mse)).collect()
+    };
+    LineChart {
+        title: format!("{model}: test micro MSE by steps ahead, fed its own forecasts"),
+        x_label: "steps ahead".into(),
+        y_label: "micro MSE (standardised)".into(),
+        log_y: false,
+        series: vec![
+            Series { name: model.into(), points: curve(&scores.model), style: Style::Line },
+            Series { name: "persistence (LOCF)".into(), points: curve(&scores.persistence), style: Style::Dashed },
+        ],
+        bands: Vec::new(),
+    }
+    .save(path, 720, 420)
+}
+
 /// Writes the run folder's report files, atomically each.
 ///
 /// # Errors

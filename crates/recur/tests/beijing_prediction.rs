@@ -46,9 +46,7 @@ fn gru_prediction_beats_persistence_which_beats_the_mean_on_beijing() {
     let (c, test) = (data.grid.channels(), data.test[0].clone());
     let (mut sse, mut scored) = (0.0f64, 0u64);
     for n in test.start..test.end - 1 {
-        let values: Vec<Option<f32>> = (0..c)
-            .map(|j| data.grid.observed[n * c + j].then(|| data.scaler.invert(j, data.grid.values[n * c + j])))
-            .collect();
+        let values = data.original_step(n);
         let forecast = stream.step(&values).unwrap();
         let next = n + 1;
         if next >= test.start + config.window - 1 {

@@ -255,6 +255,15 @@ impl PreparedSeries {
         Ok(PreparedSeries { grid, scaler, entities: spans, train, validation, test, screened })
     }
 
+    /// Grid step `n` as a live feed would give it: each signal's value in original units,
+    /// `None` where missing (what [`crate::tasks::PredictionStream::step`] takes).
+    pub fn original_step(&self, n: usize) -> Vec<Option<f32>> {
+        let c = self.grid.channels();
+        (0..c)
+            .map(|j| self.grid.observed[n * c + j].then(|| self.scaler.invert(j, self.grid.values[n * c + j])))
+            .collect()
+    }
+
     /// The steps of the entity that holds `step` (empty past the last step).
     pub fn entity_of(&self, step: usize) -> Range<usize> {
         self.entities.iter().find(|(_, r)| r.contains(&step)).map_or(step..step, |(_, r)| r.clone())

@@ -76,6 +76,7 @@ impl<T> FusionCache<T> {
 
 /// A fusion running one step at a time: pointwise fusions need no state; a fuser RNN
 /// carries its own.
+#[derive(Clone)]
 pub struct FusionStream<'a, T> {
     fusion: &'a Fusion<T>,
     fuser: Option<Stream<'a, T>>,

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::rnn::{InitialState, Stream};
 
 /// `B` independent streams through a causal [`SequenceModel`].
+#[derive(Clone)]
 pub struct ModelStream<'a, T> {
     model: &'a SequenceModel<T>,
     encoder: Stream<'a, T>,

@@ -9,6 +9,7 @@ use super::layer::{jordan_of, jordan_weights, InitialState, Rnn, SequenceBatch};
 use crate::error::{check_finite, check_len, Error, Result};
 
 /// A running encoder: the state of every layer for `B` independent streams.
+#[derive(Clone)]
 pub struct Stream<'a, T> {
     rnn: &'a Rnn<T>,
     batch: usize,

@@ -6,7 +6,9 @@ pub mod prediction;
 pub mod reconstruction;
 
 pub use metrics::{ErrorAccumulator, Metrics};
-pub use prediction::{prediction_baselines, train_prediction, PredictionConfig, PredictionStream, PredictionTask};
+pub use prediction::{
+    prediction_baselines, train_prediction, HorizonScores, PredictionConfig, PredictionStream, PredictionTask,
+};
 pub use reconstruction::{
     train_reconstruction, MissingnessDiffusion, ReconstructionConfig, ReconstructionStream, ReconstructionTask,
 };

@@ -285,6 +285,112 @@ impl<'a> PredictionTask<'a> {
     }
 }
 
+/// Closed-loop forecasts scored 1..=horizon steps ahead (see
+/// [`PredictionTask::evaluate_horizon`]); index h − 1 holds h steps ahead.
+pub struct HorizonScores {
+    /// The model, fed its own forecasts after the origin.
+    pub model: Vec<Metrics>,
+    /// Persistence: each signal's last observation at the origin (within the window's
+    /// reach; the training mean if none), the same forecast for every step ahead.
+    pub persistence: Vec<Metrics>,
+}
+
+impl PredictionTask<'_> {
+    /// Metrics of a causal `model` forecasting 1..=`horizon` steps ahead in closed loop.
+    /// The model runs as deployed, over each entity from its first step with its state
+    /// carried; from every origin n whose next step [`PredictionTask::evaluate`] scores
+    /// in `part`, a copy of the stream is fed its own forecasts as the observed values of
+    /// every signal for the steps after n, and the forecast of step n + h is scored
+    /// against the truth there (targets inside the part only). One step ahead this is
+    /// [`PredictionTask::evaluate_streamed`] and persistence is the windows' last
+    /// observation carried forward.
+    ///
+    /// # Errors
+    /// A zero horizon, a model that cannot stream, a part shorter than a window.
+    pub fn evaluate_horizon(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        horizon: usize,
+    ) -> Result<HorizonScores> {
+        if horizon == 0 {
+            return Err(Error::invalid("horizon", "forecasts reach at least one step ahead"));
+        }
+        self.series.window_starts(part, self.window, 1, "evaluated")?;
+        let (c, reach, scaler) = (self.series.grid.channels(), self.window - 1, &self.series.scaler);
+        let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
+        let mut ours = vec![ErrorAccumulator::new(c); horizon];
+        let mut persistence = ours.clone();
+        for r in part.iter().filter(|r| r.len() >= self.window) {
+            let mut live = self.stream(model)?;
+            let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
+            for n in self.series.entity_of(r.start).start..r.end - 1 {
+                let seen = self.series.original_step(n);
+                for j in (0..c).filter(|&j| observed[n * c + j]) {
+                    last[j] = Some((values[n * c + j], n));
+                }
+                let mut forecast = live.step(&seen)?;
+                if n + 1 < r.start + reach {
+                    continue;
+                }
+                let carried: Vec<f32> =
+                    last.iter().map(|l| l.filter(|&(_, at)| n - at < reach).map_or(0.0, |(v, _)| v)).collect();
+                let reach_here = horizon.min(r.end - 1 - n);
+                let mut roll = live.clone();
+                for h in 1..=reach_here {
+                    let k = n + h;
+                    let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
+                    let truth = &values[k * c..(k + 1) * c];
+                    let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
+                    ours[h - 1].add(&ours_z, truth, &mask, scaler);
+                    persistence[h - 1].add(&carried, truth, &mask, scaler);
+                    if h < reach_here {
+                        let fed: Vec<Option<f32>> = forecast.iter().map(|&v| Some(v)).collect();
+                        forecast = roll.step(&fed)?;
+                    }
+                }
+            }
+        }
+        Ok(HorizonScores {
+            model: ours.iter().map(ErrorAccumulator::finish).collect(),
+            persistence: persistence.iter().map(ErrorAccumulator::finish).collect(),
+        })
+    }
+
+    /// Closed-loop forecasts of the `horizon` steps after the end of each entity, in
+    /// original units: (entity, `[horizon, C]` row by row). A causal `model` runs over the
+    /// whole entity with its state carried, then is fed its own forecasts as the observed
+    /// values of every signal. One step ahead, for a task trained on streams, this is
+    /// [`PredictionTask::forecast`].
+    ///
+    /// # Errors
+    /// A zero horizon, a model that cannot stream.
+    pub fn forecast_ahead(&self, model: &SequenceModel<f32>, horizon: usize) -> Result<Vec<(String, Vec<f32>)>> {
+        if horizon == 0 {
+            return Err(Error::invalid("horizon", "forecasts reach at least one step ahead"));
+        }
+        let c = self.series.grid.channels();
+        let mut out = Vec::new();
+        for (name, steps) in &self.series.entities {
+            let mut live = self.stream(model)?;
+            let mut forecast = Vec::new();
+            for n in steps.clone() {
+                forecast = live.step(&self.series.original_step(n))?;
+            }
+            let mut rows = Vec::with_capacity(horizon * c);
+            for h in 0..horizon {
+                if h > 0 {
+                    let fed: Vec<Option<f32>> = forecast.iter().map(|&v| Some(v)).collect();
+                    forecast = live.step(&fed)?;
+                }
+                rows.extend_from_slice(&forecast);
+            }
+            out.push((name.clone(), rows));
+        }
+        Ok(out)
+    }
+}
+
 /// Forecasts of consecutive steps, standardised `[n, C]` each (see [`PredictionTask::forecasts`]).
 pub struct Forecasts {
     pub model: Vec<f32>,
@@ -353,6 +459,7 @@ impl PredictionTask<'_> {
 
 /// One live series through a causal prediction model, one grid step at a time (see
 /// [`PredictionTask::stream`]).
+#[derive(Clone)]
 pub struct PredictionStream<'m> {
     stream: ModelStream<'m, f32>,
     scaler: Standardizer,
