@@ -24,7 +24,8 @@ const USAGE: &str = "usage:
   recur eval --run DIR [--horizon N]
       Evaluates a trained run folder on its test part, with the baselines. --horizon N
       (a causal prediction run): also 1..N steps ahead in closed loop (streamed, then
-      fed its own forecasts) against persistence, as a table and DIR/horizon.png.
+      fed its own forecasts) against persistence and the same time a day before, as a
+      table and DIR/horizon.png.
   recur predict --run DIR [--horizon N] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps in closed loop) after the end
       of each entity with a trained prediction run.

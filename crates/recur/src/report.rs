@@ -38,27 +38,33 @@ pub fn score_table(scores: &[Score]) -> String {
 }
 
 /// Closed-loop scores by steps ahead as a Markdown table: the model's micro MSE (and
-/// MAE), persistence's, and their ratio.
+/// MAE), persistence's, seasonal persistence's where there is one, and the model's ratio
+/// to the better of the two.
 pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
-    let mut out = String::from(
-        "| steps ahead | model micro MSE | model MAE | persistence micro MSE | persistence MAE | model / persistence |\n\
-         |------------:|----------------:|----------:|----------------------:|----------------:|--------------------:|\n",
-    );
+    let seasonal = scores.seasonal.as_ref();
+    let mut out = String::from("| steps ahead | model micro MSE | model MAE | persistence micro MSE |");
+    let mut rule = String::from("|------------:|----------------:|----------:|----------------------:|");
+    if let Some((period, _)) = seasonal {
+        out.push_str(&format!(" same time {period} steps back |"));
+        rule.push_str(&format!("{}:|", "-".repeat(format!(" same time {period} steps back ").len() - 1)));
+    }
+    out.push_str(" model / best baseline |\n");
+    rule.push_str("----------------------:|\n");
+    out.push_str(&rule);
     for (h, (m, p)) in scores.model.iter().zip(&scores.persistence).enumerate() {
-        out.push_str(&format!(
-            "| {:>11} | {:>15.4} | {:>9.4} | {:>21.4} | {:>15.4} | {:>19.3} |\n",
-            h + 1,
-            m.micro_mse,
-            m.mae,
-            p.micro_mse,
-            p.mae,
-            m.micro_mse / p.micro_mse
-        ));
+        let mut best = p.micro_mse;
+        out.push_str(&format!("| {:>11} | {:>15.4} | {:>9.4} | {:>21.4} |", h + 1, m.micro_mse, m.mae, p.micro_mse));
+        if let Some((period, same)) = seasonal {
+            let width = format!(" same time {period} steps back ").len() - 2;
+            out.push_str(&format!(" {:>width$.4} |", same[h].micro_mse));
+            best = best.min(same[h].micro_mse);
+        }
+        out.push_str(&format!(" {:>21.3} |\n", m.micro_mse / best));
     }
     out
 }
 
-/// Closed-loop micro MSE against steps ahead, the model's and persistence's, as a PNG.
+/// Closed-loop micro MSE against steps ahead, the model's and the baselines', as a PNG.
 ///
 /// # Errors
 /// The file cannot be written.
@@ -66,15 +72,23 @@ pub fn save_horizon_chart(scores: &crate::tasks::HorizonScores, model: &str, pat
     let curve = |metrics: &[crate::tasks::Metrics]| {
         metrics.iter().enumerate().map(|(h, m)| ((h + 1) as f64, m.micro_mse)).collect()
     };
+    let mut series = vec![
+        Series { name: model.into(), points: curve(&scores.model), style: Style::Line },
+        Series { name: "persistence (LOCF)".into(), points: curve(&scores.persistence), style: Style::Dashed },
+    ];
+    if let Some((period, same)) = &scores.seasonal {
+        series.push(Series {
+            name: format!("same time {period} steps back"),
+            points: curve(same),
+            style: Style::Points,
+        });
+    }
     LineChart {
         title: format!("{model}: test micro MSE by steps ahead, fed its own forecasts"),
         x_label: "steps ahead".into(),
         y_label: "micro MSE (standardised)".into(),
         log_y: false,
-        series: vec![
-            Series { name: model.into(), points: curve(&scores.model), style: Style::Line },
-            Series { name: "persistence (LOCF)".into(), points: curve(&scores.persistence), style: Style::Dashed },
-        ],
+        series,
         bands: Vec::new(),
     }
     .save(path, 720, 420)

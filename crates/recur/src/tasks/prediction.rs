@@ -293,6 +293,10 @@ pub struct HorizonScores {
     /// Persistence: each signal's last observation at the origin (within the window's
     /// reach; the training mean if none), the same forecast for every step ahead.
     pub persistence: Vec<Metrics>,
+    /// Seasonal persistence, when the grid divides a day into whole steps (`period` of
+    /// them): step k forecast by step k − m·period, the latest such step at or before the
+    /// origin, where observed (persistence's forecast where not).
+    pub seasonal: Option<(usize, Vec<Metrics>)>,
 }
 
 impl PredictionTask<'_> {
@@ -320,11 +324,14 @@ impl PredictionTask<'_> {
         let (c, reach, scaler) = (self.series.grid.channels(), self.window - 1, &self.series.scaler);
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
         let mut ours = vec![ErrorAccumulator::new(c); horizon];
-        let mut persistence = ours.clone();
+        let (mut persistence, mut seasonal) = (ours.clone(), ours.clone());
+        let day = 86_400 / self.series.grid.bin_seconds.max(1);
+        let period = (86_400 % self.series.grid.bin_seconds.max(1) == 0 && day >= 2).then_some(day as usize);
         for r in part.iter().filter(|r| r.len() >= self.window) {
             let mut live = self.stream(model)?;
             let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
-            for n in self.series.entity_of(r.start).start..r.end - 1 {
+            let entity = self.series.entity_of(r.start);
+            for n in entity.start..r.end - 1 {
                 let seen = self.series.original_step(n);
                 for j in (0..c).filter(|&j| observed[n * c + j]) {
                     last[j] = Some((values[n * c + j], n));
@@ -344,6 +351,17 @@ impl PredictionTask<'_> {
                     let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
                     ours[h - 1].add(&ours_z, truth, &mask, scaler);
                     persistence[h - 1].add(&carried, truth, &mask, scaler);
+                    if let Some(p) = period {
+                        // k − m·p ≤ n for the smallest m ≥ 1: ⌈h / p⌉ periods back
+                        let back = k.checked_sub(h.div_ceil(p) * p).filter(|&b| b >= entity.start);
+                        let same_time: Vec<f32> = (0..c)
+                            .map(|j| match back.filter(|&b| observed[b * c + j]) {
+                                Some(b) => values[b * c + j],
+                                None => carried[j],
+                            })
+                            .collect();
+                        seasonal[h - 1].add(&same_time, truth, &mask, scaler);
+                    }
                     if h < reach_here {
                         let fed: Vec<Option<f32>> = forecast.iter().map(|&v| Some(v)).collect();
                         forecast = roll.step(&fed)?;
@@ -351,9 +369,11 @@ impl PredictionTask<'_> {
                 }
             }
         }
+        let finish = |acc: &[ErrorAccumulator]| acc.iter().map(ErrorAccumulator::finish).collect();
         Ok(HorizonScores {
-            model: ours.iter().map(ErrorAccumulator::finish).collect(),
-            persistence: persistence.iter().map(ErrorAccumulator::finish).collect(),
+            model: finish(&ours),
+            persistence: finish(&persistence),
+            seasonal: period.map(|p| (p, finish(&seasonal))),
         })
     }
 
