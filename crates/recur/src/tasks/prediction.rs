@@ -342,9 +342,9 @@ impl PredictionTask<'_> {
                 }
                 let carried: Vec<f32> =
                     last.iter().map(|l| l.filter(|&(_, at)| n - at < reach).map_or(0.0, |(v, _)| v)).collect();
-                let reach_here = horizon.min(r.end - 1 - n);
+                let steps_ahead = horizon.min(r.end - 1 - n);
                 let mut roll = live.clone();
-                for h in 1..=reach_here {
+                for h in 1..=steps_ahead {
                     let k = n + h;
                     let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
                     let truth = &values[k * c..(k + 1) * c];
@@ -362,7 +362,7 @@ impl PredictionTask<'_> {
                             .collect();
                         seasonal[h - 1].add(&same_time, truth, &mask, scaler);
                     }
-                    if h < reach_here {
+                    if h < steps_ahead {
                         let fed: Vec<Option<f32>> = forecast.iter().map(|&v| Some(v)).collect();
                         forecast = roll.step(&fed)?;
                     }
