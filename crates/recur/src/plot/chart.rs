@@ -174,7 +174,42 @@ impl LineChart {
             .collect();
         let legend_width = names.iter().map(|n| n.0.len()).max().unwrap_or(0) * GLYPH_W + 40;
         let legend_height = names.len() * (GLYPH_H + 4) + 8;
-        let (lx0, ly0) = (f.right as i64 - 14 - legend_width as i64, f.top as i64 + 2);
+        // the corner whose legend box covers the fewest plotted points (top right on a tie)
+        let (box_w, box_h) = (legend_width as f64 + 8.0, legend_height as f64);
+        let corners = [
+            (f.right - 14.0 - legend_width as f64, f.top + 2.0),
+            (f.left + 8.0, f.top + 2.0),
+            (f.right - 14.0 - legend_width as f64, f.bottom - 4.0 - box_h),
+            (f.left + 8.0, f.bottom - 4.0 - box_h),
+        ];
+        let in_pixels = |points: &mut dyn Iterator<Item = (f64, f64)>| -> Vec<(f64, f64)> {
+            points
+                .filter(|p| p.0.is_finite() && p.1.is_finite() && (!self.log_y || p.1 > 0.0))
+                .map(|(x, y)| (px(x), py(y)))
+                .collect()
+        };
+        let mut plotted: Vec<(f64, f64)> = Vec::new();
+        for s in &self.series {
+            let points = in_pixels(&mut s.points.iter().copied());
+            plotted.extend(&points);
+            if s.style != Style::Points {
+                // the lines between the points, every 4 pixels
+                for w in points.windows(2) {
+                    let n = ((w[1].0 - w[0].0).hypot(w[1].1 - w[0].1) / 4.0).ceil() as usize;
+                    plotted.extend((1..n).map(|k| {
+                        let u = k as f64 / n as f64;
+                        (w[0].0 + u * (w[1].0 - w[0].0), w[0].1 + u * (w[1].1 - w[0].1))
+                    }));
+                }
+            }
+        }
+        for b in &self.bands {
+            plotted.extend(in_pixels(&mut b.points.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])));
+        }
+        let covered = |&(x, y): &(f64, f64)| {
+            plotted.iter().filter(|p| p.0 >= x && p.0 <= x + box_w && p.1 >= y && p.1 <= y + box_h).count()
+        };
+        let (lx0, ly0) = corners.iter().min_by_key(|c| covered(c)).map_or((0, 0), |&(x, y)| (x as i64, y as i64));
         for (i, s) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let visible: Vec<(f64, f64)> = s
