@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use recur::data::{align_to_grid, read_wide, Aggregation, PreparedSeries, SplitFractions, WideOptions};
+use recur::model::SequenceModel;
 use recur::tasks::{prediction_baselines, train_prediction, PredictionConfig, PredictionTask};
 use recur::train::TrainConfig;
 
@@ -119,4 +120,80 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     let err = recur::train::train(&task, &model_config, &other, Some(&dir), true, None).err().unwrap().to_string();
     assert!(err.contains("another training config"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `train.teacher_epochs`: the teacher's epochs leave the student's parameters (forward
+/// stack, twin map) bit for bit as initialised and train the teacher's; the student's
+/// epochs leave the teacher (backward stack) as the teacher's epochs left it; early
+/// stopping counts from the student's epochs; a run interrupted at the switch resumes
+/// bit-identical; a model that is not decoupled, or no student epoch left, is refused.
+#[test]
+fn a_teacher_trained_first_stays_fixed_while_the_student_learns() {
+    let data = beijing();
+    let config = PredictionConfig {
+        model: recur::model::ModelSection {
+            bidirectional: true,
+            coupling: recur::model::Coupling::Decoupled,
+            hidden_size: 8,
+            ..Default::default()
+        },
+        train: TrainConfig {
+            epochs: 4,
+            teacher_epochs: 2,
+            max_batches_per_epoch: 3,
+            threads: 1,
+            ..TrainConfig::default()
+        },
+        ..PredictionConfig::default()
+    };
+    let task = PredictionTask::new(&data, config.window, config.residual).unwrap();
+    let model_config = config.model_config(data.grid.channels());
+    let dir = std::env::temp_dir().join(format!("recur-teacher-first-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let weights = |epochs: usize| {
+        recur::train::train(&task, &model_config, &config.train, Some(&dir), epochs > 1, Some(epochs)).unwrap();
+        let file = recur::io::TensorFile::read(dir.join("checkpoint.safetensors")).unwrap();
+        let mut m = SequenceModel::<f32>::new(model_config.clone(), 0).unwrap();
+        let named: Vec<(String, Vec<f32>)> = m
+            .named_mut()
+            .into_iter()
+            .map(|(n, _)| (n.clone(), file.f32(&format!("model.{n}")).unwrap().data))
+            .collect();
+        named
+    };
+    let initial: Vec<(String, Vec<f32>)> = SequenceModel::<f32>::new(model_config.clone(), config.train.seed)
+        .unwrap()
+        .named_mut()
+        .into_iter()
+        .map(|(n, t)| (n, t.data.clone()))
+        .collect();
+    let (after_teacher, after_student) = (weights(2), weights(4));
+    let student = |n: &str| n.starts_with("forward.") || n.starts_with("twin.");
+    for (((name, init), (_, t)), (_, s)) in initial.iter().zip(&after_teacher).zip(&after_student) {
+        if student(name) {
+            assert_eq!(init, t, "{name}: the teacher's epochs changed a student parameter");
+            assert_ne!(t, s, "{name}: the student's epochs left it");
+        } else if name.starts_with("backward.") {
+            assert_ne!(init, t, "{name}: the teacher's epochs left it");
+            assert_eq!(t, s, "{name}: the student's epochs changed the teacher");
+        }
+    }
+    let whole = recur::train::train(&task, &model_config, &config.train, None, false, None).unwrap();
+    let log: Vec<_> = std::fs::read_to_string(dir.join("epochs.jsonl")).unwrap().lines().map(String::from).collect();
+    assert_eq!(log.len(), 4);
+    assert_eq!(log, recur::train::json_lines(&whole.log).lines().map(String::from).collect::<Vec<_>>());
+    assert!(whole.best_epoch > 2, "best epoch {}", whole.best_epoch);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let refused = |train: TrainConfig, model: recur::model::ModelSection| {
+        let c = PredictionConfig { train, model, ..config.clone() };
+        recur::train::train(&task, &c.model_config(data.grid.channels()), &c.train, None, false, None)
+            .err()
+            .unwrap()
+            .to_string()
+    };
+    let e = refused(TrainConfig { teacher_epochs: 4, ..config.train.clone() }, config.model.clone());
+    assert!(e.contains("teacher_epochs") && e.contains("fewer than the 4 epochs"), "{e}");
+    let e = refused(config.train.clone(), recur::model::ModelSection { hidden_size: 8, ..Default::default() });
+    assert!(e.contains("need a decoupled model"), "{e}");
 }

@@ -17,19 +17,22 @@ use crate::optim::ParamSlot;
 /// holding them). Weight decay applies to matrices (`weight…` names), not to biases, norm
 /// gains (`gate_norm_weight`, `cell_norm`) or initial states.
 pub fn model_slots<'a>(model: &'a mut SequenceModel<f32>, grads: &'a mut SequenceModel<f32>) -> Vec<ParamSlot<'a>> {
-    model_slots_with(model, grads, false)
+    model_slots_with(model, grads, false, |_| true)
 }
 
-/// [`model_slots`], or with weight decay on every parameter when `decay_all`.
+/// [`model_slots`] of the parameters whose names `trains` accepts, with weight decay on
+/// every parameter when `decay_all`.
 pub fn model_slots_with<'a>(
     model: &'a mut SequenceModel<f32>,
     grads: &'a mut SequenceModel<f32>,
     decay_all: bool,
+    trains: impl Fn(&str) -> bool,
 ) -> Vec<ParamSlot<'a>> {
     model
         .named_mut()
         .into_iter()
         .zip(grads.named_mut())
+        .filter(|((name, _), _)| trains(name))
         .map(|((name, t), (_, g))| {
             let field = name.rsplit('.').next().unwrap_or("");
             let matrix = field.starts_with("weight") && !field.contains("norm");

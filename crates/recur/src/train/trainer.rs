@@ -4,6 +4,8 @@
 //! ETA, a JSON-lines epoch log, and checkpoints written atomically after every epoch from
 //! which a run resumes exactly (weights, best weights, optimizer moments, schedule, RNG,
 //! epoch, early-stopping counters): a resumed run ends bit-identical to an uninterrupted one.
+//! A decoupled model's paths learn jointly, or the teacher's first
+//! ([`TrainConfig::teacher_epochs`]).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -17,7 +19,7 @@ use super::truncated::{TruncatedStreams, Truncation};
 use super::{json_lines, model_gradients, model_slots_with, progress_bar};
 use crate::error::{Error, Result};
 use crate::io::{write_atomically, TensorFile};
-use crate::model::{HeadOutput, HeadSteps, ModelConfig, SequenceModel};
+use crate::model::{Coupling, HeadOutput, HeadSteps, ModelConfig, SequenceModel};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::rng::Rng;
 use crate::rnn::{InputGradient, SequenceBatch};
@@ -85,6 +87,13 @@ pub struct TrainConfig {
     pub max_batches_per_epoch: usize,
     /// Apply weight decay to biases, norm gains and initial states too (default: matrices only).
     pub decay_all_parameters: bool,
+    /// A decoupled model's teacher trained first (SPEC §2: "trained first, or jointly"):
+    /// for this many epochs only the teacher's path learns (the backward stack, fusion and
+    /// head, from the teacher's loss), then only the student's (the forward stack, twin
+    /// map, fusion and head, from the student's loss and the twin loss towards the now
+    /// fixed teacher), with a fresh optimizer. Early stopping and the best weights count
+    /// from the student's epochs. 0: both at once (the default).
+    pub teacher_epochs: usize,
     pub seed: u64,
     pub threads: usize,
 }
@@ -101,6 +110,7 @@ impl Default for TrainConfig {
             patience: 20,
             max_batches_per_epoch: 0,
             decay_all_parameters: false,
+            teacher_epochs: 0,
             seed: 1,
             threads: 1,
         }
@@ -118,12 +128,44 @@ pub struct EpochLog {
     pub lr: f64,
 }
 
+/// Which of a decoupled model's paths an epoch trains (see [`TrainConfig::teacher_epochs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Every parameter, from every loss.
+    Joint,
+    /// The teacher's path only: backward stack, fusion and head.
+    Teacher,
+    /// The student's path only: forward stack, twin map, fusion and head.
+    Student,
+}
+
+impl Phase {
+    fn of(config: &TrainConfig, epoch: usize) -> Phase {
+        match config.teacher_epochs {
+            0 => Phase::Joint,
+            n if epoch <= n => Phase::Teacher,
+            _ => Phase::Student,
+        }
+    }
+
+    /// Whether the parameter `name` (as [`SequenceModel::named_mut`] names it) learns.
+    fn trains(self, name: &str) -> bool {
+        match self {
+            Phase::Joint => true,
+            Phase::Teacher => !name.starts_with("forward.") && !name.starts_with("twin."),
+            Phase::Student => !name.starts_with("backward."),
+        }
+    }
+}
+
 /// Everything besides tensors that a resumed run needs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct TrainState {
     epochs_done: usize,
     step: usize,
     rng: Rng,
+    /// +∞ until an epoch counts (JSON writes it as null).
+    #[serde(deserialize_with = "infinity_if_null")]
     best_score: f64,
     best_epoch: usize,
     since_best: usize,
@@ -131,6 +173,11 @@ struct TrainState {
     optimizer_step: u64,
     log: Vec<EpochLog>,
     stopped_early: bool,
+}
+
+/// A score written by serde_json, which writes +∞ as null.
+fn infinity_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 /// The outcome: the best model (by validation score) and the log.
@@ -187,6 +234,16 @@ fn training_loop<T: Task>(
     if task.train_len() == 0 || config.batch_size == 0 {
         return Err(Error::invalid("training", "no training example, or a zero batch size"));
     }
+    let decoupled = model_config.encoder.bidirectional && model_config.coupling == Coupling::Decoupled;
+    if config.teacher_epochs > 0 && (!decoupled || config.teacher_epochs >= config.epochs) {
+        return Err(Error::invalid(
+            "train.teacher_epochs",
+            format!(
+                "{} epochs of teacher first need a decoupled model and fewer than the {} epochs of the run",
+                config.teacher_epochs, config.epochs
+            ),
+        ));
+    }
     let truncation = task.truncation();
     let batches = batches_per_epoch(config, task.train_len());
     // optimizer updates per epoch: one per batch, or one per k1 steps of a batch of streams
@@ -228,6 +285,11 @@ fn training_loop<T: Task>(
     let bar = progress_bar(((last_epoch.saturating_sub(state.epochs_done)) * per_epoch) as u64, "train");
     while state.epochs_done < last_epoch && !state.stopped_early {
         let epoch = state.epochs_done + 1;
+        let phase = Phase::of(config, epoch);
+        if phase == Phase::Student && epoch == config.teacher_epochs + 1 {
+            // the student starts with its own optimizer, as a second training would
+            opt = AdamW::new(config.optimizer);
+        }
         order.sort_unstable();
         state.rng.shuffle(&mut order);
         let (mut loss_sum, mut norm_sum) = (0.0, 0.0);
@@ -241,40 +303,66 @@ fn training_loop<T: Task>(
                     g.data.fill(0.0);
                 }
                 let seed = state.rng.next_u64();
-                let loss = match streams.as_mut() {
+                let input = task.input(&batch);
+                // the forward of one update: a window of the batch, or a chunk of its streams
+                let (student, teacher, twin_loss, mut cache) = match streams.as_mut() {
                     None => {
-                        let (out, mut cache) =
-                            model.forward_train_at(&task.input(&batch), seed, recycled.take(), task.head_steps())?;
-                        let (loss, d_mean, d_precision) = task.loss(&out.student, &batch);
+                        let (out, cache) = model.forward_train_at(&input, seed, recycled.take(), task.head_steps())?;
+                        let student = task.loss(&out.student, &batch);
                         let teacher = out.teacher.as_ref().map(|t| task.loss(t, &batch));
-                        model.backward_with(
-                            &mut cache,
-                            (&d_mean, &d_precision),
-                            teacher.as_ref().map(|t| (&t.1[..], &t.2[..])),
-                            &mut grads,
-                            InputGradient::Skip,
-                        )?;
-                        recycled = Some(cache);
-                        loss + out.twin_loss + teacher.map_or(0.0, |t| t.0)
+                        (student, teacher, out.twin_loss, Some(cache))
                     }
                     Some(streams) => {
-                        let input = task.input(&batch);
                         let out = streams.forward(&model, &input, u, seed)?;
-                        let (loss, d_mean, d_precision) = task.chunk_loss(&out.head, &batch, out.steps.clone())?;
+                        let student = task.chunk_loss(&out.head, &batch, out.steps.clone())?;
                         let teacher =
                             out.teacher.as_ref().map(|t| task.chunk_loss(t, &batch, out.steps.clone())).transpose()?;
-                        let d_teacher = teacher.as_ref().map(|t| (&t.1[..], &t.2[..]));
-                        streams.backward(&model, &input, (&d_mean, &d_precision), d_teacher, &mut grads)?;
-                        loss + out.twin_loss + teacher.map_or(0.0, |t| t.0)
+                        (student, teacher, out.twin_loss, None)
                     }
                 };
+                let (mut student, mut teacher) = (student, teacher);
+                // a path that does not learn in this phase sends no gradient
+                let loss = match phase {
+                    Phase::Joint => student.0 + twin_loss + teacher.as_ref().map_or(0.0, |t| t.0),
+                    Phase::Teacher => {
+                        student.1.fill(0.0);
+                        student.2.fill(0.0);
+                        teacher.as_ref().map_or(0.0, |t| t.0)
+                    }
+                    Phase::Student => {
+                        if let Some(t) = teacher.as_mut() {
+                            t.1.fill(0.0);
+                            t.2.fill(0.0);
+                        }
+                        student.0 + twin_loss
+                    }
+                };
+                let d_student = (&student.1[..], &student.2[..]);
+                let d_teacher = teacher.as_ref().map(|t| (&t.1[..], &t.2[..]));
+                match (streams.as_mut(), cache.as_mut()) {
+                    (Some(streams), _) => streams.backward(&model, &input, d_student, d_teacher, &mut grads)?,
+                    (None, Some(cache)) => {
+                        model.backward_with(cache, d_student, d_teacher, &mut grads, InputGradient::Skip)?;
+                    }
+                    (None, None) => unreachable!("a window's forward keeps its cache"),
+                }
+                recycled = cache;
+                // the twin loss reaches the student's parameters while the teacher learns alone
+                for (name, g) in grads.named_mut() {
+                    if !phase.trains(&name) {
+                        g.data.fill(0.0);
+                    }
+                }
                 let norm = if config.clip_norm > 0.0 {
                     clip_grad_norm(&mut model_gradients(&mut grads), config.clip_norm)
                 } else {
                     clip_grad_norm(&mut model_gradients(&mut grads), f64::INFINITY)
                 };
                 let lr = schedule.lr(state.step, epoch, &state.plateau);
-                opt.step(lr, &mut model_slots_with(&mut model, &mut grads, config.decay_all_parameters));
+                opt.step(
+                    lr,
+                    &mut model_slots_with(&mut model, &mut grads, config.decay_all_parameters, |n| phase.trains(n)),
+                );
                 state.step += 1;
                 loss_sum += loss;
                 norm_sum += norm;
@@ -291,13 +379,17 @@ fn training_loop<T: Task>(
         };
         bar.set_message(format!("epoch {epoch}: train {:.4}, validation {:.4}", entry.train_loss, validation));
         state.log.push(entry);
-        state.plateau.observe(config.schedule, validation);
-        if validation < state.best_score {
-            (state.best_score, state.best_epoch, state.since_best) = (validation, epoch, 0);
-            best = model.clone();
-        } else {
-            state.since_best += 1;
-            state.stopped_early = state.since_best >= config.patience;
+        // the validation score is the inference path's: the student's, which the teacher's
+        // epochs leave as it was
+        if phase != Phase::Teacher {
+            state.plateau.observe(config.schedule, validation);
+            if validation < state.best_score {
+                (state.best_score, state.best_epoch, state.since_best) = (validation, epoch, 0);
+                best = model.clone();
+            } else {
+                state.since_best += 1;
+                state.stopped_early = state.since_best >= config.patience;
+            }
         }
         state.epochs_done = epoch;
         state.optimizer_step = opt.step;
