@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use recur::data::csv_quoted;
 use recur::text::{
     read_texts, run_text_task_in, seed_table, text_score_table, write_text_run, LabeledCorpus, TextClassifier,
     TextRunOptions, TextTaskConfig,
@@ -162,13 +163,4 @@ fn predict(args: &Args) -> Result<(), String> {
         eprintln!("wrote {} documents' classes to {out}", rows.len());
     }
     Ok(())
-}
-
-/// A CSV field, quoted when it holds a comma, a quote or a line break.
-fn csv_quoted(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
-    }
 }

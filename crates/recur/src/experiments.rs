@@ -13,11 +13,12 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::PreparedSeries;
+use crate::data::{csv_quoted, PreparedSeries};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::plot::BarChart;
-use crate::run::{load_data, run, RunConfig, Score};
+use crate::run::{load_data, run, RunConfig, Score, TaskKind};
+use crate::tasks::PredictionTask;
 
 /// A grid file.
 #[derive(Clone, Debug, Deserialize)]
@@ -35,6 +36,10 @@ pub struct GridConfig {
     /// The lecture's micro MSE for the same names: `"GRU" = [mean, std]`.
     #[serde(default)]
     pub lecture: BTreeMap<String, (f64, f64)>,
+    /// Also score every causal prediction model this many steps ahead in closed loop
+    /// ([`crate::tasks::PredictionTask::evaluate_horizon`]): a column of the table.
+    #[serde(default)]
+    pub horizon: Option<usize>,
 }
 
 fn one() -> usize {
@@ -57,6 +62,9 @@ pub struct RunResult {
     /// state carried from the series' first step).
     #[serde(default)]
     pub streamed_micro_mse: Option<f64>,
+    /// With the grid's `horizon`: (steps ahead, the micro MSE that far ahead in closed loop).
+    #[serde(default)]
+    pub ahead: Option<(usize, f64)>,
 }
 
 /// One row of the table.
@@ -71,6 +79,9 @@ pub struct TableRow {
     pub lecture: Option<(f64, f64)>,
     /// Mean ± std of the streamed micro MSE, when every run of the variant has one.
     pub streamed: Option<(f64, f64)>,
+    /// Steps ahead and the mean ± std of the closed-loop micro MSE there, when every run of
+    /// the variant has one.
+    pub ahead: Option<(usize, f64, f64)>,
 }
 
 fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
@@ -179,16 +190,30 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
         let Some((i, (name, mut config, seed, run_dir))) = next else { break };
         config.train.seed = seed;
         crate::train::set_progress_bars(false);
-        match run(&config, data, Some(&run_dir), true) {
-            Ok(outcome) => {
-                let result = result_of(
-                    &name,
-                    seed,
-                    &outcome.scores,
-                    outcome.parameters,
-                    outcome.train_seconds,
-                    outcome.best_epoch,
-                );
+        let finished = run(&config, data, Some(&run_dir), true).and_then(|outcome| {
+            let ahead = match grid.horizon {
+                Some(h) if config.task.kind == TaskKind::Prediction && outcome.model.is_causal() => {
+                    let task = PredictionTask::from_config(data, &config.prediction())?;
+                    let scores = task.evaluate_horizon(&outcome.model, &data.test, h)?;
+                    Some((h, scores.model[h - 1].micro_mse))
+                }
+                _ => None,
+            };
+            Ok((outcome, ahead))
+        });
+        match finished {
+            Ok((outcome, ahead)) => {
+                let result = RunResult {
+                    ahead,
+                    ..result_of(
+                        &name,
+                        seed,
+                        &outcome.scores,
+                        outcome.parameters,
+                        outcome.train_seconds,
+                        outcome.best_epoch,
+                    )
+                };
                 let text = serde_json::to_string_pretty(&result).unwrap_or_default();
                 if let Err(e) = write_atomically(&run_dir.join("result.json"), text.as_bytes()) {
                     *failure.lock().expect("failure") = Some(e);
@@ -238,6 +263,7 @@ fn result_of(
         best_epoch,
         baselines: scores[1..].iter().map(|s| (s.name.clone(), s.metrics.micro_mse)).collect(),
         streamed_micro_mse: scores[0].streamed.as_ref().map(|m| m.micro_mse),
+        ahead: None,
     }
 }
 
@@ -284,11 +310,17 @@ pub fn table(results: &[RunResult], lecture: &BTreeMap<String, (f64, f64)>) -> V
             let n = rs.len() as f64;
             let (mean, std) = mean_and_std(&rs.iter().map(|r| r.micro_mse).collect::<Vec<_>>());
             let streamed: Option<Vec<f64>> = rs.iter().map(|r| r.streamed_micro_mse).collect();
+            let ahead: Option<Vec<(usize, f64)>> = rs.iter().map(|r| r.ahead).collect();
+            let ahead = ahead.filter(|a| a.iter().all(|x| x.0 == a[0].0)).map(|a| {
+                let (m, s) = mean_and_std(&a.iter().map(|x| x.1).collect::<Vec<_>>());
+                (a[0].0, m, s)
+            });
             TableRow {
                 variant: name.to_string(),
                 mean,
                 std,
                 streamed: streamed.map(|v| mean_and_std(&v)),
+                ahead,
                 seeds: rs.len(),
                 parameters: rs[0].parameters,
                 train_seconds: rs.iter().map(|r| r.train_seconds).sum::<f64>() / n,
@@ -308,10 +340,6 @@ fn mean_and_std(values: &[f64]) -> (f64, f64) {
     (mean, var.sqrt())
 }
 
-/// Writes `table.md`, `table.csv` and `results.png` into `dir`; returns the Markdown.
-///
-/// # Errors
-/// The folder is not writable.
 /// The table as bars, mean ± std, in its order; where some model streams, each model as a
 /// pair: on windows, then streamed (an empty bar for a model that cannot stream).
 fn results_chart(title: &str, rows: &[TableRow]) -> BarChart {
@@ -336,6 +364,10 @@ fn results_chart(title: &str, rows: &[TableRow]) -> BarChart {
     }
 }
 
+/// Writes `table.md`, `table.csv` and `results.png` into `dir`; returns the Markdown.
+///
+/// # Errors
+/// The folder is not writable.
 pub fn write_table(
     dir: &Path,
     title: &str,
@@ -348,17 +380,26 @@ pub fn write_table(
         named.sort_by(|a, b| a.1 .0.total_cmp(&b.1 .0));
         named.iter().enumerate().map(|(i, (n, _))| (n.as_str(), i + 1)).collect()
     };
-    // the streamed column only where some model streams (prediction with a causal model)
+    // the streamed column only where some model streams (prediction with a causal model),
+    // the closed-loop one only where some run was scored ahead
     let streams = rows.iter().any(|r| r.streamed.is_some());
+    let ahead = rows.iter().find_map(|r| r.ahead).map(|a| a.0);
     let mut md = format!("### {title}\n\nTest micro MSE (standardised), mean ± std over seeds, sorted.\n\n");
     if streams {
         md.push_str("Streamed: the same entries with the model run as deployed, its state carried from the series' first step (— for a model that reads the future).\n\n");
-        md.push_str("| rank | model | micro MSE | streamed | seeds | parameters | train s/run | lecture (mean ± std) | lecture rank |\n|---|---|---|---|---|---|---|---|---|\n");
-    } else {
-        md.push_str("| rank | model | micro MSE | seeds | parameters | train s/run | lecture (mean ± std) | lecture rank |\n|---|---|---|---|---|---|---|---|\n");
     }
+    if let Some(h) = ahead {
+        md.push_str(&format!("{h} steps ahead: streamed, then fed its own forecasts for {h} steps (closed loop).\n\n"));
+    }
+    let mut header = vec!["rank", "model", "micro MSE"];
+    let ahead_name = ahead.map(|h| format!("{h} steps ahead"));
+    header.extend(streams.then_some("streamed"));
+    header.extend(ahead_name.as_deref());
+    header.extend(["seeds", "parameters", "train s/run", "lecture (mean ± std)", "lecture rank"]);
+    md.push_str(&format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len())));
     let mut csv = String::from(
-        "rank,model,mean,std,seeds,parameters,train_seconds,lecture_mean,lecture_std,lecture_rank,streamed_mean,streamed_std\n",
+        "rank,model,mean,std,seeds,parameters,train_seconds,lecture_mean,lecture_std,lecture_rank,streamed_mean,streamed_std,\
+         ahead_steps,ahead_mean,ahead_std\n",
     );
     for (i, r) in rows.iter().enumerate() {
         let (lm, lr) = match r.lecture {
@@ -373,8 +414,13 @@ pub fn write_table(
             (true, Some((m, s))) => format!(" {m:.4} ± {s:.4} |"),
             (true, None) => " — |".to_string(),
         };
+        let far = match (ahead, r.ahead) {
+            (None, _) => String::new(),
+            (Some(_), Some((_, m, s))) => format!(" {m:.4} ± {s:.4} |"),
+            (Some(_), None) => " — |".to_string(),
+        };
         md.push_str(&format!(
-            "| {} | {} | {:.4} ± {:.4} |{streamed} {} | {} | {:.0} | {} | {} |\n",
+            "| {} | {} | {:.4} ± {:.4} |{streamed}{far} {} | {} | {:.0} | {} | {} |\n",
             i + 1,
             r.variant,
             r.mean,
@@ -386,9 +432,9 @@ pub fn write_table(
             lr
         ));
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             i + 1,
-            r.variant,
+            csv_quoted(&r.variant),
             r.mean,
             r.std,
             r.seeds,
@@ -399,6 +445,9 @@ pub fn write_table(
             lr,
             r.streamed.map_or(String::new(), |s| s.0.to_string()),
             r.streamed.map_or(String::new(), |s| s.1.to_string()),
+            r.ahead.map_or(String::new(), |a| a.0.to_string()),
+            r.ahead.map_or(String::new(), |a| a.1.to_string()),
+            r.ahead.map_or(String::new(), |a| a.2.to_string()),
         ));
     }
     if let Some(first) = results.first() {
@@ -420,6 +469,7 @@ pub fn write_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::csv_fields;
 
     fn row(variant: &str, mean: f64, streamed: Option<(f64, f64)>) -> TableRow {
         TableRow {
@@ -431,6 +481,7 @@ mod tests {
             train_seconds: 1.0,
             lecture: None,
             streamed,
+            ahead: None,
         }
     }
 
@@ -444,5 +495,38 @@ mod tests {
         let plain = results_chart("t", &rows[1..]);
         assert_eq!(plain.bars.len(), 1);
         assert_eq!(plain.group, 0);
+    }
+
+    #[test]
+    fn the_table_has_a_closed_loop_column_where_runs_were_scored_ahead() {
+        let result = |variant: &str, seed: u64, mse: f64, ahead: Option<(usize, f64)>| RunResult {
+            variant: variant.into(),
+            seed,
+            micro_mse: mse,
+            mae: 0.1,
+            parameters: 10,
+            train_seconds: 1.0,
+            best_epoch: 1,
+            baselines: vec![("last observation carried forward".into(), 0.3)],
+            streamed_micro_mse: ahead.map(|_| mse),
+            ahead,
+        };
+        let results = [
+            result("GRU", 1, 0.18, Some((24, 0.80))),
+            result("GRU", 2, 0.20, Some((24, 0.84))),
+            result("BiGRU coupled", 1, 0.17, None),
+        ];
+        let rows = table(&results, &BTreeMap::new());
+        assert_eq!(rows[1].ahead.map(|a| (a.0, (a.1 * 100.0).round())), Some((24, 82.0)));
+        let dir = std::env::temp_dir().join(format!("recur-grid-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let md = write_table(&dir, "t", &results, &BTreeMap::new()).unwrap();
+        assert!(md.contains("| rank | model | micro MSE | streamed | 24 steps ahead | seeds |"), "{md}");
+        assert!(md.contains("| 2 | GRU | 0.1900 ± 0.0141 | 0.1900 ± 0.0141 | 0.8200 ± 0.0283 | 2 |"), "{md}");
+        assert!(md.contains("| 1 | BiGRU coupled | 0.1700 ± 0.0000 | — | — | 1 |"), "{md}");
+        let csv = std::fs::read_to_string(dir.join("table.csv")).unwrap();
+        assert!(csv.lines().next().unwrap().ends_with(",ahead_steps,ahead_mean,ahead_std"), "{csv}");
+        assert!(csv.lines().all(|l| csv_fields(l).len() == 15), "{csv}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

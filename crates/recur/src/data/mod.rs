@@ -13,6 +13,6 @@ pub use inspect::{Inspection, Layout, SignalMissingness};
 pub use long::{read_long, LongColumns};
 pub use prepare::{PreparedSeries, SplitBy, SplitFractions, Standardizer};
 pub use series::TimeSeries;
-pub use table::csv_fields;
 pub(crate) use table::Table;
+pub use table::{csv_fields, csv_quoted};
 pub use wide::{is_missing, read_wide, WideOptions};

@@ -173,6 +173,16 @@ fn format_error(path: &Path, unit: &str, place: usize, column: Option<&str>, why
     Error::Format { path: path.to_path_buf(), why: format!("{at}: {why}") }
 }
 
+/// A CSV field, quoted when it holds a comma, a quote or a line break (what
+/// [`csv_fields`] reads back).
+pub fn csv_quoted(field: &str) -> String {
+    if field.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
+}
+
 /// The fields of one CSV line, split as every CSV reader of recur splits them (quotes
 /// honoured, `""` inside quotes a quote).
 pub fn csv_fields(line: &str) -> Vec<String> {
