@@ -29,11 +29,11 @@ const USAGE: &str = "usage:
   recur predict --run DIR [--horizon N] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps in closed loop) after the end
       of each entity with a trained prediction run.
-  recur stream --run DIR [--input FILE.csv] [--budget-us N]
+  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
-      step, or a reconstruction run's (task.residual = false) every signal, missing ones
-      filled with a ±2σ band from λ̂.
+      step (--horizon N: of the next N steps, in closed loop), or a reconstruction run's
+      (task.residual = false) every signal, missing ones filled with a ±2σ band from λ̂.
       --budget-us: a per-step latency budget; every forecast is still written, and the
       command fails at the end naming the steps (lines) whose model step exceeded it.
   recur export --run DIR [--out DIR/pytorch]

@@ -1,6 +1,7 @@
 //! `recur stream`: a causal run as a live service, one grid step per CSV row in, its
-//! answer out at once, the state carried — the next step's forecast for a prediction run,
-//! every signal filled with a ±2σ band for a reconstruction run.
+//! answer out at once, the state carried — the next step's forecast (or the next N steps',
+//! in closed loop) for a prediction run, every signal filled with a ±2σ band for a
+//! reconstruction run.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -32,9 +33,12 @@ impl Live<'_> {
         }
     }
 
-    /// The output columns after the passed ones.
-    fn header(&self) -> Vec<String> {
+    /// The output columns after the passed ones (a prediction `horizon` steps ahead).
+    fn header(&self, horizon: usize) -> Vec<String> {
         match self {
+            Live::Prediction(s) if horizon > 1 => {
+                (1..=horizon).flat_map(|h| s.signals().iter().map(move |s| format!("{s}_t+{h}"))).collect()
+            }
             Live::Prediction(s) => s.signals().iter().map(|s| format!("{s}_next")).collect(),
             Live::Reconstruction(s) => s
                 .signals()
@@ -44,10 +48,11 @@ impl Live<'_> {
         }
     }
 
-    /// One step through the model (what `--budget-us` times).
-    fn step(&mut self, values: &[Option<f32>]) -> recur::Result<Answer> {
+    /// One step through the model, and for a prediction `horizon − 1` more in closed loop
+    /// (what `--budget-us` times).
+    fn step(&mut self, values: &[Option<f32>], horizon: usize) -> recur::Result<Answer> {
         Ok(match self {
-            Live::Prediction(s) => Answer::Forecast(s.step(values)?),
+            Live::Prediction(s) => Answer::Forecast(s.step_ahead(values, horizon)?),
             Live::Reconstruction(s) => Answer::Filled(s.step(values)?),
         })
     }
@@ -83,16 +88,24 @@ impl Answer {
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "budget-us"];
+    let known = ["run", "input", "budget-us", "horizon"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] (a causal run; rows on stdin)".into()
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N] (a causal run; rows on stdin)"
+                .into(),
         );
     }
     let input = args.get("input", &known, "-".to_string())?;
     let budget: f64 = args.get("budget-us", &known, 0.0)?;
+    let horizon: usize = args.get("horizon", &known, 1)?;
+    if horizon == 0 {
+        return Err("--horizon: forecasts reach at least one step ahead".into());
+    }
     let (config, model, data) = open_run(&dir, None)?;
+    if horizon > 1 && config.task.kind != TaskKind::Prediction {
+        return Err(format!("{}: --horizon needs a prediction run", dir.display()));
+    }
     // the run's task, built once; each stream opened from it
     let task = match config.task.kind {
         TaskKind::Prediction => {
@@ -111,7 +124,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let mut stream = open()?;
     // one step through a throwaway stream first: the first call's page faults and cold
     // caches are the process's start, not a step of the stream
-    open()?.step(&vec![None; stream.signals().len()]).map_err(|e| e.to_string())?;
+    open()?.step(&vec![None; stream.signals().len()], horizon).map_err(|e| e.to_string())?;
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -135,7 +148,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
-    let header: Vec<String> = passed.iter().map(|&i| names[i].clone()).chain(stream.header()).collect();
+    let header: Vec<String> = passed.iter().map(|&i| names[i].clone()).chain(stream.header(horizon)).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
     for (index, line) in lines {
@@ -163,7 +176,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let started = std::time::Instant::now();
-        let answer = stream.step(&values).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
+        let answer = stream.step(&values, horizon).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
         let micros_now = started.elapsed().as_secs_f64() * 1e6;
         micros.push(micros_now);
         if budget > 0.0 && micros_now > budget {

@@ -72,6 +72,18 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     assert!(err.contains("line 2: the model step took"), "{err}");
     assert_eq!(out.lines().count(), 31, "every forecast written");
 
+    // the next 3 hours at every row: the first block is the plain stream's forecast
+    let (ok, ahead, err) =
+        recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "3"], &(rows.join("\n") + "\n"));
+    assert!(ok, "{err}");
+    let ahead: Vec<&str> = ahead.lines().collect();
+    assert!(ahead[0].contains(",PM2.5_t+1,") && ahead[0].ends_with(",WSPM_t+3"), "{}", ahead[0]);
+    for (a, plain) in ahead[1..].iter().zip(&lines[1..]) {
+        let (a, plain): (Vec<&str>, Vec<&str>) = (a.split(',').collect(), plain.split(',').collect());
+        assert_eq!(a.len(), 7 + 3 * 11);
+        assert_eq!(a[..7 + 11], plain[..], "the first step ahead is the plain forecast");
+    }
+
     // further ahead, closed loop: `recur predict --horizon` and `recur eval --horizon`
     let forecast = dir.join("ahead.csv");
     let (ok, out, err) =
@@ -150,6 +162,8 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     let (ok, _, err) = recur(&["stream", "--run", run_residual.to_str().unwrap()], &feed);
     assert!(!ok && err.contains("task.residual = false"), "{err}");
     let (ok, _, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "3"], "");
+    assert!(!ok && err.contains("--horizon needs a prediction run"), "{err}");
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "3"], &feed);
     assert!(!ok && err.contains("--horizon needs a prediction run"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

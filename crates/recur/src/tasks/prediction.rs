@@ -336,15 +336,15 @@ impl PredictionTask<'_> {
                 for j in (0..c).filter(|&j| observed[n * c + j]) {
                     last[j] = Some((values[n * c + j], n));
                 }
-                let mut forecast = live.step(&seen)?;
                 if n + 1 < r.start + reach {
+                    live.step(&seen)?;
                     continue;
                 }
+                let steps_ahead = horizon.min(r.end - 1 - n);
+                let ahead = live.step_ahead(&seen, steps_ahead)?;
                 let carried: Vec<f32> =
                     last.iter().map(|l| l.filter(|&(_, at)| n - at < reach).map_or(0.0, |(v, _)| v)).collect();
-                let steps_ahead = horizon.min(r.end - 1 - n);
-                let mut roll = live.clone();
-                for h in 1..=steps_ahead {
+                for (h, forecast) in (1..=steps_ahead).zip(ahead.chunks_exact(c)) {
                     let k = n + h;
                     let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
                     let truth = &values[k * c..(k + 1) * c];
@@ -361,10 +361,6 @@ impl PredictionTask<'_> {
                             })
                             .collect();
                         seasonal[h - 1].add(&same_time, truth, &mask, scaler);
-                    }
-                    if h < steps_ahead {
-                        let fed: Vec<Option<f32>> = forecast.iter().map(|&v| Some(v)).collect();
-                        forecast = roll.step(&fed)?;
                     }
                 }
             }
@@ -389,23 +385,14 @@ impl PredictionTask<'_> {
         if horizon == 0 {
             return Err(Error::invalid("horizon", "forecasts reach at least one step ahead"));
         }
-        let c = self.series.grid.channels();
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
             let mut live = self.stream(model)?;
-            let mut forecast = Vec::new();
-            for n in steps.clone() {
-                forecast = live.step(&self.series.original_step(n))?;
+            let Some(last) = steps.clone().last() else { continue };
+            for n in steps.start..last {
+                live.step(&self.series.original_step(n))?;
             }
-            let mut rows = Vec::with_capacity(horizon * c);
-            for h in 0..horizon {
-                if h > 0 {
-                    let fed: Vec<Option<f32>> = forecast.iter().map(|&v| Some(v)).collect();
-                    forecast = live.step(&fed)?;
-                }
-                rows.extend_from_slice(&forecast);
-            }
-            out.push((name.clone(), rows));
+            out.push((name.clone(), live.step_ahead(&self.series.original_step(last), horizon)?));
         }
         Ok(out)
     }
@@ -524,6 +511,26 @@ impl PredictionStream<'_> {
                 self.scaler.invert(j, out.mean[j] + base)
             })
             .collect())
+    }
+
+    /// [`PredictionStream::step`], then `horizon − 1` more steps in closed loop on a copy
+    /// of the stream (each forecast fed back as the observed values of every signal; this
+    /// stream's state moves by the one real step only): the forecasts of the next
+    /// `horizon` steps (at least one), `[horizon, C]` row by row, in original units.
+    ///
+    /// # Errors
+    /// As [`PredictionStream::step`].
+    pub fn step_ahead(&mut self, values: &[Option<f32>], horizon: usize) -> Result<Vec<f32>> {
+        let mut forecast = self.step(values)?;
+        let mut ahead = Vec::with_capacity(horizon * forecast.len());
+        ahead.extend_from_slice(&forecast);
+        let mut roll = (horizon > 1).then(|| self.clone());
+        for _ in 1..horizon {
+            let fed: Vec<Option<f32>> = forecast.iter().map(|&v| Some(v)).collect();
+            forecast = roll.as_mut().expect("a copy for two or more steps").step(&fed)?;
+            ahead.extend_from_slice(&forecast);
+        }
+        Ok(ahead)
     }
 }
 
