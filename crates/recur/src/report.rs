@@ -42,11 +42,12 @@ pub fn score_table(scores: &[Score]) -> String {
 /// to the better of the two.
 pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
     let seasonal = scores.seasonal.as_ref();
+    let same_time = seasonal.map(|(period, _)| format!("same time {period} steps back"));
     let mut out = String::from("| steps ahead | model micro MSE | model MAE | persistence micro MSE |");
     let mut rule = String::from("|------------:|----------------:|----------:|----------------------:|");
-    if let Some((period, _)) = seasonal {
-        out.push_str(&format!(" same time {period} steps back |"));
-        rule.push_str(&format!("{}:|", "-".repeat(format!(" same time {period} steps back ").len() - 1)));
+    if let Some(column) = &same_time {
+        out.push_str(&format!(" {column} |"));
+        rule.push_str(&format!("{}:|", "-".repeat(column.len() + 1)));
     }
     out.push_str(" model / best baseline |\n");
     rule.push_str("----------------------:|\n");
@@ -54,8 +55,8 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
     for (h, (m, p)) in scores.model.iter().zip(&scores.persistence).enumerate() {
         let mut best = p.micro_mse;
         out.push_str(&format!("| {:>11} | {:>15.4} | {:>9.4} | {:>21.4} |", h + 1, m.micro_mse, m.mae, p.micro_mse));
-        if let Some((period, same)) = seasonal {
-            let width = format!(" same time {period} steps back ").len() - 2;
+        if let (Some((_, same)), Some(column)) = (seasonal, &same_time) {
+            let width = column.len();
             out.push_str(&format!(" {:>width$.4} |", same[h].micro_mse));
             best = best.min(same[h].micro_mse);
         }

@@ -74,6 +74,13 @@ impl Default for ModelSection {
     }
 }
 
+impl ModelConfig {
+    /// A bidirectional encoder trained teacher–student (a twin map, a causal student).
+    pub fn is_decoupled(&self) -> bool {
+        self.encoder.bidirectional && self.coupling == Coupling::Decoupled
+    }
+}
+
 impl ModelSection {
     /// The model for `input_size` features per step and `outputs` values per step.
     pub fn model_config(&self, input_size: usize, head: HeadKind, outputs: usize) -> ModelConfig {
@@ -291,8 +298,7 @@ impl<T: Real> SequenceModel<T> {
         let bidirectional = config.encoder.bidirectional;
         let backward_branch = if bidirectional { Some(Rnn::new(branch, rng.next_u64())?) } else { None };
         let h = config.encoder.hidden_size;
-        let decoupled = bidirectional && config.coupling == Coupling::Decoupled;
-        let twin = decoupled.then(|| Linear::new(h, h, &mut rng));
+        let twin = config.is_decoupled().then(|| Linear::new(h, h, &mut rng));
         let fusion = if bidirectional { Some(Fusion::new(config.fusion, h, rng.next_u64())?) } else { None };
         let width = fusion.as_ref().map_or(h, Fusion::output_size);
         let head = Head::new(config.head, width, config.outputs, &mut rng);

@@ -206,10 +206,8 @@ impl LineChart {
         for b in &self.bands {
             plotted.extend(in_pixels(&mut b.points.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)])));
         }
-        let covered = |&(x, y): &(f64, f64)| {
-            plotted.iter().filter(|p| p.0 >= x && p.0 <= x + box_w && p.1 >= y && p.1 <= y + box_h).count()
-        };
-        let (lx0, ly0) = corners.iter().min_by_key(|c| covered(c)).map_or((0, 0), |&(x, y)| (x as i64, y as i64));
+        let (x, y) = least_covered(&corners, (box_w, box_h), &plotted);
+        let (lx0, ly0) = (x as i64, y as i64);
         for (i, s) in self.series.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let visible: Vec<(f64, f64)> = s
@@ -252,6 +250,14 @@ impl LineChart {
         }
         c.save_png(path)
     }
+}
+
+/// Of the top-left `corners` of a `size` box, the one whose box holds the fewest of the
+/// `plotted` pixels (the first on a tie).
+fn least_covered(corners: &[(f64, f64)], (w, h): (f64, f64), plotted: &[(f64, f64)]) -> (f64, f64) {
+    let covered =
+        |&(x, y): &(f64, f64)| plotted.iter().filter(|p| p.0 >= x && p.0 <= x + w && p.1 >= y && p.1 <= y + h).count();
+    corners.iter().copied().min_by_key(covered).unwrap_or((0.0, 0.0))
 }
 
 /// `text` broken at spaces into lines of at most `width` characters (longer words cut).
@@ -329,6 +335,22 @@ impl BarChart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_legend_goes_where_it_hides_the_fewest_points() {
+        let corners = [(100.0, 0.0), (0.0, 0.0), (100.0, 100.0), (0.0, 100.0)];
+        // a line through the top right and the bottom left: the top left is free
+        let line: Vec<(f64, f64)> = (0..=150).map(|i| (150.0 - i as f64, i as f64)).collect();
+        assert_eq!(least_covered(&corners, (50.0, 50.0), &line), (0.0, 0.0));
+        // nothing plotted: the first corner (top right)
+        assert_eq!(least_covered(&corners, (50.0, 50.0), &[]), (100.0, 0.0));
+        // points everywhere but the bottom right
+        let cloud: Vec<(f64, f64)> = (0..150)
+            .flat_map(|x| (0..150).map(move |y| (x as f64, y as f64)))
+            .filter(|p| p.0 < 100.0 || p.1 < 100.0)
+            .collect();
+        assert_eq!(least_covered(&corners, (50.0, 50.0), &cloud), (100.0, 100.0));
+    }
 
     #[test]
     fn charts_render_to_png_files() {

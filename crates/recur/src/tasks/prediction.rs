@@ -285,6 +285,14 @@ impl<'a> PredictionTask<'a> {
     }
 }
 
+/// A horizon of at least one step.
+fn check_horizon(horizon: usize) -> Result<()> {
+    if horizon == 0 {
+        return Err(Error::invalid("horizon", "forecasts reach at least one step ahead"));
+    }
+    Ok(())
+}
+
 /// Closed-loop forecasts scored 1..=horizon steps ahead (see
 /// [`PredictionTask::evaluate_horizon`]); index h − 1 holds h steps ahead.
 pub struct HorizonScores {
@@ -317,9 +325,7 @@ impl PredictionTask<'_> {
         part: &[Range<usize>],
         horizon: usize,
     ) -> Result<HorizonScores> {
-        if horizon == 0 {
-            return Err(Error::invalid("horizon", "forecasts reach at least one step ahead"));
-        }
+        check_horizon(horizon)?;
         self.series.window_starts(part, self.window, 1, "evaluated")?;
         let (c, reach, scaler) = (self.series.grid.channels(), self.window - 1, &self.series.scaler);
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
@@ -382,9 +388,7 @@ impl PredictionTask<'_> {
     /// # Errors
     /// A zero horizon, a model that cannot stream.
     pub fn forecast_ahead(&self, model: &SequenceModel<f32>, horizon: usize) -> Result<Vec<(String, Vec<f32>)>> {
-        if horizon == 0 {
-            return Err(Error::invalid("horizon", "forecasts reach at least one step ahead"));
-        }
+        check_horizon(horizon)?;
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
             let mut live = self.stream(model)?;

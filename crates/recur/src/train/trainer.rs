@@ -19,7 +19,7 @@ use super::truncated::{TruncatedStreams, Truncation};
 use super::{json_lines, model_gradients, model_slots_with, progress_bar};
 use crate::error::{Error, Result};
 use crate::io::{write_atomically, TensorFile};
-use crate::model::{Coupling, HeadOutput, HeadSteps, ModelConfig, SequenceModel};
+use crate::model::{HeadOutput, HeadSteps, ModelConfig, SequenceModel};
 use crate::optim::{clip_grad_norm, AdamW, AdamWConfig};
 use crate::rng::Rng;
 use crate::rnn::{InputGradient, SequenceBatch};
@@ -234,8 +234,7 @@ fn training_loop<T: Task>(
     if task.train_len() == 0 || config.batch_size == 0 {
         return Err(Error::invalid("training", "no training example, or a zero batch size"));
     }
-    let decoupled = model_config.encoder.bidirectional && model_config.coupling == Coupling::Decoupled;
-    if config.teacher_epochs > 0 && (!decoupled || config.teacher_epochs >= config.epochs) {
+    if config.teacher_epochs > 0 && (!model_config.is_decoupled() || config.teacher_epochs >= config.epochs) {
         return Err(Error::invalid(
             "train.teacher_epochs",
             format!(
@@ -305,7 +304,7 @@ fn training_loop<T: Task>(
                 let seed = state.rng.next_u64();
                 let input = task.input(&batch);
                 // the forward of one update: a window of the batch, or a chunk of its streams
-                let (student, teacher, twin_loss, mut cache) = match streams.as_mut() {
+                let (mut student, mut teacher, twin_loss, mut cache) = match streams.as_mut() {
                     None => {
                         let (out, cache) = model.forward_train_at(&input, seed, recycled.take(), task.head_steps())?;
                         let student = task.loss(&out.student, &batch);
@@ -320,7 +319,6 @@ fn training_loop<T: Task>(
                         (student, teacher, out.twin_loss, None)
                     }
                 };
-                let (mut student, mut teacher) = (student, teacher);
                 // a path that does not learn in this phase sends no gradient
                 let loss = match phase {
                     Phase::Joint => student.0 + twin_loss + teacher.as_ref().map_or(0.0, |t| t.0),
@@ -348,9 +346,11 @@ fn training_loop<T: Task>(
                 }
                 recycled = cache;
                 // the twin loss reaches the student's parameters while the teacher learns alone
-                for (name, g) in grads.named_mut() {
-                    if !phase.trains(&name) {
-                        g.data.fill(0.0);
+                if phase != Phase::Joint {
+                    for (name, g) in grads.named_mut() {
+                        if !phase.trains(&name) {
+                            g.data.fill(0.0);
+                        }
                     }
                 }
                 let norm = if config.clip_norm > 0.0 {

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use recur_kernels::Real;
 
 use crate::error::{Error, Result};
-use crate::model::{Continuation, Coupling, HeadOutput, ModelCache, SequenceModel};
+use crate::model::{Continuation, HeadOutput, ModelCache, SequenceModel};
 use crate::rnn::{InitialState, InputGradient, RnnCache, SequenceBatch};
 
 /// TBPTT(k1, k2) over streams of `steps` steps.
@@ -132,7 +132,7 @@ impl<T: Real> TruncatedStreams<T> {
     /// inference: it has no state to carry from one update to the next).
     pub fn new(model: &SequenceModel<T>, truncation: Truncation, batch: usize) -> Result<Self> {
         truncation.check()?;
-        if model.backward_branch.is_some() && model.config().coupling != Coupling::Decoupled {
+        if !model.is_causal() {
             return Err(Error::invalid(
                 "truncated BPTT",
                 "it carries the state forward in time from one update to the next: it needs a unidirectional \
