@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use recur::data::{Inspection, Layout, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
-use recur::report::{horizon_table, save_horizon_chart, score_table, write_run_folder};
+use recur::report::{horizon_comparison_table, horizon_table, save_horizon_chart, score_table, write_run_folder};
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
-use recur::tasks::PredictionTask;
+use recur::tasks::{horizon_method, PredictionTask};
 
 use crate::args::Args;
 
@@ -41,14 +41,18 @@ fn describe(config: &RunConfig, data: &recur::data::PreparedSeries) -> String {
         m.hidden_size,
         m.num_layers
     );
+    let when = match config.task.steps_ahead {
+        1 => "at the next step".to_string(),
+        s => format!("at each of the next {s} steps (direct)"),
+    };
     let what = match (config.task.kind, config.task.stream) {
         (TaskKind::Prediction, None) => format!(
-            "predict all {} signals at the next step from the previous {} steps",
+            "predict all {} signals {when} from the previous {} steps",
             data.grid.channels(),
             config.task.window - 1
         ),
         (TaskKind::Prediction, Some(s)) => format!(
-            "predict all {} signals at the next step, trained on streams of {} steps with the state carried (truncated BPTT, k1 = {}, k2 = {})",
+            "predict all {} signals {when}, trained on streams of {} steps with the state carried (truncated BPTT, k1 = {}, k2 = {})",
             data.grid.channels(),
             s.steps,
             s.k1,
@@ -73,6 +77,12 @@ fn report(config: &RunConfig, outcome: &RunOutcome) {
         outcome.scores[0].metrics.scored, outcome.best_epoch, outcome.parameters
     );
     print!("{}", score_table(&outcome.scores));
+    if config.task.kind == TaskKind::Prediction && config.task.steps_ahead > 1 {
+        println!(
+            "(the first of the {} steps ahead; `recur eval --run DIR --horizon {}` scores each of them)",
+            config.task.steps_ahead, config.task.steps_ahead
+        );
+    }
     if let Some(c) = outcome.scores[0].coverage_2sigma {
         println!(
             "{:.1} % of the hidden values lie inside the model's ±2σ band (σ = 1/√λ̂; 95.4 % if calibrated)",
@@ -81,8 +91,12 @@ fn report(config: &RunConfig, outcome: &RunOutcome) {
     }
 }
 
-/// Trains `config` into `out` and prints the outcome.
-fn train_into(config: &RunConfig, out: &Path, resume: bool) -> Result<(), String> {
+/// Trains `config` into `out` and prints the outcome; returns the trained model and its data.
+fn train_into(
+    config: &RunConfig,
+    out: &Path,
+    resume: bool,
+) -> Result<(SequenceModel<f32>, recur::data::PreparedSeries), String> {
     let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
     let split = &config.data.split;
     println!(
@@ -121,7 +135,7 @@ fn train_into(config: &RunConfig, out: &Path, resume: bool) -> Result<(), String
         "wrote {}: run.toml, metrics.json, epochs.jsonl, {plots}, model.safetensors, checkpoint.safetensors",
         out.display()
     );
-    Ok(())
+    Ok((outcome.model, data))
 }
 
 pub fn demo(args: &Args) -> Result<(), String> {
@@ -130,10 +144,12 @@ pub fn demo(args: &Args) -> Result<(), String> {
     let threads = args.get("threads", &known, 2usize)?;
     let out = PathBuf::from(args.get("out", &known, "runs/demo".to_string())?);
     let started = std::time::Instant::now();
+    let mut trained = Vec::new();
     for (name, file) in [
         ("prediction", "configs/beijing-prediction.toml"),
         ("prediction-streams", "configs/beijing-prediction-stream.toml"),
         ("prediction-twin", "configs/beijing-prediction-twin.toml"),
+        ("prediction-day", "configs/beijing-prediction-direct.toml"),
         ("reconstruction", "configs/beijing-reconstruction.toml"),
     ] {
         let mut config = load_config(&bundled(file))?;
@@ -142,9 +158,37 @@ pub fn demo(args: &Args) -> Result<(), String> {
             config.train.epochs = epochs;
         }
         println!("\n== {name} ({file}) ==");
-        train_into(&config, &out.join(name), false)?;
+        let (model, data) = train_into(&config, &out.join(name), false)?;
+        trained.push((name, config, model, data));
     }
+    let run_named = |name: &str| trained.iter().find(|t| t.0 == name).expect("trained above");
+    day_ahead(run_named("prediction-streams"), run_named("prediction-day"), &out)?;
     println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+type Trained = (&'static str, RunConfig, SequenceModel<f32>, recur::data::PreparedSeries);
+
+/// The demo's day ahead: the one-step GRU in closed loop against the direct 24-hour GRU and
+/// the baselines on the test part, as a table and `out/day_ahead.png`.
+fn day_ahead(one_step: &Trained, direct: &Trained, out: &Path) -> Result<(), String> {
+    let scores = |(_, config, model, data): &Trained| {
+        let task = PredictionTask::from_config(data, &config.prediction())?;
+        task.evaluate_horizon(model, &data.test, 24)
+    };
+    let (closed, day) = (scores(one_step).map_err(|e| e.to_string())?, scores(direct).map_err(|e| e.to_string())?);
+    let models = [
+        ("GRU next hour, closed loop".to_string(), closed.model.as_slice()),
+        ("GRU, 24 h direct".to_string(), day.model.as_slice()),
+    ];
+    println!(
+        "\n== a day ahead: test micro MSE by hours ahead ({} fed its own forecasts; {} forecasting all 24 at once) ==",
+        one_step.0, direct.0
+    );
+    print!("{}", horizon_comparison_table(&models, &day, &[1, 3, 6, 12, 24]));
+    let plot = out.join("day_ahead.png");
+    save_horizon_chart(&models, &day, &plot).map_err(|e| e.to_string())?;
+    println!("wrote {}", plot.display());
     Ok(())
 }
 
@@ -157,7 +201,7 @@ pub fn train(args: &Args) -> Result<(), String> {
     let config = load_config(Path::new(&path))?;
     let stem = Path::new(&path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
     let out = PathBuf::from(args.get("out", &known, format!("runs/{stem}"))?);
-    train_into(&config, &out, args.get("resume", &known, false)?)
+    train_into(&config, &out, args.get("resume", &known, false)?).map(|_| ())
 }
 
 /// A trained run folder: its resolved config (checked against `kind` when given), its
@@ -195,10 +239,11 @@ pub fn eval(args: &Args) -> Result<(), String> {
         let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
         let ahead =
             task.evaluate_horizon(&model, &data.test, horizon).map_err(|e| format!("{}: {e}", dir.display()))?;
-        println!("\nclosed loop (streamed, then fed its own forecasts), test part:");
+        let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
+        println!("\n1..{horizon} steps ahead, {}; test part:", horizon_method(direct, horizon));
         print!("{}", horizon_table(&ahead));
         let plot = dir.join("horizon.png");
-        save_horizon_chart(&ahead, &scores[0].name, &plot).map_err(|e| e.to_string())?;
+        save_horizon_chart(&[(scores[0].name.clone(), &ahead.model)], &ahead, &plot).map_err(|e| e.to_string())?;
         println!("wrote {}", plot.display());
     }
     Ok(())
@@ -229,7 +274,8 @@ pub fn predict(args: &Args) -> Result<(), String> {
     let what = if horizon == 1 {
         "the next step".to_string()
     } else {
-        format!("the next {horizon} steps (closed loop: the model fed its own forecasts)")
+        let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
+        format!("the next {horizon} steps ({})", horizon_method(direct, horizon))
     };
     let skipped = data.entities.len() - forecasts.len();
     let note = if skipped > 0 { format!(" ({skipped} shorter than the input window: skipped)") } else { String::new() };

@@ -15,24 +15,27 @@ const USAGE: &str = "usage:
   recur demo [--epochs N] [--threads N] [--out DIR]
       The case study on the bundled Beijing station (real data with natural gaps):
       next-hour prediction (GRU, trained on windows and on streams with truncated BPTT,
-      and a decoupled BiGRU on streams, each scored also as streamed) and reconstruction
-      of hidden values (BiGRU with an uncertainty), each against its baselines. Runs
-      configs/beijing-prediction.toml, beijing-prediction-stream.toml,
-      beijing-prediction-twin.toml and beijing-reconstruction.toml.
+      and a decoupled BiGRU on streams, each scored also as streamed), a day ahead (a
+      GRU forecasting the next 24 hours directly against the next-hour GRU in closed
+      loop; DIR/day_ahead.png) and reconstruction of hidden values (BiGRU with an
+      uncertainty), each against its baselines. Runs configs/beijing-prediction.toml,
+      beijing-prediction-stream.toml, beijing-prediction-twin.toml,
+      beijing-prediction-direct.toml and beijing-reconstruction.toml.
   recur train --config FILE [--out DIR] [--resume true]
       Trains a run from a TOML config (every key: configs/reference.toml).
   recur eval --run DIR [--horizon N]
       Evaluates a trained run folder on its test part, with the baselines. --horizon N
-      (a causal prediction run): also 1..N steps ahead in closed loop (streamed, then
-      fed its own forecasts) against persistence and the same time a day before, as a
-      table and DIR/horizon.png.
+      (a causal prediction run): also 1..N steps ahead (streamed; the model's direct
+      forecasts as far as task.steps_ahead reaches, then closed loop, fed its own
+      forecasts) against persistence and the same time a day before, as a table and
+      DIR/horizon.png.
   recur predict --run DIR [--horizon N] [--out FILE.csv]
-      Forecasts the step (or, with --horizon, the N steps in closed loop) after the end
-      of each entity with a trained prediction run.
+      Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
+      the end of each entity with a trained prediction run.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
-      step (--horizon N: of the next N steps, in closed loop), or a reconstruction run's
+      step (--horizon N: of the next N steps, direct, then closed loop), or a reconstruction run's
       (task.residual = false) every signal, missing ones filled with a ±2σ band from λ̂.
       --budget-us: a per-step latency budget; every forecast is still written, and the
       command fails at the end naming the steps (lines) whose model step exceeded it.

@@ -1,6 +1,6 @@
 //! `recur stream`: a causal run as a live service, one grid step per CSV row in, its
 //! answer out at once, the state carried — the next step's forecast (or the next N steps',
-//! in closed loop) for a prediction run, every signal filled with a ±2σ band for a
+//! direct, then in closed loop) for a prediction run, every signal filled with a ±2σ band for a
 //! reconstruction run.
 
 use std::io::{BufRead, Write};
@@ -48,8 +48,8 @@ impl Live<'_> {
         }
     }
 
-    /// One step through the model, and for a prediction `horizon − 1` more in closed loop
-    /// (what `--budget-us` times).
+    /// One step through the model, and for a prediction the forecasts `horizon` steps
+    /// ahead, past the model's direct ones in closed loop (what `--budget-us` times).
     fn step(&mut self, values: &[Option<f32>], horizon: usize) -> recur::Result<Answer> {
         Ok(match self {
             Live::Prediction(s) => Answer::Forecast(s.step_ahead(values, horizon)?),

@@ -34,12 +34,16 @@ pub fn export(args: &Args) -> Result<(), String> {
     let model_file = dir.join("model.safetensors");
     let bytes = std::fs::read(&model_file).map_err(|e| format!("{}: {e}", model_file.display()))?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let next = match config.task.steps_ahead {
+        1 => "the next step's z".to_string(),
+        s => format!("the next {s} steps' z, {s} blocks of C (block h - 1: step t + h)"),
+    };
     let input = match (config.task.kind, config.task.residual) {
         (TaskKind::Prediction, residual) => format!(
             "per step [z * m, m] (2C values): z = (value - mean) / std, m = 1 where observed, 0 where missing (z * m = 0). \
-             Output at step t: the next step's z{}",
+             Output at step t: {next}{}",
             if residual {
-                ", as a change from each signal's last observation within the last window - 1 steps (0 if none): x = z_last + output"
+                ", as a change from each signal's last observation within the last window - 1 steps (0 if none): x = z_last + output, in every block"
             } else {
                 ""
             }
@@ -57,6 +61,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         "std": data.scaler.std,
         "window": config.task.window,
         "residual": config.task.residual,
+        "steps_ahead": config.task.steps_ahead,
         "bin_seconds": data.grid.bin_seconds,
         "input": input,
     });

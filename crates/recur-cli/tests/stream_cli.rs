@@ -111,6 +111,57 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
 }
 
 #[test]
+fn a_direct_run_answers_every_row_with_its_own_forecasts_then_closes_the_loop() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-direct-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("direct.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"prediction\"\nwindow = 12\n\
+             steps_ahead = 4\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
+            beijing_csv().display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let (ok, out, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("at each of the next 4 steps (direct)"), "{out}");
+
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let feed = text.lines().take(21).collect::<Vec<_>>().join("\n") + "\n";
+    let (ok, plain, err) = recur(&["stream", "--run", run.to_str().unwrap()], &feed);
+    assert!(ok, "{err}");
+    let (ok, four, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "4"], &feed);
+    assert!(ok, "{err}");
+    let (ok, six, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "6"], &feed);
+    assert!(ok, "{err}");
+    let rows =
+        |out: &str| out.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect::<Vec<Vec<_>>>();
+    let (plain, four, six) = (rows(&plain), rows(&four), rows(&six));
+    assert_eq!((plain.len(), four.len(), six.len()), (20, 20, 20));
+    for ((p, f), s) in plain.iter().zip(&four).zip(&six) {
+        assert_eq!((p.len(), f.len(), s.len()), (7 + 11, 7 + 4 * 11, 7 + 6 * 11));
+        // the next step is the plain forecast; the 4 direct steps do not depend on how far
+        // the rollout goes on
+        assert_eq!(f[..7 + 11], p[..]);
+        assert_eq!(s[..7 + 4 * 11], f[..]);
+        assert!(s[7..].iter().all(|v| v.parse::<f32>().is_ok_and(f32::is_finite)));
+    }
+
+    let forecast = dir.join("ahead.csv");
+    let (ok, out, err) =
+        recur(&["predict", "--run", run.to_str().unwrap(), "--horizon", "6", "--out", forecast.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("the next 6 steps (direct for 4 steps from each streamed state, then closed loop"), "{out}");
+    let (ok, out, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "4"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("1..4 steps ahead, direct: the model's own 4 forecasts"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     let dir = std::env::temp_dir().join(format!("recur-stream-fill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -36,8 +36,9 @@ pub struct GridConfig {
     /// The lecture's micro MSE for the same names: `"GRU" = [mean, std]`.
     #[serde(default)]
     pub lecture: BTreeMap<String, (f64, f64)>,
-    /// Also score every causal prediction model this many steps ahead in closed loop
-    /// ([`crate::tasks::PredictionTask::evaluate_horizon`]): a column of the table.
+    /// Also score every causal prediction model this many steps ahead (direct as far as
+    /// the model forecasts, then in closed loop:
+    /// [`crate::tasks::PredictionTask::evaluate_horizon`]): a column of the table.
     #[serde(default)]
     pub horizon: Option<usize>,
 }
@@ -62,7 +63,7 @@ pub struct RunResult {
     /// state carried from the series' first step).
     #[serde(default)]
     pub streamed_micro_mse: Option<f64>,
-    /// With the grid's `horizon`: (steps ahead, the micro MSE that far ahead in closed loop).
+    /// With the grid's `horizon`: (steps ahead, the micro MSE that far ahead).
     #[serde(default)]
     pub ahead: Option<(usize, f64)>,
 }
@@ -79,8 +80,8 @@ pub struct TableRow {
     pub lecture: Option<(f64, f64)>,
     /// Mean ± std of the streamed micro MSE, when every run of the variant has one.
     pub streamed: Option<(f64, f64)>,
-    /// Steps ahead and the mean ± std of the closed-loop micro MSE there, when every run of
-    /// the variant has one.
+    /// Steps ahead and the mean ± std of the micro MSE there, when every run of the variant
+    /// has one.
     pub ahead: Option<(usize, f64, f64)>,
 }
 
@@ -194,8 +195,7 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
             let ahead = match grid.horizon {
                 Some(h) if config.task.kind == TaskKind::Prediction && outcome.model.is_causal() => {
                     let task = PredictionTask::from_config(data, &config.prediction())?;
-                    let scores = task.evaluate_horizon(&outcome.model, &data.test, h)?;
-                    Some((h, scores.model[h - 1].micro_mse))
+                    Some((h, task.evaluate_horizon(&outcome.model, &data.test, h)?))
                 }
                 _ => None,
             };
@@ -203,17 +203,24 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
         });
         match finished {
             Ok((outcome, ahead)) => {
-                let result = RunResult {
-                    ahead,
-                    ..result_of(
-                        &name,
-                        seed,
-                        &outcome.scores,
-                        outcome.parameters,
-                        outcome.train_seconds,
-                        outcome.best_epoch,
-                    )
-                };
+                let mut result = result_of(
+                    &name,
+                    seed,
+                    &outcome.scores,
+                    outcome.parameters,
+                    outcome.train_seconds,
+                    outcome.best_epoch,
+                );
+                if let Some((h, scores)) = ahead {
+                    result.ahead = Some((h, scores.model[h - 1].micro_mse));
+                    result
+                        .baselines
+                        .push((format!("persistence {h} steps ahead"), scores.persistence[h - 1].micro_mse));
+                    if let Some((period, same)) = scores.seasonal {
+                        let name = format!("seasonal persistence ({period} steps back) {h} steps ahead");
+                        result.baselines.push((name, same[h - 1].micro_mse));
+                    }
+                }
                 let text = serde_json::to_string_pretty(&result).unwrap_or_default();
                 if let Err(e) = write_atomically(&run_dir.join("result.json"), text.as_bytes()) {
                     *failure.lock().expect("failure") = Some(e);
@@ -344,6 +351,7 @@ fn mean_and_std(values: &[f64]) -> (f64, f64) {
 /// pair: on windows, then streamed (an empty bar for a model that cannot stream).
 fn results_chart(title: &str, rows: &[TableRow]) -> BarChart {
     let streams = rows.iter().any(|r| r.streamed.is_some());
+    let ahead = rows.iter().find_map(|r| r.ahead).map(|a| a.0);
     let bars = rows
         .iter()
         .flat_map(|r| {
@@ -352,15 +360,25 @@ fn results_chart(title: &str, rows: &[TableRow]) -> BarChart {
                 Some((mean, std)) => ("streamed".to_string(), mean, std),
                 None => ("cannot stream".to_string(), 0.0, 0.0),
             };
-            std::iter::once(windows).chain(streams.then_some(streamed))
+            let further = ahead.map(|h| match r.ahead {
+                Some((_, mean, std)) => (format!("{h} steps ahead"), mean, std),
+                None => ("not scored ahead".to_string(), 0.0, 0.0),
+            });
+            std::iter::once(windows).chain(streams.then_some(streamed)).chain(further)
         })
         .collect();
-    let how = if streams { " (each model: on windows, then streamed with its state carried)" } else { "" };
+    let how = match (streams, ahead) {
+        (true, Some(h)) => {
+            format!(" (each model: on windows, streamed with its state carried, and streamed {h} steps ahead)")
+        }
+        (true, None) => " (each model: on windows, then streamed with its state carried)".to_string(),
+        (false, _) => String::new(),
+    };
     BarChart {
         title: format!("{title}: test micro MSE, mean +- std over seeds{how}"),
         y_label: "micro MSE (standardised)".into(),
         bars,
-        group: if streams { 2 } else { 0 },
+        group: if streams { 2 + ahead.is_some() as usize } else { 0 },
     }
 }
 
@@ -389,7 +407,9 @@ pub fn write_table(
         md.push_str("Streamed: the same entries with the model run as deployed, its state carried from the series' first step (— for a model that reads the future).\n\n");
     }
     if let Some(h) = ahead {
-        md.push_str(&format!("{h} steps ahead: streamed, then fed its own forecasts for {h} steps (closed loop).\n\n"));
+        md.push_str(&format!(
+            "{h} steps ahead: streamed, then the model's forecast {h} steps ahead (direct where `task.steps_ahead` reaches that far, closed loop, fed its own forecasts, past it).\n\n"
+        ));
     }
     let mut header = vec!["rank", "model", "micro MSE"];
     let ahead_name = ahead.map(|h| format!("{h} steps ahead"));
@@ -450,7 +470,8 @@ pub fn write_table(
             r.ahead.map_or(String::new(), |a| a.2.to_string()),
         ));
     }
-    if let Some(first) = results.first() {
+    // the runs scored ahead carry the baselines that far ahead too
+    if let Some(first) = results.iter().max_by_key(|r| r.baselines.len()) {
         md.push_str("\nBaselines on the same test entries (deterministic): ");
         let parts: Vec<String> = first.baselines.iter().map(|(n, v)| format!("{n} {v:.4}")).collect();
         md.push_str(&parts.join(", "));
@@ -458,11 +479,9 @@ pub fn write_table(
     }
     write_atomically(&dir.join("table.md"), md.as_bytes())?;
     write_atomically(&dir.join("table.csv"), csv.as_bytes())?;
-    results_chart(title, &rows).save(
-        &dir.join("results.png"),
-        if streams { 90 * 2 * rows.len() } else { 1100 }.max(1100),
-        480,
-    )?;
+    let chart = results_chart(title, &rows);
+    let width = if chart.group > 0 { 90 * chart.group * rows.len() } else { 1100 }.max(1100);
+    chart.save(&dir.join("results.png"), width, 480)?;
     Ok(md)
 }
 

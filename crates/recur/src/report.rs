@@ -65,19 +65,66 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
     out
 }
 
-/// Closed-loop micro MSE against steps ahead, the model's and the baselines', as a PNG.
+/// The micro MSE of each model in `models` (name, its metrics 1..=N steps ahead) at the
+/// steps ahead in `steps`, beside persistence and the same time a period back from
+/// `baselines` (any of the models' [`crate::tasks::HorizonScores`]: the baselines are the
+/// same for every model on the same part), as Markdown.
+pub fn horizon_comparison_table(
+    models: &[(String, &[crate::tasks::Metrics])],
+    baselines: &crate::tasks::HorizonScores,
+    steps: &[usize],
+) -> String {
+    let mut columns: Vec<(String, &[crate::tasks::Metrics])> = models.to_vec();
+    columns.push(("persistence".into(), &baselines.persistence));
+    if let Some((period, same)) = &baselines.seasonal {
+        columns.push((format!("same time {period} steps back"), same));
+    }
+    let mut out = String::from("| steps ahead |");
+    let mut rule = String::from("|------------:|");
+    for (name, _) in &columns {
+        out.push_str(&format!(" {name} |"));
+        rule.push_str(&format!("{}:|", "-".repeat(name.chars().count() + 1)));
+    }
+    out.push('\n');
+    out.push_str(&rule);
+    out.push('\n');
+    for &h in steps {
+        out.push_str(&format!("| {h:>11} |"));
+        for (name, metrics) in &columns {
+            let width = name.chars().count();
+            match metrics.get(h.wrapping_sub(1)) {
+                Some(m) => out.push_str(&format!(" {:>width$.4} |", m.micro_mse)),
+                None => out.push_str(&format!(" {:>width$} |", "—")),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Micro MSE against steps ahead, each model's (name, its metrics 1..=N steps ahead) and
+/// the baselines' (from `baselines`, as [`horizon_comparison_table`]), as a PNG.
 ///
 /// # Errors
 /// The file cannot be written.
-pub fn save_horizon_chart(scores: &crate::tasks::HorizonScores, model: &str, path: &Path) -> Result<()> {
+pub fn save_horizon_chart(
+    models: &[(String, &[crate::tasks::Metrics])],
+    baselines: &crate::tasks::HorizonScores,
+    path: &Path,
+) -> Result<()> {
     let curve = |metrics: &[crate::tasks::Metrics]| {
         metrics.iter().enumerate().map(|(h, m)| ((h + 1) as f64, m.micro_mse)).collect()
     };
-    let mut series = vec![
-        Series { name: model.into(), points: curve(&scores.model), style: Style::Line },
-        Series { name: "persistence (LOCF)".into(), points: curve(&scores.persistence), style: Style::Dashed },
-    ];
-    if let Some((period, same)) = &scores.seasonal {
+    let mut series: Vec<Series> = models
+        .iter()
+        .map(|(name, metrics)| Series { name: name.clone(), points: curve(metrics), style: Style::Line })
+        .collect();
+    series.push(Series {
+        name: "persistence (LOCF)".into(),
+        points: curve(&baselines.persistence),
+        style: Style::Dashed,
+    });
+    if let Some((period, same)) = &baselines.seasonal {
         series.push(Series {
             name: format!("same time {period} steps back"),
             points: curve(same),
@@ -85,7 +132,10 @@ pub fn save_horizon_chart(scores: &crate::tasks::HorizonScores, model: &str, pat
         });
     }
     LineChart {
-        title: format!("{model}: test micro MSE by steps ahead, fed its own forecasts"),
+        title: match models {
+            [(model, _)] => format!("{model}: test micro MSE by steps ahead"),
+            _ => "test micro MSE by steps ahead".to_string(),
+        },
         x_label: "steps ahead".into(),
         y_label: "micro MSE (standardised)".into(),
         log_y: false,

@@ -95,6 +95,9 @@ pub struct TaskConfig {
     /// Train on long streams with truncated BPTT (`[task.stream]`) instead of on windows
     /// (a unidirectional or decoupled model).
     pub stream: Option<StreamTraining>,
+    /// Prediction: forecast the next `steps_ahead` steps directly from every state (one
+    /// output block per step ahead) instead of the next step only.
+    pub steps_ahead: usize,
 }
 
 impl Default for TaskConfig {
@@ -107,6 +110,7 @@ impl Default for TaskConfig {
             evaluation_seed: 2024,
             corruption: MissingnessDiffusion::default(),
             stream: None,
+            steps_ahead: 1,
         }
     }
 }
@@ -148,6 +152,7 @@ impl RunConfig {
             window: self.task.window,
             residual: self.task.residual,
             stream: self.task.stream,
+            steps_ahead: self.task.steps_ahead,
             train: self.train.clone(),
         }
     }

@@ -6,6 +6,13 @@
 //! head predicts the change from each signal's last observation in the window,
 //! x̂ = x_last + head(z), so an untrained model starts at persistence.
 //!
+//! With `steps_ahead` S > 1 the forecast is direct (multi-output): the head reads the
+//! same state and predicts the next S steps at once, block h − 1 of its S·C outputs being
+//! x̂_{t+h} (as a change from the same last observation), and the loss pools the observed
+//! targets of all S steps. A one-step model reaches further only in closed loop, fed its
+//! own forecasts, where its errors compound; a direct model never reads its own output.
+//! Targets never reach past the end of the part a window or stream belongs to.
+//!
 //! A model trained on windows starts every window from a zero state, but deployed on a
 //! live stream (`recur stream`) it carries its state from the first step on. With
 //! [`StreamTraining`] the model is trained as it is deployed instead: the training part
@@ -39,6 +46,8 @@ pub struct PredictionConfig {
     pub residual: bool,
     /// Train on long streams with truncated BPTT instead of on windows.
     pub stream: Option<StreamTraining>,
+    /// S: steps forecast directly from every state (1: the next step only).
+    pub steps_ahead: usize,
     pub train: TrainConfig,
 }
 
@@ -49,21 +58,23 @@ impl Default for PredictionConfig {
             window: 24,
             residual: true,
             stream: None,
+            steps_ahead: 1,
             train: TrainConfig::default(),
         }
     }
 }
 
 impl PredictionConfig {
-    /// The model for `channels` signals: it reads `[z ⊙ m, m]` and predicts every signal.
+    /// The model for `channels` signals: it reads `[z ⊙ m, m]` and predicts every signal
+    /// `steps_ahead` steps ahead.
     pub fn model_config(&self, channels: usize) -> ModelConfig {
-        self.model.model_config(2 * channels, HeadKind::Linear, channels)
+        self.model.model_config(2 * channels, HeadKind::Linear, self.steps_ahead * channels)
     }
 }
 
-/// A batch of windows, `x: [L−1, B, 2C]` with `target, mask, base: [B, C]` for the step
-/// after the last; or of streams, `x: [T, B, 2C]` with `target, mask, base: [T, B, C]`,
-/// row (t, b) for the step after input step t.
+/// A batch of windows, `x: [L−1, B, 2C]` with `target, mask, base: [B, S·C]` for the S
+/// steps after the last; or of streams, `x: [T, B, 2C]` with `target, mask, base:
+/// [T, B, S·C]`, row (t, b) for the S steps after input step t.
 pub struct PredictionBatch {
     x: Vec<f32>,
     steps: usize,
@@ -77,25 +88,29 @@ pub struct PredictionBatch {
 }
 
 /// A batch of streams, one per range of input steps (each at most `steps` long; a shorter
-/// one is padded with zeros, mask 0, and given its length), every step's next step its
-/// target (mask 0 past the series' end). With `residual`, row (t, b)'s base is each
-/// signal's last observation among input steps t − reach + 1 ..= t of its entity (as
-/// [`PredictionStream`] keeps it; the windows' rule for a window ending at t).
+/// one is padded with zeros, mask 0, and given its length), input step t's targets the
+/// `ahead` steps after it, block h − 1 for step t + h (mask 0 from the end of the part
+/// the stream's range belongs to, `part_end`, on). With `residual`, row (t, b)'s base, the
+/// same in every block, is each signal's last observation among input steps t − reach + 1
+/// ..= t of its entity (as [`PredictionStream`] keeps it; the windows' rule for a window
+/// ending at t).
 fn make_stream_batch(
     series: &PreparedSeries,
     streams: &[Range<usize>],
     steps: usize,
     reach: usize,
     residual: bool,
+    ahead: usize,
+    part_end: impl Fn(usize) -> usize,
 ) -> PredictionBatch {
     let c = series.grid.channels();
-    let (b, n) = (streams.len(), series.grid.len());
+    let (b, row_width) = (streams.len(), ahead * c);
     let mut x = vec![0.0f32; steps * b * 2 * c];
-    let (mut target, mut mask, mut base) =
-        (vec![0.0f32; steps * b * c], vec![0.0f32; steps * b * c], vec![0.0f32; steps * b * c]);
+    let rows = steps * b * row_width;
+    let (mut target, mut mask, mut base) = (vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows]);
     let (values, observed) = (&series.grid.values, &series.grid.observed);
     for (row, stream) in streams.iter().enumerate() {
-        let s = stream.start;
+        let (s, end) = (stream.start, part_end(stream.start));
         let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
         let see = |k: usize, last: &mut [Option<(f32, usize)>]| {
             for j in 0..c {
@@ -115,13 +130,18 @@ fn make_stream_batch(
                 let m = observed[k * c + j] as u8 as f32;
                 x[2 * at + j] = values[k * c + j] * m;
                 x[2 * at + c + j] = m;
-                if k + 1 < n {
-                    mask[at + j] = observed[(k + 1) * c + j] as u8 as f32;
-                    target[at + j] = values[(k + 1) * c + j];
-                }
-                match last[j] {
-                    Some((v, seen)) if residual && k - seen < reach => base[at + j] = v,
-                    _ => {}
+            }
+            for h in 1..=ahead {
+                let at = (t * b + row) * row_width + (h - 1) * c;
+                for j in 0..c {
+                    if k + h < end {
+                        mask[at + j] = observed[(k + h) * c + j] as u8 as f32;
+                        target[at + j] = values[(k + h) * c + j];
+                    }
+                    match last[j] {
+                        Some((v, seen)) if residual && k - seen < reach => base[at + j] = v,
+                        _ => {}
+                    }
                 }
             }
         }
@@ -130,14 +150,27 @@ fn make_stream_batch(
     PredictionBatch { x, steps, batch: b, target, mask, base, lengths }
 }
 
-/// Windows of `window − 1` input steps from each start, the step after them the target
-/// (zeros with mask 0 past the series' end: a forecast): a batch of streams that long,
-/// with only its last step's target, mask and base (each signal's last observation in the
-/// window, or 0, the training mean, if the window never saw it).
-fn make_batch(series: &PreparedSeries, starts: &[usize], window: usize, residual: bool) -> PredictionBatch {
+/// The end of the range of `part` holding `step` (the step after it where none does).
+fn part_end(part: &[Range<usize>], step: usize) -> usize {
+    part.iter().find(|r| r.contains(&step)).map_or(step + 1, |r| r.end)
+}
+
+/// Windows of `window − 1` input steps from each start inside `part`, the `ahead` steps
+/// after them the targets (zeros with mask 0 from the end of the start's range of `part`:
+/// a forecast): a batch of streams that long, with only its last step's targets, masks
+/// and base (each signal's last observation in the window, or 0, the training mean, if
+/// the window never saw it).
+fn make_batch(
+    series: &PreparedSeries,
+    part: &[Range<usize>],
+    starts: &[usize],
+    window: usize,
+    residual: bool,
+    ahead: usize,
+) -> PredictionBatch {
     let windows: Vec<Range<usize>> = starts.iter().map(|&s| s..s + window - 1).collect();
-    let mut batch = make_stream_batch(series, &windows, window - 1, window - 1, residual);
-    let last = (window - 2) * starts.len() * series.grid.channels();
+    let mut batch = make_stream_batch(series, &windows, window - 1, window - 1, residual, ahead, |s| part_end(part, s));
+    let last = (window - 2) * starts.len() * ahead * series.grid.channels();
     for v in [&mut batch.target, &mut batch.mask, &mut batch.base] {
         v.drain(..last);
     }
@@ -160,6 +193,8 @@ pub struct PredictionTask<'a> {
     /// Under [`StreamTraining`]: the training streams' input steps.
     train_streams: Vec<Range<usize>>,
     stream: Option<StreamTraining>,
+    /// S: steps each training target reaches ahead (see [`PredictionTask::forecasting`]).
+    steps_ahead: usize,
 }
 
 impl<'a> PredictionTask<'a> {
@@ -171,7 +206,43 @@ impl<'a> PredictionTask<'a> {
         }
         series.window_starts(&series.validation, window, 1, "validation")?;
         let train_starts = series.window_starts(&series.train, window, 1, "training")?;
-        Ok(PredictionTask { series, window, residual, train_starts, train_streams: Vec::new(), stream: None })
+        Ok(PredictionTask {
+            series,
+            window,
+            residual,
+            train_starts,
+            train_streams: Vec::new(),
+            stream: None,
+            steps_ahead: 1,
+        })
+    }
+
+    /// Trains a direct forecast of the next `steps_ahead` steps from every state (see the
+    /// module's documentation). Evaluation reads S from the model it is given.
+    ///
+    /// # Errors
+    /// Zero steps ahead.
+    pub fn forecasting(mut self, steps_ahead: usize) -> Result<Self> {
+        if steps_ahead == 0 {
+            return Err(Error::invalid("task.steps_ahead", "a forecast reaches at least one step ahead"));
+        }
+        self.steps_ahead = steps_ahead;
+        Ok(self)
+    }
+
+    /// S of a model for this series: its outputs per step over the signals.
+    ///
+    /// # Errors
+    /// Outputs that are not a whole number of steps of every signal.
+    pub fn steps_ahead_of(&self, model: &SequenceModel<f32>) -> Result<usize> {
+        let (outputs, c) = (model.config().outputs, self.series.grid.channels());
+        if outputs == 0 || outputs % c != 0 {
+            return Err(Error::invalid(
+                "model",
+                format!("{outputs} outputs per step are not a forecast of the {c} signals one or more steps ahead"),
+            ));
+        }
+        Ok(outputs / c)
     }
 
     /// The task as [`PredictionConfig`] sets it: on windows, or on streams.
@@ -179,7 +250,7 @@ impl<'a> PredictionTask<'a> {
     /// # Errors
     /// As [`PredictionTask::new`] and [`PredictionTask::on_streams`].
     pub fn from_config(series: &'a PreparedSeries, config: &PredictionConfig) -> Result<Self> {
-        let task = PredictionTask::new(series, config.window, config.residual)?;
+        let task = PredictionTask::new(series, config.window, config.residual)?.forecasting(config.steps_ahead)?;
         match config.stream {
             Some(stream) => task.on_streams(stream),
             None => Ok(task),
@@ -204,19 +275,39 @@ impl<'a> PredictionTask<'a> {
         Ok(self)
     }
 
-    /// Metrics of `model` on every window of `part`.
+    /// Metrics of `model` on every window of `part`: of its forecasts of the step after
+    /// each window.
     ///
     /// # Errors
-    /// A part shorter than a window.
+    /// A part shorter than a window, a model that does not fit.
     pub fn evaluate(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Metrics> {
+        Ok(self.evaluate_ahead(model, part)?.swap_remove(0))
+    }
+
+    /// [`PredictionTask::evaluate`] for each of the S steps a direct `model` forecasts:
+    /// index h − 1 holds the forecasts of the h-th step after each window (targets inside
+    /// `part` only).
+    ///
+    /// # Errors
+    /// As [`PredictionTask::evaluate`].
+    pub fn evaluate_ahead(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Vec<Metrics>> {
+        let ahead = self.steps_ahead_of(model)?;
         let starts = self.series.window_starts(part, self.window, 1, "evaluated")?;
-        let mut acc = ErrorAccumulator::new(self.series.grid.channels());
+        let mut acc = vec![ErrorAccumulator::new(self.series.grid.channels()); ahead];
         for chunk in starts.chunks(512) {
-            let batch = make_batch(self.series, chunk, self.window, self.residual);
+            let batch = make_batch(self.series, part, chunk, self.window, self.residual, ahead);
             let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
-            acc.add(&predictions(&out.mean, &batch.base), &batch.target, &batch.mask, &self.series.scaler);
+            self.add_blocks(&mut acc, &predictions(&out.mean, &batch.base), &batch.target, &batch.mask);
         }
-        Ok(acc.finish())
+        Ok(acc.iter().map(ErrorAccumulator::finish).collect())
+    }
+
+    /// Adds rows of S blocks of `[C]` to the accumulators of the S steps ahead.
+    fn add_blocks(&self, acc: &mut [ErrorAccumulator], pred: &[f32], target: &[f32], mask: &[f32]) {
+        let c = self.series.grid.channels();
+        for (i, ((p, t), m)) in pred.chunks_exact(c).zip(target.chunks_exact(c)).zip(mask.chunks_exact(c)).enumerate() {
+            acc[i % acc.len()].add(p, t, m, &self.series.scaler);
+        }
     }
 
     /// Metrics of a causal `model` run as it is deployed: over each entity from its first
@@ -226,18 +317,29 @@ impl<'a> PredictionTask<'a> {
     /// # Errors
     /// A model that cannot stream (coupled bidirectional), a part shorter than a window.
     pub fn evaluate_streamed(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Metrics> {
-        self.series.window_starts(part, self.window, 1, "evaluated")?;
-        let mut acc = ErrorAccumulator::new(self.series.grid.channels());
-        for r in part.iter().filter(|r| r.len() >= self.window) {
-            let (pred, batch, rows) = self.streamed(model, r.start + self.window - 1..r.end)?;
-            acc.add(&pred, &batch.target[rows.clone()], &batch.mask[rows], &self.series.scaler);
-        }
-        Ok(acc.finish())
+        Ok(self.evaluate_streamed_ahead(model, part)?.swap_remove(0))
     }
 
-    /// Standardised forecasts of the steps `targets` (inside one entity) by a causal `model`
-    /// run from the entity's first step: `[n, C]`, and the stream batch with the rows of
-    /// its targets and masks that belong to them.
+    /// [`PredictionTask::evaluate_streamed`] for each of the S steps a direct `model`
+    /// forecasts, as [`PredictionTask::evaluate_ahead`].
+    ///
+    /// # Errors
+    /// As [`PredictionTask::evaluate_streamed`].
+    pub fn evaluate_streamed_ahead(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Vec<Metrics>> {
+        let ahead = self.steps_ahead_of(model)?;
+        self.series.window_starts(part, self.window, 1, "evaluated")?;
+        let mut acc = vec![ErrorAccumulator::new(self.series.grid.channels()); ahead];
+        for r in part.iter().filter(|r| r.len() >= self.window) {
+            let (pred, batch, rows) = self.streamed(model, r.start + self.window - 1..r.end)?;
+            self.add_blocks(&mut acc, &pred, &batch.target[rows.clone()], &batch.mask[rows]);
+        }
+        Ok(acc.iter().map(ErrorAccumulator::finish).collect())
+    }
+
+    /// Standardised forecasts from the steps before `targets` (inside one entity) by a
+    /// causal `model` run from the entity's first step: `[n, S·C]`, row i forecasting
+    /// `targets.start + i` and the S − 1 steps after it, and the stream batch with the rows
+    /// of its targets and masks that belong to them (none after `targets`).
     fn streamed(
         &self,
         model: &SequenceModel<f32>,
@@ -246,14 +348,22 @@ impl<'a> PredictionTask<'a> {
         if !model.is_causal() {
             return Err(Error::invalid("streamed evaluation", "a coupled bidirectional model reads the future"));
         }
+        let ahead = self.steps_ahead_of(model)?;
         let from = self.series.entity_of(targets.start).start;
-        let c = self.series.grid.channels();
-        // input steps from..targets.end − 1, row t forecasting step from + t + 1
+        let row = ahead * self.series.grid.channels();
+        // input steps from..targets.end − 1, row t forecasting from step from + t + 1 on
         let inputs = from..targets.end - 1;
-        let batch =
-            make_stream_batch(self.series, std::slice::from_ref(&inputs), inputs.len(), self.window - 1, self.residual);
+        let batch = make_stream_batch(
+            self.series,
+            std::slice::from_ref(&inputs),
+            inputs.len(),
+            self.window - 1,
+            self.residual,
+            ahead,
+            |_| targets.end,
+        );
         let out = model.forward(&self.input(&batch))?;
-        let rows = (targets.start - 1 - from) * c..batch.steps * c;
+        let rows = (targets.start - 1 - from) * row..batch.steps * row;
         Ok((predictions(&out.mean[rows.clone()], &batch.base[rows.clone()]), batch, rows))
     }
 
@@ -274,13 +384,16 @@ impl<'a> PredictionTask<'a> {
             ));
         }
         let starts: Vec<usize> = (targets.start - inputs..targets.end - inputs).collect();
-        let windows = make_batch(self.series, &starts, self.window, true);
-        let model = if model.is_causal() {
+        let part = std::slice::from_ref(&entity);
+        let windows = make_batch(self.series, part, &starts, self.window, true, 1);
+        let (ahead, c) = (self.steps_ahead_of(model)?, self.series.grid.channels());
+        let all = if model.is_causal() {
             self.streamed(model, targets)?.0
         } else {
-            let batch = make_batch(self.series, &starts, self.window, self.residual);
+            let batch = make_batch(self.series, part, &starts, self.window, self.residual, ahead);
             predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?.mean, &batch.base)
         };
+        let model = all.chunks_exact(ahead * c).flat_map(|row| &row[..c]).copied().collect();
         Ok(Forecasts { model, persistence: windows.base, truth: windows.target, observed: windows.mask })
     }
 }
@@ -293,7 +406,17 @@ fn check_horizon(horizon: usize) -> Result<()> {
     Ok(())
 }
 
-/// Closed-loop forecasts scored 1..=horizon steps ahead (see
+/// How [`PredictionStream::step_ahead`] reaches `horizon` steps ahead with a model that
+/// forecasts `direct` steps from each state, in words.
+pub fn horizon_method(direct: usize, horizon: usize) -> String {
+    match direct {
+        s if horizon <= s => format!("direct: the model's own {s} forecasts from each streamed state"),
+        1 => "closed loop: streamed, then fed its own forecasts".to_string(),
+        s => format!("direct for {s} steps from each streamed state, then closed loop (fed its own forecasts)"),
+    }
+}
+
+/// Forecasts scored 1..=horizon steps ahead (see
 /// [`PredictionTask::evaluate_horizon`]); index h − 1 holds h steps ahead.
 pub struct HorizonScores {
     /// The model, fed its own forecasts after the origin.
@@ -308,12 +431,12 @@ pub struct HorizonScores {
 }
 
 impl PredictionTask<'_> {
-    /// Metrics of a causal `model` forecasting 1..=`horizon` steps ahead in closed loop.
-    /// The model runs as deployed, over each entity from its first step with its state
-    /// carried; from every origin n whose next step [`PredictionTask::evaluate`] scores
-    /// in `part`, a copy of the stream is fed its own forecasts as the observed values of
-    /// every signal for the steps after n, and the forecast of step n + h is scored
-    /// against the truth there (targets inside the part only). One step ahead this is
+    /// Metrics of a causal `model` forecasting 1..=`horizon` steps ahead. The model runs
+    /// as deployed, over each entity from its first step with its state carried; from
+    /// every origin n whose next step [`PredictionTask::evaluate`] scores in `part`, its
+    /// forecasts of the steps after n ([`PredictionStream::step_ahead`]: direct for the S
+    /// steps it forecasts, then in closed loop, fed its own forecasts) are scored against
+    /// the truth there (targets inside the part only). One step ahead this is
     /// [`PredictionTask::evaluate_streamed`] and persistence is the windows' last
     /// observation carried forward.
     ///
@@ -379,11 +502,10 @@ impl PredictionTask<'_> {
         })
     }
 
-    /// Closed-loop forecasts of the `horizon` steps after the end of each entity, in
-    /// original units: (entity, `[horizon, C]` row by row). A causal `model` runs over the
-    /// whole entity with its state carried, then is fed its own forecasts as the observed
-    /// values of every signal. One step ahead, for a task trained on streams, this is
-    /// [`PredictionTask::forecast`].
+    /// Forecasts of the `horizon` steps after the end of each entity, in original units:
+    /// (entity, `[horizon, C]` row by row). A causal `model` runs over the whole entity
+    /// with its state carried, then forecasts as [`PredictionStream::step_ahead`] does.
+    /// One step ahead, for a task trained on streams, this is [`PredictionTask::forecast`].
     ///
     /// # Errors
     /// A zero horizon, a model that cannot stream.
@@ -421,24 +543,31 @@ impl PredictionTask<'_> {
     /// # Errors
     /// A model that does not fit.
     pub fn forecast(&self, model: &SequenceModel<f32>) -> Result<Vec<(String, Vec<f32>)>> {
-        let inputs = self.window - 1;
+        let (inputs, ahead, c) = (self.window - 1, self.steps_ahead_of(model)?, self.series.grid.channels());
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
+            let entity = std::slice::from_ref(steps);
             let z = match self.stream {
                 Some(_) => {
                     let batch =
-                        make_stream_batch(self.series, std::slice::from_ref(steps), steps.len(), inputs, self.residual);
+                        make_stream_batch(self.series, entity, steps.len(), inputs, self.residual, ahead, |_| {
+                            steps.end
+                        });
                     let mean = model.forward(&self.input(&batch))?.mean;
-                    let last = (batch.steps - 1) * self.series.grid.channels()..;
+                    let last = (batch.steps - 1) * ahead * c..;
                     predictions(&mean[last.clone()], &batch.base[last])
                 }
                 None if steps.len() < inputs => continue,
                 None => {
-                    let batch = make_batch(self.series, &[steps.end - inputs], self.window, self.residual);
+                    let batch =
+                        make_batch(self.series, entity, &[steps.end - inputs], self.window, self.residual, ahead);
                     predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?.mean, &batch.base)
                 }
             };
-            out.push((name.clone(), z.iter().enumerate().map(|(j, &v)| self.series.scaler.invert(j, v)).collect()));
+            out.push((
+                name.clone(),
+                z[..c].iter().enumerate().map(|(j, &v)| self.series.scaler.invert(j, v)).collect(),
+            ));
         }
         Ok(out)
     }
@@ -454,8 +583,9 @@ impl PredictionTask<'_> {
     /// # Errors
     /// A model that cannot stream (coupled bidirectional).
     pub fn stream<'m>(&self, model: &'m SequenceModel<f32>) -> Result<PredictionStream<'m>> {
-        let c = self.series.grid.channels();
+        let (c, ahead) = (self.series.grid.channels(), self.steps_ahead_of(model)?);
         Ok(PredictionStream {
+            ahead,
             stream: model.stream(1)?,
             scaler: self.series.scaler.clone(),
             signals: self.series.grid.signals.clone(),
@@ -473,6 +603,8 @@ impl PredictionTask<'_> {
 #[derive(Clone)]
 pub struct PredictionStream<'m> {
     stream: ModelStream<'m, f32>,
+    /// S: steps the model forecasts from each state.
+    ahead: usize,
     scaler: Standardizer,
     signals: Vec<String>,
     /// Steps back in which a last observation counts (`window − 1`).
@@ -496,6 +628,14 @@ impl PredictionStream<'_> {
     /// # Errors
     /// A step with the wrong number of signals or a non-finite value (named).
     pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<f32>> {
+        let mut next = self.step_direct(values)?;
+        next.truncate(self.signals.len());
+        Ok(next)
+    }
+
+    /// [`PredictionStream::step`], returning all S steps the model forecasts directly,
+    /// `[S, C]` row by row.
+    fn step_direct(&mut self, values: &[Option<f32>]) -> Result<Vec<f32>> {
         let c = self.signals.len();
         let z = super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
         for (j, z) in z.into_iter().enumerate() {
@@ -506,33 +646,36 @@ impl PredictionStream<'_> {
         let out = self.stream.step(&self.x)?;
         let now = self.steps;
         self.steps += 1;
-        Ok((0..c)
-            .map(|j| {
+        Ok((0..self.ahead * c)
+            .map(|i| {
+                let j = i % c;
                 let base = match self.last[j] {
                     Some((z, at)) if self.residual && now - at < self.reach => z,
                     _ => 0.0,
                 };
-                self.scaler.invert(j, out.mean[j] + base)
+                self.scaler.invert(j, out.mean[i] + base)
             })
             .collect())
     }
 
-    /// [`PredictionStream::step`], then `horizon − 1` more steps in closed loop on a copy
-    /// of the stream (each forecast fed back as the observed values of every signal; this
-    /// stream's state moves by the one real step only): the forecasts of the next
-    /// `horizon` steps (at least one), `[horizon, C]` row by row, in original units.
+    /// Feeds one real step and returns the forecasts of the next `horizon` steps (at
+    /// least one), `[horizon, C]` row by row, in original units. The first S come directly
+    /// from the model; past them a copy of the stream runs in closed loop (each step fed
+    /// the forecast of it made the step before, as the observed values of every signal;
+    /// this stream's state moves by the one real step only), each fed step adding its
+    /// furthest forecast. With S = 1 this is the plain closed loop.
     ///
     /// # Errors
     /// As [`PredictionStream::step`].
     pub fn step_ahead(&mut self, values: &[Option<f32>], horizon: usize) -> Result<Vec<f32>> {
-        let mut forecast = self.step(values)?;
-        let mut ahead = Vec::with_capacity(horizon * forecast.len());
-        ahead.extend_from_slice(&forecast);
-        let mut roll = (horizon > 1).then(|| self.clone());
-        for _ in 1..horizon {
-            let fed: Vec<Option<f32>> = forecast.iter().map(|&v| Some(v)).collect();
-            forecast = roll.as_mut().expect("a copy for two or more steps").step(&fed)?;
-            ahead.extend_from_slice(&forecast);
+        let c = self.signals.len();
+        let mut direct = self.step_direct(values)?;
+        let mut ahead = direct[..horizon.min(self.ahead) * c].to_vec();
+        let mut roll = (horizon > self.ahead).then(|| self.clone());
+        while ahead.len() < horizon * c {
+            let fed: Vec<Option<f32>> = direct[..c].iter().map(|&v| Some(v)).collect();
+            direct = roll.as_mut().expect("a copy past the direct forecasts").step_direct(&fed)?;
+            ahead.extend_from_slice(&direct[(self.ahead - 1) * c..]);
         }
         Ok(ahead)
     }
@@ -553,11 +696,19 @@ impl Task for PredictionTask<'_> {
         match self.stream {
             Some(stream) => {
                 let streams: Vec<Range<usize>> = indices.iter().map(|&i| self.train_streams[i].clone()).collect();
-                make_stream_batch(self.series, &streams, stream.steps, self.window - 1, self.residual)
+                make_stream_batch(
+                    self.series,
+                    &streams,
+                    stream.steps,
+                    self.window - 1,
+                    self.residual,
+                    self.steps_ahead,
+                    |s| part_end(&self.series.train, s),
+                )
             }
             None => {
                 let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
-                make_batch(self.series, &starts, self.window, self.residual)
+                make_batch(self.series, &self.series.train, &starts, self.window, self.residual, self.steps_ahead)
             }
         }
     }
@@ -584,7 +735,7 @@ impl Task for PredictionTask<'_> {
         batch: &PredictionBatch,
         steps: Range<usize>,
     ) -> Result<(f64, Vec<f32>, Vec<f32>)> {
-        let row = batch.batch * self.series.grid.channels();
+        let row = batch.batch * self.steps_ahead * self.series.grid.channels();
         let rows = steps.start * row..steps.end * row;
         let pred = predictions(&out.mean, &batch.base[rows.clone()]);
         let (loss, d) = masked_mse(&pred, &batch.target[rows.clone()], &batch.mask[rows]);
@@ -596,13 +747,14 @@ impl Task for PredictionTask<'_> {
         (loss, d_last, Vec::new())
     }
 
+    /// The micro MSE on the validation part, averaged over the S steps ahead.
     fn validate(&self, model: &SequenceModel<f32>) -> Result<f64> {
         let part = &self.series.validation;
-        Ok(match self.stream {
-            Some(_) => self.evaluate_streamed(model, part)?,
-            None => self.evaluate(model, part)?,
-        }
-        .micro_mse)
+        let ahead = match self.stream {
+            Some(_) => self.evaluate_streamed_ahead(model, part)?,
+            None => self.evaluate_ahead(model, part)?,
+        };
+        Ok(ahead.iter().map(|m| m.micro_mse).sum::<f64>() / ahead.len() as f64)
     }
 }
 
@@ -623,7 +775,7 @@ pub fn prediction_baselines(
     let mut mean = ErrorAccumulator::new(c);
     for chunk in starts.chunks(512) {
         // the residual base is each window's last observations: LOCF's forecast
-        let batch = make_batch(series, chunk, window, true);
+        let batch = make_batch(series, part, chunk, window, true, 1);
         locf.add(&batch.base, &batch.target, &batch.mask, &series.scaler);
         mean.add(&vec![0.0; batch.base.len()], &batch.target, &batch.mask, &series.scaler);
     }
@@ -641,4 +793,79 @@ pub fn train_prediction(
 ) -> Result<TrainReport> {
     let task = PredictionTask::from_config(series, config)?;
     train(&task, &config.model_config(series.grid.channels()), &config.train, run_dir, false, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::grid::bins_since_observed;
+    use crate::data::{GridSeries, SplitFractions};
+
+    /// Synthetic: two ramps over 100 steps, the second signal missing at every third step;
+    /// split 60 / 20 / 20 in time.
+    fn ramps() -> PreparedSeries {
+        let n = 100;
+        let values: Vec<f32> = (0..n).flat_map(|t| [t as f32, 100.0 - 2.0 * t as f32]).collect();
+        let observed: Vec<bool> = (0..n).flat_map(|t| [true, t % 3 != 0]).collect();
+        let delta = bins_since_observed(&observed, 2);
+        let grid =
+            GridSeries { signals: vec!["a".into(), "b".into()], start: 0, bin_seconds: 60, values, observed, delta };
+        PreparedSeries::from_entities(vec![("e".into(), grid)], SplitFractions::default()).unwrap()
+    }
+
+    #[test]
+    fn direct_targets_are_the_steps_ahead_and_stop_at_the_end_of_the_part() {
+        let series = ramps();
+        assert_eq!((series.train.len(), series.train[0].clone()), (1, 0..60));
+        let (c, g) = (2, &series.grid);
+        // window of 5 from step 50: inputs 50..=53, targets 54..=61, training part ends at 60
+        let direct = make_batch(&series, &series.train, &[50], 5, true, 8);
+        let next = make_batch(&series, &series.train, &[50], 5, true, 1);
+        assert_eq!(direct.x, next.x);
+        for h in 1..=8 {
+            let (k, block) = (53 + h, (h - 1) * c..h * c);
+            for j in 0..c {
+                let (at, inside) = (block.start + j, k < 60);
+                let observed = inside && g.observed[k * c + j];
+                assert_eq!(direct.mask[at], observed as u8 as f32, "step {k} signal {j}");
+                assert_eq!(direct.target[at], if inside { g.values[k * c + j] } else { 0.0 });
+                // the same base, each signal's last observation in the window, in every block
+                assert_eq!(direct.base[at], next.base[j]);
+            }
+        }
+        assert_eq!(direct.target[..c], next.target[..]);
+        assert_eq!(direct.mask[..c], next.mask[..]);
+        // signal b was last observed at step 53 (53 % 3 != 0); at step 51 for a window to 51
+        assert_eq!(next.base[1], g.values[53 * c + 1]);
+
+        // a stream: row t's block h is row t + h − 1's next step
+        let stream =
+            make_stream_batch(&series, std::slice::from_ref(&(10..40)), 30, 4, true, 5, |s| part_end(&series.train, s));
+        let at = |t: usize, h: usize, j: usize| (t * 5 + h - 1) * c + j;
+        for t in 0..26 {
+            for h in 1..=5 {
+                for j in 0..c {
+                    assert_eq!(stream.target[at(t, h, j)], stream.target[at(t + h - 1, 1, j)]);
+                    assert_eq!(stream.mask[at(t, h, j)], stream.mask[at(t + h - 1, 1, j)]);
+                    assert_eq!(stream.base[at(t, h, j)], stream.base[at(t, 1, j)]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn zero_steps_ahead_and_a_model_of_the_wrong_width_are_refused() {
+        let series = ramps();
+        let task = PredictionTask::new(&series, 5, true).unwrap();
+        let err = PredictionTask::new(&series, 5, true).unwrap().forecasting(0).err().unwrap();
+        assert!(err.to_string().contains("steps_ahead"), "{err}");
+        let config = PredictionConfig::default();
+        let odd = config.model.model_config(4, HeadKind::Linear, 3);
+        let model = SequenceModel::<f32>::new(odd, 1).unwrap();
+        let err = task.steps_ahead_of(&model).err().unwrap();
+        assert!(err.to_string().contains("3 outputs per step"), "{err}");
+        let direct = PredictionConfig { steps_ahead: 3, ..config }.model_config(2);
+        let model = SequenceModel::<f32>::new(direct, 1).unwrap();
+        assert_eq!(task.steps_ahead_of(&model).unwrap(), 3);
+    }
 }
