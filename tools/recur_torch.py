@@ -75,10 +75,11 @@ class RecurModel(torch.nn.Module):
         self.head = torch.nn.Module()
         self.head.mean = torch.nn.Linear(width, config["outputs"])
         if config["head"] == "gaussian":
-            self.head.precision = torch.nn.Linear(width, 1)
+            self.head.precision = torch.nn.Linear(width, config.get("precisions", 1))
 
     def forward(self, x, lengths=None):
-        """x: [T, B, D]; returns (x̂ [T, B, O], λ̂ [T, B] or None), zero past each length."""
+        """x: [T, B, D]; returns (x̂ [T, B, O], λ̂ [T, B] (one per step) or [T, B, P] (one per
+        block of O / P outputs) or None), zero past each length."""
         steps, batch = x.shape[0], x.shape[1]
         if lengths is None:
             lengths = torch.full((batch,), steps, dtype=torch.long)
@@ -107,7 +108,11 @@ class RecurModel(torch.nn.Module):
         mean = self.head.mean(z)
         precision = None
         if self.config["head"] == "gaussian":
-            precision = torch.nn.functional.softplus(self.head.precision(z)).squeeze(-1)
+            # a detached precision reads z as a constant (its loss trains the precision alone)
+            u = self.head.precision(z.detach() if self.config.get("detach_precision") else z)
+            precision = torch.nn.functional.softplus(u)
+            if self.config.get("precisions", 1) == 1:
+                precision = precision.squeeze(-1)
         return mean, precision
 
 

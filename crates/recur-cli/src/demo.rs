@@ -44,7 +44,7 @@ fn describe(config: &RunConfig, data: &recur::data::PreparedSeries) -> String {
     let when = match config.task.steps_ahead {
         1 => "at the next step".to_string(),
         s => format!("at each of the next {s} steps (direct)"),
-    };
+    } + if config.task.uncertainty { " with a ±2σ band" } else { "" };
     let what = match (config.task.kind, config.task.stream) {
         (TaskKind::Prediction, None) => format!(
             "predict all {} signals {when} from the previous {} steps",
@@ -84,10 +84,11 @@ fn report(config: &RunConfig, outcome: &RunOutcome) {
         );
     }
     if let Some(c) = outcome.scores[0].coverage_2sigma {
-        println!(
-            "{:.1} % of the hidden values lie inside the model's ±2σ band (σ = 1/√λ̂; 95.4 % if calibrated)",
-            100.0 * c
-        );
+        let of = match config.task.kind {
+            TaskKind::Prediction => "observed targets",
+            TaskKind::Reconstruction => "hidden values",
+        };
+        println!("{:.1} % of the {of} lie inside the model's ±2σ band (σ = 1/√λ̂; 95.4 % if calibrated)", 100.0 * c);
     }
 }
 
@@ -233,7 +234,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
     let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
     print!("{}", score_table(&scores));
     if let Some(c) = scores[0].coverage_2sigma {
-        println!("±2σ coverage of the hidden values: {:.1} %", 100.0 * c);
+        println!("±2σ coverage of the scored values: {:.1} %", 100.0 * c);
     }
     if horizon > 0 {
         let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
@@ -260,11 +261,30 @@ pub fn predict(args: &Args) -> Result<(), String> {
     let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
     let forecasts = if horizon == 1 { task.forecast(&model) } else { task.forecast_ahead(&model, horizon) }
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let c = data.grid.channels();
-    let mut csv = format!("entity,steps_ahead,{}\n", data.grid.signals.join(","));
-    for (name, values) in &forecasts {
-        for (h, row) in values.chunks(c).enumerate() {
-            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+    let (c, signals) = (data.grid.channels(), &data.grid.signals);
+    // with σ (a Gaussian head): each signal's ±2σ band beside it, empty where the step has
+    // none (past the direct steps)
+    let banded = forecasts.iter().any(|(_, f)| !f.sigma.is_empty());
+    let columns: Vec<String> = match banded {
+        true => signals.iter().flat_map(|s| [s.clone(), format!("{s}_low"), format!("{s}_high")]).collect(),
+        false => signals.clone(),
+    };
+    let mut csv = format!("entity,steps_ahead,{}\n", columns.join(","));
+    for (name, forecast) in &forecasts {
+        for (h, row) in forecast.values.chunks(c).enumerate() {
+            let sigma = forecast.sigma.get(h * c..(h + 1) * c);
+            let cells: Vec<String> = row
+                .iter()
+                .enumerate()
+                .flat_map(|(j, v)| {
+                    let band = match sigma {
+                        Some(s) => vec![(v - 2.0 * s[j]).to_string(), (v + 2.0 * s[j]).to_string()],
+                        None if banded => vec![String::new(), String::new()],
+                        None => Vec::new(),
+                    };
+                    std::iter::once(v.to_string()).chain(band)
+                })
+                .collect();
             csv.push_str(&format!("{name},{},{}\n", h + 1, cells.join(",")));
         }
     }

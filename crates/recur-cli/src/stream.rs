@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use recur::data::{csv_fields, is_missing};
 use recur::run::TaskKind;
-use recur::tasks::{PredictionStream, PredictionTask, ReconstructionStream, ReconstructionTask};
+use recur::tasks::{Forecast, PredictionStream, PredictionTask, ReconstructionStream, ReconstructionTask};
 
 use crate::args::Args;
 use crate::demo::open_run;
@@ -33,13 +33,22 @@ impl Live<'_> {
         }
     }
 
-    /// The output columns after the passed ones (a prediction `horizon` steps ahead).
+    /// The output columns after the passed ones (a prediction `horizon` steps ahead, each
+    /// forecast with σ followed by its ±2σ band).
     fn header(&self, horizon: usize) -> Vec<String> {
         match self {
-            Live::Prediction(s) if horizon > 1 => {
-                (1..=horizon).flat_map(|h| s.signals().iter().map(move |s| format!("{s}_t+{h}"))).collect()
+            Live::Prediction(s) => {
+                let banded = if s.has_sigma() { horizon.min(s.steps_ahead()) } else { 0 };
+                (1..=horizon)
+                    .flat_map(|h| {
+                        s.signals().iter().flat_map(move |name| {
+                            let column = if horizon > 1 { format!("{name}_t+{h}") } else { format!("{name}_next") };
+                            let band = (h <= banded).then(|| [format!("{column}_low"), format!("{column}_high")]);
+                            std::iter::once(column).chain(band.into_iter().flatten())
+                        })
+                    })
+                    .collect()
             }
-            Live::Prediction(s) => s.signals().iter().map(|s| format!("{s}_next")).collect(),
             Live::Reconstruction(s) => s
                 .signals()
                 .iter()
@@ -52,24 +61,32 @@ impl Live<'_> {
     /// ahead, past the model's direct ones in closed loop (what `--budget-us` times).
     fn step(&mut self, values: &[Option<f32>], horizon: usize) -> recur::Result<Answer> {
         Ok(match self {
-            Live::Prediction(s) => Answer::Forecast(s.step_ahead(values, horizon)?),
+            Live::Prediction(s) => Answer::Forecast(s.step_forecast(values, horizon)?),
             Live::Reconstruction(s) => Answer::Filled(s.step(values)?),
         })
     }
 }
 
-/// A step's answer: the next step's forecast, or each signal's reconstruction and σ.
+/// A step's answer: the next steps' forecasts, or each signal's reconstruction and σ.
 enum Answer {
-    Forecast(Vec<f32>),
+    Forecast(Forecast),
     Filled(Vec<(f32, f32)>),
 }
 
 impl Answer {
-    /// The output cells: the forecasts; or per signal the value (observed, or filled), 1
-    /// where filled, and the ±2σ band of a filled value.
+    /// The output cells: the forecasts, each with σ followed by its ±2σ band; or per signal
+    /// the value (observed, or filled), 1 where filled, and the ±2σ band of a filled value.
     fn cells(&self, values: &[Option<f32>]) -> Vec<String> {
         match self {
-            Answer::Forecast(f) => f.iter().map(f32::to_string).collect(),
+            Answer::Forecast(f) => f
+                .values
+                .iter()
+                .enumerate()
+                .flat_map(|(k, &v)| {
+                    let band = f.sigma.get(k).map(|s| [(v - 2.0 * s).to_string(), (v + 2.0 * s).to_string()]);
+                    std::iter::once(v.to_string()).chain(band.into_iter().flatten())
+                })
+                .collect(),
             Answer::Filled(filled) => filled
                 .iter()
                 .zip(values)

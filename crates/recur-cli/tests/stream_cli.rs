@@ -111,7 +111,7 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
 }
 
 #[test]
-fn a_direct_run_answers_every_row_with_its_own_forecasts_then_closes_the_loop() {
+fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_the_loop() {
     let dir = std::env::temp_dir().join(format!("recur-stream-direct-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("direct.toml");
@@ -119,7 +119,7 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_then_closes_the_loop() 
         &config,
         format!(
             "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"prediction\"\nwindow = 12\n\
-             steps_ahead = 4\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
+             steps_ahead = 4\nuncertainty = true\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
             beijing_csv().display().to_string()
         ),
     )
@@ -127,7 +127,8 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_then_closes_the_loop() 
     let run = dir.join("run");
     let (ok, out, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
     assert!(ok, "{err}");
-    assert!(out.contains("at each of the next 4 steps (direct)"), "{out}");
+    assert!(out.contains("at each of the next 4 steps (direct) with a ±2σ band"), "{out}");
+    assert!(out.contains("lie inside the model's ±2σ band"), "{out}");
 
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let feed = text.lines().take(21).collect::<Vec<_>>().join("\n") + "\n";
@@ -137,17 +138,27 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_then_closes_the_loop() 
     assert!(ok, "{err}");
     let (ok, six, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "6"], &feed);
     assert!(ok, "{err}");
+    let header = |out: &str| out.lines().next().unwrap().to_string();
+    assert!(header(&plain).contains(",PM2.5_next,PM2.5_next_low,PM2.5_next_high,PM10_next,"));
+    // a band on the 4 direct steps, none on the 2 in closed loop
+    assert!(header(&six).contains(",WSPM_t+4,WSPM_t+4_low,WSPM_t+4_high,PM2.5_t+5,PM10_t+5,"));
+    assert!(header(&six).ends_with(",WSPM_t+6"));
     let rows =
         |out: &str| out.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect::<Vec<Vec<_>>>();
     let (plain, four, six) = (rows(&plain), rows(&four), rows(&six));
     assert_eq!((plain.len(), four.len(), six.len()), (20, 20, 20));
+    let banded = 3 * 11;
     for ((p, f), s) in plain.iter().zip(&four).zip(&six) {
-        assert_eq!((p.len(), f.len(), s.len()), (7 + 11, 7 + 4 * 11, 7 + 6 * 11));
+        assert_eq!((p.len(), f.len(), s.len()), (7 + banded, 7 + 4 * banded, 7 + 4 * banded + 2 * 11));
         // the next step is the plain forecast; the 4 direct steps do not depend on how far
         // the rollout goes on
-        assert_eq!(f[..7 + 11], p[..]);
-        assert_eq!(s[..7 + 4 * 11], f[..]);
-        assert!(s[7..].iter().all(|v| v.parse::<f32>().is_ok_and(f32::is_finite)));
+        assert_eq!(f[..7 + banded], p[..]);
+        assert_eq!(s[..7 + 4 * banded], f[..]);
+        let v: Vec<f32> = s[7..].iter().map(|v| v.parse::<f32>().unwrap()).collect();
+        assert!(v.iter().all(|x| x.is_finite()));
+        for triple in v[..4 * banded].chunks(3) {
+            assert!(triple[1] < triple[0] && triple[0] < triple[2], "a band around its forecast: {triple:?}");
+        }
     }
 
     let forecast = dir.join("ahead.csv");
@@ -155,9 +166,14 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_then_closes_the_loop() 
         recur(&["predict", "--run", run.to_str().unwrap(), "--horizon", "6", "--out", forecast.to_str().unwrap()], "");
     assert!(ok, "{err}");
     assert!(out.contains("the next 6 steps (direct for 4 steps from each streamed state, then closed loop"), "{out}");
+    let written = std::fs::read_to_string(&forecast).unwrap();
+    assert!(written.starts_with("entity,steps_ahead,PM2.5,PM2.5_low,PM2.5_high,PM10,"), "{written}");
+    let cells = |row: usize| written.lines().nth(row).unwrap().split(',').map(String::from).collect::<Vec<_>>();
+    assert!(!cells(4)[3].is_empty() && cells(5)[3].is_empty(), "a band for step 4, none for step 5: {written}");
     let (ok, out, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "4"], "");
     assert!(ok, "{err}");
     assert!(out.contains("1..4 steps ahead, direct: the model's own 4 forecasts"), "{out}");
+    assert!(out.contains("model ±2σ coverage"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

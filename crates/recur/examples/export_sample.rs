@@ -28,6 +28,8 @@ fn main() {
             (true, Coupling::Coupled, FusionKind::FuserLstm),
         ] {
             let head = if index % 2 == 0 { HeadKind::Gaussian } else { HeadKind::Linear };
+            // the first: two outputs, each with its own precision reading z as a constant
+            let outputs = if index == 0 { 2 } else { 1 };
             let config = ModelConfig {
                 encoder: RnnConfig {
                     cell,
@@ -41,16 +43,18 @@ fn main() {
                 twin_weight: 0.5,
                 fusion,
                 head,
-                outputs: 1,
+                outputs,
+                precisions: outputs,
+                detach_precision: index == 0,
             };
             let mut model = SequenceModel::<f32>::new(config, index).unwrap();
             let (steps, batch) = (12, 4);
             let mut rng = Rng::new(index);
             let mut opt = AdamW::new(AdamWConfig { lr: 1e-2, ..AdamWConfig::default() });
-            let mask = vec![1.0f32; steps * batch];
+            let mask = vec![1.0f32; steps * batch * outputs];
             for _ in 0..30 {
                 let (x, target) = adding_batch(steps, batch, &mut rng);
-                let full: Vec<f32> = (0..steps * batch).map(|n| target[n % batch]).collect();
+                let full: Vec<f32> = (0..steps * batch * outputs).map(|n| target[n / outputs % batch]).collect();
                 let input = SequenceBatch { x: &x, steps, batch, lengths: None };
                 let (o, mut cache) = model.forward_train(&input, 1).unwrap();
                 let (_, d) = masked_mse(&o.student.mean, &full, &mask);
@@ -73,10 +77,12 @@ fn main() {
                     "lengths".to_string(),
                     Tensor { shape: vec![batch], data: lengths.iter().map(|&l| l as f32).collect() },
                 ),
-                ("mean".to_string(), Tensor { shape: vec![steps, batch, 1], data: pred.mean }),
+                ("mean".to_string(), Tensor { shape: vec![steps, batch, outputs], data: pred.mean }),
             ];
             if !pred.precision.is_empty() {
-                tensors.push(("precision".to_string(), Tensor { shape: vec![steps, batch], data: pred.precision }));
+                // λ̂ [T, B] for one precision per step, [T, B, P] for several
+                let shape = if outputs == 1 { vec![steps, batch] } else { vec![steps, batch, outputs] };
+                tensors.push(("precision".to_string(), Tensor { shape, data: pred.precision }));
             }
             write_f32(out.join(format!("{name}.sample.safetensors")), &tensors, HashMap::new()).unwrap();
             index += 1;

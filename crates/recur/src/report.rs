@@ -49,8 +49,16 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
         out.push_str(&format!(" {column} |"));
         rule.push_str(&format!("{}:|", "-".repeat(column.len() + 1)));
     }
-    out.push_str(" model / best baseline |\n");
-    rule.push_str("----------------------:|\n");
+    out.push_str(" model / best baseline |");
+    rule.push_str("----------------------:|");
+    // a Gaussian head's ±2σ coverage, where its steps have σ
+    let banded = scores.model.iter().any(|m| m.coverage_2sigma.is_some());
+    if banded {
+        out.push_str(" model ±2σ coverage |");
+        rule.push_str("-------------------:|");
+    }
+    out.push('\n');
+    rule.push('\n');
     out.push_str(&rule);
     for (h, (m, p)) in scores.model.iter().zip(&scores.persistence).enumerate() {
         let mut best = p.micro_mse;
@@ -60,28 +68,41 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
             out.push_str(&format!(" {:>width$.4} |", same[h].micro_mse));
             best = best.min(same[h].micro_mse);
         }
-        out.push_str(&format!(" {:>21.3} |\n", m.micro_mse / best));
+        out.push_str(&format!(" {:>21.3} |", m.micro_mse / best));
+        if banded {
+            let coverage = m.coverage_2sigma.map_or("—".to_string(), |c| format!("{:.1} %", 100.0 * c));
+            out.push_str(&format!(" {coverage:>18} |"));
+        }
+        out.push('\n');
     }
     out
 }
 
 /// The micro MSE of each model in `models` (name, its metrics 1..=N steps ahead) at the
-/// steps ahead in `steps`, beside persistence and the same time a period back from
-/// `baselines` (any of the models' [`crate::tasks::HorizonScores`]: the baselines are the
-/// same for every model on the same part), as Markdown.
+/// steps ahead in `steps` (and the ±2σ coverage of a model with σ), beside persistence and
+/// the same time a period back from `baselines` (any of the models'
+/// [`crate::tasks::HorizonScores`]: the baselines are the same for every model on the same
+/// part), as Markdown.
 pub fn horizon_comparison_table(
     models: &[(String, &[crate::tasks::Metrics])],
     baselines: &crate::tasks::HorizonScores,
     steps: &[usize],
 ) -> String {
-    let mut columns: Vec<(String, &[crate::tasks::Metrics])> = models.to_vec();
-    columns.push(("persistence".into(), &baselines.persistence));
+    // (title, metrics, whether the column is the ±2σ coverage)
+    let mut columns: Vec<(String, &[crate::tasks::Metrics], bool)> = Vec::new();
+    for (name, metrics) in models {
+        columns.push((name.clone(), metrics, false));
+        if metrics.iter().any(|m| m.coverage_2sigma.is_some()) {
+            columns.push(("±2σ coverage".into(), metrics, true));
+        }
+    }
+    columns.push(("persistence".into(), &baselines.persistence, false));
     if let Some((period, same)) = &baselines.seasonal {
-        columns.push((format!("same time {period} steps back"), same));
+        columns.push((format!("same time {period} steps back"), same, false));
     }
     let mut out = String::from("| steps ahead |");
     let mut rule = String::from("|------------:|");
-    for (name, _) in &columns {
+    for (name, ..) in &columns {
         out.push_str(&format!(" {name} |"));
         rule.push_str(&format!("{}:|", "-".repeat(name.chars().count() + 1)));
     }
@@ -90,12 +111,14 @@ pub fn horizon_comparison_table(
     out.push('\n');
     for &h in steps {
         out.push_str(&format!("| {h:>11} |"));
-        for (name, metrics) in &columns {
+        for (name, metrics, coverage) in &columns {
             let width = name.chars().count();
-            match metrics.get(h.wrapping_sub(1)) {
-                Some(m) => out.push_str(&format!(" {:>width$.4} |", m.micro_mse)),
-                None => out.push_str(&format!(" {:>width$} |", "—")),
-            }
+            let cell = match (metrics.get(h.wrapping_sub(1)), coverage) {
+                (Some(m), false) => format!("{:.4}", m.micro_mse),
+                (Some(m), true) => m.coverage_2sigma.map_or("—".into(), |c| format!("{:.1} %", 100.0 * c)),
+                (None, _) => "—".into(),
+            };
+            out.push_str(&format!(" {cell:>width$} |"));
         }
         out.push('\n');
     }
@@ -224,8 +247,8 @@ fn loss_chart(outcome: &RunOutcome, config: &RunConfig) -> LineChart {
 
 /// The first signal over the last week (168 steps, fewer if the part is shorter) of the
 /// first test range, in original units: the truth where observed, the model's next-step
-/// forecasts (streamed when the model is causal, as deployed) and last observation carried
-/// forward's.
+/// forecasts (streamed when the model is causal, as deployed) with their ±2σ band where the
+/// model has a Gaussian head, and last observation carried forward's.
 fn forecast_chart(outcome: &RunOutcome, config: &RunConfig, data: &PreparedSeries) -> Result<LineChart> {
     let task = PredictionTask::new(data, config.task.window, config.task.residual)?;
     let inputs = config.task.window - 1;
@@ -241,12 +264,25 @@ fn forecast_chart(outcome: &RunOutcome, config: &RunConfig, data: &PreparedSerie
         style,
     };
     let how = if outcome.model.is_causal() { "streamed, state carried" } else { "each from its window" };
+    let std = data.scaler.std[signal] as f64;
+    let bands = match f.sigma.is_empty() {
+        true => Vec::new(),
+        false => vec![Band {
+            name: "model +-2 sigma".into(),
+            points: (0..targets.len())
+                .map(|i| {
+                    let (x, s) = (original(f.model[i * c + signal]), 2.0 * std * f.sigma[i] as f64);
+                    (i as f64, x - s, x + s)
+                })
+                .collect(),
+        }],
+    };
     Ok(LineChart {
         title: format!("{name}: next-step forecasts, the last {} test steps ({how})", targets.len()),
         x_label: format!("step ({} s each)", data.grid.bin_seconds),
         y_label: format!("{name} (original units)"),
         log_y: false,
-        bands: Vec::new(),
+        bands,
         series: vec![
             Series {
                 name: "truth (observed)".into(),

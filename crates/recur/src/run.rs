@@ -98,6 +98,9 @@ pub struct TaskConfig {
     /// Prediction: forecast the next `steps_ahead` steps directly from every state (one
     /// output block per step ahead) instead of the next step only.
     pub steps_ahead: usize,
+    /// Prediction: a Gaussian head, a learned precision per step ahead trained with the
+    /// NLL, so every forecast has a ±2σ band (reconstruction always has one).
+    pub uncertainty: bool,
 }
 
 impl Default for TaskConfig {
@@ -111,6 +114,7 @@ impl Default for TaskConfig {
             corruption: MissingnessDiffusion::default(),
             stream: None,
             steps_ahead: 1,
+            uncertainty: false,
         }
     }
 }
@@ -153,6 +157,7 @@ impl RunConfig {
             residual: self.task.residual,
             stream: self.task.stream,
             steps_ahead: self.task.steps_ahead,
+            uncertainty: self.task.uncertainty,
             train: self.train.clone(),
         }
     }
@@ -274,12 +279,9 @@ pub fn evaluate(config: &RunConfig, data: &PreparedSeries, model: &SequenceModel
             let p = config.prediction();
             let task = PredictionTask::new(data, p.window, p.residual)?;
             let streamed = model.is_causal().then(|| task.evaluate_streamed(model, &data.test)).transpose()?;
-            let mut scores = vec![Score {
-                name: String::new(),
-                metrics: task.evaluate(model, &data.test)?,
-                coverage_2sigma: None,
-                streamed,
-            }];
+            let metrics = task.evaluate(model, &data.test)?;
+            let mut scores =
+                vec![Score { name: String::new(), coverage_2sigma: metrics.coverage_2sigma, metrics, streamed }];
             for (n, m) in prediction_baselines(data, &data.test, p.window)? {
                 scores.push(Score { name: n.to_string(), metrics: m, coverage_2sigma: None, streamed: None });
             }

@@ -21,6 +21,8 @@ fn config() -> ModelConfig {
         fusion: FusionKind::Gated,
         head: HeadKind::Gaussian,
         outputs: 2,
+        precisions: 1,
+        detach_precision: false,
     }
 }
 

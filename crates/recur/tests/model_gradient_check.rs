@@ -33,14 +33,27 @@ fn task_loss(
             let (l, d) = masked_mse(&head.mean, &p.target, &p.mask);
             (l, d, Vec::new())
         }
-        HeadKind::Gaussian => gaussian_nll(&head.mean, &p.target, &p.mask, &head.precision, p.outputs),
+        // one λ̂ per block of outputs
+        HeadKind::Gaussian => {
+            gaussian_nll(&head.mean, &p.target, &p.mask, &head.precision, p.outputs / model.config().precisions)
+        }
     }
 }
 
-/// (student loss, teacher loss, twin loss).
-fn losses(model: &SequenceModel<f64>, p: &Problem) -> (f64, f64, f64) {
+/// The student's and the teacher's λ̂, held fixed.
+type Precisions = (Vec<f64>, Option<Vec<f64>>);
+
+/// (student loss, teacher loss, twin loss); with `fixed`, the losses read those λ̂ instead
+/// of the model's (a detached precision: λ̂ is a constant for every other parameter).
+fn losses(model: &SequenceModel<f64>, p: &Problem, fixed: Option<&Precisions>) -> (f64, f64, f64) {
     let input = SequenceBatch { x: &p.x, steps: p.steps, batch: p.batch, lengths: Some(&p.lengths) };
-    let (out, _) = model.forward_train(&input, SEED).unwrap();
+    let (mut out, _) = model.forward_train(&input, SEED).unwrap();
+    if let Some((student, teacher)) = fixed {
+        out.student.precision.clone_from(student);
+        if let (Some(t), Some(out)) = (teacher, out.teacher.as_mut()) {
+            out.precision.clone_from(t);
+        }
+    }
     let teacher = out.teacher.as_ref().map_or(0.0, |t| task_loss(model, t, p).0);
     (task_loss(model, &out.student, p).0, teacher, out.twin_loss)
 }
@@ -62,6 +75,8 @@ fn config(cell: CellKind, coupling: Coupling, fusion: FusionKind, head: HeadKind
         fusion,
         head,
         outputs: 2,
+        precisions: 1,
+        detach_precision: false,
     }
 }
 
@@ -88,6 +103,9 @@ fn check(config: ModelConfig, seed: u64) -> Vec<String> {
     }
     let input = SequenceBatch { x: &p.x, steps, batch, lengths: Some(&p.lengths) };
     let (out, mut cache) = model.forward_train(&input, SEED).unwrap();
+    let fixed = config
+        .detach_precision
+        .then(|| (out.student.precision.clone(), out.teacher.as_ref().map(|t| t.precision.clone())));
     let (_, ds_mean, ds_prec) = task_loss(&model, &out.student, &p);
     let teacher = out.teacher.as_ref().map(|t| task_loss(&model, t, &p));
     let mut grads = model.zeros_like();
@@ -100,7 +118,8 @@ fn check(config: ModelConfig, seed: u64) -> Vec<String> {
         for (i, &analytic) in g.iter().enumerate() {
             let eval = |delta: f64, m: &mut SequenceModel<f64>| {
                 m.named_mut()[k].1.data[i] += delta;
-                let l = surrogate(m.twin.is_some(), name, losses(m, &p));
+                let fixed = fixed.as_ref().filter(|_| !name.starts_with("head.precision"));
+                let l = surrogate(m.twin.is_some(), name, losses(m, &p, fixed));
                 m.named_mut()[k].1.data[i] -= delta;
                 l
             };
@@ -130,6 +149,14 @@ fn gradient_check_every_fusion_coupling_cell_and_head() {
         for head in [HeadKind::Linear, HeadKind::Gaussian] {
             failures.extend(check(config(cell, Coupling::Coupled, FusionKind::Concat, head, false), cases));
             cases += 1;
+        }
+        // a precision per output (a direct forecast's), reading z as a constant or not
+        for (coupling, bidirectional) in [(Coupling::Coupled, false), (Coupling::Decoupled, true)] {
+            for detach_precision in [false, true] {
+                let per_block = config(cell, coupling, FusionKind::Concat, HeadKind::Gaussian, bidirectional);
+                failures.extend(check(ModelConfig { precisions: 2, detach_precision, ..per_block }, cases));
+                cases += 1;
+            }
         }
     }
     println!("{cases} whole-model gradient checks");

@@ -21,6 +21,8 @@ fn config(cell: CellKind, bidirectional: bool, fusion: FusionKind, head: HeadKin
         fusion,
         head,
         outputs: 2,
+        precisions: 1,
+        detach_precision: false,
     }
 }
 

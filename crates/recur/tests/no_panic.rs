@@ -221,6 +221,9 @@ fn truncated_bptt_never_panics() {
             fusion: FusionKind::ALL[rng.below(FusionKind::ALL.len())],
             head: if rng.below(2) == 0 { HeadKind::Linear } else { HeadKind::Gaussian },
             outputs: size(&mut rng, 2),
+            // now and then zero or not dividing the outputs: refused by name
+            precisions: size(&mut rng, 2),
+            detach_precision: rng.below(2) == 0,
         };
         let Some(model) = checked(SequenceModel::<f32>::new(config.clone(), trial)) else { continue };
         // mostly valid, now and then zero or not a multiple

@@ -50,7 +50,7 @@ fn physionet_ingests_by_patient_and_trains_through_the_same_config_path() {
     let long_enough = data.entities.iter().filter(|(_, r)| r.len() >= 11).count();
     assert!(long_enough > 300 && long_enough < 398, "some stays span fewer than 11 hours: {long_enough}");
     assert_eq!(forecasts.len(), long_enough, "stays shorter than the input window are skipped");
-    assert!(forecasts.iter().all(|(_, v)| v.len() == 14 && v.iter().all(|x| x.is_finite())));
+    assert!(forecasts.iter().all(|(_, v)| v.values.len() == 14 && v.values.iter().all(|x| x.is_finite())));
 }
 
 #[test]

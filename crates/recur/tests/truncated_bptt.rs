@@ -31,6 +31,8 @@ fn config(cell: CellKind, layers: usize, head: HeadKind) -> ModelConfig {
         fusion: FusionKind::Concat,
         head,
         outputs: OUTPUTS,
+        precisions: 1,
+        detach_precision: false,
     }
 }
 

@@ -163,6 +163,8 @@ fn model_training_step(config: &RnnConfig, shape: BatchShape, threads: usize) ->
         fusion: FusionKind::Concat,
         head: HeadKind::Linear,
         outputs: d,
+        precisions: 1,
+        detach_precision: false,
     };
     let mut model = SequenceModel::<f32>::new(model_config, 1)?;
     model.set_threads(threads);

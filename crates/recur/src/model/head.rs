@@ -1,5 +1,6 @@
 //! Output heads on z_t: a linear regression, or the deck's Gaussian head with a learned
-//! precision λ̂_t = softplus(W_λ z_t + b_λ) (one λ per step and sequence).
+//! precision λ̂_t = softplus(W_λ z_t + b_λ) (one λ per step and sequence, or one per block
+//! of outputs: W_λ then has a row per block).
 
 use recur_kernels::{sigmoid_in_place, Real};
 use serde::{Deserialize, Serialize};
@@ -21,9 +22,11 @@ pub enum HeadKind {
 pub struct Head<T = f32> {
     pub mean: Linear<T>,
     pub precision: Option<Linear<T>>,
+    /// The precision reads z as a constant: no gradient flows from λ̂ into z.
+    pub detach_precision: bool,
 }
 
-/// Head outputs for `N` rows: `mean: [N, O]`, `precision: [N]` (empty for a linear head).
+/// Head outputs for `N` rows: `mean: [N, O]`, `precision: [N, P]` (empty for a linear head).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeadOutput<T> {
     pub mean: Vec<T>,
@@ -31,19 +34,24 @@ pub struct HeadOutput<T> {
 }
 
 impl<T: Real> Head<T> {
-    pub fn new(kind: HeadKind, inputs: usize, outputs: usize, rng: &mut Rng) -> Self {
+    /// `precisions` λ̂ per row for a Gaussian head (ignored by a linear one).
+    pub fn new(kind: HeadKind, inputs: usize, outputs: usize, precisions: usize, rng: &mut Rng) -> Self {
         let mean = Linear::new(inputs, outputs, rng);
         let precision = (kind == HeadKind::Gaussian).then(|| {
-            let mut p = Linear::new(inputs, 1, rng);
+            let mut p = Linear::new(inputs, precisions, rng);
             // start near λ = 1 (softplus(0.55) ≈ 1)
-            p.bias.data[0] = T::from_f64(0.5413);
+            p.bias.data.fill(T::from_f64(0.5413));
             p
         });
-        Head { mean, precision }
+        Head { mean, precision, detach_precision: false }
     }
 
     pub fn zeros_like(&self) -> Self {
-        Head { mean: self.mean.zeros_like(), precision: self.precision.as_ref().map(Linear::zeros_like) }
+        Head {
+            mean: self.mean.zeros_like(),
+            precision: self.precision.as_ref().map(Linear::zeros_like),
+            detach_precision: self.detach_precision,
+        }
     }
 
     /// # Errors
@@ -57,7 +65,8 @@ impl<T: Real> Head<T> {
         Ok(HeadOutput { mean, precision })
     }
 
-    /// Inverts [`Head::forward`] (∂λ̂/∂u = σ(u), recomputed from z); returns ∂L/∂z.
+    /// Inverts [`Head::forward`] (∂λ̂/∂u = σ(u), recomputed from z); returns ∂L/∂z (the
+    /// mean's part alone with [`Head::detach_precision`]).
     ///
     /// # Errors
     /// Gradient shapes that disagree.
@@ -70,8 +79,10 @@ impl<T: Real> Head<T> {
                 *u *= d;
             }
             let dz2 = p.backward(z, &du, g)?;
-            for (a, b) in dz.iter_mut().zip(dz2) {
-                *a += b;
+            if !self.detach_precision {
+                for (a, b) in dz.iter_mut().zip(dz2) {
+                    *a += b;
+                }
             }
         }
         Ok(dz)

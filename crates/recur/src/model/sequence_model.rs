@@ -44,6 +44,20 @@ pub struct ModelConfig {
     pub head: HeadKind,
     /// O: values predicted per step.
     pub outputs: usize,
+    /// P: precisions per step of a Gaussian head, λ̂_p shared by the O / P consecutive
+    /// outputs of block p (1: one λ̂ per step, the deck's; a direct forecast has one per
+    /// step ahead).
+    #[serde(default = "one_precision")]
+    pub precisions: usize,
+    /// λ̂ = softplus(W_λ sg(z_t) + b_λ): the precision reads z_t as a constant, so its loss
+    /// trains W_λ and b_λ alone and the rest of the model learns from the mean's loss only
+    /// (a forecast's band; the deck's reconstruction trains through λ̂).
+    #[serde(default)]
+    pub detach_precision: bool,
+}
+
+fn one_precision() -> usize {
+    1
 }
 
 /// The user-facing model choices of a run (the input width, head and output width come
@@ -98,6 +112,8 @@ impl ModelSection {
             fusion: self.fusion,
             head,
             outputs,
+            precisions: 1,
+            detach_precision: false,
         }
     }
 }
@@ -292,6 +308,12 @@ impl<T: Real> SequenceModel<T> {
         if config.outputs == 0 {
             return Err(Error::invalid("outputs", "a model predicts at least one value per step"));
         }
+        if config.precisions == 0 || !config.outputs.is_multiple_of(config.precisions) {
+            return Err(Error::invalid(
+                "precisions",
+                format!("{} precisions do not split {} outputs into equal blocks", config.precisions, config.outputs),
+            ));
+        }
         let mut rng = Rng::new(seed);
         let branch = RnnConfig { bidirectional: false, ..config.encoder.clone() };
         let forward_branch = Rnn::new(branch.clone(), rng.next_u64())?;
@@ -301,7 +323,8 @@ impl<T: Real> SequenceModel<T> {
         let twin = config.is_decoupled().then(|| Linear::new(h, h, &mut rng));
         let fusion = if bidirectional { Some(Fusion::new(config.fusion, h, rng.next_u64())?) } else { None };
         let width = fusion.as_ref().map_or(h, Fusion::output_size);
-        let head = Head::new(config.head, width, config.outputs, &mut rng);
+        let mut head = Head::new(config.head, width, config.outputs, config.precisions, &mut rng);
+        head.detach_precision = config.detach_precision;
         Ok(SequenceModel { config, forward_branch, backward_branch, twin, fusion, head, parallel_branches: false })
     }
 

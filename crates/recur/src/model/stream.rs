@@ -43,7 +43,7 @@ impl<T: Real> SequenceModel<T> {
 
 impl<T: Real> ModelStream<'_, T> {
     /// Feeds one step `x_t: [B, D]`; returns the head's outputs for it (`mean: [B, O]`,
-    /// `precision: [B]` for a Gaussian head).
+    /// `precision: [B, P]` for a Gaussian head).
     ///
     /// # Errors
     /// A wrongly sized or non-finite input.

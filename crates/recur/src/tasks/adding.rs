@@ -54,6 +54,8 @@ pub fn train_adding(cell: CellKind, steps: usize, hidden: usize, iterations: usi
         fusion: FusionKind::Concat,
         head: HeadKind::Linear,
         outputs: 1,
+        precisions: 1,
+        detach_precision: false,
     };
     let mut model = SequenceModel::<f32>::new(config, seed)?;
     let mut rng = Rng::new(seed ^ 0xadd);

@@ -7,8 +7,8 @@ pub mod reconstruction;
 
 pub use metrics::{ErrorAccumulator, Metrics};
 pub use prediction::{
-    horizon_method, prediction_baselines, train_prediction, HorizonScores, PredictionConfig, PredictionStream,
-    PredictionTask,
+    horizon_method, prediction_baselines, train_prediction, Forecast, HorizonScores, PredictionConfig,
+    PredictionStream, PredictionTask,
 };
 pub use reconstruction::{
     train_reconstruction, MissingnessDiffusion, ReconstructionConfig, ReconstructionStream, ReconstructionTask,

@@ -13,6 +13,13 @@
 //! own forecasts, where its errors compound; a direct model never reads its own output.
 //! Targets never reach past the end of the part a window or stream belongs to.
 //!
+//! With `uncertainty` the head is the deck's Gaussian one with a precision λ̂ for every
+//! value it forecasts (each signal at each step ahead; the deck's λ̂_t is one per step, but
+//! a λ̂ shared by signals of different volatility covers the smooth ones too widely and the
+//! gusty ones too narrowly: on Beijing 100 % for temperature and pressure, 82 % for wind
+//! speed), learned by the Gaussian NLL, so every forecast comes with σ = 1/√λ̂ and a ±2σ
+//! band, whose coverage the evaluation reports.
+//!
 //! A model trained on windows starts every window from a zero state, but deployed on a
 //! live stream (`recur stream`) it carries its state from the first step on. With
 //! [`StreamTraining`] the model is trained as it is deployed instead: the training part
@@ -29,7 +36,7 @@ use super::metrics::{ErrorAccumulator, Metrics};
 use super::StreamTraining;
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
-use crate::losses::masked_mse;
+use crate::losses::{gaussian_nll, masked_mse};
 use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, ModelStream, SequenceModel};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
@@ -48,6 +55,8 @@ pub struct PredictionConfig {
     pub stream: Option<StreamTraining>,
     /// S: steps forecast directly from every state (1: the next step only).
     pub steps_ahead: usize,
+    /// A Gaussian head: a learned precision λ̂ per forecast value, trained with the NLL.
+    pub uncertainty: bool,
     pub train: TrainConfig,
 }
 
@@ -59,6 +68,7 @@ impl Default for PredictionConfig {
             residual: true,
             stream: None,
             steps_ahead: 1,
+            uncertainty: false,
             train: TrainConfig::default(),
         }
     }
@@ -66,9 +76,17 @@ impl Default for PredictionConfig {
 
 impl PredictionConfig {
     /// The model for `channels` signals: it reads `[z ⊙ m, m]` and predicts every signal
-    /// `steps_ahead` steps ahead.
+    /// `steps_ahead` steps ahead (with `uncertainty`, each value with its precision).
     pub fn model_config(&self, channels: usize) -> ModelConfig {
-        self.model.model_config(2 * channels, HeadKind::Linear, self.steps_ahead * channels)
+        let outputs = self.steps_ahead * channels;
+        match self.uncertainty {
+            true => ModelConfig {
+                precisions: outputs,
+                detach_precision: true,
+                ..self.model.model_config(2 * channels, HeadKind::Gaussian, outputs)
+            },
+            false => self.model.model_config(2 * channels, HeadKind::Linear, outputs),
+        }
     }
 }
 
@@ -230,6 +248,33 @@ impl<'a> PredictionTask<'a> {
         Ok(self)
     }
 
+    /// Persistence's mean squared error in standardised units on the training part, for
+    /// each step ahead h = 1..=`ahead` and signal (`[ahead, C]`): step k + h against the
+    /// last observation at or before k within `window − 1` steps (0, the mean, if none),
+    /// over the observed k + h inside k's range.
+    pub fn persistence_variance(&self, ahead: usize) -> Vec<f64> {
+        let (c, reach) = (self.series.grid.channels(), self.window - 1);
+        let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
+        let (mut sum, mut count) = (vec![0.0f64; ahead * c], vec![0u64; ahead * c]);
+        for r in &self.series.train {
+            let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
+            for k in r.clone() {
+                for j in (0..c).filter(|&j| observed[k * c + j]) {
+                    last[j] = Some((values[k * c + j], k));
+                }
+                for h in (1..=ahead).take_while(|h| k + h < r.end) {
+                    for j in (0..c).filter(|&j| observed[(k + h) * c + j]) {
+                        let base = last[j].filter(|&(_, at)| k - at < reach).map_or(0.0, |(v, _)| v);
+                        let e = f64::from(values[(k + h) * c + j] - base);
+                        sum[(h - 1) * c + j] += e * e;
+                        count[(h - 1) * c + j] += 1;
+                    }
+                }
+            }
+        }
+        sum.iter().zip(&count).map(|(s, &n)| if n > 0 { s / n as f64 } else { 1.0 }).collect()
+    }
+
     /// S of a model for this series: its outputs per step over the signals.
     ///
     /// # Errors
@@ -297,16 +342,23 @@ impl<'a> PredictionTask<'a> {
         for chunk in starts.chunks(512) {
             let batch = make_batch(self.series, part, chunk, self.window, self.residual, ahead);
             let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
-            self.add_blocks(&mut acc, &predictions(&out.mean, &batch.base), &batch.target, &batch.mask);
+            let pred = predictions(&out.mean, &batch.base);
+            self.add_blocks(&mut acc, &pred, &batch.target, &batch.mask, &out.precision);
         }
         Ok(acc.iter().map(ErrorAccumulator::finish).collect())
     }
 
-    /// Adds rows of S blocks of `[C]` to the accumulators of the S steps ahead.
-    fn add_blocks(&self, acc: &mut [ErrorAccumulator], pred: &[f32], target: &[f32], mask: &[f32]) {
-        let c = self.series.grid.channels();
+    /// Adds rows of S blocks of `[C]` to the accumulators of the S steps ahead, each value
+    /// with its σ where `precision` (the head's λ̂ of the rows) is not empty.
+    fn add_blocks(&self, acc: &mut [ErrorAccumulator], pred: &[f32], target: &[f32], mask: &[f32], precision: &[f32]) {
+        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
+        let sigma = sigma_per_value(precision, pred.len());
         for (i, ((p, t), m)) in pred.chunks_exact(c).zip(target.chunks_exact(c)).zip(mask.chunks_exact(c)).enumerate() {
-            acc[i % acc.len()].add(p, t, m, &self.series.scaler);
+            let acc = &mut acc[i % acc.len()];
+            match sigma.get(i * c..(i + 1) * c) {
+                Some(s) => acc.add_with_sigma(p, t, m, s, scaler),
+                None => acc.add(p, t, m, scaler),
+            }
         }
     }
 
@@ -330,21 +382,18 @@ impl<'a> PredictionTask<'a> {
         self.series.window_starts(part, self.window, 1, "evaluated")?;
         let mut acc = vec![ErrorAccumulator::new(self.series.grid.channels()); ahead];
         for r in part.iter().filter(|r| r.len() >= self.window) {
-            let (pred, batch, rows) = self.streamed(model, r.start + self.window - 1..r.end)?;
-            self.add_blocks(&mut acc, &pred, &batch.target[rows.clone()], &batch.mask[rows]);
+            let Streamed { pred, precision, batch, rows } = self.streamed(model, r.start + self.window - 1..r.end)?;
+            self.add_blocks(&mut acc, &pred, &batch.target[rows.clone()], &batch.mask[rows], &precision);
         }
         Ok(acc.iter().map(ErrorAccumulator::finish).collect())
     }
 
     /// Standardised forecasts from the steps before `targets` (inside one entity) by a
     /// causal `model` run from the entity's first step: `[n, S·C]`, row i forecasting
-    /// `targets.start + i` and the S − 1 steps after it, and the stream batch with the rows
-    /// of its targets and masks that belong to them (none after `targets`).
-    fn streamed(
-        &self,
-        model: &SequenceModel<f32>,
-        targets: Range<usize>,
-    ) -> Result<(Vec<f32>, PredictionBatch, Range<usize>)> {
+    /// `targets.start + i` and the S − 1 steps after it; the head's precisions of those rows
+    /// (empty without a Gaussian head); and the stream batch with the rows of its targets
+    /// and masks that belong to them (none after `targets`).
+    fn streamed(&self, model: &SequenceModel<f32>, targets: Range<usize>) -> Result<Streamed> {
         if !model.is_causal() {
             return Err(Error::invalid("streamed evaluation", "a coupled bidirectional model reads the future"));
         }
@@ -363,8 +412,12 @@ impl<'a> PredictionTask<'a> {
             |_| targets.end,
         );
         let out = model.forward(&self.input(&batch))?;
-        let rows = (targets.start - 1 - from) * row..batch.steps * row;
-        Ok((predictions(&out.mean[rows.clone()], &batch.base[rows.clone()]), batch, rows))
+        let first = targets.start - 1 - from;
+        let rows = first * row..batch.steps * row;
+        let per_row = out.precision.len() / batch.steps;
+        let precision = out.precision.get(first * per_row..).unwrap_or_default().to_vec();
+        let pred = predictions(&out.mean[rows.clone()], &batch.base[rows.clone()]);
+        Ok(Streamed { pred, precision, batch, rows })
     }
 
     /// Forecasts of the consecutive steps `targets` of one entity, each at least `window −
@@ -387,15 +440,42 @@ impl<'a> PredictionTask<'a> {
         let part = std::slice::from_ref(&entity);
         let windows = make_batch(self.series, part, &starts, self.window, true, 1);
         let (ahead, c) = (self.steps_ahead_of(model)?, self.series.grid.channels());
-        let all = if model.is_causal() {
-            self.streamed(model, targets)?.0
+        let (all, precision) = if model.is_causal() {
+            let Streamed { pred, precision, .. } = self.streamed(model, targets)?;
+            (pred, precision)
         } else {
             let batch = make_batch(self.series, part, &starts, self.window, self.residual, ahead);
-            predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?.mean, &batch.base)
+            let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
+            (predictions(&out.mean, &batch.base), out.precision)
         };
-        let model = all.chunks_exact(ahead * c).flat_map(|row| &row[..c]).copied().collect();
-        Ok(Forecasts { model, persistence: windows.base, truth: windows.target, observed: windows.mask })
+        let next_step = |v: &[f32]| v.chunks_exact(ahead * c).flat_map(|row| &row[..c]).copied().collect();
+        let sigma = next_step(&sigma_per_value(&precision, all.len()));
+        let model = next_step(&all);
+        Ok(Forecasts { model, sigma, persistence: windows.base, truth: windows.target, observed: windows.mask })
     }
+}
+
+/// softplus⁻¹(y) = ln(eʸ − 1), for y > 0.
+fn inverse_softplus(y: f64) -> f64 {
+    y + (-(-y).exp_m1()).ln()
+}
+
+/// σ = 1/√λ̂ of each of `values` forecasts, whose precisions `precision` each cover a
+/// block of `values / precision.len()` consecutive ones (empty without precisions).
+fn sigma_per_value(precision: &[f32], values: usize) -> Vec<f32> {
+    if precision.is_empty() {
+        return Vec::new();
+    }
+    let block = values / precision.len();
+    precision.iter().flat_map(|l| std::iter::repeat_n(1.0 / l.sqrt(), block)).collect()
+}
+
+/// What [`PredictionTask::streamed`] returns.
+struct Streamed {
+    pred: Vec<f32>,
+    precision: Vec<f32>,
+    batch: PredictionBatch,
+    rows: Range<usize>,
 }
 
 /// A horizon of at least one step.
@@ -470,15 +550,22 @@ impl PredictionTask<'_> {
                     continue;
                 }
                 let steps_ahead = horizon.min(r.end - 1 - n);
-                let ahead = live.step_ahead(&seen, steps_ahead)?;
+                let ahead = live.step_forecast(&seen, steps_ahead)?;
                 let carried: Vec<f32> =
                     last.iter().map(|l| l.filter(|&(_, at)| n - at < reach).map_or(0.0, |(v, _)| v)).collect();
-                for (h, forecast) in (1..=steps_ahead).zip(ahead.chunks_exact(c)) {
+                for (h, forecast) in (1..=steps_ahead).zip(ahead.values.chunks_exact(c)) {
                     let k = n + h;
                     let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
                     let truth = &values[k * c..(k + 1) * c];
                     let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
-                    ours[h - 1].add(&ours_z, truth, &mask, scaler);
+                    // σ is one per step ahead in standardised units
+                    match ahead.sigma.get((h - 1) * c..h * c) {
+                        Some(s) => {
+                            let s_z: Vec<f32> = s.iter().zip(&scaler.std).map(|(s, std)| s / std).collect();
+                            ours[h - 1].add_with_sigma(&ours_z, truth, &mask, &s_z, scaler)
+                        }
+                        None => ours[h - 1].add(&ours_z, truth, &mask, scaler),
+                    }
                     persistence[h - 1].add(&carried, truth, &mask, scaler);
                     if let Some(p) = period {
                         // k − m·p ≤ n for the smallest m ≥ 1: ⌈h / p⌉ periods back
@@ -503,13 +590,13 @@ impl PredictionTask<'_> {
     }
 
     /// Forecasts of the `horizon` steps after the end of each entity, in original units:
-    /// (entity, `[horizon, C]` row by row). A causal `model` runs over the whole entity
-    /// with its state carried, then forecasts as [`PredictionStream::step_ahead`] does.
-    /// One step ahead, for a task trained on streams, this is [`PredictionTask::forecast`].
+    /// (entity, its forecast). A causal `model` runs over the whole entity with its state
+    /// carried, then forecasts as [`PredictionStream::step_forecast`] does. One step ahead,
+    /// for a task trained on streams, this is [`PredictionTask::forecast`].
     ///
     /// # Errors
     /// A zero horizon, a model that cannot stream.
-    pub fn forecast_ahead(&self, model: &SequenceModel<f32>, horizon: usize) -> Result<Vec<(String, Vec<f32>)>> {
+    pub fn forecast_ahead(&self, model: &SequenceModel<f32>, horizon: usize) -> Result<Vec<(String, Forecast)>> {
         check_horizon(horizon)?;
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
@@ -518,7 +605,7 @@ impl PredictionTask<'_> {
             for n in steps.start..last {
                 live.step(&self.series.original_step(n))?;
             }
-            out.push((name.clone(), live.step_ahead(&self.series.original_step(last), horizon)?));
+            out.push((name.clone(), live.step_forecast(&self.series.original_step(last), horizon)?));
         }
         Ok(out)
     }
@@ -527,6 +614,8 @@ impl PredictionTask<'_> {
 /// Forecasts of consecutive steps, standardised `[n, C]` each (see [`PredictionTask::forecasts`]).
 pub struct Forecasts {
     pub model: Vec<f32>,
+    /// σ = 1/√λ̂ of each forecast, standardised `[n, C]` (empty without a Gaussian head).
+    pub sigma: Vec<f32>,
     /// Last observation carried forward (0, the training mean, where the window saw none).
     pub persistence: Vec<f32>,
     pub truth: Vec<f32>,
@@ -536,38 +625,41 @@ pub struct Forecasts {
 
 impl PredictionTask<'_> {
     /// The forecast of the step after the end of each entity, in original units: (entity,
-    /// `[C]`). From its last `window − 1` steps (entities shorter than that are skipped), or,
-    /// for a task trained on streams, from the whole entity with the state carried, as the
-    /// model was trained and is deployed.
+    /// `[C]` and its σ where the model has a Gaussian head). From its last `window − 1`
+    /// steps (entities shorter than that are skipped), or, for a task trained on streams,
+    /// from the whole entity with the state carried, as the model was trained and is
+    /// deployed.
     ///
     /// # Errors
     /// A model that does not fit.
-    pub fn forecast(&self, model: &SequenceModel<f32>) -> Result<Vec<(String, Vec<f32>)>> {
+    pub fn forecast(&self, model: &SequenceModel<f32>) -> Result<Vec<(String, Forecast)>> {
         let (inputs, ahead, c) = (self.window - 1, self.steps_ahead_of(model)?, self.series.grid.channels());
+        let scaler = &self.series.scaler;
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
             let entity = std::slice::from_ref(steps);
-            let z = match self.stream {
+            let (z, precision) = match self.stream {
                 Some(_) => {
                     let batch =
                         make_stream_batch(self.series, entity, steps.len(), inputs, self.residual, ahead, |_| {
                             steps.end
                         });
-                    let mean = model.forward(&self.input(&batch))?.mean;
+                    let out = model.forward(&self.input(&batch))?;
                     let last = (batch.steps - 1) * ahead * c..;
-                    predictions(&mean[last.clone()], &batch.base[last])
+                    let precision = out.precision[out.precision.len() / batch.steps * (batch.steps - 1)..].to_vec();
+                    (predictions(&out.mean[last.clone()], &batch.base[last]), precision)
                 }
                 None if steps.len() < inputs => continue,
                 None => {
                     let batch =
                         make_batch(self.series, entity, &[steps.end - inputs], self.window, self.residual, ahead);
-                    predictions(&model.forward_at(&self.input(&batch), HeadSteps::Last)?.mean, &batch.base)
+                    let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
+                    (predictions(&out.mean, &batch.base), out.precision)
                 }
             };
-            out.push((
-                name.clone(),
-                z[..c].iter().enumerate().map(|(j, &v)| self.series.scaler.invert(j, v)).collect(),
-            ));
+            let values = z[..c].iter().enumerate().map(|(j, &v)| scaler.invert(j, v)).collect();
+            let sigma = sigma_per_value(&precision, z.len()).iter().zip(&scaler.std).map(|(s, std)| s * std).collect();
+            out.push((name.clone(), Forecast { values, sigma }));
         }
         Ok(out)
     }
@@ -586,6 +678,7 @@ impl PredictionTask<'_> {
         let (c, ahead) = (self.series.grid.channels(), self.steps_ahead_of(model)?);
         Ok(PredictionStream {
             ahead,
+            gaussian: model.config().head == HeadKind::Gaussian,
             stream: model.stream(1)?,
             scaler: self.series.scaler.clone(),
             signals: self.series.grid.signals.clone(),
@@ -598,6 +691,15 @@ impl PredictionTask<'_> {
     }
 }
 
+/// Forecasts of the steps after one, in original units: `values: [H, C]` row by row, and
+/// `sigma` (σ = std_j/√λ̂ of each) for the first of them that have one (`[h, C]`, h ≤ H;
+/// empty without a Gaussian head).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Forecast {
+    pub values: Vec<f32>,
+    pub sigma: Vec<f32>,
+}
+
 /// One live series through a causal prediction model, one grid step at a time (see
 /// [`PredictionTask::stream`]).
 #[derive(Clone)]
@@ -605,6 +707,8 @@ pub struct PredictionStream<'m> {
     stream: ModelStream<'m, f32>,
     /// S: steps the model forecasts from each state.
     ahead: usize,
+    /// A Gaussian head: forecasts with σ.
+    gaussian: bool,
     scaler: Standardizer,
     signals: Vec<String>,
     /// Steps back in which a last observation counts (`window − 1`).
@@ -628,14 +732,24 @@ impl PredictionStream<'_> {
     /// # Errors
     /// A step with the wrong number of signals or a non-finite value (named).
     pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<f32>> {
-        let mut next = self.step_direct(values)?;
+        let mut next = self.step_direct(values)?.values;
         next.truncate(self.signals.len());
         Ok(next)
     }
 
+    /// S: the steps the model forecasts directly from each state.
+    pub fn steps_ahead(&self) -> usize {
+        self.ahead
+    }
+
+    /// Whether forecasts come with σ (a Gaussian head).
+    pub fn has_sigma(&self) -> bool {
+        self.gaussian
+    }
+
     /// [`PredictionStream::step`], returning all S steps the model forecasts directly,
-    /// `[S, C]` row by row.
-    fn step_direct(&mut self, values: &[Option<f32>]) -> Result<Vec<f32>> {
+    /// `[S, C]` row by row, with their σ.
+    fn step_direct(&mut self, values: &[Option<f32>]) -> Result<Forecast> {
         let c = self.signals.len();
         let z = super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
         for (j, z) in z.into_iter().enumerate() {
@@ -646,7 +760,7 @@ impl PredictionStream<'_> {
         let out = self.stream.step(&self.x)?;
         let now = self.steps;
         self.steps += 1;
-        Ok((0..self.ahead * c)
+        let values = (0..self.ahead * c)
             .map(|i| {
                 let j = i % c;
                 let base = match self.last[j] {
@@ -655,7 +769,13 @@ impl PredictionStream<'_> {
                 };
                 self.scaler.invert(j, out.mean[i] + base)
             })
-            .collect())
+            .collect();
+        let sigma = sigma_per_value(&out.precision, out.mean.len())
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s * self.scaler.std[i % c])
+            .collect();
+        Ok(Forecast { values, sigma })
     }
 
     /// Feeds one real step and returns the forecasts of the next `horizon` steps (at
@@ -668,16 +788,61 @@ impl PredictionStream<'_> {
     /// # Errors
     /// As [`PredictionStream::step`].
     pub fn step_ahead(&mut self, values: &[Option<f32>], horizon: usize) -> Result<Vec<f32>> {
+        Ok(self.step_forecast(values, horizon)?.values)
+    }
+
+    /// [`PredictionStream::step_ahead`] with σ for the direct steps (a Gaussian head): the
+    /// closed loop's forecasts get none, its inputs being forecasts the model's λ̂ never
+    /// learned to doubt.
+    ///
+    /// # Errors
+    /// As [`PredictionStream::step`].
+    pub fn step_forecast(&mut self, values: &[Option<f32>], horizon: usize) -> Result<Forecast> {
         let c = self.signals.len();
-        let mut direct = self.step_direct(values)?;
-        let mut ahead = direct[..horizon.min(self.ahead) * c].to_vec();
+        let direct = self.step_direct(values)?;
+        let reach = horizon.min(self.ahead) * c;
+        let mut ahead = Forecast {
+            values: direct.values[..reach].to_vec(),
+            sigma: direct.sigma.get(..reach).unwrap_or_default().to_vec(),
+        };
         let mut roll = (horizon > self.ahead).then(|| self.clone());
-        while ahead.len() < horizon * c {
-            let fed: Vec<Option<f32>> = direct[..c].iter().map(|&v| Some(v)).collect();
-            direct = roll.as_mut().expect("a copy past the direct forecasts").step_direct(&fed)?;
-            ahead.extend_from_slice(&direct[(self.ahead - 1) * c..]);
+        let mut latest = direct.values;
+        while ahead.values.len() < horizon * c {
+            let fed: Vec<Option<f32>> = latest[..c].iter().map(|&v| Some(v)).collect();
+            latest = roll.as_mut().expect("a copy past the direct forecasts").step_direct(&fed)?.values;
+            ahead.values.extend_from_slice(&latest[(self.ahead - 1) * c..]);
         }
         Ok(ahead)
+    }
+}
+
+impl PredictionTask<'_> {
+    /// The masked MSE of the forecasts x̂ = base + head output; with a Gaussian head, plus
+    /// the deck's NLL for λ̂ alone: L = MSE(x̂) + NLL(sg(x̂), λ̂), with the head's precision
+    /// reading sg(z) ([`ModelConfig::detach_precision`]). Returns `(L, ∂L/∂x̂, ∂L/∂λ̂)`. The
+    /// forecasts then learn what they would without σ (they differ only through the global
+    /// gradient clipping, whose norm counts λ̂'s gradients: on Beijing, 24 hours direct, the
+    /// same micro MSE and MAE to 4 digits at every hour ahead). Measured
+    /// on Beijing, 24 hours direct, the alternatives cost accuracy: the NLL through x̂ too
+    /// (the deck's reconstruction loss), with a λ̂ per step shared by the signals, lets the
+    /// forecasts fit the calm hours and give up on the volatile ones (micro MSE 0.2036
+    /// one hour ahead against 0.1877, 0.7179 a day ahead against 0.6598); λ̂ trained
+    /// through z, 0.1916 and 0.6663.
+    fn forecast_loss(
+        &self,
+        out: &HeadOutput<f32>,
+        base: &[f32],
+        target: &[f32],
+        mask: &[f32],
+    ) -> (f64, Vec<f32>, Vec<f32>) {
+        let pred = predictions(&out.mean, base);
+        let (mse, d_mean) = masked_mse(&pred, target, mask);
+        if out.precision.is_empty() {
+            return (mse, d_mean, Vec::new());
+        }
+        let block = pred.len() / out.precision.len();
+        let (nll, _, d_precision) = gaussian_nll(&pred, target, mask, &out.precision, block);
+        (mse + nll, d_mean, d_precision)
     }
 }
 
@@ -737,14 +902,29 @@ impl Task for PredictionTask<'_> {
     ) -> Result<(f64, Vec<f32>, Vec<f32>)> {
         let row = batch.batch * self.steps_ahead * self.series.grid.channels();
         let rows = steps.start * row..steps.end * row;
-        let pred = predictions(&out.mean, &batch.base[rows.clone()]);
-        let (loss, d) = masked_mse(&pred, &batch.target[rows.clone()], &batch.mask[rows]);
-        Ok((loss, d, Vec::new()))
+        Ok(self.forecast_loss(out, &batch.base[rows.clone()], &batch.target[rows.clone()], &batch.mask[rows]))
     }
 
     fn loss(&self, out: &HeadOutput<f32>, batch: &PredictionBatch) -> (f64, Vec<f32>, Vec<f32>) {
-        let (loss, d_last) = masked_mse(&predictions(&out.mean, &batch.base), &batch.target, &batch.mask);
-        (loss, d_last, Vec::new())
+        self.forecast_loss(out, &batch.base, &batch.target, &batch.mask)
+    }
+
+    /// A Gaussian head starts with persistence's own error band: each precision's bias at
+    /// softplus⁻¹(1 / v), v the mean squared change of its signal over its steps ahead on
+    /// the training part ([`PredictionTask::persistence_variance`]); with the residual
+    /// head's outputs near 0 the fresh model forecasts persistence with that band. (From
+    /// λ̂ ≈ 1, softplus growing λ̂ only linearly in its input, the bands stayed wider on
+    /// Beijing: 98.8 % covered one hour ahead against 97.4 %, the smooth signals 100 %.)
+    fn initialize(&self, model: &mut SequenceModel<f32>) {
+        let outputs = model.config().outputs;
+        let Some(precision) = model.head.precision.as_mut() else { return };
+        let c = self.series.grid.channels();
+        if !self.residual || precision.bias.data.len() != outputs || !outputs.is_multiple_of(c) {
+            return;
+        }
+        for (b, v) in precision.bias.data.iter_mut().zip(self.persistence_variance(outputs / c)) {
+            *b = inverse_softplus(1.0 / v.max(1e-6)) as f32;
+        }
     }
 
     /// The micro MSE on the validation part, averaged over the S steps ahead.
@@ -800,6 +980,7 @@ mod tests {
     use super::*;
     use crate::data::grid::bins_since_observed;
     use crate::data::{GridSeries, SplitFractions};
+    use recur_kernels::Real;
 
     /// Synthetic: two ramps over 100 steps, the second signal missing at every third step;
     /// split 60 / 20 / 20 in time.
@@ -851,6 +1032,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_fresh_gaussian_head_starts_with_persistences_error_band() {
+        let series = ramps();
+        let task = PredictionTask::new(&series, 5, true).unwrap().forecasting(3).unwrap();
+        // signal a, always observed, changes by 1 / std each step: persistence h steps ahead
+        // misses by h / std
+        let v = task.persistence_variance(3);
+        let std = series.scaler.std[0] as f64;
+        for h in 1..=3 {
+            let want = (h as f64 / std).powi(2);
+            assert!((v[(h - 1) * 2] / want - 1.0).abs() < 1e-4, "h = {h}: {} against {want}", v[(h - 1) * 2]);
+        }
+        for y in [1e-3, 0.5, 1.0, 40.0, 1e4] {
+            let back = inverse_softplus(y).softplus();
+            assert!((back / y - 1.0).abs() < 1e-9, "softplus(softplus⁻¹({y})) = {back}");
+        }
+        let config = PredictionConfig { steps_ahead: 3, uncertainty: true, ..PredictionConfig::default() };
+        let mut model = SequenceModel::<f32>::new(config.model_config(2), 1).unwrap();
+        task.initialize(&mut model);
+        let precision = model.head.precision.as_ref().unwrap();
+        for (b, v) in precision.bias.data.iter().zip(&v) {
+            assert!((f64::from(*b).softplus() * v - 1.0).abs() < 1e-3, "λ̂ = 1 / v at a zero state");
+        }
+        assert!(model.config().detach_precision && model.config().precisions == 6);
     }
 
     #[test]

@@ -445,7 +445,6 @@ impl<'a> ReconstructionTask<'a> {
                 .map(|n| (n.to_string(), ErrorAccumulator::new(c)))
                 .collect();
         let mut ours = ErrorAccumulator::new(c);
-        let (mut inside, mut total) = (0u64, 0u64);
         for batch in &batches {
             methods[0].1.add(&batch.interpolated, &batch.target, &batch.hidden, &self.series.scaler);
             methods[1].1.add(&batch.carried, &batch.target, &batch.hidden, &self.series.scaler);
@@ -453,25 +452,17 @@ impl<'a> ReconstructionTask<'a> {
             if let Some(m) = model {
                 let out = m.forward(&self.input(batch))?;
                 let x_hat = reconstruction(&out, batch);
-                ours.add(&x_hat, &batch.target, &batch.hidden, &self.series.scaler);
-                for (k, &h) in batch.hidden.iter().enumerate() {
-                    if h > 0.0 {
-                        let sigma = 1.0 / out.precision[k / c].sqrt();
-                        inside += ((x_hat[k] - batch.target[k]).abs() <= 2.0 * sigma) as u64;
-                        total += 1;
-                    }
-                }
+                let sigma: Vec<f32> =
+                    out.precision.iter().flat_map(|l| std::iter::repeat_n(1.0 / l.sqrt(), c)).collect();
+                ours.add_with_sigma(&x_hat, &batch.target, &batch.hidden, &sigma, &self.series.scaler);
             }
         }
         let mut scores = Vec::new();
         if let Some(m) = model {
             let name =
                 format!("{}{:?}", if m.config().encoder.bidirectional { "Bi" } else { "" }, m.config().encoder.cell);
-            scores.push(ReconstructionScore {
-                name,
-                metrics: ours.finish(),
-                coverage_2sigma: Some(inside as f64 / total.max(1) as f64),
-            });
+            let metrics = ours.finish();
+            scores.push(ReconstructionScore { name, coverage_2sigma: metrics.coverage_2sigma, metrics });
         }
         scores.extend(methods.into_iter().map(|(name, acc)| ReconstructionScore {
             name,

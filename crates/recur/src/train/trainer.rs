@@ -67,6 +67,11 @@ pub trait Task {
     /// # Errors
     /// Whatever evaluation can fail on.
     fn validate(&self, model: &SequenceModel<f32>) -> Result<f64>;
+    /// Sets what the task knows about a fresh model's parameters before its first update
+    /// (not on resume). None by default.
+    fn initialize(&self, model: &mut SequenceModel<f32>) {
+        let _ = model;
+    }
 }
 
 /// Training hyper-parameters.
@@ -262,6 +267,7 @@ fn training_loop<T: Task>(
         Some(path) => load_checkpoint(path, model_config, config)?,
         None => {
             let mut model = SequenceModel::<f32>::new(model_config.clone(), config.seed)?;
+            task.initialize(&mut model);
             model.set_threads(config.threads);
             let state = TrainState {
                 epochs_done: 0,
