@@ -37,7 +37,7 @@ pub fn export(args: &Args) -> Result<(), String> {
     let next = match config.task.steps_ahead {
         1 => "the next step's z".to_string(),
         s => format!("the next {s} steps' z, {s} blocks of C (block h - 1: step t + h)"),
-    };
+    } + if config.task.uncertainty { " and a precision λ for each (σ = 1/√λ, in z units)" } else { "" };
     let input = match (config.task.kind, config.task.residual) {
         (TaskKind::Prediction, residual) => format!(
             "per step [z * m, m] (2C values): z = (value - mean) / std, m = 1 where observed, 0 where missing (z * m = 0). \
@@ -62,6 +62,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         "window": config.task.window,
         "residual": config.task.residual,
         "steps_ahead": config.task.steps_ahead,
+        "uncertainty": config.task.uncertainty,
         "bin_seconds": data.grid.bin_seconds,
         "input": input,
     });
