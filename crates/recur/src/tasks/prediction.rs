@@ -17,8 +17,9 @@
 //! value it forecasts (each signal at each step ahead; the deck's λ̂_t is one per step, but
 //! a λ̂ shared by signals of different volatility covers the smooth ones too widely and the
 //! gusty ones too narrowly: on Beijing 100 % for temperature and pressure, 82 % for wind
-//! speed), learned by the Gaussian NLL, so every forecast comes with σ = 1/√λ̂ and a ±2σ
-//! band, whose coverage the evaluation reports.
+//! speed), learned by the Gaussian NLL with the forecasts and the state held fixed (the
+//! forecasts keep the MSE: see the task's loss), so every forecast comes with σ = 1/√λ̂
+//! and a ±2σ band, whose coverage the evaluation reports.
 //!
 //! A model trained on windows starts every window from a zero state, but deployed on a
 //! live stream (`recur stream`) it carries its state from the first step on. With
@@ -558,7 +559,7 @@ impl PredictionTask<'_> {
                     let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
                     let truth = &values[k * c..(k + 1) * c];
                     let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
-                    // σ is one per step ahead in standardised units
+                    // σ back in standardised units, as the errors are scored
                     match ahead.sigma.get((h - 1) * c..h * c) {
                         Some(s) => {
                             let s_z: Vec<f32> = s.iter().zip(&scaler.std).map(|(s, std)| s / std).collect();
