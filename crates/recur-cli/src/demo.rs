@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use recur::data::{Inspection, Layout, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
-use recur::report::{horizon_comparison_table, horizon_table, save_horizon_chart, score_table, write_run_folder};
+use recur::report::{
+    horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart, score_table,
+    write_run_folder,
+};
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
 use recur::tasks::{horizon_method, PredictionTask};
 
@@ -171,7 +174,8 @@ pub fn demo(args: &Args) -> Result<(), String> {
 type Trained = (&'static str, RunConfig, SequenceModel<f32>, recur::data::PreparedSeries);
 
 /// The demo's day ahead: the one-step GRU in closed loop against the direct 24-hour GRU and
-/// the baselines on the test part, as a table and `out/day_ahead.png`.
+/// the baselines on the test part, as a table and `out/day_ahead.png`; and the direct GRU's
+/// forecast of the day after the data, with its band (`forecast_ahead.png` in its run).
 fn day_ahead(one_step: &Trained, direct: &Trained, out: &Path) -> Result<(), String> {
     let scores = |(_, config, model, data): &Trained| {
         let task = PredictionTask::from_config(data, &config.prediction())?;
@@ -190,6 +194,18 @@ fn day_ahead(one_step: &Trained, direct: &Trained, out: &Path) -> Result<(), Str
     let plot = out.join("day_ahead.png");
     save_horizon_chart(&models, &day, &plot).map_err(|e| e.to_string())?;
     println!("wrote {}", plot.display());
+    let (name, config, model, data) = direct;
+    let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
+    let next_day = task.forecast_ahead(model, 24).map_err(|e| e.to_string())?;
+    if let Some((entity, forecast)) = next_day.first() {
+        let plot = out.join(name).join("forecast_ahead.png");
+        save_forecast_ahead_chart(data, entity, forecast, 0, 72, &plot).map_err(|e| e.to_string())?;
+        println!(
+            "wrote {}: {} over the last 3 days of the data and the 24 hours after it, with its ±2σ band",
+            plot.display(),
+            data.grid.signals[0]
+        );
+    }
     Ok(())
 }
 
@@ -251,10 +267,13 @@ pub fn eval(args: &Args) -> Result<(), String> {
 }
 
 pub fn predict(args: &Args) -> Result<(), String> {
-    let known = ["run", "out", "horizon"];
+    let known = ["run", "out", "horizon", "signal"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
-        return Err("usage: recur predict --run DIR [--horizon N] [--out FILE.csv] (a prediction run folder)".into());
+        return Err(
+            "usage: recur predict --run DIR [--horizon N] [--signal NAME] [--out FILE.csv] (a prediction run folder)"
+                .into(),
+        );
     }
     let horizon = args.get("horizon", &known, 1usize)?;
     let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
@@ -305,6 +324,17 @@ pub fn predict(args: &Args) -> Result<(), String> {
         forecasts.len(),
         data.entities.len()
     );
+    if let (true, Some((entity, forecast))) = (horizon > 1, forecasts.first()) {
+        let name = args.get("signal", &known, signals[0].clone())?;
+        let signal = signals
+            .iter()
+            .position(|s| *s == name)
+            .ok_or_else(|| format!("--signal: no signal `{name}` (the run's: {})", signals.join(", ")))?;
+        let plot = out.with_file_name("forecast_ahead.png");
+        let history = 3 * horizon.max(24);
+        save_forecast_ahead_chart(&data, entity, forecast, signal, history, &plot).map_err(|e| e.to_string())?;
+        println!("wrote {}: {name} of {entity}, its last {history} steps and the next {horizon}", plot.display());
+    }
     Ok(())
 }
 

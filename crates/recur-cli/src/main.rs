@@ -29,9 +29,11 @@ const USAGE: &str = "usage:
       forecasts as far as task.steps_ahead reaches, then closed loop, fed its own
       forecasts) against persistence and the same time a day before, as a table and
       DIR/horizon.png.
-  recur predict --run DIR [--horizon N] [--out FILE.csv]
+  recur predict --run DIR [--horizon N] [--signal NAME] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
-      the end of each entity with a trained prediction run.
+      the end of each entity with a trained prediction run, with a ±2σ band where the
+      model has one; with --horizon, forecast_ahead.png beside FILE.csv: one signal (the
+      first, or NAME) of the first entity, its recent history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next

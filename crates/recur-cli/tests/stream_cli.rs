@@ -170,6 +170,15 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
     assert!(written.starts_with("entity,steps_ahead,PM2.5,PM2.5_low,PM2.5_high,PM10,"), "{written}");
     let cells = |row: usize| written.lines().nth(row).unwrap().split(',').map(String::from).collect::<Vec<_>>();
     assert!(!cells(4)[3].is_empty() && cells(5)[3].is_empty(), "a band for step 4, none for step 5: {written}");
+    // and a chart of one signal's history and forecast, the first by default or the one named
+    let chart = dir.join("forecast_ahead.png");
+    assert!(std::fs::read(&chart).unwrap().starts_with(b"\x89PNG"));
+    assert!(out.contains("PM2.5 of PRSA_Data_Aotizhongxin"), "{out}");
+    let predict = ["predict", "--run", run.to_str().unwrap(), "--horizon", "6", "--out", forecast.to_str().unwrap()];
+    let (ok, out, err) = recur(&[&predict[..], &["--signal", "WSPM"]].concat(), "");
+    assert!(ok && out.contains("WSPM of PRSA_Data_Aotizhongxin"), "{out}{err}");
+    let (ok, _, err) = recur(&[&predict[..], &["--signal", "wind"]].concat(), "");
+    assert!(!ok && err.contains("no signal `wind`"), "{err}");
     let (ok, out, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "4"], "");
     assert!(ok, "{err}");
     assert!(out.contains("1..4 steps ahead, direct: the model's own 4 forecasts"), "{out}");

@@ -168,6 +168,82 @@ pub fn save_horizon_chart(
     .save(path, 720, 420)
 }
 
+/// One signal of one entity: its last `history` steps (the observed values) and the
+/// forecast of the steps after them (`forecast`, from
+/// [`PredictionTask::forecast_ahead`]) with its ±2σ band where it has one, against
+/// persistence (the last observation, flat), in original units, as a PNG.
+///
+/// # Errors
+/// An unknown entity or signal, a forecast of the wrong width, the file cannot be written.
+pub fn save_forecast_ahead_chart(
+    data: &PreparedSeries,
+    entity: &str,
+    forecast: &crate::tasks::Forecast,
+    signal: usize,
+    history: usize,
+    path: &Path,
+) -> Result<()> {
+    let c = data.grid.channels();
+    let steps = data
+        .entities
+        .iter()
+        .find(|(name, _)| name == entity)
+        .map(|(_, r)| r.clone())
+        .ok_or_else(|| Error::invalid("entity", format!("no entity `{entity}`")))?;
+    let name = data.grid.signals.get(signal).ok_or_else(|| Error::invalid("signal", format!("no signal {signal}")))?;
+    if forecast.values.is_empty() || !forecast.values.len().is_multiple_of(c) {
+        return Err(Error::invalid(
+            "forecast",
+            format!("{} values are not whole steps of {c} signals", forecast.values.len()),
+        ));
+    }
+    // x = 0 is the last step of the data
+    let from = steps.end.saturating_sub(history).max(steps.start);
+    let observed: Vec<(f64, f64)> = (from..steps.end)
+        .filter_map(|n| data.original_step(n)[signal].map(|v| ((n as f64) - (steps.end - 1) as f64, v as f64)))
+        .collect();
+    let ahead = |values: &[f32]| -> Vec<(f64, f64)> {
+        values.chunks_exact(c).enumerate().map(|(h, row)| ((h + 1) as f64, row[signal] as f64)).collect()
+    };
+    let mut series = vec![
+        Series { name: "observed".into(), points: observed.clone(), style: Style::Points },
+        Series { name: "forecast".into(), points: ahead(&forecast.values), style: Style::Line },
+    ];
+    if let Some(&(_, last)) = observed.last() {
+        let flat = (1..=forecast.values.len() / c).map(|h| (h as f64, last)).collect();
+        series.push(Series { name: "persistence".into(), points: flat, style: Style::Dashed });
+    }
+    let bands = match forecast.sigma.is_empty() {
+        true => Vec::new(),
+        false => vec![Band {
+            name: "forecast +-2 sigma".into(),
+            points: forecast
+                .values
+                .chunks_exact(c)
+                .zip(forecast.sigma.chunks_exact(c))
+                .enumerate()
+                .map(|(h, (v, s))| {
+                    let (x, d) = (v[signal] as f64, 2.0 * s[signal] as f64);
+                    ((h + 1) as f64, x - d, x + d)
+                })
+                .collect(),
+        }],
+    };
+    LineChart {
+        title: format!(
+            "{name} of {entity}: the last {} steps and the next {}",
+            steps.end - from,
+            forecast.values.len() / c
+        ),
+        x_label: format!("steps from the end of the data ({} s each)", data.grid.bin_seconds),
+        y_label: format!("{name} (original units)"),
+        log_y: false,
+        series,
+        bands,
+    }
+    .save(path, 900, 420)
+}
+
 /// Writes the run folder's report files, atomically each.
 ///
 /// # Errors

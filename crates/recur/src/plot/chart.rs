@@ -95,10 +95,13 @@ impl LineChart {
         let mut c = Canvas::new(width, height, [255, 255, 255]);
         let f = frame(&mut c, &self.title, &self.x_label, &self.y_label);
         let ty = |y: f64| if self.log_y { y.max(1e-300).log10() } else { y };
+        // the bands' edges count too: a band drawn is seen whole
+        let edges = self.bands.iter().flat_map(|b| b.points.iter().flat_map(|&(x, lo, hi)| [(x, lo), (x, hi)]));
         let pts: Vec<(f64, f64)> = self
             .series
             .iter()
             .flat_map(|s| s.points.iter().copied())
+            .chain(edges)
             .filter(|p| p.0.is_finite() && p.1.is_finite())
             .collect();
         let (mut x0, mut x1) =
