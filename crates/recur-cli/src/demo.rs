@@ -251,6 +251,14 @@ pub fn eval(args: &Args) -> Result<(), String> {
     print!("{}", score_table(&scores));
     if let Some(c) = scores[0].coverage_2sigma {
         println!("±2σ coverage of the scored values: {:.1} %", 100.0 * c);
+        let per_signal: Vec<String> = data
+            .grid
+            .signals
+            .iter()
+            .zip(&scores[0].metrics.per_signal_coverage_2sigma)
+            .map(|(s, c)| format!("{s} {:.1} %", 100.0 * c))
+            .collect();
+        println!("per signal: {}", per_signal.join(", "));
     }
     if horizon > 0 {
         let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;

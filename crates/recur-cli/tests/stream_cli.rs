@@ -183,6 +183,7 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
     assert!(ok, "{err}");
     assert!(out.contains("1..4 steps ahead, direct: the model's own 4 forecasts"), "{out}");
     assert!(out.contains("model ±2σ coverage"), "{out}");
+    assert!(out.contains("±2σ coverage of the scored values: ") && out.contains("per signal: PM2.5 "), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
