@@ -285,10 +285,16 @@ pub fn predict(args: &Args) -> Result<(), String> {
     }
     let horizon = args.get("horizon", &known, 1usize)?;
     let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
+    let signals = &data.grid.signals;
+    let name = args.get("signal", &known, signals[0].clone())?;
+    let signal = signals
+        .iter()
+        .position(|s| *s == name)
+        .ok_or_else(|| format!("--signal: no signal `{name}` (the run's: {})", signals.join(", ")))?;
     let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
     let forecasts = if horizon == 1 { task.forecast(&model) } else { task.forecast_ahead(&model, horizon) }
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let (c, signals) = (data.grid.channels(), &data.grid.signals);
+    let c = data.grid.channels();
     // with σ (a Gaussian head): each signal's ±2σ band beside it, empty where the step has
     // none (past the direct steps)
     let banded = forecasts.iter().any(|(_, f)| !f.sigma.is_empty());
@@ -333,11 +339,6 @@ pub fn predict(args: &Args) -> Result<(), String> {
         data.entities.len()
     );
     if let (true, Some((entity, forecast))) = (horizon > 1, forecasts.first()) {
-        let name = args.get("signal", &known, signals[0].clone())?;
-        let signal = signals
-            .iter()
-            .position(|s| *s == name)
-            .ok_or_else(|| format!("--signal: no signal `{name}` (the run's: {})", signals.join(", ")))?;
         let plot = out.with_file_name("forecast_ahead.png");
         let history = 3 * horizon.max(24);
         save_forecast_ahead_chart(&data, entity, forecast, signal, history, &plot).map_err(|e| e.to_string())?;
