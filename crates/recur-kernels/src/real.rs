@@ -173,7 +173,7 @@ pub fn sigmoid_in_place<T: Real>(values: &mut [T]) {
     );
 }
 
-/// `Σ_i a_i b_i` in [`LANES`] interleaved partial sums added pairwise, so that the loop
+/// `Σ_i a_i b_i` in `LANES` interleaved partial sums added pairwise, so that the loop
 /// vectorises without reassociating (the same bits on every CPU); the tail past the last
 /// whole group of lanes is added in order after them. Call it inside [`crate::vectorized`]
 /// (or a kernel's vectorised loop) to get the CPU's widest vectors.
