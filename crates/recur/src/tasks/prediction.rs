@@ -1062,6 +1062,39 @@ mod tests {
     }
 
     #[test]
+    fn a_direct_stream_gives_its_steps_with_sigma_and_refuses_bad_input_by_name() {
+        let series = ramps();
+        let task = PredictionTask::new(&series, 5, true).unwrap();
+        let config = PredictionConfig { steps_ahead: 3, uncertainty: true, ..PredictionConfig::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(2), 1).unwrap();
+        let mut live = task.stream(&model).unwrap();
+        assert_eq!((live.steps_ahead(), live.has_sigma()), (3, true));
+        let step = series.original_step(10);
+        // 5 steps: 3 direct with σ, 2 in closed loop without
+        let f = live.step_forecast(&step, 5).unwrap();
+        assert_eq!((f.values.len(), f.sigma.len()), (10, 6));
+        assert!(f.sigma.iter().all(|s| s.is_finite() && *s > 0.0));
+        // the direct steps do not depend on how far the rollout goes
+        let mut again = task.stream(&model).unwrap();
+        assert_eq!(again.step_forecast(&step, 2).unwrap().values, f.values[..4]);
+        let err = live.step_forecast(&[Some(1.0)], 2).err().unwrap();
+        assert!(err.to_string().contains("step values"), "{err}");
+        let err = live.step_forecast(&[Some(f32::NAN), None], 2).err().unwrap();
+        assert!(err.to_string().contains("signal `a`"), "{err}");
+        let out = std::env::temp_dir().join(format!("recur-ahead-chart-{}.png", std::process::id()));
+        let chart = |entity: &str, forecast: &Forecast, signal: usize| {
+            crate::report::save_forecast_ahead_chart(&series, entity, forecast, signal, 20, &out)
+        };
+        assert!(chart("nobody", &f, 0).err().unwrap().to_string().contains("no entity `nobody`"));
+        assert!(chart("e", &f, 7).err().unwrap().to_string().contains("no signal 7"));
+        let odd = Forecast { values: vec![1.0; 3], sigma: Vec::new() };
+        assert!(chart("e", &odd, 0).err().unwrap().to_string().contains("not whole steps of 2 signals"));
+        chart("e", &f, 1).unwrap();
+        assert!(std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));
+        std::fs::remove_file(&out).unwrap();
+    }
+
+    #[test]
     fn zero_steps_ahead_and_a_model_of_the_wrong_width_are_refused() {
         let series = ramps();
         let task = PredictionTask::new(&series, 5, true).unwrap();
