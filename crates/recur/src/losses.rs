@@ -30,7 +30,8 @@ pub fn masked_mse<T: Real>(pred: &[T], target: &[T], mask: &[T]) -> (f64, Vec<T>
 }
 
 /// The deck's Gaussian negative log-likelihood with a learned precision per row
-/// (a row = one step of one sequence, `channels` entries):
+/// (a row = one step of one sequence, `channels` entries; or any block of `channels`
+/// consecutive entries sharing one λ, down to a λ per entry with `channels` = 1):
 ///
 /// sse_n = Σ_c m (x̂ − x)²,  k_n = Σ_c m (entries scored),
 /// −log p_n = ½ λ_n sse_n − ½ k_n log λ_n + ½ k_n log 2π,

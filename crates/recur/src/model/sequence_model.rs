@@ -451,7 +451,7 @@ impl<T: Real> SequenceModel<T> {
         Ok(BranchStates { h_forward, final_state: (h_n, c_n), h_backward, x_reversed, forward_cache, backward_cache })
     }
 
-    /// Inference: per-step outputs `[T·B, O]` (and λ̂ `[T·B]` for a Gaussian head). A
+    /// Inference: per-step outputs `[T·B, O]` (and λ̂ `[T·B, P]` for a Gaussian head). A
     /// decoupled model runs only its forward stack here.
     ///
     /// # Errors
