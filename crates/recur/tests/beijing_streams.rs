@@ -243,22 +243,28 @@ fn a_direct_day_ahead_forecast_beats_the_closed_loop_and_streams_as_scored() {
 
 #[test]
 fn an_interrupted_stream_trained_run_resumes_bit_identical() {
-    let (mut config, data) = config();
-    config.model.hidden_size = 16;
-    config.task.stream.as_mut().unwrap().steps = 240;
-    config.train =
-        TrainConfig { epochs: 4, batch_size: 8, max_batches_per_epoch: 3, threads: 2, ..TrainConfig::default() };
-    let p = config.prediction();
-    let task = PredictionTask::from_config(&data, &p).unwrap();
-    let model_config = p.model_config(data.grid.channels());
-    let dir = std::env::temp_dir().join(format!("recur-stream-resume-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let whole = train(&task, &model_config, &p.train, None, false, None).unwrap();
-    assert_eq!(whole.log.len(), 4);
-    assert!(whole.log.iter().all(|e| e.train_loss.is_finite() && e.validation.is_finite()));
-    train(&task, &model_config, &p.train, Some(&dir), false, Some(2)).unwrap();
-    let resumed = train(&task, &model_config, &p.train, Some(&dir), true, None).unwrap();
-    assert_eq!(resumed.log, whole.log);
-    assert_eq!(resumed.model, whole.model);
-    std::fs::remove_dir_all(&dir).unwrap();
+    // the next-hour GRU, and a direct 3-hour one with its band (its precisions started from
+    // persistence's error once, not again on resume)
+    for (steps_ahead, uncertainty) in [(1, false), (3, true)] {
+        let (mut config, data) = config();
+        config.model.hidden_size = 16;
+        config.task.stream.as_mut().unwrap().steps = 240;
+        (config.task.steps_ahead, config.task.uncertainty) = (steps_ahead, uncertainty);
+        config.train =
+            TrainConfig { epochs: 4, batch_size: 8, max_batches_per_epoch: 3, threads: 2, ..TrainConfig::default() };
+        let p = config.prediction();
+        let task = PredictionTask::from_config(&data, &p).unwrap();
+        let model_config = p.model_config(data.grid.channels());
+        let dir = std::env::temp_dir().join(format!("recur-stream-resume-{}-{steps_ahead}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let whole = train(&task, &model_config, &p.train, None, false, None).unwrap();
+        assert_eq!(whole.log.len(), 4);
+        assert!(whole.log.iter().all(|e| e.train_loss.is_finite() && e.validation.is_finite()));
+        train(&task, &model_config, &p.train, Some(&dir), false, Some(2)).unwrap();
+        let resumed = train(&task, &model_config, &p.train, Some(&dir), true, None).unwrap();
+        assert_eq!(resumed.log, whole.log, "steps ahead {steps_ahead}");
+        assert_eq!(resumed.model, whole.model, "steps ahead {steps_ahead}");
+        assert_eq!(whole.model.head.precision.is_some(), uncertainty);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
