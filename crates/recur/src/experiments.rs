@@ -66,6 +66,10 @@ pub struct RunResult {
     /// With the grid's `horizon`: (steps ahead, the micro MSE that far ahead).
     #[serde(default)]
     pub ahead: Option<(usize, f64)>,
+    /// A model with a band (a Gaussian head): the fraction of the scored test entries
+    /// inside its ±2σ.
+    #[serde(default)]
+    pub coverage_2sigma: Option<f64>,
 }
 
 /// One row of the table.
@@ -83,6 +87,8 @@ pub struct TableRow {
     /// Steps ahead and the mean ± std of the micro MSE there, when every run of the variant
     /// has one.
     pub ahead: Option<(usize, f64, f64)>,
+    /// Mean ± std of the ±2σ coverage, when every run of the variant has one.
+    pub coverage: Option<(f64, f64)>,
 }
 
 fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
@@ -271,6 +277,7 @@ fn result_of(
         baselines: scores[1..].iter().map(|s| (s.name.clone(), s.metrics.micro_mse)).collect(),
         streamed_micro_mse: scores[0].streamed.as_ref().map(|m| m.micro_mse),
         ahead: None,
+        coverage_2sigma: scores[0].coverage_2sigma,
     }
 }
 
@@ -317,6 +324,7 @@ pub fn table(results: &[RunResult], lecture: &BTreeMap<String, (f64, f64)>) -> V
             let n = rs.len() as f64;
             let (mean, std) = mean_and_std(&rs.iter().map(|r| r.micro_mse).collect::<Vec<_>>());
             let streamed: Option<Vec<f64>> = rs.iter().map(|r| r.streamed_micro_mse).collect();
+            let coverage: Option<Vec<f64>> = rs.iter().map(|r| r.coverage_2sigma).collect();
             let ahead: Option<Vec<(usize, f64)>> = rs.iter().map(|r| r.ahead).collect();
             let ahead = ahead.filter(|a| a.iter().all(|x| x.0 == a[0].0)).map(|a| {
                 let (m, s) = mean_and_std(&a.iter().map(|x| x.1).collect::<Vec<_>>());
@@ -328,6 +336,7 @@ pub fn table(results: &[RunResult], lecture: &BTreeMap<String, (f64, f64)>) -> V
                 std,
                 streamed: streamed.map(|v| mean_and_std(&v)),
                 ahead,
+                coverage: coverage.map(|v| mean_and_std(&v)),
                 seeds: rs.len(),
                 parameters: rs[0].parameters,
                 train_seconds: rs.iter().map(|r| r.train_seconds).sum::<f64>() / n,
@@ -402,6 +411,9 @@ pub fn write_table(
     // the closed-loop one only where some run was scored ahead
     let streams = rows.iter().any(|r| r.streamed.is_some());
     let ahead = rows.iter().find_map(|r| r.ahead).map(|a| a.0);
+    // and the band's coverage where some model has a band (in the Markdown; each run's
+    // result.json holds it, the CSV keeps its columns)
+    let banded = rows.iter().any(|r| r.coverage.is_some());
     let mut md = format!("### {title}\n\nTest micro MSE (standardised), mean ± std over seeds, sorted.\n\n");
     if streams {
         md.push_str("Streamed: the same entries with the model run as deployed, its state carried from the series' first step (— for a model that reads the future).\n\n");
@@ -415,6 +427,7 @@ pub fn write_table(
     let ahead_name = ahead.map(|h| format!("{h} steps ahead"));
     header.extend(streams.then_some("streamed"));
     header.extend(ahead_name.as_deref());
+    header.extend(banded.then_some("±2σ coverage"));
     header.extend(["seeds", "parameters", "train s/run", "lecture (mean ± std)", "lecture rank"]);
     md.push_str(&format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len())));
     let mut csv = String::from(
@@ -439,8 +452,13 @@ pub fn write_table(
             (Some(_), Some((_, m, s))) => format!(" {m:.4} ± {s:.4} |"),
             (Some(_), None) => " — |".to_string(),
         };
+        let coverage = match (banded, r.coverage) {
+            (false, _) => String::new(),
+            (true, Some((m, s))) => format!(" {:.1} ± {:.1} % |", 100.0 * m, 100.0 * s),
+            (true, None) => " — |".to_string(),
+        };
         md.push_str(&format!(
-            "| {} | {} | {:.4} ± {:.4} |{streamed}{far} {} | {} | {:.0} | {} | {} |\n",
+            "| {} | {} | {:.4} ± {:.4} |{streamed}{far}{coverage} {} | {} | {:.0} | {} | {} |\n",
             i + 1,
             r.variant,
             r.mean,
@@ -501,6 +519,7 @@ mod tests {
             lecture: None,
             streamed,
             ahead: None,
+            coverage: None,
         }
     }
 
@@ -529,6 +548,7 @@ mod tests {
             baselines: vec![("last observation carried forward".into(), 0.3)],
             streamed_micro_mse: ahead.map(|_| mse),
             ahead,
+            coverage_2sigma: None,
         };
         let results = [
             result("GRU", 1, 0.18, Some((24, 0.80))),
@@ -546,6 +566,20 @@ mod tests {
         let csv = std::fs::read_to_string(dir.join("table.csv")).unwrap();
         assert!(csv.lines().next().unwrap().ends_with(",ahead_steps,ahead_mean,ahead_std"), "{csv}");
         assert!(csv.lines().all(|l| csv_fields(l).len() == 15), "{csv}");
+        assert!(!md.contains("coverage"), "no band, no coverage column: {md}");
+
+        // a model with a band: its coverage, mean ± std over its runs
+        let banded = [
+            RunResult { coverage_2sigma: Some(0.95), ..results[0].clone() },
+            RunResult { coverage_2sigma: Some(0.97), ..results[1].clone() },
+            results[2].clone(),
+        ];
+        let md = write_table(&dir, "t", &banded, &BTreeMap::new()).unwrap();
+        assert!(md.contains("| streamed | 24 steps ahead | ±2σ coverage | seeds |"), "{md}");
+        assert!(md.contains("| 0.8200 ± 0.0283 | 96.0 ± 1.4 % | 2 |"), "{md}");
+        assert!(md.contains("| 1 | BiGRU coupled | 0.1700 ± 0.0000 | — | — | — | 1 |"), "{md}");
+        let csv = std::fs::read_to_string(dir.join("table.csv")).unwrap();
+        assert!(csv.lines().all(|l| csv_fields(l).len() == 15), "the CSV keeps its columns: {csv}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
