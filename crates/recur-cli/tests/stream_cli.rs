@@ -30,23 +30,30 @@ fn recur(args: &[&str], stdin: &str) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
-#[test]
-fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("run.toml");
+/// `recur train` on the bundled station, briefly (one epoch of 3 batches), with `task`'s
+/// keys: the run folder `dir/name` and what the command printed.
+fn trained_run(dir: &std::path::Path, name: &str, task: &str) -> (PathBuf, String) {
+    let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!(
-            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"prediction\"\nwindow = 12\n\
+            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\n{task}\n\
              [train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
             beijing_csv().display().to_string()
         ),
     )
     .unwrap();
-    let run = dir.join("run");
-    let (ok, _, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
+    let run = dir.join(name);
+    let (ok, out, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
     assert!(ok, "{err}");
+    (run, out)
+}
+
+#[test]
+fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (run, _) = trained_run(&dir, "run", "kind = \"prediction\"\nwindow = 12");
 
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let rows: Vec<&str> = text.lines().take(31).collect();
@@ -114,19 +121,8 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
 fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_the_loop() {
     let dir = std::env::temp_dir().join(format!("recur-stream-direct-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("direct.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"prediction\"\nwindow = 12\n\
-             steps_ahead = 4\nuncertainty = true\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
-            beijing_csv().display().to_string()
-        ),
-    )
-    .unwrap();
-    let run = dir.join("run");
-    let (ok, out, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
-    assert!(ok, "{err}");
+    let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 4\nuncertainty = true";
+    let (run, out) = trained_run(&dir, "run", task);
     assert!(out.contains("at each of the next 4 steps (direct) with a ±2σ band"), "{out}");
     assert!(out.contains("lie inside the model's ±2σ band"), "{out}");
 
@@ -191,25 +187,9 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
 fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     let dir = std::env::temp_dir().join(format!("recur-stream-fill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let write = |name: &str, residual: bool| {
-        let config = dir.join(name);
-        std::fs::write(
-            &config,
-            format!(
-                "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"reconstruction\"\n\
-                 window = 24\nresidual = {residual}\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
-                beijing_csv().display().to_string()
-            ),
-        )
-        .unwrap();
-        config
-    };
-    let (causal, residual) = (write("causal.toml", false), write("residual.toml", true));
-    let (run, run_residual) = (dir.join("causal"), dir.join("residual"));
-    for (config, out) in [(&causal, &run), (&residual, &run_residual)] {
-        let (ok, _, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", out.to_str().unwrap()], "");
-        assert!(ok, "{err}");
-    }
+    let task = |residual: bool| format!("kind = \"reconstruction\"\nwindow = 24\nresidual = {residual}");
+    let (run, _) = trained_run(&dir, "causal", &task(false));
+    let (run_residual, _) = trained_run(&dir, "residual", &task(true));
     // rows 75-77 of the file miss SO2, CO and NO2 (NA)
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let feed = text.lines().take(80).collect::<Vec<_>>().join("\n") + "\n";
