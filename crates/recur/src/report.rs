@@ -70,12 +70,16 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
         }
         out.push_str(&format!(" {:>21.3} |", m.micro_mse / best));
         if banded {
-            let coverage = m.coverage_2sigma.map_or("—".to_string(), |c| format!("{:.1} %", 100.0 * c));
-            out.push_str(&format!(" {coverage:>18} |"));
+            out.push_str(&format!(" {:>18} |", coverage_cell(m)));
         }
         out.push('\n');
     }
     out
+}
+
+/// A model's ±2σ coverage as a table cell (— without a band).
+fn coverage_cell(m: &crate::tasks::Metrics) -> String {
+    m.coverage_2sigma.map_or("—".into(), |c| format!("{:.1} %", 100.0 * c))
 }
 
 /// The micro MSE of each model in `models` (name, its metrics 1..=N steps ahead) at the
@@ -115,7 +119,7 @@ pub fn horizon_comparison_table(
             let width = name.chars().count();
             let cell = match (metrics.get(h.wrapping_sub(1)), coverage) {
                 (Some(m), false) => format!("{:.4}", m.micro_mse),
-                (Some(m), true) => m.coverage_2sigma.map_or("—".into(), |c| format!("{:.1} %", 100.0 * c)),
+                (Some(m), true) => coverage_cell(m),
                 (None, _) => "—".into(),
             };
             out.push_str(&format!(" {cell:>width$} |"));
