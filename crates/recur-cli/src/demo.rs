@@ -13,6 +13,7 @@ use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
 use recur::tasks::{horizon_method, PredictionTask};
 
 use crate::args::Args;
+use crate::stream::band_cells;
 
 /// A bundled file: under the current folder, else the repository's.
 pub fn bundled(relative: &str) -> PathBuf {
@@ -311,7 +312,7 @@ pub fn predict(args: &Args) -> Result<(), String> {
                 .enumerate()
                 .flat_map(|(j, v)| {
                     let band = match sigma {
-                        Some(s) => vec![(v - 2.0 * s[j]).to_string(), (v + 2.0 * s[j]).to_string()],
+                        Some(s) => band_cells(*v, s[j]).to_vec(),
                         None if banded => vec![String::new(), String::new()],
                         None => Vec::new(),
                     };

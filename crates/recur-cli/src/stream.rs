@@ -83,7 +83,7 @@ impl Answer {
                 .iter()
                 .enumerate()
                 .flat_map(|(k, &v)| {
-                    let band = f.sigma.get(k).map(|s| [(v - 2.0 * s).to_string(), (v + 2.0 * s).to_string()]);
+                    let band = f.sigma.get(k).map(|&s| band_cells(v, s));
                     std::iter::once(v.to_string()).chain(band.into_iter().flatten())
                 })
                 .collect(),
@@ -92,16 +92,19 @@ impl Answer {
                 .zip(values)
                 .flat_map(|(&(x_hat, sigma), v)| match v {
                     Some(v) => [v.to_string(), "0".into(), String::new(), String::new()],
-                    None => [
-                        x_hat.to_string(),
-                        "1".into(),
-                        (x_hat - 2.0 * sigma).to_string(),
-                        (x_hat + 2.0 * sigma).to_string(),
-                    ],
+                    None => {
+                        let [low, high] = band_cells(x_hat, sigma);
+                        [x_hat.to_string(), "1".into(), low, high]
+                    }
                 })
                 .collect(),
         }
     }
+}
+
+/// The ±2σ band around `value` as two output cells, low then high.
+pub(crate) fn band_cells(value: f32, sigma: f32) -> [String; 2] {
+    [(value - 2.0 * sigma).to_string(), (value + 2.0 * sigma).to_string()]
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {

@@ -481,3 +481,51 @@ pub fn filled_series_csv(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::{HorizonScores, Metrics};
+
+    fn scored(micro_mse: f64, coverage_2sigma: Option<f64>) -> Metrics {
+        Metrics {
+            scored: 10,
+            micro_mse,
+            mae: 0.0,
+            micro_mse_original: 0.0,
+            mae_original: 0.0,
+            per_signal_mse: Vec::new(),
+            per_signal_mse_original: Vec::new(),
+            coverage_2sigma,
+            per_signal_coverage_2sigma: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_comparison_table_puts_each_model_beside_the_baselines_and_a_band_beside_its_model() {
+        let closed = [scored(0.2, None), scored(0.5, None)];
+        let direct = [scored(0.21, Some(0.974)), scored(0.4, Some(0.963))];
+        let baselines = HorizonScores {
+            model: direct.to_vec(),
+            persistence: vec![scored(0.3, None), scored(0.6, None)],
+            seasonal: Some((24, vec![scored(0.9, None), scored(0.95, None)])),
+        };
+        let models = [("closed".to_string(), &closed[..]), ("direct".to_string(), &direct[..])];
+        let table = horizon_comparison_table(&models, &baselines, &[1, 2, 3]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| steps ahead | closed | direct | ±2σ coverage | persistence | same time 24 steps back |"
+        );
+        assert_eq!(
+            lines[2],
+            "|           1 | 0.2000 | 0.2100 |       97.4 % |      0.3000 |                  0.9000 |"
+        );
+        assert_eq!(
+            lines[3],
+            "|           2 | 0.5000 | 0.4000 |       96.3 % |      0.6000 |                  0.9500 |"
+        );
+        // a step past what was scored: a dash in every column
+        assert_eq!(lines[4].matches('—').count(), 5, "{}", lines[4]);
+    }
+}

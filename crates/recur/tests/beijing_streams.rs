@@ -51,6 +51,13 @@ fn stepped(config: &RunConfig, data: &PreparedSeries, model: &SequenceModel<f32>
     (acc.finish(), last_forecast)
 }
 
+/// Two paths scored the same entries alike: the same count, micro MSE within 1e-4 relative.
+fn assert_same_score(a: &Metrics, b: &Metrics, what: &str) {
+    assert_eq!(a.scored, b.scored, "{what}");
+    let gap = (a.micro_mse / b.micro_mse - 1.0).abs();
+    assert!(gap < 1e-4, "{what}: {} vs {}", a.micro_mse, b.micro_mse);
+}
+
 fn print_horizon(horizon: &HorizonScores) {
     for (h, (m, p)) in horizon.model.iter().zip(&horizon.persistence).enumerate() {
         println!(
@@ -123,13 +130,7 @@ fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
     for (j, (a, b)) in forecast[0].1.values.iter().zip(&last_forecast).enumerate() {
         assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "signal {j}: predict {a} vs stream {b}");
     }
-    assert_eq!(stepped.scored, streamed.scored);
-    assert!(
-        (stepped.micro_mse / streamed.micro_mse - 1.0).abs() < 1e-4,
-        "step by step {} vs streamed {}",
-        stepped.micro_mse,
-        streamed.micro_mse
-    );
+    assert_same_score(&stepped, streamed, "step by step against streamed");
 
     // closed loop, 1..=24 hours ahead: one hour ahead is the streamed score and LOCF; the
     // model, fed its own forecasts, stays ahead of persistence all day (measured: 0.1859 /
@@ -167,13 +168,7 @@ fn a_decoupled_bigru_trained_on_streams_beats_the_gru_and_streams_as_scored() {
     // deployed, only the student runs: `recur stream` gives the same score
     assert!(outcome.model.backward_branch.is_some() && outcome.model.is_causal());
     let (stepped, _) = stepped(&config, &data, &outcome.model);
-    assert_eq!(stepped.scored, streamed.scored);
-    assert!(
-        (stepped.micro_mse / streamed.micro_mse - 1.0).abs() < 1e-4,
-        "{} vs {}",
-        stepped.micro_mse,
-        streamed.micro_mse
-    );
+    assert_same_score(&stepped, streamed, "step by step against streamed");
 }
 
 #[test]
@@ -189,9 +184,7 @@ fn a_direct_day_ahead_forecast_beats_the_closed_loop_and_streams_as_scored() {
     let horizon = task.evaluate_horizon(model, &data.test, 30).unwrap();
     print_horizon(&horizon);
     for (h, (batch, stepped)) in direct.iter().zip(&horizon.model).enumerate() {
-        assert_eq!(batch.scored, stepped.scored, "{} h ahead", h + 1);
-        let gap = (batch.micro_mse / stepped.micro_mse - 1.0).abs();
-        assert!(gap < 1e-4, "{} h ahead: batch {} vs stepped {}", h + 1, batch.micro_mse, stepped.micro_mse);
+        assert_same_score(batch, stepped, &format!("{} h ahead, batch against step by step", h + 1));
     }
     assert!(horizon.model[24..].iter().all(|m| m.micro_mse.is_finite() && m.scored > 0));
     // measured (seed 1): 0.1877 / 0.2245 (persistence) at 1 h, 0.4306 / 0.6727 at 6 h,

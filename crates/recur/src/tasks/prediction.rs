@@ -500,7 +500,7 @@ pub fn horizon_method(direct: usize, horizon: usize) -> String {
 /// Forecasts scored 1..=horizon steps ahead (see
 /// [`PredictionTask::evaluate_horizon`]); index h − 1 holds h steps ahead.
 pub struct HorizonScores {
-    /// The model, fed its own forecasts after the origin.
+    /// The model's forecasts from the origin (direct, then fed its own forecasts).
     pub model: Vec<Metrics>,
     /// Persistence: each signal's last observation at the origin (within the window's
     /// reach; the training mean if none), the same forecast for every step ahead.
@@ -823,8 +823,9 @@ impl PredictionTask<'_> {
     /// reading sg(z) ([`ModelConfig::detach_precision`]). Returns `(L, ∂L/∂x̂, ∂L/∂λ̂)`. The
     /// forecasts then learn what they would without σ (they differ only through the global
     /// gradient clipping, whose norm counts λ̂'s gradients: on Beijing, 24 hours direct, the
-    /// same micro MSE and MAE to 4 digits at every hour ahead). Measured
-    /// on Beijing, 24 hours direct, the alternatives cost accuracy: the NLL through x̂ too
+    /// same micro MSE and MAE to 4 digits at every hour ahead). Measured with temporary
+    /// changes (not kept) on Beijing, 24 hours direct, the alternatives cost accuracy: the
+    /// NLL through x̂ too
     /// (the deck's reconstruction loss), with a λ̂ per step shared by the signals, lets the
     /// forecasts fit the calm hours and give up on the volatile ones (micro MSE 0.2036
     /// one hour ahead against 0.1877, 0.7179 a day ahead against 0.6598); λ̂ trained
