@@ -13,7 +13,6 @@ use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
 use recur::tasks::{horizon_method, PredictionTask};
 
 use crate::args::Args;
-use crate::stream::band_cells;
 
 /// A bundled file: under the current folder, else the repository's.
 pub fn bundled(relative: &str) -> PathBuf {
@@ -251,7 +250,13 @@ pub fn eval(args: &Args) -> Result<(), String> {
     let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
     print!("{}", score_table(&scores));
     if let Some(c) = scores[0].coverage_2sigma {
-        println!("±2σ coverage of the scored values: {:.1} %", 100.0 * c);
+        let m = &scores[0].metrics;
+        println!(
+            "±2σ coverage of the scored values: {:.1} %; the band's mean width {:.4}, interval score {:.4} (standardised, as MAE)",
+            100.0 * c,
+            m.band_width_2sigma.unwrap_or(f64::NAN),
+            m.interval_score_2sigma.unwrap_or(f64::NAN)
+        );
         let per_signal: Vec<String> = data
             .grid
             .signals
@@ -298,7 +303,7 @@ pub fn predict(args: &Args) -> Result<(), String> {
     let c = data.grid.channels();
     // with σ (a Gaussian head): each signal's ±2σ band beside it, empty where the step has
     // none (past the direct steps)
-    let banded = forecasts.iter().any(|(_, f)| !f.sigma.is_empty());
+    let banded = forecasts.iter().any(|(_, f)| !f.low.is_empty());
     let columns: Vec<String> = match banded {
         true => signals.iter().flat_map(|s| [s.clone(), format!("{s}_low"), format!("{s}_high")]).collect(),
         false => signals.clone(),
@@ -306,13 +311,13 @@ pub fn predict(args: &Args) -> Result<(), String> {
     let mut csv = format!("entity,steps_ahead,{}\n", columns.join(","));
     for (name, forecast) in &forecasts {
         for (h, row) in forecast.values.chunks(c).enumerate() {
-            let sigma = forecast.sigma.get(h * c..(h + 1) * c);
+            let band = forecast.low.get(h * c..(h + 1) * c).zip(forecast.high.get(h * c..(h + 1) * c));
             let cells: Vec<String> = row
                 .iter()
                 .enumerate()
                 .flat_map(|(j, v)| {
-                    let band = match sigma {
-                        Some(s) => band_cells(*v, s[j]).to_vec(),
+                    let band = match band {
+                        Some((low, high)) => vec![low[j].to_string(), high[j].to_string()],
                         None if banded => vec![String::new(), String::new()],
                         None => Vec::new(),
                     };

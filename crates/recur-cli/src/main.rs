@@ -28,11 +28,12 @@ const USAGE: &str = "usage:
       (a causal prediction run): also 1..N steps ahead (streamed; the model's direct
       forecasts as far as task.steps_ahead reaches, then closed loop, fed its own
       forecasts) against persistence and the same time a day before, as a table and
-      DIR/horizon.png.
+      DIR/horizon.png. A model with a band: its coverage (pooled, per signal, per step
+      ahead), mean width and interval score.
   recur predict --run DIR [--horizon N] [--signal NAME] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
       the end of each entity with a trained prediction run, with a ±2σ band where the
-      model has one; with --horizon, forecast_ahead.png beside FILE.csv: one signal (the
+      model has one (skewed for the signals in data.log1p); with --horizon, forecast_ahead.png beside FILE.csv: one signal (the
       first, or NAME) of the first entity, its recent history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
@@ -43,7 +44,8 @@ const USAGE: &str = "usage:
       command fails at the end naming the steps (lines) whose model step exceeded it.
   recur export --run DIR [--out DIR/pytorch]
       A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
-      torch.nn module from it) and preprocessing.json (signals, standardisation, input).
+      torch.nn module from it) and preprocessing.json (signals, standardisation and
+      data.log1p, input).
   recur import --torch FILE.safetensors --config RUN.toml [--rename from=to,...] [--out DIR]
       A PyTorch state dict (or recur_torch.save's file) as a run folder for eval, predict,
       stream and reconstruct: the model RUN.toml describes, its tensors renamed by prefix

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use recur::data::{csv_fields, is_missing};
 use recur::run::TaskKind;
-use recur::tasks::{Forecast, PredictionStream, PredictionTask, ReconstructionStream, ReconstructionTask};
+use recur::tasks::{
+    Forecast, PredictionStream, PredictionTask, Reconstructed, ReconstructionStream, ReconstructionTask,
+};
 
 use crate::args::Args;
 use crate::demo::open_run;
@@ -67,15 +69,16 @@ impl Live<'_> {
     }
 }
 
-/// A step's answer: the next steps' forecasts, or each signal's reconstruction and σ.
+/// A step's answer: the next steps' forecasts, or each signal's reconstruction and band.
 enum Answer {
     Forecast(Forecast),
-    Filled(Vec<(f32, f32)>),
+    Filled(Vec<Reconstructed>),
 }
 
 impl Answer {
-    /// The output cells: the forecasts, each with σ followed by its ±2σ band; or per signal
-    /// the value (observed, or filled), 1 where filled, and the ±2σ band of a filled value.
+    /// The output cells: the forecasts, each followed by its ±2σ band where it has one; or
+    /// per signal the value (observed, or filled), 1 where filled, and the ±2σ band of a
+    /// filled value.
     fn cells(&self, values: &[Option<f32>]) -> Vec<String> {
         match self {
             Answer::Forecast(f) => f
@@ -83,28 +86,20 @@ impl Answer {
                 .iter()
                 .enumerate()
                 .flat_map(|(k, &v)| {
-                    let band = f.sigma.get(k).map(|&s| band_cells(v, s));
+                    let band = f.low.get(k).zip(f.high.get(k)).map(|(&low, &high)| [low.to_string(), high.to_string()]);
                     std::iter::once(v.to_string()).chain(band.into_iter().flatten())
                 })
                 .collect(),
             Answer::Filled(filled) => filled
                 .iter()
                 .zip(values)
-                .flat_map(|(&(x_hat, sigma), v)| match v {
+                .flat_map(|(r, v)| match v {
                     Some(v) => [v.to_string(), "0".into(), String::new(), String::new()],
-                    None => {
-                        let [low, high] = band_cells(x_hat, sigma);
-                        [x_hat.to_string(), "1".into(), low, high]
-                    }
+                    None => [r.value.to_string(), "1".into(), r.low.to_string(), r.high.to_string()],
                 })
                 .collect(),
         }
     }
-}
-
-/// The ±2σ band around `value` as two output cells, low then high.
-pub(crate) fn band_cells(value: f32, sigma: f32) -> [String; 2] {
-    [(value - 2.0 * sigma).to_string(), (value + 2.0 * sigma).to_string()]
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {

@@ -38,9 +38,13 @@ pub fn export(args: &Args) -> Result<(), String> {
         1 => "the next step's z".to_string(),
         s => format!("the next {s} steps' z, {s} blocks of C (block h - 1: step t + h)"),
     } + if config.task.uncertainty { " and a precision λ for each (σ = 1/√λ, in z units)" } else { "" };
+    let log = match data.scaler.log1p.contains(&true) {
+        true => ", y = ln(1 + value) for the signals marked in log1p, else y = value; back: value = exp(z * std + mean) - 1 for those (a band z ± 2σ maps back skewed)",
+        false => ", y = value",
+    };
     let input = match (config.task.kind, config.task.residual) {
         (TaskKind::Prediction, residual) => format!(
-            "per step [z * m, m] (2C values): z = (value - mean) / std, m = 1 where observed, 0 where missing (z * m = 0). \
+            "per step [z * m, m] (2C values): z = (y - mean) / std{log}, m = 1 where observed, 0 where missing (z * m = 0). \
              Output at step t: {next}{}",
             if residual {
                 ", as a change from each signal's last observation within the last window - 1 steps (0 if none): x = z_last + output, in every block"
@@ -49,7 +53,7 @@ pub fn export(args: &Args) -> Result<(), String> {
             }
         ),
         (TaskKind::Reconstruction, residual) => format!(
-            "per step [z * m, m{}]: z = (value - mean) / std, m = 1 where observed. Output: every signal's z at every step{}, and a precision λ (σ = 1/√λ)",
+            "per step [z * m, m{}]: z = (y - mean) / std{log}, m = 1 where observed. Output: every signal's z at every step{}, and a precision λ (σ = 1/√λ)",
             if residual { ", z_interp (each signal linearly interpolated between its observations)" } else { "" },
             if residual { " as a correction to z_interp" } else { "" }
         ),
@@ -59,6 +63,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         "signals": data.grid.signals,
         "mean": data.scaler.mean,
         "std": data.scaler.std,
+        "log1p": (0..data.grid.channels()).map(|j| data.scaler.is_log1p(j)).collect::<Vec<_>>(),
         "window": config.task.window,
         "residual": config.task.residual,
         "steps_ahead": config.task.steps_ahead,

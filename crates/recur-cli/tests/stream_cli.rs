@@ -32,12 +32,13 @@ fn recur(args: &[&str], stdin: &str) -> (bool, String, String) {
 
 /// `recur train` on the bundled station, briefly (one epoch of 3 batches), with `task`'s
 /// keys: the run folder `dir/name` and what the command printed.
-fn trained_run(dir: &std::path::Path, name: &str, task: &str) -> (PathBuf, String) {
+/// `data`: further lines of the `[data]` table.
+fn trained_run(dir: &std::path::Path, name: &str, data: &str, task: &str) -> (PathBuf, String) {
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!(
-            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\n{task}\n\
+            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n{data}\n[task]\n{task}\n\
              [train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
             beijing_csv().display().to_string()
         ),
@@ -53,7 +54,7 @@ fn trained_run(dir: &std::path::Path, name: &str, task: &str) -> (PathBuf, Strin
 fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     let dir = std::env::temp_dir().join(format!("recur-stream-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (run, _) = trained_run(&dir, "run", "kind = \"prediction\"\nwindow = 12");
+    let (run, _) = trained_run(&dir, "run", "", "kind = \"prediction\"\nwindow = 12");
 
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let rows: Vec<&str> = text.lines().take(31).collect();
@@ -118,11 +119,57 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
 }
 
 #[test]
+fn a_run_reading_the_logarithm_of_a_signal_bands_it_skewed_and_refuses_values_it_cannot_take() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-log1p-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = true";
+    let (run, _) = trained_run(&dir, "run", "log1p = [\"PM2.5\", \"CO\"]", task);
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let feed = text.lines().take(41).collect::<Vec<_>>().join("\n") + "\n";
+    let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "2"], &feed);
+    assert!(ok, "{err}");
+    let header: Vec<&str> = out.lines().next().unwrap().split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    for line in out.lines().skip(1) {
+        let cells: Vec<f32> = line.split(',').skip(7).map(|v| v.parse().unwrap()).collect();
+        let at = |name: &str| cells[column(name) - 7];
+        for step in ["t+1", "t+2"] {
+            // PM2.5 read as ln(1 + x): above -1, wider above the forecast than below it;
+            // TEMP as it is: symmetric
+            let (v, low, high) =
+                (at(&format!("PM2.5_{step}")), at(&format!("PM2.5_{step}_low")), at(&format!("PM2.5_{step}_high")));
+            assert!(-1.0 < low && low < v && v < high && high - v > v - low, "PM2.5 {step}: {low} {v} {high}");
+            let (v, low, high) =
+                (at(&format!("TEMP_{step}")), at(&format!("TEMP_{step}_low")), at(&format!("TEMP_{step}_high")));
+            assert!(((high - v) - (v - low)).abs() < 1e-3 * (high - low), "TEMP {step}: {low} {v} {high}");
+        }
+    }
+    // the export says which signals are read as ln(1 + x)
+    let exported = dir.join("exported");
+    let (ok, _, err) = recur(&["export", "--run", run.to_str().unwrap(), "--out", exported.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let pre: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("preprocessing.json")).unwrap()).unwrap();
+    let flags: Vec<bool> = pre["log1p"].as_array().unwrap().iter().map(|v| v.as_bool().unwrap()).collect();
+    assert_eq!(flags, [true, false, false, false, true, false, false, false, false, false, false]);
+    assert!(pre["input"].as_str().unwrap().contains("y = ln(1 + value) for the signals marked in log1p"));
+    // a live value the logarithm cannot take is refused, named
+    let mut rows: Vec<String> = text.lines().take(6).map(String::from).collect();
+    let pm = rows[0].split(',').position(|h| h == "PM2.5").unwrap();
+    let mut fields: Vec<&str> = rows[5].split(',').collect();
+    fields[pm] = "-2";
+    rows[5] = fields.join(",");
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &(rows.join("\n") + "\n"));
+    assert!(!ok && err.contains("line 6") && err.contains("signal `PM2.5`") && err.contains("above -1"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_the_loop() {
     let dir = std::env::temp_dir().join(format!("recur-stream-direct-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 4\nuncertainty = true";
-    let (run, out) = trained_run(&dir, "run", task);
+    let (run, out) = trained_run(&dir, "run", "", task);
     assert!(out.contains("at each of the next 4 steps (direct) with a ±2σ band"), "{out}");
     assert!(out.contains("lie inside the model's ±2σ band"), "{out}");
 
@@ -188,8 +235,8 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     let dir = std::env::temp_dir().join(format!("recur-stream-fill-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let task = |residual: bool| format!("kind = \"reconstruction\"\nwindow = 24\nresidual = {residual}");
-    let (run, _) = trained_run(&dir, "causal", &task(false));
-    let (run_residual, _) = trained_run(&dir, "residual", &task(true));
+    let (run, _) = trained_run(&dir, "causal", "", &task(false));
+    let (run_residual, _) = trained_run(&dir, "residual", "", &task(true));
     // rows 75-77 of the file miss SO2, CO and NO2 (NA)
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let feed = text.lines().take(80).collect::<Vec<_>>().join("\n") + "\n";

@@ -66,6 +66,7 @@ fn a_run_exports_for_pytorch_and_a_pytorch_state_dict_imports_as_a_run() {
     assert_eq!(pre["signals"][0], "PM2.5");
     assert_eq!((pre["mean"].as_array().unwrap().len(), pre["std"].as_array().unwrap().len()), (11, 11));
     assert!(pre["std"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0));
+    assert!(pre["log1p"].as_array().unwrap().iter().all(|v| v == false), "no signal read as ln(1 + x)");
     assert!(pre["input"].as_str().unwrap().starts_with("per step [z * m, m]"));
 
     // the model's tensors under a user's module names, without recur's config

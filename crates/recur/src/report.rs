@@ -39,7 +39,7 @@ pub fn score_table(scores: &[Score]) -> String {
 
 /// Closed-loop scores by steps ahead as a Markdown table: the model's micro MSE (and
 /// MAE), persistence's, seasonal persistence's where there is one, and the model's ratio
-/// to the better of the two.
+/// to the better of the two; with a band, its coverage and interval score.
 pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
     let seasonal = scores.seasonal.as_ref();
     let same_time = seasonal.map(|(period, _)| format!("same time {period} steps back"));
@@ -54,8 +54,8 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
     // a Gaussian head's ±2σ coverage, where its steps have σ
     let banded = scores.model.iter().any(|m| m.coverage_2sigma.is_some());
     if banded {
-        out.push_str(" model ±2σ coverage |");
-        rule.push_str("-------------------:|");
+        out.push_str(" model ±2σ coverage | band interval score |");
+        rule.push_str("-------------------:|--------------------:|");
     }
     out.push('\n');
     rule.push('\n');
@@ -70,7 +70,8 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
         }
         out.push_str(&format!(" {:>21.3} |", m.micro_mse / best));
         if banded {
-            out.push_str(&format!(" {:>18} |", coverage_cell(m)));
+            let score = m.interval_score_2sigma.map_or("—".into(), |s| format!("{s:.4}"));
+            out.push_str(&format!(" {:>18} | {score:>19} |", coverage_cell(m)));
         }
         out.push('\n');
     }
@@ -217,19 +218,16 @@ pub fn save_forecast_ahead_chart(
         let flat = (1..=forecast.values.len() / c).map(|h| (h as f64, last)).collect();
         series.push(Series { name: "persistence".into(), points: flat, style: Style::Dashed });
     }
-    let bands = match forecast.sigma.is_empty() {
+    let bands = match forecast.low.is_empty() {
         true => Vec::new(),
         false => vec![Band {
             name: "forecast +-2 sigma".into(),
             points: forecast
-                .values
+                .low
                 .chunks_exact(c)
-                .zip(forecast.sigma.chunks_exact(c))
+                .zip(forecast.high.chunks_exact(c))
                 .enumerate()
-                .map(|(h, (v, s))| {
-                    let (x, d) = (v[signal] as f64, 2.0 * s[signal] as f64);
-                    ((h + 1) as f64, x - d, x + d)
-                })
+                .map(|(h, (low, high))| ((h + 1) as f64, low[signal] as f64, high[signal] as f64))
                 .collect(),
         }],
     };
@@ -344,15 +342,14 @@ fn forecast_chart(outcome: &RunOutcome, config: &RunConfig, data: &PreparedSerie
         style,
     };
     let how = if outcome.model.is_causal() { "streamed, state carried" } else { "each from its window" };
-    let std = data.scaler.std[signal] as f64;
     let bands = match f.sigma.is_empty() {
         true => Vec::new(),
         false => vec![Band {
             name: "model +-2 sigma".into(),
             points: (0..targets.len())
                 .map(|i| {
-                    let (x, s) = (original(f.model[i * c + signal]), 2.0 * std * f.sigma[i] as f64);
-                    (i as f64, x - s, x + s)
+                    let (low, high) = data.scaler.band(signal, f.model[i * c + signal], f.sigma[i * c + signal]);
+                    (i as f64, low as f64, high as f64)
                 })
                 .collect(),
         }],
@@ -391,7 +388,6 @@ fn reconstruction_chart(outcome: &RunOutcome, config: &RunConfig, data: &Prepare
         .max_by_key(|&r| (0..batch.steps).filter(|&t| batch.hidden[at(t, r)] > 0.0).count())
         .unwrap_or(0);
     let original = |z: f32| data.scaler.invert(signal, z) as f64;
-    let std = data.scaler.std[signal] as f64;
     let name = &data.grid.signals[signal];
     let steps = 0..batch.steps;
     Ok(LineChart {
@@ -404,9 +400,9 @@ fn reconstruction_chart(outcome: &RunOutcome, config: &RunConfig, data: &Prepare
             points: steps
                 .clone()
                 .map(|t| {
-                    let (m, s) =
-                        (original(x_hat[at(t, row)]), 2.0 * std / (precision[t * batch.batch + row] as f64).sqrt());
-                    (t as f64, m - s, m + s)
+                    let sigma = 1.0 / precision[t * batch.batch + row].sqrt();
+                    let (low, high) = data.scaler.band(signal, x_hat[at(t, row)], sigma);
+                    (t as f64, low as f64, high as f64)
                 })
                 .collect(),
         }],
@@ -472,8 +468,8 @@ pub fn filled_series_csv(
                 if observed {
                     out.push_str(&format!(",{value},0,,"));
                 } else {
-                    let band = 2.0 * (sigma[i] * data.scaler.std[j]) as f64;
-                    out.push_str(&format!(",{value},1,{},{}", value - band, value + band));
+                    let (low, high) = data.scaler.band(j, z, sigma[i]);
+                    out.push_str(&format!(",{value},1,{low},{high}"));
                 }
             }
             out.push('\n');
@@ -498,6 +494,8 @@ mod tests {
             per_signal_mse_original: Vec::new(),
             coverage_2sigma,
             per_signal_coverage_2sigma: Vec::new(),
+            band_width_2sigma: None,
+            interval_score_2sigma: None,
         }
     }
 

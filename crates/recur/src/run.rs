@@ -50,6 +50,10 @@ pub struct DataConfig {
     /// Observed values further than this many robust standard deviations (1.4826·MAD)
     /// from their signal's training median are treated as missing; 0 keeps every value.
     pub outlier_mads: f64,
+    /// Signals standardised after ln(1 + x): non-negative signals whose changes scale with
+    /// their level (concentrations, flows). Forecast bands then stay above −1 and skew
+    /// upwards; scores stay in the signal's own units.
+    pub log1p: Vec<String>,
     pub split: SplitFractions,
 }
 
@@ -65,6 +69,7 @@ impl Default for DataConfig {
             bin_seconds: 3600,
             aggregation: Aggregation::Mean,
             outlier_mads: 0.0,
+            log1p: Vec::new(),
             split: SplitFractions::default(),
         }
     }
@@ -232,7 +237,7 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
             entities.push((name, align_to_grid(&s, config.bin_seconds, config.aggregation)?));
         }
     }
-    PreparedSeries::from_entities_screened(entities, config.split, config.outlier_mads)
+    PreparedSeries::from_entities_screened(entities, config.split, config.outlier_mads, &config.log1p)
 }
 
 /// One method's score on the test part.

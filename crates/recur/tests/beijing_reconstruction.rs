@@ -119,12 +119,12 @@ fn a_causal_reconstruction_streams_as_its_streamed_evaluation_scores_it() {
             })
             .collect();
         let filled = stream.step(&values).unwrap();
-        for (j, &(x_hat, sigma)) in filled.iter().enumerate() {
+        for (j, r) in filled.iter().enumerate() {
             if k >= test.start && hidden[k * c + j] {
                 let truth = data.scaler.invert(j, data.grid.values[k * c + j]);
-                let z = (x_hat - truth) / data.scaler.std[j];
+                let z = (r.value - truth) / data.scaler.std[j];
                 sse += f64::from(z * z);
-                inside += usize::from((x_hat - truth).abs() <= 2.0 * sigma);
+                inside += usize::from(r.low <= truth && truth <= r.high);
                 n += 1;
             }
         }

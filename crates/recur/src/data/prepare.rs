@@ -38,53 +38,144 @@ impl Default for SplitFractions {
     }
 }
 
-/// Per-signal affine map to zero mean and unit variance, fitted on observed training entries.
+/// Per-signal map to zero mean and unit variance, fitted on observed training entries:
+/// z = (y − μ) / s with y = x, or y = ln(1 + x) for the signals in `log1p` (non-negative
+/// signals whose changes scale with their level: concentrations, flows, counts), and
+/// back x = y, or eʸ − 1. A band z ± 2σ maps back to [x(z − 2σ), x(z + 2σ)]: symmetric
+/// without the logarithm, skewed and above −1 with it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
+    /// μ of y.
     pub mean: Vec<f32>,
+    /// s of y.
     pub std: Vec<f32>,
+    /// Per signal: y = ln(1 + x). Empty: none.
+    #[serde(default)]
+    pub log1p: Vec<bool>,
+    /// Per signal: the standard deviation of x itself on the training part (`std` where y = x).
+    /// Errors are scored in x / this, so that scores compare with and without `log1p`.
+    /// Empty: `std`.
+    #[serde(default)]
+    pub score_std: Vec<f32>,
+}
+
+/// Mean and standard deviation of a sample (f64, two passes).
+fn moments(values: impl Iterator<Item = f64> + Clone) -> (f64, f64, usize) {
+    let n = values.clone().count();
+    let m = values.clone().sum::<f64>() / n.max(1) as f64;
+    let var = values.map(|v| (v - m) * (v - m)).sum::<f64>() / n.max(1) as f64;
+    (m, var.sqrt(), n)
 }
 
 impl Standardizer {
+    /// `log1p`: per signal, whether y = ln(1 + x) (empty: none).
+    ///
     /// # Errors
-    /// A signal with no observation, or a constant one, in the fitted rows (named).
-    pub fn fit(grid: &GridSeries, rows: &[Range<usize>]) -> Result<Self> {
+    /// A signal with no observation, or a constant one, in the fitted rows (named); a
+    /// value at or below −1 of a signal with `log1p`.
+    pub fn fit(grid: &GridSeries, rows: &[Range<usize>], log1p: &[bool]) -> Result<Self> {
         let c = grid.channels();
-        let mut mean = Vec::with_capacity(c);
-        let mut std = Vec::with_capacity(c);
+        let log1p = if log1p.contains(&true) { log1p.to_vec() } else { Vec::new() };
+        let (mut mean, mut std, mut score_std) = (Vec::with_capacity(c), Vec::with_capacity(c), Vec::with_capacity(c));
         for j in 0..c {
-            let vals: Vec<f64> = rows
+            let observed = rows
                 .iter()
                 .flat_map(|r| r.clone())
                 .filter(|&n| grid.observed[n * c + j])
-                .map(|n| grid.values[n * c + j] as f64)
-                .collect();
-            if vals.is_empty() {
+                .map(|n| grid.values[n * c + j]);
+            let (m, s, count) = moments(observed.clone().map(f64::from));
+            if count == 0 {
                 return Err(Error::invalid(
                     format!("signal `{}`", grid.signals[j]),
                     "it is never observed in the training part",
                 ));
             }
-            let m = vals.iter().sum::<f64>() / vals.len() as f64;
-            let var = vals.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / vals.len() as f64;
-            if var.sqrt() < 1e-12 * m.abs().max(1.0) {
+            if s < 1e-12 * m.abs().max(1.0) {
                 return Err(Error::invalid(
                     format!("signal `{}`", grid.signals[j]),
                     format!("it is constant ({m}) in the training part; drop it"),
                 ));
             }
+            score_std.push(s as f32);
+            let (m, s) = match log1p.get(j) {
+                Some(true) => {
+                    if let Some(v) = observed.clone().find(|&v| v <= -1.0) {
+                        return Err(Error::invalid(
+                            format!("signal `{}`", grid.signals[j]),
+                            format!("{v} in the training part: log1p needs values above -1"),
+                        ));
+                    }
+                    let (m, s, _) = moments(observed.map(|v| f64::from(v).ln_1p()));
+                    (m, s)
+                }
+                _ => (m, s),
+            };
             mean.push(m as f32);
-            std.push(var.sqrt() as f32);
+            std.push(s as f32);
         }
-        Ok(Standardizer { mean, std })
+        if log1p.is_empty() {
+            score_std.clear();
+        }
+        Ok(Standardizer { mean, std, log1p, score_std })
+    }
+
+    /// Whether signal `signal` is standardised after ln(1 + x).
+    #[inline]
+    pub fn is_log1p(&self, signal: usize) -> bool {
+        self.log1p.get(signal).copied().unwrap_or(false)
+    }
+
+    /// Whether `v` can be standardised for `signal` (above −1 with `log1p`).
+    pub fn accepts(&self, signal: usize, v: f32) -> bool {
+        v.is_finite() && (!self.is_log1p(signal) || v > -1.0)
     }
 
     pub fn apply(&self, signal: usize, v: f32) -> f32 {
-        (v - self.mean[signal]) / self.std[signal]
+        let y = if self.is_log1p(signal) { v.ln_1p() } else { v };
+        (y - self.mean[signal]) / self.std[signal]
     }
 
     pub fn invert(&self, signal: usize, z: f32) -> f32 {
-        z * self.std[signal] + self.mean[signal]
+        let y = z * self.std[signal] + self.mean[signal];
+        if self.is_log1p(signal) {
+            y.exp_m1()
+        } else {
+            y
+        }
+    }
+
+    /// The band z ± 2σ (standardised) in original units: (low, high).
+    pub fn band(&self, signal: usize, z: f32, sigma: f32) -> (f32, f32) {
+        (self.invert(signal, z - 2.0 * sigma), self.invert(signal, z + 2.0 * sigma))
+    }
+
+    /// The error of a standardised prediction `p` of `t`, scored: (in units of
+    /// [`Standardizer::score_std`], in original units). Without `log1p` these are p − t
+    /// and (p − t)·s; with it, the difference of the values mapped back.
+    #[inline]
+    pub fn error(&self, signal: usize, p: f32, t: f32) -> (f64, f64) {
+        let e = f64::from(p - t);
+        if !self.is_log1p(signal) {
+            return (e, e * f64::from(self.std[signal]));
+        }
+        let (m, s) = (f64::from(self.mean[signal]), f64::from(self.std[signal]));
+        let original = (f64::from(p) * s + m).exp_m1() - (f64::from(t) * s + m).exp_m1();
+        (original / f64::from(self.score_std[signal]), original)
+    }
+
+    /// The band p ± 2σ (standardised) against the truth `t`, in the units of
+    /// [`Standardizer::error`]: (its width, how far `t` lies outside it; 0 inside).
+    pub fn band_miss(&self, signal: usize, p: f32, t: f32, sigma: f32) -> (f64, f64) {
+        let (p, t, sigma) = (f64::from(p), f64::from(t), f64::from(sigma));
+        let (low, high) = (p - 2.0 * sigma, p + 2.0 * sigma);
+        if !self.is_log1p(signal) {
+            return (high - low, (low - t).max(0.0) + (t - high).max(0.0));
+        }
+        let (m, s, unit) =
+            (f64::from(self.mean[signal]), f64::from(self.std[signal]), f64::from(self.score_std[signal]));
+        let x = |z: f64| (z * s + m).exp_m1() / unit;
+        let (low, high, t) = (x(low), x(high), x(t));
+        (high - low, (low - t).max(0.0) + (t - high).max(0.0))
     }
 }
 
@@ -101,6 +192,38 @@ pub struct PreparedSeries {
     pub test: Vec<Range<usize>>,
     /// Per signal: observed values treated as missing by [`PreparedSeries::from_entities_screened`].
     pub screened: Vec<usize>,
+}
+
+/// Per signal, whether it is in `names`.
+///
+/// # Errors
+/// A name that is not a signal; an observed value at or below −1 of a named signal, with
+/// its entity and time.
+fn log1p_flags(signals: &[String], entities: &[(String, GridSeries)], names: &[String]) -> Result<Vec<bool>> {
+    if let Some(unknown) = names.iter().find(|n| !signals.contains(n)) {
+        return Err(Error::invalid(
+            "data.log1p",
+            format!("`{unknown}` is not a signal; the signals are {}", signals.join(", ")),
+        ));
+    }
+    let c = signals.len();
+    let flags: Vec<bool> = signals.iter().map(|s| names.contains(s)).collect();
+    for (j, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
+        for (name, grid) in entities {
+            if let Some(n) = (0..grid.len()).find(|&n| grid.observed[n * c + j] && grid.values[n * c + j] <= -1.0) {
+                let of = if name.is_empty() { String::new() } else { format!(" of `{name}`") };
+                return Err(Error::invalid(
+                    format!("signal `{}`{of}", signals[j]),
+                    format!(
+                        "{} at {}: log1p (data.log1p) needs values above -1",
+                        grid.values[n * c + j],
+                        super::series::format_timestamp(grid.start + n as i64 * grid.bin_seconds)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(flags)
 }
 
 /// The robust spread of a sample: 1.4826·MAD (median absolute deviation around the
@@ -140,7 +263,7 @@ impl PreparedSeries {
     /// Fractions outside (0, 1) or summing past 1, entities whose signals or bins differ
     /// (named), too few entities to split by entity, or a signal that cannot be standardised.
     pub fn from_entities(entities: Vec<(String, GridSeries)>, split: SplitFractions) -> Result<Self> {
-        Self::from_entities_screened(entities, split, 0.0)
+        Self::from_entities_screened(entities, split, 0.0, &[])
     }
 
     /// [`PreparedSeries::from_entities`], first treating as missing every observed value
@@ -148,14 +271,17 @@ impl PreparedSeries {
     /// fitted on the training part) from its signal's training median, in every part:
     /// sensor faults and unit errors that a squared error would otherwise be about. The
     /// counts are in `screened`; the mask and δ follow. `limit = 0` keeps every value; a
-    /// signal whose training values are mostly equal (spread 0) is left as it is.
+    /// signal whose training values are mostly equal (spread 0) is left as it is. The
+    /// signals named in `log1p` are standardised after ln(1 + x) ([`Standardizer`]).
     ///
     /// # Errors
-    /// As [`PreparedSeries::from_entities`], and a negative or non-finite `limit`.
+    /// As [`PreparedSeries::from_entities`], a negative or non-finite `limit`, an unknown
+    /// signal in `log1p`, and a value at or below −1 of one (entity, signal and time named).
     pub fn from_entities_screened(
         entities: Vec<(String, GridSeries)>,
         split: SplitFractions,
         limit: f64,
+        log1p: &[String],
     ) -> Result<Self> {
         if !(limit.is_finite() && limit >= 0.0) {
             return Err(Error::invalid("outlier_mads", format!("{limit}: 0 (off) or a positive number is needed")));
@@ -176,6 +302,7 @@ impl PreparedSeries {
                 ),
             ));
         }
+        let log1p = log1p_flags(&signals, &entities, log1p)?;
         let mut grid = GridSeries {
             signals,
             start: first.start,
@@ -248,7 +375,7 @@ impl PreparedSeries {
                 grid.delta[r.start * c..r.end * c].copy_from_slice(&delta);
             }
         }
-        let scaler = Standardizer::fit(&grid, &train)?;
+        let scaler = Standardizer::fit(&grid, &train, &log1p)?;
         for (k, v) in grid.values.iter_mut().enumerate() {
             *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
         }
@@ -321,6 +448,7 @@ mod tests {
             vec![("e".into(), grid_with_spike())],
             SplitFractions::default(),
             10.0,
+            &[],
         )
         .unwrap();
         assert_eq!(screened.screened, [1, 0], "the spike only; the ramp stays whole");
@@ -333,8 +461,97 @@ mod tests {
             vec![("e".into(), grid_with_spike())],
             SplitFractions::default(),
             -1.0,
+            &[],
         );
         assert!(err.unwrap_err().to_string().contains("outlier_mads"));
+    }
+
+    /// Synthetic: a skewed non-negative signal (a squared sine, scaled) and the ramp.
+    fn skewed() -> GridSeries {
+        let n = 100;
+        let values: Vec<f32> = (0..n).flat_map(|t| [40.0 * (t as f32 * 0.2).sin().powi(2), t as f32 - 50.0]).collect();
+        let observed = vec![true; 2 * n];
+        let delta = bins_since_observed(&observed, 2);
+        GridSeries {
+            signals: vec!["pm".into(), "ramp".into()],
+            start: 86_400,
+            bin_seconds: 3600,
+            values,
+            observed,
+            delta,
+        }
+    }
+
+    #[test]
+    fn log1p_signals_standardise_their_logarithm_and_map_bands_back_skewed_above_minus_one() {
+        let plain = PreparedSeries::new(skewed(), SplitFractions::default()).unwrap().scaler;
+        let prepared = PreparedSeries::from_entities_screened(
+            vec![("e".into(), skewed())],
+            SplitFractions::default(),
+            0.0,
+            &["pm".into()],
+        )
+        .unwrap();
+        let scaler = &prepared.scaler;
+        assert_eq!((scaler.log1p.as_slice(), plain.log1p.is_empty()), (&[true, false][..], true));
+        // the ramp is as without the transform; the score unit is pm's own spread
+        assert_eq!((scaler.mean[1], scaler.std[1]), (plain.mean[1], plain.std[1]));
+        assert_eq!(scaler.score_std[0], plain.std[0]);
+        // training z of pm: zero mean, unit variance of ln(1 + x)
+        let z: Vec<f64> = prepared.train[0].clone().map(|n| f64::from(prepared.grid.values[n * 2])).collect();
+        let mean = z.iter().sum::<f64>() / z.len() as f64;
+        let var = z.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / z.len() as f64;
+        assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "{mean} {var}");
+        for x in [0.0f32, 0.5, 3.0, 39.0] {
+            let back = scaler.invert(0, scaler.apply(0, x));
+            assert!((back - x).abs() < 1e-5 * (1.0 + x), "{x} -> {back}");
+            let z = scaler.apply(0, x);
+            let (low, high) = scaler.band(0, z, 0.8);
+            assert!(low > -1.0 && low < x && x < high && high - x > x - low, "skewed up: {low} {x} {high}");
+            // the same band of the ramp is symmetric
+            let (low, high) = scaler.band(1, 0.3, 0.8);
+            let v = scaler.invert(1, 0.3);
+            assert!(((high - v) - (v - low)).abs() < 1e-4, "{low} {v} {high}");
+        }
+        // errors scored in x: the difference mapped back, over pm's own spread
+        let (p, t) = (scaler.apply(0, 9.0), scaler.apply(0, 4.0));
+        let (e, e_orig) = scaler.error(0, p, t);
+        assert!((e_orig - 5.0).abs() < 1e-4 && (e - 5.0 / f64::from(plain.std[0])).abs() < 1e-5, "{e} {e_orig}");
+        assert_eq!(plain.error(1, 0.5, 0.25), (0.25, 0.25 * f64::from(plain.std[1])));
+        // the band against a truth: width, and the distance outside
+        let (width, miss) = plain.band_miss(1, 0.0, 3.0, 0.5);
+        assert_eq!((width, miss), (2.0, 2.0));
+        let (width, miss) = scaler.band_miss(0, p, p, 0.5);
+        let (low, high) = scaler.band(0, p, 0.5);
+        let unit = f64::from(plain.std[0]);
+        assert!((width - f64::from(high - low) / unit).abs() < 1e-5 && miss == 0.0, "{width}");
+        assert!(scaler.accepts(0, -0.5) && !scaler.accepts(0, -1.0) && scaler.accepts(1, -7.0));
+    }
+
+    #[test]
+    fn log1p_refuses_unknown_signals_and_values_at_or_below_minus_one_by_entity_and_time() {
+        let prepare = |grid: GridSeries, names: &[&str]| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            PreparedSeries::from_entities_screened(
+                vec![("station".into(), grid)],
+                SplitFractions::default(),
+                0.0,
+                &names,
+            )
+        };
+        let err = prepare(skewed(), &["PM25"]).unwrap_err().to_string();
+        assert!(
+            err.contains("data.log1p") && err.contains("`PM25` is not a signal") && err.contains("pm, ramp"),
+            "{err}"
+        );
+        // the ramp reaches -50 at its start (1970-01-02 00:00), in the training part
+        let err = prepare(skewed(), &["ramp"]).unwrap_err().to_string();
+        assert!(err.contains("signal `ramp` of `station`") && err.contains("-50 at 1970-01-02 00:00:00"), "{err}");
+        // a bad value in the test part is found too
+        let mut grid = skewed();
+        grid.values[95 * 2] = -3.0;
+        let err = prepare(grid, &["pm"]).unwrap_err().to_string();
+        assert!(err.contains("-3 at 1970-01-05 23:00:00") && err.contains("above -1"), "{err}");
     }
 
     #[test]

@@ -47,6 +47,22 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// A Unix time as `YYYY-MM-DD hh:mm:ss` (UTC), the inverse of [`days_from_civil`] for
+/// the date (Hinnant's `civil_from_days`): how errors name a point in time.
+pub fn format_timestamp(seconds: i64) -> String {
+    let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,5 +72,22 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2013, 3, 1), 15_765);
         assert_eq!(days_from_civil(2000, 2, 29), 11_016);
+    }
+
+    #[test]
+    fn timestamps_format_back_to_their_dates() {
+        assert_eq!(format_timestamp(0), "1970-01-01 00:00:00");
+        assert_eq!(format_timestamp(15_765 * 86_400 + 5 * 3600 + 7 * 60 + 9), "2013-03-01 05:07:09");
+        assert_eq!(format_timestamp(11_016 * 86_400), "2000-02-29 00:00:00");
+        assert_eq!(format_timestamp(-1), "1969-12-31 23:59:59");
+        for days in (-800_000..800_000).step_by(997) {
+            let text = format_timestamp(days * 86_400);
+            let (y, m, d) = (
+                text[..text.len() - 15].parse().unwrap(),
+                text[text.len() - 14..text.len() - 12].parse().unwrap(),
+                text[text.len() - 11..text.len() - 9].parse().unwrap(),
+            );
+            assert_eq!(days_from_civil(y, m, d), days, "{text}");
+        }
     }
 }

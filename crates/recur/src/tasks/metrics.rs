@@ -5,7 +5,8 @@ use serde::Serialize;
 use crate::data::Standardizer;
 
 /// Accumulates squared and absolute errors over scored entries, per signal, in
-/// standardised and original units.
+/// standardised units (of the signal itself, also where the model reads ln(1 + x):
+/// [`Standardizer::error`]) and original units.
 #[derive(Clone, Debug)]
 pub struct ErrorAccumulator {
     sq: Vec<f64>,
@@ -16,7 +17,13 @@ pub struct ErrorAccumulator {
     /// Per signal: scored entries with a σ, and those inside ±2σ.
     banded: Vec<u64>,
     inside: Vec<u64>,
+    /// Per signal: Σ of the bands' widths, and of their interval scores.
+    width: Vec<f64>,
+    interval: Vec<f64>,
 }
+
+/// α of the ±2σ band in its interval score (the probability outside it if calibrated).
+const BAND_ALPHA: f64 = 0.0455;
 
 /// Micro (pooled) MSE and MAE over scored entries, and the MSE of each signal.
 #[derive(Clone, Debug, Serialize)]
@@ -35,6 +42,14 @@ pub struct Metrics {
     /// The same per signal (empty without σ).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub per_signal_coverage_2sigma: Vec<f64>,
+    /// The ±2σ band's mean width, in the units of `mae` (how sharp the band is).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub band_width_2sigma: Option<f64>,
+    /// The band's mean interval score (Gneiting & Raftery 2007, a proper score: width +
+    /// (2/α)·distance of the truth outside the band, α = 0.0455), in the same units; lower
+    /// is better, and neither too wide nor too narrow a band can win it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interval_score_2sigma: Option<f64>,
 }
 
 impl ErrorAccumulator {
@@ -48,18 +63,24 @@ impl ErrorAccumulator {
             count: vec![0; channels],
             banded: vec![0; channels],
             inside: vec![0; channels],
+            width: vec![0.0; channels],
+            interval: vec![0.0; channels],
         }
     }
 
     /// [`ErrorAccumulator::add`], each entry with its σ (standardised, as `pred`),
-    /// counting the scored entries within ±2σ.
+    /// counting the scored entries within ±2σ and scoring the band.
     pub fn add_with_sigma(&mut self, pred: &[f32], target: &[f32], mask: &[f32], sigma: &[f32], scaler: &Standardizer) {
         self.add(pred, target, mask, scaler);
         let c = self.count.len();
         for (k, ((&p, &t), &m)) in pred.iter().zip(target).zip(mask).enumerate() {
             if m != 0.0 {
-                self.inside[k % c] += ((p - t).abs() <= 2.0 * sigma[k]) as u64;
-                self.banded[k % c] += 1;
+                let j = k % c;
+                self.inside[j] += ((p - t).abs() <= 2.0 * sigma[k]) as u64;
+                self.banded[j] += 1;
+                let (width, miss) = scaler.band_miss(j, p, t, sigma[k]);
+                self.width[j] += width;
+                self.interval[j] += width + 2.0 / BAND_ALPHA * miss;
             }
         }
     }
@@ -72,8 +93,7 @@ impl ErrorAccumulator {
                 continue;
             }
             let j = k % c;
-            let e = (p - t) as f64;
-            let e_orig = e * scaler.std[j] as f64;
+            let (e, e_orig) = scaler.error(j, p, t);
             self.sq[j] += e * e;
             self.abs[j] += e.abs();
             self.sq_orig[j] += e_orig * e_orig;
@@ -100,6 +120,36 @@ impl ErrorAccumulator {
                 0 => Vec::new(),
                 _ => self.inside.iter().zip(&self.banded).map(|(&i, &b)| i as f64 / b.max(1) as f64).collect(),
             },
+            band_width_2sigma: (banded > 0).then(|| self.width.iter().sum::<f64>() / banded as f64),
+            interval_score_2sigma: (banded > 0).then(|| self.interval.iter().sum::<f64>() / banded as f64),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_band_scores_its_coverage_width_and_interval_score() {
+        // synthetic: two signals with spreads 2 and 10; standardised p, t and σ = 0.5
+        let scaler =
+            Standardizer { mean: vec![0.0, 5.0], std: vec![2.0, 10.0], log1p: Vec::new(), score_std: Vec::new() };
+        let mut acc = ErrorAccumulator::new(2);
+        // signal 0: inside (|p − t| = 0.5 ≤ 1); signal 1: 2 outside the band's top (p + 1 = 1, t = 3)
+        let (pred, target, sigma) = ([0.0, 0.0, 9.0, 9.0], [0.5, 3.0, 0.0, 0.0], [0.5; 4]);
+        acc.add_with_sigma(&pred, &target, &[1.0, 1.0, 0.0, 0.0], &sigma, &scaler);
+        let m = acc.finish();
+        assert_eq!((m.scored, m.coverage_2sigma, m.per_signal_coverage_2sigma.clone()), (2, Some(0.5), vec![1.0, 0.0]));
+        assert_eq!(m.band_width_2sigma, Some(2.0));
+        let want = (2.0 + (2.0 + 2.0 / BAND_ALPHA * 2.0)) / 2.0;
+        assert!((m.interval_score_2sigma.unwrap() - want).abs() < 1e-12, "{:?}", m.interval_score_2sigma);
+        // errors in standardised and original units
+        assert_eq!((m.micro_mse, m.per_signal_mse_original.clone()), ((0.25 + 9.0) / 2.0, vec![1.0, 900.0]));
+        // without σ: no band scores
+        let mut plain = ErrorAccumulator::new(2);
+        plain.add(&pred, &target, &[1.0; 4], &scaler);
+        let m = plain.finish();
+        assert_eq!((m.coverage_2sigma, m.band_width_2sigma, m.interval_score_2sigma), (None, None, None));
     }
 }

@@ -11,7 +11,8 @@ pub use prediction::{
     PredictionStream, PredictionTask,
 };
 pub use reconstruction::{
-    train_reconstruction, MissingnessDiffusion, ReconstructionConfig, ReconstructionStream, ReconstructionTask,
+    train_reconstruction, MissingnessDiffusion, Reconstructed, ReconstructionConfig, ReconstructionStream,
+    ReconstructionTask,
 };
 
 use std::ops::Range;
@@ -63,7 +64,8 @@ fn cut_into_streams(ranges: impl Iterator<Item = Range<usize>>, steps: usize) ->
 /// value where observed.
 ///
 /// # Errors
-/// A step with the wrong number of signals or a non-finite value (the signal named).
+/// A step with the wrong number of signals, a non-finite value, or one at or below −1 of
+/// a signal read as ln(1 + x) (the signal named).
 fn encode_step(
     values: &[Option<f32>],
     signals: &[String],
@@ -81,6 +83,12 @@ fn encode_step(
             let z = match v {
                 Some(v) if !v.is_finite() => {
                     return Err(Error::invalid(format!("signal `{}`", signals[j]), format!("{v} is not finite")));
+                }
+                Some(v) if !scaler.accepts(j, *v) => {
+                    return Err(Error::invalid(
+                        format!("signal `{}`", signals[j]),
+                        format!("{v}: the model reads ln(1 + x) of it (data.log1p), which needs values above -1"),
+                    ));
                 }
                 Some(v) => Some(scaler.apply(j, *v)),
                 None => None,

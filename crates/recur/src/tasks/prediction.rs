@@ -559,12 +559,8 @@ impl PredictionTask<'_> {
                     let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
                     let truth = &values[k * c..(k + 1) * c];
                     let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
-                    // σ back in standardised units, as the errors are scored
-                    match ahead.sigma.get((h - 1) * c..h * c) {
-                        Some(s) => {
-                            let s_z: Vec<f32> = s.iter().zip(&scaler.std).map(|(s, std)| s / std).collect();
-                            ours[h - 1].add_with_sigma(&ours_z, truth, &mask, &s_z, scaler)
-                        }
+                    match ahead.sigma_standardised.get((h - 1) * c..h * c) {
+                        Some(s) => ours[h - 1].add_with_sigma(&ours_z, truth, &mask, s, scaler),
                         None => ours[h - 1].add(&ours_z, truth, &mask, scaler),
                     }
                     persistence[h - 1].add(&carried, truth, &mask, scaler);
@@ -658,9 +654,9 @@ impl PredictionTask<'_> {
                     (predictions(&out.mean, &batch.base), out.precision)
                 }
             };
-            let values = z[..c].iter().enumerate().map(|(j, &v)| scaler.invert(j, v)).collect();
-            let sigma = sigma_per_value(&precision, z.len()).iter().zip(&scaler.std).map(|(s, std)| s * std).collect();
-            out.push((name.clone(), Forecast { values, sigma }));
+            let mut sigma = sigma_per_value(&precision, z.len());
+            sigma.truncate(c);
+            out.push((name.clone(), Forecast::from_standardised(&z[..c], sigma, scaler)));
         }
         Ok(out)
     }
@@ -693,12 +689,32 @@ impl PredictionTask<'_> {
 }
 
 /// Forecasts of the steps after one, in original units: `values: [H, C]` row by row, and
-/// `sigma` (σ = std_j/√λ̂ of each) for the first of them that have one (`[h, C]`, h ≤ H;
-/// empty without a Gaussian head).
+/// for the first of them that have one (`[h, C]`, h ≤ H; empty without a Gaussian head)
+/// the ±2σ band, `low` and `high` in original units ([`Standardizer::band`]: skewed for
+/// the signals read as ln(1 + x)), and σ = 1/√λ̂ itself, standardised.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Forecast {
     pub values: Vec<f32>,
-    pub sigma: Vec<f32>,
+    pub low: Vec<f32>,
+    pub high: Vec<f32>,
+    pub sigma_standardised: Vec<f32>,
+}
+
+impl Forecast {
+    /// From standardised forecasts `z: [H, C]` and the σ of their first `sigma.len() / C` rows.
+    fn from_standardised(z: &[f32], sigma: Vec<f32>, scaler: &Standardizer) -> Self {
+        let c = scaler.mean.len();
+        let values = z.iter().enumerate().map(|(i, &v)| scaler.invert(i % c, v)).collect();
+        let (low, high) = sigma.iter().enumerate().map(|(i, &s)| scaler.band(i % c, z[i], s)).unzip();
+        Forecast { values, low, high, sigma_standardised: sigma }
+    }
+
+    /// Keeps the first `steps` rows of `C` values (and of the band).
+    fn truncate(&mut self, steps: usize, c: usize) {
+        for v in [&mut self.values, &mut self.low, &mut self.high, &mut self.sigma_standardised] {
+            v.truncate(steps * c);
+        }
+    }
 }
 
 /// One live series through a causal prediction model, one grid step at a time (see
@@ -761,22 +777,16 @@ impl PredictionStream<'_> {
         let out = self.stream.step(&self.x)?;
         let now = self.steps;
         self.steps += 1;
-        let values = (0..self.ahead * c)
+        let z: Vec<f32> = (0..self.ahead * c)
             .map(|i| {
-                let j = i % c;
-                let base = match self.last[j] {
+                let base = match self.last[i % c] {
                     Some((z, at)) if self.residual && now - at < self.reach => z,
                     _ => 0.0,
                 };
-                self.scaler.invert(j, out.mean[i] + base)
+                out.mean[i] + base
             })
             .collect();
-        let sigma = sigma_per_value(&out.precision, out.mean.len())
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s * self.scaler.std[i % c])
-            .collect();
-        Ok(Forecast { values, sigma })
+        Ok(Forecast::from_standardised(&z, sigma_per_value(&out.precision, out.mean.len()), &self.scaler))
     }
 
     /// Feeds one real step and returns the forecasts of the next `horizon` steps (at
@@ -800,14 +810,11 @@ impl PredictionStream<'_> {
     /// As [`PredictionStream::step`].
     pub fn step_forecast(&mut self, values: &[Option<f32>], horizon: usize) -> Result<Forecast> {
         let c = self.signals.len();
-        let direct = self.step_direct(values)?;
-        let reach = horizon.min(self.ahead) * c;
-        let mut ahead = Forecast {
-            values: direct.values[..reach].to_vec(),
-            sigma: direct.sigma.get(..reach).unwrap_or_default().to_vec(),
-        };
+        let mut ahead = self.step_direct(values)?;
+        let latest_direct = ahead.values.clone();
+        ahead.truncate(horizon.min(self.ahead), c);
         let mut roll = (horizon > self.ahead).then(|| self.clone());
-        let mut latest = direct.values;
+        let mut latest = latest_direct;
         while ahead.values.len() < horizon * c {
             let fed: Vec<Option<f32>> = latest[..c].iter().map(|&v| Some(v)).collect();
             latest = roll.as_mut().expect("a copy past the direct forecasts").step_direct(&fed)?.values;
@@ -1073,8 +1080,13 @@ mod tests {
         let step = series.original_step(10);
         // 5 steps: 3 direct with σ, 2 in closed loop without
         let f = live.step_forecast(&step, 5).unwrap();
-        assert_eq!((f.values.len(), f.sigma.len()), (10, 6));
-        assert!(f.sigma.iter().all(|s| s.is_finite() && *s > 0.0));
+        assert_eq!((f.values.len(), f.sigma_standardised.len(), f.low.len(), f.high.len()), (10, 6, 6, 6));
+        assert!(f.sigma_standardised.iter().all(|s| s.is_finite() && *s > 0.0));
+        for (k, (&low, &high)) in f.low.iter().zip(&f.high).enumerate() {
+            let (v, s) = (f.values[k], 2.0 * f.sigma_standardised[k] * series.scaler.std[k % 2]);
+            assert!(low < v && v < high, "{low} < {v} < {high}");
+            assert!((high - v - s).abs() < 1e-4 * s && (v - low - s).abs() < 1e-4 * s, "symmetric: ±{s}");
+        }
         // the direct steps do not depend on how far the rollout goes
         let mut again = task.stream(&model).unwrap();
         assert_eq!(again.step_forecast(&step, 2).unwrap().values, f.values[..4]);
@@ -1088,7 +1100,7 @@ mod tests {
         };
         assert!(chart("nobody", &f, 0).err().unwrap().to_string().contains("no entity `nobody`"));
         assert!(chart("e", &f, 7).err().unwrap().to_string().contains("no signal 7"));
-        let odd = Forecast { values: vec![1.0; 3], sigma: Vec::new() };
+        let odd = Forecast { values: vec![1.0; 3], ..Forecast::default() };
         assert!(chart("e", &odd, 0).err().unwrap().to_string().contains("not whole steps of 2 signals"));
         chart("e", &f, 1).unwrap();
         assert!(std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));

@@ -335,19 +335,33 @@ impl ReconstructionStream<'_> {
     }
 
     /// Feeds the values of one grid step (original units; `None` where missing) and
-    /// returns each signal's reconstruction at this step and its σ, in original units.
+    /// returns each signal's reconstruction at this step with its ±2σ band, in original units.
     ///
     /// # Errors
     /// A step with the wrong number of signals or a non-finite value (named).
-    pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<(f32, f32)>> {
+    pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<Reconstructed>> {
         super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
         let out = self.stream.step(&self.x)?;
         let precision = out.precision.first().copied().ok_or_else(|| {
             Error::invalid("stream", "the model has no precision head (a reconstruction model has a Gaussian one)")
         })?;
         let sigma = 1.0 / precision.sqrt();
-        Ok((0..self.signals.len()).map(|j| (self.scaler.invert(j, out.mean[j]), sigma * self.scaler.std[j])).collect())
+        Ok((0..self.signals.len())
+            .map(|j| {
+                let (low, high) = self.scaler.band(j, out.mean[j], sigma);
+                Reconstructed { value: self.scaler.invert(j, out.mean[j]), low, high }
+            })
+            .collect())
     }
+}
+
+/// One signal's reconstruction at a streamed step and its ±2σ band ([`crate::data::Standardizer::band`]),
+/// in original units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reconstructed {
+    pub value: f32,
+    pub low: f32,
+    pub high: f32,
 }
 
 impl<'a> ReconstructionTask<'a> {
