@@ -237,12 +237,13 @@ pub(crate) fn open_run(
 }
 
 pub fn eval(args: &Args) -> Result<(), String> {
-    let known = ["run", "horizon"];
+    let known = ["run", "horizon", "samples"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
-        return Err("usage: recur eval --run DIR [--horizon N] (a folder written by recur train)".into());
+        return Err("usage: recur eval --run DIR [--horizon N [--samples K]] (a folder written by recur train)".into());
     }
     let horizon = args.get("horizon", &known, 0usize)?;
+    let samples = args.get("samples", &known, 0usize)?;
     let (config, model, data) = open_run(&dir, None)?;
     if horizon > 0 && config.task.kind != TaskKind::Prediction {
         return Err(format!("{}: --horizon needs a prediction run", dir.display()));
@@ -268,8 +269,9 @@ pub fn eval(args: &Args) -> Result<(), String> {
     }
     if horizon > 0 {
         let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
-        let ahead =
-            task.evaluate_horizon(&model, &data.test, horizon).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let ahead = task
+            .evaluate_horizon_sampled(&model, &data.test, horizon, samples, 0)
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
         let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
         println!("\n1..{horizon} steps ahead, {}; test part:", horizon_method(direct, horizon));
         print!("{}", horizon_table(&ahead));
@@ -281,15 +283,16 @@ pub fn eval(args: &Args) -> Result<(), String> {
 }
 
 pub fn predict(args: &Args) -> Result<(), String> {
-    let known = ["run", "out", "horizon", "signal"];
+    let known = ["run", "out", "horizon", "signal", "samples"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur predict --run DIR [--horizon N] [--signal NAME] [--out FILE.csv] (a prediction run folder)"
+            "usage: recur predict --run DIR [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv] (a prediction run folder)"
                 .into(),
         );
     }
     let horizon = args.get("horizon", &known, 1usize)?;
+    let samples = args.get("samples", &known, 0usize)?;
     let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
     let signals = &data.grid.signals;
     let name = args.get("signal", &known, signals[0].clone())?;
@@ -298,8 +301,9 @@ pub fn predict(args: &Args) -> Result<(), String> {
         .position(|s| *s == name)
         .ok_or_else(|| format!("--signal: no signal `{name}` (the run's: {})", signals.join(", ")))?;
     let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
-    let forecasts = if horizon == 1 { task.forecast(&model) } else { task.forecast_ahead(&model, horizon) }
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let forecasts =
+        if horizon == 1 { task.forecast(&model) } else { task.forecast_ahead_sampled(&model, horizon, samples, 0) }
+            .map_err(|e| format!("{}: {e}", dir.display()))?;
     let c = data.grid.channels();
     // with σ (a Gaussian head): each signal's ±2σ band beside it, empty where the step has
     // none (past the direct steps)

@@ -23,22 +23,25 @@ const USAGE: &str = "usage:
       beijing-prediction-direct.toml and beijing-reconstruction.toml.
   recur train --config FILE [--out DIR] [--resume true]
       Trains a run from a TOML config (every key: configs/reference.toml).
-  recur eval --run DIR [--horizon N]
+  recur eval --run DIR [--horizon N [--samples K]]
       Evaluates a trained run folder on its test part, with the baselines. --horizon N
       (a causal prediction run): also 1..N steps ahead (streamed; the model's direct
       forecasts as far as task.steps_ahead reaches, then closed loop, fed its own
       forecasts) against persistence and the same time a day before, as a table and
       DIR/horizon.png. A model with a band: its coverage (pooled, per signal, per step
-      ahead), mean width and interval score.
-  recur predict --run DIR [--horizon N] [--signal NAME] [--out FILE.csv]
+      ahead), mean width and interval score. --samples K: past the direct steps too, a
+      band from K sample paths (each fed draws from its own forecasts; seeded).
+  recur predict --run DIR [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
       the end of each entity with a trained prediction run, with a ±2σ band where the
-      model has one (skewed for the signals in data.log1p); with --horizon, forecast_ahead.png beside FILE.csv: one signal (the
-      first, or NAME) of the first entity, its recent history and the forecast.
-  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N]
+      model has one (skewed for the signals in data.log1p; past the direct steps with
+      --samples K, as eval's); with --horizon, forecast_ahead.png beside FILE.csv: one
+      signal (the first, or NAME) of the first entity, its recent history and the forecast.
+  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
-      step (--horizon N: of the next N steps, direct, then closed loop), or a reconstruction run's
+      step (--horizon N: of the next N steps, direct, then closed loop; --samples K: with
+      bands past the direct steps, as eval's), or a reconstruction run's
       (task.residual = false) every signal, missing ones filled with a ±2σ band from λ̂.
       --budget-us: a per-step latency budget; every forecast is still written, and the
       command fails at the end naming the steps (lines) whose model step exceeded it.

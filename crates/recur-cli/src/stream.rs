@@ -11,6 +11,7 @@ use recur::run::TaskKind;
 use recur::tasks::{
     Forecast, PredictionStream, PredictionTask, Reconstructed, ReconstructionStream, ReconstructionTask,
 };
+use recur::Rng;
 
 use crate::args::Args;
 use crate::demo::open_run;
@@ -36,11 +37,15 @@ impl Live<'_> {
     }
 
     /// The output columns after the passed ones (a prediction `horizon` steps ahead, each
-    /// forecast with σ followed by its ±2σ band).
-    fn header(&self, horizon: usize) -> Vec<String> {
+    /// forecast with σ followed by its ±2σ band; with sample paths, every step's).
+    fn header(&self, horizon: usize, paths: usize) -> Vec<String> {
         match self {
             Live::Prediction(s) => {
-                let banded = if s.has_sigma() { horizon.min(s.steps_ahead()) } else { 0 };
+                let banded = match (s.has_sigma(), paths) {
+                    (false, _) => 0,
+                    (true, 0) => horizon.min(s.steps_ahead()),
+                    (true, _) => horizon,
+                };
                 (1..=horizon)
                     .flat_map(|h| {
                         s.signals().iter().flat_map(move |name| {
@@ -60,9 +65,11 @@ impl Live<'_> {
     }
 
     /// One step through the model, and for a prediction the forecasts `horizon` steps
-    /// ahead, past the model's direct ones in closed loop (what `--budget-us` times).
-    fn step(&mut self, values: &[Option<f32>], horizon: usize) -> recur::Result<Answer> {
+    /// ahead, past the model's direct ones in closed loop, banded by `paths` sample paths
+    /// drawn from `rng` if any (what `--budget-us` times).
+    fn step(&mut self, values: &[Option<f32>], horizon: usize, paths: usize, rng: &mut Rng) -> recur::Result<Answer> {
         Ok(match self {
+            Live::Prediction(s) if paths > 0 => Answer::Forecast(s.step_forecast_sampled(values, horizon, paths, rng)?),
             Live::Prediction(s) => Answer::Forecast(s.step_forecast(values, horizon)?),
             Live::Reconstruction(s) => Answer::Filled(s.step(values)?),
         })
@@ -103,14 +110,16 @@ impl Answer {
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "budget-us", "horizon"];
+    let known = ["run", "input", "budget-us", "horizon", "samples"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] (a causal run; rows on stdin)"
                 .into(),
         );
     }
+    let paths: usize = args.get("samples", &known, 0)?;
+    let mut rng = Rng::new(0);
     let input = args.get("input", &known, "-".to_string())?;
     let budget: f64 = args.get("budget-us", &known, 0.0)?;
     let horizon: usize = args.get("horizon", &known, 1)?;
@@ -139,7 +148,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let mut stream = open()?;
     // one step through a throwaway stream first: the first call's page faults and cold
     // caches are the process's start, not a step of the stream
-    open()?.step(&vec![None; stream.signals().len()], horizon).map_err(|e| e.to_string())?;
+    open()?.step(&vec![None; stream.signals().len()], horizon, paths, &mut Rng::new(0)).map_err(|e| e.to_string())?;
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -163,7 +172,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
-    let header: Vec<String> = passed.iter().map(|&i| names[i].clone()).chain(stream.header(horizon)).collect();
+    let header: Vec<String> = passed.iter().map(|&i| names[i].clone()).chain(stream.header(horizon, paths)).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
     for (index, line) in lines {
@@ -191,7 +200,8 @@ pub fn stream(args: &Args) -> Result<(), String> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let started = std::time::Instant::now();
-        let answer = stream.step(&values, horizon).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
+        let answer =
+            stream.step(&values, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
         let micros_now = started.elapsed().as_secs_f64() * 1e6;
         micros.push(micros_now);
         if budget > 0.0 && micros_now > budget {

@@ -204,6 +204,22 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
         }
     }
 
+    // with sample paths, a band on the closed-loop steps too, around the same forecasts
+    let sampled = ["stream", "--run", run.to_str().unwrap(), "--horizon", "6", "--samples", "50"];
+    let (ok, paths, err) = recur(&sampled, &feed);
+    assert!(ok, "{err}");
+    assert!(header(&paths).ends_with(",WSPM_t+6,WSPM_t+6_low,WSPM_t+6_high"), "{}", header(&paths));
+    for (s, p) in six.iter().zip(rows(&paths)) {
+        assert_eq!((p[..7 + 4 * banded].to_vec(), p.len()), (s[..7 + 4 * banded].to_vec(), 7 + 6 * banded));
+        let v: Vec<f32> = p[7 + 4 * banded..].iter().map(|v| v.parse::<f32>().unwrap()).collect();
+        for (triple, plain) in v.chunks(3).zip(s[7 + 4 * banded..].iter()) {
+            assert_eq!(triple[0], plain.parse::<f32>().unwrap(), "the closed loop's forecast");
+            assert!(triple[1] < triple[2], "a band: {triple:?}");
+        }
+    }
+    let (ok, again, _) = recur(&sampled, &feed);
+    assert!(ok && again == paths, "the same paths on every run");
+
     let forecast = dir.join("ahead.csv");
     let (ok, out, err) =
         recur(&["predict", "--run", run.to_str().unwrap(), "--horizon", "6", "--out", forecast.to_str().unwrap()], "");

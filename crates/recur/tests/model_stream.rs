@@ -69,3 +69,38 @@ fn a_coupled_bidirectional_model_refuses_to_stream() {
     let err = stream.step(&[0.0; 5]).expect_err("wrong width").to_string();
     assert!(err.contains("x_t"), "{err}");
 }
+
+#[test]
+fn replicated_streams_carry_the_same_state_and_then_part_with_their_inputs() {
+    // every copy of a stream answers a step as the stream would: a uni LSTM (two states per
+    // layer) and a decoupled GRU with an LSTM fuser (which carries its own)
+    let mut rng = Rng::new(5);
+    let batch = 2;
+    let x: Vec<f64> = (0..6 * batch * 3).map(|_| rng.normal()).collect();
+    for c in [
+        config(CellKind::Lstm, false, FusionKind::Concat, HeadKind::Gaussian),
+        config(CellKind::GruResetAfter, true, FusionKind::FuserLstm, HeadKind::Linear),
+    ] {
+        let model = SequenceModel::<f64>::new(c, 3).unwrap();
+        let mut stream = model.stream(batch).unwrap();
+        for t in 0..3 {
+            stream.step(&x[t * batch * 3..(t + 1) * batch * 3]).unwrap();
+        }
+        let copies = 3;
+        let mut paths = stream.replicated(copies);
+        // the same next input in every copy: each copy's rows equal the original's
+        let next = &x[3 * batch * 3..4 * batch * 3];
+        let want = stream.clone().step(next).unwrap();
+        let got = paths.clone().step(&next.repeat(copies)).unwrap();
+        assert_eq!(got.mean, want.mean.repeat(copies));
+        assert_eq!(got.precision, want.precision.repeat(copies));
+        // different inputs: copy k answers as the original fed copy k's input
+        let inputs: Vec<f64> = x[3 * batch * 3..(3 + copies) * batch * 3].to_vec();
+        let got = paths.step(&inputs).unwrap();
+        let outputs = got.mean.len() / copies;
+        for k in 0..copies {
+            let want = stream.clone().step(&inputs[k * batch * 3..(k + 1) * batch * 3]).unwrap();
+            assert_eq!(got.mean[k * outputs..(k + 1) * outputs], want.mean[..], "copy {k}");
+        }
+    }
+}

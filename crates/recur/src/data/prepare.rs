@@ -163,11 +163,10 @@ impl Standardizer {
         (original / f64::from(self.score_std[signal]), original)
     }
 
-    /// The band p ± 2σ (standardised) against the truth `t`, in the units of
+    /// The band [low, high] (standardised) against the truth `t`, in the units of
     /// [`Standardizer::error`]: (its width, how far `t` lies outside it; 0 inside).
-    pub fn band_miss(&self, signal: usize, p: f32, t: f32, sigma: f32) -> (f64, f64) {
-        let (p, t, sigma) = (f64::from(p), f64::from(t), f64::from(sigma));
-        let (low, high) = (p - 2.0 * sigma, p + 2.0 * sigma);
+    pub fn band_miss(&self, signal: usize, low: f64, high: f64, t: f32) -> (f64, f64) {
+        let t = f64::from(t);
         if !self.is_log1p(signal) {
             return (high - low, (low - t).max(0.0) + (t - high).max(0.0));
         }
@@ -519,9 +518,9 @@ mod tests {
         assert!((e_orig - 5.0).abs() < 1e-4 && (e - 5.0 / f64::from(plain.std[0])).abs() < 1e-5, "{e} {e_orig}");
         assert_eq!(plain.error(1, 0.5, 0.25), (0.25, 0.25 * f64::from(plain.std[1])));
         // the band against a truth: width, and the distance outside
-        let (width, miss) = plain.band_miss(1, 0.0, 3.0, 0.5);
+        let (width, miss) = plain.band_miss(1, -1.0, 1.0, 3.0);
         assert_eq!((width, miss), (2.0, 2.0));
-        let (width, miss) = scaler.band_miss(0, p, p, 0.5);
+        let (width, miss) = scaler.band_miss(0, f64::from(p) - 1.0, f64::from(p) + 1.0, p);
         let (low, high) = scaler.band(0, p, 0.5);
         let unit = f64::from(plain.std[0]);
         assert!((width - f64::from(high - low) / unit).abs() < 1e-5 && miss == 0.0, "{width}");

@@ -84,6 +84,15 @@ pub struct FusionStream<'a, T> {
 }
 
 impl<T: Real> FusionStream<'_, T> {
+    /// `copies` of these streams (see [`crate::rnn::Stream::replicated`]).
+    pub fn replicated(&self, copies: usize) -> Self {
+        FusionStream {
+            fusion: self.fusion,
+            fuser: self.fuser.as_ref().map(|f| f.replicated(copies)),
+            batch: self.batch * copies,
+        }
+    }
+
     /// z_t for `f = h→_t`, `b = ĥ←_t`, both `[B, H]`.
     ///
     /// # Errors

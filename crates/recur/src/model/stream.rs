@@ -42,6 +42,16 @@ impl<T: Real> SequenceModel<T> {
 }
 
 impl<T: Real> ModelStream<'_, T> {
+    /// `copies` of these `B` streams, `[copies·B]` in all, each carrying the same state
+    /// (copy `k`'s stream `b` at row `k·B + b`): sample paths that start from one state.
+    pub fn replicated(&self, copies: usize) -> Self {
+        ModelStream {
+            model: self.model,
+            encoder: self.encoder.replicated(copies),
+            fusion: self.fusion.as_ref().map(|f| f.replicated(copies)),
+        }
+    }
+
     /// Feeds one step `x_t: [B, D]`; returns the head's outputs for it (`mean: [B, O]`,
     /// `precision: [B, P]` for a Gaussian head).
     ///

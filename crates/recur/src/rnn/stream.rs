@@ -92,6 +92,20 @@ impl<T: Real> Stream<'_, T> {
         Ok(&self.h[cfg.num_layers - 1])
     }
 
+    /// `copies` of these `B` streams, `[copies·B]` in all (copy `k`'s stream `b` at row
+    /// `k·B + b`), each carrying the same state: paths that start together and then part.
+    pub fn replicated(&self, copies: usize) -> Self {
+        let tile = |v: &Vec<T>| v.repeat(copies);
+        Stream {
+            rnn: self.rnn,
+            batch: self.batch * copies,
+            h: self.h.iter().map(tile).collect(),
+            c: self.c.iter().map(tile).collect(),
+            work: vec![StepWorkspace::default(); self.work.len()],
+            layer_input: Vec::new(),
+        }
+    }
+
     /// The carried state of layer `k`: `h` (Jordan: the context y) `[B,H]`.
     pub fn state(&self, k: usize) -> &[T] {
         &self.h[k]

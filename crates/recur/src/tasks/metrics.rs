@@ -75,14 +75,39 @@ impl ErrorAccumulator {
         let c = self.count.len();
         for (k, ((&p, &t), &m)) in pred.iter().zip(target).zip(mask).enumerate() {
             if m != 0.0 {
-                let j = k % c;
-                self.inside[j] += ((p - t).abs() <= 2.0 * sigma[k]) as u64;
-                self.banded[j] += 1;
-                let (width, miss) = scaler.band_miss(j, p, t, sigma[k]);
-                self.width[j] += width;
-                self.interval[j] += width + 2.0 / BAND_ALPHA * miss;
+                let (p64, s) = (f64::from(p), 2.0 * f64::from(sigma[k]));
+                self.add_band(k % c, (p - t).abs() <= 2.0 * sigma[k], scaler.band_miss(k % c, p64 - s, p64 + s, t));
             }
         }
+    }
+
+    /// [`ErrorAccumulator::add`], each entry with a band `[low, high]` meant to hold it with
+    /// the ±2σ band's probability (standardised, as `pred`; e.g. sampled quantiles).
+    pub fn add_with_band(
+        &mut self,
+        pred: &[f32],
+        target: &[f32],
+        mask: &[f32],
+        low: &[f32],
+        high: &[f32],
+        scaler: &Standardizer,
+    ) {
+        self.add(pred, target, mask, scaler);
+        let c = self.count.len();
+        for (k, (&t, &m)) in target.iter().zip(mask).enumerate() {
+            if m != 0.0 {
+                let miss = scaler.band_miss(k % c, f64::from(low[k]), f64::from(high[k]), t);
+                self.add_band(k % c, low[k] <= t && t <= high[k], miss);
+            }
+        }
+    }
+
+    /// One scored entry's band: whether it held the truth, (its width, the truth's distance outside).
+    fn add_band(&mut self, j: usize, inside: bool, (width, miss): (f64, f64)) {
+        self.inside[j] += inside as u64;
+        self.banded[j] += 1;
+        self.width[j] += width;
+        self.interval[j] += width + 2.0 / BAND_ALPHA * miss;
     }
 
     /// Adds rows of `[C]` standardised predictions and targets; `mask` selects scored entries.

@@ -529,7 +529,26 @@ impl PredictionTask<'_> {
         part: &[Range<usize>],
         horizon: usize,
     ) -> Result<HorizonScores> {
+        self.evaluate_horizon_sampled(model, part, horizon, 0, 0)
+    }
+
+    /// [`PredictionTask::evaluate_horizon`], the steps past the direct ones with the band of
+    /// `paths` sample paths ([`PredictionStream::step_forecast_sampled`], drawn from
+    /// `seed`) where `paths` > 0: the same forecasts, and the band's coverage and interval
+    /// score at every step ahead.
+    ///
+    /// # Errors
+    /// As [`PredictionTask::evaluate_horizon`]; paths for a model without σ.
+    pub fn evaluate_horizon_sampled(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        horizon: usize,
+        paths: usize,
+        seed: u64,
+    ) -> Result<HorizonScores> {
         check_horizon(horizon)?;
+        let mut rng = Rng::new(seed);
         self.series.window_starts(part, self.window, 1, "evaluated")?;
         let (c, reach, scaler) = (self.series.grid.channels(), self.window - 1, &self.series.scaler);
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
@@ -551,7 +570,10 @@ impl PredictionTask<'_> {
                     continue;
                 }
                 let steps_ahead = horizon.min(r.end - 1 - n);
-                let ahead = live.step_forecast(&seen, steps_ahead)?;
+                let ahead = match paths {
+                    0 => live.step_forecast(&seen, steps_ahead)?,
+                    _ => live.step_forecast_sampled(&seen, steps_ahead, paths, &mut rng)?,
+                };
                 let carried: Vec<f32> =
                     last.iter().map(|l| l.filter(|&(_, at)| n - at < reach).map_or(0.0, |(v, _)| v)).collect();
                 for (h, forecast) in (1..=steps_ahead).zip(ahead.values.chunks_exact(c)) {
@@ -559,9 +581,15 @@ impl PredictionTask<'_> {
                     let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
                     let truth = &values[k * c..(k + 1) * c];
                     let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
-                    match ahead.sigma_standardised.get((h - 1) * c..h * c) {
-                        Some(s) => ours[h - 1].add_with_sigma(&ours_z, truth, &mask, s, scaler),
-                        None => ours[h - 1].add(&ours_z, truth, &mask, scaler),
+                    let row = (h - 1) * c..h * c;
+                    match (ahead.sigma_standardised.get(row.clone()), ahead.low.get(row.clone())) {
+                        (Some(s), _) => ours[h - 1].add_with_sigma(&ours_z, truth, &mask, s, scaler),
+                        (None, Some(low)) => {
+                            let z = |band: &[f32]| band.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
+                            let (low, high): (Vec<f32>, Vec<f32>) = (z(low), z(&ahead.high[row]));
+                            ours[h - 1].add_with_band(&ours_z, truth, &mask, &low, &high, scaler)
+                        }
+                        (None, None) => ours[h - 1].add(&ours_z, truth, &mask, scaler),
                     }
                     persistence[h - 1].add(&carried, truth, &mask, scaler);
                     if let Some(p) = period {
@@ -594,7 +622,24 @@ impl PredictionTask<'_> {
     /// # Errors
     /// A zero horizon, a model that cannot stream.
     pub fn forecast_ahead(&self, model: &SequenceModel<f32>, horizon: usize) -> Result<Vec<(String, Forecast)>> {
+        self.forecast_ahead_sampled(model, horizon, 0, 0)
+    }
+
+    /// [`PredictionTask::forecast_ahead`], with the band of `paths` sample paths past the
+    /// direct steps where `paths` > 0 ([`PredictionStream::step_forecast_sampled`], drawn
+    /// from `seed`).
+    ///
+    /// # Errors
+    /// As [`PredictionTask::forecast_ahead`]; paths for a model without σ.
+    pub fn forecast_ahead_sampled(
+        &self,
+        model: &SequenceModel<f32>,
+        horizon: usize,
+        paths: usize,
+        seed: u64,
+    ) -> Result<Vec<(String, Forecast)>> {
         check_horizon(horizon)?;
+        let mut rng = Rng::new(seed);
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
             let mut live = self.stream(model)?;
@@ -602,7 +647,14 @@ impl PredictionTask<'_> {
             for n in steps.start..last {
                 live.step(&self.series.original_step(n))?;
             }
-            out.push((name.clone(), live.step_forecast(&self.series.original_step(last), horizon)?));
+            let step = self.series.original_step(last);
+            out.push((
+                name.clone(),
+                match paths {
+                    0 => live.step_forecast(&step, horizon)?,
+                    _ => live.step_forecast_sampled(&step, horizon, paths, &mut rng)?,
+                },
+            ));
         }
         Ok(out)
     }
@@ -767,6 +819,12 @@ impl PredictionStream<'_> {
     /// [`PredictionStream::step`], returning all S steps the model forecasts directly,
     /// `[S, C]` row by row, with their σ.
     fn step_direct(&mut self, values: &[Option<f32>]) -> Result<Forecast> {
+        let (z, sigma) = self.step_direct_standardised(values)?;
+        Ok(Forecast::from_standardised(&z, sigma, &self.scaler))
+    }
+
+    /// [`PredictionStream::step_direct`], standardised: (z `[S, C]`, σ `[S, C]` or empty).
+    fn step_direct_standardised(&mut self, values: &[Option<f32>]) -> Result<(Vec<f32>, Vec<f32>)> {
         let c = self.signals.len();
         let z = super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
         for (j, z) in z.into_iter().enumerate() {
@@ -786,7 +844,7 @@ impl PredictionStream<'_> {
                 out.mean[i] + base
             })
             .collect();
-        Ok(Forecast::from_standardised(&z, sigma_per_value(&out.precision, out.mean.len()), &self.scaler))
+        Ok((z, sigma_per_value(&out.precision, out.mean.len())))
     }
 
     /// Feeds one real step and returns the forecasts of the next `horizon` steps (at
@@ -809,12 +867,17 @@ impl PredictionStream<'_> {
     /// # Errors
     /// As [`PredictionStream::step`].
     pub fn step_forecast(&mut self, values: &[Option<f32>], horizon: usize) -> Result<Forecast> {
+        let direct = self.step_direct(values)?;
+        self.closed_loop(direct, horizon)
+    }
+
+    /// `direct`, this stream's forecast of its next S steps, to `horizon` rows: cut, or
+    /// continued in closed loop by a copy of the stream (see [`PredictionStream::step_ahead`]).
+    fn closed_loop(&self, mut ahead: Forecast, horizon: usize) -> Result<Forecast> {
         let c = self.signals.len();
-        let mut ahead = self.step_direct(values)?;
-        let latest_direct = ahead.values.clone();
+        let mut latest = ahead.values.clone();
         ahead.truncate(horizon.min(self.ahead), c);
         let mut roll = (horizon > self.ahead).then(|| self.clone());
-        let mut latest = latest_direct;
         while ahead.values.len() < horizon * c {
             let fed: Vec<Option<f32>> = latest[..c].iter().map(|&v| Some(v)).collect();
             latest = roll.as_mut().expect("a copy past the direct forecasts").step_direct(&fed)?.values;
@@ -822,6 +885,87 @@ impl PredictionStream<'_> {
         }
         Ok(ahead)
     }
+
+    /// [`PredictionStream::step_forecast`] with a band past the direct steps too, sampled (a
+    /// Gaussian head): `paths` copies of the stream's state run on in closed loop, each fed
+    /// at every step a draw from the Gaussian of its own forecast of that step (z + σε for
+    /// every signal, ε ~ N(0, 1) from `rng`) — ancestral sampling, as DeepAR (Salinas et al.
+    /// 2020) — and each further step gets a draw from every path's furthest forecast; its
+    /// band is their 2.275 % and 97.725 % quantiles, where ±2σ lies for a Gaussian (skewed
+    /// where the fed errors compound unevenly). The forecasts and the direct steps' bands
+    /// are [`PredictionStream::step_forecast`]'s; `low`, `high` then cover every row.
+    ///
+    /// # Errors
+    /// As [`PredictionStream::step`]; a model without σ, or no path, when the horizon
+    /// reaches past the direct steps.
+    pub fn step_forecast_sampled(
+        &mut self,
+        values: &[Option<f32>],
+        horizon: usize,
+        paths: usize,
+        rng: &mut Rng,
+    ) -> Result<Forecast> {
+        if horizon > self.ahead && (!self.gaussian || paths == 0) {
+            return Err(Error::invalid(
+                "sampled band",
+                format!(
+                    "{}: sample paths need a model with σ (task.uncertainty = true) and at least one path",
+                    if self.gaussian { "no path" } else { "the model has no σ" }
+                ),
+            ));
+        }
+        let (c, s) = (self.signals.len(), self.ahead);
+        let (z, sigma) = self.step_direct_standardised(values)?;
+        let mut ahead = self.closed_loop(Forecast::from_standardised(&z, sigma.clone(), &self.scaler), horizon)?;
+        if horizon <= s {
+            return Ok(ahead);
+        }
+        let mut stream = self.stream.replicated(paths);
+        // every path's latest forecast, z and σ: [paths, S·C]
+        let (mut mean, mut spread) = (z.repeat(paths), sigma.repeat(paths));
+        let (mut x, mut fed, mut draws) = (vec![0.0f32; paths * 2 * c], vec![0.0f32; paths * c], vec![0.0f32; paths]);
+        let mut noise = vec![0.0f32; 2 * paths * c];
+        for _ in s..horizon {
+            rng.fill_normal(&mut noise);
+            let (feed_noise, draw_noise) = noise.split_at(paths * c);
+            for k in 0..paths {
+                for j in 0..c {
+                    let i = k * s * c + j;
+                    fed[k * c + j] = mean[i] + spread[i] * feed_noise[k * c + j];
+                    (x[k * 2 * c + j], x[k * 2 * c + c + j]) = (fed[k * c + j], 1.0);
+                }
+            }
+            let out = stream.step(&x)?;
+            spread = sigma_per_value(&out.precision, out.mean.len());
+            for (i, (m, &o)) in mean.iter_mut().zip(&out.mean).enumerate() {
+                // every signal was observed at the fed step: each path's own draw is the base
+                *m = o + if self.residual { fed[i / (s * c) * c + i % c] } else { 0.0 };
+            }
+            for j in 0..c {
+                for (k, d) in draws.iter_mut().enumerate() {
+                    let i = k * s * c + (s - 1) * c + j;
+                    *d = mean[i] + spread[i] * draw_noise[k * c + j];
+                }
+                let [low, high] = quantiles(&mut draws, [0.02275, 0.97725]);
+                ahead.low.push(self.scaler.invert(j, low));
+                ahead.high.push(self.scaler.invert(j, high));
+            }
+        }
+        Ok(ahead)
+    }
+}
+
+/// The `q` quantiles of `values` (reordered), linearly interpolated between the order
+/// statistics around q·(n − 1); each found by selection, not a sort.
+fn quantiles<const K: usize>(values: &mut [f32], q: [f64; K]) -> [f32; K] {
+    let last = values.len().saturating_sub(1);
+    q.map(|q| {
+        let at = q * last as f64;
+        let below = at.floor() as usize;
+        let (_, &mut low, above) = values.select_nth_unstable_by(below, f32::total_cmp);
+        let high = above.iter().copied().min_by(f32::total_cmp).unwrap_or(low);
+        low + (at - at.floor()) as f32 * (high - low)
+    })
 }
 
 impl PredictionTask<'_> {
@@ -1067,6 +1211,69 @@ mod tests {
             assert!((f64::from(*b).softplus() * v - 1.0).abs() < 1e-3, "λ̂ = 1 / v at a zero state");
         }
         assert!(model.config().detach_precision && model.config().precisions == 6);
+    }
+
+    #[test]
+    fn sample_paths_band_the_closed_loop_and_collapse_onto_it_without_noise() {
+        // synthetic ramps; a 2-step direct model with σ, 6 steps ahead (4 in closed loop)
+        let series = ramps();
+        let task = PredictionTask::new(&series, 5, true).unwrap();
+        let config = PredictionConfig { steps_ahead: 2, uncertainty: true, ..PredictionConfig::default() };
+        let mut model = SequenceModel::<f32>::new(config.model_config(2), 4).unwrap();
+        let steps: Vec<Vec<Option<f32>>> = (0..12).map(|n| series.original_step(n)).collect();
+        let run = |model: &SequenceModel<f32>, paths: usize, seed: u64| {
+            let mut live = task.stream(model).unwrap();
+            let mut rng = Rng::new(seed);
+            let mut last = Forecast::default();
+            for step in &steps {
+                last = live.step_forecast_sampled(step, 6, paths, &mut rng).unwrap();
+            }
+            last
+        };
+        let plain = {
+            let mut live = task.stream(&model).unwrap();
+            steps.iter().map(|s| live.step_forecast(s, 6).unwrap()).last().unwrap()
+        };
+        let sampled = run(&model, 64, 1);
+        // the forecasts and the direct steps' bands are step_forecast's; a band for every row
+        assert_eq!(
+            (sampled.values.clone(), sampled.sigma_standardised.clone()),
+            (plain.values.clone(), plain.sigma_standardised.clone())
+        );
+        assert_eq!((sampled.low[..4].to_vec(), sampled.high[..4].to_vec()), (plain.low.clone(), plain.high.clone()));
+        assert_eq!((sampled.low.len(), sampled.high.len()), (12, 12));
+        assert!(sampled.low.iter().zip(&sampled.high).all(|(l, h)| l < h));
+        assert_eq!(run(&model, 64, 1), sampled, "the same seed, the same band");
+        assert_ne!(run(&model, 64, 2).low, sampled.low);
+        // σ → 0 (λ̂ ≈ 1e8): every path is the closed loop fed its means, the band its forecast
+        model.head.precision.as_mut().unwrap().bias.data.fill(1e8);
+        let plain = {
+            let mut live = task.stream(&model).unwrap();
+            steps.iter().map(|s| live.step_forecast(s, 6).unwrap()).last().unwrap()
+        };
+        let tight = run(&model, 8, 1);
+        for (k, ((&v, &low), &high)) in plain.values.iter().zip(&tight.low).zip(&tight.high).enumerate().skip(4) {
+            let scale = series.scaler.std[k % 2];
+            assert!(
+                (low - v).abs() < 1e-3 * scale && (high - v).abs() < 1e-3 * scale,
+                "row {}: {low} {v} {high}",
+                k / 2
+            );
+        }
+        // paths need σ
+        let linear = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 1).unwrap();
+        let mut live = task.stream(&linear).unwrap();
+        let err = live.step_forecast_sampled(&steps[0], 3, 10, &mut Rng::new(0)).unwrap_err().to_string();
+        assert!(err.contains("task.uncertainty = true"), "{err}");
+        let err = task.stream(&model).unwrap().step_forecast_sampled(&steps[0], 3, 0, &mut Rng::new(0)).unwrap_err();
+        assert!(err.to_string().contains("no path"), "{err}");
+    }
+
+    #[test]
+    fn quantiles_interpolate_between_order_statistics() {
+        let mut v = [4.0f32, 0.0, 3.0, 1.0, 2.0];
+        assert_eq!(quantiles(&mut v, [0.0, 0.5, 1.0, 0.125]), [0.0, 2.0, 4.0, 0.5]);
+        assert_eq!(quantiles(&mut [7.0f32], [0.02275, 0.97725]), [7.0, 7.0]);
     }
 
     #[test]
