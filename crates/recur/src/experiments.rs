@@ -70,6 +70,9 @@ pub struct RunResult {
     /// inside its ±2σ.
     #[serde(default)]
     pub coverage_2sigma: Option<f64>,
+    /// And the band's interval score ([`crate::tasks::Metrics::interval_score_2sigma`]).
+    #[serde(default)]
+    pub interval_score_2sigma: Option<f64>,
 }
 
 /// One row of the table.
@@ -89,6 +92,8 @@ pub struct TableRow {
     pub ahead: Option<(usize, f64, f64)>,
     /// Mean ± std of the ±2σ coverage, when every run of the variant has one.
     pub coverage: Option<(f64, f64)>,
+    /// Mean ± std of the band's interval score, likewise.
+    pub interval_score: Option<(f64, f64)>,
 }
 
 fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
@@ -135,10 +140,19 @@ impl GridConfig {
                 })
             }
         };
-        if over.contains_key("data") {
+        // the same entries scored in the same units: only the transform may change
+        let changed = match over.get("data") {
+            Some(toml::Value::Table(data)) => data.keys().find(|k| *k != "log1p").cloned(),
+            Some(_) => Some(String::new()),
+            None => None,
+        };
+        if let Some(key) = changed {
             return Err(Error::Format {
                 path: origin.to_path_buf(),
-                why: format!("variant `{name}` changes `data`; a grid runs on one data set"),
+                why: format!(
+                    "variant `{name}` changes `data{}`; a grid runs on one data set (a variant may change data.log1p only)",
+                    if key.is_empty() { String::new() } else { format!(".{key}") }
+                ),
             });
         }
         let mut table = self.base.clone();
@@ -169,8 +183,17 @@ impl GridConfig {
 /// Data that cannot be loaded, or a run that fails (named by variant and seed).
 pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usize), base_dir: &Path) -> Result<usize> {
     let dir = out.join(&grid.name);
-    let (_, first) = grid.variant(0, origin)?;
-    let data = load_data(&first.data, base_dir)?;
+    // the grid's data, prepared once for each `data.log1p` its variants ask for
+    let mut prepared: Vec<(Vec<String>, PreparedSeries)> = Vec::new();
+    for v in 0..grid.variants.len() {
+        let (_, config) = grid.variant(v, origin)?;
+        if !prepared.iter().any(|(log1p, _)| *log1p == config.data.log1p) {
+            prepared.push((config.data.log1p.clone(), load_data(&config.data, base_dir)?));
+        }
+    }
+    let data_for = |config: &RunConfig| -> &PreparedSeries {
+        &prepared.iter().find(|(log1p, _)| *log1p == config.data.log1p).expect("prepared above").1
+    };
     let mut jobs = Vec::new();
     for v in 0..grid.variants.len() {
         let (name, config) = grid.variant(v, origin)?;
@@ -192,9 +215,10 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
     );
     let queue = Mutex::new(jobs.into_iter().enumerate().collect::<Vec<_>>());
     let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let worker = |data: &PreparedSeries| loop {
+    let worker = || loop {
         let next = queue.lock().expect("queue").pop();
         let Some((i, (name, mut config, seed, run_dir))) = next else { break };
+        let data = data_for(&config);
         config.train.seed = seed;
         crate::train::set_progress_bars(false);
         let finished = run(&config, data, Some(&run_dir), true).and_then(|outcome| {
@@ -248,9 +272,9 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
     };
     std::thread::scope(|s| {
         for _ in 1..grid.parallel.max(1) {
-            s.spawn(|| worker(&data));
+            s.spawn(worker);
         }
-        worker(&data);
+        worker();
     });
     match failure.into_inner().expect("failure") {
         Some(e) => Err(e),
@@ -278,6 +302,7 @@ fn result_of(
         streamed_micro_mse: scores[0].streamed.as_ref().map(|m| m.micro_mse),
         ahead: None,
         coverage_2sigma: scores[0].coverage_2sigma,
+        interval_score_2sigma: scores[0].metrics.interval_score_2sigma,
     }
 }
 
@@ -325,6 +350,7 @@ pub fn table(results: &[RunResult], lecture: &BTreeMap<String, (f64, f64)>) -> V
             let (mean, std) = mean_and_std(&rs.iter().map(|r| r.micro_mse).collect::<Vec<_>>());
             let streamed: Option<Vec<f64>> = rs.iter().map(|r| r.streamed_micro_mse).collect();
             let coverage: Option<Vec<f64>> = rs.iter().map(|r| r.coverage_2sigma).collect();
+            let interval: Option<Vec<f64>> = rs.iter().map(|r| r.interval_score_2sigma).collect();
             let ahead: Option<Vec<(usize, f64)>> = rs.iter().map(|r| r.ahead).collect();
             let ahead = ahead.filter(|a| a.iter().all(|x| x.0 == a[0].0)).map(|a| {
                 let (m, s) = mean_and_std(&a.iter().map(|x| x.1).collect::<Vec<_>>());
@@ -337,6 +363,7 @@ pub fn table(results: &[RunResult], lecture: &BTreeMap<String, (f64, f64)>) -> V
                 streamed: streamed.map(|v| mean_and_std(&v)),
                 ahead,
                 coverage: coverage.map(|v| mean_and_std(&v)),
+                interval_score: interval.map(|v| mean_and_std(&v)),
                 seeds: rs.len(),
                 parameters: rs[0].parameters,
                 train_seconds: rs.iter().map(|r| r.train_seconds).sum::<f64>() / n,
@@ -411,8 +438,8 @@ pub fn write_table(
     // the closed-loop one only where some run was scored ahead
     let streams = rows.iter().any(|r| r.streamed.is_some());
     let ahead = rows.iter().find_map(|r| r.ahead).map(|a| a.0);
-    // and the band's coverage where some model has a band (in the Markdown; each run's
-    // result.json holds it, the CSV keeps its columns)
+    // and the band's coverage and interval score where some model has a band (in the
+    // Markdown; each run's result.json holds them, the CSV keeps its columns)
     let banded = rows.iter().any(|r| r.coverage.is_some());
     let mut md = format!("### {title}\n\nTest micro MSE (standardised), mean ± std over seeds, sorted.\n\n");
     if streams {
@@ -427,7 +454,7 @@ pub fn write_table(
     let ahead_name = ahead.map(|h| format!("{h} steps ahead"));
     header.extend(streams.then_some("streamed"));
     header.extend(ahead_name.as_deref());
-    header.extend(banded.then_some("±2σ coverage"));
+    header.extend(if banded { &["±2σ coverage", "interval score"][..] } else { &[] });
     header.extend(["seeds", "parameters", "train s/run", "lecture (mean ± std)", "lecture rank"]);
     md.push_str(&format!("| {} |\n|{}\n", header.join(" | "), "---|".repeat(header.len())));
     let mut csv = String::from(
@@ -452,10 +479,13 @@ pub fn write_table(
             (Some(_), Some((_, m, s))) => format!(" {m:.4} ± {s:.4} |"),
             (Some(_), None) => " — |".to_string(),
         };
-        let coverage = match (banded, r.coverage) {
-            (false, _) => String::new(),
-            (true, Some((m, s))) => format!(" {:.1} ± {:.1} % |", 100.0 * m, 100.0 * s),
-            (true, None) => " — |".to_string(),
+        let coverage = match (banded, r.coverage, r.interval_score) {
+            (false, ..) => String::new(),
+            (true, Some((m, s)), Some((im, is))) => {
+                format!(" {:.1} ± {:.1} % | {im:.4} ± {is:.4} |", 100.0 * m, 100.0 * s)
+            }
+            (true, Some((m, s)), None) => format!(" {:.1} ± {:.1} % | — |", 100.0 * m, 100.0 * s),
+            (true, None, _) => " — | — |".to_string(),
         };
         md.push_str(&format!(
             "| {} | {} | {:.4} ± {:.4} |{streamed}{far}{coverage} {} | {} | {:.0} | {} | {} |\n",
@@ -520,6 +550,7 @@ mod tests {
             streamed,
             ahead: None,
             coverage: None,
+            interval_score: None,
         }
     }
 
@@ -549,6 +580,7 @@ mod tests {
             streamed_micro_mse: ahead.map(|_| mse),
             ahead,
             coverage_2sigma: None,
+            interval_score_2sigma: None,
         };
         let results = [
             result("GRU", 1, 0.18, Some((24, 0.80))),
@@ -570,14 +602,14 @@ mod tests {
 
         // a model with a band: its coverage, mean ± std over its runs
         let banded = [
-            RunResult { coverage_2sigma: Some(0.95), ..results[0].clone() },
-            RunResult { coverage_2sigma: Some(0.97), ..results[1].clone() },
+            RunResult { coverage_2sigma: Some(0.95), interval_score_2sigma: Some(2.0), ..results[0].clone() },
+            RunResult { coverage_2sigma: Some(0.97), interval_score_2sigma: Some(3.0), ..results[1].clone() },
             results[2].clone(),
         ];
         let md = write_table(&dir, "t", &banded, &BTreeMap::new()).unwrap();
-        assert!(md.contains("| streamed | 24 steps ahead | ±2σ coverage | seeds |"), "{md}");
-        assert!(md.contains("| 0.8200 ± 0.0283 | 96.0 ± 1.4 % | 2 |"), "{md}");
-        assert!(md.contains("| 1 | BiGRU coupled | 0.1700 ± 0.0000 | — | — | — | 1 |"), "{md}");
+        assert!(md.contains("| streamed | 24 steps ahead | ±2σ coverage | interval score | seeds |"), "{md}");
+        assert!(md.contains("| 0.8200 ± 0.0283 | 96.0 ± 1.4 % | 2.5000 ± 0.7071 | 2 |"), "{md}");
+        assert!(md.contains("| 1 | BiGRU coupled | 0.1700 ± 0.0000 | — | — | — | — | 1 |"), "{md}");
         let csv = std::fs::read_to_string(dir.join("table.csv")).unwrap();
         assert!(csv.lines().all(|l| csv_fields(l).len() == 15), "the CSV keeps its columns: {csv}");
         std::fs::remove_dir_all(&dir).unwrap();

@@ -160,7 +160,12 @@ impl Standardizer {
         }
         let (m, s) = (f64::from(self.mean[signal]), f64::from(self.std[signal]));
         let original = (f64::from(p) * s + m).exp_m1() - (f64::from(t) * s + m).exp_m1();
-        (original / f64::from(self.score_std[signal]), original)
+        (original / self.score_unit(signal), original)
+    }
+
+    /// [`Standardizer::score_std`] of `signal` (its `std` where none is given).
+    fn score_unit(&self, signal: usize) -> f64 {
+        f64::from(self.score_std.get(signal).copied().unwrap_or(self.std[signal]))
     }
 
     /// The band [low, high] (standardised) against the truth `t`, in the units of
@@ -170,8 +175,7 @@ impl Standardizer {
         if !self.is_log1p(signal) {
             return (high - low, (low - t).max(0.0) + (t - high).max(0.0));
         }
-        let (m, s, unit) =
-            (f64::from(self.mean[signal]), f64::from(self.std[signal]), f64::from(self.score_std[signal]));
+        let (m, s, unit) = (f64::from(self.mean[signal]), f64::from(self.std[signal]), self.score_unit(signal));
         let x = |z: f64| (z * s + m).exp_m1() / unit;
         let (low, high, t) = (x(low), x(high), x(t));
         (high - low, (low - t).max(0.0) + (t - high).max(0.0))

@@ -860,9 +860,10 @@ impl PredictionStream<'_> {
         Ok(self.step_forecast(values, horizon)?.values)
     }
 
-    /// [`PredictionStream::step_ahead`] with σ for the direct steps (a Gaussian head): the
-    /// closed loop's forecasts get none, its inputs being forecasts the model's λ̂ never
-    /// learned to doubt.
+    /// [`PredictionStream::step_ahead`] with σ and the ±2σ band for the direct steps (a
+    /// Gaussian head): the closed loop's forecasts get none, its inputs being forecasts the
+    /// model's λ̂ never learned to doubt ([`PredictionStream::step_forecast_sampled`] bands
+    /// them by sampling).
     ///
     /// # Errors
     /// As [`PredictionStream::step`].
