@@ -243,6 +243,20 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
     assert!(out.contains("1..4 steps ahead, direct: the model's own 4 forecasts"), "{out}");
     assert!(out.contains("model ±2σ coverage"), "{out}");
     assert!(out.contains("±2σ coverage of the scored values: ") && out.contains("per signal: PM2.5 "), "{out}");
+    assert!(out.contains("interval score"), "{out}");
+    // sample paths: a coverage and an interval score past the direct steps too, in eval's
+    // table and in predict's CSV
+    let (ok, out, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "6", "--samples", "20"], "");
+    assert!(ok, "{err}");
+    let row = |h: usize| out.lines().find(|l| l.starts_with(&format!("| {h:>11} |"))).unwrap().to_string();
+    assert!(row(6).ends_with(" |") && !row(6).contains('—') && row(6).contains(" %"), "{}", row(6));
+    let (ok, _, err) = recur(&[&predict[..], &["--samples", "50"]].concat(), "");
+    assert!(ok, "{err}");
+    let written = std::fs::read_to_string(&forecast).unwrap();
+    // step 6 (closed loop) has a band now: finite, low below high
+    let step6: Vec<&str> = written.lines().nth(6).unwrap().split(',').collect();
+    let (low, high) = (step6[3].parse::<f32>().unwrap(), step6[4].parse::<f32>().unwrap());
+    assert!(low.is_finite() && high.is_finite() && low < high, "step 6: {low} {high}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
