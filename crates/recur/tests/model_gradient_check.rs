@@ -232,7 +232,7 @@ fn a_bidirectional_model_on_two_threads_matches_one_thread() {
 /// The head on each sequence's last step only (prediction) gives exactly those rows of
 /// the all-steps outputs, and the same gradients as an all-steps loss that reads only them.
 #[test]
-fn head_on_last_steps_equals_all_steps_restricted_to_them() {
+fn head_on_chosen_steps_equals_all_steps_restricted_to_them() {
     use recur::model::HeadSteps;
     let mut rng = Rng::new(11);
     let (steps, batch, outputs) = (7, 5, 2);
@@ -274,6 +274,9 @@ fn head_on_last_steps_equals_all_steps_restricted_to_them() {
         assert!(close(&out_last.student.mean, &pick(&out.student.mean)), "{coupling:?} {fusion:?}: outputs");
         let (at_last, all) = (model.forward_at(&input, HeadSteps::Last).unwrap(), model.forward(&input).unwrap());
         assert!(close(&at_last.mean, &pick(&all.mean)), "{coupling:?} {fusion:?}: inference outputs");
+        // and from a step on: the rows of every step from it
+        let from = model.forward_at(&input, HeadSteps::From(2)).unwrap();
+        assert!(close(&from.mean, &all.mean[2 * batch * outputs..]), "{coupling:?} {fusion:?}: from step 2");
         let d = masked_mse(&out_last.student.mean, &target, &ones).1;
         let dt = out_last.teacher.as_ref().map(|t| masked_mse(&t.mean, &target, &ones).1);
         let mut grads = model.zeros_like();

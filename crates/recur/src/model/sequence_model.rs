@@ -234,6 +234,9 @@ pub enum HeadSteps {
     /// Each sequence's own last step (`length − 1`): outputs `[B, O]`. For tasks that score
     /// only that step (prediction), so the head and its backward cost B rows, not T·B.
     Last,
+    /// Every step from this one on: outputs `[(T − s)·B, O]`. For a stream scored only
+    /// after a warm-up (the training part a validation stream runs through first).
+    From(usize),
 }
 
 impl HeadSteps {
@@ -244,6 +247,7 @@ impl HeadSteps {
             HeadSteps::Last => {
                 Some((0..batch).map(|b| (lengths.map_or(steps, |l| l[b]).max(1) - 1) * batch + b).collect())
             }
+            HeadSteps::From(first) => Some((first.min(steps) * batch..steps * batch).collect()),
         }
     }
 }

@@ -383,7 +383,8 @@ impl<'a> PredictionTask<'a> {
         self.series.window_starts(part, self.window, 1, "evaluated")?;
         let mut acc = vec![ErrorAccumulator::new(self.series.grid.channels()); ahead];
         for r in part.iter().filter(|r| r.len() >= self.window) {
-            let Streamed { pred, precision, batch, rows } = self.streamed(model, r.start + self.window - 1..r.end)?;
+            let targets = r.start + self.window - 1..r.end;
+            let Streamed { pred, precision, batch, rows } = self.streamed(model, targets)?;
             self.add_blocks(&mut acc, &pred, &batch.target[rows.clone()], &batch.mask[rows], &precision);
         }
         Ok(acc.iter().map(ErrorAccumulator::finish).collect())
@@ -412,13 +413,12 @@ impl<'a> PredictionTask<'a> {
             ahead,
             |_| targets.end,
         );
-        let out = model.forward(&self.input(&batch))?;
+        // the head on the scored steps only: the state runs through the steps before them
         let first = targets.start - 1 - from;
+        let out = model.forward_at(&self.input(&batch), HeadSteps::From(first))?;
         let rows = first * row..batch.steps * row;
-        let per_row = out.precision.len() / batch.steps;
-        let precision = out.precision.get(first * per_row..).unwrap_or_default().to_vec();
-        let pred = predictions(&out.mean[rows.clone()], &batch.base[rows.clone()]);
-        Ok(Streamed { pred, precision, batch, rows })
+        let pred = predictions(&out.mean, &batch.base[rows.clone()]);
+        Ok(Streamed { pred, precision: out.precision, batch, rows })
     }
 
     /// Forecasts of the consecutive steps `targets` of one entity, each at least `window −
