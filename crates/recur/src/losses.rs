@@ -45,8 +45,33 @@ pub fn gaussian_nll<T: Real>(
     precision: &[T],
     channels: usize,
 ) -> (f64, Vec<T>, Vec<T>) {
+    gaussian_nll_with(mean, target, mask, precision, channels, true)
+}
+
+/// [`gaussian_nll`] with x̂ held constant: `(L, ∂L/∂λ)` alone, the same bits, without the
+/// pass that ∂L/∂x̂ costs (the forecasts' NLL term of a prediction band, which reads
+/// sg(x̂)).
+pub fn gaussian_nll_precision<T: Real>(
+    mean: &[T],
+    target: &[T],
+    mask: &[T],
+    precision: &[T],
+    channels: usize,
+) -> (f64, Vec<T>) {
+    let (loss, _, d_precision) = gaussian_nll_with(mean, target, mask, precision, channels, false);
+    (loss, d_precision)
+}
+
+fn gaussian_nll_with<T: Real>(
+    mean: &[T],
+    target: &[T],
+    mask: &[T],
+    precision: &[T],
+    channels: usize,
+    mean_gradient: bool,
+) -> (f64, Vec<T>, Vec<T>) {
     let total: f64 = mask.iter().map(|m| m.to_f64()).sum();
-    let mut d_mean = vec![T::ZERO; mean.len()];
+    let mut d_mean = vec![T::ZERO; if mean_gradient { mean.len() } else { 0 }];
     let mut d_precision = vec![T::ZERO; precision.len()];
     if total == 0.0 {
         return (0.0, d_mean, d_precision);
@@ -66,8 +91,10 @@ pub fn gaussian_nll<T: Real>(
         }
         let l = lambda.to_f64();
         loss += 0.5 * l * sse - 0.5 * k * l.ln() + 0.5 * k * log_2pi;
-        for i in row {
-            d_mean[i] = T::from_f64(l * (mean[i] - target[i]).to_f64() * mask[i].to_f64() / total);
+        if mean_gradient {
+            for i in row {
+                d_mean[i] = T::from_f64(l * (mean[i] - target[i]).to_f64() * mask[i].to_f64() / total);
+            }
         }
         d_precision[n] = T::from_f64((0.5 * sse - 0.5 * k / l) / total);
     }
@@ -141,6 +168,11 @@ mod tests {
         assert!((loss - want).abs() < 1e-12);
         check_gradient(|m| gaussian_nll(m, &target, &mask, &lambda, 3).0, &mean, &d_mean);
         check_gradient(|l| gaussian_nll(&mean, &target, &mask, l, 3).0, &lambda, &d_lambda);
+        assert_eq!(
+            gaussian_nll_precision(&mean, &target, &mask, &lambda, 3),
+            (loss, d_lambda.clone()),
+            "x̂ held constant"
+        );
     }
 
     #[test]

@@ -37,7 +37,7 @@ use super::metrics::{ErrorAccumulator, Metrics};
 use super::StreamTraining;
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
-use crate::losses::{gaussian_nll, masked_mse};
+use crate::losses::{gaussian_nll_precision, masked_mse};
 use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, ModelStream, SequenceModel};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
@@ -995,7 +995,7 @@ impl PredictionTask<'_> {
             return (mse, d_mean, Vec::new());
         }
         let block = pred.len() / out.precision.len();
-        let (nll, _, d_precision) = gaussian_nll(&pred, target, mask, &out.precision, block);
+        let (nll, d_precision) = gaussian_nll_precision(&pred, target, mask, &out.precision, block);
         (mse + nll, d_mean, d_precision)
     }
 }
