@@ -52,11 +52,22 @@ pub struct SequenceOptions<'a, T> {
     pub state_mask: Option<&'a [T]>,
     /// Threads for the large products outside the time loop.
     pub threads: Threads,
+    /// Training jobs whose kept rows share one core's caches (a bidirectional layer's two
+    /// directions on one thread: 2); their rows' total picks the row layout (see
+    /// [`crate::sequence::set_compact_rows_above_bytes`]). Changes no result.
+    pub jobs_per_core: usize,
 }
 
 impl<T> Default for SequenceOptions<'_, T> {
     fn default() -> Self {
-        SequenceOptions { reverse: false, lengths: None, input_mask: None, state_mask: None, threads: Threads(1) }
+        SequenceOptions {
+            reverse: false,
+            lengths: None,
+            input_mask: None,
+            state_mask: None,
+            threads: Threads(1),
+            jobs_per_core: 1,
+        }
     }
 }
 

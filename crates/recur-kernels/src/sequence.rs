@@ -65,32 +65,38 @@ pub struct GatedCache<T> {
     proj: Vec<T>,
     /// Scratch: `[T,B,G]` recurrent-product gradients (backward).
     d_proj_h: Vec<T>,
+    /// W, the row layout the training forward chose ([`row_width`]).
+    width: usize,
 }
 
 /// Bytes of input products ([`forward`]) computed in one block of steps: about half of a
 /// core's L2 cache, so that the block is still there when its steps read it.
 const INPUT_BLOCK_BYTES: usize = 256 * 1024;
 
-/// Bytes of one job's kept cache rows above which a cell's compact layout is used (see
-/// [`GatedCell::compact_cache_width`]); [`set_compact_rows_above_bytes`] changes it.
-/// Measured on the LSTM with layer norm, whose compact row is half the full one: at S1
-/// (4.9 MB of full rows) the full layout is faster (one direction 1.40–1.43 s per 1000
-/// training steps against 1.48–1.53 s compact), at S2 (39 MB) the compact one (2.03–2.16 s
-/// against 2.23–2.30 s per 100, with dropout).
-static COMPACT_ROWS_ABOVE_BYTES: AtomicUsize = AtomicUsize::new(16 << 20);
+/// Bytes of kept cache rows on one core above which a cell's compact layout is used (see
+/// [`GatedCell::compact_cache_width`]; a job's rows times [`SequenceOptions::jobs_per_core`]);
+/// [`set_compact_rows_above_bytes`] changes it. Measured on the LSTM with layer norm and
+/// dropout, whose compact row is half the full one, 1000 training steps at S1: one
+/// direction on a core (4.9 MB of full rows) runs faster in full, 1.54 s against 1.68–1.71
+/// s compact (and 0.91–0.93 against 0.97–1.04 s with the batch split over two threads);
+/// both directions of a bidirectional layer on one thread (9.8 MB) run faster compact,
+/// 3.49–3.51 s against 3.72–3.73 s (on two threads, a direction each, alike: 1.82–1.90
+/// against 1.87–1.88 s); at S2 (39 MB) compact, 2.03–2.16 s against 2.23–2.30 s per 100.
+static COMPACT_ROWS_ABOVE_BYTES: AtomicUsize = AtomicUsize::new(8 << 20);
 
-/// Sets the size of a job's kept rows above which cells keep their compact row layout.
-/// Results do not depend on it (backward recomputes what the compact rows leave out with
-/// the forward's own operations: the same bits); tests set 0 to run that layout on small
-/// shapes, `usize::MAX` to keep every row in full.
+/// Sets the size of the kept rows on one core above which cells keep their compact row
+/// layout. Results do not depend on it (backward recomputes what the compact rows leave out
+/// with the forward's own operations: the same bits); tests set 0 to run that layout on
+/// small shapes, `usize::MAX` to keep every row in full.
 pub fn set_compact_rows_above_bytes(bytes: usize) {
     COMPACT_ROWS_ABOVE_BYTES.store(bytes, Ordering::Relaxed);
 }
 
-/// The per-row cache width a training forward keeps for `dims` (and backward reads).
-fn row_width<C: GatedCell, T>(cell: &C, dims: Dims, normalized: bool) -> usize {
+/// The per-row cache width a training forward keeps for `dims` (and backward reads), with
+/// `jobs_per_core` such jobs keeping theirs in one core's caches.
+fn row_width<C: GatedCell, T>(cell: &C, dims: Dims, normalized: bool, jobs_per_core: usize) -> usize {
     let full = cell.cache_width(dims.hidden, normalized);
-    let bytes = dims.steps * dims.batch * full * std::mem::size_of::<T>();
+    let bytes = dims.steps * dims.batch * full * std::mem::size_of::<T>() * jobs_per_core.max(1);
     match cell.compact_cache_width(dims.hidden, normalized) {
         Some(compact) if bytes > COMPACT_ROWS_ABOVE_BYTES.load(Ordering::Relaxed) => compact,
         _ => full,
@@ -243,9 +249,13 @@ pub fn forward<C: GatedCell, T: Real>(
     let keep = cache.is_some();
     let normalized = weights.norm.is_some();
     // inference keeps one row, in the full layout (nothing to save by recomputing)
-    let width = if keep { row_width::<C, T>(cell, dims, normalized) } else { cell.cache_width(hidden, normalized) };
+    let width = match keep {
+        true => row_width::<C, T>(cell, dims, normalized, options.jobs_per_core),
+        false => cell.cache_width(hidden, normalized),
+    };
     let mut local = GatedCache::default();
     let store = cache.unwrap_or(&mut local);
+    store.width = width;
     let GatedCache { states, cells, rows, proj, .. } = store;
     let mut masked = Vec::new();
     let x_used = masked_input(x, options.input_mask, batch, input, &mut masked);
@@ -362,11 +372,11 @@ pub fn backward<C: GatedCell, T: Real>(
     out: SequenceGradOut<'_, T>,
 ) {
     assert_eq!(cache.dims, Some(dims), "backward needs the cache of a training forward of the same shape");
-    let GatedCache { states, cells, rows, proj, d_proj_h, .. } = cache;
+    let GatedCache { states, cells, rows, proj, d_proj_h, width, .. } = cache;
+    let width = *width;
     let Dims { steps, batch, hidden, .. } = dims;
     let g = C::GATES * hidden;
     let plane = batch * hidden;
-    let width = row_width::<C, T>(cell, dims, weights.norm.is_some());
     let SequenceGradOut { d_x, d_h0, d_c0, weights: mut grads } = out;
     assert_eq!(grad_in.d_output.len(), steps * plane);
     assert_eq!(grad_in.d_h_n.len(), plane);

@@ -9,8 +9,14 @@ use recur::kernels::Real;
 use recur::rnn::{CellKind, InitialState, Rnn, RnnConfig, SequenceBatch};
 use recur::Rng;
 
-/// Output, h_n, c_n, ∂x, ∂h0, ∂c0 and every parameter gradient of one training step.
-fn step<T: Real>(config: &RnnConfig, lengths: Option<&[usize]>, seed: u64) -> Vec<Vec<T>> {
+/// Output, h_n, c_n, ∂x, ∂h0, ∂c0 and every parameter gradient of one training step
+/// (`backward_threshold`: the layout switch set anew between forward and backward).
+fn step<T: Real>(
+    config: &RnnConfig,
+    lengths: Option<&[usize]>,
+    seed: u64,
+    backward_threshold: Option<usize>,
+) -> Vec<Vec<T>> {
     let (steps, batch) = (7, 3);
     let rnn = Rnn::<T>::new(config.clone(), seed).unwrap();
     let mut rng = Rng::new(seed + 1);
@@ -22,6 +28,9 @@ fn step<T: Real>(config: &RnnConfig, lengths: Option<&[usize]>, seed: u64) -> Ve
     let input = SequenceBatch { x: &x, steps, batch, lengths };
     let state = InitialState { h0: Some(&h0), c0: Some(&c0) };
     let (out, mut cache) = rnn.forward_train(&input, &state, 5).unwrap();
+    if let Some(bytes) = backward_threshold {
+        set_compact_rows_above_bytes(bytes);
+    }
     let mut grads = rnn.zero_grads();
     let g = rnn.backward(&input, &mut cache, &d_out, Some(&d_hn), Some(&d_cn), &mut grads).unwrap();
     let mut all = vec![out.output, out.h_n, out.c_n, g.d_x, g.d_h0, g.d_c0];
@@ -54,20 +63,25 @@ fn compact_rows_give_the_full_rows_bits() {
                         ..RnnConfig::default()
                     };
                     let what = format!("bi={bidirectional} L={num_layers} p={dropout} lengths={lengths:?}");
+                    let lengths = lengths.as_deref();
                     set_compact_rows_above_bytes(usize::MAX);
                     let (full64, full32) =
-                        (step::<f64>(&config, lengths.as_deref(), 3), step::<f32>(&config, lengths.as_deref(), 3));
+                        (step::<f64>(&config, lengths, 3, None), step::<f32>(&config, lengths, 3, None));
                     set_compact_rows_above_bytes(0);
                     let (compact64, compact32) =
-                        (step::<f64>(&config, lengths.as_deref(), 3), step::<f32>(&config, lengths.as_deref(), 3));
+                        (step::<f64>(&config, lengths, 3, None), step::<f32>(&config, lengths, 3, None));
                     assert_eq!(bits(&full64), bits(&compact64), "{what}: f64");
                     assert_eq!(bits(&full32), bits(&compact32), "{what}: f32");
+                    // backward reads the layout its forward chose, whatever the switch says then
+                    set_compact_rows_above_bytes(0);
+                    let switched = step::<f32>(&config, lengths, 3, Some(usize::MAX));
+                    assert_eq!(bits(&full32), bits(&switched), "{what}: switched after forward");
                     assert!(full64[6..].iter().all(|g| g.iter().any(|v| *v != 0.0)), "{what}: a zero gradient");
                     cases += 1;
                 }
             }
         }
     }
-    set_compact_rows_above_bytes(16 << 20);
+    set_compact_rows_above_bytes(8 << 20);
     assert_eq!(cases, 16);
 }

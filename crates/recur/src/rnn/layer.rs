@@ -362,6 +362,8 @@ impl<T: Real> Rnn<T> {
                 .enumerate()
                 .map(|(j, run)| (j / parts.len(), parts[j % parts.len()].clone(), run))
                 .collect();
+            // the jobs a thread runs one after another keep their rows in its core's caches
+            let jobs_per_core = jobs.len().div_ceil(self.threads.max(1));
             let run_job = |(d, rows, run): &mut (usize, Range<usize>, &mut DirectionRun<T>)| {
                 let (d, i) = (*d, k * dirs + *d);
                 let rows = rows.clone();
@@ -388,6 +390,7 @@ impl<T: Real> Rnn<T> {
                     input_mask: (!run.input_mask.is_empty()).then_some(&run.input_mask[..]),
                     state_mask: (!run.state_mask.is_empty()).then_some(&run.state_mask[..]),
                     threads: Threads(product_threads),
+                    jobs_per_core,
                 };
                 let dims = Dims { steps, batch: b, input: width, hidden: h };
                 let slot = keep.then_some(&mut run.cache);
@@ -541,12 +544,14 @@ impl<T: Real> Rnn<T> {
                     own(if d_c_n.is_empty() { &[] } else { &d_c_n[i * plane..(i + 1) * plane] }),
                 );
                 let lengths = input.lengths.map(|l| l[rows.clone()].to_vec());
+                // (the row layout is the forward's, kept in the cache)
                 let options = SequenceOptions {
                     reverse: d == 1,
                     lengths: lengths.as_deref(),
                     input_mask: (!run.input_mask.is_empty()).then_some(&run.input_mask[..]),
                     state_mask: (!run.state_mask.is_empty()).then_some(&run.state_mask[..]),
                     threads: Threads(product_threads),
+                    ..SequenceOptions::default()
                 };
                 let dims = Dims { steps, batch: b, input: width, hidden: h };
                 let mut part = JobGrads {
