@@ -76,7 +76,8 @@ const INPUT_BLOCK_BYTES: usize = 256 * 1024;
 /// Bytes of kept cache rows on one core above which a cell's compact layout is used (see
 /// [`GatedCell::compact_cache_width`]; a job's rows times [`SequenceOptions::jobs_per_core`]);
 /// [`set_compact_rows_above_bytes`] changes it. Measured on the LSTM with layer norm and
-/// dropout, whose compact row is half the full one, 1000 training steps at S1: one
+/// dropout, whose compact row is half the full one, 1000 training steps at S1
+/// (`profile_step lstm train [bi] [t2] ln vd compact|full`, under `/usr/bin/time`): one
 /// direction on a core (4.9 MB of full rows) runs faster in full, 1.54 s against 1.68–1.71
 /// s compact (and 0.91–0.93 against 0.97–1.04 s with the batch split over two threads);
 /// both directions of a bidirectional layer on one thread (9.8 MB) run faster compact,

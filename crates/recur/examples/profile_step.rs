@@ -1,11 +1,17 @@
 //! Runs one benchmark configuration in a loop, for `perf record`:
 //!     cargo build --profile profiling -p recur --example profile_step
-//!     perf record -g target/profiling/examples/profile_step lstm|gru|grub|elman|jordan infer|train [fwd] [s2] [bi] [ln] [vd] [t2] [half]
-//! (`grub`: GRU reset-before; S1 unless `s2`; `t2`: two threads; `half`: half the batch; 1000 calls at S1, 100 at S2)
+//!     perf record -g target/profiling/examples/profile_step lstm|gru|grub|elman|jordan infer|train [fwd] [s2] [bi] [ln] [vd] [t2] [half] [compact|full]
+//! (`grub`: GRU reset-before; S1 unless `s2`; `t2`: two threads; `half`: half the batch;
+//! `compact`, `full`: force the layer-norm row layout; 1000 calls at S1, 100 at S2)
 use recur::rnn::{CellKind, InitialState, InputGradient, Rnn, RnnConfig, SequenceBatch};
 
 fn main() {
     recur::keep_freed_memory();
+    for (flag, bytes) in [("compact", 0), ("full", usize::MAX)] {
+        if std::env::args().any(|a| a == flag) {
+            recur::kernels::sequence::set_compact_rows_above_bytes(bytes);
+        }
+    }
     let args: Vec<String> = std::env::args().collect();
     let cell = match args.get(1).map(String::as_str) {
         Some("gru") => CellKind::GruResetAfter,

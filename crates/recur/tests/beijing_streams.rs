@@ -322,8 +322,11 @@ fn bands_below_zero(
 fn sample_paths_band_a_next_hour_gru_fed_its_own_forecasts() {
     // the stream-trained next-hour GRU with a band (λ̂ per signal), in closed loop past the
     // next hour: its band from 100 sample paths, each fed draws from its own forecasts
-    let (mut config, data) = config();
-    config.task.uncertainty = true;
+    // (configs/beijing-prediction-stream.toml with the band)
+    let (config, data) = config_named("beijing-prediction-stream-band.toml");
+    let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let plain = RunConfig::load(configs.join("beijing-prediction-stream.toml")).unwrap();
+    assert_eq!((config.task.uncertainty, &config.data, &config.model), (true, &plain.data, &plain.model));
     let outcome = run(&config, &data, None, false).unwrap();
     let task = PredictionTask::from_config(&data, &config.prediction()).unwrap();
     let hours = 12;

@@ -106,6 +106,39 @@ pub struct PredictionBatch {
     lengths: Option<Vec<usize>>,
 }
 
+/// Each signal's last observation as a series is read step by step, and whether it still
+/// counts `reach` steps on: the residual base of a forecast, and persistence's forecast.
+#[derive(Clone, Debug)]
+struct LastObserved {
+    /// Per signal: (value, step) of its last observation.
+    last: Vec<Option<(f32, usize)>>,
+    reach: usize,
+}
+
+impl LastObserved {
+    fn new(channels: usize, reach: usize) -> Self {
+        LastObserved { last: vec![None; channels], reach }
+    }
+
+    /// Signal `j` observed as `value` at `step`.
+    fn see(&mut self, j: usize, value: f32, step: usize) {
+        self.last[j] = Some((value, step));
+    }
+
+    /// Every signal observed at grid step `k` of `series`.
+    fn see_step(&mut self, series: &PreparedSeries, k: usize) {
+        let c = self.last.len();
+        for j in (0..c).filter(|&j| series.grid.observed[k * c + j]) {
+            self.see(j, series.grid.values[k * c + j], k);
+        }
+    }
+
+    /// Signal `j`'s last observation, if it lies fewer than `reach` steps before `now`.
+    fn within(&self, j: usize, now: usize) -> Option<f32> {
+        self.last[j].filter(|&(_, at)| now - at < self.reach).map(|(v, _)| v)
+    }
+}
+
 /// A batch of streams, one per range of input steps (each at most `steps` long; a shorter
 /// one is padded with zeros, mask 0, and given its length), input step t's targets the
 /// `ahead` steps after it, block h − 1 for step t + h (mask 0 from the end of the part
@@ -130,20 +163,13 @@ fn make_stream_batch(
     let (values, observed) = (&series.grid.values, &series.grid.observed);
     for (row, stream) in streams.iter().enumerate() {
         let (s, end) = (stream.start, part_end(stream.start));
-        let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
-        let see = |k: usize, last: &mut [Option<(f32, usize)>]| {
-            for j in 0..c {
-                if observed[k * c + j] {
-                    last[j] = Some((values[k * c + j], k));
-                }
-            }
-        };
+        let mut last = LastObserved::new(c, reach);
         for k in series.entity_of(s).start.max((s + 1).saturating_sub(reach))..s {
-            see(k, &mut last);
+            last.see_step(series, k);
         }
         for t in 0..stream.len().min(steps) {
             let k = s + t;
-            see(k, &mut last);
+            last.see_step(series, k);
             let at = (t * b + row) * c;
             for j in 0..c {
                 let m = observed[k * c + j] as u8 as f32;
@@ -157,9 +183,8 @@ fn make_stream_batch(
                         mask[at + j] = observed[(k + h) * c + j] as u8 as f32;
                         target[at + j] = values[(k + h) * c + j];
                     }
-                    match last[j] {
-                        Some((v, seen)) if residual && k - seen < reach => base[at + j] = v,
-                        _ => {}
+                    if let Some(v) = last.within(j, k).filter(|_| residual) {
+                        base[at + j] = v;
                     }
                 }
             }
@@ -258,14 +283,12 @@ impl<'a> PredictionTask<'a> {
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
         let (mut sum, mut count) = (vec![0.0f64; ahead * c], vec![0u64; ahead * c]);
         for r in &self.series.train {
-            let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
+            let mut last = LastObserved::new(c, reach);
             for k in r.clone() {
-                for j in (0..c).filter(|&j| observed[k * c + j]) {
-                    last[j] = Some((values[k * c + j], k));
-                }
+                last.see_step(self.series, k);
                 for h in (1..=ahead).take_while(|h| k + h < r.end) {
                     for j in (0..c).filter(|&j| observed[(k + h) * c + j]) {
-                        let base = last[j].filter(|&(_, at)| k - at < reach).map_or(0.0, |(v, _)| v);
+                        let base = last.within(j, k).unwrap_or(0.0);
                         let e = f64::from(values[(k + h) * c + j] - base);
                         sum[(h - 1) * c + j] += e * e;
                         count[(h - 1) * c + j] += 1;
@@ -558,13 +581,11 @@ impl PredictionTask<'_> {
         let period = (86_400 % self.series.grid.bin_seconds.max(1) == 0 && day >= 2).then_some(day as usize);
         for r in part.iter().filter(|r| r.len() >= self.window) {
             let mut live = self.stream(model)?;
-            let mut last: Vec<Option<(f32, usize)>> = vec![None; c];
+            let mut last = LastObserved::new(c, reach);
             let entity = self.series.entity_of(r.start);
             for n in entity.start..r.end - 1 {
                 let seen = self.series.original_step(n);
-                for j in (0..c).filter(|&j| observed[n * c + j]) {
-                    last[j] = Some((values[n * c + j], n));
-                }
+                last.see_step(self.series, n);
                 if n + 1 < r.start + reach {
                     live.step(&seen)?;
                     continue;
@@ -574,8 +595,7 @@ impl PredictionTask<'_> {
                     0 => live.step_forecast(&seen, steps_ahead)?,
                     _ => live.step_forecast_sampled(&seen, steps_ahead, paths, &mut rng)?,
                 };
-                let carried: Vec<f32> =
-                    last.iter().map(|l| l.filter(|&(_, at)| n - at < reach).map_or(0.0, |(v, _)| v)).collect();
+                let carried: Vec<f32> = (0..c).map(|j| last.within(j, n).unwrap_or(0.0)).collect();
                 for (h, forecast) in (1..=steps_ahead).zip(ahead.values.chunks_exact(c)) {
                     let k = n + h;
                     let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
@@ -731,9 +751,8 @@ impl PredictionTask<'_> {
             stream: model.stream(1)?,
             scaler: self.series.scaler.clone(),
             signals: self.series.grid.signals.clone(),
-            reach: self.window - 1,
             residual: self.residual,
-            last: vec![None; c],
+            last: LastObserved::new(c, self.window - 1),
             steps: 0,
             x: vec![0.0; 2 * c],
         })
@@ -780,11 +799,9 @@ pub struct PredictionStream<'m> {
     gaussian: bool,
     scaler: Standardizer,
     signals: Vec<String>,
-    /// Steps back in which a last observation counts (`window − 1`).
-    reach: usize,
     residual: bool,
-    /// Per signal: (standardised value, step) of its last observation.
-    last: Vec<Option<(f32, usize)>>,
+    /// Each signal's last observation (standardised), counting `window − 1` steps on.
+    last: LastObserved,
     steps: usize,
     x: Vec<f32>,
 }
@@ -829,7 +846,7 @@ impl PredictionStream<'_> {
         let z = super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
         for (j, z) in z.into_iter().enumerate() {
             if let Some(z) = z {
-                self.last[j] = Some((z, self.steps));
+                self.last.see(j, z, self.steps);
             }
         }
         let out = self.stream.step(&self.x)?;
@@ -837,8 +854,8 @@ impl PredictionStream<'_> {
         self.steps += 1;
         let z: Vec<f32> = (0..self.ahead * c)
             .map(|i| {
-                let base = match self.last[i % c] {
-                    Some((z, at)) if self.residual && now - at < self.reach => z,
+                let base = match self.last.within(i % c, now) {
+                    Some(z) if self.residual => z,
                     _ => 0.0,
                 };
                 out.mean[i] + base
