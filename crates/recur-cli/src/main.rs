@@ -106,6 +106,17 @@ fn main() -> ExitCode {
     default_sigpipe();
     recur::keep_freed_memory();
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    match help_asked(&raw) {
+        Some(Ok(text)) => {
+            println!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Some(Err(e)) => {
+            eprintln!("recur: {e}");
+            return ExitCode::from(2);
+        }
+        None => {}
+    }
     let result = args::parse_args(&raw).and_then(|args| match args.positional.first().map(String::as_str) {
         Some("demo") => demo::demo(&args),
         Some("inspect") => demo::inspect(&args),
@@ -122,7 +133,7 @@ fn main() -> ExitCode {
         Some("import") => torch::import(&args),
         Some("experiment") => experiment::experiment(&args),
         Some("text") => text::text(&args),
-        Some("help") | None => {
+        None => {
             println!("{USAGE}");
             Ok(())
         }
@@ -135,4 +146,41 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// The usage to print when the command line asks for it: `--help` or `-h` anywhere, or
+/// `help` as the command; for a command named beside it (`recur train --help`, `recur
+/// help stream`), that command's entries only.
+fn help_asked(raw: &[String]) -> Option<Result<String, String>> {
+    let flag = |a: &String| a == "--help" || a == "-h";
+    let words: Vec<&String> = match raw.first().map(String::as_str) {
+        Some("help") => raw[1..].iter().collect(),
+        _ if raw.iter().any(flag) => raw.iter().filter(|a| !flag(a)).collect(),
+        _ => return None,
+    };
+    let Some(command) = words.first().filter(|w| !w.starts_with('-')) else {
+        return Some(Ok(USAGE.to_string()));
+    };
+    let entries = usage_entries(command);
+    Some(match entries.is_empty() {
+        true => Err(format!("unknown command `{command}`\n{USAGE}")),
+        false => Ok(format!("usage:\n{entries}")),
+    })
+}
+
+/// The entries of [`USAGE`] for `command`: each starts with a line `  recur COMMAND` and
+/// runs to the next such line.
+fn usage_entries(command: &str) -> String {
+    let mut out = String::new();
+    let mut keep = false;
+    for line in USAGE.lines().skip(1) {
+        if let Some(entry) = line.strip_prefix("  recur ") {
+            keep = entry.split_whitespace().next() == Some(command);
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.trim_end().to_string()
 }
