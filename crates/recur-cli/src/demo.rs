@@ -10,7 +10,7 @@ use recur::report::{
     write_run_folder,
 };
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
-use recur::tasks::{horizon_method, PredictionTask};
+use recur::tasks::{horizon_method, PredictionTask, Uncertainty};
 
 use crate::args::Args;
 
@@ -47,7 +47,11 @@ fn describe(config: &RunConfig, data: &recur::data::PreparedSeries) -> String {
     let when = match config.task.steps_ahead {
         1 => "at the next step".to_string(),
         s => format!("at each of the next {s} steps (direct)"),
-    } + if config.task.uncertainty { " with a ±2σ band" } else { "" };
+    } + match config.task.uncertainty {
+        Uncertainty::None => "",
+        Uncertainty::Gaussian => " with a ±2σ band",
+        Uncertainty::Quantile => " with a band from the 2.275 % to the 97.725 % quantile",
+    };
     let what = match (config.task.kind, config.task.stream) {
         (TaskKind::Prediction, None) => format!(
             "predict all {} signals {when} from the previous {} steps",
@@ -91,7 +95,11 @@ fn report(config: &RunConfig, outcome: &RunOutcome) {
             TaskKind::Prediction => "observed targets",
             TaskKind::Reconstruction => "hidden values",
         };
-        println!("{:.1} % of the {of} lie inside the model's ±2σ band (σ = 1/√λ̂; 95.4 % if calibrated)", 100.0 * c);
+        let band = match config.task.uncertainty {
+            Uncertainty::Quantile => "band (its 2.275 % to 97.725 % quantiles",
+            _ => "±2σ band (σ = 1/√λ̂",
+        };
+        println!("{:.1} % of the {of} lie inside the model's {band}; 95.4 % if calibrated)", 100.0 * c);
     }
 }
 
@@ -252,8 +260,12 @@ pub fn eval(args: &Args) -> Result<(), String> {
     print!("{}", score_table(&scores));
     if let Some(c) = scores[0].coverage_2sigma {
         let m = &scores[0].metrics;
+        let band = match config.task.uncertainty {
+            Uncertainty::Quantile => "2.275-97.725 % quantile band",
+            _ => "±2σ",
+        };
         println!(
-            "±2σ coverage of the scored values: {:.1} %; the band's mean width {:.4}, interval score {:.4} (standardised, as MAE)",
+            "{band} coverage of the scored values: {:.1} %; the band's mean width {:.4}, interval score {:.4} (standardised, as MAE)",
             100.0 * c,
             m.band_width_2sigma.unwrap_or(f64::NAN),
             m.interval_score_2sigma.unwrap_or(f64::NAN)

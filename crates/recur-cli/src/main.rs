@@ -33,10 +33,11 @@ const USAGE: &str = "usage:
       band from K sample paths (each fed draws from its own forecasts; seeded).
   recur predict --run DIR [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
-      the end of each entity with a trained prediction run, with a ±2σ band where the
-      model has one (skewed for the signals in data.log1p; past the direct steps with
-      --samples K, as eval's); with --horizon, forecast_ahead.png beside FILE.csv: one
-      signal (the first, or NAME) of the first entity, its recent history and the forecast.
+      the end of each entity with a trained prediction run, with its band where the
+      model has one (±2σ or its quantiles; skewed for the signals in data.log1p; past the
+      direct steps with --samples K, as eval's); with --horizon, forecast_ahead.png
+      beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent
+      history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next

@@ -37,11 +37,12 @@ impl Live<'_> {
     }
 
     /// The output columns after the passed ones (a prediction `horizon` steps ahead, each
-    /// forecast with σ followed by its ±2σ band; with sample paths, every step's).
+    /// forecast with a band followed by it: ±2σ or the quantiles; with sample paths,
+    /// every step's).
     fn header(&self, horizon: usize, paths: usize) -> Vec<String> {
         match self {
             Live::Prediction(s) => {
-                let banded = match (s.has_sigma(), paths) {
+                let banded = match (s.has_band(), paths) {
                     (false, _) => 0,
                     (true, 0) => horizon.min(s.steps_ahead()),
                     (true, _) => horizon,

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use recur::io::{import_state_dict, write_atomically};
 use recur::report::score_table;
 use recur::run::{evaluate, load_data, TaskKind};
+use recur::tasks::Uncertainty;
 
 use crate::args::Args;
 use crate::demo::{load_config, open_run};
@@ -37,7 +38,14 @@ pub fn export(args: &Args) -> Result<(), String> {
     let next = match config.task.steps_ahead {
         1 => "the next step's z".to_string(),
         s => format!("the next {s} steps' z, {s} blocks of C (block h - 1: step t + h)"),
-    } + if config.task.uncertainty { " and a precision λ for each (σ = 1/√λ, in z units)" } else { "" };
+    } + match config.task.uncertainty {
+        Uncertainty::None => "",
+        Uncertainty::Gaussian => " and a precision λ for each (σ = 1/√λ, in z units)",
+        Uncertainty::Quantile => {
+            " and two distances for each, in z units (precision: per step its C·S distances below, then its C·S above): \
+             its band runs from z - below (the 2.275 % quantile) to z + above (the 97.725 % quantile)"
+        }
+    };
     let log = match data.scaler.log1p.contains(&true) {
         true => ", y = ln(1 + value) for the signals marked in log1p, else y = value; back: value = exp(z * std + mean) - 1 for those (a band z ± 2σ maps back skewed)",
         false => ", y = value",

@@ -241,7 +241,7 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
     let (ok, out, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "4"], "");
     assert!(ok, "{err}");
     assert!(out.contains("1..4 steps ahead, direct: the model's own 4 forecasts"), "{out}");
-    assert!(out.contains("model ±2σ coverage"), "{out}");
+    assert!(out.contains("model band coverage"), "{out}");
     assert!(out.contains("±2σ coverage of the scored values: ") && out.contains("per signal: PM2.5 "), "{out}");
     assert!(out.contains("interval score"), "{out}");
     // sample paths: a coverage and an interval score past the direct steps too, in eval's

@@ -101,6 +101,51 @@ fn gaussian_nll_with<T: Real>(
     (loss / total, d_mean, d_precision)
 }
 
+/// The quantile (pinball) loss of a band around each forecast: its lower edge
+/// q⁻ = x̂ − d⁻ the α/2 quantile, its upper edge q⁺ = x̂ + d⁺ the 1 − α/2 quantile, x̂ held
+/// constant (Koenker & Bassett 1978):
+///
+/// ρ_τ(r) = r (τ − 1[r < 0]),
+/// L = Σ m [ρ_{α/2}(x − q⁻) + ρ_{1−α/2}(x − q⁺)] / Σ m,
+/// ∂L/∂d⁻ = m (α/2 − 1[x < q⁻]) / Σ m,   ∂L/∂d⁺ = m (1[x < q⁺] − (1 − α/2)) / Σ m.
+///
+/// Its minimum puts the edges at the conditional quantiles, so the band holds the truth
+/// with probability 1 − α, unevenly on the two sides where the errors are skewed;
+/// (2/α)·L is the band's mean interval score (Gneiting & Raftery 2007), so the loss is the
+/// score the evaluation reports. `mean, target, mask: [N, O]` (O = `outputs`),
+/// `distances: [N, 2·O]` (row n: its O distances d⁻, then its O distances d⁺). Returns
+/// `(L, ∂L/∂d)`.
+pub fn quantile_band<T: Real>(
+    mean: &[T],
+    target: &[T],
+    mask: &[T],
+    distances: &[T],
+    outputs: usize,
+    alpha: f64,
+) -> (f64, Vec<T>) {
+    let count: f64 = mask.iter().map(|m| m.to_f64()).sum();
+    let mut grad = vec![T::ZERO; distances.len()];
+    if count == 0.0 || outputs == 0 {
+        return (0.0, grad);
+    }
+    let (low_tau, high_tau) = (alpha / 2.0, 1.0 - alpha / 2.0);
+    let pinball = |r: f64, tau: f64| r * (tau - f64::from(u8::from(r < 0.0)));
+    let mut loss = 0.0;
+    for (i, ((&p, &t), &m)) in mean.iter().zip(target).zip(mask).enumerate() {
+        if m.to_f64() == 0.0 {
+            continue;
+        }
+        let below = (i / outputs) * 2 * outputs + i % outputs;
+        let above = below + outputs;
+        let (p, t, m) = (p.to_f64(), t.to_f64(), m.to_f64());
+        let (low, high) = (p - distances[below].to_f64(), p + distances[above].to_f64());
+        loss += m * (pinball(t - low, low_tau) + pinball(t - high, high_tau));
+        grad[below] = T::from_f64(m * (low_tau - f64::from(u8::from(t < low))) / count);
+        grad[above] = T::from_f64(m * (f64::from(u8::from(t < high)) - high_tau) / count);
+    }
+    (loss / count, grad)
+}
+
 /// The twin loss of decoupled training (Serdyuk et al. 2018), on active rows only:
 ///
 /// L = α · Σ_n a_n ‖ĥ←_n − h←_n‖² / Σ_n a_n,   ∂L/∂ĥ← = 2α a_n (ĥ←_n − h←_n) / Σ a
@@ -173,6 +218,30 @@ mod tests {
             (loss, d_lambda.clone()),
             "x̂ held constant"
         );
+    }
+
+    #[test]
+    fn quantile_band_matches_the_pinball_formula_and_central_differences() {
+        // two rows of O = 2; one entry unobserved; truths below, inside and above the bands
+        let mean = [0.0, 1.0, -0.5, 2.0];
+        let target = [-3.0, 1.2, 0.0, 9.0];
+        let mask = [1.0, 1.0, 0.0, 1.0];
+        let distances = [1.0, 0.5, 2.0, 0.25, 0.3, 0.7, 1.5, 4.0];
+        let alpha = 0.1;
+        let (loss, grad) = quantile_band(&mean, &target, &mask, &distances, 2, alpha);
+        let rho = |r: f64, tau: f64| if r < 0.0 { r * (tau - 1.0) } else { r * tau };
+        let entry = |p: f64, t: f64, below: f64, above: f64| rho(t - (p - below), 0.05) + rho(t - (p + above), 0.95);
+        let want = (entry(0.0, -3.0, 1.0, 2.0) + entry(1.0, 1.2, 0.5, 0.25) + entry(2.0, 9.0, 0.7, 4.0)) / 3.0;
+        assert!((loss - want).abs() < 1e-12, "{loss} vs {want}");
+        assert_eq!((grad[4], grad[6]), (0.0, 0.0), "the unobserved entry's distances");
+        check_gradient(|d| quantile_band(&mean, &target, &mask, d, 2, alpha).0, &distances, &grad);
+        // (2/α)·L is the interval score: width plus 2/α times the distance outside
+        let score = |p: f64, t: f64, below: f64, above: f64| {
+            let (low, high) = (p - below, p + above);
+            high - low + 2.0 / alpha * ((low - t).max(0.0) + (t - high).max(0.0))
+        };
+        let mean_score = (score(0.0, -3.0, 1.0, 2.0) + score(1.0, 1.2, 0.5, 0.25) + score(2.0, 9.0, 0.7, 4.0)) / 3.0;
+        assert!((2.0 / alpha * loss - mean_score).abs() < 1e-9);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::data::PreparedSeries;
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
+use crate::model::HeadKind;
 use crate::plot::{Band, BarChart, LineChart, Series, Style};
 use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
 use crate::tasks::prediction::PredictionTask;
@@ -51,11 +52,11 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
     }
     out.push_str(" model / best baseline |");
     rule.push_str("----------------------:|");
-    // a Gaussian head's ±2σ coverage, where its steps have σ
+    // the band's coverage (±2σ, sampled or quantile), where its steps have one
     let banded = scores.model.iter().any(|m| m.coverage_2sigma.is_some());
     if banded {
-        out.push_str(" model ±2σ coverage | band interval score |");
-        rule.push_str("-------------------:|--------------------:|");
+        out.push_str(" model band coverage | band interval score |");
+        rule.push_str("--------------------:|--------------------:|");
     }
     out.push('\n');
     rule.push('\n');
@@ -71,7 +72,7 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
         out.push_str(&format!(" {:>21.3} |", m.micro_mse / best));
         if banded {
             let score = m.interval_score_2sigma.map_or("—".into(), |s| format!("{s:.4}"));
-            out.push_str(&format!(" {:>18} | {score:>19} |", coverage_cell(m)));
+            out.push_str(&format!(" {:>19} | {score:>19} |", coverage_cell(m)));
         }
         out.push('\n');
     }
@@ -221,7 +222,10 @@ pub fn save_forecast_ahead_chart(
     let bands = match forecast.low.is_empty() {
         true => Vec::new(),
         false => vec![Band {
-            name: "forecast +-2 sigma".into(),
+            name: match forecast.sigma_standardised.is_empty() {
+                true => "forecast 2.3-97.7 % quantiles".into(),
+                false => "forecast +-2 sigma".into(),
+            },
             points: forecast
                 .low
                 .chunks_exact(c)
@@ -342,15 +346,15 @@ fn forecast_chart(outcome: &RunOutcome, config: &RunConfig, data: &PreparedSerie
         style,
     };
     let how = if outcome.model.is_causal() { "streamed, state carried" } else { "each from its window" };
-    let bands = match f.sigma.is_empty() {
+    let bands = match f.low.is_empty() {
         true => Vec::new(),
         false => vec![Band {
-            name: "model +-2 sigma".into(),
+            name: match outcome.model.config().head {
+                HeadKind::Quantile => "model 2.3-97.7 % quantiles".into(),
+                _ => "model +-2 sigma".into(),
+            },
             points: (0..targets.len())
-                .map(|i| {
-                    let (low, high) = data.scaler.band(signal, f.model[i * c + signal], f.sigma[i * c + signal]);
-                    (i as f64, low as f64, high as f64)
-                })
+                .map(|i| (i as f64, original(f.low[i * c + signal]), original(f.high[i * c + signal])))
                 .collect(),
         }],
     };

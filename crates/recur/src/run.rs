@@ -13,7 +13,7 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
 use crate::tasks::metrics::Metrics;
-use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask};
+use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask, Uncertainty};
 use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};
 use crate::tasks::StreamTraining;
 use crate::train::{train, EpochLog, TrainConfig};
@@ -103,9 +103,10 @@ pub struct TaskConfig {
     /// Prediction: forecast the next `steps_ahead` steps directly from every state (one
     /// output block per step ahead) instead of the next step only.
     pub steps_ahead: usize,
-    /// Prediction: a Gaussian head, a learned precision per step ahead trained with the
-    /// NLL, so every forecast has a ±2σ band (reconstruction always has one).
-    pub uncertainty: bool,
+    /// Prediction: a band for every forecast (`true`: a Gaussian head, a learned precision
+    /// per value trained with the NLL, ±2σ; `"quantile"`: learned distances to the 2.275 %
+    /// and 97.725 % quantiles); reconstruction always has the deck's λ̂.
+    pub uncertainty: Uncertainty,
 }
 
 impl Default for TaskConfig {
@@ -119,7 +120,7 @@ impl Default for TaskConfig {
             corruption: MissingnessDiffusion::default(),
             stream: None,
             steps_ahead: 1,
-            uncertainty: false,
+            uncertainty: Uncertainty::None,
         }
     }
 }
@@ -140,13 +141,24 @@ impl RunConfig {
     /// # Errors
     /// Malformed TOML or an unknown key, with its line and column.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
-        parse_toml(text, origin)
+        parse_toml::<Self>(text, origin)?.checked()
     }
 
     /// # Errors
     /// An unreadable file, or as [`RunConfig::from_toml`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        load_toml(path.as_ref())
+        load_toml::<Self>(path.as_ref())?.checked()
+    }
+
+    /// Refuses settings that contradict each other.
+    fn checked(self) -> Result<Self> {
+        if self.task.kind == TaskKind::Reconstruction && self.task.uncertainty == Uncertainty::Quantile {
+            return Err(Error::invalid(
+                "task.uncertainty",
+                "\"quantile\" is a prediction band; a reconstruction's band is the deck's λ̂ (always on)",
+            ));
+        }
+        Ok(self)
     }
 
     /// The resolved configuration, every default written out.
@@ -338,4 +350,20 @@ pub fn run(config: &RunConfig, data: &PreparedSeries, run_dir: Option<&Path>, re
         parameters,
         train_seconds,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quantile_band_is_refused_for_reconstruction_and_read_for_prediction() {
+        let toml = |kind: &str| format!("[task]\nkind = \"{kind}\"\nuncertainty = \"quantile\"\n");
+        let origin = Path::new("run.toml");
+        let err = RunConfig::from_toml(&toml("reconstruction"), origin).err().unwrap().to_string();
+        assert!(err.contains("task.uncertainty") && err.contains("prediction band"), "{err}");
+        let config = RunConfig::from_toml(&toml("prediction"), origin).unwrap();
+        assert_eq!(config.prediction().uncertainty, Uncertainty::Quantile);
+        assert!(config.to_toml().contains("uncertainty = \"quantile\""));
+    }
 }

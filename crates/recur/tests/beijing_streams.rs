@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
 use recur::run::{load_data, run, RunConfig};
-use recur::tasks::{prediction_baselines, ErrorAccumulator, HorizonScores, Metrics, PredictionTask};
+use recur::tasks::{prediction_baselines, ErrorAccumulator, HorizonScores, Metrics, PredictionTask, Uncertainty};
 use recur::train::{train, TrainConfig};
 
 fn config_named(name: &str) -> (RunConfig, PreparedSeries) {
@@ -293,6 +293,45 @@ fn a_day_ahead_forecast_reading_the_pollutants_logarithm_bands_them_above_minus_
     assert!(under * 100 < 8 * all, "{under} of {all}");
 }
 
+#[test]
+fn a_day_ahead_quantile_band_is_calibrated_uneven_and_scores_better_than_the_gaussian_one() {
+    let (config, data) = config_named("beijing-prediction-direct-quantile.toml");
+    let (gaussian, _) = config_named("beijing-prediction-direct.toml");
+    assert_eq!(config.task.uncertainty, Uncertainty::Quantile);
+    assert_eq!((&config.data, &config.model, config.task.steps_ahead), (&gaussian.data, &gaussian.model, 24));
+    let outcome = run(&config, &data, None, false).unwrap();
+    assert_eq!(outcome.model.head.precision.as_ref().unwrap().bias.data.len(), 2 * 24 * data.grid.channels());
+    let task = PredictionTask::from_config(&data, &config.prediction()).unwrap();
+    let horizon = task.evaluate_horizon(&outcome.model, &data.test, 24).unwrap();
+    print_horizon(&horizon);
+    // measured (seed 1): the forecasts are the Gaussian-band model's to 4 digits (0.1877 /
+    // 0.6598 at 1 / 24 h: each band's loss reads the detached state); the band holds
+    // 94.0-95.8 % at every hour ahead, with interval scores 1.542 / 3.350 against the
+    // Gaussian band's 1.875 / 3.730 (`recur eval --run DIR --horizon 24` on both)
+    assert_below_persistence(&horizon, 24, 0.9);
+    for (h, m) in horizon.model.iter().enumerate() {
+        let (coverage, score) = (m.coverage_2sigma.unwrap(), m.interval_score_2sigma.unwrap());
+        println!("{:>2} h ahead: quantile band coverage {:.1} %, interval score {score:.4}", h + 1, 100.0 * coverage);
+        assert!((0.93..0.97).contains(&coverage), "{} h ahead: {coverage}", h + 1);
+    }
+    let score = |h: usize| horizon.model[h - 1].interval_score_2sigma.unwrap();
+    assert!(score(1) < 1.7 && score(24) < 3.55, "{} {}", score(1), score(24));
+    let per_signal = &horizon.model[0].per_signal_coverage_2sigma;
+    assert!(per_signal.iter().all(|c| (0.9..0.99).contains(c)), "{per_signal:?}");
+    // as served live: never crossing, and uneven: on the pollutants the band reaches
+    // further above the forecast than below it
+    let (mut up, mut down) = (0.0f64, 0.0f64);
+    let below = bands_below_zero(&task, &outcome.model, &data, |k, v, low, high| {
+        assert!(low <= v && v <= high, "signal {k}: {low} {v} {high}");
+        if k < 6 {
+            (up, down) = (up + f64::from(high - v), down + f64::from(v - low));
+        }
+    });
+    let (under, all) = below[..6].iter().fold((0, 0), |(u, a), b| (u + b.0, a + b.1));
+    println!("{under} of {all} quantile bands of the pollutants reach below zero; above / below {:.2}", up / down);
+    assert!(up > 1.2 * down, "above {up}, below {down}");
+}
+
 /// Per signal, over the test part as `recur stream` serves it (24 hours ahead from every
 /// hour): how many ±2σ bands reach below zero, of how many; `check` sees each (signal,
 /// forecast, low, high).
@@ -300,7 +339,7 @@ fn bands_below_zero(
     task: &PredictionTask,
     model: &SequenceModel<f32>,
     data: &PreparedSeries,
-    check: impl Fn(usize, f32, f32, f32),
+    mut check: impl FnMut(usize, f32, f32, f32),
 ) -> Vec<(usize, usize)> {
     let c = data.grid.channels();
     let mut counts = vec![(0, 0); c];
@@ -326,7 +365,10 @@ fn sample_paths_band_a_next_hour_gru_fed_its_own_forecasts() {
     let (config, data) = config_named("beijing-prediction-stream-band.toml");
     let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs");
     let plain = RunConfig::load(configs.join("beijing-prediction-stream.toml")).unwrap();
-    assert_eq!((config.task.uncertainty, &config.data, &config.model), (true, &plain.data, &plain.model));
+    assert_eq!(
+        (config.task.uncertainty, &config.data, &config.model),
+        (Uncertainty::Gaussian, &plain.data, &plain.model)
+    );
     let outcome = run(&config, &data, None, false).unwrap();
     let task = PredictionTask::from_config(&data, &config.prediction()).unwrap();
     let hours = 12;
@@ -356,7 +398,7 @@ fn sample_paths_band_a_next_hour_gru_fed_its_own_forecasts() {
 fn an_interrupted_stream_trained_run_resumes_bit_identical() {
     // the next-hour GRU, and a direct 3-hour one with its band (its precisions started from
     // persistence's error once, not again on resume)
-    for (steps_ahead, uncertainty) in [(1, false), (3, true)] {
+    for (steps_ahead, uncertainty) in [(1, Uncertainty::None), (3, Uncertainty::Gaussian)] {
         let (mut config, data) = config();
         config.model.hidden_size = 16;
         config.task.stream.as_mut().unwrap().steps = 240;
@@ -375,7 +417,7 @@ fn an_interrupted_stream_trained_run_resumes_bit_identical() {
         let resumed = train(&task, &model_config, &p.train, Some(&dir), true, None).unwrap();
         assert_eq!(resumed.log, whole.log, "steps ahead {steps_ahead}");
         assert_eq!(resumed.model, whole.model, "steps ahead {steps_ahead}");
-        assert_eq!(whole.model.head.precision.is_some(), uncertainty);
+        assert_eq!(whole.model.head.precision.is_some(), uncertainty.is_some());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

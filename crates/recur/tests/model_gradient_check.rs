@@ -37,6 +37,9 @@ fn task_loss(
         HeadKind::Gaussian => {
             gaussian_nll(&head.mean, &p.target, &p.mask, &head.precision, p.outputs / model.config().precisions)
         }
+        // its positive branch is the Gaussian's (the same Head::backward); its loss holds x̂
+        // constant, which these whole-model differences cannot (checked in losses.rs)
+        HeadKind::Quantile => unreachable!("quantile heads are not in these checks"),
     }
 }
 

@@ -1,6 +1,8 @@
-//! Output heads on z_t: a linear regression, or the deck's Gaussian head with a learned
+//! Output heads on z_t: a linear regression, the deck's Gaussian head with a learned
 //! precision λ̂_t = softplus(W_λ z_t + b_λ) (one λ per step and sequence, or one per block
-//! of outputs: W_λ then has a row per block).
+//! of outputs: W_λ then has a row per block), or a quantile head, whose second branch
+//! gives each output the distances d = softplus(W_d z_t + b_d) from it down and up to two
+//! quantiles.
 
 use recur_kernels::{sigmoid_in_place, Real};
 use serde::{Deserialize, Serialize};
@@ -15,9 +17,22 @@ use crate::rng::Rng;
 pub enum HeadKind {
     Linear,
     Gaussian,
+    /// x̂ and, for each of the O outputs, two positive distances `[d⁻; d⁺]` (a row's 2·O
+    /// second-branch outputs: the O below, then the O above), so that x̂ − d⁻ ≤ x̂ ≤ x̂ + d⁺
+    /// never cross; trained by a quantile loss (`losses::quantile_band`).
+    Quantile,
 }
 
-/// x̂ = W z + b (and λ̂ = softplus(w_λ·z + b_λ) for the Gaussian head).
+impl HeadKind {
+    /// Whether the head has the second, positive branch (λ̂ or the quantile distances).
+    pub fn has_positive_branch(self) -> bool {
+        self != HeadKind::Linear
+    }
+}
+
+/// x̂ = W z + b (and λ̂ = softplus(w_λ·z + b_λ) for the Gaussian head, the distances
+/// d = softplus(W_d z + b_d) for the quantile head: the same positive branch, named
+/// `precision` in both, as its tensors are).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Head<T = f32> {
     pub mean: Linear<T>,
@@ -26,7 +41,8 @@ pub struct Head<T = f32> {
     pub detach_precision: bool,
 }
 
-/// Head outputs for `N` rows: `mean: [N, O]`, `precision: [N, P]` (empty for a linear head).
+/// Head outputs for `N` rows: `mean: [N, O]`, `precision: [N, P]` (empty for a linear
+/// head; the quantile head's distances, P = 2·O).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HeadOutput<T> {
     pub mean: Vec<T>,
@@ -34,10 +50,11 @@ pub struct HeadOutput<T> {
 }
 
 impl<T: Real> Head<T> {
-    /// `precisions` λ̂ per row for a Gaussian head (ignored by a linear one).
+    /// `precisions` λ̂ per row for a Gaussian head, or distances for a quantile head
+    /// (ignored by a linear one).
     pub fn new(kind: HeadKind, inputs: usize, outputs: usize, precisions: usize, rng: &mut Rng) -> Self {
         let mean = Linear::new(inputs, outputs, rng);
-        let precision = (kind == HeadKind::Gaussian).then(|| {
+        let precision = kind.has_positive_branch().then(|| {
             let mut p = Linear::new(inputs, precisions, rng);
             // start near λ = 1 (softplus(0.55) ≈ 1)
             p.bias.data.fill(T::from_f64(0.5413));

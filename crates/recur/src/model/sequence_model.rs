@@ -46,7 +46,7 @@ pub struct ModelConfig {
     pub outputs: usize,
     /// P: precisions per step of a Gaussian head, λ̂_p shared by the O / P consecutive
     /// outputs of block p (1: one λ̂ per step, the deck's; a direct forecast has one per
-    /// step ahead).
+    /// step ahead); for a quantile head, 2·O distances.
     #[serde(default = "one_precision")]
     pub precisions: usize,
     /// λ̂ = softplus(W_λ sg(z_t) + b_λ): the precision reads z_t as a constant, so its loss
@@ -312,7 +312,18 @@ impl<T: Real> SequenceModel<T> {
         if config.outputs == 0 {
             return Err(Error::invalid("outputs", "a model predicts at least one value per step"));
         }
-        if config.precisions == 0 || !config.outputs.is_multiple_of(config.precisions) {
+        if config.head == HeadKind::Quantile && config.precisions != 2 * config.outputs {
+            return Err(Error::invalid(
+                "precisions",
+                format!(
+                    "a quantile head has two distances for each of its {} outputs, not {}",
+                    config.outputs, config.precisions
+                ),
+            ));
+        }
+        if config.head != HeadKind::Quantile
+            && (config.precisions == 0 || !config.outputs.is_multiple_of(config.precisions))
+        {
             return Err(Error::invalid(
                 "precisions",
                 format!("{} precisions do not split {} outputs into equal blocks", config.precisions, config.outputs),

@@ -23,7 +23,7 @@ pub struct ErrorAccumulator {
 }
 
 /// α of the ±2σ band in its interval score (the probability outside it if calibrated).
-const BAND_ALPHA: f64 = 0.0455;
+pub const BAND_ALPHA: f64 = 0.0455;
 
 /// Micro (pooled) MSE and MAE over scored entries, and the MSE of each signal.
 #[derive(Clone, Debug, Serialize)]

@@ -8,7 +8,7 @@ pub mod reconstruction;
 pub use metrics::{ErrorAccumulator, Metrics};
 pub use prediction::{
     horizon_method, prediction_baselines, train_prediction, Forecast, HorizonScores, PredictionConfig,
-    PredictionStream, PredictionTask,
+    PredictionStream, PredictionTask, Uncertainty,
 };
 pub use reconstruction::{
     train_reconstruction, MissingnessDiffusion, Reconstructed, ReconstructionConfig, ReconstructionStream,

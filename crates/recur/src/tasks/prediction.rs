@@ -33,11 +33,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{ErrorAccumulator, Metrics};
+use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
-use crate::losses::{gaussian_nll_precision, masked_mse};
+use crate::losses::{gaussian_nll_precision, masked_mse, quantile_band};
 use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, ModelStream, SequenceModel};
 use crate::rng::Rng;
 use crate::rnn::SequenceBatch;
@@ -56,9 +56,64 @@ pub struct PredictionConfig {
     pub stream: Option<StreamTraining>,
     /// S: steps forecast directly from every state (1: the next step only).
     pub steps_ahead: usize,
-    /// A Gaussian head: a learned precision λ̂ per forecast value, trained with the NLL.
-    pub uncertainty: bool,
+    /// The forecasts' band, if any: a Gaussian head or a quantile head.
+    pub uncertainty: Uncertainty,
     pub train: TrainConfig,
+}
+
+/// The band a prediction model gives each forecast value (`task.uncertainty`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Uncertainty {
+    /// No band (`false`).
+    #[default]
+    None,
+    /// ±2σ, σ = 1/√λ̂ from a learned precision per value trained with the Gaussian NLL
+    /// (`true` or `"gaussian"`): symmetric around the forecast.
+    Gaussian,
+    /// From the value's 2.275 % to its 97.725 % quantile (where ±2σ lies for a Gaussian),
+    /// each edge a learned distance from the forecast trained with the pinball loss
+    /// (`"quantile"`): no shape assumed, uneven where the errors are skewed.
+    Quantile,
+}
+
+impl Uncertainty {
+    pub fn is_some(self) -> bool {
+        self != Uncertainty::None
+    }
+}
+
+impl Serialize for Uncertainty {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Uncertainty::None => s.serialize_bool(false),
+            Uncertainty::Gaussian => s.serialize_bool(true),
+            Uncertainty::Quantile => s.serialize_str("quantile"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Uncertainty {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Band;
+        impl serde::de::Visitor<'_> for Band {
+            type Value = Uncertainty;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("false, true (\"gaussian\") or \"quantile\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> std::result::Result<Uncertainty, E> {
+                Ok(if v { Uncertainty::Gaussian } else { Uncertainty::None })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Uncertainty, E> {
+                match v {
+                    "none" => Ok(Uncertainty::None),
+                    "gaussian" => Ok(Uncertainty::Gaussian),
+                    "quantile" => Ok(Uncertainty::Quantile),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Band)
+    }
 }
 
 impl Default for PredictionConfig {
@@ -69,7 +124,7 @@ impl Default for PredictionConfig {
             residual: true,
             stream: None,
             steps_ahead: 1,
-            uncertainty: false,
+            uncertainty: Uncertainty::None,
             train: TrainConfig::default(),
         }
     }
@@ -77,16 +132,19 @@ impl Default for PredictionConfig {
 
 impl PredictionConfig {
     /// The model for `channels` signals: it reads `[z ⊙ m, m]` and predicts every signal
-    /// `steps_ahead` steps ahead (with `uncertainty`, each value with its precision).
+    /// `steps_ahead` steps ahead (with `uncertainty`, each value with its precision or its
+    /// two quantile distances).
     pub fn model_config(&self, channels: usize) -> ModelConfig {
         let outputs = self.steps_ahead * channels;
+        let banded = |head, precisions| ModelConfig {
+            precisions,
+            detach_precision: true,
+            ..self.model.model_config(2 * channels, head, outputs)
+        };
         match self.uncertainty {
-            true => ModelConfig {
-                precisions: outputs,
-                detach_precision: true,
-                ..self.model.model_config(2 * channels, HeadKind::Gaussian, outputs)
-            },
-            false => self.model.model_config(2 * channels, HeadKind::Linear, outputs),
+            Uncertainty::Gaussian => banded(HeadKind::Gaussian, outputs),
+            Uncertainty::Quantile => banded(HeadKind::Quantile, 2 * outputs),
+            Uncertainty::None => self.model.model_config(2 * channels, HeadKind::Linear, outputs),
         }
     }
 }
@@ -373,16 +431,13 @@ impl<'a> PredictionTask<'a> {
     }
 
     /// Adds rows of S blocks of `[C]` to the accumulators of the S steps ahead, each value
-    /// with its σ where `precision` (the head's λ̂ of the rows) is not empty.
-    fn add_blocks(&self, acc: &mut [ErrorAccumulator], pred: &[f32], target: &[f32], mask: &[f32], precision: &[f32]) {
+    /// with its band where `positive` (the head's λ̂ or quantile distances of the rows) is
+    /// not empty.
+    fn add_blocks(&self, acc: &mut [ErrorAccumulator], pred: &[f32], target: &[f32], mask: &[f32], positive: &[f32]) {
         let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
-        let sigma = sigma_per_value(precision, pred.len());
+        let spread = Spread::of(positive, pred.len(), acc.len() * c);
         for (i, ((p, t), m)) in pred.chunks_exact(c).zip(target.chunks_exact(c)).zip(mask.chunks_exact(c)).enumerate() {
-            let acc = &mut acc[i % acc.len()];
-            match sigma.get(i * c..(i + 1) * c) {
-                Some(s) => acc.add_with_sigma(p, t, m, s, scaler),
-                None => acc.add(p, t, m, scaler),
-            }
+            spread.add_to(&mut acc[i % acc.len()], i * c..(i + 1) * c, p, t, m, scaler);
         }
     }
 
@@ -473,9 +528,10 @@ impl<'a> PredictionTask<'a> {
             (predictions(&out.mean, &batch.base), out.precision)
         };
         let next_step = |v: &[f32]| v.chunks_exact(ahead * c).flat_map(|row| &row[..c]).copied().collect();
-        let sigma = next_step(&sigma_per_value(&precision, all.len()));
-        let model = next_step(&all);
-        Ok(Forecasts { model, sigma, persistence: windows.base, truth: windows.target, observed: windows.mask })
+        let spread = Spread::of(&precision, all.len(), ahead * c).map(next_step);
+        let model: Vec<f32> = next_step(&all);
+        let (low, high) = spread.edges(&model);
+        Ok(Forecasts { model, low, high, persistence: windows.base, truth: windows.target, observed: windows.mask })
     }
 }
 
@@ -492,6 +548,84 @@ fn sigma_per_value(precision: &[f32], values: usize) -> Vec<f32> {
     }
     let block = values / precision.len();
     precision.iter().flat_map(|l| std::iter::repeat_n(1.0 / l.sqrt(), block)).collect()
+}
+
+/// Whether a head's positive outputs for `values` forecasts are a quantile head's
+/// distances, two per value (a Gaussian head's precisions number at most one per value:
+/// they split the outputs into blocks).
+fn are_quantile_distances(positive: &[f32], values: usize) -> bool {
+    positive.len() == 2 * values && values > 0
+}
+
+/// The band of each of a run of standardised forecast values, from the head's positive
+/// outputs ([`Uncertainty`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+enum Spread {
+    #[default]
+    None,
+    /// σ of each value (a Gaussian head): the band is ±2σ.
+    Sigma(Vec<f32>),
+    /// The distances from each value down to its 2.275 % and up to its 97.725 % quantile.
+    Quantiles { below: Vec<f32>, above: Vec<f32> },
+}
+
+impl Spread {
+    /// Of `values` forecasts in rows of `outputs`, from the head's positive outputs of
+    /// those rows: a quantile head's are twice as many as the values (each row's O
+    /// distances below, then its O above), a Gaussian head's precisions at most as many.
+    fn of(positive: &[f32], values: usize, outputs: usize) -> Spread {
+        if positive.is_empty() {
+            return Spread::None;
+        }
+        if !are_quantile_distances(positive, values) {
+            return Spread::Sigma(sigma_per_value(positive, values));
+        }
+        let side =
+            |offset: usize| (0..values).map(|i| positive[i / outputs * 2 * outputs + offset + i % outputs]).collect();
+        Spread::Quantiles { below: side(0), above: side(outputs) }
+    }
+
+    /// Each of its vectors through `f` (e.g. a selection of values).
+    fn map(&self, f: impl Fn(&[f32]) -> Vec<f32>) -> Spread {
+        match self {
+            Spread::None => Spread::None,
+            Spread::Sigma(s) => Spread::Sigma(f(s)),
+            Spread::Quantiles { below, above } => Spread::Quantiles { below: f(below), above: f(above) },
+        }
+    }
+
+    /// The band's edges around the first values of `z` that have one, standardised.
+    fn edges(&self, z: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        match self {
+            Spread::None => (Vec::new(), Vec::new()),
+            Spread::Sigma(s) => s.iter().zip(z).map(|(&s, &z)| (z - 2.0 * s, z + 2.0 * s)).unzip(),
+            Spread::Quantiles { below, above } => {
+                below.iter().zip(above).zip(z).map(|((&b, &a), &z)| (z - b, z + a)).unzip()
+            }
+        }
+    }
+
+    /// Adds standardised forecasts `pred` of `target` (`mask`: the scored ones), values
+    /// `at` of this spread's, to `acc` with their band.
+    fn add_to(
+        &self,
+        acc: &mut ErrorAccumulator,
+        at: Range<usize>,
+        pred: &[f32],
+        target: &[f32],
+        mask: &[f32],
+        scaler: &Standardizer,
+    ) {
+        match self {
+            Spread::None => acc.add(pred, target, mask, scaler),
+            Spread::Sigma(s) => acc.add_with_sigma(pred, target, mask, &s[at], scaler),
+            Spread::Quantiles { below, above } => {
+                let (low, high): (Vec<f32>, Vec<f32>) =
+                    pred.iter().zip(&below[at.clone()]).zip(&above[at]).map(|((&p, &b), &a)| (p - b, p + a)).unzip();
+                acc.add_with_band(pred, target, mask, &low, &high, scaler)
+            }
+        }
+    }
 }
 
 /// What [`PredictionTask::streamed`] returns.
@@ -683,8 +817,10 @@ impl PredictionTask<'_> {
 /// Forecasts of consecutive steps, standardised `[n, C]` each (see [`PredictionTask::forecasts`]).
 pub struct Forecasts {
     pub model: Vec<f32>,
-    /// σ = 1/√λ̂ of each forecast, standardised `[n, C]` (empty without a Gaussian head).
-    pub sigma: Vec<f32>,
+    /// Each forecast's band, standardised `[n, C]` (empty without one): ±2σ, or from
+    /// its 2.275 % to its 97.725 % quantile.
+    pub low: Vec<f32>,
+    pub high: Vec<f32>,
     /// Last observation carried forward (0, the training mean, where the window saw none).
     pub persistence: Vec<f32>,
     pub truth: Vec<f32>,
@@ -726,9 +862,8 @@ impl PredictionTask<'_> {
                     (predictions(&out.mean, &batch.base), out.precision)
                 }
             };
-            let mut sigma = sigma_per_value(&precision, z.len());
-            sigma.truncate(c);
-            out.push((name.clone(), Forecast::from_standardised(&z[..c], sigma, scaler)));
+            let spread = Spread::of(&precision, z.len(), ahead * c).map(|v| v[..c].to_vec());
+            out.push((name.clone(), Forecast::from_standardised(&z[..c], &spread, scaler)));
         }
         Ok(out)
     }
@@ -747,7 +882,7 @@ impl PredictionTask<'_> {
         let (c, ahead) = (self.series.grid.channels(), self.steps_ahead_of(model)?);
         Ok(PredictionStream {
             ahead,
-            gaussian: model.config().head == HeadKind::Gaussian,
+            head: model.config().head,
             stream: model.stream(1)?,
             scaler: self.series.scaler.clone(),
             signals: self.series.grid.signals.clone(),
@@ -760,9 +895,10 @@ impl PredictionTask<'_> {
 }
 
 /// Forecasts of the steps after one, in original units: `values: [H, C]` row by row, and
-/// for the first of them that have one (`[h, C]`, h ≤ H; empty without a Gaussian head)
-/// the ±2σ band, `low` and `high` in original units ([`Standardizer::band`]: skewed for
-/// the signals read as ln(1 + x)), and σ = 1/√λ̂ itself, standardised.
+/// for the first of them that have one (`[h, C]`, h ≤ H; empty without a band) the band,
+/// `low` and `high` in original units (±2σ, [`Standardizer::band`], or the 2.275 % and
+/// 97.725 % quantiles; skewed for the signals read as ln(1 + x)), and, from a Gaussian
+/// head, σ = 1/√λ̂ itself, standardised.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Forecast {
     pub values: Vec<f32>,
@@ -772,12 +908,23 @@ pub struct Forecast {
 }
 
 impl Forecast {
-    /// From standardised forecasts `z: [H, C]` and the σ of their first `sigma.len() / C` rows.
-    fn from_standardised(z: &[f32], sigma: Vec<f32>, scaler: &Standardizer) -> Self {
+    /// From standardised forecasts `z: [H, C]` and the spread of their first rows.
+    fn from_standardised(z: &[f32], spread: &Spread, scaler: &Standardizer) -> Self {
         let c = scaler.mean.len();
         let values = z.iter().enumerate().map(|(i, &v)| scaler.invert(i % c, v)).collect();
-        let (low, high) = sigma.iter().enumerate().map(|(i, &s)| scaler.band(i % c, z[i], s)).unzip();
-        Forecast { values, low, high, sigma_standardised: sigma }
+        let (low, high) = match spread {
+            Spread::Sigma(sigma) => sigma.iter().enumerate().map(|(i, &s)| scaler.band(i % c, z[i], s)).unzip(),
+            _ => {
+                let (low, high) = spread.edges(z);
+                let original = |v: Vec<f32>| v.iter().enumerate().map(|(i, &v)| scaler.invert(i % c, v)).collect();
+                (original(low), original(high))
+            }
+        };
+        let sigma_standardised = match spread {
+            Spread::Sigma(sigma) => sigma.clone(),
+            _ => Vec::new(),
+        };
+        Forecast { values, low, high, sigma_standardised }
     }
 
     /// Keeps the first `steps` rows of `C` values (and of the band).
@@ -795,8 +942,8 @@ pub struct PredictionStream<'m> {
     stream: ModelStream<'m, f32>,
     /// S: steps the model forecasts from each state.
     ahead: usize,
-    /// A Gaussian head: forecasts with σ.
-    gaussian: bool,
+    /// Linear (no band), Gaussian (forecasts with σ) or quantile.
+    head: HeadKind,
     scaler: Standardizer,
     signals: Vec<String>,
     residual: bool,
@@ -830,18 +977,23 @@ impl PredictionStream<'_> {
 
     /// Whether forecasts come with σ (a Gaussian head).
     pub fn has_sigma(&self) -> bool {
-        self.gaussian
+        self.head == HeadKind::Gaussian
+    }
+
+    /// Whether forecasts come with a band (a Gaussian or a quantile head).
+    pub fn has_band(&self) -> bool {
+        self.head.has_positive_branch()
     }
 
     /// [`PredictionStream::step`], returning all S steps the model forecasts directly,
-    /// `[S, C]` row by row, with their σ.
+    /// `[S, C]` row by row, with their band.
     fn step_direct(&mut self, values: &[Option<f32>]) -> Result<Forecast> {
-        let (z, sigma) = self.step_direct_standardised(values)?;
-        Ok(Forecast::from_standardised(&z, sigma, &self.scaler))
+        let (z, spread) = self.step_direct_standardised(values)?;
+        Ok(Forecast::from_standardised(&z, &spread, &self.scaler))
     }
 
-    /// [`PredictionStream::step_direct`], standardised: (z `[S, C]`, σ `[S, C]` or empty).
-    fn step_direct_standardised(&mut self, values: &[Option<f32>]) -> Result<(Vec<f32>, Vec<f32>)> {
+    /// [`PredictionStream::step_direct`], standardised: z `[S, C]` and its spread.
+    fn step_direct_standardised(&mut self, values: &[Option<f32>]) -> Result<(Vec<f32>, Spread)> {
         let c = self.signals.len();
         let z = super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
         for (j, z) in z.into_iter().enumerate() {
@@ -861,7 +1013,8 @@ impl PredictionStream<'_> {
                 out.mean[i] + base
             })
             .collect();
-        Ok((z, sigma_per_value(&out.precision, out.mean.len())))
+        let spread = Spread::of(&out.precision, out.mean.len(), out.mean.len());
+        Ok((z, spread))
     }
 
     /// Feeds one real step and returns the forecasts of the next `horizon` steps (at
@@ -877,9 +1030,9 @@ impl PredictionStream<'_> {
         Ok(self.step_forecast(values, horizon)?.values)
     }
 
-    /// [`PredictionStream::step_ahead`] with σ and the ±2σ band for the direct steps (a
-    /// Gaussian head): the closed loop's forecasts get none, its inputs being forecasts the
-    /// model's λ̂ never learned to doubt ([`PredictionStream::step_forecast_sampled`] bands
+    /// [`PredictionStream::step_ahead`] with the band for the direct steps (a Gaussian or
+    /// a quantile head): the closed loop's forecasts get none, its inputs being forecasts
+    /// the model's band never learned to doubt ([`PredictionStream::step_forecast_sampled`] bands
     /// them by sampling).
     ///
     /// # Errors
@@ -923,18 +1076,24 @@ impl PredictionStream<'_> {
         paths: usize,
         rng: &mut Rng,
     ) -> Result<Forecast> {
-        if horizon > self.ahead && (!self.gaussian || paths == 0) {
+        let gaussian = self.has_sigma();
+        if horizon > self.ahead && (!gaussian || paths == 0) {
             return Err(Error::invalid(
                 "sampled band",
                 format!(
                     "{}: sample paths need a model with σ (task.uncertainty = true) and at least one path",
-                    if self.gaussian { "no path" } else { "the model has no σ" }
+                    match (gaussian, self.head) {
+                        (true, _) => "no path",
+                        (false, HeadKind::Quantile) => "a quantile band has no distribution to draw from",
+                        (false, _) => "the model has no σ",
+                    }
                 ),
             ));
         }
         let (c, s) = (self.signals.len(), self.ahead);
-        let (z, sigma) = self.step_direct_standardised(values)?;
-        let mut ahead = self.closed_loop(Forecast::from_standardised(&z, sigma.clone(), &self.scaler), horizon)?;
+        let (z, spread) = self.step_direct_standardised(values)?;
+        let mut ahead = self.closed_loop(Forecast::from_standardised(&z, &spread, &self.scaler), horizon)?;
+        let Spread::Sigma(sigma) = spread else { return Ok(ahead) };
         if horizon <= s {
             return Ok(ahead);
         }
@@ -1011,6 +1170,11 @@ impl PredictionTask<'_> {
         if out.precision.is_empty() {
             return (mse, d_mean, Vec::new());
         }
+        if are_quantile_distances(&out.precision, pred.len()) {
+            let outputs = self.steps_ahead * self.series.grid.channels();
+            let (band, d_distances) = quantile_band(&pred, target, mask, &out.precision, outputs, BAND_ALPHA);
+            return (mse + band, d_mean, d_distances);
+        }
         let block = pred.len() / out.precision.len();
         let (nll, d_precision) = gaussian_nll_precision(&pred, target, mask, &out.precision, block);
         (mse + nll, d_mean, d_precision)
@@ -1086,15 +1250,25 @@ impl Task for PredictionTask<'_> {
     /// head's outputs near 0 the fresh model forecasts persistence with that band. (From
     /// λ̂ ≈ 1, softplus growing λ̂ only linearly in its input, the bands stayed wider on
     /// Beijing: 98.8 % covered one hour ahead against 97.4 %, the smooth signals 100 %.)
+    ///
+    /// A quantile head starts the same way: both distances of each value at 2√v, where
+    /// persistence's ±2σ band would reach.
     fn initialize(&self, model: &mut SequenceModel<f32>) {
         let outputs = model.config().outputs;
         let Some(precision) = model.head.precision.as_mut() else { return };
-        let c = self.series.grid.channels();
-        if !self.residual || precision.bias.data.len() != outputs || !outputs.is_multiple_of(c) {
+        let (c, bias) = (self.series.grid.channels(), &mut precision.bias.data);
+        if !self.residual || !outputs.is_multiple_of(c) {
             return;
         }
-        for (b, v) in precision.bias.data.iter_mut().zip(self.persistence_variance(outputs / c)) {
-            *b = inverse_softplus(1.0 / v.max(1e-6)) as f32;
+        let variance = self.persistence_variance(outputs / c);
+        if bias.len() == outputs {
+            for (b, v) in bias.iter_mut().zip(variance) {
+                *b = inverse_softplus(1.0 / v.max(1e-6)) as f32;
+            }
+        } else if bias.len() == 2 * outputs {
+            for (i, b) in bias.iter_mut().enumerate() {
+                *b = inverse_softplus(2.0 * variance[i % outputs].max(1e-6).sqrt()) as f32;
+            }
         }
     }
 
@@ -1221,7 +1395,8 @@ mod tests {
             let back = inverse_softplus(y).softplus();
             assert!((back / y - 1.0).abs() < 1e-9, "softplus(softplus⁻¹({y})) = {back}");
         }
-        let config = PredictionConfig { steps_ahead: 3, uncertainty: true, ..PredictionConfig::default() };
+        let config =
+            PredictionConfig { steps_ahead: 3, uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
         let mut model = SequenceModel::<f32>::new(config.model_config(2), 1).unwrap();
         task.initialize(&mut model);
         let precision = model.head.precision.as_ref().unwrap();
@@ -1236,7 +1411,8 @@ mod tests {
         // synthetic ramps; a 2-step direct model with σ, 6 steps ahead (4 in closed loop)
         let series = ramps();
         let task = PredictionTask::new(&series, 5, true).unwrap();
-        let config = PredictionConfig { steps_ahead: 2, uncertainty: true, ..PredictionConfig::default() };
+        let config =
+            PredictionConfig { steps_ahead: 2, uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
         let mut model = SequenceModel::<f32>::new(config.model_config(2), 4).unwrap();
         let steps: Vec<Vec<Option<f32>>> = (0..12).map(|n| series.original_step(n)).collect();
         let run = |model: &SequenceModel<f32>, paths: usize, seed: u64| {
@@ -1298,7 +1474,8 @@ mod tests {
     fn a_direct_stream_gives_its_steps_with_sigma_and_refuses_bad_input_by_name() {
         let series = ramps();
         let task = PredictionTask::new(&series, 5, true).unwrap();
-        let config = PredictionConfig { steps_ahead: 3, uncertainty: true, ..PredictionConfig::default() };
+        let config =
+            PredictionConfig { steps_ahead: 3, uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
         let model = SequenceModel::<f32>::new(config.model_config(2), 1).unwrap();
         let mut live = task.stream(&model).unwrap();
         assert_eq!((live.steps_ahead(), live.has_sigma()), (3, true));
@@ -1330,6 +1507,71 @@ mod tests {
         chart("e", &f, 1).unwrap();
         assert!(std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));
         std::fs::remove_file(&out).unwrap();
+    }
+
+    #[test]
+    fn a_quantile_head_starts_at_persistences_band_and_serves_uneven_bands_that_never_cross() {
+        // synthetic ramps; a direct 3-step model with a quantile band
+        let series = ramps();
+        let task = PredictionTask::new(&series, 5, true).unwrap().forecasting(3).unwrap();
+        let config =
+            PredictionConfig { steps_ahead: 3, uncertainty: Uncertainty::Quantile, ..PredictionConfig::default() };
+        let model_config = config.model_config(2);
+        assert_eq!((model_config.head, model_config.precisions, model_config.outputs), (HeadKind::Quantile, 12, 6));
+        let mut model = SequenceModel::<f32>::new(model_config.clone(), 1).unwrap();
+        task.initialize(&mut model);
+        // both distances of every value start where persistence's ±2σ would reach
+        let v = task.persistence_variance(3);
+        let bias = &model.head.precision.as_ref().unwrap().bias.data;
+        for (i, b) in bias.iter().enumerate() {
+            let want = 2.0 * v[i % 6].sqrt();
+            assert!((f64::from(b.softplus()) / want - 1.0).abs() < 1e-4, "{i}: {} against {want}", b.softplus());
+        }
+        // one side moved: the band follows it, uneven, and never crosses its forecast
+        for b in &mut model.head.precision.as_mut().unwrap().bias.data[6..] {
+            *b += 1.5;
+        }
+        let mut live = task.stream(&model).unwrap();
+        assert_eq!((live.has_band(), live.has_sigma()), (true, false));
+        let f = live.step_forecast(&series.original_step(10), 5).unwrap();
+        assert_eq!((f.values.len(), f.sigma_standardised.len(), f.low.len(), f.high.len()), (10, 0, 6, 6));
+        for (k, (&low, &high)) in f.low.iter().zip(&f.high).enumerate() {
+            let v = f.values[k];
+            assert!(low < v && v < high && high - v > 1.5 * (v - low), "{k}: {low} < {v} < {high}");
+        }
+        // scored with its band; no sample paths (no distribution to draw from)
+        let scores = task.evaluate_ahead(&model, &series.test).unwrap();
+        assert!(scores.iter().all(|m| m.coverage_2sigma.is_some() && m.interval_score_2sigma.unwrap() > 0.0));
+        let err = live.step_forecast_sampled(&series.original_step(11), 5, 10, &mut Rng::new(1)).err().unwrap();
+        assert!(err.to_string().contains("a quantile band has no distribution to draw from"), "{err}");
+        // the head's shape is checked
+        let wrong = ModelConfig { precisions: 6, ..model_config };
+        let err = SequenceModel::<f32>::new(wrong, 1).err().unwrap();
+        assert!(err.to_string().contains("two distances for each of its 6 outputs, not 6"), "{err}");
+    }
+
+    #[test]
+    fn the_band_setting_reads_true_false_and_names_and_writes_back_as_read() {
+        #[derive(Debug, Deserialize, Serialize, PartialEq)]
+        struct Task {
+            uncertainty: Uncertainty,
+        }
+        for (text, want) in [
+            ("uncertainty = false", Uncertainty::None),
+            ("uncertainty = true", Uncertainty::Gaussian),
+            ("uncertainty = \"gaussian\"", Uncertainty::Gaussian),
+            ("uncertainty = \"quantile\"", Uncertainty::Quantile),
+            ("uncertainty = \"none\"", Uncertainty::None),
+        ] {
+            let task: Task = toml::from_str(text).unwrap();
+            assert_eq!(task.uncertainty, want, "{text}");
+            assert_eq!(toml::from_str::<Task>(&toml::to_string(&task).unwrap()).unwrap(), task);
+        }
+        assert_eq!(toml::to_string(&Task { uncertainty: Uncertainty::Gaussian }).unwrap().trim(), "uncertainty = true");
+        for bad in ["uncertainty = \"normal\"", "uncertainty = 2"] {
+            let err = toml::from_str::<Task>(bad).unwrap_err().to_string();
+            assert!(err.contains("expected false, true (\"gaussian\") or \"quantile\""), "{bad}: {err}");
+        }
     }
 
     #[test]
