@@ -110,7 +110,7 @@ fn read_contiguous_left_operands_in_place() {
     ONCE.call_once(|| gemm::set_lhs_packing_threshold_single_thread(IN_PLACE_THRESHOLD));
 }
 
-/// [`gemm`] with the gemm crate's own packing threshold
+/// [`gemm()`] with the gemm crate's own packing threshold
 /// (`DEFAULT_LHS_PACKING_THRESHOLD_SINGLE_THREAD`) for this one call: how a large
 /// product runs fastest. The benchmark's sgemm peak is measured through it; read in place,
 /// as the recurrent products are, a 1024³ product ran 20–25 % slower (200 against

@@ -105,9 +105,11 @@ fn gaussian_nll_with<T: Real>(
 /// q⁻ = x̂ − d⁻ the α/2 quantile, its upper edge q⁺ = x̂ + d⁺ the 1 − α/2 quantile, x̂ held
 /// constant (Koenker & Bassett 1978):
 ///
+/// ```text
 /// ρ_τ(r) = r (τ − 1[r < 0]),
 /// L = Σ m [ρ_{α/2}(x − q⁻) + ρ_{1−α/2}(x − q⁺)] / Σ m,
 /// ∂L/∂d⁻ = m (α/2 − 1[x < q⁻]) / Σ m,   ∂L/∂d⁺ = m (1[x < q⁺] − (1 − α/2)) / Σ m.
+/// ```
 ///
 /// Its minimum puts the edges at the conditional quantiles, so the band holds the truth
 /// with probability 1 − α, unevenly on the two sides where the errors are skewed;

@@ -1148,7 +1148,9 @@ fn quantiles<const K: usize>(values: &mut [f32], q: [f64; K]) -> [f32; K] {
 impl PredictionTask<'_> {
     /// The masked MSE of the forecasts x̂ = base + head output; with a Gaussian head, plus
     /// the deck's NLL for λ̂ alone: L = MSE(x̂) + NLL(sg(x̂), λ̂), with the head's precision
-    /// reading sg(z) ([`ModelConfig::detach_precision`]). Returns `(L, ∂L/∂x̂, ∂L/∂λ̂)`. The
+    /// reading sg(z) ([`ModelConfig::detach_precision`]); with a quantile head, plus the
+    /// pinball loss of its band's edges sg(x̂) ∓ d ([`quantile_band`]), the distances reading
+    /// sg(z) too. Returns `(L, ∂L/∂x̂, ∂L/∂λ̂ or ∂L/∂d)`. The
     /// forecasts then learn what they would without σ (they differ only through the global
     /// gradient clipping, whose norm counts λ̂'s gradients: on Beijing, 24 hours direct, the
     /// same micro MSE and MAE to 4 digits at every hour ahead). Measured with temporary
