@@ -104,3 +104,58 @@ fn replicated_streams_carry_the_same_state_and_then_part_with_their_inputs() {
         }
     }
 }
+
+#[test]
+fn a_bidirectional_model_on_one_thread_counts_both_branches_in_its_row_layout_with_the_same_bits() {
+    // S1's shape: one LSTM direction with layer norm keeps 4.9 MB of rows, both 9.8 MB,
+    // past the 8 MiB above which a core keeps compact rows (synthetic inputs)
+    let encoder = RnnConfig {
+        cell: CellKind::Lstm,
+        input_size: 12,
+        hidden_size: 64,
+        bidirectional: true,
+        layer_norm: true,
+        ..RnnConfig::default()
+    };
+    let config = ModelConfig {
+        encoder,
+        coupling: Coupling::Coupled,
+        twin_weight: 0.0,
+        fusion: FusionKind::Concat,
+        head: HeadKind::Linear,
+        outputs: 2,
+        precisions: 1,
+        detach_precision: false,
+    };
+    let mut shared = SequenceModel::<f32>::new(config, 3).unwrap();
+    let sharers = |m: &SequenceModel<f32>| {
+        (m.forward_branch.cache_sharers(), m.backward_branch.as_ref().unwrap().cache_sharers())
+    };
+    assert_eq!(sharers(&shared), (2, 2), "one thread: the branches run one after another");
+    shared.set_threads(2);
+    assert_eq!(sharers(&shared), (1, 1), "two threads: side by side");
+    shared.set_threads(1);
+    let mut alone = shared.clone();
+    alone.forward_branch.set_cache_sharers(1);
+    alone.backward_branch.as_mut().unwrap().set_cache_sharers(1);
+    let (steps, batch) = (60, 32);
+    let mut rng = Rng::new(4);
+    let x: Vec<f32> = (0..steps * batch * 12).map(|_| rng.normal() as f32).collect();
+    let input = SequenceBatch { x: &x, steps, batch, lengths: None };
+    let grads_of = |model: &SequenceModel<f32>| {
+        let (out, mut cache) = model.forward_train(&input, 9).unwrap();
+        let d: Vec<f32> = out.student.mean.iter().map(|v| 0.5 * v).collect();
+        let mut grads = model.zeros_like();
+        let dx = model.backward(&mut cache, (&d, &[]), None, &mut grads).unwrap();
+        let named: Vec<Vec<u32>> =
+            grads.named_mut().into_iter().map(|(_, t)| t.data.iter().map(|v| v.to_bits()).collect()).collect();
+        (out.student.mean.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), dx, named)
+    };
+    let (a, b) = (grads_of(&shared), grads_of(&alone));
+    assert_eq!(a.0, b.0, "outputs");
+    assert_eq!(
+        a.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        b.1.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+    assert_eq!(a.2, b.2, "every gradient, bit for bit");
+}

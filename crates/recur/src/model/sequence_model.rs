@@ -340,7 +340,10 @@ impl<T: Real> SequenceModel<T> {
         let width = fusion.as_ref().map_or(h, Fusion::output_size);
         let mut head = Head::new(config.head, width, config.outputs, config.precisions, &mut rng);
         head.detach_precision = config.detach_precision;
-        Ok(SequenceModel { config, forward_branch, backward_branch, twin, fusion, head, parallel_branches: false })
+        let mut model =
+            SequenceModel { config, forward_branch, backward_branch, twin, fusion, head, parallel_branches: false };
+        model.set_threads(1);
+        Ok(model)
     }
 
     pub fn config(&self) -> &ModelConfig {
@@ -350,13 +353,18 @@ impl<T: Real> SequenceModel<T> {
     /// Threads for the encoder branches.
     /// With 2 or more threads and two branches, the branches run side by side, each on
     /// half of the threads.
+    /// On one thread the branches run one after another, their kept rows sharing the
+    /// core's caches ([`Rnn::set_cache_sharers`]).
     pub fn set_threads(&mut self, threads: usize) {
         let per_branch = if self.backward_branch.is_some() && threads >= 2 { threads / 2 } else { threads };
+        self.parallel_branches = self.backward_branch.is_some() && threads >= 2;
+        let sharers = if self.backward_branch.is_some() && !self.parallel_branches { 2 } else { 1 };
         self.forward_branch.set_threads(per_branch);
+        self.forward_branch.set_cache_sharers(sharers);
         if let Some(b) = &mut self.backward_branch {
             b.set_threads(per_branch);
+            b.set_cache_sharers(sharers);
         }
-        self.parallel_branches = self.backward_branch.is_some() && threads >= 2;
     }
 
     /// Whether inference reads only the past (unidirectional or decoupled).
