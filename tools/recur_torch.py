@@ -74,12 +74,14 @@ class RecurModel(torch.nn.Module):
             width = 2 * h if fusion == "concat" else h
         self.head = torch.nn.Module()
         self.head.mean = torch.nn.Linear(width, config["outputs"])
-        if config["head"] == "gaussian":
+        if config["head"] in ("gaussian", "quantile"):
             self.head.precision = torch.nn.Linear(width, config.get("precisions", 1))
 
     def forward(self, x, lengths=None):
         """x: [T, B, D]; returns (x̂ [T, B, O], λ̂ [T, B] (one per step) or [T, B, P] (one per
-        block of O / P outputs) or None), zero past each length."""
+        block of O / P outputs), or a quantile head's distances [T, B, 2·O] (the O below x̂,
+        then the O above: its band runs from x̂ - below to x̂ + above), or None), zero past
+        each length."""
         steps, batch = x.shape[0], x.shape[1]
         if lengths is None:
             lengths = torch.full((batch,), steps, dtype=torch.long)
@@ -107,7 +109,7 @@ class RecurModel(torch.nn.Module):
                 z = _run(self.fusion.fuser, torch.cat([h_f, h_b], -1), lengths)
         mean = self.head.mean(z)
         precision = None
-        if self.config["head"] == "gaussian":
+        if self.config["head"] in ("gaussian", "quantile"):
             # a detached precision reads z as a constant (its loss trains the precision alone)
             u = self.head.precision(z.detach() if self.config.get("detach_precision") else z)
             precision = torch.nn.functional.softplus(u)

@@ -39,12 +39,16 @@ pub fn export(args: &Args) -> Result<(), String> {
         1 => "the next step's z".to_string(),
         s => format!("the next {s} steps' z, {s} blocks of C (block h - 1: step t + h)"),
     } + match config.task.uncertainty {
-        Uncertainty::None => "",
         Uncertainty::Gaussian => " and a precision λ for each (σ = 1/√λ, in z units)",
+        _ => "",
+    };
+    let band = match config.task.uncertainty {
         Uncertainty::Quantile => {
-            " and two distances for each, in z units (precision: per step its C·S distances below, then its C·S above): \
-             its band runs from z - below (the 2.275 % quantile) to z + above (the 97.725 % quantile)"
+            ". Its band: precision holds per step two distances for each value, in z units (its C·S distances below, \
+             then its C·S above); the band runs from the forecast minus below (its 2.275 % quantile) to the forecast plus above \
+             (its 97.725 % quantile)"
         }
+        _ => "",
     };
     let log = match data.scaler.log1p.contains(&true) {
         true => ", y = ln(1 + value) for the signals marked in log1p, else y = value; back: value = exp(z * std + mean) - 1 for those (a band z ± 2σ maps back skewed)",
@@ -53,7 +57,7 @@ pub fn export(args: &Args) -> Result<(), String> {
     let input = match (config.task.kind, config.task.residual) {
         (TaskKind::Prediction, residual) => format!(
             "per step [z * m, m] (2C values): z = (y - mean) / std{log}, m = 1 where observed, 0 where missing (z * m = 0). \
-             Output at step t: {next}{}",
+             Output at step t: {next}{}{band}",
             if residual {
                 ", as a change from each signal's last observation within the last window - 1 steps (0 if none): x = z_last + output, in every block"
             } else {

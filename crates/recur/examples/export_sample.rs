@@ -27,9 +27,14 @@ fn main() {
             (true, Coupling::Decoupled, FusionKind::Product),
             (true, Coupling::Coupled, FusionKind::FuserLstm),
         ] {
-            let head = if index % 2 == 0 { HeadKind::Gaussian } else { HeadKind::Linear };
+            let head = match index % 4 {
+                0 => HeadKind::Gaussian,
+                2 => HeadKind::Quantile,
+                _ => HeadKind::Linear,
+            };
             // the first: two outputs, each with its own precision reading z as a constant
             let outputs = if index == 0 { 2 } else { 1 };
+            let precisions = if head == HeadKind::Quantile { 2 * outputs } else { outputs };
             let config = ModelConfig {
                 encoder: RnnConfig {
                     cell,
@@ -44,7 +49,7 @@ fn main() {
                 fusion,
                 head,
                 outputs,
-                precisions: outputs,
+                precisions,
                 detach_precision: index == 0,
             };
             let mut model = SequenceModel::<f32>::new(config, index).unwrap();
@@ -80,8 +85,9 @@ fn main() {
                 ("mean".to_string(), Tensor { shape: vec![steps, batch, outputs], data: pred.mean }),
             ];
             if !pred.precision.is_empty() {
-                // λ̂ [T, B] for one precision per step, [T, B, P] for several
-                let shape = if outputs == 1 { vec![steps, batch] } else { vec![steps, batch, outputs] };
+                // λ̂ [T, B] for one precision per step, [T, B, P] for several (a quantile head's
+                // 2·O distances)
+                let shape = if precisions == 1 { vec![steps, batch] } else { vec![steps, batch, precisions] };
                 tensors.push(("precision".to_string(), Tensor { shape, data: pred.precision }));
             }
             write_f32(out.join(format!("{name}.sample.safetensors")), &tensors, HashMap::new()).unwrap();
