@@ -301,3 +301,32 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     assert!(!ok && err.contains("--horizon needs a prediction run"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_quantile_run_streams_its_bands_scores_them_and_refuses_sample_paths() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-quantile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = \"quantile\"";
+    let (run, out) = trained_run(&dir, "run", "", task);
+    assert!(out.contains("(direct) with a band from the 2.275 % to the 97.725 % quantile"), "{out}");
+    assert!(out.contains("inside the model's band (its 2.275 % to 97.725 % quantiles"), "{out}");
+    assert!(std::fs::read_to_string(run.join("run.toml")).unwrap().contains("uncertainty = \"quantile\""));
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let feed = text.lines().take(21).collect::<Vec<_>>().join("\n") + "\n";
+    let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "2"], &feed);
+    assert!(ok, "{err}");
+    assert!(out.lines().next().unwrap().ends_with(",WSPM_t+2,WSPM_t+2_low,WSPM_t+2_high"), "{out}");
+    for line in out.lines().skip(1) {
+        let v: Vec<f32> = line.split(',').skip(7).map(|v| v.parse().unwrap()).collect();
+        for triple in v.chunks(3) {
+            assert!(triple[1] <= triple[0] && triple[0] <= triple[2], "a band around its forecast: {triple:?}");
+        }
+    }
+    let (ok, out, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--horizon", "2"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("2.275-97.725 % quantile band coverage of the scored values: "), "{out}");
+    assert!(out.contains("model band coverage | band interval score"), "{out}");
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "3", "--samples", "10"], &feed);
+    assert!(!ok && err.contains("a quantile band has no distribution to draw from"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
