@@ -219,11 +219,16 @@ fn truncated_bptt_never_panics() {
             coupling: if rng.below(2) == 0 { Coupling::Coupled } else { Coupling::Decoupled },
             twin_weight: 0.5,
             fusion: FusionKind::ALL[rng.below(FusionKind::ALL.len())],
-            head: if rng.below(2) == 0 { HeadKind::Linear } else { HeadKind::Gaussian },
+            head: [HeadKind::Linear, HeadKind::Gaussian, HeadKind::Quantile][rng.below(3)],
             outputs: size(&mut rng, 2),
             // now and then zero or not dividing the outputs: refused by name
             precisions: size(&mut rng, 2),
             detach_precision: rng.below(2) == 0,
+        };
+        // a quantile head takes two distances per output: mostly so, now and then not
+        let config = match config.head == HeadKind::Quantile && rng.below(4) > 0 {
+            true => ModelConfig { precisions: 2 * config.outputs, ..config },
+            false => config,
         };
         let Some(model) = checked(SequenceModel::<f32>::new(config.clone(), trial)) else { continue };
         // mostly valid, now and then zero or not a multiple
@@ -251,7 +256,15 @@ fn truncated_bptt_never_panics() {
             ran_ok[0] += 1;
             let rows = out.steps.len() * batch;
             let d_mean = values_near(&mut rng, rows * config.outputs);
-            let d_precision = if config.head == HeadKind::Gaussian { values_near(&mut rng, rows) } else { Vec::new() };
+            let d_precision = match config.head {
+                HeadKind::Gaussian => values_near(&mut rng, rows),
+                // a quantile head's distances, now and then one short
+                HeadKind::Quantile => {
+                    let short = usize::from(rng.below(5) == 0);
+                    values_near(&mut rng, (rows * config.precisions).saturating_sub(short))
+                }
+                HeadKind::Linear => Vec::new(),
+            };
             // a decoupled model's teacher gradient, now and then missing
             let teacher = out
                 .teacher
