@@ -133,17 +133,20 @@ pub fn quantile_band<T: Real>(
     let (low_tau, high_tau) = (alpha / 2.0, 1.0 - alpha / 2.0);
     let pinball = |r: f64, tau: f64| r * (tau - f64::from(u8::from(r < 0.0)));
     let mut loss = 0.0;
-    for (i, ((&p, &t), &m)) in mean.iter().zip(target).zip(mask).enumerate() {
-        if m.to_f64() == 0.0 {
-            continue;
+    let rows = mean.chunks(outputs).zip(target.chunks(outputs)).zip(mask.chunks(outputs));
+    for ((((p, t), m), d), g) in rows.zip(distances.chunks(2 * outputs)).zip(grad.chunks_mut(2 * outputs)) {
+        let ((d_below, d_above), (g_below, g_above)) = (d.split_at(outputs), g.split_at_mut(outputs));
+        for o in 0..p.len() {
+            let m = m[o].to_f64();
+            if m == 0.0 {
+                continue;
+            }
+            let (p, t) = (p[o].to_f64(), t[o].to_f64());
+            let (low, high) = (p - d_below[o].to_f64(), p + d_above[o].to_f64());
+            loss += m * (pinball(t - low, low_tau) + pinball(t - high, high_tau));
+            g_below[o] = T::from_f64(m * (low_tau - f64::from(u8::from(t < low))) / count);
+            g_above[o] = T::from_f64(m * (f64::from(u8::from(t < high)) - high_tau) / count);
         }
-        let below = (i / outputs) * 2 * outputs + i % outputs;
-        let above = below + outputs;
-        let (p, t, m) = (p.to_f64(), t.to_f64(), m.to_f64());
-        let (low, high) = (p - distances[below].to_f64(), p + distances[above].to_f64());
-        loss += m * (pinball(t - low, low_tau) + pinball(t - high, high_tau));
-        grad[below] = T::from_f64(m * (low_tau - f64::from(u8::from(t < low))) / count);
-        grad[above] = T::from_f64(m * (f64::from(u8::from(t < high)) - high_tau) / count);
     }
     (loss / count, grad)
 }
