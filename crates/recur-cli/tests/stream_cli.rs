@@ -303,7 +303,7 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
 }
 
 #[test]
-fn a_quantile_run_streams_its_bands_scores_them_and_refuses_sample_paths() {
+fn a_quantile_run_streams_its_bands_scores_them_and_samples_past_them() {
     let dir = std::env::temp_dir().join(format!("recur-stream-quantile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = \"quantile\"";
@@ -326,7 +326,8 @@ fn a_quantile_run_streams_its_bands_scores_them_and_refuses_sample_paths() {
     assert!(ok, "{err}");
     assert!(out.contains("2.275-97.725 % quantile band coverage of the scored values: "), "{out}");
     assert!(out.contains("model band coverage | band interval score"), "{out}");
-    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "3", "--samples", "10"], &feed);
-    assert!(!ok && err.contains("a quantile band has no distribution to draw from"), "{err}");
+    // past the direct steps, a band from sample paths (split normals at the band's edges)
+    let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "3", "--samples", "10"], &feed);
+    assert!(ok && out.lines().next().unwrap().ends_with(",WSPM_t+3,WSPM_t+3_low,WSPM_t+3_high"), "{out}{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

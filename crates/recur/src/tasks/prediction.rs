@@ -605,6 +605,20 @@ impl Spread {
         }
     }
 
+    /// The scales of a draw below and above each value, σ·ε on ε's side: σ both ways for a
+    /// Gaussian; d⁻/2 and d⁺/2 for a quantile band (the split normal whose 2.275 % and
+    /// 97.725 % quantiles are its edges). None without a band.
+    fn draw_scales(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        match self {
+            Spread::None => None,
+            Spread::Sigma(s) => Some((s.clone(), s.clone())),
+            Spread::Quantiles { below, above } => {
+                let half = |v: &[f32]| v.iter().map(|d| 0.5 * d).collect();
+                Some((half(below), half(above)))
+            }
+        }
+    }
+
     /// Adds standardised forecasts `pred` of `target` (`mask`: the scored ones), values
     /// `at` of this spread's, to `acc` with their band.
     fn add_to(
@@ -1058,16 +1072,19 @@ impl PredictionStream<'_> {
     }
 
     /// [`PredictionStream::step_forecast`] with a band past the direct steps too, sampled (a
-    /// Gaussian head): `paths` copies of the stream's state run on in closed loop, each fed
-    /// at every step a draw from the Gaussian of its own forecast of that step (z + σε for
-    /// every signal, ε ~ N(0, 1) from `rng`) — ancestral sampling, as DeepAR (Salinas et al.
-    /// 2020) — and each further step gets a draw from every path's furthest forecast; its
-    /// band is their 2.275 % and 97.725 % quantiles, where ±2σ lies for a Gaussian (skewed
-    /// where the fed errors compound unevenly). The forecasts and the direct steps' bands
-    /// are [`PredictionStream::step_forecast`]'s; `low`, `high` then cover every row.
+    /// model with a band): `paths` copies of the stream's state run on in closed loop, each
+    /// fed at every step a draw from the distribution of its own forecast of that step
+    /// (z + σε for every signal, ε ~ N(0, 1) from `rng`) — ancestral sampling, as DeepAR
+    /// (Salinas et al. 2020) — and each further step gets a draw from every path's furthest
+    /// forecast; its band is their 2.275 % and 97.725 % quantiles, where ±2σ lies for a
+    /// Gaussian (skewed where the fed errors compound unevenly). A quantile band's draws
+    /// come from the split normal with its median at the forecast, σ = d⁻/2 below and
+    /// σ = d⁺/2 above (z + (d/2)·ε, d the distance on ε's side), whose 2.275 % and 97.725 %
+    /// quantiles are the band's own edges. The forecasts and the direct steps' bands are
+    /// [`PredictionStream::step_forecast`]'s; `low`, `high` then cover every row.
     ///
     /// # Errors
-    /// As [`PredictionStream::step`]; a model without σ, or no path, when the horizon
+    /// As [`PredictionStream::step`]; a model without a band, or no path, when the horizon
     /// reaches past the direct steps.
     pub fn step_forecast_sampled(
         &mut self,
@@ -1076,30 +1093,27 @@ impl PredictionStream<'_> {
         paths: usize,
         rng: &mut Rng,
     ) -> Result<Forecast> {
-        let gaussian = self.has_sigma();
-        if horizon > self.ahead && (!gaussian || paths == 0) {
+        let banded = self.has_band();
+        if horizon > self.ahead && (!banded || paths == 0) {
             return Err(Error::invalid(
                 "sampled band",
                 format!(
-                    "{}: sample paths need a model with σ (task.uncertainty = true) and at least one path",
-                    match (gaussian, self.head) {
-                        (true, _) => "no path",
-                        (false, HeadKind::Quantile) => "a quantile band has no distribution to draw from",
-                        (false, _) => "the model has no σ",
-                    }
+                    "{}: sample paths need a model with a band (task.uncertainty) and at least one path",
+                    if banded { "no path" } else { "the model has no band" }
                 ),
             ));
         }
         let (c, s) = (self.signals.len(), self.ahead);
         let (z, spread) = self.step_direct_standardised(values)?;
         let mut ahead = self.closed_loop(Forecast::from_standardised(&z, &spread, &self.scaler), horizon)?;
-        let Spread::Sigma(sigma) = spread else { return Ok(ahead) };
+        let Some((down, up)) = spread.draw_scales() else { return Ok(ahead) };
         if horizon <= s {
             return Ok(ahead);
         }
         let mut stream = self.stream.replicated(paths);
-        // every path's latest forecast, z and σ: [paths, S·C]
-        let (mut mean, mut spread) = (z.repeat(paths), sigma.repeat(paths));
+        // every path's latest forecast, z, and the scales of its draws below and above: [paths, S·C]
+        let (mut mean, mut down, mut up) = (z.repeat(paths), down.repeat(paths), up.repeat(paths));
+        let draw = |mean: f32, down: f32, up: f32, e: f32| mean + (if e < 0.0 { down } else { up }) * e;
         let (mut x, mut fed, mut draws) = (vec![0.0f32; paths * 2 * c], vec![0.0f32; paths * c], vec![0.0f32; paths]);
         let mut noise = vec![0.0f32; 2 * paths * c];
         for _ in s..horizon {
@@ -1108,12 +1122,12 @@ impl PredictionStream<'_> {
             for k in 0..paths {
                 for j in 0..c {
                     let i = k * s * c + j;
-                    fed[k * c + j] = mean[i] + spread[i] * feed_noise[k * c + j];
+                    fed[k * c + j] = draw(mean[i], down[i], up[i], feed_noise[k * c + j]);
                     (x[k * 2 * c + j], x[k * 2 * c + c + j]) = (fed[k * c + j], 1.0);
                 }
             }
             let out = stream.step(&x)?;
-            spread = sigma_per_value(&out.precision, out.mean.len());
+            (down, up) = Spread::of(&out.precision, out.mean.len(), s * c).draw_scales().expect("a band");
             for (i, (m, &o)) in mean.iter_mut().zip(&out.mean).enumerate() {
                 // every signal was observed at the fed step: each path's own draw is the base
                 *m = o + if self.residual { fed[i / (s * c) * c + i % c] } else { 0.0 };
@@ -1121,7 +1135,7 @@ impl PredictionStream<'_> {
             for j in 0..c {
                 for (k, d) in draws.iter_mut().enumerate() {
                     let i = k * s * c + (s - 1) * c + j;
-                    *d = mean[i] + spread[i] * draw_noise[k * c + j];
+                    *d = draw(mean[i], down[i], up[i], draw_noise[k * c + j]);
                 }
                 let [low, high] = quantiles(&mut draws, [0.02275, 0.97725]);
                 ahead.low.push(self.scaler.invert(j, low));
@@ -1456,11 +1470,11 @@ mod tests {
                 k / 2
             );
         }
-        // paths need σ
+        // paths need a band
         let linear = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 1).unwrap();
         let mut live = task.stream(&linear).unwrap();
         let err = live.step_forecast_sampled(&steps[0], 3, 10, &mut Rng::new(0)).unwrap_err().to_string();
-        assert!(err.contains("task.uncertainty = true"), "{err}");
+        assert!(err.contains("the model has no band") && err.contains("task.uncertainty"), "{err}");
         let err = task.stream(&model).unwrap().step_forecast_sampled(&steps[0], 3, 0, &mut Rng::new(0)).unwrap_err();
         assert!(err.to_string().contains("no path"), "{err}");
     }
@@ -1541,11 +1555,28 @@ mod tests {
             let v = f.values[k];
             assert!(low < v && v < high && high - v > 1.5 * (v - low), "{k}: {low} < {v} < {high}");
         }
-        // scored with its band; no sample paths (no distribution to draw from)
+        // scored with its band; sample paths past the direct steps, the direct ones as they were
         let scores = task.evaluate_ahead(&model, &series.test).unwrap();
         assert!(scores.iter().all(|m| m.coverage_2sigma.is_some() && m.interval_score_2sigma.unwrap() > 0.0));
-        let err = live.step_forecast_sampled(&series.original_step(11), 5, 10, &mut Rng::new(1)).err().unwrap();
-        assert!(err.to_string().contains("a quantile band has no distribution to draw from"), "{err}");
+        let (mut a, mut b) = (task.stream(&model).unwrap(), task.stream(&model).unwrap());
+        let (plain, sampled) = (
+            a.step_forecast(&series.original_step(10), 5).unwrap(),
+            b.step_forecast_sampled(&series.original_step(10), 5, 200, &mut Rng::new(1)).unwrap(),
+        );
+        assert_eq!((sampled.values.clone(), sampled.low.len()), (plain.values.clone(), 10));
+        assert_eq!((&sampled.low[..6], &sampled.high[..6]), (&plain.low[..], &plain.high[..]));
+        assert!((6..10).all(|k| sampled.low[k] < sampled.high[k] && sampled.low[k].is_finite()));
+        // the split normal's draws: the band's edges are their 2.275 % and 97.725 % quantiles
+        let spread = Spread::Quantiles { below: vec![0.5], above: vec![2.0] };
+        let (down, up) = spread.draw_scales().unwrap();
+        let mut noise = vec![0.0f32; 200_000];
+        Rng::new(5).fill_normal(&mut noise);
+        let mut draws: Vec<f32> = noise.iter().map(|&e| 1.0 + if e < 0.0 { down[0] } else { up[0] } * e).collect();
+        let [low, median, high] = quantiles(&mut draws, [0.02275, 0.5, 0.97725]);
+        assert!(
+            (low - 0.5).abs() < 0.01 && (median - 1.0).abs() < 0.01 && (high - 3.0).abs() < 0.03,
+            "{low} {median} {high}"
+        );
         // the head's shape is checked
         let wrong = ModelConfig { precisions: 6, ..model_config };
         let err = SequenceModel::<f32>::new(wrong, 1).err().unwrap();
