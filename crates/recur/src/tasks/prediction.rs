@@ -633,9 +633,8 @@ impl Spread {
         match self {
             Spread::None => acc.add(pred, target, mask, scaler),
             Spread::Sigma(s) => acc.add_with_sigma(pred, target, mask, &s[at], scaler),
-            Spread::Quantiles { below, above } => {
-                let (low, high): (Vec<f32>, Vec<f32>) =
-                    pred.iter().zip(&below[at.clone()]).zip(&above[at]).map(|((&p, &b), &a)| (p - b, p + a)).unzip();
+            Spread::Quantiles { .. } => {
+                let (low, high) = self.map(|v| v[at.clone()].to_vec()).edges(pred);
                 acc.add_with_band(pred, target, mask, &low, &high, scaler)
             }
         }
@@ -925,15 +924,10 @@ impl Forecast {
     /// From standardised forecasts `z: [H, C]` and the spread of their first rows.
     fn from_standardised(z: &[f32], spread: &Spread, scaler: &Standardizer) -> Self {
         let c = scaler.mean.len();
-        let values = z.iter().enumerate().map(|(i, &v)| scaler.invert(i % c, v)).collect();
-        let (low, high) = match spread {
-            Spread::Sigma(sigma) => sigma.iter().enumerate().map(|(i, &s)| scaler.band(i % c, z[i], s)).unzip(),
-            _ => {
-                let (low, high) = spread.edges(z);
-                let original = |v: Vec<f32>| v.iter().enumerate().map(|(i, &v)| scaler.invert(i % c, v)).collect();
-                (original(low), original(high))
-            }
-        };
+        // the edges mapped back one by one: skewed for the signals read as ln(1 + x)
+        let original = |v: &[f32]| v.iter().enumerate().map(|(i, &v)| scaler.invert(i % c, v)).collect();
+        let (low, high) = spread.edges(z);
+        let (values, low, high) = (original(z), original(&low), original(&high));
         let sigma_standardised = match spread {
             Spread::Sigma(sigma) => sigma.clone(),
             _ => Vec::new(),
