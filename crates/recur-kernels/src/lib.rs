@@ -46,6 +46,6 @@ pub use gru_reset_before::GruResetBefore;
 pub use jordan::{Jordan, OutputActivation};
 pub use lstm::Lstm;
 pub use matmul::Threads;
-pub use real::{lane_dot, sigmoid_in_place, tanh_in_place, Real};
+pub use real::{lane_dot, sigmoid_in_place, softplus_in_place, tanh_in_place, Real};
 pub use sequence::{Dims, SequenceGradIn, SequenceGradOut, SequenceOutput};
 pub use simd::vectorized;

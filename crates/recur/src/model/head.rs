@@ -4,7 +4,7 @@
 //! gives each output the distances d = softplus(W_d z_t + b_d) from it down and up to two
 //! quantiles.
 
-use recur_kernels::{sigmoid_in_place, Real};
+use recur_kernels::{sigmoid_in_place, softplus_in_place, Real};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
@@ -76,7 +76,11 @@ impl<T: Real> Head<T> {
     pub fn forward(&self, z: &[T]) -> Result<HeadOutput<T>> {
         let mean = self.mean.forward(z)?;
         let precision = match &self.precision {
-            Some(p) => p.forward(z)?.into_iter().map(T::softplus).collect(),
+            Some(p) => {
+                let mut u = p.forward(z)?;
+                softplus_in_place(&mut u);
+                u
+            }
             None => Vec::new(),
         };
         Ok(HeadOutput { mean, precision })
