@@ -70,8 +70,7 @@ impl Live<'_> {
     /// drawn from `rng` if any (what `--budget-us` times).
     fn step(&mut self, values: &[Option<f32>], horizon: usize, paths: usize, rng: &mut Rng) -> recur::Result<Answer> {
         Ok(match self {
-            Live::Prediction(s) if paths > 0 => Answer::Forecast(s.step_forecast_sampled(values, horizon, paths, rng)?),
-            Live::Prediction(s) => Answer::Forecast(s.step_forecast(values, horizon)?),
+            Live::Prediction(s) => Answer::Forecast(s.step_forecast_with_paths(values, horizon, paths, rng)?),
             Live::Reconstruction(s) => Answer::Filled(s.step(values)?),
         })
     }

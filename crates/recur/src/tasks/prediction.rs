@@ -738,10 +738,7 @@ impl PredictionTask<'_> {
                     continue;
                 }
                 let steps_ahead = horizon.min(r.end - 1 - n);
-                let ahead = match paths {
-                    0 => live.step_forecast(&seen, steps_ahead)?,
-                    _ => live.step_forecast_sampled(&seen, steps_ahead, paths, &mut rng)?,
-                };
+                let ahead = live.step_forecast_with_paths(&seen, steps_ahead, paths, &mut rng)?;
                 let carried: Vec<f32> = (0..c).map(|j| last.within(j, n).unwrap_or(0.0)).collect();
                 for (h, forecast) in (1..=steps_ahead).zip(ahead.values.chunks_exact(c)) {
                     let k = n + h;
@@ -815,13 +812,7 @@ impl PredictionTask<'_> {
                 live.step(&self.series.original_step(n))?;
             }
             let step = self.series.original_step(last);
-            out.push((
-                name.clone(),
-                match paths {
-                    0 => live.step_forecast(&step, horizon)?,
-                    _ => live.step_forecast_sampled(&step, horizon, paths, &mut rng)?,
-                },
-            ));
+            out.push((name.clone(), live.step_forecast_with_paths(&step, horizon, paths, &mut rng)?));
         }
         Ok(out)
     }
@@ -1063,6 +1054,24 @@ impl PredictionStream<'_> {
             ahead.values.extend_from_slice(&latest[(self.ahead - 1) * c..]);
         }
         Ok(ahead)
+    }
+
+    /// [`PredictionStream::step_forecast_sampled`] with `paths` sample paths, or without
+    /// any (`paths` = 0) [`PredictionStream::step_forecast`].
+    ///
+    /// # Errors
+    /// As theirs.
+    pub fn step_forecast_with_paths(
+        &mut self,
+        values: &[Option<f32>],
+        horizon: usize,
+        paths: usize,
+        rng: &mut Rng,
+    ) -> Result<Forecast> {
+        match paths {
+            0 => self.step_forecast(values, horizon),
+            _ => self.step_forecast_sampled(values, horizon, paths, rng),
+        }
     }
 
     /// [`PredictionStream::step_forecast`] with a band past the direct steps too, sampled (a
