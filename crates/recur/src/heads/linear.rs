@@ -53,6 +53,21 @@ impl<T: Real> Linear<T> {
     /// # Errors
     /// `dy` does not have one row of width O per row of `x`.
     pub fn backward(&self, x: &[T], dy: &[T], grads: &mut Linear<T>) -> Result<Vec<T>> {
+        let mut dx = vec![T::ZERO; x.len()];
+        self.backward_with(x, dy, grads, Some(&mut dx))?;
+        Ok(dx)
+    }
+
+    /// [`Linear::backward`] for an input read as a constant: the weights' gradients alone,
+    /// without the product ∂x would cost.
+    ///
+    /// # Errors
+    /// `dy` does not have one row of width O per row of `x`.
+    pub fn backward_weights(&self, x: &[T], dy: &[T], grads: &mut Linear<T>) -> Result<()> {
+        self.backward_with(x, dy, grads, None)
+    }
+
+    fn backward_with(&self, x: &[T], dy: &[T], grads: &mut Linear<T>, dx: Option<&mut [T]>) -> Result<()> {
         let (i, o) = (self.inputs(), self.outputs());
         let n = x.len() / i;
         check_len("linear output gradient", dy, &[n, o])?;
@@ -61,9 +76,8 @@ impl<T: Real> Linear<T> {
                 *g += d;
             }
         }
-        let mut dx = vec![T::ZERO; n * i];
-        times_transposed_backward(x, dy, &self.weight.data, &mut grads.weight.data, &mut dx, false, [n, i, o]);
-        Ok(dx)
+        times_transposed_backward(x, dy, &self.weight.data, &mut grads.weight.data, dx, false, [n, i, o]);
+        Ok(())
     }
 
     pub fn zeros_like(&self) -> Self {
@@ -79,16 +93,18 @@ pub fn times_transposed<T: Real>(x: &[T], weight: &[T], [n, i, o]: [usize; 3]) -
 }
 
 /// The backward of [`times_transposed`]: `∂W += dyᵀ x`, and `∂x = dy W` (added to `dx`
-/// when `accumulate_dx`).
+/// when `accumulate_dx`; not computed without a `dx`).
 pub fn times_transposed_backward<T: Real>(
     x: &[T],
     dy: &[T],
     weight: &[T],
     d_weight: &mut [T],
-    dx: &mut [T],
+    dx: Option<&mut [T]>,
     accumulate_dx: bool,
     [n, i, o]: [usize; 3],
 ) {
     gemm(d_weight, Mat::new(dy, n, o).t(), Mat::new(x, n, i), true, Threads(1));
-    gemm(dx, Mat::new(dy, n, o), Mat::new(weight, o, i), accumulate_dx, Threads(1));
+    if let Some(dx) = dx {
+        gemm(dx, Mat::new(dy, n, o), Mat::new(weight, o, i), accumulate_dx, Threads(1));
+    }
 }

@@ -99,8 +99,11 @@ impl<T: Real> Head<T> {
             for (u, &d) in du.iter_mut().zip(d_precision) {
                 *u *= d;
             }
-            let dz2 = p.backward(z, &du, g)?;
-            if !self.detach_precision {
+            // added apart: the product accumulating into dz would round differently
+            if self.detach_precision {
+                p.backward_weights(z, &du, g)?;
+            } else {
+                let dz2 = p.backward(z, &du, g)?;
                 for (a, b) in dz.iter_mut().zip(dz2) {
                     *a += b;
                 }

@@ -699,7 +699,7 @@ impl<T: Real> Harnn<T> {
             &d_scores,
             categories,
             &mut g.categories.data,
-            &mut d_hidden_words,
+            Some(&mut d_hidden_words),
             false,
             [rows, a, c],
         );
@@ -711,7 +711,7 @@ impl<T: Real> Harnn<T> {
             &d_hidden_words,
             attention,
             &mut g.attention.data,
-            &mut d_omega,
+            Some(&mut d_omega),
             true,
             [rows, d, a],
         );
