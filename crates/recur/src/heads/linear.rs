@@ -42,7 +42,7 @@ impl<T: Real> Linear<T> {
         let (i, o) = (self.inputs(), self.outputs());
         let n = x.len() / i;
         check_len("linear input", x, &[n, i])?;
-        let mut y: Vec<T> = self.bias.data.iter().copied().cycle().take(n * o).collect();
+        let mut y: Vec<T> = self.bias.data.repeat(n);
         gemm(&mut y, Mat::new(x, n, i), Mat::new(&self.weight.data, o, i).t(), true, Threads(1));
         Ok(y)
     }

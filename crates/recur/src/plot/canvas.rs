@@ -27,7 +27,7 @@ pub struct Canvas {
 
 impl Canvas {
     pub fn new(width: usize, height: usize, background: Rgb) -> Self {
-        Canvas { width, height, pixels: background.iter().copied().cycle().take(width * height * 3).collect() }
+        Canvas { width, height, pixels: background.repeat(width * height) }
     }
 
     /// Blends `color` into pixel (x, y) with coverage `alpha` in [0, 1].

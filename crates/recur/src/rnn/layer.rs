@@ -288,7 +288,7 @@ impl<T: Real> Rnn<T> {
         if learned.is_empty() {
             vec![T::ZERO; batch * h]
         } else {
-            learned.data.iter().copied().cycle().take(batch * h).collect()
+            learned.data.repeat(batch)
         }
     }
 
