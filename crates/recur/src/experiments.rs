@@ -17,7 +17,7 @@ use crate::data::{csv_quoted, PreparedSeries};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::plot::BarChart;
-use crate::run::{load_data, run, RunConfig, Score, TaskKind};
+use crate::run::{load_data, run, DataConfig, RunConfig, Score, TaskKind};
 use crate::tasks::PredictionTask;
 
 /// A grid file.
@@ -142,7 +142,7 @@ impl GridConfig {
         };
         // the same entries scored in the same units: only the transform may change
         let changed = match over.get("data") {
-            Some(toml::Value::Table(data)) => data.keys().find(|k| *k != "log1p").cloned(),
+            Some(toml::Value::Table(data)) => data.keys().find(|k| !["log1p", "floor"].contains(&k.as_str())).cloned(),
             Some(_) => Some(String::new()),
             None => None,
         };
@@ -150,7 +150,7 @@ impl GridConfig {
             return Err(Error::Format {
                 path: origin.to_path_buf(),
                 why: format!(
-                    "variant `{name}` changes `data{}`; a grid runs on one data set (a variant may change data.log1p only)",
+                    "variant `{name}` changes `data{}`; a grid runs on one data set (a variant may change data.log1p and data.floor only)",
                     if key.is_empty() { String::new() } else { format!(".{key}") }
                 ),
             });
@@ -183,22 +183,23 @@ impl GridConfig {
 /// Data that cannot be loaded, or a run that fails (named by variant and seed).
 pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usize), base_dir: &Path) -> Result<usize> {
     let dir = out.join(&grid.name);
-    // the grid's data, prepared once for each `data.log1p` its variants ask for
-    let mut prepared: Vec<(Vec<String>, PreparedSeries)> = Vec::new();
-    for v in 0..grid.variants.len() {
-        let (_, config) = grid.variant(v, origin)?;
-        if !prepared.iter().any(|(log1p, _)| *log1p == config.data.log1p) {
-            prepared.push((config.data.log1p.clone(), load_data(&config.data, base_dir)?));
+    // the grid's data, prepared once for each `data.log1p` and `data.floor` its variants ask for
+    let mut prepared: Vec<(&DataConfig, PreparedSeries)> = Vec::new();
+    let variants: Vec<(String, RunConfig)> =
+        (0..grid.variants.len()).map(|v| grid.variant(v, origin)).collect::<Result<_>>()?;
+    let same_transforms = |a: &DataConfig, b: &DataConfig| a.log1p == b.log1p && a.floor == b.floor;
+    for (_, config) in &variants {
+        if !prepared.iter().any(|(data, _)| same_transforms(data, &config.data)) {
+            prepared.push((&config.data, load_data(&config.data, base_dir)?));
         }
     }
     let data_for = |config: &RunConfig| -> &PreparedSeries {
-        &prepared.iter().find(|(log1p, _)| *log1p == config.data.log1p).expect("prepared above").1
+        &prepared.iter().find(|(data, _)| same_transforms(data, &config.data)).expect("prepared above").1
     };
     let mut jobs = Vec::new();
-    for v in 0..grid.variants.len() {
-        let (name, config) = grid.variant(v, origin)?;
+    for (v, (name, config)) in variants.iter().enumerate() {
         for &seed in &grid.seeds {
-            let run_dir = dir.join(slug(&name)).join(format!("seed-{seed}"));
+            let run_dir = dir.join(slug(name)).join(format!("seed-{seed}"));
             let index = v * grid.seeds.len() + grid.seeds.iter().position(|&s| s == seed).unwrap_or(0);
             if index % shard.1 == shard.0 && !run_dir.join("result.json").exists() {
                 jobs.push((name.clone(), config.clone(), seed, run_dir));

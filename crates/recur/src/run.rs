@@ -3,6 +3,7 @@
 //! go through [`run`]. Every key has a default (see `configs/reference.toml`); an unknown
 //! key is an error naming it, with its line and column.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,10 @@ pub struct DataConfig {
     /// their level (concentrations, flows). Forecast bands then stay above −1 and skew
     /// upwards; scores stay in the signal's own units.
     pub log1p: Vec<String>,
+    /// Floors of signals that cannot fall below a known value (concentrations, counts: 0):
+    /// forecasts, reconstructions and band edges are lifted to them
+    /// ([`crate::data::Standardizer`]).
+    pub floor: BTreeMap<String, f64>,
     pub split: SplitFractions,
 }
 
@@ -70,6 +75,7 @@ impl Default for DataConfig {
             aggregation: Aggregation::Mean,
             outlier_mads: 0.0,
             log1p: Vec::new(),
+            floor: BTreeMap::new(),
             split: SplitFractions::default(),
         }
     }
@@ -249,7 +255,7 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
             entities.push((name, align_to_grid(&s, config.bin_seconds, config.aggregation)?));
         }
     }
-    PreparedSeries::from_entities_screened(entities, config.split, config.outlier_mads, &config.log1p)
+    PreparedSeries::from_entities_screened(entities, config.split, config.outlier_mads, &config.log1p, &config.floor)
 }
 
 /// One method's score on the test part.

@@ -1,6 +1,6 @@
 //! An interrupted grid, run again, finishes only the missing runs and gives the same
 //! table as an uninterrupted one (a tiny grid on the bundled Beijing station); a variant
-//! may read a signal as ln(1 + x), and change the data in no other way.
+//! may read a signal as ln(1 + x) or give it a floor, and change the data in no other way.
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +36,11 @@ model = { cell = "gru_reset_after" }
 data = { log1p = ["PM2.5"] }
 
 [[variants]]
+name = "GRU, PM2.5 floored at 0"
+model = { cell = "gru_reset_after" }
+data = { floor = { "PM2.5" = 0.0 } }
+
+[[variants]]
 name = "BiLSTM gate"
 model = { cell = "lstm", bidirectional = true, coupling = "decoupled", fusion = "gated" }
 
@@ -57,11 +62,11 @@ fn an_interrupted_grid_finishes_only_the_missing_runs_and_gives_the_same_table()
     let (g, path) = grid(&root);
 
     let whole = root.join("whole");
-    assert_eq!(run_grid(&g, &path, &whole, (0, 1), &base).unwrap(), 6);
+    assert_eq!(run_grid(&g, &path, &whole, (0, 1), &base).unwrap(), 8);
     // "interrupted": only half of the runs done (one shard of two)
     let resumed = root.join("resumed");
-    assert_eq!(run_grid(&g, &path, &resumed, (0, 2), &base).unwrap(), 3);
-    assert_eq!(run_grid(&g, &path, &resumed, (0, 1), &base).unwrap(), 3, "only the missing runs");
+    assert_eq!(run_grid(&g, &path, &resumed, (0, 2), &base).unwrap(), 4);
+    assert_eq!(run_grid(&g, &path, &resumed, (0, 1), &base).unwrap(), 4, "only the missing runs");
     assert_eq!(run_grid(&g, &path, &resumed, (0, 1), &base).unwrap(), 0, "nothing left");
 
     let t1 = table(&collect_results(&[whole.join("tiny")]).unwrap(), &g.lecture);
@@ -70,7 +75,7 @@ fn an_interrupted_grid_finishes_only_the_missing_runs_and_gives_the_same_table()
         t.iter().map(|r| (r.variant.clone(), r.mean, r.std, r.seeds)).collect::<Vec<_>>()
     };
     assert_eq!(key(&t1), key(&t2));
-    assert_eq!(t1.len(), 3);
+    assert_eq!(t1.len(), 4);
     // the logged variant ran on its own preparation of the data: scored in PM2.5's own
     // units, last observation carried forward scores as on the plain data
     let results = collect_results(&[whole.join("tiny")]).unwrap();
@@ -78,6 +83,8 @@ fn an_interrupted_grid_finishes_only_the_missing_runs_and_gives_the_same_table()
     let (plain, logged) = (locf("GRU"), locf("GRU, PM2.5 as ln(1 + x)"));
     assert_eq!(plain.0, "last observation carried forward");
     assert!((plain.1 - logged.1).abs() < 1e-3, "{plain:?} {logged:?}");
+    // the floored variant too: the carried observations are never below the floor
+    assert_eq!(locf("GRU, PM2.5 floored at 0"), plain);
     let mean = |variant: &str| t1.iter().find(|r| r.variant == variant).unwrap().mean;
     assert_ne!(mean("GRU"), mean("GRU, PM2.5 as ln(1 + x)"));
     assert!(t1.iter().all(|r| r.seeds == 2));
@@ -96,6 +103,6 @@ fn a_variant_with_an_unknown_key_is_named() {
     std::fs::write(&path, GRID.replace("data = { log1p = [\"PM2.5\"] }", "data = { files = [\"other.csv\"] }"))
         .unwrap();
     let err = GridConfig::load(&path).unwrap_err().to_string();
-    assert!(err.contains("changes `data.files`") && err.contains("data.log1p only"), "{err}");
+    assert!(err.contains("changes `data.files`") && err.contains("data.log1p and data.floor only"), "{err}");
     std::fs::remove_dir_all(&root).unwrap();
 }

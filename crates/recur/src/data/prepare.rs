@@ -3,6 +3,7 @@
 //! within each entity, or by whole entities — per-signal standardisation fitted on the
 //! training part only, and sliding windows that never cross an entity or a split.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,12 @@ impl Default for SplitFractions {
 /// signals whose changes scale with their level: concentrations, flows, counts), and
 /// back x = y, or eʸ − 1. A band z ± 2σ maps back to [x(z − 2σ), x(z + 2σ)]: symmetric
 /// without the logarithm, skewed and above −1 with it.
+///
+/// A signal with a floor f (`data.floor`: values that cannot fall below it, as
+/// concentrations cannot below 0) has every model output lifted to it where it falls
+/// below — forecasts, reconstructions, band edges, the inputs a closed loop feeds back:
+/// x̂ ↦ max(x̂, f). For a truth t ≥ f the projection never moves x̂ away from t, never
+/// drops t out of a band and never widens one, so no error and no interval score grows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Standardizer {
     /// μ of y.
@@ -57,6 +64,19 @@ pub struct Standardizer {
     /// Empty: `std`.
     #[serde(default)]
     pub score_std: Vec<f32>,
+    /// Per signal: the floor f in original units, if it has one. Empty: none.
+    #[serde(default)]
+    pub floor: Vec<Option<f32>>,
+}
+
+/// `v` lifted to `floor`: max(v, floor), but NaN stays NaN (a diverged model is not hidden).
+#[inline]
+fn lifted<F: PartialOrd>(v: F, floor: F) -> F {
+    if v < floor {
+        floor
+    } else {
+        v
+    }
 }
 
 /// Mean and standard deviation of a sample (f64, two passes).
@@ -116,7 +136,7 @@ impl Standardizer {
         if log1p.is_empty() {
             score_std.clear();
         }
-        Ok(Standardizer { mean, std, log1p, score_std })
+        Ok(Standardizer { mean, std, log1p, score_std, floor: Vec::new() })
     }
 
     /// Whether signal `signal` is standardised after ln(1 + x).
@@ -135,12 +155,33 @@ impl Standardizer {
         (y - self.mean[signal]) / self.std[signal]
     }
 
+    /// x of a standardised value, lifted to the signal's floor.
     pub fn invert(&self, signal: usize, z: f32) -> f32 {
         let y = z * self.std[signal] + self.mean[signal];
-        if self.is_log1p(signal) {
-            y.exp_m1()
-        } else {
-            y
+        let x = if self.is_log1p(signal) { y.exp_m1() } else { y };
+        match self.floor_of(signal) {
+            Some(f) => lifted(x, f),
+            None => x,
+        }
+    }
+
+    /// The floor of `signal` in original units, if it has one.
+    #[inline]
+    pub fn floor_of(&self, signal: usize) -> Option<f32> {
+        self.floor.get(signal).copied().flatten()
+    }
+
+    /// Whether any signal has a floor.
+    pub fn has_floor(&self) -> bool {
+        self.floor.iter().any(Option::is_some)
+    }
+
+    /// A standardised model output lifted to the signal's floor (z itself without one).
+    #[inline]
+    pub fn lift(&self, signal: usize, z: f32) -> f32 {
+        match self.floor_of(signal) {
+            Some(f) => lifted(z, self.apply(signal, f)),
+            None => z,
         }
     }
 
@@ -151,9 +192,11 @@ impl Standardizer {
 
     /// The error of a standardised prediction `p` of `t`, scored: (in units of
     /// [`Standardizer::score_std`], in original units). Without `log1p` these are p − t
-    /// and (p − t)·s; with it, the difference of the values mapped back.
+    /// and (p − t)·s; with it, the difference of the values mapped back; p lifted to the
+    /// floor first.
     #[inline]
     pub fn error(&self, signal: usize, p: f32, t: f32) -> (f64, f64) {
+        let p = self.lift(signal, p);
         let e = f64::from(p - t);
         if !self.is_log1p(signal) {
             return (e, e * f64::from(self.std[signal]));
@@ -168,9 +211,11 @@ impl Standardizer {
         f64::from(self.score_std.get(signal).copied().unwrap_or(self.std[signal]))
     }
 
-    /// The band [low, high] (standardised) against the truth `t`, in the units of
-    /// [`Standardizer::error`]: (its width, how far `t` lies outside it; 0 inside).
+    /// The band [low, high] (standardised; its edges lifted to the floor) against the truth
+    /// `t`, in the units of [`Standardizer::error`]: (its width, how far `t` lies outside
+    /// it; 0 inside).
     pub fn band_miss(&self, signal: usize, low: f64, high: f64, t: f32) -> (f64, f64) {
+        let (low, high) = self.lift_band(signal, low, high);
         let t = f64::from(t);
         if !self.is_log1p(signal) {
             return (high - low, (low - t).max(0.0) + (t - high).max(0.0));
@@ -179,6 +224,24 @@ impl Standardizer {
         let x = |z: f64| (z * s + m).exp_m1() / unit;
         let (low, high, t) = (x(low), x(high), x(t));
         (high - low, (low - t).max(0.0) + (t - high).max(0.0))
+    }
+
+    /// A standardised band's edges lifted to the signal's floor (as they are without one).
+    pub fn lift_band(&self, signal: usize, low: f64, high: f64) -> (f64, f64) {
+        match self.floor_of(signal) {
+            Some(f) => {
+                let z = f64::from(self.apply(signal, f));
+                (lifted(low, z), lifted(high, z))
+            }
+            None => (low, high),
+        }
+    }
+
+    /// Whether the standardised band [low, high], its edges lifted to the floor, holds `t`.
+    pub fn holds(&self, signal: usize, low: f64, high: f64, t: f32) -> bool {
+        let (low, high) = self.lift_band(signal, low, high);
+        let t = f64::from(t);
+        low <= t && t <= high
     }
 }
 
@@ -204,29 +267,75 @@ pub struct PreparedSeries {
 /// its entity and time.
 fn log1p_flags(signals: &[String], entities: &[(String, GridSeries)], names: &[String]) -> Result<Vec<bool>> {
     if let Some(unknown) = names.iter().find(|n| !signals.contains(n)) {
-        return Err(Error::invalid(
-            "data.log1p",
-            format!("`{unknown}` is not a signal; the signals are {}", signals.join(", ")),
-        ));
+        return Err(unknown_signal("data.log1p", unknown, signals));
     }
-    let c = signals.len();
     let flags: Vec<bool> = signals.iter().map(|s| names.contains(s)).collect();
     for (j, _) in flags.iter().enumerate().filter(|(_, &f)| f) {
-        for (name, grid) in entities {
-            if let Some(n) = (0..grid.len()).find(|&n| grid.observed[n * c + j] && grid.values[n * c + j] <= -1.0) {
-                let of = if name.is_empty() { String::new() } else { format!(" of `{name}`") };
-                return Err(Error::invalid(
-                    format!("signal `{}`{of}", signals[j]),
-                    format!(
-                        "{} at {}: log1p (data.log1p) needs values above -1",
-                        grid.values[n * c + j],
-                        super::series::format_timestamp(grid.start + n as i64 * grid.bin_seconds)
-                    ),
-                ));
-            }
-        }
+        refuse_values(signals, entities, j, |v| v <= -1.0, "log1p (data.log1p) needs values above -1")?;
     }
     Ok(flags)
+}
+
+/// Per signal, its floor from `floors` (signal name → value), if named there.
+///
+/// # Errors
+/// A name that is not a signal, a floor that is not a number, and an observed value below
+/// its signal's floor, with its entity and time.
+fn floor_values(
+    signals: &[String],
+    entities: &[(String, GridSeries)],
+    floors: &BTreeMap<String, f64>,
+) -> Result<Vec<Option<f32>>> {
+    if let Some(unknown) = floors.keys().find(|n| !signals.contains(n)) {
+        return Err(unknown_signal("data.floor", unknown, signals));
+    }
+    if floors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut values = Vec::with_capacity(signals.len());
+    for (j, name) in signals.iter().enumerate() {
+        let Some(&f) = floors.get(name) else {
+            values.push(None);
+            continue;
+        };
+        if !f.is_finite() {
+            return Err(Error::invalid(format!("data.floor.`{name}`"), format!("{f}: a finite number is needed")));
+        }
+        let f = f as f32;
+        refuse_values(signals, entities, j, |v| v < f, &format!("it lies below the signal's floor {f} (data.floor)"))?;
+        values.push(Some(f));
+    }
+    Ok(values)
+}
+
+fn unknown_signal(key: &str, name: &str, signals: &[String]) -> Error {
+    Error::invalid(key, format!("`{name}` is not a signal; the signals are {}", signals.join(", ")))
+}
+
+/// An error naming the first observed value of signal `j` for which `bad` holds, with its
+/// entity and time; `Ok` if none.
+fn refuse_values(
+    signals: &[String],
+    entities: &[(String, GridSeries)],
+    j: usize,
+    bad: impl Fn(f32) -> bool,
+    why: &str,
+) -> Result<()> {
+    let c = signals.len();
+    for (name, grid) in entities {
+        if let Some(n) = (0..grid.len()).find(|&n| grid.observed[n * c + j] && bad(grid.values[n * c + j])) {
+            let of = if name.is_empty() { String::new() } else { format!(" of `{name}`") };
+            return Err(Error::invalid(
+                format!("signal `{}`{of}", signals[j]),
+                format!(
+                    "{} at {}: {why}",
+                    grid.values[n * c + j],
+                    super::series::format_timestamp(grid.start + n as i64 * grid.bin_seconds)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The robust spread of a sample: 1.4826·MAD (median absolute deviation around the
@@ -266,7 +375,7 @@ impl PreparedSeries {
     /// Fractions outside (0, 1) or summing past 1, entities whose signals or bins differ
     /// (named), too few entities to split by entity, or a signal that cannot be standardised.
     pub fn from_entities(entities: Vec<(String, GridSeries)>, split: SplitFractions) -> Result<Self> {
-        Self::from_entities_screened(entities, split, 0.0, &[])
+        Self::from_entities_screened(entities, split, 0.0, &[], &BTreeMap::new())
     }
 
     /// [`PreparedSeries::from_entities`], first treating as missing every observed value
@@ -275,16 +384,19 @@ impl PreparedSeries {
     /// sensor faults and unit errors that a squared error would otherwise be about. The
     /// counts are in `screened`; the mask and δ follow. `limit = 0` keeps every value; a
     /// signal whose training values are mostly equal (spread 0) is left as it is. The
-    /// signals named in `log1p` are standardised after ln(1 + x) ([`Standardizer`]).
+    /// signals named in `log1p` are standardised after ln(1 + x), those in `floor` get
+    /// their floor ([`Standardizer`]).
     ///
     /// # Errors
     /// As [`PreparedSeries::from_entities`], a negative or non-finite `limit`, an unknown
-    /// signal in `log1p`, and a value at or below −1 of one (entity, signal and time named).
+    /// signal in `log1p` or `floor`, a value at or below −1 of one in `log1p` and a value
+    /// below its floor of one in `floor` (entity, signal and time named).
     pub fn from_entities_screened(
         entities: Vec<(String, GridSeries)>,
         split: SplitFractions,
         limit: f64,
         log1p: &[String],
+        floor: &BTreeMap<String, f64>,
     ) -> Result<Self> {
         if !(limit.is_finite() && limit >= 0.0) {
             return Err(Error::invalid("outlier_mads", format!("{limit}: 0 (off) or a positive number is needed")));
@@ -306,6 +418,7 @@ impl PreparedSeries {
             ));
         }
         let log1p = log1p_flags(&signals, &entities, log1p)?;
+        let floor = floor_values(&signals, &entities, floor)?;
         let mut grid = GridSeries {
             signals,
             start: first.start,
@@ -378,7 +491,7 @@ impl PreparedSeries {
                 grid.delta[r.start * c..r.end * c].copy_from_slice(&delta);
             }
         }
-        let scaler = Standardizer::fit(&grid, &train, &log1p)?;
+        let scaler = Standardizer { floor, ..Standardizer::fit(&grid, &train, &log1p)? };
         for (k, v) in grid.values.iter_mut().enumerate() {
             *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
         }
@@ -452,6 +565,7 @@ mod tests {
             SplitFractions::default(),
             10.0,
             &[],
+            &BTreeMap::new(),
         )
         .unwrap();
         assert_eq!(screened.screened, [1, 0], "the spike only; the ramp stays whole");
@@ -465,6 +579,7 @@ mod tests {
             SplitFractions::default(),
             -1.0,
             &[],
+            &BTreeMap::new(),
         );
         assert!(err.unwrap_err().to_string().contains("outlier_mads"));
     }
@@ -493,6 +608,7 @@ mod tests {
             SplitFractions::default(),
             0.0,
             &["pm".into()],
+            &BTreeMap::new(),
         )
         .unwrap();
         let scaler = &prepared.scaler;
@@ -540,6 +656,7 @@ mod tests {
                 SplitFractions::default(),
                 0.0,
                 &names,
+                &BTreeMap::new(),
             )
         };
         let err = prepare(skewed(), &["PM25"]).unwrap_err().to_string();
@@ -555,6 +672,82 @@ mod tests {
         grid.values[95 * 2] = -3.0;
         let err = prepare(grid, &["pm"]).unwrap_err().to_string();
         assert!(err.contains("-3 at 1970-01-05 23:00:00") && err.contains("above -1"), "{err}");
+    }
+
+    #[test]
+    fn a_floor_lifts_outputs_to_it_and_never_raises_an_error_nor_drops_a_truth_out_of_its_band() {
+        // synthetic: pm ≥ 0 (floor 0, read plain, then read as ln(1 + x)); the ramp unfloored
+        let floors = BTreeMap::from([("pm".to_string(), 0.0)]);
+        for log1p in [vec![], vec!["pm".to_string()]] {
+            let prepare = |floors: &BTreeMap<String, f64>| {
+                PreparedSeries::from_entities_screened(
+                    vec![("e".into(), skewed())],
+                    SplitFractions::default(),
+                    0.0,
+                    &log1p,
+                    floors,
+                )
+                .unwrap()
+                .scaler
+            };
+            let (free, floored) = (prepare(&BTreeMap::new()), prepare(&floors));
+            assert_eq!((floored.floor_of(0), floored.floor_of(1), free.floor_of(0)), (Some(0.0), None, None));
+            let z0 = floored.apply(0, 0.0);
+            // below the floor: 0 exactly in original units, the floor's z standardised
+            assert_eq!(
+                (floored.invert(0, z0 - 1.5), floored.lift(0, z0 - 1.5), floored.lift(0, z0 + 0.5)),
+                (0.0, z0, z0 + 0.5)
+            );
+            assert_eq!((floored.invert(1, -9.0), floored.lift(1, -9.0)), (free.invert(1, -9.0), -9.0));
+            assert!(floored.invert(0, f32::NAN).is_nan() && floored.lift(0, f32::NAN).is_nan(), "not hidden");
+            let (low, high) = floored.band(0, z0 - 0.1, 0.5);
+            assert!(low == 0.0 && high > 0.0, "{low} {high}");
+            let mut rng = crate::Rng::new(5);
+            for _ in 0..2000 {
+                let t = floored.apply(0, [0.0, 0.01, 3.0 * rng.uniform_in(0.0, 1.0) as f32][rng.below(3)]);
+                let p = z0 + 2.0 * rng.normal() as f32;
+                let (low, high) = (f64::from(p) - rng.uniform_in(0.0, 2.0), f64::from(p) + rng.uniform_in(0.0, 2.0));
+                let (e, e_orig) = floored.error(0, p, t);
+                let (e_free, e_orig_free) = free.error(0, p, t);
+                assert!(e.abs() <= e_free.abs() + 1e-6 && e_orig.abs() <= e_orig_free.abs() + 1e-4, "{p} {t}");
+                let ((width, miss), (width_free, miss_free)) =
+                    (floored.band_miss(0, low, high, t), free.band_miss(0, low, high, t));
+                assert!(width <= width_free + 1e-9 && miss <= miss_free + 1e-9, "{low} {high} {t}");
+                assert!(floored.holds(0, low, high, t) || !free.holds(0, low, high, t));
+                // a band wholly below the floor becomes the floor itself, which holds a truth there
+                assert!(floored.holds(0, f64::from(z0) - 2.0, f64::from(z0) - 1.0, z0));
+            }
+        }
+    }
+
+    #[test]
+    fn a_floor_refuses_unknown_signals_non_numbers_and_values_below_it_by_entity_and_time() {
+        let prepare = |floor: &[(&str, f64)]| {
+            let floor = floor.iter().map(|&(n, f)| (n.to_string(), f)).collect();
+            PreparedSeries::from_entities_screened(
+                vec![("station".into(), skewed())],
+                SplitFractions::default(),
+                0.0,
+                &[],
+                &floor,
+            )
+        };
+        let err = prepare(&[("PM25", 0.0)]).unwrap_err().to_string();
+        assert!(
+            err.contains("data.floor") && err.contains("`PM25` is not a signal") && err.contains("pm, ramp"),
+            "{err}"
+        );
+        let err = prepare(&[("pm", f64::NAN)]).unwrap_err().to_string();
+        assert!(err.contains("data.floor.`pm`") && err.contains("finite"), "{err}");
+        // the ramp starts at -50 (1970-01-02 00:00), below a floor of -10
+        let err = prepare(&[("ramp", -10.0)]).unwrap_err().to_string();
+        assert!(
+            err.contains("signal `ramp` of `station`")
+                && err.contains("-50 at 1970-01-02 00:00:00")
+                && err.contains("floor -10"),
+            "{err}"
+        );
+        assert!(prepare(&[("ramp", -50.0), ("pm", 0.0)]).is_ok(), "a floor the data reaches");
     }
 
     #[test]

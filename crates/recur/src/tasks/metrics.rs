@@ -75,8 +75,12 @@ impl ErrorAccumulator {
         let c = self.count.len();
         for (k, ((&p, &t), &m)) in pred.iter().zip(target).zip(mask).enumerate() {
             if m != 0.0 {
-                let (p64, s) = (f64::from(p), 2.0 * f64::from(sigma[k]));
-                self.add_band(k % c, (p - t).abs() <= 2.0 * sigma[k], scaler.band_miss(k % c, p64 - s, p64 + s, t));
+                let (j, p64, s) = (k % c, f64::from(p), 2.0 * f64::from(sigma[k]));
+                let inside = match scaler.floor_of(j) {
+                    None => (p - t).abs() <= 2.0 * sigma[k],
+                    Some(_) => scaler.holds(j, p64 - s, p64 + s, t),
+                };
+                self.add_band(j, inside, scaler.band_miss(j, p64 - s, p64 + s, t));
             }
         }
     }
@@ -96,8 +100,8 @@ impl ErrorAccumulator {
         let c = self.count.len();
         for (k, (&t, &m)) in target.iter().zip(mask).enumerate() {
             if m != 0.0 {
-                let miss = scaler.band_miss(k % c, f64::from(low[k]), f64::from(high[k]), t);
-                self.add_band(k % c, low[k] <= t && t <= high[k], miss);
+                let (j, low, high) = (k % c, f64::from(low[k]), f64::from(high[k]));
+                self.add_band(j, scaler.holds(j, low, high, t), scaler.band_miss(j, low, high, t));
             }
         }
     }
@@ -158,8 +162,13 @@ mod tests {
     #[test]
     fn the_band_scores_its_coverage_width_and_interval_score() {
         // synthetic: two signals with spreads 2 and 10; standardised p, t and σ = 0.5
-        let scaler =
-            Standardizer { mean: vec![0.0, 5.0], std: vec![2.0, 10.0], log1p: Vec::new(), score_std: Vec::new() };
+        let scaler = Standardizer {
+            mean: vec![0.0, 5.0],
+            std: vec![2.0, 10.0],
+            log1p: Vec::new(),
+            score_std: Vec::new(),
+            floor: Vec::new(),
+        };
         let mut acc = ErrorAccumulator::new(2);
         // signal 0: inside (|p − t| = 0.5 ≤ 1); signal 1: 2 outside the band's top (p + 1 = 1, t = 3)
         let (pred, target, sigma) = ([0.0, 0.0, 9.0, 9.0], [0.5, 3.0, 0.0, 0.0], [0.5; 4]);

@@ -746,7 +746,9 @@ impl PredictionTask<'_> {
                     let truth = &values[k * c..(k + 1) * c];
                     let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
                     let row = (h - 1) * c..h * c;
-                    match (ahead.sigma_standardised.get(row.clone()), ahead.low.get(row.clone())) {
+                    // a floor lifts the forecast in `values`, so its band is read from its edges
+                    let sigma = ahead.sigma_standardised.get(row.clone()).filter(|_| !scaler.has_floor());
+                    match (sigma, ahead.low.get(row.clone())) {
                         (Some(s), _) => ours[h - 1].add_with_sigma(&ours_z, truth, &mask, s, scaler),
                         (None, Some(low)) => {
                             let z = |band: &[f32]| band.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
@@ -1125,7 +1127,7 @@ impl PredictionStream<'_> {
             for k in 0..paths {
                 for j in 0..c {
                     let i = k * s * c + j;
-                    fed[k * c + j] = draw(mean[i], down[i], up[i], feed_noise[k * c + j]);
+                    fed[k * c + j] = self.scaler.lift(j, draw(mean[i], down[i], up[i], feed_noise[k * c + j]));
                     (x[k * 2 * c + j], x[k * 2 * c + c + j]) = (fed[k * c + j], 1.0);
                 }
             }
