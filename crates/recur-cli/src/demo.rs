@@ -10,7 +10,8 @@ use recur::report::{
     write_run_folder,
 };
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
-use recur::tasks::{horizon_method, PredictionTask, Uncertainty};
+use recur::tasks::calibration::CALIBRATION_FILE;
+use recur::tasks::{horizon_method, BandCalibration, PredictionTask, Uncertainty};
 
 use crate::args::Args;
 
@@ -244,6 +245,74 @@ pub(crate) fn open_run(
     Ok((config, model, data))
 }
 
+/// The prediction task of a run folder, its bands scaled by the folder's calibration
+/// (`recur calibrate`) where it has one.
+fn calibrated_task<'a>(dir: &Path, config: &RunConfig, data: &'a PreparedSeries) -> Result<PredictionTask<'a>, String> {
+    let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
+    Ok(task.with_calibration(run_calibration(dir, data)?))
+}
+
+/// The calibration of run folder `dir`, if it has one; says so on stderr when it does.
+pub(crate) fn run_calibration(dir: &Path, data: &PreparedSeries) -> Result<Option<BandCalibration>, String> {
+    let calibration = BandCalibration::load_from_run(dir, &data.grid.signals).map_err(|e| e.to_string())?;
+    if let Some(c) = &calibration {
+        let paths =
+            if c.paths > 0 { format!(", past the direct steps from {} sample paths", c.paths) } else { String::new() };
+        eprintln!(
+            "bands calibrated on the validation part, 1..{} steps ahead{paths} ({})",
+            c.steps(),
+            dir.join(CALIBRATION_FILE).display()
+        );
+    }
+    Ok(calibration)
+}
+
+pub fn calibrate(args: &Args) -> Result<(), String> {
+    let known = ["run", "horizon", "samples"];
+    let dir = PathBuf::from(args.get("run", &known, String::new())?);
+    if dir.as_os_str().is_empty() {
+        return Err(
+            "usage: recur calibrate --run DIR [--horizon N [--samples K]] (a prediction run with a band)".into()
+        );
+    }
+    let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
+    let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
+    let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
+    let horizon = args.get("horizon", &known, direct)?;
+    let samples = args.get("samples", &known, 0usize)?;
+    let failed = |e: recur::Error| format!("{}: {e}", dir.display());
+    let calibration = task.calibrate_bands(&model, &data.validation, horizon, samples, 1).map_err(failed)?;
+    let before = task.evaluate_horizon_sampled(&model, &data.test, horizon, samples, 0).map_err(failed)?;
+    let task = task.with_calibration(Some(calibration.clone()));
+    let after = task.evaluate_horizon_sampled(&model, &data.test, horizon, samples, 0).map_err(failed)?;
+    let c = data.grid.channels();
+    println!(
+        "split-conformal factors fitted on the validation part ({} to {} scored forecasts per step and signal); test part:",
+        calibration.scores.iter().min().unwrap_or(&0),
+        calibration.scores.iter().max().unwrap_or(&0)
+    );
+    println!("| steps ahead | factor (min–max over signals) | coverage | calibrated | interval score | calibrated |");
+    println!("|------------:|------------------------------:|---------:|-----------:|---------------:|-----------:|");
+    let percent = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.1} %", 100.0 * v));
+    let score = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.4}"));
+    for h in (1..=horizon).filter(|&h| h <= 3 || h == horizon || h % 6 == 0) {
+        let factors = &calibration.scale[(h - 1) * c..h * c];
+        let (low, high) = factors.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(l, u), &k| (l.min(k), u.max(k)));
+        let (b, a) = (&before.model[h - 1], &after.model[h - 1]);
+        println!(
+            "| {h:>11} | {:>29} | {:>8} | {:>10} | {:>14} | {:>10} |",
+            format!("{low:.3}–{high:.3}"),
+            percent(b.coverage_2sigma),
+            percent(a.coverage_2sigma),
+            score(b.interval_score_2sigma),
+            score(a.interval_score_2sigma)
+        );
+    }
+    calibration.save_to_run(&dir).map_err(|e| e.to_string())?;
+    println!("wrote {}: recur eval --horizon, predict and stream apply it", dir.join(CALIBRATION_FILE).display());
+    Ok(())
+}
+
 pub fn eval(args: &Args) -> Result<(), String> {
     let known = ["run", "horizon", "samples"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
@@ -280,7 +349,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
         println!("per signal: {}", per_signal.join(", "));
     }
     if horizon > 0 {
-        let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
+        let task = calibrated_task(&dir, &config, &data)?;
         let ahead = task
             .evaluate_horizon_sampled(&model, &data.test, horizon, samples, 0)
             .map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -312,7 +381,7 @@ pub fn predict(args: &Args) -> Result<(), String> {
         .iter()
         .position(|s| *s == name)
         .ok_or_else(|| format!("--signal: no signal `{name}` (the run's: {})", signals.join(", ")))?;
-    let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
+    let task = calibrated_task(&dir, &config, &data)?;
     let forecasts =
         if horizon == 1 { task.forecast(&model) } else { task.forecast_ahead_sampled(&model, horizon, samples, 0) }
             .map_err(|e| format!("{}: {e}", dir.display()))?;

@@ -14,7 +14,7 @@ use recur::tasks::{
 use recur::Rng;
 
 use crate::args::Args;
-use crate::demo::open_run;
+use crate::demo::{open_run, run_calibration};
 
 /// The task of a run, as built from its config.
 enum Task<'d> {
@@ -133,7 +133,9 @@ pub fn stream(args: &Args) -> Result<(), String> {
     // the run's task, built once; each stream opened from it
     let task = match config.task.kind {
         TaskKind::Prediction => {
-            PredictionTask::new(&data, config.task.window, config.task.residual).map(Task::Prediction)
+            let calibration = run_calibration(&dir, &data)?;
+            PredictionTask::new(&data, config.task.window, config.task.residual)
+                .map(|t| Task::Prediction(t.with_calibration(calibration)))
         }
         TaskKind::Reconstruction => ReconstructionTask::new(&data, config.reconstruction()).map(Task::Reconstruction),
     }

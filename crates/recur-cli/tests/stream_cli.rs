@@ -331,3 +331,40 @@ fn a_quantile_run_streams_its_bands_scores_them_and_samples_past_them() {
     assert!(ok && out.lines().next().unwrap().ends_with(",WSPM_t+3,WSPM_t+3_low,WSPM_t+3_high"), "{out}{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
+    let dir = std::env::temp_dir().join(format!("recur-calibrate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = true";
+    let (run, _) = trained_run(&dir, "run", "[data.floor]\n\"PM2.5\" = 0\nRAIN = 0\n", task);
+    let run_dir = run.to_str().unwrap();
+    let (ok, _, err) = recur(&["calibrate", "--run", run_dir, "--horizon", "3"], "");
+    assert!(!ok && err.contains("past the model's 2 direct steps a band needs sample paths"), "{err}");
+    let (ok, out, err) = recur(&["calibrate", "--run", run_dir], "");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("split-conformal factors fitted on the validation part") && out.contains("calibration.json"),
+        "{out}"
+    );
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("|           ")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    let (ok, out, err) = recur(&["predict", "--run", run_dir, "--horizon", "2"], "");
+    assert!(ok && err.contains("bands calibrated on the validation part, 1..2 steps ahead"), "{err}");
+    // PM2.5 and RAIN, each (value, low, high): at or above 0; the band around its forecast
+    for line in out.lines().filter(|l| l.contains(",1,") || l.contains(",2,")).take(2) {
+        let v: Vec<f32> = line.split(',').skip(2).map(|v| v.parse().unwrap()).collect();
+        for triple in [&v[0..3], &v[27..30]] {
+            assert!(0.0 <= triple[1] && triple[1] <= triple[0] && triple[0] <= triple[2], "{triple:?} in {line}");
+        }
+    }
+    let (ok, out, err) = recur(&["eval", "--run", run_dir, "--horizon", "2"], "");
+    assert!(ok && err.contains("bands calibrated") && out.contains("model band coverage"), "{out}{err}");
+    // a calibration for other signals is refused, naming the file
+    let file = run.join("calibration.json");
+    let other = std::fs::read_to_string(&file).unwrap().replace("\"PM2.5\"", "\"PM25\"");
+    std::fs::write(&file, other).unwrap();
+    let (ok, _, err) = recur(&["predict", "--run", run_dir], "");
+    assert!(!ok && err.contains("calibration.json") && err.contains("the run has"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,10 +1,12 @@
 //! The deck's tasks, built on the models, losses and the trainer.
 
 pub mod adding;
+pub mod calibration;
 pub mod metrics;
 pub mod prediction;
 pub mod reconstruction;
 
+pub use calibration::BandCalibration;
 pub use metrics::{ErrorAccumulator, Metrics};
 pub use prediction::{
     horizon_method, prediction_baselines, train_prediction, Forecast, HorizonScores, PredictionConfig,

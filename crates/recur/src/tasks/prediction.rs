@@ -33,6 +33,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
 use crate::data::{PreparedSeries, Standardizer};
@@ -297,6 +298,9 @@ pub struct PredictionTask<'a> {
     stream: Option<StreamTraining>,
     /// S: steps each training target reaches ahead (see [`PredictionTask::forecasting`]).
     steps_ahead: usize,
+    /// Conformal scale factors its streams apply to every band
+    /// ([`PredictionTask::with_calibration`]).
+    calibration: Option<BandCalibration>,
 }
 
 impl<'a> PredictionTask<'a> {
@@ -316,7 +320,15 @@ impl<'a> PredictionTask<'a> {
             train_streams: Vec::new(),
             stream: None,
             steps_ahead: 1,
+            calibration: None,
         })
+    }
+
+    /// The task with its forecasts' bands scaled by `calibration` (fitted by
+    /// [`PredictionTask::calibrate_bands`]; `None`: the model's own bands).
+    pub fn with_calibration(mut self, calibration: Option<BandCalibration>) -> Self {
+        self.calibration = calibration;
+        self
     }
 
     /// Trains a direct forecast of the next `steps_ahead` steps from every state (see the
@@ -594,6 +606,14 @@ impl Spread {
         }
     }
 
+    /// Every value's reach scaled by its conformal factor κ (value i of `[H, C]` row by
+    /// row: [`BandCalibration::factor`]); itself without a calibration.
+    fn calibrated(self, calibration: Option<&BandCalibration>) -> Spread {
+        let Some(calibration) = calibration else { return self };
+        let scale = |v: &[f32]| v.iter().enumerate().map(|(i, &d)| d * calibration.factor(i)).collect();
+        self.map(scale)
+    }
+
     /// The band's edges around the first values of `z` that have one, standardised.
     fn edges(&self, z: &[f32]) -> (Vec<f32>, Vec<f32>) {
         match self {
@@ -717,17 +737,117 @@ impl PredictionTask<'_> {
         paths: usize,
         seed: u64,
     ) -> Result<HorizonScores> {
-        check_horizon(horizon)?;
-        let mut rng = Rng::new(seed);
-        self.series.window_starts(part, self.window, 1, "evaluated")?;
-        let (c, reach, scaler) = (self.series.grid.channels(), self.window - 1, &self.series.scaler);
+        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
         let mut ours = vec![ErrorAccumulator::new(c); horizon];
         let (mut persistence, mut seasonal) = (ours.clone(), ours.clone());
         let day = 86_400 / self.series.grid.bin_seconds.max(1);
         let period = (86_400 % self.series.grid.bin_seconds.max(1) == 0 && day >= 2).then_some(day as usize);
+        let sampling = (horizon, paths, seed);
+        self.forecasts_from_origins(model, part, sampling, self.calibration.as_ref(), |n, entity, ahead, carried| {
+            for (h, forecast) in (1..=ahead.values.len() / c).zip(ahead.values.chunks_exact(c)) {
+                let k = n + h;
+                let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
+                let truth = &values[k * c..(k + 1) * c];
+                let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
+                let row = (h - 1) * c..h * c;
+                // a floor lifts the forecast in `values`, so its band is read from its edges
+                let sigma = ahead.sigma_standardised.get(row.clone()).filter(|_| !scaler.has_floor());
+                match (sigma, ahead.low.get(row.clone())) {
+                    (Some(s), _) => ours[h - 1].add_with_sigma(&ours_z, truth, &mask, s, scaler),
+                    (None, Some(low)) => {
+                        let z = |band: &[f32]| band.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
+                        let (low, high): (Vec<f32>, Vec<f32>) = (z(low), z(&ahead.high[row]));
+                        ours[h - 1].add_with_band(&ours_z, truth, &mask, &low, &high, scaler)
+                    }
+                    (None, None) => ours[h - 1].add(&ours_z, truth, &mask, scaler),
+                }
+                persistence[h - 1].add(carried, truth, &mask, scaler);
+                if let Some(p) = period {
+                    // k − m·p ≤ n for the smallest m ≥ 1: ⌈h / p⌉ periods back
+                    let back = k.checked_sub(h.div_ceil(p) * p).filter(|&b| b >= entity.start);
+                    let same_time: Vec<f32> = (0..c)
+                        .map(|j| match back.filter(|&b| observed[b * c + j]) {
+                            Some(b) => values[b * c + j],
+                            None => carried[j],
+                        })
+                        .collect();
+                    seasonal[h - 1].add(&same_time, truth, &mask, scaler);
+                }
+            }
+            Ok(())
+        })?;
+        let finish = |acc: &[ErrorAccumulator]| acc.iter().map(ErrorAccumulator::finish).collect();
+        Ok(HorizonScores {
+            model: finish(&ours),
+            persistence: finish(&persistence),
+            seasonal: period.map(|p| (p, finish(&seasonal))),
+        })
+    }
+
+    /// Split-conformal factors for the bands of a causal `model` with a band, 1..=`horizon`
+    /// steps ahead (past the direct steps from `paths` sample paths, drawn from `seed`),
+    /// fitted on `part` — one the model did not train on, the validation part — as
+    /// [`PredictionTask::evaluate_horizon_sampled`] forecasts it (see
+    /// [`crate::tasks::calibration`]); this task's own calibration is not applied to them.
+    ///
+    /// # Errors
+    /// As [`PredictionTask::evaluate_horizon_sampled`]; a model without a band; a horizon
+    /// past the direct steps without paths; a step and signal never scored.
+    pub fn calibrate_bands(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        horizon: usize,
+        paths: usize,
+        seed: u64,
+    ) -> Result<BandCalibration> {
+        if !model.config().head.has_positive_branch() {
+            return Err(Error::invalid("band calibration", "the model has no band (task.uncertainty)"));
+        }
+        let direct = self.steps_ahead_of(model)?;
+        if horizon > direct && paths == 0 {
+            return Err(Error::invalid(
+                "band calibration",
+                format!("{horizon} steps ahead: past the model's {direct} direct steps a band needs sample paths"),
+            ));
+        }
+        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
+        let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
+        let mut scores = vec![Vec::new(); horizon * c];
+        self.forecasts_from_origins(model, part, (horizon, paths, seed), None, |n, _, ahead, _| {
+            for (i, ((&x, &low), &high)) in ahead.values.iter().zip(&ahead.low).zip(&ahead.high).enumerate() {
+                let (k, j) = (n + 1 + i / c, i % c);
+                if observed[k * c + j] {
+                    let z = |v: f32| scaler.apply(j, v);
+                    scores[i].push(band_score(z(x), z(low), z(high), values[k * c + j]));
+                }
+            }
+            Ok(())
+        })?;
+        BandCalibration::fit(self.series.grid.signals.clone(), scores, BAND_ALPHA, paths)
+    }
+
+    /// Runs `model` as deployed over each range of `part` (its entity from the first step,
+    /// the state carried; its bands scaled by `calibration`) and hands every origin n whose
+    /// next step it scores — with the range of its entity, its forecast of the next
+    /// min(`horizon` ≥ 1, steps left in the range) steps
+    /// ([`PredictionStream::step_forecast_with_paths`] with `paths`, drawn from `seed`) and
+    /// each signal's last observation within the window, standardised — to `visit`.
+    fn forecasts_from_origins(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        (horizon, paths, seed): (usize, usize, u64),
+        calibration: Option<&BandCalibration>,
+        mut visit: impl FnMut(usize, &Range<usize>, &Forecast, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        check_horizon(horizon)?;
+        let mut rng = Rng::new(seed);
+        self.series.window_starts(part, self.window, 1, "evaluated")?;
+        let (c, reach) = (self.series.grid.channels(), self.window - 1);
         for r in part.iter().filter(|r| r.len() >= self.window) {
-            let mut live = self.stream(model)?;
+            let mut live = self.stream_with(model, calibration)?;
             let mut last = LastObserved::new(c, reach);
             let entity = self.series.entity_of(r.start);
             for n in entity.start..r.end - 1 {
@@ -740,44 +860,10 @@ impl PredictionTask<'_> {
                 let steps_ahead = horizon.min(r.end - 1 - n);
                 let ahead = live.step_forecast_with_paths(&seen, steps_ahead, paths, &mut rng)?;
                 let carried: Vec<f32> = (0..c).map(|j| last.within(j, n).unwrap_or(0.0)).collect();
-                for (h, forecast) in (1..=steps_ahead).zip(ahead.values.chunks_exact(c)) {
-                    let k = n + h;
-                    let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
-                    let truth = &values[k * c..(k + 1) * c];
-                    let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
-                    let row = (h - 1) * c..h * c;
-                    // a floor lifts the forecast in `values`, so its band is read from its edges
-                    let sigma = ahead.sigma_standardised.get(row.clone()).filter(|_| !scaler.has_floor());
-                    match (sigma, ahead.low.get(row.clone())) {
-                        (Some(s), _) => ours[h - 1].add_with_sigma(&ours_z, truth, &mask, s, scaler),
-                        (None, Some(low)) => {
-                            let z = |band: &[f32]| band.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
-                            let (low, high): (Vec<f32>, Vec<f32>) = (z(low), z(&ahead.high[row]));
-                            ours[h - 1].add_with_band(&ours_z, truth, &mask, &low, &high, scaler)
-                        }
-                        (None, None) => ours[h - 1].add(&ours_z, truth, &mask, scaler),
-                    }
-                    persistence[h - 1].add(&carried, truth, &mask, scaler);
-                    if let Some(p) = period {
-                        // k − m·p ≤ n for the smallest m ≥ 1: ⌈h / p⌉ periods back
-                        let back = k.checked_sub(h.div_ceil(p) * p).filter(|&b| b >= entity.start);
-                        let same_time: Vec<f32> = (0..c)
-                            .map(|j| match back.filter(|&b| observed[b * c + j]) {
-                                Some(b) => values[b * c + j],
-                                None => carried[j],
-                            })
-                            .collect();
-                        seasonal[h - 1].add(&same_time, truth, &mask, scaler);
-                    }
-                }
+                visit(n, &entity, &ahead, &carried)?;
             }
         }
-        let finish = |acc: &[ErrorAccumulator]| acc.iter().map(ErrorAccumulator::finish).collect();
-        Ok(HorizonScores {
-            model: finish(&ours),
-            persistence: finish(&persistence),
-            seasonal: period.map(|p| (p, finish(&seasonal))),
-        })
+        Ok(())
     }
 
     /// Forecasts of the `horizon` steps after the end of each entity, in original units:
@@ -869,6 +955,7 @@ impl PredictionTask<'_> {
                 }
             };
             let spread = Spread::of(&precision, z.len(), ahead * c).map(|v| v[..c].to_vec());
+            let spread = spread.calibrated(self.calibration.as_ref());
             out.push((name.clone(), Forecast::from_standardised(&z[..c], &spread, scaler)));
         }
         Ok(out)
@@ -885,6 +972,15 @@ impl PredictionTask<'_> {
     /// # Errors
     /// A model that cannot stream (coupled bidirectional).
     pub fn stream<'m>(&self, model: &'m SequenceModel<f32>) -> Result<PredictionStream<'m>> {
+        self.stream_with(model, self.calibration.as_ref())
+    }
+
+    /// [`PredictionTask::stream`] with its bands scaled by `calibration`.
+    fn stream_with<'m>(
+        &self,
+        model: &'m SequenceModel<f32>,
+        calibration: Option<&BandCalibration>,
+    ) -> Result<PredictionStream<'m>> {
         let (c, ahead) = (self.series.grid.channels(), self.steps_ahead_of(model)?);
         Ok(PredictionStream {
             ahead,
@@ -896,6 +992,7 @@ impl PredictionTask<'_> {
             last: LastObserved::new(c, self.window - 1),
             steps: 0,
             x: vec![0.0; 2 * c],
+            calibration: calibration.cloned(),
         })
     }
 }
@@ -952,6 +1049,7 @@ pub struct PredictionStream<'m> {
     last: LastObserved,
     steps: usize,
     x: Vec<f32>,
+    calibration: Option<BandCalibration>,
 }
 
 impl PredictionStream<'_> {
@@ -990,7 +1088,7 @@ impl PredictionStream<'_> {
     /// `[S, C]` row by row, with their band.
     fn step_direct(&mut self, values: &[Option<f32>]) -> Result<Forecast> {
         let (z, spread) = self.step_direct_standardised(values)?;
-        Ok(Forecast::from_standardised(&z, &spread, &self.scaler))
+        Ok(Forecast::from_standardised(&z, &spread.calibrated(self.calibration.as_ref()), &self.scaler))
     }
 
     /// [`PredictionStream::step_direct`], standardised: z `[S, C]` and its spread.
@@ -1110,7 +1208,8 @@ impl PredictionStream<'_> {
         }
         let (c, s) = (self.signals.len(), self.ahead);
         let (z, spread) = self.step_direct_standardised(values)?;
-        let mut ahead = self.closed_loop(Forecast::from_standardised(&z, &spread, &self.scaler), horizon)?;
+        let calibrated = spread.clone().calibrated(self.calibration.as_ref());
+        let mut ahead = self.closed_loop(Forecast::from_standardised(&z, &calibrated, &self.scaler), horizon)?;
         let Some((down, up)) = spread.draw_scales() else { return Ok(ahead) };
         if horizon <= s {
             return Ok(ahead);
@@ -1121,7 +1220,7 @@ impl PredictionStream<'_> {
         let draw = |mean: f32, down: f32, up: f32, e: f32| mean + (if e < 0.0 { down } else { up }) * e;
         let (mut x, mut fed, mut draws) = (vec![0.0f32; paths * 2 * c], vec![0.0f32; paths * c], vec![0.0f32; paths]);
         let mut noise = vec![0.0f32; 2 * paths * c];
-        for _ in s..horizon {
+        for h in s..horizon {
             rng.fill_normal(&mut noise);
             let (feed_noise, draw_noise) = noise.split_at(paths * c);
             for k in 0..paths {
@@ -1142,7 +1241,12 @@ impl PredictionStream<'_> {
                     let i = k * s * c + (s - 1) * c + j;
                     *d = draw(mean[i], down[i], up[i], draw_noise[k * c + j]);
                 }
-                let [low, high] = quantiles(&mut draws, [0.02275, 0.97725]);
+                let [mut low, mut high] = quantiles(&mut draws, [0.02275, 0.97725]);
+                if let Some(calibration) = &self.calibration {
+                    // around the forecast of the step, standardised
+                    let (x, k) = (self.scaler.apply(j, ahead.values[h * c + j]), calibration.factor(h * c + j));
+                    (low, high) = (x - k * (x - low), x + k * (high - x));
+                }
                 ahead.low.push(self.scaler.invert(j, low));
                 ahead.high.push(self.scaler.invert(j, high));
             }
