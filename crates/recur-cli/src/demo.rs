@@ -11,7 +11,7 @@ use recur::report::{
 };
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
 use recur::tasks::calibration::CALIBRATION_FILE;
-use recur::tasks::{horizon_method, BandCalibration, PredictionTask, Uncertainty};
+use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, Uncertainty};
 
 use crate::args::Args;
 
@@ -259,9 +259,9 @@ pub(crate) fn run_calibration(dir: &Path, data: &PreparedSeries) -> Result<Optio
         let paths =
             if c.paths > 0 { format!(", past the direct steps from {} sample paths", c.paths) } else { String::new() };
         eprintln!(
-            "bands calibrated on the validation part, 1..{} steps ahead{paths} ({})",
-            c.steps(),
-            dir.join(CALIBRATION_FILE).display()
+            "bands calibrated on the validation part ({}: {} factor(s) per signal{paths})",
+            dir.join(CALIBRATION_FILE).display(),
+            c.steps()
         );
     }
     Ok(calibration)
@@ -275,7 +275,10 @@ pub fn calibrate(args: &Args) -> Result<(), String> {
             "usage: recur calibrate --run DIR [--horizon N [--samples K]] (a prediction run with a band)".into()
         );
     }
-    let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
+    let (config, model, data) = open_run(&dir, None)?;
+    if config.task.kind == TaskKind::Reconstruction {
+        return calibrate_reconstruction(&dir, &config, &model, &data);
+    }
     let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
     let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
     let horizon = args.get("horizon", &known, direct)?;
@@ -310,6 +313,43 @@ pub fn calibrate(args: &Args) -> Result<(), String> {
     }
     calibration.save_to_run(&dir).map_err(|e| e.to_string())?;
     println!("wrote {}: recur eval --horizon, predict and stream apply it", dir.join(CALIBRATION_FILE).display());
+    Ok(())
+}
+
+/// `recur calibrate` for a reconstruction run: a factor per signal for the ±2σ band of
+/// every reconstructed value; the test part's hidden entries before and after.
+fn calibrate_reconstruction(
+    dir: &Path,
+    config: &RunConfig,
+    model: &SequenceModel<f32>,
+    data: &PreparedSeries,
+) -> Result<(), String> {
+    let failed = |e: recur::Error| format!("{}: {e}", dir.display());
+    let task = ReconstructionTask::new(data, config.reconstruction()).map_err(failed)?;
+    let calibration = task.calibrate_bands(model, &data.validation).map_err(failed)?;
+    let before = task.evaluate(Some(model), &data.test).map_err(failed)?.remove(0).metrics;
+    let task = task.with_calibration(Some(calibration.clone()));
+    let after = task.evaluate(Some(model), &data.test).map_err(failed)?.remove(0).metrics;
+    println!("split-conformal factors fitted on the validation part's hidden values; the test part's:");
+    println!("| signal | hidden (validation) | factor | coverage | calibrated |");
+    println!("|---|---:|---:|---:|---:|");
+    let percent = |v: f64| format!("{:.1} %", 100.0 * v);
+    for (j, name) in data.grid.signals.iter().enumerate() {
+        println!(
+            "| {name} | {} | {:.3} | {} | {} |",
+            calibration.scores[j],
+            calibration.scale[j],
+            percent(before.per_signal_coverage_2sigma[j]),
+            percent(after.per_signal_coverage_2sigma[j])
+        );
+    }
+    let pooled = |m: &recur::tasks::Metrics| {
+        let coverage = m.coverage_2sigma.map_or("—".into(), percent);
+        format!("{coverage}, interval score {}", m.interval_score_2sigma.map_or("—".into(), |v| format!("{v:.4}")))
+    };
+    println!("all signals: {} before, {} calibrated", pooled(&before), pooled(&after));
+    calibration.save_to_run(dir).map_err(|e| e.to_string())?;
+    println!("wrote {}: recur reconstruct and stream apply it", dir.join(CALIBRATION_FILE).display());
     Ok(())
 }
 
@@ -445,7 +485,8 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
         return Err("usage: recur reconstruct --run DIR [--out FILE.csv] (a reconstruction run folder)".into());
     }
     let (config, model, data) = open_run(&dir, Some(TaskKind::Reconstruction))?;
-    let csv = recur::report::filled_series_csv(&config, &data, &model).map_err(|e| e.to_string())?;
+    let calibration = run_calibration(&dir, &data)?;
+    let csv = recur::report::filled_series_csv(&config, &data, &model, calibration).map_err(|e| e.to_string())?;
     let out = PathBuf::from(args.get("out", &known, dir.join("filled.csv").display().to_string())?);
     recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;
     let filled = data.grid.observed.iter().filter(|&&o| !o).count();

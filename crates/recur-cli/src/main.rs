@@ -32,12 +32,13 @@ const USAGE: &str = "usage:
       ahead), mean width and interval score. --samples K: past the direct steps too, a
       band from K sample paths (each fed draws from its own forecasts; seeded).
   recur calibrate --run DIR [--horizon N [--samples K]]
-      Calibrates a causal prediction run's bands (split conformal): on the validation
-      part, streamed as eval --horizon runs it, one factor per step ahead (1..N; default
-      the model's direct steps; past them from K sample paths) and signal that scales each
-      band's reach so that it holds 95.45 % of the truths there; prints the test part's
+      Calibrates a run's bands (split conformal). A causal prediction run: on the
+      validation part, streamed as eval --horizon runs it, one factor per step ahead (1..N;
+      default the model's direct steps; past them from K sample paths) and signal that
+      scales each band's reach so that it holds 95.45 % of the truths there; prints the test part's
       coverage and interval score before and after, and writes DIR/calibration.json,
-      which eval --horizon, predict and stream then apply.
+      which eval --horizon, predict and stream then apply. A reconstruction run: one
+      factor per signal (its values hidden on purpose), applied by reconstruct and stream.
   recur predict --run DIR [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
       the end of each entity with a trained prediction run, with its band where the

@@ -137,7 +137,11 @@ pub fn stream(args: &Args) -> Result<(), String> {
             PredictionTask::new(&data, config.task.window, config.task.residual)
                 .map(|t| Task::Prediction(t.with_calibration(calibration)))
         }
-        TaskKind::Reconstruction => ReconstructionTask::new(&data, config.reconstruction()).map(Task::Reconstruction),
+        TaskKind::Reconstruction => {
+            let calibration = run_calibration(&dir, &data)?;
+            ReconstructionTask::new(&data, config.reconstruction())
+                .map(|t| Task::Reconstruction(t.with_calibration(calibration)))
+        }
     }
     .map_err(|e| e.to_string())?;
     let open = || -> Result<Live<'_>, String> {

@@ -299,6 +299,11 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     assert!(!ok && err.contains("--horizon needs a prediction run"), "{err}");
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "3"], &feed);
     assert!(!ok && err.contains("--horizon needs a prediction run"), "{err}");
+    // a factor per signal, fitted on the validation part's hidden values, then served
+    let (ok, out, err) = recur(&["calibrate", "--run", run.to_str().unwrap()], "");
+    assert!(ok && out.contains("| WSPM |") && out.contains("all signals: "), "{out}{err}");
+    let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap()], &feed);
+    assert!(ok && err.contains("1 factor(s) per signal") && out.lines().count() == 80, "{out}{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -350,7 +355,10 @@ fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("|           ")).collect();
     assert_eq!(rows.len(), 2, "{out}");
     let (ok, out, err) = recur(&["predict", "--run", run_dir, "--horizon", "2"], "");
-    assert!(ok && err.contains("bands calibrated on the validation part, 1..2 steps ahead"), "{err}");
+    assert!(
+        ok && err.contains("bands calibrated on the validation part") && err.contains("2 factor(s) per signal"),
+        "{err}"
+    );
     // PM2.5 and RAIN, each (value, low, high): at or above 0; the band around its forecast
     for line in out.lines().filter(|l| l.contains(",1,") || l.contains(",2,")).take(2) {
         let v: Vec<f32> = line.split(',').skip(2).map(|v| v.parse().unwrap()).collect();

@@ -11,6 +11,7 @@ use crate::io::write_atomically;
 use crate::model::HeadKind;
 use crate::plot::{Band, BarChart, LineChart, Series, Style};
 use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
+use crate::tasks::calibration::BandCalibration;
 use crate::tasks::prediction::PredictionTask;
 use crate::tasks::reconstruction::ReconstructionTask;
 
@@ -445,7 +446,8 @@ fn reconstruction_chart(outcome: &RunOutcome, config: &RunConfig, data: &Prepare
 /// The series of every entity with each missing value filled by the model and a ±2σ band
 /// from λ̂, as CSV: `entity,time` (seconds from the entity's first observation, as the
 /// grid counts them) and per signal `x` (observed, or filled), `x_filled` (1 where filled),
-/// `x_low`, `x_high` (the band, for filled values only) — original units.
+/// `x_low`, `x_high` (the band, for filled values only; scaled by `calibration` where
+/// given) — original units.
 ///
 /// # Errors
 /// An entity shorter than a window, or a model that does not fit.
@@ -453,8 +455,9 @@ pub fn filled_series_csv(
     config: &RunConfig,
     data: &PreparedSeries,
     model: &crate::model::SequenceModel<f32>,
+    calibration: Option<BandCalibration>,
 ) -> Result<String> {
-    let task = ReconstructionTask::new(data, config.reconstruction())?;
+    let task = ReconstructionTask::new(data, config.reconstruction())?.with_calibration(calibration);
     let c = data.grid.channels();
     let mut out = String::from("entity,time");
     for s in &data.grid.signals {
@@ -472,7 +475,7 @@ pub fn filled_series_csv(
                 if observed {
                     out.push_str(&format!(",{value},0,,"));
                 } else {
-                    let (low, high) = data.scaler.band(j, z, sigma[i]);
+                    let (low, high) = data.scaler.band(j, z, sigma[i * c + j]);
                     out.push_str(&format!(",{value},1,{low},{high}"));
                 }
             }

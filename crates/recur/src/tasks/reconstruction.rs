@@ -17,7 +17,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{ErrorAccumulator, Metrics};
+use super::calibration::{band_score, BandCalibration};
+use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
@@ -229,6 +230,8 @@ pub struct ReconstructionTask<'a> {
     /// The training windows' steps, or the training streams' (each range of the training
     /// part cut into streams of `stream.steps`, the last of a range shorter).
     train_rows: Vec<Range<usize>>,
+    /// Conformal factors of each signal's band, σ ↦ κ_j σ ([`ReconstructionTask::with_calibration`]).
+    calibration: Option<BandCalibration>,
 }
 
 /// Metrics of a method on the hidden entries, and (for the model) the fraction of hidden
@@ -262,7 +265,42 @@ impl ReconstructionTask<'_> {
             scaler: self.series.scaler.clone(),
             signals: self.series.grid.signals.clone(),
             x: vec![0.0; 2 * c],
+            band_factors: (0..c).map(|j| self.band_factor(j)).collect(),
         })
+    }
+
+    /// The task with each signal's band scaled by `calibration` (fitted by
+    /// [`ReconstructionTask::calibrate_bands`]; `None`: the model's own λ̂).
+    pub fn with_calibration(mut self, calibration: Option<BandCalibration>) -> Self {
+        self.calibration = calibration;
+        self
+    }
+
+    /// κ of signal `j`'s band (1 without a calibration).
+    fn band_factor(&self, j: usize) -> f32 {
+        self.calibration.as_ref().map_or(1.0, |c| c.factor(j))
+    }
+
+    /// Split-conformal factors for each signal's ±2σ band (one step: the band of every
+    /// reconstructed value), fitted on the entries [`ReconstructionTask::evaluate`] hides in
+    /// `part` — one the model did not train on, the validation part (see
+    /// [`crate::tasks::calibration`]; this task's own calibration is not applied to them).
+    ///
+    /// # Errors
+    /// A part shorter than a window, a model that does not fit, a signal never hidden.
+    pub fn calibrate_bands(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<BandCalibration> {
+        let c = self.series.grid.channels();
+        let mut scores = vec![Vec::new(); c];
+        for batch in &self.evaluation_batches(part)? {
+            let (x_hat, precision) = self.reconstruct(model, batch)?;
+            for (k, ((&p, &t), _)) in
+                x_hat.iter().zip(&batch.target).zip(&batch.hidden).enumerate().filter(|(_, (_, &h))| h > 0.0)
+            {
+                let sigma = 1.0 / precision[k / c].sqrt();
+                scores[k % c].push(band_score(p, p - 2.0 * sigma, p + 2.0 * sigma, t));
+            }
+        }
+        BandCalibration::fit(self.series.grid.signals.clone(), scores, BAND_ALPHA, 0)
     }
 
     /// The entries [`ReconstructionTask::evaluate`] hides in `part`, on the whole grid
@@ -326,6 +364,8 @@ pub struct ReconstructionStream<'m> {
     scaler: Standardizer,
     signals: Vec<String>,
     x: Vec<f32>,
+    /// κ of each signal's band.
+    band_factors: Vec<f32>,
 }
 
 impl ReconstructionStream<'_> {
@@ -348,7 +388,7 @@ impl ReconstructionStream<'_> {
         let sigma = 1.0 / precision.sqrt();
         Ok((0..self.signals.len())
             .map(|j| {
-                let (low, high) = self.scaler.band(j, out.mean[j], sigma);
+                let (low, high) = self.scaler.band(j, out.mean[j], self.band_factors[j] * sigma);
                 Reconstructed { value: self.scaler.invert(j, out.mean[j]), low, high }
             })
             .collect())
@@ -384,7 +424,7 @@ impl<'a> ReconstructionTask<'a> {
         if train_rows.is_empty() {
             return Err(Error::invalid("task.stream", "the training part is empty"));
         }
-        Ok(ReconstructionTask { series, config, train_rows })
+        Ok(ReconstructionTask { series, config, train_rows, calibration: None })
     }
 
     /// The evaluation batches of `part`: non-overlapping windows, corrupted with the fixed seed.
@@ -412,8 +452,9 @@ impl<'a> ReconstructionTask<'a> {
     }
 
     /// Every step of `steps` (inside one entity) reconstructed from all its observations:
-    /// (x̂ `[N, C]` standardised, σ = 1/√λ̂ `[N]`). Windows tile the steps; the last one is
-    /// aligned to the end.
+    /// (x̂ `[N, C]` standardised, each value's σ `[N, C]`: 1/√λ̂ of its step, times its
+    /// signal's calibration factor). Windows tile the steps; the last one is aligned to
+    /// the end.
     ///
     /// # Errors
     /// Fewer steps than a window, or a model that does not fit.
@@ -425,7 +466,7 @@ impl<'a> ReconstructionTask<'a> {
             starts.push(steps.end - window);
         }
         let mut x_hat = vec![0.0f32; steps.len() * c];
-        let mut sigma = vec![0.0f32; steps.len()];
+        let mut sigma = vec![0.0f32; steps.len() * c];
         let mut rng = Rng::new(0);
         for chunk in starts.chunks(256) {
             let batch = make_batch(self.series, chunk, window, None, self.config.residual, &mut rng);
@@ -435,7 +476,9 @@ impl<'a> ReconstructionTask<'a> {
                     let n = s + t - steps.start;
                     let at = t * batch.batch + row;
                     x_hat[n * c..(n + 1) * c].copy_from_slice(&mean[at * c..(at + 1) * c]);
-                    sigma[n] = 1.0 / precision[at].sqrt();
+                    for j in 0..c {
+                        sigma[n * c + j] = self.band_factor(j) / precision[at].sqrt();
+                    }
                 }
             }
         }
@@ -467,7 +510,7 @@ impl<'a> ReconstructionTask<'a> {
                 let out = m.forward(&self.input(batch))?;
                 let x_hat = reconstruction(&out, batch);
                 let sigma: Vec<f32> =
-                    out.precision.iter().flat_map(|l| std::iter::repeat_n(1.0 / l.sqrt(), c)).collect();
+                    out.precision.iter().flat_map(|l| (0..c).map(move |j| self.band_factor(j) / l.sqrt())).collect();
                 ours.add_with_sigma(&x_hat, &batch.target, &batch.hidden, &sigma, &self.series.scaler);
             }
         }
