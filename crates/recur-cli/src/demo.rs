@@ -200,11 +200,34 @@ fn day_ahead(one_step: &Trained, direct: &Trained, out: &Path) -> Result<(), Str
         one_step.0, direct.0
     );
     print!("{}", horizon_comparison_table(&models, &day, &[1, 3, 6, 12, 24]));
+    let (name, config, model, data) = direct;
+    let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
+    // its band calibrated on the validation part, not kept: `recur calibrate` keeps it
+    let calibration = task.calibrate_bands(model, &data.validation, 24, 0, 1).map_err(|e| e.to_string())?;
+    let calibrated = PredictionTask::from_config(data, &config.prediction())
+        .and_then(|t| t.with_calibration(Some(calibration)).evaluate_horizon(model, &data.test, 24))
+        .map_err(|e| e.to_string())?;
+    let at = |scores: &[recur::tasks::Metrics], read: fn(&recur::tasks::Metrics) -> Option<f64>, percent: bool| {
+        let show = |h: usize| match (read(&scores[h - 1]), percent) {
+            (Some(v), true) => format!("{:.1} %", 100.0 * v),
+            (Some(v), false) => format!("{v:.3}"),
+            (None, _) => "—".into(),
+        };
+        [1, 6, 24].map(show).join(" / ")
+    };
+    println!(
+        "{}'s band calibrated on the validation part (split conformal; `recur calibrate --run {}` keeps it): \
+         coverage {} -> {}, interval score {} -> {} at 1 / 6 / 24 h",
+        name,
+        out.join(name).display(),
+        at(&day.model, |m| m.coverage_2sigma, true),
+        at(&calibrated.model, |m| m.coverage_2sigma, true),
+        at(&day.model, |m| m.interval_score_2sigma, false),
+        at(&calibrated.model, |m| m.interval_score_2sigma, false)
+    );
     let plot = out.join("day_ahead.png");
     save_horizon_chart(&models, &day, &plot).map_err(|e| e.to_string())?;
     println!("wrote {}", plot.display());
-    let (name, config, model, data) = direct;
-    let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
     let next_day = task.forecast_ahead(model, 24).map_err(|e| e.to_string())?;
     if let Some((entity, forecast)) = next_day.first() {
         let plot = out.join(name).join("forecast_ahead.png");
