@@ -54,7 +54,17 @@ impl BandCalibration {
             ));
         }
         let counts = scores.iter().map(Vec::len).collect();
-        let scale = scores.iter_mut().map(|s| conformal_quantile(s, alpha)).collect();
+        let scale: Vec<f32> = scores.iter_mut().map(|s| conformal_quantile(s, alpha)).collect();
+        if let Some(i) = scale.iter().position(|k| !k.is_finite()) {
+            return Err(Error::invalid(
+                "band calibration",
+                format!(
+                    "the band of `{}` {} steps ahead has no reach on a side its truths fall on; no factor widens it",
+                    signals[i % c],
+                    i / c + 1
+                ),
+            ));
+        }
         Ok(BandCalibration { signals, scale, scores: counts, paths })
     }
 
@@ -80,6 +90,9 @@ impl BandCalibration {
         let bad = |why: String| Error::Format { path: path.clone(), why };
         let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
         let calibration: BandCalibration = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        if let Some(k) = calibration.scale.iter().find(|k| !(k.is_finite() && **k >= 0.0)) {
+            return Err(bad(format!("a factor of {k}; each must be a non-negative number")));
+        }
         if calibration.signals != signals || !calibration.scale.len().is_multiple_of(signals.len().max(1)) {
             return Err(bad(format!(
                 "fitted for the signals {:?} ({} factors), the run has {:?}",
@@ -151,9 +164,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         assert_eq!(BandCalibration::load_from_run(&dir, &signals).unwrap(), None);
         fitted.save_to_run(&dir).unwrap();
-        assert_eq!(BandCalibration::load_from_run(&dir, &signals).unwrap(), Some(fitted));
+        assert_eq!(BandCalibration::load_from_run(&dir, &signals).unwrap(), Some(fitted.clone()));
         let err = BandCalibration::load_from_run(&dir, &["a".to_string()]).unwrap_err().to_string();
         assert!(err.contains(CALIBRATION_FILE) && err.contains("the run has"), "{err}");
+        let negative = BandCalibration { scale: vec![2.0, -1.0], ..fitted };
+        negative.save_to_run(&dir).unwrap();
+        let err = BandCalibration::load_from_run(&dir, &signals).unwrap_err().to_string();
+        assert!(err.contains("a factor of -1"), "{err}");
+        let err = BandCalibration::fit(signals.clone(), vec![vec![f32::INFINITY], vec![1.0]], 0.05, 0).unwrap_err();
+        assert!(err.to_string().contains("`a` 1 steps ahead has no reach"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
