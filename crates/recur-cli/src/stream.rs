@@ -131,17 +131,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
         return Err(format!("{}: --horizon needs a prediction run", dir.display()));
     }
     // the run's task, built once; each stream opened from it
+    let calibration = run_calibration(&dir, &data)?;
     let task = match config.task.kind {
-        TaskKind::Prediction => {
-            let calibration = run_calibration(&dir, &data)?;
-            PredictionTask::new(&data, config.task.window, config.task.residual)
-                .map(|t| Task::Prediction(t.with_calibration(calibration)))
-        }
-        TaskKind::Reconstruction => {
-            let calibration = run_calibration(&dir, &data)?;
-            ReconstructionTask::new(&data, config.reconstruction())
-                .map(|t| Task::Reconstruction(t.with_calibration(calibration)))
-        }
+        TaskKind::Prediction => PredictionTask::new(&data, config.task.window, config.task.residual)
+            .map(|t| Task::Prediction(t.with_calibration(calibration))),
+        TaskKind::Reconstruction => ReconstructionTask::new(&data, config.reconstruction())
+            .map(|t| Task::Reconstruction(t.with_calibration(calibration))),
     }
     .map_err(|e| e.to_string())?;
     let open = || -> Result<Live<'_>, String> {

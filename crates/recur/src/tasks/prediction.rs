@@ -743,21 +743,23 @@ impl PredictionTask<'_> {
         let (mut persistence, mut seasonal) = (ours.clone(), ours.clone());
         let day = 86_400 / self.series.grid.bin_seconds.max(1);
         let period = (86_400 % self.series.grid.bin_seconds.max(1) == 0 && day >= 2).then_some(day as usize);
+        // a row of C values in original units, standardised
+        let standardised =
+            |row: &[f32]| -> Vec<f32> { row.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect() };
         let sampling = (horizon, paths, seed);
         self.forecasts_from_origins(model, part, sampling, self.calibration.as_ref(), |n, entity, ahead, carried| {
             for (h, forecast) in (1..=ahead.values.len() / c).zip(ahead.values.chunks_exact(c)) {
                 let k = n + h;
                 let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
                 let truth = &values[k * c..(k + 1) * c];
-                let ours_z: Vec<f32> = forecast.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
+                let ours_z = standardised(forecast);
                 let row = (h - 1) * c..h * c;
                 // a floor lifts the forecast in `values`, so its band is read from its edges
                 let sigma = ahead.sigma_standardised.get(row.clone()).filter(|_| !scaler.has_floor());
                 match (sigma, ahead.low.get(row.clone())) {
                     (Some(s), _) => ours[h - 1].add_with_sigma(&ours_z, truth, &mask, s, scaler),
                     (None, Some(low)) => {
-                        let z = |band: &[f32]| band.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
-                        let (low, high): (Vec<f32>, Vec<f32>) = (z(low), z(&ahead.high[row]));
+                        let (low, high) = (standardised(low), standardised(&ahead.high[row]));
                         ours[h - 1].add_with_band(&ours_z, truth, &mask, &low, &high, scaler)
                     }
                     (None, None) => ours[h - 1].add(&ours_z, truth, &mask, scaler),

@@ -281,6 +281,11 @@ impl ReconstructionTask<'_> {
         self.calibration.as_ref().map_or(1.0, |c| c.factor(j))
     }
 
+    /// σ of signal `j`'s value at a step with precision λ̂: κ_j / √λ̂.
+    fn sigma(&self, j: usize, precision: f32) -> f32 {
+        self.band_factor(j) / precision.sqrt()
+    }
+
     /// Split-conformal factors for each signal's ±2σ band (one step: the band of every
     /// reconstructed value), fitted on the entries [`ReconstructionTask::evaluate`] hides in
     /// `part` — one the model did not train on, the validation part (see
@@ -477,7 +482,7 @@ impl<'a> ReconstructionTask<'a> {
                     let at = t * batch.batch + row;
                     x_hat[n * c..(n + 1) * c].copy_from_slice(&mean[at * c..(at + 1) * c]);
                     for j in 0..c {
-                        sigma[n * c + j] = self.band_factor(j) / precision[at].sqrt();
+                        sigma[n * c + j] = self.sigma(j, precision[at]);
                     }
                 }
             }
@@ -510,7 +515,7 @@ impl<'a> ReconstructionTask<'a> {
                 let out = m.forward(&self.input(batch))?;
                 let x_hat = reconstruction(&out, batch);
                 let sigma: Vec<f32> =
-                    out.precision.iter().flat_map(|l| (0..c).map(move |j| self.band_factor(j) / l.sqrt())).collect();
+                    out.precision.iter().flat_map(|&l| (0..c).map(move |j| self.sigma(j, l))).collect();
                 ours.add_with_sigma(&x_hat, &batch.target, &batch.hidden, &sigma, &self.series.scaler);
             }
         }
