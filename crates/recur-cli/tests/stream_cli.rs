@@ -368,6 +368,38 @@ fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
     }
     let (ok, out, err) = recur(&["eval", "--run", run_dir, "--horizon", "2"], "");
     assert!(ok && err.contains("bands calibrated") && out.contains("model band coverage"), "{out}{err}");
+    // past the direct steps too (sample paths): every forecast and band edge of PM2.5 and RAIN
+    // (signals 0 and 9) at or above 0, at every step ahead
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let feed = text.lines().take(21).collect::<Vec<_>>().join("\n") + "\n";
+    let (ok, out, err) = recur(&["stream", "--run", run_dir, "--horizon", "4", "--samples", "20"], &feed);
+    assert!(ok && out.lines().count() == 21, "{out}{err}");
+    for line in out.lines().skip(1) {
+        let v: Vec<f32> = line.split(',').skip(7).map(|v| v.parse().unwrap()).collect();
+        assert_eq!(v.len(), 4 * 11 * 3, "{line}");
+        for ahead in v.chunks(11 * 3) {
+            for triple in [&ahead[0..3], &ahead[27..30]] {
+                assert!(0.0 <= triple[1] && 0.0 <= triple[0] && triple[1] <= triple[2], "{triple:?} in {line}");
+            }
+        }
+    }
+    // the export carries the floors and the factors, for a user's own serving code
+    let exported = dir.join("exported");
+    let (ok, _, err) = recur(&["export", "--run", run_dir, "--out", exported.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let pre: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("preprocessing.json")).unwrap()).unwrap();
+    let floor = pre["floor"].as_array().unwrap();
+    assert_eq!(floor.len(), 11);
+    for (j, f) in floor.iter().enumerate() {
+        assert_eq!(f.as_f64(), [0, 9].contains(&j).then_some(0.0), "signal {j}: {f}");
+    }
+    let scale = pre["band_scale"].as_array().unwrap();
+    assert_eq!(scale.len(), 2, "one row of factors per direct step");
+    for row in scale {
+        let row = row.as_array().unwrap();
+        assert!(row.len() == 11 && row.iter().all(|k| k.as_f64().unwrap() >= 0.0), "{row:?}");
+    }
     // a calibration for other signals is refused, naming the file
     let file = run.join("calibration.json");
     let other = std::fs::read_to_string(&file).unwrap().replace("\"PM2.5\"", "\"PM25\"");

@@ -1568,19 +1568,33 @@ mod tests {
         assert_ne!(run(&model, 64, 2).low, sampled.low);
         // σ → 0 (λ̂ ≈ 1e8): every path is the closed loop fed its means, the band its forecast
         model.head.precision.as_mut().unwrap().bias.data.fill(1e8);
-        let plain = {
-            let mut live = task.stream(&model).unwrap();
-            steps.iter().map(|s| live.step_forecast(s, 6).unwrap()).last().unwrap()
+        let collapses = |task: &PredictionTask, model: &SequenceModel<f32>| {
+            let plain = {
+                let mut live = task.stream(model).unwrap();
+                steps.iter().map(|s| live.step_forecast(s, 6).unwrap()).last().unwrap()
+            };
+            let mut live = task.stream(model).unwrap();
+            let mut rng = Rng::new(1);
+            let tight = steps.iter().map(|s| live.step_forecast_sampled(s, 6, 8, &mut rng).unwrap()).last().unwrap();
+            for (k, ((&v, &low), &high)) in plain.values.iter().zip(&tight.low).zip(&tight.high).enumerate().skip(4) {
+                let scale = series.scaler.std[k % 2];
+                assert!(
+                    (low - v).abs() < 1e-3 * scale && (high - v).abs() < 1e-3 * scale,
+                    "row {}: {low} {v} {high}",
+                    k / 2
+                );
+            }
+            plain
         };
-        let tight = run(&model, 8, 1);
-        for (k, ((&v, &low), &high)) in plain.values.iter().zip(&tight.low).zip(&tight.high).enumerate().skip(4) {
-            let scale = series.scaler.std[k % 2];
-            assert!(
-                (low - v).abs() < 1e-3 * scale && (high - v).abs() < 1e-3 * scale,
-                "row {}: {low} {v} {high}",
-                k / 2
-            );
-        }
+        collapses(&task, &model);
+        // a floor above every value of b: the closed loop is fed b's forecasts lifted to it, and
+        // so must every path be, or a's band leaves a's closed-loop forecast
+        let mut floored = series.clone();
+        floored.scaler.floor = vec![None, Some(200.0)];
+        let task = PredictionTask::new(&floored, 5, true).unwrap();
+        let plain = collapses(&task, &model);
+        let b: Vec<f32> = plain.values.iter().skip(1).step_by(2).copied().collect();
+        assert!(b.iter().all(|&b| b >= 200.0) && b[0] == 200.0, "the floor binds: {b:?}");
         // paths need a band
         let linear = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 1).unwrap();
         let mut live = task.stream(&linear).unwrap();
