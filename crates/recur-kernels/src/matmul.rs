@@ -118,12 +118,29 @@ fn read_contiguous_left_operands_in_place() {
 /// product runs fastest. The benchmark's sgemm peak is measured through it; read in place,
 /// as the recurrent products are, a 1024³ product ran 20–25 % slower (200 against
 /// 245–256 GFLOP/s on one thread here), which made every fraction of "the peak" that
-/// much too high. Same bits either way; the process-wide setting is restored after.
+/// much too high. Same bits either way.
 pub fn gemm_packed<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool, threads: Threads) {
+    with_packed_left_operands(|| self::gemm(c, a, b, accumulate, threads));
+}
+
+/// Calls in flight that asked for the gemm crate's own packing.
+static PACKING_CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs `f` with the gemm crate's own packing threshold, restored to
+/// [`IN_PLACE_THRESHOLD`] when the last such call ends. The setting is process-wide: a
+/// per-step product on another thread meanwhile may pack its operand too, which changes
+/// its speed, never its bits.
+fn with_packed_left_operands<R>(f: impl FnOnce() -> R) -> R {
+    use std::sync::atomic::Ordering::SeqCst;
     read_contiguous_left_operands_in_place();
-    gemm::set_lhs_packing_threshold_single_thread(gemm::DEFAULT_LHS_PACKING_THRESHOLD_SINGLE_THREAD);
-    self::gemm(c, a, b, accumulate, threads);
-    gemm::set_lhs_packing_threshold_single_thread(IN_PLACE_THRESHOLD);
+    if PACKING_CALLS.fetch_add(1, SeqCst) == 0 {
+        gemm::set_lhs_packing_threshold_single_thread(gemm::DEFAULT_LHS_PACKING_THRESHOLD_SINGLE_THREAD);
+    }
+    let out = f();
+    if PACKING_CALLS.fetch_sub(1, SeqCst) == 1 {
+        gemm::set_lhs_packing_threshold_single_thread(IN_PLACE_THRESHOLD);
+    }
+    out
 }
 
 /// Micro-tiles of columns up to which a single-threaded product reads its left operand
@@ -169,10 +186,22 @@ pub fn gemm<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool
     // gemm's micro-kernel tiles run along the columns of a row-major output; with fewer
     // columns than a register holds (∂W_ih: `[G, D]`, D = 12) most of each tile idles, so
     // such a product is computed column-major into scratch and added back transposed.
-    if n < NARROW_COLUMNS && m >= 4 * NARROW_COLUMNS {
+    // So is a weight gradient, Aᵀ·B summed over the T·B rows of a sequence (`A` read
+    // column-major, `k` large), with the crate's own packing: gemm's micro-tiles then run
+    // along G, the output's long side, over packed operands. ∂W_hh at S1 (G = 256, H = 64,
+    // T·B = 1920, one AVX2 thread) ran at 74–79 GFLOP/s this way against 51–54 row-major
+    // as before, 59–70 column-major with the left operand read in place, 51–57 row-major
+    // packed (`cargo run --release -p recur-kernels --example weight_gradient_layout`).
+    let narrow = n < NARROW_COLUMNS && m >= 4 * NARROW_COLUMNS;
+    let summed_over_rows = a.row_stride == 1 && a.col_stride != 1 && k >= SUMMED_ROWS && m * n >= SUMMED_OUTPUT;
+    if narrow || summed_over_rows {
         let mut scratch = vec![T::ZERO; m * n];
         // SAFETY: as below, with `scratch` a fresh column-major `[m, n]` buffer.
-        unsafe { raw_gemm(&mut scratch, (1, m as isize), false, a, b, threads) };
+        let mut product = || unsafe { raw_gemm(&mut scratch, (1, m as isize), false, a, b, threads) };
+        match summed_over_rows {
+            true => with_packed_left_operands(product),
+            false => product(),
+        }
         for (i, row) in c[..m * n].chunks_exact_mut(n).enumerate() {
             for (j, v) in row.iter_mut().enumerate() {
                 let p = scratch[j * m + i];
@@ -186,8 +215,29 @@ pub fn gemm<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool
     unsafe { raw_gemm(c, (n as isize, 1), accumulate, a, b, threads) };
 }
 
+/// `C = Aᵀ·B` for a weight gradient (`a` a transposed view, `c` row-major `[m, n]`) as
+/// [`gemm()`] computed it before it took the column-major path: handed to the gemm crate
+/// with the row-major output, the left operand read in place. The same bits; kept to
+/// compare the two (`examples/weight_gradient_layout.rs`, and a test).
+///
+/// # Panics
+/// As [`gemm()`].
+pub fn weight_gradient_row_major<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>) {
+    let (m, n) = (a.rows, b.cols);
+    assert!(a.cols == b.rows && c.len() >= m * n && m > 0 && n > 0 && a.cols > 0);
+    let last = |v: &Mat<'_, T>| (v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride;
+    assert!(last(&a) < a.data.len() && last(&b) < b.data.len());
+    // SAFETY: the views were bounds-checked above and `c` holds `[m, n]` row-major.
+    unsafe { raw_gemm(c, (n as isize, 1), false, a, b, Threads(1)) };
+}
+
 /// Output columns below which [`gemm`] computes through a column-major scratch.
 const NARROW_COLUMNS: usize = 16;
+
+/// Rows summed over (`k`) from which a product whose `A` is read column-major counts as a
+/// weight gradient for [`gemm`], and the output size from which it does.
+const SUMMED_ROWS: usize = 256;
+const SUMMED_OUTPUT: usize = 4096;
 
 /// `C (+)= A·B` through the gemm crate, `C` addressed with strides `(row, column)`.
 ///
@@ -309,6 +359,22 @@ mod tests {
         gemm_packed(&mut packed, Mat::new(&a, m, k), Mat::new(&b, k, n), false, Threads(1));
         gemm(&mut in_place, Mat::new(&a, m, k), Mat::new(&b, k, n), false, Threads(1));
         assert!(packed.iter().zip(&in_place).all(|(p, q)| p.to_bits() == q.to_bits()));
+    }
+
+    #[test]
+    fn a_weight_gradient_through_the_column_major_path_gives_the_row_major_bits() {
+        // ∂W_hh = ∂P_hᵀ·h at S1's shape (G = 256, H = 64, T·B = 1920), from zero, against
+        // the gemm crate handed the row-major output; then accumulated: C + (the product)
+        let (rows, g, h) = (1920, 256, 64);
+        let d_proj: Vec<f32> = (0..rows * g).map(|i| (i as f32 * 0.37).sin()).collect();
+        let states: Vec<f32> = (0..rows * h).map(|i| (i as f32 * 0.11).cos()).collect();
+        let mut want = vec![0f32; g * h];
+        weight_gradient_row_major(&mut want, Mat::new(&d_proj, rows, g).t(), Mat::new(&states, rows, h));
+        let mut c = vec![1f32; g * h];
+        gemm(&mut c, Mat::new(&d_proj, rows, g).t(), Mat::new(&states, rows, h), false, Threads(1));
+        assert!(c.iter().zip(&want).all(|(p, q)| p.to_bits() == q.to_bits()), "overwrites, same bits");
+        gemm(&mut c, Mat::new(&d_proj, rows, g).t(), Mat::new(&states, rows, h), true, Threads(1));
+        assert!(c.iter().zip(&want).all(|(p, q)| p.to_bits() == (q + q).to_bits()), "accumulates");
     }
 
     #[test]
