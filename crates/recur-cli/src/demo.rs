@@ -202,11 +202,12 @@ fn day_ahead(one_step: &Trained, direct: &Trained, out: &Path) -> Result<(), Str
     print!("{}", horizon_comparison_table(&models, &day, &[1, 3, 6, 12, 24]));
     let (name, config, model, data) = direct;
     let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
-    // its band calibrated on the validation part, not kept: `recur calibrate` keeps it
+    // its band calibrated on the validation part, not kept (`recur calibrate` keeps it); the
+    // next day's forecast keeps the model's own band
     let calibration = task.calibrate_bands(model, &data.validation, 24, 0, 1).map_err(|e| e.to_string())?;
-    let calibrated = PredictionTask::from_config(data, &config.prediction())
-        .and_then(|t| t.with_calibration(Some(calibration)).evaluate_horizon(model, &data.test, 24))
-        .map_err(|e| e.to_string())?;
+    let next_day = task.forecast_ahead(model, 24).map_err(|e| e.to_string())?;
+    let calibrated =
+        task.with_calibration(Some(calibration)).evaluate_horizon(model, &data.test, 24).map_err(|e| e.to_string())?;
     let at = |scores: &[recur::tasks::Metrics], read: fn(&recur::tasks::Metrics) -> Option<f64>, percent: bool| {
         let show = |h: usize| match (read(&scores[h - 1]), percent) {
             (Some(v), true) => format!("{:.1} %", 100.0 * v),
@@ -228,7 +229,6 @@ fn day_ahead(one_step: &Trained, direct: &Trained, out: &Path) -> Result<(), Str
     let plot = out.join("day_ahead.png");
     save_horizon_chart(&models, &day, &plot).map_err(|e| e.to_string())?;
     println!("wrote {}", plot.display());
-    let next_day = task.forecast_ahead(model, 24).map_err(|e| e.to_string())?;
     if let Some((entity, forecast)) = next_day.first() {
         let plot = out.join(name).join("forecast_ahead.png");
         save_forecast_ahead_chart(data, entity, forecast, 0, 72, &plot).map_err(|e| e.to_string())?;

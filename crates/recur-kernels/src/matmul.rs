@@ -49,6 +49,11 @@ impl<'a, T: Real> Mat<'a, T> {
         }
     }
 
+    /// Whether the last element the (non-empty) view addresses lies inside its slice.
+    fn in_bounds(&self) -> bool {
+        (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+    }
+
     pub fn rows(&self) -> usize {
         self.rows
     }
@@ -180,9 +185,7 @@ pub fn gemm<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool
         }
         return;
     }
-    // Bounds: the last element each view touches must lie inside its slice.
-    let last = |v: &Mat<'_, T>| (v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride;
-    assert!(last(&a) < a.data.len() && last(&b) < b.data.len());
+    assert!(a.in_bounds() && b.in_bounds());
     // gemm's micro-kernel tiles run along the columns of a row-major output; with fewer
     // columns than a register holds (∂W_ih: `[G, D]`, D = 12) most of each tile idles, so
     // such a product is computed column-major into scratch and added back transposed.
@@ -225,8 +228,7 @@ pub fn gemm<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool
 pub fn weight_gradient_row_major<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>) {
     let (m, n) = (a.rows, b.cols);
     assert!(a.cols == b.rows && c.len() >= m * n && m > 0 && n > 0 && a.cols > 0);
-    let last = |v: &Mat<'_, T>| (v.rows - 1) * v.row_stride + (v.cols - 1) * v.col_stride;
-    assert!(last(&a) < a.data.len() && last(&b) < b.data.len());
+    assert!(a.in_bounds() && b.in_bounds());
     // SAFETY: the views were bounds-checked above and `c` holds `[m, n]` row-major.
     unsafe { raw_gemm(c, (n as isize, 1), false, a, b, Threads(1)) };
 }

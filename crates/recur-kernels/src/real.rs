@@ -167,29 +167,29 @@ impl Real for f32 {
     }
 }
 
-/// softplus of each value, in place, on the CPU's widest vector path (as [`sigmoid_in_place`]).
-pub fn softplus_in_place<T: Real>(values: &mut [T]) {
+/// `f` of each value, in place, inside [`crate::vectorized`]: the loop the `*_in_place`
+/// activations share.
+#[inline(always)]
+fn map_in_place<T: Real>(values: &mut [T], f: impl Fn(T) -> T) {
     crate::simd::vectorized(
         #[inline(always)]
         || {
             for v in values.iter_mut() {
-                *v = v.softplus();
+                *v = f(*v);
             }
         },
     );
 }
 
+/// softplus of each value, in place, on the CPU's widest vector path (as [`sigmoid_in_place`]).
+pub fn softplus_in_place<T: Real>(values: &mut [T]) {
+    map_in_place(values, T::softplus);
+}
+
 /// σ of each value, in place, on the CPU's widest vector path (see [`Real::sigmoid`]:
 /// outside the kernels' vectorised loops its fused multiply-adds would be library calls).
 pub fn sigmoid_in_place<T: Real>(values: &mut [T]) {
-    crate::simd::vectorized(
-        #[inline(always)]
-        || {
-            for v in values.iter_mut() {
-                *v = v.sigmoid();
-            }
-        },
-    );
+    map_in_place(values, T::sigmoid);
 }
 
 /// `Σ_i a_i b_i` in `LANES` interleaved partial sums added pairwise, so that the loop
@@ -215,14 +215,7 @@ pub fn lane_dot<T: Real>(a: &[T], b: &[T]) -> T {
 
 /// tanh of each value, in place, on the CPU's widest vector path (as [`sigmoid_in_place`]).
 pub fn tanh_in_place<T: Real>(values: &mut [T]) {
-    crate::simd::vectorized(
-        #[inline(always)]
-        || {
-            for v in values.iter_mut() {
-                *v = v.tanh();
-            }
-        },
-    );
+    map_in_place(values, T::tanh);
 }
 
 /// tanh(x) for f32 as a [13/6] rational function of x on [−8, 8] (beyond it tanh

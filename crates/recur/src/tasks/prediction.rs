@@ -1542,7 +1542,7 @@ mod tests {
             PredictionConfig { steps_ahead: 2, uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
         let mut model = SequenceModel::<f32>::new(config.model_config(2), 4).unwrap();
         let steps: Vec<Vec<Option<f32>>> = (0..12).map(|n| series.original_step(n)).collect();
-        let run = |model: &SequenceModel<f32>, paths: usize, seed: u64| {
+        let run = |task: &PredictionTask, model: &SequenceModel<f32>, paths: usize, seed: u64| {
             let mut live = task.stream(model).unwrap();
             let mut rng = Rng::new(seed);
             let mut last = Forecast::default();
@@ -1551,11 +1551,12 @@ mod tests {
             }
             last
         };
-        let plain = {
-            let mut live = task.stream(&model).unwrap();
+        let plain_of = |task: &PredictionTask, model: &SequenceModel<f32>| {
+            let mut live = task.stream(model).unwrap();
             steps.iter().map(|s| live.step_forecast(s, 6).unwrap()).last().unwrap()
         };
-        let sampled = run(&model, 64, 1);
+        let plain = plain_of(&task, &model);
+        let sampled = run(&task, &model, 64, 1);
         // the forecasts and the direct steps' bands are step_forecast's; a band for every row
         assert_eq!(
             (sampled.values.clone(), sampled.sigma_standardised.clone()),
@@ -1564,18 +1565,12 @@ mod tests {
         assert_eq!((sampled.low[..4].to_vec(), sampled.high[..4].to_vec()), (plain.low.clone(), plain.high.clone()));
         assert_eq!((sampled.low.len(), sampled.high.len()), (12, 12));
         assert!(sampled.low.iter().zip(&sampled.high).all(|(l, h)| l < h));
-        assert_eq!(run(&model, 64, 1), sampled, "the same seed, the same band");
-        assert_ne!(run(&model, 64, 2).low, sampled.low);
+        assert_eq!(run(&task, &model, 64, 1), sampled, "the same seed, the same band");
+        assert_ne!(run(&task, &model, 64, 2).low, sampled.low);
         // σ → 0 (λ̂ ≈ 1e8): every path is the closed loop fed its means, the band its forecast
         model.head.precision.as_mut().unwrap().bias.data.fill(1e8);
         let collapses = |task: &PredictionTask, model: &SequenceModel<f32>| {
-            let plain = {
-                let mut live = task.stream(model).unwrap();
-                steps.iter().map(|s| live.step_forecast(s, 6).unwrap()).last().unwrap()
-            };
-            let mut live = task.stream(model).unwrap();
-            let mut rng = Rng::new(1);
-            let tight = steps.iter().map(|s| live.step_forecast_sampled(s, 6, 8, &mut rng).unwrap()).last().unwrap();
+            let (plain, tight) = (plain_of(task, model), run(task, model, 8, 1));
             for (k, ((&v, &low), &high)) in plain.values.iter().zip(&tight.low).zip(&tight.high).enumerate().skip(4) {
                 let scale = series.scaler.std[k % 2];
                 assert!(

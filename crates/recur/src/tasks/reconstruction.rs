@@ -283,7 +283,7 @@ impl ReconstructionTask<'_> {
 
     /// σ of signal `j`'s value at a step with precision λ̂: κ_j / √λ̂.
     fn sigma(&self, j: usize, precision: f32) -> f32 {
-        self.band_factor(j) / precision.sqrt()
+        band_sigma(self.band_factor(j), precision)
     }
 
     /// Split-conformal factors for each signal's ±2σ band (one step: the band of every
@@ -301,7 +301,7 @@ impl ReconstructionTask<'_> {
             for (k, ((&p, &t), _)) in
                 x_hat.iter().zip(&batch.target).zip(&batch.hidden).enumerate().filter(|(_, (_, &h))| h > 0.0)
             {
-                let sigma = 1.0 / precision[k / c].sqrt();
+                let sigma = band_sigma(1.0, precision[k / c]);
                 scores[k % c].push(band_score(p, p - 2.0 * sigma, p + 2.0 * sigma, t));
             }
         }
@@ -390,10 +390,9 @@ impl ReconstructionStream<'_> {
         let precision = out.precision.first().copied().ok_or_else(|| {
             Error::invalid("stream", "the model has no precision head (a reconstruction model has a Gaussian one)")
         })?;
-        let sigma = 1.0 / precision.sqrt();
         Ok((0..self.signals.len())
             .map(|j| {
-                let (low, high) = self.scaler.band(j, out.mean[j], self.band_factors[j] * sigma);
+                let (low, high) = self.scaler.band(j, out.mean[j], band_sigma(self.band_factors[j], precision));
                 Reconstructed { value: self.scaler.invert(j, out.mean[j]), low, high }
             })
             .collect())
@@ -407,6 +406,12 @@ pub struct Reconstructed {
     pub value: f32,
     pub low: f32,
     pub high: f32,
+}
+
+/// σ of a reconstructed value with precision λ̂ and its signal's conformal factor κ
+/// (1 uncalibrated): κ / √λ̂ — for evaluation, filling and streaming alike.
+fn band_sigma(factor: f32, precision: f32) -> f32 {
+    factor / precision.sqrt()
 }
 
 impl<'a> ReconstructionTask<'a> {
