@@ -2,6 +2,10 @@
 //! configurations, and a look at data files.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use indicatif::MultiProgress;
 
 use recur::data::{Inspection, Layout, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
@@ -12,6 +16,7 @@ use recur::report::{
 use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, Uncertainty};
+use recur::train::{progress, set_progress, Progress};
 
 use crate::args::Args;
 
@@ -75,19 +80,21 @@ fn describe(config: &RunConfig, data: &recur::data::PreparedSeries) -> String {
     format!("task: {what}; {model}; up to {} epochs", config.train.epochs)
 }
 
-fn report(config: &RunConfig, outcome: &RunOutcome) {
+/// What a user reads about a trained run: its test scores against the baselines.
+fn report(config: &RunConfig, outcome: &RunOutcome) -> String {
+    let mut text = String::new();
     let what = match config.task.kind {
         TaskKind::Prediction => "observed targets",
         TaskKind::Reconstruction => "values hidden on purpose, the same for every method",
     };
-    println!(
-        "\ntest part: {} {what}; best epoch {}, {} parameters",
+    text += &format!(
+        "\ntest part: {} {what}; best epoch {}, {} parameters\n",
         outcome.scores[0].metrics.scored, outcome.best_epoch, outcome.parameters
     );
-    print!("{}", score_table(&outcome.scores));
+    text += &score_table(&outcome.scores);
     if config.task.kind == TaskKind::Prediction && config.task.steps_ahead > 1 {
-        println!(
-            "(the first of the {} steps ahead; `recur eval --run DIR --horizon {}` scores each of them)",
+        text += &format!(
+            "(the first of the {} steps ahead; `recur eval --run DIR --horizon {}` scores each of them)\n",
             config.task.steps_ahead, config.task.steps_ahead
         );
     }
@@ -100,20 +107,23 @@ fn report(config: &RunConfig, outcome: &RunOutcome) {
             Uncertainty::Quantile => "band (its 2.275 % to 97.725 % quantiles",
             _ => "±2σ band (σ = 1/√λ̂",
         };
-        println!("{:.1} % of the {of} lie inside the model's {band}; 95.4 % if calibrated)", 100.0 * c);
+        text += &format!("{:.1} % of the {of} lie inside the model's {band}; 95.4 % if calibrated)\n", 100.0 * c);
     }
+    text
 }
 
-/// Trains `config` into `out` and prints the outcome; returns the trained model and its data.
+/// Trains `config` into `out`, handing `say` what a user reads about it as it goes (the
+/// data and the task before training, the scores after); returns the model and its data.
 fn train_into(
     config: &RunConfig,
     out: &Path,
     resume: bool,
+    say: &mut dyn FnMut(String),
 ) -> Result<(SequenceModel<f32>, recur::data::PreparedSeries), String> {
     let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
     let split = &config.data.split;
-    println!(
-        "data: {} ({} steps of {} s, {} signals; split {:.0}/{:.0}/{:.0} {})",
+    say(format!(
+        "data: {} ({} steps of {} s, {} signals; split {:.0}/{:.0}/{:.0} {})\n",
         config.data.files[0],
         data.grid.len(),
         data.grid.bin_seconds,
@@ -125,54 +135,124 @@ fn train_into(
             SplitBy::Time => "in time".to_string(),
             SplitBy::Entity => format!("by entity, {} entities", data.entities.len()),
         }
-    );
+    ));
     let screened: Vec<String> =
         data.grid.signals.iter().zip(&data.screened).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect();
     if !screened.is_empty() {
-        println!(
-            "outliers: {} values beyond {} robust SDs of their signal's training median treated as missing ({})",
+        say(format!(
+            "outliers: {} values beyond {} robust SDs of their signal's training median treated as missing ({})\n",
             data.screened.iter().sum::<usize>(),
             config.data.outlier_mads,
             screened.join(", ")
-        );
+        ));
     }
-    println!("{}", describe(config, &data));
+    say(describe(config, &data) + "\n");
     let mut outcome = run(config, &data, Some(out), resume).map_err(|e| e.to_string())?;
-    report(config, &outcome);
+    say(report(config, &outcome));
     write_run_folder(out, config, &mut outcome, &data).map_err(|e| e.to_string())?;
     let plots = match config.task.kind {
         TaskKind::Reconstruction => "loss.png, per_signal.png, reconstruction.png",
         TaskKind::Prediction => "loss.png, per_signal.png, forecast.png",
     };
-    println!(
-        "wrote {}: run.toml, metrics.json, epochs.jsonl, {plots}, model.safetensors, checkpoint.safetensors",
+    say(format!(
+        "wrote {}: run.toml, metrics.json, epochs.jsonl, {plots}, model.safetensors, checkpoint.safetensors\n",
         out.display()
-    );
+    ));
     Ok((outcome.model, data))
 }
 
+/// The demo's runs in the order it reports them, each with its training time on one
+/// thread of the 2-core AVX2 machine in seconds (the workers take them longest first).
+const DEMO_RUNS: [(&str, &str, u32); 5] = [
+    ("prediction", "configs/beijing-prediction.toml", 32),
+    ("prediction-streams", "configs/beijing-prediction-stream.toml", 5),
+    ("prediction-twin", "configs/beijing-prediction-twin.toml", 8),
+    ("prediction-day", "configs/beijing-prediction-direct.toml", 16),
+    ("reconstruction", "configs/beijing-reconstruction.toml", 43),
+];
+
+/// A demo run once trained: what it printed, and its model and data or its error.
+type Finished = (String, Result<(SequenceModel<f32>, PreparedSeries), String>);
+
+/// `recur demo`: the five runs side by side, `threads` of them at a time on one thread
+/// each (a model this small trains faster that way than on two threads of its own:
+/// see the README), their reports printed in order as they come, then the day ahead.
+/// A run's numbers do not depend on the threads it had.
 pub fn demo(args: &Args) -> Result<(), String> {
     let known = ["epochs", "threads", "out"];
     let epochs = args.get("epochs", &known, 0usize)?;
-    let threads = args.get("threads", &known, 2usize)?;
+    let threads = args.get("threads", &known, 2usize)?.max(1);
     let out = PathBuf::from(args.get("out", &known, "runs/demo".to_string())?);
     let started = std::time::Instant::now();
-    let mut trained = Vec::new();
-    for (name, file) in [
-        ("prediction", "configs/beijing-prediction.toml"),
-        ("prediction-streams", "configs/beijing-prediction-stream.toml"),
-        ("prediction-twin", "configs/beijing-prediction-twin.toml"),
-        ("prediction-day", "configs/beijing-prediction-direct.toml"),
-        ("reconstruction", "configs/beijing-reconstruction.toml"),
-    ] {
-        let mut config = load_config(&bundled(file))?;
-        config.train.threads = threads;
-        if epochs > 0 {
-            config.train.epochs = epochs;
+    let side_by_side = threads.min(DEMO_RUNS.len());
+    let configs = DEMO_RUNS
+        .iter()
+        .map(|(_, file, _)| {
+            let mut config = load_config(&bundled(file))?;
+            config.train.threads = threads / side_by_side;
+            if epochs > 0 {
+                config.train.epochs = epochs;
+            }
+            Ok(config)
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    println!(
+        "{} runs, {side_by_side} at a time on {} thread(s) each; each run's report follows when it and those before it are done",
+        DEMO_RUNS.len(),
+        threads / side_by_side
+    );
+    let mut longest_first: Vec<usize> = (0..DEMO_RUNS.len()).collect();
+    longest_first.sort_by_key(|&i| std::cmp::Reverse(DEMO_RUNS[i].2));
+    let queue = Mutex::new(longest_first.into_iter());
+    // the finished runs, and how many of them (in DEMO_RUNS order) have been printed
+    let board: Mutex<(Vec<Option<Finished>>, usize)> = Mutex::new(((0..DEMO_RUNS.len()).map(|_| None).collect(), 0));
+    let failed = AtomicBool::new(false);
+    let bars = MultiProgress::new();
+    let worker = || {
+        let before = progress();
+        loop {
+            // (its own statement: a guard in a `while let` would hold the queue for the run)
+            let next = queue.lock().expect("queue").next();
+            let Some(i) = next.filter(|_| !failed.load(Ordering::Relaxed)) else { break };
+            let (name, file, _) = DEMO_RUNS[i];
+            let label = format!("{name:<width$}", width = DEMO_RUNS.iter().map(|r| r.0.len()).max().unwrap_or(0));
+            set_progress(Progress::Shared { group: bars.clone(), label });
+            let mut text = format!("\n== {name} ({file}) ==\n");
+            let result = train_into(&configs[i], &out.join(name), false, &mut |line| text += &line);
+            failed.fetch_or(result.is_err(), Ordering::Relaxed);
+            let (finished, printed) = &mut *board.lock().expect("board");
+            finished[i] = Some((text, result));
+            while let Some(Some((text, Ok(_)))) = finished.get(*printed) {
+                bars.suspend(|| {
+                    print!("{text}");
+                    let _ = std::io::Write::flush(&mut std::io::stdout());
+                });
+                *printed += 1;
+            }
         }
-        println!("\n== {name} ({file}) ==");
-        let (model, data) = train_into(&config, &out.join(name), false)?;
-        trained.push((name, config, model, data));
+        set_progress(before);
+    };
+    std::thread::scope(|s| {
+        for _ in 1..side_by_side {
+            s.spawn(worker);
+        }
+        worker();
+    });
+    let (finished, printed) = board.into_inner().expect("board");
+    // after a failure: the reports not printed yet, up to the first error (the runs left
+    // in the queue did not start)
+    let (mut trained, mut failure) = (Vec::new(), None);
+    for (i, (text, result)) in finished.into_iter().enumerate().filter_map(|(i, run)| Some((i, run?))) {
+        if i >= printed && failure.is_none() {
+            print!("{text}");
+        }
+        match result {
+            Ok((model, data)) => trained.push((DEMO_RUNS[i].0, configs[i].clone(), model, data)),
+            Err(e) => failure = failure.or(Some(format!("{}: {e}", DEMO_RUNS[i].0))),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
     }
     let run_named = |name: &str| trained.iter().find(|t| t.0 == name).expect("trained above");
     day_ahead(run_named("prediction-streams"), run_named("prediction-day"), &out)?;
@@ -250,7 +330,7 @@ pub fn train(args: &Args) -> Result<(), String> {
     let config = load_config(Path::new(&path))?;
     let stem = Path::new(&path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
     let out = PathBuf::from(args.get("out", &known, format!("runs/{stem}"))?);
-    train_into(&config, &out, args.get("resume", &known, false)?).map(|_| ())
+    train_into(&config, &out, args.get("resume", &known, false)?, &mut |text| print!("{text}")).map(|_| ())
 }
 
 /// A trained run folder: its resolved config (checked against `kind` when given), its

@@ -20,7 +20,8 @@ const USAGE: &str = "usage:
       loop; DIR/day_ahead.png) and reconstruction of hidden values (BiGRU with an
       uncertainty), each against its baselines. Runs configs/beijing-prediction.toml,
       beijing-prediction-stream.toml, beijing-prediction-twin.toml,
-      beijing-prediction-direct.toml and beijing-reconstruction.toml.
+      beijing-prediction-direct.toml and beijing-reconstruction.toml, N at a time
+      (default 2) on one thread each; no number depends on N.
   recur train --config FILE [--out DIR] [--resume true]
       Trains a run from a TOML config (every key: configs/reference.toml).
   recur eval --run DIR [--horizon N [--samples K]]

@@ -221,7 +221,7 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
         let Some((i, (name, mut config, seed, run_dir))) = next else { break };
         let data = data_for(&config);
         config.train.seed = seed;
-        crate::train::set_progress_bars(false);
+        crate::train::set_progress(crate::train::Progress::Hidden);
         let finished = run(&config, data, Some(&run_dir), true).and_then(|outcome| {
             let ahead = match grid.horizon {
                 Some(h) if config.task.kind == TaskKind::Prediction && outcome.model.is_causal() => {

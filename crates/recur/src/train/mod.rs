@@ -51,27 +51,45 @@ pub fn json_lines<S: serde::Serialize>(records: &[S]) -> String {
     records.iter().map(|r| serde_json::to_string(r).unwrap_or_default() + "\n").collect()
 }
 
+/// Where a thread's progress bars go.
+#[derive(Clone, Default)]
+pub enum Progress {
+    /// Each bar on its own on stderr (drawn only when stderr is a terminal).
+    #[default]
+    Terminal,
+    /// No bar (experiment workers report one line per run instead).
+    Hidden,
+    /// Bars of runs trained side by side, one line each under `group`, named by `label`.
+    Shared { group: indicatif::MultiProgress, label: String },
+}
+
 thread_local! {
-    static PROGRESS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+    static PROGRESS: std::cell::RefCell<Progress> = const { std::cell::RefCell::new(Progress::Terminal) };
 }
 
-/// Turns the training progress bars of this thread on or off (experiment workers report
-/// one line per run instead).
-pub fn set_progress_bars(on: bool) {
-    PROGRESS.with(|p| p.set(on));
+/// Sends this thread's progress bars where `progress` says ([`train`] carries the setting
+/// onto the pool thread its loop runs on).
+pub fn set_progress(progress: Progress) {
+    PROGRESS.with(|p| *p.borrow_mut() = progress);
 }
 
-/// A progress bar with ETA on stderr (hidden when stderr is not a terminal, or when
-/// switched off for this thread).
+/// Where this thread's progress bars go.
+pub fn progress() -> Progress {
+    PROGRESS.with(|p| p.borrow().clone())
+}
+
+/// A progress bar with ETA for `total` steps of `what`, where [`set_progress`] sent this
+/// thread's bars.
 pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
-    if !PROGRESS.with(|p| p.get()) {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(total);
+    let (bar, prefix) = match progress() {
+        Progress::Hidden => return indicatif::ProgressBar::hidden(),
+        Progress::Terminal => (indicatif::ProgressBar::new(total), what.to_string()),
+        Progress::Shared { group, label } => (group.add(indicatif::ProgressBar::new(total)), label),
+    };
     let style = indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> ");
     bar.set_style(style);
-    bar.set_prefix(what.to_string());
+    bar.set_prefix(prefix);
     bar
 }

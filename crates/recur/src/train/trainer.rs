@@ -223,8 +223,13 @@ pub fn train<T: Task + Sync>(
     // The loop runs on one of rayon's threads, which the layers' jobs use too: the loop's
     // thread then takes part in them instead of leaving the pool's workers spinning
     // against it for the two cores between steps (`recur demo`, 2 runs each: 17.4–18.5 s
-    // on the pool, 18.5–20.0 s with the loop called directly).
-    rayon::scope(|_| training_loop(task, model_config, config, run_dir, resume, stop_after))
+    // on the pool, 18.5–20.0 s with the loop called directly). The caller's progress
+    // setting goes with it.
+    let progress = super::progress();
+    rayon::scope(|_| {
+        super::set_progress(progress);
+        training_loop(task, model_config, config, run_dir, resume, stop_after)
+    })
 }
 
 /// [`train`]'s body, run on rayon's pool.
