@@ -73,6 +73,19 @@ pub fn export(args: &Args) -> Result<(), String> {
     let calibration =
         recur::tasks::BandCalibration::load_from_run(&dir, &data.grid.signals).map_err(|e| e.to_string())?;
     let band_scale = calibration.map(|c| c.scale.chunks(data.grid.channels()).map(<[f32]>::to_vec).collect::<Vec<_>>());
+    let after = "values mapped back below a signal's floor (null: none) are lifted to it, band edges too; with band_scale \
+                 (recur calibrate), "
+        .to_string()
+        + match config.task.kind {
+            TaskKind::Prediction => {
+                "a band's reach from the forecast to each edge, in z, at h steps ahead is multiplied by \
+                 band_scale[h - 1][signal] first"
+            }
+            TaskKind::Reconstruction => {
+                "a reconstructed value's σ (in z) is multiplied by band_scale[0][signal] first (one row: one factor per \
+                 signal)"
+            }
+        };
     let preprocessing = serde_json::json!({
         "task": config.task.kind,
         "signals": data.grid.signals,
@@ -81,9 +94,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         "log1p": (0..data.grid.channels()).map(|j| data.scaler.is_log1p(j)).collect::<Vec<_>>(),
         "floor": (0..data.grid.channels()).map(|j| data.scaler.floor_of(j)).collect::<Vec<_>>(),
         "band_scale": band_scale,
-        "after": "values mapped back below a signal's floor (null: none) are lifted to it, band edges too; \
-                  with band_scale (recur calibrate), a band's reach from the forecast to each edge, in z, at h steps ahead \
-                  is multiplied by band_scale[h - 1][signal] first",
+        "after": after,
         "window": config.task.window,
         "residual": config.task.residual,
         "steps_ahead": config.task.steps_ahead,

@@ -304,6 +304,16 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     assert!(ok && out.contains("| WSPM |") && out.contains("all signals: "), "{out}{err}");
     let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap()], &feed);
     assert!(ok && err.contains("1 factor(s) per signal") && out.lines().count() == 80, "{out}{err}");
+    // the export carries the factors, one row, and says they scale σ
+    let exported = dir.join("exported");
+    let (ok, _, err) = recur(&["export", "--run", run.to_str().unwrap(), "--out", exported.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let pre: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.join("preprocessing.json")).unwrap()).unwrap();
+    let scale = pre["band_scale"].as_array().unwrap();
+    assert!(scale.len() == 1 && scale[0].as_array().unwrap().len() == 11, "{scale:?}");
+    let after = pre["after"].as_str().unwrap();
+    assert!(after.contains("reconstructed value's σ") && !after.contains("steps ahead"), "{after}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
