@@ -13,7 +13,7 @@ use recur::report::{
     horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart, score_table,
     write_run_folder,
 };
-use recur::run::{evaluate, load_data, run, RunConfig, RunOutcome, TaskKind};
+use recur::run::{evaluate, evaluate_calibrated, load_data, run, RunConfig, RunOutcome, TaskKind};
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, Uncertainty};
 use recur::train::{progress, set_progress, Progress};
@@ -470,29 +470,37 @@ pub fn eval(args: &Args) -> Result<(), String> {
     }
     let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
     print!("{}", score_table(&scores));
-    if let Some(c) = scores[0].coverage_2sigma {
-        let m = &scores[0].metrics;
-        let band = match config.task.uncertainty {
-            Uncertainty::Quantile => "2.275-97.725 % quantile band",
-            _ => "±2σ",
-        };
+    let band = match config.task.uncertainty {
+        Uncertainty::Quantile => "2.275-97.725 % quantile band",
+        _ => "±2σ",
+    };
+    let coverage = |which: &str, score: &recur::run::Score| {
+        let (Some(c), metrics) = (score.coverage_2sigma, &score.metrics) else { return };
         println!(
-            "{band} coverage of the scored values: {:.1} %; the band's mean width {:.4}, interval score {:.4} (standardised, as MAE)",
+            "{which}{band} coverage of the scored values: {:.1} %; the band's mean width {:.4}, interval score {:.4} (standardised, as MAE)",
             100.0 * c,
-            m.band_width_2sigma.unwrap_or(f64::NAN),
-            m.interval_score_2sigma.unwrap_or(f64::NAN)
+            metrics.band_width_2sigma.unwrap_or(f64::NAN),
+            metrics.interval_score_2sigma.unwrap_or(f64::NAN)
         );
         let per_signal: Vec<String> = data
             .grid
             .signals
             .iter()
-            .zip(&scores[0].metrics.per_signal_coverage_2sigma)
+            .zip(&metrics.per_signal_coverage_2sigma)
             .map(|(s, c)| format!("{s} {:.1} %", 100.0 * c))
             .collect();
         println!("per signal: {}", per_signal.join(", "));
+    };
+    coverage("", &scores[0]);
+    let calibration = run_calibration(&dir, &data)?;
+    if let Some(calibration) = calibration.clone().filter(|_| scores[0].coverage_2sigma.is_some()) {
+        let calibrated = evaluate_calibrated(&config, &data, &model, Some(calibration)).map_err(|e| e.to_string())?;
+        coverage("calibrated (recur calibrate): ", &calibrated[0]);
     }
     if horizon > 0 {
-        let task = calibrated_task(&dir, &config, &data)?;
+        let task = PredictionTask::from_config(&data, &config.prediction())
+            .map_err(|e| e.to_string())?
+            .with_calibration(calibration);
         let ahead = task
             .evaluate_horizon_sampled(&model, &data.test, horizon, samples, 0)
             .map_err(|e| format!("{}: {e}", dir.display()))?;

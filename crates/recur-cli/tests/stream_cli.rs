@@ -378,6 +378,12 @@ fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
     }
     let (ok, out, err) = recur(&["eval", "--run", run_dir, "--horizon", "2"], "");
     assert!(ok && err.contains("bands calibrated") && out.contains("model band coverage"), "{out}{err}");
+    // the windowed scores' band both as the model gives it and calibrated, once each
+    let widths: Vec<&str> =
+        out.lines().filter_map(|l| l.split("the band's mean width ").nth(1)?.split(',').next()).collect();
+    assert!(widths.len() == 2 && widths[0] != widths[1], "{out}");
+    assert!(out.contains("\ncalibrated (recur calibrate): ±2σ coverage of the scored values: "), "{out}");
+    assert_eq!(err.matches("bands calibrated").count(), 1, "{err}");
     // past the direct steps too (sample paths): every forecast and band edge of PM2.5 and RAIN
     // (signals 0 and 9) at or above 0, at every step ahead
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");

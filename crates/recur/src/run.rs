@@ -16,7 +16,7 @@ use crate::model::{ModelSection, SequenceModel};
 use crate::tasks::metrics::Metrics;
 use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask, Uncertainty};
 use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};
-use crate::tasks::StreamTraining;
+use crate::tasks::{BandCalibration, StreamTraining};
 use crate::train::{train, EpochLog, TrainConfig};
 
 /// Layout of the data files.
@@ -297,10 +297,24 @@ pub fn model_name(model: &SequenceModel<f32>) -> String {
 /// # Errors
 /// Windows that do not fit the data, or a model that does not fit the task.
 pub fn evaluate(config: &RunConfig, data: &PreparedSeries, model: &SequenceModel<f32>) -> Result<Vec<Score>> {
+    evaluate_calibrated(config, data, model, None)
+}
+
+/// [`evaluate`] with the model's bands scaled by `calibration` (`recur calibrate`); the
+/// errors are the same with or without it.
+///
+/// # Errors
+/// As [`evaluate`].
+pub fn evaluate_calibrated(
+    config: &RunConfig,
+    data: &PreparedSeries,
+    model: &SequenceModel<f32>,
+    calibration: Option<BandCalibration>,
+) -> Result<Vec<Score>> {
     let mut scores = match config.task.kind {
         TaskKind::Prediction => {
             let p = config.prediction();
-            let task = PredictionTask::new(data, p.window, p.residual)?;
+            let task = PredictionTask::new(data, p.window, p.residual)?.with_calibration(calibration);
             let streamed = model.is_causal().then(|| task.evaluate_streamed(model, &data.test)).transpose()?;
             let metrics = task.evaluate(model, &data.test)?;
             let mut scores =
@@ -311,7 +325,7 @@ pub fn evaluate(config: &RunConfig, data: &PreparedSeries, model: &SequenceModel
             scores
         }
         TaskKind::Reconstruction => {
-            let task = ReconstructionTask::new(data, config.reconstruction())?;
+            let task = ReconstructionTask::new(data, config.reconstruction())?.with_calibration(calibration);
             let streams = model.is_causal() && !config.task.residual;
             let streamed = streams.then(|| task.evaluate_streamed(model, &data.test)).transpose()?;
             let mut scores: Vec<Score> = task

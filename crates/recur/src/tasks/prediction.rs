@@ -447,7 +447,8 @@ impl<'a> PredictionTask<'a> {
     /// not empty.
     fn add_blocks(&self, acc: &mut [ErrorAccumulator], pred: &[f32], target: &[f32], mask: &[f32], positive: &[f32]) {
         let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
-        let spread = Spread::of(positive, pred.len(), acc.len() * c);
+        let spread =
+            Spread::of(positive, pred.len(), acc.len() * c).calibrated_rows(self.calibration.as_ref(), acc.len() * c);
         for (i, ((p, t), m)) in pred.chunks_exact(c).zip(target.chunks_exact(c)).zip(mask.chunks_exact(c)).enumerate() {
             spread.add_to(&mut acc[i % acc.len()], i * c..(i + 1) * c, p, t, m, scaler);
         }
@@ -609,8 +610,14 @@ impl Spread {
     /// Every value's reach scaled by its conformal factor κ (value i of `[H, C]` row by
     /// row: [`BandCalibration::factor`]); itself without a calibration.
     fn calibrated(self, calibration: Option<&BandCalibration>) -> Spread {
+        self.calibrated_rows(calibration, usize::MAX)
+    }
+
+    /// [`Spread::calibrated`] for forecasts of `per_forecast` values each, one after
+    /// another (value i scaled by κ of i mod `per_forecast`).
+    fn calibrated_rows(self, calibration: Option<&BandCalibration>, per_forecast: usize) -> Spread {
         let Some(calibration) = calibration else { return self };
-        let scale = |v: &[f32]| v.iter().enumerate().map(|(i, &d)| d * calibration.factor(i)).collect();
+        let scale = |v: &[f32]| v.iter().enumerate().map(|(i, &d)| d * calibration.factor(i % per_forecast)).collect();
         self.map(scale)
     }
 
@@ -1643,6 +1650,41 @@ mod tests {
         chart("e", &f, 1).unwrap();
         assert!(std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));
         std::fs::remove_file(&out).unwrap();
+    }
+
+    #[test]
+    fn windowed_and_streamed_scores_scale_each_steps_band_by_the_tasks_calibration() {
+        // synthetic ramps; a direct 3-step model with σ, its bands scaled ×2 one step ahead
+        // and ×½ two and three steps ahead (two signals)
+        let series = ramps();
+        let task = PredictionTask::new(&series, 5, true).unwrap().forecasting(3).unwrap();
+        let config =
+            PredictionConfig { steps_ahead: 3, uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+        let mut model = SequenceModel::<f32>::new(config.model_config(2), 1).unwrap();
+        task.initialize(&mut model);
+        let scale = vec![2.0, 2.0, 0.5, 0.5, 0.5, 0.5];
+        let calibration = BandCalibration {
+            signals: series.grid.signals.clone(),
+            scale: scale.clone(),
+            scores: vec![10; 6],
+            paths: 0,
+        };
+        let calibrated =
+            PredictionTask::new(&series, 5, true).unwrap().forecasting(3).unwrap().with_calibration(Some(calibration));
+        for (plain, scaled) in [
+            (task.evaluate_ahead(&model, &series.test), calibrated.evaluate_ahead(&model, &series.test)),
+            (
+                task.evaluate_streamed_ahead(&model, &series.test),
+                calibrated.evaluate_streamed_ahead(&model, &series.test),
+            ),
+        ] {
+            let (plain, scaled) = (plain.unwrap(), scaled.unwrap());
+            for (h, (p, s)) in plain.iter().zip(&scaled).enumerate() {
+                assert_eq!((p.micro_mse, p.scored), (s.micro_mse, s.scored), "the errors do not change");
+                let ratio = s.band_width_2sigma.unwrap() / p.band_width_2sigma.unwrap();
+                assert!((ratio - f64::from(scale[2 * h])).abs() < 1e-5, "{} steps ahead: {ratio}", h + 1);
+            }
+        }
     }
 
     #[test]
