@@ -208,6 +208,7 @@ pub fn demo(args: &Args) -> Result<(), String> {
     let board: Mutex<(Vec<Option<Finished>>, usize)> = Mutex::new(((0..DEMO_RUNS.len()).map(|_| None).collect(), 0));
     let failed = AtomicBool::new(false);
     let bars = MultiProgress::new();
+    let label_width = DEMO_RUNS.iter().map(|r| r.0.len()).max().unwrap_or(0);
     let worker = || {
         let before = progress();
         loop {
@@ -215,8 +216,7 @@ pub fn demo(args: &Args) -> Result<(), String> {
             let next = queue.lock().expect("queue").next();
             let Some(i) = next.filter(|_| !failed.load(Ordering::Relaxed)) else { break };
             let (name, file, _) = DEMO_RUNS[i];
-            let label = format!("{name:<width$}", width = DEMO_RUNS.iter().map(|r| r.0.len()).max().unwrap_or(0));
-            set_progress(Progress::Shared { group: bars.clone(), label });
+            set_progress(Progress::Shared { group: bars.clone(), label: format!("{name:<label_width$}") });
             let mut text = format!("\n== {name} ({file}) ==\n");
             let result = train_into(&configs[i], &out.join(name), false, &mut |line| text += &line);
             failed.fetch_or(result.is_err(), Ordering::Relaxed);

@@ -385,10 +385,12 @@ impl<T: Real> Rnn<T> {
             // there, 10 runs each.)
             let copy_in_jobs = !whole && self.threads >= 2;
             let mut destinations: Vec<Vec<&mut [T]>> = runs.iter().map(|_| Vec::new()).collect();
-            for (i, row) in output.chunks_exact_mut(h).enumerate().filter(|_| copy_in_jobs) {
-                let (b, d) = ((i / dirs) % batch, i % dirs);
-                let part = parts.iter().position(|r| r.contains(&b)).expect("the parts cover the batch");
-                destinations[d * parts.len() + part].push(row);
+            if copy_in_jobs {
+                for (i, row) in output.chunks_exact_mut(h).enumerate() {
+                    let (b, d) = ((i / dirs) % batch, i % dirs);
+                    let part = parts.iter().position(|r| r.contains(&b)).expect("the parts cover the batch");
+                    destinations[d * parts.len() + part].push(row);
+                }
             }
             let mut jobs: Vec<ForwardJob<'_, T>> = runs
                 .iter_mut()
