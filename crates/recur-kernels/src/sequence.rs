@@ -104,12 +104,15 @@ fn row_width<C: GatedCell, T>(cell: &C, dims: Dims, normalized: bool, jobs_per_c
     }
 }
 
-/// Sizes a scratch buffer to `n` values, keeping its allocation and without clearing it:
-/// only for buffers whose every value is written before it is read (zeroing tens of
-/// megabytes per call cost 10 % of a training step).
-pub(crate) fn reuse<T: Real>(v: &mut Vec<T>, n: usize) -> &mut Vec<T> {
-    v.resize(n, T::ZERO);
-    v
+/// The first `n` values of a scratch buffer, grown if it is shorter and never shrunk or
+/// cleared: only for buffers whose every value is written before it is read. Zeroing tens
+/// of megabytes per call cost 10 % of a training step; shrinking would zero again whenever
+/// a buffer alternates sizes (the input products of a forward, then their gradients).
+pub(crate) fn reuse<T: Real>(v: &mut Vec<T>, n: usize) -> &mut [T] {
+    if v.len() < n {
+        v.resize(n, T::ZERO);
+    }
+    &mut v[..n]
 }
 
 /// Gradients flowing into one direction from above: `d_output: [T,B,H]`, `d_h_n`, `d_c_n: [B,H]`

@@ -262,9 +262,10 @@ fn two_threads_give_the_same_outputs_and_gradients_as_one() {
     }
 }
 
-/// A cache reused from an earlier, different batch (as training loops reuse it) gives
+/// A cache reused from earlier, different batches (as training loops reuse it) gives
 /// exactly what a fresh cache gives: the kernels overwrite every scratch value they
-/// read instead of relying on buffers that start at zero.
+/// read instead of relying on buffers that start at zero, and read no further than the
+/// current shape in buffers that a longer batch left longer.
 #[test]
 fn a_reused_cache_gives_the_same_outputs_and_gradients_as_a_fresh_one() {
     let mut rng = Rng::new(77);
@@ -284,7 +285,8 @@ fn a_reused_cache_gives_the_same_outputs_and_gradients_as_a_fresh_one() {
                 ..RnnConfig::default()
             };
             let rnn = Rnn::<f32>::new(config, 4).unwrap();
-            let run = |x: &[f32], lengths: &[usize], d_out: &[f32], cache: &mut recur::rnn::RnnCache<f32>| {
+            let run = |steps, x: &[f32], lengths: &[usize], d_out: &[f32], cache: &mut recur::rnn::RnnCache<f32>| {
+                let batch = lengths.len();
                 let input = SequenceBatch { x, steps, batch, lengths: Some(lengths) };
                 let out = rnn.forward_train_reusing(&input, &InitialState::default(), 8, cache).unwrap();
                 let mut grads = rnn.zero_grads();
@@ -298,10 +300,15 @@ fn a_reused_cache_gives_the_same_outputs_and_gradients_as_a_fresh_one() {
             let (g1, g2) = (normal(&mut rng, steps * batch * width), normal(&mut rng, steps * batch * width));
             let full = vec![steps; batch];
             let short: Vec<usize> = (0..batch).map(|b| 1 + (b * 5) % steps).collect();
+            // and before both, a longer and wider batch
+            let (long_steps, wide) = (steps + 4, batch + 3);
+            let x0 = normal(&mut rng, long_steps * wide * d);
+            let g0 = normal(&mut rng, long_steps * wide * width);
             let mut reused = recur::rnn::RnnCache::default();
-            run(&x1, &full, &g1, &mut reused);
-            let again = run(&x2, &short, &g2, &mut reused);
-            let fresh = run(&x2, &short, &g2, &mut recur::rnn::RnnCache::default());
+            run(long_steps, &x0, &vec![long_steps; wide], &g0, &mut reused);
+            run(steps, &x1, &full, &g1, &mut reused);
+            let again = run(steps, &x2, &short, &g2, &mut reused);
+            let fresh = run(steps, &x2, &short, &g2, &mut recur::rnn::RnnCache::default());
             assert_eq!(again.0, fresh.0, "{cell:?} ln={layer_norm}: outputs");
             assert_eq!(again.1, fresh.1, "{cell:?} ln={layer_norm}: input gradients");
             assert_eq!(again.2, fresh.2, "{cell:?} ln={layer_norm}: weight gradients");
