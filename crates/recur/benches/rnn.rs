@@ -5,7 +5,7 @@
 //!
 //!     cargo bench -p recur --bench rnn              # JSON lines, one per configuration
 //!     cargo bench -p recur --bench rnn -- --quick   # fewer repetitions
-//!     cargo bench -p recur --bench rnn -- --only S1 LSTM   # rows whose shape/cell match
+//!     cargo bench -p recur --bench rnn -- --only S1 LSTM bi t2   # rows whose shape, cell, directions, threads match
 //!     python3 bench/compare.py                      # side by side with PyTorch
 
 use recur::benchmark::{plan, run_job};

@@ -11,7 +11,8 @@
 use serde::Serialize;
 
 use crate::classic::compare::{
-    median_seconds, time_inference, time_model_overhead, time_streaming_step, time_training_step, BatchShape,
+    alternating_block_medians, inference_step, median, median_seconds, time_model_overhead, time_streaming_step,
+    training_step, BatchShape,
 };
 use crate::error::{Error, Result};
 use crate::rnn::{CellKind, RnnConfig};
@@ -45,8 +46,9 @@ fn cell_name(cell: CellKind) -> &'static str {
 pub enum Job {
     /// The 1024³ sgemm on `threads` threads.
     Peak { threads: usize },
-    /// Training step, inference and the model stack's step of one configuration.
-    Step { shape: Shape, cell: CellKind, bidirectional: bool, threads: usize, regularized: bool },
+    /// Training step, inference and the model stack's step of one configuration, plain and
+    /// with layer norm + variational dropout.
+    Step { shape: Shape, cell: CellKind, bidirectional: bool, threads: usize },
     /// One streamed step at S3.
     Stream { cell: CellKind, regularized: bool },
 }
@@ -77,21 +79,40 @@ pub struct BenchRow {
     /// `train_model` rows: the bare step timed alternately with it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bare_seconds: Option<f64>,
+    /// `ln+vd` training and inference rows: the median, over adjacent pairs of blocks of
+    /// calls, of this variant's time over the plain kernel's
+    /// ([`alternating_block_medians`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub over_plain: Option<f64>,
 }
 
-/// The jobs of a run, restricted by `only`: words naming shapes (`S1`, `S2`, `S3`) or
-/// cells (`LSTM`, `GRU`), any case; none of a kind means all of that kind. The sgemm
-/// peaks always run.
+/// Pairs of adjacent blocks (plain, then layer norm + dropout) in which a training step or
+/// an inference call is timed.
+const BLOCKS: usize = 4;
+
+/// Words of [`plan`] naming directions and thread counts, in the order of
+/// `[false, true]` and [`THREADS`].
+const DIRECTION_WORDS: [&str; 2] = ["UNI", "BI"];
+const THREAD_WORDS: [&str; 2] = ["T1", "T2"];
+
+/// The jobs of a run, restricted by `only`: words naming shapes (`S1`, `S2`, `S3`), cells
+/// (`LSTM`, `GRU`), directions (`uni`, `bi`) or thread counts (`t1`, `t2`), any case; none
+/// of a kind means all of that kind (`bench/compare.py` runs one configuration at a time
+/// beside PyTorch's). The sgemm peaks always run.
 ///
 /// # Errors
-/// A word that names neither.
+/// A word that names none of these.
 pub fn plan(only: &[String]) -> Result<Vec<Job>> {
     let words: Vec<String> = only.iter().map(|w| w.to_uppercase()).collect();
     let (shape_names, cell_names) = (SHAPES.map(|s| s.name), CELLS.map(cell_name));
-    if let Some(w) = words.iter().find(|w| !shape_names.contains(&w.as_str()) && !cell_names.contains(&w.as_str())) {
+    let known = [&shape_names[..], &cell_names, &DIRECTION_WORDS, &THREAD_WORDS];
+    if let Some(w) = words.iter().find(|w| !known.iter().any(|names| names.contains(&w.as_str()))) {
         return Err(Error::invalid(
             "only",
-            format!("`{w}` is not a shape ({shape_names:?}) or a cell ({cell_names:?})"),
+            format!(
+                "`{w}` is not a shape ({shape_names:?}), a cell ({cell_names:?}), directions \
+                 ({DIRECTION_WORDS:?}) or threads ({THREAD_WORDS:?})"
+            ),
         ));
     }
     let wanted = |options: &[&str], value: &str| {
@@ -101,16 +122,17 @@ pub fn plan(only: &[String]) -> Result<Vec<Job>> {
     let mut jobs: Vec<Job> = THREADS.map(|threads| Job::Peak { threads }).to_vec();
     for shape in [S1, S2].into_iter().filter(|s| wanted(&shape_names, s.name)) {
         for cell in CELLS.into_iter().filter(|&c| wanted(&cell_names, cell_name(c))) {
-            for bidirectional in [false, true] {
-                for threads in THREADS {
-                    for regularized in [false, true] {
-                        jobs.push(Job::Step { shape, cell, bidirectional, threads, regularized });
+            for (bidirectional, dirs_word) in [false, true].into_iter().zip(DIRECTION_WORDS) {
+                for (threads, threads_word) in THREADS.into_iter().zip(THREAD_WORDS) {
+                    if wanted(&DIRECTION_WORDS, dirs_word) && wanted(&THREAD_WORDS, threads_word) {
+                        jobs.push(Job::Step { shape, cell, bidirectional, threads });
                     }
                 }
             }
         }
     }
-    if wanted(&shape_names, S3.name) {
+    // streaming is one direction on one thread
+    if wanted(&shape_names, S3.name) && wanted(&DIRECTION_WORDS, "UNI") && wanted(&THREAD_WORDS, "T1") {
         for cell in CELLS.into_iter().filter(|&c| wanted(&cell_names, cell_name(c))) {
             for regularized in [false, true] {
                 jobs.push(Job::Stream { cell, regularized });
@@ -171,34 +193,71 @@ pub fn run_job(job: &Job, budget: f64) -> Result<Vec<BenchRow>> {
         seconds: None,
         gflops: None,
         bare_seconds: None,
+        over_plain: None,
     };
     let variant = |regularized: bool| Some(if regularized { "ln+vd" } else { "plain" });
     Ok(match *job {
         Job::Peak { threads } => {
             vec![BenchRow { gflops: Some(sgemm_peak(threads, budget * 2.0)), ..row("sgemm_peak", threads) }]
         }
-        Job::Step { shape, cell, bidirectional, threads, regularized } => {
-            let cfg = config(cell, &shape, bidirectional, regularized);
+        Job::Step { shape, cell, bidirectional, threads } => {
+            let (plain, regularized) =
+                (config(cell, &shape, bidirectional, false), config(cell, &shape, bidirectional, true));
             let dirs = if bidirectional { 2 } else { 1 };
             let fwd = forward_flops(cell, &shape, dirs);
             let batch = BatchShape { batch: shape.batch, steps: shape.steps };
-            let train = time_training_step(&cfg, batch, threads, budget)?;
-            let infer = time_inference(&cfg, batch, threads, budget)?;
-            // bare and model steps alternately: their ratio is the model's overhead
-            let (bare, through_model) = time_model_overhead(&cfg, batch, threads, 2.0 * budget)?;
-            [("train", train, 3.0 * fwd), ("infer", infer, fwd), ("train_model", through_model, 3.0 * fwd)]
-                .into_iter()
-                .map(|(kind, t, flops)| BenchRow {
+            let (train, infer) = (
+                alternating_block_medians(
+                    2.0 * budget,
+                    BLOCKS,
+                    3,
+                    training_step(&plain, batch, threads)?,
+                    training_step(&regularized, batch, threads)?,
+                )?,
+                alternating_block_medians(
+                    2.0 * budget,
+                    BLOCKS,
+                    3,
+                    inference_step(&plain, batch, threads)?,
+                    inference_step(&regularized, batch, threads)?,
+                )?,
+            );
+            let step_row =
+                |kind, flops, (plain_blocks, regularized_blocks): &(Vec<f64>, Vec<f64>), regularized: bool| {
+                    let blocks = if regularized { regularized_blocks } else { plain_blocks };
+                    let t = blocks.iter().copied().fold(f64::INFINITY, f64::min);
+                    let ratios: Vec<f64> = regularized_blocks.iter().zip(plain_blocks).map(|(r, p)| r / p).collect();
+                    BenchRow {
+                        cell: Some(cell_name(cell)),
+                        dirs: Some(dirs),
+                        shape: Some(shape.name),
+                        variant: variant(regularized),
+                        seconds: Some(t),
+                        gflops: Some(flops / t / 1e9),
+                        over_plain: regularized.then(|| median(ratios)),
+                        ..row(kind, threads)
+                    }
+                };
+            let mut rows = Vec::new();
+            for regularized_variant in [false, true] {
+                rows.push(step_row("train", 3.0 * fwd, &train, regularized_variant));
+                rows.push(step_row("infer", fwd, &infer, regularized_variant));
+            }
+            for (cfg, is_regularized) in [(&plain, false), (&regularized, true)] {
+                // bare and model steps alternately: their ratio is the model's overhead
+                let (bare, through_model) = time_model_overhead(cfg, batch, threads, 2.0 * budget)?;
+                rows.push(BenchRow {
                     cell: Some(cell_name(cell)),
                     dirs: Some(dirs),
                     shape: Some(shape.name),
-                    variant: variant(regularized),
-                    seconds: Some(t),
-                    gflops: Some(flops / t / 1e9),
-                    bare_seconds: (kind == "train_model").then_some(bare),
-                    ..row(kind, threads)
-                })
-                .collect()
+                    variant: variant(is_regularized),
+                    seconds: Some(through_model),
+                    gflops: Some(3.0 * fwd / through_model / 1e9),
+                    bare_seconds: Some(bare),
+                    ..row("train_model", threads)
+                });
+            }
+            rows
         }
         Job::Stream { cell, regularized } => {
             let t = time_streaming_step(&config(cell, &S3, false, regularized), S3.batch, budget)?;
@@ -242,7 +301,7 @@ pub fn tables(rows: &[BenchRow]) -> String {
                 100.0 * g / peak(r.threads)
             ));
         }
-        out.push_str("\nLayer norm + variational dropout against the plain kernel:\n\n");
+        out.push_str("\nLayer norm + variational dropout against the plain kernel (overhead: the median over adjacent pairs of blocks of calls):\n\n");
         out.push_str("| shape | cell | dirs | threads | mode | plain ms | ln+vd ms | overhead |\n|---|---|---|---|---|---|---|---|\n");
         for r in steps.iter().filter(|r| r.variant == Some("ln+vd")) {
             let plain = steps.iter().find(|p| {
@@ -250,6 +309,7 @@ pub fn tables(rows: &[BenchRow]) -> String {
                     && (p.kind, p.cell, p.dirs, p.shape, p.threads) == (r.kind, r.cell, r.dirs, r.shape, r.threads)
             });
             if let (Some(p), Some(t)) = (plain.and_then(|p| p.seconds), r.seconds) {
+                let ratio = r.over_plain.unwrap_or(t / p);
                 out.push_str(&format!(
                     "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:+.0} % |\n",
                     r.shape.unwrap_or(""),
@@ -259,7 +319,7 @@ pub fn tables(rows: &[BenchRow]) -> String {
                     r.kind,
                     1e3 * p,
                     1e3 * t,
-                    100.0 * (t / p - 1.0)
+                    100.0 * (ratio - 1.0)
                 ));
             }
         }
@@ -294,17 +354,21 @@ mod tests {
 
     #[test]
     fn the_plan_follows_only_and_refuses_unknown_words() {
-        assert_eq!(plan(&[]).unwrap().len(), 2 + 2 * 2 * 2 * 2 * 2 + 2 * 2);
+        assert_eq!(plan(&[]).unwrap().len(), 2 + 2 * 2 * 2 * 2 + 2 * 2);
         let s1_lstm = plan(&["s1".into(), "LSTM".into()]).unwrap();
-        assert_eq!(s1_lstm.len(), 2 + 2 * 2 * 2);
+        assert_eq!(s1_lstm.len(), 2 + 2 * 2);
         assert!(s1_lstm.iter().all(|j| match j {
             Job::Step { shape, cell, .. } => *shape == S1 && *cell == CellKind::Lstm,
             Job::Peak { .. } => true,
             Job::Stream { .. } => false,
         }));
+        // one configuration, as bench/compare.py asks for them
+        let one = plan(&["S2".into(), "gru".into(), "bi".into(), "t2".into()]).unwrap();
+        assert_eq!(one[2..], [Job::Step { shape: S2, cell: CellKind::GruResetAfter, bidirectional: true, threads: 2 }]);
         assert_eq!(plan(&["S3".into()]).unwrap().len(), 2 + 4);
+        assert_eq!(plan(&["S3".into(), "bi".into()]).unwrap().len(), 2);
         let e = plan(&["S4".into()]).unwrap_err().to_string();
-        assert!(e.contains("`S4`") && e.contains("S1"), "{e}");
+        assert!(e.contains("`S4`") && e.contains("S1") && e.contains("T2"), "{e}");
     }
 
     #[test]
@@ -317,18 +381,27 @@ mod tests {
         );
         let tiny = Shape { name: "S1", batch: 2, steps: 3, input: 2, hidden: 4 };
         let mut rows = peak;
-        for regularized in [false, true] {
-            let job = Job::Step { shape: tiny, cell: CellKind::Lstm, bidirectional: true, threads: 1, regularized };
-            rows.extend(run_job(&job, 0.0).unwrap());
-        }
-        rows.extend(run_job(&Job::Stream { cell: CellKind::GruResetAfter, regularized: false }, 0.0).unwrap());
-        let json = serde_json::to_value(&rows[1]).unwrap();
-        assert_eq!(
-            (json["kind"].as_str(), json["dirs"].as_u64(), json["variant"].as_str()),
-            (Some("train"), Some(2), Some("plain"))
+        rows.extend(
+            run_job(&Job::Step { shape: tiny, cell: CellKind::Lstm, bidirectional: true, threads: 1 }, 0.0).unwrap(),
         );
-        assert!(json.get("bare_seconds").is_none());
-        assert!(serde_json::to_value(&rows[3]).unwrap()["bare_seconds"].as_f64().unwrap() > 0.0);
+        rows.extend(run_job(&Job::Stream { cell: CellKind::GruResetAfter, regularized: false }, 0.0).unwrap());
+        let json: Vec<serde_json::Value> = rows.iter().map(|r| serde_json::to_value(r).unwrap()).collect();
+        let field = |i: usize, name: &str| json[i][name].as_str().unwrap_or("").to_string();
+        let kinds: Vec<(String, String)> = (1..7).map(|i| (field(i, "kind"), field(i, "variant"))).collect();
+        let want = [
+            ("train", "plain"),
+            ("infer", "plain"),
+            ("train", "ln+vd"),
+            ("infer", "ln+vd"),
+            ("train_model", "plain"),
+            ("train_model", "ln+vd"),
+        ];
+        assert_eq!(kinds, want.map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(json[1]["dirs"].as_u64(), Some(2));
+        assert!(json[1].get("bare_seconds").is_none() && json[1].get("over_plain").is_none());
+        // the regularized rows carry their ratio to the plain kernel's blocks
+        assert!(json[3]["over_plain"].as_f64().unwrap() > 0.0);
+        assert!(json[5]["bare_seconds"].as_f64().unwrap() > 0.0);
         let text = tables(&rows);
         assert!(text.contains("| S1 | LSTM | bi | 1 | ln+vd | train |"), "{text}");
         assert!(text.contains("| S1 | LSTM | bi | 1 | infer |"), "{text}");

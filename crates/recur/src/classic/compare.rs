@@ -29,8 +29,13 @@ pub fn median_seconds(budget: f64, min_reps: usize, mut f: impl FnMut() -> Resul
         f()?;
         samples.push(t.elapsed().as_secs_f64());
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    Ok(samples[samples.len() / 2])
+    Ok(median(samples))
+}
+
+/// The middle value (the upper of the two middle ones of an even count; NaN when empty).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 /// Median seconds per call of `a` and of `b`, called alternately (after two warm-up calls
@@ -55,11 +60,28 @@ pub fn paired_median_seconds(
         }
         pairs += 1;
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(|x, y| x.total_cmp(y));
-        v[v.len() / 2]
-    };
-    Ok((median(&mut samples.0), median(&mut samples.1)))
+    Ok((median(samples.0), median(samples.1)))
+}
+
+/// Medians of `a` and of `b` over `blocks` pairs of adjacent blocks, `a`'s then `b`'s, each
+/// [`median_seconds`] over about `budget / (2·blocks)` seconds (at least `min_reps` calls,
+/// after its own warm-up): each block runs one configuration in its steady state, and each
+/// pair sees about the same machine state, so the ratio of a pair is steadier on a shared
+/// machine than that of two measurements taken apart.
+pub fn alternating_block_medians(
+    budget: f64,
+    blocks: usize,
+    min_reps: usize,
+    mut a: impl FnMut() -> Result<()>,
+    mut b: impl FnMut() -> Result<()>,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let per_block = budget / (2 * blocks.max(1)) as f64;
+    let mut medians = (Vec::new(), Vec::new());
+    for _ in 0..blocks.max(1) {
+        medians.0.push(median_seconds(per_block, min_reps, &mut a)?);
+        medians.1.push(median_seconds(per_block, min_reps, &mut b)?);
+    }
+    Ok(medians)
 }
 
 /// The optimizer's view of a bare encoder and a linear head with their gradients.
@@ -96,15 +118,36 @@ pub fn time_training_step(config: &RnnConfig, shape: BatchShape, threads: usize,
     median_seconds(budget, 5, training_step(config, shape, threads)?)
 }
 
+/// What a timed step runs: the encoder on `threads` threads, a linear head from its output
+/// to D values, a batch of standard-normal inputs `[T, B, D]`, and the generator that drew
+/// them (for whatever else the step draws).
+struct TimedSetup {
+    rnn: Rnn<f32>,
+    head: Linear<f32>,
+    x: Vec<f32>,
+    rng: Rng,
+}
+
+impl TimedSetup {
+    fn new(config: &RnnConfig, shape: BatchShape, threads: usize) -> Result<Self> {
+        let mut rnn = Rnn::<f32>::new(config.clone(), 1)?;
+        rnn.set_threads(threads);
+        let mut rng = Rng::new(2);
+        let head = Linear::<f32>::new(config.output_size(), config.input_size, &mut rng);
+        let x: Vec<f32> = (0..shape.steps * shape.batch * config.input_size).map(|_| rng.normal() as f32).collect();
+        Ok(TimedSetup { rnn, head, x, rng })
+    }
+}
+
 /// The step [`time_training_step`] times.
-fn training_step(config: &RnnConfig, shape: BatchShape, threads: usize) -> Result<impl FnMut() -> Result<()>> {
+pub(crate) fn training_step(
+    config: &RnnConfig,
+    shape: BatchShape,
+    threads: usize,
+) -> Result<impl FnMut() -> Result<()>> {
     let (b, t, d) = (shape.batch, shape.steps, config.input_size);
-    let mut rnn = Rnn::<f32>::new(config.clone(), 1)?;
-    rnn.set_threads(threads);
     let width = config.output_size();
-    let mut rng = Rng::new(2);
-    let mut head = Linear::<f32>::new(width, d, &mut rng);
-    let x: Vec<f32> = (0..t * b * d).map(|_| rng.normal() as f32).collect();
+    let TimedSetup { mut rnn, mut head, x, mut rng } = TimedSetup::new(config, shape, threads)?;
     let target: Vec<f32> = (0..b * d).map(|_| rng.normal() as f32).collect();
     let mut opt = AdamW::new(AdamWConfig::default());
     let mut cache = RnnCache::default();
@@ -197,14 +240,19 @@ fn model_training_step(config: &RnnConfig, shape: BatchShape, threads: usize) ->
 /// # Errors
 /// An invalid config.
 pub fn time_inference(config: &RnnConfig, shape: BatchShape, threads: usize, budget: f64) -> Result<f64> {
-    let (b, t, d) = (shape.batch, shape.steps, config.input_size);
-    let mut rnn = Rnn::<f32>::new(config.clone(), 1)?;
-    rnn.set_threads(threads);
+    median_seconds(budget, 5, inference_step(config, shape, threads)?)
+}
+
+/// The call [`time_inference`] times.
+pub(crate) fn inference_step(
+    config: &RnnConfig,
+    shape: BatchShape,
+    threads: usize,
+) -> Result<impl FnMut() -> Result<()>> {
+    let (b, t) = (shape.batch, shape.steps);
     let width = config.output_size();
-    let mut rng = Rng::new(2);
-    let head = Linear::<f32>::new(width, d, &mut rng);
-    let x: Vec<f32> = (0..t * b * d).map(|_| rng.normal() as f32).collect();
-    median_seconds(budget, 5, || {
+    let TimedSetup { rnn, head, x, .. } = TimedSetup::new(config, shape, threads)?;
+    Ok(move || {
         let out = rnn.forward(&SequenceBatch { x: &x, steps: t, batch: b, lengths: None }, &InitialState::default())?;
         std::hint::black_box(head.forward(&out.output[(t - 1) * b * width..])?);
         Ok(())
