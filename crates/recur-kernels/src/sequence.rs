@@ -232,10 +232,15 @@ fn prev_and_current<T>(buf: &mut [T], prev: usize, cur: usize, plane: usize) -> 
 /// Runs a whole sequence forward.
 ///
 /// `x: [T,B,D]`, `h0, c0: [B,H]` (`c0` ignored without a cell state). With `cache`
-/// `Some`, keeps what [`backward`] needs; with `None` keeps nothing (inference).
+/// `Some`, keeps what [`backward`] needs; with `None` keeps nothing (inference). With
+/// `rows_out` `Some`, h_t of row b goes to `rows_out[t·B + b]` (each `[H]`; zeros past the
+/// row's length) and the returned output is empty: a bidirectional layer's `[T, B, 2H]`
+/// columns, or a batch part's rows of the layer's output, written where they belong
+/// instead of copied there afterwards.
 ///
 /// # Panics
 /// If a buffer's length disagrees with `dims` (the library validates before calling).
+#[allow(clippy::too_many_arguments)]
 pub fn forward<C: GatedCell, T: Real>(
     cell: &C,
     dims: Dims,
@@ -245,6 +250,7 @@ pub fn forward<C: GatedCell, T: Real>(
     weights: &CellWeights<'_, T>,
     options: &SequenceOptions<'_, T>,
     cache: Option<&mut GatedCache<T>>,
+    rows_out: Option<&mut [&mut [T]]>,
 ) -> SequenceOutput<T> {
     let Dims { steps, batch, input, hidden } = dims;
     let g = C::GATES * hidden;
@@ -277,7 +283,15 @@ pub fn forward<C: GatedCell, T: Real>(
     if C::HAS_CELL_STATE {
         cells[..plane].copy_from_slice(c0);
     }
-    let mut output = vec![T::ZERO; steps * plane];
+    let mut output = Vec::new();
+    let mut rows_out: Vec<&mut [T]> = match rows_out {
+        Some(rows) => rows.iter_mut().map(|r| &mut **r).collect(),
+        None => {
+            output = vec![T::ZERO; steps * plane];
+            output.chunks_exact_mut(hidden.max(1)).collect()
+        }
+    };
+    assert_eq!(rows_out.len(), steps * batch, "one output row per step and sequence");
     let mut proj_h = vec![T::ZERO; batch * g];
     let mut h_in = vec![T::ZERO; plane];
     let slot = |s: usize| if keep { s } else { s % 2 };
@@ -300,7 +314,7 @@ pub fn forward<C: GatedCell, T: Real>(
 
         let (h_prev_all, h_cur_all) = prev_and_current(states, prev, cur, plane);
         let (c_prev_all, c_cur_all) = prev_and_current(cells, prev, cur, plane);
-        let out_t = &mut output[t * plane..(t + 1) * plane];
+        let out_t = &mut rows_out[t * batch..(t + 1) * batch];
         if s % block == 0 {
             let len = block.min(steps - s);
             block_start = if options.reverse { steps - s - len } else { s };
@@ -321,6 +335,7 @@ pub fn forward<C: GatedCell, T: Real>(
                         if C::HAS_CELL_STATE {
                             c_cur_all[hs.clone()].copy_from_slice(&c_prev_all[hs.clone()]);
                         }
+                        out_t[b].fill(T::ZERO);
                         continue;
                     }
                     let cache_row = if keep {
@@ -345,7 +360,7 @@ pub fn forward<C: GatedCell, T: Real>(
                         c_out,
                         cache_row,
                     );
-                    out_t[hs.clone()].copy_from_slice(&h_cur_all[hs]);
+                    out_t[b].copy_from_slice(&h_cur_all[hs]);
                 }
             },
         );
@@ -562,7 +577,12 @@ impl<T: Real> RowGrads<T> {
 /// `[T, ·]` with its time steps in reverse order (an empty input stays empty).
 fn reverse_time<T: Real>(x: &[T], steps: usize) -> Vec<T> {
     let plane = x.len() / steps.max(1);
-    x.chunks_exact(plane.max(1)).rev().flatten().copied().collect()
+    let mut out = Vec::with_capacity(x.len());
+    // a step at a time: one copy each, where a flattened iterator copied value by value
+    for step in x.chunks_exact(plane.max(1)).rev() {
+        out.extend_from_slice(step);
+    }
+    out
 }
 
 /// The input-side products after the time loop, shared by every cell:

@@ -6,7 +6,8 @@
 //! `bench/compare.py` puts beside PyTorch's); `recur bench` prints them as tables.
 //!
 //! A training step is: forward keeping the cache, a linear head on the last step, MSE,
-//! backward through head and encoder, one AdamW update ([`time_training_step`]).
+//! backward through head and encoder, one AdamW update
+//! ([`time_training_step`](crate::classic::compare::time_training_step)).
 
 use serde::Serialize;
 

@@ -376,16 +376,15 @@ impl<T: Real> Rnn<T> {
             let keep = cache.is_some();
             let whole = runs.len() == 1;
             let mut output = if whole { Vec::new() } else { vec![T::ZERO; steps * batch * dirs * h] };
-            // Jobs on threads of their own copy their outputs into the layer's themselves,
-            // side by side, not one after another after them: each job's rows of it, its
-            // direction's columns, in (t, b) order. (S2 LSTM inference on 2 threads, 8
-            // alternating runs of `profile_step` each: median 1.52 → 1.42 s unidirectional,
-            // 2.69 → 2.54 s bidirectional; training the same within noise. One thread
-            // copies after the jobs, as before: copying inside them measured 6 % slower
-            // there, 10 runs each.)
-            let copy_in_jobs = !whole && self.threads >= 2;
+            // Each job writes its outputs into the layer's itself: its rows of it, its
+            // direction's columns, in (t, b) order; the fused cells as they compute them,
+            // the others from their own output (jobs on threads of their own then copy side
+            // by side, not one after another after them: S2 LSTM inference on 2 threads, 8
+            // alternating runs of `profile_step` each, median 1.52 → 1.42 s unidirectional,
+            // 2.69 → 2.54 s bidirectional). One job over the whole batch in one direction
+            // returns its own output, which is the layer's.
             let mut destinations: Vec<Vec<&mut [T]>> = runs.iter().map(|_| Vec::new()).collect();
-            if copy_in_jobs {
+            if !whole {
                 for (i, row) in output.chunks_exact_mut(h).enumerate() {
                     let (b, d) = ((i / dirs) % batch, i % dirs);
                     let part = parts.iter().position(|r| r.contains(&b)).expect("the parts cover the batch");
@@ -431,15 +430,9 @@ impl<T: Real> Rnn<T> {
                 };
                 let dims = Dims { steps, batch: b, input: width, hidden: h };
                 let slot = keep.then_some(&mut run.cache);
-                let mut out = direction_forward(cfg.cell, &self.cells[i], dims, &x, &h0, &c0, &options, slot);
+                let out = direction_forward(cfg.cell, &self.cells[i], dims, &x, &h0, &c0, &options, slot, rows_out);
                 if keep {
                     run.input = x.into_owned();
-                }
-                if !rows_out.is_empty() {
-                    for (target, row) in rows_out.iter_mut().zip(out.output.chunks_exact(h)) {
-                        target.copy_from_slice(row);
-                    }
-                    out.output = Vec::new();
                 }
                 out
             };
@@ -448,10 +441,7 @@ impl<T: Real> Rnn<T> {
             for ((d, rows), out) in jobs.iter().zip(results) {
                 let i = k * dirs + d;
                 if whole {
-                    // one job over the whole batch in one direction: its output is the layer's
                     output = out.output;
-                } else if !copy_in_jobs {
-                    scatter_rows(&out.output, &mut output, steps, batch, rows.clone(), d * h, dirs * h, false);
                 }
                 scatter_rows(&out.h_n, &mut h_n[i * plane..(i + 1) * plane], 1, batch, rows.clone(), 0, h, false);
                 if cfg.cell.has_cell_state() {
@@ -784,20 +774,25 @@ fn direction_forward<T: Real>(
     c0: &[T],
     options: &SequenceOptions<'_, T>,
     slot: Option<&mut Option<DirectionCache<T>>>,
+    rows_out: &mut [&mut [T]],
 ) -> SequenceOutput<T> {
     let w = p.cell_weights();
     fn gated<T: Real>(slot: Option<&mut Option<DirectionCache<T>>>) -> Option<&mut GatedCache<T>> {
         slot.map(DirectionCache::gated)
     }
-    match kind {
+    let given = !rows_out.is_empty();
+    let to = given.then_some(&mut *rows_out);
+    let mut out = match kind {
         CellKind::ElmanTanh => {
-            sequence::forward(&Elman { activation: Activation::Tanh }, dims, x, h0, c0, &w, options, gated(slot))
+            let cell = Elman { activation: Activation::Tanh };
+            sequence::forward(&cell, dims, x, h0, c0, &w, options, gated(slot), to)
         }
         CellKind::ElmanRelu => {
-            sequence::forward(&Elman { activation: Activation::Relu }, dims, x, h0, c0, &w, options, gated(slot))
+            let cell = Elman { activation: Activation::Relu };
+            sequence::forward(&cell, dims, x, h0, c0, &w, options, gated(slot), to)
         }
-        CellKind::Lstm => sequence::forward(&Lstm, dims, x, h0, c0, &w, options, gated(slot)),
-        CellKind::GruResetAfter => sequence::forward(&GruResetAfter, dims, x, h0, c0, &w, options, gated(slot)),
+        CellKind::Lstm => sequence::forward(&Lstm, dims, x, h0, c0, &w, options, gated(slot), to),
+        CellKind::GruResetAfter => sequence::forward(&GruResetAfter, dims, x, h0, c0, &w, options, gated(slot), to),
         CellKind::GruResetBefore => {
             gru_reset_before::forward(dims, x, h0, &w, options, slot.map(DirectionCache::reset_before))
         }
@@ -806,7 +801,15 @@ fn direction_forward<T: Real>(
             let out = jordan_of(dims.hidden).forward(dims, x, h0, None, &jordan_weights(p), options, cache);
             SequenceOutput { output: out.output, h_n: out.y_n, c_n: Vec::new() }
         }
+    };
+    // the cells with drivers of their own return their output: copied to the rows given
+    if given && !out.output.is_empty() {
+        for (target, row) in rows_out.iter_mut().zip(out.output.chunks_exact(dims.hidden)) {
+            target.copy_from_slice(row);
+        }
+        out.output = Vec::new();
     }
+    out
 }
 
 #[allow(clippy::too_many_arguments)]
