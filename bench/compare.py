@@ -9,10 +9,11 @@ layer norm + dropout, and the sgemm peak measured in the same call), then times 
 the same configuration at once: a training step (forward, linear head on the last step,
 MSE, backward, AdamW), inference (forward + head); then streaming (one step, B=1, carried
 state) on both. Prints tables with the speed-up (PyTorch time / recur time) and GFLOP/s as
-a fraction of the peak. N passes (default 2) go over every configuration; each row keeps
-its fastest median: on a shared VM, interference only ever slows a measurement down, so
-the minimum is the estimate it disturbs least, and the two sides of a row are measured
-seconds apart, not a whole pass apart (slow phases of this VM last minutes).
+a fraction of the peak read just before (each call measures it). N passes (default 2) go
+over every configuration; each row keeps its fastest median: on a shared VM, interference
+only ever slows a measurement down, so the minimum is the estimate it disturbs least, and
+the two sides of a row are measured seconds apart, not a whole pass apart (slow phases of
+this VM last minutes).
 Needs torch (CPU is enough); CI never runs this.
 """
 import argparse
@@ -137,12 +138,18 @@ def main():
             print(f"pass {n + 1}/{passes}, {i + 1}/{len(CONFIGS)}: {shape} {cell} dirs={dirs} threads={threads}",
                   file=sys.stderr)
             rows = recur_rows([shape, cell, "bi" if dirs == 2 else "uni", f"t{threads}"])
+            # each row is read against the peak measured in its own call, seconds before it
+            peak_now = {r["threads"]: r["gflops"] for r in rows if r["kind"] == "sgemm_peak"}
+            for r in rows:
+                r["peak"] = peak_now.get(r["threads"])
             recur += rows
             keep_fastest(ours, rows)
             for r in rows:
                 if r.get("over_plain") is not None:
                     over_plain.setdefault(key(r), []).append(r["over_plain"])
             rows = torch_step_rows(shape, cell, dirs, threads, budget)
+            for r in rows:
+                r["peak"] = peak_now.get(r["threads"])
             torch += rows
             keep_fastest(theirs, rows)
         print(f"pass {n + 1}/{passes}: streaming", file=sys.stderr)
@@ -153,10 +160,14 @@ def main():
         torch += rows
         keep_fastest(theirs, rows)
     peak = {k[1]: r["gflops"] for k, r in ours.items() if k[0] == "sgemm_peak"}
+    readings = {t: sorted(r["gflops"] for r in recur if r["kind"] == "sgemm_peak" and r["threads"] == t) for t in (1, 2)}
     ours = {k: r for k, r in ours.items() if k[0] != "sgemm_peak"}
     lines = []
     p = lambda s="": lines.append(s)
-    p(f"sgemm peak measured in this run (gemm crate, 1024³): {peak[1]:.0f} GFLOP/s on 1 thread, {peak[2]:.0f} on 2. "
+    p(f"sgemm peak measured in this run (gemm crate, 1024³): up to {peak[1]:.0f} GFLOP/s on 1 thread, {peak[2]:.0f} on 2; "
+      f"each call's reading {readings[1][0]:.0f}–{readings[1][-1]:.0f} (median {readings[1][len(readings[1]) // 2]:.0f}) "
+      f"and {readings[2][0]:.0f}–{readings[2][-1]:.0f} (median {readings[2][len(readings[2]) // 2]:.0f}); each side's "
+      f"fraction is of the reading in the pass its fastest median came from, seconds before that configuration ran. "
       f"PyTorch {version}. Each row: the fastest median of {passes} passes; in each pass a configuration ran on recur, "
       f"then at once on PyTorch.")
     p()
@@ -168,10 +179,10 @@ def main():
         t = theirs.get(k)
         if t is None:
             continue
-        pk = peak[r["threads"]]
+        pk, tpk = r.get("peak") or peak[r["threads"]], t.get("peak") or peak[r["threads"]]
         p(f"| {r['shape']} | {r['cell']} | {'bi' if r['dirs'] == 2 else 'uni'} | {r['threads']} | {r['kind']} | "
           f"{r['seconds'] * 1e3:.2f} | {t['seconds'] * 1e3:.2f} | **{t['seconds'] / r['seconds']:.2f}×** | "
-          f"{100 * r['gflops'] / pk:.0f} % | {100 * t['gflops'] / pk:.0f} % |")
+          f"{100 * r['gflops'] / pk:.0f} % | {100 * t['gflops'] / tpk:.0f} % |")
     p()
     p("Streaming, one step (S3: B=1, D=12, H=64, 1 thread):")
     p()
