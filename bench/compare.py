@@ -9,7 +9,8 @@ layer norm + dropout, and the sgemm peak measured in the same call), then times 
 the same configuration at once: a training step (forward, linear head on the last step,
 MSE, backward, AdamW), inference (forward + head); then streaming (one step, B=1, carried
 state) on both. Prints tables with the speed-up (PyTorch time / recur time) and GFLOP/s as
-a fraction of the peak read just before (each call measures it). N passes (default 2) go
+a fraction of the fastest peak reading of the run (each call measures it; a reading taken
+before a faster phase would put rows above 100 %). N passes (default 2) go
 over every configuration; each row keeps its fastest median: on a shared VM, interference
 only ever slows a measurement down, so the minimum is the estimate it disturbs least, and
 the two sides of a row are measured seconds apart, not a whole pass apart (slow phases of
@@ -98,31 +99,26 @@ def torch_stream_rows(budget):
     return rows
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--markdown", help="also write the tables to this file")
-    ap.add_argument("--raw", help="also write every measurement (JSON lines) to this file")
-    ap.add_argument("--passes", type=int, default=2, help="alternating passes of both sides (keeps each row's fastest)")
-    args = ap.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    cmd = ["cargo", "bench", "-q", "-p", "recur", "--bench", "rnn", "--"] + (["--quick"] if args.quick else [])
+def key(r):
+    return (r["kind"], r["cell"], r["dirs"], r["shape"], r["threads"], r["variant"])
 
-    def key(r):
-        return (r["kind"], r["cell"], r["dirs"], r["shape"], r["threads"], r["variant"])
 
-    def keep_fastest(best, rows):
-        for r in rows:
-            k = key(r) if r["kind"] != "sgemm_peak" else ("sgemm_peak", r["threads"])
-            old = best.get(k)
-            if old is None:
-                best[k] = r
-            elif r["gflops"] > old["gflops"] if k[0] == "sgemm_peak" else r["seconds"] < old["seconds"]:
-                best[k] = r
+def keep_fastest(best, rows):
+    for r in rows:
+        k = key(r) if r["kind"] != "sgemm_peak" else ("sgemm_peak", r["threads"])
+        old = best.get(k)
+        if old is None:
+            best[k] = r
+        elif r["gflops"] > old["gflops"] if k[0] == "sgemm_peak" else r["seconds"] < old["seconds"]:
+            best[k] = r
 
+
+def measure(args):
+    """Every row of both sides, in the order measured, and PyTorch's version."""
     import torch as torch_module
 
-    version = torch_module.__version__
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    cmd = ["cargo", "bench", "-q", "-p", "recur", "--bench", "rnn", "--"] + (["--quick"] if args.quick else [])
     budget = 0.15 if args.quick else 0.5
 
     def recur_rows(words):
@@ -131,43 +127,54 @@ def main():
 
     # One configuration at a time, recur's then PyTorch's: a shared VM's slow phases last
     # minutes, so the two sides of a row are measured seconds apart, not a pass apart.
-    ours, theirs, recur, torch, over_plain = {}, {}, [], [], {}
+    rows = []
     passes = max(args.passes, 1)
     for n in range(passes):
         for i, (shape, cell, dirs, threads) in enumerate(CONFIGS):
             print(f"pass {n + 1}/{passes}, {i + 1}/{len(CONFIGS)}: {shape} {cell} dirs={dirs} threads={threads}",
                   file=sys.stderr)
-            rows = recur_rows([shape, cell, "bi" if dirs == 2 else "uni", f"t{threads}"])
-            # each row is read against the peak measured in its own call, seconds before it
-            peak_now = {r["threads"]: r["gflops"] for r in rows if r["kind"] == "sgemm_peak"}
-            for r in rows:
-                r["peak"] = peak_now.get(r["threads"])
-            recur += rows
-            keep_fastest(ours, rows)
-            for r in rows:
-                if r.get("over_plain") is not None:
-                    over_plain.setdefault(key(r), []).append(r["over_plain"])
-            rows = torch_step_rows(shape, cell, dirs, threads, budget)
-            for r in rows:
-                r["peak"] = peak_now.get(r["threads"])
-            torch += rows
-            keep_fastest(theirs, rows)
+            rows += recur_rows([shape, cell, "bi" if dirs == 2 else "uni", f"t{threads}"])
+            rows += torch_step_rows(shape, cell, dirs, threads, budget)
         print(f"pass {n + 1}/{passes}: streaming", file=sys.stderr)
-        rows = recur_rows(["S3"])
-        recur += rows
-        keep_fastest(ours, rows)
-        rows = torch_stream_rows(budget)
-        torch += rows
-        keep_fastest(theirs, rows)
+        rows += recur_rows(["S3"])
+        rows += torch_stream_rows(budget)
+    return rows, torch_module.__version__
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--markdown", help="also write the tables to this file")
+    ap.add_argument("--raw", help="also write every measurement (JSON lines) to this file")
+    ap.add_argument("--from-raw", help="print the tables of a run saved with --raw instead of measuring")
+    ap.add_argument("--passes", type=int, default=2, help="passes over every configuration (keeps each row's fastest)")
+    args = ap.parse_args()
+    if args.from_raw:
+        with open(args.from_raw) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        meta = next((r for r in rows if r.get("impl") == "meta"), {})
+        version, passes = meta.get("torch", "(version not recorded)"), meta.get("passes", args.passes)
+        rows = [r for r in rows if r.get("impl") != "meta"]
+    else:
+        rows, version = measure(args)
+        passes = max(args.passes, 1)
+    recur = [r for r in rows if r["impl"] == "recur"]
+    torch = [r for r in rows if r["impl"] == "torch"]
+    ours, theirs, over_plain = {}, {}, {}
+    keep_fastest(ours, recur)
+    keep_fastest(theirs, torch)
+    for r in recur:
+        if r.get("over_plain") is not None:
+            over_plain.setdefault(key(r), []).append(r["over_plain"])
     peak = {k[1]: r["gflops"] for k, r in ours.items() if k[0] == "sgemm_peak"}
     readings = {t: sorted(r["gflops"] for r in recur if r["kind"] == "sgemm_peak" and r["threads"] == t) for t in (1, 2)}
     ours = {k: r for k, r in ours.items() if k[0] != "sgemm_peak"}
     lines = []
     p = lambda s="": lines.append(s)
-    p(f"sgemm peak measured in this run (gemm crate, 1024³): up to {peak[1]:.0f} GFLOP/s on 1 thread, {peak[2]:.0f} on 2; "
-      f"each call's reading {readings[1][0]:.0f}–{readings[1][-1]:.0f} (median {readings[1][len(readings[1]) // 2]:.0f}) "
-      f"and {readings[2][0]:.0f}–{readings[2][-1]:.0f} (median {readings[2][len(readings[2]) // 2]:.0f}); each side's "
-      f"fraction is of the reading in the pass its fastest median came from, seconds before that configuration ran. "
+    p(f"sgemm peak measured in this run (gemm crate, 1024³): {peak[1]:.0f} GFLOP/s on 1 thread, {peak[2]:.0f} on 2, the "
+      f"fastest of each call's reading ({readings[1][0]:.0f}–{readings[1][-1]:.0f}, median "
+      f"{readings[1][len(readings[1]) // 2]:.0f}; {readings[2][0]:.0f}–{readings[2][-1]:.0f}, median "
+      f"{readings[2][len(readings[2]) // 2]:.0f}), of which the fractions below are. "
       f"PyTorch {version}. Each row: the fastest median of {passes} passes; in each pass a configuration ran on recur, "
       f"then at once on PyTorch.")
     p()
@@ -179,7 +186,7 @@ def main():
         t = theirs.get(k)
         if t is None:
             continue
-        pk, tpk = r.get("peak") or peak[r["threads"]], t.get("peak") or peak[r["threads"]]
+        pk = tpk = peak[r["threads"]]
         p(f"| {r['shape']} | {r['cell']} | {'bi' if r['dirs'] == 2 else 'uni'} | {r['threads']} | {r['kind']} | "
           f"{r['seconds'] * 1e3:.2f} | {t['seconds'] * 1e3:.2f} | **{t['seconds'] / r['seconds']:.2f}×** | "
           f"{100 * r['gflops'] / pk:.0f} % | {100 * t['gflops'] / tpk:.0f} % |")
@@ -223,9 +230,10 @@ def main():
           f"{bare * 1e3:.2f} | {m['seconds'] * 1e3:.2f} | {100 * (m['seconds'] / bare - 1):+.0f} % |")
     text = "\n".join(lines)
     print(text)
-    if args.raw:
+    if args.raw and not args.from_raw:
         with open(args.raw, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in recur + torch)
+            f.write(json.dumps({"impl": "meta", "torch": version, "passes": passes}) + "\n")
+            f.writelines(json.dumps(r) + "\n" for r in rows)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(text + "\n")

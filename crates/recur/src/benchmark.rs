@@ -223,35 +223,34 @@ pub fn run_job(job: &Job, budget: f64) -> Result<Vec<BenchRow>> {
                     inference_step(&regularized, batch, threads)?,
                 )?,
             );
-            let step_row =
-                |kind, flops, (plain_blocks, regularized_blocks): &(Vec<f64>, Vec<f64>), regularized: bool| {
-                    let blocks = if regularized { regularized_blocks } else { plain_blocks };
-                    let t = blocks.iter().copied().fold(f64::INFINITY, f64::min);
-                    let ratios: Vec<f64> = regularized_blocks.iter().zip(plain_blocks).map(|(r, p)| r / p).collect();
-                    BenchRow {
-                        cell: Some(cell_name(cell)),
-                        dirs: Some(dirs),
-                        shape: Some(shape.name),
-                        variant: variant(regularized),
-                        seconds: Some(t),
-                        gflops: Some(flops / t / 1e9),
-                        over_plain: regularized.then(|| median(ratios)),
-                        ..row(kind, threads)
-                    }
-                };
+            let step_row = |kind, flops, (plain_blocks, regularized_blocks): &(Vec<f64>, Vec<f64>), ln_vd: bool| {
+                let blocks = if ln_vd { regularized_blocks } else { plain_blocks };
+                let t = blocks.iter().copied().fold(f64::INFINITY, f64::min);
+                let ratios: Vec<f64> = regularized_blocks.iter().zip(plain_blocks).map(|(r, p)| r / p).collect();
+                BenchRow {
+                    cell: Some(cell_name(cell)),
+                    dirs: Some(dirs),
+                    shape: Some(shape.name),
+                    variant: variant(ln_vd),
+                    seconds: Some(t),
+                    gflops: Some(flops / t / 1e9),
+                    over_plain: ln_vd.then(|| median(ratios)),
+                    ..row(kind, threads)
+                }
+            };
             let mut rows = Vec::new();
-            for regularized_variant in [false, true] {
-                rows.push(step_row("train", 3.0 * fwd, &train, regularized_variant));
-                rows.push(step_row("infer", fwd, &infer, regularized_variant));
+            for ln_vd in [false, true] {
+                rows.push(step_row("train", 3.0 * fwd, &train, ln_vd));
+                rows.push(step_row("infer", fwd, &infer, ln_vd));
             }
-            for (cfg, is_regularized) in [(&plain, false), (&regularized, true)] {
+            for (cfg, ln_vd) in [(&plain, false), (&regularized, true)] {
                 // bare and model steps alternately: their ratio is the model's overhead
                 let (bare, through_model) = time_model_overhead(cfg, batch, threads, 2.0 * budget)?;
                 rows.push(BenchRow {
                     cell: Some(cell_name(cell)),
                     dirs: Some(dirs),
                     shape: Some(shape.name),
-                    variant: variant(is_regularized),
+                    variant: variant(ln_vd),
                     seconds: Some(through_model),
                     gflops: Some(3.0 * fwd / through_model / 1e9),
                     bare_seconds: Some(bare),

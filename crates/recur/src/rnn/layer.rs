@@ -660,7 +660,7 @@ impl<T: Real> Rnn<T> {
 }
 
 /// A forward job: its direction, its rows of the batch, its run, and its rows of the
-/// layer's output to copy its own into (none when it runs alone or on one thread).
+/// layer's output to write its own into (none when it runs alone: its output is the layer's).
 type ForwardJob<'a, T> = (usize, Range<usize>, &'a mut DirectionRun<T>, Vec<&'a mut [T]>);
 
 /// What one job's backward produces, for its rows.
