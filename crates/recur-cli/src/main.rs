@@ -93,7 +93,7 @@ const USAGE: &str = "usage:
       The fused kernels' benchmark (training step, inference, streaming; LSTM and GRU;
       1 and 2 directions and threads; plain and layer norm + dropout) at S1 (B=32, T=60,
       H=64), S2 (B=64, T=120, H=128) and S3 (one step), as % of the sgemm peak measured in
-      the same run (~70 s; --only restricts it to shapes, cells, uni/bi or t1/t2).";
+      the same run (~90 s; --only restricts it to shapes, cells, uni/bi or t1/t2).";
 
 /// Ends quietly when the reader of stdout goes away (`recur inspect … | head`), as a
 /// Unix tool should, instead of panicking on the broken pipe.
