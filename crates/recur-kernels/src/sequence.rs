@@ -710,3 +710,43 @@ pub fn step<C: GatedCell, T: Real>(
         c.copy_from_slice(c_next);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lstm::Lstm;
+
+    /// Synthetic values in [−0.5, 0.5) (unit test data, not a claim about real data).
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 37 + seed * 101) % 97) as f32 / 97.0 - 0.5).collect()
+    }
+
+    /// Rows given to forward, here every other `H` columns of a `[T, B, 2H]` buffer full of
+    /// NaN (as a bidirectional layer gives its reverse direction's), hold exactly the output
+    /// forward returns of its own, zeros past each row's length included; nothing else of the
+    /// buffer is written.
+    #[test]
+    fn rows_given_receive_the_output_forward_returns_of_its_own() {
+        let dims = Dims { steps: 5, batch: 3, input: 2, hidden: 4 };
+        let (g, h) = (4 * dims.hidden, dims.hidden);
+        let (w_ih, w_hh, b_ih, b_hh) = (values(g * dims.input, 1), values(g * h, 2), values(g, 3), values(g, 4));
+        let weights = CellWeights { w_ih: &w_ih, w_hh: &w_hh, b_ih: &b_ih, b_hh: &b_hh, norm: None };
+        let x = values(dims.steps * dims.batch * dims.input, 5);
+        let (h0, c0) = (values(dims.batch * h, 6), values(dims.batch * h, 7));
+        let lengths = [5, 2, 4];
+        for reverse in [false, true] {
+            let options = SequenceOptions { reverse, lengths: Some(&lengths[..]), ..SequenceOptions::default() };
+            let own = forward(&Lstm, dims, &x, &h0, &c0, &weights, &options, None, None);
+            let mut layer = vec![f32::NAN; dims.steps * dims.batch * 2 * h];
+            let mut rows: Vec<&mut [f32]> = layer.chunks_exact_mut(h).skip(1).step_by(2).collect();
+            let given = forward(&Lstm, dims, &x, &h0, &c0, &weights, &options, None, Some(&mut rows));
+            assert!(given.output.is_empty());
+            assert_eq!((given.h_n, given.c_n), (own.h_n, own.c_n));
+            let written: Vec<f32> = layer.chunks_exact(h).skip(1).step_by(2).flatten().copied().collect();
+            assert_eq!(written, own.output, "reverse={reverse}");
+            assert!(layer.chunks_exact(h).step_by(2).flatten().all(|v| v.is_nan()), "the other columns untouched");
+            assert!(own.output[(dims.batch + 1) * h..(dims.batch + 2) * h].iter().any(|&v| v != 0.0));
+            assert!(own.output[(2 * dims.batch + 1) * h..(2 * dims.batch + 2) * h].iter().all(|&v| v == 0.0));
+        }
+    }
+}
