@@ -203,6 +203,8 @@ pub fn gemm<T: Real>(c: &mut [T], a: Mat<'_, T>, b: Mat<'_, T>, accumulate: bool
         // micro-tiles along D and ∂P_x packed from its rows as stored. The same bits as
         // the column-major C below, and faster at S2 (∂P_x of 7680 rows, G = 512, D = 12,
         // one AVX2 thread: 1.92 against 2.45 ms, best of 10; S1 the same).
+        // Into a scratch product added afterwards, not into C with the crate's own
+        // accumulation, which adds in per block of k and so gives other bits (the test below).
         let mut scratch = vec![T::ZERO; m * n];
         // SAFETY: as below, with `scratch` a fresh column-major `[n, m]` buffer.
         with_packed_left_operands(|| unsafe { raw_gemm(&mut scratch, (1, n as isize), false, b.t(), a.t(), threads) });

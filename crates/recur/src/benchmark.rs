@@ -226,7 +226,6 @@ pub fn run_job(job: &Job, budget: f64) -> Result<Vec<BenchRow>> {
             let step_row = |kind, flops, (plain_blocks, regularized_blocks): &(Vec<f64>, Vec<f64>), ln_vd: bool| {
                 let blocks = if ln_vd { regularized_blocks } else { plain_blocks };
                 let t = blocks.iter().copied().fold(f64::INFINITY, f64::min);
-                let ratios: Vec<f64> = regularized_blocks.iter().zip(plain_blocks).map(|(r, p)| r / p).collect();
                 BenchRow {
                     cell: Some(cell_name(cell)),
                     dirs: Some(dirs),
@@ -234,7 +233,8 @@ pub fn run_job(job: &Job, budget: f64) -> Result<Vec<BenchRow>> {
                     variant: variant(ln_vd),
                     seconds: Some(t),
                     gflops: Some(flops / t / 1e9),
-                    over_plain: ln_vd.then(|| median(ratios)),
+                    over_plain: ln_vd
+                        .then(|| median(regularized_blocks.iter().zip(plain_blocks).map(|(r, p)| r / p).collect())),
                     ..row(kind, threads)
                 }
             };
