@@ -351,7 +351,7 @@ pub fn backward<T: Real>(
     let (d_w_rz, d_w_n) = d_w_hh.split_at_mut(2 * n * n);
     gemm(d_w_rz, Mat::new(&d_proj_rz, rows_n, 2 * n).t(), Mat::new(h_used, rows_n, n), true, options.threads);
     gemm(d_w_n, Mat::new(&d_proj_n, rows_n, n).t(), Mat::new(&cache.reset_state, rows_n, n), true, options.threads);
-    input_grads(dims, x, weights.w_ih, options, Mat::new(&d_proj_x, steps * batch, g), d_w_ih, d_x);
+    input_grads(dims, x, weights.w_ih, options, Mat::new(&d_proj_x, steps * batch, g), Some(d_w_ih), d_x);
 }
 
 /// Advances `h: [B,H]` by one step of `x: [B,D]` (inference; no cache kept).

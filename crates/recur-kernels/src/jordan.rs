@@ -319,6 +319,6 @@ impl Jordan {
         let mut masked_c = Vec::new();
         let c_used = masked_input(&cache.contexts[..n * o], options.state_mask, batch, o, &mut masked_c);
         gemm(d_w_ch, Mat::new(&d_proj_step, n, h).t(), Mat::new(c_used, n, o), true, options.threads);
-        input_grads(dims, x, weights.w_ih, options, Mat::new(&d_proj_time, steps * batch, h), d_w_ih, d_x);
+        input_grads(dims, x, weights.w_ih, options, Mat::new(&d_proj_time, steps * batch, h), Some(d_w_ih), d_x);
     }
 }
