@@ -520,13 +520,14 @@ pub fn backward<C: GatedCell, T: Real>(
         }
         false => x,
     };
-    let d_w_shared = match gx {
-        0 => {
+    // (zero-width states or inputs, which the library refuses, take the two products)
+    let d_w_shared = match gx == 0 && hidden > 0 && input > 0 {
+        true => {
             let joined = reuse(proj, n * (hidden + input));
             joint_weight_gradients(dims, Mat::new(d_proj_h, n, g), h_used, x_processed, options, joined, &mut grads);
             None
         }
-        _ => {
+        false => {
             gemm(grads.w_hh, Mat::new(d_proj_h, n, g).t(), Mat::new(h_used, n, hidden), true, options.threads);
             Some(d_w_shared)
         }
