@@ -28,6 +28,12 @@ SHAPES = {"S1": (32, 60, 12, 64), "S2": (64, 120, 12, 128), "S3": (1, 1, 12, 64)
 GATES = {"LSTM": 4, "GRU": 3}
 
 
+def median(values):
+    """The middle value (the upper of the two middle ones of an even count), as recur's."""
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
 def median_time(fn, budget, min_reps=5):
     fn()
     fn()
@@ -37,8 +43,7 @@ def median_time(fn, budget, min_reps=5):
         t = time.perf_counter()
         fn()
         samples.append(time.perf_counter() - t)
-    samples.sort()
-    return samples[len(samples) // 2]
+    return median(samples)
 
 
 CONFIGS = [(shape, cell, dirs, threads) for shape in ["S1", "S2"] for cell in ["LSTM", "GRU"]
@@ -167,14 +172,14 @@ def main():
         if r.get("over_plain") is not None:
             over_plain.setdefault(key(r), []).append(r["over_plain"])
     peak = {k[1]: r["gflops"] for k, r in ours.items() if k[0] == "sgemm_peak"}
-    readings = {t: sorted(r["gflops"] for r in recur if r["kind"] == "sgemm_peak" and r["threads"] == t) for t in (1, 2)}
+    readings = {t: [r["gflops"] for r in recur if r["kind"] == "sgemm_peak" and r["threads"] == t] for t in (1, 2)}
     ours = {k: r for k, r in ours.items() if k[0] != "sgemm_peak"}
     lines = []
     p = lambda s="": lines.append(s)
     p(f"sgemm peak measured in this run (gemm crate, 1024³): {peak[1]:.0f} GFLOP/s on 1 thread, {peak[2]:.0f} on 2, the "
-      f"fastest of each call's reading ({readings[1][0]:.0f}–{readings[1][-1]:.0f}, median "
-      f"{readings[1][len(readings[1]) // 2]:.0f}; {readings[2][0]:.0f}–{readings[2][-1]:.0f}, median "
-      f"{readings[2][len(readings[2]) // 2]:.0f}), of which the fractions below are. "
+      f"fastest of each call's reading ({min(readings[1]):.0f}–{max(readings[1]):.0f}, median "
+      f"{median(readings[1]):.0f}; {min(readings[2]):.0f}–{max(readings[2]):.0f}, median "
+      f"{median(readings[2]):.0f}), of which the fractions below are. "
       f"PyTorch {version}. Each row: the fastest median of {passes} passes; in each pass a configuration ran on recur, "
       f"then at once on PyTorch.")
     p()
@@ -186,10 +191,10 @@ def main():
         t = theirs.get(k)
         if t is None:
             continue
-        pk = tpk = peak[r["threads"]]
+        pk = peak[r["threads"]]
         p(f"| {r['shape']} | {r['cell']} | {'bi' if r['dirs'] == 2 else 'uni'} | {r['threads']} | {r['kind']} | "
           f"{r['seconds'] * 1e3:.2f} | {t['seconds'] * 1e3:.2f} | **{t['seconds'] / r['seconds']:.2f}×** | "
-          f"{100 * r['gflops'] / pk:.0f} % | {100 * t['gflops'] / tpk:.0f} % |")
+          f"{100 * r['gflops'] / pk:.0f} % | {100 * t['gflops'] / pk:.0f} % |")
     p()
     p("Streaming, one step (S3: B=1, D=12, H=64, 1 thread):")
     p()
@@ -211,9 +216,9 @@ def main():
         if r["variant"] != "ln+vd" or r["kind"] not in ("train", "infer"):
             continue
         base = ours[k[:-1] + ("plain",)]
-        ratios = sorted(over_plain.get(k, [r["seconds"] / base["seconds"]]))
+        ratio = median(over_plain.get(k, [r["seconds"] / base["seconds"]]))
         p(f"| {r['shape']} | {r['cell']} | {'bi' if r['dirs'] == 2 else 'uni'} | {r['threads']} | {r['kind']} | "
-          f"{base['seconds'] * 1e3:.2f} | {r['seconds'] * 1e3:.2f} | {100 * (ratios[len(ratios) // 2] - 1):+.0f} % |")
+          f"{base['seconds'] * 1e3:.2f} | {r['seconds'] * 1e3:.2f} | {100 * (ratio - 1):+.0f} % |")
     p()
     p("The model stack over the bare kernel: the same training step through a SequenceModel (linear")
     p("head on the last step, masked MSE, the model's backward into a reused gradient buffer,")

@@ -37,6 +37,14 @@ pub struct CellGrads<'a, T> {
     pub norm_cell: &'a mut [T],
 }
 
+impl<'a, T> CellGrads<'a, T> {
+    /// The two weight matrices' gradients alone, every other buffer empty (what the
+    /// products after the time loop write).
+    pub fn matrices(w_ih: &'a mut [T], w_hh: &'a mut [T]) -> Self {
+        CellGrads { w_ih, w_hh, b_ih: &mut [], b_hh: &mut [], norm_gates: &mut [], norm_cell: &mut [] }
+    }
+}
+
 /// How a sequence is run.
 #[derive(Clone, Copy, Debug)]
 pub struct SequenceOptions<'a, T> {

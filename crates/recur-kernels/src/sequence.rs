@@ -552,10 +552,15 @@ pub fn backward<C: GatedCell, T: Real>(
 /// by side into `joined` (`[T·B, H + D]`, processing order), not `∂P_hᵀ·H̃_prev` and then the
 /// narrow `∂P_hᵀ·X̃`. ∂P_h is then packed once, and the D input columns run at the wide
 /// product's rate: at S2 (`∂P_h: [7680, 512]`, H = 128, D = 12, one AVX2 thread) the two
-/// weight gradients took 0.92 of the time of the two products apart, copies included (the
-/// median of 25 alternating pairs; 0.98 at S1); in `perf` of `profile_step lstm train s2`
-/// their samples fell by 8 % against the per-step products', about 2.5 % of the step.
-fn joint_weight_gradients<T: Real>(
+/// weight gradients take 0.95 of the time of the two products apart, copies included (the
+/// median of 25 alternating pairs, two runs; 0.96–0.98 at S1: `cargo run --release -p
+/// recur-kernels --example joint_weight_gradients`); in `perf` of `profile_step lstm train
+/// s2` their samples fell by 8 % against the per-step products', about 2.5 % of the step. `d_proj_h: [T·B, G]`; `h_used: [T·B, H]` and `x_processed: [T·B, D]` in
+/// processing order, `h_used` already masked; `grads.w_hh: [G, H]`, `grads.w_ih: [G, D]`.
+///
+/// # Panics
+/// If `joined` is shorter than `T·B·(H + D)`, or `H` or `D` is zero.
+pub fn joint_weight_gradients<T: Real>(
     dims: Dims,
     d_proj_h: Mat<'_, T>,
     h_used: &[T],
@@ -793,14 +798,7 @@ mod tests {
         let (start_hh, start_ih) = (f64s(g * h, 4), f64s(g * d, 5));
         let (mut w_hh, mut w_ih) = (start_hh.clone(), start_ih.clone());
         let mut joined = vec![f64::NAN; n * (h + d)];
-        let grads = &mut CellGrads {
-            w_ih: &mut w_ih,
-            w_hh: &mut w_hh,
-            b_ih: &mut [],
-            b_hh: &mut [],
-            norm_gates: &mut [],
-            norm_cell: &mut [],
-        };
+        let grads = &mut CellGrads::matrices(&mut w_ih, &mut w_hh);
         joint_weight_gradients(dims, Mat::new(&d_proj_h, n, g), &h_used, &x, &options, &mut joined, grads);
         for k in 0..g {
             for j in 0..h {

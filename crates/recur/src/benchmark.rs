@@ -223,19 +223,23 @@ pub fn run_job(job: &Job, budget: f64) -> Result<Vec<BenchRow>> {
                     inference_step(&regularized, batch, threads)?,
                 )?,
             );
+            // a row of this configuration: `seconds` per call of `flops`
+            let config_row = |kind, ln_vd: bool, seconds: f64, flops: f64| BenchRow {
+                cell: Some(cell_name(cell)),
+                dirs: Some(dirs),
+                shape: Some(shape.name),
+                variant: variant(ln_vd),
+                seconds: Some(seconds),
+                gflops: Some(flops / seconds / 1e9),
+                ..row(kind, threads)
+            };
             let step_row = |kind, flops, (plain_blocks, regularized_blocks): &(Vec<f64>, Vec<f64>), ln_vd: bool| {
                 let blocks = if ln_vd { regularized_blocks } else { plain_blocks };
                 let t = blocks.iter().copied().fold(f64::INFINITY, f64::min);
                 BenchRow {
-                    cell: Some(cell_name(cell)),
-                    dirs: Some(dirs),
-                    shape: Some(shape.name),
-                    variant: variant(ln_vd),
-                    seconds: Some(t),
-                    gflops: Some(flops / t / 1e9),
                     over_plain: ln_vd
                         .then(|| median(regularized_blocks.iter().zip(plain_blocks).map(|(r, p)| r / p).collect())),
-                    ..row(kind, threads)
+                    ..config_row(kind, ln_vd, t, flops)
                 }
             };
             let mut rows = Vec::new();
@@ -247,14 +251,8 @@ pub fn run_job(job: &Job, budget: f64) -> Result<Vec<BenchRow>> {
                 // bare and model steps alternately: their ratio is the model's overhead
                 let (bare, through_model) = time_model_overhead(cfg, batch, threads, 2.0 * budget)?;
                 rows.push(BenchRow {
-                    cell: Some(cell_name(cell)),
-                    dirs: Some(dirs),
-                    shape: Some(shape.name),
-                    variant: variant(ln_vd),
-                    seconds: Some(through_model),
-                    gflops: Some(3.0 * fwd / through_model / 1e9),
                     bare_seconds: Some(bare),
-                    ..row("train_model", threads)
+                    ..config_row("train_model", ln_vd, through_model, 3.0 * fwd)
                 });
             }
             rows
