@@ -135,7 +135,30 @@ pub fn write_f32(
         .map_err(|e| Error::Format { path: path.to_path_buf(), why: e.to_string() })?;
     let buffer = safetensors::serialize(views, Some(metadata))
         .map_err(|e| Error::Format { path: path.to_path_buf(), why: e.to_string() })?;
-    write_atomically(path, &buffer)
+    write_atomically(path, &with_sorted_header(buffer))
+}
+
+/// `buffer` (a serialised safetensors file) with its JSON header's keys in sorted order.
+/// The safetensors crate writes the metadata from a `HashMap`, in an order that changes
+/// from process to process, so the same tensors and metadata made files whose headers
+/// differed in their bytes. Re-written sorted — the same keys and values, so the same
+/// length and the same data offsets — a file is a function of what it holds, and two
+/// runs that reach the same weights write the same bytes. Left as it is should the
+/// header not read back (it always does: the crate has just written it).
+fn with_sorted_header(mut buffer: Vec<u8>) -> Vec<u8> {
+    let Some(Ok(prefix)) = buffer.get(..8).map(<[u8; 8]>::try_from) else { return buffer };
+    let end = 8usize.saturating_add(u64::from_le_bytes(prefix) as usize);
+    let Some(header) = buffer.get(8..end) else { return buffer };
+    // serde_json's maps are ordered by key (no `preserve_order` feature here)
+    let sorted = serde_json::from_slice::<serde_json::Value>(header).and_then(|v| serde_json::to_vec(&v));
+    match sorted {
+        Ok(sorted) if 8 + sorted.len() <= end => {
+            buffer[8..8 + sorted.len()].copy_from_slice(&sorted);
+            buffer[8 + sorted.len()..end].fill(b' ');
+        }
+        _ => {}
+    }
+    buffer
 }
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename,
@@ -159,4 +182,33 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two writes of the same tensors and metadata, each through a `HashMap` of its own
+    /// (whose iteration order differs from map to map), give the same bytes, which read
+    /// back as written.
+    #[test]
+    fn the_same_contents_write_the_same_bytes() {
+        let dir = std::env::temp_dir().join(format!("recur-sorted-header-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tensors = vec![
+            ("b.weight".to_string(), Tensor { shape: vec![2, 3], data: vec![1.0, -2.0, 3.5, 0.0, 7.0, -0.25] }),
+            ("a.bias".to_string(), Tensor { shape: vec![3], data: vec![0.5, 1.5, 2.5] }),
+        ];
+        let metadata = || -> HashMap<String, String> {
+            (0..16).map(|k| (format!("recur.key_{k}"), format!("{{\"value\":{k},\"text\":\"ü{k}\"}}"))).collect()
+        };
+        let (first, second) = (dir.join("first.safetensors"), dir.join("second.safetensors"));
+        write_f32(&first, &tensors, metadata()).unwrap();
+        write_f32(&second, &tensors, metadata()).unwrap();
+        assert_eq!(std::fs::read(&first).unwrap(), std::fs::read(&second).unwrap());
+        let back = TensorFile::read(&first).unwrap();
+        assert_eq!(back.metadata, metadata());
+        assert_eq!(back.f32("b.weight").unwrap(), tensors[0].1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
