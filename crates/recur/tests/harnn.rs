@@ -3,7 +3,9 @@
 //! penalty, variational dropout with fixed masks), padding invariance, and the decision rule. Synthetic token batches: these
 //! tests check the mathematics, not a result on data (that is `text_dbpedia.rs`).
 
-use recur::text::{decide, harnn_loss, Harnn, HarnnConfig, TextClassifier, TokenBatch, Vocabulary};
+use recur::text::{
+    decide, harnn_loss, harnn_loss_in_batch, Harnn, HarnnConfig, TextClassifier, TokenBatch, Vocabulary,
+};
 use recur::Rng;
 
 const LEVELS: [usize; 3] = [2, 3, 4];
@@ -108,6 +110,46 @@ fn every_parameter_gradient_matches_central_differences() {
     for (name, g) in &analytic {
         assert!(g.iter().any(|&v| v != 0.0), "{name} has an all-zero gradient");
     }
+}
+
+/// The documents `docs` of `p` as a batch of their own, padded to the longest of them.
+fn shard(p: &Problem, docs: &[usize]) -> Problem {
+    let lengths: Vec<usize> = docs.iter().map(|&b| p.lengths[b]).collect();
+    let steps = lengths.iter().copied().max().unwrap_or(0);
+    let tokens = (0..steps).flat_map(|t| docs.iter().map(move |&b| p.tokens[t * p.batch + b])).collect();
+    let targets = docs.iter().flat_map(|&b| p.targets[b * 9..(b + 1) * 9].iter().copied()).collect();
+    Problem { tokens, lengths, steps, batch: docs.len(), targets }
+}
+
+/// What the text task's data-parallel step relies on: a batch dealt into shards, each
+/// shard's loss taken as part of the whole batch (`harnn_loss_in_batch`), gives the
+/// batch's loss and gradients as sums over the shards. Without dropout, whose masks
+/// depend on a document's place in its batch.
+#[test]
+fn shards_of_a_batch_add_up_to_its_loss_and_gradients() {
+    let model = Harnn::<f64>::new(HarnnConfig { input_dropout: 0.0, state_dropout: 0.0, ..config() }, 3).unwrap();
+    let p = problem();
+    let gradients = |p: &Problem, batch_documents: usize| {
+        let (out, mut cache) = model.forward_train(&p.batch(), 0).unwrap();
+        let l = harnn_loss_in_batch(&out, &p.targets, &LEVELS, &EDGES, BETA, PENALTY, batch_documents).unwrap();
+        let mut grads = model.zeros_like();
+        model.backward(&mut cache, &l.d_local_logits, &l.d_global_logits, &mut grads).unwrap();
+        let flat: Vec<f64> = grads.named_mut().into_iter().flat_map(|(_, t)| t.data.clone()).collect();
+        (l.total, l.violation, flat)
+    };
+    let (total, violation, whole) = gradients(&p, p.batch);
+    let (even, odd) = (gradients(&shard(&p, &[0, 2]), p.batch), gradients(&shard(&p, &[1]), p.batch));
+    assert!((even.0 + odd.0 - total).abs() < 1e-12 * total.abs(), "loss {} + {} vs {total}", even.0, odd.0);
+    assert!((even.1 + odd.1 - violation).abs() < 1e-12 * (1.0 + violation));
+    assert!(violation > 0.0, "the penalty is part of the check");
+    let scale = whole.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+    for (i, ((a, b), w)) in even.2.iter().zip(&odd.2).zip(&whole).enumerate() {
+        assert!((a + b - w).abs() <= 1e-12 * scale, "gradient {i}: {a} + {b} vs {w}");
+    }
+    // A shard larger than its batch is refused.
+    let (out, _) = model.forward_train(&p.batch(), 0).unwrap();
+    let err = harnn_loss_in_batch(&out, &p.targets, &LEVELS, &EDGES, BETA, PENALTY, 2).unwrap_err().to_string();
+    assert!(err.contains("batch_documents"), "{err}");
 }
 
 #[test]
@@ -252,6 +294,7 @@ fn no_entry_point_panics_on_random_input() {
                 let width = if rng.below(4) == 0 { total + 1 } else { total };
                 let targets = vec![1.0f32; batch * width];
                 let edges = if rng.below(4) == 0 { vec![(total, 0)] } else { EDGES.to_vec() };
+                let _ = harnn_loss_in_batch(&out, &targets, &LEVELS, &edges, BETA, PENALTY, rng.below(2 * batch + 1));
                 if let Ok(loss) = harnn_loss(&out, &targets, &LEVELS, &edges, BETA, PENALTY) {
                     let mut grads = model.zeros_like();
                     let mut local = loss.d_local_logits.clone();

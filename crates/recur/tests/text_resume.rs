@@ -1,6 +1,6 @@
 //! A text run interrupted after 2 of 4 epochs and resumed from its checkpoint ends
 //! bit-identical to the uninterrupted run: weights, epoch log (but for wall time) and
-//! test scores. On the bundled DBpedia slice (real data) with a small model, so that it
+//! test scores; so does the same run on one thread instead of two. On the bundled DBpedia slice (real data) with a small model, so that it
 //! takes seconds; what it checks is the checkpoint, not a result.
 
 use std::path::{Path, PathBuf};
@@ -53,6 +53,13 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
         assert!(a.data == b.data, "{name} differs after resuming");
     }
     assert_eq!(resumed.methods[0].overall, whole.methods[0].overall);
+    // One thread runs the batches' two shards one after the other: the same bits.
+    let one_thread_config = TextTaskConfig { threads: 1, ..small() };
+    let mut one_thread = run_text_task_in(&corpus, &one_thread_config, TextRunOptions::default()).unwrap();
+    assert_eq!(strip(&one_thread), strip(&whole));
+    for ((name, a), (_, b)) in one_thread.model.named_mut().into_iter().zip(whole.model.named_mut()) {
+        assert!(a.data == b.data, "{name} differs on one thread");
+    }
     // Two identical runs tabled as two seeds: a standard deviation of zero.
     let micro = whole.methods[0].overall.micro_f1;
     let table = recur::text::seed_table(&[(0, whole), (1, resumed)]);

@@ -447,10 +447,13 @@ impl<T: Real> Harnn<T> {
         let (d, a) = (cfg.word_size(), cfg.attention_size);
         let c = level.categories.shape[0];
         let rows = steps * batch;
-        let omega: Vec<T> = match scale {
-            None => Vec::new(),
-            Some(scale) => words.chunks_exact(d).zip(scale).flat_map(|(v, &r)| v.iter().map(move |&v| r * v)).collect(),
-        };
+        let mut omega = Vec::new();
+        if let Some(scale) = scale {
+            omega.resize(rows * d, T::ZERO);
+            for ((om, v), &r) in omega.chunks_exact_mut(d).zip(words.chunks_exact(d)).zip(scale) {
+                om.iter_mut().zip(v).for_each(|(o, &v)| *o = r * v);
+            }
+        }
         let om: &[T] = if scale.is_none() { words } else { &omega };
         let mut hidden = times_transposed(om, &level.attention.data, [rows, d, a]);
         tanh_in_place(&mut hidden);
@@ -819,6 +822,25 @@ pub fn harnn_loss<T: Real>(
     beta: f64,
     penalty: f64,
 ) -> Result<HarnnLoss<T>> {
+    let batch = out.global_logits.len() / levels.iter().sum::<usize>().max(1);
+    harnn_loss_in_batch(out, targets, levels, edges, beta, penalty, batch)
+}
+
+/// [`harnn_loss`] of a shard of a batch of `batch_documents` documents: every term is
+/// divided by the whole batch's size (`1/B` above), so that the shards' losses and
+/// gradients add up to the batch's.
+///
+/// # Errors
+/// As [`harnn_loss`].
+pub fn harnn_loss_in_batch<T: Real>(
+    out: &HarnnOutput<T>,
+    targets: &[T],
+    levels: &[usize],
+    edges: &[(usize, usize)],
+    beta: f64,
+    penalty: f64,
+    batch_documents: usize,
+) -> Result<HarnnLoss<T>> {
     let total_classes: usize = levels.iter().sum();
     let batch = out.global_logits.len() / total_classes.max(1);
     check_len("targets", targets, &[batch, total_classes])?;
@@ -833,10 +855,16 @@ pub fn harnn_loss<T: Real>(
     for (h, (logits, &c)) in out.local_logits.iter().zip(levels).enumerate() {
         check_len(&format!("level {h} logits"), logits, &[batch, c])?;
     }
+    if batch_documents < batch {
+        return Err(Error::invalid(
+            "batch_documents",
+            format!("a batch of {batch_documents} document(s) cannot hold a shard of {batch}"),
+        ));
+    }
     if let Some(&(child, parent)) = edges.iter().find(|&&(c, p)| c >= total_classes || p >= total_classes) {
         return Err(Error::invalid("edges", format!("({child}, {parent}) is outside rows of {total_classes} classes")));
     }
-    let inv_b = 1.0 / batch.max(1) as f64;
+    let inv_b = 1.0 / batch_documents.max(1) as f64;
     let bce = |l: f64, y: f64| l.max(0.0) - l * y + (-l.abs()).exp().ln_1p();
     let sigmoid = |l: f64| 1.0 / (1.0 + (-l).exp());
     let (mut local, mut global, mut violation) = (0.0, 0.0, 0.0);

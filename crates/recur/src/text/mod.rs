@@ -15,7 +15,9 @@ pub mod vocab;
 
 pub use classify::{Classification, TextClassifier};
 pub use corpus::{read_texts, split_indices, Document, Hierarchy, LabeledCorpus};
-pub use harnn::{decide, harnn_loss, Harnn, HarnnConfig, HarnnLoss, HarnnOutput, PaddedTokens, TokenBatch};
+pub use harnn::{
+    decide, harnn_loss, harnn_loss_in_batch, Harnn, HarnnConfig, HarnnLoss, HarnnOutput, PaddedTokens, TokenBatch,
+};
 pub use metrics::{multilabel_scores, LabelScores};
 pub use task::{
     run_text_task, run_text_task_in, seed_table, text_score_table, write_text_run, MethodScores, TextEpoch,

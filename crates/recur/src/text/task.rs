@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use indicatif::ProgressBar;
+use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,7 @@ use super::baseline::{
 };
 use super::classify::TextClassifier;
 use super::corpus::{split_indices, Hierarchy, LabeledCorpus};
-use super::harnn::{decide, harnn_loss, Harnn, HarnnConfig, PaddedTokens};
+use super::harnn::{decide, harnn_loss_in_batch, Harnn, HarnnConfig, HarnnLoss, HarnnOutput, PaddedTokens};
 use super::metrics::{multilabel_scores, LabelScores};
 use super::vocab::Vocabulary;
 use crate::error::{Error, Result};
@@ -64,6 +65,8 @@ pub struct TextTaskConfig {
     /// Epochs without a better validation micro-F1 before stopping.
     pub patience: usize,
     pub seed: u64,
+    /// From 2: the two shards of each training batch, and the batches of a prediction,
+    /// side by side on two threads (the same bits as on one).
     pub threads: usize,
     /// Full-batch iterations of each level's logistic regression.
     pub baseline_iterations: usize,
@@ -198,20 +201,80 @@ fn length_bucketed_batches(part: &Part, batch_size: usize, rng: &mut Rng) -> Vec
     batches
 }
 
-/// The model's final scores for every document of `part`, in order.
-fn predict_scores(model: &Harnn<f32>, part: &Part, batch_size: usize) -> Result<Vec<f32>> {
+/// The model's final scores for every document of `part`, in order; batches of similar
+/// lengths, run side by side on rayon's pool when `threads ≥ 2` (each batch's scores are
+/// the same bits either way).
+fn predict_scores(model: &Harnn<f32>, part: &Part, batch_size: usize, threads: usize) -> Result<Vec<f32>> {
     let total = model.config().total_classes();
     let mut order: Vec<usize> = (0..part.len()).collect();
     order.sort_by_key(|&i| part.tokens[i].len());
+    let batches: Vec<&[usize]> = order.chunks(batch_size.max(1)).collect();
+    let forward = |members: &&[usize]| model.forward(&part.batch(members).view()).map(|out| out.scores);
+    let outputs: Vec<Vec<f32>> = match threads >= 2 {
+        true => batches.par_iter().map(forward).collect::<Result<_>>()?,
+        false => batches.iter().map(forward).collect::<Result<_>>()?,
+    };
     let mut scores = vec![0.0f32; part.len() * total];
-    for members in order.chunks(batch_size.max(1)) {
-        let batch = part.batch(members);
-        let out = model.forward(&batch.view())?;
+    for (members, out) in batches.iter().zip(&outputs) {
         for (b, &i) in members.iter().enumerate() {
-            scores[i * total..(i + 1) * total].copy_from_slice(&out.scores[b * total..(b + 1) * total]);
+            scores[i * total..(i + 1) * total].copy_from_slice(&out[b * total..(b + 1) * total]);
         }
     }
     Ok(scores)
+}
+
+/// The documents of a training batch are split into this many shards, each run forward
+/// and backward into its gradient buffer of its own — side by side on two threads when
+/// the task has them — and the buffers summed. A fixed number, whatever the threads, so
+/// that a run gives the same bits on one thread as on two.
+const SHARDS: usize = 2;
+
+/// The loss of a shard's output against its targets, as part of a batch of so many documents.
+type ShardLoss<'a> = dyn Fn(&HarnnOutput<f32>, &[f32], usize) -> Result<HarnnLoss<f32>> + Sync + 'a;
+
+/// The batch's loss (total, violation) and its gradient in `shard_grads[0]`: the documents
+/// `members` dealt into [`SHARDS`] shards in turn (the batch is sorted by length, so each
+/// shard gets the same mix of lengths), shard `s` forward with its own dropout seed
+/// (`seed` for the first) and backward into `shard_grads[s]`, then the buffers summed in
+/// shard order.
+fn batch_gradients(
+    model: &Harnn<f32>,
+    part: &Part,
+    members: &[usize],
+    seed: u64,
+    shard_grads: &mut [Harnn<f32>; SHARDS],
+    threads: usize,
+    loss_of: &ShardLoss<'_>,
+) -> Result<(f64, f64)> {
+    let total = model.config().total_classes();
+    let shard = |s: usize, grads: &mut Harnn<f32>| -> Result<(f64, f64)> {
+        for (_, g) in grads.named_mut() {
+            g.data.iter_mut().for_each(|v| *v = 0.0);
+        }
+        let docs: Vec<usize> = members.iter().copied().skip(s).step_by(SHARDS).collect();
+        if docs.is_empty() {
+            return Ok((0.0, 0.0));
+        }
+        let targets: Vec<f32> = docs
+            .iter()
+            .flat_map(|&i| part.targets[i * total..(i + 1) * total].iter().map(|&t| f32::from(u8::from(t))))
+            .collect();
+        let shard_seed = seed ^ (s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let (out, mut cache) = model.forward_train(&part.batch(&docs).view(), shard_seed)?;
+        let loss = loss_of(&out, &targets, members.len())?;
+        model.backward(&mut cache, &loss.d_local_logits, &loss.d_global_logits, grads)?;
+        Ok((loss.total, loss.violation))
+    };
+    let [first, second] = shard_grads;
+    let (a, b) = match threads >= 2 {
+        true => rayon::join(|| shard(0, first), || shard(1, second)),
+        false => (shard(0, first), shard(1, second)),
+    };
+    let ((total_a, violation_a), (total_b, violation_b)) = (a?, b?);
+    for ((_, sum), (_, g)) in first.named_mut().into_iter().zip(second.named_mut()) {
+        sum.data.iter_mut().zip(&g.data).for_each(|(s, &g)| *s += g);
+    }
+    Ok((total_a + total_b, violation_a + violation_b))
 }
 
 /// Scores of multi-hot `predicted` against `truth`, per level and overall.
@@ -355,8 +418,12 @@ fn train_harnn(
                 (model.clone(), model.clone(), AdamW::new(adamw_config(config)), state)
             }
         };
-    current.set_threads(config.threads);
-    let mut grads = current.zeros_like();
+    // the shards of a batch run on threads of their own, each encoder on one
+    current.set_threads(1);
+    let mut shard_grads: [Harnn<f32>; SHARDS] = std::array::from_fn(|_| current.zeros_like());
+    let loss_of = |out: &HarnnOutput<f32>, targets: &[f32], batch_documents: usize| {
+        harnn_loss_in_batch(out, targets, &levels, &edges, config.beta, config.hierarchy_penalty, batch_documents)
+    };
     let steps_per_epoch = train.len().div_ceil(config.batch_size);
     let schedule = Schedule {
         base: config.lr,
@@ -372,17 +439,9 @@ fn train_harnn(
         let (mut loss_sum, mut violation_sum, mut docs) = (0.0, 0.0, 0usize);
         let mut lr = config.lr;
         for members in length_bucketed_batches(train, config.batch_size, &mut state.rng) {
-            let batch = train.batch(&members);
-            let targets: Vec<f32> = members
-                .iter()
-                .flat_map(|&i| train.targets[i * total..(i + 1) * total].iter().map(|&t| f32::from(u8::from(t))))
-                .collect();
-            let (out, mut cache) = current.forward_train(&batch.view(), config.seed.wrapping_add(state.step as u64))?;
-            let loss = harnn_loss(&out, &targets, &levels, &edges, config.beta, config.hierarchy_penalty)?;
-            for (_, g) in grads.named_mut() {
-                g.data.iter_mut().for_each(|v| *v = 0.0);
-            }
-            current.backward(&mut cache, &loss.d_local_logits, &loss.d_global_logits, &mut grads)?;
+            let seed = config.seed.wrapping_add(state.step as u64);
+            let loss = batch_gradients(&current, train, &members, seed, &mut shard_grads, config.threads, &loss_of)?;
+            let grads = &mut shard_grads[0];
             {
                 let mut all: Vec<&mut [f32]> = grads.named_mut().into_iter().map(|(_, t)| &mut t.data[..]).collect();
                 clip_grad_norm(&mut all, config.clip);
@@ -391,7 +450,7 @@ fn train_harnn(
             let mut slots: Vec<ParamSlot<'_>> = current
                 .named_mut()
                 .into_iter()
-                .zip(grads.named_mut())
+                .zip(shard_grads[0].named_mut())
                 .map(|((name, t), (_, g))| ParamSlot {
                     value: &mut t.data,
                     grad: &g.data,
@@ -399,13 +458,14 @@ fn train_harnn(
                 })
                 .collect();
             optimizer.step(lr, &mut slots);
-            loss_sum += loss.total * members.len() as f64;
-            violation_sum += loss.violation * members.len() as f64;
+            let (loss_total, loss_violation) = loss;
+            loss_sum += loss_total * members.len() as f64;
+            violation_sum += loss_violation * members.len() as f64;
             docs += members.len();
             state.step += 1;
             bar.inc(1);
         }
-        let val_scores = predict_scores(&current, validation, config.batch_size)?;
+        let val_scores = predict_scores(&current, validation, config.batch_size, config.threads)?;
         let predicted = decide(&val_scores, &levels, config.threshold);
         let f1 = multilabel_scores(&predicted, &validation.targets, total, 0..total).micro_f1;
         bar.set_message(format!("epoch {epoch}: loss {:.3}, validation micro-F1 {f1:.4}", loss_sum / docs as f64));
@@ -542,9 +602,8 @@ pub fn run_text_task_in(
         },
         config.seed,
     )?;
-    model.set_threads(config.threads);
     let (epochs, best_epoch) = train_harnn(&mut model, &train, &validation, &hierarchy, config, options)?;
-    let test_scores = predict_scores(&model, &test, config.batch_size)?;
+    let test_scores = predict_scores(&model, &test, config.batch_size, config.threads)?;
     let harnn_predicted = decide(&test_scores, &levels, config.threshold);
     let hierarchy_violations = count_violations(&harnn_predicted, &hierarchy);
     let mut methods = vec![score_levels("HARNN", &harnn_predicted, &test.targets, &hierarchy)];
