@@ -457,7 +457,7 @@ fn train_harnn(
                     decay: !name.ends_with("bias"),
                 })
                 .collect();
-            optimizer.step(lr, &mut slots);
+            optimizer.step_on(lr, &mut slots, config.threads);
             let (loss_total, loss_violation) = loss;
             loss_sum += loss_total * members.len() as f64;
             violation_sum += loss_violation * members.len() as f64;
