@@ -277,8 +277,9 @@ impl Tree {
                 continue;
             }
             // A feature is new at this node while its hessian sum is 0 (every h > 0). It is
-            // written to the next place every time and that place kept only when new: no
-            // branch (its mispredictions took a quarter of the trees' time in `perf`).
+            // written to the next place every time and that place kept only when new, with
+            // no branch: the branch's line held a quarter of the trees' samples in `perf`,
+            // and one epoch with the trees ran 23.1 s with it, 21.7 without.
             let mut seen = 0;
             for &i in &members {
                 for &(j, _) in &rows[i] {
