@@ -555,8 +555,9 @@ pub fn backward<C: GatedCell, T: Real>(
 /// weight gradients take 0.95 of the time of the two products apart, copies included (the
 /// median of 25 alternating pairs, two runs; 0.96–0.98 at S1: `cargo run --release -p
 /// recur-kernels --example joint_weight_gradients`); in `perf` of `profile_step lstm train
-/// s2` their samples fell by 8 % against the per-step products', about 2.5 % of the step. `d_proj_h: [T·B, G]`; `h_used: [T·B, H]` and `x_processed: [T·B, D]` in
-/// processing order, `h_used` already masked; `grads.w_hh: [G, H]`, `grads.w_ih: [G, D]`.
+/// s2` their samples fell by 8 % against the per-step products', about 2.5 % of the step.
+/// `d_proj_h: [T·B, G]`; `h_used: [T·B, H]` and `x_processed: [T·B, D]` in processing
+/// order, `h_used` already masked; `grads.w_hh: [G, H]`, `grads.w_ih: [G, D]`.
 ///
 /// # Panics
 /// If `joined` is shorter than `T·B·(H + D)`, or `H` or `D` is zero.

@@ -229,14 +229,12 @@ fn predict_scores(model: &Harnn<f32>, part: &Part, batch_size: usize, threads: u
 /// that a run gives the same bits on one thread as on two.
 const SHARDS: usize = 2;
 
-/// The loss of a shard's output against its targets, as part of a batch of so many documents.
-type ShardLoss<'a> = dyn Fn(&HarnnOutput<f32>, &[f32], usize) -> Result<HarnnLoss<f32>> + Sync + 'a;
-
 /// The batch's loss (total, violation) and its gradient in `shard_grads[0]`: the documents
 /// `members` dealt into [`SHARDS`] shards in turn (the batch is sorted by length, so each
 /// shard gets the same mix of lengths), shard `s` forward with its own dropout seed
 /// (`seed` for the first) and backward into `shard_grads[s]`, then the buffers summed in
-/// shard order.
+/// shard order. `loss_of(output, targets, batch_documents)` is a shard's loss as part of a
+/// batch of so many documents.
 fn batch_gradients(
     model: &Harnn<f32>,
     part: &Part,
@@ -244,7 +242,7 @@ fn batch_gradients(
     seed: u64,
     shard_grads: &mut [Harnn<f32>; SHARDS],
     threads: usize,
-    loss_of: &ShardLoss<'_>,
+    loss_of: &(impl Fn(&HarnnOutput<f32>, &[f32], usize) -> Result<HarnnLoss<f32>> + Sync),
 ) -> Result<(f64, f64)> {
     let total = model.config().total_classes();
     let shard = |s: usize, grads: &mut Harnn<f32>| -> Result<(f64, f64)> {
@@ -440,10 +438,11 @@ fn train_harnn(
         let mut lr = config.lr;
         for members in length_bucketed_batches(train, config.batch_size, &mut state.rng) {
             let seed = config.seed.wrapping_add(state.step as u64);
-            let loss = batch_gradients(&current, train, &members, seed, &mut shard_grads, config.threads, &loss_of)?;
-            let grads = &mut shard_grads[0];
+            let (loss_total, loss_violation) =
+                batch_gradients(&current, train, &members, seed, &mut shard_grads, config.threads, &loss_of)?;
             {
-                let mut all: Vec<&mut [f32]> = grads.named_mut().into_iter().map(|(_, t)| &mut t.data[..]).collect();
+                let mut all: Vec<&mut [f32]> =
+                    shard_grads[0].named_mut().into_iter().map(|(_, t)| &mut t.data[..]).collect();
                 clip_grad_norm(&mut all, config.clip);
             }
             lr = schedule.lr(state.step, epoch, &PlateauState::new());
@@ -458,7 +457,6 @@ fn train_harnn(
                 })
                 .collect();
             optimizer.step_on(lr, &mut slots, config.threads);
-            let (loss_total, loss_violation) = loss;
             loss_sum += loss_total * members.len() as f64;
             violation_sum += loss_violation * members.len() as f64;
             docs += members.len();
