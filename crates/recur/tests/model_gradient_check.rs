@@ -3,9 +3,7 @@
 //! variational dropout; the loss is student + teacher + twin, as in training, with the
 //! decoupled model's stop-gradients (see `surrogate`). And the causality of decoupled models.
 
-mod common;
-
-use common::surrogate;
+use crate::common::surrogate;
 use recur::losses::{gaussian_nll, masked_mse};
 use recur::model::{Coupling, FusionKind, HeadKind, ModelConfig, SequenceModel};
 use recur::rnn::{CellKind, RnnConfig, SequenceBatch};

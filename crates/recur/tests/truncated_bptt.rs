@@ -5,9 +5,7 @@
 //! differences) and its twin loss leaves ended streams out, and misuse is refused with
 //! the reason.
 
-mod common;
-
-use common::surrogate;
+use crate::common::surrogate;
 use recur::model::{Coupling, FusionKind, HeadKind, HeadOutput, ModelConfig, SequenceModel};
 use recur::rnn::{CellKind, InitialState, InputGradient, RnnConfig, SequenceBatch};
 use recur::train::{TruncatedStreams, Truncation};
