@@ -78,11 +78,13 @@ pub struct LogisticConfig {
     pub iterations: usize,
     pub lr: f64,
     pub weight_decay: f64,
+    /// Threads for the optimizer's update ([`AdamW::step_on`]: the same bits on any count).
+    pub threads: usize,
 }
 
 impl Default for LogisticConfig {
     fn default() -> Self {
-        LogisticConfig { iterations: 150, lr: 0.05, weight_decay: 1e-4 }
+        LogisticConfig { iterations: 150, lr: 0.05, weight_decay: 1e-4, threads: 1 }
     }
 }
 
@@ -138,12 +140,13 @@ impl SoftmaxRegression {
                 },
             );
             let lr = optimizer.config.lr;
-            optimizer.step(
+            optimizer.step_on(
                 lr,
                 &mut [
                     ParamSlot { value: &mut model.weight, grad: &d_weight, decay: true },
                     ParamSlot { value: &mut model.bias, grad: &d_bias, decay: false },
                 ],
+                config.threads,
             );
             progress.inc(1);
         }

@@ -522,7 +522,8 @@ fn baseline_scores(
         let predicted = one_class_per_level(&per_level, hierarchy, test.len());
         methods.push(score_levels(method, &predicted, &test.targets, hierarchy));
     };
-    let logistic = LogisticConfig { iterations: config.baseline_iterations, ..LogisticConfig::default() };
+    let logistic =
+        LogisticConfig { iterations: config.baseline_iterations, threads: config.threads, ..LogisticConfig::default() };
     score("TF-IDF + logistic regression", logistic.iterations, &|labels, classes, bar| {
         SoftmaxRegression::fit(&train_rows, labels, features_n, classes, logistic, bar).predict(&test_rows)
     });
