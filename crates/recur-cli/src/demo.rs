@@ -7,7 +7,8 @@ use std::sync::Mutex;
 
 use indicatif::MultiProgress;
 
-use recur::data::{Inspection, Layout, PreparedSeries, SplitBy};
+use recur::data::inspect::TextAmongNumbers;
+use recur::data::{Inspection, Layout, MissingValues, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
 use recur::report::{
     horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart, score_table,
@@ -610,16 +611,22 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// `recur stream --run DIR [--input FILE]`: one grid step per CSV row in (stdin by
-/// default; a header naming the run's signals, in any order, other columns passed
-/// through), the forecast of the next step out, as soon as the row arrives.
+/// `recur inspect FILE... [--bin SECONDS] [--missing-values A,B]`: each file's layout,
+/// entities, intervals and missingness per signal, its categorical columns, and the
+/// columns whose few text cells look like marks of "no value".
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
-        return Err("usage: recur inspect FILE... [--bin SECONDS] (CSV or Parquet, wide or long)".into());
+        return Err(
+            "usage: recur inspect FILE... [--bin SECONDS] [--missing-values A,B] (CSV or Parquet, wide or long)".into(),
+        );
     }
-    let bin: i64 = args.get("bin", &["bin"], 0)?;
+    let known = ["bin", "missing-values"];
+    let bin: i64 = args.get("bin", &known, 0)?;
+    let marks: String = args.get("missing-values", &known, String::new())?;
+    let marks: Vec<String> = marks.split(',').filter(|m| !m.trim().is_empty()).map(String::from).collect();
+    let missing = MissingValues::new(&marks, &Default::default()).map_err(|e| e.to_string())?;
     for file in &args.positional[1..] {
-        let report = Inspection::read(file, (bin > 0).then_some(bin)).map_err(|e| e.to_string())?;
+        let report = Inspection::read(file, (bin > 0).then_some(bin), &missing).map_err(|e| e.to_string())?;
         let layout = match &report.layout {
             Layout::Wide { .. } => "wide".to_string(),
             Layout::Long(c) if c.entity.is_empty() => format!("long ({}, {}, {})", c.time, c.signal, c.value),
@@ -639,6 +646,45 @@ pub fn inspect(args: &Args) -> Result<(), String> {
             println!("  {:<20} {:>14.1} % {:>26.1} %", s.name, 100.0 * s.missing_in_rows(), 100.0 * s.empty_on_grid());
         }
         println!("  {:<20} {:>16} {:>26.1} %", "all signals", "", 100.0 * report.empty_on_grid());
+        if let Layout::Wide { categorical } = &report.layout {
+            if !categorical.is_empty() {
+                let listed: Vec<String> = categorical.iter().map(|c| plural_values(c, report.categories(c))).collect();
+                println!("  categorical (one-hot as data.categorical): {}", listed.join(", "));
+            }
+        }
+        for column in &report.text_among_numbers {
+            println!("  {}", text_among_numbers_note(column, report.place_unit));
+        }
     }
     Ok(())
+}
+
+/// `wd (16 values)`, `station (1 value)`.
+fn plural_values(column: &str, n: usize) -> String {
+    format!("{column} ({n} value{})", if n == 1 { "" } else { "s" })
+}
+
+/// What `recur inspect` says of a column that holds more numbers than text.
+fn text_among_numbers_note(column: &TextAmongNumbers, place_unit: &str) -> String {
+    const SHOWN: usize = 5;
+    let cells: usize = column.texts.iter().map(|t| t.1).sum();
+    let mut listed: Vec<String> = column
+        .texts
+        .iter()
+        .take(SHOWN)
+        .map(|(text, count, first)| format!("`{text}` ×{count} (first on {place_unit} {first})"))
+        .collect();
+    if column.texts.len() > SHOWN {
+        listed.push(format!("{} more", column.texts.len() - SHOWN));
+    }
+    let marks: Vec<&str> = column.texts.iter().take(SHOWN).map(|t| t.0.as_str()).collect();
+    format!(
+        "note: `{}` holds {} numbers and {cells} text cell{}: {}. Read as categorical here; if the text \
+         means \"no value\", list it in data.missing_values (recur inspect --missing-values '{}' shows the result)",
+        column.column,
+        column.numbers,
+        if cells == 1 { "" } else { "s" },
+        listed.join(", "),
+        marks.join(",")
+    )
 }

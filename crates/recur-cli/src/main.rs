@@ -58,16 +58,18 @@ const USAGE: &str = "usage:
   recur export --run DIR [--out DIR/pytorch]
       A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
       torch.nn module from it) and preprocessing.json (signals, standardisation and
-      data.log1p, input).
+      data.log1p, each signal's marks of no value, input).
   recur import --torch FILE.safetensors --config RUN.toml [--rename from=to,...] [--out DIR]
       A PyTorch state dict (or recur_torch.save's file) as a run folder for eval, predict,
       stream and reconstruct: the model RUN.toml describes, its tensors renamed by prefix
       (e.g. rnn.=forward.,fc.=head.mean.); scored on the test part at once.
   recur reconstruct --run DIR [--out FILE.csv]
       Fills every missing value of a reconstruction run's data, with a ±2σ band.
-  recur inspect FILE... [--bin SECONDS]
+  recur inspect FILE... [--bin SECONDS] [--missing-values A,B]
       Layout, entities, sampling intervals and missingness per signal of CSV or
-      Parquet files, wide or long (grid: the median interval unless --bin).
+      Parquet files, wide or long (grid: the median interval unless --bin); the
+      categorical columns, and text among a column's numbers (a status string such as
+      `Bad`?). --missing-values: marks of no value (data.missing_values), read as gaps.
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot; resumable.

@@ -6,7 +6,7 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use recur::data::{csv_fields, is_missing};
+use recur::data::{csv_fields, CellReader};
 use recur::run::TaskKind;
 use recur::tasks::{
     Forecast, PredictionStream, PredictionTask, Reconstructed, ReconstructionStream, ReconstructionTask,
@@ -171,6 +171,9 @@ pub fn stream(args: &Args) -> Result<(), String> {
         })
         .collect::<Result<_, _>>()?;
     let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
+    // the run's marks of "no value" (data.missing_values), as its training data was read
+    let missing = config.data.missing().map_err(|e| format!("{}: {e}", dir.display()))?;
+    let readers: Vec<CellReader> = stream.signals().iter().map(|s| missing.of(s)).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
     let header: Vec<String> = passed.iter().map(|&i| names[i].clone()).chain(stream.header(horizon, paths)).collect();
@@ -192,12 +195,11 @@ pub fn stream(args: &Args) -> Result<(), String> {
         }
         let values = columns
             .iter()
-            .map(|&i| match fields[i].trim() {
-                v if is_missing(v) => Ok(None),
-                v => v
-                    .parse::<f32>()
-                    .map(Some)
-                    .map_err(|_| format!("{input}: line {}, column `{}`: `{v}` is not a number", index + 1, names[i])),
+            .zip(&readers)
+            .map(|(&i, reader)| {
+                reader
+                    .value::<f32>(fields[i].trim())
+                    .map_err(|why| format!("{input}: line {}, column `{}`: {why}", index + 1, names[i]))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let started = std::time::Instant::now();

@@ -86,6 +86,14 @@ pub fn export(args: &Args) -> Result<(), String> {
                  signal)"
             }
         };
+    // per signal, the cells besides empty, NA and NaN that mean "no value" (data.missing_values)
+    let missing = config.data.missing().map_err(|e| e.to_string())?;
+    let missing_values: Vec<Vec<&String>> = data
+        .grid
+        .signals
+        .iter()
+        .map(|s| missing.everywhere.iter().chain(missing.per_signal.get(s).into_iter().flatten()).collect())
+        .collect();
     let preprocessing = serde_json::json!({
         "task": config.task.kind,
         "signals": data.grid.signals,
@@ -93,6 +101,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         "std": data.scaler.std,
         "log1p": (0..data.grid.channels()).map(|j| data.scaler.is_log1p(j)).collect::<Vec<_>>(),
         "floor": (0..data.grid.channels()).map(|j| data.scaler.floor_of(j)).collect::<Vec<_>>(),
+        "missing_values": missing_values,
         "band_scale": band_scale,
         "after": after,
         "window": config.task.window,

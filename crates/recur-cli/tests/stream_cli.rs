@@ -424,3 +424,35 @@ fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
     assert!(!ok && err.contains("calibration.json") && err.contains("the run has"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A run whose config names a mark of "no value" (`data.missing_values`) streams a row
+/// holding it exactly as the row with the cell empty (`NA`); without the mark, the same
+/// row is an error naming the line and column and pointing at the key.
+#[test]
+fn a_runs_missing_value_marks_are_gaps_when_streamed() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-marks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (marked, _) = trained_run(&dir, "marked", "missing_values = [\"Bad\"]", "kind = \"prediction\"\nwindow = 12");
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let rows: Vec<&str> = text.lines().take(6).collect();
+    // the PM10 cell of the last row (the 7th column: No,year,month,day,hour,PM2.5,PM10)
+    let with = |cell: &str| {
+        let mut last: Vec<String> = rows[5].split(',').map(String::from).collect();
+        last[6] = cell.to_string();
+        format!("{}\n{}\n", rows[..5].join("\n"), last.join(","))
+    };
+    let (ok, gap, err) = recur(&["stream", "--run", marked.to_str().unwrap()], &with("NA"));
+    assert!(ok, "{err}");
+    let (ok, bad, err) = recur(&["stream", "--run", marked.to_str().unwrap()], &with("Bad"));
+    assert!(ok, "{err}");
+    assert_eq!(bad, gap, "`Bad` streams as a gap");
+    let (ok, other, _) = recur(&["stream", "--run", marked.to_str().unwrap()], &with("999"));
+    assert!(ok && other != gap, "a value is not a gap");
+
+    let (plain, _) = trained_run(&dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
+    let (ok, _, err) = recur(&["stream", "--run", plain.to_str().unwrap()], &with("Bad"));
+    assert!(
+        !ok && err.contains("line 6, column `PM10`: `Bad` is not a number") && err.contains("data.missing_values"),
+        "{err}"
+    );
+}

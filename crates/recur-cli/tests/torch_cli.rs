@@ -26,7 +26,8 @@ fn write_config(dir: &std::path::Path, hidden: usize) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"prediction\"\nwindow = 12\n\
+            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\nmissing_values = [\"Bad\"]\n\
+             missing_values_per_signal = {{ PM10 = [\"-1\"] }}\n[task]\nkind = \"prediction\"\nwindow = 12\n\
              [model]\nhidden_size = {hidden}\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
             csv.display().to_string()
         ),
@@ -68,6 +69,9 @@ fn a_run_exports_for_pytorch_and_a_pytorch_state_dict_imports_as_a_run() {
     assert!(pre["std"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0));
     assert!(pre["log1p"].as_array().unwrap().iter().all(|v| v == false), "no signal read as ln(1 + x)");
     assert!(pre["input"].as_str().unwrap().starts_with("per step [z * m, m]"));
+    // the config's marks of "no value" (none occurs in this file), per signal
+    assert_eq!(pre["missing_values"][0], serde_json::json!(["Bad"]));
+    assert_eq!(pre["missing_values"][1], serde_json::json!(["Bad", "-1"]), "PM10's own mark too");
 
     // the model's tensors under a user's module names, without recur's config
     let file = TensorFile::read(exported.join("model.safetensors")).unwrap();

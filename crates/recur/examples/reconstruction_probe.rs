@@ -8,11 +8,9 @@ fn main() {
     recur::keep_freed_memory();
     let a: Vec<usize> = std::env::args().skip(1).map(|v| v.parse().unwrap()).collect();
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
-    let series = read_wide(
-        path,
-        &WideOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] },
-    )
-    .unwrap();
+    let series =
+        read_wide(path, &WideOptions { drop: vec!["No".into(), "wd".into(), "station".into()], ..Default::default() })
+            .unwrap();
     let data = PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
         .unwrap();
     let config = ReconstructionConfig {

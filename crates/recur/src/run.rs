@@ -8,8 +8,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::prepare::unknown_signal;
 use crate::data::{
-    align_to_grid, read_long, read_wide, Aggregation, LongColumns, PreparedSeries, SplitFractions, WideOptions,
+    align_to_grid, read_long, read_wide, Aggregation, LongColumns, MissingValues, PreparedSeries, SplitFractions,
+    WideOptions,
 };
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
@@ -59,7 +61,25 @@ pub struct DataConfig {
     /// forecasts, reconstructions and band edges are lifted to them
     /// ([`crate::data::Standardizer`]).
     pub floor: BTreeMap<String, f64>,
+    /// Marks of "no value" in every signal, besides empty cells, `NA` and `NaN`: a
+    /// historian's status strings (`"Bad"`, `"I/O Timeout"`), matched exactly, and sentinel
+    /// numbers (`"-9999"`), matched by value ([`MissingValues`]). They become gaps in the
+    /// mask, never values.
+    pub missing_values: Vec<String>,
+    /// Marks of "no value" in one signal only (name → marks), for a sentinel that is a real
+    /// value elsewhere: PhysioNet 2012's `{ Weight = ["-1"], Height = ["-1"] }`.
+    pub missing_values_per_signal: BTreeMap<String, Vec<String>>,
     pub split: SplitFractions,
+}
+
+impl DataConfig {
+    /// The marks of "no value" this config names.
+    ///
+    /// # Errors
+    /// An empty mark, naming its key.
+    pub fn missing(&self) -> Result<MissingValues> {
+        MissingValues::new(&self.missing_values, &self.missing_values_per_signal)
+    }
 }
 
 impl Default for DataConfig {
@@ -76,6 +96,8 @@ impl Default for DataConfig {
             outlier_mads: 0.0,
             log1p: Vec::new(),
             floor: BTreeMap::new(),
+            missing_values: Vec::new(),
+            missing_values_per_signal: BTreeMap::new(),
             split: SplitFractions::default(),
         }
     }
@@ -236,6 +258,7 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
     if config.files.is_empty() {
         return Err(Error::invalid("data.files", "no file given"));
     }
+    let missing = config.missing()?;
     let mut entities = Vec::new();
     for file in &config.files {
         let path = base.join(file);
@@ -245,14 +268,22 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
                     signals: config.signals.clone(),
                     drop: config.drop.clone(),
                     categorical: config.categorical.clone(),
+                    missing: missing.clone(),
                 };
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 vec![(name, read_wide(&path, &options)?)]
             }
-            DataFormat::Long => read_long(&path, &config.columns, &config.signals, &config.drop)?,
+            DataFormat::Long => read_long(&path, &config.columns, &config.signals, &config.drop, &missing)?,
         };
         for (name, s) in series {
             entities.push((name, align_to_grid(&s, config.bin_seconds, config.aggregation)?));
+        }
+    }
+    // a mark for a signal that is not read would silently do nothing
+    if let Some((_, first)) = entities.first() {
+        let known: Vec<&str> = first.signals.iter().chain(&config.categorical).map(String::as_str).collect();
+        if let Some(name) = missing.unknown_signal(&known) {
+            return Err(unknown_signal("data.missing_values_per_signal", name, &first.signals));
         }
     }
     PreparedSeries::from_entities_screened(entities, config.split, config.outlier_mads, &config.log1p, &config.floor)

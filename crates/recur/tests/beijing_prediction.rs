@@ -13,8 +13,7 @@ use recur::train::TrainConfig;
 fn beijing() -> PreparedSeries {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
-    let options =
-        WideOptions { signals: vec![], drop: vec!["No".into(), "wd".into(), "station".into()], categorical: vec![] };
+    let options = WideOptions { drop: vec!["No".into(), "wd".into(), "station".into()], ..Default::default() };
     let series = read_wide(&path, &options).unwrap();
     assert_eq!((series.len(), series.channels()), (35_064, 11));
     PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default()).unwrap()

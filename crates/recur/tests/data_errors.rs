@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{align_to_grid, read_wide, Aggregation, PreparedSeries, SplitFractions, WideOptions};
+use recur::data::{align_to_grid, read_wide, Aggregation, MissingValues, PreparedSeries, SplitFractions, WideOptions};
 
 fn write(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("recur-data-errors-{}", std::process::id()));
@@ -27,7 +27,53 @@ fn unparseable_number_names_line_and_column() {
         "year,month,day,hour,TEMP,PRES\n2013,3,1,0,1.5,1000\n2013,3,1,1,abc,1001\n",
         &Default::default(),
     );
-    assert!(err.ends_with("line 3, column `TEMP`: `abc` is not a number"), "{err}");
+    assert!(
+        err.ends_with(
+            "line 3, column `TEMP`: `abc` is not a number (if it means \"no value\", list it in data.missing_values)"
+        ),
+        "{err}"
+    );
+}
+
+/// A historian's export: status strings among a sensor's numbers, a sentinel number, and a
+/// sentinel that is a real value in another signal.
+const HISTORIAN: &str = "timestamp,flow,pressure,state\n\
+    2024-01-01 00:00,12.5,-1,OPEN\n\
+    2024-01-01 00:01,Bad,3.5,I/O Timeout\n\
+    2024-01-01 00:02,-9999.0,-1,CLOSED\n\
+    2024-01-01 00:03,I/O Timeout,4.0,OPEN\n";
+
+fn marks(everywhere: &[&str], per_signal: &[(&str, &[&str])]) -> MissingValues {
+    let owned = |m: &[&str]| m.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let per = per_signal.iter().map(|(n, m)| (n.to_string(), owned(m))).collect();
+    MissingValues::new(&owned(everywhere), &per).unwrap()
+}
+
+#[test]
+fn status_strings_are_an_error_until_named_as_missing_values() {
+    let options = WideOptions { categorical: vec!["state".into()], ..Default::default() };
+    let err = error("historian.csv", HISTORIAN, &options);
+    assert!(
+        err.contains("line 3, column `flow`: `Bad` is not a number") && err.contains("data.missing_values"),
+        "{err}"
+    );
+
+    let missing = marks(&["Bad", "I/O Timeout", "-9999"], &[]);
+    let series = read_wide(write("historian.csv", HISTORIAN), &WideOptions { missing, ..options.clone() }).unwrap();
+    assert_eq!(series.signals, ["flow", "pressure", "state=CLOSED", "state=OPEN"]);
+    let flow: Vec<bool> = (0..4).map(|n| series.observed[n * 4]).collect();
+    assert_eq!(flow, [true, false, false, false], "Bad, the sentinel -9999.0 and I/O Timeout are gaps");
+    assert_eq!(series.values[0], 12.5);
+    // the second row: flow `Bad`, pressure 3.5, state `I/O Timeout` (every one-hot column empty)
+    assert_eq!(series.values[4..8], [0.0, 3.5, 0.0, 0.0]);
+    assert_eq!(series.observed[4..8], [false, true, false, false]);
+    // -1 is a real pressure here: only a mark for that signal alone would remove it
+    assert_eq!((series.values[1], series.observed[1]), (-1.0, true));
+    let missing = marks(&["Bad", "I/O Timeout", "-9999"], &[("pressure", &["-1"])]);
+    let series = read_wide(write("historian.csv", HISTORIAN), &WideOptions { missing, ..options }).unwrap();
+    let pressure: Vec<bool> = (0..4).map(|n| series.observed[n * 4 + 1]).collect();
+    assert_eq!(pressure, [false, true, false, true]);
+    assert!(series.observed[0], "the per-signal mark stays in its signal");
 }
 
 #[test]
@@ -40,7 +86,7 @@ fn duplicate_and_decreasing_timestamps_are_rejected() {
 
 #[test]
 fn unknown_signal_lists_the_columns() {
-    let options = WideOptions { signals: vec!["PM25".into()], drop: vec![], categorical: vec![] };
+    let options = WideOptions { signals: vec!["PM25".into()], ..Default::default() };
     let err = error("unknown.csv", "timestamp,PM2.5\n0,1\n", &options);
     assert!(err.contains("unknown signal `PM25`; the columns are timestamp, PM2.5"), "{err}");
 }
@@ -65,12 +111,12 @@ fn constant_or_never_observed_signal_and_too_long_window_are_named() {
     let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
     let err = PreparedSeries::new(grid.clone(), SplitFractions::default()).unwrap_err().to_string();
     assert!(err.contains("signal `flat`") && err.contains("constant"), "{err}");
-    let options = WideOptions { signals: vec!["a".into(), "empty".into()], drop: vec![], categorical: vec![] };
+    let options = WideOptions { signals: vec!["a".into(), "empty".into()], ..Default::default() };
     let series = read_wide(&path, &options).unwrap();
     let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
     let err = PreparedSeries::new(grid, SplitFractions::default()).unwrap_err().to_string();
     assert!(err.contains("signal `empty`") && err.contains("never observed"), "{err}");
-    let options = WideOptions { signals: vec!["a".into()], drop: vec![], categorical: vec![] };
+    let options = WideOptions { signals: vec!["a".into()], ..Default::default() };
     let series = read_wide(&path, &options).unwrap();
     let prepared =
         PreparedSeries::new(align_to_grid(&series, 3600, Aggregation::Mean).unwrap(), SplitFractions::default())
@@ -82,7 +128,7 @@ fn constant_or_never_observed_signal_and_too_long_window_are_named() {
 #[test]
 fn categorical_columns_become_one_hot_signals_missing_together() {
     let path = write("wind.csv", "timestamp,speed,wd\n0,1.5,N\n3600,2.0,SE\n7200,1.0,NA\n10800,0.5,N\n");
-    let options = WideOptions { signals: vec![], drop: vec![], categorical: vec!["wd".into()] };
+    let options = WideOptions { categorical: vec!["wd".into()], ..Default::default() };
     let s = read_wide(&path, &options).unwrap();
     assert_eq!(s.signals, ["speed", "wd=N", "wd=SE"]);
     assert_eq!(s.values, [1.5, 1.0, 0.0, 2.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.5, 1.0, 0.0]);

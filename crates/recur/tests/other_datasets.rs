@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{read_long, LongColumns};
+use recur::data::{read_long, LongColumns, MissingValues};
 use recur::run::{load_data, run, RunConfig};
 
 fn configs() -> PathBuf {
@@ -100,6 +100,52 @@ fn compressor_ingests_and_reconstructs_through_the_same_config_path() {
     assert!(outcome.scores[0].coverage_2sigma.is_some());
 }
 
+/// PhysioNet 2012 writes an unknown weight or height as `-1` (real data, the bundled first
+/// 400 stays: 35 such weights and 177 heights, every one at 00:00, each the stay's only
+/// value of that signal at that time; `grep -c ',Weight,-1$'`). Named as that signal's
+/// mark of "no value", each becomes a gap; `-1` in any other signal is untouched, and a
+/// mark for a signal not read is an error naming it.
+#[test]
+fn physionet_sentinels_become_gaps_in_their_own_signals() {
+    let mut config = RunConfig::load(configs().join("physionet-prediction.toml")).unwrap();
+    config.data.signals = vec!["Weight".into(), "Height".into(), "HR".into()];
+    let csv = configs().join(&config.data.files[0]);
+    let read = |missing: &MissingValues| {
+        let entities = read_long(&csv, &config.data.columns, &config.data.signals, &[], missing).unwrap();
+        // per signal: observed values, and the smallest of them
+        (0..3)
+            .map(|j| {
+                let values: Vec<f32> = entities
+                    .iter()
+                    .flat_map(|(_, s)| {
+                        (0..s.len()).filter(move |&n| s.observed[n * 3 + j]).map(move |n| s.values[n * 3 + j])
+                    })
+                    .collect();
+                (values.len(), values.iter().copied().fold(f32::INFINITY, f32::min))
+            })
+            .collect::<Vec<_>>()
+    };
+    let plain = read(&MissingValues::default());
+    config.data.missing_values_per_signal =
+        [("Weight".to_string(), vec!["-1".to_string()]), ("Height".to_string(), vec!["-1".to_string()])].into();
+    let marked = read(&config.data.missing().unwrap());
+    assert_eq!((plain[0].1, plain[1].1), (-1.0, -1.0), "the sentinels, read as values");
+    assert_eq!(plain[0].0 - marked[0].0, 35, "Weight");
+    assert_eq!(plain[1].0 - marked[1].0, 177, "Height");
+    assert!(marked[0].1 > 0.0 && marked[1].1 > 0.0, "{marked:?}");
+    assert_eq!(plain[2], marked[2], "HR untouched");
+
+    // through the config path: the same gaps, and a mark for a signal that is not read
+    let data = load_data(&config.data, &configs()).unwrap();
+    let weight = data.grid.signals.iter().position(|s| s == "Weight").unwrap();
+    let c = data.grid.channels();
+    let observed = (0..data.grid.len()).filter(|&n| data.grid.observed[n * c + weight]).count();
+    assert!(observed > 0 && observed < plain[0].0, "{observed}");
+    config.data.missing_values_per_signal.insert("weight".into(), vec!["-1".into()]);
+    let err = load_data(&config.data, &configs()).unwrap_err().to_string();
+    assert!(err.contains("data.missing_values_per_signal") && err.contains("`weight` is not a signal"), "{err}");
+}
+
 fn write(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("recur-long-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -116,7 +162,7 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
         "id,t,name,v\n7,00:00,HR,70\n7,00:30,HR,80\n7,00:30,HR,90\n7,47:05,Temp,37.5\n9,01:00,HR,NA\n9,01:00,Temp,36\n",
     );
     let columns = LongColumns { time: "t".into(), signal: "name".into(), value: "v".into(), entity: "id".into() };
-    let e = read_long(&p, &columns, &[], &[]).unwrap();
+    let e = read_long(&p, &columns, &[], &[], &MissingValues::default()).unwrap();
     assert_eq!(e.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["7", "9"]);
     let s7 = &e[0].1;
     assert_eq!(s7.signals, ["HR", "Temp"]);
@@ -130,15 +176,22 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
 fn long_csv_errors_name_file_line_and_column() {
     let columns = LongColumns { time: "t".into(), signal: "name".into(), value: "v".into(), entity: String::new() };
     let p = write("bad.csv", "t,name,v\n00:00,HR,70\n00:10,HR,7o\n");
-    let err = read_long(&p, &columns, &[], &[]).unwrap_err().to_string();
-    assert!(err.contains("bad.csv") && err.ends_with("line 3, column `v`: `7o` is not a number"), "{err}");
+    let err = read_long(&p, &columns, &[], &[], &MissingValues::default()).unwrap_err().to_string();
+    assert!(err.contains("bad.csv") && err.contains("line 3, column `v`: `7o` is not a number"), "{err}");
     let p = write("time.csv", "t,name,v\n00:00,HR,70\nyesterday,HR,71\n");
-    let err = read_long(&p, &columns, &[], &[]).unwrap_err().to_string();
+    let err = read_long(&p, &columns, &[], &[], &MissingValues::default()).unwrap_err().to_string();
     assert!(err.ends_with("line 3, column `t`: `yesterday` is not a time"), "{err}");
-    let err =
-        read_long(&p, &LongColumns { entity: "patient".into(), ..columns.clone() }, &[], &[]).unwrap_err().to_string();
+    let err = read_long(
+        &p,
+        &LongColumns { entity: "patient".into(), ..columns.clone() },
+        &[],
+        &[],
+        &MissingValues::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("no column `patient`; the columns are t, name, v"), "{err}");
     let p = write("few.csv", "t,name,v\n00:00,HR,70\n");
-    let err = read_long(&p, &columns, &["SpO2".to_string()], &[]).unwrap_err().to_string();
+    let err = read_long(&p, &columns, &["SpO2".to_string()], &[], &MissingValues::default()).unwrap_err().to_string();
     assert!(err.contains("signal `SpO2` never occurs"), "{err}");
 }

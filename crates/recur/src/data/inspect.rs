@@ -2,13 +2,15 @@
 //! and missingness per signal, both in its rows and on a regular grid. `recur inspect`
 //! prints this; the counts are kept (not only fractions) so that files pool exactly.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use super::grid::{align_to_grid, Aggregation};
 use super::long::{long_series, LongColumns};
+use super::missing::{Cell, MissingValues};
 use super::series::TimeSeries;
 use super::table::Table;
-use super::wide::{is_missing, wide_series, WideOptions};
+use super::wide::{wide_series, WideOptions};
 use crate::error::Result;
 
 /// How a file is laid out, as [`Inspection::read`] recognised it.
@@ -56,6 +58,24 @@ pub struct Inspection {
     /// The grid the `empty_slots` are counted on (each entity from its first to its last row).
     pub bin_seconds: i64,
     pub signals: Vec<SignalMissingness>,
+    /// Wide columns with more numbers than text, read as categorical for their text
+    /// (most often a historian's status string among a sensor's values).
+    pub text_among_numbers: Vec<TextAmongNumbers>,
+    /// What a place counts: `line` (CSV) or `row` (Parquet).
+    pub place_unit: &'static str,
+    /// Each categorical column of a wide file with its number of categories.
+    pub category_counts: Vec<(String, usize)>,
+}
+
+/// A wide column that holds more numbers than text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TextAmongNumbers {
+    pub column: String,
+    /// Cells that read as numbers.
+    pub numbers: usize,
+    /// Each distinct text: how often it occurs and the place (line or row) of its first
+    /// occurrence, most frequent first.
+    pub texts: Vec<(String, usize, usize)>,
 }
 
 impl Inspection {
@@ -63,17 +83,21 @@ impl Inspection {
     /// `signal` or `parameter` column is long (time in `timestamp` or `time`; entity in
     /// `entity`, `record_id`, `id` or `station` where there is one); any other is wide, its
     /// non-numeric columns categorical. `bin_seconds`: the grid; `None` takes the median
-    /// interval.
+    /// interval. Cells matching `missing`'s marks are missing.
     ///
     /// # Errors
     /// Every ingestion error, named.
-    pub fn read(path: impl AsRef<Path>, bin_seconds: Option<i64>) -> Result<Inspection> {
+    pub fn read(path: impl AsRef<Path>, bin_seconds: Option<i64>, missing: &MissingValues) -> Result<Inspection> {
         let table = Table::read(path.as_ref())?;
-        let layout = detect_layout(&table);
+        let (layout, text_among_numbers) = detect_layout(&table, missing);
         let entities: Vec<TimeSeries> = match &layout {
-            Layout::Long(columns) => long_series(&table, columns, &[], &[])?.into_iter().map(|(_, s)| s).collect(),
+            Layout::Long(columns) => {
+                long_series(&table, columns, &[], &[], missing)?.into_iter().map(|(_, s)| s).collect()
+            }
             Layout::Wide { categorical } => {
-                vec![wide_series(&table, &WideOptions { categorical: categorical.clone(), ..Default::default() })?]
+                let options =
+                    WideOptions { categorical: categorical.clone(), missing: missing.clone(), ..Default::default() };
+                vec![wide_series(&table, &options)?]
             }
         };
         let mut intervals: Vec<i64> =
@@ -86,16 +110,20 @@ impl Inspection {
         let mut groups: Vec<(String, usize)> = Vec::new();
         for (j, name) in first.signals.iter().enumerate() {
             let base = match &layout {
-                Layout::Wide { categorical } => categorical
-                    .iter()
-                    .find(|c| name.strip_prefix(c.as_str()).is_some_and(|r| r.starts_with('=')))
-                    .map_or(name.as_str(), String::as_str),
+                Layout::Wide { categorical } => {
+                    categorical.iter().find(|c| is_category_of(name, c)).map_or(name.as_str(), String::as_str)
+                }
                 Layout::Long(_) => name.as_str(),
             };
             if groups.last().is_none_or(|(g, _)| g != base) {
                 groups.push((base.to_string(), j));
             }
         }
+        let category_counts = groups
+            .iter()
+            .filter(|(base, j)| first.signals[*j] != *base)
+            .map(|(base, j)| (base.clone(), first.signals[*j..].iter().take_while(|s| is_category_of(s, base)).count()))
+            .collect();
         let mut signals: Vec<SignalMissingness> = groups
             .iter()
             .map(|(name, _)| SignalMissingness {
@@ -124,6 +152,9 @@ impl Inspection {
             longest_gap: intervals.last().copied().unwrap_or(0),
             bin_seconds,
             signals,
+            text_among_numbers,
+            place_unit: table.place_unit(),
+            category_counts,
         })
     }
 
@@ -133,34 +164,92 @@ impl Inspection {
         empty as f64 / self.signals.iter().map(|s| s.slots).sum::<usize>().max(1) as f64
     }
 
+    /// How many categories a categorical column of a wide file holds (its one-hot signals).
+    pub fn categories(&self, column: &str) -> usize {
+        self.category_counts.iter().find(|(c, _)| c == column).map_or(0, |(_, n)| *n)
+    }
+
     /// The missingness of a signal, by name.
     pub fn signal(&self, name: &str) -> Option<&SignalMissingness> {
         self.signals.iter().find(|s| s.name == name)
     }
 }
 
-fn detect_layout(table: &Table) -> Layout {
+/// Whether `signal` is a one-hot signal of the categorical column `column` (`wd=N` of `wd`).
+fn is_category_of(signal: &str, column: &str) -> bool {
+    signal.strip_prefix(column).is_some_and(|rest| rest.starts_with('='))
+}
+
+/// The layout, and the wide columns that hold more numbers than text.
+fn detect_layout(table: &Table, missing: &MissingValues) -> (Layout, Vec<TextAmongNumbers>) {
     let pick = |names: &[&str]| names.iter().find_map(|n| table.column(n)).map(|i| table.names[i].clone());
     if let (Some(time), Some(signal), Some(value)) =
         (pick(&["timestamp", "time"]), pick(&["signal", "parameter"]), pick(&["value"]))
     {
         let entity = pick(&["entity", "record_id", "id", "station"]).unwrap_or_default();
-        return Layout::Long(LongColumns { time, signal, value, entity });
+        return (Layout::Long(LongColumns { time, signal, value, entity }), Vec::new());
     }
     let time_like = ["timestamp", "time", "date", "year", "month", "day", "hour", "minute", "__index_level_0__"];
-    let categorical = table
-        .names
-        .iter()
-        .enumerate()
-        .filter(|(i, name)| {
-            !name.is_empty()
-                && !time_like.iter().any(|t| name.eq_ignore_ascii_case(t))
-                && table.rows().any(|(_, f)| {
-                    let cell = f[*i].trim();
-                    !is_missing(cell) && cell.parse::<f64>().is_err()
-                })
-        })
-        .map(|(_, name)| name.clone())
-        .collect();
-    Layout::Wide { categorical }
+    let (mut categorical, mut mixed) = (Vec::new(), Vec::new());
+    for (i, name) in table.names.iter().enumerate() {
+        if name.is_empty() || time_like.iter().any(|t| name.eq_ignore_ascii_case(t)) {
+            continue;
+        }
+        let reader = missing.of(name);
+        let mut numbers = 0;
+        // each distinct text: (count, first place)
+        let mut texts: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (place, fields) in table.rows() {
+            let cell = fields.get(i).trim();
+            match reader.read::<f64>(cell) {
+                Cell::Missing => {}
+                Cell::Number(_) => numbers += 1,
+                Cell::Text => texts.entry(cell).or_insert((0, place)).0 += 1,
+            }
+        }
+        if texts.is_empty() {
+            continue;
+        }
+        categorical.push(name.clone());
+        if numbers > texts.values().map(|t| t.0).sum() {
+            let mut texts: Vec<(String, usize, usize)> =
+                texts.into_iter().map(|(text, (count, first))| (text.to_string(), count, first)).collect();
+            texts.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)));
+            mixed.push(TextAmongNumbers { column: name.clone(), numbers, texts });
+        }
+    }
+    (Layout::Wide { categorical }, mixed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Synthetic (a unit test of the report): a historian's status strings among numbers.
+    #[test]
+    fn text_among_numbers_is_reported_with_counts_and_first_lines_until_named_missing() {
+        let dir = std::env::temp_dir().join(format!("recur-inspect-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("historian.csv");
+        let rows = "timestamp,flow,state\n0,1.5,OPEN\n60,Bad,OPEN\n120,2.5,SHUT\n180,I/O Timeout,OPEN\n240,3,OPEN\n\
+                    300,Bad,SHUT\n360,4,OPEN\n";
+        std::fs::write(&path, rows).unwrap();
+        let report = Inspection::read(&path, None, &MissingValues::default()).unwrap();
+        assert_eq!(report.layout, Layout::Wide { categorical: vec!["flow".into(), "state".into()] });
+        assert_eq!(report.place_unit, "line");
+        let expected = TextAmongNumbers {
+            column: "flow".into(),
+            numbers: 4,
+            texts: vec![("Bad".into(), 2, 3), ("I/O Timeout".into(), 1, 5)],
+        };
+        assert_eq!(report.text_among_numbers, [expected], "state is text alone: a category, not a note");
+        assert_eq!((report.categories("flow"), report.categories("state")), (6, 2));
+
+        let marks = MissingValues::new(&["Bad".into(), "I/O Timeout".into()], &Default::default()).unwrap();
+        let report = Inspection::read(&path, None, &marks).unwrap();
+        assert_eq!(report.layout, Layout::Wide { categorical: vec!["state".into()] });
+        assert!(report.text_among_numbers.is_empty());
+        let flow = report.signal("flow").unwrap();
+        assert_eq!((flow.missing_rows, flow.rows), (3, 7));
+    }
 }

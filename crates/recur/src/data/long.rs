@@ -2,7 +2,8 @@
 //! historian and Cognite-style exports, and of PhysioNet 2012 (`record_id,time,parameter,
 //! value` with `HH:MM` since admission). Column names come from the options. Times are
 //! `YYYY-MM-DD[ HH:MM[:SS]]`, integer seconds, or `H:MM` offsets (hours may exceed 24).
-//! `NA`, `NaN` and empty values (Parquet nulls) are missing; several values of one signal
+//! `NA`, `NaN` and empty values (Parquet nulls) are missing, and so are the marks of
+//! [`MissingValues`]; several values of one signal
 //! at one time of one entity are averaged. Every error names the file, the line (CSV) or
 //! row (Parquet), and the column.
 
@@ -11,9 +12,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::missing::{CellReader, MissingValues};
 use super::series::TimeSeries;
 use super::table::Table;
-use super::wide::{is_missing, parse_timestamp};
+use super::wide::parse_timestamp;
 use crate::error::Result;
 
 /// Column names of a long table.
@@ -48,7 +50,7 @@ fn parse_time(text: &str) -> Option<i64> {
 /// Reads a long CSV or Parquet file into one [`TimeSeries`] per entity (in order of
 /// first appearance), all with the same signals: `keep` in its order, else every signal
 /// seen (sorted) that is not in `drop`. An entity without any value of those signals is
-/// left out.
+/// left out. Values matching `missing`'s marks are missing.
 ///
 /// # Errors
 /// A missing file or column, an unparseable time or value, a signal in `keep` that never
@@ -58,8 +60,9 @@ pub fn read_long(
     columns: &LongColumns,
     keep: &[String],
     drop: &[String],
+    missing: &MissingValues,
 ) -> Result<Vec<(String, TimeSeries)>> {
-    long_series(&Table::read(path.as_ref())?, columns, keep, drop)
+    long_series(&Table::read(path.as_ref())?, columns, keep, drop, missing)
 }
 
 /// [`read_long`] on a table already read.
@@ -68,6 +71,7 @@ pub(crate) fn long_series(
     columns: &LongColumns,
     keep: &[String],
     drop: &[String],
+    missing: &MissingValues,
 ) -> Result<Vec<(String, TimeSeries)>> {
     let path = &table.path;
     let names = &table.names;
@@ -86,6 +90,7 @@ pub(crate) fn long_series(
     let mut entity_ids: HashMap<&str, u32> = HashMap::new();
     let mut entity_names: Vec<&str> = Vec::new();
     let mut kept_signal: Vec<bool> = Vec::new();
+    let mut readers: Vec<CellReader> = Vec::new();
     let mut observations: Vec<(u32, i64, u32, f64)> = Vec::new();
     for (place, fields) in table.rows() {
         let signal = fields.get(si).trim();
@@ -93,20 +98,18 @@ pub(crate) fn long_series(
             signal_names.push(signal);
             let wanted = !drop.iter().any(|d| d == signal) && (keep.is_empty() || keep.iter().any(|k| k == signal));
             kept_signal.push(wanted);
+            readers.push(missing.of(signal));
             (signal_names.len() - 1) as u32
         });
         if !kept_signal[id as usize] {
             continue;
         }
         let raw = fields[vi].trim();
-        if is_missing(raw) {
+        let Some(value) =
+            readers[id as usize].value::<f64>(raw).map_err(|why| table.error(place, Some(&names[vi]), why))?
+        else {
             continue;
-        }
-        let value: f64 =
-            raw.parse().map_err(|_| table.error(place, Some(&names[vi]), format!("`{raw}` is not a number")))?;
-        if !value.is_finite() {
-            return Err(table.error(place, Some(&names[vi]), format!("`{raw}` is not finite")));
-        }
+        };
         let time = parse_time(fields[ti].trim())
             .ok_or_else(|| table.error(place, Some(&names[ti]), format!("`{}` is not a time", fields[ti].trim())))?;
         let entity = ei.map_or("", |i| fields.get(i).trim());

@@ -3,6 +3,7 @@
 pub mod grid;
 pub mod inspect;
 pub mod long;
+pub mod missing;
 pub mod prepare;
 pub mod series;
 mod table;
@@ -11,8 +12,9 @@ pub mod wide;
 pub use grid::{align_to_grid, Aggregation, GridSeries};
 pub use inspect::{Inspection, Layout, SignalMissingness};
 pub use long::{read_long, LongColumns};
+pub use missing::{is_missing, Cell, CellReader, MissingValues};
 pub use prepare::{PreparedSeries, SplitBy, SplitFractions, Standardizer};
 pub use series::TimeSeries;
 pub(crate) use table::Table;
 pub use table::{csv_fields, csv_quoted};
-pub use wide::{is_missing, read_wide, WideOptions};
+pub use wide::{read_wide, WideOptions};

@@ -308,7 +308,7 @@ fn floor_values(
     Ok(values)
 }
 
-fn unknown_signal(key: &str, name: &str, signals: &[String]) -> Error {
+pub(crate) fn unknown_signal(key: &str, name: &str, signals: &[String]) -> Error {
     Error::invalid(key, format!("`{name}` is not a signal; the signals are {}", signals.join(", ")))
 }
 

@@ -3,11 +3,12 @@
 //! unnamed first CSV column, `__index_level_0__` in Parquet; seconds since the epoch,
 //! `YYYY-MM-DD[ HH:MM[:SS]]` or a Parquet date/timestamp) or split date columns
 //! `year, month, day[, hour[, minute]]` (the Beijing files). `NA`, `NaN` and empty cells
-//! (Parquet nulls) are missing. Every error names the file, the line (CSV) or row
-//! (Parquet), and the column.
+//! (Parquet nulls) are missing, and so are the marks of [`MissingValues`]. Every error
+//! names the file, the line (CSV) or row (Parquet), and the column.
 
 use std::path::Path;
 
+use super::missing::MissingValues;
 use super::series::{days_from_civil, TimeSeries};
 use super::table::Table;
 use crate::error::Result;
@@ -23,6 +24,8 @@ pub struct WideOptions {
     /// Categorical columns to encode one-hot: `wd` becomes `wd=E`, `wd=N`, … (categories
     /// sorted), all observed together, all missing where the cell is empty or `NA`.
     pub categorical: Vec<String>,
+    /// Marks of "no value" beyond empty cells, `NA` and `NaN`.
+    pub missing: MissingValues,
 }
 
 enum TimeColumns {
@@ -43,11 +46,6 @@ pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
     let mm: i64 = t.next().unwrap_or("0").parse().ok()?;
     let ss: f64 = t.next().unwrap_or("0").parse().ok()?;
     Some(days_from_civil(y, m, dd) * 86_400 + hh * 3600 + mm * 60 + ss as i64)
-}
-
-/// Whether a cell holds no value: empty, `NA` or `NaN` (any case).
-pub fn is_missing(cell: &str) -> bool {
-    cell.is_empty() || cell.eq_ignore_ascii_case("NA") || cell.eq_ignore_ascii_case("nan")
 }
 
 /// Reads a wide CSV or Parquet file into a [`TimeSeries`] (rows in file order;
@@ -110,11 +108,17 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
             .collect::<Result<_>>()?
     };
 
+    let signal_readers: Vec<_> = signal_cols.iter().map(|&i| options.missing.of(&names[i])).collect();
+    let categorical_readers: Vec<_> = categorical_cols.iter().map(|&i| options.missing.of(&names[i])).collect();
     let categories: Vec<Vec<String>> = categorical_cols
         .iter()
-        .map(|&i| {
-            let mut set: Vec<String> =
-                table.rows().map(|(_, fields)| fields[i].trim().to_string()).filter(|v| !is_missing(v)).collect();
+        .zip(&categorical_readers)
+        .map(|(&i, reader)| {
+            let mut set: Vec<String> = table
+                .rows()
+                .map(|(_, fields)| fields[i].trim().to_string())
+                .filter(|v| !reader.is_missing(v))
+                .collect();
             set.sort();
             set.dedup();
             set
@@ -158,25 +162,15 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
             }
         }
         series.timestamps.push(ts);
-        for &i in &signal_cols {
+        for (&i, reader) in signal_cols.iter().zip(&signal_readers) {
             let cell = fields[i].trim();
-            if is_missing(cell) {
-                series.values.push(0.0);
-                series.observed.push(false);
-            } else {
-                let v: f32 = cell
-                    .parse()
-                    .map_err(|_| table.error(place, Some(&names[i]), format!("`{cell}` is not a number")))?;
-                if !v.is_finite() {
-                    return Err(table.error(place, Some(&names[i]), format!("`{cell}` is not finite")));
-                }
-                series.values.push(v);
-                series.observed.push(true);
-            }
+            let value = reader.value::<f32>(cell).map_err(|why| table.error(place, Some(&names[i]), why))?;
+            series.values.push(value.unwrap_or(0.0));
+            series.observed.push(value.is_some());
         }
-        for (&i, cats) in categorical_cols.iter().zip(&categories) {
+        for ((&i, cats), reader) in categorical_cols.iter().zip(&categories).zip(&categorical_readers) {
             let cell = fields[i].trim();
-            let present = !is_missing(cell);
+            let present = !reader.is_missing(cell);
             for category in cats {
                 series.values.push(if present && category == cell { 1.0 } else { 0.0 });
                 series.observed.push(present);
