@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use indicatif::MultiProgress;
 
 use recur::data::inspect::TextAmongNumbers;
-use recur::data::{Inspection, Layout, MissingValues, PreparedSeries, SplitBy};
+use recur::data::{EpochUnit, Inspection, Layout, MissingValues, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
 use recur::report::{
     horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart, score_table,
@@ -611,22 +611,26 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// `recur inspect FILE... [--bin SECONDS] [--missing-values A,B]`: each file's layout,
+/// `recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]`: each file's layout,
 /// entities, intervals and missingness per signal, its categorical columns, and the
 /// columns whose few text cells look like marks of "no value".
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
         return Err(
-            "usage: recur inspect FILE... [--bin SECONDS] [--missing-values A,B] (CSV or Parquet, wide or long)".into(),
+            "usage: recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns] (CSV or \
+             Parquet, wide or long)"
+                .into(),
         );
     }
-    let known = ["bin", "missing-values"];
+    let known = ["bin", "missing-values", "time-unit"];
     let bin: i64 = args.get("bin", &known, 0)?;
+    let unit: String = args.get("time-unit", &known, "s".to_string())?;
+    let unit = EpochUnit::parse(&unit).ok_or(format!("--time-unit: `{unit}` is none of s, ms, us, ns"))?;
     let marks: String = args.get("missing-values", &known, String::new())?;
     let marks: Vec<String> = marks.split(',').filter(|m| !m.trim().is_empty()).map(String::from).collect();
     let missing = MissingValues::new(&marks, &Default::default()).map_err(|e| e.to_string())?;
     for file in &args.positional[1..] {
-        let report = Inspection::read(file, (bin > 0).then_some(bin), &missing).map_err(|e| e.to_string())?;
+        let report = Inspection::read(file, (bin > 0).then_some(bin), &missing, unit).map_err(|e| e.to_string())?;
         let layout = match &report.layout {
             Layout::Wide { .. } => "wide".to_string(),
             Layout::Long(c) if c.entity.is_empty() => format!("long ({}, {}, {})", c.time, c.signal, c.value),

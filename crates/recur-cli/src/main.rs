@@ -65,11 +65,12 @@ const USAGE: &str = "usage:
       (e.g. rnn.=forward.,fc.=head.mean.); scored on the test part at once.
   recur reconstruct --run DIR [--out FILE.csv]
       Fills every missing value of a reconstruction run's data, with a ±2σ band.
-  recur inspect FILE... [--bin SECONDS] [--missing-values A,B]
+  recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]
       Layout, entities, sampling intervals and missingness per signal of CSV or
       Parquet files, wide or long (grid: the median interval unless --bin); the
       categorical columns, and text among a column's numbers (a status string such as
-      `Bad`?). --missing-values: marks of no value (data.missing_values), read as gaps.
+      `Bad`?). --missing-values: marks of no value (data.missing_values), read as gaps;
+      --time-unit: what integer times count (data.time_unit; default seconds).
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot; resumable.

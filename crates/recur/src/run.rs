@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::prepare::unknown_signal;
 use crate::data::{
-    align_to_grid, read_long, read_wide, Aggregation, LongColumns, MissingValues, PreparedSeries, SplitFractions,
-    WideOptions,
+    align_to_grid, read_long, read_wide, Aggregation, EpochUnit, LongColumns, LongOptions, MissingValues,
+    PreparedSeries, SplitFractions, WideOptions,
 };
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
@@ -61,6 +61,10 @@ pub struct DataConfig {
     /// forecasts, reconstructions and band edges are lifted to them
     /// ([`crate::data::Standardizer`]).
     pub floor: BTreeMap<String, f64>,
+    /// What integer times count since the Unix epoch: `"s"` (seconds), `"ms"` (Cognite's
+    /// and many historians' exports), `"us"`, `"ns"`. A Parquet timestamp column keeps its
+    /// own unit.
+    pub time_unit: EpochUnit,
     /// Marks of "no value" in every signal, besides empty cells, `NA` and `NaN`: a
     /// historian's status strings (`"Bad"`, `"I/O Timeout"`), matched exactly, and sentinel
     /// numbers (`"-9999"`), matched by value ([`MissingValues`]). They become gaps in the
@@ -96,6 +100,7 @@ impl Default for DataConfig {
             outlier_mads: 0.0,
             log1p: Vec::new(),
             floor: BTreeMap::new(),
+            time_unit: EpochUnit::Seconds,
             missing_values: Vec::new(),
             missing_values_per_signal: BTreeMap::new(),
             split: SplitFractions::default(),
@@ -269,11 +274,21 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
                     drop: config.drop.clone(),
                     categorical: config.categorical.clone(),
                     missing: missing.clone(),
+                    time_unit: config.time_unit,
                 };
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 vec![(name, read_wide(&path, &options)?)]
             }
-            DataFormat::Long => read_long(&path, &config.columns, &config.signals, &config.drop, &missing)?,
+            DataFormat::Long => {
+                let options = LongOptions {
+                    columns: config.columns.clone(),
+                    signals: config.signals.clone(),
+                    drop: config.drop.clone(),
+                    missing: missing.clone(),
+                    time_unit: config.time_unit,
+                };
+                read_long(&path, &options)?
+            }
         };
         for (name, s) in series {
             entities.push((name, align_to_grid(&s, config.bin_seconds, config.aggregation)?));

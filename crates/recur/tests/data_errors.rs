@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use recur::data::{align_to_grid, read_wide, Aggregation, MissingValues, PreparedSeries, SplitFractions, WideOptions};
+use recur::data::{
+    align_to_grid, read_wide, Aggregation, EpochUnit, MissingValues, PreparedSeries, SplitFractions, WideOptions,
+};
 
 fn write(name: &str, text: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("recur-data-errors-{}", std::process::id()));
@@ -32,6 +34,22 @@ fn unparseable_number_names_line_and_column() {
             "line 3, column `TEMP`: `abc` is not a number (if it means \"no value\", list it in data.missing_values)"
         ),
         "{err}"
+    );
+}
+
+#[test]
+fn millisecond_times_need_their_unit_and_offsets_are_read_as_utc() {
+    // Cognite-style epoch milliseconds: read as seconds they would lie in the year 55975
+    let text = "timestamp,power\n1704067200000,1.5\n1704067260000,2.5\n";
+    let err = error("millis.csv", text, &Default::default());
+    assert!(err.contains("line 2, column `timestamp`") && err.contains("data.time_unit = \"ms\""), "{err}");
+    let options = WideOptions { time_unit: EpochUnit::Milliseconds, ..Default::default() };
+    assert_eq!(read_wide(write("millis.csv", text), &options).unwrap().timestamps, [1_704_067_200, 1_704_067_260]);
+    // pandas writes a time-zone-aware index with its offset: the same instants
+    let text = "timestamp,power\n2024-01-01 01:00:00+01:00,1.5\n2024-01-01T00:01:00Z,2.5\n";
+    assert_eq!(
+        read_wide(write("offsets.csv", text), &Default::default()).unwrap().timestamps,
+        [1_704_067_200, 1_704_067_260]
     );
 }
 

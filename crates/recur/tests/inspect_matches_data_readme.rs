@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{Inspection, Layout, MissingValues};
+use recur::data::{EpochUnit, Inspection, Layout, MissingValues};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -51,8 +51,10 @@ fn beijing_missingness_over_the_twelve_stations_matches_the_readme() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     assert_eq!(files.len(), 12);
-    let reports: Vec<Inspection> =
-        files.iter().map(|f| Inspection::read(f, None, &MissingValues::default()).unwrap()).collect();
+    let reports: Vec<Inspection> = files
+        .iter()
+        .map(|f| Inspection::read(f, None, &MissingValues::default(), EpochUnit::Seconds).unwrap())
+        .collect();
     for r in &reports {
         assert_eq!((r.rows, r.median_interval, r.longest_gap), (35_064, 3600, 3600), "12 × 35,064 hourly rows");
         assert_eq!(r.layout, Layout::Wide { categorical: vec!["wd".into(), "station".into()] });
@@ -78,7 +80,7 @@ fn bundled_beijing_station_matches_the_bundled_readme() {
     let expected = readme_missing_percentages(&readme);
     assert_eq!(expected.len(), 6, "{expected:?}");
     for file in with_parquet("data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv", "beijing-aotizhongxin") {
-        let r = Inspection::read(repo().join(&file), None, &MissingValues::default()).unwrap();
+        let r = Inspection::read(repo().join(&file), None, &MissingValues::default(), EpochUnit::Seconds).unwrap();
         assert_eq!((r.rows, r.median_interval), (35_064, 3600), "{file}");
         for (name, percent) in &expected {
             let measured = 100.0 * r.signal(name).unwrap().missing_in_rows();
@@ -89,9 +91,13 @@ fn bundled_beijing_station_matches_the_bundled_readme() {
 
 #[test]
 fn compressor_has_minute_averages_with_thirty_percent_of_slots_empty_and_gaps_up_to_two_and_a_half_hours() {
-    let r =
-        Inspection::read(repo().join("data/compressor/compressor_power_output.csv"), None, &MissingValues::default())
-            .unwrap();
+    let r = Inspection::read(
+        repo().join("data/compressor/compressor_power_output.csv"),
+        None,
+        &MissingValues::default(),
+        EpochUnit::Seconds,
+    )
+    .unwrap();
     assert_eq!(r.rows, 134_840, "README: 134,840 rows");
     assert_eq!(r.median_interval, 60, "README: 1-min averages");
     assert_eq!(r.longest_gap, 9000, "README: gaps up to 2.5 h");
@@ -103,7 +109,8 @@ fn compressor_has_minute_averages_with_thirty_percent_of_slots_empty_and_gaps_up
 #[test]
 fn physionet_is_about_eighty_percent_empty_on_an_hourly_grid() {
     for file in with_parquet("data/physionet/set-a-first400.csv", "physionet-first400") {
-        let r = Inspection::read(repo().join(&file), Some(3600), &MissingValues::default()).unwrap();
+        let r =
+            Inspection::read(repo().join(&file), Some(3600), &MissingValues::default(), EpochUnit::Seconds).unwrap();
         let Layout::Long(columns) = &r.layout else { panic!("{file} is long") };
         assert_eq!((columns.time.as_str(), columns.entity.as_str()), ("time", "record_id"));
         assert_eq!(r.entities, 400, "{file}");

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{read_long, LongColumns, MissingValues};
+use recur::data::{read_long, EpochUnit, LongColumns, LongOptions, MissingValues};
 use recur::run::{load_data, run, RunConfig};
 
 fn configs() -> PathBuf {
@@ -111,7 +111,16 @@ fn physionet_sentinels_become_gaps_in_their_own_signals() {
     config.data.signals = vec!["Weight".into(), "Height".into(), "HR".into()];
     let csv = configs().join(&config.data.files[0]);
     let read = |missing: &MissingValues| {
-        let entities = read_long(&csv, &config.data.columns, &config.data.signals, &[], missing).unwrap();
+        let entities = read_long(
+            &csv,
+            &LongOptions {
+                columns: config.data.columns.clone(),
+                signals: config.data.signals.clone(),
+                missing: missing.clone(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         // per signal: observed values, and the smallest of them
         (0..3)
             .map(|j| {
@@ -162,7 +171,7 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
         "id,t,name,v\n7,00:00,HR,70\n7,00:30,HR,80\n7,00:30,HR,90\n7,47:05,Temp,37.5\n9,01:00,HR,NA\n9,01:00,Temp,36\n",
     );
     let columns = LongColumns { time: "t".into(), signal: "name".into(), value: "v".into(), entity: "id".into() };
-    let e = read_long(&p, &columns, &[], &[], &MissingValues::default()).unwrap();
+    let e = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap();
     assert_eq!(e.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["7", "9"]);
     let s7 = &e[0].1;
     assert_eq!(s7.signals, ["HR", "Temp"]);
@@ -176,22 +185,30 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
 fn long_csv_errors_name_file_line_and_column() {
     let columns = LongColumns { time: "t".into(), signal: "name".into(), value: "v".into(), entity: String::new() };
     let p = write("bad.csv", "t,name,v\n00:00,HR,70\n00:10,HR,7o\n");
-    let err = read_long(&p, &columns, &[], &[], &MissingValues::default()).unwrap_err().to_string();
+    let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("bad.csv") && err.contains("line 3, column `v`: `7o` is not a number"), "{err}");
     let p = write("time.csv", "t,name,v\n00:00,HR,70\nyesterday,HR,71\n");
-    let err = read_long(&p, &columns, &[], &[], &MissingValues::default()).unwrap_err().to_string();
+    let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.ends_with("line 3, column `t`: `yesterday` is not a time"), "{err}");
     let err = read_long(
         &p,
-        &LongColumns { entity: "patient".into(), ..columns.clone() },
-        &[],
-        &[],
-        &MissingValues::default(),
+        &LongOptions { columns: LongColumns { entity: "patient".into(), ..columns.clone() }, ..Default::default() },
     )
     .unwrap_err()
     .to_string();
     assert!(err.contains("no column `patient`; the columns are t, name, v"), "{err}");
     let p = write("few.csv", "t,name,v\n00:00,HR,70\n");
-    let err = read_long(&p, &columns, &["SpO2".to_string()], &[], &MissingValues::default()).unwrap_err().to_string();
+    let err = read_long(
+        &p,
+        &LongOptions { columns: columns.clone(), signals: vec!["SpO2".to_string()], ..Default::default() },
+    )
+    .unwrap_err()
+    .to_string();
     assert!(err.contains("signal `SpO2` never occurs"), "{err}");
+    // epoch milliseconds need data.time_unit = "ms"
+    let p = write("millis.csv", "t,name,v\n1704067200000,HR,70\n1704067260000,HR,71\n");
+    let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.contains("line 2, column `t`") && err.contains("data.time_unit = \"ms\""), "{err}");
+    let ms = LongOptions { columns, time_unit: EpochUnit::Milliseconds, ..Default::default() };
+    assert_eq!(read_long(&p, &ms).unwrap()[0].1.timestamps, [1_704_067_200, 1_704_067_260]);
 }

@@ -13,7 +13,7 @@ use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
-use recur::data::{read_long, read_wide, LongColumns, MissingValues, TimeSeries, WideOptions};
+use recur::data::{read_long, read_wide, EpochUnit, LongColumns, LongOptions, TimeSeries, WideOptions};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -65,11 +65,16 @@ fn physionet_long_parquet_equals_its_csv_entity_by_entity() {
         entity: "record_id".into(),
     };
     let drop = ["RecordID".to_string()];
-    let csv =
-        read_long(repo().join("data/physionet/set-a-first400.csv"), &columns, &[], &drop, &MissingValues::default())
-            .unwrap();
-    let parquet =
-        read_long(fixture("physionet-first400.parquet"), &columns, &[], &drop, &MissingValues::default()).unwrap();
+    let csv = read_long(
+        repo().join("data/physionet/set-a-first400.csv"),
+        &LongOptions { columns: columns.clone(), drop: drop.to_vec(), ..Default::default() },
+    )
+    .unwrap();
+    let parquet = read_long(
+        fixture("physionet-first400.parquet"),
+        &LongOptions { columns: columns.clone(), drop: drop.to_vec(), ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(parquet.len(), 400);
     assert_eq!(parquet.len(), csv.len());
     for ((pn, ps), (cn, cs)) in parquet.iter().zip(&csv) {
@@ -141,7 +146,18 @@ fn every_timestamp_unit_becomes_seconds_and_nulls_become_missing() {
         assert_eq!(s.signals, ["x", "label=a", "label=b"]);
         assert_eq!(s.observed, [true, true, true, false, false, false, true, true, true], "{unit}");
         assert_eq!(s.values, [1.5, 1.0, 0.0, 0.0, 0.0, 0.0, -2.25, 0.0, 1.0], "{unit}");
+        // a typed timestamp keeps its own unit whatever data.time_unit says of integers
+        let ms = WideOptions { time_unit: EpochUnit::Milliseconds, ..options };
+        assert_eq!(read_wide(&path, &ms).unwrap().timestamps, seconds, "{unit}");
     }
+    // plain integers counting milliseconds (no timestamp type): data.time_unit = "ms"
+    let path = scratch("integer-millis.parquet");
+    let millis: Vec<i64> = seconds.iter().map(|s| s * 1000).collect();
+    write_synthetic(&path, "INTEGER(64,true)", &millis, &x, &label);
+    let options = WideOptions { signals: vec!["x".into()], time_unit: EpochUnit::Milliseconds, ..Default::default() };
+    assert_eq!(read_wide(&path, &options).unwrap().timestamps, seconds);
+    let err = read_wide(&path, &WideOptions { time_unit: EpochUnit::Seconds, ..options }).unwrap_err().to_string();
+    assert!(err.contains("row 1, column `time`") && err.contains("data.time_unit = \"ms\""), "{err}");
 }
 
 #[test]

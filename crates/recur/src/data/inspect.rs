@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use super::grid::{align_to_grid, Aggregation};
-use super::long::{long_series, LongColumns};
+use super::long::{long_series, LongColumns, LongOptions};
 use super::missing::{Cell, MissingValues};
 use super::series::TimeSeries;
 use super::table::Table;
-use super::wide::{wide_series, WideOptions};
+use super::wide::{wide_series, EpochUnit, WideOptions};
 use crate::error::Result;
 
 /// How a file is laid out, as [`Inspection::read`] recognised it.
@@ -83,20 +83,32 @@ impl Inspection {
     /// `signal` or `parameter` column is long (time in `timestamp` or `time`; entity in
     /// `entity`, `record_id`, `id` or `station` where there is one); any other is wide, its
     /// non-numeric columns categorical. `bin_seconds`: the grid; `None` takes the median
-    /// interval. Cells matching `missing`'s marks are missing.
+    /// interval. Cells matching `missing`'s marks are missing; integer times count
+    /// `time_unit`.
     ///
     /// # Errors
     /// Every ingestion error, named.
-    pub fn read(path: impl AsRef<Path>, bin_seconds: Option<i64>, missing: &MissingValues) -> Result<Inspection> {
+    pub fn read(
+        path: impl AsRef<Path>,
+        bin_seconds: Option<i64>,
+        missing: &MissingValues,
+        time_unit: EpochUnit,
+    ) -> Result<Inspection> {
         let table = Table::read(path.as_ref())?;
         let (layout, text_among_numbers) = detect_layout(&table, missing);
         let entities: Vec<TimeSeries> = match &layout {
             Layout::Long(columns) => {
-                long_series(&table, columns, &[], &[], missing)?.into_iter().map(|(_, s)| s).collect()
+                let options =
+                    LongOptions { columns: columns.clone(), missing: missing.clone(), time_unit, ..Default::default() };
+                long_series(&table, &options)?.into_iter().map(|(_, s)| s).collect()
             }
             Layout::Wide { categorical } => {
-                let options =
-                    WideOptions { categorical: categorical.clone(), missing: missing.clone(), ..Default::default() };
+                let options = WideOptions {
+                    categorical: categorical.clone(),
+                    missing: missing.clone(),
+                    time_unit,
+                    ..Default::default()
+                };
                 vec![wide_series(&table, &options)?]
             }
         };
@@ -234,7 +246,7 @@ mod tests {
         let rows = "timestamp,flow,state\n0,1.5,OPEN\n60,Bad,OPEN\n120,2.5,SHUT\n180,I/O Timeout,OPEN\n240,3,OPEN\n\
                     300,Bad,SHUT\n360,4,OPEN\n";
         std::fs::write(&path, rows).unwrap();
-        let report = Inspection::read(&path, None, &MissingValues::default()).unwrap();
+        let report = Inspection::read(&path, None, &MissingValues::default(), EpochUnit::Seconds).unwrap();
         assert_eq!(report.layout, Layout::Wide { categorical: vec!["flow".into(), "state".into()] });
         assert_eq!(report.place_unit, "line");
         let expected = TextAmongNumbers {
@@ -246,7 +258,7 @@ mod tests {
         assert_eq!((report.categories("flow"), report.categories("state")), (6, 2));
 
         let marks = MissingValues::new(&["Bad".into(), "I/O Timeout".into()], &Default::default()).unwrap();
-        let report = Inspection::read(&path, None, &marks).unwrap();
+        let report = Inspection::read(&path, None, &marks, EpochUnit::Seconds).unwrap();
         assert_eq!(report.layout, Layout::Wide { categorical: vec!["state".into()] });
         assert!(report.text_among_numbers.is_empty());
         let flow = report.signal("flow").unwrap();

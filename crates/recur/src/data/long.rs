@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::missing::{CellReader, MissingValues};
 use super::series::TimeSeries;
 use super::table::Table;
-use super::wide::parse_timestamp;
+use super::wide::{not_a_time, parse_timestamp, EpochUnit};
 use crate::error::Result;
 
 /// Column names of a long table.
@@ -36,7 +36,7 @@ impl Default for LongColumns {
 }
 
 /// `H:MM` (hours may exceed 24) as seconds, or any timestamp [`parse_timestamp`] reads.
-fn parse_time(text: &str) -> Option<i64> {
+fn parse_time(text: &str, unit: EpochUnit) -> Option<i64> {
     if let Some((h, m)) = text.split_once(':') {
         if !h.contains('-') && !h.contains(' ') && m.len() == 2 {
             if let (Ok(h), Ok(m)) = (h.parse::<i64>(), m.parse::<i64>()) {
@@ -44,35 +44,36 @@ fn parse_time(text: &str) -> Option<i64> {
             }
         }
     }
-    parse_timestamp(text)
+    parse_timestamp(text, unit)
+}
+
+/// How to read a long table.
+#[derive(Clone, Debug, Default)]
+pub struct LongOptions {
+    pub columns: LongColumns,
+    /// Signals to keep, in this order; empty: every signal seen (sorted) not in `drop`.
+    pub signals: Vec<String>,
+    pub drop: Vec<String>,
+    /// Marks of "no value" beyond empty cells, `NA` and `NaN`.
+    pub missing: MissingValues,
+    /// What an integer time counts (a Parquet timestamp column keeps its own unit).
+    pub time_unit: EpochUnit,
 }
 
 /// Reads a long CSV or Parquet file into one [`TimeSeries`] per entity (in order of
-/// first appearance), all with the same signals: `keep` in its order, else every signal
-/// seen (sorted) that is not in `drop`. An entity without any value of those signals is
-/// left out. Values matching `missing`'s marks are missing.
+/// first appearance), all with the same signals (see [`LongOptions::signals`]). An entity
+/// without any value of those signals is left out.
 ///
 /// # Errors
-/// A missing file or column, an unparseable time or value, a signal in `keep` that never
+/// A missing file or column, an unparseable time or value, a kept signal that never
 /// occurs (named), no data row.
-pub fn read_long(
-    path: impl AsRef<Path>,
-    columns: &LongColumns,
-    keep: &[String],
-    drop: &[String],
-    missing: &MissingValues,
-) -> Result<Vec<(String, TimeSeries)>> {
-    long_series(&Table::read(path.as_ref())?, columns, keep, drop, missing)
+pub fn read_long(path: impl AsRef<Path>, options: &LongOptions) -> Result<Vec<(String, TimeSeries)>> {
+    long_series(&Table::read(path.as_ref())?, options)
 }
 
 /// [`read_long`] on a table already read.
-pub(crate) fn long_series(
-    table: &Table,
-    columns: &LongColumns,
-    keep: &[String],
-    drop: &[String],
-    missing: &MissingValues,
-) -> Result<Vec<(String, TimeSeries)>> {
+pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(String, TimeSeries)>> {
+    let LongOptions { columns, signals: keep, drop, missing, time_unit } = options;
     let path = &table.path;
     let names = &table.names;
     let find = |wanted: &str| {
@@ -81,6 +82,7 @@ pub(crate) fn long_series(
         })
     };
     let (ti, si, vi) = (find(&columns.time)?, find(&columns.signal)?, find(&columns.value)?);
+    let unit = table.time_unit_of(ti, *time_unit);
     let ei = if columns.entity.is_empty() { None } else { Some(find(&columns.entity)?) };
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
 
@@ -110,8 +112,8 @@ pub(crate) fn long_series(
         else {
             continue;
         };
-        let time = parse_time(fields[ti].trim())
-            .ok_or_else(|| table.error(place, Some(&names[ti]), format!("`{}` is not a time", fields[ti].trim())))?;
+        let time = parse_time(fields[ti].trim(), unit)
+            .ok_or_else(|| table.error(place, Some(&names[ti]), not_a_time(fields[ti].trim(), "time", unit)))?;
         let entity = ei.map_or("", |i| fields.get(i).trim());
         let entity = *entity_ids.entry(entity).or_insert_with(|| {
             entity_names.push(entity);

@@ -11,10 +11,10 @@ pub mod wide;
 
 pub use grid::{align_to_grid, Aggregation, GridSeries};
 pub use inspect::{Inspection, Layout, SignalMissingness};
-pub use long::{read_long, LongColumns};
+pub use long::{read_long, LongColumns, LongOptions};
 pub use missing::{is_missing, Cell, CellReader, MissingValues};
 pub use prepare::{PreparedSeries, SplitBy, SplitFractions, Standardizer};
 pub use series::TimeSeries;
 pub(crate) use table::Table;
 pub use table::{csv_fields, csv_quoted};
-pub use wide::{read_wide, WideOptions};
+pub use wide::{read_wide, EpochUnit, WideOptions};

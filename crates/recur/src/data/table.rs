@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::wide::EpochUnit;
 use crate::error::{Error, Result};
 
 /// Rows of text cells under a header, stored flat: every cell's text in one buffer and
@@ -25,6 +26,9 @@ pub(crate) struct Table {
     /// counted from 1 for Parquet.
     places: Vec<usize>,
     source: Source,
+    /// Per column: a Parquet date, time or timestamp, whose cells are whole seconds
+    /// whatever `data.time_unit` says of integer times.
+    pub typed_time: Vec<bool>,
 }
 
 /// One row of a [`Table`]; `row[i]` is the text of column `i`.
@@ -59,7 +63,26 @@ enum Source {
 
 impl Table {
     fn new(path: &Path, names: Vec<String>, source: Source) -> Table {
-        Table { path: path.to_path_buf(), names, text: String::new(), cells: Vec::new(), places: Vec::new(), source }
+        let typed_time = vec![false; names.len()];
+        Table {
+            path: path.to_path_buf(),
+            names,
+            text: String::new(),
+            cells: Vec::new(),
+            places: Vec::new(),
+            source,
+            typed_time,
+        }
+    }
+
+    /// The unit integer times of `column` are read in: `unit` (`data.time_unit`), except
+    /// in a Parquet date or timestamp column, whose cells are seconds already.
+    pub fn time_unit_of(&self, column: usize, unit: EpochUnit) -> EpochUnit {
+        if self.typed_time[column] {
+            EpochUnit::Seconds
+        } else {
+            unit
+        }
     }
 
     /// Appends a cell's text to the buffer and records its range.
@@ -265,6 +288,7 @@ mod parquet {
         let rows = usize::try_from(meta.file_metadata().num_rows()).unwrap_or(0);
         let mut cells: Vec<Vec<String>> = Vec::with_capacity(columns.len());
         for (c, descr) in columns.iter().enumerate() {
+            table.typed_time[c] = is_time(descr);
             let mut column = Vec::with_capacity(rows);
             for g in 0..reader.num_row_groups() {
                 let group = reader.get_row_group(g).map_err(|e| fail(format!("row group {g}: {e}")))?;
@@ -347,6 +371,20 @@ mod parquet {
             (ColumnReader::ByteArrayColumnReader(_), ..) => unsupported("binary"),
             (ColumnReader::FixedLenByteArrayColumnReader(_), ..) => unsupported("fixed-length binary"),
         }
+    }
+
+    /// Whether a column holds dates, times or timestamps (read as whole seconds).
+    fn is_time(descr: &ColumnDescriptor) -> bool {
+        matches!(descr.logical_type_ref(), Some(LogicalType::Date | LogicalType::Time(_) | LogicalType::Timestamp(_)))
+            || matches!(
+                descr.converted_type(),
+                ConvertedType::DATE
+                    | ConvertedType::TIME_MILLIS
+                    | ConvertedType::TIME_MICROS
+                    | ConvertedType::TIMESTAMP_MILLIS
+                    | ConvertedType::TIMESTAMP_MICROS
+            )
+            || descr.physical_type() == parquet::basic::Type::INT96
     }
 
     /// A time in `unit` as whole seconds (floored, so that instants before 1970 stay in order).

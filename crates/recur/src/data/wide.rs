@@ -8,8 +8,10 @@
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use super::missing::MissingValues;
-use super::series::{days_from_civil, TimeSeries};
+use super::series::{days_from_civil, is_valid_date, TimeSeries};
 use super::table::Table;
 use crate::error::Result;
 
@@ -26,6 +28,8 @@ pub struct WideOptions {
     pub categorical: Vec<String>,
     /// Marks of "no value" beyond empty cells, `NA` and `NaN`.
     pub missing: MissingValues,
+    /// What an integer time counts (a Parquet timestamp column keeps its own unit).
+    pub time_unit: EpochUnit,
 }
 
 enum TimeColumns {
@@ -33,19 +37,114 @@ enum TimeColumns {
     Split { year: usize, month: usize, day: usize, hour: Option<usize>, minute: Option<usize> },
 }
 
-/// Parses `YYYY-MM-DD[ HH:MM[:SS]]` or an integer number of seconds.
-pub(crate) fn parse_timestamp(text: &str) -> Option<i64> {
-    if let Ok(secs) = text.parse::<i64>() {
-        return Some(secs);
+/// What an integer time counts since the Unix epoch (`data.time_unit`): seconds, or the
+/// milliseconds of Cognite's and many historians' exports, or micro- or nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EpochUnit {
+    #[default]
+    #[serde(rename = "s")]
+    Seconds,
+    #[serde(rename = "ms")]
+    Milliseconds,
+    #[serde(rename = "us")]
+    Microseconds,
+    #[serde(rename = "ns")]
+    Nanoseconds,
+}
+
+impl EpochUnit {
+    /// `s`, `ms`, `us` or `ns`.
+    pub fn parse(text: &str) -> Option<EpochUnit> {
+        Some(match text {
+            "s" => EpochUnit::Seconds,
+            "ms" => EpochUnit::Milliseconds,
+            "us" => EpochUnit::Microseconds,
+            "ns" => EpochUnit::Nanoseconds,
+            _ => return None,
+        })
+    }
+
+    fn per_second(self) -> i64 {
+        match self {
+            EpochUnit::Seconds => 1,
+            EpochUnit::Milliseconds => 1_000,
+            EpochUnit::Microseconds => 1_000_000,
+            EpochUnit::Nanoseconds => 1_000_000_000,
+        }
+    }
+}
+
+/// The last second of the year 9999: integer times read as seconds past it are another
+/// unit's (`1704067200000` is a millisecond count of 2024).
+const LAST_SECOND: i64 = 253_402_300_799;
+
+/// A time as seconds since the epoch (UTC): an integer count of `unit` (floored to whole
+/// seconds; up to the year 9999), or ISO 8601 as
+/// pandas, historians and the Cognite SDK write it, `YYYY-MM-DD[( |T)hh:mm[:ss[.f]]]` with an
+/// optional UTC offset (`Z`, `+01:00`, `+0100`, `-05`) that is subtracted (`/` may separate
+/// the date's parts). A field out of range (month 13, February 30, 24:00) is not a time.
+pub(crate) fn parse_timestamp(text: &str, unit: EpochUnit) -> Option<i64> {
+    if let Ok(count) = text.parse::<i64>() {
+        let seconds = count.div_euclid(unit.per_second());
+        return (seconds.abs() <= LAST_SECOND).then_some(seconds);
     }
     let (date, time) = text.split_once([' ', 'T']).unwrap_or((text, "0:0"));
-    let mut d = date.split('-');
-    let (y, m, dd) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
-    let mut t = time.trim_end_matches('Z').split(':');
+    let mut d = date.split(['-', '/']);
+    let (y, m, dd): (i64, u32, u32) = (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    if d.next().is_some() || !is_valid_date(y, m, dd) {
+        return None;
+    }
+    let (clock, offset) = split_utc_offset(time.trim())?;
+    let clock = clock.trim_end();
+    let mut t = clock.split(':');
     let hh: i64 = t.next()?.parse().ok()?;
     let mm: i64 = t.next().unwrap_or("0").parse().ok()?;
     let ss: f64 = t.next().unwrap_or("0").parse().ok()?;
-    Some(days_from_civil(y, m, dd) * 86_400 + hh * 3600 + mm * 60 + ss as i64)
+    if t.next().is_some() || !(0..24).contains(&hh) || !(0..60).contains(&mm) || !(0.0..61.0).contains(&ss) {
+        return None;
+    }
+    Some(days_from_civil(y, m, dd) * 86_400 + hh * 3600 + mm * 60 + ss as i64 - offset)
+}
+
+/// The error text for a time column's cell that [`parse_timestamp`] cannot read; `what`:
+/// `timestamp` or `time`.
+pub(crate) fn not_a_time(cell: &str, what: &str, unit: EpochUnit) -> String {
+    match cell.parse::<i64>() {
+        Ok(_) if unit == EpochUnit::Seconds => format!(
+            "`{cell}` is not a {what}: as seconds since the epoch it lies past the year 9999 (milliseconds? set \
+             data.time_unit = \"ms\")"
+        ),
+        Ok(_) => format!("`{cell}` is not a {what}: it lies past the year 9999 even in {unit:?}"),
+        Err(_) => format!("`{cell}` is not a {what}"),
+    }
+}
+
+/// A clock time without its UTC offset, and the offset in seconds (`Z`: 0, `+01:00`,
+/// `+0100`, `+01`: 3600, `-05:00`: −18000; none: 0). `None` for a malformed offset.
+fn split_utc_offset(time: &str) -> Option<(&str, i64)> {
+    if let Some(clock) = time.strip_suffix(['Z', 'z']) {
+        return Some((clock, 0));
+    }
+    let Some(at) = time.rfind(['+', '-']) else {
+        return Some((time, 0));
+    };
+    let (clock, offset) = time.split_at(at);
+    let digits = &offset[1..];
+    let (h, m) = match digits.split_once(':') {
+        Some(parts) => parts,
+        None if digits.len() == 4 => digits.split_at(2),
+        None if digits.len() == 2 => (digits, "00"),
+        None => return None,
+    };
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    let (h, m): (i64, i64) = (h.parse().ok()?, m.parse().ok()?);
+    if h > 23 || m > 59 {
+        return None;
+    }
+    let seconds = h * 3600 + m * 60;
+    Some((clock, if offset.starts_with('-') { -seconds } else { seconds }))
 }
 
 /// Reads a wide CSV or Parquet file into a [`TimeSeries`] (rows in file order;
@@ -143,11 +242,14 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
                 .map_err(|_| table.error(place, Some(&names[i]), format!("`{}` is not an integer", &fields[i])))
         };
         let ts = match &time {
-            TimeColumns::Single(i) => parse_timestamp(fields[*i].trim())
-                .ok_or_else(|| table.error(place, Some(&names[*i]), format!("`{}` is not a timestamp", &fields[*i])))?,
+            TimeColumns::Single(i) => {
+                let (cell, unit) = (fields[*i].trim(), table.time_unit_of(*i, options.time_unit));
+                parse_timestamp(cell, unit)
+                    .ok_or_else(|| table.error(place, Some(&names[*i]), not_a_time(cell, "timestamp", unit)))?
+            }
             TimeColumns::Split { year, month, day, hour, minute } => {
                 let (y, m, d) = (number(*year)?, number(*month)?, number(*day)?);
-                if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+                if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !is_valid_date(y, m as u32, d as u32) {
                     return Err(table.error(place, None, format!("{y}-{m}-{d} is not a date")));
                 }
                 let h = hour.map(number).transpose()?.unwrap_or(0);
@@ -182,4 +284,75 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
         return Err(table.error(table.first_row_place(), None, "no data rows".into()));
     }
     Ok(series)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::series::format_timestamp;
+
+    fn utc(text: &str) -> Option<String> {
+        parse_timestamp(text).map(format_timestamp)
+    }
+
+    fn parse_timestamp(text: &str) -> Option<i64> {
+        super::parse_timestamp(text, EpochUnit::Seconds)
+    }
+
+    #[test]
+    fn integer_times_count_their_unit_up_to_the_year_9999() {
+        let at = |text: &str, unit| super::parse_timestamp(text, unit);
+        assert_eq!(at("1704067200", EpochUnit::Seconds), Some(1_704_067_200));
+        assert_eq!(at("1704067200999", EpochUnit::Milliseconds), Some(1_704_067_200), "floored to the second");
+        assert_eq!(at("1704067200000000", EpochUnit::Microseconds), Some(1_704_067_200));
+        assert_eq!(at("1704067200000000000", EpochUnit::Nanoseconds), Some(1_704_067_200));
+        assert_eq!(at("-1", EpochUnit::Milliseconds), Some(-1), "before 1970, floored");
+        assert_eq!(at("1704067200000", EpochUnit::Seconds), None, "a millisecond count read as seconds");
+        let why = not_a_time("1704067200000", "timestamp", EpochUnit::Seconds);
+        assert!(why.contains("past the year 9999") && why.contains("data.time_unit = \"ms\""), "{why}");
+        assert_eq!(not_a_time("soon", "time", EpochUnit::Seconds), "`soon` is not a time");
+        assert_eq!(at("2024-03-10 12:00", EpochUnit::Milliseconds), at("2024-03-10 12:00", EpochUnit::Seconds));
+    }
+
+    #[test]
+    fn iso_times_with_utc_offsets_are_read_as_utc() {
+        let noon = Some("2024-03-10 12:00:00".to_string());
+        for text in [
+            "2024-03-10 12:00",
+            "2024-03-10T12:00:00",
+            "2024-03-10 12:00:00Z",
+            "2024-03-10 12:00:00+00:00",
+            "2024-03-10 13:00:00+01:00",
+            "2024-03-10T13:30:00+0130",
+            "2024-03-10 07:00:00-05",
+            "2024-03-10 07:00:00.999-05:00",
+            "2024/03/10 12:00",
+            "2024-03-10 13:00:00 +01:00",
+        ] {
+            assert_eq!(utc(text), noon, "{text}");
+        }
+        assert_eq!(utc("2024-03-10 00:30:00+01:00").as_deref(), Some("2024-03-09 23:30:00"), "the day before in UTC");
+        assert_eq!(utc("2024-03-10").as_deref(), Some("2024-03-10 00:00:00"));
+        assert_eq!(parse_timestamp("1710072000"), Some(1_710_072_000), "integer seconds");
+    }
+
+    #[test]
+    fn out_of_range_fields_and_malformed_offsets_are_not_times() {
+        for text in [
+            "2024-13-01 00:00",
+            "2023-02-29 00:00",
+            "2024-04-31",
+            "2024-03-10 24:00",
+            "2024-03-10 12:60",
+            "2024-03-10 12:00:00+1",
+            "2024-03-10 12:00:00+01:0",
+            "2024-03-10 12:00:00+25:00",
+            "2024-03-10 12:00:00+01:00:00",
+            "2024-03-10-01 12:00",
+            "yesterday",
+        ] {
+            assert_eq!(parse_timestamp(text), None, "{text}");
+        }
+        assert!(parse_timestamp("2024-02-29 00:00").is_some(), "a leap day");
+    }
 }
