@@ -631,10 +631,17 @@ pub fn inspect(args: &Args) -> Result<(), String> {
     let missing = MissingValues::new(&marks, &Default::default()).map_err(|e| e.to_string())?;
     for file in &args.positional[1..] {
         let report = Inspection::read(file, (bin > 0).then_some(bin), &missing, unit).map_err(|e| e.to_string())?;
+        let separated = match report.delimiter {
+            ',' => String::new(),
+            '\t' => " (tab-separated, decimal commas read)".to_string(),
+            d => format!(" (`{d}`-separated, decimal commas read)"),
+        };
         let layout = match &report.layout {
-            Layout::Wide { .. } => "wide".to_string(),
-            Layout::Long(c) if c.entity.is_empty() => format!("long ({}, {}, {})", c.time, c.signal, c.value),
-            Layout::Long(c) => format!("long ({}, {}, {}; entity {})", c.time, c.signal, c.value, c.entity),
+            Layout::Wide { .. } => format!("wide{separated}"),
+            Layout::Long(c) if c.entity.is_empty() => {
+                format!("long ({}, {}, {}){separated}", c.time, c.signal, c.value)
+            }
+            Layout::Long(c) => format!("long ({}, {}, {}; entity {}){separated}", c.time, c.signal, c.value, c.entity),
         };
         println!(
             "{file}: {layout}, {} entit{}, {} rows, median interval {} s, longest gap {} s",

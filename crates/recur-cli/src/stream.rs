@@ -6,7 +6,7 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use recur::data::{csv_fields, CellReader};
+use recur::data::{csv_delimiter, csv_fields_separated, csv_quoted, CellReader};
 use recur::run::TaskKind;
 use recur::tasks::{
     Forecast, PredictionStream, PredictionTask, Reconstructed, ReconstructionStream, ReconstructionTask,
@@ -160,7 +160,11 @@ pub fn stream(args: &Args) -> Result<(), String> {
         Some((_, line)) => line.map_err(|e| format!("{input}: {e}"))?,
         None => return Err(format!("{input}: no header row")),
     };
-    let names: Vec<String> = csv_fields(&header).into_iter().map(|n| n.trim().to_string()).collect();
+    // a `;`- or tab-separated feed (numbers with a decimal comma) answers in commas
+    let header = header.strip_prefix('\u{feff}').unwrap_or(&header);
+    let delimiter = csv_delimiter(header);
+    let names: Vec<String> =
+        csv_fields_separated(header, delimiter).into_iter().map(|n| n.trim().to_string()).collect();
     let columns: Vec<usize> = stream
         .signals()
         .iter()
@@ -173,10 +177,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
     // the run's marks of "no value" (data.missing_values), as its training data was read
     let missing = config.data.missing().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let readers: Vec<CellReader> = stream.signals().iter().map(|s| missing.of(s)).collect();
+    let readers: Vec<CellReader> =
+        stream.signals().iter().map(|s| missing.of(s).with_decimal_comma(delimiter != ',')).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
-    let header: Vec<String> = passed.iter().map(|&i| names[i].clone()).chain(stream.header(horizon, paths)).collect();
+    let header: Vec<String> =
+        passed.iter().map(|&i| csv_quoted(&names[i])).chain(stream.header(horizon, paths)).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
     for (index, line) in lines {
@@ -184,7 +190,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         if line.trim().is_empty() {
             continue;
         }
-        let fields = csv_fields(&line);
+        let fields = csv_fields_separated(&line, delimiter);
         if fields.len() != names.len() {
             return Err(format!(
                 "{input}: line {}: {} fields, the header has {}",
@@ -216,7 +222,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
             }
             over_budget.push(index + 1);
         }
-        let cells: Vec<String> = passed.iter().map(|&i| fields[i].to_string()).chain(answer.cells(&values)).collect();
+        let cells: Vec<String> = passed.iter().map(|&i| csv_quoted(&fields[i])).chain(answer.cells(&values)).collect();
         // a reader that went away ends the stream quietly
         if writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_err() {
             return Ok(());

@@ -448,6 +448,13 @@ fn a_runs_missing_value_marks_are_gaps_when_streamed() {
     assert_eq!(bad, gap, "`Bad` streams as a gap");
     let (ok, other, _) = recur(&["stream", "--run", marked.to_str().unwrap()], &with("999"));
     assert!(ok && other != gap, "a value is not a gap");
+    // the same rows as a European export (`;` between fields, decimal commas) answer alike
+    let feed = with("NA");
+    let (header, rows) = feed.split_once('\n').unwrap();
+    let european = format!("{}\n{}", header.replace(',', ";"), rows.replace(',', ";").replace('.', ","));
+    let (ok, answer, err) = recur(&["stream", "--run", marked.to_str().unwrap()], &european);
+    assert!(ok, "{err}");
+    assert_eq!(answer, gap, "`;`-separated rows with decimal commas");
 
     let (plain, _) = trained_run(&dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
     let (ok, _, err) = recur(&["stream", "--run", plain.to_str().unwrap()], &with("Bad"));

@@ -63,6 +63,9 @@ pub struct Inspection {
     pub text_among_numbers: Vec<TextAmongNumbers>,
     /// What a place counts: `line` (CSV) or `row` (Parquet).
     pub place_unit: &'static str,
+    /// A CSV's field separator (`,`, or `;` and tabs, whose numbers may carry a decimal
+    /// comma); `,` for Parquet.
+    pub delimiter: char,
     /// Each categorical column of a wide file with its number of categories.
     pub category_counts: Vec<(String, usize)>,
 }
@@ -166,6 +169,7 @@ impl Inspection {
             signals,
             text_among_numbers,
             place_unit: table.place_unit(),
+            delimiter: table.delimiter,
             category_counts,
         })
     }
@@ -207,7 +211,7 @@ fn detect_layout(table: &Table, missing: &MissingValues) -> (Layout, Vec<TextAmo
         if name.is_empty() || time_like.iter().any(|t| name.eq_ignore_ascii_case(t)) {
             continue;
         }
-        let reader = missing.of(name);
+        let reader = table.cell_reader(missing, name);
         let mut numbers = 0;
         // each distinct text: (count, first place)
         let mut texts: HashMap<&str, (usize, usize)> = HashMap::new();

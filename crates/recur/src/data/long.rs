@@ -100,7 +100,7 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
             signal_names.push(signal);
             let wanted = !drop.iter().any(|d| d == signal) && (keep.is_empty() || keep.iter().any(|k| k == signal));
             kept_signal.push(wanted);
-            readers.push(missing.of(signal));
+            readers.push(table.cell_reader(missing, signal));
             (signal_names.len() - 1) as u32
         });
         if !kept_signal[id as usize] {

@@ -97,6 +97,7 @@ pub struct CellReader {
     // each number mark parsed as the cell it is compared with, so that the two round alike
     f32_marks: Vec<f32>,
     f64_marks: Vec<f64>,
+    decimal_comma: bool,
 }
 
 /// A number type cells are read as (`f32`: wide files and streams; `f64`: long files).
@@ -126,16 +127,27 @@ impl CellNumber for f64 {
 }
 
 impl CellReader {
+    /// This reader, also reading `12,5` as 12.5 where `on` (a file separated by `;` or
+    /// tabs: [`crate::data::csv_delimiter`]).
+    pub fn with_decimal_comma(mut self, on: bool) -> CellReader {
+        self.decimal_comma = on;
+        self
+    }
+
     /// A trimmed cell as a number, missing, or text.
     pub fn read<F: CellNumber>(&self, cell: &str) -> Cell<F> {
         if is_missing(cell) {
             return Cell::Missing;
         }
-        match cell.parse::<F>() {
-            Ok(v) if F::marks(self).contains(&v) => Cell::Missing,
-            Ok(v) => Cell::Number(v),
-            Err(_) if self.text_marks.iter().any(|m| m == cell) => Cell::Missing,
-            Err(_) => Cell::Text,
+        let number = cell.parse::<F>().ok().or_else(|| {
+            let comma = self.decimal_comma && cell.contains(',') && !cell.contains('.');
+            comma.then(|| cell.replacen(',', ".", 1).parse::<F>().ok()).flatten()
+        });
+        match number {
+            Some(v) if F::marks(self).contains(&v) => Cell::Missing,
+            Some(v) => Cell::Number(v),
+            None if self.text_marks.iter().any(|m| m == cell) => Cell::Missing,
+            None => Cell::Text,
         }
     }
 
@@ -198,6 +210,17 @@ mod tests {
         assert_eq!(reader.read::<f32>("-9998"), Cell::Number(-9998.0));
         assert!(reader.is_missing("I/O Timeout"));
         assert!(!reader.is_missing("N"));
+    }
+
+    #[test]
+    fn a_decimal_comma_reads_where_the_file_allows_it() {
+        let reader = marks(&["-1"], &[]).of("a");
+        assert_eq!(reader.read::<f32>("12,5"), Cell::Text, "a comma-separated file has no decimal comma");
+        let reader = reader.with_decimal_comma(true);
+        assert_eq!(reader.read::<f32>("12,5"), Cell::Number(12.5));
+        assert_eq!(reader.read::<f64>("-1,0"), Cell::Missing, "marks match by value");
+        assert_eq!(reader.read::<f32>("1.234,5"), Cell::Text, "no thousands separators");
+        assert_eq!(reader.read::<f32>("1,2,3"), Cell::Text);
     }
 
     #[test]

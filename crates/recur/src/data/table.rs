@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::missing::{CellReader, MissingValues};
 use super::wide::EpochUnit;
 use crate::error::{Error, Result};
 
@@ -26,6 +27,9 @@ pub(crate) struct Table {
     /// counted from 1 for Parquet.
     places: Vec<usize>,
     source: Source,
+    /// A CSV's field separator ([`csv_delimiter`]; `,` for Parquet). Separated by `;` or
+    /// tabs, as European exports are, its numbers may carry a decimal comma (`12,5`).
+    pub delimiter: char,
     /// Per column: a Parquet date, time or timestamp, whose cells are whole seconds
     /// whatever `data.time_unit` says of integer times.
     pub typed_time: Vec<bool>,
@@ -71,8 +75,15 @@ impl Table {
             cells: Vec::new(),
             places: Vec::new(),
             source,
+            delimiter: ',',
             typed_time,
         }
+    }
+
+    /// The reader of a signal's cells in this table: `missing`'s marks for it, and a
+    /// decimal comma where the file's separator allows one.
+    pub fn cell_reader(&self, missing: &MissingValues, signal: &str) -> CellReader {
+        missing.of(signal).with_decimal_comma(self.delimiter != ',')
     }
 
     /// The unit integer times of `column` are read in: `unit` (`data.time_unit`), except
@@ -113,23 +124,26 @@ impl Table {
             let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
             format_error(path, "line", line, None, "not UTF-8 text (neither a CSV nor a Parquet file?)".into())
         })?;
-        let mut lines = text.lines().enumerate();
+        // Excel's "CSV UTF-8" starts with a byte-order mark, which would join the first name
+        let mut lines = text.strip_prefix('\u{feff}').unwrap_or(&text).lines().enumerate();
         let (_, header) =
             lines.next().ok_or_else(|| format_error(path, "line", 1, None, "the file is empty".into()))?;
+        let delimiter = csv_delimiter(header);
         let mut field = String::new();
         let mut names = Vec::new();
-        for_each_field(header, &mut field, |f| {
+        for_each_field(header, delimiter, &mut field, |f| {
             names.push(f.trim().to_string());
             Ok(())
         })?;
         let mut table = Table::new(path, names, Source::Csv);
+        table.delimiter = delimiter;
         table.text.reserve(text.len());
         for (index, line) in lines {
             if line.trim().is_empty() {
                 continue;
             }
             let before = table.cells.len();
-            for_each_field(line, &mut field, |f| table.push_cell(f))?;
+            for_each_field(line, delimiter, &mut field, |f| table.push_cell(f))?;
             let width = table.cells.len() - before;
             if width != table.names.len() {
                 let why = format!("{width} fields, the header has {} (truncated or malformed row?)", table.names.len());
@@ -209,19 +223,53 @@ pub fn csv_quoted(field: &str) -> String {
 /// The fields of one CSV line, split as every CSV reader of recur splits them (quotes
 /// honoured, `""` inside quotes a quote).
 pub fn csv_fields(line: &str) -> Vec<String> {
+    csv_fields_separated(line, ',')
+}
+
+/// [`csv_fields`] with another separator (see [`csv_delimiter`]).
+pub fn csv_fields_separated(line: &str, delimiter: char) -> Vec<String> {
     let (mut fields, mut scratch) = (Vec::new(), String::new());
-    let _ = for_each_field(line, &mut scratch, |f| {
+    let _ = for_each_field(line, delimiter, &mut scratch, |f| {
         fields.push(f.to_string());
         Ok(())
     });
     fields
 }
 
-/// Calls `emit` with each field of one CSV line (split on commas, double quotes honoured,
-/// `""` inside quotes is a quote; no embedded newlines). `field` is scratch.
-fn for_each_field(line: &str, field: &mut String, mut emit: impl FnMut(&str) -> Result<()>) -> Result<()> {
+/// A CSV's field separator, read off its header: `,` where the header holds one outside
+/// quotes, else `;` (European exports, whose numbers then carry a decimal comma), else a
+/// tab, else `,` (a single column).
+pub fn csv_delimiter(header: &str) -> char {
+    let mut quoted = false;
+    let (mut semicolon, mut tab) = (false, false);
+    for ch in header.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            ',' if !quoted => return ',',
+            ';' if !quoted => semicolon = true,
+            '\t' if !quoted => tab = true,
+            _ => {}
+        }
+    }
+    if semicolon {
+        ';'
+    } else if tab {
+        '\t'
+    } else {
+        ','
+    }
+}
+
+/// Calls `emit` with each field of one CSV line (split on `delimiter`, double quotes
+/// honoured, `""` inside quotes is a quote; no embedded newlines). `field` is scratch.
+fn for_each_field(
+    line: &str,
+    delimiter: char,
+    field: &mut String,
+    mut emit: impl FnMut(&str) -> Result<()>,
+) -> Result<()> {
     if !line.contains('"') {
-        return line.split(',').try_for_each(emit);
+        return line.split(delimiter).try_for_each(emit);
     }
     field.clear();
     let mut quoted = false;
@@ -233,7 +281,7 @@ fn for_each_field(line: &str, field: &mut String, mut emit: impl FnMut(&str) -> 
                 chars.next();
             }
             '"' => quoted = !quoted,
-            ',' if !quoted => {
+            c if c == delimiter && !quoted => {
                 emit(field)?;
                 field.clear();
             }

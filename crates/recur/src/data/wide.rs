@@ -207,8 +207,9 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
             .collect::<Result<_>>()?
     };
 
-    let signal_readers: Vec<_> = signal_cols.iter().map(|&i| options.missing.of(&names[i])).collect();
-    let categorical_readers: Vec<_> = categorical_cols.iter().map(|&i| options.missing.of(&names[i])).collect();
+    let signal_readers: Vec<_> = signal_cols.iter().map(|&i| table.cell_reader(&options.missing, &names[i])).collect();
+    let categorical_readers: Vec<_> =
+        categorical_cols.iter().map(|&i| table.cell_reader(&options.missing, &names[i])).collect();
     let categories: Vec<Vec<String>> = categorical_cols
         .iter()
         .zip(&categorical_readers)
@@ -289,6 +290,7 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::csv_delimiter;
     use crate::data::series::format_timestamp;
 
     fn utc(text: &str) -> Option<String> {
@@ -334,6 +336,40 @@ mod tests {
         assert_eq!(utc("2024-03-10 00:30:00+01:00").as_deref(), Some("2024-03-09 23:30:00"), "the day before in UTC");
         assert_eq!(utc("2024-03-10").as_deref(), Some("2024-03-10 00:00:00"));
         assert_eq!(parse_timestamp("1710072000"), Some(1_710_072_000), "integer seconds");
+    }
+
+    /// Synthetic files as spreadsheets and European exports write them: a byte-order mark,
+    /// `;` or tabs between fields and a decimal comma, Windows line ends.
+    #[test]
+    fn bom_semicolons_tabs_and_decimal_commas_read_as_the_plain_csv() {
+        let dir = std::env::temp_dir().join(format!("recur-wide-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let read = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            read_wide(&path, &WideOptions { categorical: vec!["state".into()], ..Default::default() }).unwrap()
+        };
+        let plain =
+            read("plain.csv", "timestamp,flow,state\n2024-01-01 00:00,12.5,\"on, low\"\n2024-01-01 01:00,-3,off\n");
+        assert_eq!(plain.signals, ["flow", "state=off", "state=on, low"]);
+        assert_eq!(plain.values, [12.5, 0.0, 1.0, -3.0, 1.0, 0.0]);
+        for (name, text) in [
+            (
+                "bom.csv",
+                "\u{feff}timestamp,flow,state\r\n2024-01-01 00:00,12.5,\"on, low\"\r\n2024-01-01 01:00,-3,off\r\n",
+            ),
+            ("semicolons.csv", "timestamp;flow;state\n2024-01-01 00:00;12,5;on, low\n2024-01-01 01:00;-3;off\n"),
+            ("tabs.csv", "timestamp\tflow\tstate\n2024-01-01 00:00\t12,5\ton, low\n2024-01-01 01:00\t-3\toff\n"),
+        ] {
+            let series = read(name, text);
+            assert_eq!(
+                (&series.signals, &series.timestamps, &series.values),
+                (&plain.signals, &plain.timestamps, &plain.values),
+                "{name}"
+            );
+        }
+        assert_eq!(csv_delimiter("\"a,b\";c"), ';', "a comma inside quotes does not count");
+        assert_eq!(csv_delimiter("timestamp"), ',');
     }
 
     #[test]
