@@ -631,11 +631,16 @@ pub fn inspect(args: &Args) -> Result<(), String> {
     let missing = MissingValues::new(&marks, &Default::default()).map_err(|e| e.to_string())?;
     for file in &args.positional[1..] {
         let report = Inspection::read(file, (bin > 0).then_some(bin), &missing, unit).map_err(|e| e.to_string())?;
-        let separated = match report.delimiter {
-            ',' => String::new(),
-            '\t' => " (tab-separated, decimal commas read)".to_string(),
-            d => format!(" (`{d}`-separated, decimal commas read)"),
-        };
+        let mut notes = Vec::new();
+        match report.delimiter {
+            ',' => {}
+            '\t' => notes.push("tab-separated, decimal commas read".to_string()),
+            d => notes.push(format!("`{d}`-separated, decimal commas read")),
+        }
+        if report.windows_1252 {
+            notes.push("not UTF-8: read as Windows-1252".into());
+        }
+        let separated = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
         let layout = match &report.layout {
             Layout::Wide { .. } => format!("wide{separated}"),
             Layout::Long(c) if c.entity.is_empty() => {

@@ -202,5 +202,5 @@ fn bad_parquet_input_names_file_row_or_column() {
     let path = scratch("binary.parquet");
     std::fs::write(&path, [0xffu8, 0xfe, 0x00, 0x80]).unwrap();
     let err = read_wide(&path, &WideOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("binary.parquet") && err.contains("not UTF-8"), "{err}");
+    assert!(err.contains("binary.parquet") && err.contains("binary file"), "{err}");
 }

@@ -66,6 +66,8 @@ pub struct Inspection {
     /// A CSV's field separator (`,`, or `;` and tabs, whose numbers may carry a decimal
     /// comma); `,` for Parquet.
     pub delimiter: char,
+    /// The CSV was read as Windows-1252, not being UTF-8.
+    pub windows_1252: bool,
     /// Each categorical column of a wide file with its number of categories.
     pub category_counts: Vec<(String, usize)>,
 }
@@ -170,6 +172,7 @@ impl Inspection {
             text_among_numbers,
             place_unit: table.place_unit(),
             delimiter: table.delimiter,
+            windows_1252: table.windows_1252,
             category_counts,
         })
     }

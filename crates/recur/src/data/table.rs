@@ -30,6 +30,9 @@ pub(crate) struct Table {
     /// A CSV's field separator ([`csv_delimiter`]; `,` for Parquet). Separated by `;` or
     /// tabs, as European exports are, its numbers may carry a decimal comma (`12,5`).
     pub delimiter: char,
+    /// The CSV was not UTF-8 and was read as Windows-1252 (Latin-1 and the Windows code
+    /// page's `€`, `–`, quotes).
+    pub windows_1252: bool,
     /// Per column: a Parquet date, time or timestamp, whose cells are whole seconds
     /// whatever `data.time_unit` says of integer times.
     pub typed_time: Vec<bool>,
@@ -76,6 +79,7 @@ impl Table {
             places: Vec::new(),
             source,
             delimiter: ',',
+            windows_1252: false,
             typed_time,
         }
     }
@@ -120,10 +124,18 @@ impl Table {
         if bytes.starts_with(b"PAR1") {
             return parquet::read(path, std::fs::File::open(path).map_err(io)?);
         }
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
-            format_error(path, "line", line, None, "not UTF-8 text (neither a CSV nor a Parquet file?)".into())
-        })?;
+        let (text, windows_1252) = match String::from_utf8(bytes) {
+            Ok(text) => (text, false),
+            // a European spreadsheet's or historian's export in the Windows code page (`°C`, `µ`)
+            Err(e) if !e.as_bytes().iter().any(|&b| b == 0 || (b < 0x20 && !b"\t\r\n".contains(&b))) => {
+                (decode_windows_1252(e.as_bytes()), true)
+            }
+            Err(e) => {
+                let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+                let why = "neither UTF-8 nor Windows-1252 text (a binary file: neither a CSV nor a Parquet file?)";
+                return Err(format_error(path, "line", line, None, why.into()));
+            }
+        };
         // Excel's "CSV UTF-8" starts with a byte-order mark, which would join the first name
         let mut lines = text.strip_prefix('\u{feff}').unwrap_or(&text).lines().enumerate();
         let (_, header) =
@@ -137,6 +149,7 @@ impl Table {
         })?;
         let mut table = Table::new(path, names, Source::Csv);
         table.delimiter = delimiter;
+        table.windows_1252 = windows_1252;
         table.text.reserve(text.len());
         for (index, line) in lines {
             if line.trim().is_empty() {
@@ -208,6 +221,16 @@ fn format_error(path: &Path, unit: &str, place: usize, column: Option<&str>, why
         None => format!("{unit} {place}"),
     };
     Error::Format { path: path.to_path_buf(), why: format!("{at}: {why}") }
+}
+
+/// Windows-1252 text as a string: Latin-1, but for the 27 printable characters the code
+/// page puts at 0x80–0x9F (the five it leaves undefined kept as their C1 code points).
+fn decode_windows_1252(bytes: &[u8]) -> String {
+    const HIGH: [char; 32] = [
+        '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}', '\u{90}', '‘',
+        '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+    ];
+    bytes.iter().map(|&b| if (0x80..0xa0).contains(&b) { HIGH[usize::from(b - 0x80)] } else { char::from(b) }).collect()
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break (what
@@ -289,6 +312,31 @@ fn for_each_field(
         }
     }
     emit(field)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_1252_decodes_latin_1_and_the_code_pages_own_characters() {
+        assert_eq!(decode_windows_1252(b"Temp \xb0C;\xb5S/cm;\x80;\x93q\x94;\x96"), "Temp °C;µS/cm;€;“q”;–");
+    }
+
+    #[test]
+    fn a_csv_in_windows_1252_reads_and_a_binary_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("recur-table-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("latin.csv");
+        std::fs::write(&path, b"timestamp;Temperatur \xb0C\n2024-01-01 00:00;21,5\n").unwrap();
+        let table = Table::read(&path).unwrap();
+        assert_eq!(table.names, ["timestamp", "Temperatur °C"]);
+        assert!(table.windows_1252);
+        let path = dir.join("binary.csv");
+        std::fs::write(&path, b"timestamp,a\n\x00\xff\x01\n").unwrap();
+        let err = Table::read(&path).err().unwrap().to_string();
+        assert!(err.contains("line 2") && err.contains("binary file"), "{err}");
+    }
 }
 
 #[cfg(not(feature = "parquet"))]
