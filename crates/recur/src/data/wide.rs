@@ -130,6 +130,9 @@ fn split_utc_offset(time: &str) -> Option<(&str, i64)> {
     };
     let (clock, offset) = time.split_at(at);
     let digits = &offset[1..];
+    if !digits.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return None;
+    }
     let (h, m) = match digits.split_once(':') {
         Some(parts) => parts,
         None if digits.len() == 4 => digits.split_at(2),
@@ -390,5 +393,23 @@ mod tests {
             assert_eq!(parse_timestamp(text), None, "{text}");
         }
         assert!(parse_timestamp("2024-02-29 00:00").is_some(), "a leap day");
+    }
+
+    /// Any text, multi-byte characters included, is a time or not, never a panic
+    /// (a byte-indexed split inside `é` would be one).
+    #[test]
+    fn no_text_makes_the_time_parser_panic() {
+        let pieces = ["2024", "-", "03", "10", " ", "T", ":", "+", "é", "a", "1", "Z", ".", "/", "€", "0"];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(state % 12) {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                text.push_str(pieces[(state >> 33) as usize % pieces.len()]);
+            }
+            let _ = parse_timestamp(&text);
+            let _ = not_a_time(&text, "time", EpochUnit::Seconds);
+        }
+        assert_eq!(parse_timestamp("2024-03-10 12:00+aé1"), None);
     }
 }
