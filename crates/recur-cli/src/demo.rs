@@ -611,9 +611,10 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// `recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]`: each file's layout,
-/// entities, intervals and missingness per signal, its categorical columns, and the
-/// columns whose few text cells look like marks of "no value".
+/// `recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]`:
+/// each file's layout (and how it was read: separator, encoding), entities, intervals and
+/// missingness per signal, its categorical columns, and the columns whose few text cells
+/// look like marks of "no value".
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
         return Err(
@@ -640,13 +641,11 @@ pub fn inspect(args: &Args) -> Result<(), String> {
         if report.windows_1252 {
             notes.push("not UTF-8: read as Windows-1252".into());
         }
-        let separated = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+        let how_read = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
         let layout = match &report.layout {
-            Layout::Wide { .. } => format!("wide{separated}"),
-            Layout::Long(c) if c.entity.is_empty() => {
-                format!("long ({}, {}, {}){separated}", c.time, c.signal, c.value)
-            }
-            Layout::Long(c) => format!("long ({}, {}, {}; entity {}){separated}", c.time, c.signal, c.value, c.entity),
+            Layout::Wide { .. } => format!("wide{how_read}"),
+            Layout::Long(c) if c.entity.is_empty() => format!("long ({}, {}, {}){how_read}", c.time, c.signal, c.value),
+            Layout::Long(c) => format!("long ({}, {}, {}; entity {}){how_read}", c.time, c.signal, c.value, c.entity),
         };
         println!(
             "{file}: {layout}, {} entit{}, {} rows, median interval {} s, longest gap {} s",

@@ -54,11 +54,6 @@ impl MissingValues {
         })
     }
 
-    /// Whether no mark is set (only [`is_missing`]'s cells are missing).
-    pub fn is_empty(&self) -> bool {
-        self.everywhere.is_empty() && self.per_signal.values().all(Vec::is_empty)
-    }
-
     /// The reader of the cells of `signal` (a column of a wide file, a signal of a long one).
     pub fn of(&self, signal: &str) -> CellReader {
         let mut reader = CellReader::default();

@@ -1,0 +1,51 @@
+//! `recur inspect` as a user meets it: the bundled Beijing station (real data) with its
+//! categorical columns, and a historian's export (a small synthetic file written here:
+//! Windows-1252, `;` between fields, decimal commas, a status string among the numbers).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `recur inspect args…`: (success, stdout, stderr).
+fn inspect(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_recur")).arg("inspect").args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn inspect_names_categorical_columns_and_how_a_file_was_read() {
+    let beijing = repo().join("data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
+    let (ok, out, err) = inspect(&[beijing.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains(": wide, 1 entity, 35064 rows, median interval 3600 s"), "{out}");
+    assert!(out.contains("categorical (one-hot as data.categorical): wd (16 values), station (1 value)"), "{out}");
+    assert!(!out.contains("note:"), "no text among Beijing's numbers: {out}");
+
+    let dir = std::env::temp_dir().join(format!("recur-inspect-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("historian.csv");
+    std::fs::write(
+        &file,
+        b"timestamp;Durchfluss m\xb3/h\n2024-01-01 00:00;12,5\n2024-01-01 01:00;Bad\n2024-01-01 02:00;13\n\
+          2024-01-01 03:00;Bad\n2024-01-01 04:00;14,25\n",
+    )
+    .unwrap();
+    let (ok, out, err) = inspect(&[file.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("wide (`;`-separated, decimal commas read; not UTF-8: read as Windows-1252)"), "{out}");
+    assert!(
+        out.contains("note: `Durchfluss m³/h` holds 3 numbers and 2 text cells: `Bad` ×2 (first on line 3)")
+            && out.contains("--missing-values 'Bad'"),
+        "{out}"
+    );
+    let (ok, out, err) = inspect(&[file.to_str().unwrap(), "--missing-values", "Bad"]);
+    assert!(ok, "{err}");
+    let row = out.lines().find(|l| l.trim_start().starts_with("Durchfluss")).unwrap();
+    assert!(row.contains("40.0 %") && !out.contains("note:"), "{out}");
+
+    let (ok, _, err) = inspect(&[file.to_str().unwrap(), "--time-unit", "minutes"]);
+    assert!(!ok && err.contains("--time-unit: `minutes` is none of s, ms, us, ns"), "{err}");
+}
