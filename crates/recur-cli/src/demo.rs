@@ -137,14 +137,21 @@ fn train_into(
             SplitBy::Entity => format!("by entity, {} entities", data.entities.len()),
         }
     ));
-    let screened: Vec<String> =
-        data.grid.signals.iter().zip(&data.screened).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect();
+    let screened = nonzero_counts(&data.grid.signals, &data.screened);
     if !screened.is_empty() {
         say(format!(
             "outliers: {} values beyond {} robust SDs of their signal's training median treated as missing ({})\n",
             data.screened.iter().sum::<usize>(),
             config.data.outlier_mads,
             screened.join(", ")
+        ));
+    }
+    let marked = nonzero_counts(&data.grid.signals, &data.marked);
+    if !marked.is_empty() {
+        say(format!(
+            "marks of no value (data.missing_values): {} cells read as gaps ({})\n",
+            data.marked.iter().sum::<usize>(),
+            marked.join(", ")
         ));
     }
     say(describe(config, &data) + "\n");
@@ -672,6 +679,11 @@ pub fn inspect(args: &Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// `PM2.5 12`, one per signal whose count is not zero.
+fn nonzero_counts(signals: &[String], counts: &[usize]) -> Vec<String> {
+    signals.iter().zip(counts).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect()
 }
 
 /// `wd (16 values)`, `station (1 value)`.

@@ -265,6 +265,7 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
     }
     let missing = config.missing()?;
     let mut entities = Vec::new();
+    let mut marked: BTreeMap<String, usize> = BTreeMap::new();
     for file in &config.files {
         let path = base.join(file);
         let series: Vec<(String, crate::data::TimeSeries)> = match config.format {
@@ -291,6 +292,9 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
             }
         };
         for (name, s) in series {
+            for (signal, &count) in s.signals.iter().zip(&s.marked) {
+                *marked.entry(signal.clone()).or_default() += count;
+            }
             entities.push((name, align_to_grid(&s, config.bin_seconds, config.aggregation)?));
         }
     }
@@ -301,7 +305,15 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
             return Err(unknown_signal("data.missing_values_per_signal", name, &first.signals));
         }
     }
-    PreparedSeries::from_entities_screened(entities, config.split, config.outlier_mads, &config.log1p, &config.floor)
+    let mut prepared = PreparedSeries::from_entities_screened(
+        entities,
+        config.split,
+        config.outlier_mads,
+        &config.log1p,
+        &config.floor,
+    )?;
+    prepared.marked = prepared.grid.signals.iter().map(|s| marked.get(s).copied().unwrap_or(0)).collect();
+    Ok(prepared)
 }
 
 /// One method's score on the test part.

@@ -81,6 +81,7 @@ fn status_strings_are_an_error_until_named_as_missing_values() {
     assert_eq!(series.signals, ["flow", "pressure", "state=CLOSED", "state=OPEN"]);
     let flow: Vec<bool> = (0..4).map(|n| series.observed[n * 4]).collect();
     assert_eq!(flow, [true, false, false, false], "Bad, the sentinel -9999.0 and I/O Timeout are gaps");
+    assert_eq!(series.marked, [3, 0, 0, 0], "counted per signal (the one-hot columns: 0)");
     assert_eq!(series.values[0], 12.5);
     // the second row: flow `Bad`, pressure 3.5, state `I/O Timeout` (every one-hot column empty)
     assert_eq!(series.values[4..8], [0.0, 3.5, 0.0, 0.0]);
@@ -91,6 +92,7 @@ fn status_strings_are_an_error_until_named_as_missing_values() {
     let series = read_wide(write("historian.csv", HISTORIAN), &WideOptions { missing, ..options }).unwrap();
     let pressure: Vec<bool> = (0..4).map(|n| series.observed[n * 4 + 1]).collect();
     assert_eq!(pressure, [false, true, false, true]);
+    assert_eq!(series.marked[..2], [3, 2]);
     assert!(series.observed[0], "the per-signal mark stays in its signal");
 }
 

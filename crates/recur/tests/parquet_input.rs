@@ -52,6 +52,7 @@ fn compressor_parquet_with_a_timestamp_column_equals_its_csv() {
         timestamps: csv.timestamps[..20_000].to_vec(),
         values: csv.values[..20_000].to_vec(),
         observed: csv.observed[..20_000].to_vec(),
+        marked: csv.marked.clone(),
     };
     assert_same(&parquet, &first, "compressor (gzip, timestamp[µs])");
 }

@@ -121,6 +121,7 @@ mod tests {
             timestamps: vec![0, 10, 20, 130],
             values: vec![1.0, 2.0, 3.0, 7.0],
             observed: vec![true, true, true, true],
+            marked: vec![0],
         };
         let g = align_to_grid(&s, 60, Aggregation::Mean).unwrap();
         assert_eq!(g.values, vec![2.0, 0.0, 7.0]);

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::missing::{CellReader, MissingValues};
+use super::missing::{is_missing, CellReader, MissingValues};
 use super::series::TimeSeries;
 use super::table::Table;
 use super::wide::{not_a_time, parse_timestamp, EpochUnit};
@@ -94,6 +94,8 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
     let mut kept_signal: Vec<bool> = Vec::new();
     let mut readers: Vec<CellReader> = Vec::new();
     let mut observations: Vec<(u32, i64, u32, f64)> = Vec::new();
+    // cells that held a mark of "no value": by entity (its text) and signal id
+    let mut marked: HashMap<(&str, u32), usize> = HashMap::new();
     for (place, fields) in table.rows() {
         let signal = fields.get(si).trim();
         let id = *signal_ids.entry(signal).or_insert_with(|| {
@@ -110,6 +112,9 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
         let Some(value) =
             readers[id as usize].value::<f64>(raw).map_err(|why| table.error(place, Some(&names[vi]), why))?
         else {
+            if !is_missing(raw) {
+                *marked.entry((ei.map_or("", |i| fields.get(i).trim()), id)).or_default() += 1;
+            }
             continue;
         };
         let time = parse_time(fields[ti].trim(), unit)
@@ -152,6 +157,7 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
                 timestamps: Vec::new(),
                 values: Vec::new(),
                 observed: Vec::new(),
+                marked: vec![0; signals.len()],
             };
             (name, empty)
         })
@@ -169,6 +175,13 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
             series.values.push(if slot.1 > 0 { (slot.0 / f64::from(slot.1)) as f32 } else { 0.0 });
             series.observed.push(slot.1 > 0);
             *slot = (0.0, 0);
+        }
+    }
+    // an entity left out (no value at all), or a signal never observed, takes its marks with it
+    for ((entity, id), count) in marked {
+        let j = column_of[id as usize];
+        if let (Some(&e), true) = (entity_ids.get(entity), j < c) {
+            out[e as usize].1.marked[j] += count;
         }
     }
     Ok(out)

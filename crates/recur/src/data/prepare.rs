@@ -258,6 +258,9 @@ pub struct PreparedSeries {
     pub test: Vec<Range<usize>>,
     /// Per signal: observed values treated as missing by [`PreparedSeries::from_entities_screened`].
     pub screened: Vec<usize>,
+    /// Per signal: cells read as gaps for holding a mark of "no value" (`data.missing_values`),
+    /// summed over the files and entities ([`crate::data::TimeSeries::marked`]).
+    pub marked: Vec<usize>,
 }
 
 /// Per signal, whether it is in `names`.
@@ -495,7 +498,8 @@ impl PreparedSeries {
         for (k, v) in grid.values.iter_mut().enumerate() {
             *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
         }
-        Ok(PreparedSeries { grid, scaler, entities: spans, train, validation, test, screened })
+        let marked = vec![0; c];
+        Ok(PreparedSeries { grid, scaler, entities: spans, train, validation, test, screened, marked })
     }
 
     /// Grid step `n` as a live feed would give it: each signal's value in original units,

@@ -9,6 +9,9 @@ pub struct TimeSeries {
     pub timestamps: Vec<i64>,
     pub values: Vec<f32>,
     pub observed: Vec<bool>,
+    /// Per signal: cells that held one of the config's marks of "no value"
+    /// ([`crate::data::MissingValues`]), now gaps in the mask (one-hot columns: 0).
+    pub marked: Vec<usize>,
 }
 
 impl TimeSeries {

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::missing::MissingValues;
+use super::missing::{is_missing, MissingValues};
 use super::series::{days_from_civil, is_valid_date, TimeSeries};
 use super::table::Table;
 use crate::error::Result;
@@ -237,6 +237,7 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
         timestamps: Vec::with_capacity(table.len()),
         values: Vec::with_capacity(table.len() * c),
         observed: Vec::with_capacity(table.len() * c),
+        marked: vec![0; c],
     };
     for (place, fields) in table.rows() {
         let number = |i: usize| -> Result<i64> {
@@ -268,11 +269,12 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
             }
         }
         series.timestamps.push(ts);
-        for (&i, reader) in signal_cols.iter().zip(&signal_readers) {
+        for (j, (&i, reader)) in signal_cols.iter().zip(&signal_readers).enumerate() {
             let cell = fields[i].trim();
             let value = reader.value::<f32>(cell).map_err(|why| table.error(place, Some(&names[i]), why))?;
             series.values.push(value.unwrap_or(0.0));
             series.observed.push(value.is_some());
+            series.marked[j] += usize::from(value.is_none() && !is_missing(cell));
         }
         for ((&i, cats), reader) in categorical_cols.iter().zip(&categories).zip(&categorical_readers) {
             let cell = fields[i].trim();
