@@ -7,6 +7,11 @@
 //! legacy INT96) as whole seconds since the Unix epoch, strings as they are. Nested,
 //! binary and decimal columns are refused with the column's name. The file is
 //! recognised by its `PAR1` magic number, whatever its extension.
+//!
+//! A CSV is read as spreadsheets and historians export it: its separator read off the
+//! header ([`csv_delimiter`]: `,`, else `;` or a tab, whose numbers may then carry a decimal
+//! comma), a byte-order mark skipped, and a file that is not UTF-8 but holds no binary
+//! bytes decoded as Windows-1252.
 
 use std::path::{Path, PathBuf};
 
