@@ -6,7 +6,7 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use recur::data::{csv_delimiter, csv_fields_separated, csv_quoted, CellReader};
+use recur::data::{csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark, CellReader};
 use recur::run::TaskKind;
 use recur::tasks::{
     Forecast, PredictionStream, PredictionTask, Reconstructed, ReconstructionStream, ReconstructionTask,
@@ -161,10 +161,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         None => return Err(format!("{input}: no header row")),
     };
     // a `;`- or tab-separated feed (numbers with a decimal comma) answers in commas
-    let header = header.strip_prefix('\u{feff}').unwrap_or(&header);
-    let delimiter = csv_delimiter(header);
-    let names: Vec<String> =
-        csv_fields_separated(header, delimiter).into_iter().map(|n| n.trim().to_string()).collect();
+    let (delimiter, names) = csv_header(without_byte_order_mark(&header));
     let columns: Vec<usize> = stream
         .signals()
         .iter()
@@ -177,8 +174,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
     // the run's marks of "no value" (data.missing_values), as its training data was read
     let missing = config.data.missing().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let readers: Vec<CellReader> =
-        stream.signals().iter().map(|s| missing.of(s).with_decimal_comma(delimiter != ',')).collect();
+    let readers: Vec<CellReader> = stream.signals().iter().map(|s| missing.of(s).separated_by(delimiter)).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
     let header: Vec<String> =

@@ -88,12 +88,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         };
     // per signal, the cells besides empty, NA and NaN that mean "no value" (data.missing_values)
     let missing = config.data.missing().map_err(|e| e.to_string())?;
-    let missing_values: Vec<Vec<&String>> = data
-        .grid
-        .signals
-        .iter()
-        .map(|s| missing.everywhere.iter().chain(missing.per_signal.get(s).into_iter().flatten()).collect())
-        .collect();
+    let missing_values: Vec<Vec<&String>> = data.grid.signals.iter().map(|s| missing.marks_of(s).collect()).collect();
     let preprocessing = serde_json::json!({
         "task": config.task.kind,
         "signals": data.grid.signals,

@@ -3,8 +3,8 @@
 //! compiled once for all of them rather than once per file. As 22 binaries they took 266 of
 //! a clean `cargo test --release --no-run`'s 750 CPU-seconds, as one 61 of 587 (`--timings`,
 //! 2-core AVX2); `.ci/run` from a clean clone fell from 10 min 37 s (its build 6 min 15 s) to
-//! 8 min 27 s – 9 min 8 s over three runs (builds 4 min 31 s – 4 min 49 s). `compact_rows.rs` stays a binary of its own: it
-//! flips a process-wide switch that the other tests would see.
+//! 8 min 27 s – 9 min 8 s over three runs (builds 4 min 31 s – 4 min 49 s). `compact_rows.rs`
+//! stays a binary of its own: it flips a process-wide switch that the other tests would see.
 
 mod common;
 

@@ -57,7 +57,7 @@ impl MissingValues {
     /// The reader of the cells of `signal` (a column of a wide file, a signal of a long one).
     pub fn of(&self, signal: &str) -> CellReader {
         let mut reader = CellReader::default();
-        for mark in self.everywhere.iter().chain(self.per_signal.get(signal).into_iter().flatten()) {
+        for mark in self.marks_of(signal) {
             match (mark.parse::<f32>(), mark.parse::<f64>()) {
                 (Ok(a), Ok(b)) => {
                     reader.f32_marks.push(a);
@@ -67,6 +67,11 @@ impl MissingValues {
             }
         }
         reader
+    }
+
+    /// The marks of `signal`: those of every signal, then its own.
+    pub fn marks_of<'a>(&'a self, signal: &str) -> impl Iterator<Item = &'a String> {
+        self.everywhere.iter().chain(self.per_signal.get(signal).into_iter().flatten())
     }
 
     /// The first signal named in [`MissingValues::per_signal`] that `known` does not hold.
@@ -122,10 +127,10 @@ impl CellNumber for f64 {
 }
 
 impl CellReader {
-    /// This reader, also reading `12,5` as 12.5 where `on` (a file separated by `;` or
-    /// tabs: [`crate::data::csv_delimiter`]).
-    pub fn with_decimal_comma(mut self, on: bool) -> CellReader {
-        self.decimal_comma = on;
+    /// This reader for a file whose fields `delimiter` separates: separated otherwise than
+    /// by commas (`;`, tabs: [`crate::data::csv_delimiter`]), it also reads `12,5` as 12.5.
+    pub fn separated_by(mut self, delimiter: char) -> CellReader {
+        self.decimal_comma = delimiter != ',';
         self
     }
 
@@ -211,7 +216,7 @@ mod tests {
     fn a_decimal_comma_reads_where_the_file_allows_it() {
         let reader = marks(&["-1"], &[]).of("a");
         assert_eq!(reader.read::<f32>("12,5"), Cell::Text, "a comma-separated file has no decimal comma");
-        let reader = reader.with_decimal_comma(true);
+        let reader = reader.separated_by(';');
         assert_eq!(reader.read::<f32>("12,5"), Cell::Number(12.5));
         assert_eq!(reader.read::<f64>("-1,0"), Cell::Missing, "marks match by value");
         assert_eq!(reader.read::<f32>("1.234,5"), Cell::Text, "no thousands separators");

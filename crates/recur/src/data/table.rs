@@ -92,7 +92,7 @@ impl Table {
     /// The reader of a signal's cells in this table: `missing`'s marks for it, and a
     /// decimal comma where the file's separator allows one.
     pub fn cell_reader(&self, missing: &MissingValues, signal: &str) -> CellReader {
-        missing.of(signal).with_decimal_comma(self.delimiter != ',')
+        missing.of(signal).separated_by(self.delimiter)
     }
 
     /// The unit integer times of `column` are read in: `unit` (`data.time_unit`), except
@@ -141,17 +141,11 @@ impl Table {
                 return Err(format_error(path, "line", line, None, why.into()));
             }
         };
-        // Excel's "CSV UTF-8" starts with a byte-order mark, which would join the first name
-        let mut lines = text.strip_prefix('\u{feff}').unwrap_or(&text).lines().enumerate();
+        let mut lines = without_byte_order_mark(&text).lines().enumerate();
         let (_, header) =
             lines.next().ok_or_else(|| format_error(path, "line", 1, None, "the file is empty".into()))?;
-        let delimiter = csv_delimiter(header);
+        let (delimiter, names) = csv_header(header);
         let mut field = String::new();
-        let mut names = Vec::new();
-        for_each_field(header, delimiter, &mut field, |f| {
-            names.push(f.trim().to_string());
-            Ok(())
-        })?;
         let mut table = Table::new(path, names, Source::Csv);
         table.delimiter = delimiter;
         table.windows_1252 = windows_1252;
@@ -262,6 +256,18 @@ pub fn csv_fields_separated(line: &str, delimiter: char) -> Vec<String> {
         Ok(())
     });
     fields
+}
+
+/// Text without the byte-order mark that Excel's "CSV UTF-8" puts first (it would join
+/// the first column's name).
+pub fn without_byte_order_mark(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
+}
+
+/// A CSV header line's separator ([`csv_delimiter`]) and its column names, trimmed.
+pub fn csv_header(line: &str) -> (char, Vec<String>) {
+    let delimiter = csv_delimiter(line);
+    (delimiter, csv_fields_separated(line, delimiter).into_iter().map(|n| n.trim().to_string()).collect())
 }
 
 /// A CSV's field separator, read off its header: `,` where the header holds one outside

@@ -254,7 +254,7 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
             }
             TimeColumns::Split { year, month, day, hour, minute } => {
                 let (y, m, d) = (number(*year)?, number(*month)?, number(*day)?);
-                if !(1..=12).contains(&m) || !(1..=31).contains(&d) || !is_valid_date(y, m as u32, d as u32) {
+                if !matches!((u32::try_from(m), u32::try_from(d)), (Ok(m), Ok(d)) if is_valid_date(y, m, d)) {
                     return Err(table.error(place, None, format!("{y}-{m}-{d} is not a date")));
                 }
                 let h = hour.map(number).transpose()?.unwrap_or(0);
