@@ -58,16 +58,47 @@ fn ticks(lo: f64, hi: f64, count: usize) -> Vec<f64> {
     (0..).map(|i| first + i as f64 * step).take_while(|v| *v <= hi + step * 1e-9).collect()
 }
 
-fn format_tick(v: f64) -> String {
-    if v == 0.0 {
-        "0".into()
-    } else if v.abs() >= 1e4 || v.abs() < 1e-2 {
-        format!("{v:.0e}")
-    } else if (v - v.round()).abs() < 1e-9 {
-        format!("{}", v.round() as i64)
-    } else {
-        format!("{v:.2}").trim_end_matches('0').to_string()
-    }
+/// Labels of the tick positions [`ticks`] gives, each exact at the step between them (so
+/// no two alike): fixed-point with the decimals the step needs (0.025 apart: `2.525`), or,
+/// where the largest is below 0.01 or from 10,000 up, scientific with the mantissa digits
+/// it needs (`2.5e-3`, `1.25e4`).
+fn tick_labels(ticks: &[f64]) -> Vec<String> {
+    let largest = ticks.iter().fold(0.0f64, |m, t| m.max(t.abs()));
+    let step = match ticks {
+        [a, b, ..] => (b - a).abs(),
+        _ if largest > 0.0 => 10f64.powf(largest.log10().floor() - 2.0),
+        _ => 1.0,
+    };
+    let scientific = largest >= 1e4 || (largest > 0.0 && largest < 1e-2);
+    ticks
+        .iter()
+        .map(|&t| {
+            if t.abs() < step * 1e-6 {
+                "0".into()
+            } else if scientific {
+                let digits = decimals_of(step / 10f64.powf(t.abs().log10().floor()));
+                let text = format!("{t:.digits$e}");
+                match text.split_once('e') {
+                    Some((mantissa, exponent)) if mantissa.contains('.') => {
+                        format!("{}e{exponent}", mantissa.trim_end_matches('0').trim_end_matches('.'))
+                    }
+                    _ => text,
+                }
+            } else {
+                format!("{t:.digits$}", digits = decimals_of(step))
+            }
+        })
+        .collect()
+}
+
+/// Decimals that write every multiple of `step` exactly: 0.025 → 3, 0.5 → 1, 20 → 0.
+fn decimals_of(step: f64) -> usize {
+    (0..12)
+        .find(|&d| {
+            let scaled = step * 10f64.powi(d as i32);
+            (scaled - scaled.round()).abs() < 1e-6 * scaled.max(1.0)
+        })
+        .unwrap_or(12)
 }
 
 struct Frame {
@@ -131,10 +162,13 @@ impl LineChart {
         } else {
             ticks(y0, y1, 6)
         };
-        for &t in &y_ticks {
+        let y_labels = match self.log_y {
+            true => y_ticks.iter().map(|t| format!("1e{}", t.log10().round() as i64)).collect(),
+            false => tick_labels(&y_ticks),
+        };
+        for (&t, label) in y_ticks.iter().zip(y_labels) {
             let y = py(t);
             c.line(f.left, y, f.right, y, GRID, 1.0);
-            let label = if self.log_y { format!("1e{}", t.log10().round() as i64) } else { format_tick(t) };
             c.text(
                 (f.left - 6.0 - (label.len() * GLYPH_W) as f64) as i64,
                 (y - GLYPH_H as f64 / 2.0) as i64 - 2,
@@ -142,10 +176,10 @@ impl LineChart {
                 INK,
             );
         }
-        for t in ticks(x0, x1, 8) {
+        let x_ticks = ticks(x0, x1, 8);
+        for (&t, label) in x_ticks.iter().zip(tick_labels(&x_ticks)) {
             let x = px(t);
             c.line(x, f.top, x, f.bottom, GRID, 1.0);
-            let label = format_tick(t);
             c.text((x - (label.len() * GLYPH_W) as f64 / 2.0) as i64, f.bottom as i64 + 4, &label, INK);
         }
         c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
@@ -302,10 +336,10 @@ impl BarChart {
         let f = frame(&mut c, &self.title, "", &self.y_label);
         let top = self.bars.iter().map(|b| b.1 + b.2.max(0.0)).fold(0.0f64, f64::max).max(1e-12) * 1.08;
         let py = |y: f64| f.bottom - y / top * (f.bottom - f.top);
-        for t in ticks(0.0, top, 6) {
+        let y_ticks = ticks(0.0, top, 6);
+        for (&t, label) in y_ticks.iter().zip(tick_labels(&y_ticks)) {
             let y = py(t);
             c.line(f.left, y, f.right, y, GRID, 1.0);
-            let label = format_tick(t);
             c.text(
                 (f.left - 6.0 - (label.len() * GLYPH_W) as f64) as i64,
                 (y - GLYPH_H as f64 / 2.0) as i64 - 2,
@@ -338,6 +372,38 @@ impl BarChart {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tick_labels_are_distinct_and_read_back_as_their_ticks() {
+        // the first: a bar chart of MSEs near 3e-3, whose labels read 3e-3, 2e-3, 2e-3, 1e-3
+        let ranges = [
+            (0.0, 0.0029),
+            (2.473, 2.738),
+            (0.0, 12_500.0),
+            (-1.0, 1.0),
+            (0.01, 0.02),
+            (1e-6, 3.1e-6),
+            (0.0, 167.0),
+            (-0.35, 2.2),
+            (9_000.0, 41_000.0),
+        ];
+        for (lo, hi) in ranges {
+            let t = ticks(lo, hi, 6);
+            let labels = tick_labels(&t);
+            let step = t[1] - t[0];
+            for (tick, label) in t.iter().zip(&labels) {
+                let read: f64 = label.parse().unwrap();
+                assert!((read - tick).abs() <= 1e-6 * step, "{lo}..{hi}: {label} for {tick}");
+            }
+            let mut unique = labels.clone();
+            unique.dedup();
+            assert_eq!(unique, labels, "{lo}..{hi}");
+        }
+        assert_eq!(tick_labels(&ticks(0.0, 0.0029, 6)), ["0", "5e-4", "1e-3", "1.5e-3", "2e-3", "2.5e-3"]);
+        assert_eq!(tick_labels(&ticks(2.473, 2.738, 6))[..2], ["2.50".to_string(), "2.55".to_string()]);
+        assert_eq!(tick_labels(&ticks(0.0, 167.0, 8))[..3], ["0".to_string(), "25".to_string(), "50".to_string()]);
+        assert_eq!(tick_labels(&[2.5]), ["2.50"]);
+    }
 
     #[test]
     fn the_legend_goes_where_it_hides_the_fewest_points() {
