@@ -552,8 +552,10 @@ pub fn predict(args: &Args) -> Result<(), String> {
         true => signals.iter().flat_map(|s| [s.clone(), format!("{s}_low"), format!("{s}_high")]).collect(),
         false => signals.clone(),
     };
-    let mut csv = format!("entity,steps_ahead,{}\n", columns.join(","));
+    let mut csv = format!("entity,steps_ahead,time,{}\n", columns.join(","));
     for (name, forecast) in &forecasts {
+        let entity = data.entities.iter().position(|(n, _)| n == name).ok_or(format!("no entity `{name}`"))?;
+        let last = data.entities[entity].1.len() - 1;
         for (h, row) in forecast.values.chunks(c).enumerate() {
             let band = forecast.low.get(h * c..(h + 1) * c).zip(forecast.high.get(h * c..(h + 1) * c));
             let cells: Vec<String> = row
@@ -568,7 +570,7 @@ pub fn predict(args: &Args) -> Result<(), String> {
                     std::iter::once(v.to_string()).chain(band)
                 })
                 .collect();
-            csv.push_str(&format!("{name},{},{}\n", h + 1, cells.join(",")));
+            csv.push_str(&format!("{name},{},{},{}\n", h + 1, data.time_label(entity, last + h + 1), cells.join(",")));
         }
     }
     let out = PathBuf::from(args.get("out", &known, dir.join("forecast.csv").display().to_string())?);

@@ -42,7 +42,8 @@ const USAGE: &str = "usage:
       factor per signal (its values hidden on purpose), applied by reconstruct and stream.
   recur predict --run DIR [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
-      the end of each entity with a trained prediction run, with its band where the
+      the end of each entity with a trained prediction run (each row: entity, steps
+      ahead, the step's time as the data writes times), with its band where the
       model has one (±2σ or its quantiles; skewed for the signals in data.log1p; past the
       direct steps with --samples K, as eval's); with --horizon, forecast_ahead.png
       beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent

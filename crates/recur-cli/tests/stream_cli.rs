@@ -226,9 +226,12 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
     assert!(ok, "{err}");
     assert!(out.contains("the next 6 steps (direct for 4 steps from each streamed state, then closed loop"), "{out}");
     let written = std::fs::read_to_string(&forecast).unwrap();
-    assert!(written.starts_with("entity,steps_ahead,PM2.5,PM2.5_low,PM2.5_high,PM10,"), "{written}");
+    assert!(written.starts_with("entity,steps_ahead,time,PM2.5,PM2.5_low,PM2.5_high,PM10,"), "{written}");
     let cells = |row: usize| written.lines().nth(row).unwrap().split(',').map(String::from).collect::<Vec<_>>();
-    assert!(!cells(4)[3].is_empty() && cells(5)[3].is_empty(), "a band for step 4, none for step 5: {written}");
+    // the station's last hour is 2017-02-28 23:00 (the bundled CSV's last row)
+    assert_eq!(cells(1)[..3], ["PRSA_Data_Aotizhongxin_20130301-20170228", "1", "2017-03-01 00:00:00"]);
+    assert_eq!(cells(6)[2], "2017-03-01 05:00:00");
+    assert!(!cells(4)[4].is_empty() && cells(5)[4].is_empty(), "a band for step 4, none for step 5: {written}");
     // and a chart of one signal's history and forecast, the first by default or the one named
     let chart = dir.join("forecast_ahead.png");
     assert!(std::fs::read(&chart).unwrap().starts_with(b"\x89PNG"));
@@ -255,7 +258,7 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
     let written = std::fs::read_to_string(&forecast).unwrap();
     // step 6 (closed loop) has a band now: finite, low below high
     let step6: Vec<&str> = written.lines().nth(6).unwrap().split(',').collect();
-    let (low, high) = (step6[3].parse::<f32>().unwrap(), step6[4].parse::<f32>().unwrap());
+    let (low, high) = (step6[4].parse::<f32>().unwrap(), step6[5].parse::<f32>().unwrap());
     assert!(low.is_finite() && high.is_finite() && low < high, "step 6: {low} {high}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -369,9 +372,10 @@ fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
         ok && err.contains("bands calibrated on the validation part") && err.contains("2 factor(s) per signal"),
         "{err}"
     );
-    // PM2.5 and RAIN, each (value, low, high): at or above 0; the band around its forecast
+    // PM2.5 and RAIN, each (value, low, high) after the entity, steps ahead and time: at or
+    // above 0; the band around its forecast
     for line in out.lines().filter(|l| l.contains(",1,") || l.contains(",2,")).take(2) {
-        let v: Vec<f32> = line.split(',').skip(2).map(|v| v.parse().unwrap()).collect();
+        let v: Vec<f32> = line.split(',').skip(3).map(|v| v.parse().unwrap()).collect();
         for triple in [&v[0..3], &v[27..30]] {
             assert!(0.0 <= triple[1] && triple[1] <= triple[0] && triple[0] <= triple[2], "{triple:?} in {line}");
         }

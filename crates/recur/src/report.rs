@@ -444,8 +444,8 @@ fn reconstruction_chart(outcome: &RunOutcome, config: &RunConfig, data: &Prepare
 }
 
 /// The series of every entity with each missing value filled by the model and a ±2σ band
-/// from λ̂, as CSV: `entity,time` (seconds from the entity's first observation, as the
-/// grid counts them) and per signal `x` (observed, or filled), `x_filled` (1 where filled),
+/// from λ̂, as CSV: `entity,time` (the grid step's start, as the data wrote it: a UTC
+/// calendar time, or the time elapsed since the entity's start) and per signal `x` (observed, or filled), `x_filled` (1 where filled),
 /// `x_low`, `x_high` (the band, for filled values only; scaled by `calibration` where
 /// given) — original units.
 ///
@@ -464,10 +464,10 @@ pub fn filled_series_csv(
         out.push_str(&format!(",{s},{s}_filled,{s}_low,{s}_high"));
     }
     out.push('\n');
-    for (name, steps) in &data.entities {
+    for (e, (name, steps)) in data.entities.iter().enumerate() {
         let (x_hat, sigma) = task.fill(model, steps.clone())?;
         for (i, n) in steps.clone().enumerate() {
-            out.push_str(&format!("{name},{}", (n - steps.start) as i64 * data.grid.bin_seconds));
+            out.push_str(&format!("{name},{}", data.time_label(e, i)));
             for j in 0..c {
                 let observed = data.grid.observed[n * c + j];
                 let z = if observed { data.grid.values[n * c + j] } else { x_hat[i * c + j] };

@@ -80,7 +80,9 @@ fn the_filled_series_keeps_observations_and_fills_every_gap_with_a_band() {
     let rows: Vec<Vec<&str>> = csv.lines().skip(1).map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), series.len());
     let c = series.channels();
+    assert_eq!(rows[0][1], "2013-03-01 00:00:00", "the station's first hour");
     for (n, row) in rows.iter().enumerate() {
+        assert_eq!(row[1], recur::data::Clock::Calendar.format(series.timestamps[n]), "one row per hour, in time");
         for j in 0..c {
             let (value, filled, low, high) = (row[2 + 4 * j], row[3 + 4 * j], row[4 + 4 * j], row[5 + 4 * j]);
             if series.observed[n * c + j] {

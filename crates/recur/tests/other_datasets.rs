@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{read_long, EpochUnit, LongColumns, LongOptions, MissingValues};
+use recur::data::{read_long, Clock, EpochUnit, LongColumns, LongOptions, MissingValues};
 use recur::run::{load_data, run, RunConfig};
 
 fn configs() -> PathBuf {
@@ -27,6 +27,12 @@ fn physionet_ingests_by_patient_and_trains_through_the_same_config_path() {
     // one entity per ICU stay with any of the 14 signals: stays 132988 and 133039 have none
     assert_eq!(data.entities.len(), 398);
     assert!(data.entities.iter().all(|(n, _)| n != "132988" && n != "133039"));
+    // times are hours:minutes since admission; stay 132539's first kept value is at 0:07
+    // and its last at 47:37 (awk over the CSV), so its hourly grid runs 0:07 .. 47:07
+    assert_eq!(data.grid.clock, Clock::Elapsed);
+    assert_eq!(data.entities[0].0, "132539");
+    let last = data.entities[0].1.len() - 1;
+    assert_eq!((data.time_label(0, 0), data.time_label(0, last)), ("0:07".into(), "47:07".into()));
     assert_eq!((data.train.len(), data.validation.len(), data.test.len()), (239, 79, 80), "split by patient");
     let c = data.grid.channels();
     let empty = data.grid.observed.iter().filter(|&&o| !o).count() as f64 / data.grid.observed.len() as f64;
@@ -184,6 +190,17 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
     assert_eq!(s7.values[2], 85.0, "two values at 00:30 averaged");
     assert_eq!(s7.observed, [true, false, true, false, false, true]);
     assert_eq!(e[1].1.observed, [false, true], "NA is missing");
+    assert_eq!(s7.clock, Clock::Elapsed, "H:MM counts from the entity's start");
+    let seconds = write("seconds.csv", "t,name,v\n0:00:30,HR,70\n1:02:03,HR,71\n");
+    let s = &read_long(
+        &seconds,
+        &LongOptions { columns: LongColumns { entity: String::new(), ..columns.clone() }, ..Default::default() },
+    )
+    .unwrap()[0]
+        .1;
+    assert_eq!((s.timestamps.as_slice(), s.clock), ([30, 3723].as_slice(), Clock::Elapsed));
+    let dated = write("dated.csv", "id,t,name,v\n7,2024-01-01 00:00,HR,70\n");
+    assert_eq!(read_long(&dated, &LongOptions { columns, ..Default::default() }).unwrap()[0].1.clock, Clock::Calendar);
 }
 
 #[test]
@@ -195,6 +212,19 @@ fn long_csv_errors_name_file_line_and_column() {
     let p = write("time.csv", "t,name,v\n00:00,HR,70\nyesterday,HR,71\n");
     let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.ends_with("line 3, column `t`: `yesterday` is not a time"), "{err}");
+    // elapsed and calendar times in one file cannot be put on one axis
+    let p = write("mixed.csv", "t,name,v\n00:00,HR,70\n2024-01-01 00:10,HR,71\n");
+    let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
+    assert!(
+        err.ends_with(
+            "line 3, column `t`: `2024-01-01 00:10` is a calendar time, but the rows before hold a time elapsed since \
+             the entity's start (H:MM)"
+        ),
+        "{err}"
+    );
+    let p = write("minutes.csv", "t,name,v\n00:00,HR,70\n00:75,HR,71\n");
+    let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
+    assert!(err.ends_with("line 3, column `t`: `00:75` is not a time"), "{err}");
     let err = read_long(
         &p,
         &LongOptions { columns: LongColumns { entity: "patient".into(), ..columns.clone() }, ..Default::default() },

@@ -53,6 +53,7 @@ fn compressor_parquet_with_a_timestamp_column_equals_its_csv() {
         values: csv.values[..20_000].to_vec(),
         observed: csv.observed[..20_000].to_vec(),
         marked: csv.marked.clone(),
+        clock: csv.clock,
     };
     assert_same(&parquet, &first, "compressor (gzip, timestamp[µs])");
 }

@@ -2,7 +2,7 @@
 //! and signal the value x, the observation mask m and the time since the last
 //! observation δ. Empty bins stay missing; nothing is filled in.
 
-use super::series::TimeSeries;
+use super::series::{Clock, TimeSeries};
 use crate::error::{Error, Result};
 
 /// How several observations falling in one bin become one value.
@@ -22,6 +22,8 @@ pub enum Aggregation {
 pub struct GridSeries {
     pub signals: Vec<String>,
     pub start: i64,
+    /// What `start` counts from.
+    pub clock: Clock,
     pub bin_seconds: i64,
     pub values: Vec<f32>,
     pub observed: Vec<bool>,
@@ -88,7 +90,7 @@ pub fn align_to_grid(series: &TimeSeries, bin_seconds: i64, aggregation: Aggrega
         }
     }
     let delta = bins_since_observed(&observed, c);
-    Ok(GridSeries { signals: series.signals.clone(), start, bin_seconds, values, observed, delta })
+    Ok(GridSeries { signals: series.signals.clone(), start, clock: series.clock, bin_seconds, values, observed, delta })
 }
 
 /// δ for a mask `[N, C]`: bins since each signal was last observed (0 where it is, and
@@ -122,6 +124,7 @@ mod tests {
             values: vec![1.0, 2.0, 3.0, 7.0],
             observed: vec![true, true, true, true],
             marked: vec![0],
+            clock: Clock::Calendar,
         };
         let g = align_to_grid(&s, 60, Aggregation::Mean).unwrap();
         assert_eq!(g.values, vec![2.0, 0.0, 7.0]);

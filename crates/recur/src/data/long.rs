@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::missing::{is_missing, CellReader, MissingValues};
-use super::series::TimeSeries;
+use super::series::{Clock, TimeSeries};
 use super::table::Table;
 use super::wide::{not_a_time, parse_timestamp, EpochUnit};
 use crate::error::Result;
@@ -35,16 +35,27 @@ impl Default for LongColumns {
     }
 }
 
-/// `H:MM` (hours may exceed 24) as seconds, or any timestamp [`parse_timestamp`] reads.
-fn parse_time(text: &str, unit: EpochUnit) -> Option<i64> {
-    if let Some((h, m)) = text.split_once(':') {
-        if !h.contains('-') && !h.contains(' ') && m.len() == 2 {
-            if let (Ok(h), Ok(m)) = (h.parse::<i64>(), m.parse::<i64>()) {
-                return Some(h * 3600 + m * 60);
-            }
-        }
+/// Time elapsed since an entity's start, `H:MM[:SS]` (hours may exceed 24), as seconds.
+fn parse_elapsed(text: &str) -> Option<i64> {
+    let mut parts = text.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next().unwrap_or("00"));
+    let digits = |p: &str, len: Option<usize>| {
+        !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && len.is_none_or(|n| p.len() == n)
+    };
+    if parts.next().is_some() || !digits(h, None) || !digits(m, Some(2)) || !digits(s, Some(2)) {
+        return None;
     }
-    parse_timestamp(text, unit)
+    let (h, m, s): (i64, i64, i64) = (h.parse().ok()?, m.parse().ok()?, s.parse().ok()?);
+    (m < 60 && s < 60).then(|| h * 3600 + m * 60 + s)
+}
+
+/// A time cell as seconds and what they count from: [`parse_elapsed`]'s `H:MM`, or any
+/// timestamp [`parse_timestamp`] reads.
+fn parse_time(text: &str, unit: EpochUnit) -> Option<(i64, Clock)> {
+    match parse_elapsed(text) {
+        Some(seconds) => Some((seconds, Clock::Elapsed)),
+        None => parse_timestamp(text, unit).map(|seconds| (seconds, Clock::Calendar)),
+    }
 }
 
 /// How to read a long table.
@@ -96,6 +107,7 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
     let mut observations: Vec<(u32, i64, u32, f64)> = Vec::new();
     // cells that held a mark of "no value": by entity (its text) and signal id
     let mut marked: HashMap<(&str, u32), usize> = HashMap::new();
+    let mut clock: Option<Clock> = None;
     for (place, fields) in table.rows() {
         let signal = fields.get(si).trim();
         let id = *signal_ids.entry(signal).or_insert_with(|| {
@@ -117,8 +129,21 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
             }
             continue;
         };
-        let time = parse_time(fields[ti].trim(), unit)
-            .ok_or_else(|| table.error(place, Some(&names[ti]), not_a_time(fields[ti].trim(), "time", unit)))?;
+        let cell = fields[ti].trim();
+        let (time, cell_clock) = parse_time(cell, unit)
+            .ok_or_else(|| table.error(place, Some(&names[ti]), not_a_time(cell, "time", unit)))?;
+        match clock {
+            None => clock = Some(cell_clock),
+            Some(first) if first != cell_clock => {
+                let why = format!(
+                    "`{cell}` is {}, but the rows before hold {}",
+                    cell_clock.description(),
+                    first.description()
+                );
+                return Err(table.error(place, Some(&names[ti]), why));
+            }
+            Some(_) => {}
+        }
         let entity = ei.map_or("", |i| fields.get(i).trim());
         let entity = *entity_ids.entry(entity).or_insert_with(|| {
             entity_names.push(entity);
@@ -158,6 +183,7 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
                 values: Vec::new(),
                 observed: Vec::new(),
                 marked: vec![0; signals.len()],
+                clock: clock.unwrap_or_default(),
             };
             (name, empty)
         })

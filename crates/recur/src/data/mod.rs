@@ -14,7 +14,7 @@ pub use inspect::{Inspection, Layout, SignalMissingness};
 pub use long::{read_long, LongColumns, LongOptions};
 pub use missing::{is_missing, Cell, CellReader, MissingValues};
 pub use prepare::{PreparedSeries, SplitBy, SplitFractions, Standardizer};
-pub use series::TimeSeries;
+pub use series::{Clock, TimeSeries};
 pub(crate) use table::Table;
 pub use table::{csv_delimiter, csv_fields, csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark};
 pub use wide::{read_wide, EpochUnit, WideOptions};

@@ -253,6 +253,9 @@ pub struct PreparedSeries {
     pub scaler: Standardizer,
     /// Each entity's name and steps in `grid`.
     pub entities: Vec<(String, Range<usize>)>,
+    /// Each entity's first grid time (`grid.start` is the first entity's), in `grid.clock`'s
+    /// seconds.
+    pub entity_starts: Vec<i64>,
     pub train: Vec<Range<usize>>,
     pub validation: Vec<Range<usize>>,
     pub test: Vec<Range<usize>>,
@@ -333,7 +336,7 @@ fn refuse_values(
                 format!(
                     "{} at {}: {why}",
                     grid.values[n * c + j],
-                    super::series::format_timestamp(grid.start + n as i64 * grid.bin_seconds)
+                    grid.clock.format(grid.start + n as i64 * grid.bin_seconds)
                 ),
             ));
         }
@@ -410,7 +413,7 @@ impl PreparedSeries {
         let Some((_, first)) = entities.first() else {
             return Err(Error::invalid("data", "no entity"));
         };
-        let (signals, bin) = (first.signals.clone(), first.bin_seconds);
+        let (signals, bin, clock) = (first.signals.clone(), first.bin_seconds, first.clock);
         if let Some((name, g)) = entities.iter().find(|(_, g)| g.signals != signals || g.bin_seconds != bin) {
             return Err(Error::invalid(
                 format!("entity `{name}`"),
@@ -420,11 +423,20 @@ impl PreparedSeries {
                 ),
             ));
         }
+        if let Some((name, g)) = entities.iter().find(|(_, g)| g.clock != clock) {
+            let (its, first) = (g.clock.description(), clock.description());
+            return Err(Error::invalid(
+                format!("entity `{name}`"),
+                format!("its times are not of the first entity's kind (one axis for all): {its}, against {first}"),
+            ));
+        }
         let log1p = log1p_flags(&signals, &entities, log1p)?;
         let floor = floor_values(&signals, &entities, floor)?;
+        let entity_starts = entities.iter().map(|(_, g)| g.start).collect();
         let mut grid = GridSeries {
             signals,
             start: first.start,
+            clock,
             bin_seconds: bin,
             values: Vec::new(),
             observed: Vec::new(),
@@ -499,7 +511,7 @@ impl PreparedSeries {
             *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
         }
         let marked = vec![0; c];
-        Ok(PreparedSeries { grid, scaler, entities: spans, train, validation, test, screened, marked })
+        Ok(PreparedSeries { grid, scaler, entities: spans, entity_starts, train, validation, test, screened, marked })
     }
 
     /// Grid step `n` as a live feed would give it: each signal's value in original units,
@@ -509,6 +521,12 @@ impl PreparedSeries {
         (0..c)
             .map(|j| self.grid.observed[n * c + j].then(|| self.scaler.invert(j, self.grid.values[n * c + j])))
             .collect()
+    }
+
+    /// The time of step `offset` of entity `entity` (counted from its first step; past its
+    /// last for forecasts), as the readers take it back ([`crate::data::Clock::format`]).
+    pub fn time_label(&self, entity: usize, offset: usize) -> String {
+        self.grid.clock.format(self.entity_starts[entity] + offset as i64 * self.grid.bin_seconds)
     }
 
     /// The steps of the entity that holds `step` (empty past the last step).
@@ -541,6 +559,7 @@ impl PreparedSeries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Clock;
 
     /// A synthetic signal: a sine with one wild value (a unit error) in its test part and
     /// a second, ordinary signal.
@@ -554,7 +573,44 @@ mod tests {
         }
         let observed = vec![true; 2 * n];
         let delta = bins_since_observed(&observed, 2);
-        GridSeries { signals: vec!["s".into(), "ramp".into()], start: 0, bin_seconds: 60, values, observed, delta }
+        GridSeries {
+            signals: vec!["s".into(), "ramp".into()],
+            start: 0,
+            clock: Clock::Calendar,
+            bin_seconds: 60,
+            values,
+            observed,
+            delta,
+        }
+    }
+
+    #[test]
+    fn entities_on_different_clocks_are_refused_and_each_keeps_its_start() {
+        let later = GridSeries { start: 86_400, ..grid_with_spike() };
+        let data = PreparedSeries::from_entities(
+            vec![("a".into(), grid_with_spike()), ("b".into(), later.clone())],
+            SplitFractions::default(),
+        )
+        .unwrap();
+        assert_eq!(data.entity_starts, [0, 86_400]);
+        assert_eq!(
+            (data.time_label(1, 0), data.time_label(1, 101)),
+            ("1970-01-02 00:00:00".into(), "1970-01-02 01:41:00".into())
+        );
+        let elapsed = GridSeries { clock: Clock::Elapsed, ..later };
+        let err = PreparedSeries::from_entities(
+            vec![("a".into(), grid_with_spike()), ("b".into(), elapsed)],
+            SplitFractions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("entity `b`")
+                && err.ends_with(
+                    "kind (one axis for all): a time elapsed since the entity's start (H:MM), against a calendar time"
+                ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -597,6 +653,7 @@ mod tests {
         GridSeries {
             signals: vec!["pm".into(), "ramp".into()],
             start: 86_400,
+            clock: Clock::Calendar,
             bin_seconds: 3600,
             values,
             observed,

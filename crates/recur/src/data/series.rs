@@ -12,6 +12,42 @@ pub struct TimeSeries {
     /// Per signal: cells that held one of the config's marks of "no value"
     /// ([`crate::data::MissingValues`]), now gaps in the mask (one-hot columns: 0).
     pub marked: Vec<usize>,
+    /// What the timestamps count from.
+    pub clock: Clock,
+}
+
+/// What a series' times are: calendar times (seconds since the Unix epoch, UTC), or time
+/// elapsed since its entity's start, as PhysioNet 2012 writes it (`47:30`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Clock {
+    #[default]
+    Calendar,
+    Elapsed,
+}
+
+impl Clock {
+    /// How an error names what a time is.
+    pub fn description(self) -> &'static str {
+        match self {
+            Clock::Calendar => "a calendar time",
+            Clock::Elapsed => "a time elapsed since the entity's start (H:MM)",
+        }
+    }
+
+    /// `seconds` as the readers take it back: `YYYY-MM-DD hh:mm:ss` (UTC) for a calendar
+    /// time, `H:MM` (or `H:MM:SS` off whole minutes) for an elapsed one.
+    pub fn format(self, seconds: i64) -> String {
+        match self {
+            Clock::Calendar => format_timestamp(seconds),
+            Clock::Elapsed => {
+                let (sign, s) = if seconds < 0 { ("-", -seconds) } else { ("", seconds) };
+                match s % 60 {
+                    0 => format!("{sign}{}:{:02}", s / 3600, s / 60 % 60),
+                    r => format!("{sign}{}:{:02}:{r:02}", s / 3600, s / 60 % 60),
+                }
+            }
+        }
+    }
 }
 
 impl TimeSeries {
@@ -97,6 +133,10 @@ mod tests {
         assert_eq!(format_timestamp(15_765 * 86_400 + 5 * 3600 + 7 * 60 + 9), "2013-03-01 05:07:09");
         assert_eq!(format_timestamp(11_016 * 86_400), "2000-02-29 00:00:00");
         assert_eq!(format_timestamp(-1), "1969-12-31 23:59:59");
+        assert_eq!(Clock::Calendar.format(0), "1970-01-01 00:00:00");
+        assert_eq!(Clock::Elapsed.format(47 * 3600 + 30 * 60), "47:30");
+        assert_eq!(Clock::Elapsed.format(0), "0:00");
+        assert_eq!(Clock::Elapsed.format(3600 + 5), "1:00:05");
         for days in (-800_000..800_000).step_by(997) {
             let text = format_timestamp(days * 86_400);
             let (y, m, d) = (

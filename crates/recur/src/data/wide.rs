@@ -11,7 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::missing::{is_missing, MissingValues};
-use super::series::{days_from_civil, is_valid_date, TimeSeries};
+use super::series::{days_from_civil, is_valid_date, Clock, TimeSeries};
 use super::table::Table;
 use crate::error::Result;
 
@@ -238,6 +238,7 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
         values: Vec::with_capacity(table.len() * c),
         observed: Vec::with_capacity(table.len() * c),
         marked: vec![0; c],
+        clock: Clock::Calendar,
     };
     for (place, fields) in table.rows() {
         let number = |i: usize| -> Result<i64> {

@@ -1458,7 +1458,7 @@ pub fn train_prediction(
 mod tests {
     use super::*;
     use crate::data::grid::bins_since_observed;
-    use crate::data::{GridSeries, SplitFractions};
+    use crate::data::{Clock, GridSeries, SplitFractions};
     use recur_kernels::Real;
 
     /// Synthetic: two ramps over 100 steps, the second signal missing at every third step;
@@ -1468,8 +1468,8 @@ mod tests {
         let values: Vec<f32> = (0..n).flat_map(|t| [t as f32, 100.0 - 2.0 * t as f32]).collect();
         let observed: Vec<bool> = (0..n).flat_map(|t| [true, t % 3 != 0]).collect();
         let delta = bins_since_observed(&observed, 2);
-        let grid =
-            GridSeries { signals: vec!["a".into(), "b".into()], start: 0, bin_seconds: 60, values, observed, delta };
+        let (signals, clock) = (vec!["a".into(), "b".into()], Clock::Calendar);
+        let grid = GridSeries { signals, start: 0, clock, bin_seconds: 60, values, observed, delta };
         PreparedSeries::from_entities(vec![("e".into(), grid)], SplitFractions::default()).unwrap()
     }
 
