@@ -61,13 +61,13 @@ fn describe(config: &RunConfig, data: &recur::data::PreparedSeries) -> String {
     };
     let what = match (config.task.kind, config.task.stream) {
         (TaskKind::Prediction, None) => format!(
-            "predict all {} signals {when} from the previous {} steps",
-            data.grid.channels(),
+            "predict {} {when} from the previous {} steps",
+            every_signal(&data.grid.signals),
             config.task.window - 1
         ),
         (TaskKind::Prediction, Some(s)) => format!(
-            "predict all {} signals {when}, trained on streams of {} steps with the state carried (truncated BPTT, k1 = {}, k2 = {})",
-            data.grid.channels(),
+            "predict {} {when}, trained on streams of {} steps with the state carried (truncated BPTT, k1 = {}, k2 = {})",
+            every_signal(&data.grid.signals),
             s.steps,
             s.k1,
             s.k2
@@ -124,11 +124,15 @@ fn train_into(
     let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
     let split = &config.data.split;
     say(format!(
-        "data: {} ({} steps of {} s, {} signals; split {:.0}/{:.0}/{:.0} {})\n",
+        "data: {}{} ({} steps of {} s, {}; split {:.0}/{:.0}/{:.0} {})\n",
         config.data.files[0],
+        match config.data.files.len() {
+            1 => String::new(),
+            n => format!(" and {} more", plural(n - 1, "file")),
+        },
         data.grid.len(),
         data.grid.bin_seconds,
-        data.grid.channels(),
+        plural(data.grid.channels(), "signal"),
         100.0 * split.train,
         100.0 * split.validation,
         100.0 * (1.0 - split.train - split.validation),
@@ -612,10 +616,10 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
     recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;
     let filled = data.grid.observed.iter().filter(|&&o| !o).count();
     println!(
-        "wrote {}: {} steps × {} signals, {filled} missing values filled, each with a ±2σ band",
+        "wrote {}: {} steps × {}, {filled} missing values filled, each with a ±2σ band",
         out.display(),
         data.grid.len(),
-        data.grid.channels()
+        plural(data.grid.channels(), "signal")
     );
     Ok(())
 }
@@ -690,7 +694,20 @@ fn nonzero_counts(signals: &[String], counts: &[usize]) -> Vec<String> {
 
 /// `wd (16 values)`, `station (1 value)`.
 fn plural_values(column: &str, n: usize) -> String {
-    format!("{column} ({n} value{})", if n == 1 { "" } else { "s" })
+    format!("{column} ({})", plural(n, "value"))
+}
+
+/// `1 signal`, `11 signals`.
+fn plural(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `all 11 signals`, or the one signal by name.
+fn every_signal(signals: &[String]) -> String {
+    match signals {
+        [one] => format!("`{one}`"),
+        all => format!("all {} signals", all.len()),
+    }
 }
 
 /// What `recur inspect` says of a column that holds more numbers than text.

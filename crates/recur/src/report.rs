@@ -15,7 +15,10 @@ use crate::tasks::calibration::BandCalibration;
 use crate::tasks::prediction::PredictionTask;
 use crate::tasks::reconstruction::ReconstructionTask;
 
-/// The scores as a Markdown table (standardised and original units).
+/// The scores as a Markdown table (standardised and original units), each column with
+/// the decimals that give its smallest value three significant digits (at least 4 for
+/// the standardised columns, 2 for the original ones: a pressure in bar scores 0.00240,
+/// not 0.00).
 pub fn score_table(scores: &[Score]) -> String {
     let streamed = |name: &str| format!("{name}, streamed (state carried)");
     let names: Vec<(String, &crate::tasks::Metrics)> = scores
@@ -30,13 +33,28 @@ pub fn score_table(scores: &[Score]) -> String {
         "method",
         "-".repeat(width + 2)
     );
-    for (name, m) in names {
+    let decimals = |at_least: usize, column: fn(&crate::tasks::Metrics) -> f64| {
+        at_least.max(decimals_for_significant_digits(names.iter().map(|(_, m)| column(m)), 3))
+    };
+    let (d0, d1) = (decimals(4, |m| m.micro_mse), decimals(4, |m| m.mae));
+    let (d2, d3) = (decimals(2, |m| m.micro_mse_original), decimals(2, |m| m.mae_original));
+    for (name, m) in &names {
         out.push_str(&format!(
-            "| {:<width$} | {:>9.4} | {:>6.4} | {:>14.2} | {:>14.2} |\n",
+            "| {:<width$} | {:>9.d0$} | {:>6.d1$} | {:>14.d2$} | {:>14.d3$} |\n",
             name, m.micro_mse, m.mae, m.micro_mse_original, m.mae_original
         ));
     }
     out
+}
+
+/// Decimals that show the smallest non-zero finite magnitude among `values` with
+/// `digits` significant digits (0 when it is at least 10^(digits−1); at most 12).
+fn decimals_for_significant_digits(values: impl Iterator<Item = f64>, digits: usize) -> usize {
+    let smallest = values.filter(|v| v.is_finite() && *v != 0.0).map(f64::abs).fold(f64::INFINITY, f64::min);
+    if !smallest.is_finite() {
+        return 0;
+    }
+    (digits as i64 - 1 - smallest.log10().floor() as i64).clamp(0, 12) as usize
 }
 
 /// Closed-loop scores by steps ahead as a Markdown table: the model's micro MSE (and
@@ -532,5 +550,31 @@ mod tests {
         );
         // a step past what was scored: a dash in every column
         assert_eq!(lines[4].matches('—').count(), 5, "{}", lines[4]);
+    }
+
+    #[test]
+    fn score_columns_keep_three_significant_digits_of_their_smallest_value() {
+        // a suction pressure in barg: errors of a few hundredths in original units
+        let score = |name: &str, mse: f64, mae: f64, scale: f64| Score {
+            name: name.into(),
+            metrics: Metrics {
+                mae,
+                micro_mse_original: mse * scale * scale,
+                mae_original: mae * scale,
+                ..scored(mse, None)
+            },
+            coverage_2sigma: None,
+            streamed: None,
+        };
+        let table = score_table(&[score("GRU", 0.0024, 0.0382, 0.94), score("training mean", 2.0236, 1.4214, 0.94)]);
+        let row = table.lines().nth(2).unwrap();
+        assert!(row.ends_with("|   0.00240 | 0.0382 |        0.00212 |         0.0359 |"), "{table}");
+        // Beijing-sized errors keep the usual 4 and 2 decimals
+        let table = score_table(&[score("GRU", 0.1814, 0.2513, 80.0)]);
+        assert!(
+            table.lines().nth(2).unwrap().ends_with("|    0.1814 | 0.2513 |        1160.96 |          20.10 |"),
+            "{table}"
+        );
+        assert_eq!(decimals_for_significant_digits([0.0, f64::NAN].into_iter(), 3), 0);
     }
 }
