@@ -73,8 +73,9 @@ fn describe(config: &RunConfig, data: &recur::data::PreparedSeries) -> String {
             s.k2
         ),
         (TaskKind::Reconstruction, _) => format!(
-            "reconstruct values hidden on purpose by missingness diffusion (isolated points to gaps of up to {} steps across several signals) in {}-step windows",
+            "reconstruct values hidden on purpose by missingness diffusion (isolated points to gaps of up to {} steps{}) in {}-step windows",
             (config.task.corruption.gap_fraction * config.task.window as f64) as usize,
+            if data.grid.channels() > 1 { " across several signals" } else { "" },
             config.task.window
         ),
     };

@@ -489,7 +489,7 @@ pub fn filled_series_csv(
             for j in 0..c {
                 let observed = data.grid.observed[n * c + j];
                 let z = if observed { data.grid.values[n * c + j] } else { x_hat[i * c + j] };
-                let value = data.scaler.invert(j, z) as f64;
+                let value = data.scaler.invert(j, z);
                 if observed {
                     out.push_str(&format!(",{value},0,,"));
                 } else {
