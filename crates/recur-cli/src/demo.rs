@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use indicatif::MultiProgress;
 
 use recur::data::inspect::TextAmongNumbers;
-use recur::data::{EpochUnit, Inspection, Layout, MissingValues, PreparedSeries, SplitBy};
+use recur::data::{EpochUnit, FittedScaler, Inspection, Layout, MissingValues, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
 use recur::report::{
     horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart, score_table,
@@ -168,7 +168,7 @@ fn train_into(
         TaskKind::Prediction => "loss.png, per_signal.png, forecast.png",
     };
     say(format!(
-        "wrote {}: run.toml, metrics.json, epochs.jsonl, {plots}, model.safetensors, checkpoint.safetensors\n",
+        "wrote {}: run.toml, metrics.json, epochs.jsonl, {plots}, model.safetensors, scaler.json, checkpoint.safetensors\n",
         out.display()
     ));
     Ok((outcome.model, data))
@@ -352,25 +352,43 @@ pub(crate) fn open_run(
     dir: &Path,
     kind: Option<TaskKind>,
 ) -> Result<(RunConfig, SequenceModel<f32>, PreparedSeries), String> {
+    let (config, model) = open_run_model(dir, kind)?;
+    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    Ok((config, model, data))
+}
+
+/// A run folder's config and model.
+fn open_run_model(dir: &Path, kind: Option<TaskKind>) -> Result<(RunConfig, SequenceModel<f32>), String> {
     let config = RunConfig::load(dir.join("run.toml")).map_err(|e| e.to_string())?;
     if let Some(k) = kind.filter(|&k| k != config.task.kind) {
         return Err(format!("{}: the run was trained for {:?}, not {k:?}", dir.display(), config.task.kind));
     }
     let model = SequenceModel::load(dir.join("model.safetensors")).map_err(|e| e.to_string())?;
-    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
-    Ok((config, model, data))
+    Ok((config, model))
+}
+
+/// A run folder as a model is served from it: its config, model and the signals and
+/// standardisation kept beside them (`scaler.json`), without its training data — which a
+/// folder written before that file was kept still needs, read again.
+pub(crate) fn open_run_for_serving(dir: &Path) -> Result<(RunConfig, SequenceModel<f32>, FittedScaler), String> {
+    let (config, model) = open_run_model(dir, None)?;
+    let fitted = match FittedScaler::load_from_run(dir).map_err(|e| e.to_string())? {
+        Some(fitted) => fitted,
+        None => FittedScaler::of(&load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?),
+    };
+    Ok((config, model, fitted))
 }
 
 /// The prediction task of a run folder, its bands scaled by the folder's calibration
 /// (`recur calibrate`) where it has one.
 fn calibrated_task<'a>(dir: &Path, config: &RunConfig, data: &'a PreparedSeries) -> Result<PredictionTask<'a>, String> {
     let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
-    Ok(task.with_calibration(run_calibration(dir, data)?))
+    Ok(task.with_calibration(run_calibration(dir, &data.grid.signals)?))
 }
 
 /// The calibration of run folder `dir`, if it has one; says so on stderr when it does.
-pub(crate) fn run_calibration(dir: &Path, data: &PreparedSeries) -> Result<Option<BandCalibration>, String> {
-    let calibration = BandCalibration::load_from_run(dir, &data.grid.signals).map_err(|e| e.to_string())?;
+pub(crate) fn run_calibration(dir: &Path, signals: &[String]) -> Result<Option<BandCalibration>, String> {
+    let calibration = BandCalibration::load_from_run(dir, signals).map_err(|e| e.to_string())?;
     if let Some(c) = &calibration {
         let paths =
             if c.paths > 0 { format!(", past the direct steps from {} sample paths", c.paths) } else { String::new() };
@@ -505,7 +523,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
         println!("per signal: {}", per_signal.join(", "));
     };
     coverage("", &scores[0]);
-    let calibration = run_calibration(&dir, &data)?;
+    let calibration = run_calibration(&dir, &data.grid.signals)?;
     if let Some(calibration) = calibration.clone().filter(|_| scores[0].coverage_2sigma.is_some()) {
         let calibrated = evaluate_calibrated(&config, &data, &model, Some(calibration)).map_err(|e| e.to_string())?;
         coverage("calibrated (recur calibrate): ", &calibrated[0]);
@@ -611,7 +629,7 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
         return Err("usage: recur reconstruct --run DIR [--out FILE.csv] (a reconstruction run folder)".into());
     }
     let (config, model, data) = open_run(&dir, Some(TaskKind::Reconstruction))?;
-    let calibration = run_calibration(&dir, &data)?;
+    let calibration = run_calibration(&dir, &data.grid.signals)?;
     let csv = recur::report::filled_series_csv(&config, &data, &model, calibration).map_err(|e| e.to_string())?;
     let out = PathBuf::from(args.get("out", &known, dir.join("filled.csv").display().to_string())?);
     recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;

@@ -56,6 +56,8 @@ const USAGE: &str = "usage:
       (task.residual = false) every signal, missing ones filled with a ±2σ band from λ̂.
       --budget-us: a per-step latency budget; every forecast is still written, and the
       command fails at the end naming the steps (lines) whose model step exceeded it.
+      Reads the run folder only (run.toml, model.safetensors, scaler.json, and
+      calibration.json if any), not the training data: copy those to deploy.
   recur export --run DIR [--out DIR/pytorch]
       A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
       torch.nn module from it) and preprocessing.json (signals, standardisation and

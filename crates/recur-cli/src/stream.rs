@@ -8,19 +8,11 @@ use std::path::PathBuf;
 
 use recur::data::{csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark, CellReader};
 use recur::run::TaskKind;
-use recur::tasks::{
-    Forecast, PredictionStream, PredictionTask, Reconstructed, ReconstructionStream, ReconstructionTask,
-};
+use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 use recur::Rng;
 
 use crate::args::Args;
-use crate::demo::{open_run, run_calibration};
-
-/// The task of a run, as built from its config.
-enum Task<'d> {
-    Prediction(PredictionTask<'d>),
-    Reconstruction(ReconstructionTask<'d>),
-}
+use crate::demo::{open_run_for_serving, run_calibration};
 
 /// The stream of either task.
 enum Live<'m> {
@@ -126,23 +118,21 @@ pub fn stream(args: &Args) -> Result<(), String> {
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());
     }
-    let (config, model, data) = open_run(&dir, None)?;
+    // the run folder alone: its config, model, signals and standardisation
+    let (config, model, fitted) = open_run_for_serving(&dir)?;
     if horizon > 1 && config.task.kind != TaskKind::Prediction {
         return Err(format!("{}: --horizon needs a prediction run", dir.display()));
     }
-    // the run's task, built once; each stream opened from it
-    let calibration = run_calibration(&dir, &data)?;
-    let task = match config.task.kind {
-        TaskKind::Prediction => PredictionTask::new(&data, config.task.window, config.task.residual)
-            .map(|t| Task::Prediction(t.with_calibration(calibration))),
-        TaskKind::Reconstruction => ReconstructionTask::new(&data, config.reconstruction())
-            .map(|t| Task::Reconstruction(t.with_calibration(calibration))),
-    }
-    .map_err(|e| e.to_string())?;
+    let calibration = run_calibration(&dir, &fitted.signals)?;
+    let (window, residual) = (config.task.window, config.task.residual);
     let open = || -> Result<Live<'_>, String> {
-        let live = match &task {
-            Task::Prediction(t) => t.stream(&model).map(Live::Prediction),
-            Task::Reconstruction(t) => t.stream(&model).map(Live::Reconstruction),
+        let live = match config.task.kind {
+            TaskKind::Prediction => {
+                PredictionStream::new(&model, &fitted, window, residual, calibration.clone()).map(Live::Prediction)
+            }
+            TaskKind::Reconstruction => {
+                ReconstructionStream::new(&model, &fitted, residual, calibration.clone()).map(Live::Reconstruction)
+            }
         };
         live.map_err(|e| format!("{}: {e}", dir.display()))
     };

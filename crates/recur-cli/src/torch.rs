@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use recur::data::FittedScaler;
 use recur::io::{import_state_dict, write_atomically};
 use recur::report::score_table;
 use recur::run::{evaluate, load_data, TaskKind};
@@ -150,8 +151,9 @@ pub fn import(args: &Args) -> Result<(), String> {
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     write_atomically(&out.join("run.toml"), config.to_toml().as_bytes()).map_err(|e| e.to_string())?;
     model.save(out.join("model.safetensors"), Default::default()).map_err(|e| e.to_string())?;
+    FittedScaler::of(&data).save_to_run(&out).map_err(|e| e.to_string())?;
     println!(
-        "imported {} parameters from {torch} into {}: run.toml, model.safetensors",
+        "imported {} parameters from {torch} into {}: run.toml, model.safetensors, scaler.json",
         model.num_parameters(),
         out.display()
     );

@@ -25,7 +25,10 @@ fn recur(args: &[&str], stdin: &str) -> (bool, String, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // a command refused before it reads (a bad run folder) closes stdin: not the test's failure
+    if let Err(e) = child.stdin.take().unwrap().write_all(stdin.as_bytes()) {
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe, "{e}");
+    }
     let out = child.wait_with_output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
@@ -48,6 +51,54 @@ fn trained_run(dir: &std::path::Path, name: &str, data: &str, task: &str) -> (Pa
     let (ok, out, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
     assert!(ok, "{err}");
     (run, out)
+}
+
+/// An edge box holds the run folder, not the training data: the model streams from
+/// run.toml, model.safetensors and scaler.json alone, answering as it does beside its data.
+#[test]
+fn a_run_folder_alone_streams_where_its_training_data_is_not() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-edge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = dir.join("station.csv");
+    std::fs::copy(beijing_csv(), &data).unwrap();
+    let config = dir.join("run.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"prediction\"\n\
+             window = 12\nuncertainty = \"gaussian\"\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let (ok, _, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let feed = text.lines().take(25).collect::<Vec<_>>().join("\n") + "\n";
+    let (ok, beside_data, err) = recur(&["stream", "--run", run.to_str().unwrap()], &feed);
+    assert!(ok, "{err}");
+
+    std::fs::remove_file(&data).unwrap();
+    let edge = dir.join("edge");
+    std::fs::create_dir_all(&edge).unwrap();
+    for file in ["run.toml", "model.safetensors", "scaler.json"] {
+        std::fs::copy(run.join(file), edge.join(file)).unwrap();
+    }
+    let (ok, alone, err) = recur(&["stream", "--run", edge.to_str().unwrap()], &feed);
+    assert!(ok, "{err}");
+    assert_eq!(alone, beside_data, "the same forecasts and bands, to the bit");
+    assert_eq!(alone.lines().count(), 25);
+    // commands that read the data say which file they miss
+    let (ok, _, err) = recur(&["predict", "--run", edge.to_str().unwrap()], "");
+    assert!(!ok && err.contains("station.csv"), "{err}");
+    // a damaged scaler.json is named, with what is wrong in it
+    let scaler = edge.join("scaler.json");
+    let damaged = std::fs::read_to_string(&scaler).unwrap().replacen("\"std\": [", "\"std\": [0.0, ", 1);
+    std::fs::write(&scaler, damaged).unwrap();
+    let (ok, _, err) = recur(&["stream", "--run", edge.to_str().unwrap()], &feed);
+    assert!(!ok && err.contains("scaler.json") && err.contains("scaler.std has 12 entries for 11 signals"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! What a run leaves behind and prints: a run folder (`run.toml` with every default
-//! resolved, `metrics.json`, `model.safetensors`, `loss.png`, `per_signal.png`, and for reconstruction
+//! resolved, `metrics.json`, `model.safetensors`, `scaler.json` (what serving the model needs
+//! of its data: [`FittedScaler`]), `loss.png`, `per_signal.png`, and for reconstruction
 //! `reconstruction.png`, for prediction `forecast.png`; the trainer adds `epochs.jsonl` and `checkpoint.safetensors`),
 //! and the score table.
 
 use std::path::Path;
 
-use crate::data::PreparedSeries;
+use crate::data::{FittedScaler, PreparedSeries};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::model::HeadKind;
@@ -285,6 +286,7 @@ pub fn write_run_folder(dir: &Path, config: &RunConfig, outcome: &mut RunOutcome
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::invalid("report", e.to_string()))?;
     write_atomically(&dir.join("metrics.json"), text.as_bytes())?;
     outcome.model.save(dir.join("model.safetensors"), Default::default())?;
+    FittedScaler::of(data).save_to_run(dir)?;
     loss_chart(outcome, config).save(&dir.join("loss.png"), 800, 450)?;
     per_signal_chart(outcome, data).save(&dir.join("per_signal.png"), 1000, 450)?;
     match config.task.kind {

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -553,6 +554,77 @@ impl PreparedSeries {
             ));
         }
         Ok(starts)
+    }
+}
+
+/// The file in a run folder that holds its [`FittedScaler`].
+pub const SCALER_FILE: &str = "scaler.json";
+
+/// What a run's model reads its inputs through, fitted on the training part: the signals
+/// in the model's order, the grid step, and the [`Standardizer`]. Kept in the run folder
+/// ([`SCALER_FILE`]) so that a causal model streams where its training data is not (an
+/// edge box: the run folder alone).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FittedScaler {
+    pub signals: Vec<String>,
+    pub bin_seconds: i64,
+    pub scaler: Standardizer,
+}
+
+impl FittedScaler {
+    /// The signals, grid step and standardisation of prepared data.
+    pub fn of(data: &PreparedSeries) -> Self {
+        FittedScaler {
+            signals: data.grid.signals.clone(),
+            bin_seconds: data.grid.bin_seconds,
+            scaler: data.scaler.clone(),
+        }
+    }
+
+    /// The one kept in run folder `dir`, if it has one (folders written before it was kept
+    /// have not: their data must be read again).
+    ///
+    /// # Errors
+    /// A file that cannot be read or parsed, or whose per-signal lists do not have one entry
+    /// per signal, or whose means or spreads are not finite (spreads positive): named.
+    pub fn load_from_run(dir: &Path) -> Result<Option<Self>> {
+        let path = dir.join(SCALER_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let bad = |why: String| Error::Format { path: path.clone(), why };
+        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
+        let fitted: FittedScaler = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let (c, s) = (fitted.signals.len(), &fitted.scaler);
+        let lengths = [("mean", s.mean.len()), ("std", s.std.len())].into_iter().chain(
+            [("log1p", s.log1p.len()), ("score_std", s.score_std.len()), ("floor", s.floor.len())]
+                .into_iter()
+                .filter(|&(_, n)| n > 0),
+        );
+        for (name, n) in lengths {
+            if n != c {
+                return Err(bad(format!("scaler.{name} has {n} entries for {c} signals")));
+            }
+        }
+        if let Some(j) = (0..c).find(|&j| !(s.mean[j].is_finite() && s.std[j].is_finite() && s.std[j] > 0.0)) {
+            return Err(bad(format!(
+                "signal `{}`: mean {} and std {}; a finite mean and a positive std are needed",
+                fitted.signals[j], s.mean[j], s.std[j]
+            )));
+        }
+        if fitted.bin_seconds <= 0 {
+            return Err(bad(format!("bin_seconds {}; it must be positive", fitted.bin_seconds)));
+        }
+        Ok(Some(fitted))
+    }
+
+    /// Writes it into run folder `dir`, atomically.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save_to_run(&self, dir: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::invalid("scaler", e.to_string()))?;
+        crate::io::write_atomically(&dir.join(SCALER_FILE), text.as_bytes())
     }
 }
 

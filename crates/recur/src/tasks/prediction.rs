@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
-use crate::data::{PreparedSeries, Standardizer};
+use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::{gaussian_nll_precision, masked_mse, quantile_band};
 use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, ModelStream, SequenceModel};
@@ -374,14 +374,7 @@ impl<'a> PredictionTask<'a> {
     /// # Errors
     /// Outputs that are not a whole number of steps of every signal.
     pub fn steps_ahead_of(&self, model: &SequenceModel<f32>) -> Result<usize> {
-        let (outputs, c) = (model.config().outputs, self.series.grid.channels());
-        if outputs == 0 || outputs % c != 0 {
-            return Err(Error::invalid(
-                "model",
-                format!("{outputs} outputs per step are not a forecast of the {c} signals one or more steps ahead"),
-            ));
-        }
-        Ok(outputs / c)
+        steps_ahead_for(model, self.series.grid.channels())
     }
 
     /// The task as [`PredictionConfig`] sets it: on windows, or on streams.
@@ -990,19 +983,8 @@ impl PredictionTask<'_> {
         model: &'m SequenceModel<f32>,
         calibration: Option<&BandCalibration>,
     ) -> Result<PredictionStream<'m>> {
-        let (c, ahead) = (self.series.grid.channels(), self.steps_ahead_of(model)?);
-        Ok(PredictionStream {
-            ahead,
-            head: model.config().head,
-            stream: model.stream(1)?,
-            scaler: self.series.scaler.clone(),
-            signals: self.series.grid.signals.clone(),
-            residual: self.residual,
-            last: LastObserved::new(c, self.window - 1),
-            steps: 0,
-            x: vec![0.0; 2 * c],
-            calibration: calibration.cloned(),
-        })
+        let fitted = FittedScaler::of(self.series);
+        PredictionStream::new(model, &fitted, self.window, self.residual, calibration.cloned())
     }
 }
 
@@ -1059,6 +1041,72 @@ pub struct PredictionStream<'m> {
     steps: usize,
     x: Vec<f32>,
     calibration: Option<BandCalibration>,
+}
+
+/// S, the steps `model` forecasts from each state, for `c` signals.
+///
+/// # Errors
+/// Outputs per step that are not a multiple of `c`.
+fn steps_ahead_for(model: &SequenceModel<f32>, c: usize) -> Result<usize> {
+    let outputs = model.config().outputs;
+    if outputs == 0 || c == 0 || !outputs.is_multiple_of(c) {
+        return Err(Error::invalid(
+            "model",
+            format!("{outputs} outputs per step are not a forecast of the {c} signals one or more steps ahead"),
+        ));
+    }
+    Ok(outputs / c)
+}
+
+impl<'m> PredictionStream<'m> {
+    /// A stream through a trained causal `model` without its data: the signals and
+    /// standardisation it was trained with (`fitted`, kept in its run folder), its task's
+    /// `window` (≥ 2) and `residual`, and its bands' `calibration` if any — what
+    /// [`PredictionTask::stream`] builds from the data, and what a program serving the
+    /// model builds from the run folder alone.
+    ///
+    /// # Errors
+    /// A window under 2 steps, a model whose outputs are not forecasts of the signals, a
+    /// model that cannot stream (coupled bidirectional), a calibration for other signals.
+    pub fn new(
+        model: &'m SequenceModel<f32>,
+        fitted: &FittedScaler,
+        window: usize,
+        residual: bool,
+        calibration: Option<BandCalibration>,
+    ) -> Result<Self> {
+        let c = fitted.signals.len();
+        if window < 2 {
+            return Err(Error::invalid("window", "a prediction window needs at least 2 steps"));
+        }
+        if model.config().encoder.input_size != 2 * c {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "it reads {} inputs per step; {c} signals give 2 × {c} (values and mask)",
+                    model.config().encoder.input_size
+                ),
+            ));
+        }
+        if let Some(k) = calibration.as_ref().filter(|k| k.signals != fitted.signals) {
+            return Err(Error::invalid(
+                "calibration",
+                format!("fitted for {:?}, the model reads {:?}", k.signals, fitted.signals),
+            ));
+        }
+        Ok(PredictionStream {
+            ahead: steps_ahead_for(model, c)?,
+            head: model.config().head,
+            stream: model.stream(1)?,
+            scaler: fitted.scaler.clone(),
+            signals: fitted.signals.clone(),
+            residual,
+            last: LastObserved::new(c, window - 1),
+            steps: 0,
+            x: vec![0.0; 2 * c],
+            calibration,
+        })
+    }
 }
 
 impl PredictionStream<'_> {

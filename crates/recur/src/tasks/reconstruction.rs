@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
-use crate::data::{PreparedSeries, Standardizer};
+use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::gaussian_nll;
 use crate::model::{HeadKind, HeadOutput, ModelConfig, ModelSection, ModelStream, SequenceModel};
@@ -253,20 +253,8 @@ impl ReconstructionTask<'_> {
     /// A residual config (it reads the interpolation between observations, which needs
     /// the next one), or a model that reads the future (coupled bidirectional).
     pub fn stream<'m>(&self, model: &'m SequenceModel<f32>) -> Result<ReconstructionStream<'m>> {
-        if self.config.residual {
-            return Err(Error::invalid(
-                "stream",
-                "this reconstruction reads the linear interpolation between observations, which needs the next one; train with task.residual = false (and a causal model) to stream",
-            ));
-        }
-        let c = self.series.grid.channels();
-        Ok(ReconstructionStream {
-            stream: model.stream(1)?,
-            scaler: self.series.scaler.clone(),
-            signals: self.series.grid.signals.clone(),
-            x: vec![0.0; 2 * c],
-            band_factors: (0..c).map(|j| self.band_factor(j)).collect(),
-        })
+        let fitted = FittedScaler::of(self.series);
+        ReconstructionStream::new(model, &fitted, self.config.residual, self.calibration.clone())
     }
 
     /// The task with each signal's band scaled by `calibration` (fitted by
@@ -371,6 +359,54 @@ pub struct ReconstructionStream<'m> {
     x: Vec<f32>,
     /// κ of each signal's band.
     band_factors: Vec<f32>,
+}
+
+impl<'m> ReconstructionStream<'m> {
+    /// A stream through a trained causal reconstruction `model` without its data: the
+    /// signals and standardisation it was trained with (`fitted`, kept in its run folder),
+    /// whether it reads the interpolation (`residual`: it cannot stream), and its bands'
+    /// `calibration` if any — what [`ReconstructionTask::stream`] builds from the data.
+    ///
+    /// # Errors
+    /// A residual model, a model that does not read the signals' values and mask, one that
+    /// cannot stream (coupled bidirectional), a calibration for other signals.
+    pub fn new(
+        model: &'m SequenceModel<f32>,
+        fitted: &FittedScaler,
+        residual: bool,
+        calibration: Option<BandCalibration>,
+    ) -> Result<Self> {
+        if residual {
+            return Err(Error::invalid(
+                "stream",
+                "this reconstruction reads the linear interpolation between observations, which needs the next one; train with task.residual = false (and a causal model) to stream",
+            ));
+        }
+        let c = fitted.signals.len();
+        let inputs = model.config().encoder.input_size;
+        if inputs != 2 * c || model.config().outputs != c {
+            return Err(Error::invalid(
+                "model",
+                format!(
+                    "it reads {inputs} inputs and writes {} outputs per step; {c} signals need 2 × {c} and {c}",
+                    model.config().outputs
+                ),
+            ));
+        }
+        if let Some(k) = calibration.as_ref().filter(|k| k.signals != fitted.signals) {
+            return Err(Error::invalid(
+                "calibration",
+                format!("fitted for {:?}, the model reads {:?}", k.signals, fitted.signals),
+            ));
+        }
+        Ok(ReconstructionStream {
+            stream: model.stream(1)?,
+            scaler: fitted.scaler.clone(),
+            signals: fitted.signals.clone(),
+            x: vec![0.0; 2 * c],
+            band_factors: (0..c).map(|j| calibration.as_ref().map_or(1.0, |k| k.factor(j))).collect(),
+        })
+    }
 }
 
 impl ReconstructionStream<'_> {

@@ -1,0 +1,43 @@
+//! Serving a trained causal prediction run from a Rust program, with the run folder alone
+//! (`run.toml`, `model.safetensors`, `scaler.json`, and `calibration.json` if the bands were
+//! calibrated) — what `recur stream` does, in the fewest lines a program of your own needs:
+//!     cargo run --release -p recur --example serve_run -- RUN_DIR < steps.csv
+//! Each line of stdin is one grid step: the run's signals in its order (`scaler.json`), an
+//! empty cell where a value is missing; each line out, the next step's forecast and, where
+//! the model has one, its band.
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use recur::data::FittedScaler;
+use recur::model::SequenceModel;
+use recur::run::RunConfig;
+use recur::tasks::{BandCalibration, PredictionStream};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: serve_run RUN_DIR < steps.csv")?);
+    let config = RunConfig::load(dir.join("run.toml"))?;
+    let model = SequenceModel::<f32>::load(dir.join("model.safetensors"))?;
+    let fitted = FittedScaler::load_from_run(&dir)?.ok_or("no scaler.json: a run folder written by recur train")?;
+    let calibration = BandCalibration::load_from_run(&dir, &fitted.signals)?;
+    let mut stream = PredictionStream::new(&model, &fitted, config.task.window, config.task.residual, calibration)?;
+    eprintln!("signals, in this order: {}", stream.signals().join(","));
+    for (n, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line?;
+        let values = line
+            .split(',')
+            .map(|cell| match cell.trim() {
+                "" => Ok(None),
+                number => number.parse::<f32>().map(Some).map_err(|_| format!("line {}: `{number}`", n + 1)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = stream.step_forecast(&values, 1)?;
+        let cells: Vec<String> = (0..next.values.len())
+            .map(|j| match (next.low.get(j), next.high.get(j)) {
+                (Some(low), Some(high)) => format!("{} [{low}, {high}]", next.values[j]),
+                _ => next.values[j].to_string(),
+            })
+            .collect();
+        println!("{}", cells.join(","));
+    }
+    Ok(())
+}
