@@ -48,7 +48,7 @@ const USAGE: &str = "usage:
       direct steps with --samples K, as eval's); with --horizon, forecast_ahead.png
       beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent
       history and the forecast.
-  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]]
+  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (--horizon N: of the next N steps, direct, then closed loop; --samples K: with
@@ -58,6 +58,9 @@ const USAGE: &str = "usage:
       command fails at the end naming the steps (lines) whose model step exceeded it.
       Reads the run folder only (run.toml, model.safetensors, scaler.json, and
       calibration.json if any), not the training data: copy those to deploy.
+      --align true: rows are raw observations at their own times (a time column as
+      training read them); they are put on the run's grid (its bin, data.aggregation),
+      and each bin is answered, as `time,...`, once a row past its end arrives.
   recur export --run DIR [--out DIR/pytorch]
       A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
       torch.nn module from it) and preprocessing.json (signals, standardisation and

@@ -6,7 +6,9 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
-use recur::data::{csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark, CellReader};
+use recur::data::{
+    csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark, CellReader, Clock, LiveGrid, TimeColumns,
+};
 use recur::run::TaskKind;
 use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 use recur::Rng;
@@ -102,7 +104,7 @@ impl Answer {
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "budget-us", "horizon", "samples"];
+    let known = ["run", "input", "budget-us", "horizon", "samples", "align"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
@@ -115,6 +117,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let input = args.get("input", &known, "-".to_string())?;
     let budget: f64 = args.get("budget-us", &known, 0.0)?;
     let horizon: usize = args.get("horizon", &known, 1)?;
+    let align: bool = args.get("align", &known, false)?;
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());
     }
@@ -161,29 +164,63 @@ pub fn stream(args: &Args) -> Result<(), String> {
             })
         })
         .collect::<Result<_, _>>()?;
-    let passed: Vec<usize> = (0..names.len()).filter(|i| !columns.contains(i)).collect();
+    // aligned: the feed's time column(s), found as the training data's were
+    let time = match align {
+        false => None,
+        true => Some(TimeColumns::find(&names).ok_or_else(|| {
+            format!(
+                "{input}: line 1: no time column for --align (`timestamp`, `time`, `date` or `year,month,day[,hour]`)"
+            )
+        })?),
+    };
+    // a row's other columns pass through; aligned, a step is a bin of rows, so none do
+    let passed: Vec<usize> = match align {
+        false => (0..names.len()).filter(|i| !columns.contains(i)).collect(),
+        true => Vec::new(),
+    };
     // the run's marks of "no value" (data.missing_values), as its training data was read
     let missing = config.data.missing().map_err(|e| format!("{}: {e}", dir.display()))?;
     let readers: Vec<CellReader> = stream.signals().iter().map(|s| missing.of(s).separated_by(delimiter)).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
-    let header: Vec<String> =
-        passed.iter().map(|&i| csv_quoted(&names[i])).chain(stream.header(horizon, paths)).collect();
+    let leading = match align {
+        false => passed.iter().map(|&i| csv_quoted(&names[i])).collect(),
+        true => vec!["time".to_string()],
+    };
+    let header: Vec<String> = leading.into_iter().chain(stream.header(horizon, paths)).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
+    // one grid step through the model, its answer written after `leading` cells; false once
+    // the reader has gone away
+    let mut serve = |values: &[Option<f32>], leading: Vec<String>, line: usize| -> Result<bool, String> {
+        let started = std::time::Instant::now();
+        let answer = stream.step(values, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
+        let micros_now = started.elapsed().as_secs_f64() * 1e6;
+        micros.push(micros_now);
+        if budget > 0.0 && micros_now > budget {
+            if over_budget.is_empty() {
+                eprintln!(
+                    "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
+                );
+            }
+            over_budget.push(line);
+        }
+        let cells: Vec<String> = leading.into_iter().chain(answer.cells(values)).collect();
+        Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
+    };
+    let mut grid =
+        LiveGrid::new(columns.len(), fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
+    let mut completed: Vec<(i64, Vec<Option<f32>>)> = Vec::new();
+    let mut last_line = 1;
     for (index, line) in lines {
         let line = line.map_err(|e| format!("{input}: {e}"))?;
         if line.trim().is_empty() {
             continue;
         }
+        last_line = index + 1;
         let fields = csv_fields_separated(&line, delimiter);
         if fields.len() != names.len() {
-            return Err(format!(
-                "{input}: line {}: {} fields, the header has {}",
-                index + 1,
-                fields.len(),
-                names.len()
-            ));
+            return Err(format!("{input}: line {last_line}: {} fields, the header has {}", fields.len(), names.len()));
         }
         let values = columns
             .iter()
@@ -191,26 +228,31 @@ pub fn stream(args: &Args) -> Result<(), String> {
             .map(|(&i, reader)| {
                 reader
                     .value::<f32>(fields[i].trim())
-                    .map_err(|why| format!("{input}: line {}, column `{}`: {why}", index + 1, names[i]))
+                    .map_err(|why| format!("{input}: line {last_line}, column `{}`: {why}", names[i]))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let started = std::time::Instant::now();
-        let answer =
-            stream.step(&values, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {}: {e}", index + 1))?;
-        let micros_now = started.elapsed().as_secs_f64() * 1e6;
-        micros.push(micros_now);
-        if budget > 0.0 && micros_now > budget {
-            if over_budget.is_empty() {
-                eprintln!(
-                    "{input}: line {}: the model step took {micros_now:.1} µs, over the budget of {budget} µs",
-                    index + 1
-                );
+        let Some(time) = &time else {
+            if !serve(&values, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
+                return Ok(());
             }
-            over_budget.push(index + 1);
+            continue;
+        };
+        let at = time.read(|i| &fields[i], config.data.time_unit).map_err(|(column, why)| {
+            let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
+            format!("{input}: line {last_line}{column}: {why}")
+        })?;
+        grid.push(at, &values, |start, step| completed.push((start, step.to_vec())))
+            .map_err(|e| format!("{input}: line {last_line}: {e}"))?;
+        for (start, step) in completed.drain(..) {
+            if !serve(&step, vec![Clock::Calendar.format(start)], last_line)? {
+                return Ok(());
+            }
         }
-        let cells: Vec<String> = passed.iter().map(|&i| csv_quoted(&fields[i])).chain(answer.cells(&values)).collect();
-        // a reader that went away ends the stream quietly
-        if writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_err() {
+    }
+    // aligned, the feed's end completes its last bin
+    grid.finish(|start, step| completed.push((start, step.to_vec())));
+    for (start, step) in completed {
+        if !serve(&step, vec![Clock::Calendar.format(start)], last_line)? {
             return Ok(());
         }
     }

@@ -101,6 +101,70 @@ fn a_run_folder_alone_streams_where_its_training_data_is_not() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A historian's feed is raw: irregular times, absent minutes. With `--align true` the
+/// stream puts its rows on the run's grid as training did (the compressor power, real data:
+/// 1-minute values, ~30 % absent, on 10-minute bins) and answers each bin as the next row
+/// completes it — the same answers, to the bit, as streaming the grid's steps themselves.
+#[test]
+fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-align-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = repo().join("data/compressor/compressor_power_output.csv");
+    let config = dir.join("power.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[data]\nfiles = [{:?}]\nbin_seconds = 600\n[task]\nkind = \"prediction\"\nwindow = 12\n\
+             [train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
+            csv.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("power");
+    let (ok, _, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+
+    // the first 6,000 rows as they are in the file (6 days; absent minutes absent, a 30-minute
+    // gap at line 5014)
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let raw: Vec<&str> = text.lines().take(6001).collect();
+    let (ok, aligned, err) =
+        recur(&["stream", "--run", run.to_str().unwrap(), "--align", "true"], &(raw.join("\n") + "\n"));
+    assert!(ok, "{err}");
+
+    // the reference: the same rows read and aligned as training reads them, one row per bin
+    let part = dir.join("part.csv");
+    std::fs::write(&part, raw.join("\n") + "\n").unwrap();
+    let series = recur::data::read_wide(&part, &Default::default()).unwrap();
+    let grid = recur::data::align_to_grid(&series, 600, Default::default()).unwrap();
+    let name = &grid.signals[0];
+    let mut steps = format!("{name}\n");
+    for n in 0..grid.len() {
+        steps += &if grid.observed[n] { format!("{}\n", grid.values[n]) } else { "NA\n".to_string() };
+    }
+    let (ok, on_grid, err) = recur(&["stream", "--run", run.to_str().unwrap()], &steps);
+    assert!(ok, "{err}");
+    let aligned: Vec<&str> = aligned.lines().collect();
+    let on_grid: Vec<&str> = on_grid.lines().collect();
+    assert_eq!(aligned[0], format!("time,{name}_next"));
+    assert_eq!(aligned.len(), grid.len() + 1, "one answer per 10-minute bin, the empty ones too");
+    assert!(grid.observed.iter().any(|o| !o), "the slice has empty bins");
+    for (n, (a, g)) in aligned[1..].iter().zip(&on_grid[1..]).enumerate() {
+        let (time, answer) = a.split_once(',').unwrap();
+        assert_eq!(time, recur::data::Clock::Calendar.format(grid.start + 600 * n as i64));
+        assert_eq!(answer, *g, "bin {n}");
+    }
+    assert_eq!(aligned[1].split(',').next(), Some("2022-01-18 14:45:00"), "the grid starts at the first row");
+
+    // a row out of time order, and a feed without a time column, are refused by line
+    let swapped = format!("{}\n{}\n{}\n{}\n", raw[0], raw[1], raw[40], raw[2]);
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--align", "true"], &swapped);
+    assert!(!ok && err.contains("line 4: ") && err.contains("rows must come in time order"), "{err}");
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--align", "true"], &steps);
+    assert!(!ok && err.contains("line 1: no time column for --align"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     let dir = std::env::temp_dir().join(format!("recur-stream-cli-{}", std::process::id()));

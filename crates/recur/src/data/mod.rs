@@ -9,7 +9,7 @@ pub mod series;
 mod table;
 pub mod wide;
 
-pub use grid::{align_to_grid, Aggregation, GridSeries};
+pub use grid::{align_to_grid, Aggregation, GridSeries, LiveGrid};
 pub use inspect::{Inspection, Layout, SignalMissingness};
 pub use long::{read_long, LongColumns, LongOptions};
 pub use missing::{is_missing, Cell, CellReader, MissingValues};
@@ -17,4 +17,4 @@ pub use prepare::{FittedScaler, PreparedSeries, SplitBy, SplitFractions, Standar
 pub use series::{Clock, TimeSeries};
 pub(crate) use table::Table;
 pub use table::{csv_delimiter, csv_fields, csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark};
-pub use wide::{read_wide, EpochUnit, WideOptions};
+pub use wide::{read_wide, EpochUnit, TimeColumns, WideOptions};

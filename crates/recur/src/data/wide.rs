@@ -32,9 +32,66 @@ pub struct WideOptions {
     pub time_unit: EpochUnit,
 }
 
-enum TimeColumns {
+/// Where a wide table's time is: one column (`timestamp`, `time`, `date`, or the pandas
+/// index), or a date split into `year,month,day[,hour[,minute]]` (Beijing's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimeColumns {
     Single(usize),
     Split { year: usize, month: usize, day: usize, hour: Option<usize>, minute: Option<usize> },
+}
+
+impl TimeColumns {
+    /// The time among the columns `names`, as [`read_wide`] finds it: a column named (in any case)
+    /// `timestamp`, `time` or `date` (in that order), an unnamed first column (pandas' index)
+    /// or `__index_level_0__`, else `year`, `month`, `day` and, if present, `hour` and `minute`.
+    pub fn find(names: &[String]) -> Option<Self> {
+        let find = |wanted: &str| names.iter().position(|n| n.eq_ignore_ascii_case(wanted));
+        let pandas_index =
+            names.first().is_some_and(|n| n.is_empty()).then_some(0).or_else(|| find("__index_level_0__"));
+        if let Some(i) = find("timestamp").or_else(|| find("time")).or_else(|| find("date")).or(pandas_index) {
+            Some(TimeColumns::Single(i))
+        } else if let (Some(year), Some(month), Some(day)) = (find("year"), find("month"), find("day")) {
+            Some(TimeColumns::Split { year, month, day, hour: find("hour"), minute: find("minute") })
+        } else {
+            None
+        }
+    }
+
+    /// The columns it reads.
+    pub fn columns(&self) -> Vec<usize> {
+        match self {
+            TimeColumns::Single(i) => vec![*i],
+            TimeColumns::Split { year, month, day, hour, minute } => {
+                [Some(*year), Some(*month), Some(*day), *hour, *minute].into_iter().flatten().collect()
+            }
+        }
+    }
+
+    /// A row's time in seconds since the epoch, its cells given by `cell` (column → text);
+    /// integer times count `unit`. Otherwise the column at fault (`None`: the split date as a
+    /// whole) and why.
+    pub fn read<'a>(&self, cell: impl Fn(usize) -> &'a str, unit: EpochUnit) -> Result<i64, (Option<usize>, String)> {
+        let number = |i: usize| -> Result<i64, (Option<usize>, String)> {
+            let text = cell(i).trim();
+            text.parse::<i64>().map_err(|_| (Some(i), format!("`{text}` is not an integer")))
+        };
+        match self {
+            TimeColumns::Single(i) => {
+                let text = cell(*i).trim();
+                parse_timestamp(text, unit).ok_or_else(|| (Some(*i), not_a_time(text, "timestamp", unit)))
+            }
+            TimeColumns::Split { year, month, day, hour, minute } => {
+                let (y, m, d) = (number(*year)?, number(*month)?, number(*day)?);
+                let date = match (u32::try_from(m), u32::try_from(d)) {
+                    (Ok(m), Ok(d)) if is_valid_date(y, m, d) => (m, d),
+                    _ => return Err((None, format!("{y}-{m}-{d} is not a date"))),
+                };
+                let h = hour.map(number).transpose()?.unwrap_or(0);
+                let mi = minute.map(number).transpose()?.unwrap_or(0);
+                Ok(days_from_civil(y, date.0, date.1) * 86_400 + h * 3600 + mi * 60)
+            }
+        }
+    }
 }
 
 /// What an integer time counts since the Unix epoch (`data.time_unit`): seconds, or the
@@ -164,20 +221,13 @@ pub fn read_wide(path: impl AsRef<Path>, options: &WideOptions) -> Result<TimeSe
 pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSeries> {
     let names = &table.names;
     let find = |n: &str| table.column(n);
-    // The pandas index: an unnamed first CSV column, `__index_level_0__` in Parquet.
-    let pandas_index = names.first().is_some_and(|n| n.is_empty()).then_some(0).or_else(|| find("__index_level_0__"));
-    let time = if let Some(i) = find("timestamp").or_else(|| find("time")).or_else(|| find("date")).or(pandas_index) {
-        TimeColumns::Single(i)
-    } else if let (Some(year), Some(month), Some(day)) = (find("year"), find("month"), find("day")) {
-        TimeColumns::Split { year, month, day, hour: find("hour"), minute: find("minute") }
-    } else {
+    let Some(time) = TimeColumns::find(names) else {
         return Err(table.header_error(None, "no time column: expected `timestamp` or `year,month,day[,hour]`".into()));
     };
-    let time_cols: Vec<usize> = match &time {
-        TimeColumns::Single(i) => vec![*i],
-        TimeColumns::Split { year, month, day, hour, minute } => {
-            [Some(*year), Some(*month), Some(*day), *hour, *minute].into_iter().flatten().collect()
-        }
+    let time_cols = time.columns();
+    let unit = match time {
+        TimeColumns::Single(i) => table.time_unit_of(i, options.time_unit),
+        TimeColumns::Split { .. } => options.time_unit,
     };
     let categorical_cols: Vec<usize> = options
         .categorical
@@ -241,28 +291,9 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
         clock: Clock::Calendar,
     };
     for (place, fields) in table.rows() {
-        let number = |i: usize| -> Result<i64> {
-            fields[i]
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| table.error(place, Some(&names[i]), format!("`{}` is not an integer", &fields[i])))
-        };
-        let ts = match &time {
-            TimeColumns::Single(i) => {
-                let (cell, unit) = (fields[*i].trim(), table.time_unit_of(*i, options.time_unit));
-                parse_timestamp(cell, unit)
-                    .ok_or_else(|| table.error(place, Some(&names[*i]), not_a_time(cell, "timestamp", unit)))?
-            }
-            TimeColumns::Split { year, month, day, hour, minute } => {
-                let (y, m, d) = (number(*year)?, number(*month)?, number(*day)?);
-                if !matches!((u32::try_from(m), u32::try_from(d)), (Ok(m), Ok(d)) if is_valid_date(y, m, d)) {
-                    return Err(table.error(place, None, format!("{y}-{m}-{d} is not a date")));
-                }
-                let h = hour.map(number).transpose()?.unwrap_or(0);
-                let mi = minute.map(number).transpose()?.unwrap_or(0);
-                days_from_civil(y, m as u32, d as u32) * 86_400 + h * 3600 + mi * 60
-            }
-        };
+        let ts = time
+            .read(|i| &fields[i], unit)
+            .map_err(|(column, why)| table.error(place, column.map(|i| names[i].as_str()), why))?;
         if let Some(&last) = series.timestamps.last() {
             if ts <= last {
                 let what = if ts == last { "duplicate" } else { "decreasing" };
