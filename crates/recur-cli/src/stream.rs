@@ -7,7 +7,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use recur::data::{
-    csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark, CellReader, Clock, LiveGrid, TimeColumns,
+    csv_fields_separated, csv_header, csv_quoted, one_hot_signal, one_hot_value, without_byte_order_mark, CellReader,
+    Clock, LiveGrid, TimeColumns,
 };
 use recur::run::TaskKind;
 use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
@@ -15,6 +16,25 @@ use recur::Rng;
 
 use crate::args::Args;
 use crate::demo::{open_run_for_serving, run_calibration};
+
+/// Where one of the run's signals is in the feed: a column of numbers, or one category of a
+/// categorical column (`data.categorical`), one-hot as training read it.
+struct FeedColumn {
+    column: usize,
+    category: Option<String>,
+    reader: CellReader,
+}
+
+impl FeedColumn {
+    /// The signal's value in a row's `fields` (`None` where the cell holds no value).
+    fn value(&self, fields: &[String]) -> Result<Option<f32>, String> {
+        let cell = fields[self.column].trim();
+        match &self.category {
+            None => self.reader.value::<f32>(cell),
+            Some(category) => Ok(one_hot_value(&self.reader, cell, category)),
+        }
+    }
+}
 
 /// The stream of either task.
 enum Live<'m> {
@@ -155,13 +175,35 @@ pub fn stream(args: &Args) -> Result<(), String> {
     };
     // a `;`- or tab-separated feed (numbers with a decimal comma) answers in commas
     let (delimiter, names) = csv_header(without_byte_order_mark(&header));
-    let columns: Vec<usize> = stream
+    // the run's marks of "no value" (data.missing_values), as its training data was read
+    let missing = config.data.missing().map_err(|e| format!("{}: {e}", dir.display()))?;
+    let sources: Vec<FeedColumn> = stream
         .signals()
         .iter()
         .map(|s| {
-            names.iter().position(|n| n == s).ok_or_else(|| {
-                format!("{input}: line 1: no column `{s}` (the run's signals: {})", stream.signals().join(", "))
-            })
+            let position = |column: &str| names.iter().position(|n| n == column);
+            if let Some(column) = position(s) {
+                return Ok(FeedColumn { column, category: None, reader: missing.of(s).separated_by(delimiter) });
+            }
+            // one category of a categorical column, one-hot (data.categorical)
+            let categorical = config.data.categorical.iter().find_map(|c| {
+                let category = s.strip_prefix(&one_hot_signal(c, ""))?;
+                Some((c, category))
+            });
+            match categorical {
+                Some((c, category)) => match position(c) {
+                    Some(column) => Ok(FeedColumn {
+                        column,
+                        category: Some(category.to_string()),
+                        reader: missing.of(c).separated_by(delimiter),
+                    }),
+                    None => Err(format!("{input}: line 1: no column `{c}` (data.categorical: its values are signals)")),
+                },
+                None => Err(format!(
+                    "{input}: line 1: no column `{s}` (the run's signals: {})",
+                    stream.signals().join(", ")
+                )),
+            }
         })
         .collect::<Result<_, _>>()?;
     // aligned: the feed's time column(s), found as the training data's were
@@ -175,12 +217,9 @@ pub fn stream(args: &Args) -> Result<(), String> {
     };
     // a row's other columns pass through; aligned, a step is a bin of rows, so none do
     let passed: Vec<usize> = match align {
-        false => (0..names.len()).filter(|i| !columns.contains(i)).collect(),
+        false => (0..names.len()).filter(|&i| sources.iter().all(|f| f.column != i)).collect(),
         true => Vec::new(),
     };
-    // the run's marks of "no value" (data.missing_values), as its training data was read
-    let missing = config.data.missing().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let readers: Vec<CellReader> = stream.signals().iter().map(|s| missing.of(s).separated_by(delimiter)).collect();
     let out = std::io::stdout();
     let mut out = out.lock();
     let leading = match align {
@@ -209,7 +248,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
     };
     let mut grid =
-        LiveGrid::new(columns.len(), fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
+        LiveGrid::new(sources.len(), fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
     let mut completed: Vec<(i64, Vec<Option<f32>>)> = Vec::new();
     let mut last_line = 1;
     for (index, line) in lines {
@@ -222,13 +261,11 @@ pub fn stream(args: &Args) -> Result<(), String> {
         if fields.len() != names.len() {
             return Err(format!("{input}: line {last_line}: {} fields, the header has {}", fields.len(), names.len()));
         }
-        let values = columns
+        let values = sources
             .iter()
-            .zip(&readers)
-            .map(|(&i, reader)| {
-                reader
-                    .value::<f32>(fields[i].trim())
-                    .map_err(|why| format!("{input}: line {last_line}, column `{}`: {why}", names[i]))
+            .map(|f| {
+                f.value(&fields)
+                    .map_err(|why| format!("{input}: line {last_line}, column `{}`: {why}", names[f.column]))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let Some(time) = &time else {

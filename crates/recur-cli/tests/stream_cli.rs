@@ -165,6 +165,69 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A run with a categorical signal (`data.categorical = ["wd"]`: the wind direction's 16
+/// values one-hot) streams the feed's text column, one-hot as training read it: the same
+/// answers as a feed that gives the 16 indicator columns as numbers.
+#[test]
+fn a_categorical_column_streams_one_hot_as_training_read_it() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-categorical-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let toml = dir.join("wind.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"station\"]\ncategorical = [\"wd\"]\n[task]\n\
+             kind = \"prediction\"\nwindow = 12\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
+            beijing_csv().display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("wind");
+    let (ok, _, err) = recur(&["train", "--config", toml.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let fitted = recur::data::FittedScaler::load_from_run(&run).unwrap().unwrap();
+    assert_eq!(fitted.signals.iter().filter(|s| s.starts_with("wd=")).count(), 16);
+
+    let beijing = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    // 48 hours around line 6390, whose wind direction is NA
+    let lines: Vec<&str> = beijing.lines().collect();
+    let rows: Vec<Vec<&str>> =
+        std::iter::once(lines[0]).chain(lines[6379..6427].iter().copied()).map(|l| l.split(',').collect()).collect();
+    let raw: Vec<String> = rows.iter().map(|r| r.join(",")).collect();
+    let (ok, from_text, err) = recur(&["stream", "--run", run.to_str().unwrap()], &(raw.join("\n") + "\n"));
+    assert!(ok, "{err}");
+    // the indicators written out by hand: 1 for the row's direction, 0 for the others, NA
+    // in all 16 where the direction is missing
+    let column = |name: &str| rows[0].iter().position(|c| *c == name).unwrap();
+    let wd = column("wd");
+    assert_eq!(rows.iter().filter(|r| r[wd] == "NA").count(), 1);
+    let mut numbers = fitted.signals.join(",") + "\n";
+    for r in &rows[1..] {
+        let cells: Vec<String> = fitted
+            .signals
+            .iter()
+            .map(|s| match s.strip_prefix("wd=") {
+                Some(_) if r[wd] == "NA" => "NA".to_string(),
+                Some(direction) => if r[wd] == direction { "1" } else { "0" }.to_string(),
+                None => r[column(s)].to_string(),
+            })
+            .collect();
+        numbers += &(cells.join(",") + "\n");
+    }
+    let (ok, from_numbers, err) = recur(&["stream", "--run", run.to_str().unwrap()], &numbers);
+    assert!(ok, "{err}");
+    let answers = |out: &str, skip: usize| -> Vec<String> {
+        out.lines().skip(1).map(|l| l.split(',').skip(skip).collect::<Vec<_>>().join(",")).collect()
+    };
+    // the raw feed passes its 6 other columns through (No, year, month, day, hour, station)
+    assert_eq!(answers(&from_text, 6), answers(&from_numbers, 0));
+    assert_eq!(answers(&from_text, 6).len(), 48);
+    let no_wd = raw.iter().map(|l| l.replace(",wd,", ",wind,")).collect::<Vec<_>>().join("\n") + "\n";
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &no_wd);
+    assert!(!ok && err.contains("line 1: no column `wd` (data.categorical"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     let dir = std::env::temp_dir().join(format!("recur-stream-cli-{}", std::process::id()));

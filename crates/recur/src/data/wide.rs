@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::missing::{is_missing, MissingValues};
+use super::missing::{is_missing, CellReader, MissingValues};
 use super::series::{days_from_civil, is_valid_date, Clock, TimeSeries};
 use super::table::Table;
 use crate::error::Result;
@@ -207,6 +207,18 @@ fn split_utc_offset(time: &str) -> Option<(&str, i64)> {
     Some((clock, if offset.starts_with('-') { -seconds } else { seconds }))
 }
 
+/// The signal a categorical column's category becomes (`data.categorical`): `wd=NNE`.
+pub fn one_hot_signal(column: &str, category: &str) -> String {
+    format!("{column}={category}")
+}
+
+/// A categorical `cell`'s value in `category`'s one-hot signal: 1 if it is that category, 0
+/// if another (one never seen in training is none of them), `None` where the cell holds no
+/// value (then every one of the column's signals is missing).
+pub fn one_hot_value(reader: &CellReader, cell: &str, category: &str) -> Option<f32> {
+    (!reader.is_missing(cell)).then_some(if cell == category { 1.0 } else { 0.0 })
+}
+
 /// Reads a wide CSV or Parquet file into a [`TimeSeries`] (rows in file order;
 /// timestamps must increase).
 ///
@@ -279,7 +291,7 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
         .collect();
     let mut one_hot: Vec<String> = Vec::new();
     for (&i, cats) in categorical_cols.iter().zip(&categories) {
-        one_hot.extend(cats.iter().map(|c| format!("{}={c}", names[i])));
+        one_hot.extend(cats.iter().map(|c| one_hot_signal(&names[i], c)));
     }
     let c = signal_cols.len() + one_hot.len();
     let mut series = TimeSeries {
@@ -309,11 +321,10 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
             series.marked[j] += usize::from(value.is_none() && !is_missing(cell));
         }
         for ((&i, cats), reader) in categorical_cols.iter().zip(&categories).zip(&categorical_readers) {
-            let cell = fields[i].trim();
-            let present = !reader.is_missing(cell);
             for category in cats {
-                series.values.push(if present && category == cell { 1.0 } else { 0.0 });
-                series.observed.push(present);
+                let value = one_hot_value(reader, fields[i].trim(), category);
+                series.values.push(value.unwrap_or(0.0));
+                series.observed.push(value.is_some());
             }
         }
     }
