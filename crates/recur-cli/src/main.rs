@@ -60,7 +60,9 @@ const USAGE: &str = "usage:
       calibration.json if any), not the training data: copy those to deploy.
       --align true: rows are raw observations at their own times (a time column as
       training read them); they are put on the run's grid (its bin, data.aggregation),
-      and each bin is answered, as `time,...`, once a row past its end arrives.
+      and each bin is answered, as `time,...`, once a row past its end arrives. A run
+      trained on long data also takes a long feed (its data.columns: time, signal, value
+      and entity; one entity per stream), always aligned so.
   recur export --run DIR [--out DIR/pytorch]
       A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
       torch.nn module from it) and preprocessing.json (signals, standardisation and

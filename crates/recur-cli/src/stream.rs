@@ -3,19 +3,104 @@
 //! direct, then in closed loop) for a prediction run, every signal filled with a ±2σ band for a
 //! reconstruction run.
 
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use recur::data::{
-    csv_fields_separated, csv_header, csv_quoted, one_hot_signal, one_hot_value, without_byte_order_mark, CellReader,
-    Clock, LiveGrid, TimeColumns,
+    csv_fields_separated, csv_header, csv_quoted, not_a_time, one_hot_signal, one_hot_value, parse_long_time,
+    without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, MissingValues, TimeColumns,
 };
-use recur::run::TaskKind;
+use recur::run::{DataFormat, TaskKind};
 use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 use recur::Rng;
 
 use crate::args::Args;
 use crate::demo::{open_run_for_serving, run_calibration};
+
+/// How a feed's rows give the run's signals, in the layout of its training data.
+enum Feed {
+    /// One column per signal (a categorical one's categories one-hot); with `time`, each
+    /// row at its own time, aligned onto the grid; without, each row one grid step.
+    Wide { sources: Vec<FeedColumn>, time: Option<TimeColumns> },
+    /// `time,signal,value[,entity]` rows (`data.columns`), each one value of one signal at
+    /// its time (aligned onto the grid); rows of other signals are passed over, as in
+    /// training. `signals`: each run signal's index and reader.
+    Long {
+        time: usize,
+        signal: usize,
+        value: usize,
+        entity: Option<usize>,
+        signals: HashMap<String, (usize, CellReader)>,
+    },
+}
+
+/// A row as read: its time and clock where the feed is aligned, its entity (long feeds
+/// with an entity column), and each signal's value (`None`: none in this row), read in the
+/// precision the training reader reads it (f32 wide, f64 long).
+struct FeedRow {
+    time: Option<(i64, Clock)>,
+    entity: Option<String>,
+    values: Vec<Option<f64>>,
+}
+
+impl Feed {
+    /// A row's `fields` of a feed of `c` signals (integer times counting `unit`), `None` for
+    /// a long row that training's reader passes over (another signal's, or no value: such
+    /// rows neither open nor move the grid); otherwise the column at fault, if one, and why.
+    fn read(&self, fields: &[String], c: usize, unit: EpochUnit) -> Result<Option<FeedRow>, (Option<usize>, String)> {
+        match self {
+            Feed::Wide { sources, time } => {
+                let values = sources
+                    .iter()
+                    .map(|f| Ok(f.value(fields).map_err(|why| (Some(f.column), why))?.map(f64::from)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let time = time.as_ref().map(|t| t.read(|i| &fields[i], unit)).transpose()?;
+                Ok(Some(FeedRow { time: time.map(|t| (t, Clock::Calendar)), entity: None, values }))
+            }
+            Feed::Long { time, signal, value, entity, signals } => {
+                let Some((j, reader)) = signals.get(fields[*signal].trim()) else { return Ok(None) };
+                let Some(v) = reader.value::<f64>(fields[*value].trim()).map_err(|why| (Some(*value), why))? else {
+                    return Ok(None);
+                };
+                let cell = fields[*time].trim();
+                let at = parse_long_time(cell, unit).ok_or_else(|| (Some(*time), not_a_time(cell, "time", unit)))?;
+                let mut values = vec![None; c];
+                values[*j] = Some(v);
+                let entity = entity.map(|e| fields[e].trim().to_string());
+                Ok(Some(FeedRow { time: Some(at), entity, values }))
+            }
+        }
+    }
+}
+
+/// The rows of one time before they go onto the grid: each signal's values summed, to be
+/// averaged as the long reader averages several values of one signal at one time.
+struct SameTime {
+    time: i64,
+    sums: Vec<(f64, u32)>,
+}
+
+impl SameTime {
+    fn new(time: i64, values: &[Option<f64>]) -> Self {
+        let mut row = SameTime { time, sums: vec![(0.0, 0); values.len()] };
+        row.add(values);
+        row
+    }
+
+    fn add(&mut self, values: &[Option<f64>]) {
+        for (slot, v) in self.sums.iter_mut().zip(values) {
+            if let Some(v) = v {
+                *slot = (slot.0 + v, slot.1 + 1);
+            }
+        }
+    }
+
+    /// Each signal's mean at this time (`None`: no value).
+    fn values(&self) -> Vec<Option<f32>> {
+        self.sums.iter().map(|&(sum, n)| (n > 0).then(|| (sum / f64::from(n)) as f32)).collect()
+    }
+}
 
 /// Where one of the run's signals is in the feed: a column of numbers, or one category of a
 /// categorical column (`data.categorical`), one-hot as training read it.
@@ -26,6 +111,28 @@ struct FeedColumn {
 }
 
 impl FeedColumn {
+    /// Signal `s` among the feed's column `names`: its own column, or, for a categorical
+    /// column's category (`wd=NNE`), that column; otherwise why not.
+    fn find(
+        s: &str,
+        names: &[String],
+        categorical: &[String],
+        missing: &MissingValues,
+        delimiter: char,
+    ) -> Result<Self, String> {
+        let position = |column: &str| names.iter().position(|n| n == column);
+        if let Some(column) = position(s) {
+            return Ok(FeedColumn { column, category: None, reader: missing.of(s).separated_by(delimiter) });
+        }
+        let Some((c, category)) = categorical.iter().find_map(|c| Some((c, s.strip_prefix(&one_hot_signal(c, ""))?)))
+        else {
+            return Err(format!("no column `{s}`"));
+        };
+        let column =
+            position(c).ok_or_else(|| format!("no column `{c}` (data.categorical: its values are signals)"))?;
+        Ok(FeedColumn { column, category: Some(category.to_string()), reader: missing.of(c).separated_by(delimiter) })
+    }
+
     /// The signal's value in a row's `fields` (`None` where the cell holds no value).
     fn value(&self, fields: &[String]) -> Result<Option<f32>, String> {
         let cell = fields[self.column].trim();
@@ -177,49 +284,52 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let (delimiter, names) = csv_header(without_byte_order_mark(&header));
     // the run's marks of "no value" (data.missing_values), as its training data was read
     let missing = config.data.missing().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let sources: Vec<FeedColumn> = stream
-        .signals()
-        .iter()
-        .map(|s| {
-            let position = |column: &str| names.iter().position(|n| n == column);
-            if let Some(column) = position(s) {
-                return Ok(FeedColumn { column, category: None, reader: missing.of(s).separated_by(delimiter) });
-            }
-            // one category of a categorical column, one-hot (data.categorical)
-            let categorical = config.data.categorical.iter().find_map(|c| {
-                let category = s.strip_prefix(&one_hot_signal(c, ""))?;
-                Some((c, category))
-            });
-            match categorical {
-                Some((c, category)) => match position(c) {
-                    Some(column) => Ok(FeedColumn {
-                        column,
-                        category: Some(category.to_string()),
-                        reader: missing.of(c).separated_by(delimiter),
-                    }),
-                    None => Err(format!("{input}: line 1: no column `{c}` (data.categorical: its values are signals)")),
-                },
-                None => Err(format!(
-                    "{input}: line 1: no column `{s}` (the run's signals: {})",
-                    stream.signals().join(", ")
-                )),
-            }
-        })
-        .collect::<Result<_, _>>()?;
-    // aligned: the feed's time column(s), found as the training data's were
-    let time = match align {
-        false => None,
-        true => Some(TimeColumns::find(&names).ok_or_else(|| {
-            format!(
-                "{input}: line 1: no time column for --align (`timestamp`, `time`, `date` or `year,month,day[,hour]`)"
-            )
-        })?),
+    let at_line_1 = |why: String| format!("{input}: line 1: {why}");
+    // a long run's feed may be long (`data.columns` in its header) or one column per signal
+    let c = &config.data.columns;
+    let long =
+        config.data.format == DataFormat::Long && [&c.time, &c.signal, &c.value].iter().all(|n| names.contains(n));
+    let feed = match long {
+        false => {
+            let sources = stream
+                .signals()
+                .iter()
+                .map(|s| FeedColumn::find(s, &names, &config.data.categorical, &missing, delimiter))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(at_line_1)?;
+            // aligned: the feed's time column(s), found as the training data's were
+            let time = match align {
+                false => None,
+                true => Some(TimeColumns::find(&names).ok_or_else(|| {
+                    at_line_1(
+                        "no time column for --align (`timestamp`, `time`, `date` or `year,month,day[,hour]`)".into(),
+                    )
+                })?),
+            };
+            Feed::Wide { sources, time }
+        }
+        true => {
+            let column = |name: &str| names.iter().position(|n| n == name).unwrap_or_default();
+            let entity = if c.entity.is_empty() { None } else { names.iter().position(|n| *n == c.entity) };
+            let signals = stream
+                .signals()
+                .iter()
+                .enumerate()
+                .map(|(j, s)| (s.clone(), (j, missing.of(s).separated_by(delimiter))))
+                .collect();
+            Feed::Long { time: column(&c.time), signal: column(&c.signal), value: column(&c.value), entity, signals }
+        }
     };
+    // rows at their own times are aligned onto the grid; a long feed's always are
+    let align = matches!(feed, Feed::Long { .. } | Feed::Wide { time: Some(_), .. });
     // a row's other columns pass through; aligned, a step is a bin of rows, so none do
-    let passed: Vec<usize> = match align {
-        false => (0..names.len()).filter(|&i| sources.iter().all(|f| f.column != i)).collect(),
-        true => Vec::new(),
+    let passed: Vec<usize> = match &feed {
+        Feed::Wide { sources, time: None } => {
+            (0..names.len()).filter(|&i| sources.iter().all(|f| f.column != i)).collect()
+        }
+        _ => Vec::new(),
     };
+    let c = stream.signals().len();
     let out = std::io::stdout();
     let mut out = out.lock();
     let leading = match align {
@@ -247,10 +357,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
         let cells: Vec<String> = leading.into_iter().chain(answer.cells(values)).collect();
         Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
     };
-    let mut grid =
-        LiveGrid::new(sources.len(), fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
+    let mut grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
     let mut completed: Vec<(i64, Vec<Option<f32>>)> = Vec::new();
-    let mut last_line = 1;
+    let (mut last_line, mut clock, mut entity) = (1, None, None::<String>);
+    // the rows of the latest time, gathered before they go onto the grid
+    let mut pending: Option<SameTime> = None;
+    let long = matches!(feed, Feed::Long { .. });
     for (index, line) in lines {
         let line = line.map_err(|e| format!("{input}: {e}"))?;
         if line.trim().is_empty() {
@@ -261,35 +373,71 @@ pub fn stream(args: &Args) -> Result<(), String> {
         if fields.len() != names.len() {
             return Err(format!("{input}: line {last_line}: {} fields, the header has {}", fields.len(), names.len()));
         }
-        let values = sources
-            .iter()
-            .map(|f| {
-                f.value(&fields)
-                    .map_err(|why| format!("{input}: line {last_line}, column `{}`: {why}", names[f.column]))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let Some(time) = &time else {
+        let row = feed.read(&fields, c, config.data.time_unit).map_err(|(column, why)| {
+            let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
+            format!("{input}: line {last_line}{column}: {why}")
+        })?;
+        let Some(row) = row else { continue };
+        let Some((at, row_clock)) = row.time else {
+            let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
             if !serve(&values, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
                 return Ok(());
             }
             continue;
         };
-        let at = time.read(|i| &fields[i], config.data.time_unit).map_err(|(column, why)| {
-            let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
-            format!("{input}: line {last_line}{column}: {why}")
-        })?;
-        grid.push(at, &values, |start, step| completed.push((start, step.to_vec())))
-            .map_err(|e| format!("{input}: line {last_line}: {e}"))?;
+        // one clock and one entity per stream, as one entity's series was read in training
+        if *clock.get_or_insert(row_clock) != row_clock {
+            return Err(format!(
+                "{input}: line {last_line}: {}, but the rows before hold {}",
+                row_clock.description(),
+                clock.map_or("", Clock::description)
+            ));
+        }
+        if let Some(e) = row.entity {
+            match &entity {
+                None => entity = Some(e),
+                Some(first) if *first != e => {
+                    return Err(format!(
+                        "{input}: line {last_line}: entity `{e}` after `{first}`: a stream carries one entity's state"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        // as the readers: a wide feed's times increase; a long one's values of one signal at one
+        // time are averaged before the grid aggregates its bin
+        match &mut pending {
+            Some(p) if at == p.time && long => p.add(&row.values),
+            Some(p) if at <= p.time => {
+                let what = if at == p.time { "duplicate" } else { "decreasing" };
+                return Err(format!("{input}: line {last_line}: {what} time (rows must come in time order)"));
+            }
+            _ => {
+                let mut push = |time: i64, values: &[Option<f32>]| {
+                    grid.push(time, values, |start, step| completed.push((start, step.to_vec())))
+                };
+                if let Some(p) = pending.take() {
+                    push(p.time, &p.values()).map_err(|e| e.to_string())?;
+                }
+                // the new time completes the bins before its own
+                push(at, &vec![None; c]).map_err(|e| format!("{input}: line {last_line}: {e}"))?;
+                pending = Some(SameTime::new(at, &row.values));
+            }
+        }
         for (start, step) in completed.drain(..) {
-            if !serve(&step, vec![Clock::Calendar.format(start)], last_line)? {
+            if !serve(&step, vec![row_clock.format(start)], last_line)? {
                 return Ok(());
             }
         }
     }
     // aligned, the feed's end completes its last bin
+    if let Some(p) = pending.take() {
+        grid.push(p.time, &p.values(), |start, step| completed.push((start, step.to_vec())))
+            .map_err(|e| e.to_string())?;
+    }
     grid.finish(|start, step| completed.push((start, step.to_vec())));
     for (start, step) in completed {
-        if !serve(&step, vec![Clock::Calendar.format(start)], last_line)? {
+        if !serve(&step, vec![clock.unwrap_or_default().format(start)], last_line)? {
             return Ok(());
         }
     }

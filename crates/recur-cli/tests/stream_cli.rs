@@ -165,6 +165,79 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A run trained on long data (PhysioNet 2012: `record_id,time,parameter,value`, real data)
+/// streams a long feed — one stay's rows as the file holds them, other parameters among
+/// them — putting them on its hourly grid as the long reader and the alignment did in
+/// training: the same answers as streaming that stay's grid steps, times as the data
+/// writes them (hours:minutes since admission).
+#[test]
+fn a_long_feed_streams_as_the_long_reader_read_it() {
+    let dir = std::env::temp_dir().join(format!("recur-stream-long-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let csv = repo().join("data/physionet/set-a-first400.csv");
+    let toml = dir.join("vitals.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[data]\nfiles = [{:?}]\nformat = \"long\"\nbin_seconds = 3600\nsignals = [\"HR\", \"MAP\", \"Temp\", \"Urine\"]\n\
+             columns = {{ time = \"time\", signal = \"parameter\", value = \"value\", entity = \"record_id\" }}\n\
+             [data.split]\nby = \"entity\"\n[task]\nkind = \"prediction\"\nwindow = 6\n\
+             [train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
+            csv.display().to_string()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("vitals");
+    let (ok, _, err) = recur(&["train", "--config", toml.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let stay: Vec<&str> =
+        std::iter::once(lines[0]).chain(lines.iter().copied().filter(|l| l.starts_with("132539,"))).collect();
+    let (ok, from_long, err) = recur(&["stream", "--run", run.to_str().unwrap()], &(stay.join("\n") + "\n"));
+    assert!(ok, "{err}");
+
+    // the reference: the stay read and aligned as training reads it, one row per hour
+    let options = recur::data::LongOptions {
+        columns: recur::data::LongColumns {
+            time: "time".into(),
+            signal: "parameter".into(),
+            value: "value".into(),
+            entity: "record_id".into(),
+        },
+        signals: ["HR", "MAP", "Temp", "Urine"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let entities = recur::data::read_long(&csv, &options).unwrap();
+    let series = &entities.iter().find(|(name, _)| name == "132539").unwrap().1;
+    let grid = recur::data::align_to_grid(series, 3600, Default::default()).unwrap();
+    let mut steps = grid.signals.join(",") + "\n";
+    for n in 0..grid.len() {
+        let cells: Vec<String> = (0..4)
+            .map(|j| if grid.observed[n * 4 + j] { grid.values[n * 4 + j].to_string() } else { "NA".into() })
+            .collect();
+        steps += &(cells.join(",") + "\n");
+    }
+    let (ok, from_grid, err) = recur(&["stream", "--run", run.to_str().unwrap()], &steps);
+    assert!(ok, "{err}");
+    let from_long: Vec<&str> = from_long.lines().collect();
+    assert_eq!(from_long.len(), grid.len() + 1);
+    assert_eq!(from_long.len(), 49, "48 hours from 0:07 (the first of its values) to 47:37");
+    for (n, (long, steps)) in from_long[1..].iter().zip(from_grid.lines().skip(1)).enumerate() {
+        let (time, answer) = long.split_once(',').unwrap();
+        assert_eq!(time, format!("{n}:07"));
+        assert_eq!(answer, steps, "hour {n}");
+    }
+
+    // one stream carries one stay
+    let hr = |l: &&&str| l.contains(",HR,");
+    let other = lines.iter().find(|l| l.starts_with("132540,") && l.contains(",HR,")).unwrap();
+    let two = format!("{}\n{}\n{other}\n", stay[0], stay.iter().find(hr).unwrap());
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &two);
+    assert!(!ok && err.contains("entity `132540` after `132539`"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A run with a categorical signal (`data.categorical = ["wd"]`: the wind direction's 16
 /// values one-hot) streams the feed's text column, one-hot as training read it: the same
 /// answers as a feed that gives the 16 indicator columns as numbers.

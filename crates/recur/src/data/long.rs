@@ -49,9 +49,9 @@ fn parse_elapsed(text: &str) -> Option<i64> {
     (m < 60 && s < 60).then(|| h * 3600 + m * 60 + s)
 }
 
-/// A time cell as seconds and what they count from: [`parse_elapsed`]'s `H:MM`, or any
-/// timestamp [`parse_timestamp`] reads.
-fn parse_time(text: &str, unit: EpochUnit) -> Option<(i64, Clock)> {
+/// A long table's time cell as seconds and what they count from: [`parse_elapsed`]'s
+/// `H:MM`, or any timestamp [`parse_timestamp`] reads.
+pub fn parse_long_time(text: &str, unit: EpochUnit) -> Option<(i64, Clock)> {
     match parse_elapsed(text) {
         Some(seconds) => Some((seconds, Clock::Elapsed)),
         None => parse_timestamp(text, unit).map(|seconds| (seconds, Clock::Calendar)),
@@ -130,7 +130,7 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
             continue;
         };
         let cell = fields[ti].trim();
-        let (time, cell_clock) = parse_time(cell, unit)
+        let (time, cell_clock) = parse_long_time(cell, unit)
             .ok_or_else(|| table.error(place, Some(&names[ti]), not_a_time(cell, "time", unit)))?;
         match clock {
             None => clock = Some(cell_clock),

@@ -165,7 +165,7 @@ pub(crate) fn parse_timestamp(text: &str, unit: EpochUnit) -> Option<i64> {
 
 /// The error text for a time column's cell that [`parse_timestamp`] cannot read; `what`:
 /// `timestamp` or `time`.
-pub(crate) fn not_a_time(cell: &str, what: &str, unit: EpochUnit) -> String {
+pub fn not_a_time(cell: &str, what: &str, unit: EpochUnit) -> String {
     match cell.parse::<i64>() {
         Ok(_) if unit == EpochUnit::Seconds => format!(
             "`{cell}` is not a {what}: as seconds since the epoch it lies past the year 9999 (milliseconds? set \
