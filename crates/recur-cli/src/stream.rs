@@ -74,6 +74,79 @@ impl Feed {
     }
 }
 
+/// A complete grid step: its time as the data writes times, and each signal's value.
+type GridStep = (String, Vec<Option<f32>>);
+
+/// Rows at their own times onto the run's grid, as training read and aligned them: one
+/// clock and one entity per stream; a wide feed's times increasing, a long feed's values of
+/// one signal at one time averaged first (the long reader's rule); each complete bin handed
+/// on with its time as the data writes times.
+struct FeedAligner {
+    grid: LiveGrid,
+    /// Whether rows of one time are averaged (a long feed) rather than refused (wide).
+    long: bool,
+    clock: Option<Clock>,
+    entity: Option<String>,
+    /// The rows of the latest time, gathered before they go onto the grid.
+    pending: Option<SameTime>,
+}
+
+impl FeedAligner {
+    /// Adds a row with a time; the bins its time completes, oldest first. Otherwise why not.
+    fn add(&mut self, row: FeedRow) -> Result<Vec<GridStep>, String> {
+        let Some((at, clock)) = row.time else { return Ok(Vec::new()) };
+        if *self.clock.get_or_insert(clock) != clock {
+            let first = self.clock.map_or("", Clock::description);
+            return Err(format!("{}, but the rows before hold {first}", clock.description()));
+        }
+        if let Some(e) = row.entity {
+            match &self.entity {
+                None => self.entity = Some(e),
+                Some(first) if *first != e => {
+                    return Err(format!("entity `{e}` after `{first}`: a stream carries one entity's state"))
+                }
+                Some(_) => {}
+            }
+        }
+        let mut completed = Vec::new();
+        match &mut self.pending {
+            Some(p) if at == p.time && self.long => p.add(&row.values),
+            Some(p) if at <= p.time => {
+                let what = if at == p.time { "duplicate" } else { "decreasing" };
+                return Err(format!("{what} time (rows must come in time order)"));
+            }
+            _ => {
+                if let Some(p) = self.pending.take() {
+                    self.push(p.time, &p.values(), &mut completed)?;
+                }
+                // the new time completes the bins before its own
+                self.push(at, &vec![None; row.values.len()], &mut completed)?;
+                self.pending = Some(SameTime::new(at, &row.values));
+            }
+        }
+        Ok(completed)
+    }
+
+    /// Ends the feed: the bins left, its last among them.
+    fn finish(&mut self) -> Vec<GridStep> {
+        let mut completed = Vec::new();
+        if let Some(p) = self.pending.take() {
+            // after every earlier time: the grid takes it
+            let _ = self.push(p.time, &p.values(), &mut completed);
+        }
+        let clock = self.clock.unwrap_or_default();
+        self.grid.finish(|start, step| completed.push((clock.format(start), step.to_vec())));
+        completed
+    }
+
+    fn push(&mut self, time: i64, values: &[Option<f32>], completed: &mut Vec<GridStep>) -> Result<(), String> {
+        let clock = self.clock.unwrap_or_default();
+        self.grid
+            .push(time, values, |start, step| completed.push((clock.format(start), step.to_vec())))
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// The rows of one time before they go onto the grid: each signal's values summed, to be
 /// averaged as the long reader averages several values of one signal at one time.
 struct SameTime {
@@ -357,12 +430,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
         let cells: Vec<String> = leading.into_iter().chain(answer.cells(values)).collect();
         Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
     };
-    let mut grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
-    let mut completed: Vec<(i64, Vec<Option<f32>>)> = Vec::new();
-    let (mut last_line, mut clock, mut entity) = (1, None, None::<String>);
-    // the rows of the latest time, gathered before they go onto the grid
-    let mut pending: Option<SameTime> = None;
+    let grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
     let long = matches!(feed, Feed::Long { .. });
+    let mut aligner = FeedAligner { grid, long, clock: None, entity: None, pending: None };
+    let mut last_line = 1;
     for (index, line) in lines {
         let line = line.map_err(|e| format!("{input}: {e}"))?;
         if line.trim().is_empty() {
@@ -378,66 +449,22 @@ pub fn stream(args: &Args) -> Result<(), String> {
             format!("{input}: line {last_line}{column}: {why}")
         })?;
         let Some(row) = row else { continue };
-        let Some((at, row_clock)) = row.time else {
+        if row.time.is_none() {
             let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
             if !serve(&values, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
                 return Ok(());
             }
             continue;
-        };
-        // one clock and one entity per stream, as one entity's series was read in training
-        if *clock.get_or_insert(row_clock) != row_clock {
-            return Err(format!(
-                "{input}: line {last_line}: {}, but the rows before hold {}",
-                row_clock.description(),
-                clock.map_or("", Clock::description)
-            ));
         }
-        if let Some(e) = row.entity {
-            match &entity {
-                None => entity = Some(e),
-                Some(first) if *first != e => {
-                    return Err(format!(
-                        "{input}: line {last_line}: entity `{e}` after `{first}`: a stream carries one entity's state"
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        // as the readers: a wide feed's times increase; a long one's values of one signal at one
-        // time are averaged before the grid aggregates its bin
-        match &mut pending {
-            Some(p) if at == p.time && long => p.add(&row.values),
-            Some(p) if at <= p.time => {
-                let what = if at == p.time { "duplicate" } else { "decreasing" };
-                return Err(format!("{input}: line {last_line}: {what} time (rows must come in time order)"));
-            }
-            _ => {
-                let mut push = |time: i64, values: &[Option<f32>]| {
-                    grid.push(time, values, |start, step| completed.push((start, step.to_vec())))
-                };
-                if let Some(p) = pending.take() {
-                    push(p.time, &p.values()).map_err(|e| e.to_string())?;
-                }
-                // the new time completes the bins before its own
-                push(at, &vec![None; c]).map_err(|e| format!("{input}: line {last_line}: {e}"))?;
-                pending = Some(SameTime::new(at, &row.values));
-            }
-        }
-        for (start, step) in completed.drain(..) {
-            if !serve(&step, vec![row_clock.format(start)], last_line)? {
+        for (time, step) in aligner.add(row).map_err(|why| format!("{input}: line {last_line}: {why}"))? {
+            if !serve(&step, vec![time], last_line)? {
                 return Ok(());
             }
         }
     }
     // aligned, the feed's end completes its last bin
-    if let Some(p) = pending.take() {
-        grid.push(p.time, &p.values(), |start, step| completed.push((start, step.to_vec())))
-            .map_err(|e| e.to_string())?;
-    }
-    grid.finish(|start, step| completed.push((start, step.to_vec())));
-    for (start, step) in completed {
-        if !serve(&step, vec![clock.unwrap_or_default().format(start)], last_line)? {
+    for (time, step) in aligner.finish() {
+        if !serve(&step, vec![time], last_line)? {
             return Ok(());
         }
     }

@@ -37,16 +37,17 @@ fn recur(args: &[&str], stdin: &str) -> (bool, String, String) {
 /// keys: the run folder `dir/name` and what the command printed.
 /// `data`: further lines of the `[data]` table.
 fn trained_run(dir: &std::path::Path, name: &str, data: &str, task: &str) -> (PathBuf, String) {
+    let files =
+        format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n{data}", beijing_csv().display().to_string());
+    trained_briefly(dir, name, &files, task)
+}
+
+/// `recur train` on the `[data]` table `data` (one epoch of 3 batches, one thread) with
+/// `task`'s keys: the run folder `dir/name` and what the command printed.
+fn trained_briefly(dir: &std::path::Path, name: &str, data: &str, task: &str) -> (PathBuf, String) {
     let config = dir.join(format!("{name}.toml"));
-    std::fs::write(
-        &config,
-        format!(
-            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n{data}\n[task]\n{task}\n\
-             [train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
-            beijing_csv().display().to_string()
-        ),
-    )
-    .unwrap();
+    let text = format!("[data]\n{data}\n[task]\n{task}\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n");
+    std::fs::write(&config, text).unwrap();
     let run = dir.join(name);
     let (ok, out, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
     assert!(ok, "{err}");
@@ -61,19 +62,9 @@ fn a_run_folder_alone_streams_where_its_training_data_is_not() {
     std::fs::create_dir_all(&dir).unwrap();
     let data = dir.join("station.csv");
     std::fs::copy(beijing_csv(), &data).unwrap();
-    let config = dir.join("run.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]\n[task]\nkind = \"prediction\"\n\
-             window = 12\nuncertainty = \"gaussian\"\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
-            data.display().to_string()
-        ),
-    )
-    .unwrap();
-    let run = dir.join("run");
-    let (ok, _, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
-    assert!(ok, "{err}");
+    let files = format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]", data.display().to_string());
+    let (run, _) =
+        trained_briefly(&dir, "run", &files, "kind = \"prediction\"\nwindow = 12\nuncertainty = \"gaussian\"");
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let feed = text.lines().take(25).collect::<Vec<_>>().join("\n") + "\n";
     let (ok, beside_data, err) = recur(&["stream", "--run", run.to_str().unwrap()], &feed);
@@ -110,19 +101,8 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
     let dir = std::env::temp_dir().join(format!("recur-stream-align-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let csv = repo().join("data/compressor/compressor_power_output.csv");
-    let config = dir.join("power.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[data]\nfiles = [{:?}]\nbin_seconds = 600\n[task]\nkind = \"prediction\"\nwindow = 12\n\
-             [train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
-            csv.display().to_string()
-        ),
-    )
-    .unwrap();
-    let run = dir.join("power");
-    let (ok, _, err) = recur(&["train", "--config", config.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
-    assert!(ok, "{err}");
+    let files = format!("files = [{:?}]\nbin_seconds = 600", csv.display().to_string());
+    let (run, _) = trained_briefly(&dir, "power", &files, "kind = \"prediction\"\nwindow = 12");
 
     // the first 6,000 rows as they are in the file (6 days; absent minutes absent, a 30-minute
     // gap at line 5014)
@@ -175,21 +155,13 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     let dir = std::env::temp_dir().join(format!("recur-stream-long-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let csv = repo().join("data/physionet/set-a-first400.csv");
-    let toml = dir.join("vitals.toml");
-    std::fs::write(
-        &toml,
-        format!(
-            "[data]\nfiles = [{:?}]\nformat = \"long\"\nbin_seconds = 3600\nsignals = [\"HR\", \"MAP\", \"Temp\", \"Urine\"]\n\
-             columns = {{ time = \"time\", signal = \"parameter\", value = \"value\", entity = \"record_id\" }}\n\
-             [data.split]\nby = \"entity\"\n[task]\nkind = \"prediction\"\nwindow = 6\n\
-             [train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
-            csv.display().to_string()
-        ),
-    )
-    .unwrap();
-    let run = dir.join("vitals");
-    let (ok, _, err) = recur(&["train", "--config", toml.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
-    assert!(ok, "{err}");
+    let data = format!(
+        "files = [{:?}]\nformat = \"long\"\nbin_seconds = 3600\nsignals = [\"HR\", \"MAP\", \"Temp\", \"Urine\"]\n\
+         columns = {{ time = \"time\", signal = \"parameter\", value = \"value\", entity = \"record_id\" }}\n\
+         split = {{ by = \"entity\" }}",
+        csv.display().to_string()
+    );
+    let (run, _) = trained_briefly(&dir, "vitals", &data, "kind = \"prediction\"\nwindow = 6");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let stay: Vec<&str> =
@@ -245,19 +217,11 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
 fn a_categorical_column_streams_one_hot_as_training_read_it() {
     let dir = std::env::temp_dir().join(format!("recur-stream-categorical-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let toml = dir.join("wind.toml");
-    std::fs::write(
-        &toml,
-        format!(
-            "[data]\nfiles = [{:?}]\ndrop = [\"No\", \"station\"]\ncategorical = [\"wd\"]\n[task]\n\
-             kind = \"prediction\"\nwindow = 12\n[train]\nepochs = 1\nmax_batches_per_epoch = 3\nthreads = 1\n",
-            beijing_csv().display().to_string()
-        ),
-    )
-    .unwrap();
-    let run = dir.join("wind");
-    let (ok, _, err) = recur(&["train", "--config", toml.to_str().unwrap(), "--out", run.to_str().unwrap()], "");
-    assert!(ok, "{err}");
+    let data = format!(
+        "files = [{:?}]\ndrop = [\"No\", \"station\"]\ncategorical = [\"wd\"]",
+        beijing_csv().display().to_string()
+    );
+    let (run, _) = trained_briefly(&dir, "wind", &data, "kind = \"prediction\"\nwindow = 12");
     let fitted = recur::data::FittedScaler::load_from_run(&run).unwrap().unwrap();
     assert_eq!(fitted.signals.iter().filter(|s| s.starts_with("wd=")).count(), 16);
 
