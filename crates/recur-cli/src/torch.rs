@@ -55,9 +55,14 @@ pub fn export(args: &Args) -> Result<(), String> {
         true => ", y = ln(1 + value) for the signals marked in log1p, else y = value; back: value = exp(z * std + mean) - 1 for those (a band z ± 2σ maps back skewed)",
         false => ", y = value",
     };
+    // a value the training's outlier screen would take out (data.outlier_mads) is missing
+    let screened = match data.scaler.screen.iter().any(Option::is_some) {
+        true => " (and where a value x lies outside its signal's screen [median, reach]: |x - median| > reach)",
+        false => "",
+    };
     let input = match (config.task.kind, config.task.residual) {
         (TaskKind::Prediction, residual) => format!(
-            "per step [z * m, m] (2C values): z = (y - mean) / std{log}, m = 1 where observed, 0 where missing (z * m = 0). \
+            "per step [z * m, m] (2C values): z = (y - mean) / std{log}, m = 1 where observed, 0 where missing{screened} (z * m = 0). \
              Output at step t: {next}{}{band}",
             if residual {
                 ", as a change from each signal's last observation within the last window - 1 steps (0 if none): x = z_last + output, in every block"
@@ -66,7 +71,7 @@ pub fn export(args: &Args) -> Result<(), String> {
             }
         ),
         (TaskKind::Reconstruction, residual) => format!(
-            "per step [z * m, m{}]: z = (y - mean) / std{log}, m = 1 where observed. Output: every signal's z at every step{}, and a precision λ (σ = 1/√λ)",
+            "per step [z * m, m{}]: z = (y - mean) / std{log}, m = 1 where observed, 0 where missing{screened}. Output: every signal's z at every step{}, and a precision λ (σ = 1/√λ)",
             if residual { ", z_interp (each signal linearly interpolated between its observations)" } else { "" },
             if residual { " as a correction to z_interp" } else { "" }
         ),
@@ -97,6 +102,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         "std": data.scaler.std,
         "log1p": (0..data.grid.channels()).map(|j| data.scaler.is_log1p(j)).collect::<Vec<_>>(),
         "floor": (0..data.grid.channels()).map(|j| data.scaler.floor_of(j)).collect::<Vec<_>>(),
+        "screen": (0..data.grid.channels()).map(|j| data.scaler.screen.get(j).copied().flatten()).collect::<Vec<_>>(),
         "missing_values": missing_values,
         "band_scale": band_scale,
         "after": after,

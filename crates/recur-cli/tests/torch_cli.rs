@@ -69,6 +69,9 @@ fn a_run_exports_for_pytorch_and_a_pytorch_state_dict_imports_as_a_run() {
     assert!(pre["std"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap() > 0.0));
     assert!(pre["log1p"].as_array().unwrap().iter().all(|v| v == false), "no signal read as ln(1 + x)");
     assert!(pre["input"].as_str().unwrap().starts_with("per step [z * m, m]"));
+    // no outlier screen configured (data.outlier_mads): none per signal, none in the input
+    assert!(pre["screen"].as_array().unwrap().iter().all(serde_json::Value::is_null));
+    assert!(!pre["input"].as_str().unwrap().contains("screen"));
     // the config's marks of "no value" (none occurs in this file), per signal
     assert_eq!(pre["missing_values"][0], serde_json::json!(["Bad"]));
     assert_eq!(pre["missing_values"][1], serde_json::json!(["Bad", "-1"]), "PM10's own mark too");

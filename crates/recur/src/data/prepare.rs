@@ -68,6 +68,11 @@ pub struct Standardizer {
     /// Per signal: the floor f in original units, if it has one. Empty: none.
     #[serde(default)]
     pub floor: Vec<Option<f32>>,
+    /// Per signal, the outlier screen fitted on the training part (`data.outlier_mads`), if
+    /// the signal has one: (its training median m, the reach k·spread); a value x with
+    /// |x − m| > reach was treated as missing in training, and is so in a stream. Empty: none.
+    #[serde(default)]
+    pub screen: Vec<Option<(f64, f64)>>,
 }
 
 /// `v` lifted to `floor`: max(v, floor), but NaN stays NaN (a diverged model is not hidden).
@@ -137,13 +142,19 @@ impl Standardizer {
         if log1p.is_empty() {
             score_std.clear();
         }
-        Ok(Standardizer { mean, std, log1p, score_std, floor: Vec::new() })
+        Ok(Standardizer { mean, std, log1p, score_std, floor: Vec::new(), screen: Vec::new() })
     }
 
     /// Whether signal `signal` is standardised after ln(1 + x).
     #[inline]
     pub fn is_log1p(&self, signal: usize) -> bool {
         self.log1p.get(signal).copied().unwrap_or(false)
+    }
+
+    /// Whether the outlier screen fitted in training takes `v` out as missing for `signal`.
+    #[inline]
+    pub fn screens_out(&self, signal: usize, v: f32) -> bool {
+        self.screen.get(signal).copied().flatten().is_some_and(|(median, reach)| (f64::from(v) - median).abs() > reach)
     }
 
     /// Whether `v` can be standardised for `signal` (above −1 with `log1p`).
@@ -484,7 +495,9 @@ impl PreparedSeries {
         }
         let c = grid.channels();
         let mut screened = vec![0usize; c];
+        let mut screen = Vec::new();
         if limit > 0.0 {
+            screen = vec![None; c];
             for (j, count) in screened.iter_mut().enumerate() {
                 let mut sample: Vec<f64> = train
                     .iter()
@@ -495,6 +508,7 @@ impl PreparedSeries {
                 let Some((median, spread)) = robust_spread(&mut sample).filter(|&(_, s)| s > 0.0) else {
                     continue;
                 };
+                screen[j] = Some((median, limit * spread));
                 for k in (j..grid.values.len()).step_by(c) {
                     if grid.observed[k] && (f64::from(grid.values[k]) - median).abs() > limit * spread {
                         (grid.observed[k], grid.values[k]) = (false, 0.0);
@@ -507,7 +521,7 @@ impl PreparedSeries {
                 grid.delta[r.start * c..r.end * c].copy_from_slice(&delta);
             }
         }
-        let scaler = Standardizer { floor, ..Standardizer::fit(&grid, &train, &log1p)? };
+        let scaler = Standardizer { floor, screen, ..Standardizer::fit(&grid, &train, &log1p)? };
         for (k, v) in grid.values.iter_mut().enumerate() {
             *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
         }
@@ -704,7 +718,15 @@ mod tests {
         assert!(!screened.grid.observed[90 * 2] && screened.grid.values[90 * 2] == 0.0);
         assert_eq!(screened.grid.delta[90 * 2], 1.0);
         assert_eq!(screened.grid.delta[91 * 2], 0.0);
-        assert_eq!(screened.scaler, kept.scaler, "fitted on the training part, where there was nothing to screen");
+        let fitted = |s: &Standardizer| (s.mean.clone(), s.std.clone(), s.score_std.clone());
+        assert_eq!(
+            fitted(&screened.scaler),
+            fitted(&kept.scaler),
+            "fitted on the training part, where there was nothing to screen"
+        );
+        // the screen goes with the scaler, so that a stream takes out what training took out
+        assert!(screened.scaler.screens_out(0, 1000.0) && !screened.scaler.screens_out(0, 0.9));
+        assert!(kept.scaler.screen.is_empty() && !kept.scaler.screens_out(0, 1000.0));
 
         let err = PreparedSeries::from_entities_screened(
             vec![("e".into(), grid_with_spike())],

@@ -168,6 +168,7 @@ mod tests {
             log1p: Vec::new(),
             score_std: Vec::new(),
             floor: Vec::new(),
+            screen: Vec::new(),
         };
         let mut acc = ErrorAccumulator::new(2);
         // signal 0: inside (|p − t| = 0.5 ≤ 1); signal 1: 2 outside the band's top (p + 1 = 1, t = 3)

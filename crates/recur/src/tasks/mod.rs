@@ -86,6 +86,8 @@ fn encode_step(
                 Some(v) if !v.is_finite() => {
                     return Err(Error::invalid(format!("signal `{}`", signals[j]), format!("{v} is not finite")));
                 }
+                // a value training's outlier screen took out is missing here too
+                Some(v) if scaler.screens_out(j, *v) => None,
                 Some(v) if !scaler.accepts(j, *v) => {
                     return Err(Error::invalid(
                         format!("signal `{}`", signals[j]),

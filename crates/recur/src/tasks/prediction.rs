@@ -1512,13 +1512,45 @@ mod tests {
     /// Synthetic: two ramps over 100 steps, the second signal missing at every third step;
     /// split 60 / 20 / 20 in time.
     fn ramps() -> PreparedSeries {
+        ramps_screened(0.0)
+    }
+
+    /// [`ramps`] with the outlier screen at `limit` robust SDs (0: off).
+    fn ramps_screened(limit: f64) -> PreparedSeries {
         let n = 100;
         let values: Vec<f32> = (0..n).flat_map(|t| [t as f32, 100.0 - 2.0 * t as f32]).collect();
         let observed: Vec<bool> = (0..n).flat_map(|t| [true, t % 3 != 0]).collect();
         let delta = bins_since_observed(&observed, 2);
         let (signals, clock) = (vec!["a".into(), "b".into()], Clock::Calendar);
         let grid = GridSeries { signals, start: 0, clock, bin_seconds: 60, values, observed, delta };
-        PreparedSeries::from_entities(vec![("e".into(), grid)], SplitFractions::default()).unwrap()
+        let entities = vec![("e".into(), grid)];
+        PreparedSeries::from_entities_screened(entities, SplitFractions::default(), limit, &[], &Default::default())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_stream_takes_out_what_the_training_outlier_screen_took_out() {
+        // synthetic: the ramps screened at 5 robust SDs; a wild value of `a` in the feed is
+        // read as missing, as training read such values, while an ordinary one is read
+        let data = ramps_screened(5.0);
+        let model = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 3).unwrap();
+        let task = PredictionTask::new(&data, 12, true).unwrap();
+        let feed = |fifth: Option<f32>| -> Vec<Vec<f32>> {
+            let mut stream = task.stream(&model).unwrap();
+            (0..10)
+                .map(|t| {
+                    let a = if t == 5 { fifth } else { Some(t as f32) };
+                    stream.step(&[a, Some(100.0 - 2.0 * t as f32)]).unwrap()
+                })
+                .collect()
+        };
+        assert_eq!(feed(Some(1.0e6)), feed(None), "a wild value is a gap");
+        assert_ne!(feed(Some(5.0)), feed(None), "an ordinary value is read");
+        // and the screen travels with the run folder's scaler
+        let fitted = FittedScaler::of(&data);
+        let text = serde_json::to_string(&fitted).unwrap();
+        assert_eq!(serde_json::from_str::<FittedScaler>(&text).unwrap(), fitted);
+        assert!(fitted.scaler.screens_out(0, 1.0e6));
     }
 
     #[test]
