@@ -89,6 +89,10 @@ fn a_run_folder_alone_streams_where_its_training_data_is_not() {
     std::fs::write(&scaler, damaged).unwrap();
     let (ok, _, err) = recur(&["stream", "--run", edge.to_str().unwrap()], &feed);
     assert!(!ok && err.contains("scaler.json") && err.contains("scaler.std has 12 entries for 11 signals"), "{err}");
+    let original = std::fs::read_to_string(run.join("scaler.json")).unwrap();
+    std::fs::write(&scaler, original.replacen("\"screen\": []", "\"screen\": [null]", 1)).unwrap();
+    let (ok, _, err) = recur(&["stream", "--run", edge.to_str().unwrap()], &feed);
+    assert!(!ok && err.contains("scaler.screen has 1 entries for 11 signals"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -611,9 +611,14 @@ impl FittedScaler {
         let fitted: FittedScaler = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let (c, s) = (fitted.signals.len(), &fitted.scaler);
         let lengths = [("mean", s.mean.len()), ("std", s.std.len())].into_iter().chain(
-            [("log1p", s.log1p.len()), ("score_std", s.score_std.len()), ("floor", s.floor.len())]
-                .into_iter()
-                .filter(|&(_, n)| n > 0),
+            [
+                ("log1p", s.log1p.len()),
+                ("score_std", s.score_std.len()),
+                ("floor", s.floor.len()),
+                ("screen", s.screen.len()),
+            ]
+            .into_iter()
+            .filter(|&(_, n)| n > 0),
         );
         for (name, n) in lengths {
             if n != c {
