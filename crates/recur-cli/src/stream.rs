@@ -412,9 +412,14 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let header: Vec<String> = leading.into_iter().chain(stream.header(horizon, paths)).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
+    // per signal, the values training's outlier screen takes out (read as gaps by the model)
+    let mut screened = vec![0usize; c];
     // one grid step through the model, its answer written after `leading` cells; false once
     // the reader has gone away
     let mut serve = |values: &[Option<f32>], leading: Vec<String>, line: usize| -> Result<bool, String> {
+        for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
+            *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
+        }
         let started = std::time::Instant::now();
         let answer = stream.step(values, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
         let micros_now = started.elapsed().as_secs_f64() * 1e6;
@@ -467,6 +472,15 @@ pub fn stream(args: &Args) -> Result<(), String> {
         if !serve(&step, vec![time], last_line)? {
             return Ok(());
         }
+    }
+    if screened.iter().any(|&n| n > 0) {
+        let counts: Vec<String> =
+            fitted.signals.iter().zip(&screened).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect();
+        eprintln!(
+            "{} values outside the training's outlier screen (data.outlier_mads) read as gaps ({})",
+            screened.iter().sum::<usize>(),
+            counts.join(", ")
+        );
     }
     micros.sort_by(f64::total_cmp);
     if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {

@@ -105,7 +105,7 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
     let dir = std::env::temp_dir().join(format!("recur-stream-align-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let csv = repo().join("data/compressor/compressor_power_output.csv");
-    let files = format!("files = [{:?}]\nbin_seconds = 600", csv.display().to_string());
+    let files = format!("files = [{:?}]\nbin_seconds = 600\noutlier_mads = 20", csv.display().to_string());
     let (run, _) = trained_briefly(&dir, "power", &files, "kind = \"prediction\"\nwindow = 12");
 
     // the first 6,000 rows as they are in the file (6 days; absent minutes absent, a 30-minute
@@ -139,6 +139,16 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
         assert_eq!(answer, *g, "bin {n}");
     }
     assert_eq!(aligned[1].split(',').next(), Some("2022-01-18 14:45:00"), "the grid starts at the first row");
+
+    // a value training's outlier screen would take out is a gap, and the stream says so
+    let wild = format!("{}\n{}\n2022-01-18 14:46:00,900000000.0\n{}\n", raw[0], raw[1], raw[3]);
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--align", "true"], &wild);
+    assert!(
+        ok && err.contains(
+            "1 values outside the training's outlier screen (data.outlier_mads) read as gaps (pi:160220|average 1)"
+        ),
+        "{err}"
+    );
 
     // a row out of time order, and a feed without a time column, are refused by line
     let swapped = format!("{}\n{}\n{}\n{}\n", raw[0], raw[1], raw[40], raw[2]);
