@@ -436,7 +436,6 @@ pub fn stream(args: &Args) -> Result<(), String> {
         Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
     };
     let grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
-    let long = matches!(feed, Feed::Long { .. });
     let mut aligner = FeedAligner { grid, long, clock: None, entity: None, pending: None };
     let mut last_line = 1;
     for (index, line) in lines {

@@ -15,6 +15,27 @@ fn beijing_csv() -> PathBuf {
     repo().join("data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv")
 }
 
+/// An empty folder of this process for a test's files, `name` telling the tests apart.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A grid's steps as the feed `recur stream` takes without `--align`: a header of its
+/// signals, one row per step, `NA` where a signal has no value.
+fn grid_as_feed(grid: &recur::data::GridSeries) -> String {
+    let c = grid.channels();
+    let mut feed = grid.signals.join(",") + "\n";
+    for n in 0..grid.len() {
+        let cells: Vec<String> = (0..c)
+            .map(|j| if grid.observed[n * c + j] { grid.values[n * c + j].to_string() } else { "NA".into() })
+            .collect();
+        feed += &(cells.join(",") + "\n");
+    }
+    feed
+}
+
 /// Runs `recur args…` with `stdin` fed; (success, stdout, stderr).
 fn recur(args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_recur"))
@@ -58,8 +79,7 @@ fn trained_briefly(dir: &std::path::Path, name: &str, data: &str, task: &str) ->
 /// run.toml, model.safetensors and scaler.json alone, answering as it does beside its data.
 #[test]
 fn a_run_folder_alone_streams_where_its_training_data_is_not() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-edge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-edge");
     let data = dir.join("station.csv");
     std::fs::copy(beijing_csv(), &data).unwrap();
     let files = format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]", data.display().to_string());
@@ -102,8 +122,7 @@ fn a_run_folder_alone_streams_where_its_training_data_is_not() {
 /// completes it — the same answers, to the bit, as streaming the grid's steps themselves.
 #[test]
 fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-align-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-align");
     let csv = repo().join("data/compressor/compressor_power_output.csv");
     let files = format!("files = [{:?}]\nbin_seconds = 600\noutlier_mads = 20", csv.display().to_string());
     let (run, _) = trained_briefly(&dir, "power", &files, "kind = \"prediction\"\nwindow = 12");
@@ -122,10 +141,7 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
     let series = recur::data::read_wide(&part, &Default::default()).unwrap();
     let grid = recur::data::align_to_grid(&series, 600, Default::default()).unwrap();
     let name = &grid.signals[0];
-    let mut steps = format!("{name}\n");
-    for n in 0..grid.len() {
-        steps += &if grid.observed[n] { format!("{}\n", grid.values[n]) } else { "NA\n".to_string() };
-    }
+    let steps = grid_as_feed(&grid);
     let (ok, on_grid, err) = recur(&["stream", "--run", run.to_str().unwrap()], &steps);
     assert!(ok, "{err}");
     let aligned: Vec<&str> = aligned.lines().collect();
@@ -166,8 +182,7 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
 /// writes them (hours:minutes since admission).
 #[test]
 fn a_long_feed_streams_as_the_long_reader_read_it() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-long-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-long");
     let csv = repo().join("data/physionet/set-a-first400.csv");
     let data = format!(
         "files = [{:?}]\nformat = \"long\"\nbin_seconds = 3600\nsignals = [\"HR\", \"MAP\", \"Temp\", \"Urine\"]\n\
@@ -197,13 +212,7 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     let entities = recur::data::read_long(&csv, &options).unwrap();
     let series = &entities.iter().find(|(name, _)| name == "132539").unwrap().1;
     let grid = recur::data::align_to_grid(series, 3600, Default::default()).unwrap();
-    let mut steps = grid.signals.join(",") + "\n";
-    for n in 0..grid.len() {
-        let cells: Vec<String> = (0..4)
-            .map(|j| if grid.observed[n * 4 + j] { grid.values[n * 4 + j].to_string() } else { "NA".into() })
-            .collect();
-        steps += &(cells.join(",") + "\n");
-    }
+    let steps = grid_as_feed(&grid);
     let (ok, from_grid, err) = recur(&["stream", "--run", run.to_str().unwrap()], &steps);
     assert!(ok, "{err}");
     let from_long: Vec<&str> = from_long.lines().collect();
@@ -229,8 +238,7 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
 /// answers as a feed that gives the 16 indicator columns as numbers.
 #[test]
 fn a_categorical_column_streams_one_hot_as_training_read_it() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-categorical-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-categorical");
     let data = format!(
         "files = [{:?}]\ndrop = [\"No\", \"station\"]\ncategorical = [\"wd\"]",
         beijing_csv().display().to_string()
@@ -281,8 +289,7 @@ fn a_categorical_column_streams_one_hot_as_training_read_it() {
 
 #[test]
 fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-cli");
     let (run, _) = trained_run(&dir, "run", "", "kind = \"prediction\"\nwindow = 12");
 
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
@@ -349,8 +356,7 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
 
 #[test]
 fn a_run_reading_the_logarithm_of_a_signal_bands_it_skewed_and_refuses_values_it_cannot_take() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-log1p-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-log1p");
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = true";
     let (run, _) = trained_run(&dir, "run", "log1p = [\"PM2.5\", \"CO\"]", task);
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
@@ -395,8 +401,7 @@ fn a_run_reading_the_logarithm_of_a_signal_bands_it_skewed_and_refuses_values_it
 
 #[test]
 fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_the_loop() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-direct-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-direct");
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 4\nuncertainty = true";
     let (run, out) = trained_run(&dir, "run", "", task);
     assert!(out.contains("at each of the next 4 steps (direct) with a ±2σ band"), "{out}");
@@ -494,8 +499,7 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
 
 #[test]
 fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-fill-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-fill");
     let task = |residual: bool| format!("kind = \"reconstruction\"\nwindow = 24\nresidual = {residual}");
     let (run, _) = trained_run(&dir, "causal", "", &task(false));
     let (run_residual, _) = trained_run(&dir, "residual", "", &task(true));
@@ -551,8 +555,7 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
 
 #[test]
 fn a_quantile_run_streams_its_bands_scores_them_and_samples_past_them() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-quantile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-quantile");
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = \"quantile\"";
     let (run, out) = trained_run(&dir, "run", "", task);
     assert!(out.contains("(direct) with a band from the 2.275 % to the 97.725 % quantile"), "{out}");
@@ -581,8 +584,7 @@ fn a_quantile_run_streams_its_bands_scores_them_and_samples_past_them() {
 
 #[test]
 fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
-    let dir = std::env::temp_dir().join(format!("recur-calibrate-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-calibrate");
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = true";
     let (run, _) = trained_run(&dir, "run", "[data.floor]\n\"PM2.5\" = 0\nRAIN = 0\n", task);
     let run_dir = run.to_str().unwrap();
@@ -663,8 +665,7 @@ fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
 /// row is an error naming the line and column and pointing at the key.
 #[test]
 fn a_runs_missing_value_marks_are_gaps_when_streamed() {
-    let dir = std::env::temp_dir().join(format!("recur-stream-marks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch_dir("recur-stream-marks");
     let (marked, _) = trained_run(&dir, "marked", "missing_values = [\"Bad\"]", "kind = \"prediction\"\nwindow = 12");
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let rows: Vec<&str> = text.lines().take(6).collect();

@@ -15,7 +15,8 @@ use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
 use recur::run::{load_data, run, RunConfig};
 use recur::tasks::{
-    prediction_baselines, BandCalibration, ErrorAccumulator, HorizonScores, Metrics, PredictionTask, Uncertainty,
+    prediction_baselines, BandCalibration, ErrorAccumulator, HorizonScores, Metrics, PredictionStream, PredictionTask,
+    Uncertainty,
 };
 use recur::train::{train, TrainConfig};
 
@@ -123,6 +124,22 @@ fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
     let dir = std::env::temp_dir().join(format!("recur-streams-run-{}", std::process::id()));
     recur::report::write_run_folder(&dir, &config, &mut outcome, &data).unwrap();
     assert!(std::fs::read(dir.join("forecast.png")).unwrap().starts_with(b"\x89PNG"));
+    // served from the folder alone (examples/serve_run.rs's path): its scaler.json, run.toml
+    // and model stream as the task's own stream does, to the bit
+    let fitted = recur::data::FittedScaler::load_from_run(&dir).unwrap().unwrap();
+    assert_eq!(fitted, recur::data::FittedScaler::of(&data));
+    let saved = RunConfig::load(dir.join("run.toml")).unwrap();
+    let model = SequenceModel::<f32>::load(dir.join("model.safetensors")).unwrap();
+    let mut served = PredictionStream::new(&model, &fitted, saved.task.window, saved.task.residual, None).unwrap();
+    let mut own = task.stream(&outcome.model).unwrap();
+    for n in 0..48 {
+        let values = data.original_step(n);
+        assert_eq!(served.step(&values).unwrap(), own.step(&values).unwrap(), "hour {n}");
+    }
+    // a calibration fitted for other signals is refused
+    let other = BandCalibration { signals: vec!["PM2.5".into()], scale: vec![1.0], scores: vec![10], paths: 0 };
+    let refused = PredictionStream::new(&model, &fitted, saved.task.window, saved.task.residual, Some(other));
+    assert!(refused.err().unwrap().to_string().contains("fitted for [\"PM2.5\"], the model reads"));
     std::fs::remove_dir_all(&dir).unwrap();
 
     // `recur predict` of a stream-trained run: the step after the series' end, from the

@@ -603,12 +603,8 @@ impl FittedScaler {
     /// per signal, or whose means or spreads are not finite (spreads positive): named.
     pub fn load_from_run(dir: &Path) -> Result<Option<Self>> {
         let path = dir.join(SCALER_FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
+        let Some(fitted) = crate::io::read_json_if_present::<FittedScaler>(&path)? else { return Ok(None) };
         let bad = |why: String| Error::Format { path: path.clone(), why };
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-        let fitted: FittedScaler = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         let (c, s) = (fitted.signals.len(), &fitted.scaler);
         let lengths = [("mean", s.mean.len()), ("std", s.std.len())].into_iter().chain(
             [
@@ -642,8 +638,7 @@ impl FittedScaler {
     /// # Errors
     /// The file cannot be written.
     pub fn save_to_run(&self, dir: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::invalid("scaler", e.to_string()))?;
-        crate::io::write_atomically(&dir.join(SCALER_FILE), text.as_bytes())
+        crate::io::write_json_atomically(&dir.join(SCALER_FILE), self, "scaler")
     }
 }
 

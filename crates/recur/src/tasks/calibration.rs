@@ -20,7 +20,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::io::write_atomically;
+use crate::io::{read_json_if_present, write_json_atomically};
 
 /// The file a run folder keeps its calibration in (`recur calibrate` writes it; `recur
 /// eval`, `predict` and `stream` apply it).
@@ -78,18 +78,32 @@ impl BandCalibration {
         self.scale.get(i).copied().unwrap_or(1.0)
     }
 
+    /// [`BandCalibration::factor`] of an optional calibration (1 without one).
+    pub fn factor_or_one(calibration: Option<&Self>, i: usize) -> f32 {
+        calibration.map_or(1.0, |k| k.factor(i))
+    }
+
+    /// Refuses a calibration fitted for other signals than a model's `signals`.
+    ///
+    /// # Errors
+    /// Its signals differ, named both.
+    pub fn check_signals(calibration: Option<&Self>, signals: &[String]) -> Result<()> {
+        match calibration.filter(|k| k.signals != signals) {
+            Some(k) => {
+                Err(Error::invalid("calibration", format!("fitted for {:?}, the model reads {:?}", k.signals, signals)))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// The calibration kept in run folder `dir`, if there is one.
     ///
     /// # Errors
     /// A file that cannot be read or parsed (named), or one fitted for other signals.
     pub fn load_from_run(dir: &Path, signals: &[String]) -> Result<Option<Self>> {
         let path = dir.join(CALIBRATION_FILE);
-        if !path.exists() {
-            return Ok(None);
-        }
+        let Some(calibration) = read_json_if_present::<BandCalibration>(&path)? else { return Ok(None) };
         let bad = |why: String| Error::Format { path: path.clone(), why };
-        let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-        let calibration: BandCalibration = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
         if let Some(k) = calibration.scale.iter().find(|k| !(k.is_finite() && **k >= 0.0)) {
             return Err(bad(format!("a factor of {k}; each must be a non-negative number")));
         }
@@ -109,8 +123,7 @@ impl BandCalibration {
     /// # Errors
     /// The file cannot be written.
     pub fn save_to_run(&self, dir: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(|e| Error::invalid("band calibration", e.to_string()))?;
-        write_atomically(&dir.join(CALIBRATION_FILE), text.as_bytes())
+        write_json_atomically(&dir.join(CALIBRATION_FILE), self, "band calibration")
     }
 }
 

@@ -1088,12 +1088,7 @@ impl<'m> PredictionStream<'m> {
                 ),
             ));
         }
-        if let Some(k) = calibration.as_ref().filter(|k| k.signals != fitted.signals) {
-            return Err(Error::invalid(
-                "calibration",
-                format!("fitted for {:?}, the model reads {:?}", k.signals, fitted.signals),
-            ));
-        }
+        BandCalibration::check_signals(calibration.as_ref(), &fitted.signals)?;
         Ok(PredictionStream {
             ahead: steps_ahead_for(model, c)?,
             head: model.config().head,

@@ -266,7 +266,7 @@ impl ReconstructionTask<'_> {
 
     /// κ of signal `j`'s band (1 without a calibration).
     fn band_factor(&self, j: usize) -> f32 {
-        self.calibration.as_ref().map_or(1.0, |c| c.factor(j))
+        BandCalibration::factor_or_one(self.calibration.as_ref(), j)
     }
 
     /// σ of signal `j`'s value at a step with precision λ̂: κ_j / √λ̂.
@@ -393,18 +393,13 @@ impl<'m> ReconstructionStream<'m> {
                 ),
             ));
         }
-        if let Some(k) = calibration.as_ref().filter(|k| k.signals != fitted.signals) {
-            return Err(Error::invalid(
-                "calibration",
-                format!("fitted for {:?}, the model reads {:?}", k.signals, fitted.signals),
-            ));
-        }
+        BandCalibration::check_signals(calibration.as_ref(), &fitted.signals)?;
         Ok(ReconstructionStream {
             stream: model.stream(1)?,
             scaler: fitted.scaler.clone(),
             signals: fitted.signals.clone(),
             x: vec![0.0; 2 * c],
-            band_factors: (0..c).map(|j| calibration.as_ref().map_or(1.0, |k| k.factor(j))).collect(),
+            band_factors: (0..c).map(|j| BandCalibration::factor_or_one(calibration.as_ref(), j)).collect(),
         })
     }
 }
