@@ -49,8 +49,9 @@ fn parse_elapsed(text: &str) -> Option<i64> {
     (m < 60 && s < 60).then(|| h * 3600 + m * 60 + s)
 }
 
-/// A long table's time cell as seconds and what they count from: [`parse_elapsed`]'s
-/// `H:MM`, or any timestamp [`parse_timestamp`] reads.
+/// A long table's time cell as seconds and what they count from: time elapsed since the
+/// entity's start, `H:MM[:SS]` (hours may exceed 24), or a timestamp as the wide reader
+/// reads one (an integer count of `unit`, or ISO 8601 with an optional UTC offset).
 pub fn parse_long_time(text: &str, unit: EpochUnit) -> Option<(i64, Clock)> {
     match parse_elapsed(text) {
         Some(seconds) => Some((seconds, Clock::Elapsed)),

@@ -163,8 +163,8 @@ pub(crate) fn parse_timestamp(text: &str, unit: EpochUnit) -> Option<i64> {
     Some(days_from_civil(y, m, dd) * 86_400 + hh * 3600 + mm * 60 + ss as i64 - offset)
 }
 
-/// The error text for a time column's cell that [`parse_timestamp`] cannot read; `what`:
-/// `timestamp` or `time`.
+/// The error text for a time column's cell that is not a time (neither an integer count
+/// of `unit` nor ISO 8601); `what`: `timestamp` or `time`.
 pub fn not_a_time(cell: &str, what: &str, unit: EpochUnit) -> String {
     match cell.parse::<i64>() {
         Ok(_) if unit == EpochUnit::Seconds => format!(
