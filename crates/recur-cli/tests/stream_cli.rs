@@ -1,7 +1,8 @@
 //! `recur stream` end to end: a briefly trained prediction run on the bundled Beijing
 //! station (real data) streams rows from stdin and answers each with the next hour's
-//! forecast (and `recur predict` / `recur eval` reach further ahead in closed loop); bad
-//! rows are errors naming line and column.
+//! forecast (and `recur predict` / `recur eval` reach further ahead in closed loop, and
+//! `recur diagnose gradients --run` says how far back it reads); bad rows are errors naming
+//! line and column.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -696,4 +697,44 @@ fn a_runs_missing_value_marks_are_gaps_when_streamed() {
         !ok && err.contains("line 6, column `PM10`: `Bad` is not a number") && err.contains("data.missing_values"),
         "{err}"
     );
+}
+
+/// `recur diagnose gradients --run`: a table of the forecast's gradients by steps back, a
+/// summary line and a plot in the run folder; a run it cannot measure is refused by name.
+/// Without `--run`: fresh cells against the lecture's bound, and the adding problem's.
+#[test]
+fn diagnose_gradients_says_how_far_back_a_trained_run_reads() {
+    let dir = scratch_dir("recur-diagnose");
+    let (run, _) = trained_run(&dir, "run", "", "kind = \"prediction\"\nwindow = 12");
+    let run_arg = run.to_str().unwrap();
+    let (ok, out, err) = recur(&["diagnose", "gradients", "--run", run_arg, "--steps", "30", "--windows", "16"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("trained on windows of 11 input steps"), "{out}");
+    assert!(out.contains("over 16 stretches of 30 steps of the test part"), "{out}");
+    let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| ")).collect();
+    // the four signals whose inputs the forecast reads most, after the state and all inputs
+    assert!(rows[0].starts_with("| steps back | state ‖∂ŷ/∂h‖ | all inputs ‖∂ŷ/∂x‖ | "), "{out}");
+    assert_eq!(rows[0].matches(" | ").count(), 6, "{out}");
+    let steps_back: Vec<&str> =
+        rows[1..].iter().map(|r| r.split(" | ").next().unwrap().trim_start_matches("| ")).collect();
+    assert_eq!(steps_back, ["0", "1", "2", "3", "6", "11", "12", "24", "29"], "{out}");
+    assert!(out.contains("stays below 1 % of its largest from"), "{out}");
+    assert!(std::fs::read(run.join("look_back.png")).unwrap().starts_with(b"\x89PNG"));
+
+    let (ok, _, err) = recur(&["diagnose", "gradients", "--run", run_arg, "--steps", "100000"], "");
+    assert!(!ok);
+    assert!(err.contains("100000 steps, but the test part has only"), "{err}");
+    let (recon, _) = trained_run(&dir, "recon", "", "kind = \"reconstruction\"");
+    let (ok, _, err) = recur(&["diagnose", "gradients", "--run", recon.to_str().unwrap()], "");
+    assert!(!ok);
+    assert!(err.contains("trained for Reconstruction, not Prediction"), "{err}");
+
+    let plots = dir.join("classic");
+    let (ok, out, err) = recur(&["diagnose", "gradients", "--steps", "20", "--out", plots.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("trained on the adding problem"), "{out}");
+    for plot in ["gradient_norms.png", "adding_look_back.png"] {
+        assert!(std::fs::read(plots.join(plot)).unwrap().starts_with(b"\x89PNG"), "{plot}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

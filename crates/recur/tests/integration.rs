@@ -20,6 +20,7 @@ mod harnn;
 mod inspect_matches_data_readme;
 mod layer_properties;
 mod long_range_learning;
+mod look_back;
 mod model_file;
 mod model_gradient_check;
 mod model_stream;

@@ -6,10 +6,17 @@
 //! [`state_gradient_norms`] measures ‖∂L/∂h_t‖ for every t exactly: it restarts the
 //! encoder from (h_t, c_t) on the rest of the sequence and reads ∂L/∂h0 from the
 //! (gradient-checked) backward pass — O(T²) steps, nothing approximated.
+//!
+//! [`look_back`] asks the same of a trained causal model on its own data: how strongly
+//! its output at the last step, ŷ_T, depends on the state k steps back and on each input
+//! k steps back — how far back the model reads, against the window it was trained on.
+
+use recur_kernels::Real;
 
 use crate::error::{Error, Result};
+use crate::model::{Continuation, HeadSteps, SequenceModel};
 use crate::rng::Rng;
-use crate::rnn::{InitialState, Rnn, SequenceBatch};
+use crate::rnn::{InitialState, InputGradient, Rnn, SequenceBatch};
 
 /// ‖∂L/∂h_t‖ for t = 1..=T (index t−1), L = vᵀ h_T, for a one-layer unidirectional
 /// encoder on one sequence `x: [T, 1, D]`, `probe` v: `[H]`.
@@ -58,4 +65,161 @@ pub fn spectral_norm(m: &[f64], rows: usize, cols: usize, iterations: usize) -> 
         v = (0..cols).map(|j| (0..rows).map(|i| m[i * cols + j] * u[i]).sum()).collect();
     }
     sigma
+}
+
+/// The gradients of L = Σ_b v_bᵀ ŷ_{T,b} (the model's output at the last step of each of
+/// the B sequences, read along the probe v) that [`probe_gradients`] returns.
+#[derive(Clone, Debug)]
+pub struct ProbedGradients<T> {
+    /// ∂L/∂x_t, `[T, B, D]`.
+    pub d_x: Vec<T>,
+    /// Index k − 1 for distance k = 1..=T: ∂L/∂h_{T−k}, `[L, B, H]`, where h_t is the
+    /// state of every layer of the forward stack after t steps (h_0 the initial state),
+    /// an LSTM's c_t held fixed. Empty for a model with a fuser RNN, whose own state
+    /// (not h_t's) a restart would drop.
+    pub d_state: Vec<Vec<T>>,
+}
+
+/// ∂L/∂x and ∂L/∂h_t for every t, L = Σ_b v_bᵀ ŷ_{T,b}, `probe` v: `[B, O]`, for a causal
+/// model (unidirectional, or decoupled: its inference path) without its training noise
+/// ([`SequenceModel::without_training_noise`]). ∂L/∂h_t restarts the model from h_t on
+/// the steps after t and reads the state gradient of its (gradient-checked) backward:
+/// O(T²) steps, exact.
+///
+/// # Errors
+/// A model that reads the future, sequences of different lengths, or shapes that
+/// disagree.
+pub fn probe_gradients<T: Real>(
+    model: &SequenceModel<T>,
+    input: &SequenceBatch<'_, T>,
+    probe: &[T],
+) -> Result<ProbedGradients<T>> {
+    if !model.is_causal() {
+        return Err(Error::invalid("model", "its output reads the future (a coupled bidirectional encoder)"));
+    }
+    if input.lengths.is_some() {
+        return Err(Error::invalid("lengths", "look-back is measured on whole sequences of one length"));
+    }
+    let (steps, batch) = (input.steps, input.batch);
+    let outputs = model.config().outputs;
+    crate::error::check_len("probe", probe, &[batch, outputs])?;
+    let width = input.x.len() / (steps * batch).max(1);
+    let model = model.without_training_noise();
+    let zeros_like =
+        |out: &crate::model::HeadOutput<T>| (vec![T::ZERO; out.mean.len()], vec![T::ZERO; out.precision.len()]);
+    let (out, mut cache) = model.forward_train_at(input, 0, None, HeadSteps::Last)?;
+    let d_precision = vec![T::ZERO; out.student.precision.len()];
+    let teacher = out.teacher.as_ref().map(zeros_like);
+    let teacher_ref = teacher.as_ref().map(|(m, p)| (&m[..], &p[..]));
+    let mut grads = model.zeros_like();
+    let d_x =
+        model.backward_with(&mut cache, (probe, &d_precision), teacher_ref, &mut grads, InputGradient::Compute)?;
+
+    let has_c = model.config().encoder.cell.has_cell_state();
+    if model.fusion.as_ref().is_some_and(|f| f.fuser.is_some()) {
+        return Ok(ProbedGradients { d_x, d_state: Vec::new() });
+    }
+    let mut state: Option<(Vec<T>, Vec<T>)> = None;
+    let mut d_state = vec![Vec::new(); steps];
+    // restart t runs T − t steps
+    let progress = crate::train::progress_bar((steps * (steps + 1) / 2) as u64, "state gradients (steps run)");
+    for t in 0..steps {
+        let from = match &state {
+            None => InitialState::default(),
+            Some((h, c)) => InitialState { h0: Some(h), c0: has_c.then_some(&c[..]) },
+        };
+        let rest = SequenceBatch { x: &input.x[t * batch * width..], steps: steps - t, batch, lengths: None };
+        let (out, mut cache) =
+            model.forward_train_continuing(&rest, &Continuation { state: from, ended: None }, 0, None)?;
+        let (mut d_mean, d_precision) = zeros_like(&out.student);
+        d_mean[(steps - t - 1) * batch * outputs..].copy_from_slice(probe);
+        let teacher = out.teacher.as_ref().map(zeros_like);
+        let teacher_ref = teacher.as_ref().map(|(m, p)| (&m[..], &p[..]));
+        let mut grads = model.zeros_like();
+        let g = model.backward_to_state(
+            &mut cache,
+            (&d_mean, &d_precision),
+            teacher_ref,
+            &mut grads,
+            InputGradient::Skip,
+        )?;
+        d_state[steps - t - 1] = g.d_h0;
+        let step =
+            SequenceBatch { x: &input.x[t * batch * width..(t + 1) * batch * width], steps: 1, batch, lengths: None };
+        let next = model.forward_branch.forward(&step, &from)?;
+        state = Some((next.h_n, next.c_n));
+        progress.inc((steps - t) as u64);
+    }
+    progress.finish_and_clear();
+    Ok(ProbedGradients { d_x, d_state })
+}
+
+/// How far back a causal model's output at the last step reads, over B sequences of T
+/// steps: root mean squares over the sequences of ‖∂ŷ_T/∂h_{T−k}‖_F and ‖∂ŷ_T/∂x_{T−k,j}‖
+/// (Frobenius norms of the Jacobians of all O outputs), estimated without bias from one
+/// Gaussian probe v ~ N(0, I_O) per sequence: E_v ‖Jᵀv‖² = ‖J‖_F².
+#[derive(Clone, Debug, PartialEq)]
+pub struct LookBack {
+    pub steps: usize,
+    pub sequences: usize,
+    pub input_size: usize,
+    /// Index k − 1 for distance k = 1..=T: the state after T − k steps (k = T: the
+    /// initial state). Empty for a model with a fuser RNN.
+    pub state: Vec<f64>,
+    /// `[T, D]`, row k for input x_{T−k} (k = 0: the last step read).
+    pub inputs: Vec<f64>,
+}
+
+impl LookBack {
+    /// The sensitivity to every input k steps back together, √(Σ_j inputs[k, j]²).
+    pub fn all_inputs(&self, k: usize) -> f64 {
+        let d = self.input_size;
+        self.inputs[k * d..(k + 1) * d].iter().map(|v| v * v).sum::<f64>().sqrt()
+    }
+
+    /// The fewest steps back K whose inputs x_{T−K+1} … x_T hold `share` of the summed
+    /// squared input sensitivity Σ_k Σ_j inputs[k, j]² (T if none short of it does).
+    pub fn steps_holding(&self, share: f64) -> usize {
+        let per_step: Vec<f64> = (0..self.steps).map(|k| self.all_inputs(k).powi(2)).collect();
+        let total: f64 = per_step.iter().sum();
+        let mut held = 0.0;
+        for (k, s) in per_step.iter().enumerate() {
+            held += s;
+            if held >= share * total {
+                return k + 1;
+            }
+        }
+        self.steps
+    }
+
+    /// The fewest steps back K from which on every input gradient, [`LookBack::all_inputs`]
+    /// of k ≥ K, stays below `fraction` of the largest (T if the last does not).
+    pub fn fades_below(&self, fraction: f64) -> usize {
+        let all: Vec<f64> = (0..self.steps).map(|k| self.all_inputs(k)).collect();
+        let limit = fraction * all.iter().copied().fold(0.0, f64::max);
+        all.iter().rposition(|&v| v >= limit).map_or(0, |k| k + 1)
+    }
+}
+
+/// [`LookBack`] of `model` on the sequences of `input` (`[T, B, D]`, one length), the
+/// probes drawn from `seed`.
+///
+/// # Errors
+/// As [`probe_gradients`].
+pub fn look_back<T: Real>(model: &SequenceModel<T>, input: &SequenceBatch<'_, T>, seed: u64) -> Result<LookBack> {
+    let (steps, batch) = (input.steps, input.batch);
+    let mut rng = Rng::new(seed);
+    let probe: Vec<T> = (0..batch * model.config().outputs).map(|_| T::from_f64(rng.normal())).collect();
+    let g = probe_gradients(model, input, &probe)?;
+    let width = g.d_x.len() / (steps * batch).max(1);
+    let rms = |squares: f64| (squares / batch as f64).sqrt();
+    let mut inputs = vec![0.0; steps * width];
+    for k in 0..steps {
+        for j in 0..width {
+            let at = |b: usize| g.d_x[((steps - 1 - k) * batch + b) * width + j].to_f64();
+            inputs[k * width + j] = rms((0..batch).map(|b| at(b).powi(2)).sum());
+        }
+    }
+    let state = g.d_state.iter().map(|d| rms(d.iter().map(|v| v.to_f64().powi(2)).sum())).collect();
+    Ok(LookBack { steps, sequences: batch, input_size: width, state, inputs })
 }

@@ -367,6 +367,18 @@ impl<T: Real> SequenceModel<T> {
         }
     }
 
+    /// This model with no training noise — every dropout off and no twin loss — so that
+    /// [`SequenceModel::forward_train`] computes what inference computes and backward
+    /// differentiates exactly that (gradient diagnostics of a trained model).
+    pub fn without_training_noise(&self) -> Self {
+        let mut model = self.clone();
+        model.config.encoder = self.config.encoder.without_dropout();
+        model.config.twin_weight = 0.0;
+        model.forward_branch = self.forward_branch.without_dropout();
+        model.backward_branch = self.backward_branch.as_ref().map(Rnn::without_dropout);
+        model
+    }
+
     /// Whether inference reads only the past (unidirectional or decoupled).
     pub fn is_causal(&self) -> bool {
         self.backward_branch.is_none() || self.config.coupling == Coupling::Decoupled

@@ -121,6 +121,11 @@ impl Default for RnnConfig {
 }
 
 impl RnnConfig {
+    /// This config with every dropout probability zero.
+    pub fn without_dropout(&self) -> Self {
+        RnnConfig { dropout: 0.0, input_dropout: 0.0, state_dropout: 0.0, ..self.clone() }
+    }
+
     pub fn directions(&self) -> usize {
         if self.bidirectional {
             2

@@ -204,6 +204,13 @@ impl<T: Real> Rnn<T> {
         &mut self.cells
     }
 
+    /// This encoder with every dropout off (between layers, on inputs, on the state): its
+    /// training forward then computes the inference values, and backward their exact
+    /// gradient.
+    pub fn without_dropout(&self) -> Self {
+        Rnn { config: self.config.without_dropout(), ..self.clone() }
+    }
+
     /// Zeroed gradient buffers shaped like the parameters.
     pub fn zero_grads(&self) -> Vec<CellParams<T>> {
         self.cells.iter().map(CellParams::zeros_like).collect()

@@ -40,6 +40,9 @@ pub struct AddingResult {
     pub steps: usize,
     /// MSE on fresh held-out sequences after training (1/6 ≈ 0.167 = predicting the mean).
     pub test_mse: f64,
+    /// The trained model.
+    #[serde(skip)]
+    pub model: SequenceModel<f32>,
 }
 
 /// Trains a one-layer model with a linear head on the last step (AdamW, clipping).
@@ -83,5 +86,5 @@ pub fn train_adding(cell: CellKind, steps: usize, hidden: usize, iterations: usi
         let out = model.forward(&SequenceBatch { x: &x, steps, batch, lengths: None })?;
         sq += out.mean[(steps - 1) * batch..].iter().zip(&target).map(|(p, t)| ((p - t) as f64).powi(2)).sum::<f64>();
     }
-    Ok(AddingResult { cell, steps, test_mse: sq / (rounds * batch) as f64 })
+    Ok(AddingResult { cell, steps, test_mse: sq / (rounds * batch) as f64, model })
 }

@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
+use crate::classic::gradients::{look_back, LookBack};
 use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::{gaussian_nll_precision, masked_mse, quantile_band};
@@ -405,6 +406,30 @@ impl<'a> PredictionTask<'a> {
         }
         self.stream = Some(stream);
         Ok(self)
+    }
+
+    /// How far back `model`'s forecast reads ([`LookBack`]), over `count` stretches of
+    /// `steps` input steps from `part` (named `part_name` in errors), each inside one of its ranges and their starts
+    /// spread evenly over every place one fits (fewer where fewer fit), read as the model
+    /// reads them; the probes drawn from `seed`. It measures the network: a residual
+    /// forecast's base, the last observation, adds no gradient of its own.
+    ///
+    /// # Errors
+    /// A part with no range of `steps` steps, or a model that reads the future.
+    pub fn look_back(
+        &self,
+        model: &SequenceModel<f32>,
+        (part_name, part): (&str, &[Range<usize>]),
+        steps: usize,
+        count: usize,
+        seed: u64,
+    ) -> Result<LookBack> {
+        let fits = self.series.window_starts(part, steps, 1, part_name)?;
+        let count = count.clamp(1, fits.len());
+        let spread = |i: usize| if count == 1 { 0 } else { i * (fits.len() - 1) / (count - 1) };
+        let stretches: Vec<Range<usize>> = (0..count).map(|i| fits[spread(i)]..fits[spread(i)] + steps).collect();
+        let batch = make_stream_batch(self.series, &stretches, steps, 1, false, 1, |s| part_end(part, s));
+        look_back(model, &SequenceBatch { x: &batch.x, steps, batch: count, lengths: None }, seed)
     }
 
     /// Metrics of `model` on every window of `part`: of its forecasts of the step after
