@@ -283,20 +283,11 @@ fn diagnose_run(args: &Args) -> Result<(), String> {
     rows.dedup();
     println!("| {} |", header.join(" | "));
     println!("|{}", header.iter().map(|_| "---:|").collect::<String>());
-    let state_at = |k: usize| {
-        if k == 0 || reach.state.is_empty() {
-            "—".to_string()
-        } else {
-            format!("{:.2e}", reach.state[k - 1])
-        }
-    };
+    let state_at = |k: usize| if k == 0 { "—".to_string() } else { format!("{:.2e}", reach.state[k - 1]) };
     for k in rows {
         let mut cells = vec![k.to_string(), state_at(k), format!("{:.2e}", reach.all_inputs(k))];
         cells.extend(top.iter().map(|&j| format!("{:.2e}", reach.inputs[k * reach.input_size + j])));
         println!("| {} |", cells.join(" | "));
-    }
-    if reach.state.is_empty() {
-        println!("(no state column: a restart from h_t would drop the fuser RNN's own state)");
     }
     let (fades, most) = (reach.fades_below(0.01), reach.steps_holding(0.99));
     let faded = if fades < steps {
@@ -308,14 +299,11 @@ fn diagnose_run(args: &Args) -> Result<(), String> {
     if fades > trained_reach {
         println!("it reads further back than training backpropagated: a longer window (or k2) may help");
     }
-    let mut series = Vec::new();
-    if !reach.state.is_empty() {
-        series.push(Series {
-            name: "state h (every layer)".into(),
-            points: reach.state.iter().enumerate().map(|(k, &v)| ((k + 1) as f64, v)).collect(),
-            style: Style::Line,
-        });
-    }
+    let mut series = vec![Series {
+        name: "state h (every layer)".into(),
+        points: reach.state.iter().enumerate().map(|(k, &v)| ((k + 1) as f64, v)).collect(),
+        style: Style::Line,
+    }];
     series.push(Series {
         name: "all inputs".into(),
         points: (0..steps).map(|k| (k as f64, reach.all_inputs(k))).collect(),

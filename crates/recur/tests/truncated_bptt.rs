@@ -340,3 +340,37 @@ fn a_decoupled_update_is_the_gradient_of_its_losses_from_the_carried_state() {
     }
     println!("{checked} central differences");
 }
+
+/// A decoupled model's fuser RNN carries its state from chunk to chunk, as it does
+/// deployed: update by update, the student path's outputs are those of one uninterrupted
+/// forward (not of a fuser restarted at every chunk), and an update whose chunk before
+/// was never run is refused.
+#[test]
+fn a_fuser_carries_its_state_from_chunk_to_chunk_as_deployed() {
+    let (steps, batch, k1) = (12, 2, 3);
+    let mut rng = Rng::new(21);
+    let x = random(&mut rng, steps * batch * INPUT);
+    let input = SequenceBatch { x: &x, steps, batch, lengths: None };
+    for (i, fusion) in [FusionKind::FuserGru, FusionKind::FuserLstm].into_iter().enumerate() {
+        for k2 in [k1, 2 * k1] {
+            let mut c = config(CellKind::GruResetAfter, 1, HeadKind::Linear);
+            c.encoder.bidirectional = true;
+            c.coupling = Coupling::Decoupled;
+            c.twin_weight = 0.5;
+            c.fusion = fusion;
+            let model = SequenceModel::<f64>::new(c, 70 + i as u64).unwrap();
+            let whole = model.forward(&input).unwrap();
+            let mut streams = TruncatedStreams::new(&model, Truncation { k1, k2, steps }, batch).unwrap();
+            for u in 0..steps / k1 {
+                let out = streams.forward(&model, &input, u, 0).unwrap();
+                let rows = u * k1 * batch * OUTPUTS..(u + 1) * k1 * batch * OUTPUTS;
+                close(&out.head.mean, &whole.mean[rows], &format!("{fusion:?} k2 = {k2}: chunk {u}"));
+            }
+            if k2 == k1 {
+                let mut fresh = TruncatedStreams::new(&model, Truncation { k1, k2, steps }, batch).unwrap();
+                let e = fresh.forward(&model, &input, 1, 0).err().unwrap().to_string();
+                assert!(e.contains("before the ones it follows"), "{fusion:?}: {e}");
+            }
+        }
+    }
+}

@@ -75,8 +75,7 @@ pub struct ProbedGradients<T> {
     pub d_x: Vec<T>,
     /// Index k − 1 for distance k = 1..=T: ∂L/∂h_{T−k}, `[L, B, H]`, where h_t is the
     /// state of every layer of the forward stack after t steps (h_0 the initial state),
-    /// an LSTM's c_t held fixed. Empty for a model with a fuser RNN, whose own state
-    /// (not h_t's) a restart would drop.
+    /// an LSTM's c_t and a fuser RNN's own state held fixed.
     pub d_state: Vec<Vec<T>>,
 }
 
@@ -115,22 +114,16 @@ pub fn probe_gradients<T: Real>(
     let d_x =
         model.backward_with(&mut cache, (probe, &d_precision), teacher_ref, &mut grads, InputGradient::Compute)?;
 
-    let has_c = model.config().encoder.cell.has_cell_state();
-    if model.fusion.as_ref().is_some_and(|f| f.fuser.is_some()) {
-        return Ok(ProbedGradients { d_x, d_state: Vec::new() });
-    }
-    let mut state: Option<(Vec<T>, Vec<T>)> = None;
+    // after t steps: the forward stack's state, and a fuser RNN's (None: the initial ones)
+    let (mut state, mut fuser) = (None, None);
     let mut d_state = vec![Vec::new(); steps];
     // restart t runs T − t steps
     let progress = crate::train::progress_bar((steps * (steps + 1) / 2) as u64, "state gradients (steps run)");
     for t in 0..steps {
-        let from = match &state {
-            None => InitialState::default(),
-            Some((h, c)) => InitialState { h0: Some(h), c0: has_c.then_some(&c[..]) },
-        };
+        let from =
+            Continuation { state: InitialState::carried(&state), ended: None, fuser: InitialState::carried(&fuser) };
         let rest = SequenceBatch { x: &input.x[t * batch * width..], steps: steps - t, batch, lengths: None };
-        let (out, mut cache) =
-            model.forward_train_continuing(&rest, &Continuation { state: from, ended: None }, 0, None)?;
+        let (out, mut cache) = model.forward_train_continuing(&rest, &from, 0, None)?;
         let (mut d_mean, d_precision) = zeros_like(&out.student);
         d_mean[(steps - t - 1) * batch * outputs..].copy_from_slice(probe);
         let teacher = out.teacher.as_ref().map(zeros_like);
@@ -146,8 +139,9 @@ pub fn probe_gradients<T: Real>(
         d_state[steps - t - 1] = g.d_h0;
         let step =
             SequenceBatch { x: &input.x[t * batch * width..(t + 1) * batch * width], steps: 1, batch, lengths: None };
-        let next = model.forward_branch.forward(&step, &from)?;
-        state = Some((next.h_n, next.c_n));
+        let (_, cache) = model.forward_train_continuing(&step, &from, 0, None)?;
+        let owned = |(h, c): (&[T], &[T])| (!h.is_empty()).then(|| (h.to_vec(), c.to_vec()));
+        (state, fuser) = (owned(cache.final_state()), owned(cache.fuser_final_state()));
         progress.inc((steps - t) as u64);
     }
     progress.finish_and_clear();
@@ -164,7 +158,7 @@ pub struct LookBack {
     pub sequences: usize,
     pub input_size: usize,
     /// Index k − 1 for distance k = 1..=T: the state after T − k steps (k = T: the
-    /// initial state). Empty for a model with a fuser RNN.
+    /// initial state).
     pub state: Vec<f64>,
     /// `[T, D]`, row k for input x_{T−k} (k = 0: the last step read).
     pub inputs: Vec<f64>,

@@ -61,6 +61,8 @@ pub struct FusionCache<T> {
     /// `[N, H]` g_t (gated).
     gate: Vec<T>,
     fuser: Option<RnnCache<T>>,
+    /// The fuser RNN's `(h_n, c_n)` after each sequence's own last step (empty otherwise).
+    fuser_final_state: (Vec<T>, Vec<T>),
     steps: usize,
     batch: usize,
     lengths: Option<Vec<usize>>,
@@ -71,6 +73,13 @@ impl<T> FusionCache<T> {
     /// trusted the forward direction at each step.
     pub fn gate_values(&self) -> &[T] {
         &self.gate
+    }
+
+    /// A fuser RNN's state `(h_n, c_n)`, `[1, B, H]` each, after each sequence's own last
+    /// step: what a stream carries into its next chunk (both empty for the other kinds,
+    /// `c_n` for a GRU fuser).
+    pub fn fuser_final_state(&self) -> (&[T], &[T]) {
+        (&self.fuser_final_state.0, &self.fuser_final_state.1)
     }
 }
 
@@ -170,6 +179,24 @@ impl<T: Real> Fusion<T> {
         batch: usize,
         lengths: Option<&[usize]>,
     ) -> Result<(Vec<T>, FusionCache<T>)> {
+        self.forward_from(f, b, steps, batch, lengths, &InitialState::default())
+    }
+
+    /// [`Fusion::forward`] with a fuser RNN starting from `fuser_state` (the state a stream
+    /// carries from its chunk before; ignored by the other kinds). Backward treats that
+    /// state as a constant.
+    ///
+    /// # Errors
+    /// Shapes that disagree, or a state that does not fit the fuser.
+    pub fn forward_from(
+        &self,
+        f: &[T],
+        b: &[T],
+        steps: usize,
+        batch: usize,
+        lengths: Option<&[usize]>,
+        fuser_state: &InitialState<'_, T>,
+    ) -> Result<(Vec<T>, FusionCache<T>)> {
         let h = self.hidden;
         crate::error::check_len("h_forward", f, &[steps, batch, h])?;
         crate::error::check_len("h_backward", b, &[steps, batch, h])?;
@@ -181,6 +208,7 @@ impl<T: Real> Fusion<T> {
             joined: Vec::new(),
             gate: Vec::new(),
             fuser: None,
+            fuser_final_state: (Vec::new(), Vec::new()),
             steps,
             batch,
             lengths: lengths.map(<[usize]>::to_vec),
@@ -202,8 +230,9 @@ impl<T: Real> Fusion<T> {
                 cache.joined = join(f, b, h);
                 let fuser = self.fuser.as_ref().expect("fuser fusion has an RNN");
                 let input = SequenceBatch { x: &cache.joined, steps, batch, lengths };
-                let (out, rnn_cache) = fuser.forward_train(&input, &InitialState::default(), 0)?;
+                let (out, rnn_cache) = fuser.forward_train(&input, fuser_state, 0)?;
                 cache.fuser = Some(rnn_cache);
+                cache.fuser_final_state = (out.h_n, out.c_n);
                 out.output
             }
         };

@@ -178,6 +178,13 @@ impl<T> ModelCache<T> {
     pub fn final_state(&self) -> (&[T], &[T]) {
         (&self.final_state.0, &self.final_state.1)
     }
+
+    /// The student path's fuser RNN state after each sequence's own last step (see
+    /// [`FusionCache::fuser_final_state`]; empty without a fuser RNN): what a stream
+    /// carries into its next chunk as [`Continuation::fuser`].
+    pub fn fuser_final_state(&self) -> (&[T], &[T]) {
+        self.fusion_student.as_ref().map_or((&[], &[]), FusionCache::fuser_final_state)
+    }
 }
 
 /// Where a training forward of a chunk of streams starts (truncated BPTT): the forward
@@ -191,6 +198,10 @@ pub struct Continuation<'a, T> {
     pub state: InitialState<'a, T>,
     /// One flag per stream (`None`: none has ended).
     pub ended: Option<&'a [bool]>,
+    /// A fuser RNN's state carried from the chunk before ([`ModelCache::fuser_final_state`];
+    /// the default: its zero state), where both paths' fusers start; a constant of the
+    /// chunk's backward. Ignored by the other fusions.
+    pub fuser: InitialState<'a, T>,
 }
 
 /// The two branches' states over a batch (`[T, B, H]` each, the backward one in
@@ -260,14 +271,14 @@ fn fuses_at_head_rows<T: Real>(fusion: Option<&Fusion<T>>, rows: Option<&[usize]
 
 /// z at the head's rows (all rows when `rows` is `None`) and the fusion's cache, for the
 /// states `f, b: [T·B, H]`: fused on those rows only when `at_head_rows`, else on every
-/// step and then narrowed.
+/// step (a fuser RNN from `fuser_state`) and then narrowed.
 fn fuse_for_head<T: Real>(
     fusion: &Fusion<T>,
-    f: &[T],
-    b: &[T],
+    (f, b): (&[T], &[T]),
     input: &SequenceBatch<'_, T>,
     rows: Option<&[usize]>,
     at_head_rows: bool,
+    fuser_state: &InitialState<'_, T>,
 ) -> Result<(Vec<T>, FusionCache<T>)> {
     let (steps, batch) = (input.steps, input.batch);
     let h = f.len() / (steps * batch).max(1);
@@ -275,7 +286,7 @@ fn fuse_for_head<T: Real>(
         let (f, b) = (select_rows(f.to_vec(), rows, h), select_rows(b.to_vec(), rows, h));
         fusion.forward(&f, &b, 1, f.len() / h.max(1), None)
     } else {
-        let (z, fc) = fusion.forward(f, b, steps, batch, input.lengths)?;
+        let (z, fc) = fusion.forward_from(f, b, steps, batch, input.lengths, fuser_state)?;
         let width = z.len() / (steps * batch).max(1);
         Ok((select_rows(z, rows, width), fc))
     }
@@ -512,10 +523,12 @@ impl<T: Real> SequenceModel<T> {
         let selective = fuses_at_head_rows(self.fusion.as_ref(), rows);
         let z = match (&self.fusion, &self.twin) {
             (None, _) => select_rows(h_forward, rows, self.config.encoder.hidden_size),
-            (Some(fusion), None) => fuse_for_head(fusion, &h_forward, &h_backward, input, rows, selective)?.0,
+            (Some(fusion), None) => {
+                fuse_for_head(fusion, (&h_forward, &h_backward), input, rows, selective, &InitialState::default())?.0
+            }
             (Some(fusion), Some(twin)) => {
                 let estimate = twin.forward(&h_forward)?;
-                fuse_for_head(fusion, &h_forward, &estimate, input, rows, selective)?.0
+                fuse_for_head(fusion, (&h_forward, &estimate), input, rows, selective, &InitialState::default())?.0
             }
         };
         self.head.forward(&z)
@@ -617,8 +630,9 @@ impl<T: Real> SequenceModel<T> {
         let rows = cache.head_rows.clone();
         let selective = fuses_at_head_rows(self.fusion.as_ref(), rows.as_deref());
         let h = self.config.encoder.hidden_size;
-        let fuse =
-            |fusion: &Fusion<T>, f: &[T], b: &[T]| fuse_for_head(fusion, f, b, input, rows.as_deref(), selective);
+        let fuse = |fusion: &Fusion<T>, f: &[T], b: &[T]| {
+            fuse_for_head(fusion, (f, b), input, rows.as_deref(), selective, &from.fuser)
+        };
         let mut teacher = None;
         let mut twin_value = 0.0;
         match (&self.fusion, &self.twin) {

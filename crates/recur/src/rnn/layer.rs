@@ -41,6 +41,17 @@ pub struct InitialState<'a, T> {
     pub c0: Option<&'a [T]>,
 }
 
+impl<T> InitialState<'_, T> {
+    /// A state `(h, c)` a stream carried from its chunk before (`c` empty without a cell
+    /// state), or, `None`, the layer's own initial state.
+    pub fn carried(state: &Option<(Vec<T>, Vec<T>)>) -> InitialState<'_, T> {
+        match state {
+            Some((h, c)) => InitialState { h0: Some(h), c0: (!c.is_empty()).then_some(&c[..]) },
+            None => InitialState { h0: None, c0: None },
+        }
+    }
+}
+
 /// `output: [T,B,dirs·H]` (zero past each length), `h_n, c_n: [L·dirs,B,H]` taken at
 /// each row's own last step (`c_n` empty without a cell state).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -21,8 +21,12 @@
 //! its state as above; its teacher, the backward stack, reads the newest chunk from its
 //! end (the future the student is taught to anticipate: up to k1 − 1 steps), and the
 //! twin loss, the teacher's path and the student's path are those of a window that
-//! starts from the carried state. A coupled model needs the future at inference and has
-//! no state to carry: it is refused.
+//! starts from the carried state. A fuser RNN (the fusion `u_t = GRU([h→_t; ĥ←_t], u_{t−1})`)
+//! runs on the newest chunk only, from the state it reached at the end of the update
+//! before's newest chunk — deployed, it carries its state as the encoder does — a
+//! constant of the update, so its own gradient stops at the chunk's start (k1 steps).
+//! A coupled model needs the future at inference and has no state to carry: it is
+//! refused.
 
 use serde::{Deserialize, Serialize};
 
@@ -87,14 +91,6 @@ pub struct WindowOutputs<T> {
     pub steps: std::ops::Range<usize>,
 }
 
-/// The state carried into a chunk as an initial state (the model's own at a stream's start).
-fn initial_state<T>(carried: &Option<(Vec<T>, Vec<T>)>) -> InitialState<'_, T> {
-    match carried {
-        Some((h, c)) => InitialState { h0: Some(h), c0: (!c.is_empty()).then_some(&c[..]) },
-        None => InitialState { h0: None, c0: None },
-    }
-}
-
 /// A chunk's input: its steps of the streams, and each stream's length in it where they
 /// differ (at least 1), and which streams ended before it.
 struct ChunkInput<'x, T> {
@@ -119,6 +115,9 @@ pub struct TruncatedStreams<T = f32> {
     /// The state `(h, c)` carried into chunk j, `[L, B, H]` each (`c` empty without a cell
     /// state); `None` for chunk 0 (the model's initial state).
     carried: Vec<Option<(Vec<T>, Vec<T>)>>,
+    /// A fuser RNN's state carried into chunk j from the update whose newest chunk was
+    /// j − 1 (`None` for chunk 0, and without a fuser).
+    fuser_carried: Vec<Option<(Vec<T>, Vec<T>)>>,
     /// The forward stack's caches of the window's chunks before the newest.
     caches: Vec<RnnCache<T>>,
     /// The whole model's cache of the newest chunk.
@@ -144,6 +143,7 @@ impl<T: Real> TruncatedStreams<T> {
             truncation,
             batch,
             carried: vec![None; chunks],
+            fuser_carried: vec![None; chunks],
             caches: (1..truncation.k2 / truncation.k1).map(|_| RnnCache::default()).collect(),
             newest: None,
             window: 0..0,
@@ -201,7 +201,11 @@ impl<T: Real> TruncatedStreams<T> {
     ) -> Result<WindowOutputs<T>> {
         let t = self.truncation;
         let first = t.window(u).start;
-        if u >= t.updates() || (first > 0 && self.carried[first].is_none()) {
+        let has_fuser = model.fusion.as_ref().is_some_and(|f| f.fuser.is_some());
+        if u >= t.updates()
+            || (first > 0 && self.carried[first].is_none())
+            || (has_fuser && u > 0 && self.fuser_carried[u].is_none())
+        {
             return Err(Error::invalid("truncated BPTT", format!("update {u} before the ones it follows")));
         }
         let d = model.forward_branch.config().input_size;
@@ -215,7 +219,7 @@ impl<T: Real> TruncatedStreams<T> {
             let (upto, after) = self.carried.split_at_mut(j + 1);
             let out = model.forward_branch.forward_train_reusing(
                 &input,
-                &initial_state(&upto[j]),
+                &InitialState::carried(&upto[j]),
                 seed,
                 &mut self.caches[slot],
             )?;
@@ -223,11 +227,17 @@ impl<T: Real> TruncatedStreams<T> {
         }
         let chunk = self.chunk_input(streams, u, d)?;
         let input = chunk.sequences(batch);
-        let from = Continuation { state: initial_state(&self.carried[u]), ended: chunk.ended.as_deref() };
+        let from = Continuation {
+            state: InitialState::carried(&self.carried[u]),
+            ended: chunk.ended.as_deref(),
+            fuser: InitialState::carried(&self.fuser_carried[u]),
+        };
         let (out, cache) = model.forward_train_continuing(&input, &from, seed, recycled)?;
         if u + 1 < self.carried.len() {
             let (h, c) = cache.final_state();
             self.carried[u + 1] = Some((h.to_vec(), c.to_vec()));
+            let (h, c) = cache.fuser_final_state();
+            self.fuser_carried[u + 1] = has_fuser.then(|| (h.to_vec(), c.to_vec()));
         }
         self.newest = Some(cache);
         Ok(WindowOutputs { head: out.student, teacher: out.teacher, twin_loss: out.twin_loss, steps: t.chunk(u) })
