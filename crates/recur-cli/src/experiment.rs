@@ -33,7 +33,12 @@ pub fn experiment(args: &Args) -> Result<(), String> {
     let results = collect_results(std::slice::from_ref(&dir)).map_err(|e| e.to_string())?;
     let md = write_table(&dir, &grid.name, &results, &grid.lecture).map_err(|e| e.to_string())?;
     println!("\n{md}");
-    println!("wrote {}/table.md, table.csv, results.png in {:.0} s", dir.display(), started.elapsed().as_secs_f64());
+    let ahead = if grid.horizon.is_some() { ", results_ahead.png" } else { "" };
+    println!(
+        "wrote {}/table.md, table.csv, results.png{ahead} in {:.0} s",
+        dir.display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 

@@ -81,7 +81,8 @@ const USAGE: &str = "usage:
       --time-unit: what integer times count (data.time_unit; default seconds).
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
-      A grid of configurations over seeds: table (Markdown, CSV) and plot; resumable.
+      A grid of configurations over seeds: table (Markdown, CSV) and plot (and, with the
+      grid's `horizon`, a plot of the scores that far ahead against persistence); resumable.
   recur text [--data FILE] [--config FILE.toml] [--epochs N] [--max-tokens N] [--seed S]
              [--seeds K] [--threads N] [--out DIR] [--resume true]
       Hierarchical multi-label text classification (HARNN: BiLSTM, per-level

@@ -388,7 +388,6 @@ fn mean_and_std(values: &[f64]) -> (f64, f64) {
 /// pair: on windows, then streamed (an empty bar for a model that cannot stream).
 fn results_chart(title: &str, rows: &[TableRow]) -> BarChart {
     let streams = rows.iter().any(|r| r.streamed.is_some());
-    let ahead = rows.iter().find_map(|r| r.ahead).map(|a| a.0);
     let bars = rows
         .iter()
         .flat_map(|r| {
@@ -397,29 +396,38 @@ fn results_chart(title: &str, rows: &[TableRow]) -> BarChart {
                 Some((mean, std)) => ("streamed".to_string(), mean, std),
                 None => ("cannot stream".to_string(), 0.0, 0.0),
             };
-            let further = ahead.map(|h| match r.ahead {
-                Some((_, mean, std)) => (format!("{h} steps ahead"), mean, std),
-                None => ("not scored ahead".to_string(), 0.0, 0.0),
-            });
-            std::iter::once(windows).chain(streams.then_some(streamed)).chain(further)
+            std::iter::once(windows).chain(streams.then_some(streamed))
         })
         .collect();
-    let how = match (streams, ahead) {
-        (true, Some(h)) => {
-            format!(" (each model: on windows, streamed with its state carried, and streamed {h} steps ahead)")
-        }
-        (true, None) => " (each model: on windows, then streamed with its state carried)".to_string(),
-        (false, _) => String::new(),
-    };
+    let how = if streams { " (each model: on windows, then streamed with its state carried)" } else { "" };
     BarChart {
         title: format!("{title}: test micro MSE, mean +- std over seeds{how}"),
         y_label: "micro MSE (standardised)".into(),
         bars,
-        group: if streams { 2 + ahead.is_some() as usize } else { 0 },
+        group: if streams { 2 } else { 0 },
+        y_max: None,
     }
 }
 
-/// Writes `table.md`, `table.csv` and `results.png` into `dir`; returns the Markdown.
+/// The models scored `h` steps ahead, mean ± std, in the table's order, after the
+/// `baseline` they are to beat there (persistence, where the runs scored it): an axis of
+/// its own, since a closed loop that diverges lands orders of magnitude above the rest,
+/// ending at three times the baseline (a bar past it drawn to the top, its mean written).
+fn ahead_chart(title: &str, h: usize, rows: &[TableRow], baseline: Option<(&str, f64)>) -> BarChart {
+    let scored = rows.iter().filter_map(|r| r.ahead.map(|(_, mean, std)| (r.variant.clone(), mean, std)));
+    let bars: Vec<(String, f64, f64)> =
+        baseline.map(|(name, v)| (name.to_string(), v, 0.0)).into_iter().chain(scored).collect();
+    BarChart {
+        title: format!("{title}: test micro MSE {h} steps ahead (streamed, then fed its own forecasts past the direct steps), mean +- std over seeds"),
+        y_label: "micro MSE (standardised)".into(),
+        bars,
+        group: 0,
+        y_max: baseline.map(|(_, v)| 3.0 * v),
+    }
+}
+
+/// Writes `table.md`, `table.csv` and `results.png` (and, for a grid scored ahead,
+/// `results_ahead.png`) into `dir`; returns the Markdown.
 ///
 /// # Errors
 /// The folder is not writable.
@@ -531,6 +539,15 @@ pub fn write_table(
     let chart = results_chart(title, &rows);
     let width = if chart.group > 0 { 90 * chart.group * rows.len() } else { 1100 }.max(1100);
     chart.save(&dir.join("results.png"), width, 480)?;
+    if let Some(h) = ahead {
+        let persistence = format!("persistence {h} steps ahead");
+        let baseline = results
+            .iter()
+            .find_map(|r| r.baselines.iter().find(|(n, _)| *n == persistence))
+            .map(|(_, v)| ("persistence", *v));
+        let chart = ahead_chart(title, h, &rows, baseline);
+        chart.save(&dir.join("results_ahead.png"), (100 * chart.bars.len()).max(1100), 480)?;
+    }
     Ok(md)
 }
 
@@ -600,6 +617,13 @@ mod tests {
         assert!(csv.lines().next().unwrap().ends_with(",ahead_steps,ahead_mean,ahead_std"), "{csv}");
         assert!(csv.lines().all(|l| csv_fields(l).len() == 15), "{csv}");
         assert!(!md.contains("coverage"), "no band, no coverage column: {md}");
+        // the steps ahead on an axis of their own, the baseline first, ending at 3× it
+        assert!(std::fs::read(dir.join("results_ahead.png")).unwrap().starts_with(b"\x89PNG"));
+        assert_eq!(results_chart("t", &rows).bars.len(), 4, "windows and streamed per model, nothing ahead");
+        let ahead = ahead_chart("t", 24, &rows, Some(("persistence", 0.9)));
+        let names: Vec<&str> = ahead.bars.iter().map(|b| b.0.as_str()).collect();
+        assert_eq!(names, ["persistence", "GRU"], "a model not scored ahead has no bar");
+        assert_eq!(ahead.y_max, Some(2.7));
 
         // a model with a band: its coverage, mean ± std over its runs
         let banded = [

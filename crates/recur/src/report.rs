@@ -325,6 +325,7 @@ fn per_signal_chart(outcome: &RunOutcome, data: &PreparedSeries) -> BarChart {
         y_label: "MSE (standardised)".into(),
         bars,
         group: 2,
+        y_max: None,
     }
 }
 

@@ -13,6 +13,32 @@ pub const GLYPH_H: usize = 16;
 pub type Rgb = [u8; 3];
 
 /// The coverage bitmap of `ch` (`?` outside printable ASCII), `[GLYPH_H, GLYPH_W]`.
+/// `text` in the font's ASCII: the symbols labels use spelled out (`±2σ` as `+-2sd`, `→`
+/// as `->`), anything else outside ASCII as `?`.
+fn in_ascii(text: &str) -> String {
+    text.chars()
+        .map(|ch| match ch {
+            '±' => "+-".to_string(),
+            'σ' => "sd".into(),
+            '−' | '–' | '—' => "-".into(),
+            '→' => "->".into(),
+            '←' => "<-".into(),
+            '×' => "x".into(),
+            '≥' => ">=".into(),
+            '≤' => "<=".into(),
+            'λ' => "lambda".into(),
+            '²' => "2".into(),
+            'α' => "alpha".into(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// How wide `text` is drawn, in pixels.
+pub fn text_width(text: &str) -> f64 {
+    (in_ascii(text).chars().count() * GLYPH_W) as f64
+}
+
 fn glyph(ch: char) -> &'static [u8] {
     let code = if (' '..='~').contains(&ch) { ch as usize - 32 } else { '?' as usize - 32 };
     &FONT[code * GLYPH_W * GLYPH_H..(code + 1) * GLYPH_W * GLYPH_H]
@@ -88,9 +114,10 @@ impl Canvas {
         }
     }
 
-    /// Text with its top-left corner at (x, y); characters outside ASCII print as `?`.
+    /// Text with its top-left corner at (x, y), in ASCII: `±2σ` drawn as `+-2sd`, `→` as
+    /// `->`, other symbols outside ASCII as `?`.
     pub fn text(&mut self, x: i64, y: i64, text: &str, color: Rgb) {
-        for (i, ch) in text.chars().enumerate() {
+        for (i, ch) in in_ascii(text).chars().enumerate() {
             let glyph = glyph(ch);
             for gy in 0..GLYPH_H {
                 for gx in 0..GLYPH_W {
@@ -106,7 +133,7 @@ impl Canvas {
     /// Text rotated a quarter turn counter-clockwise (for a y-axis label), its
     /// bottom-left corner at (x, y).
     pub fn text_vertical(&mut self, x: i64, y: i64, text: &str, color: Rgb) {
-        for (i, ch) in text.chars().enumerate() {
+        for (i, ch) in in_ascii(text).chars().enumerate() {
             let glyph = glyph(ch);
             for gy in 0..GLYPH_H {
                 for gx in 0..GLYPH_W {
@@ -134,5 +161,17 @@ impl Canvas {
             writer.write_image_data(&self.pixels).map_err(format)?;
         }
         write_atomically(path, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_drawn_in_ascii_and_measured_as_drawn() {
+        assert_eq!(in_ascii("GRU, 24 h direct, ±2σ → λ"), "GRU, 24 h direct, +-2sd -> lambda");
+        assert_eq!(text_width("±2σ"), (5 * GLYPH_W) as f64);
+        assert_eq!(in_ascii("ü"), "ü", "unknown symbols are left to the glyph table's `?`");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::canvas::{Canvas, Rgb, GLYPH_H, GLYPH_W};
+use super::canvas::{text_width, Canvas, Rgb, GLYPH_H, GLYPH_W};
 use crate::error::Result;
 
 /// Colour-blind-safe palette (Okabe–Ito).
@@ -111,9 +111,9 @@ struct Frame {
 fn frame(canvas: &mut Canvas, title: &str, x_label: &str, y_label: &str) -> Frame {
     let (w, h) = (canvas.width as f64, canvas.height as f64);
     let f = Frame { left: 80.0, right: w - 20.0, top: 40.0, bottom: h - 55.0 };
-    canvas.text(((w - (title.len() * GLYPH_W) as f64) / 2.0) as i64, 12, title, INK);
-    canvas.text(((f.left + f.right - (x_label.len() * GLYPH_W) as f64) / 2.0) as i64, (h - 22.0) as i64, x_label, INK);
-    canvas.text_vertical(8, ((f.top + f.bottom + (y_label.len() * GLYPH_W) as f64) / 2.0) as i64, y_label, INK);
+    canvas.text(((w - text_width(title)) / 2.0) as i64, 12, title, INK);
+    canvas.text(((f.left + f.right - text_width(x_label)) / 2.0) as i64, (h - 22.0) as i64, x_label, INK);
+    canvas.text_vertical(8, ((f.top + f.bottom + text_width(y_label)) / 2.0) as i64, y_label, INK);
     f
 }
 
@@ -169,18 +169,13 @@ impl LineChart {
         for (&t, label) in y_ticks.iter().zip(y_labels) {
             let y = py(t);
             c.line(f.left, y, f.right, y, GRID, 1.0);
-            c.text(
-                (f.left - 6.0 - (label.len() * GLYPH_W) as f64) as i64,
-                (y - GLYPH_H as f64 / 2.0) as i64 - 2,
-                &label,
-                INK,
-            );
+            c.text((f.left - 6.0 - text_width(&label)) as i64, (y - GLYPH_H as f64 / 2.0) as i64 - 2, &label, INK);
         }
         let x_ticks = ticks(x0, x1, 8);
         for (&t, label) in x_ticks.iter().zip(tick_labels(&x_ticks)) {
             let x = px(t);
             c.line(x, f.top, x, f.bottom, GRID, 1.0);
-            c.text((x - (label.len() * GLYPH_W) as f64 / 2.0) as i64, f.bottom as i64 + 4, &label, INK);
+            c.text((x - text_width(&label) / 2.0) as i64, f.bottom as i64 + 4, &label, INK);
         }
         c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
         c.line(f.left, f.top, f.left, f.bottom, INK, 1.0);
@@ -209,7 +204,7 @@ impl LineChart {
                     .map(|(i, s)| (s.name.as_str(), Some(PALETTE[i % PALETTE.len()]), s.style)),
             )
             .collect();
-        let legend_width = names.iter().map(|n| n.0.len()).max().unwrap_or(0) * GLYPH_W + 40;
+        let legend_width = names.iter().map(|n| text_width(n.0) as usize).max().unwrap_or(0) + 40;
         let legend_height = names.len() * (GLYPH_H + 4) + 8;
         // the corner whose legend box covers the fewest plotted points (top right on a tie)
         let (box_w, box_h) = (legend_width as f64 + 8.0, legend_height as f64);
@@ -324,6 +319,10 @@ pub struct BarChart {
     /// Bars come in groups of this many (one per method in each group): the colours
     /// repeat with the group. 0 or 1: a colour per bar.
     pub group: usize,
+    /// The axis ends here (`None`: above the tallest bar): a bar reaching past it is drawn
+    /// to the top with its value written in it, so that one diverging value does not
+    /// flatten the rest.
+    pub y_max: Option<f64>,
 }
 
 impl BarChart {
@@ -334,18 +333,14 @@ impl BarChart {
     pub fn save(&self, path: &Path, width: usize, height: usize) -> Result<()> {
         let mut c = Canvas::new(width, height, [255, 255, 255]);
         let f = frame(&mut c, &self.title, "", &self.y_label);
-        let top = self.bars.iter().map(|b| b.1 + b.2.max(0.0)).fold(0.0f64, f64::max).max(1e-12) * 1.08;
-        let py = |y: f64| f.bottom - y / top * (f.bottom - f.top);
+        let tallest = self.bars.iter().map(|b| b.1 + b.2.max(0.0)).fold(0.0f64, f64::max).max(1e-12) * 1.08;
+        let top = self.y_max.map_or(tallest, |m| m.min(tallest));
+        let py = |y: f64| f.bottom - y.min(top) / top * (f.bottom - f.top);
         let y_ticks = ticks(0.0, top, 6);
         for (&t, label) in y_ticks.iter().zip(tick_labels(&y_ticks)) {
             let y = py(t);
             c.line(f.left, y, f.right, y, GRID, 1.0);
-            c.text(
-                (f.left - 6.0 - (label.len() * GLYPH_W) as f64) as i64,
-                (y - GLYPH_H as f64 / 2.0) as i64 - 2,
-                &label,
-                INK,
-            );
+            c.text((f.left - 6.0 - text_width(&label)) as i64, (y - GLYPH_H as f64 / 2.0) as i64 - 2, &label, INK);
         }
         let n = self.bars.len().max(1) as f64;
         let slot = (f.right - f.left) / n;
@@ -353,14 +348,25 @@ impl BarChart {
             let x = f.left + slot * (i as f64 + 0.5);
             let color = PALETTE[i % if self.group > 1 { self.group } else { PALETTE.len() }];
             c.fill_rect((x - slot * 0.35) as i64, py(*value) as i64, (x + slot * 0.35) as i64, f.bottom as i64, color);
-            if *err > 0.0 {
+            if *value > top {
+                let text = tick_labels(&[*value])[0].clone();
+                let (x0, y0) = ((x - text_width(&text) / 2.0) as i64, f.top as i64 + 4);
+                c.fill_rect(
+                    x0 - 3,
+                    y0 - 2,
+                    x0 + text_width(&text) as i64 + 3,
+                    y0 + GLYPH_H as i64 + 2,
+                    [255, 255, 255],
+                );
+                c.text(x0, y0, &text, INK);
+            } else if *err > 0.0 {
                 c.line(x, py(value - err), x, py(value + err), INK, 1.5);
                 c.line(x - 6.0, py(value + err), x + 6.0, py(value + err), INK, 1.5);
                 c.line(x - 6.0, py(value - err), x + 6.0, py(value - err), INK, 1.5);
             }
             for (k, line) in wrap(label, (slot / GLYPH_W as f64) as usize).iter().take(3).enumerate() {
                 let y = f.bottom as i64 + 4 + k as i64 * GLYPH_H as i64;
-                c.text((x - (line.len() * GLYPH_W) as f64 / 2.0) as i64, y, line, INK);
+                c.text((x - text_width(line) / 2.0) as i64, y, line, INK);
             }
         }
         c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
@@ -443,8 +449,11 @@ mod tests {
             y_label: "v".into(),
             bars: vec![("x".into(), 1.0, 0.2), ("y".into(), 2.0, 0.0)],
             group: 0,
+            y_max: None,
         };
         bars.save(&dir.join("bars.png"), 320, 200).unwrap();
+        // a bar past the axis's end is drawn to the top
+        BarChart { y_max: Some(1.5), ..bars }.save(&dir.join("bars.png"), 320, 200).unwrap();
         for f in ["line.png", "bars.png"] {
             let bytes = std::fs::read(dir.join(f)).unwrap();
             assert_eq!(&bytes[1..4], b"PNG");

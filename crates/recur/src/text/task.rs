@@ -738,6 +738,7 @@ pub fn write_text_run(dir: &Path, config: &TextTaskConfig, outcome: &TextOutcome
             })
             .collect(),
         group: methods.len(),
+        y_max: None,
     }
     .save(&dir.join("scores.png"), 900, 420)?;
     let curve = |f: fn(&TextEpoch) -> f64| outcome.epochs.iter().map(|e| (e.epoch as f64, f(e))).collect();
