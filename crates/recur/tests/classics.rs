@@ -98,3 +98,30 @@ fn spectral_norm_of_a_diagonal_matrix_is_its_largest_entry() {
     let m = [3.0, 0.0, 0.0, 0.0, -5.0, 0.0];
     assert!((spectral_norm(&m, 2, 3, 100) - 5.0).abs() < 1e-9);
 }
+
+/// The comparison slide's measurement: parameters counted, each model timed alternately
+/// with the reference, whose own ratios are 1; a reference out of range is refused.
+#[test]
+fn the_comparison_times_each_model_against_the_reference() {
+    use recur::classic::compare::{compare, BatchShape};
+    let make =
+        |cell, bidirectional| RnnConfig { cell, input_size: 3, hidden_size: 8, bidirectional, ..RnnConfig::default() };
+    let configs = vec![
+        ("LSTM".to_string(), make(CellKind::Lstm, false)),
+        ("BiGRU".to_string(), make(CellKind::GruResetAfter, true)),
+    ];
+    let shape = BatchShape { batch: 2, steps: 5 };
+    let rows = compare(&configs, 0, shape, 1, 0.02).unwrap();
+    // PyTorch's counts: 4·H·(D + H + 2) and 2 · 3·H·(D + H + 2)
+    assert_eq!((rows[0].parameters, rows[1].parameters), (416, 624));
+    assert_eq!((rows[0].train_vs_reference, rows[0].inference_vs_reference), (1.0, 1.0));
+    for r in &rows {
+        assert!(r.train_ms > 0.0 && r.inference_ms > 0.0, "{r:?}");
+    }
+    let ratio = rows[1].train_ms / rows[0].train_ms;
+    assert!(rows[1].train_vs_reference.is_finite() && rows[1].train_vs_reference > 0.0);
+    // the reference's time is the median over its pairings, so the ratio of the medians is
+    // the paired ratio here (one pairing)
+    assert!((ratio / rows[1].train_vs_reference - 1.0).abs() < 1e-9, "{ratio} vs {}", rows[1].train_vs_reference);
+    assert!(compare(&configs, 2, shape, 1, 0.02).unwrap_err().to_string().contains("2 of 2 configs"));
+}

@@ -282,27 +282,68 @@ pub struct ComparisonRow {
     pub parameters: usize,
     pub train_ms: f64,
     pub inference_ms: f64,
+    /// Its training step's time over the reference's, the two timed alternately on the
+    /// same machine state ([`paired_median_seconds`]; 1 for the reference itself).
+    pub train_vs_reference: f64,
+    /// Its inference's time over the reference's, timed alike.
+    pub inference_vs_reference: f64,
 }
 
-/// Parameters and speed of `(name, config)` pairs on the same batch shape.
+/// Parameters and speed of `(name, config)` pairs on the same batch shape, each timed
+/// alternately with `configs[reference]` (whose own times are the medians over those
+/// pairings), so that the ratios hold on a machine whose speed drifts.
 ///
 /// # Errors
-/// An invalid config.
+/// An invalid config, or `reference` out of range.
 pub fn compare(
     configs: &[(String, RnnConfig)],
+    reference: usize,
     shape: BatchShape,
     threads: usize,
     budget: f64,
 ) -> Result<Vec<ComparisonRow>> {
-    configs
-        .iter()
-        .map(|(name, config)| {
-            Ok(ComparisonRow {
+    let Some((_, reference_config)) = configs.get(reference) else {
+        return Err(crate::error::Error::invalid("reference", format!("{reference} of {} configs", configs.len())));
+    };
+    let mut rows = Vec::new();
+    let (mut reference_train, mut reference_inference) = (Vec::new(), Vec::new());
+    for (i, (name, config)) in configs.iter().enumerate() {
+        let parameters = Rnn::<f32>::new(config.clone(), 0)?.num_parameters();
+        if i == reference {
+            rows.push(ComparisonRow {
                 name: name.clone(),
-                parameters: Rnn::<f32>::new(config.clone(), 0)?.num_parameters(),
-                train_ms: 1e3 * time_training_step(config, shape, threads, budget)?,
-                inference_ms: 1e3 * time_inference(config, shape, threads, budget)?,
-            })
-        })
-        .collect()
+                parameters,
+                train_ms: 0.0,
+                inference_ms: 0.0,
+                train_vs_reference: 1.0,
+                inference_vs_reference: 1.0,
+            });
+            continue;
+        }
+        let (train, reference_t) = paired_median_seconds(
+            budget,
+            5,
+            training_step(config, shape, threads)?,
+            training_step(reference_config, shape, threads)?,
+        )?;
+        let (inference, reference_i) = paired_median_seconds(
+            budget,
+            5,
+            inference_step(config, shape, threads)?,
+            inference_step(reference_config, shape, threads)?,
+        )?;
+        reference_train.push(reference_t);
+        reference_inference.push(reference_i);
+        rows.push(ComparisonRow {
+            name: name.clone(),
+            parameters,
+            train_ms: 1e3 * train,
+            inference_ms: 1e3 * inference,
+            train_vs_reference: train / reference_t,
+            inference_vs_reference: inference / reference_i,
+        });
+    }
+    rows[reference].train_ms = 1e3 * median(reference_train);
+    rows[reference].inference_ms = 1e3 * median(reference_inference);
+    Ok(rows)
 }
