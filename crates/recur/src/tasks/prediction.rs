@@ -409,10 +409,11 @@ impl<'a> PredictionTask<'a> {
     }
 
     /// How far back `model`'s forecast reads ([`LookBack`]), over `count` stretches of
-    /// `steps` input steps from `part` (named `part_name` in errors), each inside one of its ranges and their starts
-    /// spread evenly over every place one fits (fewer where fewer fit), read as the model
-    /// reads them; the probes drawn from `seed`. It measures the network: a residual
-    /// forecast's base, the last observation, adds no gradient of its own.
+    /// `steps` input steps from `part` (named `part_name` in errors), each inside one of its
+    /// ranges and their starts spread evenly over every place one fits (fewer where fewer
+    /// fit), read as the model reads them; the probes drawn from `seed`. It measures the
+    /// network: a residual forecast's base, the last observation, adds no gradient of its
+    /// own.
     ///
     /// # Errors
     /// A part with no range of `steps` steps, or a model that reads the future.

@@ -21,12 +21,12 @@
 //! its state as above; its teacher, the backward stack, reads the newest chunk from its
 //! end (the future the student is taught to anticipate: up to k1 − 1 steps), and the
 //! twin loss, the teacher's path and the student's path are those of a window that
-//! starts from the carried state. A fuser RNN (the fusion `u_t = GRU([h→_t; ĥ←_t], u_{t−1})`)
-//! runs on the newest chunk only, from the state it reached at the end of the update
-//! before's newest chunk — deployed, it carries its state as the encoder does — a
-//! constant of the update, so its own gradient stops at the chunk's start (k1 steps).
-//! A coupled model needs the future at inference and has no state to carry: it is
-//! refused.
+//! starts from the carried state. A fuser RNN (the fusion
+//! `u_t = GRU([h→_t; ĥ←_t], u_{t−1})`) runs on the newest chunk only, from the state it
+//! reached at the end of the update before's newest chunk — deployed, it carries its
+//! state as the encoder does — a constant of the update, so its own gradient stops at the
+//! chunk's start (k1 steps). A coupled model needs the future at inference and has no
+//! state to carry: it is refused.
 
 use serde::{Deserialize, Serialize};
 
