@@ -244,9 +244,7 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
                 );
                 if let Some((h, scores)) = ahead {
                     result.ahead = Some((h, scores.model[h - 1].micro_mse));
-                    result
-                        .baselines
-                        .push((format!("persistence {h} steps ahead"), scores.persistence[h - 1].micro_mse));
+                    result.baselines.push((persistence_ahead_name(h), scores.persistence[h - 1].micro_mse));
                     if let Some((period, same)) = scores.seasonal {
                         let name = format!("seasonal persistence ({period} steps back) {h} steps ahead");
                         result.baselines.push((name, same[h - 1].micro_mse));
@@ -409,6 +407,17 @@ fn results_chart(title: &str, rows: &[TableRow]) -> BarChart {
     }
 }
 
+/// The name a run's result gives persistence's score `h` steps ahead among its baselines.
+fn persistence_ahead_name(h: usize) -> String {
+    format!("persistence {h} steps ahead")
+}
+
+/// Persistence's score `h` steps ahead, from the first run that scored it.
+fn persistence_ahead(results: &[RunResult], h: usize) -> Option<f64> {
+    let name = persistence_ahead_name(h);
+    results.iter().find_map(|r| r.baselines.iter().find(|(n, _)| *n == name)).map(|&(_, v)| v)
+}
+
 /// The models scored `h` steps ahead, mean ± std, in the table's order, after the
 /// `baseline` they are to beat there (persistence, where the runs scored it): an axis of
 /// its own, since a closed loop that diverges lands orders of magnitude above the rest,
@@ -540,11 +549,7 @@ pub fn write_table(
     let width = if chart.group > 0 { 90 * chart.group * rows.len() } else { 1100 }.max(1100);
     chart.save(&dir.join("results.png"), width, 480)?;
     if let Some(h) = ahead {
-        let persistence = format!("persistence {h} steps ahead");
-        let baseline = results
-            .iter()
-            .find_map(|r| r.baselines.iter().find(|(n, _)| *n == persistence))
-            .map(|(_, v)| ("persistence", *v));
+        let baseline = persistence_ahead(results, h).map(|v| ("persistence", v));
         let chart = ahead_chart(title, h, &rows, baseline);
         chart.save(&dir.join("results_ahead.png"), (100 * chart.bars.len()).max(1100), 480)?;
     }
@@ -624,6 +629,11 @@ mod tests {
         let names: Vec<&str> = ahead.bars.iter().map(|b| b.0.as_str()).collect();
         assert_eq!(names, ["persistence", "GRU"], "a model not scored ahead has no bar");
         assert_eq!(ahead.y_max, Some(2.7));
+        // the chart's baseline is the one the runs recorded under persistence's name
+        assert_eq!(persistence_ahead(&results, 24), None);
+        let mut scored = results[0].clone();
+        scored.baselines.push((persistence_ahead_name(24), 0.9584));
+        assert_eq!(persistence_ahead(&[results[2].clone(), scored], 24), Some(0.9584));
 
         // a model with a band: its coverage, mean ± std over its runs
         let banded = [

@@ -114,7 +114,7 @@ impl<T: Real> FusionStream<'_, T> {
                 crate::error::check_len("h_backward", b, &[self.batch, h])?;
                 Ok(fuser.step(&join(f, b, h))?.to_vec())
             }
-            None => Ok(self.fusion.forward(f, b, 1, self.batch, None)?.0),
+            None => Ok(self.fusion.forward(f, b, 1, self.batch, None, &InitialState::default())?.0),
         }
     }
 }
@@ -168,27 +168,13 @@ impl<T: Real> Fusion<T> {
     }
 
     /// z for `f = h→`, `b = h←`, both `[T, B, H]`; rows past `lengths` are zero in and out.
-    ///
-    /// # Errors
-    /// Shapes that disagree.
-    pub fn forward(
-        &self,
-        f: &[T],
-        b: &[T],
-        steps: usize,
-        batch: usize,
-        lengths: Option<&[usize]>,
-    ) -> Result<(Vec<T>, FusionCache<T>)> {
-        self.forward_from(f, b, steps, batch, lengths, &InitialState::default())
-    }
-
-    /// [`Fusion::forward`] with a fuser RNN starting from `fuser_state` (the state a stream
-    /// carries from its chunk before; ignored by the other kinds). Backward treats that
-    /// state as a constant.
+    /// A fuser RNN starts from `fuser_state` (the state a stream carries from its chunk
+    /// before; `InitialState::default()`: its zero state), which backward treats as a
+    /// constant; the other kinds ignore it.
     ///
     /// # Errors
     /// Shapes that disagree, or a state that does not fit the fuser.
-    pub fn forward_from(
+    pub fn forward(
         &self,
         f: &[T],
         b: &[T],

@@ -284,9 +284,9 @@ fn fuse_for_head<T: Real>(
     let h = f.len() / (steps * batch).max(1);
     if at_head_rows {
         let (f, b) = (select_rows(f.to_vec(), rows, h), select_rows(b.to_vec(), rows, h));
-        fusion.forward(&f, &b, 1, f.len() / h.max(1), None)
+        fusion.forward(&f, &b, 1, f.len() / h.max(1), None, fuser_state)
     } else {
-        let (z, fc) = fusion.forward_from(f, b, steps, batch, input.lengths, fuser_state)?;
+        let (z, fc) = fusion.forward(f, b, steps, batch, input.lengths, fuser_state)?;
         let width = z.len() / (steps * batch).max(1);
         Ok((select_rows(z, rows, width), fc))
     }

@@ -16,22 +16,24 @@ pub type Rgb = [u8; 3];
 /// `text` in the font's ASCII: the symbols labels use spelled out (`±2σ` as `+-2sd`, `→`
 /// as `->`), anything else outside ASCII as `?`.
 fn in_ascii(text: &str) -> String {
-    text.chars()
-        .map(|ch| match ch {
-            '±' => "+-".to_string(),
-            'σ' => "sd".into(),
-            '−' | '–' | '—' => "-".into(),
-            '→' => "->".into(),
-            '←' => "<-".into(),
-            '×' => "x".into(),
-            '≥' => ">=".into(),
-            '≤' => "<=".into(),
-            'λ' => "lambda".into(),
-            '²' => "2".into(),
-            'α' => "alpha".into(),
-            c => c.to_string(),
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '±' => out.push_str("+-"),
+            'σ' => out.push_str("sd"),
+            '−' | '–' | '—' => out.push('-'),
+            '→' => out.push_str("->"),
+            '←' => out.push_str("<-"),
+            '×' => out.push('x'),
+            '≥' => out.push_str(">="),
+            '≤' => out.push_str("<="),
+            'λ' => out.push_str("lambda"),
+            '²' => out.push('2'),
+            'α' => out.push_str("alpha"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// How wide `text` is drawn, in pixels.
