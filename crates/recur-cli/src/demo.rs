@@ -14,7 +14,9 @@ use recur::report::{
     horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart, score_table,
     write_run_folder,
 };
-use recur::run::{evaluate, evaluate_calibrated, load_data, run, RunConfig, RunOutcome, TaskKind};
+use recur::run::{
+    evaluate, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig, RunOutcome, TaskKind,
+};
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, Uncertainty};
 use recur::train::{progress, set_progress, Progress};
@@ -353,7 +355,37 @@ pub(crate) fn open_run(
     kind: Option<TaskKind>,
 ) -> Result<(RunConfig, SequenceModel<f32>, PreparedSeries), String> {
     let (config, model) = open_run_model(dir, kind)?;
-    let data = load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?;
+    let data = load_run_data(dir, &config).map_err(|e| format!("{e}\n(to use the run on other data: --data FILE)"))?;
+    Ok((config, model, data))
+}
+
+/// [`open_run`], or with `--data FILE,...` given: the run on those files instead of its
+/// own data, read with its settings and fitted scaler, all of them its test part.
+pub(crate) fn open_run_on_data(
+    dir: &Path,
+    kind: Option<TaskKind>,
+    args: &Args,
+    known: &[&str],
+) -> Result<(RunConfig, SequenceModel<f32>, PreparedSeries), String> {
+    let files: String = args.get("data", known, String::new())?;
+    let files: Vec<PathBuf> = files.split(',').filter(|f| !f.trim().is_empty()).map(PathBuf::from).collect();
+    if files.is_empty() {
+        return open_run(dir, kind);
+    }
+    let (config, model, fitted) = open_run_for_serving(dir)?;
+    if let Some(k) = kind.filter(|&k| k != config.task.kind) {
+        return Err(format!("{}: the run was trained for {:?}, not {k:?}", dir.display(), config.task.kind));
+    }
+    let data = load_unseen_data(&config.data, &files, &fitted).map_err(|e| e.to_string())?;
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    eprintln!(
+        "data: {} ({} steps of {} s, {} entit{}; not seen in training: all of it scored, standardised as in training)",
+        names.join(", "),
+        data.grid.len(),
+        data.grid.bin_seconds,
+        data.entities.len(),
+        if data.entities.len() == 1 { "y" } else { "ies" }
+    );
     Ok((config, model, data))
 }
 
@@ -488,14 +520,17 @@ fn calibrate_reconstruction(
 }
 
 pub fn eval(args: &Args) -> Result<(), String> {
-    let known = ["run", "horizon", "samples"];
+    let known = ["run", "horizon", "samples", "data"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
-        return Err("usage: recur eval --run DIR [--horizon N [--samples K]] (a folder written by recur train)".into());
+        return Err(
+            "usage: recur eval --run DIR [--data FILE,...] [--horizon N [--samples K]] (a folder written by recur train)"
+                .into(),
+        );
     }
     let horizon = args.get("horizon", &known, 0usize)?;
     let samples = args.get("samples", &known, 0usize)?;
-    let (config, model, data) = open_run(&dir, None)?;
+    let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
     if horizon > 0 && config.task.kind != TaskKind::Prediction {
         return Err(format!("{}: --horizon needs a prediction run", dir.display()));
     }
@@ -546,17 +581,16 @@ pub fn eval(args: &Args) -> Result<(), String> {
 }
 
 pub fn predict(args: &Args) -> Result<(), String> {
-    let known = ["run", "out", "horizon", "signal", "samples"];
+    let known = ["run", "out", "horizon", "signal", "samples", "data"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
-        return Err(
-            "usage: recur predict --run DIR [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv] (a prediction run folder)"
-                .into(),
-        );
+        return Err("usage: recur predict --run DIR [--data FILE,...] [--horizon N [--samples K]] [--signal NAME] \
+                    [--out FILE.csv] (a prediction run folder)"
+            .into());
     }
     let horizon = args.get("horizon", &known, 1usize)?;
     let samples = args.get("samples", &known, 0usize)?;
-    let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
+    let (config, model, data) = open_run_on_data(&dir, Some(TaskKind::Prediction), args, &known)?;
     let signals = &data.grid.signals;
     let name = args.get("signal", &known, signals[0].clone())?;
     let signal = signals
@@ -623,12 +657,15 @@ pub fn predict(args: &Args) -> Result<(), String> {
 }
 
 pub fn reconstruct(args: &Args) -> Result<(), String> {
-    let known = ["run", "out"];
+    let known = ["run", "out", "data"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
-        return Err("usage: recur reconstruct --run DIR [--out FILE.csv] (a reconstruction run folder)".into());
+        return Err(
+            "usage: recur reconstruct --run DIR [--data FILE,...] [--out FILE.csv] (a reconstruction run folder)"
+                .into(),
+        );
     }
-    let (config, model, data) = open_run(&dir, Some(TaskKind::Reconstruction))?;
+    let (config, model, data) = open_run_on_data(&dir, Some(TaskKind::Reconstruction), args, &known)?;
     let calibration = run_calibration(&dir, &data.grid.signals)?;
     let csv = recur::report::filled_series_csv(&config, &data, &model, calibration).map_err(|e| e.to_string())?;
     let out = PathBuf::from(args.get("out", &known, dir.join("filled.csv").display().to_string())?);

@@ -24,8 +24,11 @@ const USAGE: &str = "usage:
       (default 2) on one thread each; no number depends on N.
   recur train --config FILE [--out DIR] [--resume true]
       Trains a run from a TOML config (every key: configs/reference.toml).
-  recur eval --run DIR [--horizon N [--samples K]]
-      Evaluates a trained run folder on its test part, with the baselines. --horizon N
+  recur eval --run DIR [--data FILE,...] [--horizon N [--samples K]]
+      Evaluates a trained run folder on its test part, with the baselines; with --data,
+      on those files instead (another period, another machine: read with the run's data
+      settings, standardised with its scaler.json, all of it scored). The run's own data
+      file changed since training (rows added) is refused, naming what changed. --horizon N
       (a causal prediction run): also 1..N steps ahead (streamed; the model's direct
       forecasts as far as task.steps_ahead reaches, then closed loop, fed its own
       forecasts) against persistence and the same time a day before, as a table and
@@ -40,9 +43,10 @@ const USAGE: &str = "usage:
       coverage and interval score before and after, and writes DIR/calibration.json,
       which eval --horizon, predict and stream then apply. A reconstruction run: one
       factor per signal (its values hidden on purpose), applied by reconstruct and stream.
-  recur predict --run DIR [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv]
+  recur predict --run DIR [--data FILE,...] [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
-      the end of each entity with a trained prediction run (each row: entity, steps
+      the end of each entity (of the run's data, or of the files --data names, read as
+      eval reads them) with a trained prediction run (each row: entity, steps
       ahead, the step's time as the data writes times), with its band where the
       model has one (±2σ or its quantiles; skewed for the signals in data.log1p; past the
       direct steps with --samples K, as eval's); with --horizon, forecast_ahead.png
@@ -71,8 +75,9 @@ const USAGE: &str = "usage:
       A PyTorch state dict (or recur_torch.save's file) as a run folder for eval, predict,
       stream and reconstruct: the model RUN.toml describes, its tensors renamed by prefix
       (e.g. rnn.=forward.,fc.=head.mean.); scored on the test part at once.
-  recur reconstruct --run DIR [--out FILE.csv]
-      Fills every missing value of a reconstruction run's data, with a ±2σ band.
+  recur reconstruct --run DIR [--data FILE,...] [--out FILE.csv]
+      Fills every missing value of a reconstruction run's data (or of the files --data
+      names, read as eval reads them), with a ±2σ band.
   recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]
       Layout, entities, sampling intervals and missingness per signal of CSV or
       Parquet files, wide or long (grid: the median interval unless --bin); the

@@ -10,7 +10,7 @@ use recur::run::{evaluate, load_data, TaskKind};
 use recur::tasks::Uncertainty;
 
 use crate::args::Args;
-use crate::demo::{load_config, open_run};
+use crate::demo::{load_config, open_run_for_serving};
 
 /// The PyTorch module that rebuilds any exportable recur model (also `tools/recur_torch.py`).
 const RECUR_TORCH: &str = include_str!("../../../tools/recur_torch.py");
@@ -22,7 +22,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         return Err("usage: recur export --run DIR [--out DIR/pytorch]".into());
     }
     let out = PathBuf::from(args.get("out", &known, dir.join("pytorch").display().to_string())?);
-    let (config, model, data) = open_run(&dir, None)?;
+    let (config, model, fitted) = open_run_for_serving(&dir)?;
     let encoder = &model.config().encoder;
     let torch_cell = encoder.cell.torch_mode().is_some();
     if !torch_cell || encoder.layer_norm || encoder.learn_initial_state {
@@ -51,12 +51,12 @@ pub fn export(args: &Args) -> Result<(), String> {
         }
         _ => "",
     };
-    let log = match data.scaler.log1p.contains(&true) {
+    let log = match fitted.scaler.log1p.contains(&true) {
         true => ", y = ln(1 + value) for the signals marked in log1p, else y = value; back: value = exp(z * std + mean) - 1 for those (a band z ± 2σ maps back skewed)",
         false => ", y = value",
     };
     // a value the training's outlier screen would take out (data.outlier_mads) is missing
-    let screened = match data.scaler.screen.iter().any(Option::is_some) {
+    let screened = match fitted.scaler.screen.iter().any(Option::is_some) {
         true => " (and where a value x lies outside its signal's screen [median, reach]: |x - median| > reach)",
         false => "",
     };
@@ -76,9 +76,8 @@ pub fn export(args: &Args) -> Result<(), String> {
             if residual { " as a correction to z_interp" } else { "" }
         ),
     };
-    let calibration =
-        recur::tasks::BandCalibration::load_from_run(&dir, &data.grid.signals).map_err(|e| e.to_string())?;
-    let band_scale = calibration.map(|c| c.scale.chunks(data.grid.channels()).map(<[f32]>::to_vec).collect::<Vec<_>>());
+    let calibration = recur::tasks::BandCalibration::load_from_run(&dir, &fitted.signals).map_err(|e| e.to_string())?;
+    let band_scale = calibration.map(|c| c.scale.chunks(fitted.signals.len()).map(<[f32]>::to_vec).collect::<Vec<_>>());
     let after = "values mapped back below a signal's floor (null: none) are lifted to it, band edges too; with band_scale \
                  (recur calibrate), "
         .to_string()
@@ -94,15 +93,15 @@ pub fn export(args: &Args) -> Result<(), String> {
         };
     // per signal, the cells besides empty, NA and NaN that mean "no value" (data.missing_values)
     let missing = config.data.missing().map_err(|e| e.to_string())?;
-    let missing_values: Vec<Vec<&String>> = data.grid.signals.iter().map(|s| missing.marks_of(s).collect()).collect();
+    let missing_values: Vec<Vec<&String>> = fitted.signals.iter().map(|s| missing.marks_of(s).collect()).collect();
     let preprocessing = serde_json::json!({
         "task": config.task.kind,
-        "signals": data.grid.signals,
-        "mean": data.scaler.mean,
-        "std": data.scaler.std,
-        "log1p": (0..data.grid.channels()).map(|j| data.scaler.is_log1p(j)).collect::<Vec<_>>(),
-        "floor": (0..data.grid.channels()).map(|j| data.scaler.floor_of(j)).collect::<Vec<_>>(),
-        "screen": (0..data.grid.channels()).map(|j| data.scaler.screen.get(j).copied().flatten()).collect::<Vec<_>>(),
+        "signals": fitted.signals,
+        "mean": fitted.scaler.mean,
+        "std": fitted.scaler.std,
+        "log1p": (0..fitted.signals.len()).map(|j| fitted.scaler.is_log1p(j)).collect::<Vec<_>>(),
+        "floor": (0..fitted.signals.len()).map(|j| fitted.scaler.floor_of(j)).collect::<Vec<_>>(),
+        "screen": (0..fitted.signals.len()).map(|j| fitted.scaler.screen.get(j).copied().flatten()).collect::<Vec<_>>(),
         "missing_values": missing_values,
         "band_scale": band_scale,
         "after": after,
@@ -110,7 +109,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         "residual": config.task.residual,
         "steps_ahead": config.task.steps_ahead,
         "uncertainty": config.task.uncertainty,
-        "bin_seconds": data.grid.bin_seconds,
+        "bin_seconds": fitted.bin_seconds,
         "input": input,
     });
     let text = serde_json::to_string_pretty(&preprocessing).map_err(|e| e.to_string())?;

@@ -355,6 +355,87 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     assert!(!ok && err.contains("line 3, column `") && err.contains("`four` is not a number"), "{err}");
 }
 
+/// A trained run on data it was not trained on (`--data`): read with the run's settings
+/// and scaler, not refitted, all of it scored. A file of exactly the run's test rows scores
+/// and forecasts as the run's own test part; the run's own file, grown since training, is
+/// refused instead of being split and scaled anew.
+#[test]
+fn eval_predict_and_reconstruct_take_data_a_run_was_not_trained_on() {
+    let dir = scratch_dir("recur-unseen-cli");
+    let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
+    let station = dir.join("station.csv");
+    std::fs::write(&station, lines[..12001].join("\n") + "\n").unwrap();
+    // the last 20 % of its 12,000 hours: the test part
+    let test_rows = dir.join("test_rows.csv");
+    std::fs::write(&test_rows, [&lines[..1], &lines[9601..12001]].concat().join("\n") + "\n").unwrap();
+    let files = format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]", station.display().to_string());
+    let (run, _) = trained_briefly(&dir, "run", &files, "kind = \"prediction\"\nwindow = 12");
+    let run = run.to_str().unwrap();
+    let data = ["--data", test_rows.to_str().unwrap()];
+
+    let (ok, own, err) = recur(&["eval", "--run", run], "");
+    assert!(ok, "{err}");
+    let (ok, unseen, err) = recur(&[&["eval", "--run", run][..], &data].concat(), "");
+    assert!(ok, "{err}");
+    assert!(err.contains("test_rows.csv (2400 steps of 3600 s, 1 entity; not seen in training"), "{err}");
+    // streamed, the run's own data warms the state through the 9,600 hours before: the same
+    // to the printed digits here, but not claimed
+    let windowed = |out: &str| -> Vec<String> {
+        out.lines().filter(|l| l.starts_with('|') && !l.contains("streamed")).map(String::from).collect()
+    };
+    assert_eq!(windowed(&own), windowed(&unseen));
+    assert_eq!(windowed(&own).len(), 5, "{own}");
+
+    let (own_csv, unseen_csv) = (dir.join("own.csv"), dir.join("unseen.csv"));
+    let (ok, _, err) = recur(&["predict", "--run", run, "--out", own_csv.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let (ok, _, err) =
+        recur(&[&["predict", "--run", run, "--out", unseen_csv.to_str().unwrap()][..], &data].concat(), "");
+    assert!(ok, "{err}");
+    let forecast = |path: &std::path::Path| -> (String, Vec<f64>) {
+        let text = std::fs::read_to_string(path).unwrap();
+        let row: Vec<String> = text.lines().nth(1).unwrap().split(',').map(String::from).collect();
+        (row[2].clone(), row[3..].iter().map(|v| v.parse().unwrap()).collect())
+    };
+    let ((own_time, own_values), (unseen_time, unseen_values)) = (forecast(&own_csv), forecast(&unseen_csv));
+    assert_eq!((own_time.as_str(), own_values.len()), (unseen_time.as_str(), 11));
+    for (a, b) in own_values.iter().zip(&unseen_values) {
+        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{own_values:?} against {unseen_values:?}");
+    }
+
+    // the run's own file, a month longer than when it was trained: refused, with the way out
+    std::fs::write(&station, lines[..12721].join("\n") + "\n").unwrap();
+    let (ok, _, err) = recur(&["eval", "--run", run], "");
+    assert!(!ok && err.contains("not the data the run in") && err.contains("--data FILE"), "{err}");
+    let (ok, _, err) = recur(&["predict", "--run", run], "");
+    assert!(!ok && err.contains("signal `PM2.5`: mean"), "{err}");
+
+    // a reconstruction run fills the gaps of a file it was not trained on, observed values kept
+    std::fs::write(&station, lines[..12001].join("\n") + "\n").unwrap();
+    let (rec, _) = trained_briefly(&dir, "rec", &files, "kind = \"reconstruction\"\nwindow = 48");
+    let filled = dir.join("filled.csv");
+    let (ok, out, err) = recur(
+        &[&["reconstruct", "--run", rec.to_str().unwrap(), "--out", filled.to_str().unwrap()][..], &data].concat(),
+        "",
+    );
+    assert!(ok, "{err}");
+    // the 11 signals' NA cells (wd, column 15, is dropped)
+    let missing: usize = lines[9601..12001]
+        .iter()
+        .map(|l| l.split(',').enumerate().filter(|&(i, c)| c == "NA" && i != 15).count())
+        .sum();
+    assert!(
+        missing > 100 && out.contains(&format!("2400 steps × 11 signals, {missing} missing values filled")),
+        "{missing}: {out}"
+    );
+    let text = std::fs::read_to_string(&filled).unwrap();
+    let first: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    let source: Vec<&str> = lines[9601].split(',').collect();
+    let (kept, read): (f64, f64) = (first[2].parse().unwrap(), source[5].parse().unwrap());
+    assert!((kept - read).abs() < 1e-5 * read && first[3] == "0", "PM2.5 observed, kept: {first:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_run_reading_the_logarithm_of_a_signal_bands_it_skewed_and_refuses_values_it_cannot_take() {
     let dir = scratch_dir("recur-stream-log1p");

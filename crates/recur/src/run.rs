@@ -4,14 +4,14 @@
 //! key is an error naming it, with its line and column.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::prepare::unknown_signal;
 use crate::data::{
-    align_to_grid, read_long, read_wide, Aggregation, EpochUnit, LongColumns, LongOptions, MissingValues,
-    PreparedSeries, SplitFractions, WideOptions,
+    align_to_grid, read_long, read_wide, Aggregation, EpochUnit, FittedScaler, GridSeries, LongColumns, LongOptions,
+    MissingValues, PreparedSeries, SplitFractions, WideOptions,
 };
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
@@ -263,32 +263,103 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
     if config.files.is_empty() {
         return Err(Error::invalid("data.files", "no file given"));
     }
+    let files: Vec<PathBuf> = config.files.iter().map(|f| base.join(f)).collect();
+    let (entities, marked) = read_entities(config, &files, &config.signals)?;
+    let mut prepared = PreparedSeries::from_entities_screened(
+        entities,
+        config.split,
+        config.outlier_mads,
+        &config.log1p,
+        &config.floor,
+    )?;
+    prepared.marked = prepared.grid.signals.iter().map(|s| marked.get(s).copied().unwrap_or(0)).collect();
+    Ok(prepared)
+}
+
+/// A run's own data (`config.data`, read again), checked against what the run was trained
+/// on: read now, its training part must give the signals, grid step and standardisation
+/// the run keeps in `dir` ([`FittedScaler`], `scaler.json`). Otherwise its files changed
+/// since (rows added or removed, a file replaced), and with them the parts the run was
+/// trained, validated and tested on and the scale its model reads: scoring it there would
+/// mislead, so it is refused; [`load_unseen_data`] reads other data for a trained run. A
+/// folder written before `scaler.json` was kept is not checked.
+///
+/// # Errors
+/// As [`load_data`]; data that is not what the run was trained on, with the first
+/// difference named.
+pub fn load_run_data(dir: &Path, config: &RunConfig) -> Result<PreparedSeries> {
+    let data = load_data(&config.data, Path::new("."))?;
+    let Some(kept) = FittedScaler::load_from_run(dir)? else { return Ok(data) };
+    if let Some(difference) = kept.difference(&FittedScaler::of(&data)) {
+        return Err(Error::invalid(
+            format!("data.files ({})", config.data.files.join(", ")),
+            format!(
+                "not the data the run in {} was trained on (its scaler.json → read now): {difference}; rows added, removed or changed since?",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+/// Files a trained run has not seen, read with its data settings (`config`: format, columns,
+/// marks of no value, time unit, grid step, aggregation, categorical columns) and prepared
+/// with what it was fitted on ([`PreparedSeries::unseen`]): only the run's signals are read
+/// (other columns are ignored), its outlier screen and standardisation are applied, not
+/// refitted, and all of it is the test part.
+///
+/// # Errors
+/// No file, every error of ingestion, and a file without a signal the run reads, named.
+pub fn load_unseen_data(config: &DataConfig, files: &[PathBuf], fitted: &FittedScaler) -> Result<PreparedSeries> {
+    if files.is_empty() {
+        return Err(Error::invalid("data", "no file given"));
+    }
+    let is_category =
+        |s: &String| config.categorical.iter().any(|c| s.starts_with(&crate::data::one_hot_signal(c, "")));
+    let read: Vec<String> = fitted.signals.iter().filter(|s| !is_category(s)).cloned().collect();
+    let (entities, marked) = read_entities(config, files, &read)?;
+    let mut prepared = PreparedSeries::unseen(entities, fitted, &config.categorical)?;
+    prepared.marked = prepared.grid.signals.iter().map(|s| marked.get(s).copied().unwrap_or(0)).collect();
+    Ok(prepared)
+}
+
+/// Every entity of `files` (one per wide file; each of a long file's) on its own grid, read
+/// with `config`'s settings but only the signals in `signals` (all of them: empty); and per
+/// signal, the cells read as gaps for holding a mark of "no value".
+///
+/// # Errors
+/// Every error of ingestion, named; a mark for a signal that is not read.
+#[allow(clippy::type_complexity)]
+fn read_entities(
+    config: &DataConfig,
+    files: &[PathBuf],
+    signals: &[String],
+) -> Result<(Vec<(String, GridSeries)>, BTreeMap<String, usize>)> {
     let missing = config.missing()?;
     let mut entities = Vec::new();
     let mut marked: BTreeMap<String, usize> = BTreeMap::new();
-    for file in &config.files {
-        let path = base.join(file);
+    for path in files {
         let series: Vec<(String, crate::data::TimeSeries)> = match config.format {
             DataFormat::Wide => {
                 let options = WideOptions {
-                    signals: config.signals.clone(),
+                    signals: signals.to_vec(),
                     drop: config.drop.clone(),
                     categorical: config.categorical.clone(),
                     missing: missing.clone(),
                     time_unit: config.time_unit,
                 };
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-                vec![(name, read_wide(&path, &options)?)]
+                vec![(name, read_wide(path, &options)?)]
             }
             DataFormat::Long => {
                 let options = LongOptions {
                     columns: config.columns.clone(),
-                    signals: config.signals.clone(),
+                    signals: signals.to_vec(),
                     drop: config.drop.clone(),
                     missing: missing.clone(),
                     time_unit: config.time_unit,
                 };
-                read_long(&path, &options)?
+                read_long(path, &options)?
             }
         };
         for (name, s) in series {
@@ -305,15 +376,7 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
             return Err(unknown_signal("data.missing_values_per_signal", name, &first.signals));
         }
     }
-    let mut prepared = PreparedSeries::from_entities_screened(
-        entities,
-        config.split,
-        config.outlier_mads,
-        &config.log1p,
-        &config.floor,
-    )?;
-    prepared.marked = prepared.grid.signals.iter().map(|s| marked.get(s).copied().unwrap_or(0)).collect();
-    Ok(prepared)
+    Ok((entities, marked))
 }
 
 /// One method's score on the test part.

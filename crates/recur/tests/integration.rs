@@ -31,6 +31,7 @@ mod text_dbpedia;
 mod text_resume;
 mod torch_parity;
 mod truncated_bptt;
+mod unseen_data;
 
 /// Every test file beside this one is one of its modules (or `compact_rows.rs`): with
 /// `autotests = false`, a file not declared here would silently never run.

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::grid::{bins_since_observed, GridSeries};
+use super::wide::one_hot_signal;
 use crate::error::{Error, Result};
 
 /// Fractions for training and validation (the rest is the test part).
@@ -377,6 +378,116 @@ pub fn robust_spread(values: &mut [f64]) -> Option<(f64, f64)> {
     Some((m, 1.4826 * median(&mut deviations)))
 }
 
+/// `grid` with its signals in the order of `signals` (see [`PreparedSeries::unseen`]).
+///
+/// # Errors
+/// A signal of `signals` that `grid` lacks and that is no category of a `categorical` column.
+fn in_signal_order(entity: &str, grid: GridSeries, signals: &[String], categorical: &[String]) -> Result<GridSeries> {
+    let (had, n) = (grid.channels(), grid.len());
+    let c = signals.len();
+    let (mut values, mut observed) = (vec![0.0f32; n * c], vec![false; n * c]);
+    for (j, signal) in signals.iter().enumerate() {
+        if let Some(i) = grid.signals.iter().position(|s| s == signal) {
+            for t in 0..n {
+                (values[t * c + j], observed[t * c + j]) = (grid.values[t * had + i], grid.observed[t * had + i]);
+            }
+            continue;
+        }
+        let column = categorical.iter().map(|col| one_hot_signal(col, "")).find(|prefix| signal.starts_with(prefix));
+        let Some(prefix) = column else {
+            let of = if entity.is_empty() { String::new() } else { format!(" of `{entity}`") };
+            return Err(Error::invalid(
+                format!("signal `{signal}`"),
+                format!("the run reads it, but the data{of} has none; its signals are {}", grid.signals.join(", ")),
+            ));
+        };
+        let siblings: Vec<usize> = (0..had).filter(|&i| grid.signals[i].starts_with(&prefix)).collect();
+        for t in 0..n {
+            observed[t * c + j] = siblings.iter().any(|&i| grid.observed[t * had + i]);
+        }
+    }
+    let delta = bins_since_observed(&observed, c);
+    Ok(GridSeries { signals: signals.to_vec(), values, observed, delta, ..grid })
+}
+
+/// Entities stacked in time on one grid: the grid, each entity's name and steps in it,
+/// and each entity's first grid time.
+///
+/// # Errors
+/// No entity; entities whose signals, bin width or kind of time differ (named).
+#[allow(clippy::type_complexity)]
+fn stack_entities(entities: &[(String, GridSeries)]) -> Result<(GridSeries, Vec<(String, Range<usize>)>, Vec<i64>)> {
+    let Some((_, first)) = entities.first() else {
+        return Err(Error::invalid("data", "no entity"));
+    };
+    let (signals, bin, clock) = (first.signals.clone(), first.bin_seconds, first.clock);
+    if let Some((name, g)) = entities.iter().find(|(_, g)| g.signals != signals || g.bin_seconds != bin) {
+        return Err(Error::invalid(
+            format!("entity `{name}`"),
+            format!(
+                "its signals {:?} or bin {} s differ from the first entity's {:?}, {} s",
+                g.signals, g.bin_seconds, signals, bin
+            ),
+        ));
+    }
+    if let Some((name, g)) = entities.iter().find(|(_, g)| g.clock != clock) {
+        let (its, first) = (g.clock.description(), clock.description());
+        return Err(Error::invalid(
+            format!("entity `{name}`"),
+            format!("its times are not of the first entity's kind (one axis for all): {its}, against {first}"),
+        ));
+    }
+    let entity_starts = entities.iter().map(|(_, g)| g.start).collect();
+    let mut grid = GridSeries {
+        signals,
+        start: first.start,
+        clock,
+        bin_seconds: bin,
+        values: Vec::new(),
+        observed: Vec::new(),
+        delta: Vec::new(),
+    };
+    let mut spans = Vec::new();
+    for (name, g) in entities {
+        let start = grid.len();
+        grid.values.extend_from_slice(&g.values);
+        grid.observed.extend_from_slice(&g.observed);
+        grid.delta.extend_from_slice(&g.delta);
+        spans.push((name.clone(), start..grid.len()));
+    }
+    Ok((grid, spans, entity_starts))
+}
+
+/// Treats as missing every observed value outside its signal's screen ([`Standardizer::screen`]:
+/// |x − m| > reach), then recomputes δ within each entity's `spans`; per signal, how many.
+fn apply_screen(grid: &mut GridSeries, spans: &[(String, Range<usize>)], screen: &[Option<(f64, f64)>]) -> Vec<usize> {
+    let c = grid.channels();
+    let mut screened = vec![0usize; c];
+    for (j, &(median, reach)) in screen.iter().enumerate().filter_map(|(j, s)| Some((j, s.as_ref()?))) {
+        for k in (j..grid.values.len()).step_by(c) {
+            if grid.observed[k] && (f64::from(grid.values[k]) - median).abs() > reach {
+                (grid.observed[k], grid.values[k]) = (false, 0.0);
+                screened[j] += 1;
+            }
+        }
+    }
+    if screened.iter().any(|&n| n > 0) {
+        for (_, r) in spans {
+            let delta = bins_since_observed(&grid.observed[r.start * c..r.end * c], c);
+            grid.delta[r.start * c..r.end * c].copy_from_slice(&delta);
+        }
+    }
+    screened
+}
+
+/// Every observed value standardised by `scaler`, every missing one 0.
+fn standardise(grid: &mut GridSeries, scaler: &Standardizer) {
+    let c = grid.channels();
+    for (k, v) in grid.values.iter_mut().enumerate() {
+        *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
+    }
+}
+
 impl PreparedSeries {
     /// One series (one entity).
     ///
@@ -422,46 +533,9 @@ impl PreparedSeries {
         if !(split.train > 0.0 && split.validation >= 0.0 && split.train + split.validation < 1.0) {
             return Err(Error::invalid("split", format!("{split:?}: train > 0 and train + validation < 1 are needed")));
         }
-        let Some((_, first)) = entities.first() else {
-            return Err(Error::invalid("data", "no entity"));
-        };
-        let (signals, bin, clock) = (first.signals.clone(), first.bin_seconds, first.clock);
-        if let Some((name, g)) = entities.iter().find(|(_, g)| g.signals != signals || g.bin_seconds != bin) {
-            return Err(Error::invalid(
-                format!("entity `{name}`"),
-                format!(
-                    "its signals {:?} or bin {} s differ from the first entity's {:?}, {} s",
-                    g.signals, g.bin_seconds, signals, bin
-                ),
-            ));
-        }
-        if let Some((name, g)) = entities.iter().find(|(_, g)| g.clock != clock) {
-            let (its, first) = (g.clock.description(), clock.description());
-            return Err(Error::invalid(
-                format!("entity `{name}`"),
-                format!("its times are not of the first entity's kind (one axis for all): {its}, against {first}"),
-            ));
-        }
-        let log1p = log1p_flags(&signals, &entities, log1p)?;
-        let floor = floor_values(&signals, &entities, floor)?;
-        let entity_starts = entities.iter().map(|(_, g)| g.start).collect();
-        let mut grid = GridSeries {
-            signals,
-            start: first.start,
-            clock,
-            bin_seconds: bin,
-            values: Vec::new(),
-            observed: Vec::new(),
-            delta: Vec::new(),
-        };
-        let mut spans = Vec::new();
-        for (name, g) in &entities {
-            let start = grid.len();
-            grid.values.extend_from_slice(&g.values);
-            grid.observed.extend_from_slice(&g.observed);
-            grid.delta.extend_from_slice(&g.delta);
-            spans.push((name.clone(), start..grid.len()));
-        }
+        let (mut grid, spans, entity_starts) = stack_entities(&entities)?;
+        let log1p = log1p_flags(&grid.signals, &entities, log1p)?;
+        let floor = floor_values(&grid.signals, &entities, floor)?;
         let (mut train, mut validation, mut test) = (Vec::new(), Vec::new(), Vec::new());
         match split.by {
             SplitBy::Time => {
@@ -494,39 +568,87 @@ impl PreparedSeries {
             }
         }
         let c = grid.channels();
-        let mut screened = vec![0usize; c];
         let mut screen = Vec::new();
         if limit > 0.0 {
-            screen = vec![None; c];
-            for (j, count) in screened.iter_mut().enumerate() {
-                let mut sample: Vec<f64> = train
-                    .iter()
-                    .flat_map(|r| r.clone())
-                    .filter(|&n| grid.observed[n * c + j])
-                    .map(|n| f64::from(grid.values[n * c + j]))
-                    .collect();
-                let Some((median, spread)) = robust_spread(&mut sample).filter(|&(_, s)| s > 0.0) else {
-                    continue;
-                };
-                screen[j] = Some((median, limit * spread));
-                for k in (j..grid.values.len()).step_by(c) {
-                    if grid.observed[k] && (f64::from(grid.values[k]) - median).abs() > limit * spread {
-                        (grid.observed[k], grid.values[k]) = (false, 0.0);
-                        *count += 1;
-                    }
-                }
-            }
-            for (_, r) in &spans {
-                let delta = bins_since_observed(&grid.observed[r.start * c..r.end * c], c);
-                grid.delta[r.start * c..r.end * c].copy_from_slice(&delta);
-            }
+            screen = (0..c)
+                .map(|j| {
+                    let mut sample: Vec<f64> = train
+                        .iter()
+                        .flat_map(|r| r.clone())
+                        .filter(|&n| grid.observed[n * c + j])
+                        .map(|n| f64::from(grid.values[n * c + j]))
+                        .collect();
+                    robust_spread(&mut sample)
+                        .filter(|&(_, s)| s > 0.0)
+                        .map(|(median, spread)| (median, limit * spread))
+                })
+                .collect();
         }
+        let screened = apply_screen(&mut grid, &spans, &screen);
         let scaler = Standardizer { floor, screen, ..Standardizer::fit(&grid, &train, &log1p)? };
-        for (k, v) in grid.values.iter_mut().enumerate() {
-            *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
-        }
+        standardise(&mut grid, &scaler);
         let marked = vec![0; c];
         Ok(PreparedSeries { grid, scaler, entities: spans, entity_starts, train, validation, test, screened, marked })
+    }
+
+    /// Data a trained run has not seen (another period, another machine), read as the run
+    /// reads its own: each entity's signals put in the run's order (`fitted.signals`; a
+    /// category of a `categorical` column that an entity never takes is 0 wherever the
+    /// column holds a value, and a category the run never saw is none of its signals), its
+    /// outliers screened and its values standardised by the run's fitted scaler, not
+    /// refitted. Every step of every entity is in the test part; there is no training or
+    /// validation part ([`PreparedSeries::is_unseen`]).
+    ///
+    /// # Errors
+    /// An entity without a signal the run reads, on another grid step, or whose times are
+    /// of another kind than the first's; a value at or below −1 of a signal standardised
+    /// after ln(1 + x), or below its signal's floor (entity, signal and time named).
+    pub fn unseen(entities: Vec<(String, GridSeries)>, fitted: &FittedScaler, categorical: &[String]) -> Result<Self> {
+        let entities = entities
+            .into_iter()
+            .map(|(name, grid)| {
+                if grid.bin_seconds != fitted.bin_seconds {
+                    return Err(Error::invalid(
+                        format!("entity `{name}`"),
+                        format!("on a grid of {} s; the run's is {} s", grid.bin_seconds, fitted.bin_seconds),
+                    ));
+                }
+                let grid = in_signal_order(&name, grid, &fitted.signals, categorical)?;
+                Ok((name, grid))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let (mut grid, spans, entity_starts) = stack_entities(&entities)?;
+        let scaler = &fitted.scaler;
+        for j in 0..grid.channels() {
+            if scaler.is_log1p(j) {
+                let why = "log1p (data.log1p) needs values above -1";
+                refuse_values(&grid.signals, &entities, j, |v| v <= -1.0, why)?;
+            }
+            if let Some(f) = scaler.floor_of(j) {
+                let why = format!("it lies below the signal's floor {f} (data.floor)");
+                refuse_values(&grid.signals, &entities, j, |v| v < f, &why)?;
+            }
+        }
+        let screened = apply_screen(&mut grid, &spans, &scaler.screen);
+        standardise(&mut grid, scaler);
+        let c = grid.channels();
+        Ok(PreparedSeries {
+            grid,
+            scaler: scaler.clone(),
+            test: spans.iter().map(|(_, r)| r.clone()).collect(),
+            entities: spans,
+            entity_starts,
+            train: Vec::new(),
+            validation: Vec::new(),
+            screened,
+            marked: vec![0; c],
+        })
+    }
+
+    /// Whether this is data a run was not trained on ([`PreparedSeries::unseen`]): all of it
+    /// test part.
+    pub fn is_unseen(&self) -> bool {
+        self.train.is_empty() && self.validation.is_empty()
     }
 
     /// Grid step `n` as a live feed would give it: each signal's value in original units,
@@ -631,6 +753,38 @@ impl FittedScaler {
             return Err(bad(format!("bin_seconds {}; it must be positive", fitted.bin_seconds)));
         }
         Ok(Some(fitted))
+    }
+
+    /// How `other` differs from it, the first difference in words, as "this → other" (`None`:
+    /// the same, the standardisation's numbers within 1e-6 relative, what a JSON round trip
+    /// keeps).
+    pub fn difference(&self, other: &FittedScaler) -> Option<String> {
+        if self.signals != other.signals {
+            return Some(format!("signals {} → {}", self.signals.join(", "), other.signals.join(", ")));
+        }
+        if self.bin_seconds != other.bin_seconds {
+            return Some(format!("grid step {} s → {} s", self.bin_seconds, other.bin_seconds));
+        }
+        let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) || a == b;
+        let (a, b) = (&self.scaler, &other.scaler);
+        for (j, signal) in self.signals.iter().enumerate() {
+            let (m, s) = (f64::from(a.mean[j]), f64::from(a.std[j]));
+            let (om, os) = (f64::from(b.mean[j]), f64::from(b.std[j]));
+            if !(close(m, om) && close(s, os)) {
+                return Some(format!(
+                    "signal `{signal}`: mean {} → {}, standard deviation {} → {} on the training part",
+                    a.mean[j], b.mean[j], a.std[j], b.std[j]
+                ));
+            }
+        }
+        let screens = |s: &Standardizer| s.screen.iter().flatten().flat_map(|&(m, r)| [m, r]).collect::<Vec<_>>();
+        let same_rest = a.log1p == b.log1p
+            && a.floor == b.floor
+            && a.score_std.len() == b.score_std.len()
+            && a.score_std.iter().zip(&b.score_std).all(|(&x, &y)| close(f64::from(x), f64::from(y)))
+            && a.screen.iter().map(Option::is_some).eq(b.screen.iter().map(Option::is_some))
+            && screens(a).iter().zip(screens(b)).all(|(&x, y)| close(x, y));
+        (!same_rest).then(|| "another log1p, floor or outlier screen of a signal".to_string())
     }
 
     /// Writes it into run folder `dir`, atomically.
@@ -914,5 +1068,65 @@ mod tests {
         sample.extend(std::iter::repeat_n(1e6, 200));
         let (median, spread) = robust_spread(&mut sample).unwrap();
         assert!((median - 5.0).abs() < 0.1 && (spread - 2.0).abs() < 0.1, "1 % wild values: {median} {spread}");
+    }
+
+    /// Synthetic: a run that read `flow` and the one-hot `state=off`, `state=on` meets a
+    /// file whose columns come in another order and whose `state` takes only `on` and a
+    /// category it never saw (`service`).
+    #[test]
+    fn unseen_entities_take_the_runs_signals_by_name_with_categories_it_never_takes_at_zero() {
+        let signals: Vec<String> = ["flow", "state=off", "state=on"].map(String::from).to_vec();
+        let fitted = FittedScaler {
+            signals: signals.clone(),
+            bin_seconds: 60,
+            scaler: Standardizer {
+                mean: vec![10.0, 0.5, 0.5],
+                std: vec![2.0, 0.5, 0.5],
+                log1p: Vec::new(),
+                score_std: Vec::new(),
+                floor: Vec::new(),
+                screen: vec![Some((10.0, 8.0)), None, None],
+            },
+        };
+        // steps: on; service; state missing; on with a flow of 30 (outside the screen)
+        let nan = f32::NAN;
+        let (values, observed) = (
+            vec![1.0, 0.0, 12.0, 0.0, 1.0, 8.0, nan, nan, 9.0, 1.0, 0.0, 30.0],
+            vec![true, true, true, true, true, true, false, false, true, true, true, true],
+        );
+        let grid = GridSeries {
+            signals: ["state=on", "state=service", "flow"].map(String::from).to_vec(),
+            start: 0,
+            clock: Clock::Calendar,
+            bin_seconds: 60,
+            delta: bins_since_observed(&observed, 3),
+            values,
+            observed,
+        };
+        let categorical = ["state".to_string()];
+        let data = PreparedSeries::unseen(vec![("pump".into(), grid.clone())], &fitted, &categorical).unwrap();
+        assert!(data.is_unseen());
+        assert_eq!((data.test.as_slice(), data.grid.signals.clone()), (std::slice::from_ref(&(0..4)), signals));
+        let observed_rows: Vec<&[bool]> = data.grid.observed.chunks(3).collect();
+        assert_eq!(observed_rows, [[true, true, true], [true, true, true], [true, false, false], [false, true, true]]);
+        let originals: Vec<Vec<Option<f32>>> = (0..4).map(|n| data.original_step(n)).collect();
+        assert_eq!(
+            originals,
+            [
+                [Some(12.0), Some(0.0), Some(1.0)],
+                [Some(8.0), Some(0.0), Some(0.0)],
+                [Some(9.0), None, None],
+                [None, Some(0.0), Some(1.0)],
+            ]
+        );
+        assert_eq!(data.screened, [1, 0, 0]);
+        assert_eq!(&data.grid.delta[9..12], [1.0, 0.0, 0.0], "δ follows the new mask");
+        // a signal the run reads that is no category of a categorical column is named
+        let err = PreparedSeries::unseen(vec![("pump".into(), grid.clone())], &fitted, &[]).unwrap_err().to_string();
+        assert!(err.contains("`state=off`") && err.contains("pump"), "{err}");
+        let minutes = GridSeries { bin_seconds: 600, ..grid };
+        let err =
+            PreparedSeries::unseen(vec![("pump".into(), minutes)], &fitted, &categorical).unwrap_err().to_string();
+        assert!(err.contains("600 s; the run's is 60 s"), "{err}");
     }
 }

@@ -305,14 +305,22 @@ pub struct PredictionTask<'a> {
 }
 
 impl<'a> PredictionTask<'a> {
+    /// On data a run has not seen ([`PreparedSeries::is_unseen`]) the task evaluates and
+    /// forecasts; it has nothing to train on.
+    ///
     /// # Errors
     /// A window shorter than 2 steps or longer than the training or validation part.
     pub fn new(series: &'a PreparedSeries, window: usize, residual: bool) -> Result<Self> {
         if window < 2 {
             return Err(Error::invalid("window", "a prediction window needs at least 2 steps"));
         }
-        series.window_starts(&series.validation, window, 1, "validation")?;
-        let train_starts = series.window_starts(&series.train, window, 1, "training")?;
+        let train_starts = match series.is_unseen() {
+            true => Vec::new(),
+            false => {
+                series.window_starts(&series.validation, window, 1, "validation")?;
+                series.window_starts(&series.train, window, 1, "training")?
+            }
+        };
         Ok(PredictionTask {
             series,
             window,

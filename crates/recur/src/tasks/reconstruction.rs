@@ -446,9 +446,16 @@ fn band_sigma(factor: f32, precision: f32) -> f32 {
 }
 
 impl<'a> ReconstructionTask<'a> {
+    /// On data a run has not seen ([`PreparedSeries::is_unseen`]) the task evaluates and
+    /// fills; it has nothing to train on.
+    ///
     /// # Errors
     /// A window longer than a part.
     pub fn new(series: &'a PreparedSeries, config: ReconstructionConfig) -> Result<Self> {
+        if series.is_unseen() {
+            series.window_starts(&series.test, config.window, config.window, "test")?;
+            return Ok(ReconstructionTask { series, config, train_rows: Vec::new(), calibration: None });
+        }
         series.window_starts(&series.validation, config.window, config.window, "validation")?;
         series.window_starts(&series.test, config.window, config.window, "test")?;
         let train_rows = match config.stream {

@@ -1,0 +1,193 @@
+//! A trained run on data it has not seen, on the bundled Beijing station (UCI, CC BY 4.0,
+//! real data): read with the run's settings and its fitted scaler, never refitted. The
+//! checks are exact: a file holding just the rows of a run's test part scores as that
+//! test part does, to the bit; and a run's own data file that changed since training is
+//! refused, naming what changed, instead of being scaled and split anew without a word.
+
+use std::path::{Path, PathBuf};
+
+use recur::data::FittedScaler;
+use recur::model::SequenceModel;
+use recur::run::{evaluate, load_data, load_run_data, load_unseen_data, RunConfig, Score, TaskKind};
+
+fn beijing_lines() -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
+    std::fs::read_to_string(path).unwrap().lines().map(String::from).collect()
+}
+
+/// An empty folder of this process for a test's files.
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("recur-unseen-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The header and data rows `rows` of the station, as a file.
+fn station_rows(lines: &[String], rows: std::ops::Range<usize>, path: &Path) {
+    let body: Vec<&str> = lines[1 + rows.start..1 + rows.end].iter().map(String::as_str).collect();
+    std::fs::write(path, format!("{}\n{}\n", lines[0], body.join("\n"))).unwrap();
+}
+
+/// The station's lines, a scratch folder `name`, and in it `station.csv`: the first 6,000
+/// hours, a run's own data in these tests.
+fn station_of_6000_hours(name: &str) -> (Vec<String>, PathBuf, PathBuf) {
+    let lines = beijing_lines();
+    let dir = scratch_dir(name);
+    let own = dir.join("station.csv");
+    station_rows(&lines, 0..6000, &own);
+    (lines, dir, own)
+}
+
+/// A run of `kind` on `file` (its first 6,000 hours), with an outlier screen and one
+/// signal read through ln(1 + x), so that both are carried to unseen data too.
+fn run_config(kind: TaskKind, file: &Path) -> RunConfig {
+    let mut config = RunConfig::default();
+    config.data.files = vec![file.display().to_string()];
+    config.data.drop = vec!["No".into(), "wd".into(), "station".into()];
+    config.data.outlier_mads = 6.0;
+    config.data.log1p = vec!["PM2.5".into()];
+    config.task.kind = kind;
+    config.task.window = 24;
+    config.model.bidirectional = kind == TaskKind::Reconstruction;
+    config
+}
+
+fn model_of(config: &RunConfig, channels: usize) -> SequenceModel<f32> {
+    let model_config = match config.task.kind {
+        TaskKind::Prediction => config.prediction().model_config(channels),
+        TaskKind::Reconstruction => config.reconstruction().model_config(channels),
+    };
+    SequenceModel::new(model_config, 7).unwrap()
+}
+
+/// Every number of a score table but the streamed scores, to compare two tables bit for bit.
+fn numbers(scores: &[Score]) -> Vec<(String, Vec<u64>)> {
+    let bits = |m: &recur::tasks::Metrics| {
+        let mut v = vec![m.scored, m.micro_mse.to_bits(), m.mae.to_bits(), m.micro_mse_original.to_bits()];
+        v.extend(m.per_signal_mse.iter().chain(&m.per_signal_mse_original).map(|x| x.to_bits()));
+        v
+    };
+    scores
+        .iter()
+        .map(|s| {
+            let mut v = bits(&s.metrics);
+            v.extend(s.coverage_2sigma.map(f64::to_bits));
+            (s.name.clone(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn a_file_of_a_runs_test_rows_scores_as_the_runs_own_test_part() {
+    let (lines, dir, own) = station_of_6000_hours("test-rows");
+    // the test part: the last 20 % of the 6,000 hourly steps (the file has a row every hour)
+    let test_rows = dir.join("test_rows.csv");
+    station_rows(&lines, 4800..6000, &test_rows);
+    for kind in [TaskKind::Prediction, TaskKind::Reconstruction] {
+        let config = run_config(kind, &own);
+        let data = load_data(&config.data, Path::new(".")).unwrap();
+        assert_eq!(data.test, std::slice::from_ref(&(4800..6000)));
+        assert!(data.screened.iter().sum::<usize>() > 0, "the screen takes some values out: {:?}", data.screened);
+        let fitted = FittedScaler::of(&data);
+        let unseen = load_unseen_data(&config.data, std::slice::from_ref(&test_rows), &fitted).unwrap();
+        assert!(unseen.is_unseen() && !data.is_unseen());
+        assert_eq!(
+            (unseen.test.clone(), &unseen.scaler),
+            (std::iter::once(0..1200).collect::<Vec<_>>(), &data.scaler),
+            "the run's scaler, not refitted"
+        );
+        let model = model_of(&config, data.grid.channels());
+        let (a, b) = (evaluate(&config, &data, &model).unwrap(), evaluate(&config, &unseen, &model).unwrap());
+        println!(
+            "{kind:?}: {}",
+            a.iter().map(|s| format!("{} {:.4}", s.name, s.metrics.micro_mse)).collect::<Vec<_>>().join(", ")
+        );
+        assert!(a[0].metrics.scored > 1000, "{}", a[0].metrics.scored);
+        assert_eq!(numbers(&a), numbers(&b), "{kind:?}: the same scores, to the bit");
+        // streamed, the model runs from its entity's first step: on the run's own data 4,800
+        // steps before the test part, on the file from its first row; what those steps
+        // leave in the state has faded to a few parts in 10⁹ of the score
+        let streamed = |s: &[Score]| s[0].streamed.as_ref().map(|m| m.micro_mse);
+        match (streamed(&a), streamed(&b)) {
+            (Some(x), Some(y)) => assert!((x - y).abs() < 1e-6 * x, "{x} against {y}"),
+            (x, y) => assert_eq!((x, y, kind), (None, None, TaskKind::Reconstruction)),
+        }
+        // and nothing is trained on data a run has not seen
+        let task = recur::tasks::PredictionTask::new(&unseen, 24, true).unwrap();
+        let model_config = config.prediction().model_config(unseen.grid.channels());
+        let err = recur::train::train(&task, &model_config, &config.prediction().train, None, false, None)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains("no training example"), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_runs_data_file_that_changed_since_training_is_refused_naming_what_changed() {
+    let (lines, dir, own) = station_of_6000_hours("changed");
+    let config = run_config(TaskKind::Prediction, &own);
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    FittedScaler::of(&load_data(&config.data, Path::new(".")).unwrap()).save_to_run(&run).unwrap();
+    assert_eq!(
+        load_run_data(&run, &config).unwrap().test,
+        std::slice::from_ref(&(4800..6000)),
+        "unchanged: read as trained"
+    );
+
+    // a month of rows appended: the training part moves, and every scale with it
+    station_rows(&lines, 0..6720, &own);
+    let err = load_run_data(&run, &config).unwrap_err().to_string();
+    assert!(err.contains("not the data the run in") && err.contains("signal `PM2.5`: mean"), "{err}");
+    assert!(err.contains("station.csv"), "the file named: {err}");
+    // one value changed in the training part is caught too
+    let mut edited = lines[..6001].to_vec();
+    let column = lines[0].split(',').position(|c| c.trim_matches('"') == "TEMP").unwrap();
+    let mut cells: Vec<String> = edited[100].split(',').map(String::from).collect();
+    cells[column] = format!("{}", cells[column].parse::<f64>().unwrap() + 5.0);
+    edited[100] = cells.join(",");
+    std::fs::write(&own, edited.join("\n") + "\n").unwrap();
+    let err = load_run_data(&run, &config).unwrap_err().to_string();
+    assert!(err.contains("signal `TEMP`: mean"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn unseen_files_are_read_by_the_runs_signal_names_not_their_column_order() {
+    let (lines, dir, own) = station_of_6000_hours("columns");
+    let config = run_config(TaskKind::Prediction, &own);
+    let fitted = FittedScaler::of(&load_data(&config.data, Path::new(".")).unwrap());
+    let in_order = dir.join("later.csv");
+    station_rows(&lines, 6000..7000, &in_order);
+    let expected = load_unseen_data(&config.data, std::slice::from_ref(&in_order), &fitted).unwrap();
+
+    // the columns reversed and a text column the run never read added
+    let rows: Vec<String> = lines[..1]
+        .iter()
+        .chain(&lines[6001..7001])
+        .enumerate()
+        .map(|(i, l)| {
+            let mut cells: Vec<&str> = l.split(',').collect();
+            cells.reverse();
+            let note = if i == 0 { "operator note" } else { "checked, ok" };
+            format!("{},\"{note}\"", cells.join(","))
+        })
+        .collect();
+    let shuffled = dir.join("shuffled.csv");
+    std::fs::write(&shuffled, rows.join("\n") + "\n").unwrap();
+    let read = load_unseen_data(&config.data, std::slice::from_ref(&shuffled), &fitted).unwrap();
+    assert_eq!(read.grid.signals, fitted.signals);
+    assert_eq!((&read.grid.values, &read.grid.observed), (&expected.grid.values, &expected.grid.observed));
+
+    // a file without one of the run's signals is named with it
+    let without: Vec<String> =
+        lines[..1].iter().chain(&lines[6001..7001]).map(|l| l.replace("\"PM10\"", "\"PM10_old\"")).collect();
+    let renamed = dir.join("renamed.csv");
+    std::fs::write(&renamed, without.join("\n") + "\n").unwrap();
+    let err = load_unseen_data(&config.data, &[renamed], &fitted).unwrap_err().to_string();
+    assert!(err.contains("renamed.csv") && err.contains("PM10"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
