@@ -490,14 +490,12 @@ pub fn filled_series_csv(
         for (i, n) in steps.clone().enumerate() {
             out.push_str(&format!("{name},{}", data.time_label(e, i)));
             for j in 0..c {
-                let observed = data.grid.observed[n * c + j];
-                let z = if observed { data.grid.values[n * c + j] } else { x_hat[i * c + j] };
-                let value = data.scaler.invert(j, z);
-                if observed {
-                    out.push_str(&format!(",{value},0,,"));
+                if data.grid.observed[n * c + j] {
+                    out.push_str(&format!(",{},0,,", data.original[n * c + j]));
                 } else {
+                    let z = x_hat[i * c + j];
                     let (low, high) = data.scaler.band(j, z, sigma[i * c + j]);
-                    out.push_str(&format!(",{value},1,{low},{high}"));
+                    out.push_str(&format!(",{},1,{low},{high}", data.scaler.invert(j, z)));
                 }
             }
             out.push('\n');

@@ -263,6 +263,11 @@ impl Standardizer {
 #[derive(Clone, Debug)]
 pub struct PreparedSeries {
     pub grid: GridSeries,
+    /// `grid.values` before standardisation: each observed value in its signal's units as
+    /// the grid holds it (after aggregation and the outlier screen), 0 where missing — what
+    /// outputs give back for an observation, exactly, where `scaler.invert` of its
+    /// standardised value would round.
+    pub original: Vec<f32>,
     pub scaler: Standardizer,
     /// Each entity's name and steps in `grid`.
     pub entities: Vec<(String, Range<usize>)>,
@@ -480,12 +485,18 @@ fn apply_screen(grid: &mut GridSeries, spans: &[(String, Range<usize>)], screen:
     screened
 }
 
-/// Every observed value standardised by `scaler`, every missing one 0.
-fn standardise(grid: &mut GridSeries, scaler: &Standardizer) {
+/// Every observed value standardised by `scaler`, every missing one 0; returns the values
+/// as they were ([`PreparedSeries::original`]).
+fn standardise(grid: &mut GridSeries, scaler: &Standardizer) -> Vec<f32> {
     let c = grid.channels();
+    let mut original = vec![0.0; grid.values.len()];
     for (k, v) in grid.values.iter_mut().enumerate() {
+        if grid.observed[k] {
+            original[k] = *v;
+        }
         *v = if grid.observed[k] { scaler.apply(k % c, *v) } else { 0.0 };
     }
+    original
 }
 
 impl PreparedSeries {
@@ -586,9 +597,20 @@ impl PreparedSeries {
         }
         let screened = apply_screen(&mut grid, &spans, &screen);
         let scaler = Standardizer { floor, screen, ..Standardizer::fit(&grid, &train, &log1p)? };
-        standardise(&mut grid, &scaler);
+        let original = standardise(&mut grid, &scaler);
         let marked = vec![0; c];
-        Ok(PreparedSeries { grid, scaler, entities: spans, entity_starts, train, validation, test, screened, marked })
+        Ok(PreparedSeries {
+            grid,
+            original,
+            scaler,
+            entities: spans,
+            entity_starts,
+            train,
+            validation,
+            test,
+            screened,
+            marked,
+        })
     }
 
     /// Data a trained run has not seen (another period, another machine), read as the run
@@ -630,10 +652,11 @@ impl PreparedSeries {
             }
         }
         let screened = apply_screen(&mut grid, &spans, &scaler.screen);
-        standardise(&mut grid, scaler);
+        let original = standardise(&mut grid, scaler);
         let c = grid.channels();
         Ok(PreparedSeries {
             grid,
+            original,
             scaler: scaler.clone(),
             test: spans.iter().map(|(_, r)| r.clone()).collect(),
             entities: spans,
@@ -655,9 +678,7 @@ impl PreparedSeries {
     /// `None` where missing (what [`crate::tasks::PredictionStream::step`] takes).
     pub fn original_step(&self, n: usize) -> Vec<Option<f32>> {
         let c = self.grid.channels();
-        (0..c)
-            .map(|j| self.grid.observed[n * c + j].then(|| self.scaler.invert(j, self.grid.values[n * c + j])))
-            .collect()
+        (0..c).map(|j| self.grid.observed[n * c + j].then_some(self.original[n * c + j])).collect()
     }
 
     /// The time of step `offset` of entity `entity` (counted from its first step; past its
