@@ -386,6 +386,13 @@ pub(crate) fn open_run_on_data(
         data.entities.len(),
         if data.entities.len() == 1 { "y" } else { "ies" }
     );
+    let concerns: Vec<String> = data.shift_from_training(&data.test).iter().filter_map(|s| s.concern()).collect();
+    match concerns.is_empty() {
+        true => eprintln!(
+            "every signal as in training (observed; mean within ±1 training sd of the training mean, spread 0.5-2×)"
+        ),
+        false => eprintln!("unlike training (in training standard deviations): {}", concerns.join("; ")),
+    }
     Ok((config, model, data))
 }
 

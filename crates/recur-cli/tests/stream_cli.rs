@@ -378,6 +378,10 @@ fn eval_predict_and_reconstruct_take_data_a_run_was_not_trained_on() {
     let (ok, unseen, err) = recur(&[&["eval", "--run", run][..], &data].concat(), "");
     assert!(ok, "{err}");
     assert!(err.contains("test_rows.csv (2400 steps of 3600 s, 1 entity; not seen in training"), "{err}");
+    assert!(
+        err.contains("unlike training (in training standard deviations): ")
+            || err.contains("every signal as in training")
+    );
     // streamed, the run's own data warms the state through the 9,600 hours before: the same
     // to the printed digits here, but not claimed
     let windowed = |out: &str| -> Vec<String> {

@@ -191,3 +191,45 @@ fn unseen_files_are_read_by_the_runs_signal_names_not_their_column_order() {
     assert!(err.contains("renamed.csv") && err.contains("PM10"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_unseen_file_unlike_the_training_part_is_named_signal_by_signal() {
+    let (lines, dir, own) = station_of_6000_hours("shift");
+    let config = run_config(TaskKind::Prediction, &own);
+    let data = load_data(&config.data, Path::new(".")).unwrap();
+    let fitted = FittedScaler::of(&data);
+    let test_rows = dir.join("test_rows.csv");
+    station_rows(&lines, 4800..6000, &test_rows);
+    let unseen = load_unseen_data(&config.data, std::slice::from_ref(&test_rows), &fitted).unwrap();
+    let shift = unseen.shift_from_training(&unseen.test);
+    assert_eq!(shift, data.shift_from_training(&data.test), "the same rows, the same comparison");
+    let on_training = data.shift_from_training(&data.train);
+    assert!(on_training.iter().all(|s| s.mean.abs() < 1e-4 && (s.std - 1.0).abs() < 1e-4), "{on_training:?}");
+    let temp = fitted.signals.iter().position(|s| s == "TEMP").unwrap();
+    println!("test part against training: {shift:?}");
+
+    // the same rows 40 °C warmer, PM10 never read
+    let header: Vec<&str> = lines[0].split(',').collect();
+    let (t, pm10) =
+        (header.iter().position(|c| *c == "\"TEMP\"").unwrap(), header.iter().position(|c| *c == "\"PM10\"").unwrap());
+    let mut rows = vec![lines[0].clone()];
+    for line in &lines[4801..6001] {
+        let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+        if let Ok(v) = cells[t].parse::<f64>() {
+            cells[t] = format!("{}", v + 40.0);
+        }
+        cells[pm10] = "NA".into();
+        rows.push(cells.join(","));
+    }
+    let shifted = dir.join("shifted.csv");
+    std::fs::write(&shifted, rows.join("\n") + "\n").unwrap();
+    let unseen = load_unseen_data(&config.data, &[shifted], &fitted).unwrap();
+    let moved = unseen.shift_from_training(&unseen.test);
+    let expected = shift[temp].mean + 40.0 / f64::from(fitted.scaler.std[temp]);
+    assert!((moved[temp].mean - expected).abs() < 1e-3, "{} against {expected}", moved[temp].mean);
+    assert!((moved[temp].std - shift[temp].std).abs() < 1e-3);
+    let concerns: Vec<String> = moved.iter().filter_map(|s| s.concern()).collect();
+    assert!(concerns.contains(&"PM10 never observed".to_string()), "{concerns:?}");
+    assert!(concerns.iter().any(|c| c.starts_with(&format!("TEMP mean +{:.1} sd", expected))), "{concerns:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -687,6 +687,30 @@ impl PreparedSeries {
         self.grid.clock.format(self.entity_starts[entity] + offset as i64 * self.grid.bin_seconds)
     }
 
+    /// Each signal over `part` against the training part it was standardised on
+    /// ([`SignalShift`]): on data a run has not seen, whether the run's model meets what it
+    /// was fitted to.
+    pub fn shift_from_training(&self, part: &[Range<usize>]) -> Vec<SignalShift> {
+        let c = self.grid.channels();
+        (0..c)
+            .map(|j| {
+                let steps = part.iter().flat_map(|r| r.clone());
+                let z = steps
+                    .clone()
+                    .filter(|&n| self.grid.observed[n * c + j])
+                    .map(|n| f64::from(self.grid.values[n * c + j]));
+                let (mean, std, seen) = moments(z);
+                let total = steps.count();
+                SignalShift {
+                    signal: self.grid.signals[j].clone(),
+                    observed: if total > 0 { seen as f64 / total as f64 } else { 0.0 },
+                    mean,
+                    std,
+                }
+            })
+            .collect()
+    }
+
     /// The steps of the entity that holds `step` (empty past the last step).
     pub fn entity_of(&self, step: usize) -> Range<usize> {
         self.entities.iter().find(|(_, r)| r.contains(&step)).map_or(step..step, |(_, r)| r.clone())
@@ -711,6 +735,36 @@ impl PreparedSeries {
             ));
         }
         Ok(starts)
+    }
+}
+
+/// One signal over some steps, in the standard units of the training part (where its
+/// values have mean 0 and standard deviation 1): the fraction of the steps it is observed
+/// in, and the mean and standard deviation of its observed values there.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SignalShift {
+    pub signal: String,
+    pub observed: f64,
+    pub mean: f64,
+    pub std: f64,
+}
+
+impl SignalShift {
+    /// Why a model fitted on the training part may not hold here, if so: the signal is never
+    /// observed, or its mean lies more than one training standard deviation from the
+    /// training mean, or its spread is under half or over twice the training one.
+    pub fn concern(&self) -> Option<String> {
+        if self.observed == 0.0 {
+            return Some(format!("{} never observed", self.signal));
+        }
+        let mut why = Vec::new();
+        if self.mean.abs() > 1.0 {
+            why.push(format!("mean {:+.1} sd", self.mean));
+        }
+        if !(0.5..=2.0).contains(&self.std) {
+            why.push(format!("spread {:.2}×", self.std));
+        }
+        (!why.is_empty()).then(|| format!("{} {}", self.signal, why.join(", ")))
     }
 }
 
