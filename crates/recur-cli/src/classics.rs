@@ -13,7 +13,7 @@ use recur::tasks::PredictionTask;
 use recur::Rng;
 
 use crate::args::Args;
-use crate::demo::open_run;
+use crate::demo::open_run_on_data;
 
 fn out_dir(args: &Args, known: &[&str], default: &str) -> Result<PathBuf, String> {
     let out = PathBuf::from(args.get("out", known, default.to_string())?);
@@ -298,11 +298,11 @@ pub fn compare(args: &Args) -> Result<(), String> {
 }
 
 /// `recur diagnose gradients --run DIR`: how far back a trained causal prediction run's
-/// forecast reads, on stretches of its test part.
+/// forecast reads, on stretches of its test part (or of the files `--data` names).
 fn diagnose_run(args: &Args) -> Result<(), String> {
-    let known = ["run", "steps", "windows", "seed"];
+    let known = ["run", "steps", "windows", "seed", "data"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
-    let (config, model, data) = open_run(&dir, Some(TaskKind::Prediction))?;
+    let (config, model, data) = open_run_on_data(&dir, Some(TaskKind::Prediction), args, &known)?;
     let prediction = config.prediction();
     // the steps back training backpropagated through
     let (trained_reach, trained_on) = match prediction.stream {
@@ -315,19 +315,20 @@ fn diagnose_run(args: &Args) -> Result<(), String> {
     let seed = args.get("seed", &known, 1u64)?;
     let task = PredictionTask::from_config(&data, &prediction).map_err(|e| e.to_string())?;
     let reach = task
-        .look_back(&model, ("test", &data.test), steps, windows, seed)
+        .look_back(&model, (if data.is_unseen() { "data" } else { "test" }, &data.test), steps, windows, seed)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let signals = &data.grid.signals;
     let c = signals.len();
     let e = &model.config().encoder;
     println!(
         "{}: {} ({} layer(s), H = {}) trained {trained_on}; its forecast's gradients over {} stretches of {steps} \
-         steps of the test part (root mean square over them; standardised units)",
+         steps of {} (root mean square over them; standardised units)",
         dir.display(),
         model_name(&model),
         e.num_layers,
         e.hidden_size,
-        reach.sequences
+        reach.sequences,
+        if data.is_unseen() { "the data given" } else { "the test part" }
     );
     let signal_total = |j: usize| (0..steps).map(|k| reach.inputs[k * reach.input_size + j].powi(2)).sum::<f64>();
     let mut top: Vec<usize> = (0..c).collect();

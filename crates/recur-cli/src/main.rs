@@ -106,10 +106,10 @@ const USAGE: &str = "usage:
       |dL/dh_t| for every t for fresh Elman, LSTM and GRU, against the bound
       |W_hh|^(T-t); then each trained on the adding problem, and how far back its
       answer reads (|dy_T/dx_t|), plotted.
-  recur diagnose gradients --run DIR [--steps T] [--windows K] [--seed S]
+  recur diagnose gradients --run DIR [--data FILE,...] [--steps T] [--windows K] [--seed S]
       How far back a trained causal prediction run's forecast reads: over K stretches
       (default 128) of T steps (default 4x what training backpropagated through) of
-      the test part, |dy_T/dh_t| (state) and |dy_T/dx_t| (all inputs, the four signals
+      the test part (or of the files --data names, read as eval reads them), |dy_T/dh_t| (state) and |dy_T/dx_t| (all inputs, the four signals
       read most) by steps back, where they fade below 1 %, and DIR/look_back.png.
   recur compare [--input D] [--hidden H] [--batch B] [--steps T] [--threads N]
       Parameters and measured training/inference speed of Elman, LSTM, GRU, BiLSTM, BiGRU.

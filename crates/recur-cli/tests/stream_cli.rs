@@ -808,6 +808,16 @@ fn diagnose_gradients_says_how_far_back_a_trained_run_reads() {
     let (ok, _, err) = recur(&["diagnose", "gradients", "--run", run_arg, "--steps", "100000"], "");
     assert!(!ok);
     assert!(err.contains("100000 steps, but the test part has only"), "{err}");
+    // on data the run was not trained on: the station's first 200 hours
+    let first = dir.join("first_hours.csv");
+    let text = std::fs::read_to_string(beijing_csv()).unwrap();
+    std::fs::write(&first, text.lines().take(201).collect::<Vec<_>>().join("\n") + "\n").unwrap();
+    let data = ["--data", first.to_str().unwrap(), "--windows", "4"];
+    let (ok, out, err) =
+        recur(&[&["diagnose", "gradients", "--run", run_arg, "--steps", "30"][..], &data].concat(), "");
+    assert!(ok && out.contains("over 4 stretches of 30 steps of the data given"), "{out}{err}");
+    let (ok, _, err) = recur(&[&["diagnose", "gradients", "--run", run_arg, "--steps", "300"][..], &data].concat(), "");
+    assert!(!ok && err.contains("300 steps, but the data part has only 200"), "{err}");
     let (recon, _) = trained_run(&dir, "recon", "", "kind = \"reconstruction\"");
     let (ok, _, err) = recur(&["diagnose", "gradients", "--run", recon.to_str().unwrap()], "");
     assert!(!ok);
