@@ -58,6 +58,12 @@ impl Canvas {
         Canvas { width, height, pixels: background.repeat(width * height) }
     }
 
+    /// The colour of pixel (x, y).
+    pub fn pixel(&self, x: usize, y: usize) -> Rgb {
+        let at = (y * self.width + x) * 3;
+        [self.pixels[at], self.pixels[at + 1], self.pixels[at + 2]]
+    }
+
     /// Blends `color` into pixel (x, y) with coverage `alpha` in [0, 1].
     pub fn blend(&mut self, x: i64, y: i64, color: Rgb, alpha: f64) {
         if x < 0 || y < 0 || x as usize >= self.width || y as usize >= self.height {

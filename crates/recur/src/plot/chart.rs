@@ -331,11 +331,15 @@ impl BarChart {
     /// # Errors
     /// The file cannot be written.
     pub fn save(&self, path: &Path, width: usize, height: usize) -> Result<()> {
+        self.render(width, height).save_png(path)
+    }
+
+    fn render(&self, width: usize, height: usize) -> Canvas {
         let mut c = Canvas::new(width, height, [255, 255, 255]);
         let f = frame(&mut c, &self.title, "", &self.y_label);
         let tallest = self.bars.iter().map(|b| b.1 + b.2.max(0.0)).fold(0.0f64, f64::max).max(1e-12) * 1.08;
         let top = self.y_max.map_or(tallest, |m| m.min(tallest));
-        let py = |y: f64| f.bottom - y.min(top) / top * (f.bottom - f.top);
+        let py = |y: f64| f.bottom - y.clamp(0.0, top) / top * (f.bottom - f.top);
         let y_ticks = ticks(0.0, top, 6);
         for (&t, label) in y_ticks.iter().zip(tick_labels(&y_ticks)) {
             let y = py(t);
@@ -360,9 +364,11 @@ impl BarChart {
                 );
                 c.text(x0, y0, &text, INK);
             } else if *err > 0.0 {
+                // a whisker past an end of the axis stops there, without its cap
                 c.line(x, py(value - err), x, py(value + err), INK, 1.5);
-                c.line(x - 6.0, py(value + err), x + 6.0, py(value + err), INK, 1.5);
-                c.line(x - 6.0, py(value - err), x + 6.0, py(value - err), INK, 1.5);
+                for end in [value + err, value - err].into_iter().filter(|e| (0.0..=top).contains(e)) {
+                    c.line(x - 6.0, py(end), x + 6.0, py(end), INK, 1.5);
+                }
             }
             for (k, line) in wrap(label, (slot / GLYPH_W as f64) as usize).iter().take(3).enumerate() {
                 let y = f.bottom as i64 + 4 + k as i64 * GLYPH_H as i64;
@@ -371,7 +377,7 @@ impl BarChart {
         }
         c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
         c.line(f.left, f.top, f.left, f.bottom, INK, 1.0);
-        c.save_png(path)
+        c
     }
 }
 
@@ -459,5 +465,19 @@ mod tests {
             assert_eq!(&bytes[1..4], b"PNG");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A spread wider than its mean (a streamed score that diverged in one seed) drew its
+    /// whisker through the axis into the labels (docs/img/compressor-reconstruction.png).
+    #[test]
+    fn a_whisker_stops_at_the_axis() {
+        let bars = BarChart { bars: vec![(String::new(), 1.0, 3.0)], ..BarChart::default() };
+        let (width, height) = (200, 200);
+        let c = bars.render(width, height);
+        // the frame's bottom is 55 pixels above the image's; the bar's centre column
+        let (bottom, x) = (height - 55, (80 + width - 20) / 2);
+        let inked = |y: usize| (x - 8..=x + 8).any(|x| c.pixel(x, y) != [255, 255, 255]);
+        assert!((bottom - 90..bottom).all(inked), "the bar and its whisker are drawn");
+        assert!(!(bottom + 2..height).any(inked), "nothing under the axis");
     }
 }
