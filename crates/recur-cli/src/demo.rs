@@ -580,7 +580,12 @@ pub fn eval(args: &Args) -> Result<(), String> {
         let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
         println!("\n1..{horizon} steps ahead, {}; test part:", horizon_method(direct, horizon));
         print!("{}", horizon_table(&ahead));
-        let plot = dir.join("horizon.png");
+        // on other data (--data), beside the run's own plot, named after the first file
+        let files: String = args.get("data", &known, String::new())?;
+        let plot = match Path::new(files.split(',').next().unwrap_or_default()).file_stem() {
+            Some(stem) => dir.join(format!("horizon_{}.png", stem.to_string_lossy())),
+            None => dir.join("horizon.png"),
+        };
         save_horizon_chart(&[(scores[0].name.clone(), &ahead.model)], &ahead, &plot).map_err(|e| e.to_string())?;
         println!("wrote {}", plot.display());
     }

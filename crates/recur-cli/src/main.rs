@@ -32,7 +32,8 @@ const USAGE: &str = "usage:
       (a causal prediction run): also 1..N steps ahead (streamed; the model's direct
       forecasts as far as task.steps_ahead reaches, then closed loop, fed its own
       forecasts) against persistence and the same time a day before, as a table and
-      DIR/horizon.png. A model with a band: its coverage (pooled, per signal, per step
+      DIR/horizon.png (with --data: DIR/horizon_STEM.png, STEM the first file's name
+      without its extension). A model with a band: its coverage (pooled, per signal, per step
       ahead), mean width and interval score. --samples K: past the direct steps too, a
       band from K sample paths (each fed draws from its own forecasts; seeded).
   recur calibrate --run DIR [--horizon N [--samples K]]

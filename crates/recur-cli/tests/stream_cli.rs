@@ -5,7 +5,7 @@
 //! line and column.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 fn repo() -> PathBuf {
@@ -389,6 +389,11 @@ fn eval_predict_and_reconstruct_take_data_a_run_was_not_trained_on() {
     };
     assert_eq!(windowed(&own), windowed(&unseen));
     assert_eq!(windowed(&own).len(), 5, "{own}");
+    // ahead, the plot goes beside the run's own, not over it
+    let (ok, out, err) = recur(&[&["eval", "--run", run, "--horizon", "2"][..], &data].concat(), "");
+    assert!(ok && out.contains("wrote") && out.contains("horizon_test_rows.png"), "{out}{err}");
+    assert!(std::fs::read(Path::new(run).join("horizon_test_rows.png")).unwrap().starts_with(b"\x89PNG"));
+    assert!(!Path::new(run).join("horizon.png").exists());
 
     let (own_csv, unseen_csv) = (dir.join("own.csv"), dir.join("unseen.csv"));
     let (ok, _, err) = recur(&["predict", "--run", run, "--out", own_csv.to_str().unwrap()], "");
