@@ -359,6 +359,12 @@ pub(crate) fn open_run(
     Ok((config, model, data))
 }
 
+/// The files `--data FILE,...` names (none without it).
+fn data_files(args: &Args, known: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let files: String = args.get("data", known, String::new())?;
+    Ok(files.split(',').filter(|f| !f.trim().is_empty()).map(PathBuf::from).collect())
+}
+
 /// [`open_run`], or with `--data FILE,...` given: the run on those files instead of its
 /// own data, read with its settings and fitted scaler, all of them its test part.
 pub(crate) fn open_run_on_data(
@@ -367,8 +373,7 @@ pub(crate) fn open_run_on_data(
     args: &Args,
     known: &[&str],
 ) -> Result<(RunConfig, SequenceModel<f32>, PreparedSeries), String> {
-    let files: String = args.get("data", known, String::new())?;
-    let files: Vec<PathBuf> = files.split(',').filter(|f| !f.trim().is_empty()).map(PathBuf::from).collect();
+    let files = data_files(args, known)?;
     if files.is_empty() {
         return open_run(dir, kind);
     }
@@ -581,8 +586,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
         println!("\n1..{horizon} steps ahead, {}; test part:", horizon_method(direct, horizon));
         print!("{}", horizon_table(&ahead));
         // on other data (--data), beside the run's own plot, named after the first file
-        let files: String = args.get("data", &known, String::new())?;
-        let plot = match Path::new(files.split(',').next().unwrap_or_default()).file_stem() {
+        let plot = match data_files(args, &known)?.first().and_then(|f| f.file_stem()) {
             Some(stem) => dir.join(format!("horizon_{}.png", stem.to_string_lossy())),
             None => dir.join("horizon.png"),
         };

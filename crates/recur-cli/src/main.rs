@@ -33,8 +33,8 @@ const USAGE: &str = "usage:
       forecasts as far as task.steps_ahead reaches, then closed loop, fed its own
       forecasts) against persistence and the same time a day before, as a table and
       DIR/horizon.png (with --data: DIR/horizon_STEM.png, STEM the first file's name
-      without its extension). A model with a band: its coverage (pooled, per signal, per step
-      ahead), mean width and interval score. --samples K: past the direct steps too, a
+      without its extension). A model with a band: its coverage (pooled, per signal, per
+      step ahead), mean width and interval score. --samples K: past the direct steps too, a
       band from K sample paths (each fed draws from its own forecasts; seeded).
   recur calibrate --run DIR [--horizon N [--samples K]]
       Calibrates a run's bands (split conformal). A causal prediction run: on the
@@ -110,8 +110,9 @@ const USAGE: &str = "usage:
   recur diagnose gradients --run DIR [--data FILE,...] [--steps T] [--windows K] [--seed S]
       How far back a trained causal prediction run's forecast reads: over K stretches
       (default 128) of T steps (default 4x what training backpropagated through) of
-      the test part (or of the files --data names, read as eval reads them), |dy_T/dh_t| (state) and |dy_T/dx_t| (all inputs, the four signals
-      read most) by steps back, where they fade below 1 %, and DIR/look_back.png.
+      the test part (or of the files --data names, read as eval reads them),
+      |dy_T/dh_t| (state) and |dy_T/dx_t| (all inputs, the four signals read most) by
+      steps back, where they fade below 1 %, and DIR/look_back.png.
   recur compare [--input D] [--hidden H] [--batch B] [--steps T] [--threads N]
       Parameters and measured training/inference speed of Elman, LSTM, GRU, BiLSTM, BiGRU.
   recur bench [--only S1,LSTM] [--quick true] [--out FILE.jsonl]
