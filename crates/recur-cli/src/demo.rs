@@ -11,11 +11,12 @@ use recur::data::inspect::TextAmongNumbers;
 use recur::data::{EpochUnit, FittedScaler, Inspection, Layout, MissingValues, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
 use recur::report::{
-    horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart, score_table,
-    write_run_folder,
+    entity_csv, entity_table, horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart,
+    score_table, write_run_folder,
 };
 use recur::run::{
-    evaluate, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig, RunOutcome, TaskKind,
+    evaluate, evaluate_by_entity, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig,
+    RunOutcome, TaskKind,
 };
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, Uncertainty};
@@ -365,6 +366,15 @@ fn data_files(args: &Args, known: &[&str]) -> Result<Vec<PathBuf>, String> {
     Ok(files.split(',').filter(|f| !f.trim().is_empty()).map(PathBuf::from).collect())
 }
 
+/// Run folder `dir`'s file `NAME.EXT` for an output of the run's own data; on other data
+/// (`--data`), beside it rather than over it: `NAME_STEM.EXT`, STEM the first file's name.
+fn output_beside_run(dir: &Path, args: &Args, known: &[&str], name: &str, ext: &str) -> Result<PathBuf, String> {
+    Ok(match data_files(args, known)?.first().and_then(|f| f.file_stem()) {
+        Some(stem) => dir.join(format!("{name}_{}.{ext}", stem.to_string_lossy())),
+        None => dir.join(format!("{name}.{ext}")),
+    })
+}
+
 /// [`open_run`], or with `--data FILE,...` given: the run on those files instead of its
 /// own data, read with its settings and fitted scaler, all of them its test part.
 pub(crate) fn open_run_on_data(
@@ -571,6 +581,19 @@ pub fn eval(args: &Args) -> Result<(), String> {
     };
     coverage("", &scores[0]);
     let calibration = run_calibration(&dir, &data.grid.signals)?;
+    let by_entity = evaluate_by_entity(&config, &data, &model, calibration.clone()).map_err(|e| e.to_string())?;
+    if by_entity.len() > 1 {
+        const SHOWN: usize = 10;
+        let file = output_beside_run(&dir, args, &known, "per_entity", "csv")?;
+        recur::io::write_atomically(&file, entity_csv(&by_entity).as_bytes()).map_err(|e| e.to_string())?;
+        let which = if by_entity.len() > SHOWN { format!("the {} worst and best; ", SHOWN / 2) } else { String::new() };
+        println!(
+            "\nby entity, micro MSE, worst against the best baseline first ({which}all {} in {}):",
+            by_entity.len(),
+            file.display()
+        );
+        print!("{}", entity_table(&by_entity, SHOWN));
+    }
     if let Some(calibration) = calibration.clone().filter(|_| scores[0].coverage_2sigma.is_some()) {
         let calibrated = evaluate_calibrated(&config, &data, &model, Some(calibration)).map_err(|e| e.to_string())?;
         coverage("calibrated (recur calibrate): ", &calibrated[0]);
@@ -585,11 +608,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
         let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
         println!("\n1..{horizon} steps ahead, {}; test part:", horizon_method(direct, horizon));
         print!("{}", horizon_table(&ahead));
-        // on other data (--data), beside the run's own plot, named after the first file
-        let plot = match data_files(args, &known)?.first().and_then(|f| f.file_stem()) {
-            Some(stem) => dir.join(format!("horizon_{}.png", stem.to_string_lossy())),
-            None => dir.join("horizon.png"),
-        };
+        let plot = output_beside_run(&dir, args, &known, "horizon", "png")?;
         save_horizon_chart(&[(scores[0].name.clone(), &ahead.model)], &ahead, &plot).map_err(|e| e.to_string())?;
         println!("wrote {}", plot.display());
     }

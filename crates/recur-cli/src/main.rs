@@ -28,7 +28,9 @@ const USAGE: &str = "usage:
       Evaluates a trained run folder on its test part, with the baselines; with --data,
       on those files instead (another period, another machine: read with the run's data
       settings, standardised with its scaler.json, all of it scored). The run's own data
-      file changed since training (rows added) is refused, naming what changed. --horizon N
+      file changed since training (rows added) is refused, naming what changed. Several
+      entities (files, stays, machines): each one's micro MSE too, worst against the best
+      baseline first, all in DIR/per_entity.csv (with --data: per_entity_STEM.csv). --horizon N
       (a causal prediction run): also 1..N steps ahead (streamed; the model's direct
       forecasts as far as task.steps_ahead reaches, then closed loop, fed its own
       forecasts) against persistence and the same time a day before, as a table and

@@ -389,6 +389,16 @@ fn eval_predict_and_reconstruct_take_data_a_run_was_not_trained_on() {
     };
     assert_eq!(windowed(&own), windowed(&unseen));
     assert_eq!(windowed(&own).len(), 5, "{own}");
+    // two files, two entities (two machines, say): each scored on its own too
+    let (first, second) = (dir.join("first.csv"), dir.join("second.csv"));
+    std::fs::write(&first, [&lines[..1], &lines[9601..10801]].concat().join("\n") + "\n").unwrap();
+    std::fs::write(&second, [&lines[..1], &lines[10801..12001]].concat().join("\n") + "\n").unwrap();
+    let both = format!("{},{}", first.display(), second.display());
+    let (ok, out, err) = recur(&["eval", "--run", run, "--data", &both], "");
+    assert!(ok && out.contains("by entity, micro MSE, worst against the best baseline first (all 2 in"), "{out}{err}");
+    let per_entity = std::fs::read_to_string(Path::new(run).join("per_entity_first.csv")).unwrap();
+    let entities: Vec<&str> = per_entity.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert!(entities == ["first", "second"] || entities == ["second", "first"], "{per_entity}");
     // ahead, the plot goes beside the run's own, not over it
     let (ok, out, err) = recur(&[&["eval", "--run", run, "--horizon", "2"][..], &data].concat(), "");
     assert!(ok && out.contains("wrote") && out.contains("horizon_test_rows.png"), "{out}{err}");

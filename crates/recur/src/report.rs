@@ -48,6 +48,66 @@ pub fn score_table(scores: &[Score]) -> String {
     out
 }
 
+/// Per entity (`run::evaluate_by_entity`): the entries scored, the micro MSE of the model,
+/// of the model streamed where it has that score, and of each baseline, and the model's over
+/// the best baseline's; worst ratio first. The column names come first.
+#[allow(clippy::type_complexity)]
+fn entity_rows(rows: &[(String, Vec<Score>)]) -> (Vec<String>, Vec<(String, u64, Vec<f64>, f64)>) {
+    let Some((_, first)) = rows.first() else { return (Vec::new(), Vec::new()) };
+    let streamed = first[0].streamed.is_some();
+    let mut columns = vec![first[0].name.clone()];
+    if streamed {
+        columns.push(format!("{}, streamed", first[0].name));
+    }
+    columns.extend(first[1..].iter().map(|s| s.name.clone()));
+    let mut out: Vec<(String, u64, Vec<f64>, f64)> = rows
+        .iter()
+        .map(|(entity, scores)| {
+            let mut values = vec![scores[0].metrics.micro_mse];
+            values.extend(scores[0].streamed.as_ref().map(|m| m.micro_mse));
+            values.extend(scores[1..].iter().map(|s| s.metrics.micro_mse));
+            let best = scores[1..].iter().map(|s| s.metrics.micro_mse).fold(f64::INFINITY, f64::min);
+            (entity.clone(), scores[0].metrics.scored, values, scores[0].metrics.micro_mse / best)
+        })
+        .collect();
+    out.sort_by(|a, b| b.3.total_cmp(&a.3));
+    (columns, out)
+}
+
+/// Each entity's micro MSE ([`crate::run::evaluate_by_entity`]) as a Markdown table, worst
+/// first by the model's micro MSE over the best baseline's: with more than `shown`
+/// entities, the `shown / 2` worst and the `shown / 2` best, the others counted between them.
+pub fn entity_table(rows: &[(String, Vec<Score>)], shown: usize) -> String {
+    let (columns, rows) = entity_rows(rows);
+    let mut out = format!("| entity | scored | {} | model / best baseline |\n", columns.join(" | "));
+    out.push_str(&format!("|---|---:|{}---:|\n", "---:|".repeat(columns.len())));
+    let line = |(entity, scored, values, ratio): &(String, u64, Vec<f64>, f64)| {
+        let cells: Vec<String> = values.iter().map(|v| format!("{v:.4}")).collect();
+        format!("| {entity} | {scored} | {} | {ratio:.3} |\n", cells.join(" | "))
+    };
+    let half = shown / 2;
+    for (i, row) in rows.iter().enumerate() {
+        if rows.len() <= shown || i < half || i >= rows.len() - half {
+            out.push_str(&line(row));
+        } else if i == half {
+            out.push_str(&format!("| … {} more | | {}|\n", rows.len() - 2 * half, "| ".repeat(columns.len())));
+        }
+    }
+    out
+}
+
+/// Every entity's row of [`entity_table`], as CSV.
+pub fn entity_csv(rows: &[(String, Vec<Score>)]) -> String {
+    let (columns, rows) = entity_rows(rows);
+    let quoted: Vec<String> = columns.iter().map(|c| crate::data::csv_quoted(c)).collect();
+    let mut out = format!("entity,scored,{},model_over_best_baseline\n", quoted.join(","));
+    for (entity, scored, values, ratio) in rows {
+        let cells: Vec<String> = values.iter().map(f64::to_string).collect();
+        out.push_str(&format!("{},{scored},{},{ratio}\n", crate::data::csv_quoted(&entity), cells.join(",")));
+    }
+    out
+}
+
 /// Decimals that show the smallest non-zero finite magnitude among `values` with
 /// `digits` significant digits (0 when it is at least 10^(digits−1); at most 12).
 fn decimals_for_significant_digits(values: impl Iterator<Item = f64>, digits: usize) -> usize {

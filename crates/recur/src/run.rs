@@ -4,6 +4,7 @@
 //! key is an error naming it, with its line and column.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -432,15 +433,54 @@ pub fn evaluate_calibrated(
     model: &SequenceModel<f32>,
     calibration: Option<BandCalibration>,
 ) -> Result<Vec<Score>> {
+    evaluate_part(config, data, model, calibration, &data.test)
+}
+
+/// Each entity's scores on its own steps of the test part, as [`evaluate_calibrated`]
+/// scores the whole part; an entity whose test steps hold no window is left out. A
+/// prediction run's scores pool to the whole part's (each forecast is scored once either
+/// way); a reconstruction run hides its values per entity, so its scores do not.
+///
+/// # Errors
+/// As [`evaluate`].
+pub fn evaluate_by_entity(
+    config: &RunConfig,
+    data: &PreparedSeries,
+    model: &SequenceModel<f32>,
+    calibration: Option<BandCalibration>,
+) -> Result<Vec<(String, Vec<Score>)>> {
+    let mut rows = Vec::new();
+    for (name, steps) in &data.entities {
+        let part: Vec<Range<usize>> = data
+            .test
+            .iter()
+            .map(|r| r.start.max(steps.start)..r.end.min(steps.end))
+            .filter(|r| r.len() >= config.task.window)
+            .collect();
+        if !part.is_empty() {
+            rows.push((name.clone(), evaluate_part(config, data, model, calibration.clone(), &part)?));
+        }
+    }
+    Ok(rows)
+}
+
+/// The scores of [`evaluate_calibrated`] on the steps `part` of `data`.
+fn evaluate_part(
+    config: &RunConfig,
+    data: &PreparedSeries,
+    model: &SequenceModel<f32>,
+    calibration: Option<BandCalibration>,
+    part: &[Range<usize>],
+) -> Result<Vec<Score>> {
     let mut scores = match config.task.kind {
         TaskKind::Prediction => {
             let p = config.prediction();
             let task = PredictionTask::new(data, p.window, p.residual)?.with_calibration(calibration);
-            let streamed = model.is_causal().then(|| task.evaluate_streamed(model, &data.test)).transpose()?;
-            let metrics = task.evaluate(model, &data.test)?;
+            let streamed = model.is_causal().then(|| task.evaluate_streamed(model, part)).transpose()?;
+            let metrics = task.evaluate(model, part)?;
             let mut scores =
                 vec![Score { name: String::new(), coverage_2sigma: metrics.coverage_2sigma, metrics, streamed }];
-            for (n, m) in prediction_baselines(data, &data.test, p.window)? {
+            for (n, m) in prediction_baselines(data, part, p.window)? {
                 scores.push(Score { name: n.to_string(), metrics: m, coverage_2sigma: None, streamed: None });
             }
             scores
@@ -448,9 +488,9 @@ pub fn evaluate_calibrated(
         TaskKind::Reconstruction => {
             let task = ReconstructionTask::new(data, config.reconstruction())?.with_calibration(calibration);
             let streams = model.is_causal() && !config.task.residual;
-            let streamed = streams.then(|| task.evaluate_streamed(model, &data.test)).transpose()?;
+            let streamed = streams.then(|| task.evaluate_streamed(model, part)).transpose()?;
             let mut scores: Vec<Score> = task
-                .evaluate(Some(model), &data.test)?
+                .evaluate(Some(model), part)?
                 .into_iter()
                 .map(|s| Score { name: s.name, metrics: s.metrics, coverage_2sigma: s.coverage_2sigma, streamed: None })
                 .collect();

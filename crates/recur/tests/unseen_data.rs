@@ -233,3 +233,51 @@ fn an_unseen_file_unlike_the_training_part_is_named_signal_by_signal() {
     assert!(concerns.iter().any(|c| c.starts_with(&format!("TEMP mean +{:.1} sd", expected))), "{concerns:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Two later files as two entities (two machines, say): each scored on its own, and a
+/// prediction run's entity scores pool to the table's, forecast for forecast.
+#[test]
+fn each_entitys_scores_pool_to_the_whole_tables() {
+    let (lines, dir, own) = station_of_6000_hours("entities");
+    let config = run_config(TaskKind::Prediction, &own);
+    let data = load_data(&config.data, Path::new(".")).unwrap();
+    let fitted = FittedScaler::of(&data);
+    let (a, b) = (dir.join("winter.csv"), dir.join("spring.csv"));
+    station_rows(&lines, 6000..7500, &a);
+    station_rows(&lines, 8000..9000, &b);
+    let unseen = load_unseen_data(&config.data, &[a, b], &fitted).unwrap();
+    let model = model_of(&config, data.grid.channels());
+    let whole = evaluate(&config, &unseen, &model).unwrap();
+    let by_entity = recur::run::evaluate_by_entity(&config, &unseen, &model, None).unwrap();
+    let names: Vec<&str> = by_entity.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["winter", "spring"]);
+    for (row, pooled) in whole.iter().enumerate() {
+        let scored: u64 = by_entity.iter().map(|(_, s)| s[row].metrics.scored).sum();
+        assert_eq!(scored, pooled.metrics.scored, "{}", pooled.name);
+        let sum: f64 = by_entity.iter().map(|(_, s)| s[row].metrics.micro_mse * s[row].metrics.scored as f64).sum();
+        let mean = sum / scored as f64;
+        assert!(
+            (mean - pooled.metrics.micro_mse).abs() < 1e-9 * mean,
+            "{}: {mean} against {}",
+            pooled.name,
+            pooled.metrics.micro_mse
+        );
+        if let Some(streamed) = &pooled.streamed {
+            let sum: f64 = by_entity
+                .iter()
+                .map(|(_, s)| s[row].streamed.as_ref().unwrap().micro_mse * s[row].metrics.scored as f64)
+                .sum();
+            assert!((sum / scored as f64 - streamed.micro_mse).abs() < 1e-9 * streamed.micro_mse);
+        }
+    }
+    let table = recur::report::entity_table(&by_entity, 10);
+    println!("{table}");
+    assert_eq!(table.lines().count(), 4, "a header, its rule and a row per entity");
+    assert!(table.lines().all(|l| l.matches('|').count() == 8), "7 columns: {table}");
+    let folded = recur::report::entity_table(&by_entity, 0);
+    assert!(folded.lines().nth(2).unwrap().starts_with("| … 2 more |"), "{folded}");
+    assert!(folded.lines().all(|l| l.matches('|').count() == 8), "7 columns: {folded}");
+    let csv = recur::report::entity_csv(&by_entity);
+    assert!(csv.starts_with("entity,scored,GRU,\"GRU, streamed\",last observation carried forward,"), "{csv}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
