@@ -9,7 +9,7 @@ use recur::plot::{LineChart, Series, Style};
 use recur::rnn::{CellKind, Rnn, RnnConfig, SequenceBatch};
 use recur::run::{model_name, TaskKind};
 use recur::tasks::adding::{adding_batch, train_adding};
-use recur::tasks::PredictionTask;
+use recur::tasks::{PredictionTask, ReconstructionTask};
 use recur::Rng;
 
 use crate::args::Args;
@@ -302,26 +302,34 @@ pub fn compare(args: &Args) -> Result<(), String> {
 fn diagnose_run(args: &Args) -> Result<(), String> {
     let known = ["run", "steps", "windows", "seed", "data"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
-    let (config, model, data) = open_run_on_data(&dir, Some(TaskKind::Prediction), args, &known)?;
-    let prediction = config.prediction();
-    // the steps back training backpropagated through
-    let (trained_reach, trained_on) = match prediction.stream {
+    let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
+    let (prediction, reconstruction) = (config.prediction(), config.reconstruction());
+    // what the model answers, and the steps back training backpropagated through
+    let (what, stream, window) = match config.task.kind {
+        TaskKind::Prediction => ("forecast", prediction.stream, prediction.window - 1),
+        TaskKind::Reconstruction => ("reconstruction", reconstruction.stream, reconstruction.window),
+    };
+    let (trained_reach, trained_on) = match stream {
         Some(s) => (s.k2, format!("on streams, backpropagating k2 = {} steps", s.k2)),
-        None => (prediction.window - 1, format!("on windows of {} input steps", prediction.window - 1)),
+        None => (window, format!("on windows of {window} input steps")),
     };
     let longest = data.test.iter().map(|r| r.len()).max().unwrap_or(0);
     let steps = args.get("steps", &known, (4 * trained_reach).min(longest).max(2))?;
     let windows = args.get("windows", &known, 128usize)?;
     let seed = args.get("seed", &known, 1u64)?;
-    let task = PredictionTask::from_config(&data, &prediction).map_err(|e| e.to_string())?;
-    let reach = task
-        .look_back(&model, (if data.is_unseen() { "data" } else { "test" }, &data.test), steps, windows, seed)
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let part = (if data.is_unseen() { "data" } else { "test" }, &data.test[..]);
+    let reach = match config.task.kind {
+        TaskKind::Prediction => PredictionTask::from_config(&data, &prediction)
+            .and_then(|task| task.look_back(&model, part, steps, windows, seed)),
+        TaskKind::Reconstruction => ReconstructionTask::new(&data, reconstruction)
+            .and_then(|task| task.look_back(&model, part, steps, windows, seed)),
+    }
+    .map_err(|e| format!("{}: {e}", dir.display()))?;
     let signals = &data.grid.signals;
     let c = signals.len();
     let e = &model.config().encoder;
     println!(
-        "{}: {} ({} layer(s), H = {}) trained {trained_on}; its forecast's gradients over {} stretches of {steps} \
+        "{}: {} ({} layer(s), H = {}) trained {trained_on}; its {what}'s gradients over {} stretches of {steps} \
          steps of {} (root mean square over them; standardised units)",
         dir.display(),
         model_name(&model),
@@ -355,7 +363,9 @@ fn diagnose_run(args: &Args) -> Result<(), String> {
     } else {
         format!("does not fade below 1 % of its largest within the {steps} steps measured (--steps)")
     };
-    println!("the forecast's input gradient {faded}; 99 % of its square lies in the last {most} steps (trained {trained_on})");
+    println!(
+        "the {what}'s input gradient {faded}; 99 % of its square lies in the last {most} steps (trained {trained_on})"
+    );
     if fades > trained_reach {
         println!("it reads further back than training backpropagated: a longer window (or k2) may help");
     }
@@ -388,9 +398,9 @@ fn diagnose_run(args: &Args) -> Result<(), String> {
     write_chart(
         &dir.join("look_back.png"),
         LineChart {
-            title: format!("How far back the forecast reads: {}", model_name(&model)),
-            x_label: "steps back from the forecast's last input".into(),
-            y_label: "|d forecast / d .| (log scale)".into(),
+            title: format!("How far back the {what} reads: {}", model_name(&model)),
+            x_label: format!("steps back from the {what}'s last input"),
+            y_label: format!("|d {what} / d .| (log scale)"),
             log_y: true,
             bands: Vec::new(),
             series,

@@ -110,7 +110,8 @@ const USAGE: &str = "usage:
       |W_hh|^(T-t); then each trained on the adding problem, and how far back its
       answer reads (|dy_T/dx_t|), plotted.
   recur diagnose gradients --run DIR [--data FILE,...] [--steps T] [--windows K] [--seed S]
-      How far back a trained causal prediction run's forecast reads: over K stretches
+      How far back a trained causal prediction run's forecast (or a causal reconstruction
+      run's reconstruction of the last step) reads: over K stretches
       (default 128) of T steps (default 4x what training backpropagated through) of
       the test part (or of the files --data names, read as eval reads them),
       |dy_T/dh_t| (state) and |dy_T/dx_t| (all inputs, the four signals read most) by

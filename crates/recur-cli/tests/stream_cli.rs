@@ -833,10 +833,16 @@ fn diagnose_gradients_says_how_far_back_a_trained_run_reads() {
     assert!(ok && out.contains("over 4 stretches of 30 steps of the data given"), "{out}{err}");
     let (ok, _, err) = recur(&[&["diagnose", "gradients", "--run", run_arg, "--steps", "300"][..], &data].concat(), "");
     assert!(!ok && err.contains("300 steps, but the data part has only 200"), "{err}");
-    let (recon, _) = trained_run(&dir, "recon", "", "kind = \"reconstruction\"");
-    let (ok, _, err) = recur(&["diagnose", "gradients", "--run", recon.to_str().unwrap()], "");
-    assert!(!ok);
-    assert!(err.contains("trained for Reconstruction, not Prediction"), "{err}");
+    // a reconstruction run: causal (no interpolation input), how far back its reconstruction
+    // of the last step reads; with the interpolation input it reads the next observation
+    let (recon, _) = trained_run(&dir, "recon", "", "kind = \"reconstruction\"\nresidual = false");
+    let recon = recon.to_str().unwrap();
+    let (ok, out, err) = recur(&["diagnose", "gradients", "--run", recon, "--steps", "30", "--windows", "4"], "");
+    assert!(ok && out.contains("its reconstruction's gradients over 4 stretches of 30 steps"), "{out}{err}");
+    assert!(out.contains("the reconstruction's input gradient"), "{out}");
+    let (residual, _) = trained_run(&dir, "residual", "", "kind = \"reconstruction\"");
+    let (ok, _, err) = recur(&["diagnose", "gradients", "--run", residual.to_str().unwrap()], "");
+    assert!(!ok && err.contains("the interpolation input reads the next observation"), "{err}");
 
     let plots = dir.join("classic");
     let (ok, out, err) = recur(&["diagnose", "gradients", "--steps", "20", "--out", plots.to_str().unwrap()], "");

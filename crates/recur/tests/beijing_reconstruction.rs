@@ -162,3 +162,51 @@ fn a_causal_reconstruction_streams_as_its_streamed_evaluation_scores_it() {
     let e = residual.stream(&report.model).err().unwrap().to_string();
     assert!(e.contains("task.residual = false"), "{e}");
 }
+
+/// How far back a causal reconstruction reads, on the station's test part: the stretches
+/// are read as a stream reads the data (each signal's standardised value where observed, 0
+/// where not, then the observation mask; nothing hidden on purpose), so the measure equals
+/// the one taken on those inputs written out by hand. A residual reconstruction reads the
+/// interpolation, the next observation with it: refused.
+#[test]
+fn a_causal_reconstructions_look_back_reads_the_stretches_as_a_stream_does() {
+    let (_, data) = beijing();
+    let config = ReconstructionConfig {
+        model: recur::model::ModelSection { bidirectional: false, ..Default::default() },
+        residual: false,
+        ..ReconstructionConfig::default()
+    };
+    let c = data.grid.channels();
+    let model = recur::model::SequenceModel::<f32>::new(config.model_config(c), 3).unwrap();
+    let task = ReconstructionTask::new(&data, config.clone()).unwrap();
+    let (steps, count) = (40, 3);
+    let reach = task.look_back(&model, ("test", &data.test), steps, count, 5).unwrap();
+    assert_eq!((reach.steps, reach.sequences, reach.input_size), (steps, count, 2 * c));
+
+    // the same stretches, spread over the test part's starts as the task spreads them
+    let test = data.test[0].clone();
+    let fits: Vec<usize> = (test.start..=test.end - steps).collect();
+    let starts: Vec<usize> = (0..count).map(|i| fits[i * (fits.len() - 1) / (count - 1)]).collect();
+    let mut x = vec![0.0f32; steps * count * 2 * c];
+    for (b, &s) in starts.iter().enumerate() {
+        for t in 0..steps {
+            for j in 0..c {
+                let (k, at) = ((s + t) * c + j, (t * count + b) * 2 * c);
+                let seen = data.grid.observed[k];
+                x[at + j] = if seen { data.grid.values[k] } else { 0.0 };
+                x[at + c + j] = if seen { 1.0 } else { 0.0 };
+            }
+        }
+    }
+    let by_hand = recur::classic::gradients::look_back(
+        &model,
+        &recur::rnn::SequenceBatch { x: &x, steps, batch: count, lengths: None },
+        5,
+    )
+    .unwrap();
+    assert_eq!((reach.inputs, reach.state), (by_hand.inputs, by_hand.state));
+
+    let residual = ReconstructionTask::new(&data, ReconstructionConfig { residual: true, ..config }).unwrap();
+    let err = residual.look_back(&model, ("test", &data.test), steps, count, 5).unwrap_err().to_string();
+    assert!(err.contains("reads the next observation"), "{err}");
+}

@@ -55,6 +55,15 @@ impl StreamTraining {
     }
 }
 
+/// The stretches of `steps` steps a look-back is measured over: `count` of the possible
+/// starts `fits` (every place one fits, in order), spread evenly over them (all of them
+/// where fewer fit).
+fn spread_stretches(fits: &[usize], count: usize, steps: usize) -> Vec<Range<usize>> {
+    let count = count.clamp(1, fits.len().max(1));
+    let spread = |i: usize| if count == 1 { 0 } else { i * (fits.len() - 1) / (count - 1) };
+    (0..count.min(fits.len())).map(|i| fits[spread(i)]..fits[spread(i)] + steps).collect()
+}
+
 /// Training streams: each range cut into consecutive pieces of at most `steps` steps (the
 /// last piece of a range shorter), empty ranges left out.
 fn cut_into_streams(ranges: impl Iterator<Item = Range<usize>>, steps: usize) -> Vec<Range<usize>> {

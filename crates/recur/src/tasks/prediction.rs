@@ -434,11 +434,9 @@ impl<'a> PredictionTask<'a> {
         seed: u64,
     ) -> Result<LookBack> {
         let fits = self.series.window_starts(part, steps, 1, part_name)?;
-        let count = count.clamp(1, fits.len());
-        let spread = |i: usize| if count == 1 { 0 } else { i * (fits.len() - 1) / (count - 1) };
-        let stretches: Vec<Range<usize>> = (0..count).map(|i| fits[spread(i)]..fits[spread(i)] + steps).collect();
+        let stretches = super::spread_stretches(&fits, count, steps);
         let batch = make_stream_batch(self.series, &stretches, steps, 1, false, 1, |s| part_end(part, s));
-        look_back(model, &SequenceBatch { x: &batch.x, steps, batch: count, lengths: None }, seed)
+        look_back(model, &SequenceBatch { x: &batch.x, steps, batch: stretches.len(), lengths: None }, seed)
     }
 
     /// Metrics of `model` on every window of `part`: of its forecasts of the step after

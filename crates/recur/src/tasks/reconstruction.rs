@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
+use crate::classic::gradients::{look_back, LookBack};
 use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::gaussian_nll;
@@ -531,6 +532,35 @@ impl<'a> ReconstructionTask<'a> {
             }
         }
         Ok((x_hat, sigma))
+    }
+
+    /// How far back a causal `model`'s reconstruction of the last step of a stretch reads
+    /// ([`LookBack`]), over `count` stretches of `steps` steps from `part` spread as
+    /// [`crate::tasks::PredictionTask::look_back`] spreads them, read as a stream reads the
+    /// data: nothing hidden on purpose. The probe is on the reconstructed values (the
+    /// precision adds none of its own).
+    ///
+    /// # Errors
+    /// A residual task (the interpolation input reads the next observation), a part with no
+    /// range of `steps` steps, or a model that reads the future.
+    pub fn look_back(
+        &self,
+        model: &SequenceModel<f32>,
+        (part_name, part): (&str, &[Range<usize>]),
+        steps: usize,
+        count: usize,
+        seed: u64,
+    ) -> Result<LookBack> {
+        if self.config.residual {
+            return Err(Error::invalid(
+                "task.residual",
+                "the interpolation input reads the next observation: the reconstruction is not causal",
+            ));
+        }
+        let fits = self.series.window_starts(part, steps, 1, part_name)?;
+        let stretches = super::spread_stretches(&fits, count, steps);
+        let batch = make_rows(self.series, &stretches, steps, steps, None, false, &mut Rng::new(0));
+        look_back(model, &SequenceBatch { x: &batch.x, steps, batch: stretches.len(), lengths: None }, seed)
     }
 
     /// The model and the baselines on `part`, all on the same hidden entries.
