@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use recur::classic::compare::{compare as measure, BatchShape, ComparisonRow};
+use recur::classic::compare::{compare as measure, slide_claims, BatchShape, SlideClaim};
 use recur::classic::gradients::{look_back, spectral_norm, state_gradient_norms};
 use recur::classic::hopfield::capacity_experiment;
 use recur::plot::{LineChart, Series, Style};
@@ -241,57 +241,11 @@ pub fn compare(args: &Args) -> Result<(), String> {
             r.inference_vs_reference
         );
     }
-    // the slide's rows, against the measurements (Elman, LSTM, GRU, BiLSTM, BiGRU)
-    let ratio = |a: usize, b: usize, f: &dyn Fn(&ComparisonRow) -> f64| f(&rows[a]) / f(&rows[b]);
-    let parameters = |r: &ComparisonRow| r.parameters as f64;
-    let train = |r: &ComparisonRow| r.train_vs_reference;
-    let faster = |x: f64| {
-        if x < 0.95 {
-            "yes"
-        } else if x > 1.05 {
-            "no"
-        } else {
-            "no (within 5 %)"
-        }
-    };
-    let slower = |x: f64| if x > 1.05 { "yes" } else { "no" };
-    let about = |x: f64, want: f64| if (x / want - 1.0).abs() < 0.1 { "yes" } else { "no" };
-    let claims = [
-        (
-            "GRU: ~25 % fewer parameters than LSTM",
-            format!("{:.0} % fewer", 100.0 * (1.0 - ratio(2, 1, &parameters))),
-            about(ratio(2, 1, &parameters), 0.75),
-        ),
-        (
-            "BiLSTM: ~2x the LSTM's parameters",
-            format!("{:.2}x", ratio(3, 1, &parameters)),
-            about(ratio(3, 1, &parameters), 2.0),
-        ),
-        (
-            "BiGRU: ~2x the GRU's parameters",
-            format!("{:.2}x", ratio(4, 2, &parameters)),
-            about(ratio(4, 2, &parameters), 2.0),
-        ),
-        (
-            "GRU trains faster than LSTM",
-            format!("{:.2}x the LSTM's time", rows[2].train_vs_reference),
-            faster(rows[2].train_vs_reference),
-        ),
-        (
-            "BiLSTM trains slower (two passes)",
-            format!("{:.2}x the LSTM's time", rows[3].train_vs_reference),
-            slower(rows[3].train_vs_reference),
-        ),
-        (
-            "BiGRU trains faster than BiLSTM",
-            format!("{:.2}x the BiLSTM's time", ratio(4, 3, &train)),
-            faster(ratio(4, 3, &train)),
-        ),
-    ];
+    let claims = slide_claims(&rows).map_err(|e| e.to_string())?;
     println!("\nthe lecture's comparison slide, measured here:");
     println!("| the slide says | measured | holds here |");
     println!("|---|---|---|");
-    for (claim, measured, holds) in claims {
+    for SlideClaim { claim, measured, holds } in claims {
         println!("| {claim} | {measured} | {holds} |");
     }
     Ok(())

@@ -581,7 +581,11 @@ pub fn eval(args: &Args) -> Result<(), String> {
     };
     coverage("", &scores[0]);
     let calibration = run_calibration(&dir, &data.grid.signals)?;
-    let by_entity = evaluate_by_entity(&config, &data, &model, calibration.clone()).map_err(|e| e.to_string())?;
+    // one entity's scores are the table's: evaluated again only where there are several
+    let by_entity = match data.entities.len() > 1 {
+        true => evaluate_by_entity(&config, &data, &model, calibration.clone()).map_err(|e| e.to_string())?,
+        false => Vec::new(),
+    };
     if by_entity.len() > 1 {
         const SHOWN: usize = 10;
         let file = output_beside_run(&dir, args, &known, "per_entity", "csv")?;

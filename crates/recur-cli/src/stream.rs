@@ -8,7 +8,7 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use recur::data::{
-    csv_fields_separated, csv_header, csv_quoted, not_a_time, one_hot_signal, one_hot_value, parse_long_time,
+    csv_fields_separated, csv_header, csv_quoted, not_a_time, one_hot_of, one_hot_value, parse_long_time,
     without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, MissingValues, TimeColumns,
 };
 use recur::run::{DataFormat, TaskKind};
@@ -197,8 +197,7 @@ impl FeedColumn {
         if let Some(column) = position(s) {
             return Ok(FeedColumn { column, category: None, reader: missing.of(s).separated_by(delimiter) });
         }
-        let Some((c, category)) = categorical.iter().find_map(|c| Some((c, s.strip_prefix(&one_hot_signal(c, ""))?)))
-        else {
+        let Some((c, category)) = one_hot_of(s, categorical) else {
             return Err(format!("no column `{s}`"));
         };
         let column =

@@ -315,9 +315,8 @@ pub fn load_unseen_data(config: &DataConfig, files: &[PathBuf], fitted: &FittedS
     if files.is_empty() {
         return Err(Error::invalid("data", "no file given"));
     }
-    let is_category =
-        |s: &String| config.categorical.iter().any(|c| s.starts_with(&crate::data::one_hot_signal(c, "")));
-    let read: Vec<String> = fitted.signals.iter().filter(|s| !is_category(s)).cloned().collect();
+    let read: Vec<String> =
+        fitted.signals.iter().filter(|s| crate::data::one_hot_of(s, &config.categorical).is_none()).cloned().collect();
     let (entities, marked) = read_entities(config, files, &read)?;
     let mut prepared = PreparedSeries::unseen(entities, fitted, &config.categorical)?;
     prepared.marked = prepared.grid.signals.iter().map(|s| marked.get(s).copied().unwrap_or(0)).collect();

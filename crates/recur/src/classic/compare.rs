@@ -347,3 +347,106 @@ pub fn compare(
     rows[reference].inference_ms = 1e3 * median(reference_inference);
     Ok(rows)
 }
+
+/// One row of the lecture's comparison slide against a measurement: what the slide says,
+/// what was measured, and whether it holds here.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SlideClaim {
+    pub claim: &'static str,
+    pub measured: String,
+    pub holds: &'static str,
+}
+
+/// The slide's six rows against `rows` measured by [`compare`] in the order Elman, LSTM,
+/// GRU, BiLSTM, BiGRU with the LSTM as reference. Parameter ratios hold within 10 % of the
+/// slide's; "faster" needs a time ratio below 0.95 (0.95–1.05 is "within 5 %"), "slower"
+/// one above 1.05.
+///
+/// # Errors
+/// Other than five rows.
+pub fn slide_claims(rows: &[ComparisonRow]) -> Result<Vec<SlideClaim>> {
+    if rows.len() != 5 {
+        return Err(crate::error::Error::invalid("rows", format!("{}: Elman, LSTM, GRU, BiLSTM, BiGRU", rows.len())));
+    }
+    let parameters = |a: usize, b: usize| rows[a].parameters as f64 / rows[b].parameters as f64;
+    let faster = |x: f64| match x {
+        x if x < 0.95 => "yes",
+        x if x > 1.05 => "no",
+        _ => "no (within 5 %)",
+    };
+    let about = |x: f64, want: f64| if (x / want - 1.0).abs() < 0.1 { "yes" } else { "no" };
+    let (gru, bilstm) = (rows[2].train_vs_reference, rows[3].train_vs_reference);
+    let bigru_vs_bilstm = rows[4].train_vs_reference / bilstm;
+    Ok(vec![
+        SlideClaim {
+            claim: "GRU: ~25 % fewer parameters than LSTM",
+            measured: format!("{:.0} % fewer", 100.0 * (1.0 - parameters(2, 1))),
+            holds: about(parameters(2, 1), 0.75),
+        },
+        SlideClaim {
+            claim: "BiLSTM: ~2x the LSTM's parameters",
+            measured: format!("{:.2}x", parameters(3, 1)),
+            holds: about(parameters(3, 1), 2.0),
+        },
+        SlideClaim {
+            claim: "BiGRU: ~2x the GRU's parameters",
+            measured: format!("{:.2}x", parameters(4, 2)),
+            holds: about(parameters(4, 2), 2.0),
+        },
+        SlideClaim {
+            claim: "GRU trains faster than LSTM",
+            measured: format!("{gru:.2}x the LSTM's time"),
+            holds: faster(gru),
+        },
+        SlideClaim {
+            claim: "BiLSTM trains slower (two passes)",
+            measured: format!("{bilstm:.2}x the LSTM's time"),
+            holds: if bilstm > 1.05 { "yes" } else { "no" },
+        },
+        SlideClaim {
+            claim: "BiGRU trains faster than BiLSTM",
+            measured: format!("{bigru_vs_bilstm:.2}x the BiLSTM's time"),
+            holds: faster(bigru_vs_bilstm),
+        },
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, parameters: usize, train_vs_reference: f64) -> ComparisonRow {
+        ComparisonRow {
+            name: name.into(),
+            parameters,
+            train_ms: 0.0,
+            inference_ms: 0.0,
+            train_vs_reference,
+            inference_vs_reference: 1.0,
+        }
+    }
+
+    #[test]
+    fn the_slides_claims_are_read_from_the_measured_ratios() {
+        // this machine's `recur compare` (D = 12, H = 64): parameters exact, times rounded
+        let rows = [
+            row("Elman", 4992, 0.3),
+            row("LSTM", 19968, 1.0),
+            row("GRU", 14976, 0.77),
+            row("BiLSTM", 39936, 2.06),
+            row("BiGRU", 29952, 1.57),
+        ];
+        let claims = slide_claims(&rows).unwrap();
+        let holds: Vec<&str> = claims.iter().map(|c| c.holds).collect();
+        assert_eq!(holds, ["yes"; 6]);
+        assert_eq!(claims[0].measured, "25 % fewer");
+        assert_eq!(claims[5].measured, "0.76x the BiLSTM's time");
+        // a GRU as slow as the LSTM, within 5 %, and a BiLSTM no slower: the slide fails
+        let mut slow = rows.clone();
+        slow[2].train_vs_reference = 1.03;
+        slow[3].train_vs_reference = 1.0;
+        let holds: Vec<&str> = slide_claims(&slow).unwrap().iter().map(|c| c.holds).collect();
+        assert_eq!(holds[3..5], ["no (within 5 %)", "no"]);
+        assert!(slide_claims(&rows[..4]).is_err());
+    }
+}

@@ -17,4 +17,4 @@ pub use prepare::{FittedScaler, PreparedSeries, SignalShift, SplitBy, SplitFract
 pub use series::{Clock, TimeSeries};
 pub(crate) use table::Table;
 pub use table::{csv_delimiter, csv_fields, csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark};
-pub use wide::{not_a_time, one_hot_signal, one_hot_value, read_wide, EpochUnit, TimeColumns, WideOptions};
+pub use wide::{not_a_time, one_hot_of, one_hot_signal, one_hot_value, read_wide, EpochUnit, TimeColumns, WideOptions};

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::grid::{bins_since_observed, GridSeries};
-use super::wide::one_hot_signal;
+use super::wide::one_hot_of;
 use crate::error::{Error, Result};
 
 /// Fractions for training and validation (the rest is the test part).
@@ -398,15 +398,15 @@ fn in_signal_order(entity: &str, grid: GridSeries, signals: &[String], categoric
             }
             continue;
         }
-        let column = categorical.iter().map(|col| one_hot_signal(col, "")).find(|prefix| signal.starts_with(prefix));
-        let Some(prefix) = column else {
+        let Some((column, _)) = one_hot_of(signal, categorical) else {
             let of = if entity.is_empty() { String::new() } else { format!(" of `{entity}`") };
             return Err(Error::invalid(
                 format!("signal `{signal}`"),
                 format!("the run reads it, but the data{of} has none; its signals are {}", grid.signals.join(", ")),
             ));
         };
-        let siblings: Vec<usize> = (0..had).filter(|&i| grid.signals[i].starts_with(&prefix)).collect();
+        let siblings: Vec<usize> =
+            (0..had).filter(|&i| one_hot_of(&grid.signals[i], categorical).is_some_and(|(c, _)| c == column)).collect();
         for t in 0..n {
             observed[t * c + j] = siblings.iter().any(|&i| grid.observed[t * had + i]);
         }

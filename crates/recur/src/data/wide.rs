@@ -212,6 +212,12 @@ pub fn one_hot_signal(column: &str, category: &str) -> String {
     format!("{column}={category}")
 }
 
+/// The categorical column (one of `categorical`) and category whose one-hot signal is
+/// `signal` ([`one_hot_signal`]: `wd=NNE` is `wd`'s `NNE`); `None` for any other signal.
+pub fn one_hot_of<'a>(signal: &'a str, categorical: &'a [String]) -> Option<(&'a str, &'a str)> {
+    categorical.iter().find_map(|c| Some((c.as_str(), signal.strip_prefix(&one_hot_signal(c, ""))?)))
+}
+
 /// A categorical `cell`'s value in `category`'s one-hot signal: 1 if it is that category, 0
 /// if another (one never seen in training is none of them), `None` where the cell holds no
 /// value (then every one of the column's signals is missing).

@@ -21,8 +21,11 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::Standardizer;
+use crate::classic::gradients::{look_back, LookBack};
+use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
+use crate::model::SequenceModel;
+use crate::rnn::SequenceBatch;
 use crate::train::Truncation;
 
 /// Training on the series as long streams with truncated BPTT (k1, k2), the state carried
@@ -55,13 +58,26 @@ impl StreamTraining {
     }
 }
 
-/// The stretches of `steps` steps a look-back is measured over: `count` of the possible
-/// starts `fits` (every place one fits, in order), spread evenly over them (all of them
-/// where fewer fit).
-fn spread_stretches(fits: &[usize], count: usize, steps: usize) -> Vec<Range<usize>> {
-    let count = count.clamp(1, fits.len().max(1));
+/// How far back `model` reads ([`look_back`]) over `count` stretches of `steps` steps of
+/// `part` (named `part_name` in errors), each inside one of its ranges, their starts spread
+/// evenly over every place one fits (all of them where fewer fit), each read as `inputs`
+/// writes the stretches (`[T, B, D]`, as the task's model reads them); probes from `seed`.
+///
+/// # Errors
+/// A part with no range of `steps` steps, or a model that reads the future.
+fn look_back_over(
+    series: &PreparedSeries,
+    model: &SequenceModel<f32>,
+    (part_name, part): (&str, &[Range<usize>]),
+    (steps, count, seed): (usize, usize, u64),
+    inputs: impl FnOnce(&[Range<usize>]) -> Vec<f32>,
+) -> Result<LookBack> {
+    let fits = series.window_starts(part, steps, 1, part_name)?;
+    let count = count.clamp(1, fits.len());
     let spread = |i: usize| if count == 1 { 0 } else { i * (fits.len() - 1) / (count - 1) };
-    (0..count.min(fits.len())).map(|i| fits[spread(i)]..fits[spread(i)] + steps).collect()
+    let stretches: Vec<Range<usize>> = (0..count).map(|i| fits[spread(i)]..fits[spread(i)] + steps).collect();
+    let x = inputs(&stretches);
+    look_back(model, &SequenceBatch { x: &x, steps, batch: count, lengths: None }, seed)
 }
 
 /// Training streams: each range cut into consecutive pieces of at most `steps` steps (the

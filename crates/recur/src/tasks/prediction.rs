@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
-use crate::classic::gradients::{look_back, LookBack};
+use crate::classic::gradients::LookBack;
 use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::{gaussian_nll_precision, masked_mse, quantile_band};
@@ -433,10 +433,9 @@ impl<'a> PredictionTask<'a> {
         count: usize,
         seed: u64,
     ) -> Result<LookBack> {
-        let fits = self.series.window_starts(part, steps, 1, part_name)?;
-        let stretches = super::spread_stretches(&fits, count, steps);
-        let batch = make_stream_batch(self.series, &stretches, steps, 1, false, 1, |s| part_end(part, s));
-        look_back(model, &SequenceBatch { x: &batch.x, steps, batch: stretches.len(), lengths: None }, seed)
+        super::look_back_over(self.series, model, (part_name, part), (steps, count, seed), |stretches| {
+            make_stream_batch(self.series, stretches, steps, 1, false, 1, |s| part_end(part, s)).x
+        })
     }
 
     /// Metrics of `model` on every window of `part`: of its forecasts of the step after

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::StreamTraining;
-use crate::classic::gradients::{look_back, LookBack};
+use crate::classic::gradients::LookBack;
 use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::gaussian_nll;
@@ -557,10 +557,9 @@ impl<'a> ReconstructionTask<'a> {
                 "the interpolation input reads the next observation: the reconstruction is not causal",
             ));
         }
-        let fits = self.series.window_starts(part, steps, 1, part_name)?;
-        let stretches = super::spread_stretches(&fits, count, steps);
-        let batch = make_rows(self.series, &stretches, steps, steps, None, false, &mut Rng::new(0));
-        look_back(model, &SequenceBatch { x: &batch.x, steps, batch: stretches.len(), lengths: None }, seed)
+        super::look_back_over(self.series, model, (part_name, part), (steps, count, seed), |stretches| {
+            make_rows(self.series, stretches, steps, steps, None, false, &mut Rng::new(0)).x
+        })
     }
 
     /// The model and the baselines on `part`, all on the same hidden entries.
