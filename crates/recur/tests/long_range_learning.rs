@@ -24,7 +24,9 @@ fn lstm_and_gru_solve_a_lag_at_which_elman_fails() {
     // the first marked value lies 45–49 steps before the last: the answers of the trained
     // LSTM and GRU read it as strongly as anything nearer (measured, `recur diagnose
     // gradients`: |∂y/∂x| 4.4e-1 and 5.4e-1 there, 2.4e-1 and 2.9e-1 at the last step),
-    // Elman's gradient has vanished there (4.7e-36 against 7.2e-2)
+    // Elman's gradient has vanished there: 4.7e-36 against 7.2e-2 on the AVX2 machine,
+    // 5.5e-10 against 6.8e-2 on an AVX-512 one (the products sum in another order, and the
+    // trained Elman differs), so "vanished" is under a millionth of the last step's
     let mut rng = Rng::new(1 ^ 0x100c);
     let (x, _) = adding_batch(50, 256, &mut rng);
     let input = SequenceBatch { x: &x, steps: 50, batch: 256, lengths: None };
@@ -38,7 +40,7 @@ fn lstm_and_gru_solve_a_lag_at_which_elman_fails() {
             reach.all_inputs(0)
         );
         if r.cell == CellKind::ElmanTanh {
-            assert!(first_mark < 1e-12 * reach.all_inputs(0), "Elman's gradient 45-49 steps back: {first_mark}");
+            assert!(first_mark < 1e-6 * reach.all_inputs(0), "Elman's gradient 45-49 steps back: {first_mark}");
         } else {
             assert!(first_mark > 0.5 * largest, "{:?} reads the first mark at {first_mark} of {largest}", r.cell);
         }
