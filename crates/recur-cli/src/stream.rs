@@ -74,8 +74,9 @@ impl Feed {
     }
 }
 
-/// A complete grid step: its time as the data writes times, and each signal's value.
-type GridStep = (String, Vec<Option<f32>>);
+/// A complete grid step: its bin's start, that time as the data writes times, and each
+/// signal's value.
+type GridStep = (i64, String, Vec<Option<f32>>);
 
 /// Rows at their own times onto the run's grid, as training read and aligned them: one
 /// clock and one entity per stream; a wide feed's times increasing, a long feed's values of
@@ -135,14 +136,14 @@ impl FeedAligner {
             let _ = self.push(p.time, &p.values(), &mut completed);
         }
         let clock = self.clock.unwrap_or_default();
-        self.grid.finish(|start, step| completed.push((clock.format(start), step.to_vec())));
+        self.grid.finish(|start, step| completed.push((start, clock.format(start), step.to_vec())));
         completed
     }
 
     fn push(&mut self, time: i64, values: &[Option<f32>], completed: &mut Vec<GridStep>) -> Result<(), String> {
         let clock = self.clock.unwrap_or_default();
         self.grid
-            .push(time, values, |start, step| completed.push((clock.format(start), step.to_vec())))
+            .push(time, values, |start, step| completed.push((start, clock.format(start), step.to_vec())))
             .map_err(|e| e.to_string())
     }
 }
@@ -226,6 +227,21 @@ impl Live<'_> {
         match self {
             Live::Prediction(s) => s.signals(),
             Live::Reconstruction(s) => s.signals(),
+        }
+    }
+
+    fn reads_calendar(&self) -> bool {
+        match self {
+            Live::Prediction(s) => s.reads_calendar(),
+            Live::Reconstruction(s) => s.reads_calendar(),
+        }
+    }
+
+    /// The next step is at `time` (a model reading calendar inputs needs it).
+    fn at(&mut self, time: i64) {
+        match self {
+            Live::Prediction(s) => s.at(time),
+            Live::Reconstruction(s) => s.at(time),
         }
     }
 
@@ -341,7 +357,9 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let mut stream = open()?;
     // one step through a throwaway stream first: the first call's page faults and cold
     // caches are the process's start, not a step of the stream
-    open()?.step(&vec![None; stream.signals().len()], horizon, paths, &mut Rng::new(0)).map_err(|e| e.to_string())?;
+    let mut warm = open()?;
+    warm.at(0);
+    warm.step(&vec![None; stream.signals().len()], horizon, paths, &mut Rng::new(0)).map_err(|e| e.to_string())?;
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -394,6 +412,16 @@ pub fn stream(args: &Args) -> Result<(), String> {
     };
     // rows at their own times are aligned onto the grid; a long feed's always are
     let align = matches!(feed, Feed::Long { .. } | Feed::Wide { time: Some(_), .. });
+    // rows already on the grid give a model reading the calendar each step's time
+    let row_time = match !align && stream.reads_calendar() {
+        false => None,
+        true => Some(TimeColumns::find(&names).ok_or_else(|| {
+            at_line_1(format!(
+                "the run reads calendar inputs (data.calendar = {:?}): each row needs its time (a column `timestamp`, `time`, `date` or `year,month,day[,hour]`)",
+                config.data.calendar.iter().map(|c| c.name()).collect::<Vec<_>>()
+            ))
+        })?),
+    };
     // a row's other columns pass through; aligned, a step is a bin of rows, so none do
     let passed: Vec<usize> = match &feed {
         Feed::Wide { sources, time: None } => {
@@ -413,27 +441,32 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
     // per signal, the values training's outlier screen takes out (read as gaps by the model)
     let mut screened = vec![0usize; c];
-    // one grid step through the model, its answer written after `leading` cells; false once
-    // the reader has gone away
-    let mut serve = |values: &[Option<f32>], leading: Vec<String>, line: usize| -> Result<bool, String> {
-        for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
-            *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
-        }
-        let started = std::time::Instant::now();
-        let answer = stream.step(values, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
-        let micros_now = started.elapsed().as_secs_f64() * 1e6;
-        micros.push(micros_now);
-        if budget > 0.0 && micros_now > budget {
-            if over_budget.is_empty() {
-                eprintln!(
-                    "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
-                );
+    // one grid step (at its bin's start `at`, where known) through the model, its answer
+    // written after `leading` cells; false once the reader has gone away
+    let mut serve =
+        |values: &[Option<f32>], at: Option<i64>, leading: Vec<String>, line: usize| -> Result<bool, String> {
+            if let Some(at) = at {
+                stream.at(at);
             }
-            over_budget.push(line);
-        }
-        let cells: Vec<String> = leading.into_iter().chain(answer.cells(values)).collect();
-        Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
-    };
+            for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
+                *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
+            }
+            let started = std::time::Instant::now();
+            let answer =
+                stream.step(values, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
+            let micros_now = started.elapsed().as_secs_f64() * 1e6;
+            micros.push(micros_now);
+            if budget > 0.0 && micros_now > budget {
+                if over_budget.is_empty() {
+                    eprintln!(
+                        "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
+                    );
+                }
+                over_budget.push(line);
+            }
+            let cells: Vec<String> = leading.into_iter().chain(answer.cells(values)).collect();
+            Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
+        };
     let grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
     let mut aligner = FeedAligner { grid, long, clock: None, entity: None, pending: None };
     let mut last_line = 1;
@@ -453,21 +486,29 @@ pub fn stream(args: &Args) -> Result<(), String> {
         })?;
         let Some(row) = row else { continue };
         if row.time.is_none() {
+            let at = row_time
+                .as_ref()
+                .map(|columns| columns.read(|i| &fields[i], config.data.time_unit))
+                .transpose()
+                .map_err(|(column, why)| {
+                let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
+                format!("{input}: line {last_line}{column}: {why}")
+            })?;
             let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
-            if !serve(&values, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
+            if !serve(&values, at, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
                 return Ok(());
             }
             continue;
         }
-        for (time, step) in aligner.add(row).map_err(|why| format!("{input}: line {last_line}: {why}"))? {
-            if !serve(&step, vec![time], last_line)? {
+        for (start, time, step) in aligner.add(row).map_err(|why| format!("{input}: line {last_line}: {why}"))? {
+            if !serve(&step, Some(start), vec![time], last_line)? {
                 return Ok(());
             }
         }
     }
     // aligned, the feed's end completes its last bin
-    for (time, step) in aligner.finish() {
-        if !serve(&step, vec![time], last_line)? {
+    for (start, time, step) in aligner.finish() {
+        if !serve(&step, Some(start), vec![time], last_line)? {
             return Ok(());
         }
     }

@@ -76,6 +76,10 @@ pub fn export(args: &Args) -> Result<(), String> {
             if residual { " as a correction to z_interp" } else { "" }
         ),
     };
+    let input = match fitted.calendar.is_empty() {
+        true => input,
+        false => format!("{input}. Inputs per step: the signals' above, {}", fitted.calendar.description()),
+    };
     let calibration = recur::tasks::BandCalibration::load_from_run(&dir, &fitted.signals).map_err(|e| e.to_string())?;
     let band_scale = calibration.map(|c| c.scale.chunks(fitted.signals.len()).map(<[f32]>::to_vec).collect::<Vec<_>>());
     let after = "values mapped back below a signal's floor (null: none) are lifted to it, band edges too; with band_scale \
@@ -110,6 +114,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         "steps_ahead": config.task.steps_ahead,
         "uncertainty": config.task.uncertainty,
         "bin_seconds": fitted.bin_seconds,
+        "calendar": fitted.calendar,
         "input": input,
     });
     let text = serde_json::to_string_pretty(&preprocessing).map_err(|e| e.to_string())?;

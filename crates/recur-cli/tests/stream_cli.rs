@@ -355,6 +355,76 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     assert!(!ok && err.contains("line 3, column `") && err.contains("`four` is not a number"), "{err}");
 }
 
+/// A run that reads the calendar (`data.calendar`: the phases of each hour in its day and
+/// week) on the bundled station: `recur stream` takes each row's time from the feed's own
+/// time columns (year, month, day, hour), answering as the library's stream does when given
+/// the time of the first step, and the same aligned; the same rows a day later are other
+/// inputs; a feed without times is refused, naming the calendar; `recur export` says how the
+/// inputs are made.
+#[test]
+fn a_run_reading_the_calendar_streams_each_row_at_its_own_time() {
+    let dir = scratch_dir("recur-stream-calendar");
+    let (run, _) = trained_run(&dir, "run", "calendar = [\"day\", \"week\"]", "kind = \"prediction\"\nwindow = 12");
+    let run_arg = run.to_str().unwrap();
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let rows: Vec<&str> = text.lines().take(49).collect();
+    let feed = rows.join("\n") + "\n";
+    let (ok, plain, err) = recur(&["stream", "--run", run_arg], &feed);
+    assert!(ok, "{err}");
+    let forecasts = |out: &str, leading: usize| -> Vec<Vec<String>> {
+        out.lines().skip(1).map(|l| l.split(',').skip(leading).map(String::from).collect()).collect()
+    };
+    let plain = forecasts(&plain, 7);
+    assert_eq!(plain.len(), 48);
+
+    // the library's stream over the run's data, told when its first step is
+    let config = recur::run::RunConfig::load(run.join("run.toml")).unwrap();
+    let data = recur::run::load_run_data(&run, &config).unwrap();
+    let model = recur::model::SequenceModel::<f32>::load(run.join("model.safetensors")).unwrap();
+    let task = recur::tasks::PredictionTask::from_config(&data, &config.prediction()).unwrap();
+    let mut live = task.stream(&model).unwrap();
+    live.at(data.step_time(0));
+    for (n, cli) in plain.iter().enumerate() {
+        let ours: Vec<String> = live.step(&data.original_step(n)).unwrap().iter().map(f32::to_string).collect();
+        assert_eq!(*cli, ours, "hour {n}");
+    }
+
+    // aligned, each hour answered as the next row completes it: the same forecasts
+    let (ok, aligned, err) = recur(&["stream", "--run", run_arg, "--align", "true"], &feed);
+    assert!(ok, "{err}");
+    assert_eq!(forecasts(&aligned, 1), plain);
+
+    // the same rows a day later (a Saturday, not a Friday) read another phase of the week
+    let later: Vec<String> = rows[1..]
+        .iter()
+        .map(|r| {
+            let mut f: Vec<String> = r.split(',').map(String::from).collect();
+            f[3] = (f[3].parse::<u32>().unwrap() + 1).to_string();
+            f.join(",")
+        })
+        .collect();
+    let (ok, shifted, err) = recur(&["stream", "--run", run_arg], &format!("{}\n{}\n", rows[0], later.join("\n")));
+    assert!(ok, "{err}");
+    let shifted = forecasts(&shifted, 7);
+    assert!(shifted.iter().zip(&plain).all(|(a, b)| a != b), "every forecast moves with the week's phase");
+
+    // without times the calendar cannot be read
+    let untimed: Vec<String> = rows.iter().map(|r| r.split(',').skip(5).collect::<Vec<_>>().join(",")).collect();
+    let (ok, _, err) = recur(&["stream", "--run", run_arg], &(untimed.join("\n") + "\n"));
+    assert!(
+        !ok && err.contains("line 1: the run reads calendar inputs") && err.contains("[\"day\", \"week\"]"),
+        "{err}"
+    );
+
+    let export = dir.join("export");
+    let (ok, _, err) = recur(&["export", "--run", run_arg, "--out", export.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let preprocessing = std::fs::read_to_string(export.join("preprocessing.json")).unwrap();
+    assert!(preprocessing.contains("\"cycles\": [\n      \"day\",\n      \"week\"\n    ]"), "{preprocessing}");
+    assert!(preprocessing.contains("per cycle [sin 2πφ, cos 2πφ]"), "{preprocessing}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A trained run on data it was not trained on (`--data`): read with the run's settings
 /// and scaler, not refitted, all of it scored. A file of exactly the run's test rows scores
 /// and forecasts as the run's own test part; the run's own file, grown since training, is

@@ -4,7 +4,9 @@
 //!     cargo run --release -p recur --example serve_run -- RUN_DIR < steps.csv
 //! Each line of stdin is one grid step: the run's signals in its order (`scaler.json`), an
 //! empty cell where a value is missing; each line out, the next step's forecast and, where
-//! the model has one, its band.
+//! the model has one, its band. A run that reads calendar inputs (`data.calendar`) takes
+//! the first step's time after RUN_DIR (seconds since 1970-01-01 UTC, its bin's start);
+//! each line is one grid step after the one before.
 use std::io::BufRead;
 use std::path::PathBuf;
 
@@ -20,6 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fitted = FittedScaler::load_from_run(&dir)?.ok_or("no scaler.json: a run folder written by recur train")?;
     let calibration = BandCalibration::load_from_run(&dir, &fitted.signals)?;
     let mut stream = PredictionStream::new(&model, &fitted, config.task.window, config.task.residual, calibration)?;
+    if let Some(first) = std::env::args().nth(2) {
+        stream.at(first.parse().map_err(|_| format!("`{first}`: the first step's time in seconds since 1970"))?);
+    }
     eprintln!("signals, in this order: {}", stream.signals().join(","));
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line?;

@@ -140,9 +140,10 @@ impl GridConfig {
                 })
             }
         };
-        // the same entries scored in the same units: only the transform may change
+        // the same entries scored in the same units: only the transform and the calendar
+        // inputs may change
         let changed = match over.get("data") {
-            Some(toml::Value::Table(data)) => data.keys().find(|k| !["log1p", "floor"].contains(&k.as_str())).cloned(),
+            Some(toml::Value::Table(data)) => data.keys().find(|k| !VARIANT_DATA_KEYS.contains(&k.as_str())).cloned(),
             Some(_) => Some(String::new()),
             None => None,
         };
@@ -150,8 +151,9 @@ impl GridConfig {
             return Err(Error::Format {
                 path: origin.to_path_buf(),
                 why: format!(
-                    "variant `{name}` changes `data{}`; a grid runs on one data set (a variant may change data.log1p and data.floor only)",
-                    if key.is_empty() { String::new() } else { format!(".{key}") }
+                    "variant `{name}` changes `data{}`; a grid runs on one data set (a variant may change data.{} only)",
+                    if key.is_empty() { String::new() } else { format!(".{key}") },
+                    VARIANT_DATA_KEYS.join(", data.")
                 ),
             });
         }
@@ -176,6 +178,9 @@ impl GridConfig {
     }
 }
 
+/// The keys of `[data]` a grid's variant may set: how the one data set is read, not which.
+const VARIANT_DATA_KEYS: [&str; 4] = ["log1p", "floor", "calendar", "calendar_utc_offset_hours"];
+
 /// Runs every (variant, seed) of `grid` not yet finished under `out/<grid name>/`, this
 /// shard's share only; `base_dir` resolves the data paths. Returns how many ran.
 ///
@@ -183,11 +188,16 @@ impl GridConfig {
 /// Data that cannot be loaded, or a run that fails (named by variant and seed).
 pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usize), base_dir: &Path) -> Result<usize> {
     let dir = out.join(&grid.name);
-    // the grid's data, prepared once for each `data.log1p` and `data.floor` its variants ask for
+    // the grid's data, prepared once for each transform and calendar its variants ask for
     let mut prepared: Vec<(&DataConfig, PreparedSeries)> = Vec::new();
     let variants: Vec<(String, RunConfig)> =
         (0..grid.variants.len()).map(|v| grid.variant(v, origin)).collect::<Result<_>>()?;
-    let same_transforms = |a: &DataConfig, b: &DataConfig| a.log1p == b.log1p && a.floor == b.floor;
+    let same_transforms = |a: &DataConfig, b: &DataConfig| {
+        a.log1p == b.log1p
+            && a.floor == b.floor
+            && a.calendar == b.calendar
+            && a.calendar_utc_offset_hours == b.calendar_utc_offset_hours
+    };
     for (_, config) in &variants {
         if !prepared.iter().any(|(data, _)| same_transforms(data, &config.data)) {
             prepared.push((&config.data, load_data(&config.data, base_dir)?));

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::prepare::unknown_signal;
 use crate::data::{
-    align_to_grid, read_long, read_wide, Aggregation, EpochUnit, FittedScaler, GridSeries, LongColumns, LongOptions,
-    MissingValues, PreparedSeries, SplitFractions, WideOptions,
+    align_to_grid, read_long, read_wide, Aggregation, Calendar, CalendarCycle, EpochUnit, FittedScaler, GridSeries,
+    LongColumns, LongOptions, MissingValues, PreparedSeries, SplitFractions, WideOptions,
 };
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
@@ -74,6 +74,13 @@ pub struct DataConfig {
     /// Marks of "no value" in one signal only (name → marks), for a sentinel that is a real
     /// value elsewhere: PhysioNet 2012's `{ Weight = ["-1"], Height = ["-1"] }`.
     pub missing_values_per_signal: BTreeMap<String, Vec<String>>,
+    /// Calendar inputs the model reads beside the signals ([`crate::data::Calendar`]): for
+    /// each of `day`, `week`, `year`, the sine and cosine of the phase of a step's local time
+    /// in it. Known ahead, never predicted nor scored; calendar times only.
+    pub calendar: Vec<CalendarCycle>,
+    /// The local time the calendar inputs follow, UTC + this many hours (fixed: no daylight
+    /// saving). Times read without an offset are taken as UTC: leave it 0 for them.
+    pub calendar_utc_offset_hours: f64,
     pub split: SplitFractions,
 }
 
@@ -84,6 +91,14 @@ impl DataConfig {
     /// An empty mark, naming its key.
     pub fn missing(&self) -> Result<MissingValues> {
         MissingValues::new(&self.missing_values, &self.missing_values_per_signal)
+    }
+
+    /// The calendar inputs this config names.
+    ///
+    /// # Errors
+    /// As [`Calendar::new`].
+    pub fn calendar(&self) -> Result<Calendar> {
+        Calendar::new(&self.calendar, self.calendar_utc_offset_hours)
     }
 }
 
@@ -104,6 +119,8 @@ impl Default for DataConfig {
             time_unit: EpochUnit::Seconds,
             missing_values: Vec::new(),
             missing_values_per_signal: BTreeMap::new(),
+            calendar: Vec::new(),
+            calendar_utc_offset_hours: 0.0,
             split: SplitFractions::default(),
         }
     }
@@ -209,6 +226,7 @@ impl RunConfig {
             stream: self.task.stream,
             steps_ahead: self.task.steps_ahead,
             uncertainty: self.task.uncertainty,
+            calendar_inputs: 2 * self.data.calendar.len(),
             train: self.train.clone(),
         }
     }
@@ -231,6 +249,7 @@ impl RunConfig {
             evaluation_seed: self.task.evaluation_seed,
             residual: self.task.residual,
             stream: self.task.stream,
+            calendar_inputs: 2 * self.data.calendar.len(),
             train: self.train.clone(),
         }
     }
@@ -274,7 +293,7 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
         &config.floor,
     )?;
     prepared.marked = prepared.grid.signals.iter().map(|s| marked.get(s).copied().unwrap_or(0)).collect();
-    Ok(prepared)
+    prepared.with_calendar(config.calendar()?)
 }
 
 /// A run's own data (`config.data`, read again), checked against what the run was trained

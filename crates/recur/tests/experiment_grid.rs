@@ -103,6 +103,10 @@ fn a_variant_with_an_unknown_key_is_named() {
     std::fs::write(&path, GRID.replace("data = { log1p = [\"PM2.5\"] }", "data = { files = [\"other.csv\"] }"))
         .unwrap();
     let err = GridConfig::load(&path).unwrap_err().to_string();
-    assert!(err.contains("changes `data.files`") && err.contains("data.log1p and data.floor only"), "{err}");
+    assert!(
+        err.contains("changes `data.files`")
+            && err.contains("may change data.log1p, data.floor, data.calendar, data.calendar_utc_offset_hours only"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&root).unwrap();
 }

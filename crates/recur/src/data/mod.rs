@@ -1,5 +1,6 @@
 //! Time-series data: ingestion (CSV, Parquet), inspection, grid alignment with masks, splits, standardisation, windows.
 
+pub mod calendar;
 pub mod grid;
 pub mod inspect;
 pub mod long;
@@ -9,6 +10,7 @@ pub mod series;
 mod table;
 pub mod wide;
 
+pub use calendar::{Calendar, CalendarCycle};
 pub use grid::{align_to_grid, Aggregation, GridSeries, LiveGrid};
 pub use inspect::{Inspection, Layout, SignalMissingness};
 pub use long::{parse_long_time, read_long, LongColumns, LongOptions};

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::calendar::Calendar;
 use super::grid::{bins_since_observed, GridSeries};
+use super::series::Clock;
 use super::wide::one_hot_of;
 use crate::error::{Error, Result};
 
@@ -282,6 +284,9 @@ pub struct PreparedSeries {
     /// Per signal: cells read as gaps for holding a mark of "no value" (`data.missing_values`),
     /// summed over the files and entities ([`crate::data::TimeSeries::marked`]).
     pub marked: Vec<usize>,
+    /// The calendar inputs a model of this data reads beside the signals (none by default;
+    /// [`PreparedSeries::with_calendar`]).
+    pub calendar: Calendar,
 }
 
 /// Per signal, whether it is in `names`.
@@ -610,6 +615,7 @@ impl PreparedSeries {
             test,
             screened,
             marked,
+            calendar: Calendar::default(),
         })
     }
 
@@ -654,7 +660,7 @@ impl PreparedSeries {
         let screened = apply_screen(&mut grid, &spans, &scaler.screen);
         let original = standardise(&mut grid, scaler);
         let c = grid.channels();
-        Ok(PreparedSeries {
+        PreparedSeries {
             grid,
             original,
             scaler: scaler.clone(),
@@ -665,7 +671,46 @@ impl PreparedSeries {
             validation: Vec::new(),
             screened,
             marked: vec![0; c],
-        })
+            calendar: Calendar::default(),
+        }
+        .with_calendar(fitted.calendar.clone())
+    }
+
+    /// The same data, its models reading `calendar`'s inputs beside the signals.
+    ///
+    /// # Errors
+    /// Calendar inputs for data whose times are elapsed since each entity's start
+    /// (PhysioNet's `47:30`), which have no time of day.
+    pub fn with_calendar(mut self, calendar: Calendar) -> Result<Self> {
+        if !calendar.is_empty() && self.grid.clock != Clock::Calendar {
+            return Err(Error::invalid(
+                "data.calendar",
+                format!(
+                    "the data's times are {}, not calendar times: they have no time of day, week or year",
+                    self.grid.clock.description()
+                ),
+            ));
+        }
+        self.calendar = calendar;
+        Ok(self)
+    }
+
+    /// The time of grid step `n` (its bin's start), in `grid.clock`'s seconds (past the
+    /// last step: counted on from the last entity's start).
+    pub fn step_time(&self, n: usize) -> i64 {
+        // the entities' steps follow one another: the last one starting at or before n
+        let e = self.entities.partition_point(|(_, r)| r.start <= n).saturating_sub(1);
+        let start = self.entities.get(e).map_or(0, |(_, r)| r.start);
+        self.entity_starts.get(e).copied().unwrap_or(self.grid.start)
+            + (n as i64 - start as i64) * self.grid.bin_seconds
+    }
+
+    /// The calendar inputs of grid step `n` into `out` (`[calendar.width()]`; nothing
+    /// without calendar inputs).
+    pub fn write_calendar(&self, n: usize, out: &mut [f32]) {
+        if !self.calendar.is_empty() {
+            self.calendar.write(self.step_time(n), out);
+        }
     }
 
     /// Whether this is data a run was not trained on ([`PreparedSeries::unseen`]): all of it
@@ -780,6 +825,10 @@ pub struct FittedScaler {
     pub signals: Vec<String>,
     pub bin_seconds: i64,
     pub scaler: Standardizer,
+    /// The calendar inputs the model reads after the signals (none in folders written
+    /// before they existed).
+    #[serde(default, skip_serializing_if = "Calendar::is_empty")]
+    pub calendar: Calendar,
 }
 
 impl FittedScaler {
@@ -789,6 +838,7 @@ impl FittedScaler {
             signals: data.grid.signals.clone(),
             bin_seconds: data.grid.bin_seconds,
             scaler: data.scaler.clone(),
+            calendar: data.calendar.clone(),
         }
     }
 
@@ -840,6 +890,10 @@ impl FittedScaler {
         if self.bin_seconds != other.bin_seconds {
             return Some(format!("grid step {} s → {} s", self.bin_seconds, other.bin_seconds));
         }
+        if self.calendar != other.calendar {
+            let names = |c: &Calendar| format!("[{}] at UTC{:+} s", c.input_names().join(", "), c.utc_offset_seconds);
+            return Some(format!("calendar inputs {} → {}", names(&self.calendar), names(&other.calendar)));
+        }
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) || a == b;
         let (a, b) = (&self.scaler, &other.scaler);
         for (j, signal) in self.signals.iter().enumerate() {
@@ -874,7 +928,6 @@ impl FittedScaler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Clock;
 
     /// A synthetic signal: a sine with one wild value (a unit error) in its test part and
     /// a second, ordinary signal.
@@ -1162,6 +1215,7 @@ mod tests {
                 floor: Vec::new(),
                 screen: vec![Some((10.0, 8.0)), None, None],
             },
+            calendar: Calendar::default(),
         };
         // steps: on; service; state missing; on with a flow of 30 (outside the screen)
         let nan = f32::NAN;

@@ -22,7 +22,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::classic::gradients::{look_back, LookBack};
-use crate::data::{PreparedSeries, Standardizer};
+use crate::data::{Calendar, FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::model::SequenceModel;
 use crate::rnn::SequenceBatch;
@@ -84,6 +84,88 @@ fn look_back_over(
 /// last piece of a range shorter), empty ranges left out.
 fn cut_into_streams(ranges: impl Iterator<Item = Range<usize>>, steps: usize) -> Vec<Range<usize>> {
     ranges.flat_map(|r| (r.start..r.end).step_by(steps.max(1)).map(move |s| s..(s + steps).min(r.end))).collect()
+}
+
+/// Whether a task's model config reads the calendar inputs its data has.
+///
+/// # Errors
+/// `inputs` other than the data's calendar inputs (a config built without them).
+fn check_calendar_inputs(series: &PreparedSeries, inputs: usize) -> Result<()> {
+    if inputs != series.calendar.width() {
+        return Err(Error::invalid(
+            "calendar inputs",
+            format!(
+                "the model config reads {inputs} per step, the data has {} ({})",
+                series.calendar.width(),
+                series.calendar.input_names().join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// How a model's input count mentions the calendar inputs, if it reads any.
+fn calendar_clause(calendar: &Calendar) -> String {
+    match calendar.is_empty() {
+        true => String::new(),
+        false => format!(" and {} calendar inputs ({})", calendar.width(), calendar.input_names().join(", ")),
+    }
+}
+
+/// A live stream's clock, for a model that reads calendar inputs ([`Calendar`]): the time
+/// of the next step fed, each step one grid bin after the one before.
+#[derive(Clone, Debug)]
+struct StepClock {
+    calendar: Calendar,
+    bin_seconds: i64,
+    next: Option<i64>,
+}
+
+impl StepClock {
+    fn of(fitted: &FittedScaler) -> Self {
+        StepClock { calendar: fitted.calendar.clone(), bin_seconds: fitted.bin_seconds, next: None }
+    }
+
+    /// The inputs per step, after the signals'.
+    fn width(&self) -> usize {
+        self.calendar.width()
+    }
+
+    /// The next step fed is at `time` (seconds since the Unix epoch, UTC; its bin's start).
+    fn at(&mut self, time: i64) {
+        self.next = Some(time);
+    }
+
+    /// The calendar inputs of the next step into `out` (`[width]`), the clock moved on
+    /// one step (nothing without calendar inputs).
+    ///
+    /// # Errors
+    /// Calendar inputs and no time given.
+    fn write_next(&mut self, out: &mut [f32]) -> Result<()> {
+        if self.calendar.is_empty() {
+            return Ok(());
+        }
+        let time = self.next.ok_or_else(|| {
+            Error::invalid(
+                "stream",
+                format!(
+                    "the model reads the calendar ({}): the stream needs the time of its first step",
+                    self.calendar.input_names().join(", ")
+                ),
+            )
+        })?;
+        self.calendar.write(time, out);
+        self.next = Some(time + self.bin_seconds);
+        Ok(())
+    }
+
+    /// The calendar inputs `steps` ≥ 0 steps after the next one into `out`, the clock
+    /// unmoved (a forecast's later steps).
+    fn write_ahead(&self, steps: usize, out: &mut [f32]) {
+        if let Some(time) = self.next {
+            self.calendar.write(time + steps as i64 * self.bin_seconds, out);
+        }
+    }
 }
 
 /// One live grid step as a stream's input: `values` (original units, `None` where

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
-use super::StreamTraining;
+use super::{StepClock, StreamTraining};
 use crate::classic::gradients::LookBack;
 use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
@@ -60,6 +60,9 @@ pub struct PredictionConfig {
     pub steps_ahead: usize,
     /// The forecasts' band, if any: a Gaussian head or a quantile head.
     pub uncertainty: Uncertainty,
+    /// The calendar inputs read after the signals' ([`crate::data::Calendar::width`]; the
+    /// data's calendar).
+    pub calendar_inputs: usize,
     pub train: TrainConfig,
 }
 
@@ -127,33 +130,34 @@ impl Default for PredictionConfig {
             stream: None,
             steps_ahead: 1,
             uncertainty: Uncertainty::None,
+            calendar_inputs: 0,
             train: TrainConfig::default(),
         }
     }
 }
 
 impl PredictionConfig {
-    /// The model for `channels` signals: it reads `[z ⊙ m, m]` and predicts every signal
-    /// `steps_ahead` steps ahead (with `uncertainty`, each value with its precision or its
-    /// two quantile distances).
+    /// The model for `channels` signals: it reads `[z ⊙ m, m]` (and the calendar inputs)
+    /// and predicts every signal `steps_ahead` steps ahead (with `uncertainty`, each value
+    /// with its precision or its two quantile distances).
     pub fn model_config(&self, channels: usize) -> ModelConfig {
-        let outputs = self.steps_ahead * channels;
+        let (inputs, outputs) = (2 * channels + self.calendar_inputs, self.steps_ahead * channels);
         let banded = |head, precisions| ModelConfig {
             precisions,
             detach_precision: true,
-            ..self.model.model_config(2 * channels, head, outputs)
+            ..self.model.model_config(inputs, head, outputs)
         };
         match self.uncertainty {
             Uncertainty::Gaussian => banded(HeadKind::Gaussian, outputs),
             Uncertainty::Quantile => banded(HeadKind::Quantile, 2 * outputs),
-            Uncertainty::None => self.model.model_config(2 * channels, HeadKind::Linear, outputs),
+            Uncertainty::None => self.model.model_config(inputs, HeadKind::Linear, outputs),
         }
     }
 }
 
-/// A batch of windows, `x: [L−1, B, 2C]` with `target, mask, base: [B, S·C]` for the S
-/// steps after the last; or of streams, `x: [T, B, 2C]` with `target, mask, base:
-/// [T, B, S·C]`, row (t, b) for the S steps after input step t.
+/// A batch of windows, `x: [L−1, B, 2C + K]` with `target, mask, base: [B, S·C]` for the S
+/// steps after the last; or of streams, `x: [T, B, 2C + K]` with `target, mask, base:
+/// [T, B, S·C]`, row (t, b) for the S steps after input step t (K: the calendar inputs).
 pub struct PredictionBatch {
     x: Vec<f32>,
     steps: usize,
@@ -216,8 +220,8 @@ fn make_stream_batch(
     part_end: impl Fn(usize) -> usize,
 ) -> PredictionBatch {
     let c = series.grid.channels();
-    let (b, row_width) = (streams.len(), ahead * c);
-    let mut x = vec![0.0f32; steps * b * 2 * c];
+    let (b, row_width, width) = (streams.len(), ahead * c, 2 * c + series.calendar.width());
+    let mut x = vec![0.0f32; steps * b * width];
     let rows = steps * b * row_width;
     let (mut target, mut mask, mut base) = (vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows]);
     let (values, observed) = (&series.grid.values, &series.grid.observed);
@@ -230,12 +234,13 @@ fn make_stream_batch(
         for t in 0..stream.len().min(steps) {
             let k = s + t;
             last.see_step(series, k);
-            let at = (t * b + row) * c;
+            let xi = (t * b + row) * width;
             for j in 0..c {
                 let m = observed[k * c + j] as u8 as f32;
-                x[2 * at + j] = values[k * c + j] * m;
-                x[2 * at + c + j] = m;
+                x[xi + j] = values[k * c + j] * m;
+                x[xi + c + j] = m;
             }
+            series.write_calendar(k, &mut x[xi + 2 * c..xi + width]);
             for h in 1..=ahead {
                 let at = (t * b + row) * row_width + (h - 1) * c;
                 for j in 0..c {
@@ -389,8 +394,10 @@ impl<'a> PredictionTask<'a> {
     /// The task as [`PredictionConfig`] sets it: on windows, or on streams.
     ///
     /// # Errors
-    /// As [`PredictionTask::new`] and [`PredictionTask::on_streams`].
+    /// As [`PredictionTask::new`] and [`PredictionTask::on_streams`]; a config reading other
+    /// calendar inputs than the data has.
     pub fn from_config(series: &'a PreparedSeries, config: &PredictionConfig) -> Result<Self> {
+        super::check_calendar_inputs(series, config.calendar_inputs)?;
         let task = PredictionTask::new(series, config.window, config.residual)?.forecasting(config.steps_ahead)?;
         match config.stream {
             Some(stream) => task.on_streams(stream),
@@ -883,6 +890,7 @@ impl PredictionTask<'_> {
             let mut live = self.stream_with(model, calibration)?;
             let mut last = LastObserved::new(c, reach);
             let entity = self.series.entity_of(r.start);
+            live.at(self.series.step_time(entity.start));
             for n in entity.start..r.end - 1 {
                 let seen = self.series.original_step(n);
                 last.see_step(self.series, n);
@@ -929,6 +937,7 @@ impl PredictionTask<'_> {
         for (name, steps) in &self.series.entities {
             let mut live = self.stream(model)?;
             let Some(last) = steps.clone().last() else { continue };
+            live.at(self.series.step_time(steps.start));
             for n in steps.start..last {
                 live.step(&self.series.original_step(n))?;
             }
@@ -1072,6 +1081,7 @@ pub struct PredictionStream<'m> {
     steps: usize,
     x: Vec<f32>,
     calibration: Option<BandCalibration>,
+    clock: StepClock,
 }
 
 /// S, the steps `model` forecasts from each state, for `c` signals.
@@ -1110,12 +1120,15 @@ impl<'m> PredictionStream<'m> {
         if window < 2 {
             return Err(Error::invalid("window", "a prediction window needs at least 2 steps"));
         }
-        if model.config().encoder.input_size != 2 * c {
+        let clock = StepClock::of(fitted);
+        let inputs = 2 * c + clock.width();
+        if model.config().encoder.input_size != inputs {
             return Err(Error::invalid(
                 "model",
                 format!(
-                    "it reads {} inputs per step; {c} signals give 2 × {c} (values and mask)",
-                    model.config().encoder.input_size
+                    "it reads {} inputs per step; {c} signals give 2 × {c} (values and mask){}",
+                    model.config().encoder.input_size,
+                    super::calendar_clause(&fitted.calendar)
                 ),
             ));
         }
@@ -1129,8 +1142,9 @@ impl<'m> PredictionStream<'m> {
             residual,
             last: LastObserved::new(c, window - 1),
             steps: 0,
-            x: vec![0.0; 2 * c],
+            x: vec![0.0; inputs],
             calibration,
+            clock,
         })
     }
 }
@@ -1141,11 +1155,24 @@ impl PredictionStream<'_> {
         &self.signals
     }
 
+    /// Whether the model reads calendar inputs: then the stream needs the time of the
+    /// step it is fed next ([`PredictionStream::at`]) before its first step.
+    pub fn reads_calendar(&self) -> bool {
+        !self.clock.calendar.is_empty()
+    }
+
+    /// The next step fed is at `time` (seconds since the Unix epoch, UTC: its bin's start);
+    /// each step after it one grid step later, unless given again.
+    pub fn at(&mut self, time: i64) {
+        self.clock.at(time);
+    }
+
     /// Feeds the values of one grid step (original units; `None` where missing) and
     /// returns the forecast of the next step, in original units.
     ///
     /// # Errors
-    /// A step with the wrong number of signals or a non-finite value (named).
+    /// A step with the wrong number of signals or a non-finite value (named); a model that
+    /// reads the calendar and no time given ([`PredictionStream::at`]).
     pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<f32>> {
         let mut next = self.step_direct(values)?.values;
         next.truncate(self.signals.len());
@@ -1178,6 +1205,7 @@ impl PredictionStream<'_> {
     fn step_direct_standardised(&mut self, values: &[Option<f32>]) -> Result<(Vec<f32>, Spread)> {
         let c = self.signals.len();
         let z = super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
+        self.clock.write_next(&mut self.x[2 * c..])?;
         for (j, z) in z.into_iter().enumerate() {
             if let Some(z) = z {
                 self.last.see(j, z, self.steps);
@@ -1301,7 +1329,8 @@ impl PredictionStream<'_> {
         // every path's latest forecast, z, and the scales of its draws below and above: [paths, S·C]
         let (mut mean, mut down, mut up) = (z.repeat(paths), down.repeat(paths), up.repeat(paths));
         let draw = |mean: f32, down: f32, up: f32, e: f32| mean + (if e < 0.0 { down } else { up }) * e;
-        let (mut x, mut fed, mut draws) = (vec![0.0f32; paths * 2 * c], vec![0.0f32; paths * c], vec![0.0f32; paths]);
+        let width = self.x.len();
+        let (mut x, mut fed, mut draws) = (vec![0.0f32; paths * width], vec![0.0f32; paths * c], vec![0.0f32; paths]);
         let mut noise = vec![0.0f32; 2 * paths * c];
         for h in s..horizon {
             rng.fill_normal(&mut noise);
@@ -1310,8 +1339,9 @@ impl PredictionStream<'_> {
                 for j in 0..c {
                     let i = k * s * c + j;
                     fed[k * c + j] = self.scaler.lift(j, draw(mean[i], down[i], up[i], feed_noise[k * c + j]));
-                    (x[k * 2 * c + j], x[k * 2 * c + c + j]) = (fed[k * c + j], 1.0);
+                    (x[k * width + j], x[k * width + c + j]) = (fed[k * c + j], 1.0);
                 }
+                self.clock.write_ahead(h - s, &mut x[k * width + 2 * c..(k + 1) * width]);
             }
             let out = stream.step(&x)?;
             (down, up) = Spread::of(&out.precision, out.mean.len(), s * c).draw_scales().expect("a band");
@@ -1532,7 +1562,7 @@ pub fn train_prediction(
 mod tests {
     use super::*;
     use crate::data::grid::bins_since_observed;
-    use crate::data::{Clock, GridSeries, SplitFractions};
+    use crate::data::{Calendar, CalendarCycle, Clock, GridSeries, SplitFractions};
     use recur_kernels::Real;
 
     /// Synthetic: two ramps over 100 steps, the second signal missing at every third step;
@@ -1889,5 +1919,100 @@ mod tests {
         let direct = PredictionConfig { steps_ahead: 3, ..config }.model_config(2);
         let model = SequenceModel::<f32>::new(direct, 1).unwrap();
         assert_eq!(task.steps_ahead_of(&model).unwrap(), 3);
+    }
+
+    /// Synthetic: the ramps on an hourly grid from 2024-01-01 00:00 UTC (a Monday), read
+    /// with the day and week calendar inputs.
+    fn ramps_with_calendar() -> (PreparedSeries, Calendar) {
+        let mut series = ramps();
+        series.grid.bin_seconds = 3600;
+        series.grid.start = 1_704_067_200;
+        series.entity_starts = vec![series.grid.start];
+        let calendar = Calendar::new(&[CalendarCycle::Day, CalendarCycle::Week], 0.0).unwrap();
+        (series.with_calendar(calendar.clone()).unwrap(), calendar)
+    }
+
+    #[test]
+    fn calendar_inputs_are_each_steps_phases_in_batches_and_in_a_stream() {
+        let (series, calendar) = ramps_with_calendar();
+        let (c, k) = (2, calendar.width());
+        let width = 2 * c + k;
+        // a stream from step 10: row t reads step 10 + t's phases after its values and mask
+        let batch = make_stream_batch(&series, std::slice::from_ref(&(10..40)), 30, 11, true, 1, |s| {
+            part_end(&series.train, s)
+        });
+        let mut expected = vec![0.0f32; k];
+        for t in 0..30 {
+            calendar.write(series.grid.start + (10 + t as i64) * 3600, &mut expected);
+            assert_eq!(batch.x[t * width + 2 * c..(t + 1) * width], expected[..], "step {}", 10 + t);
+        }
+        // hour 13 of the first Monday: the day's phase 13/24
+        let day = f64::from(batch.x[3 * width + 2 * c]).atan2(f64::from(batch.x[3 * width + 2 * c + 1]));
+        assert!((day.rem_euclid(std::f64::consts::TAU) / std::f64::consts::TAU - 13.0 / 24.0).abs() < 1e-6);
+
+        // the model reads them: a stream given each step's time forecasts as the whole
+        // sequence does, and another time of day gives other forecasts
+        let config = PredictionConfig { calendar_inputs: k, ..PredictionConfig::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(c), 5).unwrap();
+        let task = PredictionTask::from_config(&series, &PredictionConfig { window: 12, ..config.clone() }).unwrap();
+        let whole =
+            make_stream_batch(&series, std::slice::from_ref(&(0..40)), 40, 11, true, 1, |s| part_end(&series.train, s));
+        let out = model.forward_at(&task.input(&whole), HeadSteps::All).unwrap();
+        let sequence = predictions(&out.mean, &whole.base);
+        let streamed = |shift: i64| -> Vec<f32> {
+            let mut live = task.stream(&model).unwrap();
+            assert!(live.reads_calendar());
+            live.at(series.step_time(0) + shift);
+            (0..40).flat_map(|n| live.step_direct_standardised(&series.original_step(n)).unwrap().0).collect()
+        };
+        let own = streamed(0);
+        assert!(own.iter().zip(&sequence).all(|(a, b)| (a - b).abs() < 1e-5), "{own:?}\n{sequence:?}");
+        let later = streamed(6 * 3600);
+        assert!(own.iter().zip(&later).any(|(a, b)| (a - b).abs() > 1e-4), "six hours later reads other phases");
+
+        // closed loop: the copy past the direct step reads the phases of the steps it runs on
+        let mut live = task.stream(&model).unwrap();
+        live.at(series.step_time(0));
+        for n in 0..20 {
+            live.step(&series.original_step(n)).unwrap();
+        }
+        let mut by_hand = live.clone();
+        let ahead = live.step_ahead(&series.original_step(20), 3).unwrap();
+        let mut fed = by_hand.step(&series.original_step(20)).unwrap();
+        for h in 1..3 {
+            fed = by_hand.step(&fed.iter().map(|&v| Some(v)).collect::<Vec<_>>()).unwrap();
+            assert_eq!(ahead[h * c..(h + 1) * c], fed[..], "step {h} ahead");
+        }
+
+        // without a time the stream cannot read the calendar, and says so
+        let err = task.stream(&model).unwrap().step(&series.original_step(0)).unwrap_err().to_string();
+        assert!(err.contains("reads the calendar (day sin, day cos, week sin, week cos)"), "{err}");
+        // a config without the calendar inputs does not fit the data
+        let err = PredictionTask::from_config(&series, &PredictionConfig::default()).err().unwrap().to_string();
+        assert!(err.contains("reads 0 per step, the data has 4"), "{err}");
+        // nor does a model of another width stream
+        let plain = SequenceModel::<f32>::new(PredictionConfig::default().model_config(c), 5).unwrap();
+        let err = task.stream(&plain).err().unwrap().to_string();
+        assert!(err.contains("and 4 calendar inputs (day sin"), "{err}");
+    }
+
+    #[test]
+    fn a_runs_calendar_travels_in_its_scaler_file_and_older_files_read_without_one() {
+        let (series, calendar) = ramps_with_calendar();
+        let fitted = FittedScaler::of(&series);
+        assert_eq!(fitted.calendar, calendar);
+        let text = serde_json::to_string(&fitted).unwrap();
+        assert_eq!(serde_json::from_str::<FittedScaler>(&text).unwrap(), fitted);
+        let plain = FittedScaler::of(&ramps());
+        let older = serde_json::to_string(&plain).unwrap();
+        assert!(!older.contains("calendar"), "{older}");
+        assert_eq!(serde_json::from_str::<FittedScaler>(&older).unwrap().calendar, Calendar::default());
+        let moved = FittedScaler { bin_seconds: 3600, ..plain }.difference(&fitted).unwrap();
+        assert!(moved.contains("calendar inputs [] at UTC+0 s → [day sin, day cos, week sin, week cos]"), "{moved}");
+        // elapsed times (PhysioNet's H:MM) have no time of day
+        let mut elapsed = ramps();
+        elapsed.grid.clock = Clock::Elapsed;
+        let err = elapsed.with_calendar(calendar).err().unwrap().to_string();
+        assert!(err.contains("data.calendar") && err.contains("not calendar times"), "{err}");
     }
 }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
-use super::StreamTraining;
+use super::{StepClock, StreamTraining};
 use crate::classic::gradients::LookBack;
 use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
@@ -96,6 +96,9 @@ pub struct ReconstructionConfig {
     /// Train on long streams with truncated BPTT instead of on windows (the corruption
     /// still drawn per `window` steps).
     pub stream: Option<StreamTraining>,
+    /// The calendar inputs read after the signals' ([`crate::data::Calendar::width`]; the
+    /// data's calendar).
+    pub calendar_inputs: usize,
     pub train: TrainConfig,
 }
 
@@ -109,6 +112,7 @@ impl Default for ReconstructionConfig {
             evaluation_seed: 2024,
             residual: true,
             stream: None,
+            calendar_inputs: 0,
             train: TrainConfig { patience: 50, ..TrainConfig::default() },
         }
     }
@@ -116,9 +120,10 @@ impl Default for ReconstructionConfig {
 
 impl ReconstructionConfig {
     /// The model for `channels` signals: it reads `[z ⊙ m̃, m̃]` (and the interpolation
-    /// when residual) and gives a mean per signal and a precision per step.
+    /// when residual, then the calendar inputs) and gives a mean per signal and a precision
+    /// per step.
     pub fn model_config(&self, channels: usize) -> ModelConfig {
-        let inputs = if self.residual { 3 } else { 2 } * channels;
+        let inputs = if self.residual { 3 } else { 2 } * channels + self.calendar_inputs;
         self.model.model_config(inputs, HeadKind::Gaussian, channels)
     }
 }
@@ -170,7 +175,8 @@ fn make_rows(
 ) -> ReconstructionBatch {
     let c = series.grid.channels();
     let b = rows.len();
-    let width = if residual { 3 * c } else { 2 * c };
+    let signal_inputs = if residual { 3 * c } else { 2 * c };
+    let width = signal_inputs + series.calendar.width();
     let mut batch = ReconstructionBatch {
         x: vec![0.0; window * b * width],
         steps: window,
@@ -204,12 +210,14 @@ fn make_rows(
                 batch.x[xi + j] = if seen { series.grid.values[k] } else { 0.0 };
                 batch.x[xi + c + j] = seen as u8 as f32;
             }
+            let xi = (t * b + row) * width;
+            series.write_calendar(s + t, &mut batch.x[xi + signal_inputs..xi + width]);
         }
     }
     (batch.interpolated, batch.carried) = baselines(&batch, c);
     if residual {
         for n in 0..window * b {
-            batch.x[n * width + 2 * c..(n + 1) * width].copy_from_slice(&batch.interpolated[n * c..(n + 1) * c]);
+            batch.x[n * width + 2 * c..n * width + 3 * c].copy_from_slice(&batch.interpolated[n * c..(n + 1) * c]);
         }
     }
     batch
@@ -335,12 +343,14 @@ impl ReconstructionTask<'_> {
         let mut acc = ErrorAccumulator::new(c);
         for r in part.iter().filter(|r| r.len() >= window) {
             let steps = self.series.entity_of(r.start).start..r.end;
-            let mut x = vec![0.0f32; steps.len() * 2 * c];
+            let width = 2 * c + self.series.calendar.width();
+            let mut x = vec![0.0f32; steps.len() * width];
             for (t, k) in steps.clone().enumerate() {
                 for j in 0..c {
                     let seen = observed[k * c + j] && !hidden[k * c + j];
-                    (x[t * 2 * c + j], x[t * 2 * c + c + j]) = if seen { (values[k * c + j], 1.0) } else { (0.0, 0.0) };
+                    (x[t * width + j], x[t * width + c + j]) = if seen { (values[k * c + j], 1.0) } else { (0.0, 0.0) };
                 }
+                self.series.write_calendar(k, &mut x[t * width + 2 * c..(t + 1) * width]);
             }
             let out = model.forward(&SequenceBatch { x: &x, steps: steps.len(), batch: 1, lengths: None })?;
             let scored = (r.start - steps.start) * c..steps.len() * c;
@@ -360,6 +370,7 @@ pub struct ReconstructionStream<'m> {
     x: Vec<f32>,
     /// κ of each signal's band.
     band_factors: Vec<f32>,
+    clock: StepClock,
 }
 
 impl<'m> ReconstructionStream<'m> {
@@ -384,13 +395,15 @@ impl<'m> ReconstructionStream<'m> {
             ));
         }
         let c = fitted.signals.len();
+        let clock = StepClock::of(fitted);
         let inputs = model.config().encoder.input_size;
-        if inputs != 2 * c || model.config().outputs != c {
+        if inputs != 2 * c + clock.width() || model.config().outputs != c {
             return Err(Error::invalid(
                 "model",
                 format!(
-                    "it reads {inputs} inputs and writes {} outputs per step; {c} signals need 2 × {c} and {c}",
-                    model.config().outputs
+                    "it reads {inputs} inputs and writes {} outputs per step; {c} signals need 2 × {c}{} and {c}",
+                    model.config().outputs,
+                    super::calendar_clause(&fitted.calendar)
                 ),
             ));
         }
@@ -399,8 +412,9 @@ impl<'m> ReconstructionStream<'m> {
             stream: model.stream(1)?,
             scaler: fitted.scaler.clone(),
             signals: fitted.signals.clone(),
-            x: vec![0.0; 2 * c],
+            x: vec![0.0; 2 * c + clock.width()],
             band_factors: (0..c).map(|j| BandCalibration::factor_or_one(calibration.as_ref(), j)).collect(),
+            clock,
         })
     }
 }
@@ -411,13 +425,28 @@ impl ReconstructionStream<'_> {
         &self.signals
     }
 
+    /// Whether the model reads calendar inputs: then the stream needs the time of the
+    /// step it is fed next ([`ReconstructionStream::at`]) before its first step.
+    pub fn reads_calendar(&self) -> bool {
+        !self.clock.calendar.is_empty()
+    }
+
+    /// The next step fed is at `time` (seconds since the Unix epoch, UTC: its bin's start);
+    /// each step after it one grid step later, unless given again.
+    pub fn at(&mut self, time: i64) {
+        self.clock.at(time);
+    }
+
     /// Feeds the values of one grid step (original units; `None` where missing) and
     /// returns each signal's reconstruction at this step with its ±2σ band, in original units.
     ///
     /// # Errors
-    /// A step with the wrong number of signals or a non-finite value (named).
+    /// A step with the wrong number of signals or a non-finite value (named); a model that
+    /// reads the calendar and no time given ([`ReconstructionStream::at`]).
     pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<Reconstructed>> {
         super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
+        let c = self.signals.len();
+        self.clock.write_next(&mut self.x[2 * c..])?;
         let out = self.stream.step(&self.x)?;
         let precision = out.precision.first().copied().ok_or_else(|| {
             Error::invalid("stream", "the model has no precision head (a reconstruction model has a Gaussian one)")
@@ -451,8 +480,9 @@ impl<'a> ReconstructionTask<'a> {
     /// fills; it has nothing to train on.
     ///
     /// # Errors
-    /// A window longer than a part.
+    /// A window longer than a part; a config reading other calendar inputs than the data has.
     pub fn new(series: &'a PreparedSeries, config: ReconstructionConfig) -> Result<Self> {
+        super::check_calendar_inputs(series, config.calendar_inputs)?;
         if series.is_unseen() {
             series.window_starts(&series.test, config.window, config.window, "test")?;
             return Ok(ReconstructionTask { series, config, train_rows: Vec::new(), calibration: None });
@@ -755,5 +785,71 @@ mod tests {
         assert_eq!(channel(&locf, 0), [0.0, 2.0, 2.0, 2.0, 5.0, 5.0]);
         assert_eq!(channel(&interp, 1), [0.0; 6]);
         assert_eq!(channel(&locf, 1), [0.0; 6]);
+    }
+
+    /// Synthetic: two waves over 200 hourly steps from 2024-01-01 00:00 UTC, the second
+    /// missing at every fourth step, read with the day's calendar inputs.
+    fn waves_with_calendar() -> PreparedSeries {
+        use crate::data::{Calendar, CalendarCycle, Clock, GridSeries, SplitFractions};
+        let n = 200;
+        let values: Vec<f32> = (0..n).flat_map(|t| [(t as f32 * 0.26).sin(), (t as f32 * 0.1).cos() * 3.0]).collect();
+        let observed: Vec<bool> = (0..n).flat_map(|t| [true, t % 4 != 0]).collect();
+        let delta = crate::data::grid::bins_since_observed(&observed, 2);
+        let grid = GridSeries {
+            signals: vec!["a".into(), "b".into()],
+            start: 1_704_067_200,
+            clock: Clock::Calendar,
+            bin_seconds: 3600,
+            values,
+            observed,
+            delta,
+        };
+        let calendar = Calendar::new(&[CalendarCycle::Day], 0.0).unwrap();
+        PreparedSeries::new(grid, SplitFractions::default()).unwrap().with_calendar(calendar).unwrap()
+    }
+
+    #[test]
+    fn calendar_inputs_follow_the_interpolation_and_a_stream_reads_them_at_its_times() {
+        let series = waves_with_calendar();
+        let (c, k) = (2, series.calendar.width());
+        let mut phases = vec![0.0f32; k];
+        // residual: [z ⊙ m̃, m̃, interpolation, calendar] per step
+        let batch = make_rows(&series, std::slice::from_ref(&(20..32)), 12, 12, None, true, &mut Rng::new(0));
+        let width = 3 * c + k;
+        for t in 0..12 {
+            let row = &batch.x[t * width..(t + 1) * width];
+            assert_eq!(row[2 * c..3 * c], batch.interpolated[t * c..(t + 1) * c], "step {t}");
+            series.write_calendar(20 + t, &mut phases);
+            assert_eq!(row[3 * c..], phases[..], "step {t}");
+        }
+
+        // a causal reconstruction streamed from the first step, told its time, reconstructs
+        // as the whole sequence does
+        let config = ReconstructionConfig {
+            model: ModelSection::default(),
+            window: 12,
+            residual: false,
+            calendar_inputs: k,
+            ..ReconstructionConfig::default()
+        };
+        let model = SequenceModel::<f32>::new(config.model_config(c), 7).unwrap();
+        let task = ReconstructionTask::new(&series, config.clone()).unwrap();
+        let whole = make_rows(&series, std::slice::from_ref(&(0..60)), 60, 60, None, false, &mut Rng::new(0));
+        let out = model.forward(&SequenceBatch { x: &whole.x, steps: 60, batch: 1, lengths: None }).unwrap();
+        let mut live = task.stream(&model).unwrap();
+        assert!(live.reads_calendar());
+        live.at(series.step_time(0));
+        for n in 0..60 {
+            let filled = live.step(&series.original_step(n)).unwrap();
+            for (j, r) in filled.iter().enumerate() {
+                let expected = series.scaler.invert(j, out.mean[n * c + j]);
+                assert!((r.value - expected).abs() <= 1e-5 * expected.abs().max(1.0), "step {n} signal {j}");
+            }
+        }
+        let err = task.stream(&model).unwrap().step(&series.original_step(0)).unwrap_err().to_string();
+        assert!(err.contains("reads the calendar (day sin, day cos)"), "{err}");
+        let err =
+            ReconstructionTask::new(&series, ReconstructionConfig { calendar_inputs: 0, ..config }).err().unwrap();
+        assert!(err.to_string().contains("reads 0 per step, the data has 2"), "{err}");
     }
 }

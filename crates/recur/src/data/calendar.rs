@@ -1,0 +1,174 @@
+//! Calendar inputs: where a grid step's time lies in its day, week and year, as known
+//! inputs a model reads beside its signals (never predicted, never missing, known ahead:
+//! a closed-loop or direct forecast reads them for the steps it forecasts from).
+//!
+//! For each cycle of period P, the step's local time t (its bin's start, UTC plus a fixed
+//! offset) gives the phase φ = ((t − t₀) mod P) / P ∈ [0, 1) and two inputs
+//! (sin 2πφ, cos 2πφ): a smooth clock on which the cycle's end meets its start. t₀ places
+//! φ = 0 at midnight (day), Monday midnight (week) and 1 January (year, whose period is the
+//! mean Gregorian year of 365.2425 days: within a day of 1 January every year).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A cycle of the calendar.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CalendarCycle {
+    Day,
+    Week,
+    Year,
+}
+
+const DAY: i64 = 86_400;
+
+impl CalendarCycle {
+    /// P in seconds.
+    fn period(self) -> i64 {
+        match self {
+            CalendarCycle::Day => DAY,
+            CalendarCycle::Week => 7 * DAY,
+            CalendarCycle::Year => 31_556_952,
+        }
+    }
+
+    /// t₀ mod P: the Unix epoch, 1970-01-01 00:00, was a Thursday at midnight, 1 January.
+    fn origin(self) -> i64 {
+        match self {
+            CalendarCycle::Week => -3 * DAY,
+            CalendarCycle::Day | CalendarCycle::Year => 0,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CalendarCycle::Day => "day",
+            CalendarCycle::Week => "week",
+            CalendarCycle::Year => "year",
+        }
+    }
+}
+
+/// The calendar inputs a model reads (`data.calendar`), and the offset of the local time
+/// they follow from UTC (`data.calendar_utc_offset_hours`; fixed: no daylight saving).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calendar {
+    pub cycles: Vec<CalendarCycle>,
+    #[serde(default)]
+    pub utc_offset_seconds: i64,
+}
+
+impl Calendar {
+    /// The calendar of `cycles` in local time UTC + `offset_hours`.
+    ///
+    /// # Errors
+    /// A cycle named twice, or an offset beyond ±24 hours or not a whole number of minutes.
+    pub fn new(cycles: &[CalendarCycle], offset_hours: f64) -> Result<Self> {
+        if let Some(twice) = cycles.iter().enumerate().find(|(i, c)| cycles[..*i].contains(c)) {
+            return Err(Error::invalid("data.calendar", format!("`{}` named twice", twice.1.name())));
+        }
+        let minutes = offset_hours * 60.0;
+        if !(offset_hours.abs() <= 24.0 && (minutes - minutes.round()).abs() < 1e-6) {
+            return Err(Error::invalid(
+                "data.calendar_utc_offset_hours",
+                format!("{offset_hours}: an offset from UTC is within ±24 hours, in whole minutes (5.5, -3.5)"),
+            ));
+        }
+        Ok(Calendar { cycles: cycles.to_vec(), utc_offset_seconds: minutes.round() as i64 * 60 })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.cycles.is_empty()
+    }
+
+    /// The inputs per step: two per cycle.
+    pub fn width(&self) -> usize {
+        2 * self.cycles.len()
+    }
+
+    /// The inputs' names, in the order [`Calendar::write`] writes them (`day sin`, `day cos`, …).
+    pub fn input_names(&self) -> Vec<String> {
+        self.cycles.iter().flat_map(|c| ["sin", "cos"].map(|f| format!("{} {f}", c.name()))).collect()
+    }
+
+    /// (sin 2πφ, cos 2πφ) of every cycle at `time` (seconds since the Unix epoch, UTC)
+    /// into `out` (`[width]`).
+    pub fn write(&self, time: i64, out: &mut [f32]) {
+        for (cycle, pair) in self.cycles.iter().zip(out.chunks_exact_mut(2)) {
+            let period = cycle.period();
+            let phase = (time + self.utc_offset_seconds - cycle.origin()).rem_euclid(period) as f64 / period as f64;
+            let (sin, cos) = (std::f64::consts::TAU * phase).sin_cos();
+            (pair[0], pair[1]) = (sin as f32, cos as f32);
+        }
+    }
+
+    /// How the inputs are made, for a reader outside recur (`recur export`'s preprocessing).
+    pub fn description(&self) -> String {
+        let cycles: Vec<String> = self
+            .cycles
+            .iter()
+            .map(|c| match c {
+                CalendarCycle::Day => "day: P = 86400, t0 = 0 (midnight)".to_string(),
+                CalendarCycle::Week => "week: P = 604800, t0 = -259200 (Monday midnight)".to_string(),
+                CalendarCycle::Year => "year: P = 31556952 (365.2425 days), t0 = 0 (1 January 1970)".to_string(),
+            })
+            .collect();
+        format!(
+            "then per cycle [sin 2πφ, cos 2πφ], φ = ((t + {} - t0) mod P) / P, t the step's time (its bin's start) in \
+             seconds since 1970-01-01 UTC; cycles: {}",
+            self.utc_offset_seconds,
+            cycles.join("; ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phases(calendar: &Calendar, time: i64) -> Vec<f64> {
+        let mut out = vec![0.0f32; calendar.width()];
+        calendar.write(time, &mut out);
+        out.chunks(2)
+            .map(|p| (f64::from(p[0]).atan2(f64::from(p[1])) / std::f64::consts::TAU).rem_euclid(1.0))
+            .collect()
+    }
+
+    #[test]
+    fn phases_start_at_midnight_monday_and_new_year() {
+        let all = Calendar::new(&[CalendarCycle::Day, CalendarCycle::Week, CalendarCycle::Year], 0.0).unwrap();
+        // 2024-01-01 00:00 UTC was a Monday: 1704067200 s
+        let monday = 1_704_067_200;
+        let p = phases(&all, monday);
+        assert!(p[0].min(1.0 - p[0]) < 1e-6 && p[1].min(1.0 - p[1]) < 1e-6, "{p:?}");
+        // the mean year drifts from 1 January by under a day
+        assert!(p[2].min(1.0 - p[2]) < 1.0 / 365.0, "{p:?}");
+        // 18:00 on the Wednesday after: 3/4 of a day, (2 + 3/4)/7 of a week
+        let p = phases(&all, monday + 2 * DAY + 18 * 3600);
+        assert!((p[0] - 0.75).abs() < 1e-6 && (p[1] - 2.75 / 7.0).abs() < 1e-6, "{p:?}");
+        // 1 July is about half a year on
+        assert!((phases(&all, 1_719_792_000)[2] - 0.5).abs() < 0.01);
+        assert_eq!(all.input_names()[..3], ["day sin", "day cos", "week sin"]);
+    }
+
+    #[test]
+    fn the_offset_moves_local_midnight() {
+        // 16:00 UTC is midnight at UTC+8
+        let beijing = Calendar::new(&[CalendarCycle::Day], 8.0).unwrap();
+        assert!(phases(&beijing, 16 * 3600)[0].min(1.0 - phases(&beijing, 16 * 3600)[0]) < 1e-6);
+        let india = Calendar::new(&[CalendarCycle::Day], 5.5).unwrap();
+        assert_eq!(india.utc_offset_seconds, 19_800);
+        // before the epoch too
+        assert!((phases(&india, -19_800 - DAY / 4)[0] - 0.75).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let twice = Calendar::new(&[CalendarCycle::Day, CalendarCycle::Day], 0.0).unwrap_err().to_string();
+        assert!(twice.contains("data.calendar") && twice.contains("`day` named twice"), "{twice}");
+        let offset = Calendar::new(&[CalendarCycle::Day], 0.01).unwrap_err().to_string();
+        assert!(offset.contains("calendar_utc_offset_hours") && offset.contains("0.01"), "{offset}");
+        assert!(Calendar::new(&[], 25.0).is_err());
+    }
+}
