@@ -1,6 +1,7 @@
 //! `recur demo`, `recur train`, `recur eval`, `recur inspect`: runs from TOML
 //! configurations, and a look at data files.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -455,32 +456,95 @@ pub(crate) fn run_calibration(dir: &Path, signals: &[String]) -> Result<Option<B
     Ok(calibration)
 }
 
+/// Where `recur calibrate` fits its factors and checks them: `fit` and `test`, named in its
+/// report as `fitted_on` and `checked_on`.
+struct CalibrationParts {
+    fit: Vec<Range<usize>>,
+    test: Vec<Range<usize>>,
+    fitted_on: String,
+    checked_on: String,
+}
+
+impl CalibrationParts {
+    /// A run's own data: the validation part, checked on the test part. On other data (all of
+    /// it test part): the first `share` of each entity, checked on the rest.
+    fn of(data: &PreparedSeries, share: f64) -> Result<Self, String> {
+        if !data.is_unseen() {
+            let (fit, test) = (data.validation.clone(), data.test.clone());
+            return Ok(CalibrationParts {
+                fit,
+                test,
+                fitted_on: "the validation part".into(),
+                checked_on: "the test part".into(),
+            });
+        }
+        let (fit, test) = data.split_test_in_time(share).map_err(|e| format!("--fit: {e}"))?;
+        let percent = 100.0 * share;
+        Ok(CalibrationParts {
+            fit,
+            test,
+            fitted_on: format!("the first {percent:.0} % of each entity of the data given"),
+            checked_on: format!("the last {:.0} %", 100.0 - percent),
+        })
+    }
+}
+
+/// The folder `recur calibrate` writes its calibration.json into: the run's own, or `out`,
+/// a copy of the run (its run.toml, model and scaler.json) that serves with the new bands
+/// while the run keeps its own.
+fn calibration_folder(dir: &Path, out: &str) -> Result<PathBuf, String> {
+    if out.is_empty() {
+        return Ok(dir.to_path_buf());
+    }
+    let out = PathBuf::from(out);
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for name in ["run.toml", "model.safetensors", recur::data::SCALER_FILE] {
+        let from = dir.join(name);
+        let bytes = std::fs::read(&from).map_err(|e| format!("{}: {e}", from.display()))?;
+        recur::io::write_atomically(&out.join(name), &bytes).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
 pub fn calibrate(args: &Args) -> Result<(), String> {
-    let known = ["run", "horizon", "samples"];
+    let known = ["run", "horizon", "samples", "data", "fit", "out"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur calibrate --run DIR [--horizon N [--samples K]] (a prediction run with a band)".into()
+            "usage: recur calibrate --run DIR [--data FILE,... [--fit F] --out DIR2] [--horizon N [--samples K]] (a run with a band)"
+                .into(),
         );
     }
-    let (config, model, data) = open_run(&dir, None)?;
-    if config.task.kind == TaskKind::Reconstruction {
-        return calibrate_reconstruction(&dir, &config, &model, &data);
+    let out: String = args.get("out", &known, String::new())?;
+    let share: f64 = args.get("fit", &known, 0.5)?;
+    if !data_files(args, &known)?.is_empty() && out.is_empty() {
+        return Err(format!(
+            "--data: the bands would fit other data than {}'s own; --out DIR2 gets a copy of the run with them (the run keeps its calibration)",
+            dir.display()
+        ));
     }
-    let task = PredictionTask::from_config(&data, &config.prediction()).map_err(|e| e.to_string())?;
-    let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
+    let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
+    let parts = CalibrationParts::of(&data, share)?;
+    let failed = |e: recur::Error| format!("{}: {e}", dir.display());
+    if config.task.kind == TaskKind::Reconstruction {
+        let task = ReconstructionTask::new(&data, config.reconstruction()).map_err(failed)?;
+        return calibrate_reconstruction(task, &model, &parts, &calibration_folder(&dir, &out)?).map_err(failed);
+    }
+    let task = PredictionTask::from_config(&data, &config.prediction()).map_err(failed)?;
+    let direct = task.steps_ahead_of(&model).map_err(failed)?;
     let horizon = args.get("horizon", &known, direct)?;
     let samples = args.get("samples", &known, 0usize)?;
-    let failed = |e: recur::Error| format!("{}: {e}", dir.display());
-    let calibration = task.calibrate_bands(&model, &data.validation, horizon, samples, 1).map_err(failed)?;
-    let before = task.evaluate_horizon_sampled(&model, &data.test, horizon, samples, 0).map_err(failed)?;
+    let calibration = task.calibrate_bands(&model, &parts.fit, horizon, samples, 1).map_err(failed)?;
+    let before = task.evaluate_horizon_sampled(&model, &parts.test, horizon, samples, 0).map_err(failed)?;
     let task = task.with_calibration(Some(calibration.clone()));
-    let after = task.evaluate_horizon_sampled(&model, &data.test, horizon, samples, 0).map_err(failed)?;
+    let after = task.evaluate_horizon_sampled(&model, &parts.test, horizon, samples, 0).map_err(failed)?;
     let c = data.grid.channels();
     println!(
-        "split-conformal factors fitted on the validation part ({} to {} scored forecasts per step and signal); test part:",
+        "split-conformal factors fitted on {} ({} to {} scored forecasts per step and signal); {}:",
+        parts.fitted_on,
         calibration.scores.iter().min().unwrap_or(&0),
-        calibration.scores.iter().max().unwrap_or(&0)
+        calibration.scores.iter().max().unwrap_or(&0),
+        parts.checked_on
     );
     println!("| steps ahead | factor (min–max over signals) | coverage | calibrated | interval score | calibrated |");
     println!("|------------:|------------------------------:|---------:|-----------:|---------------:|-----------:|");
@@ -499,30 +563,34 @@ pub fn calibrate(args: &Args) -> Result<(), String> {
             score(a.interval_score_2sigma)
         );
     }
-    calibration.save_to_run(&dir).map_err(|e| e.to_string())?;
-    println!("wrote {}: recur eval --horizon, predict and stream apply it", dir.join(CALIBRATION_FILE).display());
+    let folder = calibration_folder(&dir, &out)?;
+    calibration.save_to_run(&folder).map_err(|e| e.to_string())?;
+    println!("wrote {}: recur eval --horizon, predict and stream apply it", folder.join(CALIBRATION_FILE).display());
     Ok(())
 }
 
 /// `recur calibrate` for a reconstruction run: a factor per signal for the ±2σ band of
-/// every reconstructed value; the test part's hidden entries before and after.
+/// every reconstructed value, fitted on the hidden entries of `parts.fit`; `parts.test`'s
+/// before and after; the calibration written into `folder`.
 fn calibrate_reconstruction(
-    dir: &Path,
-    config: &RunConfig,
+    task: ReconstructionTask<'_>,
     model: &SequenceModel<f32>,
-    data: &PreparedSeries,
-) -> Result<(), String> {
-    let failed = |e: recur::Error| format!("{}: {e}", dir.display());
-    let task = ReconstructionTask::new(data, config.reconstruction()).map_err(failed)?;
-    let calibration = task.calibrate_bands(model, &data.validation).map_err(failed)?;
-    let before = task.evaluate(Some(model), &data.test).map_err(failed)?.remove(0).metrics;
+    parts: &CalibrationParts,
+    folder: &Path,
+) -> recur::Result<()> {
+    let calibration = task.calibrate_bands(model, &parts.fit)?;
+    let before = task.evaluate(Some(model), &parts.test)?.remove(0).metrics;
+    let series = task.series;
     let task = task.with_calibration(Some(calibration.clone()));
-    let after = task.evaluate(Some(model), &data.test).map_err(failed)?.remove(0).metrics;
-    println!("split-conformal factors fitted on the validation part's hidden values; the test part's:");
-    println!("| signal | hidden (validation) | factor | coverage | calibrated |");
+    let after = task.evaluate(Some(model), &parts.test)?.remove(0).metrics;
+    println!(
+        "split-conformal factors fitted on the values hidden in {}; coverage of those hidden in {}:",
+        parts.fitted_on, parts.checked_on
+    );
+    println!("| signal | hidden (fitted on) | factor | coverage | calibrated |");
     println!("|---|---:|---:|---:|---:|");
     let percent = |v: f64| format!("{:.1} %", 100.0 * v);
-    for (j, name) in data.grid.signals.iter().enumerate() {
+    for (j, name) in series.grid.signals.iter().enumerate() {
         println!(
             "| {name} | {} | {:.3} | {} | {} |",
             calibration.scores[j],
@@ -536,8 +604,8 @@ fn calibrate_reconstruction(
         format!("{coverage}, interval score {}", m.interval_score_2sigma.map_or("—".into(), |v| format!("{v:.4}")))
     };
     println!("all signals: {} before, {} calibrated", pooled(&before), pooled(&after));
-    calibration.save_to_run(dir).map_err(|e| e.to_string())?;
-    println!("wrote {}: recur reconstruct and stream apply it", dir.join(CALIBRATION_FILE).display());
+    calibration.save_to_run(folder)?;
+    println!("wrote {}: recur reconstruct and stream apply it", folder.join(CALIBRATION_FILE).display());
     Ok(())
 }
 

@@ -38,7 +38,7 @@ const USAGE: &str = "usage:
       without its extension). A model with a band: its coverage (pooled, per signal, per
       step ahead), mean width and interval score. --samples K: past the direct steps too, a
       band from K sample paths (each fed draws from its own forecasts; seeded).
-  recur calibrate --run DIR [--horizon N [--samples K]]
+  recur calibrate --run DIR [--data FILE,... [--fit F] --out DIR2] [--horizon N [--samples K]]
       Calibrates a run's bands (split conformal). A causal prediction run: on the
       validation part, streamed as eval --horizon runs it, one factor per step ahead (1..N;
       default the model's direct steps; past them from K sample paths) and signal that
@@ -46,6 +46,10 @@ const USAGE: &str = "usage:
       coverage and interval score before and after, and writes DIR/calibration.json,
       which eval --horizon, predict and stream then apply. A reconstruction run: one
       factor per signal (its values hidden on purpose), applied by reconstruct and stream.
+      With --data (a new site or period, read as eval reads it): fitted on the first F
+      (default 0.5) of each entity, checked on the rest, and written with a copy of the
+      run (run.toml, model, scaler.json) into DIR2, which then serves with those bands;
+      the run keeps its own.
   recur predict --run DIR [--data FILE,...] [--horizon N [--samples K]] [--signal NAME] [--out FILE.csv]
       Forecasts the step (or, with --horizon, the N steps: direct, then closed loop) after
       the end of each entity (of the run's data, or of the files --data names, read as

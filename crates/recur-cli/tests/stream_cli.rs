@@ -425,6 +425,46 @@ fn a_run_reading_the_calendar_streams_each_row_at_its_own_time() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A run's bands calibrated for a new site (`recur calibrate --data`): the station's first
+/// 12,000 hours train a run with a ±2σ band; the next 8,000, a later period it never saw,
+/// fit the factors on their first half and check them on the second; the calibrated copy of
+/// the run goes to `--out`, the run keeps its own, and the copy serves with the new bands.
+#[test]
+fn calibrate_fits_a_runs_bands_on_data_it_was_not_trained_on_into_a_copy_of_the_run() {
+    let dir = scratch_dir("recur-calibrate-unseen");
+    let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
+    let station = dir.join("station.csv");
+    std::fs::write(&station, lines[..12001].join("\n") + "\n").unwrap();
+    let later = dir.join("later.csv");
+    std::fs::write(&later, [&lines[..1], &lines[12001..20001]].concat().join("\n") + "\n").unwrap();
+    let files = format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]", station.display().to_string());
+    let (run, _) = trained_briefly(&dir, "run", &files, "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
+    let (run, site) = (run.to_str().unwrap(), dir.join("site"));
+    let calibrate = ["calibrate", "--run", run, "--data", later.to_str().unwrap()];
+
+    let (ok, _, err) = recur(&calibrate, "");
+    assert!(!ok && err.contains("--out DIR2 gets a copy of the run"), "{err}");
+    let (ok, out, err) = recur(&[&calibrate[..], &["--out", site.to_str().unwrap()]].concat(), "");
+    assert!(ok, "{err}");
+    assert!(out.contains("fitted on the first 50 % of each entity of the data given (3616 to 3989 scored"), "{out}");
+    assert!(out.contains("the last 50 %:"), "{out}");
+    // the checked half's coverage, before and after, in percent
+    let row: Vec<&str> = out.lines().find(|l| l.starts_with("|           1 |")).unwrap().split('|').collect();
+    let percent = |cell: &str| cell.trim().trim_end_matches(" %").parse::<f64>().unwrap();
+    let (before, after) = (percent(row[3]), percent(row[4]));
+    assert!((after - 95.45).abs() < 3.0 && (after - 95.45).abs() < (before - 95.45).abs(), "{out}");
+    assert!(!Path::new(run).join("calibration.json").exists(), "the run keeps its own bands");
+    for file in ["run.toml", "model.safetensors", "scaler.json", "calibration.json"] {
+        assert!(site.join(file).exists(), "{file}");
+    }
+    let feed = lines[12001..12031].join("\n");
+    let (ok, _, err) = recur(&["stream", "--run", site.to_str().unwrap()], &format!("{}\n{feed}\n", lines[0]));
+    assert!(ok && err.contains("bands calibrated"), "{err}");
+    let (ok, _, err) = recur(&[&calibrate[..], &["--out", site.to_str().unwrap(), "--fit", "1.5"]].concat(), "");
+    assert!(!ok && err.contains("--fit: ") && err.contains("1.5"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// A trained run on data it was not trained on (`--data`): read with the run's settings
 /// and scaler, not refitted, all of it scored. A file of exactly the run's test rows scores
 /// and forecasts as the run's own test part; the run's own file, grown since training, is

@@ -289,6 +289,9 @@ pub struct PreparedSeries {
     pub calendar: Calendar,
 }
 
+/// A part of a series (training, validation, test): one range of steps per entity.
+pub type Part = Vec<Range<usize>>;
+
 /// Per signal, whether it is in `names`.
 ///
 /// # Errors
@@ -713,6 +716,29 @@ impl PreparedSeries {
         }
     }
 
+    /// The test part's ranges each cut in time at `fraction` of its length: the earlier
+    /// pieces and the later ones. On data a run has not seen (all of it test part), the
+    /// first stretch of every entity to fit something on — a new site's first weeks, to
+    /// calibrate the run's bands there — and the rest to check it on.
+    ///
+    /// # Errors
+    /// A fraction outside (0, 1).
+    pub fn split_test_in_time(&self, fraction: f64) -> Result<(Part, Part)> {
+        if !(fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::invalid(
+                "fraction",
+                format!("{fraction}: a share of each entity strictly between 0 and 1"),
+            ));
+        }
+        Ok(self
+            .test
+            .iter()
+            .map(|r| {
+                let cut = r.start + (r.len() as f64 * fraction) as usize;
+                (r.start..cut, cut..r.end)
+            })
+            .unzip())
+    }
     /// Whether this is data a run was not trained on ([`PreparedSeries::unseen`]): all of it
     /// test part.
     pub fn is_unseen(&self) -> bool {
