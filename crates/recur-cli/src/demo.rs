@@ -13,14 +13,14 @@ use recur::data::{EpochUnit, FittedScaler, Inspection, Layout, MissingValues, Pr
 use recur::model::SequenceModel;
 use recur::report::{
     entity_csv, entity_table, horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart,
-    score_table, write_run_folder,
+    save_time_chart, score_table, time_table, write_run_folder,
 };
 use recur::run::{
     evaluate, evaluate_by_entity, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig,
     RunOutcome, TaskKind,
 };
 use recur::tasks::calibration::CALIBRATION_FILE;
-use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, Uncertainty};
+use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, TimeGroup, Uncertainty};
 use recur::train::{progress, set_progress, Progress};
 
 use crate::args::Args;
@@ -610,19 +610,27 @@ fn calibrate_reconstruction(
 }
 
 pub fn eval(args: &Args) -> Result<(), String> {
-    let known = ["run", "horizon", "samples", "data"];
+    let known = ["run", "horizon", "samples", "data", "by"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur eval --run DIR [--data FILE,...] [--horizon N [--samples K]] (a folder written by recur train)"
+            "usage: recur eval --run DIR [--data FILE,...] [--horizon N [--samples K]] [--by hour|weekday] (a folder written by recur train)"
                 .into(),
         );
     }
     let horizon = args.get("horizon", &known, 0usize)?;
     let samples = args.get("samples", &known, 0usize)?;
+    let by = match args.get("by", &known, String::new())?.as_str() {
+        "" => None,
+        "hour" => Some(TimeGroup::HourOfDay),
+        "weekday" => Some(TimeGroup::Weekday),
+        other => return Err(format!("--by {other}: `hour` (of the day) or `weekday`")),
+    };
     let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
-    if horizon > 0 && config.task.kind != TaskKind::Prediction {
-        return Err(format!("{}: --horizon needs a prediction run", dir.display()));
+    for (given, flag) in [(horizon > 0, "--horizon"), (by.is_some(), "--by")] {
+        if given && config.task.kind != TaskKind::Prediction {
+            return Err(format!("{}: {flag} needs a prediction run", dir.display()));
+        }
     }
     let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
     print!("{}", score_table(&scores));
@@ -669,6 +677,21 @@ pub fn eval(args: &Args) -> Result<(), String> {
     if let Some(calibration) = calibration.clone().filter(|_| scores[0].coverage_2sigma.is_some()) {
         let calibrated = evaluate_calibrated(&config, &data, &model, Some(calibration)).map_err(|e| e.to_string())?;
         coverage("calibrated (recur calibrate): ", &calibrated[0]);
+    }
+    if let Some(group) = by {
+        let task = PredictionTask::from_config(&data, &config.prediction())
+            .map_err(|e| e.to_string())?
+            .with_calibration(calibration.clone());
+        let errors = task.evaluate_by_time(&model, &data.test, group).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let name = match group {
+            TimeGroup::HourOfDay => "by_hour",
+            TimeGroup::Weekday => "by_weekday",
+        };
+        println!("\none step ahead, streamed, by the local time of the step forecast; test part:");
+        print!("{}", time_table(&errors, &data.grid.signals));
+        let plot = output_beside_run(&dir, args, &known, name, "png")?;
+        save_time_chart(&errors, &scores[0].name, &plot).map_err(|e| e.to_string())?;
+        println!("wrote {}", plot.display());
     }
     if horizon > 0 {
         let task = PredictionTask::from_config(&data, &config.prediction())

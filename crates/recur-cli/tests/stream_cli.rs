@@ -291,7 +291,7 @@ fn a_categorical_column_streams_one_hot_as_training_read_it() {
 #[test]
 fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     let dir = scratch_dir("recur-stream-cli");
-    let (run, _) = trained_run(&dir, "run", "", "kind = \"prediction\"\nwindow = 12");
+    let (run, trained) = trained_run(&dir, "run", "", "kind = \"prediction\"\nwindow = 12");
 
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let rows: Vec<&str> = text.lines().take(31).collect();
@@ -343,6 +343,25 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     let ahead: Vec<&str> = out.lines().filter(|l| l.starts_with("|           ")).collect();
     assert_eq!(ahead.len(), 2, "{out}");
     assert!(std::fs::read(run.join("horizon.png")).unwrap().starts_with(b"\x89PNG"));
+    // by the hour of the day forecast: 24 rows whose scored entries add up to the test part's
+    let (ok, out, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--by", "hour"], "");
+    assert!(ok, "{err}");
+    let by_hour: Vec<Vec<&str>> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("| hour |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').map(str::trim).collect())
+        .collect();
+    assert_eq!(
+        by_hour.iter().map(|r| r[1]).collect::<Vec<_>>(),
+        (0..24).map(|h| format!("{h:02}")).collect::<Vec<_>>()
+    );
+    let scored: u64 = by_hour.iter().map(|r| r[2].parse::<u64>().unwrap()).sum();
+    assert!(trained.contains(&format!("test part: {scored} observed targets")), "{trained}");
+    assert!(std::fs::read(run.join("by_hour.png")).unwrap().starts_with(b"\x89PNG"));
+    let (ok, _, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--by", "month"], "");
+    assert!(!ok && err.contains("--by month: `hour` (of the day) or `weekday`"), "{err}");
     let (ok, _, err) = recur(&["predict", "--run", run.to_str().unwrap(), "--horizon", "0"], "");
     assert!(!ok && err.contains("at least one step ahead"), "{err}");
 

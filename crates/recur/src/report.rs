@@ -254,6 +254,63 @@ pub fn save_horizon_chart(
     .save(path, 720, 420)
 }
 
+/// [`crate::tasks::ErrorsByTime`] as a Markdown table: per group, the scored entries, the
+/// model's and persistence's micro MSE and their ratio, and which of `signals` the model
+/// errs on most there, with its MSE (— for a group never scored).
+pub fn time_table(errors: &crate::tasks::ErrorsByTime, signals: &[String]) -> String {
+    let what = match errors.group {
+        crate::tasks::TimeGroup::HourOfDay => "hour",
+        crate::tasks::TimeGroup::Weekday => "weekday",
+    };
+    let mut out = format!(
+        "| {what} | scored | model micro MSE | persistence micro MSE | model / persistence | the model's worst signal |\n"
+    );
+    out.push_str("|---|---:|---:|---:|---:|---|\n");
+    let labels = errors.group.labels();
+    for ((label, m), p) in labels.iter().zip(&errors.model).zip(&errors.persistence) {
+        if m.scored == 0 {
+            out.push_str(&format!("| {label} | 0 | — | — | — | — |\n"));
+            continue;
+        }
+        let worst = m.per_signal_mse.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
+        let worst = worst.map_or("—".to_string(), |(j, v)| format!("{} {v:.4}", signals.get(j).map_or("?", |s| s)));
+        out.push_str(&format!(
+            "| {label} | {} | {:.4} | {:.4} | {:.3} | {worst} |\n",
+            m.scored,
+            m.micro_mse,
+            p.micro_mse,
+            m.micro_mse / p.micro_mse
+        ));
+    }
+    out
+}
+
+/// [`crate::tasks::ErrorsByTime`] as a PNG: the model's and persistence's micro MSE by group.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn save_time_chart(errors: &crate::tasks::ErrorsByTime, model: &str, path: &Path) -> Result<()> {
+    let curve = |metrics: &[crate::tasks::Metrics]| {
+        metrics.iter().enumerate().filter(|(_, m)| m.scored > 0).map(|(g, m)| (g as f64, m.micro_mse)).collect()
+    };
+    let (x_label, unit) = match errors.group {
+        crate::tasks::TimeGroup::HourOfDay => ("hour of the day forecast (local time)", "hour"),
+        crate::tasks::TimeGroup::Weekday => ("weekday forecast (0 = Monday, local time)", "weekday"),
+    };
+    LineChart {
+        title: format!("{model}: test micro MSE one step ahead, by {unit}"),
+        x_label: x_label.into(),
+        y_label: "micro MSE (standardised)".into(),
+        log_y: false,
+        series: vec![
+            Series { name: model.to_string(), points: curve(&errors.model), style: Style::Line },
+            Series { name: "persistence (LOCF)".into(), points: curve(&errors.persistence), style: Style::Dashed },
+        ],
+        bands: Vec::new(),
+    }
+    .save(path, 720, 420)
+}
+
 /// One signal of one entity: its last `history` steps (the observed values) and the
 /// forecast of the steps after them (`forecast`, from
 /// [`PredictionTask::forecast_ahead`]) with its ±2σ band where it has one, against

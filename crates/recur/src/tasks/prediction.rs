@@ -37,7 +37,7 @@ use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::{StepClock, StreamTraining};
 use crate::classic::gradients::LookBack;
-use crate::data::{FittedScaler, PreparedSeries, Standardizer};
+use crate::data::{Clock, FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::losses::{gaussian_nll_precision, masked_mse, quantile_band};
 use crate::model::{HeadKind, HeadOutput, HeadSteps, ModelConfig, ModelSection, ModelStream, SequenceModel};
@@ -725,6 +725,43 @@ pub fn horizon_method(direct: usize, horizon: usize) -> String {
     }
 }
 
+/// A grouping of forecasts by the local time of the step they forecast (UTC plus the
+/// data's calendar offset, [`crate::data::Calendar`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeGroup {
+    /// 24 groups, 00 to 23.
+    HourOfDay,
+    /// 7 groups, Monday to Sunday.
+    Weekday,
+}
+
+impl TimeGroup {
+    /// The groups' names, in order.
+    pub fn labels(self) -> Vec<String> {
+        match self {
+            TimeGroup::HourOfDay => (0..24).map(|h| format!("{h:02}")).collect(),
+            TimeGroup::Weekday => ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].map(String::from).to_vec(),
+        }
+    }
+
+    /// The group of local time `seconds` (since 1970-01-01, a Thursday).
+    fn of(self, seconds: i64) -> usize {
+        let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+        match self {
+            TimeGroup::HourOfDay => (rest / 3600) as usize,
+            TimeGroup::Weekday => (days + 3).rem_euclid(7) as usize,
+        }
+    }
+}
+
+/// One-step-ahead errors by the time of the step forecast ([`PredictionTask::evaluate_by_time`]):
+/// per group (index as [`TimeGroup::labels`]), the model's and persistence's.
+pub struct ErrorsByTime {
+    pub group: TimeGroup,
+    pub model: Vec<Metrics>,
+    pub persistence: Vec<Metrics>,
+}
+
 /// Forecasts scored 1..=horizon steps ahead (see
 /// [`PredictionTask::evaluate_horizon`]); index h − 1 holds h steps ahead.
 pub struct HorizonScores {
@@ -823,6 +860,47 @@ impl PredictionTask<'_> {
             persistence: finish(&persistence),
             seasonal: period.map(|p| (p, finish(&seasonal))),
         })
+    }
+
+    /// A causal `model`'s forecasts one step ahead over `part`, as deployed (streamed, as
+    /// [`PredictionTask::evaluate_horizon`] runs it; its bands scaled by the task's
+    /// calibration), and persistence's, scored by the local time of the step forecast: when
+    /// in the day or the week a model errs (a shift change, the morning rush). The groups
+    /// pool to [`PredictionTask::evaluate_horizon`]'s one step ahead.
+    ///
+    /// # Errors
+    /// Data whose times are elapsed since each entity's start (no time of day); as
+    /// [`PredictionTask::evaluate_horizon`].
+    pub fn evaluate_by_time(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        group: TimeGroup,
+    ) -> Result<ErrorsByTime> {
+        if self.series.grid.clock != Clock::Calendar {
+            return Err(Error::invalid(
+                "errors by time",
+                format!("the data's times are {}: they have no time of day", self.series.grid.clock.description()),
+            ));
+        }
+        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
+        let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
+        let groups = group.labels().len();
+        let (mut ours, mut persistence) =
+            (vec![ErrorAccumulator::new(c); groups], vec![ErrorAccumulator::new(c); groups]);
+        let offset = self.series.calendar.utc_offset_seconds;
+        self.forecasts_from_origins(model, part, (1, 0, 0), self.calibration.as_ref(), |n, _, ahead, carried| {
+            let k = n + 1;
+            let g = group.of(self.series.step_time(k) + offset);
+            let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
+            let truth = &values[k * c..(k + 1) * c];
+            let z: Vec<f32> = ahead.values[..c].iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
+            ours[g].add(&z, truth, &mask, scaler);
+            persistence[g].add(carried, truth, &mask, scaler);
+            Ok(())
+        })?;
+        let finish = |acc: &[ErrorAccumulator]| acc.iter().map(ErrorAccumulator::finish).collect();
+        Ok(ErrorsByTime { group, model: finish(&ours), persistence: finish(&persistence) })
     }
 
     /// Split-conformal factors for the bands of a causal `model` with a band, 1..=`horizon`
@@ -2014,5 +2092,43 @@ mod tests {
         elapsed.grid.clock = Clock::Elapsed;
         let err = elapsed.with_calendar(calendar).err().unwrap().to_string();
         assert!(err.contains("data.calendar") && err.contains("not calendar times"), "{err}");
+    }
+
+    #[test]
+    fn errors_by_time_group_the_streamed_forecasts_and_pool_to_the_horizons_first_step() {
+        // synthetic: the ramps from Monday 2024-01-01 00:00 UTC, hourly, read at UTC+2
+        let (mut series, _) = ramps_with_calendar();
+        series.calendar.utc_offset_seconds = 7200;
+        let c = 2;
+        let config = PredictionConfig { calendar_inputs: 4, window: 6, ..PredictionConfig::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(c), 9).unwrap();
+        let task = PredictionTask::from_config(&series, &config).unwrap();
+        let pooled = task.evaluate_horizon(&model, &series.test, 1).unwrap();
+        for group in [TimeGroup::HourOfDay, TimeGroup::Weekday] {
+            let by = task.evaluate_by_time(&model, &series.test, group).unwrap();
+            assert_eq!(by.model.len(), group.labels().len());
+            for (all, parts) in [(&pooled.model[0], &by.model), (&pooled.persistence[0], &by.persistence)] {
+                let scored: u64 = parts.iter().map(|m| m.scored).sum();
+                let squares: f64 = parts.iter().map(|m| m.micro_mse * m.scored as f64).sum();
+                assert_eq!(scored, all.scored, "{group:?}");
+                assert!((squares / scored as f64 - all.micro_mse).abs() < 1e-9, "{group:?}");
+            }
+        }
+        // the test part (steps 80..100, a window of 6) forecasts steps 85..=99: hours 13..=27
+        // UTC, 15..=29 local, on Thursday (day 3) and Friday
+        let by_hour = task.evaluate_by_time(&model, &series.test, TimeGroup::HourOfDay).unwrap();
+        let hours: Vec<usize> = (0..24).filter(|&h| by_hour.model[h].scored > 0).collect();
+        let expected: Vec<usize> = (0..24).filter(|h| !(6..15).contains(h)).collect();
+        assert_eq!(hours, expected);
+        let by_day = task.evaluate_by_time(&model, &series.test, TimeGroup::Weekday).unwrap();
+        let days: Vec<usize> = (0..7).filter(|&d| by_day.model[d].scored > 0).collect();
+        assert_eq!(days, [3, 4], "Thursday and Friday");
+        assert_eq!(TimeGroup::Weekday.labels()[3], "Thu");
+        let mut elapsed = ramps();
+        elapsed.grid.clock = Clock::Elapsed;
+        let task = PredictionTask::new(&elapsed, 6, true).unwrap();
+        let plain = SequenceModel::<f32>::new(PredictionConfig::default().model_config(c), 9).unwrap();
+        let err = task.evaluate_by_time(&plain, &elapsed.test, TimeGroup::HourOfDay).err().unwrap().to_string();
+        assert!(err.contains("no time of day"), "{err}");
     }
 }
