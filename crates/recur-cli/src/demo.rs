@@ -1,7 +1,6 @@
 //! `recur demo`, `recur train`, `recur eval`, `recur inspect`: runs from TOML
 //! configurations, and a look at data files.
 
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -9,7 +8,7 @@ use std::sync::Mutex;
 use indicatif::MultiProgress;
 
 use recur::data::inspect::TextAmongNumbers;
-use recur::data::{EpochUnit, FittedScaler, Inspection, Layout, MissingValues, PreparedSeries, SplitBy};
+use recur::data::{EpochUnit, FittedScaler, Inspection, Layout, MissingValues, Part, PreparedSeries, SplitBy};
 use recur::model::SequenceModel;
 use recur::report::{
     entity_csv, entity_table, horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart,
@@ -459,8 +458,8 @@ pub(crate) fn run_calibration(dir: &Path, signals: &[String]) -> Result<Option<B
 /// Where `recur calibrate` fits its factors and checks them: `fit` and `test`, named in its
 /// report as `fitted_on` and `checked_on`.
 struct CalibrationParts {
-    fit: Vec<Range<usize>>,
-    test: Vec<Range<usize>>,
+    fit: Part,
+    test: Part,
     fitted_on: String,
     checked_on: String,
 }

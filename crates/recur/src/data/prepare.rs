@@ -739,6 +739,7 @@ impl PreparedSeries {
             })
             .unzip())
     }
+
     /// Whether this is data a run was not trained on ([`PreparedSeries::unseen`]): all of it
     /// test part.
     pub fn is_unseen(&self) -> bool {
