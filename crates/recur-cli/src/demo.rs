@@ -613,7 +613,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur eval --run DIR [--data FILE,...] [--horizon N [--samples K]] [--by hour|weekday] (a folder written by recur train)"
+            "usage: recur eval --run DIR [--data FILE,...] [--horizon N [--samples K]] [--by hour|weekday|month] (a folder written by recur train)"
                 .into(),
         );
     }
@@ -623,7 +623,8 @@ pub fn eval(args: &Args) -> Result<(), String> {
         "" => None,
         "hour" => Some(TimeGroup::HourOfDay),
         "weekday" => Some(TimeGroup::Weekday),
-        other => return Err(format!("--by {other}: `hour` (of the day) or `weekday`")),
+        "month" => Some(TimeGroup::Month),
+        other => return Err(format!("--by {other}: `hour` (of the day), `weekday` or `month`")),
     };
     let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
     for (given, flag) in [(horizon > 0, "--horizon"), (by.is_some(), "--by")] {
@@ -685,6 +686,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
         let name = match group {
             TimeGroup::HourOfDay => "by_hour",
             TimeGroup::Weekday => "by_weekday",
+            TimeGroup::Month => "by_month",
         };
         println!("\none step ahead, streamed, by the local time of the step forecast; test part:");
         print!("{}", time_table(&errors, &data.grid.signals));
@@ -854,9 +856,32 @@ pub fn inspect(args: &Args) -> Result<(), String> {
             report.longest_gap
         );
         let grid = format!("empty on the {}-s grid", report.bin_seconds);
-        println!("  {:<20} {:>16} {:>28}", "signal", "missing in rows", grid);
-        for s in &report.signals {
-            println!("  {:<20} {:>14.1} % {:>26.1} %", s.name, 100.0 * s.missing_in_rows(), 100.0 * s.empty_on_grid());
+        // how much of each signal's variance its hour of the day, weekday and month explain
+        let cycles = report.calendar_shares.iter().any(Option::is_some);
+        let explains = match cycles {
+            true => format!(" {:>14} {:>9} {:>9}", "hour explains", "weekday", "month"),
+            false => String::new(),
+        };
+        println!("  {:<20} {:>16} {:>28}{explains}", "signal", "missing in rows", grid);
+        for (s, share) in report.signals.iter().zip(&report.calendar_shares) {
+            let explains = match share {
+                Some(c) => {
+                    format!(
+                        " {:>12.1} % {:>7.1} % {:>7.1} %",
+                        100.0 * c.hour_of_day,
+                        100.0 * c.weekday,
+                        100.0 * c.month
+                    )
+                }
+                None if cycles => format!(" {:>14} {:>9} {:>9}", "—", "—", "—"),
+                None => String::new(),
+            };
+            println!(
+                "  {:<20} {:>14.1} % {:>26.1} %{explains}",
+                s.name,
+                100.0 * s.missing_in_rows(),
+                100.0 * s.empty_on_grid()
+            );
         }
         println!("  {:<20} {:>16} {:>26.1} %", "all signals", "", 100.0 * report.empty_on_grid());
         if let Layout::Wide { categorical } = &report.layout {

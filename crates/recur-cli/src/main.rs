@@ -24,7 +24,7 @@ const USAGE: &str = "usage:
       (default 2) on one thread each; no number depends on N.
   recur train --config FILE [--out DIR] [--resume true]
       Trains a run from a TOML config (every key: configs/reference.toml).
-  recur eval --run DIR [--data FILE,...] [--horizon N [--samples K]] [--by hour|weekday]
+  recur eval --run DIR [--data FILE,...] [--horizon N [--samples K]] [--by hour|weekday|month]
       Evaluates a trained run folder on its test part, with the baselines; with --data,
       on those files instead (another period, another machine: read with the run's data
       settings, standardised with its scaler.json, all of it scored). The run's own data
@@ -38,9 +38,10 @@ const USAGE: &str = "usage:
       without its extension). A model with a band: its coverage (pooled, per signal, per
       step ahead), mean width and interval score. --samples K: past the direct steps too, a
       band from K sample paths (each fed draws from its own forecasts; seeded).
-      --by hour|weekday (a causal prediction run): one step ahead, streamed, the model's and
-      persistence's micro MSE by the local hour (or weekday) of the step forecast, as a
-      table and DIR/by_hour.png (by_weekday.png; with --data: _STEM).
+      --by hour|weekday|month (a causal prediction run): one step ahead, streamed, the
+      model's and persistence's micro MSE by the local hour (weekday, month) of the step
+      forecast, as a table and DIR/by_hour.png (by_weekday.png, by_month.png; with
+      --data: _STEM).
   recur calibrate --run DIR [--data FILE,... [--fit F] --out DIR2] [--horizon N [--samples K]]
       Calibrates a run's bands (split conformal). A causal prediction run: on the
       validation part, streamed as eval --horizon runs it, one factor per step ahead (1..N;
@@ -90,10 +91,12 @@ const USAGE: &str = "usage:
       names, read as eval reads them), with a ±2σ band.
   recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]
       Layout, entities, sampling intervals and missingness per signal of CSV or
-      Parquet files, wide or long (grid: the median interval unless --bin); the
-      categorical columns, and text among a column's numbers (a status string such as
-      `Bad`?). --missing-values: marks of no value (data.missing_values), read as gaps;
-      --time-unit: what integer times count (data.time_unit; default seconds).
+      Parquet files, wide or long (grid: the median interval unless --bin), and how much
+      of each signal's variance its hour of the day, weekday and month explain (what
+      data.calendar can give a model); the categorical columns, and text among a
+      column's numbers (a status string such as `Bad`?). --missing-values: marks of no
+      value (data.missing_values), read as gaps; --time-unit: what integer times count
+      (data.time_unit; default seconds).
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot (and, with the

@@ -23,6 +23,17 @@ fn inspect_names_categorical_columns_and_how_a_file_was_read() {
     assert!(out.contains(": wide, 1 entity, 35064 rows, median interval 3600 s"), "{out}");
     assert!(out.contains("categorical (one-hot as data.categorical): wd (16 values), station (1 value)"), "{out}");
     assert!(!out.contains("note:"), "no text among Beijing's numbers: {out}");
+    // the share of each signal's variance its hour, weekday and month explain: the seasons
+    // make most of temperature's, the day a quarter of ozone's, the weekday next to nothing
+    let shares = |name: &str| -> Vec<f64> {
+        let row = out.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap();
+        row.split('%').skip(2).filter_map(|c| c.trim().parse::<f64>().ok()).collect()
+    };
+    assert!(out.contains("hour explains   weekday     month"), "{out}");
+    let (temp, ozone, wind_direction) = (shares("TEMP"), shares("O3"), out.lines().find(|l| l.contains("  wd ")));
+    assert!(temp[2] > 75.0 && temp[0] > 5.0 && temp[1] < 1.0, "{temp:?}");
+    assert!(ozone[0] > 20.0, "{ozone:?}");
+    assert!(wind_direction.is_some_and(|l| l.trim_end().ends_with("—")), "a categorical signal has none");
 
     let dir = std::env::temp_dir().join(format!("recur-inspect-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

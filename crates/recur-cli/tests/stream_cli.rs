@@ -360,8 +360,8 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     let scored: u64 = by_hour.iter().map(|r| r[2].parse::<u64>().unwrap()).sum();
     assert!(trained.contains(&format!("test part: {scored} observed targets")), "{trained}");
     assert!(std::fs::read(run.join("by_hour.png")).unwrap().starts_with(b"\x89PNG"));
-    let (ok, _, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--by", "month"], "");
-    assert!(!ok && err.contains("--by month: `hour` (of the day) or `weekday`"), "{err}");
+    let (ok, _, err) = recur(&["eval", "--run", run.to_str().unwrap(), "--by", "year"], "");
+    assert!(!ok && err.contains("--by year: `hour` (of the day), `weekday` or `month`"), "{err}");
     let (ok, _, err) = recur(&["predict", "--run", run.to_str().unwrap(), "--horizon", "0"], "");
     assert!(!ok && err.contains("at least one step ahead"), "{err}");
 

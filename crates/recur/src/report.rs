@@ -261,6 +261,7 @@ pub fn time_table(errors: &crate::tasks::ErrorsByTime, signals: &[String]) -> St
     let what = match errors.group {
         crate::tasks::TimeGroup::HourOfDay => "hour",
         crate::tasks::TimeGroup::Weekday => "weekday",
+        crate::tasks::TimeGroup::Month => "month",
     };
     let mut out = format!(
         "| {what} | scored | model micro MSE | persistence micro MSE | model / persistence | the model's worst signal |\n"
@@ -296,6 +297,7 @@ pub fn save_time_chart(errors: &crate::tasks::ErrorsByTime, model: &str, path: &
     let (x_label, unit) = match errors.group {
         crate::tasks::TimeGroup::HourOfDay => ("hour of the day forecast (local time)", "hour"),
         crate::tasks::TimeGroup::Weekday => ("weekday forecast (0 = Monday, local time)", "weekday"),
+        crate::tasks::TimeGroup::Month => ("month forecast (0 = January, local time)", "month"),
     };
     LineChart {
         title: format!("{model}: test micro MSE one step ahead, by {unit}"),

@@ -120,3 +120,36 @@ fn physionet_is_about_eighty_percent_empty_on_an_hourly_grid() {
         assert!((empty - 0.80).abs() < 0.03, "README: ~80 % empty on an hourly grid; inspected {empty}");
     }
 }
+
+/// Synthetic: four weeks, hourly, from Monday 2024-01-01; `hourly` is the hour of the day,
+/// `daily` the weekday, `flat` a constant. Each cycle explains all of its own signal and
+/// none of the other (every hour holds every weekday equally often, and the reverse); the
+/// month only where it changes. PhysioNet's elapsed times have no cycles.
+#[test]
+fn the_share_of_variance_each_calendar_cycle_explains() {
+    let dir = std::env::temp_dir().join(format!("recur-calendar-share-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("cycles.csv");
+    let mut text = String::from("timestamp,hourly,daily,flat\n");
+    for n in 0..28 * 24 {
+        text += &format!("{},{},{},5\n", 1_704_067_200 + n * 3600, n % 24, n / 24 % 7);
+    }
+    std::fs::write(&file, text).unwrap();
+    let r = Inspection::read(&file, None, &MissingValues::default(), EpochUnit::Seconds).unwrap();
+    let share = |name: &str| r.calendar_shares[r.signals.iter().position(|s| s.name == name).unwrap()].unwrap();
+    let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+    let (hourly, daily, flat) = (share("hourly"), share("daily"), share("flat"));
+    assert!(close(hourly.hour_of_day, 1.0) && close(hourly.weekday, 0.0) && close(hourly.month, 0.0), "{hourly:?}");
+    assert!(close(daily.hour_of_day, 0.0) && close(daily.weekday, 1.0) && close(daily.month, 0.0), "{daily:?}");
+    assert!(close(flat.hour_of_day, 0.0) && close(flat.weekday, 0.0), "{flat:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let r = Inspection::read(
+        repo().join("data/physionet/set-a-first400.csv"),
+        Some(3600),
+        &MissingValues::default(),
+        EpochUnit::Seconds,
+    )
+    .unwrap();
+    assert!(r.calendar_shares.iter().all(Option::is_none));
+}

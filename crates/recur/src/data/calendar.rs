@@ -50,6 +50,23 @@ impl CalendarCycle {
     }
 }
 
+/// The hour of the day (0–23) of `seconds` since 1970-01-01 00:00 (a local time).
+pub fn hour_of_day(seconds: i64) -> usize {
+    (seconds.rem_euclid(DAY) / 3600) as usize
+}
+
+/// The day of the week (0 = Monday … 6 = Sunday) of `seconds` since 1970-01-01 00:00, a
+/// Thursday (a local time).
+pub fn weekday(seconds: i64) -> usize {
+    (seconds.div_euclid(DAY) + 3).rem_euclid(7) as usize
+}
+
+/// The month (0 = January … 11 = December) of `seconds` since 1970-01-01 00:00 (a local
+/// time).
+pub fn month(seconds: i64) -> usize {
+    super::series::civil_from_days(seconds.div_euclid(DAY)).1 as usize - 1
+}
+
 /// The calendar inputs a model reads (`data.calendar`), and the offset of the local time
 /// they follow from UTC (`data.calendar_utc_offset_hours`; fixed: no daylight saving).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use super::calendar::{hour_of_day, month, weekday};
 use super::grid::{align_to_grid, Aggregation};
 use super::long::{long_series, LongColumns, LongOptions};
 use super::missing::{Cell, MissingValues};
-use super::series::TimeSeries;
+use super::series::{Clock, TimeSeries};
 use super::table::Table;
 use super::wide::{wide_series, EpochUnit, WideOptions};
 use crate::error::Result;
@@ -70,6 +71,50 @@ pub struct Inspection {
     pub windows_1252: bool,
     /// Each categorical column of a wide file with its number of categories.
     pub category_counts: Vec<(String, usize)>,
+    /// Per signal (as `signals`), how much of its variance on the grid its hour of the day,
+    /// its weekday and its month explain; `None` for a categorical signal, times elapsed since each
+    /// entity's start, or bins of a day or more.
+    pub calendar_shares: Vec<Option<CalendarShare>>,
+}
+
+/// The share of a signal's variance that a calendar cycle explains: the between-group sum
+/// of squares over the total, Σ_g n_g (x̄_g − x̄)² / Σ (x − x̄)², grouping its observed grid
+/// values by hour of the day (UTC, or the file's own clock where its times carry no
+/// offset), by weekday or by month. Near 0: the cycle tells nothing of the level; the
+/// calendar inputs (`data.calendar`) can only help if it is well above.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalendarShare {
+    pub hour_of_day: f64,
+    pub weekday: f64,
+    pub month: f64,
+}
+
+/// Sums of a signal's observed values per group: (n, Σx, Σx²).
+#[derive(Clone, Default)]
+struct GroupSums(Vec<(f64, f64, f64)>);
+
+impl GroupSums {
+    fn new(groups: usize) -> Self {
+        GroupSums(vec![(0.0, 0.0, 0.0); groups])
+    }
+
+    fn add(&mut self, group: usize, x: f64) {
+        let g = &mut self.0[group];
+        *g = (g.0 + 1.0, g.1 + x, g.2 + x * x);
+    }
+
+    /// The between-group share of the total sum of squares (0 for a constant signal).
+    fn share(&self) -> f64 {
+        let (n, sum, squares) = self.0.iter().fold((0.0, 0.0, 0.0), |a, g| (a.0 + g.0, a.1 + g.1, a.2 + g.2));
+        let mean = sum / n.max(1.0);
+        let total = squares - n * mean * mean;
+        let between: f64 = self.0.iter().filter(|g| g.0 > 0.0).map(|g| g.0 * (g.1 / g.0 - mean).powi(2)).sum();
+        if total > 0.0 {
+            (between / total).clamp(0.0, 1.0)
+        } else {
+            0.0
+        }
+    }
 }
 
 /// A wide column that holds more numbers than text.
@@ -151,16 +196,43 @@ impl Inspection {
                 slots: 0,
             })
             .collect();
+        // per signal: its observed grid values by hour of the day, weekday and month
+        let cycles = entities.iter().all(|s| s.clock == Clock::Calendar) && bin_seconds < 86_400;
+        let mut by_time: Vec<Option<[GroupSums; 3]>> = groups
+            .iter()
+            .map(|(name, j)| {
+                (cycles && first.signals[*j] == *name)
+                    .then(|| [GroupSums::new(24), GroupSums::new(7), GroupSums::new(12)])
+            })
+            .collect();
         for series in &entities {
             let grid = align_to_grid(series, bin_seconds, Aggregation::Mean)?;
             let c = series.channels();
-            for (summary, &(_, j)) in signals.iter_mut().zip(&groups) {
+            for ((summary, &(_, j)), sums) in signals.iter_mut().zip(&groups).zip(&mut by_time) {
                 summary.rows += series.len();
                 summary.missing_rows += (0..series.len()).filter(|&n| !series.observed[n * c + j]).count();
                 summary.slots += grid.len();
                 summary.empty_slots += (0..grid.len()).filter(|&n| !grid.observed[n * c + j]).count();
+                if let Some([hours, days, months]) = sums {
+                    for n in (0..grid.len()).filter(|&n| grid.observed[n * c + j]) {
+                        let (at, x) = (grid.start + n as i64 * grid.bin_seconds, f64::from(grid.values[n * c + j]));
+                        hours.add(hour_of_day(at), x);
+                        days.add(weekday(at), x);
+                        months.add(month(at), x);
+                    }
+                }
             }
         }
+        let calendar_shares = by_time
+            .iter()
+            .map(|s| {
+                s.as_ref().map(|[h, d, m]| CalendarShare {
+                    hour_of_day: h.share(),
+                    weekday: d.share(),
+                    month: m.share(),
+                })
+            })
+            .collect();
         Ok(Inspection {
             layout,
             entities: entities.len(),
@@ -174,6 +246,7 @@ impl Inspection {
             delimiter: table.delimiter,
             windows_1252: table.windows_1252,
             category_counts,
+            calendar_shares,
         })
     }
 

@@ -100,10 +100,16 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
-/// A Unix time as `YYYY-MM-DD hh:mm:ss` (UTC), the inverse of [`days_from_civil`] for
-/// the date (Hinnant's `civil_from_days`): how errors name a point in time.
+/// A Unix time as `YYYY-MM-DD hh:mm:ss` (UTC): how errors name a point in time.
 pub fn format_timestamp(seconds: i64) -> String {
     let (days, secs) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// The proleptic Gregorian date (year, month 1–12, day 1–31) of `days` since 1970-01-01,
+/// the inverse of [`days_from_civil`] (Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
     let doe = z - era * 146_097;
@@ -113,7 +119,7 @@ pub fn format_timestamp(seconds: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    (year, month as u32, day as u32)
 }
 
 #[cfg(test)]

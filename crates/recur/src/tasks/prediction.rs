@@ -733,6 +733,8 @@ pub enum TimeGroup {
     HourOfDay,
     /// 7 groups, Monday to Sunday.
     Weekday,
+    /// 12 groups, January to December.
+    Month,
 }
 
 impl TimeGroup {
@@ -741,15 +743,18 @@ impl TimeGroup {
         match self {
             TimeGroup::HourOfDay => (0..24).map(|h| format!("{h:02}")).collect(),
             TimeGroup::Weekday => ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"].map(String::from).to_vec(),
+            TimeGroup::Month => ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+                .map(String::from)
+                .to_vec(),
         }
     }
 
-    /// The group of local time `seconds` (since 1970-01-01, a Thursday).
+    /// The group of local time `seconds` (since 1970-01-01).
     fn of(self, seconds: i64) -> usize {
-        let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
         match self {
-            TimeGroup::HourOfDay => (rest / 3600) as usize,
-            TimeGroup::Weekday => (days + 3).rem_euclid(7) as usize,
+            TimeGroup::HourOfDay => crate::data::calendar::hour_of_day(seconds),
+            TimeGroup::Weekday => crate::data::calendar::weekday(seconds),
+            TimeGroup::Month => crate::data::calendar::month(seconds),
         }
     }
 }
@@ -2104,7 +2109,7 @@ mod tests {
         let model = SequenceModel::<f32>::new(config.model_config(c), 9).unwrap();
         let task = PredictionTask::from_config(&series, &config).unwrap();
         let pooled = task.evaluate_horizon(&model, &series.test, 1).unwrap();
-        for group in [TimeGroup::HourOfDay, TimeGroup::Weekday] {
+        for group in [TimeGroup::HourOfDay, TimeGroup::Weekday, TimeGroup::Month] {
             let by = task.evaluate_by_time(&model, &series.test, group).unwrap();
             assert_eq!(by.model.len(), group.labels().len());
             for (all, parts) in [(&pooled.model[0], &by.model), (&pooled.persistence[0], &by.persistence)] {
@@ -2124,6 +2129,8 @@ mod tests {
         let days: Vec<usize> = (0..7).filter(|&d| by_day.model[d].scored > 0).collect();
         assert_eq!(days, [3, 4], "Thursday and Friday");
         assert_eq!(TimeGroup::Weekday.labels()[3], "Thu");
+        let by_month = task.evaluate_by_time(&model, &series.test, TimeGroup::Month).unwrap();
+        assert!(by_month.model.iter().enumerate().all(|(m, e)| (e.scored > 0) == (m == 0)), "all in January");
         let mut elapsed = ramps();
         elapsed.grid.clock = Clock::Elapsed;
         let task = PredictionTask::new(&elapsed, 6, true).unwrap();
