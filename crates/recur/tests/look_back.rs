@@ -208,3 +208,46 @@ fn a_coupled_bidirectional_model_or_a_wrong_probe_is_refused() {
     let err = probe_gradients(&fuser, &input, &[1.0]).unwrap_err().to_string();
     assert!(err.contains("probe"), "{err}");
 }
+
+/// A decoupled model's inference path (its student alone, `forward_train_inference_path`)
+/// gives the gradients of its output that the full training forward gives with a zero
+/// teacher gradient and no twin loss, for every fusion (the teacher's part was zeros);
+/// backward then refuses a teacher gradient, and the full forward still needs one.
+#[test]
+fn the_inference_path_of_a_decoupled_model_gives_the_full_forwards_gradients() {
+    let (steps, batch) = (7, 3);
+    let mut rng = Rng::new(5);
+    let x: Vec<f64> = (0..steps * batch * D).map(|_| rng.normal()).collect();
+    let input = SequenceBatch { x: &x, steps, batch, lengths: None };
+    for fusion in [FusionKind::Concat, FusionKind::Gated, FusionKind::FuserGru, FusionKind::Sum] {
+        let mut config = model(CellKind::Lstm, 1, Coupling::Decoupled, HeadKind::Gaussian, 3).config().clone();
+        config.fusion = fusion;
+        let quiet = SequenceModel::<f64>::new(config, 3).unwrap().without_training_noise();
+        let probe: Vec<f64> = (0..steps * batch * O).map(|_| rng.normal()).collect();
+        let (full, mut full_cache) = quiet.forward_train_at(&input, 0, None, HeadSteps::All).unwrap();
+        let (student, mut cache) =
+            quiet.forward_train_inference_path(&input, &Continuation::default(), 0, HeadSteps::All).unwrap();
+        assert_eq!(student.student.mean, full.student.mean, "{fusion:?}: the same outputs");
+        assert!(student.teacher.is_none() && student.twin_loss == 0.0);
+        let zeros = |v: &[f64]| vec![0.0; v.len()];
+        let (d_precision, teacher) = (zeros(&full.student.precision), full.teacher.as_ref().unwrap());
+        let teacher_zeros = (zeros(&teacher.mean), zeros(&teacher.precision));
+        let mut grads = quiet.zeros_like();
+        let d_full = quiet
+            .backward(&mut full_cache, (&probe, &d_precision), Some((&teacher_zeros.0, &teacher_zeros.1)), &mut grads)
+            .unwrap();
+        let mut grads = quiet.zeros_like();
+        let d_student = quiet.backward(&mut cache, (&probe, &d_precision), None, &mut grads).unwrap();
+        assert!(d_full.iter().zip(&d_student).all(|(a, b)| (a - b).abs() <= 1e-12 * a.abs().max(1.0)), "{fusion:?}");
+
+        let (_, mut cache) =
+            quiet.forward_train_inference_path(&input, &Continuation::default(), 0, HeadSteps::All).unwrap();
+        let err = quiet
+            .backward(&mut cache, (&probe, &d_precision), Some((&teacher_zeros.0, &teacher_zeros.1)), &mut grads)
+            .unwrap_err();
+        assert!(err.to_string().contains("student path only"), "{err}");
+        let (_, mut full_cache) = quiet.forward_train_at(&input, 0, None, HeadSteps::All).unwrap();
+        let err = quiet.backward(&mut full_cache, (&probe, &d_precision), None, &mut grads).unwrap_err();
+        assert!(err.to_string().contains("needs the teacher path's gradient"), "{err}");
+    }
+}

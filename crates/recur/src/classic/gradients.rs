@@ -106,13 +106,11 @@ pub fn probe_gradients<T: Real>(
     let model = model.without_training_noise();
     let zeros_like =
         |out: &crate::model::HeadOutput<T>| (vec![T::ZERO; out.mean.len()], vec![T::ZERO; out.precision.len()]);
-    let (out, mut cache) = model.forward_train_at(input, 0, None, HeadSteps::Last)?;
+    // the path inference runs only: a decoupled model's teacher plays no part in its output
+    let (out, mut cache) = model.forward_train_inference_path(input, &Continuation::default(), 0, HeadSteps::Last)?;
     let d_precision = vec![T::ZERO; out.student.precision.len()];
-    let teacher = out.teacher.as_ref().map(zeros_like);
-    let teacher_ref = teacher.as_ref().map(|(m, p)| (&m[..], &p[..]));
     let mut grads = model.zeros_like();
-    let d_x =
-        model.backward_with(&mut cache, (probe, &d_precision), teacher_ref, &mut grads, InputGradient::Compute)?;
+    let d_x = model.backward_with(&mut cache, (probe, &d_precision), None, &mut grads, InputGradient::Compute)?;
 
     // after t steps: the forward stack's state, and a fuser RNN's (None: the initial ones)
     let (mut state, mut fuser) = (None, None);
@@ -123,23 +121,15 @@ pub fn probe_gradients<T: Real>(
         let from =
             Continuation { state: InitialState::carried(&state), ended: None, fuser: InitialState::carried(&fuser) };
         let rest = SequenceBatch { x: &input.x[t * batch * width..], steps: steps - t, batch, lengths: None };
-        let (out, mut cache) = model.forward_train_continuing(&rest, &from, 0, None)?;
+        let (out, mut cache) = model.forward_train_inference_path(&rest, &from, 0, HeadSteps::All)?;
         let (mut d_mean, d_precision) = zeros_like(&out.student);
         d_mean[(steps - t - 1) * batch * outputs..].copy_from_slice(probe);
-        let teacher = out.teacher.as_ref().map(zeros_like);
-        let teacher_ref = teacher.as_ref().map(|(m, p)| (&m[..], &p[..]));
         let mut grads = model.zeros_like();
-        let g = model.backward_to_state(
-            &mut cache,
-            (&d_mean, &d_precision),
-            teacher_ref,
-            &mut grads,
-            InputGradient::Skip,
-        )?;
+        let g = model.backward_to_state(&mut cache, (&d_mean, &d_precision), None, &mut grads, InputGradient::Skip)?;
         d_state[steps - t - 1] = g.d_h0;
         let step =
             SequenceBatch { x: &input.x[t * batch * width..(t + 1) * batch * width], steps: 1, batch, lengths: None };
-        let (_, cache) = model.forward_train_continuing(&step, &from, 0, None)?;
+        let (_, cache) = model.forward_train_inference_path(&step, &from, 0, HeadSteps::All)?;
         let owned = |(h, c): (&[T], &[T])| (!h.is_empty()).then(|| (h.to_vec(), c.to_vec()));
         (state, fuser) = (owned(cache.final_state()), owned(cache.fuser_final_state()));
         progress.inc((steps - t) as u64);

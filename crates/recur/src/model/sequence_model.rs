@@ -236,6 +236,15 @@ fn add_into<T: Real>(a: &mut [T], b: &[T]) {
     }
 }
 
+/// Which paths a training forward runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Paths {
+    /// Every path training needs (a decoupled model's teacher and twin loss too).
+    All,
+    /// The path inference runs.
+    Inference,
+}
+
 /// Which steps the head reads.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HeadSteps {
@@ -568,7 +577,7 @@ impl<T: Real> SequenceModel<T> {
         previous: Option<ModelCache<T>>,
         head_steps: HeadSteps,
     ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
-        self.forward_train_from(input, &Continuation::default(), seed, previous, head_steps)
+        self.forward_train_from(input, &Continuation::default(), seed, previous, head_steps, Paths::All)
     }
 
     /// A training forward of one chunk of streams (truncated BPTT), the head on every
@@ -591,7 +600,26 @@ impl<T: Real> SequenceModel<T> {
                 format!("{} flags for {} streams", from.ended.map_or(0, <[bool]>::len), input.batch),
             ));
         }
-        self.forward_train_from(input, from, seed, previous, HeadSteps::All)
+        self.forward_train_from(input, from, seed, previous, HeadSteps::All, Paths::All)
+    }
+
+    /// A training forward of the path inference runs, and of nothing else: for a decoupled
+    /// model its student alone — the forward stack, the twin map, the fusion and the head —
+    /// its teacher (the backward stack) not run and no twin loss; for any other model
+    /// [`SequenceModel::forward_train_continuing`] with the head on `head_steps`. Backward
+    /// then takes no teacher gradient. For the gradients of a deployed model's outputs
+    /// (how far back it reads), at half the cost for a decoupled one.
+    ///
+    /// # Errors
+    /// As [`SequenceModel::forward_train_continuing`].
+    pub fn forward_train_inference_path(
+        &self,
+        input: &SequenceBatch<'_, T>,
+        from: &Continuation<'_, T>,
+        seed: u64,
+        head_steps: HeadSteps,
+    ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
+        self.forward_train_from(input, from, seed, None, head_steps, Paths::Inference)
     }
 
     fn forward_train_from(
@@ -601,14 +629,17 @@ impl<T: Real> SequenceModel<T> {
         seed: u64,
         previous: Option<ModelCache<T>>,
         head_steps: HeadSteps,
+        paths: Paths,
     ) -> Result<(ModelOutputs<T>, ModelCache<T>)> {
         let (steps, batch) = (input.steps, input.batch);
         let recycled = previous.map_or_else(
             || (RnnCache::default(), RnnCache::default()),
             |p| (p.forward_cache, p.backward_cache.unwrap_or_default()),
         );
+        // a decoupled model's inference path does not read its backward stack
+        let student_only = paths == Paths::Inference && self.twin.is_some();
         let BranchStates { h_forward, final_state, h_backward, x_reversed, forward_cache, backward_cache } =
-            self.branches(input, &from.state, Some(seed), true, recycled)?;
+            self.branches(input, &from.state, Some(seed), !student_only, recycled)?;
         let mut cache = ModelCache {
             steps,
             batch,
@@ -639,6 +670,11 @@ impl<T: Real> SequenceModel<T> {
             (None, _) => cache.z_student = select_rows(cache.h_forward.clone(), rows.as_deref(), h),
             (Some(fusion), None) => {
                 let (z, fc) = fuse(fusion, &cache.h_forward, &cache.h_backward)?;
+                (cache.z_student, cache.fusion_student) = (z, Some(fc));
+            }
+            (Some(fusion), Some(twin)) if student_only => {
+                let estimate = twin.forward(&cache.h_forward)?;
+                let (z, fc) = fuse(fusion, &cache.h_forward, &estimate)?;
                 (cache.z_student, cache.fusion_student) = (z, Some(fc));
             }
             (Some(fusion), Some(twin)) => {
@@ -741,13 +777,23 @@ impl<T: Real> SequenceModel<T> {
                 let via_twin =
                     twin.backward(&cache.h_forward, &d_estimate, grads.twin.as_mut().expect("twin grads"))?;
                 add_into(&mut df, &via_twin);
-                let d_teacher = d_teacher
-                    .ok_or_else(|| Error::invalid("backward", "a decoupled model needs the teacher path's gradient"))?;
-                let dz_teacher = self.head.backward(&cache.z_teacher, d_teacher.0, d_teacher.1, &mut grads.head)?;
-                let ft = cache.fusion_teacher.as_mut().expect("teacher fusion cache");
-                // the student's states are constants on the teacher path: drop ∂/∂h→
-                let (_, db) = unfuse(fusion, ft, dz_teacher, fusion_grads)?;
-                (df, Some(db))
+                let db = match (cache.fusion_teacher.as_mut(), d_teacher) {
+                    (Some(ft), Some(d_teacher)) => {
+                        let dz_teacher =
+                            self.head.backward(&cache.z_teacher, d_teacher.0, d_teacher.1, &mut grads.head)?;
+                        // the student's states are constants on the teacher path: drop ∂/∂h→
+                        Some(unfuse(fusion, ft, dz_teacher, fusion_grads)?.1)
+                    }
+                    // the inference path alone ran: no teacher, nothing through the backward stack
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(Error::invalid("backward", "a decoupled model needs the teacher path's gradient"))
+                    }
+                    (None, Some(_)) => {
+                        return Err(Error::invalid("backward", "the forward ran the student path only: no teacher"))
+                    }
+                };
+                (df, db)
             }
         };
         let input = SequenceBatch { x: &cache.x, steps, batch, lengths: lengths.as_deref() };
