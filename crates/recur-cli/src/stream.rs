@@ -480,20 +480,19 @@ pub fn stream(args: &Args) -> Result<(), String> {
         if fields.len() != names.len() {
             return Err(format!("{input}: line {last_line}: {} fields, the header has {}", fields.len(), names.len()));
         }
-        let row = feed.read(&fields, c, config.data.time_unit).map_err(|(column, why)| {
+        // a cell that cannot be read: this line, and the column where one is at fault
+        let at_fault = |(column, why): (Option<usize>, String)| {
             let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
             format!("{input}: line {last_line}{column}: {why}")
-        })?;
+        };
+        let row = feed.read(&fields, c, config.data.time_unit).map_err(at_fault)?;
         let Some(row) = row else { continue };
         if row.time.is_none() {
             let at = row_time
                 .as_ref()
                 .map(|columns| columns.read(|i| &fields[i], config.data.time_unit))
                 .transpose()
-                .map_err(|(column, why)| {
-                let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
-                format!("{input}: line {last_line}{column}: {why}")
-            })?;
+                .map_err(at_fault)?;
             let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
             if !serve(&values, at, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
                 return Ok(());

@@ -427,6 +427,11 @@ fn a_run_reading_the_calendar_streams_each_row_at_its_own_time() {
     let shifted = forecasts(&shifted, 7);
     assert!(shifted.iter().zip(&plain).all(|(a, b)| a != b), "every forecast moves with the week's phase");
 
+    // a time that cannot be read is named by line and column
+    let mut bad: Vec<String> = rows[..4].iter().map(|r| r.to_string()).collect();
+    bad[2] = bad[2].split(',').enumerate().map(|(i, f)| if i == 4 { "noon" } else { f }).collect::<Vec<_>>().join(",");
+    let (ok, _, err) = recur(&["stream", "--run", run_arg], &(bad.join("\n") + "\n"));
+    assert!(!ok && err.contains("line 3, column `hour`"), "{err}");
     // without times the calendar cannot be read
     let untimed: Vec<String> = rows.iter().map(|r| r.split(',').skip(5).collect::<Vec<_>>().join(",")).collect();
     let (ok, _, err) = recur(&["stream", "--run", run_arg], &(untimed.join("\n") + "\n"));
