@@ -8,7 +8,9 @@ use std::sync::Mutex;
 use indicatif::MultiProgress;
 
 use recur::data::inspect::TextAmongNumbers;
-use recur::data::{EpochUnit, FittedScaler, Inspection, Layout, MissingValues, Part, PreparedSeries, SplitBy};
+use recur::data::{
+    CalendarCycle, EpochUnit, FittedScaler, Inspection, Layout, MissingValues, Part, PreparedSeries, SplitBy,
+};
 use recur::model::SequenceModel;
 use recur::report::{
     entity_csv, entity_table, horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart,
@@ -884,6 +886,24 @@ pub fn inspect(args: &Args) -> Result<(), String> {
             );
         }
         println!("  {:<20} {:>16} {:>26.1} %", "all signals", "", 100.0 * report.empty_on_grid());
+        let suggested = report.suggested_calendar(0.1);
+        if !suggested.is_empty() {
+            let what: Vec<String> = suggested
+                .iter()
+                .map(|(cycle, signals)| {
+                    let by = match cycle {
+                        CalendarCycle::Day => "the hour of the day",
+                        CalendarCycle::Week => "the weekday",
+                        CalendarCycle::Year => "the month",
+                    };
+                    let named: Vec<String> =
+                        signals.iter().take(4).map(|(s, v)| format!("{:.0} % of {s}", 100.0 * v)).collect();
+                    format!("{by} explains {}", named.join(", "))
+                })
+                .collect();
+            let cycles: Vec<String> = suggested.iter().map(|(c, _)| format!("\"{}\"", c.name())).collect();
+            println!("  calendar: {}: data.calendar = [{}] lets a model read them", what.join("; "), cycles.join(", "));
+        }
         if let Layout::Wide { categorical } = &report.layout {
             if !categorical.is_empty() {
                 let listed: Vec<String> = categorical.iter().map(|c| plural_values(c, report.categories(c))).collect();

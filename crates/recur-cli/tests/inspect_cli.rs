@@ -34,6 +34,18 @@ fn inspect_names_categorical_columns_and_how_a_file_was_read() {
     assert!(temp[2] > 75.0 && temp[0] > 5.0 && temp[1] < 1.0, "{temp:?}");
     assert!(ozone[0] > 20.0, "{ozone:?}");
     assert!(wind_direction.is_some_and(|l| l.trim_end().ends_with("—")), "a categorical signal has none");
+    // the cycles worth a model's inputs: the day (ozone, wind), the year (four years of data)
+    assert!(
+        out.contains(
+            "calendar: the hour of the day explains 23 % of O3, 12 % of WSPM; the month explains 82 % of TEMP"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("data.calendar = [\"day\", \"year\"] lets a model read them"), "{out}");
+    // the compressor's months are a trend over its few months, not seasons: nothing suggested
+    let compressor = repo().join("data/compressor/compressor_power_output.csv");
+    let (ok, out, err) = inspect(&[compressor.to_str().unwrap()]);
+    assert!(ok && !out.contains("calendar:"), "{out}{err}");
 
     let dir = std::env::temp_dir().join(format!("recur-inspect-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

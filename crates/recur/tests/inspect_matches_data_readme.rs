@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use recur::data::{EpochUnit, Inspection, Layout, MissingValues};
+use recur::data::{CalendarCycle, EpochUnit, Inspection, Layout, MissingValues};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -142,6 +142,11 @@ fn the_share_of_variance_each_calendar_cycle_explains() {
     assert!(close(hourly.hour_of_day, 1.0) && close(hourly.weekday, 0.0) && close(hourly.month, 0.0), "{hourly:?}");
     assert!(close(daily.hour_of_day, 0.0) && close(daily.weekday, 1.0) && close(daily.month, 0.0), "{daily:?}");
     assert!(close(flat.hour_of_day, 0.0) && close(flat.weekday, 0.0), "{flat:?}");
+    // each cycle suggested for its own signal; four weeks say nothing of the year
+    let suggested = r.suggested_calendar(0.1);
+    let names: Vec<(CalendarCycle, Vec<&str>)> =
+        suggested.iter().map(|(c, s)| (*c, s.iter().map(|(n, _)| n.as_str()).collect())).collect();
+    assert_eq!(names, [(CalendarCycle::Day, vec!["hourly"]), (CalendarCycle::Week, vec!["daily"])]);
     std::fs::remove_dir_all(&dir).unwrap();
 
     let r = Inspection::read(

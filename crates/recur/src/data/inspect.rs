@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::calendar::{hour_of_day, month, weekday};
+use super::calendar::{hour_of_day, month, weekday, CalendarCycle};
 use super::grid::{align_to_grid, Aggregation};
 use super::long::{long_series, LongColumns, LongOptions};
 use super::missing::{Cell, MissingValues};
@@ -56,6 +56,8 @@ pub struct Inspection {
     /// Median and largest step between consecutive timestamps of an entity, in seconds.
     pub median_interval: i64,
     pub longest_gap: i64,
+    /// The longest entity's span, first to last timestamp, in seconds.
+    pub longest_span: i64,
     /// The grid the `empty_slots` are counted on (each entity from its first to its last row).
     pub bin_seconds: i64,
     pub signals: Vec<SignalMissingness>,
@@ -239,6 +241,11 @@ impl Inspection {
             rows: entities.iter().map(TimeSeries::len).sum(),
             median_interval,
             longest_gap: intervals.last().copied().unwrap_or(0),
+            longest_span: entities
+                .iter()
+                .map(|s| s.timestamps.last().zip(s.timestamps.first()).map_or(0, |(l, f)| l - f))
+                .max()
+                .unwrap_or(0),
             bin_seconds,
             signals,
             text_among_numbers,
@@ -259,6 +266,33 @@ impl Inspection {
     /// How many categories a categorical column of a wide file holds (its one-hot signals).
     pub fn categories(&self, column: &str) -> usize {
         self.category_counts.iter().find(|(c, _)| c == column).map_or(0, |(_, n)| *n)
+    }
+
+    /// The calendar cycles worth a model's inputs (`data.calendar`), each with the signals
+    /// it explains at least `share` of (name and share, largest first): the day by the hour,
+    /// the week by the weekday, the year by the month — the year only over two years of
+    /// data or more, where a month's share is a season rather than a trend.
+    pub fn suggested_calendar(&self, share: f64) -> Vec<(CalendarCycle, Vec<(String, f64)>)> {
+        let two_years = self.longest_span >= 2 * 31_556_952;
+        let by = |cycle: CalendarCycle, pick: fn(&CalendarShare) -> f64| {
+            let mut named: Vec<(String, f64)> = self
+                .signals
+                .iter()
+                .zip(&self.calendar_shares)
+                .filter_map(|(s, c)| c.as_ref().map(|c| (s.name.clone(), pick(c))))
+                .filter(|&(_, v)| v >= share)
+                .collect();
+            named.sort_by(|a, b| b.1.total_cmp(&a.1));
+            (!named.is_empty()).then_some((cycle, named))
+        };
+        [
+            by(CalendarCycle::Day, |c| c.hour_of_day),
+            by(CalendarCycle::Week, |c| c.weekday),
+            by(CalendarCycle::Year, |c| c.month).filter(|_| two_years),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// The missingness of a signal, by name.
