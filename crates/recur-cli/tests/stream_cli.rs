@@ -470,6 +470,7 @@ fn calibrate_fits_a_runs_bands_on_data_it_was_not_trained_on_into_a_copy_of_the_
     assert!(!ok && err.contains("--out DIR2 gets a copy of the run"), "{err}");
     let (ok, out, err) = recur(&[&calibrate[..], &["--out", site.to_str().unwrap()]].concat(), "");
     assert!(ok, "{err}");
+    println!("{out}");
     assert!(out.contains("fitted on the first 50 % of each entity of the data given (3616 to 3989 scored"), "{out}");
     assert!(out.contains("the last 50 %:"), "{out}");
     // the checked half's coverage, before and after, in percent

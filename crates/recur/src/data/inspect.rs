@@ -210,17 +210,25 @@ impl Inspection {
         for series in &entities {
             let grid = align_to_grid(series, bin_seconds, Aggregation::Mean)?;
             let c = series.channels();
+            // each grid step's hour, weekday and month, once for all signals
+            let times: Vec<[usize; 3]> = match cycles {
+                true => (0..grid.len() as i64)
+                    .map(|n| grid.start + n * grid.bin_seconds)
+                    .map(|at| [hour_of_day(at), weekday(at), month(at)])
+                    .collect(),
+                false => Vec::new(),
+            };
             for ((summary, &(_, j)), sums) in signals.iter_mut().zip(&groups).zip(&mut by_time) {
                 summary.rows += series.len();
                 summary.missing_rows += (0..series.len()).filter(|&n| !series.observed[n * c + j]).count();
                 summary.slots += grid.len();
                 summary.empty_slots += (0..grid.len()).filter(|&n| !grid.observed[n * c + j]).count();
-                if let Some([hours, days, months]) = sums {
-                    for n in (0..grid.len()).filter(|&n| grid.observed[n * c + j]) {
-                        let (at, x) = (grid.start + n as i64 * grid.bin_seconds, f64::from(grid.values[n * c + j]));
-                        hours.add(hour_of_day(at), x);
-                        days.add(weekday(at), x);
-                        months.add(month(at), x);
+                if let Some(sums) = sums {
+                    for (n, groups) in times.iter().enumerate().filter(|&(n, _)| grid.observed[n * c + j]) {
+                        let x = f64::from(grid.values[n * c + j]);
+                        for (cycle, &g) in sums.iter_mut().zip(groups) {
+                            cycle.add(g, x);
+                        }
                     }
                 }
             }

@@ -170,6 +170,11 @@ impl Standardizer {
         (y - self.mean[signal]) / self.std[signal]
     }
 
+    /// A row of every signal's value, standardised ([`Standardizer::apply`] of each).
+    pub fn apply_row(&self, row: &[f32]) -> Vec<f32> {
+        row.iter().enumerate().map(|(j, &v)| self.apply(j, v)).collect()
+    }
+
     /// x of a standardised value, lifted to the signal's floor.
     pub fn invert(&self, signal: usize, z: f32) -> f32 {
         let y = z * self.std[signal] + self.mean[signal];

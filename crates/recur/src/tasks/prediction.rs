@@ -823,15 +823,12 @@ impl PredictionTask<'_> {
         let (mut persistence, mut seasonal) = (ours.clone(), ours.clone());
         let day = 86_400 / self.series.grid.bin_seconds.max(1);
         let period = (86_400 % self.series.grid.bin_seconds.max(1) == 0 && day >= 2).then_some(day as usize);
-        // a row of C values in original units, standardised
-        let standardised =
-            |row: &[f32]| -> Vec<f32> { row.iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect() };
+        let standardised = |row: &[f32]| scaler.apply_row(row);
         let sampling = (horizon, paths, seed);
         self.forecasts_from_origins(model, part, sampling, self.calibration.as_ref(), |n, entity, ahead, carried| {
             for (h, forecast) in (1..=ahead.values.len() / c).zip(ahead.values.chunks_exact(c)) {
                 let k = n + h;
-                let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
-                let truth = &values[k * c..(k + 1) * c];
+                let (truth, mask) = self.truth_at(k);
                 let ours_z = standardised(forecast);
                 let row = (h - 1) * c..h * c;
                 // a floor lifts the forecast in `values`, so its band is read from its edges
@@ -889,7 +886,6 @@ impl PredictionTask<'_> {
             ));
         }
         let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
-        let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
         let groups = group.labels().len();
         let (mut ours, mut persistence) =
             (vec![ErrorAccumulator::new(c); groups], vec![ErrorAccumulator::new(c); groups]);
@@ -897,15 +893,20 @@ impl PredictionTask<'_> {
         self.forecasts_from_origins(model, part, (1, 0, 0), self.calibration.as_ref(), |n, _, ahead, carried| {
             let k = n + 1;
             let g = group.of(self.series.step_time(k) + offset);
-            let mask: Vec<f32> = (0..c).map(|j| observed[k * c + j] as u8 as f32).collect();
-            let truth = &values[k * c..(k + 1) * c];
-            let z: Vec<f32> = ahead.values[..c].iter().enumerate().map(|(j, &v)| scaler.apply(j, v)).collect();
-            ours[g].add(&z, truth, &mask, scaler);
+            let (truth, mask) = self.truth_at(k);
+            ours[g].add(&scaler.apply_row(&ahead.values[..c]), truth, &mask, scaler);
             persistence[g].add(carried, truth, &mask, scaler);
             Ok(())
         })?;
         let finish = |acc: &[ErrorAccumulator]| acc.iter().map(ErrorAccumulator::finish).collect();
         Ok(ErrorsByTime { group, model: finish(&ours), persistence: finish(&persistence) })
+    }
+
+    /// Grid step `k`'s standardised values and their mask (1 where observed): what a
+    /// forecast of the step is scored against.
+    fn truth_at(&self, k: usize) -> (&[f32], Vec<f32>) {
+        let (c, grid) = (self.series.grid.channels(), &self.series.grid);
+        (&grid.values[k * c..(k + 1) * c], grid.observed[k * c..(k + 1) * c].iter().map(|&o| o as u8 as f32).collect())
     }
 
     /// Split-conformal factors for the bands of a causal `model` with a band, 1..=`horizon`
