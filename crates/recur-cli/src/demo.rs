@@ -13,8 +13,8 @@ use recur::data::{
 };
 use recur::model::SequenceModel;
 use recur::report::{
-    entity_csv, entity_table, horizon_comparison_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart,
-    save_time_chart, score_table, time_table, write_run_folder,
+    entity_csv, entity_table, horizon_comparison_table, horizon_signal_table, horizon_table, save_forecast_ahead_chart,
+    save_horizon_chart, save_time_chart, score_table, time_table, write_run_folder,
 };
 use recur::run::{
     evaluate, evaluate_by_entity, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig,
@@ -64,15 +64,20 @@ fn describe(config: &RunConfig, data: &recur::data::PreparedSeries) -> String {
         Uncertainty::Gaussian => " with a ±2σ band",
         Uncertainty::Quantile => " with a band from the 2.275 % to the 97.725 % quantile",
     };
-    let what = match (config.task.kind, config.task.stream) {
-        (TaskKind::Prediction, None) => format!(
-            "predict {} {when} from the previous {} steps",
-            every_signal(&data.grid.signals),
-            config.task.window - 1
+    let forecast = match config.task.targets.is_empty() {
+        true => every_signal(&data.grid.signals),
+        false => format!(
+            "{} (task.targets) from {}",
+            config.scored_signals(&data.grid.signals).join(", "),
+            every_signal(&data.grid.signals)
         ),
+    };
+    let what = match (config.task.kind, config.task.stream) {
+        (TaskKind::Prediction, None) => {
+            format!("predict {forecast} {when} from the previous {} steps", config.task.window - 1)
+        }
         (TaskKind::Prediction, Some(s)) => format!(
-            "predict {} {when}, trained on streams of {} steps with the state carried (truncated BPTT, k1 = {}, k2 = {})",
-            every_signal(&data.grid.signals),
+            "predict {forecast} {when}, trained on streams of {} steps with the state carried (truncated BPTT, k1 = {}, k2 = {})",
             s.steps,
             s.k1,
             s.k2
@@ -304,6 +309,7 @@ fn day_ahead(one_step: &Trained, direct: &Trained, out: &Path) -> Result<(), Str
     // next day's forecast keeps the model's own band
     let calibration = task.calibrate_bands(model, &data.validation, 24, 0, 1).map_err(|e| e.to_string())?;
     let next_day = task.forecast_ahead(model, 24).map_err(|e| e.to_string())?;
+    let targets = task.targets().clone();
     let calibrated =
         task.with_calibration(Some(calibration)).evaluate_horizon(model, &data.test, 24).map_err(|e| e.to_string())?;
     let at = |scores: &[recur::tasks::Metrics], read: fn(&recur::tasks::Metrics) -> Option<f64>, percent: bool| {
@@ -329,11 +335,11 @@ fn day_ahead(one_step: &Trained, direct: &Trained, out: &Path) -> Result<(), Str
     println!("wrote {}", plot.display());
     if let Some((entity, forecast)) = next_day.first() {
         let plot = out.join(name).join("forecast_ahead.png");
-        save_forecast_ahead_chart(data, entity, forecast, 0, 72, &plot).map_err(|e| e.to_string())?;
+        save_forecast_ahead_chart(data, entity, (forecast, &targets), 0, 72, &plot).map_err(|e| e.to_string())?;
         println!(
             "wrote {}: {} over the last 3 days of the data and the 24 hours after it, with its ±2σ band",
             plot.display(),
-            data.grid.signals[0]
+            targets.names()[0]
         );
     }
     Ok(())
@@ -439,7 +445,8 @@ pub(crate) fn open_run_for_serving(dir: &Path) -> Result<(RunConfig, SequenceMod
 /// (`recur calibrate`) where it has one.
 fn calibrated_task<'a>(dir: &Path, config: &RunConfig, data: &'a PreparedSeries) -> Result<PredictionTask<'a>, String> {
     let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
-    Ok(task.with_calibration(run_calibration(dir, &data.grid.signals)?))
+    let calibration = run_calibration(dir, task.targets().names())?;
+    Ok(task.with_calibration(calibration))
 }
 
 /// The calibration of run folder `dir`, if it has one; says so on stderr when it does.
@@ -537,9 +544,9 @@ pub fn calibrate(args: &Args) -> Result<(), String> {
     let samples = args.get("samples", &known, 0usize)?;
     let calibration = task.calibrate_bands(&model, &parts.fit, horizon, samples, 1).map_err(failed)?;
     let before = task.evaluate_horizon_sampled(&model, &parts.test, horizon, samples, 0).map_err(failed)?;
+    let c = task.targets().len();
     let task = task.with_calibration(Some(calibration.clone()));
     let after = task.evaluate_horizon_sampled(&model, &parts.test, horizon, samples, 0).map_err(failed)?;
-    let c = data.grid.channels();
     println!(
         "split-conformal factors fitted on {} ({} to {} scored forecasts per step and signal); {}:",
         parts.fitted_on,
@@ -636,6 +643,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
     }
     let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
     print!("{}", score_table(&scores));
+    let scored = config.scored_signals(&data.grid.signals);
     let band = match config.task.uncertainty {
         Uncertainty::Quantile => "2.275-97.725 % quantile band",
         _ => "±2σ",
@@ -648,9 +656,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
             metrics.band_width_2sigma.unwrap_or(f64::NAN),
             metrics.interval_score_2sigma.unwrap_or(f64::NAN)
         );
-        let per_signal: Vec<String> = data
-            .grid
-            .signals
+        let per_signal: Vec<String> = scored
             .iter()
             .zip(&metrics.per_signal_coverage_2sigma)
             .map(|(s, c)| format!("{s} {:.1} %", 100.0 * c))
@@ -658,7 +664,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
         println!("per signal: {}", per_signal.join(", "));
     };
     coverage("", &scores[0]);
-    let calibration = run_calibration(&dir, &data.grid.signals)?;
+    let calibration = run_calibration(&dir, &scored)?;
     // one entity's scores are the table's: evaluated again only where there are several
     let by_entity = match data.entities.len() > 1 {
         true => evaluate_by_entity(&config, &data, &model, calibration.clone()).map_err(|e| e.to_string())?,
@@ -691,7 +697,7 @@ pub fn eval(args: &Args) -> Result<(), String> {
             TimeGroup::Month => "by_month",
         };
         println!("\none step ahead, streamed, by the local time of the step forecast; test part:");
-        print!("{}", time_table(&errors, &data.grid.signals));
+        print!("{}", time_table(&errors, &scored));
         let plot = output_beside_run(&dir, args, &known, name, "png")?;
         save_time_chart(&errors, &scores[0].name, &plot).map_err(|e| e.to_string())?;
         println!("wrote {}", plot.display());
@@ -706,6 +712,8 @@ pub fn eval(args: &Args) -> Result<(), String> {
         let direct = task.steps_ahead_of(&model).map_err(|e| e.to_string())?;
         println!("\n1..{horizon} steps ahead, {}; test part:", horizon_method(direct, horizon));
         print!("{}", horizon_table(&ahead));
+        println!("\nby signal, test MSE (standardised) of the model (and of persistence):");
+        print!("{}", horizon_signal_table(&ahead, &scored));
         let plot = output_beside_run(&dir, args, &known, "horizon", "png")?;
         save_horizon_chart(&[(scores[0].name.clone(), &ahead.model)], &ahead, &plot).map_err(|e| e.to_string())?;
         println!("wrote {}", plot.display());
@@ -724,23 +732,23 @@ pub fn predict(args: &Args) -> Result<(), String> {
     let horizon = args.get("horizon", &known, 1usize)?;
     let samples = args.get("samples", &known, 0usize)?;
     let (config, model, data) = open_run_on_data(&dir, Some(TaskKind::Prediction), args, &known)?;
-    let signals = &data.grid.signals;
+    let task = calibrated_task(&dir, &config, &data)?;
+    let signals = task.targets().names();
     let name = args.get("signal", &known, signals[0].clone())?;
     let signal = signals
         .iter()
         .position(|s| *s == name)
-        .ok_or_else(|| format!("--signal: no signal `{name}` (the run's: {})", signals.join(", ")))?;
-    let task = calibrated_task(&dir, &config, &data)?;
+        .ok_or_else(|| format!("--signal: no signal `{name}` among those the run forecasts: {}", signals.join(", ")))?;
     let forecasts =
         if horizon == 1 { task.forecast(&model) } else { task.forecast_ahead_sampled(&model, horizon, samples, 0) }
             .map_err(|e| format!("{}: {e}", dir.display()))?;
-    let c = data.grid.channels();
+    let c = signals.len();
     // with σ (a Gaussian head): each signal's ±2σ band beside it, empty where the step has
     // none (past the direct steps)
     let banded = forecasts.iter().any(|(_, f)| !f.low.is_empty());
     let columns: Vec<String> = match banded {
         true => signals.iter().flat_map(|s| [s.clone(), format!("{s}_low"), format!("{s}_high")]).collect(),
-        false => signals.clone(),
+        false => signals.to_vec(),
     };
     let mut csv = format!("entity,steps_ahead,time,{}\n", columns.join(","));
     for (name, forecast) in &forecasts {
@@ -783,7 +791,8 @@ pub fn predict(args: &Args) -> Result<(), String> {
     if let (true, Some((entity, forecast))) = (horizon > 1, forecasts.first()) {
         let plot = out.with_file_name("forecast_ahead.png");
         let history = 3 * horizon.max(24);
-        save_forecast_ahead_chart(&data, entity, forecast, signal, history, &plot).map_err(|e| e.to_string())?;
+        let shown = (forecast, task.targets());
+        save_forecast_ahead_chart(&data, entity, shown, signal, history, &plot).map_err(|e| e.to_string())?;
         println!("wrote {}: {name} of {entity}, its last {history} steps and the next {horizon}", plot.display());
     }
     Ok(())

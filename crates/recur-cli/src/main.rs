@@ -66,9 +66,10 @@ const USAGE: &str = "usage:
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
-      step (--horizon N: of the next N steps, direct, then closed loop; --samples K: with
-      bands past the direct steps, as eval's), or a reconstruction run's
-      (task.residual = false) every signal, missing ones filled with a ±2σ band from λ̂.
+      step (of every signal, or of its task.targets; --horizon N: of the next N steps,
+      direct, then closed loop; --samples K: with bands past the direct steps, as eval's),
+      or a reconstruction run's (task.residual = false) every signal, missing ones filled
+      with a ±2σ band from λ̂.
       --budget-us: a per-step latency budget; every forecast is still written, and the
       command fails at the end naming the steps (lines) whose model step exceeded it.
       Reads the run folder only (run.toml, model.safetensors, scaler.json, and

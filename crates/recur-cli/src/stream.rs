@@ -218,8 +218,8 @@ impl FeedColumn {
 
 /// The stream of either task.
 enum Live<'m> {
-    Prediction(PredictionStream<'m>),
-    Reconstruction(ReconstructionStream<'m>),
+    Prediction(Box<PredictionStream<'m>>),
+    Reconstruction(Box<ReconstructionStream<'m>>),
 }
 
 impl Live<'_> {
@@ -258,7 +258,7 @@ impl Live<'_> {
                 };
                 (1..=horizon)
                     .flat_map(|h| {
-                        s.signals().iter().flat_map(move |name| {
+                        s.targets().iter().flat_map(move |name| {
                             let column = if horizon > 1 { format!("{name}_t+{h}") } else { format!("{name}_next") };
                             let band = (h <= banded).then(|| [format!("{column}_low"), format!("{column}_high")]);
                             std::iter::once(column).chain(band.into_iter().flatten())
@@ -341,16 +341,14 @@ pub fn stream(args: &Args) -> Result<(), String> {
     if horizon > 1 && config.task.kind != TaskKind::Prediction {
         return Err(format!("{}: --horizon needs a prediction run", dir.display()));
     }
-    let calibration = run_calibration(&dir, &fitted.signals)?;
-    let (window, residual) = (config.task.window, config.task.residual);
+    let calibration = run_calibration(&dir, &config.scored_signals(&fitted.signals))?;
+    let (task, residual) = (config.prediction(), config.task.residual);
     let open = || -> Result<Live<'_>, String> {
         let live = match config.task.kind {
-            TaskKind::Prediction => {
-                PredictionStream::new(&model, &fitted, window, residual, calibration.clone()).map(Live::Prediction)
-            }
-            TaskKind::Reconstruction => {
-                ReconstructionStream::new(&model, &fitted, residual, calibration.clone()).map(Live::Reconstruction)
-            }
+            TaskKind::Prediction => PredictionStream::new(&model, &fitted, &task, calibration.clone())
+                .map(|s| Live::Prediction(Box::new(s))),
+            TaskKind::Reconstruction => ReconstructionStream::new(&model, &fitted, residual, calibration.clone())
+                .map(|s| Live::Reconstruction(Box::new(s))),
         };
         live.map_err(|e| format!("{}: {e}", dir.display()))
     };

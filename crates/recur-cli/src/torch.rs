@@ -36,20 +36,26 @@ pub fn export(args: &Args) -> Result<(), String> {
     let model_file = dir.join("model.safetensors");
     let bytes = std::fs::read(&model_file).map_err(|e| format!("{}: {e}", model_file.display()))?;
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    // the signals forecast: every one (C of them), or task.targets (P of the C read)
+    let targets = config.scored_signals(&fitted.signals);
+    let (p, of) = match targets.len() == fitted.signals.len() {
+        true => ("C", String::new()),
+        false => ("P", " of the P signals in targets (in that order)".to_string()),
+    };
     let next = match config.task.steps_ahead {
-        1 => "the next step's z".to_string(),
-        s => format!("the next {s} steps' z, {s} blocks of C (block h - 1: step t + h)"),
+        1 => format!("the next step's z{of}"),
+        s => format!("the next {s} steps' z{of}, {s} blocks of {p} (block h - 1: step t + h)"),
     } + match config.task.uncertainty {
         Uncertainty::Gaussian => " and a precision λ for each (σ = 1/√λ, in z units)",
         _ => "",
     };
     let band = match config.task.uncertainty {
-        Uncertainty::Quantile => {
-            ". Its band: precision holds per step two distances for each value, in z units (its C·S distances below, \
-             then its C·S above); the band runs from the forecast minus below (its 2.275 % quantile) to the forecast plus above \
+        Uncertainty::Quantile => format!(
+            ". Its band: precision holds per step two distances for each value, in z units (its {p}·S distances below, \
+             then its {p}·S above); the band runs from the forecast minus below (its 2.275 % quantile) to the forecast plus above \
              (its 97.725 % quantile)"
-        }
-        _ => "",
+        ),
+        _ => String::new(),
     };
     let log = match fitted.scaler.log1p.contains(&true) {
         true => ", y = ln(1 + value) for the signals marked in log1p, else y = value; back: value = exp(z * std + mean) - 1 for those (a band z ± 2σ maps back skewed)",
@@ -65,7 +71,7 @@ pub fn export(args: &Args) -> Result<(), String> {
             "per step [z * m, m] (2C values): z = (y - mean) / std{log}, m = 1 where observed, 0 where missing{screened} (z * m = 0). \
              Output at step t: {next}{}{band}",
             if residual {
-                ", as a change from each signal's last observation within the last window - 1 steps (0 if none): x = z_last + output, in every block"
+                ", as a change from each forecast signal's last observation within the last window - 1 steps (0 if none): x = z_last + output, in every block"
             } else {
                 ""
             }
@@ -80,15 +86,15 @@ pub fn export(args: &Args) -> Result<(), String> {
         true => input,
         false => format!("{input}. Inputs per step: the signals' above, {}", fitted.calendar.description()),
     };
-    let calibration = recur::tasks::BandCalibration::load_from_run(&dir, &fitted.signals).map_err(|e| e.to_string())?;
-    let band_scale = calibration.map(|c| c.scale.chunks(fitted.signals.len()).map(<[f32]>::to_vec).collect::<Vec<_>>());
+    let calibration = recur::tasks::BandCalibration::load_from_run(&dir, &targets).map_err(|e| e.to_string())?;
+    let band_scale = calibration.map(|c| c.scale.chunks(targets.len()).map(<[f32]>::to_vec).collect::<Vec<_>>());
     let after = "values mapped back below a signal's floor (null: none) are lifted to it, band edges too; with band_scale \
                  (recur calibrate), "
         .to_string()
         + match config.task.kind {
             TaskKind::Prediction => {
                 "a band's reach from the forecast to each edge, in z, at h steps ahead is multiplied by \
-                 band_scale[h - 1][signal] first"
+                 band_scale[h - 1][forecast signal] first"
             }
             TaskKind::Reconstruction => {
                 "a reconstructed value's σ (in z) is multiplied by band_scale[0][signal] first (one row: one factor per \
@@ -101,6 +107,7 @@ pub fn export(args: &Args) -> Result<(), String> {
     let preprocessing = serde_json::json!({
         "task": config.task.kind,
         "signals": fitted.signals,
+        "targets": targets,
         "mean": fitted.scaler.mean,
         "std": fitted.scaler.std,
         "log1p": (0..fitted.signals.len()).map(|j| fitted.scaler.is_log1p(j)).collect::<Vec<_>>(),

@@ -988,3 +988,91 @@ fn diagnose_gradients_says_how_far_back_a_trained_run_reads() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A run forecasting two of the station's signals (`task.targets = ["PM2.5", "O3"]`, 3 hours
+/// ahead directly, with a band) reads all eleven: `recur train` says so; `recur stream`
+/// answers with those two alone, as the library's stream does, and refuses to reach past
+/// its direct steps (a closed loop would need the other nine), naming the setting; `eval`,
+/// `predict`, `calibrate` and `export` are about the two; an unknown target is refused.
+#[test]
+fn a_run_forecasting_some_signals_reads_every_one_and_answers_with_those_alone() {
+    let dir = scratch_dir("recur-stream-targets");
+    let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 3\nuncertainty = true\ntargets = [\"O3\", \"PM2.5\"]";
+    let (run, trained) = trained_run(&dir, "run", "", task);
+    assert!(trained.contains("predict PM2.5, O3 (task.targets) from all 11 signals"), "{trained}");
+    let run_arg = run.to_str().unwrap();
+
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let rows: Vec<&str> = text.lines().take(31).collect();
+    let feed = rows.join("\n") + "\n";
+    let (ok, out, err) = recur(&["stream", "--run", run_arg], &feed);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "No,year,month,day,hour,wd,station,PM2.5_next,PM2.5_next_low,PM2.5_next_high,O3_next,O3_next_low,O3_next_high"
+    );
+    // the library's stream over the run's data gives the same forecasts
+    let config = recur::run::RunConfig::load(run.join("run.toml")).unwrap();
+    let data = recur::run::load_run_data(&run, &config).unwrap();
+    let model = recur::model::SequenceModel::<f32>::load(run.join("model.safetensors")).unwrap();
+    let task = recur::tasks::PredictionTask::from_config(&data, &config.prediction()).unwrap();
+    assert_eq!(task.targets().names(), ["PM2.5", "O3"]);
+    let mut live = task.stream(&model).unwrap();
+    for (n, line) in lines[1..].iter().enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        let ours = live.step(&data.original_step(n)).unwrap();
+        assert_eq!([cells[7], cells[10]], [ours[0].to_string(), ours[1].to_string()], "hour {n}");
+    }
+    let (ok, ahead, err) = recur(&["stream", "--run", run_arg, "--horizon", "3"], &feed);
+    assert!(ok, "{err}");
+    assert!(ahead.lines().next().unwrap().ends_with(",O3_t+3,O3_t+3_low,O3_t+3_high"), "{ahead}");
+    let (ok, _, err) = recur(&["stream", "--run", run_arg, "--horizon", "4"], &feed);
+    assert!(
+        !ok && err.contains("forecasts 2 of the 11 signals it reads (task.targets)")
+            && err.contains("task.steps_ahead = 4"),
+        "{err}"
+    );
+
+    let (ok, out, err) = recur(&["eval", "--run", run_arg, "--horizon", "3"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("per signal: PM2.5 ") && out.contains(", O3 ") && !out.contains("TEMP"), "{out}");
+    assert!(out.contains("| signal | 1 ahead | 3 ahead |\n|---|---:|---:|\n| PM2.5 | "), "{out}");
+    assert!(out.contains("\n| O3 | "), "{out}");
+    let (ok, _, err) = recur(&["eval", "--run", run_arg, "--horizon", "5"], "");
+    assert!(!ok && err.contains("task.steps_ahead = 5"), "{err}");
+    let forecast = dir.join("ahead.csv");
+    let (ok, _, err) = recur(
+        &["predict", "--run", run_arg, "--horizon", "3", "--signal", "O3", "--out", forecast.to_str().unwrap()],
+        "",
+    );
+    assert!(ok, "{err}");
+    let written = std::fs::read_to_string(&forecast).unwrap();
+    assert!(written.starts_with("entity,steps_ahead,time,PM2.5,PM2.5_low,PM2.5_high,O3,O3_low,O3_high\n"), "{written}");
+    let (ok, _, err) = recur(&["predict", "--run", run_arg, "--horizon", "3", "--signal", "TEMP"], "");
+    assert!(!ok && err.contains("no signal `TEMP` among those the run forecasts: PM2.5, O3"), "{err}");
+
+    // calibrated: two factors per step ahead, which stream and export then read
+    let (ok, out, err) = recur(&["calibrate", "--run", run_arg], "");
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().filter(|l| l.starts_with("|           ")).count(), 3, "{out}");
+    let (ok, calibrated, err) = recur(&["stream", "--run", run_arg], &feed);
+    assert!(ok && err.contains("bands calibrated"), "{err}");
+    assert_eq!(calibrated.lines().count(), lines.len());
+    let export = dir.join("export");
+    let (ok, _, err) = recur(&["export", "--run", run_arg, "--out", export.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let preprocessing: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(export.join("preprocessing.json")).unwrap()).unwrap();
+    assert_eq!(preprocessing["targets"], serde_json::json!(["PM2.5", "O3"]));
+    assert_eq!(preprocessing["band_scale"].as_array().unwrap().len(), 3);
+    assert_eq!(preprocessing["band_scale"][0].as_array().unwrap().len(), 2);
+
+    let config = dir.join("bad.toml");
+    let bad = std::fs::read_to_string(dir.join("run.toml")).unwrap().replace("\"O3\"", "\"O_3\"");
+    std::fs::write(&config, bad).unwrap();
+    let (ok, _, err) =
+        recur(&["train", "--config", config.to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()], "");
+    assert!(!ok && err.contains("task.targets: no signal `O_3` in the data; its signals are PM2.5, PM10,"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -3,8 +3,9 @@
 //! calibrated) — what `recur stream` does, in the fewest lines a program of your own needs:
 //!     cargo run --release -p recur --example serve_run -- RUN_DIR < steps.csv
 //! Each line of stdin is one grid step: the run's signals in its order (`scaler.json`), an
-//! empty cell where a value is missing; each line out, the next step's forecast and, where
-//! the model has one, its band. A run that reads calendar inputs (`data.calendar`) takes
+//! empty cell where a value is missing; each line out, the next step's forecast of the
+//! signals it forecasts (every one, or `task.targets`) and, where the model has one, its
+//! band. A run that reads calendar inputs (`data.calendar`) takes
 //! the first step's time after RUN_DIR (seconds since 1970-01-01 UTC, its bin's start);
 //! each line is one grid step after the one before.
 use std::io::BufRead;
@@ -20,12 +21,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = RunConfig::load(dir.join("run.toml"))?;
     let model = SequenceModel::<f32>::load(dir.join("model.safetensors"))?;
     let fitted = FittedScaler::load_from_run(&dir)?.ok_or("no scaler.json: a run folder written by recur train")?;
-    let calibration = BandCalibration::load_from_run(&dir, &fitted.signals)?;
-    let mut stream = PredictionStream::new(&model, &fitted, config.task.window, config.task.residual, calibration)?;
+    let calibration = BandCalibration::load_from_run(&dir, &config.scored_signals(&fitted.signals))?;
+    let mut stream = PredictionStream::new(&model, &fitted, &config.prediction(), calibration)?;
     if let Some(first) = std::env::args().nth(2) {
         stream.at(first.parse().map_err(|_| format!("`{first}`: the first step's time in seconds since 1970"))?);
     }
-    eprintln!("signals, in this order: {}", stream.signals().join(","));
+    eprintln!("signals in, in this order: {}", stream.signals().join(","));
+    eprintln!("forecasts out: {}", stream.targets().join(","));
     for (n, line) in std::io::stdin().lock().lines().enumerate() {
         let line = line?;
         let values = line

@@ -159,6 +159,33 @@ pub fn horizon_table(scores: &crate::tasks::HorizonScores) -> String {
     out
 }
 
+/// Each signal's test MSE (standardised) at a few steps ahead (1, 3, 6, 12, 24, 48, …
+/// up to the horizon, and the horizon itself): the model's, and persistence's in
+/// parentheses, as a Markdown table; `signals` names the scored signals in order.
+pub fn horizon_signal_table(scores: &crate::tasks::HorizonScores, signals: &[String]) -> String {
+    let horizon = scores.model.len();
+    let mut steps: Vec<usize> = [1, 3, 6]
+        .into_iter()
+        .chain(std::iter::successors(Some(12), |s| Some(s * 2)))
+        .take_while(|&s| s < horizon)
+        .collect();
+    steps.push(horizon);
+    let mut out =
+        format!("| signal | {} |\n", steps.iter().map(|h| format!("{h} ahead")).collect::<Vec<_>>().join(" | "));
+    out += &format!("|---|{}\n", "---:|".repeat(steps.len()));
+    for (j, name) in signals.iter().enumerate() {
+        let cells: Vec<String> = steps
+            .iter()
+            .map(|&h| {
+                let (m, p) = (&scores.model[h - 1], &scores.persistence[h - 1]);
+                format!("{:.4} ({:.4})", m.per_signal_mse[j], p.per_signal_mse[j])
+            })
+            .collect();
+        out += &format!("| {name} | {} |\n", cells.join(" | "));
+    }
+    out
+}
+
 /// A model's ±2σ coverage as a table cell (— without a band).
 fn coverage_cell(m: &crate::tasks::Metrics) -> String {
     m.coverage_2sigma.map_or("—".into(), |c| format!("{:.1} %", 100.0 * c))
@@ -313,39 +340,40 @@ pub fn save_time_chart(errors: &crate::tasks::ErrorsByTime, model: &str, path: &
     .save(path, 720, 420)
 }
 
-/// One signal of one entity: its last `history` steps (the observed values) and the
-/// forecast of the steps after them (`forecast`, from
+/// One forecast signal (target `signal` of `targets`) of one entity: its last `history`
+/// steps (the observed values) and the forecast of the steps after them (`forecast`, from
 /// [`PredictionTask::forecast_ahead`]) with its ±2σ band where it has one, against
 /// persistence (the last observation, flat), in original units, as a PNG.
 ///
 /// # Errors
-/// An unknown entity or signal, a forecast of the wrong width, the file cannot be written.
+/// An unknown entity or target, a forecast of the wrong width, the file cannot be written.
 pub fn save_forecast_ahead_chart(
     data: &PreparedSeries,
     entity: &str,
-    forecast: &crate::tasks::Forecast,
+    (forecast, targets): (&crate::tasks::Forecast, &crate::tasks::Targets),
     signal: usize,
     history: usize,
     path: &Path,
 ) -> Result<()> {
-    let c = data.grid.channels();
+    let c = targets.len();
     let steps = data
         .entities
         .iter()
         .find(|(name, _)| name == entity)
         .map(|(_, r)| r.clone())
         .ok_or_else(|| Error::invalid("entity", format!("no entity `{entity}`")))?;
-    let name = data.grid.signals.get(signal).ok_or_else(|| Error::invalid("signal", format!("no signal {signal}")))?;
+    let name = targets.names().get(signal).ok_or_else(|| Error::invalid("signal", format!("no target {signal}")))?;
     if forecast.values.is_empty() || !forecast.values.len().is_multiple_of(c) {
         return Err(Error::invalid(
             "forecast",
-            format!("{} values are not whole steps of {c} signals", forecast.values.len()),
+            format!("{} values are not whole steps of {c} target signals", forecast.values.len()),
         ));
     }
     // x = 0 is the last step of the data
     let from = steps.end.saturating_sub(history).max(steps.start);
+    let column = targets.indices()[signal];
     let observed: Vec<(f64, f64)> = (from..steps.end)
-        .filter_map(|n| data.original_step(n)[signal].map(|v| ((n as f64) - (steps.end - 1) as f64, v as f64)))
+        .filter_map(|n| data.original_step(n)[column].map(|v| ((n as f64) - (steps.end - 1) as f64, v as f64)))
         .collect();
     let ahead = |values: &[f32]| -> Vec<(f64, f64)> {
         values.chunks_exact(c).enumerate().map(|(h, row)| ((h + 1) as f64, row[signal] as f64)).collect()
@@ -407,7 +435,11 @@ pub fn write_run_folder(dir: &Path, config: &RunConfig, outcome: &mut RunOutcome
     outcome.model.save(dir.join("model.safetensors"), Default::default())?;
     FittedScaler::of(data).save_to_run(dir)?;
     loss_chart(outcome, config).save(&dir.join("loss.png"), 800, 450)?;
-    per_signal_chart(outcome, data).save(&dir.join("per_signal.png"), 1000, 450)?;
+    per_signal_chart(outcome, &config.scored_signals(&data.grid.signals)).save(
+        &dir.join("per_signal.png"),
+        1000,
+        450,
+    )?;
     match config.task.kind {
         TaskKind::Reconstruction => {
             reconstruction_chart(outcome, config, data)?.save(&dir.join("reconstruction.png"), 900, 450)?
@@ -417,8 +449,9 @@ pub fn write_run_folder(dir: &Path, config: &RunConfig, outcome: &mut RunOutcome
     Ok(())
 }
 
-/// Test MSE per signal (standardised) of the model and the strongest baseline, side by side.
-fn per_signal_chart(outcome: &RunOutcome, data: &PreparedSeries) -> BarChart {
+/// Test MSE per scored signal (`signals`, standardised) of the model and the strongest
+/// baseline, side by side.
+fn per_signal_chart(outcome: &RunOutcome, signals: &[String]) -> BarChart {
     let (model, baseline) = (&outcome.scores[0], &outcome.scores[1]);
     let short = |i: usize, name: &str| match (i, name) {
         (0, _) => "model",
@@ -427,9 +460,7 @@ fn per_signal_chart(outcome: &RunOutcome, data: &PreparedSeries) -> BarChart {
         (_, "training mean") => "mean",
         _ => "baseline",
     };
-    let bars = data
-        .grid
-        .signals
+    let bars = signals
         .iter()
         .enumerate()
         .flat_map(|(j, s)| {
@@ -468,19 +499,20 @@ fn loss_chart(outcome: &RunOutcome, config: &RunConfig) -> LineChart {
     }
 }
 
-/// The first signal over the last week (168 steps, fewer if the part is shorter) of the
+/// The first forecast signal over the last week (168 steps, fewer if the part is shorter) of the
 /// first test range, in original units: the truth where observed, the model's next-step
 /// forecasts (streamed when the model is causal, as deployed) with their ±2σ band where the
 /// model has a Gaussian head, and last observation carried forward's.
 fn forecast_chart(outcome: &RunOutcome, config: &RunConfig, data: &PreparedSeries) -> Result<LineChart> {
-    let task = PredictionTask::new(data, config.task.window, config.task.residual)?;
+    let task =
+        PredictionTask::new(data, config.task.window, config.task.residual)?.with_targets(&config.task.targets)?;
     let inputs = config.task.window - 1;
     let range = data.test.iter().find(|r| r.len() > inputs).cloned().unwrap_or_default();
     let targets = range.end.saturating_sub(168).max(range.start + inputs)..range.end;
     let f = task.forecasts(&outcome.model, targets.clone())?;
-    let (c, signal) = (data.grid.channels(), 0);
-    let original = |z: f32| data.scaler.invert(signal, z) as f64;
-    let name = &data.grid.signals[signal];
+    let (c, signal) = (task.targets().len(), 0);
+    let original = |z: f32| task.targets().scaler().invert(signal, z) as f64;
+    let name = &task.targets().names()[signal];
     let line = |name: &str, values: &[f32], style: Style| Series {
         name: name.into(),
         points: (0..targets.len()).map(|i| (i as f64, original(values[i * c + signal]))).collect(),

@@ -17,7 +17,7 @@ use crate::data::{
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
 use crate::tasks::metrics::Metrics;
-use crate::tasks::prediction::{prediction_baselines, PredictionConfig, PredictionTask, Uncertainty};
+use crate::tasks::prediction::{PredictionConfig, PredictionTask, Uncertainty};
 use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, ReconstructionTask};
 use crate::tasks::{BandCalibration, StreamTraining};
 use crate::train::{train, EpochLog, TrainConfig};
@@ -158,6 +158,9 @@ pub struct TaskConfig {
     /// per value trained with the NLL, ±2σ; `"quantile"`: learned distances to the 2.275 %
     /// and 97.725 % quantiles); reconstruction always has the deck's λ̂.
     pub uncertainty: Uncertainty,
+    /// Prediction: the signals forecast and scored (empty: every one); the model reads
+    /// every signal either way ([`crate::tasks::Targets`]).
+    pub targets: Vec<String>,
 }
 
 impl Default for TaskConfig {
@@ -172,6 +175,7 @@ impl Default for TaskConfig {
             stream: None,
             steps_ahead: 1,
             uncertainty: Uncertainty::None,
+            targets: Vec::new(),
         }
     }
 }
@@ -209,6 +213,12 @@ impl RunConfig {
                 "\"quantile\" is a prediction band; a reconstruction's band is the deck's λ̂ (always on)",
             ));
         }
+        if self.task.kind == TaskKind::Reconstruction && !self.task.targets.is_empty() {
+            return Err(Error::invalid(
+                "task.targets",
+                "a reconstruction fills in every signal; targets choose what a prediction forecasts",
+            ));
+        }
         Ok(self)
     }
 
@@ -227,8 +237,16 @@ impl RunConfig {
             steps_ahead: self.task.steps_ahead,
             uncertainty: self.task.uncertainty,
             calendar_inputs: 2 * self.data.calendar.len(),
+            targets: self.task.targets.clone(),
             train: self.train.clone(),
         }
+    }
+
+    /// The signals its scores are per, of the data's `signals`: a prediction's
+    /// `task.targets` (in the data's order), else every signal.
+    pub fn scored_signals(&self, signals: &[String]) -> Vec<String> {
+        let scored = |s: &&String| self.task.targets.is_empty() || self.task.targets.contains(s);
+        signals.iter().filter(scored).cloned().collect()
     }
 
     /// The model this config trains for data of `channels` signals.
@@ -493,12 +511,14 @@ fn evaluate_part(
     let mut scores = match config.task.kind {
         TaskKind::Prediction => {
             let p = config.prediction();
-            let task = PredictionTask::new(data, p.window, p.residual)?.with_calibration(calibration);
+            let task = PredictionTask::new(data, p.window, p.residual)?
+                .with_targets(&p.targets)?
+                .with_calibration(calibration);
             let streamed = model.is_causal().then(|| task.evaluate_streamed(model, part)).transpose()?;
             let metrics = task.evaluate(model, part)?;
             let mut scores =
                 vec![Score { name: String::new(), coverage_2sigma: metrics.coverage_2sigma, metrics, streamed }];
-            for (n, m) in prediction_baselines(data, part, p.window)? {
+            for (n, m) in task.baselines(part)? {
                 scores.push(Score { name: n.to_string(), metrics: m, coverage_2sigma: None, streamed: None });
             }
             scores

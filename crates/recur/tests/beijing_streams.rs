@@ -15,8 +15,7 @@ use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
 use recur::run::{load_data, run, RunConfig};
 use recur::tasks::{
-    prediction_baselines, BandCalibration, ErrorAccumulator, HorizonScores, Metrics, PredictionStream, PredictionTask,
-    Uncertainty,
+    BandCalibration, ErrorAccumulator, HorizonScores, Metrics, PredictionStream, PredictionTask, Uncertainty,
 };
 use recur::train::{train, TrainConfig};
 
@@ -130,7 +129,7 @@ fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
     assert_eq!(fitted, recur::data::FittedScaler::of(&data));
     let saved = RunConfig::load(dir.join("run.toml")).unwrap();
     let model = SequenceModel::<f32>::load(dir.join("model.safetensors")).unwrap();
-    let mut served = PredictionStream::new(&model, &fitted, saved.task.window, saved.task.residual, None).unwrap();
+    let mut served = PredictionStream::new(&model, &fitted, &saved.prediction(), None).unwrap();
     let mut own = task.stream(&outcome.model).unwrap();
     for n in 0..48 {
         let values = data.original_step(n);
@@ -138,7 +137,7 @@ fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
     }
     // a calibration fitted for other signals is refused
     let other = BandCalibration { signals: vec!["PM2.5".into()], scale: vec![1.0], scores: vec![10], paths: 0 };
-    let refused = PredictionStream::new(&model, &fitted, saved.task.window, saved.task.residual, Some(other));
+    let refused = PredictionStream::new(&model, &fitted, &saved.prediction(), Some(other));
     assert!(refused.err().unwrap().to_string().contains("fitted for [\"PM2.5\"], the model reads"));
     std::fs::remove_dir_all(&dir).unwrap();
 
@@ -318,8 +317,10 @@ fn a_day_ahead_forecast_reading_the_pollutants_logarithm_bands_them_above_minus_
     // way) scores as on the plain data, but where a window saw no value and falls back to
     // z = 0 (the mean of ln(1 + x), mapped back)
     let (_, plain) = config_named("beijing-prediction-direct.toml");
-    let persistence =
-        |data: &PreparedSeries| prediction_baselines(data, &data.test, config.task.window).unwrap()[0].1.clone();
+    let persistence = |data: &PreparedSeries| {
+        let task = PredictionTask::new(data, config.task.window, config.task.residual).unwrap();
+        task.baselines(&data.test).unwrap()[0].1.clone()
+    };
     let (logged_persistence, plain_persistence) = (persistence(&data), persistence(&plain));
     assert_eq!(logged_persistence.scored, plain_persistence.scored);
     assert!((logged_persistence.micro_mse - plain_persistence.micro_mse).abs() < 1e-3);

@@ -148,6 +148,25 @@ impl Standardizer {
         Ok(Standardizer { mean, std, log1p, score_std, floor: Vec::new(), screen: Vec::new() })
     }
 
+    /// The standardisation of the signals `signals` (indices) alone, in that order: what
+    /// scores and maps back a forecast of those signals only.
+    pub fn select(&self, signals: &[usize]) -> Standardizer {
+        fn pick<T: Clone>(per_signal: &[T], signals: &[usize]) -> Vec<T> {
+            match per_signal.is_empty() {
+                true => Vec::new(),
+                false => signals.iter().map(|&j| per_signal[j].clone()).collect(),
+            }
+        }
+        Standardizer {
+            mean: pick(&self.mean, signals),
+            std: pick(&self.std, signals),
+            log1p: pick(&self.log1p, signals),
+            score_std: pick(&self.score_std, signals),
+            floor: pick(&self.floor, signals),
+            screen: pick(&self.screen, signals),
+        }
+    }
+
     /// Whether signal `signal` is standardised after ln(1 + x).
     #[inline]
     pub fn is_log1p(&self, signal: usize) -> bool {

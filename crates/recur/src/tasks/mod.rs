@@ -9,8 +9,8 @@ pub mod reconstruction;
 pub use calibration::BandCalibration;
 pub use metrics::{ErrorAccumulator, Metrics};
 pub use prediction::{
-    horizon_method, prediction_baselines, train_prediction, ErrorsByTime, Forecast, HorizonScores, PredictionConfig,
-    PredictionStream, PredictionTask, TimeGroup, Uncertainty,
+    horizon_method, train_prediction, ErrorsByTime, Forecast, HorizonScores, PredictionConfig, PredictionStream,
+    PredictionTask, Targets, TimeGroup, Uncertainty,
 };
 pub use reconstruction::{
     train_reconstruction, MissingnessDiffusion, Reconstructed, ReconstructionConfig, ReconstructionStream,

@@ -13,6 +13,12 @@
 //! own forecasts, where its errors compound; a direct model never reads its own output.
 //! Targets never reach past the end of the part a window or stream belongs to.
 //!
+//! With `targets` (a subset of the signals, [`Targets`]) the model still reads every
+//! signal, but forecasts and is scored on those alone: a pollutant from the weather, a
+//! machine's discharge temperature from its other sensors. Such a model cannot run in
+//! closed loop (it never forecasts the other signals it reads), so it reaches only as far
+//! as it forecasts directly.
+//!
 //! With `uncertainty` the head is the deck's Gaussian one with a precision λ̂ for every
 //! value it forecasts (each signal at each step ahead; the deck's λ̂_t is one per step, but
 //! a λ̂ shared by signals of different volatility covers the smooth ones too widely and the
@@ -63,6 +69,9 @@ pub struct PredictionConfig {
     /// The calendar inputs read after the signals' ([`crate::data::Calendar::width`]; the
     /// data's calendar).
     pub calendar_inputs: usize,
+    /// The signals forecast and scored ([`Targets`]; empty: every signal). The model reads
+    /// every signal either way.
+    pub targets: Vec<String>,
     pub train: TrainConfig,
 }
 
@@ -131,6 +140,7 @@ impl Default for PredictionConfig {
             steps_ahead: 1,
             uncertainty: Uncertainty::None,
             calendar_inputs: 0,
+            targets: Vec::new(),
             train: TrainConfig::default(),
         }
     }
@@ -138,10 +148,12 @@ impl Default for PredictionConfig {
 
 impl PredictionConfig {
     /// The model for `channels` signals: it reads `[z ⊙ m, m]` (and the calendar inputs)
-    /// and predicts every signal `steps_ahead` steps ahead (with `uncertainty`, each value
-    /// with its precision or its two quantile distances).
+    /// and predicts every target (every signal, or the `targets`) `steps_ahead` steps
+    /// ahead (with `uncertainty`, each value with its precision or its two quantile
+    /// distances).
     pub fn model_config(&self, channels: usize) -> ModelConfig {
-        let (inputs, outputs) = (2 * channels + self.calendar_inputs, self.steps_ahead * channels);
+        let forecast = if self.targets.is_empty() { channels } else { self.targets.len() };
+        let (inputs, outputs) = (2 * channels + self.calendar_inputs, self.steps_ahead * forecast);
         let banded = |head, precisions| ModelConfig {
             precisions,
             detach_precision: true,
@@ -155,9 +167,74 @@ impl PredictionConfig {
     }
 }
 
-/// A batch of windows, `x: [L−1, B, 2C + K]` with `target, mask, base: [B, S·C]` for the S
+/// The signals a prediction model forecasts (`task.targets`), P of the C it reads: their
+/// indices among the data's signals, in the data's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Targets {
+    index: Vec<usize>,
+    names: Vec<String>,
+    /// The data's standardisation of them alone ([`Standardizer::select`]).
+    scaler: Standardizer,
+}
+
+impl Targets {
+    /// `wanted` among `signals` (empty: every signal), standardised as `scaler` (of every
+    /// signal) standardises them.
+    ///
+    /// # Errors
+    /// A name that is not one of the signals, or one named twice.
+    pub fn among(signals: &[String], scaler: &Standardizer, wanted: &[String]) -> Result<Self> {
+        for (i, name) in wanted.iter().enumerate() {
+            if !signals.contains(name) {
+                return Err(Error::invalid(
+                    "task.targets",
+                    format!("no signal `{name}` in the data; its signals are {}", signals.join(", ")),
+                ));
+            }
+            if wanted[..i].contains(name) {
+                return Err(Error::invalid("task.targets", format!("`{name}` is named twice")));
+            }
+        }
+        let index: Vec<usize> =
+            (0..signals.len()).filter(|&j| wanted.is_empty() || wanted.contains(&signals[j])).collect();
+        Ok(Targets { names: index.iter().map(|&j| signals[j].clone()).collect(), scaler: scaler.select(&index), index })
+    }
+
+    /// P, the signals forecast.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Whether none is (never, for targets that [`Targets::among`] gives from signals).
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Their indices among the data's signals, ascending.
+    pub fn indices(&self) -> &[usize] {
+        &self.index
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The standardisation of the targets alone, target i at index i.
+    pub fn scaler(&self) -> &Standardizer {
+        &self.scaler
+    }
+
+    /// Whether they are all `channels` signals the model reads: then its forecasts can be
+    /// fed back to it (a closed loop).
+    fn are_every_signal(&self, channels: usize) -> bool {
+        self.index.len() == channels
+    }
+}
+
+/// A batch of windows, `x: [L−1, B, 2C + K]` with `target, mask, base: [B, S·P]` for the S
 /// steps after the last; or of streams, `x: [T, B, 2C + K]` with `target, mask, base:
-/// [T, B, S·C]`, row (t, b) for the S steps after input step t (K: the calendar inputs).
+/// [T, B, S·P]`, row (t, b) for the S steps after input step t (K: the calendar inputs; P:
+/// the targets).
 pub struct PredictionBatch {
     x: Vec<f32>,
     steps: usize,
@@ -205,11 +282,11 @@ impl LastObserved {
 
 /// A batch of streams, one per range of input steps (each at most `steps` long; a shorter
 /// one is padded with zeros, mask 0, and given its length), input step t's targets the
-/// `ahead` steps after it, block h − 1 for step t + h (mask 0 from the end of the part
-/// the stream's range belongs to, `part_end`, on). With `residual`, row (t, b)'s base, the
-/// same in every block, is each signal's last observation among input steps t − reach + 1
-/// ..= t of its entity (as [`PredictionStream`] keeps it; the windows' rule for a window
-/// ending at t).
+/// `ahead` steps after it, block h − 1 for step t + h, of the signals `targets` (indices;
+/// mask 0 from the end of the part the stream's range belongs to, `part_end`, on). With
+/// `residual`, row (t, b)'s base, the same in every block, is each target's last
+/// observation among input steps t − reach + 1 ..= t of its entity (as
+/// [`PredictionStream`] keeps it; the windows' rule for a window ending at t).
 fn make_stream_batch(
     series: &PreparedSeries,
     streams: &[Range<usize>],
@@ -217,10 +294,11 @@ fn make_stream_batch(
     reach: usize,
     residual: bool,
     ahead: usize,
+    targets: &[usize],
     part_end: impl Fn(usize) -> usize,
 ) -> PredictionBatch {
-    let c = series.grid.channels();
-    let (b, row_width, width) = (streams.len(), ahead * c, 2 * c + series.calendar.width());
+    let (c, p) = (series.grid.channels(), targets.len());
+    let (b, row_width, width) = (streams.len(), ahead * p, 2 * c + series.calendar.width());
     let mut x = vec![0.0f32; steps * b * width];
     let rows = steps * b * row_width;
     let (mut target, mut mask, mut base) = (vec![0.0f32; rows], vec![0.0f32; rows], vec![0.0f32; rows]);
@@ -242,14 +320,14 @@ fn make_stream_batch(
             }
             series.write_calendar(k, &mut x[xi + 2 * c..xi + width]);
             for h in 1..=ahead {
-                let at = (t * b + row) * row_width + (h - 1) * c;
-                for j in 0..c {
+                let at = (t * b + row) * row_width + (h - 1) * p;
+                for (i, &j) in targets.iter().enumerate() {
                     if k + h < end {
-                        mask[at + j] = observed[(k + h) * c + j] as u8 as f32;
-                        target[at + j] = values[(k + h) * c + j];
+                        mask[at + i] = observed[(k + h) * c + j] as u8 as f32;
+                        target[at + i] = values[(k + h) * c + j];
                     }
                     if let Some(v) = last.within(j, k).filter(|_| residual) {
-                        base[at + j] = v;
+                        base[at + i] = v;
                     }
                 }
             }
@@ -265,21 +343,22 @@ fn part_end(part: &[Range<usize>], step: usize) -> usize {
 }
 
 /// Windows of `window − 1` input steps from each start inside `part`, the `ahead` steps
-/// after them the targets (zeros with mask 0 from the end of the start's range of `part`:
-/// a forecast): a batch of streams that long, with only its last step's targets, masks
-/// and base (each signal's last observation in the window, or 0, the training mean, if
-/// the window never saw it).
+/// after them of the signals `targets` the targets (zeros with mask 0 from the end of the
+/// start's range of `part`: a forecast): a batch of streams that long, with only its last
+/// step's targets, masks and base (each target's last observation in the window, or 0,
+/// the training mean, if the window never saw it).
 fn make_batch(
     series: &PreparedSeries,
     part: &[Range<usize>],
     starts: &[usize],
     window: usize,
-    residual: bool,
-    ahead: usize,
+    (residual, ahead): (bool, usize),
+    targets: &[usize],
 ) -> PredictionBatch {
     let windows: Vec<Range<usize>> = starts.iter().map(|&s| s..s + window - 1).collect();
-    let mut batch = make_stream_batch(series, &windows, window - 1, window - 1, residual, ahead, |s| part_end(part, s));
-    let last = (window - 2) * starts.len() * ahead * series.grid.channels();
+    let reach = window - 1;
+    let mut batch = make_stream_batch(series, &windows, reach, reach, residual, ahead, targets, |s| part_end(part, s));
+    let last = (window - 2) * starts.len() * ahead * targets.len();
     for v in [&mut batch.target, &mut batch.mask, &mut batch.base] {
         v.drain(..last);
     }
@@ -307,6 +386,8 @@ pub struct PredictionTask<'a> {
     /// Conformal scale factors its streams apply to every band
     /// ([`PredictionTask::with_calibration`]).
     calibration: Option<BandCalibration>,
+    /// The signals forecast ([`PredictionTask::with_targets`]; every one unless told).
+    targets: Targets,
 }
 
 impl<'a> PredictionTask<'a> {
@@ -335,7 +416,23 @@ impl<'a> PredictionTask<'a> {
             stream: None,
             steps_ahead: 1,
             calibration: None,
+            targets: Targets::among(&series.grid.signals, &series.scaler, &[])?,
         })
+    }
+
+    /// The task forecasting the signals named `targets` alone (empty: every signal), from
+    /// every signal ([`Targets`]).
+    ///
+    /// # Errors
+    /// A name that is not one of the data's signals, or one named twice.
+    pub fn with_targets(mut self, targets: &[String]) -> Result<Self> {
+        self.targets = Targets::among(&self.series.grid.signals, &self.series.scaler, targets)?;
+        Ok(self)
+    }
+
+    /// The signals forecast.
+    pub fn targets(&self) -> &Targets {
+        &self.targets
     }
 
     /// The task with its forecasts' bands scaled by `calibration` (fitted by
@@ -359,23 +456,23 @@ impl<'a> PredictionTask<'a> {
     }
 
     /// Persistence's mean squared error in standardised units on the training part, for
-    /// each step ahead h = 1..=`ahead` and signal (`[ahead, C]`): step k + h against the
+    /// each step ahead h = 1..=`ahead` and target (`[ahead, P]`): step k + h against the
     /// last observation at or before k within `window − 1` steps (0, the mean, if none),
     /// over the observed k + h inside k's range.
     pub fn persistence_variance(&self, ahead: usize) -> Vec<f64> {
-        let (c, reach) = (self.series.grid.channels(), self.window - 1);
+        let (c, p, reach) = (self.series.grid.channels(), self.targets.len(), self.window - 1);
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
-        let (mut sum, mut count) = (vec![0.0f64; ahead * c], vec![0u64; ahead * c]);
+        let (mut sum, mut count) = (vec![0.0f64; ahead * p], vec![0u64; ahead * p]);
         for r in &self.series.train {
             let mut last = LastObserved::new(c, reach);
             for k in r.clone() {
                 last.see_step(self.series, k);
                 for h in (1..=ahead).take_while(|h| k + h < r.end) {
-                    for j in (0..c).filter(|&j| observed[(k + h) * c + j]) {
+                    for (i, &j) in self.targets.index.iter().enumerate().filter(|(_, &j)| observed[(k + h) * c + j]) {
                         let base = last.within(j, k).unwrap_or(0.0);
                         let e = f64::from(values[(k + h) * c + j] - base);
-                        sum[(h - 1) * c + j] += e * e;
-                        count[(h - 1) * c + j] += 1;
+                        sum[(h - 1) * p + i] += e * e;
+                        count[(h - 1) * p + i] += 1;
                     }
                 }
             }
@@ -383,22 +480,25 @@ impl<'a> PredictionTask<'a> {
         sum.iter().zip(&count).map(|(s, &n)| if n > 0 { s / n as f64 } else { 1.0 }).collect()
     }
 
-    /// S of a model for this series: its outputs per step over the signals.
+    /// S of a model for this series: its outputs per step over the targets.
     ///
     /// # Errors
-    /// Outputs that are not a whole number of steps of every signal.
+    /// Outputs that are not a whole number of steps of every target.
     pub fn steps_ahead_of(&self, model: &SequenceModel<f32>) -> Result<usize> {
-        steps_ahead_for(model, self.series.grid.channels())
+        steps_ahead_for(model, self.targets.len())
     }
 
     /// The task as [`PredictionConfig`] sets it: on windows, or on streams.
     ///
     /// # Errors
-    /// As [`PredictionTask::new`] and [`PredictionTask::on_streams`]; a config reading other
-    /// calendar inputs than the data has.
+    /// As [`PredictionTask::new`], [`PredictionTask::with_targets`] and
+    /// [`PredictionTask::on_streams`]; a config reading other calendar inputs than the data
+    /// has.
     pub fn from_config(series: &'a PreparedSeries, config: &PredictionConfig) -> Result<Self> {
         super::check_calendar_inputs(series, config.calendar_inputs)?;
-        let task = PredictionTask::new(series, config.window, config.residual)?.forecasting(config.steps_ahead)?;
+        let task = PredictionTask::new(series, config.window, config.residual)?
+            .with_targets(&config.targets)?
+            .forecasting(config.steps_ahead)?;
         match config.stream {
             Some(stream) => task.on_streams(stream),
             None => Ok(task),
@@ -441,7 +541,7 @@ impl<'a> PredictionTask<'a> {
         seed: u64,
     ) -> Result<LookBack> {
         super::look_back_over(self.series, model, (part_name, part), (steps, count, seed), |stretches| {
-            make_stream_batch(self.series, stretches, steps, 1, false, 1, |s| part_end(part, s)).x
+            make_stream_batch(self.series, stretches, steps, 1, false, 1, &[], |s| part_end(part, s)).x
         })
     }
 
@@ -463,9 +563,9 @@ impl<'a> PredictionTask<'a> {
     pub fn evaluate_ahead(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Vec<Metrics>> {
         let ahead = self.steps_ahead_of(model)?;
         let starts = self.series.window_starts(part, self.window, 1, "evaluated")?;
-        let mut acc = vec![ErrorAccumulator::new(self.series.grid.channels()); ahead];
+        let mut acc = vec![ErrorAccumulator::new(self.targets.len()); ahead];
         for chunk in starts.chunks(512) {
-            let batch = make_batch(self.series, part, chunk, self.window, self.residual, ahead);
+            let batch = make_batch(self.series, part, chunk, self.window, (self.residual, ahead), &self.targets.index);
             let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
             let pred = predictions(&out.mean, &batch.base);
             self.add_blocks(&mut acc, &pred, &batch.target, &batch.mask, &out.precision);
@@ -473,11 +573,11 @@ impl<'a> PredictionTask<'a> {
         Ok(acc.iter().map(ErrorAccumulator::finish).collect())
     }
 
-    /// Adds rows of S blocks of `[C]` to the accumulators of the S steps ahead, each value
+    /// Adds rows of S blocks of `[P]` to the accumulators of the S steps ahead, each value
     /// with its band where `positive` (the head's λ̂ or quantile distances of the rows) is
     /// not empty.
     fn add_blocks(&self, acc: &mut [ErrorAccumulator], pred: &[f32], target: &[f32], mask: &[f32], positive: &[f32]) {
-        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
+        let (c, scaler) = (self.targets.len(), &self.targets.scaler);
         let spread =
             Spread::of(positive, pred.len(), acc.len() * c).calibrated_rows(self.calibration.as_ref(), acc.len() * c);
         for (i, ((p, t), m)) in pred.chunks_exact(c).zip(target.chunks_exact(c)).zip(mask.chunks_exact(c)).enumerate() {
@@ -503,7 +603,7 @@ impl<'a> PredictionTask<'a> {
     pub fn evaluate_streamed_ahead(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Vec<Metrics>> {
         let ahead = self.steps_ahead_of(model)?;
         self.series.window_starts(part, self.window, 1, "evaluated")?;
-        let mut acc = vec![ErrorAccumulator::new(self.series.grid.channels()); ahead];
+        let mut acc = vec![ErrorAccumulator::new(self.targets.len()); ahead];
         for r in part.iter().filter(|r| r.len() >= self.window) {
             let targets = r.start + self.window - 1..r.end;
             let Streamed { pred, precision, batch, rows } = self.streamed(model, targets)?;
@@ -513,7 +613,7 @@ impl<'a> PredictionTask<'a> {
     }
 
     /// Standardised forecasts from the steps before `targets` (inside one entity) by a
-    /// causal `model` run from the entity's first step: `[n, S·C]`, row i forecasting
+    /// causal `model` run from the entity's first step: `[n, S·P]`, row i forecasting
     /// `targets.start + i` and the S − 1 steps after it; the head's precisions of those rows
     /// (empty without a Gaussian head); and the stream batch with the rows of its targets
     /// and masks that belong to them (none after `targets`).
@@ -523,7 +623,7 @@ impl<'a> PredictionTask<'a> {
         }
         let ahead = self.steps_ahead_of(model)?;
         let from = self.series.entity_of(targets.start).start;
-        let row = ahead * self.series.grid.channels();
+        let row = ahead * self.targets.len();
         // input steps from..targets.end − 1, row t forecasting from step from + t + 1 on
         let inputs = from..targets.end - 1;
         let batch = make_stream_batch(
@@ -533,6 +633,7 @@ impl<'a> PredictionTask<'a> {
             self.window - 1,
             self.residual,
             ahead,
+            &self.targets.index,
             |_| targets.end,
         );
         // the head on the scored steps only: the state runs through the steps before them
@@ -544,7 +645,7 @@ impl<'a> PredictionTask<'a> {
     }
 
     /// Forecasts of the consecutive steps `targets` of one entity, each at least `window −
-    /// 1` steps after its start, standardised `[n, C]`: the model's (streamed from the
+    /// 1` steps after its start, standardised `[n, P]` (P: the targets): the model's (streamed from the
     /// entity's first step when it is causal, from each step's window otherwise), last
     /// observation carried forward's, and the truth with its observation mask.
     ///
@@ -561,13 +662,14 @@ impl<'a> PredictionTask<'a> {
         }
         let starts: Vec<usize> = (targets.start - inputs..targets.end - inputs).collect();
         let part = std::slice::from_ref(&entity);
-        let windows = make_batch(self.series, part, &starts, self.window, true, 1);
-        let (ahead, c) = (self.steps_ahead_of(model)?, self.series.grid.channels());
+        let windows = make_batch(self.series, part, &starts, self.window, (true, 1), &self.targets.index);
+        let (ahead, c) = (self.steps_ahead_of(model)?, self.targets.len());
         let (all, precision) = if model.is_causal() {
             let Streamed { pred, precision, .. } = self.streamed(model, targets)?;
             (pred, precision)
         } else {
-            let batch = make_batch(self.series, part, &starts, self.window, self.residual, ahead);
+            let batch =
+                make_batch(self.series, part, &starts, self.window, (self.residual, ahead), &self.targets.index);
             let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
             (predictions(&out.mean, &batch.base), out.precision)
         };
@@ -817,41 +919,41 @@ impl PredictionTask<'_> {
         paths: usize,
         seed: u64,
     ) -> Result<HorizonScores> {
-        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
+        let (c, p, scaler) = (self.series.grid.channels(), self.targets.len(), &self.targets.scaler);
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
-        let mut ours = vec![ErrorAccumulator::new(c); horizon];
+        let mut ours = vec![ErrorAccumulator::new(p); horizon];
         let (mut persistence, mut seasonal) = (ours.clone(), ours.clone());
         let day = 86_400 / self.series.grid.bin_seconds.max(1);
         let period = (86_400 % self.series.grid.bin_seconds.max(1) == 0 && day >= 2).then_some(day as usize);
         let standardised = |row: &[f32]| scaler.apply_row(row);
         let sampling = (horizon, paths, seed);
         self.forecasts_from_origins(model, part, sampling, self.calibration.as_ref(), |n, entity, ahead, carried| {
-            for (h, forecast) in (1..=ahead.values.len() / c).zip(ahead.values.chunks_exact(c)) {
+            for (h, forecast) in (1..=ahead.values.len() / p).zip(ahead.values.chunks_exact(p)) {
                 let k = n + h;
                 let (truth, mask) = self.truth_at(k);
                 let ours_z = standardised(forecast);
-                let row = (h - 1) * c..h * c;
+                let row = (h - 1) * p..h * p;
                 // a floor lifts the forecast in `values`, so its band is read from its edges
                 let sigma = ahead.sigma_standardised.get(row.clone()).filter(|_| !scaler.has_floor());
                 match (sigma, ahead.low.get(row.clone())) {
-                    (Some(s), _) => ours[h - 1].add_with_sigma(&ours_z, truth, &mask, s, scaler),
+                    (Some(s), _) => ours[h - 1].add_with_sigma(&ours_z, &truth, &mask, s, scaler),
                     (None, Some(low)) => {
                         let (low, high) = (standardised(low), standardised(&ahead.high[row]));
-                        ours[h - 1].add_with_band(&ours_z, truth, &mask, &low, &high, scaler)
+                        ours[h - 1].add_with_band(&ours_z, &truth, &mask, &low, &high, scaler)
                     }
-                    (None, None) => ours[h - 1].add(&ours_z, truth, &mask, scaler),
+                    (None, None) => ours[h - 1].add(&ours_z, &truth, &mask, scaler),
                 }
-                persistence[h - 1].add(carried, truth, &mask, scaler);
+                persistence[h - 1].add(carried, &truth, &mask, scaler);
                 if let Some(p) = period {
                     // k − m·p ≤ n for the smallest m ≥ 1: ⌈h / p⌉ periods back
                     let back = k.checked_sub(h.div_ceil(p) * p).filter(|&b| b >= entity.start);
-                    let same_time: Vec<f32> = (0..c)
-                        .map(|j| match back.filter(|&b| observed[b * c + j]) {
+                    let same_time: Vec<f32> = (self.targets.index.iter().enumerate())
+                        .map(|(i, &j)| match back.filter(|&b| observed[b * c + j]) {
                             Some(b) => values[b * c + j],
-                            None => carried[j],
+                            None => carried[i],
                         })
                         .collect();
-                    seasonal[h - 1].add(&same_time, truth, &mask, scaler);
+                    seasonal[h - 1].add(&same_time, &truth, &mask, scaler);
                 }
             }
             Ok(())
@@ -885,28 +987,29 @@ impl PredictionTask<'_> {
                 format!("the data's times are {}: they have no time of day", self.series.grid.clock.description()),
             ));
         }
-        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
+        let (p, scaler) = (self.targets.len(), &self.targets.scaler);
         let groups = group.labels().len();
         let (mut ours, mut persistence) =
-            (vec![ErrorAccumulator::new(c); groups], vec![ErrorAccumulator::new(c); groups]);
+            (vec![ErrorAccumulator::new(p); groups], vec![ErrorAccumulator::new(p); groups]);
         let offset = self.series.calendar.utc_offset_seconds;
         self.forecasts_from_origins(model, part, (1, 0, 0), self.calibration.as_ref(), |n, _, ahead, carried| {
             let k = n + 1;
             let g = group.of(self.series.step_time(k) + offset);
             let (truth, mask) = self.truth_at(k);
-            ours[g].add(&scaler.apply_row(&ahead.values[..c]), truth, &mask, scaler);
-            persistence[g].add(carried, truth, &mask, scaler);
+            ours[g].add(&scaler.apply_row(&ahead.values[..p]), &truth, &mask, scaler);
+            persistence[g].add(carried, &truth, &mask, scaler);
             Ok(())
         })?;
         let finish = |acc: &[ErrorAccumulator]| acc.iter().map(ErrorAccumulator::finish).collect();
         Ok(ErrorsByTime { group, model: finish(&ours), persistence: finish(&persistence) })
     }
 
-    /// Grid step `k`'s standardised values and their mask (1 where observed): what a
-    /// forecast of the step is scored against.
-    fn truth_at(&self, k: usize) -> (&[f32], Vec<f32>) {
+    /// Grid step `k`'s standardised values of the targets and their mask (1 where
+    /// observed): what a forecast of the step is scored against.
+    fn truth_at(&self, k: usize) -> (Vec<f32>, Vec<f32>) {
         let (c, grid) = (self.series.grid.channels(), &self.series.grid);
-        (&grid.values[k * c..(k + 1) * c], grid.observed[k * c..(k + 1) * c].iter().map(|&o| o as u8 as f32).collect())
+        let at = self.targets.index.iter().map(|&j| k * c + j);
+        (at.clone().map(|i| grid.values[i]).collect(), at.map(|i| grid.observed[i] as u8 as f32).collect())
     }
 
     /// Split-conformal factors for the bands of a causal `model` with a band, 1..=`horizon`
@@ -936,20 +1039,21 @@ impl PredictionTask<'_> {
                 format!("{horizon} steps ahead: past the model's {direct} direct steps a band needs sample paths"),
             ));
         }
-        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
+        let (c, p, scaler) = (self.series.grid.channels(), self.targets.len(), &self.targets.scaler);
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
-        let mut scores = vec![Vec::new(); horizon * c];
+        let mut scores = vec![Vec::new(); horizon * p];
         self.forecasts_from_origins(model, part, (horizon, paths, seed), None, |n, _, ahead, _| {
             for (i, ((&x, &low), &high)) in ahead.values.iter().zip(&ahead.low).zip(&ahead.high).enumerate() {
-                let (k, j) = (n + 1 + i / c, i % c);
+                let (k, t) = (n + 1 + i / p, i % p);
+                let j = self.targets.index[t];
                 if observed[k * c + j] {
-                    let z = |v: f32| scaler.apply(j, v);
+                    let z = |v: f32| scaler.apply(t, v);
                     scores[i].push(band_score(z(x), z(low), z(high), values[k * c + j]));
                 }
             }
             Ok(())
         })?;
-        BandCalibration::fit(self.series.grid.signals.clone(), scores, BAND_ALPHA, paths)
+        BandCalibration::fit(self.targets.names.clone(), scores, BAND_ALPHA, paths)
     }
 
     /// Runs `model` as deployed over each range of `part` (its entity from the first step,
@@ -957,7 +1061,7 @@ impl PredictionTask<'_> {
     /// next step it scores — with the range of its entity, its forecast of the next
     /// min(`horizon` ≥ 1, steps left in the range) steps
     /// ([`PredictionStream::step_forecast_with_paths`] with `paths`, drawn from `seed`) and
-    /// each signal's last observation within the window, standardised — to `visit`.
+    /// each target's last observation within the window, standardised — to `visit`.
     fn forecasts_from_origins(
         &self,
         model: &SequenceModel<f32>,
@@ -984,7 +1088,7 @@ impl PredictionTask<'_> {
                 }
                 let steps_ahead = horizon.min(r.end - 1 - n);
                 let ahead = live.step_forecast_with_paths(&seen, steps_ahead, paths, &mut rng)?;
-                let carried: Vec<f32> = (0..c).map(|j| last.within(j, n).unwrap_or(0.0)).collect();
+                let carried: Vec<f32> = self.targets.index.iter().map(|&j| last.within(j, n).unwrap_or(0.0)).collect();
                 visit(n, &entity, &ahead, &carried)?;
             }
         }
@@ -1032,10 +1136,11 @@ impl PredictionTask<'_> {
     }
 }
 
-/// Forecasts of consecutive steps, standardised `[n, C]` each (see [`PredictionTask::forecasts`]).
+/// Forecasts of consecutive steps, standardised `[n, P]` each, P the targets (see
+/// [`PredictionTask::forecasts`]).
 pub struct Forecasts {
     pub model: Vec<f32>,
-    /// Each forecast's band, standardised `[n, C]` (empty without one): ±2σ, or from
+    /// Each forecast's band, standardised `[n, P]` (empty without one): ±2σ, or from
     /// its 2.275 % to its 97.725 % quantile.
     pub low: Vec<f32>,
     pub high: Vec<f32>,
@@ -1048,7 +1153,7 @@ pub struct Forecasts {
 
 impl PredictionTask<'_> {
     /// The forecast of the step after the end of each entity, in original units: (entity,
-    /// `[C]` and its σ where the model has a Gaussian head). From its last `window − 1`
+    /// `[P]` of the targets and its σ where the model has a Gaussian head). From its last `window − 1`
     /// steps (entities shorter than that are skipped), or, for a task trained on streams,
     /// from the whole entity with the state carried, as the model was trained and is
     /// deployed.
@@ -1056,17 +1161,16 @@ impl PredictionTask<'_> {
     /// # Errors
     /// A model that does not fit.
     pub fn forecast(&self, model: &SequenceModel<f32>) -> Result<Vec<(String, Forecast)>> {
-        let (inputs, ahead, c) = (self.window - 1, self.steps_ahead_of(model)?, self.series.grid.channels());
-        let scaler = &self.series.scaler;
+        let (inputs, ahead, c) = (self.window - 1, self.steps_ahead_of(model)?, self.targets.len());
+        let (scaler, targets) = (&self.targets.scaler, &self.targets.index);
         let mut out = Vec::new();
         for (name, steps) in &self.series.entities {
             let entity = std::slice::from_ref(steps);
             let (z, precision) = match self.stream {
                 Some(_) => {
+                    let (len, residual) = (steps.len(), self.residual);
                     let batch =
-                        make_stream_batch(self.series, entity, steps.len(), inputs, self.residual, ahead, |_| {
-                            steps.end
-                        });
+                        make_stream_batch(self.series, entity, len, inputs, residual, ahead, targets, |_| steps.end);
                     let out = model.forward(&self.input(&batch))?;
                     let last = (batch.steps - 1) * ahead * c..;
                     let precision = out.precision[out.precision.len() / batch.steps * (batch.steps - 1)..].to_vec();
@@ -1074,8 +1178,8 @@ impl PredictionTask<'_> {
                 }
                 None if steps.len() < inputs => continue,
                 None => {
-                    let batch =
-                        make_batch(self.series, entity, &[steps.end - inputs], self.window, self.residual, ahead);
+                    let start = [steps.end - inputs];
+                    let batch = make_batch(self.series, entity, &start, self.window, (self.residual, ahead), targets);
                     let out = model.forward_at(&self.input(&batch), HeadSteps::Last)?;
                     (predictions(&out.mean, &batch.base), out.precision)
                 }
@@ -1108,12 +1212,18 @@ impl PredictionTask<'_> {
         calibration: Option<&BandCalibration>,
     ) -> Result<PredictionStream<'m>> {
         let fitted = FittedScaler::of(self.series);
-        PredictionStream::new(model, &fitted, self.window, self.residual, calibration.cloned())
+        let task = PredictionConfig {
+            window: self.window,
+            residual: self.residual,
+            targets: self.targets.names.clone(),
+            ..PredictionConfig::default()
+        };
+        PredictionStream::new(model, &fitted, &task, calibration.cloned())
     }
 }
 
-/// Forecasts of the steps after one, in original units: `values: [H, C]` row by row, and
-/// for the first of them that have one (`[h, C]`, h ≤ H; empty without a band) the band,
+/// Forecasts of the steps after one, in original units: `values: [H, P]` row by row (P:
+/// the targets), and for the first of them that have one (`[h, P]`, h ≤ H; empty without a band) the band,
 /// `low` and `high` in original units (±2σ, [`Standardizer::band`], or the 2.275 % and
 /// 97.725 % quantiles; skewed for the signals read as ln(1 + x)), and, from a Gaussian
 /// head, σ = 1/√λ̂ itself, standardised.
@@ -1126,7 +1236,8 @@ pub struct Forecast {
 }
 
 impl Forecast {
-    /// From standardised forecasts `z: [H, C]` and the spread of their first rows.
+    /// From standardised forecasts `z: [H, P]` and the spread of their first rows (`scaler`:
+    /// the targets').
     fn from_standardised(z: &[f32], spread: &Spread, scaler: &Standardizer) -> Self {
         let c = scaler.mean.len();
         // the edges mapped back one by one: skewed for the signals read as ln(1 + x)
@@ -1140,7 +1251,7 @@ impl Forecast {
         Forecast { values, low, high, sigma_standardised }
     }
 
-    /// Keeps the first `steps` rows of `C` values (and of the band).
+    /// Keeps the first `steps` rows of `c` values (and of the band).
     fn truncate(&mut self, steps: usize, c: usize) {
         for v in [&mut self.values, &mut self.low, &mut self.high, &mut self.sigma_standardised] {
             v.truncate(steps * c);
@@ -1159,6 +1270,8 @@ pub struct PredictionStream<'m> {
     head: HeadKind,
     scaler: Standardizer,
     signals: Vec<String>,
+    /// The signals forecast, every one or some ([`Targets`]).
+    targets: Targets,
     residual: bool,
     /// Each signal's last observation (standardised), counting `window − 1` steps on.
     last: LastObserved,
@@ -1168,7 +1281,7 @@ pub struct PredictionStream<'m> {
     clock: StepClock,
 }
 
-/// S, the steps `model` forecasts from each state, for `c` signals.
+/// S, the steps `model` forecasts from each state, for `c` targets.
 ///
 /// # Errors
 /// Outputs per step that are not a multiple of `c`.
@@ -1177,7 +1290,10 @@ fn steps_ahead_for(model: &SequenceModel<f32>, c: usize) -> Result<usize> {
     if outputs == 0 || c == 0 || !outputs.is_multiple_of(c) {
         return Err(Error::invalid(
             "model",
-            format!("{outputs} outputs per step are not a forecast of the {c} signals one or more steps ahead"),
+            format!(
+                "{outputs} outputs per step are not a forecast of the {c} target signals one or more steps ahead \
+                 (task.targets)"
+            ),
         ));
     }
     Ok(outputs / c)
@@ -1185,22 +1301,23 @@ fn steps_ahead_for(model: &SequenceModel<f32>, c: usize) -> Result<usize> {
 
 impl<'m> PredictionStream<'m> {
     /// A stream through a trained causal `model` without its data: the signals and
-    /// standardisation it was trained with (`fitted`, kept in its run folder), its task's
-    /// `window` (≥ 2) and `residual`, and its bands' `calibration` if any — what
-    /// [`PredictionTask::stream`] builds from the data, and what a program serving the
-    /// model builds from the run folder alone.
+    /// standardisation it was trained with (`fitted`, kept in its run folder), its `task`'s
+    /// `window` (≥ 2), `residual` and `targets` (the other settings are not read), and its
+    /// bands' `calibration` if any — what [`PredictionTask::stream`] builds from the data,
+    /// and what a program serving the model builds from the run folder alone
+    /// ([`crate::run::RunConfig::prediction`] gives `task`).
     ///
     /// # Errors
-    /// A window under 2 steps, a model whose outputs are not forecasts of the signals, a
-    /// model that cannot stream (coupled bidirectional), a calibration for other signals.
+    /// A window under 2 steps, targets that are not among the signals, a model whose
+    /// outputs are not forecasts of the targets, a model that cannot stream (coupled
+    /// bidirectional), a calibration for other signals.
     pub fn new(
         model: &'m SequenceModel<f32>,
         fitted: &FittedScaler,
-        window: usize,
-        residual: bool,
+        task: &PredictionConfig,
         calibration: Option<BandCalibration>,
     ) -> Result<Self> {
-        let c = fitted.signals.len();
+        let (c, window) = (fitted.signals.len(), task.window);
         if window < 2 {
             return Err(Error::invalid("window", "a prediction window needs at least 2 steps"));
         }
@@ -1216,14 +1333,16 @@ impl<'m> PredictionStream<'m> {
                 ),
             ));
         }
-        BandCalibration::check_signals(calibration.as_ref(), &fitted.signals)?;
+        let targets = Targets::among(&fitted.signals, &fitted.scaler, &task.targets)?;
+        BandCalibration::check_signals(calibration.as_ref(), &targets.names)?;
         Ok(PredictionStream {
-            ahead: steps_ahead_for(model, c)?,
+            ahead: steps_ahead_for(model, targets.len())?,
             head: model.config().head,
             stream: model.stream(1)?,
             scaler: fitted.scaler.clone(),
             signals: fitted.signals.clone(),
-            residual,
+            targets,
+            residual: task.residual,
             last: LastObserved::new(c, window - 1),
             steps: 0,
             x: vec![0.0; inputs],
@@ -1234,9 +1353,15 @@ impl<'m> PredictionStream<'m> {
 }
 
 impl PredictionStream<'_> {
-    /// The signals, in the order [`PredictionStream::step`] takes and returns them.
+    /// The signals, in the order [`PredictionStream::step`] takes them.
     pub fn signals(&self) -> &[String] {
         &self.signals
+    }
+
+    /// The signals forecast, in the order [`PredictionStream::step`] returns them: every
+    /// signal, or the run's `task.targets` in the signals' order.
+    pub fn targets(&self) -> &[String] {
+        &self.targets.names
     }
 
     /// Whether the model reads calendar inputs: then the stream needs the time of the
@@ -1252,14 +1377,14 @@ impl PredictionStream<'_> {
     }
 
     /// Feeds the values of one grid step (original units; `None` where missing) and
-    /// returns the forecast of the next step, in original units.
+    /// returns the forecast of the targets at the next step, in original units.
     ///
     /// # Errors
     /// A step with the wrong number of signals or a non-finite value (named); a model that
     /// reads the calendar and no time given ([`PredictionStream::at`]).
     pub fn step(&mut self, values: &[Option<f32>]) -> Result<Vec<f32>> {
         let mut next = self.step_direct(values)?.values;
-        next.truncate(self.signals.len());
+        next.truncate(self.targets.len());
         Ok(next)
     }
 
@@ -1279,13 +1404,13 @@ impl PredictionStream<'_> {
     }
 
     /// [`PredictionStream::step`], returning all S steps the model forecasts directly,
-    /// `[S, C]` row by row, with their band.
+    /// `[S, P]` row by row, with their band.
     fn step_direct(&mut self, values: &[Option<f32>]) -> Result<Forecast> {
         let (z, spread) = self.step_direct_standardised(values)?;
-        Ok(Forecast::from_standardised(&z, &spread.calibrated(self.calibration.as_ref()), &self.scaler))
+        Ok(Forecast::from_standardised(&z, &spread.calibrated(self.calibration.as_ref()), &self.targets.scaler))
     }
 
-    /// [`PredictionStream::step_direct`], standardised: z `[S, C]` and its spread.
+    /// [`PredictionStream::step_direct`], standardised: z `[S, P]` and its spread.
     fn step_direct_standardised(&mut self, values: &[Option<f32>]) -> Result<(Vec<f32>, Spread)> {
         let c = self.signals.len();
         let z = super::encode_step(values, &self.signals, &self.scaler, &mut self.x)?;
@@ -1298,9 +1423,10 @@ impl PredictionStream<'_> {
         let out = self.stream.step(&self.x)?;
         let now = self.steps;
         self.steps += 1;
-        let z: Vec<f32> = (0..self.ahead * c)
+        let p = self.targets.len();
+        let z: Vec<f32> = (0..self.ahead * p)
             .map(|i| {
-                let base = match self.last.within(i % c, now) {
+                let base = match self.last.within(self.targets.index[i % p], now) {
                     Some(z) if self.residual => z,
                     _ => 0.0,
                 };
@@ -1312,14 +1438,15 @@ impl PredictionStream<'_> {
     }
 
     /// Feeds one real step and returns the forecasts of the next `horizon` steps (at
-    /// least one), `[horizon, C]` row by row, in original units. The first S come directly
+    /// least one), `[horizon, P]` row by row, in original units. The first S come directly
     /// from the model; past them a copy of the stream runs in closed loop (each step fed
     /// the forecast of it made the step before, as the observed values of every signal;
     /// this stream's state moves by the one real step only), each fed step adding its
     /// furthest forecast. With S = 1 this is the plain closed loop.
     ///
     /// # Errors
-    /// As [`PredictionStream::step`].
+    /// As [`PredictionStream::step`]; a horizon past the direct steps of a model that
+    /// forecasts only some of the signals it reads (refused before the step is fed).
     pub fn step_ahead(&mut self, values: &[Option<f32>], horizon: usize) -> Result<Vec<f32>> {
         Ok(self.step_forecast(values, horizon)?.values)
     }
@@ -1332,14 +1459,35 @@ impl PredictionStream<'_> {
     /// # Errors
     /// As [`PredictionStream::step`].
     pub fn step_forecast(&mut self, values: &[Option<f32>], horizon: usize) -> Result<Forecast> {
+        self.check_reach(horizon)?;
         let direct = self.step_direct(values)?;
         self.closed_loop(direct, horizon)
+    }
+
+    /// Refuses a `horizon` the stream cannot reach: past the model's direct steps it runs
+    /// in closed loop, which needs a forecast of every signal it reads.
+    fn check_reach(&self, horizon: usize) -> Result<()> {
+        if horizon > self.ahead && !self.targets.are_every_signal(self.signals.len()) {
+            return Err(Error::invalid(
+                "horizon",
+                format!(
+                    "{horizon} steps ahead: the model forecasts {} of the {} signals it reads (task.targets) \
+                     {} steps ahead, and past them a closed loop would need the others; train it with \
+                     task.steps_ahead = {horizon}",
+                    self.targets.len(),
+                    self.signals.len(),
+                    self.ahead
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// `direct`, this stream's forecast of its next S steps, to `horizon` rows: cut, or
     /// continued in closed loop by a copy of the stream (see [`PredictionStream::step_ahead`]).
     fn closed_loop(&self, mut ahead: Forecast, horizon: usize) -> Result<Forecast> {
-        let c = self.signals.len();
+        // past the direct steps the targets are every signal (`check_reach`)
+        let c = self.targets.len();
         let mut latest = ahead.values.clone();
         ahead.truncate(horizon.min(self.ahead), c);
         let mut roll = (horizon > self.ahead).then(|| self.clone());
@@ -1391,6 +1539,7 @@ impl PredictionStream<'_> {
         paths: usize,
         rng: &mut Rng,
     ) -> Result<Forecast> {
+        self.check_reach(horizon)?;
         let banded = self.has_band();
         if horizon > self.ahead && (!banded || paths == 0) {
             return Err(Error::invalid(
@@ -1493,7 +1642,7 @@ impl PredictionTask<'_> {
             return (mse, d_mean, Vec::new());
         }
         if are_quantile_distances(&out.precision, pred.len()) {
-            let outputs = self.steps_ahead * self.series.grid.channels();
+            let outputs = self.steps_ahead * self.targets.len();
             let (band, d_distances) = quantile_band(&pred, target, mask, &out.precision, outputs, BAND_ALPHA);
             return (mse + band, d_mean, d_distances);
         }
@@ -1525,12 +1674,14 @@ impl Task for PredictionTask<'_> {
                     self.window - 1,
                     self.residual,
                     self.steps_ahead,
+                    &self.targets.index,
                     |s| part_end(&self.series.train, s),
                 )
             }
             None => {
                 let starts: Vec<usize> = indices.iter().map(|&i| self.train_starts[i]).collect();
-                make_batch(self.series, &self.series.train, &starts, self.window, self.residual, self.steps_ahead)
+                let (train, output) = (&self.series.train, (self.residual, self.steps_ahead));
+                make_batch(self.series, train, &starts, self.window, output, &self.targets.index)
             }
         }
     }
@@ -1557,7 +1708,7 @@ impl Task for PredictionTask<'_> {
         batch: &PredictionBatch,
         steps: Range<usize>,
     ) -> Result<(f64, Vec<f32>, Vec<f32>)> {
-        let row = batch.batch * self.steps_ahead * self.series.grid.channels();
+        let row = batch.batch * self.steps_ahead * self.targets.len();
         let rows = steps.start * row..steps.end * row;
         Ok(self.forecast_loss(out, &batch.base[rows.clone()], &batch.target[rows.clone()], &batch.mask[rows]))
     }
@@ -1578,7 +1729,7 @@ impl Task for PredictionTask<'_> {
     fn initialize(&self, model: &mut SequenceModel<f32>) {
         let outputs = model.config().outputs;
         let Some(precision) = model.head.precision.as_mut() else { return };
-        let (c, bias) = (self.series.grid.channels(), &mut precision.bias.data);
+        let (c, bias) = (self.targets.len(), &mut precision.bias.data);
         if !self.residual || !outputs.is_multiple_of(c) {
             return;
         }
@@ -1605,28 +1756,26 @@ impl Task for PredictionTask<'_> {
     }
 }
 
-/// Baselines on the same windows and entries: last observation carried forward within
-/// the input window (the training mean where a window never saw the signal) and the
-/// training mean (0 in standardised units).
-///
-/// # Errors
-/// A part shorter than a window.
-pub fn prediction_baselines(
-    series: &PreparedSeries,
-    part: &[Range<usize>],
-    window: usize,
-) -> Result<Vec<(&'static str, Metrics)>> {
-    let c = series.grid.channels();
-    let starts = series.window_starts(part, window, 1, "evaluated")?;
-    let mut locf = ErrorAccumulator::new(c);
-    let mut mean = ErrorAccumulator::new(c);
-    for chunk in starts.chunks(512) {
-        // the residual base is each window's last observations: LOCF's forecast
-        let batch = make_batch(series, part, chunk, window, true, 1);
-        locf.add(&batch.base, &batch.target, &batch.mask, &series.scaler);
-        mean.add(&vec![0.0; batch.base.len()], &batch.target, &batch.mask, &series.scaler);
+impl PredictionTask<'_> {
+    /// Baselines on the entries [`PredictionTask::evaluate`] scores: last observation
+    /// carried forward within the input window (the training mean where a window never saw
+    /// the target) and the training mean (0 in standardised units).
+    ///
+    /// # Errors
+    /// A part shorter than a window.
+    pub fn baselines(&self, part: &[Range<usize>]) -> Result<Vec<(&'static str, Metrics)>> {
+        let (scaler, targets) = (&self.targets.scaler, &self.targets.index);
+        let starts = self.series.window_starts(part, self.window, 1, "evaluated")?;
+        let mut locf = ErrorAccumulator::new(targets.len());
+        let mut mean = ErrorAccumulator::new(targets.len());
+        for chunk in starts.chunks(512) {
+            // the residual base is each window's last observations: LOCF's forecast
+            let batch = make_batch(self.series, part, chunk, self.window, (true, 1), targets);
+            locf.add(&batch.base, &batch.target, &batch.mask, scaler);
+            mean.add(&vec![0.0; batch.base.len()], &batch.target, &batch.mask, scaler);
+        }
+        Ok(vec![("last observation carried forward", locf.finish()), ("training mean", mean.finish())])
     }
-    Ok(vec![("last observation carried forward", locf.finish()), ("training mean", mean.finish())])
 }
 
 /// Trains a prediction model (checkpoints and the epoch log in `run_dir` when given).
@@ -1699,8 +1848,8 @@ mod tests {
         assert_eq!((series.train.len(), series.train[0].clone()), (1, 0..60));
         let (c, g) = (2, &series.grid);
         // window of 5 from step 50: inputs 50..=53, targets 54..=61, training part ends at 60
-        let direct = make_batch(&series, &series.train, &[50], 5, true, 8);
-        let next = make_batch(&series, &series.train, &[50], 5, true, 1);
+        let direct = make_batch(&series, &series.train, &[50], 5, (true, 8), &[0, 1]);
+        let next = make_batch(&series, &series.train, &[50], 5, (true, 1), &[0, 1]);
         assert_eq!(direct.x, next.x);
         for h in 1..=8 {
             let (k, block) = (53 + h, (h - 1) * c..h * c);
@@ -1719,8 +1868,9 @@ mod tests {
         assert_eq!(next.base[1], g.values[53 * c + 1]);
 
         // a stream: row t's block h is row t + h − 1's next step
-        let stream =
-            make_stream_batch(&series, std::slice::from_ref(&(10..40)), 30, 4, true, 5, |s| part_end(&series.train, s));
+        let stream = make_stream_batch(&series, std::slice::from_ref(&(10..40)), 30, 4, true, 5, &[0, 1], |s| {
+            part_end(&series.train, s)
+        });
         let at = |t: usize, h: usize, j: usize| (t * 5 + h - 1) * c + j;
         for t in 0..26 {
             for h in 1..=5 {
@@ -1861,12 +2011,12 @@ mod tests {
         assert!(err.to_string().contains("signal `a`"), "{err}");
         let out = std::env::temp_dir().join(format!("recur-ahead-chart-{}.png", std::process::id()));
         let chart = |entity: &str, forecast: &Forecast, signal: usize| {
-            crate::report::save_forecast_ahead_chart(&series, entity, forecast, signal, 20, &out)
+            crate::report::save_forecast_ahead_chart(&series, entity, (forecast, task.targets()), signal, 20, &out)
         };
         assert!(chart("nobody", &f, 0).err().unwrap().to_string().contains("no entity `nobody`"));
-        assert!(chart("e", &f, 7).err().unwrap().to_string().contains("no signal 7"));
+        assert!(chart("e", &f, 7).err().unwrap().to_string().contains("no target 7"));
         let odd = Forecast { values: vec![1.0; 3], ..Forecast::default() };
-        assert!(chart("e", &odd, 0).err().unwrap().to_string().contains("not whole steps of 2 signals"));
+        assert!(chart("e", &odd, 0).err().unwrap().to_string().contains("not whole steps of 2 target signals"));
         chart("e", &f, 1).unwrap();
         assert!(std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));
         std::fs::remove_file(&out).unwrap();
@@ -1990,6 +2140,84 @@ mod tests {
     }
 
     #[test]
+    fn a_task_forecasting_some_signals_reads_them_all_and_scores_those_alone() {
+        // synthetic ramps: `b` alone forecast 2 steps ahead with a band, from `a` and `b`
+        let series = ramps();
+        let config = PredictionConfig {
+            window: 5,
+            steps_ahead: 2,
+            uncertainty: Uncertainty::Gaussian,
+            targets: vec!["b".into()],
+            ..PredictionConfig::default()
+        };
+        let model_config = config.model_config(2);
+        assert_eq!((model_config.encoder.input_size, model_config.outputs, model_config.precisions), (4, 2, 2));
+        let model = SequenceModel::<f32>::new(model_config, 3).unwrap();
+        let task = PredictionTask::from_config(&series, &config).unwrap();
+        assert_eq!((task.targets().names(), task.targets().indices()), (&["b".to_string()][..], &[1][..]));
+        assert_eq!(task.targets().scaler().mean, [series.scaler.mean[1]]);
+
+        // the inputs are every signal's; the targets, masks and bases b's entries of the
+        // task forecasting both
+        let every =
+            PredictionTask::from_config(&series, &PredictionConfig { targets: Vec::new(), ..config.clone() }).unwrap();
+        let mut rng = Rng::new(0);
+        let (one, both) = (task.make_batch(&[0, 7, 20], &mut rng), every.make_batch(&[0, 7, 20], &mut rng));
+        assert_eq!(one.x, both.x);
+        for (one, both) in [(&one.target, &both.target), (&one.mask, &both.mask), (&one.base, &both.base)] {
+            assert_eq!(*one, both.chunks_exact(2).map(|ab| ab[1]).collect::<Vec<f32>>());
+        }
+        // persistence and the mean score as b's own entries of the full task's
+        for ((name, one), (_, both)) in
+            task.baselines(&series.test).unwrap().iter().zip(&every.baselines(&series.test).unwrap())
+        {
+            assert!((one.micro_mse - both.per_signal_mse[1]).abs() < 1e-9, "{name}");
+            assert!((one.micro_mse_original - both.per_signal_mse_original[1]).abs() < 1e-6, "{name}");
+        }
+        // a fresh Gaussian head starts at persistence's band of b
+        let variance = task.persistence_variance(2);
+        assert_eq!(variance.len(), 2);
+        assert!((variance[0] - every.persistence_variance(2)[1]).abs() < 1e-12);
+
+        // the stream forecasts b as the whole sequence does, scored against b's truth
+        let forecasts = task.forecasts(&model, 10..40).unwrap();
+        let truth: Vec<f32> = (10..40).map(|n| series.grid.values[n * 2 + 1]).collect();
+        assert_eq!((forecasts.model.len(), forecasts.truth.clone()), (30, truth));
+        let mut live = task.stream(&model).unwrap();
+        assert_eq!((live.signals().len(), live.targets()), (2, &["b".to_string()][..]));
+        for n in 0..39 {
+            let (z, _) = live.step_direct_standardised(&series.original_step(n)).unwrap();
+            assert_eq!(z.len(), 2);
+            if n + 1 >= 10 {
+                assert!((z[0] - forecasts.model[n + 1 - 10]).abs() < 1e-5, "step {n}");
+            }
+        }
+        let f = live.step_forecast(&series.original_step(39), 2).unwrap();
+        assert_eq!((f.values.len(), f.low.len(), f.sigma_standardised.len()), (2, 2, 2));
+        // past the direct steps a closed loop would need `a`: refused before the step is fed
+        let unmoved = live.clone();
+        let err = live.step_forecast(&series.original_step(40), 3).err().unwrap().to_string();
+        assert!(err.contains("forecasts 1 of the 2 signals it reads") && err.contains("task.steps_ahead = 3"), "{err}");
+        let err = live.step_forecast_sampled(&series.original_step(40), 3, 10, &mut rng).err().unwrap().to_string();
+        assert!(err.contains("task.steps_ahead = 3"), "{err}");
+        assert_eq!(
+            live.step(&series.original_step(40)).unwrap(),
+            unmoved.clone().step(&series.original_step(40)).unwrap()
+        );
+        let horizon = task.evaluate_horizon(&model, &series.test, 2).unwrap();
+        assert_eq!(horizon.model[1].per_signal_mse.len(), 1);
+        assert!(task.evaluate_horizon(&model, &series.test, 3).is_err());
+
+        for (targets, why) in
+            [(vec!["c"], "no signal `c` in the data; its signals are a, b"), (vec!["b", "b"], "`b` is named twice")]
+        {
+            let targets: Vec<String> = targets.into_iter().map(String::from).collect();
+            let err = PredictionTask::new(&series, 5, true).unwrap().with_targets(&targets).err().unwrap().to_string();
+            assert!(err.contains("task.targets") && err.contains(why), "{err}");
+        }
+    }
+
+    #[test]
     fn zero_steps_ahead_and_a_model_of_the_wrong_width_are_refused() {
         let series = ramps();
         let task = PredictionTask::new(&series, 5, true).unwrap();
@@ -2022,7 +2250,7 @@ mod tests {
         let (c, k) = (2, calendar.width());
         let width = 2 * c + k;
         // a stream from step 10: row t reads step 10 + t's phases after its values and mask
-        let batch = make_stream_batch(&series, std::slice::from_ref(&(10..40)), 30, 11, true, 1, |s| {
+        let batch = make_stream_batch(&series, std::slice::from_ref(&(10..40)), 30, 11, true, 1, &[0, 1], |s| {
             part_end(&series.train, s)
         });
         let mut expected = vec![0.0f32; k];
@@ -2039,8 +2267,9 @@ mod tests {
         let config = PredictionConfig { calendar_inputs: k, ..PredictionConfig::default() };
         let model = SequenceModel::<f32>::new(config.model_config(c), 5).unwrap();
         let task = PredictionTask::from_config(&series, &PredictionConfig { window: 12, ..config.clone() }).unwrap();
-        let whole =
-            make_stream_batch(&series, std::slice::from_ref(&(0..40)), 40, 11, true, 1, |s| part_end(&series.train, s));
+        let whole = make_stream_batch(&series, std::slice::from_ref(&(0..40)), 40, 11, true, 1, &[0, 1], |s| {
+            part_end(&series.train, s)
+        });
         let out = model.forward_at(&task.input(&whole), HeadSteps::All).unwrap();
         let sequence = predictions(&out.mean, &whole.base);
         let streamed = |shift: i64| -> Vec<f32> {
