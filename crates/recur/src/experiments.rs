@@ -114,14 +114,15 @@ fn slug(name: &str) -> String {
 impl GridConfig {
     /// # Errors
     /// An unreadable or malformed file (with line and column), a variant without a name
-    /// or with an unknown key, or a variant that changes the data.
+    /// or with an unknown key, a variant that changes the data, variants that score other
+    /// signals or cannot reach the horizon ([`check_targets`]).
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let grid: GridConfig =
             toml::from_str(&text).map_err(|e| Error::Format { path: path.to_path_buf(), why: e.to_string() })?;
-        for v in 0..grid.variants.len() {
-            grid.variant(v, path)?;
-        }
+        let variants: Vec<(String, RunConfig)> =
+            (0..grid.variants.len()).map(|v| grid.variant(v, path)).collect::<Result<_>>()?;
+        check_targets(&grid, &variants, path)?;
         Ok(grid)
     }
 
@@ -176,6 +177,32 @@ impl GridConfig {
         self.name.push_str("-quick");
         self
     }
+}
+
+/// Refuses variants whose scores would not compare or whose horizon cannot be reached: a
+/// table's micro MSE pools the signals a run scores, so every variant must score the same
+/// ones (`task.targets`); and a model forecasting only some signals reaches no further
+/// than its direct steps (no closed loop), so not the grid's `horizon` past them.
+fn check_targets(grid: &GridConfig, variants: &[(String, RunConfig)], origin: &Path) -> Result<()> {
+    let refuse = |why: String| Err(Error::Format { path: origin.to_path_buf(), why });
+    let Some((first, reference)) = variants.first() else { return Ok(()) };
+    for (name, config) in variants {
+        if config.task.targets != reference.task.targets {
+            return refuse(format!(
+                "variants `{first}` and `{name}` score other signals (task.targets {:?} and {:?}): their micro MSEs \
+                 would not compare; give them a grid each",
+                reference.task.targets, config.task.targets
+            ));
+        }
+        let reach = config.task.steps_ahead;
+        if let Some(h) = grid.horizon.filter(|&h| h > reach && !config.task.targets.is_empty()) {
+            return refuse(format!(
+                "variant `{name}` forecasts task.targets alone {reach} step(s) ahead and cannot reach the grid's \
+                 horizon {h} (no closed loop without the other signals); set task.steps_ahead = {h}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The keys of `[data]` a grid's variant may set: how the one data set is read, not which.

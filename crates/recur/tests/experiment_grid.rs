@@ -1,6 +1,7 @@
 //! An interrupted grid, run again, finishes only the missing runs and gives the same
 //! table as an uninterrupted one (a tiny grid on the bundled Beijing station); a variant
-//! may read a signal as ln(1 + x) or give it a floor, and change the data in no other way.
+//! may read a signal as ln(1 + x) or give it a floor, and change the data in no other way;
+//! variants must score the same signals (`task.targets`) and reach the grid's horizon.
 
 use std::path::{Path, PathBuf};
 
@@ -93,7 +94,7 @@ fn an_interrupted_grid_finishes_only_the_missing_runs_and_gives_the_same_table()
 }
 
 #[test]
-fn a_variant_with_an_unknown_key_is_named() {
+fn a_variant_that_cannot_run_or_compare_is_named_when_the_grid_is_read() {
     let root = std::env::temp_dir().join(format!("recur-grid-bad-{}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
     let path = root.join("grid.toml");
@@ -108,5 +109,27 @@ fn a_variant_with_an_unknown_key_is_named() {
             && err.contains("may change data.log1p, data.floor, data.calendar, data.calendar_utc_offset_hours only"),
         "{err}"
     );
+    // a variant scoring PM2.5 alone against variants scoring every signal: not one table
+    let targeted =
+        GRID.replace("model = { cell = \"lstm\",", "task = { targets = [\"PM2.5\"] }\nmodel = { cell = \"lstm\",");
+    std::fs::write(&path, &targeted).unwrap();
+    let err = GridConfig::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("variants `GRU` and `BiLSTM gate` score other signals") && err.contains("[\"PM2.5\"]"),
+        "{err}"
+    );
+    // every variant PM2.5 alone, one step ahead: no horizon of 3 (no closed loop)
+    let all = GRID
+        .replace("window = 12", "window = 12\ntargets = [\"PM2.5\"]")
+        .replace("parallel = 2", "parallel = 2\nhorizon = 3");
+    std::fs::write(&path, &all).unwrap();
+    let err = GridConfig::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("variant `GRU` forecasts task.targets alone 1 step(s) ahead")
+            && err.contains("task.steps_ahead = 3"),
+        "{err}"
+    );
+    std::fs::write(&path, all.replace("targets = [\"PM2.5\"]", "targets = [\"PM2.5\"]\nsteps_ahead = 3")).unwrap();
+    GridConfig::load(&path).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
 }
