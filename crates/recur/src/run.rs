@@ -473,9 +473,10 @@ pub fn evaluate_calibrated(
 }
 
 /// Each entity's scores on its own steps of the test part, as [`evaluate_calibrated`]
-/// scores the whole part; an entity whose test steps hold no window is left out. A
-/// prediction run's scores pool to the whole part's (each forecast is scored once either
-/// way); a reconstruction run hides its values per entity, so its scores do not.
+/// scores the whole part; an entity whose test steps hold no window is left out. The
+/// entities' scores pool to the whole part's: each forecast, or each value a
+/// reconstruction hides (the whole part's, [`ReconstructionTask::evaluate_by_entity`]), is
+/// scored once either way.
 ///
 /// # Errors
 /// As [`evaluate`].
@@ -485,6 +486,19 @@ pub fn evaluate_by_entity(
     model: &SequenceModel<f32>,
     calibration: Option<BandCalibration>,
 ) -> Result<Vec<(String, Vec<Score>)>> {
+    if config.task.kind == TaskKind::Reconstruction {
+        let task = ReconstructionTask::new(data, config.reconstruction())?.with_calibration(calibration);
+        let streams = model.is_causal() && !config.task.residual;
+        let streamed = if streams { task.evaluate_streamed_by_entity(model, &data.test)? } else { Vec::new() };
+        let mut rows = Vec::new();
+        for (entity, scores) in task.evaluate_by_entity(Some(model), &data.test)? {
+            let mut scores = reconstruction_scores(scores);
+            scores[0].name = model_name(model);
+            scores[0].streamed = streamed.iter().find(|(e, _)| *e == entity).map(|(_, m)| m.clone());
+            rows.push((data.entities[entity].0.clone(), scores));
+        }
+        return Ok(rows);
+    }
     let mut rows = Vec::new();
     for (name, steps) in &data.entities {
         let part: Vec<Range<usize>> = data
@@ -527,17 +541,21 @@ fn evaluate_part(
             let task = ReconstructionTask::new(data, config.reconstruction())?.with_calibration(calibration);
             let streams = model.is_causal() && !config.task.residual;
             let streamed = streams.then(|| task.evaluate_streamed(model, part)).transpose()?;
-            let mut scores: Vec<Score> = task
-                .evaluate(Some(model), part)?
-                .into_iter()
-                .map(|s| Score { name: s.name, metrics: s.metrics, coverage_2sigma: s.coverage_2sigma, streamed: None })
-                .collect();
+            let mut scores = reconstruction_scores(task.evaluate(Some(model), part)?);
             scores[0].streamed = streamed;
             scores
         }
     };
     scores[0].name = model_name(model);
     Ok(scores)
+}
+
+/// A reconstruction's scores as a run's (none streamed).
+fn reconstruction_scores(scores: Vec<crate::tasks::reconstruction::ReconstructionScore>) -> Vec<Score> {
+    scores
+        .into_iter()
+        .map(|s| Score { name: s.name, metrics: s.metrics, coverage_2sigma: s.coverage_2sigma, streamed: None })
+        .collect()
 }
 
 /// Trains and evaluates one configuration on prepared data (checkpoints and the epoch

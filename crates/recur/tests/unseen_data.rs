@@ -234,12 +234,23 @@ fn an_unseen_file_unlike_the_training_part_is_named_signal_by_signal() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// Two later files as two entities (two machines, say): each scored on its own, and a
-/// prediction run's entity scores pool to the table's, forecast for forecast.
+/// Two later files as two entities (two machines, say): each scored on its own, and the
+/// entity scores pool to the table's, forecast for forecast (prediction) and hidden value
+/// for hidden value (reconstruction, the same values hidden).
 #[test]
 fn each_entitys_scores_pool_to_the_whole_tables() {
+    each_entitys_scores_pool_to_the_whole_table(TaskKind::Prediction, |_| {});
+    each_entitys_scores_pool_to_the_whole_table(TaskKind::Reconstruction, |_| {});
+    // a causal reconstruction, streamed too
+    each_entitys_scores_pool_to_the_whole_table(TaskKind::Reconstruction, |config| {
+        (config.model.bidirectional, config.task.residual) = (false, false);
+    });
+}
+
+fn each_entitys_scores_pool_to_the_whole_table(kind: TaskKind, adjust: impl Fn(&mut RunConfig)) {
     let (lines, dir, own) = station_of_6000_hours("entities");
-    let config = run_config(TaskKind::Prediction, &own);
+    let mut config = run_config(kind, &own);
+    adjust(&mut config);
     let data = load_data(&config.data, Path::new(".")).unwrap();
     let fitted = FittedScaler::of(&data);
     let (a, b) = (dir.join("winter.csv"), dir.join("spring.csv"));
@@ -251,6 +262,7 @@ fn each_entitys_scores_pool_to_the_whole_tables() {
     let by_entity = recur::run::evaluate_by_entity(&config, &unseen, &model, None).unwrap();
     let names: Vec<&str> = by_entity.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["winter", "spring"]);
+    let mut streamed_checked = false;
     for (row, pooled) in whole.iter().enumerate() {
         let scored: u64 = by_entity.iter().map(|(_, s)| s[row].metrics.scored).sum();
         assert_eq!(scored, pooled.metrics.scored, "{}", pooled.name);
@@ -263,6 +275,7 @@ fn each_entitys_scores_pool_to_the_whole_tables() {
             pooled.metrics.micro_mse
         );
         if let Some(streamed) = &pooled.streamed {
+            streamed_checked = true;
             let sum: f64 = by_entity
                 .iter()
                 .map(|(_, s)| s[row].streamed.as_ref().unwrap().micro_mse * s[row].metrics.scored as f64)
@@ -270,14 +283,23 @@ fn each_entitys_scores_pool_to_the_whole_tables() {
             assert!((sum / scored as f64 - streamed.micro_mse).abs() < 1e-9 * streamed.micro_mse);
         }
     }
+    let causal = config.task.kind == TaskKind::Prediction || !config.task.residual;
+    assert_eq!(streamed_checked, causal && model.is_causal());
     let table = recur::report::entity_table(&by_entity, 10);
     println!("{table}");
     assert_eq!(table.lines().count(), 4, "a header, its rule and a row per entity");
-    assert!(table.lines().all(|l| l.matches('|').count() == 8), "7 columns: {table}");
+    // entity, scored, each method (the model streamed too), the ratio
+    let bars = 4 + whole.len() + usize::from(streamed_checked);
+    assert!(table.lines().all(|l| l.matches('|').count() == bars), "{table}");
     let folded = recur::report::entity_table(&by_entity, 0);
     assert!(folded.lines().nth(2).unwrap().starts_with("| … 2 more |"), "{folded}");
-    assert!(folded.lines().all(|l| l.matches('|').count() == 8), "7 columns: {folded}");
+    assert!(folded.lines().all(|l| l.matches('|').count() == bars), "{folded}");
     let csv = recur::report::entity_csv(&by_entity);
-    assert!(csv.starts_with("entity,scored,GRU,\"GRU, streamed\",last observation carried forward,"), "{csv}");
+    let first = match kind {
+        TaskKind::Prediction => "GRU,\"GRU, streamed\",last observation carried forward,",
+        TaskKind::Reconstruction if streamed_checked => "GRU,\"GRU, streamed\",linear interpolation,",
+        TaskKind::Reconstruction => "BiGRU Coupled Concat,linear interpolation,",
+    };
+    assert!(csv.starts_with(&format!("entity,scored,{first}")), "{csv}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

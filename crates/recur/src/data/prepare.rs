@@ -812,6 +812,11 @@ impl PreparedSeries {
         self.entities.iter().find(|(_, r)| r.contains(&step)).map_or(step..step, |(_, r)| r.clone())
     }
 
+    /// The index in `entities` of the entity holding grid step `step` (0 where none does).
+    pub fn entity_index(&self, step: usize) -> usize {
+        self.entities.iter().position(|(_, r)| r.contains(&step)).unwrap_or(0)
+    }
+
     /// Start indices of windows of `length` inside the segments of `part`, every `stride`
     /// steps within each segment.
     ///

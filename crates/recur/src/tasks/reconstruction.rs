@@ -334,13 +334,40 @@ impl ReconstructionTask<'_> {
     /// # Errors
     /// A model or config that cannot stream, a part shorter than a window.
     pub fn evaluate_streamed(&self, model: &SequenceModel<f32>, part: &[Range<usize>]) -> Result<Metrics> {
+        Ok(self.streamed_grouped(model, part, 1, |_| 0)?.swap_remove(0).finish())
+    }
+
+    /// [`ReconstructionTask::evaluate_streamed`] of each entity apart, on the entries
+    /// [`ReconstructionTask::evaluate_by_entity`] scores it on: (entity index, metrics).
+    ///
+    /// # Errors
+    /// As [`ReconstructionTask::evaluate_streamed`].
+    pub fn evaluate_streamed_by_entity(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+    ) -> Result<Vec<(usize, Metrics)>> {
+        let entities = self.series.entities.len();
+        let grouped = self.streamed_grouped(model, part, entities, |start| self.series.entity_index(start))?;
+        Ok(grouped.iter().map(ErrorAccumulator::finish).enumerate().filter(|(_, m)| m.scored > 0).collect())
+    }
+
+    /// The errors of [`ReconstructionTask::evaluate_streamed`] in `groups` groups, the
+    /// range of `part` starting at step s in group `group_of(s)`.
+    fn streamed_grouped(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        groups: usize,
+        group_of: impl Fn(usize) -> usize,
+    ) -> Result<Vec<ErrorAccumulator>> {
         if self.config.residual || !model.is_causal() {
             return Err(Error::invalid("streamed evaluation", "the model or its input reads the future"));
         }
         let (window, c) = (self.config.window, self.series.grid.channels());
         let hidden = self.evaluation_hidden(part)?;
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
-        let mut acc = ErrorAccumulator::new(c);
+        let mut acc = vec![ErrorAccumulator::new(c); groups];
         for r in part.iter().filter(|r| r.len() >= window) {
             let steps = self.series.entity_of(r.start).start..r.end;
             let width = 2 * c + self.series.calendar.width();
@@ -355,9 +382,9 @@ impl ReconstructionTask<'_> {
             let out = model.forward(&SequenceBatch { x: &x, steps: steps.len(), batch: 1, lengths: None })?;
             let scored = (r.start - steps.start) * c..steps.len() * c;
             let mask: Vec<f32> = hidden[r.start * c..r.end * c].iter().map(|&h| h as u8 as f32).collect();
-            acc.add(&out.mean[scored], &values[r.start * c..r.end * c], &mask, &self.series.scaler);
+            acc[group_of(r.start)].add(&out.mean[scored], &values[r.start * c..r.end * c], &mask, &self.series.scaler);
         }
-        Ok(acc.finish())
+        Ok(acc)
     }
 }
 
@@ -506,7 +533,8 @@ impl<'a> ReconstructionTask<'a> {
         Ok(ReconstructionTask { series, config, train_rows, calibration: None })
     }
 
-    /// The evaluation batches of `part`: non-overlapping windows, corrupted with the fixed seed.
+    /// The evaluation batches of `part`: non-overlapping windows, corrupted with the fixed
+    /// seed, [`EVALUATION_BATCH`] windows each.
     ///
     /// # Errors
     /// A part shorter than a window.
@@ -516,7 +544,7 @@ impl<'a> ReconstructionTask<'a> {
         let mut rng = Rng::new(self.config.evaluation_seed);
         let (corruption, residual) = (Some(&self.config.corruption), self.config.residual);
         Ok(starts
-            .chunks(256)
+            .chunks(EVALUATION_BATCH)
             .map(|chunk| make_batch(self.series, chunk, window, corruption, residual, &mut rng))
             .collect())
     }
@@ -601,41 +629,98 @@ impl<'a> ReconstructionTask<'a> {
         model: Option<&SequenceModel<f32>>,
         part: &[Range<usize>],
     ) -> Result<Vec<ReconstructionScore>> {
-        let c = self.series.grid.channels();
+        Ok(self.evaluate_grouped(model, part, 1, |_| 0)?.swap_remove(0))
+    }
+
+    /// [`ReconstructionTask::evaluate`] of each entity apart: (entity index, its scores) for
+    /// each entity with a window in `part`. The values hidden are those `evaluate` hides in
+    /// the whole part, so the entities' scores pool to its (each hidden value is scored
+    /// once either way).
+    ///
+    /// # Errors
+    /// As [`ReconstructionTask::evaluate`].
+    pub fn evaluate_by_entity(
+        &self,
+        model: Option<&SequenceModel<f32>>,
+        part: &[Range<usize>],
+    ) -> Result<Vec<(usize, Vec<ReconstructionScore>)>> {
+        let entities = self.series.entities.len();
+        let grouped = self.evaluate_grouped(model, part, entities, |start| self.series.entity_index(start))?;
+        Ok(grouped.into_iter().enumerate().filter(|(_, scores)| scores[0].metrics.scored > 0).collect())
+    }
+
+    /// The scores of [`ReconstructionTask::evaluate`] in `groups` groups, a window starting
+    /// at step s scored in group `group_of(s)`.
+    fn evaluate_grouped(
+        &self,
+        model: Option<&SequenceModel<f32>>,
+        part: &[Range<usize>],
+        groups: usize,
+        group_of: impl Fn(usize) -> usize,
+    ) -> Result<Vec<Vec<ReconstructionScore>>> {
+        let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
+        let window = self.config.window;
+        let starts = self.series.window_starts(part, window, window, "evaluated")?;
         let batches = self.evaluation_batches(part)?;
-        let mut methods: Vec<(String, ErrorAccumulator)> =
-            ["linear interpolation", "last observation carried forward", "training mean"]
-                .iter()
-                .map(|n| (n.to_string(), ErrorAccumulator::new(c)))
-                .collect();
-        let mut ours = ErrorAccumulator::new(c);
-        for batch in &batches {
-            methods[0].1.add(&batch.interpolated, &batch.target, &batch.hidden, &self.series.scaler);
-            methods[1].1.add(&batch.carried, &batch.target, &batch.hidden, &self.series.scaler);
-            methods[2].1.add(&vec![0.0; batch.target.len()], &batch.target, &batch.hidden, &self.series.scaler);
-            if let Some(m) = model {
-                let out = m.forward(&self.input(batch))?;
-                let x_hat = reconstruction(&out, batch);
-                let sigma: Vec<f32> =
-                    out.precision.iter().flat_map(|&l| (0..c).map(move |j| self.sigma(j, l))).collect();
-                ours.add_with_sigma(&x_hat, &batch.target, &batch.hidden, &sigma, &self.series.scaler);
+        const BASELINES: [&str; 3] = ["linear interpolation", "last observation carried forward", "training mean"];
+        // per group: the model's accumulator, then the baselines'
+        let mut acc = vec![vec![ErrorAccumulator::new(c); 1 + BASELINES.len()]; groups];
+        for (batch, chunk) in batches.iter().zip(starts.chunks(EVALUATION_BATCH)) {
+            let zeros = vec![0.0; batch.target.len()];
+            let ours = match model {
+                Some(m) => {
+                    let out = m.forward(&self.input(batch))?;
+                    let sigma: Vec<f32> =
+                        out.precision.iter().flat_map(|&l| (0..c).map(move |j| self.sigma(j, l))).collect();
+                    Some((reconstruction(&out, batch), sigma))
+                }
+                None => None,
+            };
+            let group: Vec<usize> = chunk.iter().map(|&start| group_of(start)).collect();
+            // in the batch's own order, step by step, so that one group sums as one pass would
+            for t in 0..batch.steps {
+                for (row, &g) in group.iter().enumerate() {
+                    let acc = &mut acc[g];
+                    let at = (t * batch.batch + row) * c..(t * batch.batch + row + 1) * c;
+                    let (target, hidden) = (&batch.target[at.clone()], &batch.hidden[at.clone()]);
+                    if let Some((x_hat, sigma)) = &ours {
+                        acc[0].add_with_sigma(&x_hat[at.clone()], target, hidden, &sigma[at.clone()], scaler);
+                    }
+                    acc[1].add(&batch.interpolated[at.clone()], target, hidden, scaler);
+                    acc[2].add(&batch.carried[at.clone()], target, hidden, scaler);
+                    acc[3].add(&zeros[at], target, hidden, scaler);
+                }
             }
         }
-        let mut scores = Vec::new();
-        if let Some(m) = model {
-            let name =
-                format!("{}{:?}", if m.config().encoder.bidirectional { "Bi" } else { "" }, m.config().encoder.cell);
-            let metrics = ours.finish();
-            scores.push(ReconstructionScore { name, coverage_2sigma: metrics.coverage_2sigma, metrics });
-        }
-        scores.extend(methods.into_iter().map(|(name, acc)| ReconstructionScore {
-            name,
-            metrics: acc.finish(),
-            coverage_2sigma: None,
-        }));
-        Ok(scores)
+        let name = model.map(|m| {
+            format!("{}{:?}", if m.config().encoder.bidirectional { "Bi" } else { "" }, m.config().encoder.cell)
+        });
+        Ok(acc
+            .into_iter()
+            .map(|group| {
+                let mut group = group.into_iter().map(|a| a.finish());
+                let ours = group.next().expect("the model's accumulator");
+                let mut scores: Vec<ReconstructionScore> = name
+                    .iter()
+                    .map(|name| ReconstructionScore {
+                        name: name.clone(),
+                        coverage_2sigma: ours.coverage_2sigma,
+                        metrics: ours.clone(),
+                    })
+                    .collect();
+                scores.extend(BASELINES.iter().zip(group).map(|(name, metrics)| ReconstructionScore {
+                    name: name.to_string(),
+                    metrics,
+                    coverage_2sigma: None,
+                }));
+                scores
+            })
+            .collect())
     }
 }
+
+/// Windows per evaluation batch.
+const EVALUATION_BATCH: usize = 256;
 
 /// Linear interpolation between the nearest visible values before and after (carrying
 /// the one side when the other is missing, the training mean when neither exists), and
