@@ -115,7 +115,7 @@ impl GridConfig {
     /// # Errors
     /// An unreadable or malformed file (with line and column), a variant without a name
     /// or with an unknown key, a variant that changes the data, variants that score other
-    /// signals or cannot reach the horizon ([`check_targets`]).
+    /// signals or cannot reach the horizon.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
         let grid: GridConfig =

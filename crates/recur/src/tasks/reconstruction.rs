@@ -720,7 +720,7 @@ impl<'a> ReconstructionTask<'a> {
 }
 
 /// Windows per evaluation batch.
-const EVALUATION_BATCH: usize = 256;
+pub const EVALUATION_BATCH: usize = 256;
 
 /// Linear interpolation between the nearest visible values before and after (carrying
 /// the one side when the other is missing, the training mean when neither exists), and
