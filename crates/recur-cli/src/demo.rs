@@ -636,10 +636,8 @@ pub fn eval(args: &Args) -> Result<(), String> {
         other => return Err(format!("--by {other}: `hour` (of the day), `weekday` or `month`")),
     };
     let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
-    for (given, flag) in [(horizon > 0, "--horizon"), (by.is_some(), "--by")] {
-        if given && config.task.kind != TaskKind::Prediction {
-            return Err(format!("{}: {flag} needs a prediction run", dir.display()));
-        }
+    if horizon > 0 && config.task.kind != TaskKind::Prediction {
+        return Err(format!("{}: --horizon needs a prediction run", dir.display()));
     }
     let scores = evaluate(&config, &data, &model).map_err(|e| e.to_string())?;
     print!("{}", score_table(&scores));
@@ -687,16 +685,25 @@ pub fn eval(args: &Args) -> Result<(), String> {
         coverage("calibrated (recur calibrate): ", &calibrated[0]);
     }
     if let Some(group) = by {
-        let task = PredictionTask::from_config(&data, &config.prediction())
-            .map_err(|e| e.to_string())?
-            .with_calibration(calibration.clone());
-        let errors = task.evaluate_by_time(&model, &data.test, group).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let errors = match config.task.kind {
+            TaskKind::Prediction => PredictionTask::from_config(&data, &config.prediction()).and_then(|task| {
+                task.with_calibration(calibration.clone()).evaluate_by_time(&model, &data.test, group)
+            }),
+            TaskKind::Reconstruction => ReconstructionTask::new(&data, config.reconstruction()).and_then(|task| {
+                task.with_calibration(calibration.clone()).evaluate_by_time(&model, &data.test, group)
+            }),
+        }
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
         let name = match group {
             TimeGroup::HourOfDay => "by_hour",
             TimeGroup::Weekday => "by_weekday",
             TimeGroup::Month => "by_month",
         };
-        println!("\none step ahead, streamed, by the local time of the step forecast; test part:");
+        let what = match config.task.kind {
+            TaskKind::Prediction => "one step ahead, streamed, by the local time of the step forecast",
+            TaskKind::Reconstruction => "the values hidden on purpose, by the local time of their step",
+        };
+        println!("\n{what}; test part:");
         print!("{}", time_table(&errors, &scored));
         let plot = output_beside_run(&dir, args, &known, name, "png")?;
         save_time_chart(&errors, &scores[0].name, &plot).map_err(|e| e.to_string())?;

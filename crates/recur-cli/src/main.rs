@@ -38,10 +38,11 @@ const USAGE: &str = "usage:
       without its extension). A model with a band: its coverage (pooled, per signal, per
       step ahead), mean width and interval score. --samples K: past the direct steps too, a
       band from K sample paths (each fed draws from its own forecasts; seeded).
-      --by hour|weekday|month (a causal prediction run): one step ahead, streamed, the
+      --by hour|weekday|month: a causal prediction run's one step ahead, streamed, the
       model's and persistence's micro MSE by the local hour (weekday, month) of the step
-      forecast, as a table and DIR/by_hour.png (by_weekday.png, by_month.png; with
-      --data: _STEM).
+      forecast; a reconstruction run's, and linear interpolation's, on the values hidden
+      on purpose, by the time of their step; as a table and DIR/by_hour.png
+      (by_weekday.png, by_month.png; with --data: _STEM).
   recur calibrate --run DIR [--data FILE,... [--fit F] --out DIR2] [--horizon N [--samples K]]
       Calibrates a run's bands (split conformal). A causal prediction run: on the
       validation part, streamed as eval --horizon runs it, one factor per step ahead (1..N;

@@ -737,7 +737,24 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     let dir = scratch_dir("recur-stream-fill");
     let task = |residual: bool| format!("kind = \"reconstruction\"\nwindow = 24\nresidual = {residual}");
     let (run, _) = trained_run(&dir, "causal", "", &task(false));
-    let (run_residual, _) = trained_run(&dir, "residual", "", &task(true));
+    let (run_residual, trained) = trained_run(&dir, "residual", "", &task(true));
+    // the hidden values by the hour they were hidden at: 24 groups that add up to the test
+    // part's, against linear interpolation
+    let (ok, out, err) = recur(&["eval", "--run", run_residual.to_str().unwrap(), "--by", "hour"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("the values hidden on purpose, by the local time of their step; test part:"), "{out}");
+    assert!(out.contains("| hour | scored | model micro MSE | linear interpolation micro MSE |"), "{out}");
+    let scored: Vec<u64> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("| hour |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.split('|').nth(2).unwrap().trim().parse().unwrap())
+        .collect();
+    assert_eq!(scored.len(), 24);
+    let total: u64 = scored.iter().sum();
+    assert!(trained.contains(&format!("test part: {total} values hidden on purpose")), "{total}: {trained}");
+    assert!(std::fs::read(run_residual.join("by_hour.png")).unwrap().starts_with(b"\x89PNG"));
     // rows 75-77 of the file miss SO2, CO and NO2 (NA)
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let feed = text.lines().take(80).collect::<Vec<_>>().join("\n") + "\n";

@@ -282,7 +282,7 @@ pub fn save_horizon_chart(
 }
 
 /// [`crate::tasks::ErrorsByTime`] as a Markdown table: per group, the scored entries, the
-/// model's and persistence's micro MSE and their ratio, and which of `signals` the model
+/// model's and the baseline's micro MSE and their ratio, and which of `signals` the model
 /// errs on most there, with its MSE (— for a group never scored).
 pub fn time_table(errors: &crate::tasks::ErrorsByTime, signals: &[String]) -> String {
     let what = match errors.group {
@@ -290,12 +290,13 @@ pub fn time_table(errors: &crate::tasks::ErrorsByTime, signals: &[String]) -> St
         crate::tasks::TimeGroup::Weekday => "weekday",
         crate::tasks::TimeGroup::Month => "month",
     };
+    let baseline = &errors.baseline_name;
     let mut out = format!(
-        "| {what} | scored | model micro MSE | persistence micro MSE | model / persistence | the model's worst signal |\n"
+        "| {what} | scored | model micro MSE | {baseline} micro MSE | model / {baseline} | the model's worst signal |\n"
     );
     out.push_str("|---|---:|---:|---:|---:|---|\n");
     let labels = errors.group.labels();
-    for ((label, m), p) in labels.iter().zip(&errors.model).zip(&errors.persistence) {
+    for ((label, m), p) in labels.iter().zip(&errors.model).zip(&errors.baseline) {
         if m.scored == 0 {
             out.push_str(&format!("| {label} | 0 | — | — | — | — |\n"));
             continue;
@@ -313,7 +314,7 @@ pub fn time_table(errors: &crate::tasks::ErrorsByTime, signals: &[String]) -> St
     out
 }
 
-/// [`crate::tasks::ErrorsByTime`] as a PNG: the model's and persistence's micro MSE by group.
+/// [`crate::tasks::ErrorsByTime`] as a PNG: the model's and the baseline's micro MSE by group.
 ///
 /// # Errors
 /// The file cannot be written.
@@ -322,18 +323,18 @@ pub fn save_time_chart(errors: &crate::tasks::ErrorsByTime, model: &str, path: &
         metrics.iter().enumerate().filter(|(_, m)| m.scored > 0).map(|(g, m)| (g as f64, m.micro_mse)).collect()
     };
     let (x_label, unit) = match errors.group {
-        crate::tasks::TimeGroup::HourOfDay => ("hour of the day forecast (local time)", "hour"),
-        crate::tasks::TimeGroup::Weekday => ("weekday forecast (0 = Monday, local time)", "weekday"),
-        crate::tasks::TimeGroup::Month => ("month forecast (0 = January, local time)", "month"),
+        crate::tasks::TimeGroup::HourOfDay => ("hour of the day of the step scored (local time)", "hour"),
+        crate::tasks::TimeGroup::Weekday => ("weekday of the step scored (0 = Monday, local time)", "weekday"),
+        crate::tasks::TimeGroup::Month => ("month of the step scored (0 = January, local time)", "month"),
     };
     LineChart {
-        title: format!("{model}: test micro MSE one step ahead, by {unit}"),
+        title: format!("{model}: test micro MSE by {unit}"),
         x_label: x_label.into(),
         y_label: "micro MSE (standardised)".into(),
         log_y: false,
         series: vec![
             Series { name: model.to_string(), points: curve(&errors.model), style: Style::Line },
-            Series { name: "persistence (LOCF)".into(), points: curve(&errors.persistence), style: Style::Dashed },
+            Series { name: errors.baseline_name.clone(), points: curve(&errors.baseline), style: Style::Dashed },
         ],
         bands: Vec::new(),
     }

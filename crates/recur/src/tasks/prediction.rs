@@ -343,10 +343,10 @@ fn part_end(part: &[Range<usize>], step: usize) -> usize {
 }
 
 /// Windows of `window − 1` input steps from each start inside `part`, the `ahead` steps
-/// after them of the signals `targets` the targets (zeros with mask 0 from the end of the
-/// start's range of `part`: a forecast): a batch of streams that long, with only its last
-/// step's targets, masks and base (each target's last observation in the window, or 0,
-/// the training mean, if the window never saw it).
+/// after them the targets (of the signals `targets` only; zeros with mask 0 from the end
+/// of the start's range of `part`: a forecast): a batch of streams that long, with only its
+/// last step's targets, masks and base (each target's last observation in the window, or
+/// 0, the training mean, if the window never saw it).
 fn make_batch(
     series: &PreparedSeries,
     part: &[Range<usize>],
@@ -859,14 +859,34 @@ impl TimeGroup {
             TimeGroup::Month => crate::data::calendar::month(seconds),
         }
     }
+
+    /// The group of grid step k of `series`, by its local time (UTC plus the data's
+    /// calendar offset).
+    ///
+    /// # Errors
+    /// Data whose times are elapsed since each entity's start (no time of day).
+    pub fn of_steps(self, series: &PreparedSeries) -> Result<impl Fn(usize) -> usize + '_> {
+        if series.grid.clock != Clock::Calendar {
+            return Err(Error::invalid(
+                "errors by time",
+                format!("the data's times are {}: they have no time of day", series.grid.clock.description()),
+            ));
+        }
+        let offset = series.calendar.utc_offset_seconds;
+        Ok(move |k| self.of(series.step_time(k) + offset))
+    }
 }
 
-/// One-step-ahead errors by the time of the step forecast ([`PredictionTask::evaluate_by_time`]):
-/// per group (index as [`TimeGroup::labels`]), the model's and persistence's.
+/// Errors by the local time of the step scored (a prediction's forecast one step ahead,
+/// [`PredictionTask::evaluate_by_time`]; a reconstruction's hidden value,
+/// [`crate::tasks::ReconstructionTask::evaluate_by_time`]): per group (index as
+/// [`TimeGroup::labels`]), the model's and its task's first baseline's (`baseline`:
+/// persistence, or linear interpolation).
 pub struct ErrorsByTime {
     pub group: TimeGroup,
     pub model: Vec<Metrics>,
-    pub persistence: Vec<Metrics>,
+    pub baseline_name: String,
+    pub baseline: Vec<Metrics>,
 }
 
 /// Forecasts scored 1..=horizon steps ahead (see
@@ -981,27 +1001,26 @@ impl PredictionTask<'_> {
         part: &[Range<usize>],
         group: TimeGroup,
     ) -> Result<ErrorsByTime> {
-        if self.series.grid.clock != Clock::Calendar {
-            return Err(Error::invalid(
-                "errors by time",
-                format!("the data's times are {}: they have no time of day", self.series.grid.clock.description()),
-            ));
-        }
+        let group_of = group.of_steps(self.series)?;
         let (p, scaler) = (self.targets.len(), &self.targets.scaler);
         let groups = group.labels().len();
         let (mut ours, mut persistence) =
             (vec![ErrorAccumulator::new(p); groups], vec![ErrorAccumulator::new(p); groups]);
-        let offset = self.series.calendar.utc_offset_seconds;
         self.forecasts_from_origins(model, part, (1, 0, 0), self.calibration.as_ref(), |n, _, ahead, carried| {
             let k = n + 1;
-            let g = group.of(self.series.step_time(k) + offset);
+            let g = group_of(k);
             let (truth, mask) = self.truth_at(k);
             ours[g].add(&scaler.apply_row(&ahead.values[..p]), &truth, &mask, scaler);
             persistence[g].add(carried, &truth, &mask, scaler);
             Ok(())
         })?;
         let finish = |acc: &[ErrorAccumulator]| acc.iter().map(ErrorAccumulator::finish).collect();
-        Ok(ErrorsByTime { group, model: finish(&ours), persistence: finish(&persistence) })
+        Ok(ErrorsByTime {
+            group,
+            model: finish(&ours),
+            baseline_name: "persistence".into(),
+            baseline: finish(&persistence),
+        })
     }
 
     /// Grid step `k`'s standardised values of the targets and their mask (1 where
@@ -2342,7 +2361,7 @@ mod tests {
         for group in [TimeGroup::HourOfDay, TimeGroup::Weekday, TimeGroup::Month] {
             let by = task.evaluate_by_time(&model, &series.test, group).unwrap();
             assert_eq!(by.model.len(), group.labels().len());
-            for (all, parts) in [(&pooled.model[0], &by.model), (&pooled.persistence[0], &by.persistence)] {
+            for (all, parts) in [(&pooled.model[0], &by.model), (&pooled.persistence[0], &by.baseline)] {
                 let scored: u64 = parts.iter().map(|m| m.scored).sum();
                 let squares: f64 = parts.iter().map(|m| m.micro_mse * m.scored as f64).sum();
                 assert_eq!(scored, all.scored, "{group:?}");

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
+use super::prediction::{ErrorsByTime, TimeGroup};
 use super::{StepClock, StreamTraining};
 use crate::classic::gradients::LookBack;
 use crate::data::{FittedScaler, PreparedSeries, Standardizer};
@@ -644,13 +645,35 @@ impl<'a> ReconstructionTask<'a> {
         model: Option<&SequenceModel<f32>>,
         part: &[Range<usize>],
     ) -> Result<Vec<(usize, Vec<ReconstructionScore>)>> {
-        let entities = self.series.entities.len();
-        let grouped = self.evaluate_grouped(model, part, entities, |start| self.series.entity_index(start))?;
+        let mut entity_of = vec![0; self.series.grid.len()];
+        for (e, (_, steps)) in self.series.entities.iter().enumerate() {
+            entity_of[steps.clone()].fill(e);
+        }
+        let grouped = self.evaluate_grouped(model, part, self.series.entities.len(), |k| entity_of[k])?;
         Ok(grouped.into_iter().enumerate().filter(|(_, scores)| scores[0].metrics.scored > 0).collect())
     }
 
-    /// The scores of [`ReconstructionTask::evaluate`] in `groups` groups, a window starting
-    /// at step s scored in group `group_of(s)`.
+    /// The model's errors on the values [`ReconstructionTask::evaluate`] hides in `part`,
+    /// and linear interpolation's, by the local time of the step each value was hidden at
+    /// (its hour, weekday or month): when in the day a gap is hard to fill. The groups pool
+    /// to `evaluate`'s scores.
+    ///
+    /// # Errors
+    /// Data whose times are elapsed since each entity's start (no time of day); as
+    /// [`ReconstructionTask::evaluate`].
+    pub fn evaluate_by_time(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        group: TimeGroup,
+    ) -> Result<ErrorsByTime> {
+        let grouped = self.evaluate_grouped(Some(model), part, group.labels().len(), group.of_steps(self.series)?)?;
+        let (model, baseline) = grouped.into_iter().map(|g| (g[0].metrics.clone(), g[1].metrics.clone())).unzip();
+        Ok(ErrorsByTime { group, model, baseline_name: "linear interpolation".into(), baseline })
+    }
+
+    /// The scores of [`ReconstructionTask::evaluate`] in `groups` groups, a value hidden at
+    /// grid step k scored in group `group_of(k)`.
     fn evaluate_grouped(
         &self,
         model: Option<&SequenceModel<f32>>,
@@ -676,11 +699,10 @@ impl<'a> ReconstructionTask<'a> {
                 }
                 None => None,
             };
-            let group: Vec<usize> = chunk.iter().map(|&start| group_of(start)).collect();
             // in the batch's own order, step by step, so that one group sums as one pass would
             for t in 0..batch.steps {
-                for (row, &g) in group.iter().enumerate() {
-                    let acc = &mut acc[g];
+                for (row, &start) in chunk.iter().enumerate() {
+                    let acc = &mut acc[group_of(start + t)];
                     let at = (t * batch.batch + row) * c..(t * batch.batch + row + 1) * c;
                     let (target, hidden) = (&batch.target[at.clone()], &batch.hidden[at.clone()]);
                     if let Some((x_hat, sigma)) = &ours {
@@ -936,5 +958,41 @@ mod tests {
         let err =
             ReconstructionTask::new(&series, ReconstructionConfig { calendar_inputs: 0, ..config }).err().unwrap();
         assert!(err.to_string().contains("reads 0 per step, the data has 2"), "{err}");
+    }
+
+    #[test]
+    fn errors_by_time_and_by_entity_split_the_hidden_values_and_pool_to_the_whole_score() {
+        // synthetic waves, 200 hours from a Monday: the test part's hidden values by the hour
+        // of their step (and in one entity)
+        let series = waves_with_calendar();
+        let config = ReconstructionConfig { window: 12, calendar_inputs: 2, ..ReconstructionConfig::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(2), 7).unwrap();
+        let task = ReconstructionTask::new(&series, config).unwrap();
+        let whole = task.evaluate(Some(&model), &series.test).unwrap();
+        let by_hour = task.evaluate_by_time(&model, &series.test, TimeGroup::HourOfDay).unwrap();
+        assert_eq!((by_hour.model.len(), by_hour.baseline_name.as_str()), (24, "linear interpolation"));
+        for (all, groups) in [(&whole[0].metrics, &by_hour.model), (&whole[1].metrics, &by_hour.baseline)] {
+            let scored: u64 = groups.iter().map(|m| m.scored).sum();
+            assert_eq!(scored, all.scored);
+            let pooled = groups.iter().map(|m| m.micro_mse * m.scored as f64).sum::<f64>() / scored as f64;
+            assert!((pooled - all.micro_mse).abs() < 1e-9 * all.micro_mse, "{pooled} against {}", all.micro_mse);
+        }
+        // each hour holds the values hidden at that hour of the day: hidden and counted by hand
+        let hidden = task.evaluation_hidden(&series.test).unwrap();
+        for (hour, m) in by_hour.model.iter().enumerate() {
+            let count = (0..series.grid.len())
+                .filter(|&k| (series.step_time(k) / 3600) % 24 == hour as i64)
+                .map(|k| (0..2).filter(|&j| hidden[k * 2 + j] && series.grid.observed[k * 2 + j]).count() as u64)
+                .sum::<u64>();
+            assert_eq!(m.scored, count, "hour {hour}");
+        }
+        let by_entity = task.evaluate_by_entity(Some(&model), &series.test).unwrap();
+        assert_eq!(by_entity.len(), 1);
+        assert_eq!(by_entity[0].1[0].metrics.micro_mse.to_bits(), whole[0].metrics.micro_mse.to_bits());
+        let mut elapsed = series.clone();
+        elapsed.grid.clock = crate::data::Clock::Elapsed;
+        let task = ReconstructionTask::new(&elapsed, task.config.clone()).unwrap();
+        let err = task.evaluate_by_time(&model, &elapsed.test, TimeGroup::Weekday).err().unwrap().to_string();
+        assert!(err.contains("no time of day"), "{err}");
     }
 }
