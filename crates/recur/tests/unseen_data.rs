@@ -113,6 +113,16 @@ fn a_file_of_a_runs_test_rows_scores_as_the_runs_own_test_part() {
             (Some(x), Some(y)) => assert!((x - y).abs() < 1e-6 * x, "{x} against {y}"),
             (x, y) => assert_eq!((x, y, kind), (None, None, TaskKind::Reconstruction)),
         }
+        if kind == TaskKind::Prediction {
+            // a run trained on streams scores ahead and forecasts on the file too (it has
+            // nothing to train on there, and needs nothing)
+            let mut streams = config.clone();
+            streams.task.stream = Some(recur::tasks::StreamTraining::default());
+            let task = recur::tasks::PredictionTask::from_config(&unseen, &streams.prediction()).unwrap();
+            let ahead = task.evaluate_horizon(&model, &unseen.test, 2).unwrap();
+            assert_eq!(ahead.model[0].scored, b[0].metrics.scored, "one step ahead: the windows' entries");
+            assert_eq!(task.forecast(&model).unwrap().len(), 1);
+        }
         // and nothing is trained on data a run has not seen
         let task = recur::tasks::PredictionTask::new(&unseen, 24, true).unwrap();
         let model_config = config.prediction().model_config(unseen.grid.channels());

@@ -508,16 +508,20 @@ impl<'a> PredictionTask<'a> {
     /// Trains on streams instead of windows: the input steps of each training range (every
     /// step but its last, which only has a target) cut into consecutive streams of
     /// `stream.steps` steps, the last of a range shorter (a batch runs each stream to its
-    /// own length), validated by [`PredictionTask::evaluate_streamed`].
+    /// own length), validated by [`PredictionTask::evaluate_streamed`]. On data the run has
+    /// not seen there is nothing to train on: the task forecasts as the model was trained,
+    /// over each whole entity ([`PredictionTask::forecast`]).
     ///
     /// # Errors
     /// A bad truncation, or a training part without two steps in a range.
     pub fn on_streams(mut self, stream: StreamTraining) -> Result<Self> {
         stream.truncation().check()?;
-        let inputs = self.series.train.iter().map(|r| r.start..r.end.saturating_sub(1).max(r.start));
-        self.train_streams = super::cut_into_streams(inputs, stream.steps);
-        if self.train_streams.is_empty() {
-            return Err(Error::invalid("task.stream", "no training range has a step and the step after it"));
+        if !self.series.is_unseen() {
+            let inputs = self.series.train.iter().map(|r| r.start..r.end.saturating_sub(1).max(r.start));
+            self.train_streams = super::cut_into_streams(inputs, stream.steps);
+            if self.train_streams.is_empty() {
+                return Err(Error::invalid("task.stream", "no training range has a step and the step after it"));
+            }
         }
         self.stream = Some(stream);
         Ok(self)
