@@ -1085,6 +1085,11 @@ fn a_run_forecasting_some_signals_reads_every_one_and_answers_with_those_alone()
     assert_eq!(preprocessing["band_scale"].as_array().unwrap().len(), 3);
     assert_eq!(preprocessing["band_scale"][0].as_array().unwrap().len(), 2);
 
+    // which inputs the two forecasts read: the look-back of the run's own outputs
+    let (ok, out, err) = recur(&["diagnose", "gradients", "--run", run_arg], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("| steps back | state ‖∂ŷ/∂h‖ | all inputs ‖∂ŷ/∂x‖ |"), "{out}");
+
     let config = dir.join("bad.toml");
     let bad = std::fs::read_to_string(dir.join("run.toml")).unwrap().replace("\"O3\"", "\"O_3\"");
     std::fs::write(&config, bad).unwrap();
