@@ -31,7 +31,11 @@ pub fn experiment(args: &Args) -> Result<(), String> {
     run_grid(&grid, &path, &out, shard, base).map_err(|e| e.to_string())?;
     let dir = out.join(&grid.name);
     let results = collect_results(std::slice::from_ref(&dir)).map_err(|e| e.to_string())?;
-    let md = write_table(&dir, &grid.name, &results, &grid.lecture).map_err(|e| e.to_string())?;
+    let title = match &grid.signal {
+        Some(signal) => format!("{}: {signal} alone", grid.name),
+        None => grid.name.clone(),
+    };
+    let md = write_table(&dir, &title, &results, &grid.lecture).map_err(|e| e.to_string())?;
     println!("\n{md}");
     let ahead = if grid.horizon.is_some() { ", results_ahead.png" } else { "" };
     println!(

@@ -102,7 +102,9 @@ const USAGE: &str = "usage:
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot (and, with the
-      grid's `horizon`, a plot of the scores that far ahead against persistence); resumable.
+      grid's `horizon`, a plot of the scores that far ahead against persistence); with its
+      `signal`, every run scored on that signal alone (models of every signal and of it
+      alone, task.targets, in one table); resumable.
   recur text [--data FILE] [--config FILE.toml] [--epochs N] [--max-tokens N] [--seed S]
              [--seeds K] [--threads N] [--out DIR] [--resume true]
       Hierarchical multi-label text classification (HARNN: BiLSTM, per-level

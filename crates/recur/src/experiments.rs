@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::plot::BarChart;
 use crate::run::{load_data, run, DataConfig, RunConfig, Score, TaskKind};
-use crate::tasks::PredictionTask;
+use crate::tasks::{Metrics, PredictionTask};
 
 /// A grid file.
 #[derive(Clone, Debug, Deserialize)]
@@ -41,6 +41,11 @@ pub struct GridConfig {
     /// [`crate::tasks::PredictionTask::evaluate_horizon`]): a column of the table.
     #[serde(default)]
     pub horizon: Option<usize>,
+    /// Score every run on this signal alone (its MSE is the table's micro MSE, the
+    /// baselines' and the streamed and ahead columns too): models that forecast every
+    /// signal and models of this one alone (`task.targets`) in one table.
+    #[serde(default)]
+    pub signal: Option<String>,
 }
 
 fn one() -> usize {
@@ -181,13 +186,20 @@ impl GridConfig {
 
 /// Refuses variants whose scores would not compare or whose horizon cannot be reached: a
 /// table's micro MSE pools the signals a run scores, so every variant must score the same
-/// ones (`task.targets`); and a model forecasting only some signals reaches no further
-/// than its direct steps (no closed loop), so not the grid's `horizon` past them.
+/// ones (`task.targets`), or, with the grid's `signal`, score that one among others; and a
+/// model forecasting only some signals reaches no further than its direct steps (no closed
+/// loop), so not the grid's `horizon` past them.
 fn check_targets(grid: &GridConfig, variants: &[(String, RunConfig)], origin: &Path) -> Result<()> {
     let refuse = |why: String| Err(Error::Format { path: origin.to_path_buf(), why });
     let Some((first, reference)) = variants.first() else { return Ok(()) };
     for (name, config) in variants {
-        if config.task.targets != reference.task.targets {
+        let targets = &config.task.targets;
+        if let Some(signal) = grid.signal.as_ref().filter(|s| !targets.is_empty() && !targets.contains(s)) {
+            return refuse(format!(
+                "variant `{name}` forecasts {targets:?} (task.targets), not the grid's signal `{signal}`"
+            ));
+        }
+        if grid.signal.is_none() && config.task.targets != reference.task.targets {
             return refuse(format!(
                 "variants `{first}` and `{name}` score other signals (task.targets {:?} and {:?}): their micro MSEs \
                  would not compare; give them a grid each",
@@ -259,7 +271,8 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
         let data = data_for(&config);
         config.train.seed = seed;
         crate::train::set_progress(crate::train::Progress::Hidden);
-        let finished = run(&config, data, Some(&run_dir), true).and_then(|outcome| {
+        let finished = signal_index(grid, &config, data).and_then(|signal| {
+            let outcome = run(&config, data, Some(&run_dir), true)?;
             let ahead = match grid.horizon {
                 Some(h) if config.task.kind == TaskKind::Prediction && outcome.model.is_causal() => {
                     let task = PredictionTask::from_config(data, &config.prediction())?;
@@ -267,24 +280,34 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
                 }
                 _ => None,
             };
-            Ok((outcome, ahead))
+            Ok((outcome, ahead, signal))
         });
         match finished {
-            Ok((outcome, ahead)) => {
-                let mut result = result_of(
-                    &name,
-                    seed,
-                    &outcome.scores,
-                    outcome.parameters,
-                    outcome.train_seconds,
-                    outcome.best_epoch,
-                );
+            Ok((outcome, ahead, signal)) => {
+                // the grid's signal alone, or every signal the run scores
+                let scored = |m: &Metrics| signal.map_or_else(|| m.clone(), |j| m.of_signal(j));
+                let scores: Vec<Score> = outcome
+                    .scores
+                    .iter()
+                    .map(|s| {
+                        let metrics = scored(&s.metrics);
+                        let coverage_2sigma = s.coverage_2sigma.and(metrics.coverage_2sigma);
+                        Score {
+                            name: s.name.clone(),
+                            metrics,
+                            coverage_2sigma,
+                            streamed: s.streamed.as_ref().map(scored),
+                        }
+                    })
+                    .collect();
+                let mut result =
+                    result_of(&name, seed, &scores, outcome.parameters, outcome.train_seconds, outcome.best_epoch);
                 if let Some((h, scores)) = ahead {
-                    result.ahead = Some((h, scores.model[h - 1].micro_mse));
-                    result.baselines.push((persistence_ahead_name(h), scores.persistence[h - 1].micro_mse));
+                    result.ahead = Some((h, scored(&scores.model[h - 1]).micro_mse));
+                    result.baselines.push((persistence_ahead_name(h), scored(&scores.persistence[h - 1]).micro_mse));
                     if let Some((period, same)) = scores.seasonal {
                         let name = format!("seasonal persistence ({period} steps back) {h} steps ahead");
-                        result.baselines.push((name, same[h - 1].micro_mse));
+                        result.baselines.push((name, scored(&same[h - 1]).micro_mse));
                     }
                 }
                 let text = serde_json::to_string_pretty(&result).unwrap_or_default();
@@ -315,6 +338,23 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
     match failure.into_inner().expect("failure") {
         Some(e) => Err(e),
         None => Ok(total),
+    }
+}
+
+/// Where the grid's `signal` is among the signals a variant's run scores (None: no
+/// `signal`, every scored signal counts).
+///
+/// # Errors
+/// A signal the data does not have.
+fn signal_index(grid: &GridConfig, config: &RunConfig, data: &PreparedSeries) -> Result<Option<usize>> {
+    let Some(signal) = &grid.signal else { return Ok(None) };
+    let scored = config.scored_signals(&data.grid.signals);
+    match scored.iter().position(|s| s == signal) {
+        Some(j) => Ok(Some(j)),
+        None => Err(Error::invalid(
+            "signal",
+            format!("the grid scores `{signal}`; the data's signals are {}", data.grid.signals.join(", ")),
+        )),
     }
 }
 

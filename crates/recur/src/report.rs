@@ -662,19 +662,7 @@ mod tests {
     use crate::tasks::{HorizonScores, Metrics};
 
     fn scored(micro_mse: f64, coverage_2sigma: Option<f64>) -> Metrics {
-        Metrics {
-            scored: 10,
-            micro_mse,
-            mae: 0.0,
-            micro_mse_original: 0.0,
-            mae_original: 0.0,
-            per_signal_mse: Vec::new(),
-            per_signal_mse_original: Vec::new(),
-            coverage_2sigma,
-            per_signal_coverage_2sigma: Vec::new(),
-            band_width_2sigma: None,
-            interval_score_2sigma: None,
-        }
+        Metrics { scored: 10, micro_mse, coverage_2sigma, ..Metrics::default() }
     }
 
     #[test]

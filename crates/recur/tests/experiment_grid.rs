@@ -133,3 +133,49 @@ fn a_variant_that_cannot_run_or_compare_is_named_when_the_grid_is_read() {
     GridConfig::load(&path).unwrap();
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// A grid scored on one signal (`signal = "PM2.5"`): a GRU forecasting every signal and one
+/// forecasting PM2.5 alone in one table, each scored on PM2.5 only — their persistence
+/// baselines the very same number, the task's PM2.5 persistence; a variant not forecasting
+/// the signal is refused when the grid is read.
+#[test]
+fn a_grid_scored_on_one_signal_ranks_models_of_every_signal_and_of_that_one() {
+    let root = std::env::temp_dir().join(format!("recur-grid-signal-{}", std::process::id()));
+    std::fs::create_dir_all(&root).unwrap();
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = GRID
+        .replace("name = \"tiny\"", "name = \"tiny-pm\"\nsignal = \"PM2.5\"")
+        .replace("seeds = [1, 2]", "seeds = [1]");
+    let (head, _) = text.split_once("[[variants]]").unwrap();
+    let grid_text = format!(
+        "{head}[[variants]]\nname = \"GRU\"\n\n[[variants]]\nname = \"GRU, PM2.5 alone\"\ntask = {{ targets = [\"PM2.5\"] }}\n"
+    );
+    let path = root.join("grid.toml");
+    std::fs::write(&path, &grid_text).unwrap();
+    let g = GridConfig::load(&path).unwrap();
+    assert_eq!(run_grid(&g, &path, &root, (0, 1), &base).unwrap(), 2);
+    let results = collect_results(&[root.join("tiny-pm")]).unwrap();
+    let locf = |variant: &str| results.iter().find(|r| r.variant == variant).unwrap().baselines[0].clone();
+    assert_eq!(locf("GRU"), locf("GRU, PM2.5 alone"));
+    let (_, config) = g.variant(1, &path).unwrap();
+    let data = recur::run::load_data(&config.data, &base).unwrap();
+    let task = recur::tasks::PredictionTask::from_config(&data, &config.prediction()).unwrap();
+    let pm25 = task.baselines(&data.test).unwrap()[0].1.micro_mse;
+    assert_eq!(locf("GRU").1, pm25, "PM2.5's persistence");
+    // the model forecasting every signal is scored on PM2.5 alone too: its run's PM2.5 entry
+    let gru = results.iter().find(|r| r.variant == "GRU").unwrap();
+    let (_, mut every) = g.variant(0, &path).unwrap();
+    every.train.seed = 1;
+    let outcome = recur::run::run(&every, &data, None, false).unwrap();
+    let pm = data.grid.signals.iter().position(|s| s == "PM2.5").unwrap();
+    assert_eq!(gru.micro_mse, outcome.scores[0].metrics.per_signal_mse[pm]);
+    assert_ne!(gru.micro_mse, outcome.scores[0].metrics.micro_mse);
+
+    std::fs::write(&path, grid_text.replace("targets = [\"PM2.5\"]", "targets = [\"PM10\"]")).unwrap();
+    let err = GridConfig::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("variant `GRU, PM2.5 alone` forecasts [\"PM10\"] (task.targets), not the grid's signal `PM2.5`"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -26,7 +26,7 @@ pub struct ErrorAccumulator {
 pub const BAND_ALPHA: f64 = 0.0455;
 
 /// Micro (pooled) MSE and MAE over scored entries, and the MSE of each signal.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Metrics {
     pub scored: u64,
     pub micro_mse: f64,
@@ -50,6 +50,42 @@ pub struct Metrics {
     /// is better, and neither too wide nor too narrow a band can win it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interval_score_2sigma: Option<f64>,
+    /// Per signal: its scored entries and MAE (standardised and original), and its band's
+    /// mean width and interval score (empty without a band): with the per-signal fields
+    /// above, each signal's metrics alone ([`Metrics::of_signal`]).
+    pub per_signal_scored: Vec<u64>,
+    pub per_signal_mae: Vec<f64>,
+    pub per_signal_mae_original: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_signal_band_width_2sigma: Vec<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub per_signal_interval_score_2sigma: Vec<f64>,
+}
+
+impl Metrics {
+    /// The metrics of signal `j` alone, as if it were the only one scored.
+    pub fn of_signal(&self, j: usize) -> Metrics {
+        let one = |v: &[f64]| v.get(j).map(|&x| vec![x]).unwrap_or_default();
+        let at = |v: &[f64]| v.get(j).copied();
+        Metrics {
+            scored: self.per_signal_scored[j],
+            micro_mse: self.per_signal_mse[j],
+            mae: self.per_signal_mae[j],
+            micro_mse_original: self.per_signal_mse_original[j],
+            mae_original: self.per_signal_mae_original[j],
+            per_signal_mse: one(&self.per_signal_mse),
+            per_signal_mse_original: one(&self.per_signal_mse_original),
+            coverage_2sigma: at(&self.per_signal_coverage_2sigma),
+            per_signal_coverage_2sigma: one(&self.per_signal_coverage_2sigma),
+            band_width_2sigma: at(&self.per_signal_band_width_2sigma),
+            interval_score_2sigma: at(&self.per_signal_interval_score_2sigma),
+            per_signal_scored: vec![self.per_signal_scored[j]],
+            per_signal_mae: one(&self.per_signal_mae),
+            per_signal_mae_original: one(&self.per_signal_mae_original),
+            per_signal_band_width_2sigma: one(&self.per_signal_band_width_2sigma),
+            per_signal_interval_score_2sigma: one(&self.per_signal_interval_score_2sigma),
+        }
+    }
 }
 
 impl ErrorAccumulator {
@@ -136,6 +172,10 @@ impl ErrorAccumulator {
         let banded: u64 = self.banded.iter().sum();
         let total = |v: &[f64]| v.iter().sum::<f64>() / n.max(1) as f64;
         let per = |v: &[f64]| v.iter().zip(&self.count).map(|(s, &c)| s / c.max(1) as f64).collect();
+        let per_banded = |v: &[f64]| match banded {
+            0 => Vec::new(),
+            _ => v.iter().zip(&self.banded).map(|(s, &b)| s / b.max(1) as f64).collect(),
+        };
         Metrics {
             scored: n,
             micro_mse: total(&self.sq),
@@ -145,12 +185,14 @@ impl ErrorAccumulator {
             per_signal_mse: per(&self.sq),
             per_signal_mse_original: per(&self.sq_orig),
             coverage_2sigma: (banded > 0).then(|| self.inside.iter().sum::<u64>() as f64 / banded as f64),
-            per_signal_coverage_2sigma: match banded {
-                0 => Vec::new(),
-                _ => self.inside.iter().zip(&self.banded).map(|(&i, &b)| i as f64 / b.max(1) as f64).collect(),
-            },
+            per_signal_coverage_2sigma: per_banded(&self.inside.iter().map(|&i| i as f64).collect::<Vec<_>>()),
             band_width_2sigma: (banded > 0).then(|| self.width.iter().sum::<f64>() / banded as f64),
             interval_score_2sigma: (banded > 0).then(|| self.interval.iter().sum::<f64>() / banded as f64),
+            per_signal_scored: self.count.clone(),
+            per_signal_mae: per(&self.abs),
+            per_signal_mae_original: per(&self.abs_orig),
+            per_signal_band_width_2sigma: per_banded(&self.width),
+            per_signal_interval_score_2sigma: per_banded(&self.interval),
         }
     }
 }
@@ -181,6 +223,13 @@ mod tests {
         assert!((m.interval_score_2sigma.unwrap() - want).abs() < 1e-12, "{:?}", m.interval_score_2sigma);
         // errors in standardised and original units
         assert_eq!((m.micro_mse, m.per_signal_mse_original.clone()), ((0.25 + 9.0) / 2.0, vec![1.0, 900.0]));
+        // signal 1 alone: as if scored alone
+        let mut alone = ErrorAccumulator::new(1);
+        let one = |v: [f32; 4]| [v[1], v[3]];
+        alone.add_with_sigma(&one(pred), &one(target), &[1.0, 0.0], &[0.5; 2], &scaler.select(&[1]));
+        let (of, alone) = (m.of_signal(1), alone.finish());
+        assert_eq!(format!("{of:?}"), format!("{alone:?}"));
+        assert_eq!((of.scored, of.coverage_2sigma, of.micro_mse), (1, Some(0.0), 9.0));
         // without σ: no band scores
         let mut plain = ErrorAccumulator::new(2);
         plain.add(&pred, &target, &[1.0; 4], &scaler);
