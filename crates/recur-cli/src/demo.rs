@@ -630,10 +630,9 @@ pub fn eval(args: &Args) -> Result<(), String> {
     let samples = args.get("samples", &known, 0usize)?;
     let by = match args.get("by", &known, String::new())?.as_str() {
         "" => None,
-        "hour" => Some(TimeGroup::HourOfDay),
-        "weekday" => Some(TimeGroup::Weekday),
-        "month" => Some(TimeGroup::Month),
-        other => return Err(format!("--by {other}: `hour` (of the day), `weekday` or `month`")),
+        name => Some(
+            TimeGroup::named(name).ok_or_else(|| format!("--by {name}: `hour` (of the day), `weekday` or `month`"))?,
+        ),
     };
     let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
     if horizon > 0 && config.task.kind != TaskKind::Prediction {
@@ -694,18 +693,14 @@ pub fn eval(args: &Args) -> Result<(), String> {
             }),
         }
         .map_err(|e| format!("{}: {e}", dir.display()))?;
-        let name = match group {
-            TimeGroup::HourOfDay => "by_hour",
-            TimeGroup::Weekday => "by_weekday",
-            TimeGroup::Month => "by_month",
-        };
+        let name = format!("by_{}", group.name());
         let what = match config.task.kind {
             TaskKind::Prediction => "one step ahead, streamed, by the local time of the step forecast",
             TaskKind::Reconstruction => "the values hidden on purpose, by the local time of their step",
         };
         println!("\n{what}; test part:");
         print!("{}", time_table(&errors, &scored));
-        let plot = output_beside_run(&dir, args, &known, name, "png")?;
+        let plot = output_beside_run(&dir, args, &known, &name, "png")?;
         save_time_chart(&errors, &scores[0].name, &plot).map_err(|e| e.to_string())?;
         println!("wrote {}", plot.display());
     }

@@ -285,12 +285,7 @@ pub fn save_horizon_chart(
 /// model's and the baseline's micro MSE and their ratio, and which of `signals` the model
 /// errs on most there, with its MSE (— for a group never scored).
 pub fn time_table(errors: &crate::tasks::ErrorsByTime, signals: &[String]) -> String {
-    let what = match errors.group {
-        crate::tasks::TimeGroup::HourOfDay => "hour",
-        crate::tasks::TimeGroup::Weekday => "weekday",
-        crate::tasks::TimeGroup::Month => "month",
-    };
-    let baseline = &errors.baseline_name;
+    let (what, baseline) = (errors.group.name(), &errors.baseline_name);
     let mut out = format!(
         "| {what} | scored | model micro MSE | {baseline} micro MSE | model / {baseline} | the model's worst signal |\n"
     );
@@ -322,13 +317,13 @@ pub fn save_time_chart(errors: &crate::tasks::ErrorsByTime, model: &str, path: &
     let curve = |metrics: &[crate::tasks::Metrics]| {
         metrics.iter().enumerate().filter(|(_, m)| m.scored > 0).map(|(g, m)| (g as f64, m.micro_mse)).collect()
     };
-    let (x_label, unit) = match errors.group {
-        crate::tasks::TimeGroup::HourOfDay => ("hour of the day of the step scored (local time)", "hour"),
-        crate::tasks::TimeGroup::Weekday => ("weekday of the step scored (0 = Monday, local time)", "weekday"),
-        crate::tasks::TimeGroup::Month => ("month of the step scored (0 = January, local time)", "month"),
+    let x_label = match errors.group {
+        crate::tasks::TimeGroup::HourOfDay => "hour of the day of the step scored (local time)",
+        crate::tasks::TimeGroup::Weekday => "weekday of the step scored (0 = Monday, local time)",
+        crate::tasks::TimeGroup::Month => "month of the step scored (0 = January, local time)",
     };
     LineChart {
-        title: format!("{model}: test micro MSE by {unit}"),
+        title: format!("{model}: test micro MSE by {}", errors.group.name()),
         x_label: x_label.into(),
         y_label: "micro MSE (standardised)".into(),
         log_y: false,

@@ -125,10 +125,13 @@ impl Calendar {
         let cycles: Vec<String> = self
             .cycles
             .iter()
-            .map(|c| match c {
-                CalendarCycle::Day => "day: P = 86400, t0 = 0 (midnight)".to_string(),
-                CalendarCycle::Week => "week: P = 604800, t0 = -259200 (Monday midnight)".to_string(),
-                CalendarCycle::Year => "year: P = 31556952 (365.2425 days), t0 = 0 (1 January 1970)".to_string(),
+            .map(|&c| {
+                let (period, origin) = match c {
+                    CalendarCycle::Day => ("", "midnight"),
+                    CalendarCycle::Week => ("", "Monday midnight"),
+                    CalendarCycle::Year => (" (365.2425 days)", "1 January 1970"),
+                };
+                format!("{}: P = {}{period}, t0 = {} ({origin})", c.name(), c.period(), c.origin())
             })
             .collect();
         format!(
@@ -178,6 +181,20 @@ mod tests {
         assert_eq!(india.utc_offset_seconds, 19_800);
         // before the epoch too
         assert!((phases(&india, -19_800 - DAY / 4)[0] - 0.75).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_description_gives_each_cycles_period_and_origin() {
+        let all = Calendar::new(&[CalendarCycle::Day, CalendarCycle::Week, CalendarCycle::Year], 8.0).unwrap();
+        let text = all.description();
+        assert!(text.contains("φ = ((t + 28800 - t0) mod P) / P"), "{text}");
+        assert!(
+            text.ends_with(
+                "cycles: day: P = 86400, t0 = 0 (midnight); week: P = 604800, t0 = -259200 (Monday midnight); \
+                 year: P = 31556952 (365.2425 days), t0 = 0 (1 January 1970)"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -725,8 +725,7 @@ impl PreparedSeries {
     /// The time of grid step `n` (its bin's start), in `grid.clock`'s seconds (past the
     /// last step: counted on from the last entity's start).
     pub fn step_time(&self, n: usize) -> i64 {
-        // the entities' steps follow one another: the last one starting at or before n
-        let e = self.entities.partition_point(|(_, r)| r.start <= n).saturating_sub(1);
+        let e = self.entity_index(n);
         let start = self.entities.get(e).map_or(0, |(_, r)| r.start);
         self.entity_starts.get(e).copied().unwrap_or(self.grid.start)
             + (n as i64 - start as i64) * self.grid.bin_seconds
@@ -812,9 +811,11 @@ impl PreparedSeries {
         self.entities.iter().find(|(_, r)| r.contains(&step)).map_or(step..step, |(_, r)| r.clone())
     }
 
-    /// The index in `entities` of the entity holding grid step `step` (0 where none does).
+    /// The index in `entities` of the entity holding grid step `step` (the last one past
+    /// the end of the grid).
     pub fn entity_index(&self, step: usize) -> usize {
-        self.entities.iter().position(|(_, r)| r.contains(&step)).unwrap_or(0)
+        // the entities' steps follow one another: the last one starting at or before `step`
+        self.entities.partition_point(|(_, r)| r.start <= step).saturating_sub(1)
     }
 
     /// Start indices of windows of `length` inside the segments of `part`, every `stride`

@@ -844,6 +844,22 @@ pub enum TimeGroup {
 }
 
 impl TimeGroup {
+    pub const ALL: [TimeGroup; 3] = [TimeGroup::HourOfDay, TimeGroup::Weekday, TimeGroup::Month];
+
+    /// Its name: `hour`, `weekday`, `month` (`recur eval --by`, its tables and files).
+    pub fn name(self) -> &'static str {
+        match self {
+            TimeGroup::HourOfDay => "hour",
+            TimeGroup::Weekday => "weekday",
+            TimeGroup::Month => "month",
+        }
+    }
+
+    /// The grouping of that [`TimeGroup::name`].
+    pub fn named(name: &str) -> Option<TimeGroup> {
+        TimeGroup::ALL.into_iter().find(|g| g.name() == name)
+    }
+
     /// The groups' names, in order.
     pub fn labels(self) -> Vec<String> {
         match self {
@@ -2362,7 +2378,7 @@ mod tests {
         let model = SequenceModel::<f32>::new(config.model_config(c), 9).unwrap();
         let task = PredictionTask::from_config(&series, &config).unwrap();
         let pooled = task.evaluate_horizon(&model, &series.test, 1).unwrap();
-        for group in [TimeGroup::HourOfDay, TimeGroup::Weekday, TimeGroup::Month] {
+        for group in TimeGroup::ALL {
             let by = task.evaluate_by_time(&model, &series.test, group).unwrap();
             assert_eq!(by.model.len(), group.labels().len());
             for (all, parts) in [(&pooled.model[0], &by.model), (&pooled.persistence[0], &by.baseline)] {

@@ -313,9 +313,8 @@ impl ReconstructionTask<'_> {
     /// A part shorter than a window.
     pub fn evaluation_hidden(&self, part: &[Range<usize>]) -> Result<Vec<bool>> {
         let (window, c) = (self.config.window, self.series.grid.channels());
-        let starts = self.series.window_starts(part, window, window, "evaluated")?;
         let mut hidden = vec![false; self.series.grid.observed.len()];
-        for (chunk, batch) in starts.chunks(256).zip(self.evaluation_batches(part)?) {
+        for (chunk, batch) in self.evaluation_windows(part)? {
             for (row, &s) in chunk.iter().enumerate() {
                 for t in 0..window {
                     for j in 0..c {
@@ -540,13 +539,19 @@ impl<'a> ReconstructionTask<'a> {
     /// # Errors
     /// A part shorter than a window.
     pub fn evaluation_batches(&self, part: &[Range<usize>]) -> Result<Vec<ReconstructionBatch>> {
+        Ok(self.evaluation_windows(part)?.into_iter().map(|(_, batch)| batch).collect())
+    }
+
+    /// [`ReconstructionTask::evaluation_batches`], each with the grid steps its windows start
+    /// at (row by row).
+    fn evaluation_windows(&self, part: &[Range<usize>]) -> Result<Vec<(Vec<usize>, ReconstructionBatch)>> {
         let window = self.config.window;
         let starts: Vec<usize> = self.series.window_starts(part, window, window, "evaluated")?;
         let mut rng = Rng::new(self.config.evaluation_seed);
         let (corruption, residual) = (Some(&self.config.corruption), self.config.residual);
         Ok(starts
             .chunks(EVALUATION_BATCH)
-            .map(|chunk| make_batch(self.series, chunk, window, corruption, residual, &mut rng))
+            .map(|chunk| (chunk.to_vec(), make_batch(self.series, chunk, window, corruption, residual, &mut rng)))
             .collect())
     }
 
@@ -645,11 +650,8 @@ impl<'a> ReconstructionTask<'a> {
         model: Option<&SequenceModel<f32>>,
         part: &[Range<usize>],
     ) -> Result<Vec<(usize, Vec<ReconstructionScore>)>> {
-        let mut entity_of = vec![0; self.series.grid.len()];
-        for (e, (_, steps)) in self.series.entities.iter().enumerate() {
-            entity_of[steps.clone()].fill(e);
-        }
-        let grouped = self.evaluate_grouped(model, part, self.series.entities.len(), |k| entity_of[k])?;
+        let entities = self.series.entities.len();
+        let grouped = self.evaluate_grouped(model, part, entities, |k| self.series.entity_index(k))?;
         Ok(grouped.into_iter().enumerate().filter(|(_, scores)| scores[0].metrics.scored > 0).collect())
     }
 
@@ -682,13 +684,10 @@ impl<'a> ReconstructionTask<'a> {
         group_of: impl Fn(usize) -> usize,
     ) -> Result<Vec<Vec<ReconstructionScore>>> {
         let (c, scaler) = (self.series.grid.channels(), &self.series.scaler);
-        let window = self.config.window;
-        let starts = self.series.window_starts(part, window, window, "evaluated")?;
-        let batches = self.evaluation_batches(part)?;
         const BASELINES: [&str; 3] = ["linear interpolation", "last observation carried forward", "training mean"];
         // per group: the model's accumulator, then the baselines'
         let mut acc = vec![vec![ErrorAccumulator::new(c); 1 + BASELINES.len()]; groups];
-        for (batch, chunk) in batches.iter().zip(starts.chunks(EVALUATION_BATCH)) {
+        for (chunk, batch) in &self.evaluation_windows(part)? {
             let zeros = vec![0.0; batch.target.len()];
             let ours = match model {
                 Some(m) => {
