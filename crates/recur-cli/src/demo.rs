@@ -13,13 +13,14 @@ use recur::data::{
 };
 use recur::model::SequenceModel;
 use recur::report::{
-    entity_csv, entity_table, horizon_comparison_table, horizon_signal_table, horizon_table, save_forecast_ahead_chart,
-    save_horizon_chart, save_time_chart, score_table, time_table, write_run_folder,
+    detection_table, entity_csv, entity_table, horizon_comparison_table, horizon_signal_table, horizon_table,
+    save_forecast_ahead_chart, save_horizon_chart, save_time_chart, score_table, time_table, write_run_folder,
 };
 use recur::run::{
     evaluate, evaluate_by_entity, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig,
     RunOutcome, TaskKind,
 };
+use recur::tasks::anomaly::Spikes;
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, TimeGroup, Uncertainty};
 use recur::train::{progress, set_progress, Progress};
@@ -279,11 +280,52 @@ pub fn demo(args: &Args) -> Result<(), String> {
     }
     let run_named = |name: &str| trained.iter().find(|t| t.0 == name).expect("trained above");
     day_ahead(run_named("prediction-streams"), run_named("prediction-day"), &out)?;
+    anomalies(run_named("prediction-day"), &out)?;
     println!("\ndone in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
 type Trained = (&'static str, RunConfig, SequenceModel<f32>, recur::data::PreparedSeries);
+
+/// The demo's anomalies (`recur detect`): a run's one-step forecasts and band against every
+/// test value — how many it flags, the most surprising, all in the run's `anomalies.csv`
+/// and `.png` — and its ranking of spikes injected into 1 % of them against persistence's
+/// and the level's.
+fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), String> {
+    const THRESHOLD: f32 = 4.0;
+    let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
+    let scored = task.surprises(model, &data.test, Some(THRESHOLD)).map_err(|e| e.to_string())?;
+    let targets = task.targets().names();
+    let csv = out.join(name).join("anomalies.csv");
+    let plot = crate::detect::write_anomalies(&scored, data, targets, THRESHOLD, &csv)?;
+    let flagged = scored.iter().filter(|v| v.surprise > THRESHOLD).count();
+    println!(
+        "\n== anomalies: every test value against {name}'s forecast of it the hour before (`recur detect --run {}`) ==",
+        out.join(name).display()
+    );
+    if let Some(top) = scored.iter().max_by(|a, b| a.surprise.total_cmp(&b.surprise)) {
+        println!(
+            "{flagged} of the {} values ({:.2} %) lie more than {THRESHOLD} σ (of their band) from their forecast; the \
+             most surprising: {} at {}, {} against {:.2} ({:.1} σ); all in {}, its days in {}",
+            scored.len(),
+            100.0 * flagged as f64 / scored.len() as f64,
+            targets[top.target],
+            data.step_label(top.step).1,
+            top.value,
+            top.forecast,
+            top.surprise,
+            csv.display(),
+            plot.display()
+        );
+    }
+    let spikes = Spikes { rate: 0.01, size: 3.0 };
+    let detections = task.detect_spikes(model, &data.test, (spikes, 1), THRESHOLD, true).map_err(|e| e.to_string())?;
+    println!(
+        "spikes of ±3 training SDs put into 1 % of those values (synthetic faults in real data), found by each detector:"
+    );
+    print!("{}", detection_table(&detections, THRESHOLD));
+    Ok(())
+}
 
 /// The demo's day ahead: the one-step GRU in closed loop against the direct 24-hour GRU and
 /// the baselines on the test part, as a table and `out/day_ahead.png`; and the direct GRU's
@@ -376,7 +418,13 @@ fn data_files(args: &Args, known: &[&str]) -> Result<Vec<PathBuf>, String> {
 
 /// Run folder `dir`'s file `NAME.EXT` for an output of the run's own data; on other data
 /// (`--data`), beside it rather than over it: `NAME_STEM.EXT`, STEM the first file's name.
-fn output_beside_run(dir: &Path, args: &Args, known: &[&str], name: &str, ext: &str) -> Result<PathBuf, String> {
+pub(crate) fn output_beside_run(
+    dir: &Path,
+    args: &Args,
+    known: &[&str],
+    name: &str,
+    ext: &str,
+) -> Result<PathBuf, String> {
     Ok(match data_files(args, known)?.first().and_then(|f| f.file_stem()) {
         Some(stem) => dir.join(format!("{name}_{}.{ext}", stem.to_string_lossy())),
         None => dir.join(format!("{name}.{ext}")),
@@ -443,7 +491,11 @@ pub(crate) fn open_run_for_serving(dir: &Path) -> Result<(RunConfig, SequenceMod
 
 /// The prediction task of a run folder, its bands scaled by the folder's calibration
 /// (`recur calibrate`) where it has one.
-fn calibrated_task<'a>(dir: &Path, config: &RunConfig, data: &'a PreparedSeries) -> Result<PredictionTask<'a>, String> {
+pub(crate) fn calibrated_task<'a>(
+    dir: &Path,
+    config: &RunConfig,
+    data: &'a PreparedSeries,
+) -> Result<PredictionTask<'a>, String> {
     let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
     let calibration = run_calibration(dir, task.targets().names())?;
     Ok(task.with_calibration(calibration))

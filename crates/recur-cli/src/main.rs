@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod classics;
 mod demo;
+mod detect;
 mod experiment;
 mod stream;
 mod text;
@@ -80,6 +81,23 @@ const USAGE: &str = "usage:
       and each bin is answered, as `time,...`, once a row past its end arrives. A run
       trained on long data also takes a long feed (its data.columns: time, signal, value
       and entity; one entity per stream), always aligned so.
+  recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--out FILE.csv]
+               [--inject SIZE [--rate R] [--seed N]]
+      Anomalies found by a causal prediction run: every observed test value (of the run's
+      data, or all of the files --data names, read as eval reads them) against the model's
+      forecast of it made the step before, streamed as deployed; its surprise s is its
+      distance from the forecast in σ of the band (calibrated if the run is; a run without
+      a band: ±2 × its validation RMS), 2 on the band's edge. Beside it, persistence's (the
+      jump from the last value, in σ of its training jumps) and the level's (|z|, the 3σ
+      rule). Per signal, how many each flags above S (default 4) and the most surprising
+      value; the model's flags in FILE.csv (default DIR/anomalies.csv) and the most
+      surprising value's days in FILE.png. --guard (default true): a value scored above S is
+      withheld from what the model (and persistence) reads next, fed as missing, so that a
+      fault is not read as the truth the step after it (not twice in a row: a lasting
+      change is taken). --inject SIZE: spikes of ±SIZE training SDs put into a fraction R
+      (default 0.01; seeded by N, default 1) of those values; each detector's ROC AUC and
+      average precision in finding them, pooled and per signal, and its precision and
+      recall above S.
   recur export --run DIR [--out DIR/pytorch]
       A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
       torch.nn module from it) and preprocessing.json (signals, standardisation and
@@ -179,6 +197,7 @@ fn main() -> ExitCode {
         Some("predict") => demo::predict(&args),
         Some("calibrate") => demo::calibrate(&args),
         Some("stream") => stream::stream(&args),
+        Some("detect") => detect::detect(&args),
         Some("hopfield") => classics::hopfield(&args),
         Some("diagnose") => classics::diagnose(&args),
         Some("compare") => classics::compare(&args),

@@ -1098,3 +1098,70 @@ fn a_run_forecasting_some_signals_reads_every_one_and_answers_with_those_alone()
     assert!(!ok && err.contains("task.targets: no signal `O_3` in the data; its signals are PM2.5, PM10,"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `recur detect`: a briefly trained run with a band scores every observed test value
+/// against the forecast made the step before; the values above the threshold in a CSV (as
+/// many as its table counts, each outside its band) and a chart; with spikes injected, each
+/// detector's ranking of them; on data the run was not trained on too. A run without a band
+/// is banded by its validation errors, which data it has not seen lacks; a reconstruction
+/// run and bad options are refused by name.
+#[test]
+fn detect_scores_each_value_against_the_forecast_made_before_it() {
+    let dir = scratch_dir("recur-detect");
+    let (run, _) = trained_run(&dir, "band", "", "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
+    let run = run.to_str().unwrap();
+    let (ok, out, err) = recur(&["detect", "--run", run, "--threshold", "3"], "");
+    assert!(ok, "{err}");
+    println!("{out}");
+    let rows: Vec<Vec<String>> = out
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| signal"))
+        .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
+        .collect();
+    assert_eq!(rows.len(), 11, "{out}");
+    let count = |cell: &str| cell.split(' ').next().unwrap().parse::<usize>().unwrap();
+    let flagged: usize = rows.iter().map(|r| count(&r[3])).sum();
+    let csv = std::fs::read_to_string(Path::new(run).join("anomalies.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("entity,time,signal,value,forecast,low,high,surprise,persistence,level"));
+    let flags: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(flags.len(), flagged);
+    assert!(flagged > 0, "{out}");
+    for row in &flags {
+        let v: Vec<f64> = row[3..].iter().map(|c| c.parse().unwrap()).collect();
+        assert!(v[4] > 3.0 && (v[0] < v[2] || v[0] > v[3]), "{row:?}");
+    }
+    assert!(Path::new(run).join("anomalies.png").exists());
+
+    let (ok, out, err) = recur(&["detect", "--run", run, "--inject", "3", "--rate", "0.02", "--seed", "4"], "");
+    assert!(ok, "{err}");
+    println!("{out}");
+    assert!(out.contains("spikes of ±3 training SDs (seed 4) in 2 % of the"), "{out}");
+    for detector in ["| model (its band) |", "| persistence (", "| level ("] {
+        assert!(out.contains(detector), "{out}");
+    }
+    assert!(out.contains("| PM2.5 |") && out.contains("| WSPM |"), "{out}");
+
+    // the station's last 2,000 hours as a file of its own
+    let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
+    let later = dir.join("later.csv");
+    std::fs::write(&later, [&lines[..1], &lines[lines.len() - 2000..]].concat().join("\n") + "\n").unwrap();
+    let (ok, _, err) = recur(&["detect", "--run", run, "--data", later.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    assert!(Path::new(run).join("anomalies_later.csv").exists());
+    let (plain, _) = trained_run(&dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
+    let plain = plain.to_str().unwrap();
+    let (ok, out, err) = recur(&["detect", "--run", plain], "");
+    assert!(ok && out.contains("| PM2.5 |"), "{err}");
+    let (ok, _, err) = recur(&["detect", "--run", plain, "--data", later.to_str().unwrap()], "");
+    assert!(!ok && err.contains("task.uncertainty"), "{err}");
+
+    let (ok, _, err) = recur(&["detect", "--run", run, "--threshold", "0"], "");
+    assert!(!ok && err.contains("--threshold"), "{err}");
+    let (ok, _, err) = recur(&["detect", "--run", run, "--inject", "3", "--rate", "1.5"], "");
+    assert!(!ok && err.contains("--inject") && err.contains("1.5"), "{err}");
+    let (filled, _) = trained_run(&dir, "filled", "", "kind = \"reconstruction\"\nwindow = 12");
+    let (ok, _, err) = recur(&["detect", "--run", filled.to_str().unwrap()], "");
+    assert!(!ok && err.contains("Prediction"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

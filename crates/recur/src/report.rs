@@ -12,6 +12,7 @@ use crate::io::write_atomically;
 use crate::model::HeadKind;
 use crate::plot::{Band, BarChart, LineChart, Series, Style};
 use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
+use crate::tasks::anomaly::{Detections, Detector, ScoredValue};
 use crate::tasks::calibration::BandCalibration;
 use crate::tasks::prediction::PredictionTask;
 use crate::tasks::reconstruction::ReconstructionTask;
@@ -649,6 +650,149 @@ pub fn filled_series_csv(
         }
     }
     Ok(out)
+}
+
+/// Per target of `targets`: the values scored, how many each detector scores above
+/// `threshold` (and their share), and the model's most surprising value with its time, as
+/// a Markdown table.
+pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[String], threshold: f32) -> String {
+    let mut out = format!(
+        "| signal | values | model s > {threshold} | persistence > {threshold} | level > {threshold} | the most surprising (s, time: value against forecast) |\n"
+    );
+    out.push_str("|---|---:|---:|---:|---:|---|\n");
+    for (t, name) in targets.iter().enumerate() {
+        let of_target: Vec<&ScoredValue> = scored.iter().filter(|v| v.target == t).collect();
+        let cell = |d: Detector| {
+            let n = of_target.iter().filter(|v| d.of(v) > threshold).count();
+            format!("{n} ({:.2} %)", 100.0 * n as f64 / of_target.len().max(1) as f64)
+        };
+        let top = of_target.iter().max_by(|a, b| a.surprise.total_cmp(&b.surprise));
+        let top = top.map_or("—".to_string(), |v| {
+            let (entity, time) = data.step_label(v.step);
+            let at = if data.entities.len() > 1 { format!("{entity} {time}") } else { time };
+            format!("{:.1}, {at}: {} against {:.4}", v.surprise, v.value, v.forecast)
+        });
+        out.push_str(&format!(
+            "| {name} | {} | {} | {} | {} | {top} |\n",
+            of_target.len(),
+            cell(Detector::Model),
+            cell(Detector::Persistence),
+            cell(Detector::Level)
+        ));
+    }
+    out
+}
+
+/// The values the model scores above `threshold`, in step order, as CSV:
+/// `entity,time,signal,value,forecast,low,high,surprise,persistence,level` (original
+/// units; the three scores as [`crate::tasks::anomaly`] defines them).
+pub fn anomalies_csv(scored: &[ScoredValue], data: &PreparedSeries, targets: &[String], threshold: f32) -> String {
+    let mut out = String::from("entity,time,signal,value,forecast,low,high,surprise,persistence,level\n");
+    for v in scored.iter().filter(|v| v.surprise > threshold) {
+        let (entity, time) = data.step_label(v.step);
+        out.push_str(&format!(
+            "{entity},{time},{},{},{},{},{},{},{},{}\n",
+            targets[v.target], v.value, v.forecast, v.low, v.high, v.surprise, v.persistence, v.level
+        ));
+    }
+    out
+}
+
+/// Each detector's [`crate::tasks::anomaly::Detection`] of the faults injected, pooled over the targets, as a
+/// Markdown table.
+pub fn detection_table(detections: &Detections, threshold: f32) -> String {
+    let mut out =
+        format!("| detector | ROC AUC | average precision | flagged (> {threshold}) | precision | recall |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|\n");
+    for (d, m) in &detections.pooled {
+        out.push_str(&format!(
+            "| {} | {:.4} | {:.4} | {} | {:.3} | {:.3} |\n",
+            d.name(),
+            m.auc,
+            m.average_precision,
+            m.flagged,
+            m.precision(),
+            m.recall()
+        ));
+    }
+    out
+}
+
+/// Each target's faults and each detector's average precision (and ROC AUC) on the
+/// target's values alone, as a Markdown table (— where a target has no fault).
+pub fn detection_signal_table(detections: &Detections, targets: &[String]) -> String {
+    let names: Vec<&str> = Detector::ALL.iter().map(|d| d.short_name()).collect();
+    let mut out = format!(
+        "| signal | faults | {} |\n",
+        names.iter().map(|n| format!("{n} AP (AUC)")).collect::<Vec<_>>().join(" | ")
+    );
+    out.push_str(&format!("|---|---:|{}\n", "---:|".repeat(names.len())));
+    for (name, row) in targets.iter().zip(&detections.per_target) {
+        let faults = row.iter().flatten().map(|m| m.faults).next().unwrap_or(0);
+        let cells: Vec<String> = row
+            .iter()
+            .map(|m| m.map_or("—".to_string(), |m| format!("{:.3} ({:.4})", m.average_precision, m.auc)))
+            .collect();
+        out.push_str(&format!("| {name} | {faults} | {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
+/// The model's most surprising value and the days around it (its target, its entity; 72
+/// steps before it and 24 after, those scored): the values, their forecasts with the band,
+/// and the values scored above `threshold` marked, in original units, as a PNG.
+///
+/// # Errors
+/// Nothing scored; the file cannot be written.
+pub fn save_anomaly_chart(
+    scored: &[ScoredValue],
+    data: &PreparedSeries,
+    targets: &[String],
+    threshold: f32,
+    path: &Path,
+) -> Result<()> {
+    let top = scored
+        .iter()
+        .max_by(|a, b| a.surprise.total_cmp(&b.surprise))
+        .ok_or_else(|| Error::invalid("anomaly chart", "no value was scored"))?;
+    let entity = data.entity_of(top.step);
+    let near = |v: &&ScoredValue| {
+        v.target == top.target && entity.contains(&v.step) && v.step + 72 >= top.step && v.step <= top.step + 24
+    };
+    let shown: Vec<&ScoredValue> = scored.iter().filter(near).collect();
+    let x = |v: &ScoredValue| v.step as f64 - top.step as f64;
+    let (name, (_, time)) = (&targets[top.target], data.step_label(top.step));
+    LineChart {
+        title: format!(
+            "{name}: the most surprising value, {time}: {} against a forecast of {:.4} (s = {:.1})",
+            top.value, top.forecast, top.surprise
+        ),
+        x_label: format!("steps from it ({} s each)", data.grid.bin_seconds),
+        y_label: format!("{name} (original units)"),
+        log_y: false,
+        bands: vec![Band {
+            name: "the forecast's band".into(),
+            points: shown.iter().map(|v| (x(v), f64::from(v.low), f64::from(v.high))).collect(),
+        }],
+        series: vec![
+            Series {
+                name: "value".into(),
+                points: shown.iter().map(|v| (x(v), f64::from(v.value))).collect(),
+                style: Style::Line,
+            },
+            Series {
+                name: "forecast, one step ahead".into(),
+                points: shown.iter().map(|v| (x(v), f64::from(v.forecast))).collect(),
+                style: Style::Dashed,
+            },
+            Series {
+                name: format!("surprise above {threshold}"),
+                points: shown.iter().filter(|v| v.surprise > threshold).map(|v| (x(v), f64::from(v.value))).collect(),
+                style: Style::Points,
+            },
+        ],
+    }
+    .save(path, 900, 420)
 }
 
 #[cfg(test)]

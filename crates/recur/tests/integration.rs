@@ -8,6 +8,7 @@
 
 mod common;
 
+mod beijing_anomalies;
 mod beijing_prediction;
 mod beijing_reconstruction;
 mod beijing_streams;

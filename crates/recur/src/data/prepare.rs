@@ -782,6 +782,14 @@ impl PreparedSeries {
         self.grid.clock.format(self.entity_starts[entity] + offset as i64 * self.grid.bin_seconds)
     }
 
+    /// The name of the entity holding grid step `step` and the step's time, as
+    /// [`PreparedSeries::time_label`] writes it.
+    pub fn step_label(&self, step: usize) -> (&str, String) {
+        let e = self.entity_index(step);
+        let (name, steps) = &self.entities[e];
+        (name, self.time_label(e, step - steps.start))
+    }
+
     /// Each signal over `part` against the training part it was standardised on
     /// ([`SignalShift`]): on data a run has not seen, whether the run's model meets what it
     /// was fitted to.

@@ -1,6 +1,7 @@
 //! The deck's tasks, built on the models, losses and the trainer.
 
 pub mod adding;
+pub mod anomaly;
 pub mod calibration;
 pub mod metrics;
 pub mod prediction;

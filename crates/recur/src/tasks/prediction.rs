@@ -250,32 +250,38 @@ pub struct PredictionBatch {
 /// Each signal's last observation as a series is read step by step, and whether it still
 /// counts `reach` steps on: the residual base of a forecast, and persistence's forecast.
 #[derive(Clone, Debug)]
-struct LastObserved {
+pub(super) struct LastObserved {
     /// Per signal: (value, step) of its last observation.
     last: Vec<Option<(f32, usize)>>,
     reach: usize,
 }
 
 impl LastObserved {
-    fn new(channels: usize, reach: usize) -> Self {
+    pub(super) fn new(channels: usize, reach: usize) -> Self {
         LastObserved { last: vec![None; channels], reach }
     }
 
     /// Signal `j` observed as `value` at `step`.
-    fn see(&mut self, j: usize, value: f32, step: usize) {
+    pub(super) fn see(&mut self, j: usize, value: f32, step: usize) {
         self.last[j] = Some((value, step));
     }
 
     /// Every signal observed at grid step `k` of `series`.
     fn see_step(&mut self, series: &PreparedSeries, k: usize) {
+        self.see_step_except(series, k, &[]);
+    }
+
+    /// [`LastObserved::see_step`] but for the signals `withheld` marks.
+    fn see_step_except(&mut self, series: &PreparedSeries, k: usize, withheld: &[bool]) {
         let c = self.last.len();
-        for j in (0..c).filter(|&j| series.grid.observed[k * c + j]) {
+        let kept = |j: usize| series.grid.observed[k * c + j] && !withheld.get(j).copied().unwrap_or(false);
+        for j in (0..c).filter(|&j| kept(j)) {
             self.see(j, series.grid.values[k * c + j], k);
         }
     }
 
     /// Signal `j`'s last observation, if it lies fewer than `reach` steps before `now`.
-    fn within(&self, j: usize, now: usize) -> Option<f32> {
+    pub(super) fn within(&self, j: usize, now: usize) -> Option<f32> {
         self.last[j].filter(|&(_, at)| now - at < self.reach).map(|(v, _)| v)
     }
 }
@@ -385,7 +391,7 @@ pub struct PredictionTask<'a> {
     steps_ahead: usize,
     /// Conformal scale factors its streams apply to every band
     /// ([`PredictionTask::with_calibration`]).
-    calibration: Option<BandCalibration>,
+    pub(super) calibration: Option<BandCalibration>,
     /// The signals forecast ([`PredictionTask::with_targets`]; every one unless told).
     targets: Targets,
 }
@@ -460,10 +466,15 @@ impl<'a> PredictionTask<'a> {
     /// last observation at or before k within `window − 1` steps (0, the mean, if none),
     /// over the observed k + h inside k's range.
     pub fn persistence_variance(&self, ahead: usize) -> Vec<f64> {
+        self.persistence_variance_over(&self.series.train, ahead)
+    }
+
+    /// [`PredictionTask::persistence_variance`] over the ranges of `part`.
+    pub(super) fn persistence_variance_over(&self, part: &[Range<usize>], ahead: usize) -> Vec<f64> {
         let (c, p, reach) = (self.series.grid.channels(), self.targets.len(), self.window - 1);
         let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
         let (mut sum, mut count) = (vec![0.0f64; ahead * p], vec![0u64; ahead * p]);
-        for r in &self.series.train {
+        for r in part {
             let mut last = LastObserved::new(c, reach);
             for k in r.clone() {
                 last.see_step(self.series, k);
@@ -1045,7 +1056,7 @@ impl PredictionTask<'_> {
 
     /// Grid step `k`'s standardised values of the targets and their mask (1 where
     /// observed): what a forecast of the step is scored against.
-    fn truth_at(&self, k: usize) -> (Vec<f32>, Vec<f32>) {
+    pub(super) fn truth_at(&self, k: usize) -> (Vec<f32>, Vec<f32>) {
         let (c, grid) = (self.series.grid.channels(), &self.series.grid);
         let at = self.targets.index.iter().map(|&j| k * c + j);
         (at.clone().map(|i| grid.values[i]).collect(), at.map(|i| grid.observed[i] as u8 as f32).collect())
@@ -1101,26 +1112,48 @@ impl PredictionTask<'_> {
     /// min(`horizon` ≥ 1, steps left in the range) steps
     /// ([`PredictionStream::step_forecast_with_paths`] with `paths`, drawn from `seed`) and
     /// each target's last observation within the window, standardised — to `visit`.
-    fn forecasts_from_origins(
+    pub(super) fn forecasts_from_origins(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        sampling: (usize, usize, u64),
+        calibration: Option<&BandCalibration>,
+        mut visit: impl FnMut(usize, &Range<usize>, &Forecast, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        self.forecasts_withholding(model, part, sampling, calibration, |n, entity, ahead, carried, _| {
+            visit(n, entity, ahead, carried)
+        })
+    }
+
+    /// [`PredictionTask::forecasts_from_origins`], where `visit` may also withhold values of
+    /// the step after its origin from the model and from the last observations (marking
+    /// their signals in its last argument, cleared for each origin): they are fed as missing.
+    pub(super) fn forecasts_withholding(
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
         (horizon, paths, seed): (usize, usize, u64),
         calibration: Option<&BandCalibration>,
-        mut visit: impl FnMut(usize, &Range<usize>, &Forecast, &[f32]) -> Result<()>,
+        mut visit: impl FnMut(usize, &Range<usize>, &Forecast, &[f32], &mut [bool]) -> Result<()>,
     ) -> Result<()> {
         check_horizon(horizon)?;
         let mut rng = Rng::new(seed);
         self.series.window_starts(part, self.window, 1, "evaluated")?;
         let (c, reach) = (self.series.grid.channels(), self.window - 1);
+        let mut withheld = vec![false; c];
         for r in part.iter().filter(|r| r.len() >= self.window) {
             let mut live = self.stream_with(model, calibration)?;
             let mut last = LastObserved::new(c, reach);
             let entity = self.series.entity_of(r.start);
             live.at(self.series.step_time(entity.start));
+            withheld.fill(false);
             for n in entity.start..r.end - 1 {
-                let seen = self.series.original_step(n);
-                last.see_step(self.series, n);
+                let mut seen = self.series.original_step(n);
+                for (j, _) in withheld.iter().enumerate().filter(|(_, &w)| w) {
+                    seen[j] = None;
+                }
+                last.see_step_except(self.series, n, &withheld);
+                withheld.fill(false);
                 if n + 1 < r.start + reach {
                     live.step(&seen)?;
                     continue;
@@ -1128,7 +1161,7 @@ impl PredictionTask<'_> {
                 let steps_ahead = horizon.min(r.end - 1 - n);
                 let ahead = live.step_forecast_with_paths(&seen, steps_ahead, paths, &mut rng)?;
                 let carried: Vec<f32> = self.targets.index.iter().map(|&j| last.within(j, n).unwrap_or(0.0)).collect();
-                visit(n, &entity, &ahead, &carried)?;
+                visit(n, &entity, &ahead, &carried, &mut withheld)?;
             }
         }
         Ok(())
@@ -1831,7 +1864,7 @@ pub fn train_prediction(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::data::grid::bins_since_observed;
     use crate::data::{Calendar, CalendarCycle, Clock, GridSeries, SplitFractions};
@@ -1839,7 +1872,7 @@ mod tests {
 
     /// Synthetic: two ramps over 100 steps, the second signal missing at every third step;
     /// split 60 / 20 / 20 in time.
-    fn ramps() -> PreparedSeries {
+    pub(crate) fn ramps() -> PreparedSeries {
         ramps_screened(0.0)
     }
 

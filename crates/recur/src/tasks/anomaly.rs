@@ -1,0 +1,551 @@
+//! Anomalies: how surprising each observed value is to a causal forecast made before it
+//! was seen, and how well that finds faults injected on purpose into real data.
+//!
+//! A target's value x observed at step k is scored against the model's streamed forecast
+//! x̂ of step k, made at step k − 1, and its band [l, u] (calibrated where the run has a
+//! calibration), all standardised:
+//!
+//!   s = 2 (x − x̂) / (u − x̂)  where x ≥ x̂,   s = 2 (x̂ − x) / (x̂ − l)  otherwise
+//!
+//! (2 × [`band_score`]): a value on an edge of the band scores 2, and under a Gaussian
+//! band (u − x̂ = 2σ) s = |x − x̂| / σ, the value's distance from its forecast in σ. A model
+//! without a band is given ±2 × the RMS of its own one-step errors on the validation part,
+//! per signal. Two detectors without a model score the same values in the same units:
+//! persistence, |x_k − x_last| / √(persistence's mean squared error on the training part;
+//! on data the run has not seen, on the part scored), and the level, |z(x)| under the
+//! training part's standardisation (the 3σ rule).
+//!
+//! [`inject_spikes`] adds spikes of a given size, in training standard deviations, to a
+//! seeded fraction of the observed values; [`Detection`] then scores a detector by the
+//! ranks it gives them against the values left alone (ROC AUC, average precision) and by
+//! what a threshold flags.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use super::calibration::band_score;
+use super::prediction::{LastObserved, PredictionTask};
+use crate::data::PreparedSeries;
+use crate::error::{Error, Result};
+use crate::model::SequenceModel;
+use crate::rng::Rng;
+
+/// One observed value of a target, scored by the three detectors (see the module).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScoredValue {
+    /// Its grid step.
+    pub step: usize,
+    /// Its target (an index into [`PredictionTask::targets`]).
+    pub target: usize,
+    /// The value, its forecast and the forecast's band, in original units.
+    pub value: f32,
+    pub forecast: f32,
+    pub low: f32,
+    pub high: f32,
+    /// The model's surprise s, in σ.
+    pub surprise: f32,
+    /// Persistence's, in σ of its training errors.
+    pub persistence: f32,
+    /// The level's, |z(x)|.
+    pub level: f32,
+}
+
+/// The detectors [`ScoredValue`] holds, in the order tables show them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detector {
+    Model,
+    Persistence,
+    Level,
+}
+
+impl Detector {
+    pub const ALL: [Detector; 3] = [Detector::Model, Detector::Persistence, Detector::Level];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Detector::Model => "model (its band)",
+            Detector::Persistence => "persistence (x against the last value, in its training RMS)",
+            Detector::Level => "level (z, the 3-sigma rule)",
+        }
+    }
+
+    /// Its name in a table's column.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Detector::Model => "model",
+            Detector::Persistence => "persistence",
+            Detector::Level => "level",
+        }
+    }
+
+    /// The score this detector gave `v`.
+    pub fn of(self, v: &ScoredValue) -> f32 {
+        match self {
+            Detector::Model => v.surprise,
+            Detector::Persistence => v.persistence,
+            Detector::Level => v.level,
+        }
+    }
+}
+
+impl PredictionTask<'_> {
+    /// Every observed value of the targets at the steps of `part` that
+    /// [`PredictionTask::evaluate_streamed`] scores, in step order, scored by the three
+    /// detectors of the module against a causal `model` run as deployed (its band
+    /// calibrated by the task's calibration, if any). With `guard` G, a value a detector
+    /// scores above G is withheld from what it reads next — fed to the model as missing,
+    /// skipped as persistence's last observation — so that a fault is not read as the
+    /// truth the step after it.
+    ///
+    /// # Errors
+    /// A model that cannot stream; a model without a band on data without a validation
+    /// part (unseen data: nothing to size its errors on); as
+    /// [`PredictionTask::evaluate_streamed`].
+    pub fn surprises(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        guard: Option<f32>,
+    ) -> Result<Vec<ScoredValue>> {
+        let scaler = self.targets().scaler();
+        let rms = match model.config().head.has_positive_branch() {
+            true => Vec::new(),
+            false => self.one_step_rms(model)?,
+        };
+        let guarded = |s: f32| guard.is_some_and(|g| s > g);
+        let (c, index) = (self.series.grid.channels(), self.targets().indices());
+        let mut out = Vec::new();
+        let mut was_withheld = vec![false; c];
+        self.forecasts_withholding(model, part, (1, 0, 0), self.calibration.as_ref(), |n, _, ahead, _, withheld| {
+            let k = n + 1;
+            let (truth, mask) = self.truth_at(k);
+            let before = std::mem::replace(&mut was_withheld, vec![false; c]);
+            for t in (0..truth.len()).filter(|&t| mask[t] > 0.0) {
+                let x_hat = scaler.apply(t, ahead.values[t]);
+                let (low, high) = match rms.is_empty() {
+                    true => (scaler.apply(t, ahead.low[t]), scaler.apply(t, ahead.high[t])),
+                    false => (x_hat - 2.0 * rms[t], x_hat + 2.0 * rms[t]),
+                };
+                let surprise = 2.0 * band_score(x_hat, low, high, truth[t]);
+                let j = index[t];
+                (withheld[j], was_withheld[j]) = (guarded(surprise) && !before[j], guarded(surprise) && !before[j]);
+                out.push(ScoredValue {
+                    step: k,
+                    target: t,
+                    value: self.series.original[k * c + index[t]],
+                    forecast: ahead.values[t],
+                    low: scaler.invert(t, low),
+                    high: scaler.invert(t, high),
+                    surprise,
+                    persistence: 0.0,
+                    level: truth[t].abs(),
+                });
+            }
+            Ok(())
+        })?;
+        let persistence = self.persistence_surprises(part, guarded);
+        debug_assert_eq!(persistence.len(), out.len());
+        for (v, p) in out.iter_mut().zip(persistence) {
+            v.persistence = p;
+        }
+        Ok(out)
+    }
+
+    /// Persistence's score of the values [`PredictionTask::surprises`] scores, in its order:
+    /// |z − the target's last observation within the window's reach| / √(persistence's
+    /// training MSE; on unseen data, its MSE over `part`), the values `guarded` says so of
+    /// not kept as last observations.
+    fn persistence_surprises(&self, part: &[Range<usize>], guarded: impl Fn(f32) -> bool) -> Vec<f32> {
+        let sized_on = if self.series.train.is_empty() { part } else { &self.series.train };
+        let rms: Vec<f32> = self.persistence_variance_over(sized_on, 1).iter().map(|v| v.sqrt() as f32).collect();
+        let (c, reach, index) = (self.series.grid.channels(), self.window - 1, self.targets().indices());
+        let mut out = Vec::new();
+        for r in part.iter().filter(|r| r.len() >= self.window) {
+            let mut last = LastObserved::new(c, reach);
+            let mut was_withheld = vec![false; c];
+            for k in self.series.entity_of(r.start).start..r.end {
+                let (truth, mask) = self.truth_at(k);
+                for t in (0..truth.len()).filter(|&t| mask[t] > 0.0) {
+                    let j = index[t];
+                    let mut withheld = false;
+                    if k >= r.start + reach {
+                        let carried = last.within(j, k - 1).unwrap_or(0.0);
+                        let s = (truth[t] - carried).abs() / rms[t];
+                        withheld = guarded(s) && !was_withheld[j];
+                        out.push(s);
+                    }
+                    was_withheld[j] = withheld;
+                    if !withheld {
+                        last.see(j, truth[t], k);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A copy of the series with [`Spikes`] among the values [`PredictionTask::surprises`]
+    /// scores over `part` (the targets' observed values, from each range's `window − 1`-th
+    /// step on), and the (step, signal) of each ([`inject_spikes`]).
+    ///
+    /// # Errors
+    /// As [`inject_spikes`].
+    pub fn inject_spikes(
+        &self,
+        part: &[Range<usize>],
+        spikes: Spikes,
+        seed: u64,
+    ) -> Result<(PreparedSeries, Vec<(usize, usize)>)> {
+        let scored: Vec<Range<usize>> =
+            part.iter().filter(|r| r.len() >= self.window).map(|r| r.start + self.window - 1..r.end).collect();
+        inject_spikes(self.series, &scored, self.targets().indices(), spikes, seed)
+    }
+
+    /// Spikes injected among the values [`PredictionTask::surprises`] scores over `part`
+    /// ([`PredictionTask::inject_spikes`]), then each detector's [`Detections`] of them,
+    /// flagging above `threshold` (and with `guard`, withholding above it).
+    ///
+    /// # Errors
+    /// As [`PredictionTask::inject_spikes`] and [`PredictionTask::surprises`].
+    pub fn detect_spikes(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        (spikes, seed): (Spikes, u64),
+        threshold: f32,
+        guard: bool,
+    ) -> Result<Detections> {
+        let (spiked, injected) = self.inject_spikes(part, spikes, seed)?;
+        let task = PredictionTask::new(&spiked, self.window, self.residual)?
+            .with_targets(self.targets().names())?
+            .with_calibration(self.calibration.clone());
+        let scored = task.surprises(model, part, guard.then_some(threshold))?;
+        let labels = injected_labels(&scored, &injected, self.targets().indices());
+        Detections::of(&scored, &labels, self.targets().len(), threshold)
+    }
+
+    /// The RMS of a causal `model`'s one-step errors per target on the validation part,
+    /// standardised: the constant band of a model without one.
+    fn one_step_rms(&self, model: &SequenceModel<f32>) -> Result<Vec<f32>> {
+        if self.series.validation.iter().all(|r| r.len() < self.window) {
+            return Err(Error::invalid(
+                "anomaly scores",
+                "the model has no band (task.uncertainty) and the data no validation part to size its errors on; \
+                 score the run's own data, or train the run with task.uncertainty = true",
+            ));
+        }
+        let metrics = self.evaluate_streamed(model, &self.series.validation)?;
+        Ok(metrics.per_signal_mse.iter().map(|m| m.sqrt() as f32).collect())
+    }
+}
+
+/// Spikes to inject: each chosen value moved by `size` training standard deviations, up or
+/// down at random, in a fraction `rate` of the observed values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spikes {
+    pub rate: f64,
+    pub size: f32,
+}
+
+/// A copy of `series` with [`Spikes`] in the observed values of `signals` (indices) at the
+/// steps of `part`: round(rate × those values) of them, chosen from `seed`, each moved in its
+/// standardised units by ±size (in original units through the fitted scaler, so that both
+/// views agree; lifted to a signal's floor), and the (step, signal) of each, sorted.
+///
+/// # Errors
+/// A rate outside (0, 1), a size that is not positive and finite, no signal, no observed
+/// value to spike.
+pub fn inject_spikes(
+    series: &PreparedSeries,
+    part: &[Range<usize>],
+    signals: &[usize],
+    spikes: Spikes,
+    seed: u64,
+) -> Result<(PreparedSeries, Vec<(usize, usize)>)> {
+    let Spikes { rate, size } = spikes;
+    if !(rate > 0.0 && rate < 1.0) {
+        return Err(Error::invalid("spike rate", format!("{rate}: a fraction of the values, above 0 and below 1")));
+    }
+    if !(size > 0.0 && size.is_finite()) {
+        return Err(Error::invalid("spike size", format!("{size}: a positive number of standard deviations")));
+    }
+    let c = series.grid.channels();
+    let mut candidates: Vec<(usize, usize)> = part
+        .iter()
+        .flat_map(|r| r.clone())
+        .flat_map(|k| signals.iter().map(move |&j| (k, j)))
+        .filter(|&(k, j)| series.grid.observed[k * c + j])
+        .collect();
+    let count = (rate * candidates.len() as f64).round() as usize;
+    if signals.is_empty() || count == 0 {
+        return Err(Error::invalid(
+            "spikes",
+            format!("{} observed values of {} signals: none to spike at rate {rate}", candidates.len(), signals.len()),
+        ));
+    }
+    let mut rng = Rng::new(seed);
+    rng.shuffle(&mut candidates);
+    candidates.truncate(count);
+    candidates.sort_unstable();
+    let mut spiked = series.clone();
+    for &(k, j) in &candidates {
+        let i = k * c + j;
+        let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+        let original = series.scaler.invert(j, series.grid.values[i] + sign * size);
+        spiked.original[i] = original;
+        spiked.grid.values[i] = series.scaler.apply(j, original);
+    }
+    Ok((spiked, candidates))
+}
+
+/// Whether each of `scored` is one of `injected` ((step, signal) pairs), its target the
+/// signal `index[target]`.
+fn injected_labels(scored: &[ScoredValue], injected: &[(usize, usize)], index: &[usize]) -> Vec<bool> {
+    let injected: HashSet<(usize, usize)> = injected.iter().copied().collect();
+    scored.iter().map(|v| injected.contains(&(v.step, index[v.target]))).collect()
+}
+
+/// Each detector's [`Detection`] of the faults `faults` labels among `scored`: pooled over
+/// every target, and for each of `targets` targets alone (None where a target has no fault
+/// or nothing else), flagging above `threshold`.
+pub struct Detections {
+    pub pooled: Vec<(Detector, Detection)>,
+    /// `[target][detector]`, detectors in [`Detector::ALL`]'s order.
+    pub per_target: Vec<Vec<Option<Detection>>>,
+}
+
+impl Detections {
+    /// # Errors
+    /// As [`Detection::of`] for the pooled values.
+    pub fn of(scored: &[ScoredValue], faults: &[bool], targets: usize, threshold: f32) -> Result<Detections> {
+        let detect = |d: Detector, keep: &dyn Fn(&ScoredValue) -> bool| {
+            let (scores, labels): (Vec<f32>, Vec<bool>) =
+                scored.iter().zip(faults).filter(|(v, _)| keep(v)).map(|(v, &f)| (d.of(v), f)).unzip();
+            Detection::of(&scores, &labels, threshold)
+        };
+        let pooled = Detector::ALL.iter().map(|&d| Ok((d, detect(d, &|_| true)?))).collect::<Result<_>>()?;
+        let per_target =
+            (0..targets).map(|t| Detector::ALL.iter().map(|&d| detect(d, &|v| v.target == t).ok()).collect()).collect();
+        Ok(Detections { pooled, per_target })
+    }
+}
+
+/// How well a detector's scores find the faults among values labelled fault or not.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Detection {
+    /// The chance that a fault outscores a value left alone (ties count half): ROC AUC.
+    pub auc: f64,
+    /// The mean, over the faults, of the precision among the values scoring at least as
+    /// much as each (ties resolved as a threshold would: together).
+    pub average_precision: f64,
+    /// Values scoring above the threshold, and faults among them.
+    pub flagged: usize,
+    pub flagged_faults: usize,
+    /// Faults, and values in all.
+    pub faults: usize,
+    pub values: usize,
+}
+
+impl Detection {
+    /// Of `scores` with `faults` labels, flagging those above `threshold`.
+    ///
+    /// # Errors
+    /// Scores and labels of different lengths, a NaN score, no fault or no value left
+    /// alone (nothing to rank).
+    pub fn of(scores: &[f32], faults: &[bool], threshold: f32) -> Result<Detection> {
+        if scores.len() != faults.len() {
+            return Err(Error::invalid("detection", format!("{} scores for {} labels", scores.len(), faults.len())));
+        }
+        if scores.iter().any(|s| s.is_nan()) {
+            return Err(Error::invalid("detection", "a NaN score"));
+        }
+        let positives = faults.iter().filter(|&&f| f).count();
+        let negatives = faults.len() - positives;
+        if positives == 0 || negatives == 0 {
+            return Err(Error::invalid(
+                "detection",
+                format!("{positives} faults and {negatives} values left alone: both are needed"),
+            ));
+        }
+        let mut order: Vec<usize> = (0..scores.len()).collect();
+        order.sort_unstable_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+        // walk down the scores a tie at a time: the faults below each tie and the AP sum
+        let (mut above_pos, mut above_neg, mut auc, mut ap) = (0usize, 0usize, 0.0f64, 0.0f64);
+        let mut i = 0;
+        while i < order.len() {
+            let tie = scores[order[i]];
+            let end = i + order[i..].iter().take_while(|&&o| scores[o] == tie).count();
+            let pos = order[i..end].iter().filter(|&&o| faults[o]).count();
+            let neg = (end - i) - pos;
+            // each fault of the tie outscores the values left alone below it, ties half
+            auc += pos as f64 * ((negatives - above_neg - neg) as f64 + 0.5 * neg as f64);
+            above_pos += pos;
+            above_neg += neg;
+            ap += pos as f64 * above_pos as f64 / (above_pos + above_neg) as f64;
+            i = end;
+        }
+        let flagged: Vec<bool> = scores.iter().map(|&s| s > threshold).collect();
+        Ok(Detection {
+            auc: auc / (positives as f64 * negatives as f64),
+            average_precision: ap / positives as f64,
+            flagged: flagged.iter().filter(|&&f| f).count(),
+            flagged_faults: flagged.iter().zip(faults).filter(|(&f, &l)| f && l).count(),
+            faults: positives,
+            values: faults.len(),
+        })
+    }
+
+    /// Faults among the values flagged (1 with none flagged).
+    pub fn precision(&self) -> f64 {
+        match self.flagged {
+            0 => 1.0,
+            n => self.flagged_faults as f64 / n as f64,
+        }
+    }
+
+    /// Faults flagged, of all.
+    pub fn recall(&self) -> f64 {
+        self.flagged_faults as f64 / self.faults as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::prediction::tests::ramps;
+    use crate::tasks::{PredictionConfig, Uncertainty};
+
+    #[test]
+    fn each_observed_test_value_is_scored_against_the_streamed_forecast_made_before_it() {
+        // synthetic ramps, an untrained model with a Gaussian band: every score by hand
+        // from `recur stream`'s path
+        let data = ramps();
+        let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+        let (window, c) = (12, 2);
+        let task = PredictionTask::new(&data, window, true).unwrap();
+        let scored = task.surprises(&model, &data.test, None).unwrap();
+        assert_eq!(scored.len() as u64, task.evaluate_streamed(&model, &data.test).unwrap().scored);
+        let persistence_rms: Vec<f32> = task.persistence_variance(1).iter().map(|v| v.sqrt() as f32).collect();
+        let (test, z) = (data.test[0].clone(), &data.grid.values);
+        let mut stream = task.stream(&model).unwrap();
+        let mut expected = Vec::new();
+        for n in 0..test.end - 1 {
+            let forecast = stream.step_forecast(&data.original_step(n), 1).unwrap();
+            let k = n + 1;
+            for j in (0..c).filter(|&j| k >= test.start + window - 1 && data.grid.observed[k * c + j]) {
+                let x_hat = data.scaler.apply(j, forecast.values[j]);
+                let last = (n + 2 - window..=n).rev().find(|&m| data.grid.observed[m * c + j]);
+                let carried = last.map_or(0.0, |m| z[m * c + j]);
+                expected.push((k, j, (z[k * c + j] - x_hat).abs() / forecast.sigma_standardised[j], {
+                    (z[k * c + j] - carried).abs() / persistence_rms[j]
+                }));
+            }
+        }
+        assert_eq!(scored.len(), expected.len());
+        for (v, &(k, j, surprise, persistence)) in scored.iter().zip(&expected) {
+            assert_eq!((v.step, v.target, v.value), (k, j, data.original[k * c + j]));
+            assert!((v.surprise - surprise).abs() < 1e-3 * surprise.max(1.0), "{v:?}: {surprise}");
+            assert!((v.persistence - persistence).abs() < 1e-5 * persistence.max(1.0), "{v:?}: {persistence}");
+            assert_eq!(v.level, z[k * c + j].abs());
+            assert!(v.low < v.forecast && v.forecast < v.high, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn a_model_without_a_band_is_banded_by_its_validation_errors() {
+        // synthetic ramps, an untrained model without a band: ±2 × its validation RMS
+        let data = ramps();
+        let model = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 3).unwrap();
+        let task = PredictionTask::new(&data, 12, true).unwrap();
+        let rms = task.evaluate_streamed(&model, &data.validation).unwrap().per_signal_mse;
+        for v in task.surprises(&model, &data.test, None).unwrap() {
+            let half = data.scaler.apply(v.target, v.high) - data.scaler.apply(v.target, v.forecast);
+            assert!((f64::from(half) - 2.0 * rms[v.target].sqrt()).abs() < 1e-4, "{v:?}");
+        }
+        let mut unseen = data.clone();
+        (unseen.train, unseen.validation) = (Vec::new(), Vec::new());
+        let err = PredictionTask::new(&unseen, 12, true).unwrap().surprises(&model, &data.test, None).unwrap_err();
+        assert!(err.to_string().contains("task.uncertainty"), "{err}");
+    }
+
+    #[test]
+    fn spikes_move_the_chosen_share_of_observed_values_by_their_size_and_nothing_else() {
+        let data = ramps();
+        let c = data.grid.channels();
+        let spikes = Spikes { rate: 0.1, size: 3.0 };
+        let (spiked, at) = inject_spikes(&data, &data.test, &[1], spikes, 5).unwrap();
+        let observed = data.test[0].clone().filter(|&k| data.grid.observed[k * c + 1]).count();
+        assert_eq!(at.len(), (0.1 * observed as f64).round() as usize);
+        for i in 0..data.grid.values.len() {
+            let (k, j) = (i / c, i % c);
+            let moved = (spiked.grid.values[i] - data.grid.values[i]).abs();
+            match at.binary_search(&(k, j)) {
+                Ok(_) => {
+                    assert!(j == 1 && data.test[0].contains(&k) && data.grid.observed[i]);
+                    assert!((moved - 3.0).abs() < 1e-4, "{k} {j}: {moved}");
+                    assert!((data.scaler.apply(j, spiked.original[i]) - spiked.grid.values[i]).abs() < 1e-6);
+                }
+                Err(_) => assert_eq!((moved, spiked.original[i]), (0.0, data.original[i])),
+            }
+        }
+        assert_eq!(inject_spikes(&data, &data.test, &[1], spikes, 5).unwrap().1, at);
+        assert_ne!(inject_spikes(&data, &data.test, &[1], spikes, 6).unwrap().1, at);
+        for bad in [Spikes { rate: 0.0, size: 3.0 }, Spikes { rate: 0.1, size: -1.0 }] {
+            assert!(inject_spikes(&data, &data.test, &[1], bad, 5).is_err());
+        }
+        assert!(inject_spikes(&data, &data.test, &[], spikes, 5).is_err());
+    }
+
+    /// ROC AUC by counting every (fault, value left alone) pair, ties half.
+    fn auc_by_pairs(scores: &[f32], faults: &[bool]) -> f64 {
+        let (mut won, mut pairs) = (0.0, 0.0);
+        for i in (0..faults.len()).filter(|&i| faults[i]) {
+            for j in (0..faults.len()).filter(|&j| !faults[j]) {
+                pairs += 1.0;
+                won += match scores[i].total_cmp(&scores[j]) {
+                    std::cmp::Ordering::Greater => 1.0,
+                    std::cmp::Ordering::Equal => 0.5,
+                    std::cmp::Ordering::Less => 0.0,
+                };
+            }
+        }
+        won / pairs
+    }
+
+    #[test]
+    fn detection_ranks_as_counting_pairs_and_thresholds_as_counting_flags() {
+        // synthetic scores with ties across the labels
+        let mut rng = Rng::new(3);
+        for _ in 0..50 {
+            let n = 2 + rng.below(40);
+            let scores: Vec<f32> = (0..n).map(|_| rng.below(6) as f32).collect();
+            let mut faults: Vec<bool> = (0..n).map(|_| rng.uniform() < 0.3).collect();
+            (faults[0], faults[1]) = (true, false);
+            let d = Detection::of(&scores, &faults, 2.5).unwrap();
+            assert!((d.auc - auc_by_pairs(&scores, &faults)).abs() < 1e-12);
+            assert_eq!(d.flagged, scores.iter().filter(|&&s| s > 2.5).count());
+            let flagged_faults = scores.iter().zip(&faults).filter(|(&s, &f)| s > 2.5 && f).count();
+            assert_eq!(
+                (d.flagged_faults, d.faults, d.values),
+                (flagged_faults, faults.iter().filter(|&&f| f).count(), n)
+            );
+        }
+    }
+
+    #[test]
+    fn average_precision_is_one_when_faults_rank_first_and_counts_a_tie_together() {
+        let faults = [true, true, false, false];
+        let d = Detection::of(&[9.0, 8.0, 1.0, 0.0], &faults, 5.0).unwrap();
+        assert_eq!((d.auc, d.average_precision, d.precision(), d.recall()), (1.0, 1.0, 1.0, 1.0));
+        // all four tied: any threshold takes all, precision 1/2 for each fault
+        let d = Detection::of(&[1.0; 4], &faults, 0.5).unwrap();
+        assert_eq!((d.auc, d.average_precision), (0.5, 0.5));
+        // the faults second and fourth: (1/2 + 2/4) / 2
+        let d = Detection::of(&[4.0, 3.0, 2.0, 1.0], &[false, true, false, true], 0.0).unwrap();
+        assert!((d.average_precision - 0.5).abs() < 1e-12 && (d.auc - 0.25).abs() < 1e-12);
+        assert!(Detection::of(&[1.0, 2.0], &[true, true], 0.0).is_err());
+        assert!(Detection::of(&[f32::NAN, 2.0], &[true, false], 0.0).is_err());
+        assert!(Detection::of(&[1.0], &[true, false], 0.0).is_err());
+    }
+}
