@@ -65,7 +65,7 @@ const USAGE: &str = "usage:
       direct steps with --samples K, as eval's); with --horizon, forecast_ahead.png
       beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent
       history and the forecast.
-  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
+  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (of every signal, or of its task.targets; --horizon N: of the next N steps,
@@ -81,6 +81,10 @@ const USAGE: &str = "usage:
       and each bin is answered, as `time,...`, once a row past its end arrives. A run
       trained on long data also takes a long feed (its data.columns: time, signal, value
       and entity; one entity per stream), always aligned so.
+      --flag S (a prediction run with a band): each arriving value scored against the
+      forecast of its step made the step before, as `recur detect` scores it, in a column
+      SIGNAL_surprise after the forecasts; a value above S is withheld from the model (fed
+      as a gap) unless its signal's value the step before was; counts on stderr.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--out FILE.csv]
                [--inject SIZE [--rate R] [--seed N]]
       Anomalies found by a causal prediction run: every observed test value (of the run's

@@ -12,6 +12,7 @@ use recur::data::{
     without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, MissingValues, TimeColumns,
 };
 use recur::run::{DataFormat, TaskKind};
+use recur::tasks::anomaly::Sentinel;
 use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 use recur::Rng;
 
@@ -319,11 +320,11 @@ impl Answer {
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "budget-us", "horizon", "samples", "align"];
+    let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S] (a causal run; rows on stdin)"
                 .into(),
         );
     }
@@ -333,6 +334,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let budget: f64 = args.get("budget-us", &known, 0.0)?;
     let horizon: usize = args.get("horizon", &known, 1)?;
     let align: bool = args.get("align", &known, false)?;
+    let flag: f32 = args.get("flag", &known, 0.0)?;
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());
     }
@@ -353,6 +355,22 @@ pub fn stream(args: &Args) -> Result<(), String> {
         live.map_err(|e| format!("{}: {e}", dir.display()))
     };
     let mut stream = open()?;
+    // --flag: each value scored against the forecast of its step, a surprising one withheld
+    let mut sentinel = match (&stream, flag) {
+        (_, 0.0) => None,
+        (Live::Prediction(s), g) => {
+            Some(Sentinel::new(s, Some(g), Vec::new()).map_err(|e| format!("{}: --flag: {e}", dir.display()))?)
+        }
+        (Live::Reconstruction(_), _) => {
+            return Err(format!("{}: --flag needs a prediction run (its forecast of each value)", dir.display()))
+        }
+    };
+    let targets = match &stream {
+        Live::Prediction(s) => s.targets().to_vec(),
+        Live::Reconstruction(_) => Vec::new(),
+    };
+    // per target, the values scored above the flag and those withheld from the model
+    let (mut flagged, mut withheld) = (vec![0usize; targets.len()], vec![0usize; targets.len()]);
     // one step through a throwaway stream first: the first call's page faults and cold
     // caches are the process's start, not a step of the stream
     let mut warm = open()?;
@@ -434,7 +452,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
         false => passed.iter().map(|&i| csv_quoted(&names[i])).collect(),
         true => vec!["time".to_string()],
     };
-    let header: Vec<String> = leading.into_iter().chain(stream.header(horizon, paths)).collect();
+    let surprise_columns = match sentinel {
+        Some(_) => targets.iter().map(|t| format!("{t}_surprise")).collect(),
+        None => Vec::new(),
+    };
+    let header: Vec<String> =
+        leading.into_iter().chain(stream.header(horizon, paths)).chain(surprise_columns).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
     // per signal, the values training's outlier screen takes out (read as gaps by the model)
@@ -449,9 +472,15 @@ pub fn stream(args: &Args) -> Result<(), String> {
             for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
                 *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
             }
+            let mut fed = values.to_vec();
+            let surprises = sentinel.as_mut().map(|s| s.screen(&mut fed)).unwrap_or_default();
+            for (t, s) in surprises.iter().enumerate() {
+                flagged[t] += usize::from(s.is_some_and(|s| s.surprise > flag));
+                withheld[t] += usize::from(s.is_some_and(|s| s.withheld));
+            }
             let started = std::time::Instant::now();
             let answer =
-                stream.step(values, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
+                stream.step(&fed, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
             let micros_now = started.elapsed().as_secs_f64() * 1e6;
             micros.push(micros_now);
             if budget > 0.0 && micros_now > budget {
@@ -462,7 +491,11 @@ pub fn stream(args: &Args) -> Result<(), String> {
                 }
                 over_budget.push(line);
             }
-            let cells: Vec<String> = leading.into_iter().chain(answer.cells(values)).collect();
+            if let (Some(sentinel), Answer::Forecast(f)) = (sentinel.as_mut(), &answer) {
+                sentinel.expect(f);
+            }
+            let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
+            let cells: Vec<String> = leading.into_iter().chain(answer.cells(values)).chain(surprise_cells).collect();
             Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
         };
     let grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
@@ -516,6 +549,20 @@ pub fn stream(args: &Args) -> Result<(), String> {
             "{} values outside the training's outlier screen (data.outlier_mads) read as gaps ({})",
             screened.iter().sum::<usize>(),
             counts.join(", ")
+        );
+    }
+    if sentinel.is_some() {
+        let counts: Vec<String> = targets
+            .iter()
+            .zip(flagged.iter().zip(&withheld))
+            .filter(|(_, (&f, _))| f > 0)
+            .map(|(t, (f, w))| format!("{t} {f} ({w} withheld)"))
+            .collect();
+        eprintln!(
+            "{} values more than {flag} σ (of their band) from their forecast ({}); withheld from the model (fed as gaps) \
+             unless their signal's value the step before was",
+            flagged.iter().sum::<usize>(),
+            if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
         );
     }
     micros.sort_by(f64::total_cmp);

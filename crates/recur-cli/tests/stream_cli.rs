@@ -1102,8 +1102,9 @@ fn a_run_forecasting_some_signals_reads_every_one_and_answers_with_those_alone()
 /// `recur detect`: a briefly trained run with a band scores every observed test value
 /// against the forecast made the step before; the values above the threshold in a CSV (as
 /// many as its table counts, each outside its band) and a chart; with spikes injected, each
-/// detector's ranking of them; on data the run was not trained on too. A run without a band
-/// is banded by its validation errors, which data it has not seen lacks; a reconstruction
+/// detector's ranking of them; on data the run was not trained on too, where `recur stream
+/// --flag` scores each value live as detect scored it. A run without a band is banded by
+/// its validation errors, which data it has not seen (and a stream) lacks; a reconstruction
 /// run and bad options are refused by name.
 #[test]
 fn detect_scores_each_value_against_the_forecast_made_before_it() {
@@ -1146,9 +1147,34 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
     let later = dir.join("later.csv");
     std::fs::write(&later, [&lines[..1], &lines[lines.len() - 2000..]].concat().join("\n") + "\n").unwrap();
-    let (ok, _, err) = recur(&["detect", "--run", run, "--data", later.to_str().unwrap()], "");
+    let (ok, _, err) = recur(&["detect", "--run", run, "--data", later.to_str().unwrap(), "--threshold", "3"], "");
     assert!(ok, "{err}");
-    assert!(Path::new(run).join("anomalies_later.csv").exists());
+    let detected = std::fs::read_to_string(Path::new(run).join("anomalies_later.csv")).unwrap();
+    // live: `recur stream --flag 3` on the same file scores each value as detect did (the
+    // run's window is 12 hours: detect scores from the 12th on), and withholds the same
+    let (ok, streamed, err) = recur(&["stream", "--run", run, "--flag", "3", "--input", later.to_str().unwrap()], "");
+    assert!(ok && err.contains("withheld from the model"), "{err}");
+    let mut rows = streamed.lines().map(|l| l.split(',').collect::<Vec<_>>());
+    let header = rows.next().unwrap();
+    let rows: Vec<Vec<&str>> = rows.collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let hour_of = |row: &[&str]| {
+        let at = |c: &str| row[column(c)].parse::<u32>().unwrap();
+        format!("{}-{:02}-{:02} {:02}:00:00", at("year"), at("month"), at("day"), at("hour"))
+    };
+    let streamed_flags: usize = rows[11..]
+        .iter()
+        .flat_map(|r| header.iter().zip(r.iter()).filter(|(h, _)| h.ends_with("_surprise")))
+        .filter(|(_, cell)| cell.parse::<f32>().is_ok_and(|s| s > 3.0))
+        .count();
+    assert_eq!(streamed_flags, detected.lines().count() - 1);
+    for line in detected.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let row = rows.iter().find(|r| hour_of(r) == cells[1]).unwrap();
+        let (live, offline) = (row[column(&format!("{}_surprise", cells[2]))], cells[7]);
+        let (live, offline) = (live.parse::<f32>().unwrap(), offline.parse::<f32>().unwrap());
+        assert!((live - offline).abs() < 1e-4 * offline, "{line}: {live}");
+    }
     let (plain, _) = trained_run(&dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
     let plain = plain.to_str().unwrap();
     let (ok, out, err) = recur(&["detect", "--run", plain], "");
@@ -1160,8 +1186,12 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     assert!(!ok && err.contains("--threshold"), "{err}");
     let (ok, _, err) = recur(&["detect", "--run", run, "--inject", "3", "--rate", "1.5"], "");
     assert!(!ok && err.contains("--inject") && err.contains("1.5"), "{err}");
-    let (filled, _) = trained_run(&dir, "filled", "", "kind = \"reconstruction\"\nwindow = 12");
+    let (filled, _) = trained_run(&dir, "filled", "", "kind = \"reconstruction\"\nwindow = 12\nresidual = false");
     let (ok, _, err) = recur(&["detect", "--run", filled.to_str().unwrap()], "");
     assert!(!ok && err.contains("Prediction"), "{err}");
+    let (ok, _, err) = recur(&["stream", "--run", filled.to_str().unwrap(), "--flag", "4"], "");
+    assert!(!ok && err.contains("--flag needs a prediction run"), "{err}");
+    let (ok, _, err) = recur(&["stream", "--run", plain, "--flag", "4"], "");
+    assert!(!ok && err.contains("task.uncertainty"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

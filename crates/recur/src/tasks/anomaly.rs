@@ -24,8 +24,8 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use super::calibration::band_score;
-use super::prediction::{LastObserved, PredictionTask};
-use crate::data::PreparedSeries;
+use super::prediction::{Forecast, LastObserved, PredictionStream, PredictionTask};
+use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::model::SequenceModel;
 use crate::rng::Rng;
@@ -88,14 +88,107 @@ impl Detector {
     }
 }
 
+/// A value's surprise and what it was scored against, in original units.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Surprise {
+    /// s, in σ of the band (2 on its edge).
+    pub surprise: f32,
+    pub forecast: f32,
+    pub low: f32,
+    pub high: f32,
+    /// Whether the guard withheld the value from the stream.
+    pub withheld: bool,
+}
+
+/// The model's detector, live: each arriving value of the targets scored against the
+/// stream's forecast of its step made the step before ([`Sentinel::expect`]), and with a
+/// guard G, a value scored above G withheld — fed to the stream as missing — unless the
+/// same signal's value was withheld the step before (a change that lasts is taken). What
+/// `recur stream --flag G` runs, and [`PredictionTask::surprises`] over a part.
+#[derive(Clone, Debug)]
+pub struct Sentinel {
+    /// Each target's signal, and the targets' standardisation.
+    index: Vec<usize>,
+    scaler: Standardizer,
+    guard: Option<f32>,
+    /// A model without a band: each target's constant half-band over 2 (standardised).
+    sigma: Vec<f32>,
+    /// The forecast of the next step and its band, standardised, per target.
+    expected: Vec<Option<(f32, f32, f32)>>,
+    withheld: Vec<bool>,
+}
+
+impl Sentinel {
+    /// For `stream`'s targets; `sigma`: a model without a band is given ±2·sigma per target
+    /// (standardised; empty for a model with one).
+    ///
+    /// # Errors
+    /// A model without a band and no sigma for each target; a guard that is not positive.
+    pub fn new(stream: &PredictionStream, guard: Option<f32>, sigma: Vec<f32>) -> Result<Sentinel> {
+        let targets = stream.target_set();
+        let p = targets.len();
+        if !stream.has_band() && sigma.len() != p {
+            return Err(Error::invalid(
+                "anomaly scores",
+                "the model has no band (task.uncertainty) to score values against",
+            ));
+        }
+        if let Some(g) = guard.filter(|g| g.is_nan() || *g <= 0.0) {
+            return Err(Error::invalid("guard", format!("{g}: a positive surprise, in σ")));
+        }
+        Ok(Sentinel {
+            index: targets.indices().to_vec(),
+            scaler: targets.scaler().clone(),
+            guard,
+            sigma: if stream.has_band() { Vec::new() } else { sigma },
+            expected: vec![None; p],
+            withheld: vec![false; p],
+        })
+    }
+
+    /// Scores a step's `values` (every signal, original units, `None` where missing)
+    /// against the forecast expected for it, per target (`None`: no value, or nothing
+    /// expected yet), and sets to `None` in `values` those the guard withholds.
+    pub fn screen(&mut self, values: &mut [Option<f32>]) -> Vec<Option<Surprise>> {
+        let mut out = vec![None; self.index.len()];
+        for (t, &j) in self.index.iter().enumerate() {
+            let scored = values[j].zip(self.expected[t]).map(|(x, (x_hat, low, high))| {
+                let surprise = 2.0 * band_score(x_hat, low, high, self.scaler.apply(t, x));
+                let withheld = self.guard.is_some_and(|g| surprise > g) && !self.withheld[t];
+                let original = |v: f32| self.scaler.invert(t, v);
+                Surprise { surprise, forecast: original(x_hat), low: original(low), high: original(high), withheld }
+            });
+            self.withheld[t] = scored.is_some_and(|s| s.withheld);
+            if self.withheld[t] {
+                values[j] = None;
+            }
+            out[t] = scored;
+        }
+        out
+    }
+
+    /// The stream's `forecast` (its first step) as what the next step's values are scored
+    /// against.
+    pub fn expect(&mut self, forecast: &Forecast) {
+        for (t, slot) in self.expected.iter_mut().enumerate() {
+            let x_hat = self.scaler.apply(t, forecast.values[t]);
+            let (low, high) = match self.sigma.get(t) {
+                Some(&s) => (x_hat - 2.0 * s, x_hat + 2.0 * s),
+                None => (self.scaler.apply(t, forecast.low[t]), self.scaler.apply(t, forecast.high[t])),
+            };
+            *slot = Some((x_hat, low, high));
+        }
+    }
+}
+
 impl PredictionTask<'_> {
     /// Every observed value of the targets at the steps of `part` that
     /// [`PredictionTask::evaluate_streamed`] scores, in step order, scored by the three
     /// detectors of the module against a causal `model` run as deployed (its band
     /// calibrated by the task's calibration, if any). With `guard` G, a value a detector
-    /// scores above G is withheld from what it reads next — fed to the model as missing,
-    /// skipped as persistence's last observation — so that a fault is not read as the
-    /// truth the step after it.
+    /// scores above G is withheld from what it reads next, once ([`Sentinel`]; the model's
+    /// from its entity's first step, as `recur stream --flag G` runs), so that a fault is
+    /// not read as the truth the step after it.
     ///
     /// # Errors
     /// A model that cannot stream; a model without a band on data without a validation
@@ -107,43 +200,44 @@ impl PredictionTask<'_> {
         part: &[Range<usize>],
         guard: Option<f32>,
     ) -> Result<Vec<ScoredValue>> {
-        let scaler = self.targets().scaler();
-        let rms = match model.config().head.has_positive_branch() {
+        let sigma = match model.config().head.has_positive_branch() {
             true => Vec::new(),
             false => self.one_step_rms(model)?,
         };
-        let guarded = |s: f32| guard.is_some_and(|g| s > g);
-        let (c, index) = (self.series.grid.channels(), self.targets().indices());
+        self.series.window_starts(part, self.window, 1, "evaluated")?;
+        let (c, reach) = (self.series.grid.channels(), self.window - 1);
         let mut out = Vec::new();
-        let mut was_withheld = vec![false; c];
-        self.forecasts_withholding(model, part, (1, 0, 0), self.calibration.as_ref(), |n, _, ahead, _, withheld| {
-            let k = n + 1;
-            let (truth, mask) = self.truth_at(k);
-            let before = std::mem::replace(&mut was_withheld, vec![false; c]);
-            for t in (0..truth.len()).filter(|&t| mask[t] > 0.0) {
-                let x_hat = scaler.apply(t, ahead.values[t]);
-                let (low, high) = match rms.is_empty() {
-                    true => (scaler.apply(t, ahead.low[t]), scaler.apply(t, ahead.high[t])),
-                    false => (x_hat - 2.0 * rms[t], x_hat + 2.0 * rms[t]),
-                };
-                let surprise = 2.0 * band_score(x_hat, low, high, truth[t]);
-                let j = index[t];
-                (withheld[j], was_withheld[j]) = (guarded(surprise) && !before[j], guarded(surprise) && !before[j]);
-                out.push(ScoredValue {
-                    step: k,
-                    target: t,
-                    value: self.series.original[k * c + index[t]],
-                    forecast: ahead.values[t],
-                    low: scaler.invert(t, low),
-                    high: scaler.invert(t, high),
-                    surprise,
-                    persistence: 0.0,
-                    level: truth[t].abs(),
-                });
+        for r in part.iter().filter(|r| r.len() >= self.window) {
+            let mut live = self.stream(model)?;
+            let mut sentinel = Sentinel::new(&live, guard, sigma.clone())?;
+            let entity = self.series.entity_of(r.start);
+            live.at(self.series.step_time(entity.start));
+            for k in entity.start..r.end {
+                let mut values = self.series.original_step(k);
+                let surprises = sentinel.screen(&mut values);
+                if k >= r.start + reach {
+                    let (truth, _) = self.truth_at(k);
+                    for (t, s) in surprises.iter().enumerate() {
+                        let Some(s) = s else { continue };
+                        out.push(ScoredValue {
+                            step: k,
+                            target: t,
+                            value: self.series.original[k * c + self.targets().indices()[t]],
+                            forecast: s.forecast,
+                            low: s.low,
+                            high: s.high,
+                            surprise: s.surprise,
+                            persistence: 0.0,
+                            level: truth[t].abs(),
+                        });
+                    }
+                }
+                if k + 1 < r.end {
+                    sentinel.expect(&live.step_forecast(&values, 1)?);
+                }
             }
-            Ok(())
-        })?;
-        let persistence = self.persistence_surprises(part, guarded);
+        }
+        let persistence = self.persistence_surprises(part, |s| guard.is_some_and(|g| s > g));
         debug_assert_eq!(persistence.len(), out.len());
         for (v, p) in out.iter_mut().zip(persistence) {
             v.persistence = p;
@@ -153,8 +247,9 @@ impl PredictionTask<'_> {
 
     /// Persistence's score of the values [`PredictionTask::surprises`] scores, in its order:
     /// |z − the target's last observation within the window's reach| / √(persistence's
-    /// training MSE; on unseen data, its MSE over `part`), the values `guarded` says so of
-    /// not kept as last observations.
+    /// training MSE; on unseen data, its MSE over `part`), guarded as [`Sentinel`] guards
+    /// (from the entity's first step): a value `guarded` says so of is not kept as the last
+    /// observation, unless the one before was not kept either.
     fn persistence_surprises(&self, part: &[Range<usize>], guarded: impl Fn(f32) -> bool) -> Vec<f32> {
         let sized_on = if self.series.train.is_empty() { part } else { &self.series.train };
         let rms: Vec<f32> = self.persistence_variance_over(sized_on, 1).iter().map(|v| v.sqrt() as f32).collect();
@@ -162,21 +257,22 @@ impl PredictionTask<'_> {
         let mut out = Vec::new();
         for r in part.iter().filter(|r| r.len() >= self.window) {
             let mut last = LastObserved::new(c, reach);
-            let mut was_withheld = vec![false; c];
+            let mut withheld = vec![false; index.len()];
             for k in self.series.entity_of(r.start).start..r.end {
                 let (truth, mask) = self.truth_at(k);
-                for t in (0..truth.len()).filter(|&t| mask[t] > 0.0) {
-                    let j = index[t];
-                    let mut withheld = false;
+                for t in 0..index.len() {
+                    if mask[t] == 0.0 {
+                        withheld[t] = false;
+                        continue;
+                    }
+                    let carried = k.checked_sub(1).and_then(|n| last.within(index[t], n)).unwrap_or(0.0);
+                    let s = (truth[t] - carried).abs() / rms[t];
+                    withheld[t] = guarded(s) && !withheld[t];
                     if k >= r.start + reach {
-                        let carried = last.within(j, k - 1).unwrap_or(0.0);
-                        let s = (truth[t] - carried).abs() / rms[t];
-                        withheld = guarded(s) && !was_withheld[j];
                         out.push(s);
                     }
-                    was_withheld[j] = withheld;
-                    if !withheld {
-                        last.see(j, truth[t], k);
+                    if !withheld[t] {
+                        last.see(index[t], truth[t], k);
                     }
                 }
             }
@@ -450,6 +546,56 @@ mod tests {
             assert_eq!(v.level, z[k * c + j].abs());
             assert!(v.low < v.forecast && v.forecast < v.high, "{v:?}");
         }
+    }
+
+    #[test]
+    fn the_guard_withholds_a_surprising_value_once_but_takes_a_change_that_lasts() {
+        // synthetic ramps, an untrained model with a band; `a` jumps far out at step 30
+        // alone and from step 40 on
+        let data = ramps();
+        let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+        let task = PredictionTask::new(&data, 12, true).unwrap();
+        let mut stream = task.stream(&model).unwrap();
+        let mut sentinel = Sentinel::new(&stream, Some(4.0), Vec::new()).unwrap();
+        let (mut unguarded_stream, mut unguarded_flags) = (task.stream(&model).unwrap(), Vec::new());
+        let mut unguarded = Sentinel::new(&unguarded_stream, None, Vec::new()).unwrap();
+        let (mut withheld, mut flagged) = (Vec::new(), Vec::new());
+        for n in 0..45 {
+            let mut values = data.original_step(n);
+            if n == 30 || n >= 40 {
+                values[0] = Some(1e4);
+            }
+            let seen = values.clone();
+            let mut read = values.clone();
+            if unguarded.screen(&mut read)[0].is_some_and(|s| s.surprise > 4.0) {
+                unguarded_flags.push(n);
+            }
+            assert_eq!(read, seen, "no guard, nothing withheld");
+            unguarded.expect(&unguarded_stream.step_forecast(&read, 1).unwrap());
+            let surprises = sentinel.screen(&mut values);
+            assert_eq!(surprises[0].is_some(), n > 0, "nothing is expected of the first step");
+            if let Some(s) = surprises[0] {
+                assert_eq!(s.withheld, values[0].is_none());
+                assert_eq!(values[1], seen[1], "b is never far from its forecast here");
+                if s.withheld {
+                    withheld.push(n);
+                }
+                if s.surprise > 4.0 {
+                    flagged.push(n);
+                }
+            }
+            sentinel.expect(&stream.step_forecast(&values, 1).unwrap());
+        }
+        // the spike and the jump withheld once; the jump's second step flagged but taken,
+        // and the new level then expected (the residual head forecasts from it); unguarded,
+        // the step after the spike is flagged too, against a forecast from the spike
+        assert_eq!(withheld, [30, 40]);
+        assert_eq!(flagged, [30, 40, 41]);
+        assert_eq!(unguarded_flags, [30, 31, 40]);
+        assert!(Sentinel::new(&stream, Some(0.0), Vec::new()).is_err());
+        let plain = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 3).unwrap();
+        assert!(Sentinel::new(&task.stream(&plain).unwrap(), None, Vec::new()).is_err());
     }
 
     #[test]

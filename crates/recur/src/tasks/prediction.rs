@@ -268,14 +268,8 @@ impl LastObserved {
 
     /// Every signal observed at grid step `k` of `series`.
     fn see_step(&mut self, series: &PreparedSeries, k: usize) {
-        self.see_step_except(series, k, &[]);
-    }
-
-    /// [`LastObserved::see_step`] but for the signals `withheld` marks.
-    fn see_step_except(&mut self, series: &PreparedSeries, k: usize, withheld: &[bool]) {
         let c = self.last.len();
-        let kept = |j: usize| series.grid.observed[k * c + j] && !withheld.get(j).copied().unwrap_or(false);
-        for j in (0..c).filter(|&j| kept(j)) {
+        for j in (0..c).filter(|&j| series.grid.observed[k * c + j]) {
             self.see(j, series.grid.values[k * c + j], k);
         }
     }
@@ -1112,48 +1106,26 @@ impl PredictionTask<'_> {
     /// min(`horizon` ≥ 1, steps left in the range) steps
     /// ([`PredictionStream::step_forecast_with_paths`] with `paths`, drawn from `seed`) and
     /// each target's last observation within the window, standardised — to `visit`.
-    pub(super) fn forecasts_from_origins(
-        &self,
-        model: &SequenceModel<f32>,
-        part: &[Range<usize>],
-        sampling: (usize, usize, u64),
-        calibration: Option<&BandCalibration>,
-        mut visit: impl FnMut(usize, &Range<usize>, &Forecast, &[f32]) -> Result<()>,
-    ) -> Result<()> {
-        self.forecasts_withholding(model, part, sampling, calibration, |n, entity, ahead, carried, _| {
-            visit(n, entity, ahead, carried)
-        })
-    }
-
-    /// [`PredictionTask::forecasts_from_origins`], where `visit` may also withhold values of
-    /// the step after its origin from the model and from the last observations (marking
-    /// their signals in its last argument, cleared for each origin): they are fed as missing.
-    pub(super) fn forecasts_withholding(
+    fn forecasts_from_origins(
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
         (horizon, paths, seed): (usize, usize, u64),
         calibration: Option<&BandCalibration>,
-        mut visit: impl FnMut(usize, &Range<usize>, &Forecast, &[f32], &mut [bool]) -> Result<()>,
+        mut visit: impl FnMut(usize, &Range<usize>, &Forecast, &[f32]) -> Result<()>,
     ) -> Result<()> {
         check_horizon(horizon)?;
         let mut rng = Rng::new(seed);
         self.series.window_starts(part, self.window, 1, "evaluated")?;
         let (c, reach) = (self.series.grid.channels(), self.window - 1);
-        let mut withheld = vec![false; c];
         for r in part.iter().filter(|r| r.len() >= self.window) {
             let mut live = self.stream_with(model, calibration)?;
             let mut last = LastObserved::new(c, reach);
             let entity = self.series.entity_of(r.start);
             live.at(self.series.step_time(entity.start));
-            withheld.fill(false);
             for n in entity.start..r.end - 1 {
-                let mut seen = self.series.original_step(n);
-                for (j, _) in withheld.iter().enumerate().filter(|(_, &w)| w) {
-                    seen[j] = None;
-                }
-                last.see_step_except(self.series, n, &withheld);
-                withheld.fill(false);
+                let seen = self.series.original_step(n);
+                last.see_step(self.series, n);
                 if n + 1 < r.start + reach {
                     live.step(&seen)?;
                     continue;
@@ -1161,7 +1133,7 @@ impl PredictionTask<'_> {
                 let steps_ahead = horizon.min(r.end - 1 - n);
                 let ahead = live.step_forecast_with_paths(&seen, steps_ahead, paths, &mut rng)?;
                 let carried: Vec<f32> = self.targets.index.iter().map(|&j| last.within(j, n).unwrap_or(0.0)).collect();
-                visit(n, &entity, &ahead, &carried, &mut withheld)?;
+                visit(n, &entity, &ahead, &carried)?;
             }
         }
         Ok(())
@@ -1468,6 +1440,11 @@ impl PredictionStream<'_> {
     /// Whether forecasts come with σ (a Gaussian head).
     pub fn has_sigma(&self) -> bool {
         self.head == HeadKind::Gaussian
+    }
+
+    /// The signals forecast, with their indices and standardisation.
+    pub(super) fn target_set(&self) -> &Targets {
+        &self.targets
     }
 
     /// Whether forecasts come with a band (a Gaussian or a quantile head).
