@@ -297,7 +297,7 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
     let scored = task.surprises(model, &data.test, Some(THRESHOLD)).map_err(|e| e.to_string())?;
     let targets = task.targets().names();
     let csv = out.join(name).join("anomalies.csv");
-    let plot = crate::detect::write_anomalies(&scored, data, targets, THRESHOLD, &csv)?;
+    let plot = crate::detect::write_anomalies(&scored, data, (targets, None), THRESHOLD, &csv)?;
     let flagged = scored.iter().filter(|v| v.surprise > THRESHOLD).count();
     println!(
         "\n== anomalies: every test value against {name}'s forecast of it the hour before (`recur detect --run {}`) ==",

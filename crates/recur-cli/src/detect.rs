@@ -12,11 +12,11 @@ use recur::tasks::anomaly::{ScoredValue, Spikes};
 use crate::args::Args;
 use crate::demo::{calibrated_task, open_run_on_data, output_beside_run};
 
-const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--out FILE.csv] \
+const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--signal NAME] [--out FILE.csv] \
                      [--inject SIZE [--rate R] [--seed N]] (a causal prediction run folder)";
 
 pub fn detect(args: &Args) -> Result<(), String> {
-    let known = ["run", "data", "threshold", "out", "inject", "rate", "seed", "guard"];
+    let known = ["run", "data", "threshold", "out", "inject", "rate", "seed", "guard", "signal"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(USAGE.into());
@@ -32,6 +32,12 @@ pub fn detect(args: &Args) -> Result<(), String> {
     let (config, model, data) = open_run_on_data(&dir, Some(TaskKind::Prediction), args, &known)?;
     let task = calibrated_task(&dir, &config, &data)?;
     let targets = task.targets().names().to_vec();
+    let signal = match args.get("signal", &known, String::new())? {
+        name if name.is_empty() => None,
+        name => Some(targets.iter().position(|t| *t == name).ok_or_else(|| {
+            format!("--signal {name}: not one of the signals the run forecasts ({})", targets.join(", "))
+        })?),
+    };
     if size != 0.0 {
         let detections = task
             .detect_spikes(&model, &data.test, (Spikes { rate, size }, seed), threshold, guard)
@@ -63,23 +69,24 @@ pub fn detect(args: &Args) -> Result<(), String> {
         out if !out.is_empty() => PathBuf::from(out),
         _ => output_beside_run(&dir, args, &known, "anomalies", "csv")?,
     };
-    let plot = write_anomalies(&scored, &data, &targets, threshold, &csv)?;
+    let plot = write_anomalies(&scored, &data, (&targets, signal), threshold, &csv)?;
     println!("wrote {} and {}", csv.display(), plot.display());
     Ok(())
 }
 
 /// The values scored above `threshold` into `csv` ([`anomalies_csv`]) and the most
-/// surprising value's days beside it, as PNG ([`save_anomaly_chart`]): the chart's path.
+/// surprising value's days (of target `signal`, or of any) beside it, as PNG
+/// ([`save_anomaly_chart`]): the chart's path.
 pub(crate) fn write_anomalies(
     scored: &[ScoredValue],
     data: &PreparedSeries,
-    targets: &[String],
+    (targets, signal): (&[String], Option<usize>),
     threshold: f32,
     csv: &Path,
 ) -> Result<PathBuf, String> {
     recur::io::write_atomically(csv, anomalies_csv(scored, data, targets, threshold).as_bytes())
         .map_err(|e| e.to_string())?;
     let plot = csv.with_extension("png");
-    save_anomaly_chart(scored, data, targets, threshold, &plot).map_err(|e| e.to_string())?;
+    save_anomaly_chart(scored, data, (targets, signal), threshold, &plot).map_err(|e| e.to_string())?;
     Ok(plot)
 }

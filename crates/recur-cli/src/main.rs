@@ -85,8 +85,8 @@ const USAGE: &str = "usage:
       forecast of its step made the step before, as `recur detect` scores it, in a column
       SIGNAL_surprise after the forecasts; a value above S is withheld from the model (fed
       as a gap) unless its signal's value the step before was; counts on stderr.
-  recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--out FILE.csv]
-               [--inject SIZE [--rate R] [--seed N]]
+  recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--signal NAME]
+               [--out FILE.csv] [--inject SIZE [--rate R] [--seed N]]
       Anomalies found by a causal prediction run: every observed test value (of the run's
       data, or all of the files --data names, read as eval reads them) against the model's
       forecast of it made the step before, streamed as deployed; its surprise s is its
@@ -95,10 +95,10 @@ const USAGE: &str = "usage:
       jump from the last value, in σ of its training jumps) and the level's (|z|, the 3σ
       rule). Per signal, how many each flags above S (default 4) and the most surprising
       value; the model's flags in FILE.csv (default DIR/anomalies.csv) and the most
-      surprising value's days in FILE.png. --guard (default true): a value scored above S is
-      withheld from what the model (and persistence) reads next, fed as missing, so that a
-      fault is not read as the truth the step after it (not twice in a row: a lasting
-      change is taken). --inject SIZE: spikes of ±SIZE training SDs put into a fraction R
+      surprising value's days (of NAME, or of any signal) in FILE.png. --guard (default
+      true): a value scored above S is withheld from what the model (and persistence)
+      reads next, fed as missing, so that a fault is not read as the truth the step after
+      it (not twice in a row: a lasting change is taken). --inject SIZE: spikes of ±SIZE training SDs put into a fraction R
       (default 0.01; seeded by N, default 1) of those values; each detector's ROC AUC and
       average precision in finding them, pooled and per signal, and its precision and
       recall above S.

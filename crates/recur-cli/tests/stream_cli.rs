@@ -1133,6 +1133,11 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
         assert!(v[4] > 3.0 && (v[0] < v[2] || v[0] > v[3]), "{row:?}");
     }
     assert!(Path::new(run).join("anomalies.png").exists());
+    let chart = dir.join("no2.csv");
+    let (ok, _, err) = recur(&["detect", "--run", run, "--signal", "NO2", "--out", chart.to_str().unwrap()], "");
+    assert!(ok && dir.join("no2.png").exists(), "{err}");
+    let (ok, _, err) = recur(&["detect", "--run", run, "--signal", "wd"], "");
+    assert!(!ok && err.contains("--signal wd: not one of the signals the run forecasts (PM2.5, PM10"), "{err}");
 
     let (ok, out, err) = recur(&["detect", "--run", run, "--inject", "3", "--rate", "0.02", "--seed", "4"], "");
     assert!(ok, "{err}");

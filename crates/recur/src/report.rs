@@ -738,21 +738,23 @@ pub fn detection_signal_table(detections: &Detections, targets: &[String]) -> St
     out
 }
 
-/// The model's most surprising value and the days around it (its target, its entity; 72
-/// steps before it and 24 after, those scored): the values, their forecasts with the band,
-/// and the values scored above `threshold` marked, in original units, as a PNG.
+/// The model's most surprising value (of target `target`, or of any) and the days around
+/// it (its target, its entity; 72 steps before it and 24 after, those scored): the values,
+/// their forecasts with the band, and the values scored above `threshold` marked, in
+/// original units, as a PNG.
 ///
 /// # Errors
-/// Nothing scored; the file cannot be written.
+/// Nothing scored (of that target); the file cannot be written.
 pub fn save_anomaly_chart(
     scored: &[ScoredValue],
     data: &PreparedSeries,
-    targets: &[String],
+    (targets, target): (&[String], Option<usize>),
     threshold: f32,
     path: &Path,
 ) -> Result<()> {
     let top = scored
         .iter()
+        .filter(|v| target.is_none_or(|t| v.target == t))
         .max_by(|a, b| a.surprise.total_cmp(&b.surprise))
         .ok_or_else(|| Error::invalid("anomaly chart", "no value was scored"))?;
     let entity = data.entity_of(top.step);
