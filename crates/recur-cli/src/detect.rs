@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use recur::data::PreparedSeries;
-
 use recur::report::{anomalies_csv, anomaly_table, detection_signal_table, detection_table, save_anomaly_chart};
 use recur::run::TaskKind;
 use recur::tasks::anomaly::{ScoredValue, Spikes};

@@ -15,6 +15,14 @@
 //! on data the run has not seen, on the part scored), and the level, |z(x)| under the
 //! training part's standardisation (the 3σ rule).
 //!
+//! A detector deployed reads what it scores: a fault read as the truth makes the next
+//! value look wrong too. With a guard G, a value scored above G is withheld from what the
+//! detector reads next — the model is fed a gap there, persistence keeps the value before —
+//! unless its signal's value the step before was withheld as well, so that a change that
+//! lasts is taken rather than flagged for ever ([`Sentinel`], live in `recur stream
+//! --flag`). On Beijing the guard lifts the model's average precision on injected spikes
+//! from 0.48 to 0.87 (`tests/beijing_anomalies.rs`).
+//!
 //! [`inject_spikes`] adds spikes of a given size, in training standard deviations, to a
 //! seeded fraction of the observed values; [`Detection`] then scores a detector by the
 //! ranks it gives them against the values left alone (ROC AUC, average precision) and by
