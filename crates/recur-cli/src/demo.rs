@@ -297,7 +297,8 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
     let scored = task.surprises(model, &data.test, Some(THRESHOLD)).map_err(|e| e.to_string())?;
     let targets = task.targets().names();
     let csv = out.join(name).join("anomalies.csv");
-    let plot = crate::detect::write_anomalies(&scored, data, (targets, None), THRESHOLD, &csv)?;
+    let expected = "the forecast made the step before";
+    let plot = crate::detect::write_anomalies(&scored, data, (targets, None), (THRESHOLD, expected), &csv)?;
     let flagged = scored.iter().filter(|v| v.surprise > THRESHOLD).count();
     println!(
         "\n== anomalies: every test value against {name}'s forecast of it the hour before (`recur detect --run {}`) ==",
@@ -312,7 +313,7 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
             targets[top.target],
             data.step_label(top.step).1,
             top.value,
-            top.forecast,
+            top.expected,
             top.surprise,
             csv.display(),
             plot.display()

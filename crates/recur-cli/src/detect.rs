@@ -1,18 +1,71 @@
-//! `recur detect`: the values a causal prediction run finds surprising, and, with faults
-//! injected on purpose, how well it finds them against detectors without a model.
+//! `recur detect`: the values a causal run finds surprising — against its forecast, or its
+//! reconstruction with the value hidden — and, with faults injected on purpose, how well
+//! it finds them against detectors without a model.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use recur::data::PreparedSeries;
+use recur::model::SequenceModel;
 use recur::report::{anomalies_csv, anomaly_table, detection_signal_table, detection_table, save_anomaly_chart};
 use recur::run::TaskKind;
-use recur::tasks::anomaly::{ScoredValue, Spikes};
+use recur::tasks::anomaly::{Detections, ScoredValue, Spikes};
+use recur::tasks::{PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
-use crate::demo::{calibrated_task, open_run_on_data, output_beside_run};
+use crate::demo::{calibrated_task, open_run_on_data, output_beside_run, run_calibration};
 
 const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--signal NAME] [--out FILE.csv] \
-                     [--inject SIZE [--rate R] [--seed N]] (a causal prediction run folder)";
+                     [--inject SIZE [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
+
+/// A run's detector: a prediction run's forecasts, or a causal reconstruction run's
+/// reconstructions of each value with it hidden.
+enum Detecting<'a> {
+    Prediction(PredictionTask<'a>),
+    Reconstruction(ReconstructionTask<'a>),
+}
+
+impl Detecting<'_> {
+    fn targets(&self) -> Vec<String> {
+        match self {
+            Detecting::Prediction(task) => task.targets().names().to_vec(),
+            Detecting::Reconstruction(task) => task.series.grid.signals.clone(),
+        }
+    }
+
+    /// What each value is scored against, in words.
+    fn expected(&self) -> &'static str {
+        match self {
+            Detecting::Prediction(_) => "the forecast made the step before",
+            Detecting::Reconstruction(_) => "the reconstruction with it hidden",
+        }
+    }
+
+    fn surprises(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        guard: Option<f32>,
+    ) -> recur::Result<Vec<ScoredValue>> {
+        match self {
+            Detecting::Prediction(task) => task.surprises(model, part, guard),
+            Detecting::Reconstruction(task) => task.surprises(model, part, guard),
+        }
+    }
+
+    fn detect_spikes(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        injection: (Spikes, u64),
+        (threshold, guard): (f32, bool),
+    ) -> recur::Result<Detections> {
+        match self {
+            Detecting::Prediction(task) => task.detect_spikes(model, part, injection, threshold, guard),
+            Detecting::Reconstruction(task) => task.detect_spikes(model, part, injection, threshold, guard),
+        }
+    }
+}
 
 pub fn detect(args: &Args) -> Result<(), String> {
     let known = ["run", "data", "threshold", "out", "inject", "rate", "seed", "guard", "signal"];
@@ -28,26 +81,35 @@ pub fn detect(args: &Args) -> Result<(), String> {
     let rate = args.get("rate", &known, 0.01f64)?;
     let seed = args.get("seed", &known, 1u64)?;
     let guard = args.get("guard", &known, true)?;
-    let (config, model, data) = open_run_on_data(&dir, Some(TaskKind::Prediction), args, &known)?;
-    let task = calibrated_task(&dir, &config, &data)?;
-    let targets = task.targets().names().to_vec();
+    let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
+    let detecting = match config.task.kind {
+        TaskKind::Prediction => Detecting::Prediction(calibrated_task(&dir, &config, &data)?),
+        TaskKind::Reconstruction => {
+            let calibration = run_calibration(&dir, &data.grid.signals)?;
+            let task = ReconstructionTask::new(&data, config.reconstruction()).map_err(|e| e.to_string())?;
+            Detecting::Reconstruction(task.with_calibration(calibration))
+        }
+    };
+    let targets = detecting.targets();
     let signal = match args.get("signal", &known, String::new())? {
         name if name.is_empty() => None,
         name => Some(targets.iter().position(|t| *t == name).ok_or_else(|| {
-            format!("--signal {name}: not one of the signals the run forecasts ({})", targets.join(", "))
+            format!("--signal {name}: not one of the signals the run scores ({})", targets.join(", "))
         })?),
     };
+    let at_run = |e: recur::Error| format!("{}: {e}", dir.display());
     if size != 0.0 {
-        let detections = task
-            .detect_spikes(&model, &data.test, (Spikes { rate, size }, seed), threshold, guard)
-            .map_err(|e| format!("--inject: {e}"))?;
+        let detections = detecting
+            .detect_spikes(&model, &data.test, (Spikes { rate, size }, seed), (threshold, guard))
+            .map_err(|e| format!("--inject: {}", at_run(e)))?;
         let (faults, values) = (detections.pooled[0].1.faults, detections.pooled[0].1.values);
         println!(
             "{faults} spikes of ±{size} training SDs (seed {seed}) in {} % of the {values} test values scored ({}); \
-             how each detector ranks them against the values left alone (a value scored above {threshold} \
-             withheld from what the detector reads next{}):",
+             how each detector ranks them against the values left alone (the model: against {}; a value \
+             scored above {threshold} withheld from what the detector reads next{}):",
             100.0 * rate,
             targets.join(", "),
+            detecting.expected(),
             if guard { "" } else { ": not, --guard false" }
         );
         print!("{}", detection_table(&detections, threshold));
@@ -55,37 +117,36 @@ pub fn detect(args: &Args) -> Result<(), String> {
         print!("{}", detection_signal_table(&detections, &targets));
         return Ok(());
     }
-    let scored = task
-        .surprises(&model, &data.test, guard.then_some(threshold))
-        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    let scored = detecting.surprises(&model, &data.test, guard.then_some(threshold)).map_err(at_run)?;
     println!(
-        "{} observed test values, each against the forecast made the step before (s: its distance from the \
-         forecast in σ of the band; flagged above {threshold}):",
-        scored.len()
+        "{} observed test values, each against {} (s: its distance from it in σ of the band; flagged above \
+         {threshold}):",
+        scored.len(),
+        detecting.expected()
     );
     print!("{}", anomaly_table(&scored, &data, &targets, threshold));
     let csv = match args.get("out", &known, String::new())? {
         out if !out.is_empty() => PathBuf::from(out),
         _ => output_beside_run(&dir, args, &known, "anomalies", "csv")?,
     };
-    let plot = write_anomalies(&scored, &data, (&targets, signal), threshold, &csv)?;
+    let plot = write_anomalies(&scored, &data, (&targets, signal), (threshold, detecting.expected()), &csv)?;
     println!("wrote {} and {}", csv.display(), plot.display());
     Ok(())
 }
 
 /// The values scored above `threshold` into `csv` ([`anomalies_csv`]) and the most
-/// surprising value's days (of target `signal`, or of any) beside it, as PNG
-/// ([`save_anomaly_chart`]): the chart's path.
+/// surprising value's days (of target `signal`, or of any) beside it, as PNG, against the
+/// values `expected` names ([`save_anomaly_chart`]): the chart's path.
 pub(crate) fn write_anomalies(
     scored: &[ScoredValue],
     data: &PreparedSeries,
     (targets, signal): (&[String], Option<usize>),
-    threshold: f32,
+    (threshold, expected): (f32, &str),
     csv: &Path,
 ) -> Result<PathBuf, String> {
     recur::io::write_atomically(csv, anomalies_csv(scored, data, targets, threshold).as_bytes())
         .map_err(|e| e.to_string())?;
     let plot = csv.with_extension("png");
-    save_anomaly_chart(scored, data, (targets, signal), threshold, &plot).map_err(|e| e.to_string())?;
+    save_anomaly_chart(scored, data, (targets, signal), (threshold, expected), &plot).map_err(|e| e.to_string())?;
     Ok(plot)
 }

@@ -81,17 +81,21 @@ const USAGE: &str = "usage:
       and each bin is answered, as `time,...`, once a row past its end arrives. A run
       trained on long data also takes a long feed (its data.columns: time, signal, value
       and entity; one entity per stream), always aligned so.
-      --flag S (a prediction run with a band): each arriving value scored against the
-      forecast of its step made the step before, as `recur detect` scores it, in a column
-      SIGNAL_surprise after the forecasts; a value above S is withheld from the model (fed
-      as a gap) unless its signal's value the step before was; counts on stderr.
+      --flag S: each arriving value scored as `recur detect` scores it — against the
+      forecast of its step made the step before (a prediction run with a band), or the
+      reconstruction of it with it alone hidden (a reconstruction run) — in a column
+      SIGNAL_surprise after the answer; a value above S is withheld from the model (fed as
+      a gap; a reconstruction run fills it) unless its signal's value the step before was;
+      counts on stderr.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--signal NAME]
                [--out FILE.csv] [--inject SIZE [--rate R] [--seed N]]
-      Anomalies found by a causal prediction run: every observed test value (of the run's
-      data, or all of the files --data names, read as eval reads them) against the model's
-      forecast of it made the step before, streamed as deployed; its surprise s is its
-      distance from the forecast in σ of the band (calibrated if the run is; a run without
-      a band: ±2 × its validation RMS), 2 on the band's edge. Beside it, persistence's (the
+      Anomalies found by a causal run: every observed test value (of the run's data, or all
+      of the files --data names, read as eval reads them) against what the model expected
+      of it, streamed as deployed — a prediction run's forecast of it made the step before,
+      a causal reconstruction run's reconstruction of it with it alone hidden (the other
+      signals of its step read); its surprise s is its distance from that in σ of the band
+      (calibrated if the run is; a prediction run without a band: ±2 × its validation
+      RMS), 2 on the band's edge. Beside it, persistence's (the
       jump from the last value, in σ of its training jumps) and the level's (|z|, the 3σ
       rule). Per signal, how many each flags above S (default 4) and the most surprising
       value; the model's flags in FILE.csv (default DIR/anomalies.csv) and the most

@@ -12,7 +12,7 @@ use recur::data::{
     without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, MissingValues, TimeColumns,
 };
 use recur::run::{DataFormat, TaskKind};
-use recur::tasks::anomaly::Sentinel;
+use recur::tasks::anomaly::{ReconstructionSentinel, Sentinel, Surprise};
 use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 use recur::Rng;
 
@@ -286,6 +286,35 @@ impl Live<'_> {
     }
 }
 
+/// `--flag`'s detector of either task.
+enum Screening {
+    Forecast(Sentinel),
+    Reconstruction(ReconstructionSentinel),
+}
+
+impl Live<'_> {
+    /// The detector for `--flag guard`.
+    fn sentinel(&self, guard: f32) -> recur::Result<Screening> {
+        Ok(match self {
+            Live::Prediction(s) => Screening::Forecast(Sentinel::new(s, Some(guard), Vec::new())?),
+            Live::Reconstruction(s) => Screening::Reconstruction(ReconstructionSentinel::new(s, Some(guard))?),
+        })
+    }
+
+    /// A step's `values` scored by `sentinel` before the stream reads them, those it
+    /// withholds set to `None`.
+    fn screen(&self, sentinel: &mut Screening, values: &mut [Option<f32>]) -> recur::Result<Vec<Option<Surprise>>> {
+        match (self, sentinel) {
+            (_, Screening::Forecast(sentinel)) => Ok(sentinel.screen(values)),
+            (Live::Reconstruction(s), Screening::Reconstruction(sentinel)) => sentinel.screen(s, values),
+            (Live::Prediction(_), Screening::Reconstruction(_)) => Err(recur::Error::Invalid {
+                what: "--flag".into(),
+                why: "a reconstruction's detector on a prediction stream".into(),
+            }),
+        }
+    }
+}
+
 /// A step's answer: the next steps' forecasts, or each signal's reconstruction and band.
 enum Answer {
     Forecast(Forecast),
@@ -355,19 +384,15 @@ pub fn stream(args: &Args) -> Result<(), String> {
         live.map_err(|e| format!("{}: {e}", dir.display()))
     };
     let mut stream = open()?;
-    // --flag: each value scored against the forecast of its step, a surprising one withheld
-    let mut sentinel = match (&stream, flag) {
-        (_, 0.0) => None,
-        (Live::Prediction(s), g) => {
-            Some(Sentinel::new(s, Some(g), Vec::new()).map_err(|e| format!("{}: --flag: {e}", dir.display()))?)
-        }
-        (Live::Reconstruction(_), _) => {
-            return Err(format!("{}: --flag needs a prediction run (its forecast of each value)", dir.display()))
-        }
+    // --flag: each value scored against the forecast of its step (or its reconstruction
+    // with it hidden), a surprising one withheld
+    let mut sentinel = match flag {
+        0.0 => None,
+        g => Some(stream.sentinel(g).map_err(|e| format!("{}: --flag: {e}", dir.display()))?),
     };
     let targets = match &stream {
         Live::Prediction(s) => s.targets().to_vec(),
-        Live::Reconstruction(_) => Vec::new(),
+        Live::Reconstruction(s) => s.signals().to_vec(),
     };
     // per target, the values scored above the flag and those withheld from the model
     let (mut flagged, mut withheld) = (vec![0usize; targets.len()], vec![0usize; targets.len()]);
@@ -464,40 +489,46 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let mut screened = vec![0usize; c];
     // one grid step (at its bin's start `at`, where known) through the model, its answer
     // written after `leading` cells; false once the reader has gone away
-    let mut serve =
-        |values: &[Option<f32>], at: Option<i64>, leading: Vec<String>, line: usize| -> Result<bool, String> {
-            if let Some(at) = at {
-                stream.at(at);
-            }
-            for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
-                *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
-            }
-            let mut fed = values.to_vec();
-            let surprises = sentinel.as_mut().map(|s| s.screen(&mut fed)).unwrap_or_default();
-            for (t, s) in surprises.iter().enumerate() {
-                flagged[t] += usize::from(s.is_some_and(|s| s.surprise > flag));
-                withheld[t] += usize::from(s.is_some_and(|s| s.withheld));
-            }
-            let started = std::time::Instant::now();
-            let answer =
-                stream.step(&fed, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
-            let micros_now = started.elapsed().as_secs_f64() * 1e6;
-            micros.push(micros_now);
-            if budget > 0.0 && micros_now > budget {
-                if over_budget.is_empty() {
-                    eprintln!(
-                        "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
-                    );
-                }
-                over_budget.push(line);
-            }
-            if let (Some(sentinel), Answer::Forecast(f)) = (sentinel.as_mut(), &answer) {
-                sentinel.expect(f);
-            }
-            let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
-            let cells: Vec<String> = leading.into_iter().chain(answer.cells(values)).chain(surprise_cells).collect();
-            Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
+    let mut serve = |values: &[Option<f32>],
+                     at: Option<i64>,
+                     leading: Vec<String>,
+                     line: usize|
+     -> Result<bool, String> {
+        if let Some(at) = at {
+            stream.at(at);
+        }
+        for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
+            *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
+        }
+        let mut fed = values.to_vec();
+        let surprises = match sentinel.as_mut() {
+            Some(sentinel) => stream.screen(sentinel, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?,
+            None => Vec::new(),
         };
+        for (t, s) in surprises.iter().enumerate() {
+            flagged[t] += usize::from(s.is_some_and(|s| s.surprise > flag));
+            withheld[t] += usize::from(s.is_some_and(|s| s.withheld));
+        }
+        let started = std::time::Instant::now();
+        let answer = stream.step(&fed, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
+        let micros_now = started.elapsed().as_secs_f64() * 1e6;
+        micros.push(micros_now);
+        if budget > 0.0 && micros_now > budget {
+            if over_budget.is_empty() {
+                eprintln!(
+                    "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
+                );
+            }
+            over_budget.push(line);
+        }
+        if let (Some(Screening::Forecast(sentinel)), Answer::Forecast(f)) = (sentinel.as_mut(), &answer) {
+            sentinel.expect(f);
+        }
+        let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
+        // a reconstruction fills a value withheld as it fills a missing one
+        let cells: Vec<String> = leading.into_iter().chain(answer.cells(&fed)).chain(surprise_cells).collect();
+        Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
+    };
     let grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
     let mut aligner = FeedAligner { grid, long, clock: None, entity: None, pending: None };
     let mut last_line = 1;
@@ -559,8 +590,8 @@ pub fn stream(args: &Args) -> Result<(), String> {
             .map(|(t, (f, w))| format!("{t} {f} ({w} withheld)"))
             .collect();
         eprintln!(
-            "{} values more than {flag} σ (of their band) from their forecast ({}); withheld from the model (fed as gaps) \
-             unless their signal's value the step before was",
+            "{} values more than {flag} σ (of their band) from what the model expected ({}); withheld from the model \
+             (fed as gaps) unless their signal's value the step before was",
             flagged.iter().sum::<usize>(),
             if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
         );

@@ -1124,7 +1124,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     let flagged: usize = rows.iter().map(|r| count(&r[3])).sum();
     let csv = std::fs::read_to_string(Path::new(run).join("anomalies.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("entity,time,signal,value,forecast,low,high,surprise,persistence,level"));
+    assert_eq!(lines.next(), Some("entity,time,signal,value,expected,low,high,surprise,persistence,level"));
     let flags: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(flags.len(), flagged);
     assert!(flagged > 0, "{out}");
@@ -1137,7 +1137,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     let (ok, _, err) = recur(&["detect", "--run", run, "--signal", "NO2", "--out", chart.to_str().unwrap()], "");
     assert!(ok && dir.join("no2.png").exists(), "{err}");
     let (ok, _, err) = recur(&["detect", "--run", run, "--signal", "wd"], "");
-    assert!(!ok && err.contains("--signal wd: not one of the signals the run forecasts (PM2.5, PM10"), "{err}");
+    assert!(!ok && err.contains("--signal wd: not one of the signals the run scores (PM2.5, PM10"), "{err}");
 
     let (ok, out, err) = recur(&["detect", "--run", run, "--inject", "3", "--rate", "0.02", "--seed", "4"], "");
     assert!(ok, "{err}");
@@ -1191,11 +1191,35 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     assert!(!ok && err.contains("--threshold"), "{err}");
     let (ok, _, err) = recur(&["detect", "--run", run, "--inject", "3", "--rate", "1.5"], "");
     assert!(!ok && err.contains("--inject") && err.contains("1.5"), "{err}");
+    // a causal reconstruction: each value against its reconstruction with it hidden,
+    // offline and live alike; a value withheld comes out filled
     let (filled, _) = trained_run(&dir, "filled", "", "kind = \"reconstruction\"\nwindow = 12\nresidual = false");
-    let (ok, _, err) = recur(&["detect", "--run", filled.to_str().unwrap()], "");
-    assert!(!ok && err.contains("Prediction"), "{err}");
-    let (ok, _, err) = recur(&["stream", "--run", filled.to_str().unwrap(), "--flag", "4"], "");
-    assert!(!ok && err.contains("--flag needs a prediction run"), "{err}");
+    let filled = filled.to_str().unwrap();
+    let (ok, out, err) = recur(&["detect", "--run", filled, "--data", later.to_str().unwrap(), "--threshold", "3"], "");
+    assert!(ok && out.contains("each against the reconstruction with it hidden"), "{err}");
+    let detected = std::fs::read_to_string(Path::new(filled).join("anomalies_later.csv")).unwrap();
+    let (ok, streamed, err) =
+        recur(&["stream", "--run", filled, "--flag", "3", "--input", later.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let mut rows = streamed.lines().map(|l| l.split(',').collect::<Vec<_>>());
+    let header = rows.next().unwrap();
+    let rows: Vec<Vec<&str>> = rows.collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    assert!(detected.lines().count() > 1);
+    let mut withheld = 0;
+    for line in detected.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let row = rows.iter().find(|r| hour_of(r) == cells[1]).unwrap();
+        let live = row[column(&format!("{}_surprise", cells[2]))].parse::<f32>().unwrap();
+        let offline = cells[7].parse::<f32>().unwrap();
+        assert!((live - offline).abs() < 1e-4 * offline, "{line}: {live}");
+        // a value withheld comes out filled: its reconstruction, not the value read
+        if row[column(&format!("{}_filled", cells[2]))] == "1" {
+            assert_ne!(row[column(cells[2])].parse::<f32>().unwrap(), cells[3].parse::<f32>().unwrap(), "{line}");
+            withheld += 1;
+        }
+    }
+    assert!(withheld > 0 && err.contains("withheld from the model"), "{err}");
     let (ok, _, err) = recur(&["stream", "--run", plain, "--flag", "4"], "");
     assert!(!ok && err.contains("task.uncertainty"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();

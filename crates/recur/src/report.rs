@@ -653,11 +653,11 @@ pub fn filled_series_csv(
 }
 
 /// Per target of `targets`: the values scored, how many each detector scores above
-/// `threshold` (and their share), and the model's most surprising value with its time, as
-/// a Markdown table.
+/// `threshold` (and their share), and the model's most surprising value with its time and
+/// the value expected, as a Markdown table.
 pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[String], threshold: f32) -> String {
     let mut out = format!(
-        "| signal | values | model s > {threshold} | persistence > {threshold} | level > {threshold} | the most surprising (s, time: value against forecast) |\n"
+        "| signal | values | model s > {threshold} | persistence > {threshold} | level > {threshold} | the most surprising (s, time: value, expected) |\n"
     );
     out.push_str("|---|---:|---:|---:|---:|---|\n");
     for (t, name) in targets.iter().enumerate() {
@@ -670,7 +670,7 @@ pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
         let top = top.map_or("—".to_string(), |v| {
             let (entity, time) = data.step_label(v.step);
             let at = if data.entities.len() > 1 { format!("{entity} {time}") } else { time };
-            format!("{:.1}, {at}: {} against {:.4}", v.surprise, v.value, v.forecast)
+            format!("{:.1}, {at}: {}, {:.4}", v.surprise, v.value, v.expected)
         });
         out.push_str(&format!(
             "| {name} | {} | {} | {} | {} | {top} |\n",
@@ -684,15 +684,15 @@ pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
 }
 
 /// The values the model scores above `threshold`, in step order, as CSV:
-/// `entity,time,signal,value,forecast,low,high,surprise,persistence,level` (original
+/// `entity,time,signal,value,expected,low,high,surprise,persistence,level` (original
 /// units; the three scores as [`crate::tasks::anomaly`] defines them).
 pub fn anomalies_csv(scored: &[ScoredValue], data: &PreparedSeries, targets: &[String], threshold: f32) -> String {
-    let mut out = String::from("entity,time,signal,value,forecast,low,high,surprise,persistence,level\n");
+    let mut out = String::from("entity,time,signal,value,expected,low,high,surprise,persistence,level\n");
     for v in scored.iter().filter(|v| v.surprise > threshold) {
         let (entity, time) = data.step_label(v.step);
         out.push_str(&format!(
             "{entity},{time},{},{},{},{},{},{},{},{}\n",
-            targets[v.target], v.value, v.forecast, v.low, v.high, v.surprise, v.persistence, v.level
+            targets[v.target], v.value, v.expected, v.low, v.high, v.surprise, v.persistence, v.level
         ));
     }
     out
@@ -740,8 +740,8 @@ pub fn detection_signal_table(detections: &Detections, targets: &[String]) -> St
 
 /// The model's most surprising value (of target `target`, or of any) and the days around
 /// it (its target, its entity; 72 steps before it and 24 after, those scored): the values,
-/// their forecasts with the band, and the values scored above `threshold` marked, in
-/// original units, as a PNG.
+/// the values expected with their band (`expected` says what they are), and the values
+/// scored above `threshold` marked, in original units, as a PNG.
 ///
 /// # Errors
 /// Nothing scored (of that target); the file cannot be written.
@@ -749,7 +749,7 @@ pub fn save_anomaly_chart(
     scored: &[ScoredValue],
     data: &PreparedSeries,
     (targets, target): (&[String], Option<usize>),
-    threshold: f32,
+    (threshold, expected): (f32, &str),
     path: &Path,
 ) -> Result<()> {
     let top = scored
@@ -766,14 +766,14 @@ pub fn save_anomaly_chart(
     let (name, (_, time)) = (&targets[top.target], data.step_label(top.step));
     LineChart {
         title: format!(
-            "{name}: the most surprising value, {time}: {} against a forecast of {:.4} (s = {:.1})",
-            top.value, top.forecast, top.surprise
+            "{name}: the most surprising value, {time}: {} where {:.4} was expected (s = {:.1})",
+            top.value, top.expected, top.surprise
         ),
         x_label: format!("steps from it ({} s each)", data.grid.bin_seconds),
         y_label: format!("{name} (original units)"),
         log_y: false,
         bands: vec![Band {
-            name: "the forecast's band".into(),
+            name: "its band".into(),
             points: shown.iter().map(|v| (x(v), f64::from(v.low), f64::from(v.high))).collect(),
         }],
         series: vec![
@@ -783,8 +783,8 @@ pub fn save_anomaly_chart(
                 style: Style::Line,
             },
             Series {
-                name: "forecast, one step ahead".into(),
-                points: shown.iter().map(|v| (x(v), f64::from(v.forecast))).collect(),
+                name: expected.into(),
+                points: shown.iter().map(|v| (x(v), f64::from(v.expected))).collect(),
                 style: Style::Dashed,
             },
             Series {

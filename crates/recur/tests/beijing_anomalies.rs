@@ -5,13 +5,15 @@
 //! observed test values (synthetic faults in real data, seeded), the model's surprise ranks
 //! them above the values left alone better than persistence's jump, which ranks them better
 //! than the level (the 3σ rule); withholding a flagged value from what is read next is
-//! what makes one spike one alarm.
+//! what makes one spike one alarm. A causal reconstruction (configs/beijing-reconstruction-
+//! causal.toml), scoring each value with it alone hidden, finds the pollutants' spikes from
+//! the other signals of their hour.
 
 use std::path::PathBuf;
 
 use recur::run::{load_data, run, RunConfig};
-use recur::tasks::anomaly::{Detections, Detector, Spikes};
-use recur::tasks::PredictionTask;
+use recur::tasks::anomaly::{Detection, Detections, Detector, Spikes};
+use recur::tasks::{PredictionTask, ReconstructionTask};
 
 #[test]
 fn the_bands_surprise_finds_spikes_in_real_data_better_than_persistence_and_the_level() {
@@ -63,4 +65,29 @@ fn the_bands_surprise_finds_spikes_in_real_data_better_than_persistence_and_the_
         .collect();
     println!("model AP − persistence AP by signal: {gains:.3?}");
     assert!(gains.iter().all(|&g| g > -0.03) && gains.iter().filter(|&&g| g > 0.05).count() >= 6, "{gains:?}");
+}
+
+#[test]
+fn a_causal_reconstruction_finds_spikes_in_the_pollutants_from_the_other_signals_of_their_hour() {
+    // configs/beijing-reconstruction-causal.toml: each value scored against the
+    // reconstruction with it alone hidden, the rest of its hour read; measured (spike seed
+    // 1) average precision PM2.5 0.998, PM10 0.919, NO2 0.951, CO 0.955 against
+    // persistence's 0.678, 0.721, 0.723, 0.582 (the next-hour forecast's: 0.796, 0.867,
+    // 0.859, 0.830); O3 0.990 against 0.996, the rest better or equal
+    let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let config = RunConfig::load(configs.join("beijing-reconstruction-causal.toml")).unwrap();
+    let data = load_data(&config.data, &configs).unwrap();
+    let outcome = run(&config, &data, None, false).unwrap();
+    let task = ReconstructionTask::new(&data, config.reconstruction()).unwrap();
+    let spikes = Spikes { rate: 0.01, size: 3.0 };
+    let detections = task.detect_spikes(&outcome.model, &data.test, (spikes, 1), 4.0, true).unwrap();
+    let ap = |row: &[Option<Detection>], d: usize| row[d].unwrap().average_precision;
+    for (name, row) in data.grid.signals.iter().zip(&detections.per_target) {
+        println!("{name}: model AP {:.3}, persistence {:.3}, level {:.3}", ap(row, 0), ap(row, 1), ap(row, 2));
+        assert!(ap(row, 0) > ap(row, 1) - 0.02, "{name}");
+    }
+    for name in ["PM2.5", "PM10", "NO2", "CO"] {
+        let row = &detections.per_target[data.grid.signals.iter().position(|s| s == name).unwrap()];
+        assert!(ap(row, 0) > 0.9 && ap(row, 0) > ap(row, 1) + 0.15, "{name}: {} against {}", ap(row, 0), ap(row, 1));
+    }
 }

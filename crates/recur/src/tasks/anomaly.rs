@@ -32,7 +32,8 @@ use std::collections::HashSet;
 use std::ops::Range;
 
 use super::calibration::band_score;
-use super::prediction::{Forecast, LastObserved, PredictionStream, PredictionTask};
+use super::prediction::{persistence_mse, Forecast, LastObserved, PredictionStream, PredictionTask};
+use super::reconstruction::{ReconstructionStream, ReconstructionTask};
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
 use crate::model::SequenceModel;
@@ -45,9 +46,10 @@ pub struct ScoredValue {
     pub step: usize,
     /// Its target (an index into [`PredictionTask::targets`]).
     pub target: usize,
-    /// The value, its forecast and the forecast's band, in original units.
+    /// The value, the value expected (the forecast made the step before, or the
+    /// reconstruction with the value hidden) and its band, in original units.
     pub value: f32,
-    pub forecast: f32,
+    pub expected: f32,
     pub low: f32,
     pub high: f32,
     /// The model's surprise s, in σ.
@@ -101,11 +103,21 @@ impl Detector {
 pub struct Surprise {
     /// s, in σ of the band (2 on its edge).
     pub surprise: f32,
-    pub forecast: f32,
+    /// The value expected (a forecast, or a reconstruction) and its band.
+    pub expected: f32,
     pub low: f32,
     pub high: f32,
     /// Whether the guard withheld the value from the stream.
     pub withheld: bool,
+}
+
+impl Surprise {
+    /// Of value `x` against `expected` (value, low, high), all in original units, scored
+    /// in the standardised units `z` maps them to (not yet withheld).
+    fn of(x: f32, (value, low, high): (f32, f32, f32), z: impl Fn(f32) -> f32) -> Surprise {
+        let surprise = 2.0 * band_score(z(value), z(low), z(high), z(x));
+        Surprise { surprise, expected: value, low, high, withheld: false }
+    }
 }
 
 /// The model's detector, live: each arriving value of the targets scored against the
@@ -118,12 +130,42 @@ pub struct Sentinel {
     /// Each target's signal, and the targets' standardisation.
     index: Vec<usize>,
     scaler: Standardizer,
-    guard: Option<f32>,
+    guard: Guard,
     /// A model without a band: each target's constant half-band over 2 (standardised).
     sigma: Vec<f32>,
     /// The forecast of the next step and its band, standardised, per target.
     expected: Vec<Option<(f32, f32, f32)>>,
+}
+
+/// The guard of the module: which targets' values a detector withheld at its last step.
+#[derive(Clone, Debug)]
+struct Guard {
+    threshold: Option<f32>,
     withheld: Vec<bool>,
+}
+
+impl Guard {
+    /// For `targets` targets, withholding above `threshold` (none: never).
+    ///
+    /// # Errors
+    /// A threshold that is not positive.
+    fn new(threshold: Option<f32>, targets: usize) -> Result<Guard> {
+        if let Some(g) = threshold.filter(|g| g.is_nan() || *g <= 0.0) {
+            return Err(Error::invalid("guard", format!("{g}: a positive surprise, in σ")));
+        }
+        Ok(Guard { threshold, withheld: vec![false; targets] })
+    }
+
+    /// Whether target `t`'s value of this step, scored `score` (`None`: no value, or none
+    /// scored), is withheld: above the threshold, its value the step before not withheld.
+    fn withholds(&mut self, t: usize, score: Option<f32>) -> bool {
+        let withhold = match (score, self.threshold) {
+            (Some(s), Some(g)) => s > g && !self.withheld[t],
+            _ => false,
+        };
+        self.withheld[t] = withhold;
+        withhold
+    }
 }
 
 impl Sentinel {
@@ -141,16 +183,12 @@ impl Sentinel {
                 "the model has no band (task.uncertainty) to score values against",
             ));
         }
-        if let Some(g) = guard.filter(|g| g.is_nan() || *g <= 0.0) {
-            return Err(Error::invalid("guard", format!("{g}: a positive surprise, in σ")));
-        }
         Ok(Sentinel {
             index: targets.indices().to_vec(),
             scaler: targets.scaler().clone(),
-            guard,
+            guard: Guard::new(guard, p)?,
             sigma: if stream.has_band() { Vec::new() } else { sigma },
             expected: vec![None; p],
-            withheld: vec![false; p],
         })
     }
 
@@ -160,15 +198,14 @@ impl Sentinel {
     pub fn screen(&mut self, values: &mut [Option<f32>]) -> Vec<Option<Surprise>> {
         let mut out = vec![None; self.index.len()];
         for (t, &j) in self.index.iter().enumerate() {
-            let scored = values[j].zip(self.expected[t]).map(|(x, (x_hat, low, high))| {
-                let surprise = 2.0 * band_score(x_hat, low, high, self.scaler.apply(t, x));
-                let withheld = self.guard.is_some_and(|g| surprise > g) && !self.withheld[t];
+            let mut scored = values[j].zip(self.expected[t]).map(|(x, (x_hat, low, high))| {
                 let original = |v: f32| self.scaler.invert(t, v);
-                Surprise { surprise, forecast: original(x_hat), low: original(low), high: original(high), withheld }
+                let (forecast, low, high) = (original(x_hat), original(low), original(high));
+                Surprise::of(x, (forecast, low, high), |v| self.scaler.apply(t, v))
             });
-            self.withheld[t] = scored.is_some_and(|s| s.withheld);
-            if self.withheld[t] {
+            if self.guard.withholds(t, scored.map(|s| s.surprise)) {
                 values[j] = None;
+                scored = scored.map(|s| Surprise { withheld: true, ..s });
             }
             out[t] = scored;
         }
@@ -213,119 +250,43 @@ impl PredictionTask<'_> {
             false => self.one_step_rms(model)?,
         };
         self.series.window_starts(part, self.window, 1, "evaluated")?;
-        let (c, reach) = (self.series.grid.channels(), self.window - 1);
-        let mut out = Vec::new();
-        for r in part.iter().filter(|r| r.len() >= self.window) {
+        let (index, reach) = (self.targets().indices(), self.window - 1);
+        let open = |time: i64| {
             let mut live = self.stream(model)?;
-            let mut sentinel = Sentinel::new(&live, guard, sigma.clone())?;
-            let entity = self.series.entity_of(r.start);
-            live.at(self.series.step_time(entity.start));
-            for k in entity.start..r.end {
-                let mut values = self.series.original_step(k);
-                let surprises = sentinel.screen(&mut values);
-                if k >= r.start + reach {
-                    let (truth, _) = self.truth_at(k);
-                    for (t, s) in surprises.iter().enumerate() {
-                        let Some(s) = s else { continue };
-                        out.push(ScoredValue {
-                            step: k,
-                            target: t,
-                            value: self.series.original[k * c + self.targets().indices()[t]],
-                            forecast: s.forecast,
-                            low: s.low,
-                            high: s.high,
-                            surprise: s.surprise,
-                            persistence: 0.0,
-                            level: truth[t].abs(),
-                        });
-                    }
-                }
-                if k + 1 < r.end {
-                    sentinel.expect(&live.step_forecast(&values, 1)?);
-                }
-            }
-        }
-        let persistence = self.persistence_surprises(part, |s| guard.is_some_and(|g| s > g));
-        debug_assert_eq!(persistence.len(), out.len());
-        for (v, p) in out.iter_mut().zip(persistence) {
-            v.persistence = p;
-        }
-        Ok(out)
-    }
-
-    /// Persistence's score of the values [`PredictionTask::surprises`] scores, in its order:
-    /// |z − the target's last observation within the window's reach| / √(persistence's
-    /// training MSE; on unseen data, its MSE over `part`), guarded as [`Sentinel`] guards
-    /// (from the entity's first step): a value `guarded` says so of is not kept as the last
-    /// observation, unless the one before was not kept either.
-    fn persistence_surprises(&self, part: &[Range<usize>], guarded: impl Fn(f32) -> bool) -> Vec<f32> {
-        let sized_on = if self.series.train.is_empty() { part } else { &self.series.train };
-        let rms: Vec<f32> = self.persistence_variance_over(sized_on, 1).iter().map(|v| v.sqrt() as f32).collect();
-        let (c, reach, index) = (self.series.grid.channels(), self.window - 1, self.targets().indices());
-        let mut out = Vec::new();
-        for r in part.iter().filter(|r| r.len() >= self.window) {
-            let mut last = LastObserved::new(c, reach);
-            let mut withheld = vec![false; index.len()];
-            for k in self.series.entity_of(r.start).start..r.end {
-                let (truth, mask) = self.truth_at(k);
-                for t in 0..index.len() {
-                    if mask[t] == 0.0 {
-                        withheld[t] = false;
-                        continue;
-                    }
-                    let carried = k.checked_sub(1).and_then(|n| last.within(index[t], n)).unwrap_or(0.0);
-                    let s = (truth[t] - carried).abs() / rms[t];
-                    withheld[t] = guarded(s) && !withheld[t];
-                    if k >= r.start + reach {
-                        out.push(s);
-                    }
-                    if !withheld[t] {
-                        last.see(index[t], truth[t], k);
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// A copy of the series with [`Spikes`] among the values [`PredictionTask::surprises`]
-    /// scores over `part` (the targets' observed values, from each range's `window − 1`-th
-    /// step on), and the (step, signal) of each ([`inject_spikes`]).
-    ///
-    /// # Errors
-    /// As [`inject_spikes`].
-    pub fn inject_spikes(
-        &self,
-        part: &[Range<usize>],
-        spikes: Spikes,
-        seed: u64,
-    ) -> Result<(PreparedSeries, Vec<(usize, usize)>)> {
-        let scored: Vec<Range<usize>> =
-            part.iter().filter(|r| r.len() >= self.window).map(|r| r.start + self.window - 1..r.end).collect();
-        inject_spikes(self.series, &scored, self.targets().indices(), spikes, seed)
+            live.at(time);
+            let sentinel = Sentinel::new(&live, guard, sigma.clone())?;
+            Ok((live, sentinel))
+        };
+        score_ranges(self.series, part, (index, reach, reach), guard, open, |(live, sentinel), values| {
+            let scored = sentinel.screen(values);
+            sentinel.expect(&live.step_forecast(values, 1)?);
+            Ok(scored)
+        })
     }
 
     /// Spikes injected among the values [`PredictionTask::surprises`] scores over `part`
-    /// ([`PredictionTask::inject_spikes`]), then each detector's [`Detections`] of them,
-    /// flagging above `threshold` (and with `guard`, withholding above it).
+    /// (the targets' observed values, from each range's `window − 1`-th step on;
+    /// [`inject_spikes`]), then each detector's [`Detections`] of them, flagging above
+    /// `threshold` (and with `guard`, withholding above it).
     ///
     /// # Errors
-    /// As [`PredictionTask::inject_spikes`] and [`PredictionTask::surprises`].
+    /// As [`inject_spikes`] and [`PredictionTask::surprises`].
     pub fn detect_spikes(
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
-        (spikes, seed): (Spikes, u64),
+        injection: (Spikes, u64),
         threshold: f32,
         guard: bool,
     ) -> Result<Detections> {
-        let (spiked, injected) = self.inject_spikes(part, spikes, seed)?;
-        let task = PredictionTask::new(&spiked, self.window, self.residual)?
-            .with_targets(self.targets().names())?
-            .with_calibration(self.calibration.clone());
-        let scored = task.surprises(model, part, guard.then_some(threshold))?;
-        let labels = injected_labels(&scored, &injected, self.targets().indices());
-        Detections::of(&scored, &labels, self.targets().len(), threshold)
+        let scored: Vec<Range<usize>> =
+            part.iter().filter(|r| r.len() >= self.window).map(|r| r.start + self.window - 1..r.end).collect();
+        detect_spikes(self.series, (&scored, self.targets().indices()), injection, threshold, |spiked| {
+            PredictionTask::new(spiked, self.window, self.residual)?
+                .with_targets(self.targets().names())?
+                .with_calibration(self.calibration.clone())
+                .surprises(model, part, guard.then_some(threshold))
+        })
     }
 
     /// The RMS of a causal `model`'s one-step errors per target on the validation part,
@@ -340,6 +301,240 @@ impl PredictionTask<'_> {
         }
         let metrics = self.evaluate_streamed(model, &self.series.validation)?;
         Ok(metrics.per_signal_mse.iter().map(|m| m.sqrt() as f32).collect())
+    }
+}
+
+/// [`Sentinel`] for a causal reconstruction: each arriving value scored against the
+/// stream's reconstruction of it with that value alone hidden (the other signals of its
+/// step read), in a copy of the stream's state, and guarded alike. What `recur stream
+/// --flag G` runs on a reconstruction run, and [`ReconstructionTask::surprises`] over a
+/// part.
+#[derive(Clone, Debug)]
+pub struct ReconstructionSentinel {
+    scaler: Standardizer,
+    guard: Guard,
+}
+
+impl ReconstructionSentinel {
+    /// For `stream`'s signals, withholding above `guard` (none: never).
+    ///
+    /// # Errors
+    /// A guard that is not positive.
+    pub fn new(stream: &ReconstructionStream, guard: Option<f32>) -> Result<ReconstructionSentinel> {
+        Ok(ReconstructionSentinel {
+            scaler: stream.scaler().clone(),
+            guard: Guard::new(guard, stream.signals().len())?,
+        })
+    }
+
+    /// Scores a step's `values` (every signal, original units, `None` where missing)
+    /// before `stream` reads them, per signal (`None`: no value), and sets to `None` in
+    /// `values` those the guard withholds; `stream` itself does not move.
+    ///
+    /// # Errors
+    /// As [`ReconstructionStream::step`].
+    pub fn screen(
+        &mut self,
+        stream: &ReconstructionStream,
+        values: &mut [Option<f32>],
+    ) -> Result<Vec<Option<Surprise>>> {
+        let mut out = vec![None; values.len()];
+        for j in (0..values.len()).filter(|&j| values[j].is_some()) {
+            let mut hidden = values.to_vec();
+            let x = hidden[j].take().unwrap_or_default();
+            let r = stream.clone().step(&hidden)?[j];
+            out[j] = Some(Surprise::of(x, (r.value, r.low, r.high), |v| self.scaler.apply(j, v)));
+        }
+        for (j, s) in out.iter_mut().enumerate() {
+            if self.guard.withholds(j, s.map(|s| s.surprise)) {
+                values[j] = None;
+                *s = s.map(|s| Surprise { withheld: true, ..s });
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ReconstructionTask<'_> {
+    /// Every observed value at the steps of `part`, in step order, scored by the three
+    /// detectors of the module, the model's against a causal reconstruction `model`'s
+    /// reconstruction of it with that value alone hidden — the other signals of its step
+    /// and every step before read, as [`ReconstructionStream`] reads them live — and its
+    /// band (calibrated by the task's calibration, if any): a value wrong given the others
+    /// at the same time, which a forecast cannot see ([`ReconstructionSentinel`]). Guarded
+    /// as [`PredictionTask::surprises`] guards (from the entity's first step).
+    ///
+    /// # Errors
+    /// A model that cannot stream (one reading the interpolation, or coupled
+    /// bidirectional); a guard that is not positive.
+    pub fn surprises(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        guard: Option<f32>,
+    ) -> Result<Vec<ScoredValue>> {
+        let c = self.series.grid.channels();
+        let every: Vec<usize> = (0..c).collect();
+        let open = |time: i64| {
+            let mut live = self.stream(model)?;
+            live.at(time);
+            let sentinel = ReconstructionSentinel::new(&live, guard)?;
+            Ok((live, sentinel))
+        };
+        let reach = self.config.window - 1;
+        score_ranges(self.series, part, (&every, 0, reach), guard, open, |(live, sentinel), values| {
+            let scored = sentinel.screen(live, values)?;
+            live.step(values)?;
+            Ok(scored)
+        })
+    }
+
+    /// Spikes injected among the values [`ReconstructionTask::surprises`] scores over
+    /// `part` (every observed value; [`inject_spikes`]), then each detector's
+    /// [`Detections`] of them, flagging above `threshold` (and with `guard`, withholding
+    /// above it).
+    ///
+    /// # Errors
+    /// As [`inject_spikes`] and [`ReconstructionTask::surprises`].
+    pub fn detect_spikes(
+        &self,
+        model: &SequenceModel<f32>,
+        part: &[Range<usize>],
+        injection: (Spikes, u64),
+        threshold: f32,
+        guard: bool,
+    ) -> Result<Detections> {
+        let every: Vec<usize> = (0..self.series.grid.channels()).collect();
+        detect_spikes(self.series, (part, &every), injection, threshold, |spiked| {
+            ReconstructionTask::new(spiked, self.config.clone())?.with_calibration(self.calibration.clone()).surprises(
+                model,
+                part,
+                guard.then_some(threshold),
+            )
+        })
+    }
+}
+
+/// A live detector (a stream and its sentinel) through each range of `part` longer than
+/// `skip` steps: opened fresh by `open` told the time of its entity's first step, and fed
+/// every step from there, `screen` scoring the step's values of the targets `index` (every
+/// signal, in original units; it may withhold some) and moving the stream past them. The
+/// values scored from each range's start + `skip` on, in step order, with persistence's
+/// scores of them (a last observation counting `reach` steps; [`PersistenceScores`]), both
+/// guarded by `guard`.
+///
+/// # Errors
+/// As `open` and `screen`.
+fn score_ranges<D>(
+    series: &PreparedSeries,
+    part: &[Range<usize>],
+    (index, skip, reach): (&[usize], usize, usize),
+    guard: Option<f32>,
+    open: impl Fn(i64) -> Result<D>,
+    mut screen: impl FnMut(&mut D, &mut [Option<f32>]) -> Result<Vec<Option<Surprise>>>,
+) -> Result<Vec<ScoredValue>> {
+    let c = series.grid.channels();
+    let mut out = Vec::new();
+    for r in part.iter().filter(|r| r.len() > skip) {
+        let entity = series.entity_of(r.start);
+        let mut detector = open(series.step_time(entity.start))?;
+        for k in entity.start..r.end {
+            let mut values = series.original_step(k);
+            let scored = screen(&mut detector, &mut values)?;
+            if k < r.start + skip {
+                continue;
+            }
+            for (t, s) in scored.iter().enumerate() {
+                let Some(s) = s else { continue };
+                let i = k * c + index[t];
+                out.push(ScoredValue {
+                    step: k,
+                    target: t,
+                    value: series.original[i],
+                    expected: s.expected,
+                    low: s.low,
+                    high: s.high,
+                    surprise: s.surprise,
+                    persistence: 0.0,
+                    level: series.grid.values[i].abs(),
+                });
+            }
+        }
+    }
+    PersistenceScores { index, reach, scored_from: skip }.fill(series, part, guard, &mut out)?;
+    Ok(out)
+}
+
+/// [`inject_spikes`] into `series` among the observed values of `signals` at the steps of
+/// `scored`, then each detector's [`Detections`] of the spikes among the values `score`
+/// scores on the spiked copy, flagging above `threshold`.
+fn detect_spikes(
+    series: &PreparedSeries,
+    (scored, signals): (&[Range<usize>], &[usize]),
+    (spikes, seed): (Spikes, u64),
+    threshold: f32,
+    score: impl Fn(&PreparedSeries) -> Result<Vec<ScoredValue>>,
+) -> Result<Detections> {
+    let (spiked, injected) = inject_spikes(series, scored, signals, spikes, seed)?;
+    let values = score(&spiked)?;
+    let labels = injected_labels(&values, &injected, signals);
+    Detections::of(&values, &labels, signals.len(), threshold)
+}
+
+/// Persistence's scores of the values a detector scored over a part, in its order (see
+/// [`PersistenceScores::fill`]).
+struct PersistenceScores<'i> {
+    /// Each target's signal.
+    index: &'i [usize],
+    /// How far back a last observation counts (the window's `window − 1`).
+    reach: usize,
+    /// The steps of each range scored are those from its start + `scored_from` on.
+    scored_from: usize,
+}
+
+impl PersistenceScores<'_> {
+    /// Sets each of `scored`'s persistence score: |z − the target's last observation within
+    /// `reach` steps| / √(persistence's one-step MSE on the training part; on data a run has
+    /// not seen, over `part`), guarded as [`Sentinel`] guards (from the entity's first
+    /// step): a value withheld is not kept as the last observation.
+    ///
+    /// # Errors
+    /// `scored` does not hold exactly the observed targets of the steps scored.
+    fn fill(
+        &self,
+        series: &PreparedSeries,
+        part: &[Range<usize>],
+        guard: Option<f32>,
+        scored: &mut [ScoredValue],
+    ) -> Result<()> {
+        let sized_on = if series.train.is_empty() { part } else { &series.train };
+        let mse = persistence_mse(series, sized_on, self.index, self.reach, 1);
+        let rms: Vec<f32> = mse.iter().map(|v| v.sqrt() as f32).collect();
+        let (c, p) = (series.grid.channels(), self.index.len());
+        let mut next = scored.iter_mut();
+        for r in part.iter().filter(|r| r.len() > self.scored_from) {
+            let mut last = LastObserved::new(c, self.reach);
+            let mut guard = Guard::new(guard, p)?;
+            for k in series.entity_of(r.start).start..r.end {
+                for (t, &j) in self.index.iter().enumerate() {
+                    if !series.grid.observed[k * c + j] {
+                        guard.withholds(t, None);
+                        continue;
+                    }
+                    let z = series.grid.values[k * c + j];
+                    let carried = k.checked_sub(1).and_then(|n| last.within(j, n)).unwrap_or(0.0);
+                    let s = (z - carried).abs() / rms[t];
+                    if !guard.withholds(t, Some(s)) {
+                        last.see(j, z, k);
+                    }
+                    if k >= r.start + self.scored_from {
+                        let v = next.next().filter(|v| (v.step, v.target) == (k, t));
+                        v.ok_or_else(|| Error::invalid("persistence scores", "not the values scored"))?.persistence = s;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -516,8 +711,9 @@ impl Detection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ModelSection;
     use crate::tasks::prediction::tests::ramps;
-    use crate::tasks::{PredictionConfig, Uncertainty};
+    use crate::tasks::{PredictionConfig, ReconstructionConfig, Uncertainty};
 
     #[test]
     fn each_observed_test_value_is_scored_against_the_streamed_forecast_made_before_it() {
@@ -552,7 +748,7 @@ mod tests {
             assert!((v.surprise - surprise).abs() < 1e-3 * surprise.max(1.0), "{v:?}: {surprise}");
             assert!((v.persistence - persistence).abs() < 1e-5 * persistence.max(1.0), "{v:?}: {persistence}");
             assert_eq!(v.level, z[k * c + j].abs());
-            assert!(v.low < v.forecast && v.forecast < v.high, "{v:?}");
+            assert!(v.low < v.expected && v.expected < v.high, "{v:?}");
         }
     }
 
@@ -607,6 +803,38 @@ mod tests {
     }
 
     #[test]
+    fn a_causal_reconstruction_scores_each_value_with_it_alone_hidden() {
+        // synthetic ramps, an untrained causal reconstruction: every score by hand from
+        // `recur stream`'s path, each value hidden in a copy of the stream's state
+        let data = ramps();
+        let config =
+            ReconstructionConfig { model: ModelSection::default(), window: 12, residual: false, ..Default::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+        let task = ReconstructionTask::new(&data, config).unwrap();
+        let scored = task.surprises(&model, &data.test, None).unwrap();
+        let (c, test) = (2, data.test[0].clone());
+        let observed =
+            test.clone().flat_map(|k| (0..c).map(move |j| (k, j))).filter(|&(k, j)| data.grid.observed[k * c + j]);
+        assert_eq!(scored.iter().map(|v| (v.step, v.target)).collect::<Vec<_>>(), observed.collect::<Vec<_>>());
+        let mut live = task.stream(&model).unwrap();
+        let mut scored = scored.iter();
+        for k in 0..test.end {
+            let values = data.original_step(k);
+            for j in (0..c).filter(|&j| k >= test.start && values[j].is_some()) {
+                let mut hidden = values.clone();
+                hidden[j] = None;
+                let r = live.clone().step(&hidden).unwrap()[j];
+                let z = |v: f32| data.scaler.apply(j, v);
+                let surprise = 2.0 * band_score(z(r.value), z(r.low), z(r.high), data.grid.values[k * c + j]);
+                let v = scored.next().unwrap();
+                assert_eq!((v.expected, v.low, v.high), (r.value, r.low, r.high));
+                assert!((v.surprise - surprise).abs() <= 1e-4 * surprise.max(1.0), "{v:?}: {surprise}");
+            }
+            live.step(&values).unwrap();
+        }
+    }
+
+    #[test]
     fn a_model_without_a_band_is_banded_by_its_validation_errors() {
         // synthetic ramps, an untrained model without a band: ±2 × its validation RMS
         let data = ramps();
@@ -614,7 +842,7 @@ mod tests {
         let task = PredictionTask::new(&data, 12, true).unwrap();
         let rms = task.evaluate_streamed(&model, &data.validation).unwrap().per_signal_mse;
         for v in task.surprises(&model, &data.test, None).unwrap() {
-            let half = data.scaler.apply(v.target, v.high) - data.scaler.apply(v.target, v.forecast);
+            let half = data.scaler.apply(v.target, v.high) - data.scaler.apply(v.target, v.expected);
             assert!((f64::from(half) - 2.0 * rms[v.target].sqrt()).abs() < 1e-4, "{v:?}");
         }
         let mut unseen = data.clone();

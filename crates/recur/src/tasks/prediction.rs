@@ -280,6 +280,37 @@ impl LastObserved {
     }
 }
 
+/// Persistence's mean squared error in standardised units over the ranges of `part`, for
+/// each step ahead h = 1..=`ahead` and signal of `signals` (`[ahead, P]`): step k + h
+/// against the signal's last observation at or before k within `reach` steps (0, the
+/// mean, if none), over the observed k + h inside k's range (1 where none).
+pub(super) fn persistence_mse(
+    series: &PreparedSeries,
+    part: &[Range<usize>],
+    signals: &[usize],
+    reach: usize,
+    ahead: usize,
+) -> Vec<f64> {
+    let (c, p) = (series.grid.channels(), signals.len());
+    let (values, observed) = (&series.grid.values, &series.grid.observed);
+    let (mut sum, mut count) = (vec![0.0f64; ahead * p], vec![0u64; ahead * p]);
+    for r in part {
+        let mut last = LastObserved::new(c, reach);
+        for k in r.clone() {
+            last.see_step(series, k);
+            for h in (1..=ahead).take_while(|h| k + h < r.end) {
+                for (i, &j) in signals.iter().enumerate().filter(|(_, &j)| observed[(k + h) * c + j]) {
+                    let base = last.within(j, k).unwrap_or(0.0);
+                    let e = f64::from(values[(k + h) * c + j] - base);
+                    sum[(h - 1) * p + i] += e * e;
+                    count[(h - 1) * p + i] += 1;
+                }
+            }
+        }
+    }
+    sum.iter().zip(&count).map(|(s, &n)| if n > 0 { s / n as f64 } else { 1.0 }).collect()
+}
+
 /// A batch of streams, one per range of input steps (each at most `steps` long; a shorter
 /// one is padded with zeros, mask 0, and given its length), input step t's targets the
 /// `ahead` steps after it, block h − 1 for step t + h, of the signals `targets` (indices;
@@ -460,29 +491,7 @@ impl<'a> PredictionTask<'a> {
     /// last observation at or before k within `window − 1` steps (0, the mean, if none),
     /// over the observed k + h inside k's range.
     pub fn persistence_variance(&self, ahead: usize) -> Vec<f64> {
-        self.persistence_variance_over(&self.series.train, ahead)
-    }
-
-    /// [`PredictionTask::persistence_variance`] over the ranges of `part`.
-    pub(super) fn persistence_variance_over(&self, part: &[Range<usize>], ahead: usize) -> Vec<f64> {
-        let (c, p, reach) = (self.series.grid.channels(), self.targets.len(), self.window - 1);
-        let (values, observed) = (&self.series.grid.values, &self.series.grid.observed);
-        let (mut sum, mut count) = (vec![0.0f64; ahead * p], vec![0u64; ahead * p]);
-        for r in part {
-            let mut last = LastObserved::new(c, reach);
-            for k in r.clone() {
-                last.see_step(self.series, k);
-                for h in (1..=ahead).take_while(|h| k + h < r.end) {
-                    for (i, &j) in self.targets.index.iter().enumerate().filter(|(_, &j)| observed[(k + h) * c + j]) {
-                        let base = last.within(j, k).unwrap_or(0.0);
-                        let e = f64::from(values[(k + h) * c + j] - base);
-                        sum[(h - 1) * p + i] += e * e;
-                        count[(h - 1) * p + i] += 1;
-                    }
-                }
-            }
-        }
-        sum.iter().zip(&count).map(|(s, &n)| if n > 0 { s / n as f64 } else { 1.0 }).collect()
+        persistence_mse(self.series, &self.series.train, &self.targets.index, self.window - 1, ahead)
     }
 
     /// S of a model for this series: its outputs per step over the targets.

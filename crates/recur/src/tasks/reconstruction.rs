@@ -241,7 +241,7 @@ pub struct ReconstructionTask<'a> {
     /// part cut into streams of `stream.steps`, the last of a range shorter).
     train_rows: Vec<Range<usize>>,
     /// Conformal factors of each signal's band, σ ↦ κ_j σ ([`ReconstructionTask::with_calibration`]).
-    calibration: Option<BandCalibration>,
+    pub(super) calibration: Option<BandCalibration>,
 }
 
 /// Metrics of a method on the hidden entries, and (for the model) the fraction of hidden
@@ -390,6 +390,7 @@ impl ReconstructionTask<'_> {
 
 /// One live series through a causal reconstruction model, one grid step at a time (see
 /// [`ReconstructionTask::stream`]).
+#[derive(Clone)]
 pub struct ReconstructionStream<'m> {
     stream: ModelStream<'m, f32>,
     scaler: Standardizer,
@@ -462,6 +463,11 @@ impl ReconstructionStream<'_> {
     /// each step after it one grid step later, unless given again.
     pub fn at(&mut self, time: i64) {
         self.clock.at(time);
+    }
+
+    /// The standardisation of its signals.
+    pub fn scaler(&self) -> &Standardizer {
+        &self.scaler
     }
 
     /// Feeds the values of one grid step (original units; `None` where missing) and
