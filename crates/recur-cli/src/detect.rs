@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
-use recur::report::{anomalies_csv, anomaly_table, detection_signal_table, detection_table, save_anomaly_chart};
+use recur::report::{
+    anomalies_csv, anomaly_entity_table, anomaly_table, detection_signal_table, detection_table, save_anomaly_chart,
+};
 use recur::run::TaskKind;
 use recur::tasks::anomaly::{Detections, ScoredValue, Spikes};
 use recur::tasks::{PredictionTask, ReconstructionTask};
@@ -125,6 +127,11 @@ pub fn detect(args: &Args) -> Result<(), String> {
         detecting.expected()
     );
     print!("{}", anomaly_table(&scored, &data, &targets, threshold));
+    if data.entities.len() > 1 {
+        const SHOWN: usize = 10;
+        println!("\nby entity, the largest share of values flagged first (at most {SHOWN}; every flag in the CSV):");
+        print!("{}", anomaly_entity_table(&scored, &data, &targets, threshold, SHOWN));
+    }
     let csv = match args.get("out", &known, String::new())? {
         out if !out.is_empty() => PathBuf::from(out),
         _ => output_beside_run(&dir, args, &known, "anomalies", "csv")?,

@@ -98,7 +98,8 @@ const USAGE: &str = "usage:
       RMS), 2 on the band's edge. Beside it, persistence's (the
       jump from the last value, in σ of its training jumps) and the level's (|z|, the 3σ
       rule). Per signal, how many each flags above S (default 4) and the most surprising
-      value; the model's flags in FILE.csv (default DIR/anomalies.csv) and the most
+      value (several entities: also the ten with the largest share flagged); the model's
+      flags in FILE.csv (default DIR/anomalies.csv) and the most
       surprising value's days (of NAME, or of any signal) in FILE.png. --guard (default
       true): a value scored above S is withheld from what the model (and persistence)
       reads next, fed as missing, so that a fault is not read as the truth the step after

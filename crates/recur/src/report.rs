@@ -683,6 +683,48 @@ pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
     out
 }
 
+/// Per entity of `data` with a value scored: the values scored, how many the model scores
+/// above `threshold` (and their share), and its most surprising value (signal, time,
+/// surprise), the `shown` entities with the largest share first, as a Markdown table.
+pub fn anomaly_entity_table(
+    scored: &[ScoredValue],
+    data: &PreparedSeries,
+    targets: &[String],
+    threshold: f32,
+    shown: usize,
+) -> String {
+    let mut rows: Vec<(usize, usize, usize, Option<&ScoredValue>)> = Vec::new();
+    for v in scored {
+        let e = data.entity_index(v.step);
+        if rows.last().is_none_or(|r| r.0 != e) {
+            rows.push((e, 0, 0, None));
+        }
+        let row = rows.last_mut().expect("pushed above");
+        row.1 += 1;
+        row.2 += usize::from(v.surprise > threshold);
+        if row.3.is_none_or(|top| v.surprise > top.surprise) {
+            row.3 = Some(v);
+        }
+    }
+    let share = |r: &(usize, usize, usize, Option<&ScoredValue>)| r.2 as f64 / r.1.max(1) as f64;
+    rows.sort_by(|a, b| share(b).total_cmp(&share(a)));
+    let mut out = format!("| entity | values | model s > {threshold} | the most surprising (signal, time, s) |\n");
+    out.push_str("|---|---:|---:|---|\n");
+    for r in rows.iter().take(shown) {
+        let top = r.3.map_or("—".to_string(), |v| {
+            format!("{} {}, {:.1}", targets[v.target], data.step_label(v.step).1, v.surprise)
+        });
+        out.push_str(&format!(
+            "| {} | {} | {} ({:.2} %) | {top} |\n",
+            data.entities[r.0].0,
+            r.1,
+            r.2,
+            100.0 * share(r)
+        ));
+    }
+    out
+}
+
 /// The values the model scores above `threshold`, in step order, as CSV:
 /// `entity,time,signal,value,expected,low,high,surprise,persistence,level` (original
 /// units; the three scores as [`crate::tasks::anomaly`] defines them).
@@ -800,7 +842,36 @@ pub fn save_anomaly_chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::prediction::tests::ramps;
     use crate::tasks::{HorizonScores, Metrics};
+
+    #[test]
+    fn the_entity_table_counts_each_entitys_flags_and_puts_the_largest_share_first() {
+        // synthetic ramps cut into two entities of 50 steps
+        let mut data = ramps();
+        data.entities = vec![("a".into(), 0..50), ("b".into(), 50..100)];
+        data.entity_starts = vec![0, 50 * 60];
+        let value = |step: usize, surprise: f32| ScoredValue {
+            step,
+            target: step % 2,
+            value: 0.0,
+            expected: 0.0,
+            low: 0.0,
+            high: 0.0,
+            surprise,
+            persistence: 0.0,
+            level: 0.0,
+        };
+        let scored = [value(10, 5.0), value(21, 1.0), value(60, 9.0), value(71, 9.5), value(80, 0.5)];
+        let targets = ["x".to_string(), "y".to_string()];
+        let table = anomaly_entity_table(&scored, &data, &targets, 4.0, 10);
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(rows.len(), 2, "{table}");
+        assert!(rows[0].starts_with("| b | 3 | 2 (66.67 %) | y "), "{table}");
+        assert!(rows[0].ends_with(", 9.5 |"), "{table}");
+        assert!(rows[1].starts_with("| a | 2 | 1 (50.00 %) | x "), "{table}");
+        assert_eq!(anomaly_entity_table(&scored, &data, &targets, 4.0, 1).lines().count(), 3);
+    }
 
     fn scored(micro_mse: f64, coverage_2sigma: Option<f64>) -> Metrics {
         Metrics { scored: 10, micro_mse, coverage_2sigma, ..Metrics::default() }

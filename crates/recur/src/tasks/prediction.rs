@@ -1850,7 +1850,7 @@ pub fn train_prediction(
 }
 
 #[cfg(test)]
-pub(super) mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::data::grid::bins_since_observed;
     use crate::data::{Calendar, CalendarCycle, Clock, GridSeries, SplitFractions};
