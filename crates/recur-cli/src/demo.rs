@@ -20,7 +20,7 @@ use recur::run::{
     evaluate, evaluate_by_entity, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig,
     RunOutcome, TaskKind,
 };
-use recur::tasks::anomaly::Spikes;
+use recur::tasks::anomaly::{Screening, Spikes};
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, TimeGroup, Uncertainty};
 use recur::train::{progress, set_progress, Progress};
@@ -294,7 +294,8 @@ type Trained = (&'static str, RunConfig, SequenceModel<f32>, recur::data::Prepar
 fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), String> {
     const THRESHOLD: f32 = 4.0;
     let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
-    let scored = task.surprises(model, &data.test, Some(THRESHOLD)).map_err(|e| e.to_string())?;
+    let screening = Screening { guard: Some(THRESHOLD), scales: None };
+    let scored = task.surprises(model, &data.test, &screening).map_err(|e| e.to_string())?;
     let targets = task.targets().names();
     let csv = out.join(name).join("anomalies.csv");
     let expected = "the forecast made the step before";
@@ -320,7 +321,8 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
         );
     }
     let spikes = Spikes { rate: 0.01, size: 3.0 };
-    let detections = task.detect_spikes(model, &data.test, (spikes, 1), THRESHOLD, true).map_err(|e| e.to_string())?;
+    let detections =
+        task.detect_spikes(model, &data.test, (spikes, 1), (THRESHOLD, &screening)).map_err(|e| e.to_string())?;
     println!(
         "spikes of ±3 training SDs put into 1 % of those values (synthetic faults in real data), found by each detector:"
     );

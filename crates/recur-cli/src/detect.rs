@@ -8,16 +8,17 @@ use std::path::{Path, PathBuf};
 use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
 use recur::report::{
-    anomalies_csv, anomaly_entity_table, anomaly_table, detection_signal_table, detection_table, save_anomaly_chart,
+    alarm_threshold_table, anomalies_csv, anomaly_entity_table, anomaly_table, detection_signal_table, detection_table,
+    save_anomaly_chart,
 };
 use recur::run::TaskKind;
-use recur::tasks::anomaly::{Detections, ScoredValue, Spikes};
+use recur::tasks::anomaly::{AlarmScales, Detections, ScoredValue, Screening, Spikes};
 use recur::tasks::{PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
 use crate::demo::{calibrated_task, open_run_on_data, output_beside_run, run_calibration};
 
-const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--signal NAME] [--out FILE.csv] \
+const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R] [--guard true|false] [--signal NAME] [--out FILE.csv] \
                      [--inject SIZE [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
 
 /// A run's detector: a prediction run's forecasts, or a causal reconstruction run's
@@ -47,11 +48,11 @@ impl Detecting<'_> {
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
-        guard: Option<f32>,
+        screening: &Screening,
     ) -> recur::Result<Vec<ScoredValue>> {
         match self {
-            Detecting::Prediction(task) => task.surprises(model, part, guard),
-            Detecting::Reconstruction(task) => task.surprises(model, part, guard),
+            Detecting::Prediction(task) => task.surprises(model, part, screening),
+            Detecting::Reconstruction(task) => task.surprises(model, part, screening),
         }
     }
 
@@ -60,17 +61,24 @@ impl Detecting<'_> {
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
         injection: (Spikes, u64),
-        (threshold, guard): (f32, bool),
+        flags: (f32, &Screening),
     ) -> recur::Result<Detections> {
         match self {
-            Detecting::Prediction(task) => task.detect_spikes(model, part, injection, threshold, guard),
-            Detecting::Reconstruction(task) => task.detect_spikes(model, part, injection, threshold, guard),
+            Detecting::Prediction(task) => task.detect_spikes(model, part, injection, flags),
+            Detecting::Reconstruction(task) => task.detect_spikes(model, part, injection, flags),
+        }
+    }
+
+    fn alarm_scales(&self, model: &SequenceModel<f32>, rate: f64, threshold: f32) -> recur::Result<AlarmScales> {
+        match self {
+            Detecting::Prediction(task) => task.alarm_scales(model, rate, threshold),
+            Detecting::Reconstruction(task) => task.alarm_scales(model, rate, threshold),
         }
     }
 }
 
 pub fn detect(args: &Args) -> Result<(), String> {
-    let known = ["run", "data", "threshold", "out", "inject", "rate", "seed", "guard", "signal"];
+    let known = ["run", "data", "threshold", "out", "inject", "rate", "seed", "guard", "signal", "alarm-rate"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(USAGE.into());
@@ -100,9 +108,25 @@ pub fn detect(args: &Args) -> Result<(), String> {
         })?),
     };
     let at_run = |e: recur::Error| format!("{}: {e}", dir.display());
+    let scales = match args.get("alarm-rate", &known, 0.0f64)? {
+        0.0 => None,
+        rate => {
+            Some(detecting.alarm_scales(&model, rate, threshold).map_err(|e| format!("--alarm-rate: {}", at_run(e)))?)
+        }
+    };
+    if let Some(scales) = &scales {
+        println!(
+            "alarm thresholds: each detector's score above which {} % of the validation part's values of each signal \
+             lie (its scores scaled so that it reads {threshold}):",
+            100.0 * scales.rate
+        );
+        print!("{}", alarm_threshold_table(scales, &targets));
+        println!();
+    }
+    let screening = Screening { guard: guard.then_some(threshold), scales };
     if size != 0.0 {
         let detections = detecting
-            .detect_spikes(&model, &data.test, (Spikes { rate, size }, seed), (threshold, guard))
+            .detect_spikes(&model, &data.test, (Spikes { rate, size }, seed), (threshold, &screening))
             .map_err(|e| format!("--inject: {}", at_run(e)))?;
         let (faults, values) = (detections.pooled[0].1.faults, detections.pooled[0].1.values);
         println!(
@@ -119,7 +143,7 @@ pub fn detect(args: &Args) -> Result<(), String> {
         print!("{}", detection_signal_table(&detections, &targets));
         return Ok(());
     }
-    let scored = detecting.surprises(&model, &data.test, guard.then_some(threshold)).map_err(at_run)?;
+    let scored = detecting.surprises(&model, &data.test, &screening).map_err(at_run)?;
     println!(
         "{} observed test values, each against {} (s: its distance from it in σ of the band; flagged above \
          {threshold}):",

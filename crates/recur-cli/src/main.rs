@@ -87,8 +87,8 @@ const USAGE: &str = "usage:
       SIGNAL_surprise after the answer; a value above S is withheld from the model (fed as
       a gap; a reconstruction run fills it) unless its signal's value the step before was;
       counts on stderr.
-  recur detect --run DIR [--data FILE,...] [--threshold S] [--guard true|false] [--signal NAME]
-               [--out FILE.csv] [--inject SIZE [--rate R] [--seed N]]
+  recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A] [--guard true|false]
+               [--signal NAME] [--out FILE.csv] [--inject SIZE [--rate R] [--seed N]]
       Anomalies found by a causal run: every observed test value (of the run's data, or all
       of the files --data names, read as eval reads them) against what the model expected
       of it, streamed as deployed — a prediction run's forecast of it made the step before,
@@ -103,7 +103,10 @@ const USAGE: &str = "usage:
       surprising value's days (of NAME, or of any signal) in FILE.png. --guard (default
       true): a value scored above S is withheld from what the model (and persistence)
       reads next, fed as missing, so that a fault is not read as the truth the step after
-      it (not twice in a row: a lasting change is taken). --inject SIZE: spikes of ±SIZE training SDs put into a fraction R
+      it (not twice in a row: a lasting change is taken). --alarm-rate A (the run's own
+      data): each detector's scores of each signal scaled so that a fraction A of the
+      validation part's values score above S (their thresholds printed): every signal and
+      detector then raises alarms at one rate there. --inject SIZE: spikes of ±SIZE training SDs put into a fraction R
       (default 0.01; seeded by N, default 1) of those values; each detector's ROC AUC and
       average precision in finding them, pooled and per signal, and its precision and
       recall above S.

@@ -1133,6 +1133,15 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
         assert!(v[4] > 3.0 && (v[0] < v[2] || v[0] > v[3]), "{row:?}");
     }
     assert!(Path::new(run).join("anomalies.png").exists());
+    // alarm thresholds fitted on the validation part: one row per signal, then the table
+    let (ok, out, err) =
+        recur(&["detect", "--run", run, "--alarm-rate", "0.01", "--out", dir.join("rate.csv").to_str().unwrap()], "");
+    assert!(
+        ok && out.contains("alarm thresholds: each detector's score above which 1 % of the validation part"),
+        "{err}"
+    );
+    let thresholds: Vec<&str> = out.lines().skip(3).take_while(|l| l.starts_with("| ")).collect();
+    assert_eq!(thresholds.len(), 11, "{out}");
     let chart = dir.join("no2.csv");
     let (ok, _, err) = recur(&["detect", "--run", run, "--signal", "NO2", "--out", chart.to_str().unwrap()], "");
     assert!(ok && dir.join("no2.png").exists(), "{err}");
@@ -1186,6 +1195,8 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     assert!(ok && out.contains("| PM2.5 |"), "{err}");
     let (ok, _, err) = recur(&["detect", "--run", plain, "--data", later.to_str().unwrap()], "");
     assert!(!ok && err.contains("task.uncertainty"), "{err}");
+    let (ok, _, err) = recur(&["detect", "--run", run, "--data", later.to_str().unwrap(), "--alarm-rate", "0.01"], "");
+    assert!(!ok && err.contains("--alarm-rate") && err.contains("validation part"), "{err}");
 
     let (ok, _, err) = recur(&["detect", "--run", run, "--threshold", "0"], "");
     assert!(!ok && err.contains("--threshold"), "{err}");

@@ -12,7 +12,7 @@ use crate::io::write_atomically;
 use crate::model::HeadKind;
 use crate::plot::{Band, BarChart, LineChart, Series, Style};
 use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
-use crate::tasks::anomaly::{Detections, Detector, ScoredValue};
+use crate::tasks::anomaly::{AlarmScales, Detections, Detector, ScoredValue};
 use crate::tasks::calibration::BandCalibration;
 use crate::tasks::prediction::PredictionTask;
 use crate::tasks::reconstruction::ReconstructionTask;
@@ -679,6 +679,19 @@ pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
             cell(Detector::Persistence),
             cell(Detector::Level)
         ));
+    }
+    out
+}
+
+/// Each detector's threshold per target in its own score (the score above which the
+/// validation part's fraction `scales.rate` of the target's values lie), as a Markdown table.
+pub fn alarm_threshold_table(scales: &AlarmScales, targets: &[String]) -> String {
+    let names: Vec<&str> = Detector::ALL.iter().map(|d| d.short_name()).collect();
+    let mut out = format!("| signal | {} |\n", names.join(" | "));
+    out.push_str(&format!("|---|{}\n", "---:|".repeat(names.len())));
+    for (t, name) in targets.iter().enumerate() {
+        let cells: Vec<String> = Detector::ALL.iter().map(|&d| format!("{:.2}", scales.raw_threshold(d, t))).collect();
+        out.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
     }
     out
 }

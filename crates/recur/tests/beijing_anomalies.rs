@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use recur::run::{load_data, run, RunConfig};
-use recur::tasks::anomaly::{Detection, Detections, Detector, Spikes};
+use recur::tasks::anomaly::{Detection, Detections, Detector, Screening, Spikes};
 use recur::tasks::{PredictionTask, ReconstructionTask};
 
 #[test]
@@ -24,7 +24,7 @@ fn the_bands_surprise_finds_spikes_in_real_data_better_than_persistence_and_the_
     let task = PredictionTask::from_config(&data, &config.prediction()).unwrap();
 
     // as it is: surprise > 2 is outside the band the streamed evaluation covers with
-    let clean = task.surprises(&outcome.model, &data.test, None).unwrap();
+    let clean = task.surprises(&outcome.model, &data.test, &Screening::default()).unwrap();
     let streamed = task.evaluate_streamed(&outcome.model, &data.test).unwrap();
     assert_eq!(clean.len() as u64, streamed.scored);
     let outside = clean.iter().filter(|v| v.surprise > 2.0).count() as f64 / clean.len() as f64;
@@ -36,7 +36,8 @@ fn the_bands_surprise_finds_spikes_in_real_data_better_than_persistence_and_the_
     // persistence 0.772–0.793, level 0.216–0.231; the model's AP unguarded 0.48
     let (spikes, threshold) = (Spikes { rate: 0.01, size: 3.0 }, 4.0);
     let detect = |guard: bool| {
-        let d = task.detect_spikes(&outcome.model, &data.test, (spikes, 1), threshold, guard).unwrap();
+        let screening = Screening { guard: guard.then_some(threshold), scales: None };
+        let d = task.detect_spikes(&outcome.model, &data.test, (spikes, 1), (threshold, &screening)).unwrap();
         assert_eq!(d.pooled[0].1.faults, (0.01 * clean.len() as f64).round() as usize, "every spike is scored");
         d
     };
@@ -80,7 +81,8 @@ fn a_causal_reconstruction_finds_spikes_in_the_pollutants_from_the_other_signals
     let outcome = run(&config, &data, None, false).unwrap();
     let task = ReconstructionTask::new(&data, config.reconstruction()).unwrap();
     let spikes = Spikes { rate: 0.01, size: 3.0 };
-    let detections = task.detect_spikes(&outcome.model, &data.test, (spikes, 1), 4.0, true).unwrap();
+    let screening = Screening { guard: Some(4.0), scales: None };
+    let detections = task.detect_spikes(&outcome.model, &data.test, (spikes, 1), (4.0, &screening)).unwrap();
     let ap = |row: &[Option<Detection>], d: usize| row[d].unwrap().average_precision;
     for (name, row) in data.grid.signals.iter().zip(&detections.per_target) {
         println!("{name}: model AP {:.3}, persistence {:.3}, level {:.3}", ap(row, 0), ap(row, 1), ap(row, 2));

@@ -98,6 +98,75 @@ impl Detector {
     }
 }
 
+/// How [`PredictionTask::surprises`] and [`ReconstructionTask::surprises`] score and guard:
+/// withholding above `guard` (none: never), each detector's scores of each target times
+/// its alarm scale (none: as defined).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Screening {
+    pub guard: Option<f32>,
+    pub scales: Option<AlarmScales>,
+}
+
+impl Screening {
+    /// Detector `d`'s factor per target (empty: 1).
+    fn scale(&self, d: Detector) -> Vec<f32> {
+        self.scales.as_ref().map_or(Vec::new(), |s| s.of(d).to_vec())
+    }
+}
+
+/// Per target, each detector's factor on its scores that puts a fraction `rate` of the
+/// values of a part it was not trained on (the validation part, scored unguarded) above
+/// `threshold`: `threshold` over the scores' (1 − rate) quantile there. Scaled so, every
+/// signal and every detector raises alarms at the same rate on that part, and one
+/// threshold serves them all; pooled rankings compare like with like.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AlarmScales {
+    pub rate: f64,
+    pub threshold: f32,
+    /// `[detector][target]`, detectors in [`Detector::ALL`]'s order.
+    pub factors: Vec<Vec<f32>>,
+}
+
+impl AlarmScales {
+    /// From `scored` (values of `targets` targets, unguarded, unscaled).
+    ///
+    /// # Errors
+    /// A rate outside (0, 1), a threshold that is not positive.
+    pub fn fit(scored: &[ScoredValue], targets: usize, rate: f64, threshold: f32) -> Result<AlarmScales> {
+        if !(rate > 0.0 && rate < 1.0) {
+            return Err(Error::invalid("alarm rate", format!("{rate}: a fraction of the values, above 0 and below 1")));
+        }
+        if threshold.is_nan() || threshold <= 0.0 {
+            return Err(Error::invalid("alarm threshold", format!("{threshold}: a positive score")));
+        }
+        let factor = |d: Detector, t: usize| {
+            let mut scores: Vec<f32> = scored.iter().filter(|v| v.target == t).map(|v| d.of(v)).collect();
+            if scores.is_empty() {
+                return 1.0;
+            }
+            let at = (((1.0 - rate) * scores.len() as f64) as usize).min(scores.len() - 1);
+            let q = *scores.select_nth_unstable_by(at, f32::total_cmp).1;
+            if q > 0.0 && q.is_finite() {
+                threshold / q
+            } else {
+                1.0
+            }
+        };
+        let factors = Detector::ALL.iter().map(|&d| (0..targets).map(|t| factor(d, t)).collect()).collect();
+        Ok(AlarmScales { rate, threshold, factors })
+    }
+
+    /// Detector `d`'s factor per target.
+    pub fn of(&self, d: Detector) -> &[f32] {
+        &self.factors[Detector::ALL.iter().position(|&x| x == d).unwrap_or_default()]
+    }
+
+    /// The score, as the detector defines it, above which `d` flags target `t`'s values.
+    pub fn raw_threshold(&self, d: Detector, t: usize) -> f32 {
+        self.threshold / self.of(d)[t]
+    }
+}
+
 /// A value's surprise and what it was scored against, in original units.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Surprise {
@@ -137,10 +206,13 @@ pub struct Sentinel {
     expected: Vec<Option<(f32, f32, f32)>>,
 }
 
-/// The guard of the module: which targets' values a detector withheld at its last step.
+/// The guard of the module, and a detector's alarm scale: which targets' values the
+/// detector withheld at its last step.
 #[derive(Clone, Debug)]
 struct Guard {
     threshold: Option<f32>,
+    /// Each target's factor on the detector's scores ([`AlarmScales`]; empty: 1).
+    scale: Vec<f32>,
     withheld: Vec<bool>,
 }
 
@@ -153,18 +225,26 @@ impl Guard {
         if let Some(g) = threshold.filter(|g| g.is_nan() || *g <= 0.0) {
             return Err(Error::invalid("guard", format!("{g}: a positive surprise, in σ")));
         }
-        Ok(Guard { threshold, withheld: vec![false; targets] })
+        Ok(Guard { threshold, scale: Vec::new(), withheld: vec![false; targets] })
     }
 
-    /// Whether target `t`'s value of this step, scored `score` (`None`: no value, or none
-    /// scored), is withheld: above the threshold, its value the step before not withheld.
-    fn withholds(&mut self, t: usize, score: Option<f32>) -> bool {
+    /// Target `t`'s value of this step, scored `score` (`None`: no value, or none scored):
+    /// its score times the target's scale, and whether it is withheld — that score above the
+    /// threshold, its value the step before not withheld.
+    fn judge(&mut self, t: usize, score: Option<f32>) -> (Option<f32>, bool) {
+        let score = score.map(|s| s * self.scale.get(t).copied().unwrap_or(1.0));
         let withhold = match (score, self.threshold) {
             (Some(s), Some(g)) => s > g && !self.withheld[t],
             _ => false,
         };
         self.withheld[t] = withhold;
-        withhold
+        (score, withhold)
+    }
+
+    /// A surprise judged ([`Guard::judge`]): scaled, and marked withheld where it is.
+    fn judge_surprise(&mut self, t: usize, scored: Option<Surprise>) -> Option<Surprise> {
+        let (surprise, withheld) = self.judge(t, scored.map(|s| s.surprise));
+        scored.zip(surprise).map(|(s, surprise)| Surprise { surprise, withheld, ..s })
     }
 }
 
@@ -192,22 +272,28 @@ impl Sentinel {
         })
     }
 
+    /// Its surprises multiplied by `scale` per target ([`AlarmScales`]), before the guard
+    /// judges them.
+    pub fn scaled(mut self, scale: Vec<f32>) -> Self {
+        self.guard.scale = scale;
+        self
+    }
+
     /// Scores a step's `values` (every signal, original units, `None` where missing)
     /// against the forecast expected for it, per target (`None`: no value, or nothing
     /// expected yet), and sets to `None` in `values` those the guard withholds.
     pub fn screen(&mut self, values: &mut [Option<f32>]) -> Vec<Option<Surprise>> {
         let mut out = vec![None; self.index.len()];
         for (t, &j) in self.index.iter().enumerate() {
-            let mut scored = values[j].zip(self.expected[t]).map(|(x, (x_hat, low, high))| {
+            let scored = values[j].zip(self.expected[t]).map(|(x, (x_hat, low, high))| {
                 let original = |v: f32| self.scaler.invert(t, v);
                 let (forecast, low, high) = (original(x_hat), original(low), original(high));
                 Surprise::of(x, (forecast, low, high), |v| self.scaler.apply(t, v))
             });
-            if self.guard.withholds(t, scored.map(|s| s.surprise)) {
+            out[t] = self.guard.judge_surprise(t, scored);
+            if out[t].is_some_and(|s| s.withheld) {
                 values[j] = None;
-                scored = scored.map(|s| Surprise { withheld: true, ..s });
             }
-            out[t] = scored;
         }
         out
     }
@@ -243,7 +329,7 @@ impl PredictionTask<'_> {
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
-        guard: Option<f32>,
+        screening: &Screening,
     ) -> Result<Vec<ScoredValue>> {
         let sigma = match model.config().head.has_positive_branch() {
             true => Vec::new(),
@@ -254,10 +340,10 @@ impl PredictionTask<'_> {
         let open = |time: i64| {
             let mut live = self.stream(model)?;
             live.at(time);
-            let sentinel = Sentinel::new(&live, guard, sigma.clone())?;
-            Ok((live, sentinel))
+            let sentinel = Sentinel::new(&live, screening.guard, sigma.clone())?;
+            Ok((live, sentinel.scaled(screening.scale(Detector::Model))))
         };
-        score_ranges(self.series, part, (index, reach, reach), guard, open, |(live, sentinel), values| {
+        score_ranges(self.series, part, (index, reach, reach), screening, open, |(live, sentinel), values| {
             let scored = sentinel.screen(values);
             sentinel.expect(&live.step_forecast(values, 1)?);
             Ok(scored)
@@ -276,8 +362,7 @@ impl PredictionTask<'_> {
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
         injection: (Spikes, u64),
-        threshold: f32,
-        guard: bool,
+        (threshold, screening): (f32, &Screening),
     ) -> Result<Detections> {
         let scored: Vec<Range<usize>> =
             part.iter().filter(|r| r.len() >= self.window).map(|r| r.start + self.window - 1..r.end).collect();
@@ -285,20 +370,31 @@ impl PredictionTask<'_> {
             PredictionTask::new(spiked, self.window, self.residual)?
                 .with_targets(self.targets().names())?
                 .with_calibration(self.calibration.clone())
-                .surprises(model, part, guard.then_some(threshold))
+                .surprises(model, part, screening)
         })
+    }
+
+    /// [`AlarmScales`] fitted on the validation part, scored unguarded, unscaled.
+    ///
+    /// # Errors
+    /// Data without a validation part (data the run has not seen); as
+    /// [`PredictionTask::surprises`] and [`AlarmScales::fit`].
+    pub fn alarm_scales(&self, model: &SequenceModel<f32>, rate: f64, threshold: f32) -> Result<AlarmScales> {
+        check_validation(self.series, self.window)?;
+        let scored = self.surprises(model, &self.series.validation, &Screening::default())?;
+        AlarmScales::fit(&scored, self.targets().len(), rate, threshold)
     }
 
     /// The RMS of a causal `model`'s one-step errors per target on the validation part,
     /// standardised: the constant band of a model without one.
     fn one_step_rms(&self, model: &SequenceModel<f32>) -> Result<Vec<f32>> {
-        if self.series.validation.iter().all(|r| r.len() < self.window) {
-            return Err(Error::invalid(
+        check_validation(self.series, self.window).map_err(|_| {
+            Error::invalid(
                 "anomaly scores",
                 "the model has no band (task.uncertainty) and the data no validation part to size its errors on; \
                  score the run's own data, or train the run with task.uncertainty = true",
-            ));
-        }
+            )
+        })?;
         let metrics = self.evaluate_streamed(model, &self.series.validation)?;
         Ok(metrics.per_signal_mse.iter().map(|m| m.sqrt() as f32).collect())
     }
@@ -327,6 +423,13 @@ impl ReconstructionSentinel {
         })
     }
 
+    /// Its surprises multiplied by `scale` per signal ([`AlarmScales`]), before the guard
+    /// judges them.
+    pub fn scaled(mut self, scale: Vec<f32>) -> Self {
+        self.guard.scale = scale;
+        self
+    }
+
     /// Scores a step's `values` (every signal, original units, `None` where missing)
     /// before `stream` reads them, per signal (`None`: no value), and sets to `None` in
     /// `values` those the guard withholds; `stream` itself does not move.
@@ -346,9 +449,9 @@ impl ReconstructionSentinel {
             out[j] = Some(Surprise::of(x, (r.value, r.low, r.high), |v| self.scaler.apply(j, v)));
         }
         for (j, s) in out.iter_mut().enumerate() {
-            if self.guard.withholds(j, s.map(|s| s.surprise)) {
+            *s = self.guard.judge_surprise(j, *s);
+            if s.is_some_and(|s| s.withheld) {
                 values[j] = None;
-                *s = s.map(|s| Surprise { withheld: true, ..s });
             }
         }
         Ok(out)
@@ -371,18 +474,18 @@ impl ReconstructionTask<'_> {
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
-        guard: Option<f32>,
+        screening: &Screening,
     ) -> Result<Vec<ScoredValue>> {
         let c = self.series.grid.channels();
         let every: Vec<usize> = (0..c).collect();
         let open = |time: i64| {
             let mut live = self.stream(model)?;
             live.at(time);
-            let sentinel = ReconstructionSentinel::new(&live, guard)?;
-            Ok((live, sentinel))
+            let sentinel = ReconstructionSentinel::new(&live, screening.guard)?;
+            Ok((live, sentinel.scaled(screening.scale(Detector::Model))))
         };
         let reach = self.config.window - 1;
-        score_ranges(self.series, part, (&every, 0, reach), guard, open, |(live, sentinel), values| {
+        score_ranges(self.series, part, (&every, 0, reach), screening, open, |(live, sentinel), values| {
             let scored = sentinel.screen(live, values)?;
             live.step(values)?;
             Ok(scored)
@@ -401,17 +504,25 @@ impl ReconstructionTask<'_> {
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
         injection: (Spikes, u64),
-        threshold: f32,
-        guard: bool,
+        (threshold, screening): (f32, &Screening),
     ) -> Result<Detections> {
         let every: Vec<usize> = (0..self.series.grid.channels()).collect();
         detect_spikes(self.series, (part, &every), injection, threshold, |spiked| {
-            ReconstructionTask::new(spiked, self.config.clone())?.with_calibration(self.calibration.clone()).surprises(
-                model,
-                part,
-                guard.then_some(threshold),
-            )
+            ReconstructionTask::new(spiked, self.config.clone())?
+                .with_calibration(self.calibration.clone())
+                .surprises(model, part, screening)
         })
+    }
+
+    /// [`AlarmScales`] fitted on the validation part, scored unguarded, unscaled.
+    ///
+    /// # Errors
+    /// Data without a validation part (data the run has not seen); as
+    /// [`ReconstructionTask::surprises`] and [`AlarmScales::fit`].
+    pub fn alarm_scales(&self, model: &SequenceModel<f32>, rate: f64, threshold: f32) -> Result<AlarmScales> {
+        check_validation(self.series, 1)?;
+        let scored = self.surprises(model, &self.series.validation, &Screening::default())?;
+        AlarmScales::fit(&scored, self.series.grid.channels(), rate, threshold)
     }
 }
 
@@ -420,8 +531,8 @@ impl ReconstructionTask<'_> {
 /// every step from there, `screen` scoring the step's values of the targets `index` (every
 /// signal, in original units; it may withhold some) and moving the stream past them. The
 /// values scored from each range's start + `skip` on, in step order, with persistence's
-/// scores of them (a last observation counting `reach` steps; [`PersistenceScores`]), both
-/// guarded by `guard`.
+/// scores of them (a last observation counting `reach` steps; [`PersistenceScores`]) and the
+/// level's, guarded and scaled as `screening` says.
 ///
 /// # Errors
 /// As `open` and `screen`.
@@ -429,11 +540,11 @@ fn score_ranges<D>(
     series: &PreparedSeries,
     part: &[Range<usize>],
     (index, skip, reach): (&[usize], usize, usize),
-    guard: Option<f32>,
+    screening: &Screening,
     open: impl Fn(i64) -> Result<D>,
     mut screen: impl FnMut(&mut D, &mut [Option<f32>]) -> Result<Vec<Option<Surprise>>>,
 ) -> Result<Vec<ScoredValue>> {
-    let c = series.grid.channels();
+    let (c, level_scale) = (series.grid.channels(), screening.scale(Detector::Level));
     let mut out = Vec::new();
     for r in part.iter().filter(|r| r.len() > skip) {
         let entity = series.entity_of(r.start);
@@ -456,13 +567,25 @@ fn score_ranges<D>(
                     high: s.high,
                     surprise: s.surprise,
                     persistence: 0.0,
-                    level: series.grid.values[i].abs(),
+                    level: series.grid.values[i].abs() * level_scale.get(t).copied().unwrap_or(1.0),
                 });
             }
         }
     }
-    PersistenceScores { index, reach, scored_from: skip }.fill(series, part, guard, &mut out)?;
+    PersistenceScores { index, reach, scored_from: skip }.fill(series, part, screening, &mut out)?;
     Ok(out)
+}
+
+/// A validation part with a range of at least `steps` steps, or an error saying that
+/// what needs one (sizing errors, fitting alarm scales) needs the run's own data.
+fn check_validation(series: &PreparedSeries, steps: usize) -> Result<()> {
+    match series.validation.iter().any(|r| r.len() >= steps) {
+        true => Ok(()),
+        false => Err(Error::invalid(
+            "validation part",
+            "none in data a run has not seen: alarm scales and a band-free model's errors are fitted on the run's own",
+        )),
+    }
 }
 
 /// [`inject_spikes`] into `series` among the observed values of `signals` at the steps of
@@ -504,7 +627,7 @@ impl PersistenceScores<'_> {
         &self,
         series: &PreparedSeries,
         part: &[Range<usize>],
-        guard: Option<f32>,
+        screening: &Screening,
         scored: &mut [ScoredValue],
     ) -> Result<()> {
         let sized_on = if series.train.is_empty() { part } else { &series.train };
@@ -514,17 +637,19 @@ impl PersistenceScores<'_> {
         let mut next = scored.iter_mut();
         for r in part.iter().filter(|r| r.len() > self.scored_from) {
             let mut last = LastObserved::new(c, self.reach);
-            let mut guard = Guard::new(guard, p)?;
+            let mut guard = Guard::new(screening.guard, p)?;
+            guard.scale = screening.scale(Detector::Persistence);
             for k in series.entity_of(r.start).start..r.end {
                 for (t, &j) in self.index.iter().enumerate() {
                     if !series.grid.observed[k * c + j] {
-                        guard.withholds(t, None);
+                        guard.judge(t, None);
                         continue;
                     }
                     let z = series.grid.values[k * c + j];
                     let carried = k.checked_sub(1).and_then(|n| last.within(j, n)).unwrap_or(0.0);
-                    let s = (z - carried).abs() / rms[t];
-                    if !guard.withholds(t, Some(s)) {
+                    let (s, withheld) = guard.judge(t, Some((z - carried).abs() / rms[t]));
+                    let s = s.unwrap_or_default();
+                    if !withheld {
                         last.see(j, z, k);
                     }
                     if k >= r.start + self.scored_from {
@@ -724,7 +849,7 @@ mod tests {
         let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
         let (window, c) = (12, 2);
         let task = PredictionTask::new(&data, window, true).unwrap();
-        let scored = task.surprises(&model, &data.test, None).unwrap();
+        let scored = task.surprises(&model, &data.test, &Screening::default()).unwrap();
         assert_eq!(scored.len() as u64, task.evaluate_streamed(&model, &data.test).unwrap().scored);
         let persistence_rms: Vec<f32> = task.persistence_variance(1).iter().map(|v| v.sqrt() as f32).collect();
         let (test, z) = (data.test[0].clone(), &data.grid.values);
@@ -811,7 +936,7 @@ mod tests {
             ReconstructionConfig { model: ModelSection::default(), window: 12, residual: false, ..Default::default() };
         let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
         let task = ReconstructionTask::new(&data, config).unwrap();
-        let scored = task.surprises(&model, &data.test, None).unwrap();
+        let scored = task.surprises(&model, &data.test, &Screening::default()).unwrap();
         let (c, test) = (2, data.test[0].clone());
         let observed =
             test.clone().flat_map(|k| (0..c).map(move |j| (k, j))).filter(|&(k, j)| data.grid.observed[k * c + j]);
@@ -835,19 +960,72 @@ mod tests {
     }
 
     #[test]
+    fn alarm_scales_put_the_rate_asked_for_above_the_threshold_and_scale_every_detector() {
+        // synthetic: 1,000 values of each of two targets, scores k/1000 (target 0) and
+        // 3k/1000 (target 1) for every detector
+        let value = |k: usize, t: usize| {
+            let s = (k * (1 + 2 * t)) as f32 / 1000.0;
+            ScoredValue {
+                step: k,
+                target: t,
+                value: 0.0,
+                expected: 0.0,
+                low: 0.0,
+                high: 0.0,
+                surprise: s,
+                persistence: s,
+                level: s,
+            }
+        };
+        let scored: Vec<ScoredValue> = (0..1000).flat_map(|k| [value(k, 0), value(k, 1)]).collect();
+        let scales = AlarmScales::fit(&scored, 2, 0.01, 4.0).unwrap();
+        for d in Detector::ALL {
+            for t in 0..2 {
+                let above = scored.iter().filter(|v| v.target == t && d.of(v) * scales.of(d)[t] > 4.0).count();
+                assert_eq!(above, 9, "{d:?} {t}: the ten largest, but the quantile itself");
+                assert!((scales.raw_threshold(d, t) - 0.99 * (1 + 2 * t) as f32).abs() < 1e-5);
+            }
+        }
+        assert!(AlarmScales::fit(&scored, 2, 1.0, 4.0).is_err() && AlarmScales::fit(&scored, 2, 0.01, 0.0).is_err());
+
+        // every detector's scores of each target, times its factor, as the guard sees them
+        let data = ramps();
+        let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+        let task = PredictionTask::new(&data, 12, true).unwrap();
+        let plain = task.surprises(&model, &data.test, &Screening::default()).unwrap();
+        let factors = vec![vec![2.0, 3.0], vec![5.0, 7.0], vec![11.0, 13.0]];
+        let scales = Some(AlarmScales { rate: 0.01, threshold: 4.0, factors });
+        let scaled = task.surprises(&model, &data.test, &Screening { guard: None, scales }).unwrap();
+        for (p, s) in plain.iter().zip(&scaled) {
+            let f = [2.0, 3.0][p.target];
+            assert_eq!(
+                (s.surprise, s.persistence, s.level),
+                (p.surprise * f, p.persistence * [5.0, 7.0][p.target], { p.level * [11.0, 13.0][p.target] })
+            );
+        }
+        let fitted = task.alarm_scales(&model, 0.05, 4.0).unwrap();
+        let validation = task.surprises(&model, &data.validation, &Screening::default()).unwrap();
+        assert_eq!(fitted, AlarmScales::fit(&validation, 2, 0.05, 4.0).unwrap());
+    }
+
+    #[test]
     fn a_model_without_a_band_is_banded_by_its_validation_errors() {
         // synthetic ramps, an untrained model without a band: ±2 × its validation RMS
         let data = ramps();
         let model = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 3).unwrap();
         let task = PredictionTask::new(&data, 12, true).unwrap();
         let rms = task.evaluate_streamed(&model, &data.validation).unwrap().per_signal_mse;
-        for v in task.surprises(&model, &data.test, None).unwrap() {
+        for v in task.surprises(&model, &data.test, &Screening::default()).unwrap() {
             let half = data.scaler.apply(v.target, v.high) - data.scaler.apply(v.target, v.expected);
             assert!((f64::from(half) - 2.0 * rms[v.target].sqrt()).abs() < 1e-4, "{v:?}");
         }
         let mut unseen = data.clone();
         (unseen.train, unseen.validation) = (Vec::new(), Vec::new());
-        let err = PredictionTask::new(&unseen, 12, true).unwrap().surprises(&model, &data.test, None).unwrap_err();
+        let err = PredictionTask::new(&unseen, 12, true)
+            .unwrap()
+            .surprises(&model, &data.test, &Screening::default())
+            .unwrap_err();
         assert!(err.to_string().contains("task.uncertainty"), "{err}");
     }
 
