@@ -1,5 +1,6 @@
-//! Anomalies: how surprising each observed value is to a causal forecast made before it
-//! was seen, and how well that finds faults injected on purpose into real data.
+//! Anomalies: how surprising each observed value is to a causal model — its forecast made
+//! before the value was seen, or its reconstruction with the value hidden — and how well
+//! that finds faults injected on purpose into real data.
 //!
 //! A target's value x observed at step k is scored against the model's streamed forecast
 //! x̂ of step k, made at step k − 1, and its band [l, u] (calibrated where the run has a
@@ -15,6 +16,10 @@
 //! on data the run has not seen, on the part scored), and the level, |z(x)| under the
 //! training part's standardisation (the 3σ rule).
 //!
+//! A causal reconstruction scores x against its reconstruction x̂ of step k with x alone
+//! hidden — the other signals of step k read — and the band of its λ̂, by the same s
+//! ([`ReconstructionSentinel`]): a value wrong given the others at the same time.
+//!
 //! A detector deployed reads what it scores: a fault read as the truth makes the next
 //! value look wrong too. With a guard G, a value scored above G is withheld from what the
 //! detector reads next — the model is fed a gap there, persistence keeps the value before —
@@ -22,6 +27,10 @@
 //! lasts is taken rather than flagged for ever ([`Sentinel`], live in `recur stream
 //! --flag`). On Beijing the guard lifts the model's average precision on injected spikes
 //! from 0.48 to 0.87 (`tests/beijing_anomalies.rs`).
+//!
+//! Bands differ in their tails from signal to signal, so a pooled ranking mixes scales;
+//! [`AlarmScales`] put every detector and signal on one: the fraction of the validation
+//! part's values above the threshold ([`Screening`]).
 //!
 //! [`inject_spikes`] adds spikes of a given size, in training standard deviations, to a
 //! seeded fraction of the observed values; [`Detection`] then scores a detector by the
