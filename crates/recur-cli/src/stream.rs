@@ -287,27 +287,27 @@ impl Live<'_> {
 }
 
 /// `--flag`'s detector of either task.
-enum Screening {
+enum LiveSentinel {
     Forecast(Sentinel),
     Reconstruction(ReconstructionSentinel),
 }
 
 impl Live<'_> {
     /// The detector for `--flag guard`.
-    fn sentinel(&self, guard: f32) -> recur::Result<Screening> {
+    fn sentinel(&self, guard: f32) -> recur::Result<LiveSentinel> {
         Ok(match self {
-            Live::Prediction(s) => Screening::Forecast(Sentinel::new(s, Some(guard), Vec::new())?),
-            Live::Reconstruction(s) => Screening::Reconstruction(ReconstructionSentinel::new(s, Some(guard))?),
+            Live::Prediction(s) => LiveSentinel::Forecast(Sentinel::new(s, Some(guard), Vec::new())?),
+            Live::Reconstruction(s) => LiveSentinel::Reconstruction(ReconstructionSentinel::new(s, Some(guard))?),
         })
     }
 
     /// A step's `values` scored by `sentinel` before the stream reads them, those it
     /// withholds set to `None`.
-    fn screen(&self, sentinel: &mut Screening, values: &mut [Option<f32>]) -> recur::Result<Vec<Option<Surprise>>> {
+    fn screen(&self, sentinel: &mut LiveSentinel, values: &mut [Option<f32>]) -> recur::Result<Vec<Option<Surprise>>> {
         match (self, sentinel) {
-            (_, Screening::Forecast(sentinel)) => Ok(sentinel.screen(values)),
-            (Live::Reconstruction(s), Screening::Reconstruction(sentinel)) => sentinel.screen(s, values),
-            (Live::Prediction(_), Screening::Reconstruction(_)) => Err(recur::Error::Invalid {
+            (_, LiveSentinel::Forecast(sentinel)) => Ok(sentinel.screen(values)),
+            (Live::Reconstruction(s), LiveSentinel::Reconstruction(sentinel)) => sentinel.screen(s, values),
+            (Live::Prediction(_), LiveSentinel::Reconstruction(_)) => Err(recur::Error::Invalid {
                 what: "--flag".into(),
                 why: "a reconstruction's detector on a prediction stream".into(),
             }),
@@ -521,7 +521,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
             }
             over_budget.push(line);
         }
-        if let (Some(Screening::Forecast(sentinel)), Answer::Forecast(f)) = (sentinel.as_mut(), &answer) {
+        if let (Some(LiveSentinel::Forecast(sentinel)), Answer::Forecast(f)) = (sentinel.as_mut(), &answer) {
             sentinel.expect(f);
         }
         let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
