@@ -297,7 +297,7 @@ fn diagnose_run(args: &Args) -> Result<(), String> {
     top.sort_by(|&a, &b| signal_total(b).total_cmp(&signal_total(a)));
     top.truncate(4);
     let mut header = vec!["steps back".to_string(), "state ‖∂ŷ/∂h‖".into(), "all inputs ‖∂ŷ/∂x‖".into()];
-    header.extend(top.iter().map(|&j| signals[j].clone()));
+    header.extend(top.iter().map(|&j| recur::report::markdown_cell(&signals[j])));
     let mut rows: Vec<usize> =
         [0, 1, 2, 3, 6, 12, 24, 48, 96, 168, 336, 720].into_iter().filter(|&k| k < steps).collect();
     rows.extend([trained_reach, steps - 1].into_iter().filter(|&k| k < steps));

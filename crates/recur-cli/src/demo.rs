@@ -9,7 +9,8 @@ use indicatif::MultiProgress;
 
 use recur::data::inspect::TextAmongNumbers;
 use recur::data::{
-    CalendarCycle, EpochUnit, FittedScaler, Inspection, Layout, MissingValues, Part, PreparedSeries, SplitBy,
+    csv_quoted, CalendarCycle, EpochUnit, FittedScaler, Inspection, Layout, MissingValues, Part, PreparedSeries,
+    SplitBy,
 };
 use recur::model::SequenceModel;
 use recur::report::{
@@ -655,7 +656,8 @@ fn calibrate_reconstruction(
     let percent = |v: f64| format!("{:.1} %", 100.0 * v);
     for (j, name) in series.grid.signals.iter().enumerate() {
         println!(
-            "| {name} | {} | {:.3} | {} | {} |",
+            "| {} | {} | {:.3} | {} | {} |",
+            recur::report::markdown_cell(name),
             calibration.scores[j],
             calibration.scale[j],
             percent(before.per_signal_coverage_2sigma[j]),
@@ -807,6 +809,7 @@ pub fn predict(args: &Args) -> Result<(), String> {
         true => signals.iter().flat_map(|s| [s.clone(), format!("{s}_low"), format!("{s}_high")]).collect(),
         false => signals.to_vec(),
     };
+    let columns: Vec<String> = columns.iter().map(|c| csv_quoted(c)).collect();
     let mut csv = format!("entity,steps_ahead,time,{}\n", columns.join(","));
     for (name, forecast) in &forecasts {
         let entity = data.entities.iter().position(|(n, _)| n == name).ok_or(format!("no entity `{name}`"))?;
@@ -825,7 +828,13 @@ pub fn predict(args: &Args) -> Result<(), String> {
                     std::iter::once(v.to_string()).chain(band)
                 })
                 .collect();
-            csv.push_str(&format!("{name},{},{},{}\n", h + 1, data.time_label(entity, last + h + 1), cells.join(",")));
+            csv.push_str(&format!(
+                "{},{},{},{}\n",
+                csv_quoted(name),
+                h + 1,
+                data.time_label(entity, last + h + 1),
+                cells.join(",")
+            ));
         }
     }
     let out = PathBuf::from(args.get("out", &known, dir.join("forecast.csv").display().to_string())?);

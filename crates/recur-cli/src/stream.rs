@@ -474,7 +474,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let out = std::io::stdout();
     let mut out = out.lock();
     let leading = match align {
-        false => passed.iter().map(|&i| csv_quoted(&names[i])).collect(),
+        false => passed.iter().map(|&i| names[i].clone()).collect(),
         true => vec!["time".to_string()],
     };
     let surprise_columns = match sentinel {
@@ -483,6 +483,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     };
     let header: Vec<String> =
         leading.into_iter().chain(stream.header(horizon, paths)).chain(surprise_columns).collect();
+    let header: Vec<String> = header.iter().map(|c| csv_quoted(c)).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
     // per signal, the values training's outlier screen takes out (read as gaps by the model)

@@ -1235,3 +1235,100 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     assert!(!ok && err.contains("task.uncertainty"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The `|`s that separate the cells of each Markdown table line of `out` (an escaped `\|`
+/// is part of a cell): every line of a table has its header's.
+fn assert_markdown_tables_whole(out: &str) {
+    let bars = |line: &str| line.split("\\|").map(|part| part.matches('|').count()).sum::<usize>();
+    let mut header: Option<usize> = None;
+    for line in out.lines() {
+        match (line.starts_with('|'), header) {
+            (false, _) => header = None,
+            (true, None) => header = Some(bars(line)),
+            (true, Some(n)) => assert_eq!(bars(line), n, "a cell split in two:\n{line}\n{out}"),
+        }
+    }
+}
+
+/// Every row of the CSV file `path` has its header's fields, read as recur reads a CSV;
+/// the header.
+fn csv_header_of_a_whole_file(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().map(recur::data::csv_fields);
+    let header = lines.next().unwrap();
+    for (i, row) in lines.enumerate() {
+        assert_eq!(row.len(), header.len(), "{} line {}: {row:?}", path.display(), i + 2);
+    }
+    header
+}
+
+/// Historians name tags like `pi:160220|average` and spreadsheets columns like `TEMP, °C`:
+/// every table recur prints keeps such a name in one cell (`\|`), and every CSV it writes
+/// quotes it. The bundled station's first 8,000 hours (real data) with two columns renamed,
+/// in two files whose names hold both.
+#[test]
+fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
+    let dir = scratch_dir("recur-odd-names");
+    let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
+    let header = lines[0].replace("\"PM2.5\"", "\"pi:1|PM2.5\"").replace("\"TEMP\"", "\"TEMP, °C\"");
+    let files: Vec<PathBuf> = ["plant|7, a.csv", "plant|7, b.csv"].iter().map(|n| dir.join(n)).collect();
+    for (file, rows) in files.iter().zip([&lines[1..4001], &lines[4001..8001]]) {
+        std::fs::write(file, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    }
+    let data = format!(
+        "files = [{:?}, {:?}]\ndrop = [\"No\", \"wd\", \"station\"]",
+        files[0].display().to_string(),
+        files[1].display().to_string()
+    );
+    let (run, trained) = trained_briefly(&dir, "band", &data, "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
+    let run = run.to_str().unwrap();
+    let mut printed = vec![trained];
+    for args in [
+        &["eval", "--run", run, "--horizon", "3"][..],
+        &["eval", "--run", run, "--by", "hour"],
+        &["detect", "--run", run, "--inject", "3"],
+        &["detect", "--run", run, "--alarm-rate", "0.01", "--out", dir.join("rate.csv").to_str().unwrap()],
+        &["calibrate", "--run", run, "--out", dir.join("calibrated").to_str().unwrap()],
+        &["diagnose", "gradients", "--run", run],
+    ] {
+        let (ok, out, err) = recur(args, "");
+        assert!(ok, "{args:?}: {err}");
+        printed.push(out);
+    }
+    for out in &printed {
+        assert_markdown_tables_whole(out);
+    }
+    let all = printed.concat();
+    for cell in ["| pi:1\\|PM2.5 |", "| TEMP, °C |", "| plant\\|7, a |"] {
+        assert!(all.contains(cell), "{cell} in\n{all}");
+    }
+
+    let (ok, _, err) = recur(&["detect", "--run", run, "--threshold", "2"], "");
+    assert!(ok, "{err}");
+    let detected = Path::new(run).join("anomalies.csv");
+    assert_eq!(csv_header_of_a_whole_file(&detected)[..3], ["entity", "time", "signal"]);
+    let cells: Vec<Vec<String>> =
+        std::fs::read_to_string(&detected).unwrap().lines().skip(1).map(recur::data::csv_fields).collect();
+    assert!(cells.iter().any(|r| r[0] == "plant|7, a" && r[2] == "TEMP, °C"), "{cells:?}");
+    let forecast = dir.join("forecast.csv");
+    let (ok, _, err) = recur(&["predict", "--run", run, "--out", forecast.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let header = csv_header_of_a_whole_file(&forecast);
+    assert!(header.contains(&"pi:1|PM2.5_low".to_string()) && header.contains(&"TEMP, °C".to_string()), "{header:?}");
+    let streamed = dir.join("streamed.csv");
+    let (ok, out, err) = recur(&["stream", "--run", run, "--flag", "4", "--input", files[1].to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    std::fs::write(&streamed, out).unwrap();
+    let header = csv_header_of_a_whole_file(&streamed);
+    for column in ["TEMP, °C_next_high", "pi:1|PM2.5_surprise"] {
+        assert!(header.contains(&column.to_string()), "{column}: {header:?}");
+    }
+
+    let (rec, _) = trained_briefly(&dir, "rec", &data, "kind = \"reconstruction\"\nwindow = 24");
+    let filled = dir.join("filled.csv");
+    let (ok, _, err) = recur(&["reconstruct", "--run", rec.to_str().unwrap(), "--out", filled.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    let header = csv_header_of_a_whole_file(&filled);
+    assert!(header.contains(&"TEMP, °C_filled".to_string()), "{header:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

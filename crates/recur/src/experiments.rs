@@ -585,7 +585,7 @@ pub fn write_table(
         md.push_str(&format!(
             "| {} | {} | {:.4} ± {:.4} |{streamed}{far}{coverage} {} | {} | {:.0} | {} | {} |\n",
             i + 1,
-            r.variant,
+            crate::report::markdown_cell(&r.variant),
             r.mean,
             r.std,
             r.seeds,

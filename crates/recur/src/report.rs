@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use crate::data::{FittedScaler, PreparedSeries};
+use crate::data::{csv_quoted, FittedScaler, PreparedSeries};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::model::HeadKind;
@@ -17,6 +17,13 @@ use crate::tasks::calibration::BandCalibration;
 use crate::tasks::prediction::PredictionTask;
 use crate::tasks::reconstruction::ReconstructionTask;
 
+/// `text` as one cell of a Markdown table: a `|` escaped (`\|`, as GitHub's tables read
+/// it), a line break a space. Names come from the data (a historian's `pi:160220|average`,
+/// an entity's file name), so every name a table prints goes through here.
+pub fn markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\r', '\n'], " ")
+}
+
 /// The scores as a Markdown table (standardised and original units), each column with
 /// the decimals that give its smallest value three significant digits (at least 4 for
 /// the standardised columns, 2 for the original ones: a pressure in bar scores 0.00240,
@@ -26,7 +33,8 @@ pub fn score_table(scores: &[Score]) -> String {
     let names: Vec<(String, &crate::tasks::Metrics)> = scores
         .iter()
         .flat_map(|s| {
-            std::iter::once((s.name.clone(), &s.metrics)).chain(s.streamed.as_ref().map(|m| (streamed(&s.name), m)))
+            std::iter::once((markdown_cell(&s.name), &s.metrics))
+                .chain(s.streamed.as_ref().map(|m| (markdown_cell(&streamed(&s.name)), m)))
         })
         .collect();
     let width = names.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0).max(40);
@@ -80,11 +88,12 @@ fn entity_rows(rows: &[(String, Vec<Score>)]) -> (Vec<String>, Vec<(String, u64,
 /// entities, the `shown / 2` worst and the `shown / 2` best, the others counted between them.
 pub fn entity_table(rows: &[(String, Vec<Score>)], shown: usize) -> String {
     let (columns, rows) = entity_rows(rows);
+    let columns: Vec<String> = columns.iter().map(|c| markdown_cell(c)).collect();
     let mut out = format!("| entity | scored | {} | model / best baseline |\n", columns.join(" | "));
     out.push_str(&format!("|---|---:|{}---:|\n", "---:|".repeat(columns.len())));
     let line = |(entity, scored, values, ratio): &(String, u64, Vec<f64>, f64)| {
         let cells: Vec<String> = values.iter().map(|v| format!("{v:.4}")).collect();
-        format!("| {entity} | {scored} | {} | {ratio:.3} |\n", cells.join(" | "))
+        format!("| {} | {scored} | {} | {ratio:.3} |\n", markdown_cell(entity), cells.join(" | "))
     };
     let half = shown / 2;
     for (i, row) in rows.iter().enumerate() {
@@ -100,11 +109,11 @@ pub fn entity_table(rows: &[(String, Vec<Score>)], shown: usize) -> String {
 /// Every entity's row of [`entity_table`], as CSV.
 pub fn entity_csv(rows: &[(String, Vec<Score>)]) -> String {
     let (columns, rows) = entity_rows(rows);
-    let quoted: Vec<String> = columns.iter().map(|c| crate::data::csv_quoted(c)).collect();
+    let quoted: Vec<String> = columns.iter().map(|c| csv_quoted(c)).collect();
     let mut out = format!("entity,scored,{},model_over_best_baseline\n", quoted.join(","));
     for (entity, scored, values, ratio) in rows {
         let cells: Vec<String> = values.iter().map(f64::to_string).collect();
-        out.push_str(&format!("{},{scored},{},{ratio}\n", crate::data::csv_quoted(&entity), cells.join(",")));
+        out.push_str(&format!("{},{scored},{},{ratio}\n", csv_quoted(&entity), cells.join(",")));
     }
     out
 }
@@ -182,7 +191,7 @@ pub fn horizon_signal_table(scores: &crate::tasks::HorizonScores, signals: &[Str
                 format!("{:.4} ({:.4})", m.per_signal_mse[j], p.per_signal_mse[j])
             })
             .collect();
-        out += &format!("| {name} | {} |\n", cells.join(" | "));
+        out += &format!("| {} | {} |\n", markdown_cell(name), cells.join(" | "));
     }
     out
 }
@@ -205,7 +214,7 @@ pub fn horizon_comparison_table(
     // (title, metrics, whether the column is the ±2σ coverage)
     let mut columns: Vec<(String, &[crate::tasks::Metrics], bool)> = Vec::new();
     for (name, metrics) in models {
-        columns.push((name.clone(), metrics, false));
+        columns.push((markdown_cell(name), metrics, false));
         if metrics.iter().any(|m| m.coverage_2sigma.is_some()) {
             columns.push(("±2σ coverage".into(), metrics, true));
         }
@@ -298,7 +307,8 @@ pub fn time_table(errors: &crate::tasks::ErrorsByTime, signals: &[String]) -> St
             continue;
         }
         let worst = m.per_signal_mse.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1));
-        let worst = worst.map_or("—".to_string(), |(j, v)| format!("{} {v:.4}", signals.get(j).map_or("?", |s| s)));
+        let worst = worst
+            .map_or("—".to_string(), |(j, v)| format!("{} {v:.4}", markdown_cell(signals.get(j).map_or("?", |s| s))));
         out.push_str(&format!(
             "| {label} | {} | {:.4} | {:.4} | {:.3} | {worst} |\n",
             m.scored,
@@ -630,11 +640,14 @@ pub fn filled_series_csv(
     let c = data.grid.channels();
     let mut out = String::from("entity,time");
     for s in &data.grid.signals {
-        out.push_str(&format!(",{s},{s}_filled,{s}_low,{s}_high"));
+        for column in [s.clone(), format!("{s}_filled"), format!("{s}_low"), format!("{s}_high")] {
+            out.push_str(&format!(",{}", csv_quoted(&column)));
+        }
     }
     out.push('\n');
     for (e, (name, steps)) in data.entities.iter().enumerate() {
         let (x_hat, sigma) = task.fill(model, steps.clone())?;
+        let name = csv_quoted(name);
         for (i, n) in steps.clone().enumerate() {
             out.push_str(&format!("{name},{}", data.time_label(e, i)));
             for j in 0..c {
@@ -669,11 +682,12 @@ pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
         let top = of_target.iter().max_by(|a, b| a.surprise.total_cmp(&b.surprise));
         let top = top.map_or("—".to_string(), |v| {
             let (entity, time) = data.step_label(v.step);
-            let at = if data.entities.len() > 1 { format!("{entity} {time}") } else { time };
+            let at = if data.entities.len() > 1 { format!("{} {time}", markdown_cell(entity)) } else { time };
             format!("{:.1}, {at}: {}, {:.4}", v.surprise, v.value, v.expected)
         });
         out.push_str(&format!(
-            "| {name} | {} | {} | {} | {} | {top} |\n",
+            "| {} | {} | {} | {} | {} | {top} |\n",
+            markdown_cell(name),
             of_target.len(),
             cell(Detector::Model),
             cell(Detector::Persistence),
@@ -691,7 +705,7 @@ pub fn alarm_threshold_table(scales: &AlarmScales, targets: &[String]) -> String
     out.push_str(&format!("|---|{}\n", "---:|".repeat(names.len())));
     for (t, name) in targets.iter().enumerate() {
         let cells: Vec<String> = Detector::ALL.iter().map(|&d| format!("{:.2}", scales.raw_threshold(d, t))).collect();
-        out.push_str(&format!("| {name} | {} |\n", cells.join(" | ")));
+        out.push_str(&format!("| {} | {} |\n", markdown_cell(name), cells.join(" | ")));
     }
     out
 }
@@ -725,11 +739,11 @@ pub fn anomaly_entity_table(
     out.push_str("|---|---:|---:|---|\n");
     for r in rows.iter().take(shown) {
         let top = r.3.map_or("—".to_string(), |v| {
-            format!("{} {}, {:.1}", targets[v.target], data.step_label(v.step).1, v.surprise)
+            format!("{} {}, {:.1}", markdown_cell(&targets[v.target]), data.step_label(v.step).1, v.surprise)
         });
         out.push_str(&format!(
             "| {} | {} | {} ({:.2} %) | {top} |\n",
-            data.entities[r.0].0,
+            markdown_cell(&data.entities[r.0].0),
             r.1,
             r.2,
             100.0 * share(r)
@@ -746,8 +760,16 @@ pub fn anomalies_csv(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
     for v in scored.iter().filter(|v| v.surprise > threshold) {
         let (entity, time) = data.step_label(v.step);
         out.push_str(&format!(
-            "{entity},{time},{},{},{},{},{},{},{},{}\n",
-            targets[v.target], v.value, v.expected, v.low, v.high, v.surprise, v.persistence, v.level
+            "{},{time},{},{},{},{},{},{},{},{}\n",
+            csv_quoted(entity),
+            csv_quoted(&targets[v.target]),
+            v.value,
+            v.expected,
+            v.low,
+            v.high,
+            v.surprise,
+            v.persistence,
+            v.level
         ));
     }
     out
@@ -788,7 +810,7 @@ pub fn detection_signal_table(detections: &Detections, targets: &[String]) -> St
             .iter()
             .map(|m| m.map_or("—".to_string(), |m| format!("{:.3} ({:.4})", m.average_precision, m.auc)))
             .collect();
-        out.push_str(&format!("| {name} | {faults} | {} |\n", cells.join(" | ")));
+        out.push_str(&format!("| {} | {faults} | {} |\n", markdown_cell(name), cells.join(" | ")));
     }
     out
 }
@@ -857,6 +879,13 @@ mod tests {
     use super::*;
     use crate::tasks::prediction::tests::ramps;
     use crate::tasks::{HorizonScores, Metrics};
+
+    #[test]
+    fn a_name_stays_in_its_markdown_cell() {
+        assert_eq!(markdown_cell("pi:160220|average"), "pi:160220\\|average");
+        assert_eq!(markdown_cell("two\r\nlines"), "two  lines");
+        assert_eq!(markdown_cell("TEMP, °C"), "TEMP, °C");
+    }
 
     #[test]
     fn the_entity_table_counts_each_entitys_flags_and_puts_the_largest_share_first() {

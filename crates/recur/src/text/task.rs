@@ -624,7 +624,8 @@ pub fn run_text_task_in(
 /// The scores as a Markdown table: micro-F1 of each level, then micro and macro P/R/F1
 /// and subset accuracy over all classes.
 pub fn text_score_table(outcome: &TextOutcome) -> String {
-    let headers: Vec<String> = outcome.hierarchy.level_names.iter().map(|n| format!("F1 {n:<4}")).collect();
+    let headers: Vec<String> =
+        outcome.hierarchy.level_names.iter().map(|n| format!("F1 {:<4}", crate::report::markdown_cell(n))).collect();
     let widths: Vec<usize> = headers.iter().map(|h| h.chars().count().max(7)).collect();
     let mut out = format!("| {:<30} |", "method");
     for (h, &w) in headers.iter().zip(&widths) {
@@ -664,7 +665,7 @@ pub fn seed_table(runs: &[(u64, TextOutcome)]) -> String {
     let names = &first.hierarchy.level_names;
     let columns: Vec<String> = names
         .iter()
-        .map(|n| format!("F1 {n}"))
+        .map(|n| format!("F1 {}", crate::report::markdown_cell(n)))
         .chain(["micro F1", "macro F1", "subset acc"].map(String::from))
         .collect();
     let values = |m: &MethodScores| -> Vec<f64> {
