@@ -295,7 +295,7 @@ type Trained = (&'static str, RunConfig, SequenceModel<f32>, recur::data::Prepar
 fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), String> {
     const THRESHOLD: f32 = 4.0;
     let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;
-    let screening = Screening { guard: Some(THRESHOLD), scales: None };
+    let screening = Screening { guard: Some(THRESHOLD), ..Screening::default() };
     let scored = task.surprises(model, &data.test, &screening).map_err(|e| e.to_string())?;
     let targets = task.targets().names();
     let csv = out.join(name).join("anomalies.csv");

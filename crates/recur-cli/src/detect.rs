@@ -12,13 +12,13 @@ use recur::report::{
     save_anomaly_chart,
 };
 use recur::run::TaskKind;
-use recur::tasks::anomaly::{AlarmScales, Detections, ScoredValue, Screening, Spikes};
-use recur::tasks::{PredictionTask, ReconstructionTask};
+use recur::tasks::anomaly::{Detections, KeptAlarms, ScoredValue, Screening, Spikes, ALARMS_FILE};
+use recur::tasks::{BandCalibration, PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
 use crate::demo::{calibrated_task, open_run_on_data, output_beside_run, run_calibration};
 
-const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R] [--guard true|false] [--signal NAME] [--out FILE.csv] \
+const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--out FILE.csv] \
                      [--inject SIZE [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
 
 /// A run's detector: a prediction run's forecasts, or a causal reconstruction run's
@@ -69,11 +69,37 @@ impl Detecting<'_> {
         }
     }
 
-    fn alarm_scales(&self, model: &SequenceModel<f32>, rate: f64, threshold: f32) -> recur::Result<AlarmScales> {
-        match self {
-            Detecting::Prediction(task) => task.alarm_scales(model, rate, threshold),
-            Detecting::Reconstruction(task) => task.alarm_scales(model, rate, threshold),
-        }
+    /// Alarm scales fitted on the validation part, with a band-free prediction model's
+    /// validation RMS, to keep for the run's band `calibration` (its factors; empty: none).
+    fn alarms_to_keep(
+        &self,
+        model: &SequenceModel<f32>,
+        (rate, threshold): (f64, f32),
+        calibration: Vec<f32>,
+    ) -> recur::Result<KeptAlarms> {
+        let (scales, sigma) = match self {
+            Detecting::Prediction(task) => (
+                task.alarm_scales(model, rate, threshold)?,
+                match model.config().head.has_positive_branch() {
+                    true => Vec::new(),
+                    false => task.validation_rms(model)?,
+                },
+            ),
+            Detecting::Reconstruction(task) => (task.alarm_scales(model, rate, threshold)?, Vec::new()),
+        };
+        Ok(KeptAlarms { signals: self.targets(), scales, sigma, calibration })
+    }
+}
+
+/// `--alarm-rate`'s value: none given, `none`, or a fraction of the values.
+fn alarm_rate(args: &Args, known: &[&str]) -> Result<Option<Option<f64>>, String> {
+    match args.get("alarm-rate", known, String::new())?.as_str() {
+        "" => Ok(None),
+        "none" => Ok(Some(None)),
+        rate => rate
+            .parse::<f64>()
+            .map(|r| Some(Some(r)))
+            .map_err(|_| format!("--alarm-rate {rate}: a fraction of the values (0.005: one in 200), or `none`")),
     }
 }
 
@@ -108,22 +134,44 @@ pub fn detect(args: &Args) -> Result<(), String> {
         })?),
     };
     let at_run = |e: recur::Error| format!("{}: {e}", dir.display());
-    let scales = match args.get("alarm-rate", &known, 0.0f64)? {
-        0.0 => None,
-        rate => {
-            Some(detecting.alarm_scales(&model, rate, threshold).map_err(|e| format!("--alarm-rate: {}", at_run(e)))?)
+    let calibration = BandCalibration::load_from_run(&dir, &targets).map_err(|e| e.to_string())?;
+    let calibration = calibration.map_or(Vec::new(), |c| c.scale);
+    let rate_given = alarm_rate(args, &known)?;
+    let kept = match rate_given {
+        None => KeptAlarms::load_from_run(&dir, &targets, &calibration).map_err(|e| e.to_string())?,
+        Some(None) => None,
+        Some(Some(rate)) => {
+            let kept = detecting
+                .alarms_to_keep(&model, (rate, threshold), calibration)
+                .map_err(|e| format!("--alarm-rate: {}", at_run(e)))?;
+            println!(
+                "alarm thresholds: each detector's score above which {} % of the validation part's values of each \
+                 signal lie (its scores scaled so that it reads {threshold}):",
+                100.0 * rate
+            );
+            print!("{}", alarm_threshold_table(&kept.scales, &targets));
+            kept.save_to_run(&dir).map_err(|e| e.to_string())?;
+            println!(
+                "kept in {}: `recur stream --flag` and `recur detect` on this run scale by them (--alarm-rate none: \
+                 not)\n",
+                dir.join(ALARMS_FILE).display()
+            );
+            Some(kept)
         }
     };
-    if let Some(scales) = &scales {
+    let screening = match &kept {
+        Some(kept) => kept.screening(guard.then_some(threshold)),
+        None => Screening { guard: guard.then_some(threshold), ..Screening::default() },
+    };
+    if let (Some(kept), None) = (&kept, rate_given) {
         println!(
-            "alarm thresholds: each detector's score above which {} % of the validation part's values of each signal \
-             lie (its scores scaled so that it reads {threshold}):",
-            100.0 * scales.rate
+            "scores scaled by {} (each signal's alarm rate {} % above {} on the validation part; --alarm-rate none: \
+             in σ)",
+            dir.join(ALARMS_FILE).display(),
+            100.0 * kept.scales.rate,
+            kept.scales.threshold
         );
-        print!("{}", alarm_threshold_table(scales, &targets));
-        println!();
     }
-    let screening = Screening { guard: guard.then_some(threshold), scales };
     if size != 0.0 {
         let detections = detecting
             .detect_spikes(&model, &data.test, (Spikes { rate, size }, seed), (threshold, &screening))

@@ -86,8 +86,9 @@ const USAGE: &str = "usage:
       reconstruction of it with it alone hidden (a reconstruction run) — in a column
       SIGNAL_surprise after the answer; a value above S is withheld from the model (fed as
       a gap; a reconstruction run fills it) unless its signal's value the step before was;
-      counts on stderr.
-  recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A] [--guard true|false]
+      counts on stderr. Scaled by DIR/alarms.json where `recur detect --alarm-rate` kept
+      it (a prediction run without a band needs it: its validation RMS is kept there).
+  recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--out FILE.csv] [--inject SIZE [--rate R] [--seed N]]
       Anomalies found by a causal run: every observed test value (of the run's data, or all
       of the files --data names, read as eval reads them) against what the model expected
@@ -106,7 +107,9 @@ const USAGE: &str = "usage:
       it (not twice in a row: a lasting change is taken). --alarm-rate A (the run's own
       data): each detector's scores of each signal scaled so that a fraction A of the
       validation part's values score above S (their thresholds printed): every signal and
-      detector then raises alarms at one rate there. --inject SIZE: spikes of ±SIZE training SDs put into a fraction R
+      detector then raises alarms at one rate there; kept in DIR/alarms.json, which later
+      `recur detect` (also on --data) and `recur stream --flag` scale by (none: not).
+      --inject SIZE: spikes of ±SIZE training SDs put into a fraction R
       (default 0.01; seeded by N, default 1) of those values; each detector's ROC AUC and
       average precision in finding them, pooled and per signal, and its precision and
       recall above S.

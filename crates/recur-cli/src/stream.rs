@@ -12,7 +12,7 @@ use recur::data::{
     without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, MissingValues, TimeColumns,
 };
 use recur::run::{DataFormat, TaskKind};
-use recur::tasks::anomaly::{ReconstructionSentinel, Sentinel, Surprise};
+use recur::tasks::anomaly::{Detector, KeptAlarms, ReconstructionSentinel, Sentinel, Surprise, ALARMS_FILE};
 use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 use recur::Rng;
 
@@ -293,11 +293,18 @@ enum LiveSentinel {
 }
 
 impl Live<'_> {
-    /// The detector for `--flag guard`.
-    fn sentinel(&self, guard: f32) -> recur::Result<LiveSentinel> {
+    /// The detector for `--flag guard`, its model's scores scaled by the run's `kept` alarm
+    /// scales (and a model without a band banded by their validation RMS) where it has them.
+    fn sentinel(&self, guard: f32, kept: Option<&KeptAlarms>) -> recur::Result<LiveSentinel> {
+        let scale = kept.map_or(Vec::new(), |k| k.scales.of(Detector::Model).to_vec());
         Ok(match self {
-            Live::Prediction(s) => LiveSentinel::Forecast(Sentinel::new(s, Some(guard), Vec::new())?),
-            Live::Reconstruction(s) => LiveSentinel::Reconstruction(ReconstructionSentinel::new(s, Some(guard))?),
+            Live::Prediction(s) => {
+                let sigma = kept.map_or(Vec::new(), |k| k.sigma.clone());
+                LiveSentinel::Forecast(Sentinel::new(s, Some(guard), sigma)?.scaled(scale))
+            }
+            Live::Reconstruction(s) => {
+                LiveSentinel::Reconstruction(ReconstructionSentinel::new(s, Some(guard))?.scaled(scale))
+            }
         })
     }
 
@@ -372,7 +379,8 @@ pub fn stream(args: &Args) -> Result<(), String> {
     if horizon > 1 && config.task.kind != TaskKind::Prediction {
         return Err(format!("{}: --horizon needs a prediction run", dir.display()));
     }
-    let calibration = run_calibration(&dir, &config.scored_signals(&fitted.signals))?;
+    let scored = config.scored_signals(&fitted.signals);
+    let calibration = run_calibration(&dir, &scored)?;
     let (task, residual) = (config.prediction(), config.task.residual);
     let open = || -> Result<Live<'_>, String> {
         let live = match config.task.kind {
@@ -386,9 +394,31 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let mut stream = open()?;
     // --flag: each value scored against the forecast of its step (or its reconstruction
     // with it hidden), a surprising one withheld
+    let kept = match flag {
+        0.0 => None,
+        _ => {
+            let factors = calibration.as_ref().map_or(Vec::new(), |c| c.scale.clone());
+            KeptAlarms::load_from_run(&dir, &scored, &factors).map_err(|e| format!("--flag: {e}"))?
+        }
+    };
+    if let Some(kept) = &kept {
+        eprintln!(
+            "surprises scaled by {} (each signal's alarm rate {} % above {} on the validation part)",
+            dir.join(ALARMS_FILE).display(),
+            100.0 * kept.scales.rate,
+            kept.scales.threshold
+        );
+    }
     let mut sentinel = match flag {
         0.0 => None,
-        g => Some(stream.sentinel(g).map_err(|e| format!("{}: --flag: {e}", dir.display()))?),
+        g => Some(stream.sentinel(g, kept.as_ref()).map_err(|e| match &stream {
+            Live::Prediction(s) if !s.has_band() => format!(
+                "{}: --flag: the model has no band (task.uncertainty) and the run keeps no validation errors to band \
+                 it by: `recur detect --run {0} --alarm-rate RATE` keeps them (in {ALARMS_FILE})",
+                dir.display()
+            ),
+            _ => format!("{}: --flag: {e}", dir.display()),
+        })?),
     };
     let targets = match &stream {
         Live::Prediction(s) => s.targets().to_vec(),

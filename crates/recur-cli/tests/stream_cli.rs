@@ -1161,56 +1161,56 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
     let later = dir.join("later.csv");
     std::fs::write(&later, [&lines[..1], &lines[lines.len() - 2000..]].concat().join("\n") + "\n").unwrap();
-    let (ok, _, err) = recur(&["detect", "--run", run, "--data", later.to_str().unwrap(), "--threshold", "3"], "");
-    assert!(ok, "{err}");
-    let detected = std::fs::read_to_string(Path::new(run).join("anomalies_later.csv")).unwrap();
-    // live: `recur stream --flag 3` on the same file scores each value as detect did (the
-    // run's window is 12 hours: detect scores from the 12th on), and withholds the same
-    let (ok, streamed, err) = recur(&["stream", "--run", run, "--flag", "3", "--input", later.to_str().unwrap()], "");
-    assert!(ok && err.contains("withheld from the model"), "{err}");
-    let mut rows = streamed.lines().map(|l| l.split(',').collect::<Vec<_>>());
-    let header = rows.next().unwrap();
-    let rows: Vec<Vec<&str>> = rows.collect();
-    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
-    let hour_of = |row: &[&str]| {
-        let at = |c: &str| row[column(c)].parse::<u32>().unwrap();
-        format!("{}-{:02}-{:02} {:02}:00:00", at("year"), at("month"), at("day"), at("hour"))
-    };
-    let streamed_flags: usize = rows[11..]
-        .iter()
-        .flat_map(|r| header.iter().zip(r.iter()).filter(|(h, _)| h.ends_with("_surprise")))
-        .filter(|(_, cell)| cell.parse::<f32>().is_ok_and(|s| s > 3.0))
-        .count();
-    assert_eq!(streamed_flags, detected.lines().count() - 1);
-    for line in detected.lines().skip(1) {
-        let cells: Vec<&str> = line.split(',').collect();
-        let row = rows.iter().find(|r| hour_of(r) == cells[1]).unwrap();
-        let (live, offline) = (row[column(&format!("{}_surprise", cells[2]))], cells[7]);
-        let (live, offline) = (live.parse::<f32>().unwrap(), offline.parse::<f32>().unwrap());
-        assert!((live - offline).abs() < 1e-4 * offline, "{line}: {live}");
-    }
+    // the scales `--alarm-rate` kept serve detect on data the run has not seen, and the stream
+    let later = later.to_str().unwrap();
+    let (ok, out, err) = recur(&["detect", "--run", run, "--data", later, "--threshold", "3"], "");
+    assert!(ok && out.contains("alarms.json (each signal's alarm rate 1 % above 4"), "{out}{err}");
+    let (streamed, err) = stream_flags_as_detect(run, later);
+    assert!(err.contains("surprises scaled by") && err.contains("alarms.json"), "{err}");
+    assert!(streamed > 0);
+    let (ok, out, err) =
+        recur(&["detect", "--run", run, "--data", later, "--threshold", "3", "--alarm-rate", "none"], "");
+    assert!(ok && !out.contains("alarms.json"), "{out}{err}");
+    let (ok, _, err) = recur(&["detect", "--run", run, "--alarm-rate", "often"], "");
+    assert!(!ok && err.contains("--alarm-rate often: a fraction"), "{err}");
     let (plain, _) = trained_run(&dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
     let plain = plain.to_str().unwrap();
     let (ok, out, err) = recur(&["detect", "--run", plain], "");
     assert!(ok && out.contains("| PM2.5 |"), "{err}");
-    let (ok, _, err) = recur(&["detect", "--run", plain, "--data", later.to_str().unwrap()], "");
+    let (ok, _, err) = recur(&["detect", "--run", plain, "--data", later], "");
     assert!(!ok && err.contains("task.uncertainty"), "{err}");
-    let (ok, _, err) = recur(&["detect", "--run", run, "--data", later.to_str().unwrap(), "--alarm-rate", "0.01"], "");
+    let (ok, _, err) = recur(&["stream", "--run", plain, "--flag", "4"], "");
+    assert!(!ok && err.contains("task.uncertainty") && err.contains("--alarm-rate RATE` keeps them"), "{err}");
+    let (ok, _, err) = recur(&["detect", "--run", run, "--data", later, "--alarm-rate", "0.01"], "");
     assert!(!ok && err.contains("--alarm-rate") && err.contains("validation part"), "{err}");
-
+    // a model without a band: its validation errors kept beside the scales band it anywhere
+    let (ok, _, err) = recur(&["detect", "--run", plain, "--alarm-rate", "0.01"], "");
+    assert!(ok, "{err}");
+    let (ok, _, err) = recur(&["detect", "--run", plain, "--data", later, "--threshold", "3"], "");
+    assert!(ok, "{err}");
+    assert!(stream_flags_as_detect(plain, later).0 > 0);
     let (ok, _, err) = recur(&["detect", "--run", run, "--threshold", "0"], "");
     assert!(!ok && err.contains("--threshold"), "{err}");
     let (ok, _, err) = recur(&["detect", "--run", run, "--inject", "3", "--rate", "1.5"], "");
     assert!(!ok && err.contains("--inject") && err.contains("1.5"), "{err}");
+    // a calibration since: the scales no longer fit the band, and say so
+    let (ok, _, err) = recur(&["calibrate", "--run", run], "");
+    assert!(ok, "{err}");
+    for args in [&["stream", "--run", run, "--flag", "3"][..], &["detect", "--run", run]] {
+        let (ok, _, err) = recur(args, "");
+        assert!(
+            !ok && err.contains("alarms.json: fitted on the band before it was calibrated: `recur detect --run"),
+            "{args:?}: {err}"
+        );
+    }
     // a causal reconstruction: each value against its reconstruction with it hidden,
     // offline and live alike; a value withheld comes out filled
     let (filled, _) = trained_run(&dir, "filled", "", "kind = \"reconstruction\"\nwindow = 12\nresidual = false");
     let filled = filled.to_str().unwrap();
-    let (ok, out, err) = recur(&["detect", "--run", filled, "--data", later.to_str().unwrap(), "--threshold", "3"], "");
+    let (ok, out, err) = recur(&["detect", "--run", filled, "--data", later, "--threshold", "3"], "");
     assert!(ok && out.contains("each against the reconstruction with it hidden"), "{err}");
     let detected = std::fs::read_to_string(Path::new(filled).join("anomalies_later.csv")).unwrap();
-    let (ok, streamed, err) =
-        recur(&["stream", "--run", filled, "--flag", "3", "--input", later.to_str().unwrap()], "");
+    let (ok, streamed, err) = recur(&["stream", "--run", filled, "--flag", "3", "--input", later], "");
     assert!(ok, "{err}");
     let mut rows = streamed.lines().map(|l| l.split(',').collect::<Vec<_>>());
     let header = rows.next().unwrap();
@@ -1220,7 +1220,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     let mut withheld = 0;
     for line in detected.lines().skip(1) {
         let cells: Vec<&str> = line.split(',').collect();
-        let row = rows.iter().find(|r| hour_of(r) == cells[1]).unwrap();
+        let row = rows.iter().find(|r| hour_of(&header, r) == cells[1]).unwrap();
         let live = row[column(&format!("{}_surprise", cells[2]))].parse::<f32>().unwrap();
         let offline = cells[7].parse::<f32>().unwrap();
         assert!((live - offline).abs() < 1e-4 * offline, "{line}: {live}");
@@ -1231,9 +1231,41 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
         }
     }
     assert!(withheld > 0 && err.contains("withheld from the model"), "{err}");
-    let (ok, _, err) = recur(&["stream", "--run", plain, "--flag", "4"], "");
-    assert!(!ok && err.contains("task.uncertainty"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The hour of a row of the bundled station's columns, as `recur detect` writes it.
+fn hour_of(header: &[&str], row: &[&str]) -> String {
+    let at = |c: &str| row[header.iter().position(|h| *h == c).unwrap()].parse::<u32>().unwrap();
+    format!("{}-{:02}-{:02} {:02}:00:00", at("year"), at("month"), at("day"), at("hour"))
+}
+
+/// `recur stream --run RUN --flag 3` on the station's rows in file `later` flags each value
+/// `recur detect --run RUN --data later --threshold 3` flagged last (`anomalies_later.csv`),
+/// with its surprise to 1e-4, and no other (the run's window is 12 hours: detect scores
+/// from the 12th on): how many, and what the stream said on stderr.
+fn stream_flags_as_detect(run: &str, later: &str) -> (usize, String) {
+    let detected = std::fs::read_to_string(Path::new(run).join("anomalies_later.csv")).unwrap();
+    let (ok, streamed, err) = recur(&["stream", "--run", run, "--flag", "3", "--input", later], "");
+    assert!(ok && err.contains("withheld from the model"), "{err}");
+    let mut rows = streamed.lines().map(|l| l.split(',').collect::<Vec<_>>());
+    let header = rows.next().unwrap();
+    let rows: Vec<Vec<&str>> = rows.collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let streamed_flags: usize = rows[11..]
+        .iter()
+        .flat_map(|r| header.iter().zip(r.iter()).filter(|(h, _)| h.ends_with("_surprise")))
+        .filter(|(_, cell)| cell.parse::<f32>().is_ok_and(|s| s > 3.0))
+        .count();
+    assert_eq!(streamed_flags, detected.lines().count() - 1);
+    for line in detected.lines().skip(1) {
+        let cells: Vec<&str> = line.split(',').collect();
+        let row = rows.iter().find(|r| hour_of(&header, r) == cells[1]).unwrap();
+        let (live, offline) = (row[column(&format!("{}_surprise", cells[2]))], cells[7]);
+        let (live, offline) = (live.parse::<f32>().unwrap(), offline.parse::<f32>().unwrap());
+        assert!((live - offline).abs() < 1e-4 * offline, "{line}: {live}");
+    }
+    (streamed_flags, err)
 }
 
 /// The `|`s that separate the cells of each Markdown table line of `out` (an escaped `\|`

@@ -36,7 +36,7 @@ fn the_bands_surprise_finds_spikes_in_real_data_better_than_persistence_and_the_
     // persistence 0.772–0.793, level 0.216–0.231; the model's AP unguarded 0.48
     let (spikes, threshold) = (Spikes { rate: 0.01, size: 3.0 }, 4.0);
     let detect = |guard: bool| {
-        let screening = Screening { guard: guard.then_some(threshold), scales: None };
+        let screening = Screening { guard: guard.then_some(threshold), ..Screening::default() };
         let d = task.detect_spikes(&outcome.model, &data.test, (spikes, 1), (threshold, &screening)).unwrap();
         assert_eq!(d.pooled[0].1.faults, (0.01 * clean.len() as f64).round() as usize, "every spike is scored");
         d
@@ -81,7 +81,7 @@ fn a_causal_reconstruction_finds_spikes_in_the_pollutants_from_the_other_signals
     let outcome = run(&config, &data, None, false).unwrap();
     let task = ReconstructionTask::new(&data, config.reconstruction()).unwrap();
     let spikes = Spikes { rate: 0.01, size: 3.0 };
-    let screening = Screening { guard: Some(4.0), scales: None };
+    let screening = Screening { guard: Some(4.0), ..Screening::default() };
     let detections = task.detect_spikes(&outcome.model, &data.test, (spikes, 1), (4.0, &screening)).unwrap();
     let ap = |row: &[Option<Detection>], d: usize| row[d].unwrap().average_precision;
     for (name, row) in data.grid.signals.iter().zip(&detections.per_target) {

@@ -39,12 +39,16 @@
 
 use std::collections::HashSet;
 use std::ops::Range;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use super::calibration::band_score;
 use super::prediction::{persistence_mse, Forecast, LastObserved, PredictionStream, PredictionTask};
 use super::reconstruction::{ReconstructionStream, ReconstructionTask};
 use crate::data::{PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
+use crate::io::{read_json_if_present, write_json_atomically};
 use crate::model::SequenceModel;
 use crate::rng::Rng;
 
@@ -109,11 +113,13 @@ impl Detector {
 
 /// How [`PredictionTask::surprises`] and [`ReconstructionTask::surprises`] score and guard:
 /// withholding above `guard` (none: never), each detector's scores of each target times
-/// its alarm scale (none: as defined).
+/// its alarm scale (none: as defined), and a prediction model without a band banded by
+/// ±2·`sigma` per target (standardised; empty: measured on the validation part).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Screening {
     pub guard: Option<f32>,
     pub scales: Option<AlarmScales>,
+    pub sigma: Vec<f32>,
 }
 
 impl Screening {
@@ -128,7 +134,7 @@ impl Screening {
 /// `threshold`: `threshold` over the scores' (1 − rate) quantile there. Scaled so, every
 /// signal and every detector raises alarms at the same rate on that part, and one
 /// threshold serves them all; pooled rankings compare like with like.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AlarmScales {
     pub rate: f64,
     pub threshold: f32,
@@ -173,6 +179,85 @@ impl AlarmScales {
     /// The score, as the detector defines it, above which `d` flags target `t`'s values.
     pub fn raw_threshold(&self, d: Detector, t: usize) -> f32 {
         self.threshold / self.of(d)[t]
+    }
+}
+
+/// The file of a run folder that keeps [`KeptAlarms`].
+pub const ALARMS_FILE: &str = "alarms.json";
+
+/// What scoring a run's values takes from its validation part, kept in its run folder
+/// ([`ALARMS_FILE`], written by `recur detect --alarm-rate`) so that `recur stream --flag`
+/// flags as `recur detect` does, from the run folder alone, and `recur detect` on data the
+/// run has not seen (no validation part there) as on its own.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct KeptAlarms {
+    /// The targets scored, in order.
+    pub signals: Vec<String>,
+    pub scales: AlarmScales,
+    /// A prediction model without a band: the RMS of its one-step errors per target on the
+    /// validation part (standardised), its band ±2·sigma; empty for a model with one.
+    pub sigma: Vec<f32>,
+    /// The factors of the band calibration the scales were fitted under (empty: none): a
+    /// calibration since then changes the model's scores, and the scales no longer fit them.
+    pub calibration: Vec<f32>,
+}
+
+impl KeptAlarms {
+    /// The screening of a detector guarded at `guard` (none: never) with these scales.
+    pub fn screening(&self, guard: Option<f32>) -> Screening {
+        Screening { guard, scales: Some(self.scales.clone()), sigma: self.sigma.clone() }
+    }
+
+    /// Those kept in run folder `dir`, if any, for the run's `signals` scored under the
+    /// band calibration factors `calibration` (empty: none).
+    ///
+    /// # Errors
+    /// A file that cannot be read or parsed, or holds factors that are not positive numbers,
+    /// or was fitted for other signals or under another calibration (each named, with the
+    /// file).
+    pub fn load_from_run(dir: &Path, signals: &[String], calibration: &[f32]) -> Result<Option<KeptAlarms>> {
+        let path = dir.join(ALARMS_FILE);
+        let Some(kept) = read_json_if_present::<KeptAlarms>(&path)? else { return Ok(None) };
+        let bad = |why: String| Error::Format { path: path.clone(), why };
+        if kept.signals != signals {
+            return Err(bad(format!("fitted for the signals {:?}; the run scores {signals:?}", kept.signals)));
+        }
+        let p = signals.len();
+        let (rate, threshold) = (kept.scales.rate, kept.scales.threshold);
+        if !(rate > 0.0 && rate < 1.0 && threshold > 0.0 && threshold.is_finite()) {
+            return Err(bad(format!("rate {rate} and threshold {threshold}: a rate in (0, 1), a positive threshold")));
+        }
+        let positive = |v: &[f32]| v.iter().all(|x| x.is_finite() && *x > 0.0);
+        let factors = &kept.scales.factors;
+        if factors.len() != Detector::ALL.len() || factors.iter().any(|f| f.len() != p || !positive(f)) {
+            return Err(bad(format!(
+                "factors: {} detectors × {p} signals of positive numbers expected",
+                Detector::ALL.len()
+            )));
+        }
+        if !(kept.sigma.is_empty() || (kept.sigma.len() == p && positive(&kept.sigma))) {
+            return Err(bad(format!("sigma: none, or {p} positive numbers expected")));
+        }
+        if kept.calibration != calibration {
+            let since = match (kept.calibration.is_empty(), calibration.is_empty()) {
+                (true, _) => "fitted on the band before it was calibrated",
+                (false, true) => "fitted on a calibrated band; the run has no calibration now",
+                (false, false) => "fitted under another band calibration than the run has now",
+            };
+            return Err(bad(format!(
+                "{since}: `recur detect --run {} --alarm-rate {rate}` refits them",
+                dir.display()
+            )));
+        }
+        Ok(Some(kept))
+    }
+
+    /// Writes them into run folder `dir`, atomically.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save_to_run(&self, dir: &Path) -> Result<()> {
+        write_json_atomically(&dir.join(ALARMS_FILE), self, "alarm scales")
     }
 }
 
@@ -340,9 +425,10 @@ impl PredictionTask<'_> {
         part: &[Range<usize>],
         screening: &Screening,
     ) -> Result<Vec<ScoredValue>> {
-        let sigma = match model.config().head.has_positive_branch() {
-            true => Vec::new(),
-            false => self.one_step_rms(model)?,
+        let sigma = match (model.config().head.has_positive_branch(), screening.sigma.is_empty()) {
+            (true, _) => Vec::new(),
+            (false, true) => self.validation_rms(model)?,
+            (false, false) => screening.sigma.clone(),
         };
         self.series.window_starts(part, self.window, 1, "evaluated")?;
         let (index, reach) = (self.targets().indices(), self.window - 1);
@@ -395,8 +481,11 @@ impl PredictionTask<'_> {
     }
 
     /// The RMS of a causal `model`'s one-step errors per target on the validation part,
-    /// standardised: the constant band of a model without one.
-    fn one_step_rms(&self, model: &SequenceModel<f32>) -> Result<Vec<f32>> {
+    /// standardised: a model without a band is banded by ±2 × it.
+    ///
+    /// # Errors
+    /// Data without a validation part; as [`PredictionTask::evaluate_streamed`].
+    pub fn validation_rms(&self, model: &SequenceModel<f32>) -> Result<Vec<f32>> {
         check_validation(self.series, self.window).map_err(|_| {
             Error::invalid(
                 "anomaly scores",
@@ -1005,7 +1094,7 @@ mod tests {
         let plain = task.surprises(&model, &data.test, &Screening::default()).unwrap();
         let factors = vec![vec![2.0, 3.0], vec![5.0, 7.0], vec![11.0, 13.0]];
         let scales = Some(AlarmScales { rate: 0.01, threshold: 4.0, factors });
-        let scaled = task.surprises(&model, &data.test, &Screening { guard: None, scales }).unwrap();
+        let scaled = task.surprises(&model, &data.test, &Screening { guard: None, scales, sigma: Vec::new() }).unwrap();
         for (p, s) in plain.iter().zip(&scaled) {
             let f = [2.0, 3.0][p.target];
             assert_eq!(
@@ -1016,6 +1105,53 @@ mod tests {
         let fitted = task.alarm_scales(&model, 0.05, 4.0).unwrap();
         let validation = task.surprises(&model, &data.validation, &Screening::default()).unwrap();
         assert_eq!(fitted, AlarmScales::fit(&validation, 2, 0.05, 4.0).unwrap());
+    }
+
+    #[test]
+    fn kept_alarms_come_back_as_written_and_a_file_that_does_not_fit_the_run_is_refused_by_name() {
+        let dir = std::env::temp_dir().join(format!("recur-kept-alarms-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let signals = vec!["a".to_string(), "b|c".to_string()];
+        assert_eq!(KeptAlarms::load_from_run(&dir, &signals, &[]).unwrap(), None);
+        let kept = KeptAlarms {
+            signals: signals.clone(),
+            scales: AlarmScales { rate: 0.005, threshold: 4.0, factors: vec![vec![1.5, 0.5]; 3] },
+            sigma: vec![0.3, 0.2],
+            calibration: vec![1.1, 0.9],
+        };
+        kept.save_to_run(&dir).unwrap();
+        assert_eq!(KeptAlarms::load_from_run(&dir, &signals, &[1.1, 0.9]).unwrap().as_ref(), Some(&kept));
+        assert_eq!(
+            kept.screening(Some(4.0)),
+            Screening { guard: Some(4.0), scales: Some(kept.scales.clone()), sigma: vec![0.3, 0.2] }
+        );
+        let refused = |signals: &[String], calibration: &[f32]| {
+            KeptAlarms::load_from_run(&dir, signals, calibration).unwrap_err().to_string()
+        };
+        let e = refused(&signals[..1], &[1.1, 0.9]);
+        assert!(e.contains("alarms.json") && e.contains("fitted for the signals"), "{e}");
+        assert!(refused(&signals, &[]).contains("fitted on a calibrated band; the run has no calibration now"));
+        assert!(refused(&signals, &[1.0, 1.0]).contains("another band calibration"));
+        for bad in [
+            KeptAlarms { sigma: vec![0.3], ..kept.clone() },
+            KeptAlarms { sigma: vec![0.3, f32::NAN], ..kept.clone() },
+            KeptAlarms {
+                scales: AlarmScales { factors: vec![vec![1.0, 0.0]; 3], ..kept.scales.clone() },
+                ..kept.clone()
+            },
+            KeptAlarms {
+                scales: AlarmScales { factors: vec![vec![1.0, 1.0]; 2], ..kept.scales.clone() },
+                ..kept.clone()
+            },
+            KeptAlarms { scales: AlarmScales { rate: 1.0, ..kept.scales.clone() }, ..kept.clone() },
+        ] {
+            bad.save_to_run(&dir).unwrap();
+            let e = refused(&signals, &[1.1, 0.9]);
+            assert!(e.contains("alarms.json") && e.contains("expected") || e.contains("a rate in (0, 1)"), "{e}");
+        }
+        std::fs::write(dir.join(ALARMS_FILE), "{").unwrap();
+        assert!(refused(&signals, &[]).contains("alarms.json"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
