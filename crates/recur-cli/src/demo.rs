@@ -21,7 +21,7 @@ use recur::run::{
     evaluate, evaluate_by_entity, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig,
     RunOutcome, TaskKind,
 };
-use recur::tasks::anomaly::{Screening, Spikes};
+use recur::tasks::anomaly::{FaultKind, Faults, Screening};
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, TimeGroup, Uncertainty};
 use recur::train::{progress, set_progress, Progress};
@@ -321,9 +321,9 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
             plot.display()
         );
     }
-    let spikes = Spikes { rate: 0.01, size: 3.0 };
+    let spikes = Faults { kind: FaultKind::Spike, rate: 0.01, size: 3.0 };
     let detections =
-        task.detect_spikes(model, &data.test, (spikes, 1), (THRESHOLD, &screening)).map_err(|e| e.to_string())?;
+        task.detect_faults(model, &data.test, (spikes, 1), (THRESHOLD, &screening)).map_err(|e| e.to_string())?;
     println!(
         "spikes of ±3 training SDs put into 1 % of those values (synthetic faults in real data), found by each detector:"
     );

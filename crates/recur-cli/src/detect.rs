@@ -9,17 +9,17 @@ use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
 use recur::report::{
     alarm_threshold_table, anomalies_csv, anomaly_entity_table, anomaly_table, detection_signal_table, detection_table,
-    save_anomaly_chart,
+    fault_event_table, save_anomaly_chart,
 };
 use recur::run::TaskKind;
-use recur::tasks::anomaly::{Detections, KeptAlarms, ScoredValue, Screening, Spikes, ALARMS_FILE};
+use recur::tasks::anomaly::{Detections, FaultKind, Faults, KeptAlarms, ScoredValue, Screening, ALARMS_FILE};
 use recur::tasks::{BandCalibration, PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
 use crate::demo::{calibrated_task, open_run_on_data, output_beside_run, run_calibration};
 
 const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--out FILE.csv] \
-                     [--inject SIZE [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
+                     [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
 
 /// A run's detector: a prediction run's forecasts, or a causal reconstruction run's
 /// reconstructions of each value with it hidden.
@@ -56,16 +56,16 @@ impl Detecting<'_> {
         }
     }
 
-    fn detect_spikes(
+    fn detect_faults(
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
-        injection: (Spikes, u64),
+        injection: (Faults, u64),
         flags: (f32, &Screening),
     ) -> recur::Result<Detections> {
         match self {
-            Detecting::Prediction(task) => task.detect_spikes(model, part, injection, flags),
-            Detecting::Reconstruction(task) => task.detect_spikes(model, part, injection, flags),
+            Detecting::Prediction(task) => task.detect_faults(model, part, injection, flags),
+            Detecting::Reconstruction(task) => task.detect_faults(model, part, injection, flags),
         }
     }
 
@@ -91,6 +91,20 @@ impl Detecting<'_> {
     }
 }
 
+/// `--fault`'s kind (default: spike), lasting `--length` steps (default 24).
+fn fault_kind(args: &Args, known: &[&str]) -> Result<FaultKind, String> {
+    let steps = args.get("length", known, 24usize)?;
+    if steps < 2 {
+        return Err(format!("--length {steps}: a lasting fault spans at least 2 steps"));
+    }
+    match args.get("fault", known, "spike".to_string())?.as_str() {
+        "spike" => Ok(FaultKind::Spike),
+        "stuck" => Ok(FaultKind::Stuck { steps }),
+        "drift" => Ok(FaultKind::Drift { steps }),
+        other => Err(format!("--fault {other}: one of spike, stuck, drift")),
+    }
+}
+
 /// `--alarm-rate`'s value: none given, `none`, or a fraction of the values.
 fn alarm_rate(args: &Args, known: &[&str]) -> Result<Option<Option<f64>>, String> {
     match args.get("alarm-rate", known, String::new())?.as_str() {
@@ -104,7 +118,20 @@ fn alarm_rate(args: &Args, known: &[&str]) -> Result<Option<Option<f64>>, String
 }
 
 pub fn detect(args: &Args) -> Result<(), String> {
-    let known = ["run", "data", "threshold", "out", "inject", "rate", "seed", "guard", "signal", "alarm-rate"];
+    let known = [
+        "run",
+        "data",
+        "threshold",
+        "out",
+        "inject",
+        "fault",
+        "length",
+        "rate",
+        "seed",
+        "guard",
+        "signal",
+        "alarm-rate",
+    ];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(USAGE.into());
@@ -173,20 +200,38 @@ pub fn detect(args: &Args) -> Result<(), String> {
         );
     }
     if size != 0.0 {
+        let kind = fault_kind(args, &known)?;
+        let faults = Faults { kind, rate, size };
         let detections = detecting
-            .detect_spikes(&model, &data.test, (Spikes { rate, size }, seed), (threshold, &screening))
+            .detect_faults(&model, &data.test, (faults, seed), (threshold, &screening))
             .map_err(|e| format!("--inject: {}", at_run(e)))?;
-        let (faults, values) = (detections.pooled[0].1.faults, detections.pooled[0].1.values);
+        let (changed, values) = (detections.pooled[0].1.faults, detections.pooled[0].1.values);
+        let what = match kind {
+            FaultKind::Spike => format!("{changed} spikes of ±{size} training SDs"),
+            FaultKind::Stuck { steps } => format!(
+                "{} stuck sensors (a value read for {steps} steps while the truth moves ≥ {size} training SDs \
+                 away; {changed} values changed)",
+                detections.events[0].1.events
+            ),
+            FaultKind::Drift { steps } => format!(
+                "{} drifts (an offset growing to ±{size} training SDs over {steps} steps; {changed} values changed)",
+                detections.events[0].1.events
+            ),
+        };
         println!(
-            "{faults} spikes of ±{size} training SDs (seed {seed}) in {} % of the {values} test values scored ({}); \
-             how each detector ranks them against the values left alone (the model: against {}; a value \
-             scored above {threshold} withheld from what the detector reads next{}):",
+            "{what} (seed {seed}) in {} % of the {values} test values scored ({}); how each detector ranks the \
+             values changed against those left alone (the model: against {}; a value scored above {threshold} \
+             withheld from what the detector reads next{}):",
             100.0 * rate,
             targets.join(", "),
             detecting.expected(),
             if guard { "" } else { ": not, --guard false" }
         );
         print!("{}", detection_table(&detections, threshold));
+        if kind != FaultKind::Spike {
+            println!("\neach fault found: a value of its signal within its steps above {threshold}:");
+            print!("{}", fault_event_table(&detections, threshold));
+        }
         println!("\nby signal, each detector's average precision (ROC AUC) on its values alone:");
         print!("{}", detection_signal_table(&detections, &targets));
         return Ok(());

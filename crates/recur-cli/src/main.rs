@@ -89,7 +89,8 @@ const USAGE: &str = "usage:
       counts on stderr. Scaled by DIR/alarms.json where `recur detect --alarm-rate` kept
       it (a prediction run without a band needs it: its validation RMS is kept there).
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
-               [--signal NAME] [--out FILE.csv] [--inject SIZE [--rate R] [--seed N]]
+               [--signal NAME] [--out FILE.csv]
+               [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]
       Anomalies found by a causal run: every observed test value (of the run's data, or all
       of the files --data names, read as eval reads them) against what the model expected
       of it, streamed as deployed — a prediction run's forecast of it made the step before,
@@ -112,7 +113,11 @@ const USAGE: &str = "usage:
       --inject SIZE: spikes of ±SIZE training SDs put into a fraction R
       (default 0.01; seeded by N, default 1) of those values; each detector's ROC AUC and
       average precision in finding them, pooled and per signal, and its precision and
-      recall above S.
+      recall above S. --fault stuck: a value read for L steps (default 24) while the truth
+      moves at least SIZE SDs away; --fault drift: an offset growing to ±SIZE SDs over L
+      steps; then also how many faults each detector finds (a value of the faulty signal
+      within its steps above S), how many steps in, the values outside the faults it flags
+      per 1,000, and what it finds flagging 1 in 1,000 of those.
   recur export --run DIR [--out DIR/pytorch]
       A trained run for PyTorch: its model.safetensors, recur_torch.py (builds the
       torch.nn module from it) and preprocessing.json (signals, standardisation and

@@ -1156,6 +1156,28 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
         assert!(out.contains(detector), "{out}");
     }
     assert!(out.contains("| PM2.5 |") && out.contains("| WSPM |"), "{out}");
+    // lasting faults: each found or not, and when
+    for (fault, said) in
+        [("drift", "drifts (an offset growing to ±3 training SDs over 12 steps"), ("stuck", "stuck sensors")]
+    {
+        let (ok, out, err) =
+            recur(&["detect", "--run", run, "--inject", "3", "--fault", fault, "--length", "12", "--rate", "0.05"], "");
+        assert!(ok && out.contains(said), "{out}{err}");
+        let events: Vec<&str> = out
+            .lines()
+            .skip_while(|l| !l.starts_with("| detector | faults found (> 4) |"))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(events.len(), 3, "{out}");
+        assert!(events.iter().all(|l| l.contains(" of ") && l.contains(" %")), "{out}");
+    }
+    for (args, said) in
+        [(["--fault", "melt"], "--fault melt: one of spike, stuck, drift"), (["--length", "1"], "--length 1")]
+    {
+        let (ok, _, err) = recur(&[&["detect", "--run", run, "--inject", "3"][..], &args].concat(), "");
+        assert!(!ok && err.contains(said), "{err}");
+    }
 
     // the station's last 2,000 hours as a file of its own
     let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();

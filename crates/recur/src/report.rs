@@ -795,6 +795,32 @@ pub fn detection_table(detections: &Detections, threshold: f32) -> String {
     out
 }
 
+/// Each detector's [`crate::tasks::anomaly::EventDetection`] of the faults injected: the
+/// share found above `threshold`, the median steps to the first flag, and the values
+/// outside the faults it flags, per 1,000, as a Markdown table.
+pub fn fault_event_table(detections: &Detections, threshold: f32) -> String {
+    let mut out = format!(
+        "| detector | faults found (> {threshold}) | median steps to the first flag | flags outside the faults, per 1,000 values | found at 1 flag per 1,000 outside (median steps) |\n"
+    );
+    out.push_str("|---|---:|---:|---:|---:|\n");
+    let delay =
+        |e: &crate::tasks::anomaly::EventDetection| e.median_delay().map_or("—".to_string(), |m| format!("{m:.1}"));
+    for ((d, e), (_, at_rate)) in detections.events.iter().zip(&detections.events_at_false_alarm_rate) {
+        out.push_str(&format!(
+            "| {} | {} of {} ({:.1} %) | {} | {:.2} | {:.1} % ({}) |\n",
+            d.name(),
+            e.delays.len(),
+            e.events,
+            100.0 * e.found(),
+            delay(e),
+            e.false_alarms_per_1000(),
+            100.0 * at_rate.found(),
+            delay(at_rate)
+        ));
+    }
+    out
+}
+
 /// Each target's faults and each detector's average precision (and ROC AUC) on the
 /// target's values alone, as a Markdown table (— where a target has no fault).
 pub fn detection_signal_table(detections: &Detections, targets: &[String]) -> String {
@@ -877,6 +903,7 @@ pub fn save_anomaly_chart(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tasks::anomaly::tests::scored_value;
     use crate::tasks::prediction::tests::ramps;
     use crate::tasks::{HorizonScores, Metrics};
 
@@ -893,17 +920,7 @@ mod tests {
         let mut data = ramps();
         data.entities = vec![("a".into(), 0..50), ("b".into(), 50..100)];
         data.entity_starts = vec![0, 50 * 60];
-        let value = |step: usize, surprise: f32| ScoredValue {
-            step,
-            target: step % 2,
-            value: 0.0,
-            expected: 0.0,
-            low: 0.0,
-            high: 0.0,
-            surprise,
-            persistence: 0.0,
-            level: 0.0,
-        };
+        let value = |step: usize, surprise: f32| scored_value(step, step % 2, [surprise, 0.0, 0.0]);
         let scored = [value(10, 5.0), value(21, 1.0), value(60, 9.0), value(71, 9.5), value(80, 0.5)];
         let targets = ["x".to_string(), "y".to_string()];
         let table = anomaly_entity_table(&scored, &data, &targets, 4.0, 10);

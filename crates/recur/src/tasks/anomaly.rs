@@ -32,10 +32,11 @@
 //! [`AlarmScales`] put every detector and signal on one: the fraction of the validation
 //! part's values above the threshold ([`Screening`]).
 //!
-//! [`inject_spikes`] adds spikes of a given size, in training standard deviations, to a
-//! seeded fraction of the observed values; [`Detection`] then scores a detector by the
-//! ranks it gives them against the values left alone (ROC AUC, average precision) and by
-//! what a threshold flags.
+//! [`inject_faults`] puts faults of a given size, in training standard deviations, into a
+//! seeded fraction of the observed values: spikes, stuck sensors, drifts ([`FaultKind`]);
+//! [`Detection`] then scores a detector by the ranks it gives the values changed against
+//! those left alone (ROC AUC, average precision) and by what a threshold flags, and
+//! [`EventDetection`] by how many faults it finds and how many steps after each began.
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -445,24 +446,24 @@ impl PredictionTask<'_> {
         })
     }
 
-    /// Spikes injected among the values [`PredictionTask::surprises`] scores over `part`
+    /// Faults injected among the values [`PredictionTask::surprises`] scores over `part`
     /// (the targets' observed values, from each range's `window − 1`-th step on;
-    /// [`inject_spikes`]), then each detector's [`Detections`] of them, flagging above
+    /// [`inject_faults`]), then each detector's [`Detections`] of them, flagging above
     /// `threshold` (and with `guard`, withholding above it).
     ///
     /// # Errors
-    /// As [`inject_spikes`] and [`PredictionTask::surprises`].
-    pub fn detect_spikes(
+    /// As [`inject_faults`] and [`PredictionTask::surprises`].
+    pub fn detect_faults(
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
-        injection: (Spikes, u64),
+        injection: (Faults, u64),
         (threshold, screening): (f32, &Screening),
     ) -> Result<Detections> {
         let scored: Vec<Range<usize>> =
             part.iter().filter(|r| r.len() >= self.window).map(|r| r.start + self.window - 1..r.end).collect();
-        detect_spikes(self.series, (&scored, self.targets().indices()), injection, threshold, |spiked| {
-            PredictionTask::new(spiked, self.window, self.residual)?
+        detect_faults(self.series, (&scored, self.targets().indices()), injection, threshold, |faulty| {
+            PredictionTask::new(faulty, self.window, self.residual)?
                 .with_targets(self.targets().names())?
                 .with_calibration(self.calibration.clone())
                 .surprises(model, part, screening)
@@ -590,23 +591,23 @@ impl ReconstructionTask<'_> {
         })
     }
 
-    /// Spikes injected among the values [`ReconstructionTask::surprises`] scores over
-    /// `part` (every observed value; [`inject_spikes`]), then each detector's
+    /// Faults injected among the values [`ReconstructionTask::surprises`] scores over
+    /// `part` (every observed value; [`inject_faults`]), then each detector's
     /// [`Detections`] of them, flagging above `threshold` (and with `guard`, withholding
     /// above it).
     ///
     /// # Errors
-    /// As [`inject_spikes`] and [`ReconstructionTask::surprises`].
-    pub fn detect_spikes(
+    /// As [`inject_faults`] and [`ReconstructionTask::surprises`].
+    pub fn detect_faults(
         &self,
         model: &SequenceModel<f32>,
         part: &[Range<usize>],
-        injection: (Spikes, u64),
+        injection: (Faults, u64),
         (threshold, screening): (f32, &Screening),
     ) -> Result<Detections> {
         let every: Vec<usize> = (0..self.series.grid.channels()).collect();
-        detect_spikes(self.series, (part, &every), injection, threshold, |spiked| {
-            ReconstructionTask::new(spiked, self.config.clone())?
+        detect_faults(self.series, (part, &every), injection, threshold, |faulty| {
+            ReconstructionTask::new(faulty, self.config.clone())?
                 .with_calibration(self.calibration.clone())
                 .surprises(model, part, screening)
         })
@@ -686,20 +687,25 @@ fn check_validation(series: &PreparedSeries, steps: usize) -> Result<()> {
     }
 }
 
-/// [`inject_spikes`] into `series` among the observed values of `signals` at the steps of
-/// `scored`, then each detector's [`Detections`] of the spikes among the values `score`
-/// scores on the spiked copy, flagging above `threshold`.
-fn detect_spikes(
+/// [`inject_faults`] into `series` among the observed values of `signals` at the steps of
+/// `scored`, then each detector's [`Detections`] of the faults among the values `score`
+/// scores on the faulty copy, flagging above `threshold`.
+fn detect_faults(
     series: &PreparedSeries,
     (scored, signals): (&[Range<usize>], &[usize]),
-    (spikes, seed): (Spikes, u64),
+    (faults, seed): (Faults, u64),
     threshold: f32,
     score: impl Fn(&PreparedSeries) -> Result<Vec<ScoredValue>>,
 ) -> Result<Detections> {
-    let (spiked, injected) = inject_spikes(series, scored, signals, spikes, seed)?;
-    let values = score(&spiked)?;
-    let labels = injected_labels(&values, &injected, signals);
-    Detections::of(&values, &labels, signals.len(), threshold)
+    let (faulty, events) = inject_faults(series, scored, signals, faults, seed)?;
+    let values = score(&faulty)?;
+    let labels = injected_labels(&values, &events, signals);
+    let mut detections = Detections::of(&values, &labels, signals.len(), threshold)?;
+    detections.events =
+        Detector::ALL.map(|d| (d, EventDetection::of(&values, &events, signals, d, threshold))).to_vec();
+    detections.events_at_false_alarm_rate =
+        Detector::ALL.map(|d| (d, EventDetection::at_false_alarm_rate(&values, &events, signals, d, 0.001))).to_vec();
+    Ok(detections)
 }
 
 /// Persistence's scores of the values a detector scored over a part, in its order (see
@@ -761,70 +767,166 @@ impl PersistenceScores<'_> {
     }
 }
 
-/// Spikes to inject: each chosen value moved by `size` training standard deviations, up or
-/// down at random, in a fraction `rate` of the observed values.
+/// A kind of fault [`inject_faults`] puts into real data, sized in training standard
+/// deviations (SDs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultKind {
+    /// One value moved up or down by the size.
+    Spike,
+    /// A sensor frozen for `steps` steps: from a value on, the observed values of the next
+    /// `steps − 1` steps read it — chosen where the truth moves at least the size away from
+    /// it meanwhile (a frozen reading of a steady signal is no fault).
+    Stuck { steps: usize },
+    /// An offset growing linearly, up or down, to the size over `steps` steps: a sensor
+    /// drifting out of calibration.
+    Drift { steps: usize },
+}
+
+impl FaultKind {
+    /// Its name, as `recur detect --fault` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Spike => "spike",
+            FaultKind::Stuck { .. } => "stuck",
+            FaultKind::Drift { .. } => "drift",
+        }
+    }
+
+    /// The steps one fault spans.
+    pub fn steps(self) -> usize {
+        match self {
+            FaultKind::Spike => 1,
+            FaultKind::Stuck { steps } | FaultKind::Drift { steps } => steps,
+        }
+    }
+}
+
+/// Faults to inject: of `kind`, `size` training SDs, in about a fraction `rate` of the
+/// observed values (a lasting fault counting each value it changes).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Spikes {
+pub struct Faults {
+    pub kind: FaultKind,
     pub rate: f64,
     pub size: f32,
 }
 
-/// A copy of `series` with [`Spikes`] in the observed values of `signals` (indices) at the
-/// steps of `part`: round(rate × those values) of them, chosen from `seed`, each moved in its
-/// standardised units by ±size (in original units through the fitted scaler, so that both
-/// views agree; lifted to a signal's floor), and the (step, signal) of each, sorted.
+/// One fault injected: its signal, the steps it spans, and those whose value it changed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultEvent {
+    pub signal: usize,
+    pub steps: Range<usize>,
+    pub changed: Vec<usize>,
+}
+
+/// A copy of `series` with [`Faults`] in the observed values of `signals` (indices) at the
+/// steps of `part`, chosen from `seed`, each value changed in its standardised units (in
+/// original units through the fitted scaler, so that both views agree; lifted to a signal's
+/// floor); the faults, in (step, signal) order. Spikes: round(rate × those values) of
+/// them. Lasting faults: within a range of `part`, one signal's faults never overlapping,
+/// round(rate × those values / steps) of them or as many as fit.
 ///
 /// # Errors
-/// A rate outside (0, 1), a size that is not positive and finite, no signal, no observed
-/// value to spike.
-pub fn inject_spikes(
+/// A rate outside (0, 1), a size that is not positive and finite, a lasting fault of fewer
+/// than 2 steps, no signal, no observed value to change.
+pub fn inject_faults(
     series: &PreparedSeries,
     part: &[Range<usize>],
     signals: &[usize],
-    spikes: Spikes,
+    faults: Faults,
     seed: u64,
-) -> Result<(PreparedSeries, Vec<(usize, usize)>)> {
-    let Spikes { rate, size } = spikes;
+) -> Result<(PreparedSeries, Vec<FaultEvent>)> {
+    let Faults { kind, rate, size } = faults;
     if !(rate > 0.0 && rate < 1.0) {
-        return Err(Error::invalid("spike rate", format!("{rate}: a fraction of the values, above 0 and below 1")));
+        return Err(Error::invalid("fault rate", format!("{rate}: a fraction of the values, above 0 and below 1")));
     }
     if !(size > 0.0 && size.is_finite()) {
-        return Err(Error::invalid("spike size", format!("{size}: a positive number of standard deviations")));
+        return Err(Error::invalid("fault size", format!("{size}: a positive number of standard deviations")));
+    }
+    let steps = kind.steps();
+    if kind != FaultKind::Spike && steps < 2 {
+        return Err(Error::invalid("fault length", format!("{steps} steps: a lasting fault spans at least 2")));
     }
     let c = series.grid.channels();
-    let mut candidates: Vec<(usize, usize)> = part
+    let observed = |k: usize, j: usize| series.grid.observed[k * c + j];
+    // a fault's first step, its range's end
+    let mut candidates: Vec<(usize, usize, usize)> = part
         .iter()
-        .flat_map(|r| r.clone())
-        .flat_map(|k| signals.iter().map(move |&j| (k, j)))
-        .filter(|&(k, j)| series.grid.observed[k * c + j])
+        .flat_map(|r| r.clone().map(move |k| (k, r.end)))
+        .filter(|&(k, end)| k + steps <= end)
+        .flat_map(|(k, end)| signals.iter().map(move |&j| (k, j, end)))
+        .filter(|&(k, j, _)| observed(k, j))
         .collect();
-    let count = (rate * candidates.len() as f64).round() as usize;
+    let count = (rate * candidates.len() as f64 / steps as f64).round() as usize;
     if signals.is_empty() || count == 0 {
         return Err(Error::invalid(
-            "spikes",
-            format!("{} observed values of {} signals: none to spike at rate {rate}", candidates.len(), signals.len()),
+            "faults",
+            format!("{} observed values of {} signals: none to change at rate {rate}", candidates.len(), signals.len()),
         ));
     }
     let mut rng = Rng::new(seed);
     rng.shuffle(&mut candidates);
-    candidates.truncate(count);
-    candidates.sort_unstable();
-    let mut spiked = series.clone();
-    for &(k, j) in &candidates {
-        let i = k * c + j;
-        let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
-        let original = series.scaler.invert(j, series.grid.values[i] + sign * size);
-        spiked.original[i] = original;
-        spiked.grid.values[i] = series.scaler.apply(j, original);
+    let mut faulted = series.clone();
+    let mut set = |k: usize, j: usize, z: f32| {
+        let original = series.scaler.invert(j, z);
+        faulted.original[k * c + j] = original;
+        faulted.grid.values[k * c + j] = series.scaler.apply(j, original);
+    };
+    let z = |k: usize, j: usize| series.grid.values[k * c + j];
+    let mut events = Vec::with_capacity(count);
+    if kind == FaultKind::Spike {
+        candidates.truncate(count);
+        candidates.sort_unstable();
+        for &(k, j, _) in &candidates {
+            let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+            set(k, j, z(k, j) + sign * size);
+            events.push(FaultEvent { signal: j, steps: k..k + 1, changed: vec![k] });
+        }
+        return Ok((faulted, events));
     }
-    Ok((spiked, candidates))
+    let mut taken = vec![false; series.grid.values.len()];
+    for (k, j, _) in candidates {
+        if events.len() == count {
+            break;
+        }
+        let window = k..k + steps;
+        if window.clone().any(|n| taken[n * c + j]) {
+            continue;
+        }
+        let changed: Vec<(usize, f32)> = match kind {
+            FaultKind::Stuck { .. } => {
+                let moved = window.clone().skip(1).filter(|&n| observed(n, j)).map(|n| (z(n, j) - z(k, j)).abs());
+                if moved.fold(0.0f32, f32::max) < size {
+                    continue;
+                }
+                window.clone().skip(1).filter(|&n| observed(n, j) && z(n, j) != z(k, j)).map(|n| (n, z(k, j))).collect()
+            }
+            _ => {
+                let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+                let offset = |n: usize| sign * size * (n - k + 1) as f32 / steps as f32;
+                window.clone().filter(|&n| observed(n, j)).map(|n| (n, z(n, j) + offset(n))).collect()
+            }
+        };
+        for n in window.clone() {
+            taken[n * c + j] = true;
+        }
+        for &(n, v) in &changed {
+            set(n, j, v);
+        }
+        events.push(FaultEvent { signal: j, steps: window, changed: changed.iter().map(|&(n, _)| n).collect() });
+    }
+    if events.is_empty() {
+        return Err(Error::invalid("faults", format!("no place for a {} fault of {steps} steps", kind.name())));
+    }
+    events.sort_unstable_by_key(|e| (e.steps.start, e.signal));
+    Ok((faulted, events))
 }
 
-/// Whether each of `scored` is one of `injected` ((step, signal) pairs), its target the
+/// Whether each of `scored` holds a value a fault of `events` changed, its target the
 /// signal `index[target]`.
-fn injected_labels(scored: &[ScoredValue], injected: &[(usize, usize)], index: &[usize]) -> Vec<bool> {
-    let injected: HashSet<(usize, usize)> = injected.iter().copied().collect();
-    scored.iter().map(|v| injected.contains(&(v.step, index[v.target]))).collect()
+fn injected_labels(scored: &[ScoredValue], events: &[FaultEvent], index: &[usize]) -> Vec<bool> {
+    let changed: HashSet<(usize, usize)> =
+        events.iter().flat_map(|e| e.changed.iter().map(|&k| (k, e.signal))).collect();
+    scored.iter().map(|v| changed.contains(&(v.step, index[v.target]))).collect()
 }
 
 /// Each detector's [`Detection`] of the faults `faults` labels among `scored`: pooled over
@@ -834,6 +936,10 @@ pub struct Detections {
     pub pooled: Vec<(Detector, Detection)>,
     /// `[target][detector]`, detectors in [`Detector::ALL`]'s order.
     pub per_target: Vec<Vec<Option<Detection>>>,
+    /// Each detector's [`EventDetection`] of the faults (empty where not known), flagging
+    /// above the threshold, and above the score of its 1 in 1,000 values outside the faults.
+    pub events: Vec<(Detector, EventDetection)>,
+    pub events_at_false_alarm_rate: Vec<(Detector, EventDetection)>,
 }
 
 impl Detections {
@@ -848,7 +954,7 @@ impl Detections {
         let pooled = Detector::ALL.iter().map(|&d| Ok((d, detect(d, &|_| true)?))).collect::<Result<_>>()?;
         let per_target =
             (0..targets).map(|t| Detector::ALL.iter().map(|&d| detect(d, &|v| v.target == t).ok()).collect()).collect();
-        Ok(Detections { pooled, per_target })
+        Ok(Detections { pooled, per_target, events: Vec::new(), events_at_false_alarm_rate: Vec::new() })
     }
 }
 
@@ -931,12 +1037,94 @@ impl Detection {
     }
 }
 
+/// Every (step, signal) within a fault of `events`.
+fn fault_steps(events: &[FaultEvent]) -> HashSet<(usize, usize)> {
+    events.iter().flat_map(|e| e.steps.clone().map(|k| (k, e.signal))).collect()
+}
+
+/// How soon a detector finds each fault (of any length) and what it flags besides.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventDetection {
+    pub events: usize,
+    /// For each fault found (a value of its signal within its steps scored above the
+    /// threshold), the steps from its first step to that value's.
+    pub delays: Vec<usize>,
+    /// Values outside every fault's steps (of its signal), and those of them flagged.
+    pub clean: usize,
+    pub clean_flagged: usize,
+}
+
+impl EventDetection {
+    /// Of `d`'s scores of `scored` (its targets the signals `index[target]`) for `events`,
+    /// flagging above `threshold`.
+    pub fn of(scored: &[ScoredValue], events: &[FaultEvent], index: &[usize], d: Detector, threshold: f32) -> Self {
+        let within = fault_steps(events);
+        let flagged: HashSet<(usize, usize)> =
+            scored.iter().filter(|v| d.of(v) > threshold).map(|v| (v.step, index[v.target])).collect();
+        let clean = scored.iter().filter(|v| !within.contains(&(v.step, index[v.target])));
+        let (clean, clean_flagged) = clean.fold((0, 0), |(n, f), v| (n + 1, f + usize::from(d.of(v) > threshold)));
+        let delays = events
+            .iter()
+            .filter_map(|e| e.steps.clone().find(|&k| flagged.contains(&(k, e.signal))).map(|k| k - e.steps.start))
+            .collect();
+        EventDetection { events: events.len(), delays, clean, clean_flagged }
+    }
+
+    /// Of `d`'s scores as [`EventDetection::of`], flagging above the score that a fraction
+    /// `rate` of the values outside the faults exceed: each detector at the same false-alarm
+    /// rate, whatever its scale.
+    pub fn at_false_alarm_rate(
+        scored: &[ScoredValue],
+        events: &[FaultEvent],
+        index: &[usize],
+        d: Detector,
+        rate: f64,
+    ) -> Self {
+        let within = fault_steps(events);
+        let mut clean: Vec<f32> =
+            scored.iter().filter(|v| !within.contains(&(v.step, index[v.target]))).map(|v| d.of(v)).collect();
+        let threshold = match clean.len() {
+            0 => f32::INFINITY,
+            n => *clean.select_nth_unstable_by(((1.0 - rate) * n as f64) as usize % n, f32::total_cmp).1,
+        };
+        Self::of(scored, events, index, d, threshold)
+    }
+
+    /// The faults found, of all.
+    pub fn found(&self) -> f64 {
+        self.delays.len() as f64 / self.events.max(1) as f64
+    }
+
+    /// The median steps to a fault's first flag, among those found.
+    pub fn median_delay(&self) -> Option<f64> {
+        let mut d = self.delays.clone();
+        d.sort_unstable();
+        match d.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(d[n / 2] as f64),
+            n => Some((d[n / 2 - 1] + d[n / 2]) as f64 / 2.0),
+        }
+    }
+
+    /// The values outside the faults flagged, per 1,000.
+    pub fn false_alarms_per_1000(&self) -> f64 {
+        1000.0 * self.clean_flagged as f64 / self.clean.max(1) as f64
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::ModelSection;
     use crate::tasks::prediction::tests::ramps;
     use crate::tasks::{PredictionConfig, ReconstructionConfig, Uncertainty};
+
+    /// A value of step `step` and target `target` scored `scores` by the model,
+    /// persistence and the level, nothing else known of it (synthetic).
+    pub(crate) fn scored_value(step: usize, target: usize, scores: [f32; 3]) -> ScoredValue {
+        let [surprise, persistence, level] = scores;
+        ScoredValue { step, target, value: 0.0, expected: 0.0, low: 0.0, high: 0.0, surprise, persistence, level }
+    }
 
     #[test]
     fn each_observed_test_value_is_scored_against_the_streamed_forecast_made_before_it() {
@@ -1061,20 +1249,7 @@ mod tests {
     fn alarm_scales_put_the_rate_asked_for_above_the_threshold_and_scale_every_detector() {
         // synthetic: 1,000 values of each of two targets, scores k/1000 (target 0) and
         // 3k/1000 (target 1) for every detector
-        let value = |k: usize, t: usize| {
-            let s = (k * (1 + 2 * t)) as f32 / 1000.0;
-            ScoredValue {
-                step: k,
-                target: t,
-                value: 0.0,
-                expected: 0.0,
-                low: 0.0,
-                high: 0.0,
-                surprise: s,
-                persistence: s,
-                level: s,
-            }
-        };
+        let value = |k: usize, t: usize| scored_value(k, t, [(k * (1 + 2 * t)) as f32 / 1000.0; 3]);
         let scored: Vec<ScoredValue> = (0..1000).flat_map(|k| [value(k, 0), value(k, 1)]).collect();
         let scales = AlarmScales::fit(&scored, 2, 0.01, 4.0).unwrap();
         for d in Detector::ALL {
@@ -1178,8 +1353,11 @@ mod tests {
     fn spikes_move_the_chosen_share_of_observed_values_by_their_size_and_nothing_else() {
         let data = ramps();
         let c = data.grid.channels();
-        let spikes = Spikes { rate: 0.1, size: 3.0 };
-        let (spiked, at) = inject_spikes(&data, &data.test, &[1], spikes, 5).unwrap();
+        let spikes = Faults { kind: FaultKind::Spike, rate: 0.1, size: 3.0 };
+        let inject = |faults: Faults, seed: u64| inject_faults(&data, &data.test, &[1], faults, seed);
+        let (spiked, events) = inject(spikes, 5).unwrap();
+        let at: Vec<(usize, usize)> = events.iter().map(|e| (e.steps.start, e.signal)).collect();
+        assert!(events.iter().all(|e| e.steps.len() == 1 && e.changed == [e.steps.start]));
         let observed = data.test[0].clone().filter(|&k| data.grid.observed[k * c + 1]).count();
         assert_eq!(at.len(), (0.1 * observed as f64).round() as usize);
         for i in 0..data.grid.values.len() {
@@ -1194,12 +1372,79 @@ mod tests {
                 Err(_) => assert_eq!((moved, spiked.original[i]), (0.0, data.original[i])),
             }
         }
-        assert_eq!(inject_spikes(&data, &data.test, &[1], spikes, 5).unwrap().1, at);
-        assert_ne!(inject_spikes(&data, &data.test, &[1], spikes, 6).unwrap().1, at);
-        for bad in [Spikes { rate: 0.0, size: 3.0 }, Spikes { rate: 0.1, size: -1.0 }] {
-            assert!(inject_spikes(&data, &data.test, &[1], bad, 5).is_err());
+        assert_eq!(inject(spikes, 5).unwrap().1, events);
+        assert_ne!(inject(spikes, 6).unwrap().1, events);
+        for bad in [
+            Faults { rate: 0.0, ..spikes },
+            Faults { size: -1.0, ..spikes },
+            Faults { kind: FaultKind::Drift { steps: 1 }, ..spikes },
+        ] {
+            assert!(inject(bad, 5).is_err());
         }
-        assert!(inject_spikes(&data, &data.test, &[], spikes, 5).is_err());
+        assert!(inject_faults(&data, &data.test, &[], spikes, 5).is_err());
+    }
+
+    #[test]
+    fn a_stuck_sensor_repeats_a_value_the_truth_leaves_and_a_drift_grows_to_its_size() {
+        // synthetic ramps: every signal moves every step, so a frozen value departs from it
+        let data = ramps();
+        let c = data.grid.channels();
+        let signals = [0, 1];
+        for kind in [FaultKind::Stuck { steps: 6 }, FaultKind::Drift { steps: 6 }] {
+            // a step moves `a` by 0.06 training SDs: 6 steps by more than 0.2
+            let faults = Faults { kind, rate: 0.5, size: 0.2 };
+            let (faulty, events) = inject_faults(&data, &data.test, &signals, faults, 3).unwrap();
+            let values: usize = data.test.iter().map(|r| r.len()).sum::<usize>() * 2;
+            assert!(events.len() >= 2 && events.len() <= (0.5 * values as f64 / 6.0).round() as usize);
+            let mut changed = HashSet::new();
+            for e in &events {
+                assert_eq!(e.steps.len(), 6);
+                assert!(data.test.iter().any(|r| r.start <= e.steps.start && e.steps.end <= r.end));
+                let z = |k: usize| data.grid.values[k * c + e.signal];
+                let f = |k: usize| faulty.grid.values[k * c + e.signal];
+                for &k in &e.changed {
+                    changed.insert((k, e.signal));
+                    match kind {
+                        FaultKind::Stuck { .. } => assert!((f(k) - z(e.steps.start)).abs() < 1e-5),
+                        _ => {
+                            let grown = 0.2 * (k - e.steps.start + 1) as f32 / 6.0;
+                            assert!(((f(k) - z(k)).abs() - grown).abs() < 1e-4, "{k}");
+                        }
+                    }
+                }
+                if let FaultKind::Stuck { .. } = kind {
+                    let left = e.changed.iter().map(|&k| (z(k) - z(e.steps.start)).abs()).fold(0.0, f32::max);
+                    assert!(left >= 0.2 && !e.changed.contains(&e.steps.start), "{e:?}");
+                }
+            }
+            // one signal's faults never overlap, and nothing else moved
+            for (a, b) in events.iter().zip(events.iter().skip(1)) {
+                assert!(a.signal != b.signal || a.steps.end <= b.steps.start || b.steps.end <= a.steps.start);
+            }
+            for i in 0..data.grid.values.len() {
+                if !changed.contains(&(i / c, i % c)) {
+                    assert_eq!(faulty.original[i], data.original[i]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_fault_is_found_at_its_first_flag_and_the_flags_outside_faults_are_counted() {
+        let event = |signal: usize, steps: Range<usize>| FaultEvent { signal, changed: steps.clone().collect(), steps };
+        let events = [event(0, 10..14), event(1, 20..24), event(0, 30..34)];
+        let value = |step: usize, target: usize, surprise: f32| scored_value(step, target, [surprise, 0.0, 0.0]);
+        let mut scored: Vec<ScoredValue> = (0..40).flat_map(|k| [value(k, 0, 1.0), value(k, 1, 1.0)]).collect();
+        scored[2 * 12].surprise = 5.0; // the first fault at its third step
+        scored[2 * 20 + 1].surprise = 5.0; // the second at its first
+        scored[2 * 5].surprise = 5.0; // a clean value
+        scored[2 * 20].surprise = 5.0; // signal 0 at step 20: outside its faults
+        let found = EventDetection::of(&scored, &events, &[0, 1], Detector::Model, 4.0);
+        assert_eq!((found.events, found.delays.clone()), (3, vec![2, 0]));
+        assert_eq!((found.clean, found.clean_flagged), (80 - 12, 2));
+        assert_eq!(found.median_delay(), Some(1.0));
+        assert!((found.found() - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(EventDetection::of(&scored, &events, &[0, 1], Detector::Level, 4.0).median_delay(), None);
     }
 
     /// ROC AUC by counting every (fault, value left alone) pair, ties half.
