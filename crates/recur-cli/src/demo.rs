@@ -290,8 +290,8 @@ type Trained = (&'static str, RunConfig, SequenceModel<f32>, recur::data::Prepar
 
 /// The demo's anomalies (`recur detect`): a run's one-step forecasts and band against every
 /// test value — how many it flags, the most surprising, all in the run's `anomalies.csv`
-/// and `.png` — and its ranking of spikes injected into 1 % of them against persistence's
-/// and the level's.
+/// and `.png` — and its ranking of spikes injected into 1 % of them against the detectors
+/// without a model.
 fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), String> {
     const THRESHOLD: f32 = 4.0;
     let task = PredictionTask::from_config(data, &config.prediction()).map_err(|e| e.to_string())?;

@@ -98,8 +98,9 @@ const USAGE: &str = "usage:
       signals of its step read); its surprise s is its distance from that in σ of the band
       (calibrated if the run is; a prediction run without a band: ±2 × its validation
       RMS), 2 on the band's edge. Beside it, persistence's (the
-      jump from the last value, in σ of its training jumps) and the level's (|z|, the 3σ
-      rule). Per signal, how many each flags above S (default 4) and the most surprising
+      jump from the last value, in σ of its training jumps), the level's (|z|, the 3σ
+      rule) and the flatline rule's (the run of equal readings a value ends, 2 at the
+      training part's 95 % quantile of such runs). Per signal, how many each flags above S (default 4) and the most surprising
       value (several entities: also the ten with the largest share flagged); the model's
       flags in FILE.csv (default DIR/anomalies.csv) and the most
       surprising value's days (of NAME, or of any signal) in FILE.png. --guard (default

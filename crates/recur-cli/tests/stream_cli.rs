@@ -1124,7 +1124,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     let flagged: usize = rows.iter().map(|r| count(&r[3])).sum();
     let csv = std::fs::read_to_string(Path::new(run).join("anomalies.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("entity,time,signal,value,expected,low,high,surprise,persistence,level"));
+    assert_eq!(lines.next(), Some("entity,time,signal,value,expected,low,high,surprise,persistence,level,flatline"));
     let flags: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(flags.len(), flagged);
     assert!(flagged > 0, "{out}");
@@ -1152,7 +1152,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     assert!(ok, "{err}");
     println!("{out}");
     assert!(out.contains("spikes of ±3 training SDs (seed 4) in 2 % of the"), "{out}");
-    for detector in ["| model (its band) |", "| persistence (", "| level ("] {
+    for detector in ["| model (its band) |", "| persistence (", "| level (", "| flatline ("] {
         assert!(out.contains(detector), "{out}");
     }
     assert!(out.contains("| PM2.5 |") && out.contains("| WSPM |"), "{out}");
@@ -1169,7 +1169,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
             .skip(2)
             .take_while(|l| l.starts_with('|'))
             .collect();
-        assert_eq!(events.len(), 3, "{out}");
+        assert_eq!(events.len(), 4, "{out}");
         assert!(events.iter().all(|l| l.contains(" of ") && l.contains(" %")), "{out}");
     }
     for (args, said) in

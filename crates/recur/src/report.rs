@@ -670,9 +670,9 @@ pub fn filled_series_csv(
 /// the value expected, as a Markdown table.
 pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[String], threshold: f32) -> String {
     let mut out = format!(
-        "| signal | values | model s > {threshold} | persistence > {threshold} | level > {threshold} | the most surprising (s, time: value, expected) |\n"
+        "| signal | values | model s > {threshold} | persistence > {threshold} | level > {threshold} | flatline > {threshold} | the most surprising (s, time: value, expected) |\n"
     );
-    out.push_str("|---|---:|---:|---:|---:|---|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---|\n");
     for (t, name) in targets.iter().enumerate() {
         let of_target: Vec<&ScoredValue> = scored.iter().filter(|v| v.target == t).collect();
         let cell = |d: Detector| {
@@ -686,12 +686,13 @@ pub fn anomaly_table(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
             format!("{:.1}, {at}: {}, {:.4}", v.surprise, v.value, v.expected)
         });
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {top} |\n",
+            "| {} | {} | {} | {} | {} | {} | {top} |\n",
             markdown_cell(name),
             of_target.len(),
             cell(Detector::Model),
             cell(Detector::Persistence),
-            cell(Detector::Level)
+            cell(Detector::Level),
+            cell(Detector::Flatline)
         ));
     }
     out
@@ -753,14 +754,14 @@ pub fn anomaly_entity_table(
 }
 
 /// The values the model scores above `threshold`, in step order, as CSV:
-/// `entity,time,signal,value,expected,low,high,surprise,persistence,level` (original
-/// units; the three scores as [`crate::tasks::anomaly`] defines them).
+/// `entity,time,signal,value,expected,low,high,surprise,persistence,level,flatline`
+/// (original units; the four scores as [`crate::tasks::anomaly`] defines them).
 pub fn anomalies_csv(scored: &[ScoredValue], data: &PreparedSeries, targets: &[String], threshold: f32) -> String {
-    let mut out = String::from("entity,time,signal,value,expected,low,high,surprise,persistence,level\n");
+    let mut out = String::from("entity,time,signal,value,expected,low,high,surprise,persistence,level,flatline\n");
     for v in scored.iter().filter(|v| v.surprise > threshold) {
         let (entity, time) = data.step_label(v.step);
         out.push_str(&format!(
-            "{},{time},{},{},{},{},{},{},{},{}\n",
+            "{},{time},{},{},{},{},{},{},{},{},{}\n",
             csv_quoted(entity),
             csv_quoted(&targets[v.target]),
             v.value,
@@ -769,7 +770,8 @@ pub fn anomalies_csv(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
             v.high,
             v.surprise,
             v.persistence,
-            v.level
+            v.level,
+            v.flatline
         ));
     }
     out
@@ -920,7 +922,7 @@ mod tests {
         let mut data = ramps();
         data.entities = vec![("a".into(), 0..50), ("b".into(), 50..100)];
         data.entity_starts = vec![0, 50 * 60];
-        let value = |step: usize, surprise: f32| scored_value(step, step % 2, [surprise, 0.0, 0.0]);
+        let value = |step: usize, surprise: f32| scored_value(step, step % 2, [surprise, 0.0, 0.0, 0.0]);
         let scored = [value(10, 5.0), value(21, 1.0), value(60, 9.0), value(71, 9.5), value(80, 0.5)];
         let targets = ["x".to_string(), "y".to_string()];
         let table = anomaly_entity_table(&scored, &data, &targets, 4.0, 10);

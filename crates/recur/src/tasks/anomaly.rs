@@ -14,7 +14,10 @@
 //! per signal. Two detectors without a model score the same values in the same units:
 //! persistence, |x_k − x_last| / √(persistence's mean squared error on the training part;
 //! on data the run has not seen, on the part scored), and the level, |z(x)| under the
-//! training part's standardisation (the 3σ rule).
+//! training part's standardisation (the 3σ rule). A fourth, for sensors that freeze: the
+//! flatline rule, the run of equal readings a value ends (a gap of at most the model's
+//! reach not breaking it) over half the training part's 95 % quantile of such runs — 2 at
+//! that quantile, as a band's edge.
 //!
 //! A causal reconstruction scores x against its reconstruction x̂ of step k with x alone
 //! hidden — the other signals of step k read — and the band of its λ̂, by the same s
@@ -72,6 +75,9 @@ pub struct ScoredValue {
     pub persistence: f32,
     /// The level's, |z(x)|.
     pub level: f32,
+    /// The flatline rule's: the run of equal readings the value ends, 2 at the training
+    /// part's 95 % quantile of such runs.
+    pub flatline: f32,
 }
 
 /// The detectors [`ScoredValue`] holds, in the order tables show them.
@@ -80,16 +86,18 @@ pub enum Detector {
     Model,
     Persistence,
     Level,
+    Flatline,
 }
 
 impl Detector {
-    pub const ALL: [Detector; 3] = [Detector::Model, Detector::Persistence, Detector::Level];
+    pub const ALL: [Detector; 4] = [Detector::Model, Detector::Persistence, Detector::Level, Detector::Flatline];
 
     pub fn name(self) -> &'static str {
         match self {
             Detector::Model => "model (its band)",
             Detector::Persistence => "persistence (x against the last value, in its training RMS)",
             Detector::Level => "level (z, the 3-sigma rule)",
+            Detector::Flatline => "flatline (a run of equal readings, 2 at its training 95 % quantile)",
         }
     }
 
@@ -99,6 +107,7 @@ impl Detector {
             Detector::Model => "model",
             Detector::Persistence => "persistence",
             Detector::Level => "level",
+            Detector::Flatline => "flatline",
         }
     }
 
@@ -108,6 +117,7 @@ impl Detector {
             Detector::Model => v.surprise,
             Detector::Persistence => v.persistence,
             Detector::Level => v.level,
+            Detector::Flatline => v.flatline,
         }
     }
 }
@@ -630,7 +640,7 @@ impl ReconstructionTask<'_> {
 /// every step from there, `screen` scoring the step's values of the targets `index` (every
 /// signal, in original units; it may withhold some) and moving the stream past them. The
 /// values scored from each range's start + `skip` on, in step order, with persistence's
-/// scores of them (a last observation counting `reach` steps; [`PersistenceScores`]) and the
+/// and flatline's scores of them (a last observation counting `reach` steps; [`BaselineScores`]) and the
 /// level's, guarded and scaled as `screening` says.
 ///
 /// # Errors
@@ -667,11 +677,12 @@ fn score_ranges<D>(
                     surprise: s.surprise,
                     persistence: 0.0,
                     level: series.grid.values[i].abs() * level_scale.get(t).copied().unwrap_or(1.0),
+                    flatline: 0.0,
                 });
             }
         }
     }
-    PersistenceScores { index, reach, scored_from: skip }.fill(series, part, screening, &mut out)?;
+    BaselineScores { index, reach, scored_from: skip }.fill(series, part, screening, &mut out)?;
     Ok(out)
 }
 
@@ -708,9 +719,9 @@ fn detect_faults(
     Ok(detections)
 }
 
-/// Persistence's scores of the values a detector scored over a part, in its order (see
-/// [`PersistenceScores::fill`]).
-struct PersistenceScores<'i> {
+/// Persistence's and the flatline rule's scores of the values a detector scored over a
+/// part, in its order (see [`BaselineScores::fill`]).
+struct BaselineScores<'i> {
     /// Each target's signal.
     index: &'i [usize],
     /// How far back a last observation counts (the window's `window − 1`).
@@ -719,11 +730,55 @@ struct PersistenceScores<'i> {
     scored_from: usize,
 }
 
-impl PersistenceScores<'_> {
+/// The run of equal readings of one signal that each observed value ends: 1, or one more
+/// than the last value's where it equals it and was seen at most `reach` steps before.
+#[derive(Clone, Copy, Debug, Default)]
+struct RunOfEqual {
+    last: Option<(f32, usize)>,
+    run: usize,
+}
+
+impl RunOfEqual {
+    fn see(&mut self, x: f32, k: usize, reach: usize) -> usize {
+        self.run = match self.last {
+            Some((v, n)) if v == x && k - n <= reach => self.run + 1,
+            _ => 1,
+        };
+        self.last = Some((x, k));
+        self.run
+    }
+}
+
+impl BaselineScores<'_> {
+    /// Each target's 95 % quantile of the runs of equal readings its observed values end
+    /// over `part` (at least 1).
+    fn run_quantiles(&self, series: &PreparedSeries, part: &[Range<usize>]) -> Vec<f32> {
+        let c = series.grid.channels();
+        self.index
+            .iter()
+            .map(|&j| {
+                let mut runs: Vec<usize> = Vec::new();
+                for r in part {
+                    let mut run = RunOfEqual::default();
+                    for k in r.clone().filter(|&k| series.grid.observed[k * c + j]) {
+                        runs.push(run.see(series.original[k * c + j], k, self.reach));
+                    }
+                }
+                if runs.is_empty() {
+                    return 1.0;
+                }
+                let at = ((0.95 * runs.len() as f64) as usize).min(runs.len() - 1);
+                (*runs.select_nth_unstable(at).1).max(1) as f32
+            })
+            .collect()
+    }
+
     /// Sets each of `scored`'s persistence score: |z − the target's last observation within
     /// `reach` steps| / √(persistence's one-step MSE on the training part; on data a run has
     /// not seen, over `part`), guarded as [`Sentinel`] guards (from the entity's first
-    /// step): a value withheld is not kept as the last observation.
+    /// step): a value withheld is not kept as the last observation; and its flatline score,
+    /// 2 × the run of equal readings it ends (from the entity's first step, unguarded) / the
+    /// 95 % quantile of such runs on the same part as persistence's errors.
     ///
     /// # Errors
     /// `scored` does not hold exactly the observed targets of the steps scored.
@@ -737,10 +792,13 @@ impl PersistenceScores<'_> {
         let sized_on = if series.train.is_empty() { part } else { &series.train };
         let mse = persistence_mse(series, sized_on, self.index, self.reach, 1);
         let rms: Vec<f32> = mse.iter().map(|v| v.sqrt() as f32).collect();
+        let runs = self.run_quantiles(series, sized_on);
+        let flatline_scale = screening.scale(Detector::Flatline);
         let (c, p) = (series.grid.channels(), self.index.len());
         let mut next = scored.iter_mut();
         for r in part.iter().filter(|r| r.len() > self.scored_from) {
             let mut last = LastObserved::new(c, self.reach);
+            let mut run = vec![RunOfEqual::default(); p];
             let mut guard = Guard::new(screening.guard, p)?;
             guard.scale = screening.scale(Detector::Persistence);
             for k in series.entity_of(r.start).start..r.end {
@@ -756,9 +814,12 @@ impl PersistenceScores<'_> {
                     if !withheld {
                         last.see(j, z, k);
                     }
+                    let equal = run[t].see(series.original[k * c + j], k, self.reach);
                     if k >= r.start + self.scored_from {
                         let v = next.next().filter(|v| (v.step, v.target) == (k, t));
-                        v.ok_or_else(|| Error::invalid("persistence scores", "not the values scored"))?.persistence = s;
+                        let v = v.ok_or_else(|| Error::invalid("persistence scores", "not the values scored"))?;
+                        v.persistence = s;
+                        v.flatline = 2.0 * equal as f32 / runs[t] * flatline_scale.get(t).copied().unwrap_or(1.0);
                     }
                 }
             }
@@ -1120,10 +1181,11 @@ pub(crate) mod tests {
     use crate::tasks::{PredictionConfig, ReconstructionConfig, Uncertainty};
 
     /// A value of step `step` and target `target` scored `scores` by the model,
-    /// persistence and the level, nothing else known of it (synthetic).
-    pub(crate) fn scored_value(step: usize, target: usize, scores: [f32; 3]) -> ScoredValue {
-        let [surprise, persistence, level] = scores;
-        ScoredValue { step, target, value: 0.0, expected: 0.0, low: 0.0, high: 0.0, surprise, persistence, level }
+    /// persistence, the level and the flatline rule, nothing else known of it (synthetic).
+    pub(crate) fn scored_value(step: usize, target: usize, scores: [f32; 4]) -> ScoredValue {
+        let [surprise, persistence, level, flatline] = scores;
+        let (value, expected, low, high) = (0.0, 0.0, 0.0, 0.0);
+        ScoredValue { step, target, value, expected, low, high, surprise, persistence, level, flatline }
     }
 
     #[test]
@@ -1249,7 +1311,7 @@ pub(crate) mod tests {
     fn alarm_scales_put_the_rate_asked_for_above_the_threshold_and_scale_every_detector() {
         // synthetic: 1,000 values of each of two targets, scores k/1000 (target 0) and
         // 3k/1000 (target 1) for every detector
-        let value = |k: usize, t: usize| scored_value(k, t, [(k * (1 + 2 * t)) as f32 / 1000.0; 3]);
+        let value = |k: usize, t: usize| scored_value(k, t, [(k * (1 + 2 * t)) as f32 / 1000.0; 4]);
         let scored: Vec<ScoredValue> = (0..1000).flat_map(|k| [value(k, 0), value(k, 1)]).collect();
         let scales = AlarmScales::fit(&scored, 2, 0.01, 4.0).unwrap();
         for d in Detector::ALL {
@@ -1267,14 +1329,19 @@ pub(crate) mod tests {
         let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
         let task = PredictionTask::new(&data, 12, true).unwrap();
         let plain = task.surprises(&model, &data.test, &Screening::default()).unwrap();
-        let factors = vec![vec![2.0, 3.0], vec![5.0, 7.0], vec![11.0, 13.0]];
+        let factors = vec![vec![2.0, 3.0], vec![5.0, 7.0], vec![11.0, 13.0], vec![17.0, 19.0]];
         let scales = Some(AlarmScales { rate: 0.01, threshold: 4.0, factors });
         let scaled = task.surprises(&model, &data.test, &Screening { guard: None, scales, sigma: Vec::new() }).unwrap();
         for (p, s) in plain.iter().zip(&scaled) {
             let f = [2.0, 3.0][p.target];
             assert_eq!(
-                (s.surprise, s.persistence, s.level),
-                (p.surprise * f, p.persistence * [5.0, 7.0][p.target], { p.level * [11.0, 13.0][p.target] })
+                (s.surprise, s.persistence, s.level, s.flatline),
+                (
+                    p.surprise * f,
+                    p.persistence * [5.0, 7.0][p.target],
+                    p.level * [11.0, 13.0][p.target],
+                    p.flatline * [17.0, 19.0][p.target]
+                )
             );
         }
         let fitted = task.alarm_scales(&model, 0.05, 4.0).unwrap();
@@ -1290,7 +1357,7 @@ pub(crate) mod tests {
         assert_eq!(KeptAlarms::load_from_run(&dir, &signals, &[]).unwrap(), None);
         let kept = KeptAlarms {
             signals: signals.clone(),
-            scales: AlarmScales { rate: 0.005, threshold: 4.0, factors: vec![vec![1.5, 0.5]; 3] },
+            scales: AlarmScales { rate: 0.005, threshold: 4.0, factors: vec![vec![1.5, 0.5]; 4] },
             sigma: vec![0.3, 0.2],
             calibration: vec![1.1, 0.9],
         };
@@ -1311,11 +1378,11 @@ pub(crate) mod tests {
             KeptAlarms { sigma: vec![0.3], ..kept.clone() },
             KeptAlarms { sigma: vec![0.3, f32::NAN], ..kept.clone() },
             KeptAlarms {
-                scales: AlarmScales { factors: vec![vec![1.0, 0.0]; 3], ..kept.scales.clone() },
+                scales: AlarmScales { factors: vec![vec![1.0, 0.0]; 4], ..kept.scales.clone() },
                 ..kept.clone()
             },
             KeptAlarms {
-                scales: AlarmScales { factors: vec![vec![1.0, 1.0]; 2], ..kept.scales.clone() },
+                scales: AlarmScales { factors: vec![vec![1.0, 1.0]; 3], ..kept.scales.clone() },
                 ..kept.clone()
             },
             KeptAlarms { scales: AlarmScales { rate: 1.0, ..kept.scales.clone() }, ..kept.clone() },
@@ -1327,6 +1394,45 @@ pub(crate) mod tests {
         std::fs::write(dir.join(ALARMS_FILE), "{").unwrap();
         assert!(refused(&signals, &[]).contains("alarms.json"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_flatline_rule_counts_the_run_of_equal_readings_across_short_gaps_against_trainings_runs() {
+        // synthetic ramps (every training reading differs from the one before: runs of 1,
+        // the 95 % quantile 1); `a` frozen at 50 over steps 89..95 of the test part, `b`
+        // (missing every third step) at −80 over 88..97
+        let mut data = ramps();
+        let c = data.grid.channels();
+        for (j, steps, x) in [(0, 89..95, 50.0f32), (1, 88..97, -80.0)] {
+            for k in steps.filter(|&k| data.grid.observed[k * c + j]) {
+                data.original[k * c + j] = x;
+                data.grid.values[k * c + j] = data.scaler.apply(j, x);
+            }
+        }
+        let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+        let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+        let task = PredictionTask::new(&data, 12, true).unwrap();
+        let scored = task.surprises(&model, &data.test, &Screening::default()).unwrap();
+        let flatline = |k: usize, t: usize| scored.iter().find(|v| (v.step, v.target) == (k, t)).unwrap().flatline;
+        // scored from step 91 (the test part's 80 + window − 1)
+        for (k, run) in [(91, 3), (92, 4), (94, 6), (95, 1), (96, 1)] {
+            assert_eq!(flatline(k, 0), 2.0 * run as f32, "a at {k}");
+        }
+        // b observed at 88, 89, 91, 92, 94, 95, 97: the gaps at 90, 93 and 96 do not break it
+        for (k, run) in [(91, 3), (92, 4), (94, 5), (95, 6), (97, 1), (98, 1)] {
+            assert_eq!(flatline(k, 1), 2.0 * run as f32, "b at {k}");
+        }
+        // scaled as every detector is
+        let scales = AlarmScales {
+            rate: 0.01,
+            threshold: 4.0,
+            factors: vec![vec![1.0, 1.0]; 3].into_iter().chain([vec![0.5, 3.0]]).collect(),
+        };
+        let screening = Screening { scales: Some(scales), ..Screening::default() };
+        let scaled = task.surprises(&model, &data.test, &screening).unwrap();
+        for (v, w) in scored.iter().zip(&scaled) {
+            assert_eq!(w.flatline, v.flatline * [0.5, 3.0][v.target]);
+        }
     }
 
     #[test]
@@ -1433,7 +1539,7 @@ pub(crate) mod tests {
     fn a_fault_is_found_at_its_first_flag_and_the_flags_outside_faults_are_counted() {
         let event = |signal: usize, steps: Range<usize>| FaultEvent { signal, changed: steps.clone().collect(), steps };
         let events = [event(0, 10..14), event(1, 20..24), event(0, 30..34)];
-        let value = |step: usize, target: usize, surprise: f32| scored_value(step, target, [surprise, 0.0, 0.0]);
+        let value = |step: usize, target: usize, surprise: f32| scored_value(step, target, [surprise, 0.0, 0.0, 0.0]);
         let mut scored: Vec<ScoredValue> = (0..40).flat_map(|k| [value(k, 0, 1.0), value(k, 1, 1.0)]).collect();
         scored[2 * 12].surprise = 5.0; // the first fault at its third step
         scored[2 * 20 + 1].surprise = 5.0; // the second at its first
