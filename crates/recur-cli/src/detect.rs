@@ -70,24 +70,28 @@ impl Detecting<'_> {
     }
 
     /// Alarm scales fitted on the validation part, with a band-free prediction model's
-    /// validation RMS, to keep for the run's band `calibration` (its factors; empty: none).
+    /// validation RMS and the flatline rule's training quantiles, to keep for the run's band
+    /// `calibration` (its factors; empty: none).
     fn alarms_to_keep(
         &self,
         model: &SequenceModel<f32>,
         (rate, threshold): (f64, f32),
         calibration: Vec<f32>,
     ) -> recur::Result<KeptAlarms> {
-        let (scales, sigma) = match self {
+        let (scales, sigma, equal_runs) = match self {
             Detecting::Prediction(task) => (
                 task.alarm_scales(model, rate, threshold)?,
                 match model.config().head.has_positive_branch() {
                     true => Vec::new(),
                     false => task.validation_rms(model)?,
                 },
+                task.equal_run_quantiles(),
             ),
-            Detecting::Reconstruction(task) => (task.alarm_scales(model, rate, threshold)?, Vec::new()),
+            Detecting::Reconstruction(task) => {
+                (task.alarm_scales(model, rate, threshold)?, Vec::new(), task.equal_run_quantiles())
+            }
         };
-        Ok(KeptAlarms { signals: self.targets(), scales, sigma, calibration })
+        Ok(KeptAlarms { signals: self.targets(), scales, sigma, calibration, equal_runs })
     }
 }
 

@@ -87,7 +87,8 @@ const USAGE: &str = "usage:
       SIGNAL_surprise after the answer; a value above S is withheld from the model (fed as
       a gap; a reconstruction run fills it) unless its signal's value the step before was;
       counts on stderr. Scaled by DIR/alarms.json where `recur detect --alarm-rate` kept
-      it (a prediction run without a band needs it: its validation RMS is kept there).
+      it (a prediction run without a band needs it: its validation RMS is kept there);
+      with it, also the flatline rule (runs of equal readings) in SIGNAL_flatline columns.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

@@ -426,6 +426,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
     };
     // per target, the values scored above the flag and those withheld from the model
     let (mut flagged, mut withheld) = (vec![0usize; targets.len()], vec![0usize; targets.len()]);
+    // the flatline rule where the run keeps its training runs: each target's signal, its
+    // values above the flag, and the steps seen
+    let mut flatline = kept.as_ref().and_then(|k| k.flatline_rule(config.task.window - 1));
+    let target_signals: Vec<usize> =
+        targets.iter().filter_map(|t| stream.signals().iter().position(|s| s == t)).collect();
+    let (mut flat, mut steps_seen) = (vec![0usize; targets.len()], 0usize);
     // one step through a throwaway stream first: the first call's page faults and cold
     // caches are the process's start, not a step of the stream
     let mut warm = open()?;
@@ -511,8 +517,16 @@ pub fn stream(args: &Args) -> Result<(), String> {
         Some(_) => targets.iter().map(|t| format!("{t}_surprise")).collect(),
         None => Vec::new(),
     };
-    let header: Vec<String> =
-        leading.into_iter().chain(stream.header(horizon, paths)).chain(surprise_columns).collect();
+    let flatline_columns: Vec<String> = match flatline {
+        Some(_) => targets.iter().map(|t| format!("{t}_flatline")).collect(),
+        None => Vec::new(),
+    };
+    let header: Vec<String> = leading
+        .into_iter()
+        .chain(stream.header(horizon, paths))
+        .chain(surprise_columns)
+        .chain(flatline_columns)
+        .collect();
     let header: Vec<String> = header.iter().map(|c| csv_quoted(c)).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
@@ -530,6 +544,23 @@ pub fn stream(args: &Args) -> Result<(), String> {
         }
         for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
             *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
+        }
+        // the readings as training read them (the outlier screen's as gaps), before the
+        // model's detector withholds any
+        let flatlines: Vec<Option<f32>> = match flatline.as_mut() {
+            Some(rule) => target_signals
+                .iter()
+                .enumerate()
+                .map(|(t, &j)| {
+                    let x = values[j].filter(|&v| !fitted.scaler.screens_out(j, v));
+                    x.map(|x| rule.score(t, x, steps_seen))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        steps_seen += 1;
+        for (t, f) in flatlines.iter().enumerate() {
+            flat[t] += usize::from(f.is_some_and(|f| f > flag));
         }
         let mut fed = values.to_vec();
         let surprises = match sentinel.as_mut() {
@@ -556,8 +587,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
             sentinel.expect(f);
         }
         let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
+        let flatline_cells = flatlines.iter().map(|f| f.map_or(String::new(), |f| f.to_string()));
         // a reconstruction fills a value withheld as it fills a missing one
-        let cells: Vec<String> = leading.into_iter().chain(answer.cells(&fed)).chain(surprise_cells).collect();
+        let cells: Vec<String> =
+            leading.into_iter().chain(answer.cells(&fed)).chain(surprise_cells).chain(flatline_cells).collect();
         Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
     };
     let grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
@@ -624,6 +657,16 @@ pub fn stream(args: &Args) -> Result<(), String> {
             "{} values more than {flag} σ (of their band) from what the model expected ({}); withheld from the model \
              (fed as gaps) unless their signal's value the step before was",
             flagged.iter().sum::<usize>(),
+            if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
+        );
+    }
+    if flatline.is_some() {
+        let counts: Vec<String> =
+            targets.iter().zip(&flat).filter(|(_, &n)| n > 0).map(|(t, n)| format!("{t} {n}")).collect();
+        eprintln!(
+            "{} values ending a run of equal readings scored above {flag} by the flatline rule (a SIGNAL_flatline \
+             column; {}): a sensor frozen?",
+            flat.iter().sum::<usize>(),
             if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
         );
     }

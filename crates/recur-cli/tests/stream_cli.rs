@@ -1189,6 +1189,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     assert!(ok && out.contains("alarms.json (each signal's alarm rate 1 % above 4"), "{out}{err}");
     let (streamed, err) = stream_flags_as_detect(run, later);
     assert!(err.contains("surprises scaled by") && err.contains("alarms.json"), "{err}");
+    assert!(err.contains("values ending a run of equal readings scored above 3 by the flatline rule"), "{err}");
     assert!(streamed > 0);
     let (ok, out, err) =
         recur(&["detect", "--run", run, "--data", later, "--threshold", "3", "--alarm-rate", "none"], "");
@@ -1280,12 +1281,19 @@ fn stream_flags_as_detect(run: &str, later: &str) -> (usize, String) {
         .filter(|(_, cell)| cell.parse::<f32>().is_ok_and(|s| s > 3.0))
         .count();
     assert_eq!(streamed_flags, detected.lines().count() - 1);
+    // with the runs of equal readings kept, the flatline rule's scores beside them
+    let flatline = header.iter().any(|h| h.ends_with("_flatline"));
     for line in detected.lines().skip(1) {
         let cells: Vec<&str> = line.split(',').collect();
         let row = rows.iter().find(|r| hour_of(&header, r) == cells[1]).unwrap();
-        let (live, offline) = (row[column(&format!("{}_surprise", cells[2]))], cells[7]);
-        let (live, offline) = (live.parse::<f32>().unwrap(), offline.parse::<f32>().unwrap());
-        assert!((live - offline).abs() < 1e-4 * offline, "{line}: {live}");
+        let mut pairs = vec![(row[column(&format!("{}_surprise", cells[2]))], cells[7])];
+        if flatline {
+            pairs.push((row[column(&format!("{}_flatline", cells[2]))], cells[10]));
+        }
+        for (live, offline) in pairs {
+            let (live, offline) = (live.parse::<f32>().unwrap(), offline.parse::<f32>().unwrap());
+            assert!((live - offline).abs() < 1e-4 * offline, "{line}: {live}");
+        }
     }
     (streamed_flags, err)
 }

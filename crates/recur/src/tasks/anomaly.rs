@@ -124,13 +124,16 @@ impl Detector {
 
 /// How [`PredictionTask::surprises`] and [`ReconstructionTask::surprises`] score and guard:
 /// withholding above `guard` (none: never), each detector's scores of each target times
-/// its alarm scale (none: as defined), and a prediction model without a band banded by
-/// ±2·`sigma` per target (standardised; empty: measured on the validation part).
+/// its alarm scale (none: as defined), a prediction model without a band banded by
+/// ±2·`sigma` per target (standardised; empty: measured on the validation part), and the
+/// flatline rule in units of `equal_runs` per target (empty: measured on the training part,
+/// or on data the run has not seen, on the part scored).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Screening {
     pub guard: Option<f32>,
     pub scales: Option<AlarmScales>,
     pub sigma: Vec<f32>,
+    pub equal_runs: Vec<f32>,
 }
 
 impl Screening {
@@ -211,12 +214,28 @@ pub struct KeptAlarms {
     /// The factors of the band calibration the scales were fitted under (empty: none): a
     /// calibration since then changes the model's scores, and the scales no longer fit them.
     pub calibration: Vec<f32>,
+    /// Each target's training runs of equal readings, their 95 % quantile
+    /// ([`equal_run_quantiles`]): the flatline rule live (empty: not).
+    #[serde(default)]
+    pub equal_runs: Vec<f32>,
 }
 
 impl KeptAlarms {
     /// The screening of a detector guarded at `guard` (none: never) with these scales.
     pub fn screening(&self, guard: Option<f32>) -> Screening {
-        Screening { guard, scales: Some(self.scales.clone()), sigma: self.sigma.clone() }
+        Screening {
+            guard,
+            scales: Some(self.scales.clone()),
+            sigma: self.sigma.clone(),
+            equal_runs: self.equal_runs.clone(),
+        }
+    }
+
+    /// The flatline rule live with these run quantiles and scales (none without the
+    /// quantiles), a gap of at most `reach` steps not breaking a run.
+    pub fn flatline_rule(&self, reach: usize) -> Option<FlatlineRule> {
+        (!self.equal_runs.is_empty())
+            .then(|| FlatlineRule::new(self.equal_runs.clone(), self.scales.of(Detector::Flatline).to_vec(), reach))
     }
 
     /// Those kept in run folder `dir`, if any, for the run's `signals` scored under the
@@ -248,6 +267,9 @@ impl KeptAlarms {
         }
         if !(kept.sigma.is_empty() || (kept.sigma.len() == p && positive(&kept.sigma))) {
             return Err(bad(format!("sigma: none, or {p} positive numbers expected")));
+        }
+        if !(kept.equal_runs.is_empty() || (kept.equal_runs.len() == p && positive(&kept.equal_runs))) {
+            return Err(bad(format!("equal_runs: none, or {p} positive numbers expected")));
         }
         if kept.calibration != calibration {
             let since = match (kept.calibration.is_empty(), calibration.is_empty()) {
@@ -491,6 +513,12 @@ impl PredictionTask<'_> {
         AlarmScales::fit(&scored, self.targets().len(), rate, threshold)
     }
 
+    /// Each target's training runs of equal readings, their 95 % quantile: the flatline
+    /// rule's unit ([`equal_run_quantiles`]), to keep for a stream.
+    pub fn equal_run_quantiles(&self) -> Vec<f32> {
+        equal_run_quantiles(self.series, &self.series.train, self.targets().indices(), self.window - 1)
+    }
+
     /// The RMS of a causal `model`'s one-step errors per target on the validation part,
     /// standardised: a model without a band is banded by ±2 × it.
     ///
@@ -623,6 +651,13 @@ impl ReconstructionTask<'_> {
         })
     }
 
+    /// Each signal's training runs of equal readings, their 95 % quantile: the flatline
+    /// rule's unit ([`equal_run_quantiles`]), to keep for a stream.
+    pub fn equal_run_quantiles(&self) -> Vec<f32> {
+        let every: Vec<usize> = (0..self.series.grid.channels()).collect();
+        equal_run_quantiles(self.series, &self.series.train, &every, self.config.window - 1)
+    }
+
     /// [`AlarmScales`] fitted on the validation part, scored unguarded, unscaled.
     ///
     /// # Errors
@@ -749,36 +784,67 @@ impl RunOfEqual {
     }
 }
 
-impl BaselineScores<'_> {
-    /// Each target's 95 % quantile of the runs of equal readings its observed values end
-    /// over `part` (at least 1).
-    fn run_quantiles(&self, series: &PreparedSeries, part: &[Range<usize>]) -> Vec<f32> {
-        let c = series.grid.channels();
-        self.index
-            .iter()
-            .map(|&j| {
-                let mut runs: Vec<usize> = Vec::new();
-                for r in part {
-                    let mut run = RunOfEqual::default();
-                    for k in r.clone().filter(|&k| series.grid.observed[k * c + j]) {
-                        runs.push(run.see(series.original[k * c + j], k, self.reach));
-                    }
+/// Each of `index`'s signals' 95 % quantile of the runs of equal readings (original
+/// units; a gap of at most `reach` steps not breaking a run) its observed values end over
+/// `part` (at least 1): the flatline rule's unit.
+pub fn equal_run_quantiles(series: &PreparedSeries, part: &[Range<usize>], index: &[usize], reach: usize) -> Vec<f32> {
+    let c = series.grid.channels();
+    index
+        .iter()
+        .map(|&j| {
+            let mut runs: Vec<usize> = Vec::new();
+            for r in part {
+                let mut run = RunOfEqual::default();
+                for k in r.clone().filter(|&k| series.grid.observed[k * c + j]) {
+                    runs.push(run.see(series.original[k * c + j], k, reach));
                 }
-                if runs.is_empty() {
-                    return 1.0;
-                }
-                let at = ((0.95 * runs.len() as f64) as usize).min(runs.len() - 1);
-                (*runs.select_nth_unstable(at).1).max(1) as f32
-            })
-            .collect()
+            }
+            if runs.is_empty() {
+                return 1.0;
+            }
+            let at = ((0.95 * runs.len() as f64) as usize).min(runs.len() - 1);
+            (*runs.select_nth_unstable(at).1).max(1) as f32
+        })
+        .collect()
+}
+
+/// The flatline rule of the module over a stream of steps: per target, 2 × the run of
+/// equal readings its value ends / the target's quantile ([`equal_run_quantiles`]), times
+/// its alarm scale. What [`PredictionTask::surprises`] scores, and `recur stream --flag`
+/// live.
+#[derive(Clone, Debug)]
+pub struct FlatlineRule {
+    quantiles: Vec<f32>,
+    /// Each target's alarm scale (empty: 1).
+    scale: Vec<f32>,
+    reach: usize,
+    runs: Vec<RunOfEqual>,
+}
+
+impl FlatlineRule {
+    /// For targets of those run-length `quantiles`, a gap of at most `reach` steps not
+    /// breaking a run; scores times `scale` per target (empty: 1).
+    pub fn new(quantiles: Vec<f32>, scale: Vec<f32>, reach: usize) -> Self {
+        let runs = vec![RunOfEqual::default(); quantiles.len()];
+        FlatlineRule { quantiles, scale, reach, runs }
     }
 
+    /// The score of target `t`'s value `x` (original units) observed at step `k` (steps
+    /// counted as the stream counts them, increasing).
+    pub fn score(&mut self, t: usize, x: f32, k: usize) -> f32 {
+        let run = self.runs[t].see(x, k, self.reach);
+        2.0 * run as f32 / self.quantiles[t] * self.scale.get(t).copied().unwrap_or(1.0)
+    }
+}
+
+impl BaselineScores<'_> {
     /// Sets each of `scored`'s persistence score: |z − the target's last observation within
     /// `reach` steps| / √(persistence's one-step MSE on the training part; on data a run has
     /// not seen, over `part`), guarded as [`Sentinel`] guards (from the entity's first
     /// step): a value withheld is not kept as the last observation; and its flatline score,
     /// 2 × the run of equal readings it ends (from the entity's first step, unguarded) / the
-    /// 95 % quantile of such runs on the same part as persistence's errors.
+    /// 95 % quantile of such runs on the same part as persistence's errors (or those the
+    /// screening keeps).
     ///
     /// # Errors
     /// `scored` does not hold exactly the observed targets of the steps scored.
@@ -792,13 +858,15 @@ impl BaselineScores<'_> {
         let sized_on = if series.train.is_empty() { part } else { &series.train };
         let mse = persistence_mse(series, sized_on, self.index, self.reach, 1);
         let rms: Vec<f32> = mse.iter().map(|v| v.sqrt() as f32).collect();
-        let runs = self.run_quantiles(series, sized_on);
-        let flatline_scale = screening.scale(Detector::Flatline);
+        let runs = match screening.equal_runs.is_empty() {
+            true => equal_run_quantiles(series, sized_on, self.index, self.reach),
+            false => screening.equal_runs.clone(),
+        };
         let (c, p) = (series.grid.channels(), self.index.len());
         let mut next = scored.iter_mut();
         for r in part.iter().filter(|r| r.len() > self.scored_from) {
             let mut last = LastObserved::new(c, self.reach);
-            let mut run = vec![RunOfEqual::default(); p];
+            let mut flatline = FlatlineRule::new(runs.clone(), screening.scale(Detector::Flatline), self.reach);
             let mut guard = Guard::new(screening.guard, p)?;
             guard.scale = screening.scale(Detector::Persistence);
             for k in series.entity_of(r.start).start..r.end {
@@ -814,12 +882,12 @@ impl BaselineScores<'_> {
                     if !withheld {
                         last.see(j, z, k);
                     }
-                    let equal = run[t].see(series.original[k * c + j], k, self.reach);
+                    let equal = flatline.score(t, series.original[k * c + j], k);
                     if k >= r.start + self.scored_from {
                         let v = next.next().filter(|v| (v.step, v.target) == (k, t));
                         let v = v.ok_or_else(|| Error::invalid("persistence scores", "not the values scored"))?;
                         v.persistence = s;
-                        v.flatline = 2.0 * equal as f32 / runs[t] * flatline_scale.get(t).copied().unwrap_or(1.0);
+                        v.flatline = equal;
                     }
                 }
             }
@@ -1331,7 +1399,8 @@ pub(crate) mod tests {
         let plain = task.surprises(&model, &data.test, &Screening::default()).unwrap();
         let factors = vec![vec![2.0, 3.0], vec![5.0, 7.0], vec![11.0, 13.0], vec![17.0, 19.0]];
         let scales = Some(AlarmScales { rate: 0.01, threshold: 4.0, factors });
-        let scaled = task.surprises(&model, &data.test, &Screening { guard: None, scales, sigma: Vec::new() }).unwrap();
+        let scaled =
+            task.surprises(&model, &data.test, &Screening { guard: None, scales, ..Screening::default() }).unwrap();
         for (p, s) in plain.iter().zip(&scaled) {
             let f = [2.0, 3.0][p.target];
             assert_eq!(
@@ -1360,12 +1429,18 @@ pub(crate) mod tests {
             scales: AlarmScales { rate: 0.005, threshold: 4.0, factors: vec![vec![1.5, 0.5]; 4] },
             sigma: vec![0.3, 0.2],
             calibration: vec![1.1, 0.9],
+            equal_runs: vec![3.0, 1.0],
         };
         kept.save_to_run(&dir).unwrap();
         assert_eq!(KeptAlarms::load_from_run(&dir, &signals, &[1.1, 0.9]).unwrap().as_ref(), Some(&kept));
         assert_eq!(
             kept.screening(Some(4.0)),
-            Screening { guard: Some(4.0), scales: Some(kept.scales.clone()), sigma: vec![0.3, 0.2] }
+            Screening {
+                guard: Some(4.0),
+                scales: Some(kept.scales.clone()),
+                sigma: vec![0.3, 0.2],
+                equal_runs: vec![3.0, 1.0]
+            }
         );
         let refused = |signals: &[String], calibration: &[f32]| {
             KeptAlarms::load_from_run(&dir, signals, calibration).unwrap_err().to_string()
@@ -1377,6 +1452,7 @@ pub(crate) mod tests {
         for bad in [
             KeptAlarms { sigma: vec![0.3], ..kept.clone() },
             KeptAlarms { sigma: vec![0.3, f32::NAN], ..kept.clone() },
+            KeptAlarms { equal_runs: vec![3.0, 0.0], ..kept.clone() },
             KeptAlarms {
                 scales: AlarmScales { factors: vec![vec![1.0, 0.0]; 4], ..kept.scales.clone() },
                 ..kept.clone()
