@@ -14,10 +14,10 @@
 //! per signal. Two detectors without a model score the same values in the same units:
 //! persistence, |x_k − x_last| / √(persistence's mean squared error on the training part;
 //! on data the run has not seen, on the part scored), and the level, |z(x)| under the
-//! training part's standardisation (the 3σ rule). A fourth, for sensors that freeze: the
+//! training part's standardisation (the 3σ rule). A third, for sensors that freeze: the
 //! flatline rule, the run of equal readings a value ends (a gap of at most the model's
 //! reach not breaking it) over half the training part's 95 % quantile of such runs — 2 at
-//! that quantile, as a band's edge.
+//! that quantile, as on a band's edge ([`FlatlineRule`]).
 //!
 //! A causal reconstruction scores x against its reconstruction x̂ of step k with x alone
 //! hidden — the other signals of step k read — and the band of its λ̂, by the same s
@@ -674,9 +674,9 @@ impl ReconstructionTask<'_> {
 /// `skip` steps: opened fresh by `open` told the time of its entity's first step, and fed
 /// every step from there, `screen` scoring the step's values of the targets `index` (every
 /// signal, in original units; it may withhold some) and moving the stream past them. The
-/// values scored from each range's start + `skip` on, in step order, with persistence's
-/// and flatline's scores of them (a last observation counting `reach` steps; [`BaselineScores`]) and the
-/// level's, guarded and scaled as `screening` says.
+/// values scored from each range's start + `skip` on, in step order, with the level's,
+/// persistence's and the flatline rule's scores of them (a last observation, or a run,
+/// reaching `reach` steps back; [`BaselineScores`]), guarded and scaled as `screening` says.
 ///
 /// # Errors
 /// As `open` and `screen`.
@@ -995,19 +995,19 @@ pub fn inject_faults(
     let mut rng = Rng::new(seed);
     rng.shuffle(&mut candidates);
     let mut faulted = series.clone();
-    let mut set = |k: usize, j: usize, z: f32| {
-        let original = series.scaler.invert(j, z);
+    let mut set = |k: usize, j: usize, original: f32| {
         faulted.original[k * c + j] = original;
         faulted.grid.values[k * c + j] = series.scaler.apply(j, original);
     };
     let z = |k: usize, j: usize| series.grid.values[k * c + j];
+    let moved = |k: usize, j: usize, by: f32| series.scaler.invert(j, z(k, j) + by);
     let mut events = Vec::with_capacity(count);
     if kind == FaultKind::Spike {
         candidates.truncate(count);
         candidates.sort_unstable();
         for &(k, j, _) in &candidates {
             let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
-            set(k, j, z(k, j) + sign * size);
+            set(k, j, moved(k, j, sign * size));
             events.push(FaultEvent { signal: j, steps: k..k + 1, changed: vec![k] });
         }
         return Ok((faulted, events));
@@ -1027,12 +1027,14 @@ pub fn inject_faults(
                 if moved.fold(0.0f32, f32::max) < size {
                     continue;
                 }
-                window.clone().skip(1).filter(|&n| observed(n, j) && z(n, j) != z(k, j)).map(|n| (n, z(k, j))).collect()
+                // the frozen reading itself, not its round trip through the scaler
+                let frozen = series.original[k * c + j];
+                window.clone().skip(1).filter(|&n| observed(n, j) && z(n, j) != z(k, j)).map(|n| (n, frozen)).collect()
             }
             _ => {
                 let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
                 let offset = |n: usize| sign * size * (n - k + 1) as f32 / steps as f32;
-                window.clone().filter(|&n| observed(n, j)).map(|n| (n, z(n, j) + offset(n))).collect()
+                window.clone().filter(|&n| observed(n, j)).map(|n| (n, moved(n, j, offset(n)))).collect()
             }
         };
         for n in window.clone() {
@@ -1587,7 +1589,12 @@ pub(crate) mod tests {
                 for &k in &e.changed {
                     changed.insert((k, e.signal));
                     match kind {
-                        FaultKind::Stuck { .. } => assert!((f(k) - z(e.steps.start)).abs() < 1e-5),
+                        FaultKind::Stuck { .. } => {
+                            // the very reading frozen, as the flatline rule compares readings
+                            let at = |series: &PreparedSeries, n: usize| series.original[n * c + e.signal];
+                            assert_eq!(at(&faulty, k), at(&data, e.steps.start));
+                            assert!((f(k) - z(e.steps.start)).abs() < 1e-5);
+                        }
                         _ => {
                             let grown = 0.2 * (k - e.steps.start + 1) as f32 / 6.0;
                             assert!(((f(k) - z(k)).abs() - grown).abs() < 1e-4, "{k}");
