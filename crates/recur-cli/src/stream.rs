@@ -5,14 +5,16 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use recur::data::{
     csv_fields_separated, csv_header, csv_quoted, not_a_time, one_hot_of, one_hot_value, parse_long_time,
     without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, MissingValues, TimeColumns,
 };
 use recur::run::{DataFormat, TaskKind};
-use recur::tasks::anomaly::{Detector, KeptAlarms, ReconstructionSentinel, Sentinel, Surprise, ALARMS_FILE};
+use recur::tasks::anomaly::{
+    Detector, FlatlineRule, KeptAlarms, ReconstructionSentinel, Sentinel, Surprise, ALARMS_FILE,
+};
 use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 use recur::Rng;
 
@@ -322,6 +324,151 @@ impl Live<'_> {
     }
 }
 
+/// `--flag S`: each arriving value of the targets scored by the model's detector (against
+/// the forecast of its step, or its reconstruction with it hidden; a surprising one withheld)
+/// and, where the run keeps its training runs ([`KeptAlarms`]), by the flatline rule; what
+/// each scored above S, per target.
+struct Flags {
+    threshold: f32,
+    targets: Vec<String>,
+    sentinel: LiveSentinel,
+    /// The flatline rule and each target's signal.
+    flatline: Option<(FlatlineRule, Vec<usize>)>,
+    steps: usize,
+    /// Per target: the values the model flagged, those withheld, those the flatline rule flagged.
+    flagged: Vec<usize>,
+    withheld: Vec<usize>,
+    flat: Vec<usize>,
+}
+
+impl Flags {
+    /// For `live`, run folder `dir`'s alarms kept for its `scored` signals under band
+    /// calibration `factors` (if any) read; the flatline rule's runs reaching `reach` steps.
+    fn open(
+        dir: &Path,
+        live: &Live,
+        threshold: f32,
+        (scored, factors): (&[String], &[f32]),
+        reach: usize,
+    ) -> Result<Flags, String> {
+        let kept = KeptAlarms::load_from_run(dir, scored, factors).map_err(|e| format!("--flag: {e}"))?;
+        if let Some(kept) = &kept {
+            eprintln!(
+                "surprises scaled by {} (each signal's alarm rate {} % above {} on the validation part)",
+                dir.join(ALARMS_FILE).display(),
+                100.0 * kept.scales.rate,
+                kept.scales.threshold
+            );
+        }
+        let sentinel = live.sentinel(threshold, kept.as_ref()).map_err(|e| match live {
+            Live::Prediction(s) if !s.has_band() => format!(
+                "{}: --flag: the model has no band (task.uncertainty) and the run keeps no validation errors to band \
+                 it by: `recur detect --run {0} --alarm-rate RATE` keeps them (in {ALARMS_FILE})",
+                dir.display()
+            ),
+            _ => format!("{}: --flag: {e}", dir.display()),
+        })?;
+        let targets = match live {
+            Live::Prediction(s) => s.targets().to_vec(),
+            Live::Reconstruction(s) => s.signals().to_vec(),
+        };
+        let signals: Vec<usize> = targets.iter().filter_map(|t| live.signals().iter().position(|s| s == t)).collect();
+        let flatline = kept.as_ref().and_then(|k| k.flatline_rule(reach)).map(|rule| (rule, signals));
+        let p = targets.len();
+        Ok(Flags {
+            threshold,
+            targets,
+            sentinel,
+            flatline,
+            steps: 0,
+            flagged: vec![0; p],
+            withheld: vec![0; p],
+            flat: vec![0; p],
+        })
+    }
+
+    /// The columns its cells go under: `SIGNAL_surprise`, and with the flatline rule
+    /// `SIGNAL_flatline`, per target.
+    fn header(&self) -> Vec<String> {
+        let mut columns: Vec<String> = self.targets.iter().map(|t| format!("{t}_surprise")).collect();
+        if self.flatline.is_some() {
+            columns.extend(self.targets.iter().map(|t| format!("{t}_flatline")));
+        }
+        columns
+    }
+
+    /// Scores a step's values `fed` (every signal of `live`, original units; the flatline rule
+    /// reads those training's outlier screen, `screens_out`, keeps) and sets to `None` those
+    /// the model's detector withholds: the step's cells under [`Flags::header`].
+    fn screen(
+        &mut self,
+        live: &Live,
+        fed: &mut [Option<f32>],
+        screens_out: impl Fn(usize, f32) -> bool,
+    ) -> recur::Result<Vec<String>> {
+        let flatlines: Vec<Option<f32>> = match self.flatline.as_mut() {
+            Some((rule, signals)) => signals
+                .iter()
+                .enumerate()
+                .map(|(t, &j)| fed[j].filter(|&v| !screens_out(j, v)).map(|x| rule.score(t, x, self.steps)))
+                .collect(),
+            None => Vec::new(),
+        };
+        self.steps += 1;
+        let surprises = live.screen(&mut self.sentinel, fed)?;
+        for (t, s) in surprises.iter().enumerate() {
+            self.flagged[t] += usize::from(s.is_some_and(|s| s.surprise > self.threshold));
+            self.withheld[t] += usize::from(s.is_some_and(|s| s.withheld));
+        }
+        for (t, f) in flatlines.iter().enumerate() {
+            self.flat[t] += usize::from(f.is_some_and(|f| f > self.threshold));
+        }
+        let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
+        let flatline_cells = flatlines.iter().map(|f| f.map_or(String::new(), |f| f.to_string()));
+        Ok(surprise_cells.chain(flatline_cells).collect())
+    }
+
+    /// The stream's `answer` to the step: a forecast is what the next step is scored against.
+    fn expect(&mut self, answer: &Answer) {
+        if let (LiveSentinel::Forecast(sentinel), Answer::Forecast(f)) = (&mut self.sentinel, answer) {
+            sentinel.expect(f);
+        }
+    }
+
+    /// The counts, on stderr.
+    fn report(&self) {
+        let flag = self.threshold;
+        let counts = |of: &[usize], with: &dyn Fn(usize) -> String| -> String {
+            let named: Vec<String> = self
+                .targets
+                .iter()
+                .enumerate()
+                .filter(|&(t, _)| of[t] > 0)
+                .map(|(t, name)| format!("{name} {}", with(t)))
+                .collect();
+            if named.is_empty() {
+                "none".to_string()
+            } else {
+                named.join(", ")
+            }
+        };
+        eprintln!(
+            "{} values more than {flag} σ (of their band) from what the model expected ({}); withheld from the model \
+             (fed as gaps) unless their signal's value the step before was",
+            self.flagged.iter().sum::<usize>(),
+            counts(&self.flagged, &|t| format!("{} ({} withheld)", self.flagged[t], self.withheld[t]))
+        );
+        if self.flatline.is_some() {
+            eprintln!(
+                "{} values ending a run of equal readings scored above {flag} by the flatline rule (a SIGNAL_flatline \
+                 column; {}): a sensor frozen?",
+                self.flat.iter().sum::<usize>(),
+                counts(&self.flat, &|t| self.flat[t].to_string())
+            );
+        }
+    }
+}
+
 /// A step's answer: the next steps' forecasts, or each signal's reconstruction and band.
 enum Answer {
     Forecast(Forecast),
@@ -392,46 +539,13 @@ pub fn stream(args: &Args) -> Result<(), String> {
         live.map_err(|e| format!("{}: {e}", dir.display()))
     };
     let mut stream = open()?;
-    // --flag: each value scored against the forecast of its step (or its reconstruction
-    // with it hidden), a surprising one withheld
-    let kept = match flag {
+    let mut flags = match flag {
         0.0 => None,
-        _ => {
+        threshold => {
             let factors = calibration.as_ref().map_or(Vec::new(), |c| c.scale.clone());
-            KeptAlarms::load_from_run(&dir, &scored, &factors).map_err(|e| format!("--flag: {e}"))?
+            Some(Flags::open(&dir, &stream, threshold, (&scored, &factors), config.task.window - 1)?)
         }
     };
-    if let Some(kept) = &kept {
-        eprintln!(
-            "surprises scaled by {} (each signal's alarm rate {} % above {} on the validation part)",
-            dir.join(ALARMS_FILE).display(),
-            100.0 * kept.scales.rate,
-            kept.scales.threshold
-        );
-    }
-    let mut sentinel = match flag {
-        0.0 => None,
-        g => Some(stream.sentinel(g, kept.as_ref()).map_err(|e| match &stream {
-            Live::Prediction(s) if !s.has_band() => format!(
-                "{}: --flag: the model has no band (task.uncertainty) and the run keeps no validation errors to band \
-                 it by: `recur detect --run {0} --alarm-rate RATE` keeps them (in {ALARMS_FILE})",
-                dir.display()
-            ),
-            _ => format!("{}: --flag: {e}", dir.display()),
-        })?),
-    };
-    let targets = match &stream {
-        Live::Prediction(s) => s.targets().to_vec(),
-        Live::Reconstruction(s) => s.signals().to_vec(),
-    };
-    // per target, the values scored above the flag and those withheld from the model
-    let (mut flagged, mut withheld) = (vec![0usize; targets.len()], vec![0usize; targets.len()]);
-    // the flatline rule where the run keeps its training runs: each target's signal, its
-    // values above the flag, and the steps seen
-    let mut flatline = kept.as_ref().and_then(|k| k.flatline_rule(config.task.window - 1));
-    let target_signals: Vec<usize> =
-        targets.iter().filter_map(|t| stream.signals().iter().position(|s| s == t)).collect();
-    let (mut flat, mut steps_seen) = (vec![0usize; targets.len()], 0usize);
     // one step through a throwaway stream first: the first call's page faults and cold
     // caches are the process's start, not a step of the stream
     let mut warm = open()?;
@@ -513,19 +627,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
         false => passed.iter().map(|&i| names[i].clone()).collect(),
         true => vec!["time".to_string()],
     };
-    let surprise_columns = match sentinel {
-        Some(_) => targets.iter().map(|t| format!("{t}_surprise")).collect(),
-        None => Vec::new(),
-    };
-    let flatline_columns: Vec<String> = match flatline {
-        Some(_) => targets.iter().map(|t| format!("{t}_flatline")).collect(),
-        None => Vec::new(),
-    };
     let header: Vec<String> = leading
         .into_iter()
         .chain(stream.header(horizon, paths))
-        .chain(surprise_columns)
-        .chain(flatline_columns)
+        .chain(flags.as_ref().map_or(Vec::new(), Flags::header))
         .collect();
     let header: Vec<String> = header.iter().map(|c| csv_quoted(c)).collect();
     writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
@@ -534,65 +639,41 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let mut screened = vec![0usize; c];
     // one grid step (at its bin's start `at`, where known) through the model, its answer
     // written after `leading` cells; false once the reader has gone away
-    let mut serve = |values: &[Option<f32>],
-                     at: Option<i64>,
-                     leading: Vec<String>,
-                     line: usize|
-     -> Result<bool, String> {
-        if let Some(at) = at {
-            stream.at(at);
-        }
-        for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
-            *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
-        }
-        // the readings as training read them (the outlier screen's as gaps), before the
-        // model's detector withholds any
-        let flatlines: Vec<Option<f32>> = match flatline.as_mut() {
-            Some(rule) => target_signals
-                .iter()
-                .enumerate()
-                .map(|(t, &j)| {
-                    let x = values[j].filter(|&v| !fitted.scaler.screens_out(j, v));
-                    x.map(|x| rule.score(t, x, steps_seen))
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        steps_seen += 1;
-        for (t, f) in flatlines.iter().enumerate() {
-            flat[t] += usize::from(f.is_some_and(|f| f > flag));
-        }
-        let mut fed = values.to_vec();
-        let surprises = match sentinel.as_mut() {
-            Some(sentinel) => stream.screen(sentinel, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?,
-            None => Vec::new(),
-        };
-        for (t, s) in surprises.iter().enumerate() {
-            flagged[t] += usize::from(s.is_some_and(|s| s.surprise > flag));
-            withheld[t] += usize::from(s.is_some_and(|s| s.withheld));
-        }
-        let started = std::time::Instant::now();
-        let answer = stream.step(&fed, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
-        let micros_now = started.elapsed().as_secs_f64() * 1e6;
-        micros.push(micros_now);
-        if budget > 0.0 && micros_now > budget {
-            if over_budget.is_empty() {
-                eprintln!(
-                    "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
-                );
+    let mut serve =
+        |values: &[Option<f32>], at: Option<i64>, leading: Vec<String>, line: usize| -> Result<bool, String> {
+            if let Some(at) = at {
+                stream.at(at);
             }
-            over_budget.push(line);
-        }
-        if let (Some(LiveSentinel::Forecast(sentinel)), Answer::Forecast(f)) = (sentinel.as_mut(), &answer) {
-            sentinel.expect(f);
-        }
-        let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
-        let flatline_cells = flatlines.iter().map(|f| f.map_or(String::new(), |f| f.to_string()));
-        // a reconstruction fills a value withheld as it fills a missing one
-        let cells: Vec<String> =
-            leading.into_iter().chain(answer.cells(&fed)).chain(surprise_cells).chain(flatline_cells).collect();
-        Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
-    };
+            for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
+                *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
+            }
+            let mut fed = values.to_vec();
+            let flag_cells = match flags.as_mut() {
+                Some(flags) => flags
+                    .screen(&stream, &mut fed, |j, v| fitted.scaler.screens_out(j, v))
+                    .map_err(|e| format!("{input}: line {line}: {e}"))?,
+                None => Vec::new(),
+            };
+            let started = std::time::Instant::now();
+            let answer =
+                stream.step(&fed, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
+            let micros_now = started.elapsed().as_secs_f64() * 1e6;
+            micros.push(micros_now);
+            if budget > 0.0 && micros_now > budget {
+                if over_budget.is_empty() {
+                    eprintln!(
+                        "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
+                    );
+                }
+                over_budget.push(line);
+            }
+            if let Some(flags) = flags.as_mut() {
+                flags.expect(&answer);
+            }
+            // a reconstruction fills a value withheld as it fills a missing one
+            let cells: Vec<String> = leading.into_iter().chain(answer.cells(&fed)).chain(flag_cells).collect();
+            Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
+        };
     let grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
     let mut aligner = FeedAligner { grid, long, clock: None, entity: None, pending: None };
     let mut last_line = 1;
@@ -646,29 +727,8 @@ pub fn stream(args: &Args) -> Result<(), String> {
             counts.join(", ")
         );
     }
-    if sentinel.is_some() {
-        let counts: Vec<String> = targets
-            .iter()
-            .zip(flagged.iter().zip(&withheld))
-            .filter(|(_, (&f, _))| f > 0)
-            .map(|(t, (f, w))| format!("{t} {f} ({w} withheld)"))
-            .collect();
-        eprintln!(
-            "{} values more than {flag} σ (of their band) from what the model expected ({}); withheld from the model \
-             (fed as gaps) unless their signal's value the step before was",
-            flagged.iter().sum::<usize>(),
-            if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
-        );
-    }
-    if flatline.is_some() {
-        let counts: Vec<String> =
-            targets.iter().zip(&flat).filter(|(_, &n)| n > 0).map(|(t, n)| format!("{t} {n}")).collect();
-        eprintln!(
-            "{} values ending a run of equal readings scored above {flag} by the flatline rule (a SIGNAL_flatline \
-             column; {}): a sensor frozen?",
-            flat.iter().sum::<usize>(),
-            if counts.is_empty() { "none".to_string() } else { counts.join(", ") }
-        );
+    if let Some(flags) = &flags {
+        flags.report();
     }
     micros.sort_by(f64::total_cmp);
     if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {
