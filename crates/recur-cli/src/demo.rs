@@ -309,7 +309,8 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
     if let Some(top) = scored.iter().max_by(|a, b| a.surprise.total_cmp(&b.surprise)) {
         println!(
             "{flagged} of the {} values ({:.2} %) lie more than {THRESHOLD} σ (of their band) from their forecast; the \
-             most surprising: {} at {}, {} against {:.2} ({:.1} σ); all in {}, its days in {}",
+             most surprising: {} at {}, {} against {:.2} ({:.1} σ); all, and the flatline rule's flags, in {}, its \
+             days in {}",
             scored.len(),
             100.0 * flagged as f64 / scored.len() as f64,
             targets[top.target],

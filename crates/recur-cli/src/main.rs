@@ -101,9 +101,10 @@ const USAGE: &str = "usage:
       RMS), 2 on the band's edge. Beside it, persistence's (the
       jump from the last value, in σ of its training jumps), the level's (|z|, the 3σ
       rule) and the flatline rule's (the run of equal readings a value ends, 2 at the
-      training part's 95 % quantile of such runs). Per signal, how many each flags above S (default 4) and the most surprising
-      value (several entities: also the ten with the largest share flagged); the model's
-      flags in FILE.csv (default DIR/anomalies.csv) and the most
+      training part's 95 % quantile of such runs). Per signal, how many each flags above S
+      (default 4) and the most surprising value (several entities: also the ten with the
+      largest share flagged); the values the model or the flatline rule flags in FILE.csv
+      (default DIR/anomalies.csv) and the most
       surprising value's days (of NAME, or of any signal) in FILE.png. --guard (default
       true): a value scored above S is withheld from what the model (and persistence)
       reads next, fed as missing, so that a fault is not read as the truth the step after

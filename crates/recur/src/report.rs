@@ -753,12 +753,13 @@ pub fn anomaly_entity_table(
     out
 }
 
-/// The values the model scores above `threshold`, in step order, as CSV:
+/// The values the detectors `recur stream --flag` runs — the model and the flatline rule —
+/// score above `threshold`, in step order, as CSV:
 /// `entity,time,signal,value,expected,low,high,surprise,persistence,level,flatline`
 /// (original units; the four scores as [`crate::tasks::anomaly`] defines them).
 pub fn anomalies_csv(scored: &[ScoredValue], data: &PreparedSeries, targets: &[String], threshold: f32) -> String {
     let mut out = String::from("entity,time,signal,value,expected,low,high,surprise,persistence,level,flatline\n");
-    for v in scored.iter().filter(|v| v.surprise > threshold) {
+    for v in scored.iter().filter(|v| v.surprise > threshold || v.flatline > threshold) {
         let (entity, time) = data.step_label(v.step);
         out.push_str(&format!(
             "{},{time},{},{},{},{},{},{},{},{},{}\n",
