@@ -222,11 +222,14 @@ pub fn detect(args: &Args) -> Result<(), String> {
                 detections.events[0].1.events
             ),
         };
+        let share = match kind {
+            FaultKind::Spike => format!("{} %", 100.0 * rate),
+            _ => format!("{:.2} % (asked: {} %)", 100.0 * changed as f64 / values as f64, 100.0 * rate),
+        };
         println!(
-            "{what} (seed {seed}) in {} % of the {values} test values scored ({}); how each detector ranks the \
+            "{what} (seed {seed}) in {share} of the {values} test values scored ({}); how each detector ranks the \
              values changed against those left alone (the model: against {}; a value scored above {threshold} \
              withheld from what the detector reads next{}):",
-            100.0 * rate,
             targets.join(", "),
             detecting.expected(),
             if guard { "" } else { ": not, --guard false" }

@@ -985,6 +985,13 @@ pub fn inject_faults(
         .flat_map(|(k, end)| signals.iter().map(move |&j| (k, j, end)))
         .filter(|&(k, j, _)| observed(k, j))
         .collect();
+    if candidates.is_empty() && steps > 1 {
+        let longest = part.iter().map(|r| r.len()).max().unwrap_or(0);
+        return Err(Error::invalid(
+            "faults",
+            format!("a fault of {steps} steps fits in no range of the part scored (the longest has {longest} steps)"),
+        ));
+    }
     let count = (rate * candidates.len() as f64 / steps as f64).round() as usize;
     if signals.is_empty() || count == 0 {
         return Err(Error::invalid(
@@ -1566,6 +1573,11 @@ pub(crate) mod tests {
             assert!(inject(bad, 5).is_err());
         }
         assert!(inject_faults(&data, &data.test, &[], spikes, 5).is_err());
+        let e = inject(Faults { kind: FaultKind::Stuck { steps: 40 }, ..spikes }, 5).unwrap_err().to_string();
+        assert!(
+            e.contains("a fault of 40 steps fits in no range of the part scored (the longest has 20 steps)"),
+            "{e}"
+        );
     }
 
     #[test]
