@@ -1222,7 +1222,8 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     for args in [&["stream", "--run", run, "--flag", "3"][..], &["detect", "--run", run]] {
         let (ok, _, err) = recur(args, "");
         assert!(
-            !ok && err.contains("alarms.json: fitted on the band before it was calibrated: `recur detect --run"),
+            !ok && err.contains("alarms.json: fitted on the band before it was calibrated; `recur detect --run")
+                && err.contains("--alarm-rate RATE` fits them anew"),
             "{args:?}: {err}"
         );
     }

@@ -244,11 +244,12 @@ impl KeptAlarms {
     /// # Errors
     /// A file that cannot be read or parsed, or holds factors that are not positive numbers,
     /// or was fitted for other signals or under another calibration (each named, with the
-    /// file).
+    /// file and how to fit them anew).
     pub fn load_from_run(dir: &Path, signals: &[String], calibration: &[f32]) -> Result<Option<KeptAlarms>> {
         let path = dir.join(ALARMS_FILE);
         let Some(kept) = read_json_if_present::<KeptAlarms>(&path)? else { return Ok(None) };
-        let bad = |why: String| Error::Format { path: path.clone(), why };
+        let refit = format!("`recur detect --run {} --alarm-rate RATE` fits them anew", dir.display());
+        let bad = |why: String| Error::Format { path: path.clone(), why: format!("{why}; {refit}") };
         if kept.signals != signals {
             return Err(bad(format!("fitted for the signals {:?}; the run scores {signals:?}", kept.signals)));
         }
@@ -277,10 +278,7 @@ impl KeptAlarms {
                 (false, true) => "fitted on a calibrated band; the run has no calibration now",
                 (false, false) => "fitted under another band calibration than the run has now",
             };
-            return Err(bad(format!(
-                "{since}: `recur detect --run {} --alarm-rate {rate}` refits them",
-                dir.display()
-            )));
+            return Err(bad(since.to_string()));
         }
         Ok(Some(kept))
     }
@@ -1476,6 +1474,7 @@ pub(crate) mod tests {
             let e = refused(&signals, &[1.1, 0.9]);
             assert!(e.contains("alarms.json") && e.contains("expected") || e.contains("a rate in (0, 1)"), "{e}");
         }
+        assert!(refused(&signals, &[]).contains("--alarm-rate RATE` fits them anew"));
         std::fs::write(dir.join(ALARMS_FILE), "{").unwrap();
         assert!(refused(&signals, &[]).contains("alarms.json"));
         std::fs::remove_dir_all(&dir).unwrap();
