@@ -16,7 +16,7 @@ use recur::tasks::anomaly::{Detections, FaultKind, Faults, KeptAlarms, ScoredVal
 use recur::tasks::{BandCalibration, PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
-use crate::demo::{calibrated_task, open_run_on_data, output_beside_run, run_calibration};
+use crate::demo::{open_run_on_data, output_beside_run, run_calibration};
 
 const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--out FILE.csv] \
                      [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
@@ -69,29 +69,21 @@ impl Detecting<'_> {
         }
     }
 
-    /// Alarm scales fitted on the validation part, with a band-free prediction model's
-    /// validation RMS and the flatline rule's training quantiles, to keep for the run's band
-    /// `calibration` (its factors; empty: none).
-    fn alarms_to_keep(
-        &self,
-        model: &SequenceModel<f32>,
-        (rate, threshold): (f64, f32),
-        calibration: Vec<f32>,
-    ) -> recur::Result<KeptAlarms> {
-        let (scales, sigma, equal_runs) = match self {
-            Detecting::Prediction(task) => (
-                task.alarm_scales(model, rate, threshold)?,
-                match model.config().head.has_positive_branch() {
-                    true => Vec::new(),
-                    false => task.validation_rms(model)?,
-                },
-                task.equal_run_quantiles(),
-            ),
-            Detecting::Reconstruction(task) => {
-                (task.alarm_scales(model, rate, threshold)?, Vec::new(), task.equal_run_quantiles())
-            }
-        };
-        Ok(KeptAlarms { signals: self.targets(), scales, sigma, calibration, equal_runs })
+    /// What a stream of the run needs to flag as this task scores (fitted on the
+    /// validation part at `rate` above `threshold`).
+    fn alarms_to_keep(&self, model: &SequenceModel<f32>, (rate, threshold): (f64, f32)) -> recur::Result<KeptAlarms> {
+        match self {
+            Detecting::Prediction(task) => task.alarms_to_keep(model, rate, threshold),
+            Detecting::Reconstruction(task) => task.alarms_to_keep(model, rate, threshold),
+        }
+    }
+
+    /// The task with the run's band calibration (if any).
+    fn calibrated(self, calibration: Option<BandCalibration>) -> Self {
+        match self {
+            Detecting::Prediction(task) => Detecting::Prediction(task.with_calibration(calibration)),
+            Detecting::Reconstruction(task) => Detecting::Reconstruction(task.with_calibration(calibration)),
+        }
     }
 }
 
@@ -150,14 +142,18 @@ pub fn detect(args: &Args) -> Result<(), String> {
     let guard = args.get("guard", &known, true)?;
     let (config, model, data) = open_run_on_data(&dir, None, args, &known)?;
     let detecting = match config.task.kind {
-        TaskKind::Prediction => Detecting::Prediction(calibrated_task(&dir, &config, &data)?),
+        TaskKind::Prediction => PredictionTask::from_config(&data, &config.prediction()).map(Detecting::Prediction),
         TaskKind::Reconstruction => {
-            let calibration = run_calibration(&dir, &data.grid.signals)?;
-            let task = ReconstructionTask::new(&data, config.reconstruction()).map_err(|e| e.to_string())?;
-            Detecting::Reconstruction(task.with_calibration(calibration))
+            ReconstructionTask::new(&data, config.reconstruction()).map(Detecting::Reconstruction)
         }
-    };
+    }
+    .map_err(|e| e.to_string())?;
     let targets = detecting.targets();
+    // the calibration read once: the band the model scores with, and the one kept alarms
+    // must have been fitted under
+    let calibration = run_calibration(&dir, &targets)?;
+    let factors = calibration.as_ref().map_or(Vec::new(), |c| c.scale.clone());
+    let detecting = detecting.calibrated(calibration);
     let signal = match args.get("signal", &known, String::new())? {
         name if name.is_empty() => None,
         name => Some(targets.iter().position(|t| *t == name).ok_or_else(|| {
@@ -165,15 +161,13 @@ pub fn detect(args: &Args) -> Result<(), String> {
         })?),
     };
     let at_run = |e: recur::Error| format!("{}: {e}", dir.display());
-    let calibration = BandCalibration::load_from_run(&dir, &targets).map_err(|e| e.to_string())?;
-    let calibration = calibration.map_or(Vec::new(), |c| c.scale);
     let rate_given = alarm_rate(args, &known)?;
     let kept = match rate_given {
-        None => KeptAlarms::load_from_run(&dir, &targets, &calibration).map_err(|e| e.to_string())?,
+        None => KeptAlarms::load_from_run(&dir, &targets, &factors).map_err(|e| e.to_string())?,
         Some(None) => None,
         Some(Some(rate)) => {
             let kept = detecting
-                .alarms_to_keep(&model, (rate, threshold), calibration)
+                .alarms_to_keep(&model, (rate, threshold))
                 .map_err(|e| format!("--alarm-rate: {}", at_run(e)))?;
             println!(
                 "alarm thresholds: each detector's score above which {} % of the validation part's values of each \

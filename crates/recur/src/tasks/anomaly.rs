@@ -56,7 +56,7 @@ use crate::io::{read_json_if_present, write_json_atomically};
 use crate::model::SequenceModel;
 use crate::rng::Rng;
 
-/// One observed value of a target, scored by the three detectors (see the module).
+/// One observed value of a target, scored by the four detectors (see the module).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoredValue {
     /// Its grid step.
@@ -439,7 +439,7 @@ impl Sentinel {
 
 impl PredictionTask<'_> {
     /// Every observed value of the targets at the steps of `part` that
-    /// [`PredictionTask::evaluate_streamed`] scores, in step order, scored by the three
+    /// [`PredictionTask::evaluate_streamed`] scores, in step order, scored by the four
     /// detectors of the module against a causal `model` run as deployed (its band
     /// calibrated by the task's calibration, if any). With `guard` G, a value a detector
     /// scores above G is withheld from what it reads next, once ([`Sentinel`]; the model's
@@ -506,23 +506,48 @@ impl PredictionTask<'_> {
     /// Data without a validation part (data the run has not seen); as
     /// [`PredictionTask::surprises`] and [`AlarmScales::fit`].
     pub fn alarm_scales(&self, model: &SequenceModel<f32>, rate: f64, threshold: f32) -> Result<AlarmScales> {
+        self.alarm_scales_under(model, (rate, threshold), &Screening::default())
+    }
+
+    /// [`AlarmScales`] fitted on the validation part scored under `screening`.
+    fn alarm_scales_under(
+        &self,
+        model: &SequenceModel<f32>,
+        (rate, threshold): (f64, f32),
+        screening: &Screening,
+    ) -> Result<AlarmScales> {
         check_validation(self.series, self.window)?;
-        let scored = self.surprises(model, &self.series.validation, &Screening::default())?;
+        let scored = self.surprises(model, &self.series.validation, screening)?;
         AlarmScales::fit(&scored, self.targets().len(), rate, threshold)
     }
 
-    /// Each target's training runs of equal readings, their 95 % quantile: the flatline
-    /// rule's unit ([`equal_run_quantiles`]), to keep for a stream.
-    pub fn equal_run_quantiles(&self) -> Vec<f32> {
-        equal_run_quantiles(self.series, &self.series.train, self.targets().indices(), self.window - 1)
+    /// What a stream of this run needs to flag as [`PredictionTask::surprises`] does
+    /// ([`KeptAlarms`]): the alarm scales, a model without a band's validation RMS (measured
+    /// once, and the scales fitted under it), the task's calibration, the targets' training
+    /// runs of equal readings.
+    ///
+    /// # Errors
+    /// As [`PredictionTask::alarm_scales`], and for a model without a band, as its
+    /// validation RMS.
+    pub fn alarms_to_keep(&self, model: &SequenceModel<f32>, rate: f64, threshold: f32) -> Result<KeptAlarms> {
+        check_validation(self.series, self.window)?;
+        let sigma = match model.config().head.has_positive_branch() {
+            true => Vec::new(),
+            false => self.validation_rms(model)?,
+        };
+        let screening = Screening { sigma: sigma.clone(), ..Screening::default() };
+        Ok(KeptAlarms {
+            signals: self.targets().names().to_vec(),
+            scales: self.alarm_scales_under(model, (rate, threshold), &screening)?,
+            sigma,
+            calibration: self.calibration.as_ref().map_or(Vec::new(), |c| c.scale.clone()),
+            equal_runs: equal_run_quantiles(self.series, &self.series.train, self.targets().indices(), self.window - 1),
+        })
     }
 
     /// The RMS of a causal `model`'s one-step errors per target on the validation part,
     /// standardised: a model without a band is banded by ±2 × it.
-    ///
-    /// # Errors
-    /// Data without a validation part; as [`PredictionTask::evaluate_streamed`].
-    pub fn validation_rms(&self, model: &SequenceModel<f32>) -> Result<Vec<f32>> {
+    fn validation_rms(&self, model: &SequenceModel<f32>) -> Result<Vec<f32>> {
         check_validation(self.series, self.window).map_err(|_| {
             Error::invalid(
                 "anomaly scores",
@@ -594,7 +619,7 @@ impl ReconstructionSentinel {
 }
 
 impl ReconstructionTask<'_> {
-    /// Every observed value at the steps of `part`, in step order, scored by the three
+    /// Every observed value at the steps of `part`, in step order, scored by the four
     /// detectors of the module, the model's against a causal reconstruction `model`'s
     /// reconstruction of it with that value alone hidden — the other signals of its step
     /// and every step before read, as [`ReconstructionStream`] reads them live — and its
@@ -649,13 +674,6 @@ impl ReconstructionTask<'_> {
         })
     }
 
-    /// Each signal's training runs of equal readings, their 95 % quantile: the flatline
-    /// rule's unit ([`equal_run_quantiles`]), to keep for a stream.
-    pub fn equal_run_quantiles(&self) -> Vec<f32> {
-        let every: Vec<usize> = (0..self.series.grid.channels()).collect();
-        equal_run_quantiles(self.series, &self.series.train, &every, self.config.window - 1)
-    }
-
     /// [`AlarmScales`] fitted on the validation part, scored unguarded, unscaled.
     ///
     /// # Errors
@@ -665,6 +683,23 @@ impl ReconstructionTask<'_> {
         check_validation(self.series, 1)?;
         let scored = self.surprises(model, &self.series.validation, &Screening::default())?;
         AlarmScales::fit(&scored, self.series.grid.channels(), rate, threshold)
+    }
+
+    /// What a stream of this run needs to flag as [`ReconstructionTask::surprises`] does
+    /// ([`KeptAlarms`]): the alarm scales, the task's calibration, every signal's training
+    /// runs of equal readings.
+    ///
+    /// # Errors
+    /// As [`ReconstructionTask::alarm_scales`].
+    pub fn alarms_to_keep(&self, model: &SequenceModel<f32>, rate: f64, threshold: f32) -> Result<KeptAlarms> {
+        let every: Vec<usize> = (0..self.series.grid.channels()).collect();
+        Ok(KeptAlarms {
+            signals: self.series.grid.signals.clone(),
+            scales: self.alarm_scales(model, rate, threshold)?,
+            sigma: Vec::new(),
+            calibration: self.calibration.as_ref().map_or(Vec::new(), |c| c.scale.clone()),
+            equal_runs: equal_run_quantiles(self.series, &self.series.train, &every, self.config.window - 1),
+        })
     }
 }
 
