@@ -11,7 +11,8 @@ fn recur(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn bench_prints_tables_and_writes_json_lines() {
-    let file = std::env::temp_dir().join(format!("recur-bench-{}.jsonl", std::process::id()));
+    let scratch = tempfile::Builder::new().prefix("recur-bench-").tempdir().unwrap();
+    let file = scratch.path().join("bench.jsonl");
     let (ok, stdout, stderr) = recur(&["bench", "--only", "S3", "--quick", "true", "--out", file.to_str().unwrap()]);
     assert!(ok, "{stderr}");
     assert!(stdout.starts_with("sgemm peak (gemm crate, 1024³): "), "{stdout}");
@@ -30,7 +31,6 @@ fn bench_prints_tables_and_writes_json_lines() {
         let us = 1e6 * r["seconds"].as_f64().unwrap();
         assert!(us > 0.0 && us < 1000.0, "{us} µs per step");
     }
-    std::fs::remove_file(&file).unwrap();
 
     let (ok, _, stderr) = recur(&["bench", "--only", "S9"]);
     assert!(!ok && stderr.contains("`S9` is not a shape"), "{stderr}");

@@ -2,7 +2,7 @@
 //! trained three at a time print the same reports, in the same order, and write the same
 //! models to the bit as when trained one after another.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const RUNS: [&str; 5] = ["prediction", "prediction-streams", "prediction-twin", "prediction-day", "reconstruction"];
@@ -20,9 +20,8 @@ fn demo(threads: usize, out: &Path) -> String {
 
 #[test]
 fn the_runs_side_by_side_report_and_train_what_they_do_one_after_another() {
-    let folder =
-        |name: &str| -> PathBuf { std::env::temp_dir().join(format!("recur-demo-{name}-{}", std::process::id())) };
-    let (alone, side_by_side) = (folder("alone"), folder("side-by-side"));
+    let scratch = tempfile::Builder::new().prefix("recur-demo-").tempdir().unwrap();
+    let (alone, side_by_side) = (scratch.path().join("alone"), scratch.path().join("side-by-side"));
     let (printed_alone, printed_side_by_side) = (demo(1, &alone), demo(3, &side_by_side));
     assert!(printed_alone.starts_with("5 runs, 1 at a time on 1 thread(s) each"), "{printed_alone}");
     assert!(printed_side_by_side.starts_with("5 runs, 3 at a time on 1 thread(s) each"), "{printed_side_by_side}");
@@ -39,8 +38,5 @@ fn the_runs_side_by_side_report_and_train_what_they_do_one_after_another() {
     for run in RUNS {
         let model = |dir: &Path| std::fs::read(dir.join(run).join("model.safetensors")).unwrap();
         assert!(model(&alone) == model(&side_by_side), "{run}: the models differ");
-    }
-    for dir in [alone, side_by_side] {
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

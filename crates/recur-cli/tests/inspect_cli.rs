@@ -47,8 +47,8 @@ fn inspect_names_categorical_columns_and_how_a_file_was_read() {
     let (ok, out, err) = inspect(&[compressor.to_str().unwrap()]);
     assert!(ok && !out.contains("calendar:"), "{out}{err}");
 
-    let dir = std::env::temp_dir().join(format!("recur-inspect-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recur-inspect-cli-").tempdir().unwrap();
+    let dir = scratch.path();
     let file = dir.join("historian.csv");
     std::fs::write(
         &file,

@@ -16,11 +16,10 @@ fn beijing_csv() -> PathBuf {
     repo().join("data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv")
 }
 
-/// An empty folder of this process for a test's files, `name` telling the tests apart.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty folder for a test's files, `name` telling the tests apart; removed when dropped,
+/// whether the test passes or fails.
+fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("{name}-")).tempdir().unwrap()
 }
 
 /// A grid's steps as the feed `recur stream` takes without `--align`: a header of its
@@ -80,12 +79,13 @@ fn trained_briefly(dir: &std::path::Path, name: &str, data: &str, task: &str) ->
 /// run.toml, model.safetensors and scaler.json alone, answering as it does beside its data.
 #[test]
 fn a_run_folder_alone_streams_where_its_training_data_is_not() {
-    let dir = scratch_dir("recur-stream-edge");
+    let scratch = scratch_dir("recur-stream-edge");
+    let dir = scratch.path();
     let data = dir.join("station.csv");
     std::fs::copy(beijing_csv(), &data).unwrap();
     let files = format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]", data.display().to_string());
     let (run, _) =
-        trained_briefly(&dir, "run", &files, "kind = \"prediction\"\nwindow = 12\nuncertainty = \"gaussian\"");
+        trained_briefly(dir, "run", &files, "kind = \"prediction\"\nwindow = 12\nuncertainty = \"gaussian\"");
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let feed = text.lines().take(25).collect::<Vec<_>>().join("\n") + "\n";
     let (ok, beside_data, err) = recur(&["stream", "--run", run.to_str().unwrap()], &feed);
@@ -114,7 +114,6 @@ fn a_run_folder_alone_streams_where_its_training_data_is_not() {
     std::fs::write(&scaler, original.replacen("\"screen\": []", "\"screen\": [null]", 1)).unwrap();
     let (ok, _, err) = recur(&["stream", "--run", edge.to_str().unwrap()], &feed);
     assert!(!ok && err.contains("scaler.screen has 1 entries for 11 signals"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A historian's feed is raw: irregular times, absent minutes. With `--align true` the
@@ -123,10 +122,11 @@ fn a_run_folder_alone_streams_where_its_training_data_is_not() {
 /// completes it — the same answers, to the bit, as streaming the grid's steps themselves.
 #[test]
 fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
-    let dir = scratch_dir("recur-stream-align");
+    let scratch = scratch_dir("recur-stream-align");
+    let dir = scratch.path();
     let csv = repo().join("data/compressor/compressor_power_output.csv");
     let files = format!("files = [{:?}]\nbin_seconds = 600\noutlier_mads = 20", csv.display().to_string());
-    let (run, _) = trained_briefly(&dir, "power", &files, "kind = \"prediction\"\nwindow = 12");
+    let (run, _) = trained_briefly(dir, "power", &files, "kind = \"prediction\"\nwindow = 12");
 
     // the first 6,000 rows as they are in the file (6 days; absent minutes absent, a 30-minute
     // gap at line 5014)
@@ -173,7 +173,6 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
     assert!(!ok && err.contains("line 4: ") && err.contains("rows must come in time order"), "{err}");
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--align", "true"], &steps);
     assert!(!ok && err.contains("line 1: no time column for --align"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A run trained on long data (PhysioNet 2012: `record_id,time,parameter,value`, real data)
@@ -183,7 +182,8 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
 /// writes them (hours:minutes since admission).
 #[test]
 fn a_long_feed_streams_as_the_long_reader_read_it() {
-    let dir = scratch_dir("recur-stream-long");
+    let scratch = scratch_dir("recur-stream-long");
+    let dir = scratch.path();
     let csv = repo().join("data/physionet/set-a-first400.csv");
     let data = format!(
         "files = [{:?}]\nformat = \"long\"\nbin_seconds = 3600\nsignals = [\"HR\", \"MAP\", \"Temp\", \"Urine\"]\n\
@@ -191,7 +191,7 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
          split = {{ by = \"entity\" }}",
         csv.display().to_string()
     );
-    let (run, _) = trained_briefly(&dir, "vitals", &data, "kind = \"prediction\"\nwindow = 6");
+    let (run, _) = trained_briefly(dir, "vitals", &data, "kind = \"prediction\"\nwindow = 6");
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let stay: Vec<&str> =
@@ -231,7 +231,6 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     let two = format!("{}\n{}\n{other}\n", stay[0], stay.iter().find(hr).unwrap());
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &two);
     assert!(!ok && err.contains("entity `132540` after `132539`"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A run with a categorical signal (`data.categorical = ["wd"]`: the wind direction's 16
@@ -239,12 +238,13 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
 /// answers as a feed that gives the 16 indicator columns as numbers.
 #[test]
 fn a_categorical_column_streams_one_hot_as_training_read_it() {
-    let dir = scratch_dir("recur-stream-categorical");
+    let scratch = scratch_dir("recur-stream-categorical");
+    let dir = scratch.path();
     let data = format!(
         "files = [{:?}]\ndrop = [\"No\", \"station\"]\ncategorical = [\"wd\"]",
         beijing_csv().display().to_string()
     );
-    let (run, _) = trained_briefly(&dir, "wind", &data, "kind = \"prediction\"\nwindow = 12");
+    let (run, _) = trained_briefly(dir, "wind", &data, "kind = \"prediction\"\nwindow = 12");
     let fitted = recur::data::FittedScaler::load_from_run(&run).unwrap().unwrap();
     assert_eq!(fitted.signals.iter().filter(|s| s.starts_with("wd=")).count(), 16);
 
@@ -285,13 +285,13 @@ fn a_categorical_column_streams_one_hot_as_training_read_it() {
     let no_wd = raw.iter().map(|l| l.replace(",wd,", ",wind,")).collect::<Vec<_>>().join("\n") + "\n";
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &no_wd);
     assert!(!ok && err.contains("line 1: no column `wd` (data.categorical"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
-    let dir = scratch_dir("recur-stream-cli");
-    let (run, trained) = trained_run(&dir, "run", "", "kind = \"prediction\"\nwindow = 12");
+    let scratch = scratch_dir("recur-stream-cli");
+    let dir = scratch.path();
+    let (run, trained) = trained_run(dir, "run", "", "kind = \"prediction\"\nwindow = 12");
 
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let rows: Vec<&str> = text.lines().take(31).collect();
@@ -382,8 +382,9 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
 /// inputs are made.
 #[test]
 fn a_run_reading_the_calendar_streams_each_row_at_its_own_time() {
-    let dir = scratch_dir("recur-stream-calendar");
-    let (run, _) = trained_run(&dir, "run", "calendar = [\"day\", \"week\"]", "kind = \"prediction\"\nwindow = 12");
+    let scratch = scratch_dir("recur-stream-calendar");
+    let dir = scratch.path();
+    let (run, _) = trained_run(dir, "run", "calendar = [\"day\", \"week\"]", "kind = \"prediction\"\nwindow = 12");
     let run_arg = run.to_str().unwrap();
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let rows: Vec<&str> = text.lines().take(49).collect();
@@ -446,7 +447,6 @@ fn a_run_reading_the_calendar_streams_each_row_at_its_own_time() {
     let preprocessing = std::fs::read_to_string(export.join("preprocessing.json")).unwrap();
     assert!(preprocessing.contains("\"cycles\": [\n      \"day\",\n      \"week\"\n    ]"), "{preprocessing}");
     assert!(preprocessing.contains("per cycle [sin 2πφ, cos 2πφ]"), "{preprocessing}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A run's bands calibrated for a new site (`recur calibrate --data`): the station's first
@@ -455,14 +455,15 @@ fn a_run_reading_the_calendar_streams_each_row_at_its_own_time() {
 /// the run goes to `--out`, the run keeps its own, and the copy serves with the new bands.
 #[test]
 fn calibrate_fits_a_runs_bands_on_data_it_was_not_trained_on_into_a_copy_of_the_run() {
-    let dir = scratch_dir("recur-calibrate-unseen");
+    let scratch = scratch_dir("recur-calibrate-unseen");
+    let dir = scratch.path();
     let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
     let station = dir.join("station.csv");
     std::fs::write(&station, lines[..12001].join("\n") + "\n").unwrap();
     let later = dir.join("later.csv");
     std::fs::write(&later, [&lines[..1], &lines[12001..20001]].concat().join("\n") + "\n").unwrap();
     let files = format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]", station.display().to_string());
-    let (run, _) = trained_briefly(&dir, "run", &files, "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
+    let (run, _) = trained_briefly(dir, "run", &files, "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
     let (run, site) = (run.to_str().unwrap(), dir.join("site"));
     let calibrate = ["calibrate", "--run", run, "--data", later.to_str().unwrap()];
 
@@ -487,7 +488,6 @@ fn calibrate_fits_a_runs_bands_on_data_it_was_not_trained_on_into_a_copy_of_the_
     assert!(ok && err.contains("bands calibrated"), "{err}");
     let (ok, _, err) = recur(&[&calibrate[..], &["--out", site.to_str().unwrap(), "--fit", "1.5"]].concat(), "");
     assert!(!ok && err.contains("--fit: ") && err.contains("1.5"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A trained run on data it was not trained on (`--data`): read with the run's settings
@@ -496,7 +496,8 @@ fn calibrate_fits_a_runs_bands_on_data_it_was_not_trained_on_into_a_copy_of_the_
 /// refused instead of being split and scaled anew.
 #[test]
 fn eval_predict_and_reconstruct_take_data_a_run_was_not_trained_on() {
-    let dir = scratch_dir("recur-unseen-cli");
+    let scratch = scratch_dir("recur-unseen-cli");
+    let dir = scratch.path();
     let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
     let station = dir.join("station.csv");
     std::fs::write(&station, lines[..12001].join("\n") + "\n").unwrap();
@@ -504,7 +505,7 @@ fn eval_predict_and_reconstruct_take_data_a_run_was_not_trained_on() {
     let test_rows = dir.join("test_rows.csv");
     std::fs::write(&test_rows, [&lines[..1], &lines[9601..12001]].concat().join("\n") + "\n").unwrap();
     let files = format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]", station.display().to_string());
-    let (run, _) = trained_briefly(&dir, "run", &files, "kind = \"prediction\"\nwindow = 12");
+    let (run, _) = trained_briefly(dir, "run", &files, "kind = \"prediction\"\nwindow = 12");
     let run = run.to_str().unwrap();
     let data = ["--data", test_rows.to_str().unwrap()];
 
@@ -566,7 +567,7 @@ fn eval_predict_and_reconstruct_take_data_a_run_was_not_trained_on() {
 
     // a reconstruction run fills the gaps of a file it was not trained on, observed values kept
     std::fs::write(&station, lines[..12001].join("\n") + "\n").unwrap();
-    let (rec, _) = trained_briefly(&dir, "rec", &files, "kind = \"reconstruction\"\nwindow = 48");
+    let (rec, _) = trained_briefly(dir, "rec", &files, "kind = \"reconstruction\"\nwindow = 48");
     let filled = dir.join("filled.csv");
     let (ok, out, err) = recur(
         &[&["reconstruct", "--run", rec.to_str().unwrap(), "--out", filled.to_str().unwrap()][..], &data].concat(),
@@ -586,14 +587,14 @@ fn eval_predict_and_reconstruct_take_data_a_run_was_not_trained_on() {
     let first: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
     let source: Vec<&str> = lines[9601].split(',').collect();
     assert_eq!((first[2], first[3]), (source[5], "0"), "PM2.5 observed, kept as read: {first:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_run_reading_the_logarithm_of_a_signal_bands_it_skewed_and_refuses_values_it_cannot_take() {
-    let dir = scratch_dir("recur-stream-log1p");
+    let scratch = scratch_dir("recur-stream-log1p");
+    let dir = scratch.path();
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = true";
-    let (run, _) = trained_run(&dir, "run", "log1p = [\"PM2.5\", \"CO\"]", task);
+    let (run, _) = trained_run(dir, "run", "log1p = [\"PM2.5\", \"CO\"]", task);
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let feed = text.lines().take(41).collect::<Vec<_>>().join("\n") + "\n";
     let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "2"], &feed);
@@ -631,14 +632,14 @@ fn a_run_reading_the_logarithm_of_a_signal_bands_it_skewed_and_refuses_values_it
     rows[5] = fields.join(",");
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &(rows.join("\n") + "\n"));
     assert!(!ok && err.contains("line 6") && err.contains("signal `PM2.5`") && err.contains("above -1"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_the_loop() {
-    let dir = scratch_dir("recur-stream-direct");
+    let scratch = scratch_dir("recur-stream-direct");
+    let dir = scratch.path();
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 4\nuncertainty = true";
-    let (run, out) = trained_run(&dir, "run", "", task);
+    let (run, out) = trained_run(dir, "run", "", task);
     assert!(out.contains("at each of the next 4 steps (direct) with a ±2σ band"), "{out}");
     assert!(out.contains("lie inside the model's ±2σ band"), "{out}");
 
@@ -729,15 +730,15 @@ fn a_direct_run_answers_every_row_with_its_own_forecasts_and_bands_then_closes_t
     let step6: Vec<&str> = written.lines().nth(6).unwrap().split(',').collect();
     let (low, high) = (step6[4].parse::<f32>().unwrap(), step6[5].parse::<f32>().unwrap());
     assert!(low.is_finite() && high.is_finite() && low < high, "step 6: {low} {high}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
-    let dir = scratch_dir("recur-stream-fill");
+    let scratch = scratch_dir("recur-stream-fill");
+    let dir = scratch.path();
     let task = |residual: bool| format!("kind = \"reconstruction\"\nwindow = 24\nresidual = {residual}");
-    let (run, _) = trained_run(&dir, "causal", "", &task(false));
-    let (run_residual, trained) = trained_run(&dir, "residual", "", &task(true));
+    let (run, _) = trained_run(dir, "causal", "", &task(false));
+    let (run_residual, trained) = trained_run(dir, "residual", "", &task(true));
     // the hidden values by the hour they were hidden at: 24 groups that add up to the test
     // part's, against linear interpolation
     let (ok, out, err) = recur(&["eval", "--run", run_residual.to_str().unwrap(), "--by", "hour"], "");
@@ -802,14 +803,14 @@ fn a_causal_reconstruction_run_streams_every_signal_with_gaps_filled() {
     assert!(scale.len() == 1 && scale[0].as_array().unwrap().len() == 11, "{scale:?}");
     let after = pre["after"].as_str().unwrap();
     assert!(after.contains("reconstructed value's σ") && !after.contains("steps ahead"), "{after}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_quantile_run_streams_its_bands_scores_them_and_samples_past_them() {
-    let dir = scratch_dir("recur-stream-quantile");
+    let scratch = scratch_dir("recur-stream-quantile");
+    let dir = scratch.path();
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = \"quantile\"";
-    let (run, out) = trained_run(&dir, "run", "", task);
+    let (run, out) = trained_run(dir, "run", "", task);
     assert!(out.contains("(direct) with a band from the 2.275 % to the 97.725 % quantile"), "{out}");
     assert!(out.contains("inside the model's band (its 2.275 % to 97.725 % quantiles"), "{out}");
     assert!(std::fs::read_to_string(run.join("run.toml")).unwrap().contains("uncertainty = \"quantile\""));
@@ -831,14 +832,14 @@ fn a_quantile_run_streams_its_bands_scores_them_and_samples_past_them() {
     // past the direct steps, a band from sample paths (split normals at the band's edges)
     let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "3", "--samples", "10"], &feed);
     assert!(ok && out.lines().next().unwrap().ends_with(",WSPM_t+3,WSPM_t+3_low,WSPM_t+3_high"), "{out}{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
-    let dir = scratch_dir("recur-calibrate");
+    let scratch = scratch_dir("recur-calibrate");
+    let dir = scratch.path();
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 2\nuncertainty = true";
-    let (run, _) = trained_run(&dir, "run", "[data.floor]\n\"PM2.5\" = 0\nRAIN = 0\n", task);
+    let (run, _) = trained_run(dir, "run", "[data.floor]\n\"PM2.5\" = 0\nRAIN = 0\n", task);
     let run_dir = run.to_str().unwrap();
     let (ok, _, err) = recur(&["calibrate", "--run", run_dir, "--horizon", "3"], "");
     assert!(!ok && err.contains("past the model's 2 direct steps a band needs sample paths"), "{err}");
@@ -909,7 +910,6 @@ fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
     std::fs::write(&file, other).unwrap();
     let (ok, _, err) = recur(&["predict", "--run", run_dir], "");
     assert!(!ok && err.contains("calibration.json") && err.contains("the run has"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A run whose config names a mark of "no value" (`data.missing_values`) streams a row
@@ -917,8 +917,9 @@ fn a_calibrated_run_with_a_floor_serves_calibrated_bands_that_never_cross_it() {
 /// row is an error naming the line and column and pointing at the key.
 #[test]
 fn a_runs_missing_value_marks_are_gaps_when_streamed() {
-    let dir = scratch_dir("recur-stream-marks");
-    let (marked, _) = trained_run(&dir, "marked", "missing_values = [\"Bad\"]", "kind = \"prediction\"\nwindow = 12");
+    let scratch = scratch_dir("recur-stream-marks");
+    let dir = scratch.path();
+    let (marked, _) = trained_run(dir, "marked", "missing_values = [\"Bad\"]", "kind = \"prediction\"\nwindow = 12");
     let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
     let rows: Vec<&str> = text.lines().take(6).collect();
     // the PM10 cell of the last row (the 7th column: No,year,month,day,hour,PM2.5,PM10)
@@ -942,7 +943,7 @@ fn a_runs_missing_value_marks_are_gaps_when_streamed() {
     assert!(ok, "{err}");
     assert_eq!(answer, gap, "`;`-separated rows with decimal commas");
 
-    let (plain, _) = trained_run(&dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
+    let (plain, _) = trained_run(dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
     let (ok, _, err) = recur(&["stream", "--run", plain.to_str().unwrap()], &with("Bad"));
     assert!(
         !ok && err.contains("line 6, column `PM10`: `Bad` is not a number") && err.contains("data.missing_values"),
@@ -955,8 +956,9 @@ fn a_runs_missing_value_marks_are_gaps_when_streamed() {
 /// Without `--run`: fresh cells against the lecture's bound, and the adding problem's.
 #[test]
 fn diagnose_gradients_says_how_far_back_a_trained_run_reads() {
-    let dir = scratch_dir("recur-diagnose");
-    let (run, _) = trained_run(&dir, "run", "", "kind = \"prediction\"\nwindow = 12");
+    let scratch = scratch_dir("recur-diagnose");
+    let dir = scratch.path();
+    let (run, _) = trained_run(dir, "run", "", "kind = \"prediction\"\nwindow = 12");
     let run_arg = run.to_str().unwrap();
     let (ok, out, err) = recur(&["diagnose", "gradients", "--run", run_arg, "--steps", "30", "--windows", "16"], "");
     assert!(ok, "{err}");
@@ -987,12 +989,12 @@ fn diagnose_gradients_says_how_far_back_a_trained_run_reads() {
     assert!(!ok && err.contains("300 steps, but the data part has only 200"), "{err}");
     // a reconstruction run: causal (no interpolation input), how far back its reconstruction
     // of the last step reads; with the interpolation input it reads the next observation
-    let (recon, _) = trained_run(&dir, "recon", "", "kind = \"reconstruction\"\nresidual = false");
+    let (recon, _) = trained_run(dir, "recon", "", "kind = \"reconstruction\"\nresidual = false");
     let recon = recon.to_str().unwrap();
     let (ok, out, err) = recur(&["diagnose", "gradients", "--run", recon, "--steps", "30", "--windows", "4"], "");
     assert!(ok && out.contains("its reconstruction's gradients over 4 stretches of 30 steps"), "{out}{err}");
     assert!(out.contains("the reconstruction's input gradient"), "{out}");
-    let (residual, _) = trained_run(&dir, "residual", "", "kind = \"reconstruction\"");
+    let (residual, _) = trained_run(dir, "residual", "", "kind = \"reconstruction\"");
     let (ok, _, err) = recur(&["diagnose", "gradients", "--run", residual.to_str().unwrap()], "");
     assert!(!ok && err.contains("the interpolation input reads the next observation"), "{err}");
 
@@ -1003,7 +1005,6 @@ fn diagnose_gradients_says_how_far_back_a_trained_run_reads() {
     for plot in ["gradient_norms.png", "adding_look_back.png"] {
         assert!(std::fs::read(plots.join(plot)).unwrap().starts_with(b"\x89PNG"), "{plot}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// A run forecasting two of the station's signals (`task.targets = ["PM2.5", "O3"]`, 3 hours
@@ -1013,9 +1014,10 @@ fn diagnose_gradients_says_how_far_back_a_trained_run_reads() {
 /// `predict`, `calibrate` and `export` are about the two; an unknown target is refused.
 #[test]
 fn a_run_forecasting_some_signals_reads_every_one_and_answers_with_those_alone() {
-    let dir = scratch_dir("recur-stream-targets");
+    let scratch = scratch_dir("recur-stream-targets");
+    let dir = scratch.path();
     let task = "kind = \"prediction\"\nwindow = 12\nsteps_ahead = 3\nuncertainty = true\ntargets = [\"O3\", \"PM2.5\"]";
-    let (run, trained) = trained_run(&dir, "run", "", task);
+    let (run, trained) = trained_run(dir, "run", "", task);
     assert!(trained.contains("predict PM2.5, O3 (task.targets) from all 11 signals"), "{trained}");
     let run_arg = run.to_str().unwrap();
 
@@ -1096,7 +1098,6 @@ fn a_run_forecasting_some_signals_reads_every_one_and_answers_with_those_alone()
     let (ok, _, err) =
         recur(&["train", "--config", config.to_str().unwrap(), "--out", dir.join("bad").to_str().unwrap()], "");
     assert!(!ok && err.contains("task.targets: no signal `O_3` in the data; its signals are PM2.5, PM10,"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `recur detect`: a briefly trained run with a band scores every observed test value
@@ -1108,8 +1109,9 @@ fn a_run_forecasting_some_signals_reads_every_one_and_answers_with_those_alone()
 /// run and bad options are refused by name.
 #[test]
 fn detect_scores_each_value_against_the_forecast_made_before_it() {
-    let dir = scratch_dir("recur-detect");
-    let (run, _) = trained_run(&dir, "band", "", "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
+    let scratch = scratch_dir("recur-detect");
+    let dir = scratch.path();
+    let (run, _) = trained_run(dir, "band", "", "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
     let run = run.to_str().unwrap();
     let (ok, out, err) = recur(&["detect", "--run", run, "--threshold", "3"], "");
     assert!(ok, "{err}");
@@ -1196,7 +1198,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     assert!(ok && !out.contains("alarms.json"), "{out}{err}");
     let (ok, _, err) = recur(&["detect", "--run", run, "--alarm-rate", "often"], "");
     assert!(!ok && err.contains("--alarm-rate often: a fraction"), "{err}");
-    let (plain, _) = trained_run(&dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
+    let (plain, _) = trained_run(dir, "plain", "", "kind = \"prediction\"\nwindow = 12");
     let plain = plain.to_str().unwrap();
     let (ok, out, err) = recur(&["detect", "--run", plain], "");
     assert!(ok && out.contains("| PM2.5 |"), "{err}");
@@ -1229,7 +1231,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     }
     // a causal reconstruction: each value against its reconstruction with it hidden,
     // offline and live alike; a value withheld comes out filled
-    let (filled, _) = trained_run(&dir, "filled", "", "kind = \"reconstruction\"\nwindow = 12\nresidual = false");
+    let (filled, _) = trained_run(dir, "filled", "", "kind = \"reconstruction\"\nwindow = 12\nresidual = false");
     let filled = filled.to_str().unwrap();
     let (ok, out, err) = recur(&["detect", "--run", filled, "--data", later, "--threshold", "3"], "");
     assert!(ok && out.contains("each against the reconstruction with it hidden"), "{err}");
@@ -1255,7 +1257,6 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
         }
     }
     assert!(withheld > 0 && err.contains("withheld from the model"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// The hour of a row of the bundled station's columns, as `recur detect` writes it.
@@ -1333,7 +1334,8 @@ fn csv_header_of_a_whole_file(path: &Path) -> Vec<String> {
 /// in two files whose names hold both.
 #[test]
 fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
-    let dir = scratch_dir("recur-odd-names");
+    let scratch = scratch_dir("recur-odd-names");
+    let dir = scratch.path();
     let lines: Vec<String> = std::fs::read_to_string(beijing_csv()).unwrap().lines().map(String::from).collect();
     let header = lines[0].replace("\"PM2.5\"", "\"pi:1|PM2.5\"").replace("\"TEMP\"", "\"TEMP, °C\"");
     let files: Vec<PathBuf> = ["plant|7, a.csv", "plant|7, b.csv"].iter().map(|n| dir.join(n)).collect();
@@ -1345,7 +1347,7 @@ fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
         files[0].display().to_string(),
         files[1].display().to_string()
     );
-    let (run, trained) = trained_briefly(&dir, "band", &data, "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
+    let (run, trained) = trained_briefly(dir, "band", &data, "kind = \"prediction\"\nwindow = 12\nuncertainty = true");
     let run = run.to_str().unwrap();
     let mut printed = vec![trained];
     for args in [
@@ -1389,11 +1391,10 @@ fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
         assert!(header.contains(&column.to_string()), "{column}: {header:?}");
     }
 
-    let (rec, _) = trained_briefly(&dir, "rec", &data, "kind = \"reconstruction\"\nwindow = 24");
+    let (rec, _) = trained_briefly(dir, "rec", &data, "kind = \"reconstruction\"\nwindow = 24");
     let filled = dir.join("filled.csv");
     let (ok, _, err) = recur(&["reconstruct", "--run", rec.to_str().unwrap(), "--out", filled.to_str().unwrap()], "");
     assert!(ok, "{err}");
     let header = csv_header_of_a_whole_file(&filled);
     assert!(header.contains(&"TEMP, °C_filled".to_string()), "{header:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,7 +3,6 @@
 //! reading, output format and errors, not a classification result (`text_dbpedia.rs`
 //! trains on real data).
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use recur::text::{Harnn, HarnnConfig, TextClassifier, Vocabulary};
@@ -13,9 +12,9 @@ fn recur(args: &[&str]) -> (bool, String, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 
-fn run_folder() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-text-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// A saved classifier in a scratch folder, removed when dropped.
+fn run_folder() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix("recur-text-cli-").tempdir().unwrap();
     let vocabulary = Vocabulary::build(["river lake mountain", "player team goal"], 1, 10);
     let config = HarnnConfig {
         vocab_size: vocabulary.len(),
@@ -36,14 +35,15 @@ fn run_folder() -> PathBuf {
         max_tokens: 8,
         threshold: 0.5,
     }
-    .save(&dir)
+    .save(dir.path())
     .unwrap();
     dir
 }
 
 #[test]
 fn predict_writes_the_classes_of_every_row_and_names_a_missing_column() {
-    let dir = run_folder();
+    let scratch = run_folder();
+    let dir = scratch.path();
     let input = dir.join("docs.csv");
     std::fs::write(&input, "id,text\n1,\"A lake, and a river.\"\n2,the team scored a goal\n\n3,\n").unwrap();
     let (ok, out, err) =
@@ -87,5 +87,4 @@ fn predict_writes_the_classes_of_every_row_and_names_a_missing_column() {
     assert!(!ok && err.contains("docs.csv") && err.contains("no `text` column"), "{err}");
     let (ok, _, err) = recur(&["text", "predict", "--run", "/nonexistent", "--input", input.to_str().unwrap()]);
     assert!(!ok && err.contains("/nonexistent/model.safetensors"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -43,9 +43,9 @@ fn table(out: &str) -> Vec<&str> {
 
 #[test]
 fn a_run_exports_for_pytorch_and_a_pytorch_state_dict_imports_as_a_run() {
-    let dir = std::env::temp_dir().join(format!("recur-torch-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (config, run, exported) = (write_config(&dir, 8), dir.join("run"), dir.join("exported"));
+    let scratch = tempfile::Builder::new().prefix("recur-torch-cli-").tempdir().unwrap();
+    let dir = scratch.path();
+    let (config, run, exported) = (write_config(dir, 8), dir.join("run"), dir.join("exported"));
     let s = |p: &PathBuf| p.to_str().unwrap().to_string();
     let (ok, _, err) = recur(&["train", "--config", &s(&config), "--out", &s(&run)]);
     assert!(ok, "{err}");
@@ -108,7 +108,7 @@ fn a_run_exports_for_pytorch_and_a_pytorch_state_dict_imports_as_a_run() {
     let (ok, _, err) = import(&config, "");
     assert!(!ok && err.contains("native.safetensors") && err.contains("no tensor `forward.weight_ih_l0`"), "{err}");
     assert!(err.contains("the file holds fc.bias, fc.weight, rnn.bias_hh_l0"), "{err}");
-    let wider = write_config(&dir, 16);
+    let wider = write_config(dir, 16);
     let (ok, _, err) = import(&wider, "rnn.=forward.,fc.=head.mean.");
     assert!(!ok && err.contains("`forward.weight_ih_l0`") && err.contains("[48, 22]"), "{err}");
     let (ok, _, err) = import(&config, "rnn.weight_ih=w,rnn.weight_hh=w");
@@ -118,5 +118,4 @@ fn a_run_exports_for_pytorch_and_a_pytorch_state_dict_imports_as_a_run() {
     // recur's own file carries its config: another config is refused as another model
     let (ok, _, err) = recur(&["import", "--torch", &s(&exported.join("model.safetensors")), "--config", &s(&wider)]);
     assert!(!ok && err.contains("it holds another model"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -689,9 +689,9 @@ mod tests {
         ];
         let rows = table(&results, &BTreeMap::new());
         assert_eq!(rows[1].ahead.map(|a| (a.0, (a.1 * 100.0).round())), Some((24, 82.0)));
-        let dir = std::env::temp_dir().join(format!("recur-grid-table-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let md = write_table(&dir, "t", &results, &BTreeMap::new()).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recur-grid-table-").tempdir().unwrap();
+        let dir = scratch.path();
+        let md = write_table(dir, "t", &results, &BTreeMap::new()).unwrap();
         assert!(md.contains("| rank | model | micro MSE | streamed | 24 steps ahead | seeds |"), "{md}");
         assert!(md.contains("| 2 | GRU | 0.1900 ± 0.0141 | 0.1900 ± 0.0141 | 0.8200 ± 0.0283 | 2 |"), "{md}");
         assert!(md.contains("| 1 | BiGRU coupled | 0.1700 ± 0.0000 | — | — | 1 |"), "{md}");
@@ -718,12 +718,11 @@ mod tests {
             RunResult { coverage_2sigma: Some(0.97), interval_score_2sigma: Some(3.0), ..results[1].clone() },
             results[2].clone(),
         ];
-        let md = write_table(&dir, "t", &banded, &BTreeMap::new()).unwrap();
+        let md = write_table(dir, "t", &banded, &BTreeMap::new()).unwrap();
         assert!(md.contains("| streamed | 24 steps ahead | ±2σ coverage | interval score | seeds |"), "{md}");
         assert!(md.contains("| 0.8200 ± 0.0283 | 96.0 ± 1.4 % | 2.5000 ± 0.7071 | 2 |"), "{md}");
         assert!(md.contains("| 1 | BiGRU coupled | 0.1700 ± 0.0000 | — | — | — | — | 1 |"), "{md}");
         let csv = std::fs::read_to_string(dir.join("table.csv")).unwrap();
         assert!(csv.lines().all(|l| csv_fields(l).len() == 15), "the CSV keeps its columns: {csv}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

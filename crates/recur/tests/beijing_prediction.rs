@@ -134,21 +134,20 @@ fn resume_is_bit_identical_to_an_uninterrupted_run() {
     };
     let task = PredictionTask::new(&data, config.window, config.residual).unwrap();
     let model_config = config.model_config(data.grid.channels());
-    let dir = std::env::temp_dir().join(format!("recur-resume-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recur-resume-").tempdir().unwrap();
+    let dir = scratch.path();
     let whole = recur::train::train(&task, &model_config, &config.train, None, false, None).unwrap();
-    let first = recur::train::train(&task, &model_config, &config.train, Some(&dir), false, Some(2)).unwrap();
+    let first = recur::train::train(&task, &model_config, &config.train, Some(dir), false, Some(2)).unwrap();
     assert_eq!(first.log.len(), 2);
     assert!(dir.join("checkpoint.safetensors").exists() && dir.join("epochs.jsonl").exists());
-    let resumed = recur::train::train(&task, &model_config, &config.train, Some(&dir), true, None).unwrap();
+    let resumed = recur::train::train(&task, &model_config, &config.train, Some(dir), true, None).unwrap();
     assert_eq!(resumed.log, whole.log, "the resumed log continues the same run");
     assert_eq!(resumed.model, whole.model, "the best weights are bit-identical");
     assert_eq!(resumed.best_epoch, whole.best_epoch);
     // a checkpoint from another config is refused with the reason
     let other = TrainConfig { batch_size: 32, ..config.train.clone() };
-    let err = recur::train::train(&task, &model_config, &other, Some(&dir), true, None).err().unwrap().to_string();
+    let err = recur::train::train(&task, &model_config, &other, Some(dir), true, None).err().unwrap().to_string();
     assert!(err.contains("another training config"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// `train.teacher_epochs`: the teacher's epochs leave the student's parameters (forward
@@ -177,8 +176,8 @@ fn a_teacher_trained_first_stays_fixed_while_the_student_learns() {
     };
     let task = PredictionTask::new(&data, config.window, config.residual).unwrap();
     let model_config = config.model_config(data.grid.channels());
-    let dir = std::env::temp_dir().join(format!("recur-teacher-first-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = tempfile::Builder::new().prefix("recur-teacher-first-").tempdir().unwrap();
+    let dir = scratch.path().join("run");
     let weights = |epochs: usize| {
         recur::train::train(&task, &model_config, &config.train, Some(&dir), epochs > 1, Some(epochs)).unwrap();
         let file = recur::io::TensorFile::read(dir.join("checkpoint.safetensors")).unwrap();
@@ -212,7 +211,6 @@ fn a_teacher_trained_first_stays_fixed_while_the_student_learns() {
     assert_eq!(log.len(), 4);
     assert_eq!(log, recur::train::json_lines(&whole.log).lines().map(String::from).collect::<Vec<_>>());
     assert!(whole.best_epoch > 2, "best epoch {}", whole.best_epoch);
-    std::fs::remove_dir_all(&dir).unwrap();
 
     let refused = |train: TrainConfig, model: recur::model::ModelSection| {
         let c = PredictionConfig { train, model, ..config.clone() };

@@ -120,7 +120,8 @@ fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
     };
     assert!((mse(&f.model) / streamed.micro_mse - 1.0).abs() < 1e-6, "{} vs {}", mse(&f.model), streamed.micro_mse);
     assert!((mse(&f.persistence) / locf.micro_mse - 1.0).abs() < 1e-6);
-    let dir = std::env::temp_dir().join(format!("recur-streams-run-{}", std::process::id()));
+    let scratch = tempfile::Builder::new().prefix("recur-streams-run-").tempdir().unwrap();
+    let dir = scratch.path().join("run");
     recur::report::write_run_folder(&dir, &config, &mut outcome, &data).unwrap();
     assert!(std::fs::read(dir.join("forecast.png")).unwrap().starts_with(b"\x89PNG"));
     // served from the folder alone (examples/serve_run.rs's path): its scaler.json, run.toml
@@ -139,7 +140,6 @@ fn a_gru_trained_on_streams_beats_windows_and_streams_as_scored() {
     let other = BandCalibration { signals: vec!["PM2.5".into()], scale: vec![1.0], scores: vec![10], paths: 0 };
     let refused = PredictionStream::new(&model, &fitted, &saved.prediction(), Some(other));
     assert!(refused.err().unwrap().to_string().contains("fitted for [\"PM2.5\"], the model reads"));
-    std::fs::remove_dir_all(&dir).unwrap();
 
     // `recur predict` of a stream-trained run: the step after the series' end, from the
     // whole series with the state carried, is the stream's last forecast
@@ -510,8 +510,8 @@ fn an_interrupted_stream_trained_run_resumes_bit_identical() {
         let p = config.prediction();
         let task = PredictionTask::from_config(&data, &p).unwrap();
         let model_config = p.model_config(data.grid.channels());
-        let dir = std::env::temp_dir().join(format!("recur-stream-resume-{}-{steps_ahead}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let scratch = tempfile::Builder::new().prefix("recur-stream-resume-").tempdir().unwrap();
+        let dir = scratch.path().join("run");
         let whole = train(&task, &model_config, &p.train, None, false, None).unwrap();
         assert_eq!(whole.log.len(), 4);
         assert!(whole.log.iter().all(|e| e.train_loss.is_finite() && e.validation.is_finite()));
@@ -520,6 +520,5 @@ fn an_interrupted_stream_trained_run_resumes_bit_identical() {
         assert_eq!(resumed.log, whole.log, "steps ahead {steps_ahead}");
         assert_eq!(resumed.model, whole.model, "steps ahead {steps_ahead}");
         assert_eq!(whole.model.head.precision.is_some(), uncertainty.is_some());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1,22 +1,13 @@
 //! Bad input files give one clear error naming the file, line and column. The CSVs here
 //! are small synthetic files written for the purpose (they test error paths, not results).
 
-use std::path::PathBuf;
-
+use crate::common::ScratchFile;
 use recur::data::{
     align_to_grid, read_wide, Aggregation, EpochUnit, MissingValues, PreparedSeries, SplitFractions, WideOptions,
 };
 
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-data-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 fn error(name: &str, text: &str, options: &WideOptions) -> String {
-    let path = write(name, text);
+    let path = ScratchFile::write(name, text);
     let err = read_wide(&path, options).unwrap_err().to_string();
     assert!(err.contains(name), "error does not name the file: {err}");
     err
@@ -44,11 +35,14 @@ fn millisecond_times_need_their_unit_and_offsets_are_read_as_utc() {
     let err = error("millis.csv", text, &Default::default());
     assert!(err.contains("line 2, column `timestamp`") && err.contains("data.time_unit = \"ms\""), "{err}");
     let options = WideOptions { time_unit: EpochUnit::Milliseconds, ..Default::default() };
-    assert_eq!(read_wide(write("millis.csv", text), &options).unwrap().timestamps, [1_704_067_200, 1_704_067_260]);
+    assert_eq!(
+        read_wide(ScratchFile::write("millis.csv", text), &options).unwrap().timestamps,
+        [1_704_067_200, 1_704_067_260]
+    );
     // pandas writes a time-zone-aware index with its offset: the same instants
     let text = "timestamp,power\n2024-01-01 01:00:00+01:00,1.5\n2024-01-01T00:01:00Z,2.5\n";
     assert_eq!(
-        read_wide(write("offsets.csv", text), &Default::default()).unwrap().timestamps,
+        read_wide(ScratchFile::write("offsets.csv", text), &Default::default()).unwrap().timestamps,
         [1_704_067_200, 1_704_067_260]
     );
 }
@@ -77,7 +71,8 @@ fn status_strings_are_an_error_until_named_as_missing_values() {
     );
 
     let missing = marks(&["Bad", "I/O Timeout", "-9999"], &[]);
-    let series = read_wide(write("historian.csv", HISTORIAN), &WideOptions { missing, ..options.clone() }).unwrap();
+    let series =
+        read_wide(ScratchFile::write("historian.csv", HISTORIAN), &WideOptions { missing, ..options.clone() }).unwrap();
     assert_eq!(series.signals, ["flow", "pressure", "state=CLOSED", "state=OPEN"]);
     let flow: Vec<bool> = (0..4).map(|n| series.observed[n * 4]).collect();
     assert_eq!(flow, [true, false, false, false], "Bad, the sentinel -9999.0 and I/O Timeout are gaps");
@@ -89,7 +84,8 @@ fn status_strings_are_an_error_until_named_as_missing_values() {
     // -1 is a real pressure here: only a mark for that signal alone would remove it
     assert_eq!((series.values[1], series.observed[1]), (-1.0, true));
     let missing = marks(&["Bad", "I/O Timeout", "-9999"], &[("pressure", &["-1"])]);
-    let series = read_wide(write("historian.csv", HISTORIAN), &WideOptions { missing, ..options }).unwrap();
+    let series =
+        read_wide(ScratchFile::write("historian.csv", HISTORIAN), &WideOptions { missing, ..options }).unwrap();
     let pressure: Vec<bool> = (0..4).map(|n| series.observed[n * 4 + 1]).collect();
     assert_eq!(pressure, [false, true, false, true]);
     assert_eq!(series.marked[..2], [3, 2]);
@@ -126,7 +122,7 @@ fn truncated_row_and_missing_file_and_empty_file() {
 #[test]
 fn constant_or_never_observed_signal_and_too_long_window_are_named() {
     let rows: String = (0..20).map(|i| format!("{},{},7,NA\n", i * 3600, i)).collect();
-    let path = write("constant.csv", &format!("timestamp,a,flat,empty\n{rows}"));
+    let path = ScratchFile::write("constant.csv", &format!("timestamp,a,flat,empty\n{rows}"));
     let series = read_wide(&path, &Default::default()).unwrap();
     let grid = align_to_grid(&series, 3600, Aggregation::Mean).unwrap();
     let err = PreparedSeries::new(grid.clone(), SplitFractions::default()).unwrap_err().to_string();
@@ -147,7 +143,7 @@ fn constant_or_never_observed_signal_and_too_long_window_are_named() {
 
 #[test]
 fn categorical_columns_become_one_hot_signals_missing_together() {
-    let path = write("wind.csv", "timestamp,speed,wd\n0,1.5,N\n3600,2.0,SE\n7200,1.0,NA\n10800,0.5,N\n");
+    let path = ScratchFile::write("wind.csv", "timestamp,speed,wd\n0,1.5,N\n3600,2.0,SE\n7200,1.0,NA\n10800,0.5,N\n");
     let options = WideOptions { categorical: vec!["wd".into()], ..Default::default() };
     let s = read_wide(&path, &options).unwrap();
     assert_eq!(s.signals, ["speed", "wd=N", "wd=SE"]);

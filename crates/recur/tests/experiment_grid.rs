@@ -57,10 +57,10 @@ fn grid(dir: &Path) -> (GridConfig, PathBuf) {
 
 #[test]
 fn an_interrupted_grid_finishes_only_the_missing_runs_and_gives_the_same_table() {
-    let root = std::env::temp_dir().join(format!("recur-grid-{}", std::process::id()));
+    let scratch = tempfile::Builder::new().prefix("recur-grid-").tempdir().unwrap();
+    let root = scratch.path();
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    std::fs::create_dir_all(&root).unwrap();
-    let (g, path) = grid(&root);
+    let (g, path) = grid(root);
 
     let whole = root.join("whole");
     assert_eq!(run_grid(&g, &path, &whole, (0, 1), &base).unwrap(), 8);
@@ -90,13 +90,12 @@ fn an_interrupted_grid_finishes_only_the_missing_runs_and_gives_the_same_table()
     assert_ne!(mean("GRU"), mean("GRU, PM2.5 as ln(1 + x)"));
     assert!(t1.iter().all(|r| r.seeds == 2));
     assert_eq!(t1.iter().find(|r| r.variant == "GRU").unwrap().lecture, Some((0.59, 0.33)));
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 #[test]
 fn a_variant_that_cannot_run_or_compare_is_named_when_the_grid_is_read() {
-    let root = std::env::temp_dir().join(format!("recur-grid-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&root).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recur-grid-bad-").tempdir().unwrap();
+    let root = scratch.path();
     let path = root.join("grid.toml");
     std::fs::write(&path, GRID.replace("cell = \"lstm\"", "cel = \"lstm\"")).unwrap();
     let err = GridConfig::load(&path).unwrap_err().to_string();
@@ -131,7 +130,6 @@ fn a_variant_that_cannot_run_or_compare_is_named_when_the_grid_is_read() {
     );
     std::fs::write(&path, all.replace("targets = [\"PM2.5\"]", "targets = [\"PM2.5\"]\nsteps_ahead = 3")).unwrap();
     GridConfig::load(&path).unwrap();
-    std::fs::remove_dir_all(&root).unwrap();
 }
 
 /// A grid scored on one signal (`signal = "PM2.5"`): a GRU forecasting every signal and one
@@ -140,8 +138,8 @@ fn a_variant_that_cannot_run_or_compare_is_named_when_the_grid_is_read() {
 /// the signal is refused when the grid is read.
 #[test]
 fn a_grid_scored_on_one_signal_ranks_models_of_every_signal_and_of_that_one() {
-    let root = std::env::temp_dir().join(format!("recur-grid-signal-{}", std::process::id()));
-    std::fs::create_dir_all(&root).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recur-grid-signal-").tempdir().unwrap();
+    let root = scratch.path();
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let text = GRID
         .replace("name = \"tiny\"", "name = \"tiny-pm\"\nsignal = \"PM2.5\"")
@@ -153,7 +151,7 @@ fn a_grid_scored_on_one_signal_ranks_models_of_every_signal_and_of_that_one() {
     let path = root.join("grid.toml");
     std::fs::write(&path, &grid_text).unwrap();
     let g = GridConfig::load(&path).unwrap();
-    assert_eq!(run_grid(&g, &path, &root, (0, 1), &base).unwrap(), 2);
+    assert_eq!(run_grid(&g, &path, root, (0, 1), &base).unwrap(), 2);
     let results = collect_results(&[root.join("tiny-pm")]).unwrap();
     let locf = |variant: &str| results.iter().find(|r| r.variant == variant).unwrap().baselines[0].clone();
     assert_eq!(locf("GRU"), locf("GRU, PM2.5 alone"));
@@ -177,5 +175,4 @@ fn a_grid_scored_on_one_signal_ranks_models_of_every_signal_and_of_that_one() {
         err.contains("variant `GRU, PM2.5 alone` forecasts [\"PM10\"] (task.targets), not the grid's signal `PM2.5`"),
         "{err}"
     );
-    std::fs::remove_dir_all(&root).unwrap();
 }

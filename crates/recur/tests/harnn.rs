@@ -213,18 +213,18 @@ fn classifier() -> TextClassifier {
     }
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-harnn-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty folder for a test's files, removed when dropped.
+fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("recur-harnn-{name}-")).tempdir().unwrap()
 }
 
 #[test]
 fn a_saved_classifier_loads_back_and_scores_the_same() {
     let original = classifier();
-    let dir = temp_dir("roundtrip");
-    original.save(&dir).unwrap();
-    let loaded = TextClassifier::load(&dir).unwrap();
+    let scratch = temp_dir("roundtrip");
+    let dir = scratch.path();
+    original.save(dir).unwrap();
+    let loaded = TextClassifier::load(dir).unwrap();
     let texts = ["alpha beta, gamma!", "", "theta theta unknown words here and more"];
     assert_eq!(loaded.scores(&texts).unwrap(), original.scores(&texts).unwrap());
     let classes = loaded.classify(&texts).unwrap();
@@ -233,21 +233,21 @@ fn a_saved_classifier_loads_back_and_scores_the_same() {
         assert_eq!(doc.len(), 3);
         assert!(doc.iter().all(|level| !level.is_empty()), "every level gets a class: {doc:?}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_damaged_run_folder_is_refused_with_the_file_and_tensor() {
-    let dir = temp_dir("damaged");
+    let scratch = temp_dir("damaged");
+    let dir = scratch.path();
     let original = classifier();
-    original.save(&dir).unwrap();
+    original.save(dir).unwrap();
     let vocab = std::fs::read_to_string(dir.join("vocabulary.txt")).unwrap();
     std::fs::write(dir.join("vocabulary.txt"), vocab.lines().take(5).collect::<Vec<_>>().join("\n")).unwrap();
-    let err = TextClassifier::load(&dir).unwrap_err().to_string();
+    let err = TextClassifier::load(dir).unwrap_err().to_string();
     assert!(err.contains("vocabulary.txt") && err.contains("5 lines, expected 9"), "{err}");
     // A model file without one tensor.
     let mut broken = classifier();
-    broken.save(&dir).unwrap();
+    broken.save(dir).unwrap();
     let file = recur::io::TensorFile::read(dir.join("model.safetensors")).unwrap();
     let tensors: Vec<(String, recur::Tensor<f32>)> = file
         .tensors
@@ -256,13 +256,12 @@ fn a_damaged_run_folder_is_refused_with_the_file_and_tensor() {
         .map(|n| (n.clone(), file.f32(n).unwrap()))
         .collect();
     recur::io::write_f32(dir.join("model.safetensors"), &tensors, file.metadata.clone()).unwrap();
-    let err = TextClassifier::load(&dir).unwrap_err().to_string();
+    let err = TextClassifier::load(dir).unwrap_err().to_string();
     assert!(err.contains("levels.1.category_embedding") && err.contains("[3, 4]"), "{err}");
     broken.model.levels[0].fc.bias.data[2] = f32::NAN;
-    broken.save(&dir).unwrap();
-    let err = TextClassifier::load(&dir).unwrap_err().to_string();
+    broken.save(dir).unwrap();
+    let err = TextClassifier::load(dir).unwrap_err().to_string();
     assert!(err.contains("levels.0.fc.bias") && err.contains("non-finite"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Random shapes, lengths, indices and gradient sizes — many of them wrong — through

@@ -127,8 +127,8 @@ fn physionet_is_about_eighty_percent_empty_on_an_hourly_grid() {
 /// month only where it changes. PhysioNet's elapsed times have no cycles.
 #[test]
 fn the_share_of_variance_each_calendar_cycle_explains() {
-    let dir = std::env::temp_dir().join(format!("recur-calendar-share-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recur-calendar-share-").tempdir().unwrap();
+    let dir = scratch.path();
     let file = dir.join("cycles.csv");
     let mut text = String::from("timestamp,hourly,daily,flat\n");
     for n in 0..28 * 24 {
@@ -147,7 +147,6 @@ fn the_share_of_variance_each_calendar_cycle_explains() {
     let names: Vec<(CalendarCycle, Vec<&str>)> =
         suggested.iter().map(|(c, s)| (*c, s.iter().map(|(n, _)| n.as_str()).collect())).collect();
     assert_eq!(names, [(CalendarCycle::Day, vec!["hourly"]), (CalendarCycle::Week, vec!["daily"])]);
-    std::fs::remove_dir_all(&dir).unwrap();
 
     let r = Inspection::read(
         repo().join("data/physionet/set-a-first400.csv"),

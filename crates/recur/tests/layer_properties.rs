@@ -121,8 +121,8 @@ fn streaming_one_step_at_a_time_equals_the_whole_sequence() {
 
 #[test]
 fn saved_state_dict_reloads_to_the_same_outputs() {
-    let dir = std::env::temp_dir().join(format!("recur-state-dict-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recur-state-dict-").tempdir().unwrap();
+    let dir = scratch.path();
     for cell in CellKind::ALL {
         let config = RnnConfig {
             cell,
@@ -142,7 +142,6 @@ fn saved_state_dict_reloads_to_the_same_outputs() {
         b.load_safetensors(&path, &|_| false).unwrap();
         assert_eq!(a, b, "{cell:?}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 fn gru() -> Rnn<f32> {

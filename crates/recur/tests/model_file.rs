@@ -28,8 +28,8 @@ fn config() -> ModelConfig {
 
 #[test]
 fn saved_model_reloads_to_identical_outputs_and_damage_is_named() {
-    let dir = std::env::temp_dir().join(format!("recur-model-file-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recur-model-file-").tempdir().unwrap();
+    let dir = scratch.path();
     let mut model = SequenceModel::<f32>::new(config(), 3).unwrap();
     let path = dir.join("m.safetensors");
     model.save(&path, HashMap::new()).unwrap();
@@ -54,5 +54,4 @@ fn saved_model_reloads_to_identical_outputs_and_damage_is_named() {
     write_f32(dir.join("bad.safetensors"), &tensors, meta).unwrap();
     let err = SequenceModel::load(dir.join("bad.safetensors")).unwrap_err().to_string();
     assert!(err.contains(&format!("`{removed}` has shape [1, 1]")), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

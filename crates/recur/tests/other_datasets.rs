@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use crate::common::ScratchFile;
 use recur::data::{read_long, Clock, EpochUnit, LongColumns, LongOptions, MissingValues};
 use recur::run::{load_data, run, RunConfig};
 
@@ -166,18 +167,10 @@ fn physionet_sentinels_become_gaps_in_their_own_signals() {
     assert!(err.contains("data.missing_values_per_signal") && err.contains("`weight` is not a signal"), "{err}");
 }
 
-fn write(name: &str, text: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-long-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let p = dir.join(name);
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 #[test]
 fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
     // synthetic (unit test of the reader)
-    let p = write(
+    let p = ScratchFile::write(
         "ok.csv",
         "id,t,name,v\n7,00:00,HR,70\n7,00:30,HR,80\n7,00:30,HR,90\n7,47:05,Temp,37.5\n9,01:00,HR,NA\n9,01:00,Temp,36\n",
     );
@@ -191,7 +184,7 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
     assert_eq!(s7.observed, [true, false, true, false, false, true]);
     assert_eq!(e[1].1.observed, [false, true], "NA is missing");
     assert_eq!(s7.clock, Clock::Elapsed, "H:MM counts from the entity's start");
-    let seconds = write("seconds.csv", "t,name,v\n0:00:30,HR,70\n1:02:03,HR,71\n");
+    let seconds = ScratchFile::write("seconds.csv", "t,name,v\n0:00:30,HR,70\n1:02:03,HR,71\n");
     let s = &read_long(
         &seconds,
         &LongOptions { columns: LongColumns { entity: String::new(), ..columns.clone() }, ..Default::default() },
@@ -199,21 +192,21 @@ fn long_csv_groups_entities_parses_offsets_and_averages_repeats() {
     .unwrap()[0]
         .1;
     assert_eq!((s.timestamps.as_slice(), s.clock), ([30, 3723].as_slice(), Clock::Elapsed));
-    let dated = write("dated.csv", "id,t,name,v\n7,2024-01-01 00:00,HR,70\n");
+    let dated = ScratchFile::write("dated.csv", "id,t,name,v\n7,2024-01-01 00:00,HR,70\n");
     assert_eq!(read_long(&dated, &LongOptions { columns, ..Default::default() }).unwrap()[0].1.clock, Clock::Calendar);
 }
 
 #[test]
 fn long_csv_errors_name_file_line_and_column() {
     let columns = LongColumns { time: "t".into(), signal: "name".into(), value: "v".into(), entity: String::new() };
-    let p = write("bad.csv", "t,name,v\n00:00,HR,70\n00:10,HR,7o\n");
+    let p = ScratchFile::write("bad.csv", "t,name,v\n00:00,HR,70\n00:10,HR,7o\n");
     let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("bad.csv") && err.contains("line 3, column `v`: `7o` is not a number"), "{err}");
-    let p = write("time.csv", "t,name,v\n00:00,HR,70\nyesterday,HR,71\n");
+    let p = ScratchFile::write("time.csv", "t,name,v\n00:00,HR,70\nyesterday,HR,71\n");
     let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.ends_with("line 3, column `t`: `yesterday` is not a time"), "{err}");
     // elapsed and calendar times in one file cannot be put on one axis
-    let p = write("mixed.csv", "t,name,v\n00:00,HR,70\n2024-01-01 00:10,HR,71\n");
+    let p = ScratchFile::write("mixed.csv", "t,name,v\n00:00,HR,70\n2024-01-01 00:10,HR,71\n");
     let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
     assert!(
         err.ends_with(
@@ -222,7 +215,7 @@ fn long_csv_errors_name_file_line_and_column() {
         ),
         "{err}"
     );
-    let p = write("minutes.csv", "t,name,v\n00:00,HR,70\n00:75,HR,71\n");
+    let p = ScratchFile::write("minutes.csv", "t,name,v\n00:00,HR,70\n00:75,HR,71\n");
     let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.ends_with("line 3, column `t`: `00:75` is not a time"), "{err}");
     let err = read_long(
@@ -232,7 +225,7 @@ fn long_csv_errors_name_file_line_and_column() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("no column `patient`; the columns are t, name, v"), "{err}");
-    let p = write("few.csv", "t,name,v\n00:00,HR,70\n");
+    let p = ScratchFile::write("few.csv", "t,name,v\n00:00,HR,70\n");
     let err = read_long(
         &p,
         &LongOptions { columns: columns.clone(), signals: vec!["SpO2".to_string()], ..Default::default() },
@@ -241,7 +234,7 @@ fn long_csv_errors_name_file_line_and_column() {
     .to_string();
     assert!(err.contains("signal `SpO2` never occurs"), "{err}");
     // epoch milliseconds need data.time_unit = "ms"
-    let p = write("millis.csv", "t,name,v\n1704067200000,HR,70\n1704067260000,HR,71\n");
+    let p = ScratchFile::write("millis.csv", "t,name,v\n1704067200000,HR,70\n1704067260000,HR,71\n");
     let err = read_long(&p, &LongOptions { columns: columns.clone(), ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("line 2, column `t`") && err.contains("data.time_unit = \"ms\""), "{err}");
     let ms = LongOptions { columns, time_unit: EpochUnit::Milliseconds, ..Default::default() };

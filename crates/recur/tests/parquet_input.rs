@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::common::ScratchFile;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
 use parquet::file::writer::SerializedFileWriter;
@@ -126,19 +127,13 @@ fn write_synthetic(path: &Path, time_type: &str, times: &[i64], x: &[Option<f64>
     writer.close().unwrap();
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-parquet-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
 #[test]
 fn every_timestamp_unit_becomes_seconds_and_nulls_become_missing() {
     let seconds = [1_600_000_000i64, 1_600_003_600, 1_600_007_200];
     let x = [Some(1.5), None, Some(-2.25)];
     let label = [Some("a"), None, Some("b")];
     for (unit, scale) in [("MILLIS", 1_000i64), ("MICROS", 1_000_000), ("NANOS", 1_000_000_000)] {
-        let path = scratch(&format!("{unit}.parquet"));
+        let path = ScratchFile::at(&format!("{unit}.parquet"));
         let times: Vec<i64> = seconds.iter().map(|s| s * scale).collect();
         write_synthetic(&path, &format!("TIMESTAMP({unit},false)"), &times, &x, &label);
         let options =
@@ -153,7 +148,7 @@ fn every_timestamp_unit_becomes_seconds_and_nulls_become_missing() {
         assert_eq!(read_wide(&path, &ms).unwrap().timestamps, seconds, "{unit}");
     }
     // plain integers counting milliseconds (no timestamp type): data.time_unit = "ms"
-    let path = scratch("integer-millis.parquet");
+    let path = ScratchFile::at("integer-millis.parquet");
     let millis: Vec<i64> = seconds.iter().map(|s| s * 1000).collect();
     write_synthetic(&path, "INTEGER(64,true)", &millis, &x, &label);
     let options = WideOptions { signals: vec!["x".into()], time_unit: EpochUnit::Milliseconds, ..Default::default() };
@@ -166,7 +161,7 @@ fn every_timestamp_unit_becomes_seconds_and_nulls_become_missing() {
 fn bad_parquet_input_names_file_row_or_column() {
     // a truncated copy of a real file
     let bytes = std::fs::read(fixture("compressor-power.parquet")).unwrap();
-    let truncated = scratch("truncated.parquet");
+    let truncated = ScratchFile::at("truncated.parquet");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let err = read_wide(&truncated, &WideOptions::default()).unwrap_err().to_string();
     assert!(err.contains("truncated.parquet") && err.contains("truncated or corrupt"), "{err}");
@@ -181,7 +176,7 @@ fn bad_parquet_input_names_file_row_or_column() {
     assert!(err.contains("schema: unknown signal `power`; the columns are timestamp, pi:160220|average"), "{err}");
 
     // a text cell in a signal column names its row and column
-    let path = scratch("text-in-signal.parquet");
+    let path = ScratchFile::at("text-in-signal.parquet");
     write_synthetic(
         &path,
         "TIMESTAMP(MILLIS,false)",
@@ -194,14 +189,14 @@ fn bad_parquet_input_names_file_row_or_column() {
     assert!(err.contains("row 2, column `label`: `high` is not a number"), "{err}");
 
     // a duplicate timestamp names its row
-    let path = scratch("duplicate.parquet");
+    let path = ScratchFile::at("duplicate.parquet");
     write_synthetic(&path, "TIMESTAMP(MILLIS,false)", &[0, 1000, 1000], &[None, None, None], &[None, None, None]);
     let err =
         read_wide(&path, &WideOptions { signals: vec!["x".into()], ..Default::default() }).unwrap_err().to_string();
     assert!(err.contains("row 3: duplicate timestamp"), "{err}");
 
     // a file that is neither
-    let path = scratch("binary.parquet");
+    let path = ScratchFile::at("binary.parquet");
     std::fs::write(&path, [0xffu8, 0xfe, 0x00, 0x80]).unwrap();
     let err = read_wide(&path, &WideOptions::default()).unwrap_err().to_string();
     assert!(err.contains("binary.parquet") && err.contains("binary file"), "{err}");

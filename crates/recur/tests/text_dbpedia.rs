@@ -48,13 +48,12 @@ fn harnn_classifies_dbpedia_better_than_both_tf_idf_baselines_and_far_above_the_
         tfidf.overall.subset_accuracy
     );
     // The saved model reads back and classifies as the trained one.
-    let dir = std::env::temp_dir().join(format!("recur-text-run-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = tempfile::Builder::new().prefix("recur-text-run-").tempdir().unwrap();
+    let dir = scratch.path();
     let classifier = outcome.classifier(&TextTaskConfig::default());
-    classifier.save(&dir).unwrap();
-    let loaded = recur::text::TextClassifier::load(&dir).unwrap();
+    classifier.save(dir).unwrap();
+    let loaded = recur::text::TextClassifier::load(dir).unwrap();
     let texts: Vec<&str> = corpus.documents[..64].iter().map(|d| d.text.as_str()).collect();
     assert_eq!(loaded.scores(&texts).unwrap(), classifier.scores(&texts).unwrap());
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(outcome.best_epoch >= 8, "the validation score kept improving: best epoch {}", outcome.best_epoch);
 }

@@ -3,7 +3,7 @@
 //! test scores; so does the same run on one thread instead of two. On the bundled DBpedia slice (real data) with a small model, so that it
 //! takes seconds; what it checks is the checkpoint, not a result.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use recur::text::{run_text_task_in, LabeledCorpus, TextOutcome, TextRunOptions, TextTaskConfig};
 
@@ -23,12 +23,6 @@ fn small() -> TextTaskConfig {
     }
 }
 
-fn folder(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-text-resume-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
-}
-
 fn run(corpus: &LabeledCorpus, dir: &Path, resume: bool, stop_after: Option<usize>) -> TextOutcome {
     run_text_task_in(corpus, &small(), TextRunOptions { dir: Some(dir), resume, stop_after, skip_baselines: false })
         .unwrap()
@@ -38,7 +32,8 @@ fn run(corpus: &LabeledCorpus, dir: &Path, resume: bool, stop_after: Option<usiz
 fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/dbpedia/dbpedia-train-first5000.csv");
     let corpus = LabeledCorpus::read(&path).unwrap();
-    let (whole_dir, split_dir) = (folder("whole"), folder("split"));
+    let scratch = tempfile::Builder::new().prefix("recur-text-resume-").tempdir().unwrap();
+    let (whole_dir, split_dir) = (scratch.path().join("whole"), scratch.path().join("split"));
     let mut whole = run(&corpus, &whole_dir, false, None);
     let first = run(&corpus, &split_dir, false, Some(2));
     assert_eq!(first.epochs.len(), 2);
@@ -75,7 +70,4 @@ fn a_resumed_run_ends_bit_identical_to_an_uninterrupted_one() {
     .unwrap()
     .to_string();
     assert!(err.contains("checkpoint.safetensors") && err.contains("another text configuration"), "{err}");
-    for dir in [whole_dir, split_dir] {
-        std::fs::remove_dir_all(dir).unwrap();
-    }
 }

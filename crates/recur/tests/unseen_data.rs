@@ -16,11 +16,9 @@ fn beijing_lines() -> Vec<String> {
     std::fs::read_to_string(path).unwrap().lines().map(String::from).collect()
 }
 
-/// An empty folder of this process for a test's files.
-fn scratch_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("recur-unseen-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// An empty folder for a test's files, removed when dropped.
+fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("recur-unseen-{name}-")).tempdir().unwrap()
 }
 
 /// The header and data rows `rows` of the station, as a file.
@@ -31,10 +29,10 @@ fn station_rows(lines: &[String], rows: std::ops::Range<usize>, path: &Path) {
 
 /// The station's lines, a scratch folder `name`, and in it `station.csv`: the first 6,000
 /// hours, a run's own data in these tests.
-fn station_of_6000_hours(name: &str) -> (Vec<String>, PathBuf, PathBuf) {
+fn station_of_6000_hours(name: &str) -> (Vec<String>, tempfile::TempDir, PathBuf) {
     let lines = beijing_lines();
     let dir = scratch_dir(name);
-    let own = dir.join("station.csv");
+    let own = dir.path().join("station.csv");
     station_rows(&lines, 0..6000, &own);
     (lines, dir, own)
 }
@@ -80,7 +78,8 @@ fn numbers(scores: &[Score]) -> Vec<(String, Vec<u64>)> {
 
 #[test]
 fn a_file_of_a_runs_test_rows_scores_as_the_runs_own_test_part() {
-    let (lines, dir, own) = station_of_6000_hours("test-rows");
+    let (lines, scratch, own) = station_of_6000_hours("test-rows");
+    let dir = scratch.path();
     // the test part: the last 20 % of the 6,000 hourly steps (the file has a row every hour)
     let test_rows = dir.join("test_rows.csv");
     station_rows(&lines, 4800..6000, &test_rows);
@@ -132,12 +131,12 @@ fn a_file_of_a_runs_test_rows_scores_as_the_runs_own_test_part() {
             .to_string();
         assert!(err.contains("no training example"), "{err}");
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn a_runs_data_file_that_changed_since_training_is_refused_naming_what_changed() {
-    let (lines, dir, own) = station_of_6000_hours("changed");
+    let (lines, scratch, own) = station_of_6000_hours("changed");
+    let dir = scratch.path();
     let config = run_config(TaskKind::Prediction, &own);
     let run = dir.join("run");
     std::fs::create_dir_all(&run).unwrap();
@@ -162,12 +161,12 @@ fn a_runs_data_file_that_changed_since_training_is_refused_naming_what_changed()
     std::fs::write(&own, edited.join("\n") + "\n").unwrap();
     let err = load_run_data(&run, &config).unwrap_err().to_string();
     assert!(err.contains("signal `TEMP`: mean"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn unseen_files_are_read_by_the_runs_signal_names_not_their_column_order() {
-    let (lines, dir, own) = station_of_6000_hours("columns");
+    let (lines, scratch, own) = station_of_6000_hours("columns");
+    let dir = scratch.path();
     let config = run_config(TaskKind::Prediction, &own);
     let fitted = FittedScaler::of(&load_data(&config.data, Path::new(".")).unwrap());
     let in_order = dir.join("later.csv");
@@ -199,12 +198,12 @@ fn unseen_files_are_read_by_the_runs_signal_names_not_their_column_order() {
     std::fs::write(&renamed, without.join("\n") + "\n").unwrap();
     let err = load_unseen_data(&config.data, &[renamed], &fitted).unwrap_err().to_string();
     assert!(err.contains("renamed.csv") && err.contains("PM10"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn an_unseen_file_unlike_the_training_part_is_named_signal_by_signal() {
-    let (lines, dir, own) = station_of_6000_hours("shift");
+    let (lines, scratch, own) = station_of_6000_hours("shift");
+    let dir = scratch.path();
     let config = run_config(TaskKind::Prediction, &own);
     let data = load_data(&config.data, Path::new(".")).unwrap();
     let fitted = FittedScaler::of(&data);
@@ -241,7 +240,6 @@ fn an_unseen_file_unlike_the_training_part_is_named_signal_by_signal() {
     let concerns: Vec<String> = moved.iter().filter_map(|s| s.concern()).collect();
     assert!(concerns.contains(&"PM10 never observed".to_string()), "{concerns:?}");
     assert!(concerns.iter().any(|c| c.starts_with(&format!("TEMP mean +{:.1} sd", expected))), "{concerns:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Two later files as two entities (two machines, say): each scored on its own, and the
@@ -258,7 +256,8 @@ fn each_entitys_scores_pool_to_the_whole_tables() {
 }
 
 fn each_entitys_scores_pool_to_the_whole_table(kind: TaskKind, adjust: impl Fn(&mut RunConfig)) {
-    let (lines, dir, own) = station_of_6000_hours("entities");
+    let (lines, scratch, own) = station_of_6000_hours("entities");
+    let dir = scratch.path();
     let mut config = run_config(kind, &own);
     adjust(&mut config);
     let data = load_data(&config.data, Path::new(".")).unwrap();
@@ -311,5 +310,4 @@ fn each_entitys_scores_pool_to_the_whole_table(kind: TaskKind, adjust: impl Fn(&
         TaskKind::Reconstruction => "BiGRU Coupled Concat,linear interpolation,",
     };
     assert!(csv.starts_with(&format!("entity,scored,{first}")), "{csv}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }

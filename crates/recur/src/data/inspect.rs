@@ -362,8 +362,8 @@ mod tests {
     /// Synthetic (a unit test of the report): a historian's status strings among numbers.
     #[test]
     fn text_among_numbers_is_reported_with_counts_and_first_lines_until_named_missing() {
-        let dir = std::env::temp_dir().join(format!("recur-inspect-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recur-inspect-").tempdir().unwrap();
+        let dir = scratch.path();
         let path = dir.join("historian.csv");
         let rows = "timestamp,flow,state\n0,1.5,OPEN\n60,Bad,OPEN\n120,2.5,SHUT\n180,I/O Timeout,OPEN\n240,3,OPEN\n\
                     300,Bad,SHUT\n360,4,OPEN\n";

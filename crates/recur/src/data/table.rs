@@ -336,8 +336,8 @@ mod tests {
 
     #[test]
     fn a_csv_in_windows_1252_reads_and_a_binary_file_is_refused() {
-        let dir = std::env::temp_dir().join(format!("recur-table-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recur-table-").tempdir().unwrap();
+        let dir = scratch.path();
         let path = dir.join("latin.csv");
         std::fs::write(&path, b"timestamp;Temperatur \xb0C\n2024-01-01 00:00;21,5\n").unwrap();
         let table = Table::read(&path).unwrap();

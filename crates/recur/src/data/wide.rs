@@ -396,8 +396,8 @@ mod tests {
     /// `;` or tabs between fields and a decimal comma, Windows line ends.
     #[test]
     fn bom_semicolons_tabs_and_decimal_commas_read_as_the_plain_csv() {
-        let dir = std::env::temp_dir().join(format!("recur-wide-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recur-wide-").tempdir().unwrap();
+        let dir = scratch.path();
         let read = |name: &str, text: &str| {
             let path = dir.join(name);
             std::fs::write(&path, text).unwrap();

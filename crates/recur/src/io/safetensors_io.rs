@@ -193,8 +193,8 @@ mod tests {
     /// back as written.
     #[test]
     fn the_same_contents_write_the_same_bytes() {
-        let dir = std::env::temp_dir().join(format!("recur-sorted-header-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recur-sorted-header-").tempdir().unwrap();
+        let dir = scratch.path();
         let tensors = vec![
             ("b.weight".to_string(), Tensor { shape: vec![2, 3], data: vec![1.0, -2.0, 3.5, 0.0, 7.0, -0.25] }),
             ("a.bias".to_string(), Tensor { shape: vec![3], data: vec![0.5, 1.5, 2.5] }),
@@ -209,6 +209,5 @@ mod tests {
         let back = TensorFile::read(&first).unwrap();
         assert_eq!(back.metadata, metadata());
         assert_eq!(back.f32("b.weight").unwrap(), tensors[0].1);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

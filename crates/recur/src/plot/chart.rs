@@ -435,8 +435,8 @@ mod tests {
 
     #[test]
     fn charts_render_to_png_files() {
-        let dir = std::env::temp_dir().join(format!("recur-chart-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recur-chart-").tempdir().unwrap();
+        let dir = scratch.path();
         let line = LineChart {
             title: "t".into(),
             x_label: "x".into(),
@@ -464,7 +464,6 @@ mod tests {
             let bytes = std::fs::read(dir.join(f)).unwrap();
             assert_eq!(&bytes[1..4], b"PNG");
         }
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A spread wider than its mean (a streamed score that diverged in one seed) drew its

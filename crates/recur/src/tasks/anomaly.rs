@@ -1462,10 +1462,10 @@ pub(crate) mod tests {
 
     #[test]
     fn kept_alarms_come_back_as_written_and_a_file_that_does_not_fit_the_run_is_refused_by_name() {
-        let dir = std::env::temp_dir().join(format!("recur-kept-alarms-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recur-kept-alarms-").tempdir().unwrap();
+        let dir = scratch.path();
         let signals = vec!["a".to_string(), "b|c".to_string()];
-        assert_eq!(KeptAlarms::load_from_run(&dir, &signals, &[]).unwrap(), None);
+        assert_eq!(KeptAlarms::load_from_run(dir, &signals, &[]).unwrap(), None);
         let kept = KeptAlarms {
             signals: signals.clone(),
             scales: AlarmScales { rate: 0.005, threshold: 4.0, factors: vec![vec![1.5, 0.5]; 4] },
@@ -1473,8 +1473,8 @@ pub(crate) mod tests {
             calibration: vec![1.1, 0.9],
             equal_runs: vec![3.0, 1.0],
         };
-        kept.save_to_run(&dir).unwrap();
-        assert_eq!(KeptAlarms::load_from_run(&dir, &signals, &[1.1, 0.9]).unwrap().as_ref(), Some(&kept));
+        kept.save_to_run(dir).unwrap();
+        assert_eq!(KeptAlarms::load_from_run(dir, &signals, &[1.1, 0.9]).unwrap().as_ref(), Some(&kept));
         assert_eq!(
             kept.screening(Some(4.0)),
             Screening {
@@ -1485,7 +1485,7 @@ pub(crate) mod tests {
             }
         );
         let refused = |signals: &[String], calibration: &[f32]| {
-            KeptAlarms::load_from_run(&dir, signals, calibration).unwrap_err().to_string()
+            KeptAlarms::load_from_run(dir, signals, calibration).unwrap_err().to_string()
         };
         let e = refused(&signals[..1], &[1.1, 0.9]);
         assert!(e.contains("alarms.json") && e.contains("fitted for the signals"), "{e}");
@@ -1505,14 +1505,13 @@ pub(crate) mod tests {
             },
             KeptAlarms { scales: AlarmScales { rate: 1.0, ..kept.scales.clone() }, ..kept.clone() },
         ] {
-            bad.save_to_run(&dir).unwrap();
+            bad.save_to_run(dir).unwrap();
             let e = refused(&signals, &[1.1, 0.9]);
             assert!(e.contains("alarms.json") && e.contains("expected") || e.contains("a rate in (0, 1)"), "{e}");
         }
         assert!(refused(&signals, &[]).contains("--alarm-rate RATE` fits them anew"));
         std::fs::write(dir.join(ALARMS_FILE), "{").unwrap();
         assert!(refused(&signals, &[]).contains("alarms.json"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

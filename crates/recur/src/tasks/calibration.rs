@@ -173,19 +173,18 @@ mod tests {
         let fitted = BandCalibration::fit(signals.clone(), vec![vec![0.5, 2.0], vec![1.5]], 0.05, 0).unwrap();
         assert_eq!((fitted.scale.clone(), fitted.scores.clone(), fitted.steps()), (vec![2.0, 1.5], vec![2, 1], 1));
         assert_eq!((fitted.factor(1), fitted.factor(2)), (1.5, 1.0));
-        let dir = std::env::temp_dir().join(format!("recur-calibration-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(BandCalibration::load_from_run(&dir, &signals).unwrap(), None);
-        fitted.save_to_run(&dir).unwrap();
-        assert_eq!(BandCalibration::load_from_run(&dir, &signals).unwrap(), Some(fitted.clone()));
-        let err = BandCalibration::load_from_run(&dir, &["a".to_string()]).unwrap_err().to_string();
+        let scratch = tempfile::Builder::new().prefix("recur-calibration-").tempdir().unwrap();
+        let dir = scratch.path();
+        assert_eq!(BandCalibration::load_from_run(dir, &signals).unwrap(), None);
+        fitted.save_to_run(dir).unwrap();
+        assert_eq!(BandCalibration::load_from_run(dir, &signals).unwrap(), Some(fitted.clone()));
+        let err = BandCalibration::load_from_run(dir, &["a".to_string()]).unwrap_err().to_string();
         assert!(err.contains(CALIBRATION_FILE) && err.contains("the run has"), "{err}");
         let negative = BandCalibration { scale: vec![2.0, -1.0], ..fitted };
-        negative.save_to_run(&dir).unwrap();
-        let err = BandCalibration::load_from_run(&dir, &signals).unwrap_err().to_string();
+        negative.save_to_run(dir).unwrap();
+        let err = BandCalibration::load_from_run(dir, &signals).unwrap_err().to_string();
         assert!(err.contains("a factor of -1"), "{err}");
         let err = BandCalibration::fit(signals.clone(), vec![vec![f32::INFINITY], vec![1.0]], 0.05, 0).unwrap_err();
         assert!(err.to_string().contains("`a` 1 steps ahead has no reach"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

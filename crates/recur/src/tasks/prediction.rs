@@ -2067,7 +2067,8 @@ pub(crate) mod tests {
         assert!(err.to_string().contains("step values"), "{err}");
         let err = live.step_forecast(&[Some(f32::NAN), None], 2).err().unwrap();
         assert!(err.to_string().contains("signal `a`"), "{err}");
-        let out = std::env::temp_dir().join(format!("recur-ahead-chart-{}.png", std::process::id()));
+        let scratch = tempfile::Builder::new().prefix("recur-ahead-chart-").tempdir().unwrap();
+        let out = scratch.path().join("ahead.png");
         let chart = |entity: &str, forecast: &Forecast, signal: usize| {
             crate::report::save_forecast_ahead_chart(&series, entity, (forecast, task.targets()), signal, 20, &out)
         };
@@ -2077,7 +2078,6 @@ pub(crate) mod tests {
         assert!(chart("e", &odd, 0).err().unwrap().to_string().contains("not whole steps of 2 target signals"));
         chart("e", &f, 1).unwrap();
         assert!(std::fs::read(&out).unwrap().starts_with(b"\x89PNG"));
-        std::fs::remove_file(&out).unwrap();
     }
 
     #[test]

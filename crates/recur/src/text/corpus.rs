@@ -192,8 +192,8 @@ mod tests {
 
     /// Synthetic files, written for the test.
     fn read(name: &str, content: &str) -> Result<LabeledCorpus> {
-        let dir = std::env::temp_dir().join(format!("recur-corpus-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let scratch = tempfile::Builder::new().prefix("recur-corpus-").tempdir().unwrap();
+        let dir = scratch.path();
         let path = dir.join(name);
         std::fs::write(&path, content).unwrap();
         LabeledCorpus::read(&path)

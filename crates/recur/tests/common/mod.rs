@@ -16,3 +16,38 @@ pub fn surrogate(decoupled: bool, name: &str, (student, teacher, twin): (f64, f6
         student + teacher
     }
 }
+
+/// A file named `name` in a scratch folder of its own; file and folder are removed when this
+/// is dropped, whether the test passes or fails.
+pub struct ScratchFile {
+    path: std::path::PathBuf,
+    _folder: tempfile::TempDir,
+}
+
+impl ScratchFile {
+    /// The path, nothing written there yet.
+    pub fn at(name: &str) -> ScratchFile {
+        let folder = tempfile::Builder::new().prefix("recur-file-").tempdir().unwrap();
+        ScratchFile { path: folder.path().join(name), _folder: folder }
+    }
+
+    /// `text` written as `name`; `name` is what errors about the file should quote.
+    pub fn write(name: &str, text: &str) -> ScratchFile {
+        let file = ScratchFile::at(name);
+        std::fs::write(&file.path, text).unwrap();
+        file
+    }
+}
+
+impl std::ops::Deref for ScratchFile {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for ScratchFile {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
