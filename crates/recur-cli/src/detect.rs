@@ -9,17 +9,25 @@ use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
 use recur::report::{
     alarm_threshold_table, anomalies_csv, anomaly_entity_table, anomaly_table, detection_signal_table, detection_table,
-    fault_event_table, save_anomaly_chart,
+    episode_table, episodes_csv, fault_event_table, save_anomaly_chart,
 };
 use recur::run::TaskKind;
-use recur::tasks::anomaly::{Detections, FaultKind, Faults, KeptAlarms, ScoredValue, Screening, ALARMS_FILE};
+use recur::tasks::anomaly::{episodes, Detections, FaultKind, Faults, KeptAlarms, ScoredValue, Screening, ALARMS_FILE};
 use recur::tasks::{BandCalibration, PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
 use crate::demo::{open_run_on_data, output_beside_run, run_calibration};
 
-const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--out FILE.csv] \
+const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--join STEPS] [--out FILE.csv] \
                      [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
+
+/// `--join STEPS`: a signal's flags at most STEPS apart are one episode (default 3).
+pub(crate) fn join_steps(args: &Args, known: &[&str]) -> Result<usize, String> {
+    match args.get("join", known, 3usize)? {
+        0 => Err("--join 0: flags at most STEPS apart are one episode; 1 joins consecutive steps only".into()),
+        join => Ok(join),
+    }
+}
 
 /// A run's detector: a prediction run's forecasts, or a causal reconstruction run's
 /// reconstructions of each value with it hidden.
@@ -127,6 +135,7 @@ pub fn detect(args: &Args) -> Result<(), String> {
         "guard",
         "signal",
         "alarm-rate",
+        "join",
     ];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
@@ -136,6 +145,7 @@ pub fn detect(args: &Args) -> Result<(), String> {
     if !(threshold > 0.0 && threshold.is_finite()) {
         return Err(format!("--threshold {threshold}: a positive surprise, in σ"));
     }
+    let join = join_steps(args, &known)?;
     let size = args.get("inject", &known, 0.0f32)?;
     let rate = args.get("rate", &known, 0.01f64)?;
     let seed = args.get("seed", &known, 1u64)?;
@@ -250,12 +260,29 @@ pub fn detect(args: &Args) -> Result<(), String> {
         println!("\nby entity, the largest share of values flagged first (at most {SHOWN}; every flag in the CSV):");
         print!("{}", anomaly_entity_table(&scored, &data, &targets, threshold, SHOWN));
     }
-    let csv = match args.get("out", &known, String::new())? {
-        out if !out.is_empty() => PathBuf::from(out),
-        _ => output_beside_run(&dir, args, &known, "anomalies", "csv")?,
+    let found = episodes(&scored, threshold, join, |step| data.entity_index(step));
+    println!(
+        "\n{} values flagged in {} episodes (a signal's flags at most {join} steps apart: one episode; --join):",
+        found.iter().map(|e| e.flagged).sum::<usize>(),
+        found.len()
+    );
+    print!("{}", episode_table(&found, &data, &targets));
+    let (csv, episodes_file) = match args.get("out", &known, String::new())? {
+        out if !out.is_empty() => {
+            let csv = PathBuf::from(out);
+            let stem = csv.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
+            let episodes_file = csv.with_file_name(format!("{stem}_episodes.csv"));
+            (csv, episodes_file)
+        }
+        _ => (
+            output_beside_run(&dir, args, &known, "anomalies", "csv")?,
+            output_beside_run(&dir, args, &known, "episodes", "csv")?,
+        ),
     };
     let plot = write_anomalies(&scored, &data, (&targets, signal), (threshold, detecting.expected()), &csv)?;
-    println!("wrote {} and {}", csv.display(), plot.display());
+    recur::io::write_atomically(&episodes_file, episodes_csv(&found, &data, &targets).as_bytes())
+        .map_err(|e| e.to_string())?;
+    println!("wrote {}, {} and {}", csv.display(), episodes_file.display(), plot.display());
     Ok(())
 }
 

@@ -65,7 +65,8 @@ const USAGE: &str = "usage:
       direct steps with --samples K, as eval's); with --horizon, forecast_ahead.png
       beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent
       history and the forecast.
-  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S]
+  recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
+               [--flag S [--join STEPS]]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (of every signal, or of its task.targets; --horizon N: of the next N steps,
@@ -86,11 +87,12 @@ const USAGE: &str = "usage:
       reconstruction of it with it alone hidden (a reconstruction run) — in a column
       SIGNAL_surprise after the answer; a value above S is withheld from the model (fed as
       a gap; a reconstruction run fills it) unless its signal's value the step before was;
-      counts on stderr. Scaled by DIR/alarms.json where `recur detect --alarm-rate` kept
+      counts on stderr, and the episodes they make (as detect's, --join STEPS, default 3).
+      Scaled by DIR/alarms.json where `recur detect --alarm-rate` kept
       it (a prediction run without a band needs it: its validation RMS is kept there);
       with it, also the flatline rule (runs of equal readings) in SIGNAL_flatline columns.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
-               [--signal NAME] [--out FILE.csv]
+               [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]
       Anomalies found by a causal run: every observed test value (of the run's data, or all
       of the files --data names, read as eval reads them) against what the model expected
@@ -105,7 +107,10 @@ const USAGE: &str = "usage:
       (default 4) and the most surprising value (several entities: also the ten with the
       largest share flagged); the values the model or the flatline rule flags in FILE.csv
       (default DIR/anomalies.csv) and the most
-      surprising value's days (of NAME, or of any signal) in FILE.png. --guard (default
+      surprising value's days (of NAME, or of any signal) in FILE.png. The flags as
+      episodes, one alarm each: a signal's flags at most STEPS (default 3) apart, per
+      signal how many, how long, the longest and the strongest; every one in
+      DIR/episodes.csv (or FILE_episodes.csv). --guard (default
       true): a value scored above S is withheld from what the model (and persistence)
       reads next, fed as missing, so that a fault is not read as the truth the step after
       it (not twice in a row: a lasting change is taken). --alarm-rate A (the run's own

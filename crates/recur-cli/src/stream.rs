@@ -339,6 +339,11 @@ struct Flags {
     flagged: Vec<usize>,
     withheld: Vec<usize>,
     flat: Vec<usize>,
+    /// Episodes as `recur detect` makes them: a target's flags at most `join` steps apart are
+    /// one; per target, the step of its last flag and the episodes begun.
+    join: usize,
+    last_flag: Vec<Option<usize>>,
+    episodes: Vec<usize>,
 }
 
 impl Flags {
@@ -347,7 +352,7 @@ impl Flags {
     fn open(
         dir: &Path,
         live: &Live,
-        threshold: f32,
+        (threshold, join): (f32, usize),
         (scored, factors): (&[String], &[f32]),
         reach: usize,
     ) -> Result<Flags, String> {
@@ -384,6 +389,9 @@ impl Flags {
             flagged: vec![0; p],
             withheld: vec![0; p],
             flat: vec![0; p],
+            join,
+            last_flag: vec![None; p],
+            episodes: vec![0; p],
         })
     }
 
@@ -414,14 +422,21 @@ impl Flags {
                 .collect(),
             None => Vec::new(),
         };
+        let step = self.steps;
         self.steps += 1;
         let surprises = live.screen(&mut self.sentinel, fed)?;
         for (t, s) in surprises.iter().enumerate() {
-            self.flagged[t] += usize::from(s.is_some_and(|s| s.surprise > self.threshold));
+            let by_model = s.is_some_and(|s| s.surprise > self.threshold);
+            let by_flatline = flatlines.get(t).is_some_and(|f| f.is_some_and(|f| f > self.threshold));
+            self.flagged[t] += usize::from(by_model);
             self.withheld[t] += usize::from(s.is_some_and(|s| s.withheld));
-        }
-        for (t, f) in flatlines.iter().enumerate() {
-            self.flat[t] += usize::from(f.is_some_and(|f| f > self.threshold));
+            self.flat[t] += usize::from(by_flatline);
+            if by_model || by_flatline {
+                if self.last_flag[t].is_none_or(|last| step - last > self.join) {
+                    self.episodes[t] += 1;
+                }
+                self.last_flag[t] = Some(step);
+            }
         }
         let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
         let flatline_cells = flatlines.iter().map(|f| f.map_or(String::new(), |f| f.to_string()));
@@ -466,6 +481,12 @@ impl Flags {
                 counts(&self.flat, &|t| self.flat[t].to_string())
             );
         }
+        eprintln!(
+            "{} episodes (a signal's flags at most {} steps apart: one; --join): {}",
+            self.episodes.iter().sum::<usize>(),
+            self.join,
+            counts(&self.episodes, &|t| self.episodes[t].to_string())
+        );
     }
 }
 
@@ -503,11 +524,11 @@ impl Answer {
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag"];
+    let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag", "join"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] (a causal run; rows on stdin)"
                 .into(),
         );
     }
@@ -518,6 +539,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let horizon: usize = args.get("horizon", &known, 1)?;
     let align: bool = args.get("align", &known, false)?;
     let flag: f32 = args.get("flag", &known, 0.0)?;
+    let join = crate::detect::join_steps(args, &known)?;
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());
     }
@@ -543,7 +565,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         0.0 => None,
         threshold => {
             let factors = calibration.as_ref().map_or(Vec::new(), |c| c.scale.clone());
-            Some(Flags::open(&dir, &stream, threshold, (&scored, &factors), config.task.window - 1)?)
+            Some(Flags::open(&dir, &stream, (threshold, join), (&scored, &factors), config.task.window - 1)?)
         }
     };
     // one step through a throwaway stream first: the first call's page faults and cold

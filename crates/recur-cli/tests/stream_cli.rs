@@ -1118,6 +1118,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
     println!("{out}");
     let rows: Vec<Vec<String>> = out
         .lines()
+        .take_while(|l| !l.is_empty())
         .filter(|l| l.starts_with("| ") && !l.starts_with("| signal"))
         .map(|l| l.split('|').map(|c| c.trim().to_string()).collect())
         .collect();
@@ -1135,6 +1136,25 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
         assert!(v[4] > 3.0 && (v[0] < v[2] || v[0] > v[3]) || v[7] > 3.0, "{v:?}");
     }
     assert!(Path::new(run).join("anomalies.png").exists());
+    // the flags as episodes: every flag in one of its signal's, the counts as printed
+    let episodes = std::fs::read_to_string(Path::new(run).join("episodes.csv")).unwrap();
+    let mut lines = episodes.lines();
+    assert_eq!(lines.next(), Some("entity,signal,start,end,steps,flagged,model,flatline,peak_time,peak"));
+    let episodes: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let sum = |column: usize| episodes.iter().map(|e| e[column].parse::<usize>().unwrap()).sum::<usize>();
+    assert_eq!(sum(5), flags.len());
+    assert_eq!(sum(6), flagged);
+    assert!(episodes.len() < flags.len(), "{} episodes of {} flags", episodes.len(), flags.len());
+    assert!(out.contains(&format!("\n{} values flagged in {} episodes", flags.len(), episodes.len())), "{out}");
+    for flag in csv.lines().skip(1).map(|l| l.split(',').collect::<Vec<_>>()) {
+        let within = |e: &&Vec<&str>| e[1] == flag[2] && e[2] <= flag[1] && flag[1] <= e[3];
+        assert_eq!(episodes.iter().filter(within).count(), 1, "{flag:?}");
+    }
+    let (ok, out, err) = recur(&["detect", "--run", run, "--threshold", "3", "--join", "1"], "");
+    let consecutive = out.lines().find(|l| l.contains(" episodes (")).unwrap_or_default().to_string();
+    assert!(ok && consecutive.starts_with(&format!("{} values flagged in ", flags.len())), "{out}{err}");
+    let (ok, _, err) = recur(&["detect", "--run", run, "--join", "0"], "");
+    assert!(!ok && err.contains("--join 0"), "{err}");
     // alarm thresholds fitted on the validation part: one row per signal, then the table
     let (ok, out, err) =
         recur(&["detect", "--run", run, "--alarm-rate", "0.01", "--out", dir.join("rate.csv").to_str().unwrap()], "");
@@ -1267,9 +1287,11 @@ fn hour_of(header: &[&str], row: &[&str]) -> String {
 
 /// `recur stream --run RUN --flag 3` on the station's rows in file `later` gives each value
 /// `recur detect --run RUN --data later --threshold 3` flagged last (`anomalies_later.csv`)
-/// its surprise (and flatline score, where the stream runs the rule) to 1e-4, and flags by
+/// its surprise (and flatline score, where the stream runs the rule) to 1e-4, flags by
 /// the model exactly those detect's model flagged (the run's window is 12 hours: detect
-/// scores from the 12th on): how many, and what the stream said on stderr.
+/// scores from the 12th on), and makes detect's episodes of them (`episodes_later.csv`),
+/// counting them on stderr as its columns make them: how many flags, and what the stream
+/// said on stderr.
 fn stream_flags_as_detect(run: &str, later: &str) -> (usize, String) {
     let detected = std::fs::read_to_string(Path::new(run).join("anomalies_later.csv")).unwrap();
     let (ok, streamed, err) = recur(&["stream", "--run", run, "--flag", "3", "--input", later], "");
@@ -1299,6 +1321,25 @@ fn stream_flags_as_detect(run: &str, later: &str) -> (usize, String) {
             assert!((live - offline).abs() < 1e-4 * offline, "{line}: {live}");
         }
     }
+    // episodes: a signal's flags (either score above 3) at most 3 rows apart
+    let episodes_from = |first: usize| -> usize {
+        let mut episodes = 0;
+        for (j, name) in header.iter().enumerate().filter(|(_, h)| h.ends_with("_surprise")) {
+            let flatline = header.iter().position(|h| *h == name.replace("_surprise", "_flatline"));
+            let above = |cell: &str| cell.parse::<f32>().is_ok_and(|s| s > 3.0);
+            let mut last: Option<usize> = None;
+            for (k, row) in rows.iter().enumerate().skip(first) {
+                if above(row[j]) || flatline.is_some_and(|f| above(row[f])) {
+                    episodes += usize::from(last.is_none_or(|l| k - l > 3));
+                    last = Some(k);
+                }
+            }
+        }
+        episodes
+    };
+    let offline = std::fs::read_to_string(Path::new(run).join("episodes_later.csv")).unwrap().lines().count() - 1;
+    assert_eq!(episodes_from(11), offline);
+    assert!(err.contains(&format!("\n{} episodes (a signal's flags at most 3 steps apart", episodes_from(0))), "{err}");
     (streamed_flags, err)
 }
 
@@ -1377,6 +1418,11 @@ fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
     let cells: Vec<Vec<String>> =
         std::fs::read_to_string(&detected).unwrap().lines().skip(1).map(recur::data::csv_fields).collect();
     assert!(cells.iter().any(|r| r[0] == "plant|7, a" && r[2] == "TEMP, °C"), "{cells:?}");
+    let episodes = Path::new(run).join("episodes.csv");
+    assert_eq!(csv_header_of_a_whole_file(&episodes)[..3], ["entity", "signal", "start"]);
+    let cells: Vec<Vec<String>> =
+        std::fs::read_to_string(&episodes).unwrap().lines().skip(1).map(recur::data::csv_fields).collect();
+    assert!(cells.iter().any(|r| r[0] == "plant|7, a" && r[1] == "TEMP, °C"), "{cells:?}");
     let forecast = dir.join("forecast.csv");
     let (ok, _, err) = recur(&["predict", "--run", run, "--out", forecast.to_str().unwrap()], "");
     assert!(ok, "{err}");

@@ -12,7 +12,7 @@ use crate::io::write_atomically;
 use crate::model::HeadKind;
 use crate::plot::{Band, BarChart, LineChart, Series, Style};
 use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
-use crate::tasks::anomaly::{AlarmScales, Detections, Detector, ScoredValue};
+use crate::tasks::anomaly::{median_steps, AlarmScales, Detections, Detector, Episode, ScoredValue};
 use crate::tasks::calibration::BandCalibration;
 use crate::tasks::prediction::PredictionTask;
 use crate::tasks::reconstruction::ReconstructionTask;
@@ -759,7 +759,7 @@ pub fn anomaly_entity_table(
 /// (original units; the four scores as [`crate::tasks::anomaly`] defines them).
 pub fn anomalies_csv(scored: &[ScoredValue], data: &PreparedSeries, targets: &[String], threshold: f32) -> String {
     let mut out = String::from("entity,time,signal,value,expected,low,high,surprise,persistence,level,flatline\n");
-    for v in scored.iter().filter(|v| v.surprise > threshold || v.flatline > threshold) {
+    for v in scored.iter().filter(|v| v.is_flagged(threshold)) {
         let (entity, time) = data.step_label(v.step);
         out.push_str(&format!(
             "{},{time},{},{},{},{},{},{},{},{},{}\n",
@@ -773,6 +773,64 @@ pub fn anomalies_csv(scored: &[ScoredValue], data: &PreparedSeries, targets: &[S
             v.persistence,
             v.level,
             v.flatline
+        ));
+    }
+    out
+}
+
+/// Per target: its flagged values, the [`Episode`]s they make, the median steps an episode
+/// spans, the longest (its first step's time, its steps) and the strongest (its peak's time
+/// and score), as a Markdown table.
+pub fn episode_table(episodes: &[Episode], data: &PreparedSeries, targets: &[String]) -> String {
+    let mut out = String::from(
+        "| signal | values flagged | episodes | median steps spanned | the longest (from, steps) | the strongest (time, score) |\n",
+    );
+    out.push_str("|---|---:|---:|---:|---|---|\n");
+    let at = |step: usize| {
+        let (entity, time) = data.step_label(step);
+        if data.entities.len() > 1 {
+            format!("{} {time}", markdown_cell(entity))
+        } else {
+            time
+        }
+    };
+    for (t, name) in targets.iter().enumerate() {
+        let of_target: Vec<&Episode> = episodes.iter().filter(|e| e.target == t).collect();
+        let median = median_steps(of_target.iter().map(|e| e.steps()).collect());
+        let longest = of_target.iter().max_by_key(|e| (e.steps(), std::cmp::Reverse(e.first)));
+        let strongest = of_target.iter().max_by(|a, b| a.peak.total_cmp(&b.peak).then(b.first.cmp(&a.first)));
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            markdown_cell(name),
+            of_target.iter().map(|e| e.flagged).sum::<usize>(),
+            of_target.len(),
+            median.map_or("—".to_string(), |m| format!("{m:.1}")),
+            longest.map_or("—".to_string(), |e| format!("{}, {}", at(e.first), e.steps())),
+            strongest.map_or("—".to_string(), |e| format!("{}, {:.1}", at(e.peak_step), e.peak)),
+        ));
+    }
+    out
+}
+
+/// Every episode, in order, as CSV: its entity and signal, the times of its first and last
+/// flagged steps, the steps it spans, its values flagged (by the model, by the flatline
+/// rule), and its peak's time and score.
+pub fn episodes_csv(episodes: &[Episode], data: &PreparedSeries, targets: &[String]) -> String {
+    let mut out = String::from("entity,signal,start,end,steps,flagged,model,flatline,peak_time,peak\n");
+    for e in episodes {
+        let (entity, start) = data.step_label(e.first);
+        let time = |step: usize| data.step_label(step).1;
+        out.push_str(&format!(
+            "{},{},{start},{},{},{},{},{},{},{}\n",
+            csv_quoted(entity),
+            csv_quoted(&targets[e.target]),
+            time(e.last),
+            e.steps(),
+            e.flagged,
+            e.by_model,
+            e.by_flatline,
+            time(e.peak_step),
+            e.peak
         ));
     }
     out

@@ -35,11 +35,18 @@
 //! [`AlarmScales`] put every detector and signal on one: the fraction of the validation
 //! part's values above the threshold ([`Screening`]).
 //!
+//! Flags close together are one event to whoever answers them: [`episodes`] joins a
+//! signal's flags at most a given number of steps apart into one [`Episode`].
+//!
 //! [`inject_faults`] puts faults of a given size, in training standard deviations, into a
 //! seeded fraction of the observed values: spikes, stuck sensors, drifts ([`FaultKind`]);
 //! [`Detection`] then scores a detector by the ranks it gives the values changed against
 //! those left alone (ROC AUC, average precision) and by what a threshold flags, and
 //! [`EventDetection`] by how many faults it finds and how many steps after each began.
+
+mod episodes;
+
+pub use episodes::{episodes, Episode};
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -78,6 +85,14 @@ pub struct ScoredValue {
     /// The flatline rule's: the run of equal readings the value ends, 2 at the training
     /// part's 95 % quantile of such runs.
     pub flatline: f32,
+}
+
+impl ScoredValue {
+    /// Whether it is an alarm: the model's surprise or the flatline rule's above
+    /// `threshold` (persistence and the level are baselines to compare with, not alarms).
+    pub fn is_flagged(&self, threshold: f32) -> bool {
+        self.surprise > threshold || self.flatline > threshold
+    }
 }
 
 /// The detectors [`ScoredValue`] holds, in the order tables show them.
@@ -1268,18 +1283,23 @@ impl EventDetection {
 
     /// The median steps to a fault's first flag, among those found.
     pub fn median_delay(&self) -> Option<f64> {
-        let mut d = self.delays.clone();
-        d.sort_unstable();
-        match d.len() {
-            0 => None,
-            n if n % 2 == 1 => Some(d[n / 2] as f64),
-            n => Some((d[n / 2 - 1] + d[n / 2]) as f64 / 2.0),
-        }
+        median_steps(self.delays.clone())
     }
 
     /// The values outside the faults flagged, per 1,000.
     pub fn false_alarms_per_1000(&self) -> f64 {
         1000.0 * self.clean_flagged as f64 / self.clean.max(1) as f64
+    }
+}
+
+/// The median of a count of steps (the mean of the middle two of an even number); none of
+/// none.
+pub fn median_steps(mut steps: Vec<usize>) -> Option<f64> {
+    steps.sort_unstable();
+    match steps.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(steps[n / 2] as f64),
+        n => Some((steps[n / 2 - 1] + steps[n / 2]) as f64 / 2.0),
     }
 }
 

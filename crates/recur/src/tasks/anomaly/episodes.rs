@@ -1,0 +1,135 @@
+//! Alarm episodes: one signal's flags close together taken as one event. A spike the
+//! model flags, and the step after it, are one alarm to whoever answers it; a sensor stuck
+//! for a week is one alarm, not 166 flags.
+
+use super::ScoredValue;
+
+/// Values of one target of one entity flagged above a threshold ([`ScoredValue::is_flagged`]),
+/// each within `join` steps of the flagged value before it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Episode {
+    /// The target (an index into the run's targets) and the entity (into the data's).
+    pub target: usize,
+    pub entity: usize,
+    /// Its first and last flagged grid steps (it spans `first..=last`).
+    pub first: usize,
+    pub last: usize,
+    /// The values flagged in it, those the model flagged and those the flatline rule did
+    /// (a value both flag counts in each).
+    pub flagged: usize,
+    pub by_model: usize,
+    pub by_flatline: usize,
+    /// Its strongest value: the larger of the model's surprise and the flatline rule's
+    /// score, and that value's grid step.
+    pub peak: f32,
+    pub peak_step: usize,
+}
+
+impl Episode {
+    /// The grid steps it spans, flagged or not.
+    pub fn steps(&self) -> usize {
+        self.last - self.first + 1
+    }
+}
+
+/// The episodes of `scored`'s values flagged above `threshold`: a target's flagged values
+/// of one entity (`entity_of` a grid step), each at most `join` steps after the flagged
+/// value before it, are one episode (`join` 1: only flags on consecutive steps). Ordered by
+/// first step, then target.
+pub fn episodes(
+    scored: &[ScoredValue],
+    threshold: f32,
+    join: usize,
+    entity_of: impl Fn(usize) -> usize,
+) -> Vec<Episode> {
+    let mut flagged: Vec<&ScoredValue> = scored.iter().filter(|v| v.is_flagged(threshold)).collect();
+    flagged.sort_by_key(|v| (v.target, v.step));
+    let mut out: Vec<Episode> = Vec::new();
+    for v in flagged {
+        let (entity, score) = (entity_of(v.step), v.surprise.max(v.flatline));
+        let by_model = usize::from(v.surprise > threshold);
+        let by_flatline = usize::from(v.flatline > threshold);
+        match out.last_mut() {
+            Some(e) if e.target == v.target && e.entity == entity && v.step - e.last <= join => {
+                e.last = v.step;
+                e.flagged += 1;
+                e.by_model += by_model;
+                e.by_flatline += by_flatline;
+                if score > e.peak {
+                    (e.peak, e.peak_step) = (score, v.step);
+                }
+            }
+            _ => out.push(Episode {
+                target: v.target,
+                entity,
+                first: v.step,
+                last: v.step,
+                flagged: 1,
+                by_model,
+                by_flatline,
+                peak: score,
+                peak_step: v.step,
+            }),
+        }
+    }
+    out.sort_by_key(|e| (e.first, e.target));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::scored_value;
+    use super::*;
+
+    #[test]
+    fn a_signals_flags_within_join_steps_are_one_episode_and_entities_or_signals_never_share_one() {
+        // synthetic scores, episodes by hand: target 0 flagged (> 4) at steps 3, 4, 6 and
+        // 10; target 1 at 4 (by the flatline rule) and 5 (by both); steps from 8 on are
+        // the second entity's
+        let v = |step, target, model, flatline| scored_value(step, target, [model, 9.0, 9.0, flatline]);
+        let scored = [
+            v(2, 0, 3.9, 0.0),
+            v(3, 0, 5.0, 0.0),
+            v(4, 0, 4.5, 0.0),
+            v(4, 1, 1.0, 6.0),
+            v(5, 0, 0.0, 0.0),
+            v(5, 1, 4.2, 4.1),
+            v(6, 0, 7.0, 0.0),
+            v(7, 1, 0.0, 0.0),
+            v(10, 0, 4.1, 0.0),
+        ];
+        let entity_of = |step: usize| usize::from(step >= 8);
+        let joined = episodes(&scored, 4.0, 2, entity_of);
+        let e = |target, entity, (first, last), (flagged, by_model, by_flatline), (peak, peak_step)| Episode {
+            target,
+            entity,
+            first,
+            last,
+            flagged,
+            by_model,
+            by_flatline,
+            peak,
+            peak_step,
+        };
+        assert_eq!(
+            joined,
+            [
+                e(0, 0, (3, 6), (3, 3, 0), (7.0, 6)),
+                e(1, 0, (4, 5), (2, 1, 2), (6.0, 4)),
+                e(0, 1, (10, 10), (1, 1, 0), (4.1, 10)),
+            ]
+        );
+        assert_eq!(joined[0].steps(), 4);
+        // joining only consecutive flags splits target 0's first episode at the quiet step 5
+        let apart = episodes(&scored, 4.0, 1, entity_of);
+        assert_eq!(
+            apart.iter().map(|e| (e.target, e.first, e.last)).collect::<Vec<_>>(),
+            [(0, 3, 4), (1, 4, 5), (0, 6, 6), (0, 10, 10)]
+        );
+        // however far `join` reaches, an entity's episode ends with its steps
+        assert_eq!(episodes(&scored, 4.0, 100, entity_of).len(), 3);
+        assert!(episodes(&scored, 9.0, 2, entity_of).is_empty(), "persistence and the level raise no alarm");
+        let flags = scored.iter().filter(|v| v.is_flagged(4.0)).count();
+        assert_eq!(joined.iter().map(|e| e.flagged).sum::<usize>(), flags);
+    }
+}
