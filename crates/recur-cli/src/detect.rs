@@ -9,7 +9,7 @@ use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
 use recur::report::{
     alarm_threshold_table, anomalies_csv, anomaly_entity_table, anomaly_table, detection_signal_table, detection_table,
-    episode_table, episodes_csv, fault_event_table, save_anomaly_chart,
+    episode_table, episodes_csv, fault_event_table, save_anomaly_chart, save_episode_chart,
 };
 use recur::run::TaskKind;
 use recur::tasks::anomaly::{episodes, Detections, FaultKind, Faults, KeptAlarms, ScoredValue, Screening, ALARMS_FILE};
@@ -282,7 +282,15 @@ pub fn detect(args: &Args) -> Result<(), String> {
     let plot = write_anomalies(&scored, &data, (&targets, signal), (threshold, detecting.expected()), &csv)?;
     recur::io::write_atomically(&episodes_file, episodes_csv(&found, &data, &targets).as_bytes())
         .map_err(|e| e.to_string())?;
-    println!("wrote {}, {} and {}", csv.display(), episodes_file.display(), plot.display());
+    let timeline = episodes_file.with_extension("png");
+    save_episode_chart(&found, &data, &data.test, &targets, &timeline).map_err(|e| e.to_string())?;
+    println!(
+        "wrote {}, {} and the charts {}, {}",
+        csv.display(),
+        episodes_file.display(),
+        plot.display(),
+        timeline.display()
+    );
     Ok(())
 }
 

@@ -110,7 +110,7 @@ const USAGE: &str = "usage:
       surprising value's days (of NAME, or of any signal) in FILE.png. The flags as
       episodes, one alarm each: a signal's flags at most STEPS (default 3) apart, per
       signal how many, how long, the longest and the strongest; every one in
-      DIR/episodes.csv (or FILE_episodes.csv). --guard (default
+      DIR/episodes.csv (or FILE_episodes.csv), on a timeline beside it (.png). --guard (default
       true): a value scored above S is withheld from what the model (and persistence)
       reads next, fed as missing, so that a fault is not read as the truth the step after
       it (not twice in a row: a lasting change is taken). --alarm-rate A (the run's own

@@ -1150,6 +1150,7 @@ fn detect_scores_each_value_against_the_forecast_made_before_it() {
         let within = |e: &&Vec<&str>| e[1] == flag[2] && e[2] <= flag[1] && flag[1] <= e[3];
         assert_eq!(episodes.iter().filter(within).count(), 1, "{flag:?}");
     }
+    assert!(std::fs::read(Path::new(run).join("episodes.png")).unwrap().starts_with(b"\x89PNG"));
     let (ok, out, err) = recur(&["detect", "--run", run, "--threshold", "3", "--join", "1"], "");
     let consecutive = out.lines().find(|l| l.contains(" episodes (")).unwrap_or_default().to_string();
     assert!(ok && consecutive.starts_with(&format!("{} values flagged in ", flags.len())), "{out}{err}");

@@ -4,13 +4,14 @@
 //! `reconstruction.png`, for prediction `forecast.png`; the trainer adds `epochs.jsonl` and `checkpoint.safetensors`),
 //! and the score table.
 
+use std::ops::Range;
 use std::path::Path;
 
 use crate::data::{csv_quoted, FittedScaler, PreparedSeries};
 use crate::error::{Error, Result};
 use crate::io::write_atomically;
 use crate::model::HeadKind;
-use crate::plot::{Band, BarChart, LineChart, Series, Style};
+use crate::plot::{Band, BarChart, LineChart, Series, Style, TimelineChart};
 use crate::run::{RunConfig, RunOutcome, Score, TaskKind};
 use crate::tasks::anomaly::{median_steps, AlarmScales, Detections, Detector, Episode, ScoredValue};
 use crate::tasks::calibration::BandCalibration;
@@ -900,6 +901,53 @@ pub fn detection_signal_table(detections: &Detections, targets: &[String]) -> St
         out.push_str(&format!("| {} | {faults} | {} |\n", markdown_cell(name), cells.join(" | ")));
     }
     out
+}
+
+/// The [`Episode`]s of the entity with the most of them, one lane per target, over its
+/// range of `part` (in days, or hours where it spans under three days), coloured by what
+/// flagged them — the model, the flatline rule, or both — as a PNG.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn save_episode_chart(
+    episodes: &[Episode],
+    data: &PreparedSeries,
+    part: &[Range<usize>],
+    targets: &[String],
+    path: &Path,
+) -> Result<()> {
+    let mut per_entity = vec![0usize; data.entities.len().max(1)];
+    for e in episodes {
+        per_entity[e.entity] += 1;
+    }
+    let entity = (0..per_entity.len()).max_by_key(|&i| (per_entity[i], std::cmp::Reverse(i))).unwrap_or(0);
+    let range = part.iter().find(|r| data.entity_index(r.start) == entity).cloned().unwrap_or(0..1);
+    let hours = (range.len() as i64 * data.grid.bin_seconds) as f64 / 3600.0;
+    let (unit, per) = if hours >= 72.0 { ("days", 86_400.0) } else { ("hours", 3_600.0) };
+    let x = |step: usize| (step as f64 - range.start as f64) * data.grid.bin_seconds as f64 / per;
+    let (name, start) = data.step_label(range.start);
+    let spans = episodes
+        .iter()
+        .filter(|e| e.entity == entity)
+        .map(|e| {
+            let kind = match (e.by_model > 0, e.by_flatline > 0) {
+                (true, false) => 0,
+                (false, true) => 1,
+                _ => 2,
+            };
+            (e.target, kind, x(e.first), x(e.last + 1))
+        })
+        .collect();
+    let of = if data.entities.len() > 1 { format!(" of {name}") } else { String::new() };
+    TimelineChart {
+        title: format!("alarm episodes{of}: {} (a signal's flags close together, one alarm)", per_entity[entity]),
+        x_label: format!("{unit} from {start}"),
+        x_range: (0.0, x(range.end)),
+        lanes: targets.to_vec(),
+        kinds: vec!["the model".into(), "the flatline rule".into(), "both".into()],
+        spans,
+    }
+    .save(path, 1000, (110 + 26 * targets.len()).max(300))
 }
 
 /// The model's most surprising value (of target `target`, or of any) and the days around

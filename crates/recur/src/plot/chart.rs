@@ -1,4 +1,4 @@
-//! Line charts (linear or log y) and bar charts with error bars, rendered to PNG.
+//! Line charts (linear or log y), bar charts with error bars and timelines, rendered to PNG.
 
 use std::path::Path;
 
@@ -381,6 +381,82 @@ impl BarChart {
     }
 }
 
+/// Stretches of x on labelled lanes, coloured by kind (a Gantt chart): alarm episodes
+/// per signal over time.
+#[derive(Clone, Debug, Default)]
+pub struct TimelineChart {
+    pub title: String,
+    pub x_label: String,
+    /// The x axis's ends.
+    pub x_range: (f64, f64),
+    /// The lanes, top to bottom.
+    pub lanes: Vec<String>,
+    /// The kinds of stretch, in the legend's order and colours.
+    pub kinds: Vec<String>,
+    /// (lane, kind, from, to) in x; each drawn at least 2 pixels wide, so that a stretch of
+    /// one step shows on a long axis.
+    pub spans: Vec<(usize, usize, f64, f64)>,
+}
+
+impl TimelineChart {
+    /// Renders to a `width × height` PNG at `path`.
+    ///
+    /// # Errors
+    /// The file cannot be written.
+    pub fn save(&self, path: &Path, width: usize, height: usize) -> Result<()> {
+        self.render(width, height).save_png(path)
+    }
+
+    fn render(&self, width: usize, height: usize) -> Canvas {
+        let mut c = Canvas::new(width, height, [255, 255, 255]);
+        let (w, h) = (width as f64, height as f64);
+        let label_width = self.lanes.iter().map(|l| text_width(l)).fold(0.0, f64::max);
+        let legend_height = (GLYPH_H + 6) as f64;
+        let f = Frame { left: label_width + 16.0, right: w - 20.0, top: 40.0 + legend_height, bottom: h - 55.0 };
+        c.text(((w - text_width(&self.title)) / 2.0) as i64, 12, &self.title, INK);
+        c.text(((f.left + f.right - text_width(&self.x_label)) / 2.0) as i64, (h - 22.0) as i64, &self.x_label, INK);
+        // the legend, in one row above the lanes
+        let mut x = f.left;
+        for (k, kind) in self.kinds.iter().enumerate() {
+            let y = 36;
+            c.fill_rect(x as i64, y + 3, x as i64 + 18, y + GLYPH_H as i64 - 3, PALETTE[k % PALETTE.len()]);
+            c.text(x as i64 + 24, y, kind, INK);
+            x += 24.0 + text_width(kind) + 24.0;
+        }
+        let (x0, x1) = match self.x_range {
+            (a, b) if b > a => (a, b),
+            (a, _) => (a, a + 1.0),
+        };
+        let px = |x: f64| f.left + (x - x0) / (x1 - x0) * (f.right - f.left);
+        let lane = (f.bottom - f.top) / self.lanes.len().max(1) as f64;
+        for (i, name) in self.lanes.iter().enumerate() {
+            let y = f.top + lane * i as f64;
+            if i % 2 == 1 {
+                c.fill_rect(f.left as i64 + 1, y as i64, f.right as i64, (y + lane) as i64, [246, 246, 246]);
+            }
+            let text_y = (y + (lane - GLYPH_H as f64) / 2.0) as i64;
+            c.text((f.left - 8.0 - text_width(name)) as i64, text_y, name, INK);
+        }
+        let x_ticks = ticks(x0, x1, 8);
+        for (&t, label) in x_ticks.iter().zip(tick_labels(&x_ticks)) {
+            let x = px(t);
+            c.line(x, f.top, x, f.bottom, GRID, 1.0);
+            c.text((x - text_width(&label) / 2.0) as i64, f.bottom as i64 + 4, &label, INK);
+        }
+        for &(i, kind, from, to) in &self.spans {
+            let (a, b) = (px(from.max(x0)), px(to.min(x1)));
+            let b = b.max(a + 2.0);
+            let y = f.top + lane * i as f64;
+            let margin = (0.2 * lane).min(6.0);
+            let color = PALETTE[kind % PALETTE.len()];
+            c.fill_rect(a as i64, (y + margin) as i64, b as i64, (y + lane - margin) as i64, color);
+        }
+        c.line(f.left, f.bottom, f.right, f.bottom, INK, 1.0);
+        c.line(f.left, f.top, f.left, f.bottom, INK, 1.0);
+        c
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,10 +536,40 @@ mod tests {
         bars.save(&dir.join("bars.png"), 320, 200).unwrap();
         // a bar past the axis's end is drawn to the top
         BarChart { y_max: Some(1.5), ..bars }.save(&dir.join("bars.png"), 320, 200).unwrap();
-        for f in ["line.png", "bars.png"] {
+        let timeline = TimelineChart {
+            title: "t".into(),
+            x_label: "days".into(),
+            x_range: (0.0, 10.0),
+            lanes: vec!["a".into(), "b".into()],
+            kinds: vec!["k".into()],
+            spans: vec![(0, 0, 1.0, 2.0), (1, 0, 3.0, 3.0)],
+        };
+        timeline.save(&dir.join("timeline.png"), 320, 200).unwrap();
+        for f in ["line.png", "bars.png", "timeline.png"] {
             let bytes = std::fs::read(dir.join(f)).unwrap();
             assert_eq!(&bytes[1..4], b"PNG");
         }
+    }
+
+    #[test]
+    fn a_timeline_draws_each_span_on_its_lane_in_its_kinds_colour_and_a_single_step_visible() {
+        // two lanes on a 0..100 axis: lane 0 from 10 to 30 in kind 0, lane 1 a point at 50
+        // in kind 1; the frame spans x 16+8·1..300 (labels 1 glyph wide), lanes 62..145
+        let chart = TimelineChart {
+            x_range: (0.0, 100.0),
+            lanes: vec!["a".into(), "b".into()],
+            kinds: vec![String::new(), String::new()],
+            spans: vec![(0, 0, 10.0, 30.0), (1, 1, 50.0, 50.0)],
+            ..TimelineChart::default()
+        };
+        let c = chart.render(320, 200);
+        let (left, right, top, bottom) = (24.0, 300.0, 40.0 + 22.0, 145.0);
+        let px = |x: f64| (left + x / 100.0 * (right - left)) as usize;
+        let lane_middle = |i: usize| (top + (bottom - top) * (i as f64 + 0.5) / 2.0) as usize;
+        assert_eq!(c.pixel(px(20.0), lane_middle(0)), PALETTE[0]);
+        assert_eq!(c.pixel(px(50.0), lane_middle(1)), PALETTE[1]);
+        assert_ne!(c.pixel(px(20.0), lane_middle(1)), PALETTE[0], "nothing on the other lane");
+        assert_ne!(c.pixel(px(40.0), lane_middle(0)), PALETTE[0], "the span ends at 30");
     }
 
     /// A spread wider than its mean (a streamed score that diverged in one seed) drew its

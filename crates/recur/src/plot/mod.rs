@@ -6,4 +6,4 @@ pub mod canvas;
 pub mod chart;
 
 pub use canvas::Canvas;
-pub use chart::{Band, BarChart, LineChart, Series, Style};
+pub use chart::{Band, BarChart, LineChart, Series, Style, TimelineChart};
