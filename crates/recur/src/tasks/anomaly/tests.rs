@@ -1,0 +1,440 @@
+//! The anomaly module's unit tests, on synthetic series and scores.
+
+use std::collections::HashSet;
+
+use super::*;
+use crate::model::ModelSection;
+use crate::rng::Rng;
+use crate::tasks::prediction::tests::ramps;
+use crate::tasks::{PredictionConfig, ReconstructionConfig, Uncertainty};
+
+/// A value of step `step` and target `target` scored `scores` by the model,
+/// persistence, the level and the flatline rule, nothing else known of it (synthetic).
+pub(crate) fn scored_value(step: usize, target: usize, scores: [f32; 4]) -> ScoredValue {
+    let [surprise, persistence, level, flatline] = scores;
+    let (value, expected, low, high) = (0.0, 0.0, 0.0, 0.0);
+    ScoredValue { step, target, value, expected, low, high, surprise, persistence, level, flatline }
+}
+
+#[test]
+fn each_observed_test_value_is_scored_against_the_streamed_forecast_made_before_it() {
+    // synthetic ramps, an untrained model with a Gaussian band: every score by hand
+    // from `recur stream`'s path
+    let data = ramps();
+    let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+    let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+    let (window, c) = (12, 2);
+    let task = PredictionTask::new(&data, window, true).unwrap();
+    let scored = task.surprises(&model, &data.test, &Screening::default()).unwrap();
+    assert_eq!(scored.len() as u64, task.evaluate_streamed(&model, &data.test).unwrap().scored);
+    let persistence_rms: Vec<f32> = task.persistence_variance(1).iter().map(|v| v.sqrt() as f32).collect();
+    let (test, z) = (data.test[0].clone(), &data.grid.values);
+    let mut stream = task.stream(&model).unwrap();
+    let mut expected = Vec::new();
+    for n in 0..test.end - 1 {
+        let forecast = stream.step_forecast(&data.original_step(n), 1).unwrap();
+        let k = n + 1;
+        for j in (0..c).filter(|&j| k >= test.start + window - 1 && data.grid.observed[k * c + j]) {
+            let x_hat = data.scaler.apply(j, forecast.values[j]);
+            let last = (n + 2 - window..=n).rev().find(|&m| data.grid.observed[m * c + j]);
+            let carried = last.map_or(0.0, |m| z[m * c + j]);
+            expected.push((k, j, (z[k * c + j] - x_hat).abs() / forecast.sigma_standardised[j], {
+                (z[k * c + j] - carried).abs() / persistence_rms[j]
+            }));
+        }
+    }
+    assert_eq!(scored.len(), expected.len());
+    for (v, &(k, j, surprise, persistence)) in scored.iter().zip(&expected) {
+        assert_eq!((v.step, v.target, v.value), (k, j, data.original[k * c + j]));
+        assert!((v.surprise - surprise).abs() < 1e-3 * surprise.max(1.0), "{v:?}: {surprise}");
+        assert!((v.persistence - persistence).abs() < 1e-5 * persistence.max(1.0), "{v:?}: {persistence}");
+        assert_eq!(v.level, z[k * c + j].abs());
+        assert!(v.low < v.expected && v.expected < v.high, "{v:?}");
+    }
+}
+
+#[test]
+fn the_guard_withholds_a_surprising_value_once_but_takes_a_change_that_lasts() {
+    // synthetic ramps, an untrained model with a band; `a` jumps far out at step 30
+    // alone and from step 40 on
+    let data = ramps();
+    let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+    let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+    let task = PredictionTask::new(&data, 12, true).unwrap();
+    let mut stream = task.stream(&model).unwrap();
+    let mut sentinel = Sentinel::new(&stream, Some(4.0), Vec::new()).unwrap();
+    let (mut unguarded_stream, mut unguarded_flags) = (task.stream(&model).unwrap(), Vec::new());
+    let mut unguarded = Sentinel::new(&unguarded_stream, None, Vec::new()).unwrap();
+    let (mut withheld, mut flagged) = (Vec::new(), Vec::new());
+    for n in 0..45 {
+        let mut values = data.original_step(n);
+        if n == 30 || n >= 40 {
+            values[0] = Some(1e4);
+        }
+        let seen = values.clone();
+        let mut read = values.clone();
+        if unguarded.screen(&mut read)[0].is_some_and(|s| s.surprise > 4.0) {
+            unguarded_flags.push(n);
+        }
+        assert_eq!(read, seen, "no guard, nothing withheld");
+        unguarded.expect(&unguarded_stream.step_forecast(&read, 1).unwrap());
+        let surprises = sentinel.screen(&mut values);
+        assert_eq!(surprises[0].is_some(), n > 0, "nothing is expected of the first step");
+        if let Some(s) = surprises[0] {
+            assert_eq!(s.withheld, values[0].is_none());
+            assert_eq!(values[1], seen[1], "b is never far from its forecast here");
+            if s.withheld {
+                withheld.push(n);
+            }
+            if s.surprise > 4.0 {
+                flagged.push(n);
+            }
+        }
+        sentinel.expect(&stream.step_forecast(&values, 1).unwrap());
+    }
+    // the spike and the jump withheld once; the jump's second step flagged but taken,
+    // and the new level then expected (the residual head forecasts from it); unguarded,
+    // the step after the spike is flagged too, against a forecast from the spike
+    assert_eq!(withheld, [30, 40]);
+    assert_eq!(flagged, [30, 40, 41]);
+    assert_eq!(unguarded_flags, [30, 31, 40]);
+    assert!(Sentinel::new(&stream, Some(0.0), Vec::new()).is_err());
+    let plain = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 3).unwrap();
+    assert!(Sentinel::new(&task.stream(&plain).unwrap(), None, Vec::new()).is_err());
+}
+
+#[test]
+fn a_causal_reconstruction_scores_each_value_with_it_alone_hidden() {
+    // synthetic ramps, an untrained causal reconstruction: every score by hand from
+    // `recur stream`'s path, each value hidden in a copy of the stream's state
+    let data = ramps();
+    let config =
+        ReconstructionConfig { model: ModelSection::default(), window: 12, residual: false, ..Default::default() };
+    let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+    let task = ReconstructionTask::new(&data, config).unwrap();
+    let scored = task.surprises(&model, &data.test, &Screening::default()).unwrap();
+    let (c, test) = (2, data.test[0].clone());
+    let observed =
+        test.clone().flat_map(|k| (0..c).map(move |j| (k, j))).filter(|&(k, j)| data.grid.observed[k * c + j]);
+    assert_eq!(scored.iter().map(|v| (v.step, v.target)).collect::<Vec<_>>(), observed.collect::<Vec<_>>());
+    let mut live = task.stream(&model).unwrap();
+    let mut scored = scored.iter();
+    for k in 0..test.end {
+        let values = data.original_step(k);
+        for j in (0..c).filter(|&j| k >= test.start && values[j].is_some()) {
+            let mut hidden = values.clone();
+            hidden[j] = None;
+            let r = live.clone().step(&hidden).unwrap()[j];
+            let z = |v: f32| data.scaler.apply(j, v);
+            let surprise = 2.0 * band_score(z(r.value), z(r.low), z(r.high), data.grid.values[k * c + j]);
+            let v = scored.next().unwrap();
+            assert_eq!((v.expected, v.low, v.high), (r.value, r.low, r.high));
+            assert!((v.surprise - surprise).abs() <= 1e-4 * surprise.max(1.0), "{v:?}: {surprise}");
+        }
+        live.step(&values).unwrap();
+    }
+}
+
+#[test]
+fn alarm_scales_put_the_rate_asked_for_above_the_threshold_and_scale_every_detector() {
+    // synthetic: 1,000 values of each of two targets, scores k/1000 (target 0) and
+    // 3k/1000 (target 1) for every detector
+    let value = |k: usize, t: usize| scored_value(k, t, [(k * (1 + 2 * t)) as f32 / 1000.0; 4]);
+    let scored: Vec<ScoredValue> = (0..1000).flat_map(|k| [value(k, 0), value(k, 1)]).collect();
+    let scales = AlarmScales::fit(&scored, 2, 0.01, 4.0).unwrap();
+    for d in Detector::ALL {
+        for t in 0..2 {
+            let above = scored.iter().filter(|v| v.target == t && d.of(v) * scales.of(d)[t] > 4.0).count();
+            assert_eq!(above, 9, "{d:?} {t}: the ten largest, but the quantile itself");
+            assert!((scales.raw_threshold(d, t) - 0.99 * (1 + 2 * t) as f32).abs() < 1e-5);
+        }
+    }
+    assert!(AlarmScales::fit(&scored, 2, 1.0, 4.0).is_err() && AlarmScales::fit(&scored, 2, 0.01, 0.0).is_err());
+
+    // every detector's scores of each target, times its factor, as the guard sees them
+    let data = ramps();
+    let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+    let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+    let task = PredictionTask::new(&data, 12, true).unwrap();
+    let plain = task.surprises(&model, &data.test, &Screening::default()).unwrap();
+    let factors = vec![vec![2.0, 3.0], vec![5.0, 7.0], vec![11.0, 13.0], vec![17.0, 19.0]];
+    let scales = Some(AlarmScales { rate: 0.01, threshold: 4.0, factors });
+    let scaled =
+        task.surprises(&model, &data.test, &Screening { guard: None, scales, ..Screening::default() }).unwrap();
+    for (p, s) in plain.iter().zip(&scaled) {
+        let f = [2.0, 3.0][p.target];
+        assert_eq!(
+            (s.surprise, s.persistence, s.level, s.flatline),
+            (
+                p.surprise * f,
+                p.persistence * [5.0, 7.0][p.target],
+                p.level * [11.0, 13.0][p.target],
+                p.flatline * [17.0, 19.0][p.target]
+            )
+        );
+    }
+    let fitted = task.alarm_scales(&model, 0.05, 4.0).unwrap();
+    let validation = task.surprises(&model, &data.validation, &Screening::default()).unwrap();
+    assert_eq!(fitted, AlarmScales::fit(&validation, 2, 0.05, 4.0).unwrap());
+}
+
+#[test]
+fn kept_alarms_come_back_as_written_and_a_file_that_does_not_fit_the_run_is_refused_by_name() {
+    let scratch = tempfile::Builder::new().prefix("recur-kept-alarms-").tempdir().unwrap();
+    let dir = scratch.path();
+    let signals = vec!["a".to_string(), "b|c".to_string()];
+    assert_eq!(KeptAlarms::load_from_run(dir, &signals, &[]).unwrap(), None);
+    let kept = KeptAlarms {
+        signals: signals.clone(),
+        scales: AlarmScales { rate: 0.005, threshold: 4.0, factors: vec![vec![1.5, 0.5]; 4] },
+        sigma: vec![0.3, 0.2],
+        calibration: vec![1.1, 0.9],
+        equal_runs: vec![3.0, 1.0],
+    };
+    kept.save_to_run(dir).unwrap();
+    assert_eq!(KeptAlarms::load_from_run(dir, &signals, &[1.1, 0.9]).unwrap().as_ref(), Some(&kept));
+    assert_eq!(
+        kept.screening(Some(4.0)),
+        Screening {
+            guard: Some(4.0),
+            scales: Some(kept.scales.clone()),
+            sigma: vec![0.3, 0.2],
+            equal_runs: vec![3.0, 1.0]
+        }
+    );
+    let refused = |signals: &[String], calibration: &[f32]| {
+        KeptAlarms::load_from_run(dir, signals, calibration).unwrap_err().to_string()
+    };
+    let e = refused(&signals[..1], &[1.1, 0.9]);
+    assert!(e.contains("alarms.json") && e.contains("fitted for the signals"), "{e}");
+    assert!(refused(&signals, &[]).contains("fitted on a calibrated band; the run has no calibration now"));
+    assert!(refused(&signals, &[1.0, 1.0]).contains("another band calibration"));
+    for bad in [
+        KeptAlarms { sigma: vec![0.3], ..kept.clone() },
+        KeptAlarms { sigma: vec![0.3, f32::NAN], ..kept.clone() },
+        KeptAlarms { equal_runs: vec![3.0, 0.0], ..kept.clone() },
+        KeptAlarms { scales: AlarmScales { factors: vec![vec![1.0, 0.0]; 4], ..kept.scales.clone() }, ..kept.clone() },
+        KeptAlarms { scales: AlarmScales { factors: vec![vec![1.0, 1.0]; 3], ..kept.scales.clone() }, ..kept.clone() },
+        KeptAlarms { scales: AlarmScales { rate: 1.0, ..kept.scales.clone() }, ..kept.clone() },
+    ] {
+        bad.save_to_run(dir).unwrap();
+        let e = refused(&signals, &[1.1, 0.9]);
+        assert!(e.contains("alarms.json") && e.contains("expected") || e.contains("a rate in (0, 1)"), "{e}");
+    }
+    assert!(refused(&signals, &[]).contains("--alarm-rate RATE` fits them anew"));
+    std::fs::write(dir.join(ALARMS_FILE), "{").unwrap();
+    assert!(refused(&signals, &[]).contains("alarms.json"));
+}
+
+#[test]
+fn the_flatline_rule_counts_the_run_of_equal_readings_across_short_gaps_against_trainings_runs() {
+    // synthetic ramps (every training reading differs from the one before: runs of 1,
+    // the 95 % quantile 1); `a` frozen at 50 over steps 89..95 of the test part, `b`
+    // (missing every third step) at −80 over 88..97
+    let mut data = ramps();
+    let c = data.grid.channels();
+    for (j, steps, x) in [(0, 89..95, 50.0f32), (1, 88..97, -80.0)] {
+        for k in steps.filter(|&k| data.grid.observed[k * c + j]) {
+            data.original[k * c + j] = x;
+            data.grid.values[k * c + j] = data.scaler.apply(j, x);
+        }
+    }
+    let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+    let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+    let task = PredictionTask::new(&data, 12, true).unwrap();
+    let scored = task.surprises(&model, &data.test, &Screening::default()).unwrap();
+    let flatline = |k: usize, t: usize| scored.iter().find(|v| (v.step, v.target) == (k, t)).unwrap().flatline;
+    // scored from step 91 (the test part's 80 + window − 1)
+    for (k, run) in [(91, 3), (92, 4), (94, 6), (95, 1), (96, 1)] {
+        assert_eq!(flatline(k, 0), 2.0 * run as f32, "a at {k}");
+    }
+    // b observed at 88, 89, 91, 92, 94, 95, 97: the gaps at 90, 93 and 96 do not break it
+    for (k, run) in [(91, 3), (92, 4), (94, 5), (95, 6), (97, 1), (98, 1)] {
+        assert_eq!(flatline(k, 1), 2.0 * run as f32, "b at {k}");
+    }
+    // scaled as every detector is
+    let scales = AlarmScales {
+        rate: 0.01,
+        threshold: 4.0,
+        factors: vec![vec![1.0, 1.0]; 3].into_iter().chain([vec![0.5, 3.0]]).collect(),
+    };
+    let screening = Screening { scales: Some(scales), ..Screening::default() };
+    let scaled = task.surprises(&model, &data.test, &screening).unwrap();
+    for (v, w) in scored.iter().zip(&scaled) {
+        assert_eq!(w.flatline, v.flatline * [0.5, 3.0][v.target]);
+    }
+}
+
+#[test]
+fn a_model_without_a_band_is_banded_by_its_validation_errors() {
+    // synthetic ramps, an untrained model without a band: ±2 × its validation RMS
+    let data = ramps();
+    let model = SequenceModel::<f32>::new(PredictionConfig::default().model_config(2), 3).unwrap();
+    let task = PredictionTask::new(&data, 12, true).unwrap();
+    let rms = task.evaluate_streamed(&model, &data.validation).unwrap().per_signal_mse;
+    for v in task.surprises(&model, &data.test, &Screening::default()).unwrap() {
+        let half = data.scaler.apply(v.target, v.high) - data.scaler.apply(v.target, v.expected);
+        assert!((f64::from(half) - 2.0 * rms[v.target].sqrt()).abs() < 1e-4, "{v:?}");
+    }
+    let mut unseen = data.clone();
+    (unseen.train, unseen.validation) = (Vec::new(), Vec::new());
+    let err = PredictionTask::new(&unseen, 12, true)
+        .unwrap()
+        .surprises(&model, &data.test, &Screening::default())
+        .unwrap_err();
+    assert!(err.to_string().contains("task.uncertainty"), "{err}");
+}
+
+#[test]
+fn spikes_move_the_chosen_share_of_observed_values_by_their_size_and_nothing_else() {
+    let data = ramps();
+    let c = data.grid.channels();
+    let spikes = Faults { kind: FaultKind::Spike, rate: 0.1, size: 3.0 };
+    let inject = |faults: Faults, seed: u64| inject_faults(&data, &data.test, &[1], faults, seed);
+    let (spiked, events) = inject(spikes, 5).unwrap();
+    let at: Vec<(usize, usize)> = events.iter().map(|e| (e.steps.start, e.signal)).collect();
+    assert!(events.iter().all(|e| e.steps.len() == 1 && e.changed == [e.steps.start]));
+    let observed = data.test[0].clone().filter(|&k| data.grid.observed[k * c + 1]).count();
+    assert_eq!(at.len(), (0.1 * observed as f64).round() as usize);
+    for i in 0..data.grid.values.len() {
+        let (k, j) = (i / c, i % c);
+        let moved = (spiked.grid.values[i] - data.grid.values[i]).abs();
+        match at.binary_search(&(k, j)) {
+            Ok(_) => {
+                assert!(j == 1 && data.test[0].contains(&k) && data.grid.observed[i]);
+                assert!((moved - 3.0).abs() < 1e-4, "{k} {j}: {moved}");
+                assert!((data.scaler.apply(j, spiked.original[i]) - spiked.grid.values[i]).abs() < 1e-6);
+            }
+            Err(_) => assert_eq!((moved, spiked.original[i]), (0.0, data.original[i])),
+        }
+    }
+    assert_eq!(inject(spikes, 5).unwrap().1, events);
+    assert_ne!(inject(spikes, 6).unwrap().1, events);
+    for bad in [
+        Faults { rate: 0.0, ..spikes },
+        Faults { size: -1.0, ..spikes },
+        Faults { kind: FaultKind::Drift { steps: 1 }, ..spikes },
+    ] {
+        assert!(inject(bad, 5).is_err());
+    }
+    assert!(inject_faults(&data, &data.test, &[], spikes, 5).is_err());
+    let e = inject(Faults { kind: FaultKind::Stuck { steps: 40 }, ..spikes }, 5).unwrap_err().to_string();
+    assert!(e.contains("a fault of 40 steps fits in no range of the part scored (the longest has 20 steps)"), "{e}");
+}
+
+#[test]
+fn a_stuck_sensor_repeats_a_value_the_truth_leaves_and_a_drift_grows_to_its_size() {
+    // synthetic ramps: every signal moves every step, so a frozen value departs from it
+    let data = ramps();
+    let c = data.grid.channels();
+    let signals = [0, 1];
+    for kind in [FaultKind::Stuck { steps: 6 }, FaultKind::Drift { steps: 6 }] {
+        // a step moves `a` by 0.06 training SDs: 6 steps by more than 0.2
+        let faults = Faults { kind, rate: 0.5, size: 0.2 };
+        let (faulty, events) = inject_faults(&data, &data.test, &signals, faults, 3).unwrap();
+        let values: usize = data.test.iter().map(|r| r.len()).sum::<usize>() * 2;
+        assert!(events.len() >= 2 && events.len() <= (0.5 * values as f64 / 6.0).round() as usize);
+        let mut changed = HashSet::new();
+        for e in &events {
+            assert_eq!(e.steps.len(), 6);
+            assert!(data.test.iter().any(|r| r.start <= e.steps.start && e.steps.end <= r.end));
+            let z = |k: usize| data.grid.values[k * c + e.signal];
+            let f = |k: usize| faulty.grid.values[k * c + e.signal];
+            for &k in &e.changed {
+                changed.insert((k, e.signal));
+                match kind {
+                    FaultKind::Stuck { .. } => {
+                        // the very reading frozen, as the flatline rule compares readings
+                        let at = |series: &PreparedSeries, n: usize| series.original[n * c + e.signal];
+                        assert_eq!(at(&faulty, k), at(&data, e.steps.start));
+                        assert!((f(k) - z(e.steps.start)).abs() < 1e-5);
+                    }
+                    _ => {
+                        let grown = 0.2 * (k - e.steps.start + 1) as f32 / 6.0;
+                        assert!(((f(k) - z(k)).abs() - grown).abs() < 1e-4, "{k}");
+                    }
+                }
+            }
+            if let FaultKind::Stuck { .. } = kind {
+                let left = e.changed.iter().map(|&k| (z(k) - z(e.steps.start)).abs()).fold(0.0, f32::max);
+                assert!(left >= 0.2 && !e.changed.contains(&e.steps.start), "{e:?}");
+            }
+        }
+        // one signal's faults never overlap, and nothing else moved
+        for (a, b) in events.iter().zip(events.iter().skip(1)) {
+            assert!(a.signal != b.signal || a.steps.end <= b.steps.start || b.steps.end <= a.steps.start);
+        }
+        for i in 0..data.grid.values.len() {
+            if !changed.contains(&(i / c, i % c)) {
+                assert_eq!(faulty.original[i], data.original[i]);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_fault_is_found_at_its_first_flag_and_the_flags_outside_faults_are_counted() {
+    let event = |signal: usize, steps: Range<usize>| FaultEvent { signal, changed: steps.clone().collect(), steps };
+    let events = [event(0, 10..14), event(1, 20..24), event(0, 30..34)];
+    let value = |step: usize, target: usize, surprise: f32| scored_value(step, target, [surprise, 0.0, 0.0, 0.0]);
+    let mut scored: Vec<ScoredValue> = (0..40).flat_map(|k| [value(k, 0, 1.0), value(k, 1, 1.0)]).collect();
+    scored[2 * 12].surprise = 5.0; // the first fault at its third step
+    scored[2 * 20 + 1].surprise = 5.0; // the second at its first
+    scored[2 * 5].surprise = 5.0; // a clean value
+    scored[2 * 20].surprise = 5.0; // signal 0 at step 20: outside its faults
+    let found = EventDetection::of(&scored, &events, &[0, 1], Detector::Model, 4.0);
+    assert_eq!((found.events, found.delays.clone()), (3, vec![2, 0]));
+    assert_eq!((found.clean, found.clean_flagged), (80 - 12, 2));
+    assert_eq!(found.median_delay(), Some(1.0));
+    assert!((found.found() - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(EventDetection::of(&scored, &events, &[0, 1], Detector::Level, 4.0).median_delay(), None);
+}
+
+/// ROC AUC by counting every (fault, value left alone) pair, ties half.
+fn auc_by_pairs(scores: &[f32], faults: &[bool]) -> f64 {
+    let (mut won, mut pairs) = (0.0, 0.0);
+    for i in (0..faults.len()).filter(|&i| faults[i]) {
+        for j in (0..faults.len()).filter(|&j| !faults[j]) {
+            pairs += 1.0;
+            won += match scores[i].total_cmp(&scores[j]) {
+                std::cmp::Ordering::Greater => 1.0,
+                std::cmp::Ordering::Equal => 0.5,
+                std::cmp::Ordering::Less => 0.0,
+            };
+        }
+    }
+    won / pairs
+}
+
+#[test]
+fn detection_ranks_as_counting_pairs_and_thresholds_as_counting_flags() {
+    // synthetic scores with ties across the labels
+    let mut rng = Rng::new(3);
+    for _ in 0..50 {
+        let n = 2 + rng.below(40);
+        let scores: Vec<f32> = (0..n).map(|_| rng.below(6) as f32).collect();
+        let mut faults: Vec<bool> = (0..n).map(|_| rng.uniform() < 0.3).collect();
+        (faults[0], faults[1]) = (true, false);
+        let d = Detection::of(&scores, &faults, 2.5).unwrap();
+        assert!((d.auc - auc_by_pairs(&scores, &faults)).abs() < 1e-12);
+        assert_eq!(d.flagged, scores.iter().filter(|&&s| s > 2.5).count());
+        let flagged_faults = scores.iter().zip(&faults).filter(|(&s, &f)| s > 2.5 && f).count();
+        assert_eq!((d.flagged_faults, d.faults, d.values), (flagged_faults, faults.iter().filter(|&&f| f).count(), n));
+    }
+}
+
+#[test]
+fn average_precision_is_one_when_faults_rank_first_and_counts_a_tie_together() {
+    let faults = [true, true, false, false];
+    let d = Detection::of(&[9.0, 8.0, 1.0, 0.0], &faults, 5.0).unwrap();
+    assert_eq!((d.auc, d.average_precision, d.precision(), d.recall()), (1.0, 1.0, 1.0, 1.0));
+    // all four tied: any threshold takes all, precision 1/2 for each fault
+    let d = Detection::of(&[1.0; 4], &faults, 0.5).unwrap();
+    assert_eq!((d.auc, d.average_precision), (0.5, 0.5));
+    // the faults second and fourth: (1/2 + 2/4) / 2
+    let d = Detection::of(&[4.0, 3.0, 2.0, 1.0], &[false, true, false, true], 0.0).unwrap();
+    assert!((d.average_precision - 0.5).abs() < 1e-12 && (d.auc - 0.25).abs() < 1e-12);
+    assert!(Detection::of(&[1.0, 2.0], &[true, true], 0.0).is_err());
+    assert!(Detection::of(&[f32::NAN, 2.0], &[true, false], 0.0).is_err());
+    assert!(Detection::of(&[1.0], &[true, false], 0.0).is_err());
+}
