@@ -21,7 +21,7 @@ use recur::run::{
     evaluate, evaluate_by_entity, evaluate_calibrated, load_data, load_run_data, load_unseen_data, run, RunConfig,
     RunOutcome, TaskKind,
 };
-use recur::tasks::anomaly::{FaultKind, Faults, Screening};
+use recur::tasks::anomaly::{episodes, FaultKind, Faults, Screening};
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{horizon_method, BandCalibration, PredictionTask, ReconstructionTask, TimeGroup, Uncertainty};
 use recur::train::{progress, set_progress, Progress};
@@ -322,6 +322,17 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
             plot.display()
         );
     }
+    let found = episodes(&scored, THRESHOLD, 3, |step| data.entity_index(step));
+    let file = out.join(name).join("episodes.csv");
+    let timeline = crate::detect::write_episodes(&found, data, targets, &file)?;
+    println!(
+        "the {} values it or the flatline rule flags are {} alarm episodes (a signal's flags at most 3 hours apart: one), \
+         in {}, on a timeline in {}",
+        found.iter().map(|e| e.flagged).sum::<usize>(),
+        found.len(),
+        file.display(),
+        timeline.display()
+    );
     let spikes = Faults { kind: FaultKind::Spike, rate: 0.01, size: 3.0 };
     let detections =
         task.detect_faults(model, &data.test, (spikes, 1), (THRESHOLD, &screening)).map_err(|e| e.to_string())?;

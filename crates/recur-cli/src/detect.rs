@@ -12,7 +12,9 @@ use recur::report::{
     episode_table, episodes_csv, fault_event_table, save_anomaly_chart, save_episode_chart,
 };
 use recur::run::TaskKind;
-use recur::tasks::anomaly::{episodes, Detections, FaultKind, Faults, KeptAlarms, ScoredValue, Screening, ALARMS_FILE};
+use recur::tasks::anomaly::{
+    episodes, Detections, Episode, FaultKind, Faults, KeptAlarms, ScoredValue, Screening, ALARMS_FILE,
+};
 use recur::tasks::{BandCalibration, PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
@@ -280,10 +282,7 @@ pub fn detect(args: &Args) -> Result<(), String> {
         ),
     };
     let plot = write_anomalies(&scored, &data, (&targets, signal), (threshold, detecting.expected()), &csv)?;
-    recur::io::write_atomically(&episodes_file, episodes_csv(&found, &data, &targets).as_bytes())
-        .map_err(|e| e.to_string())?;
-    let timeline = episodes_file.with_extension("png");
-    save_episode_chart(&found, &data, &data.test, &targets, &timeline).map_err(|e| e.to_string())?;
+    let timeline = write_episodes(&found, &data, &targets, &episodes_file)?;
     println!(
         "wrote {}, {} and the charts {}, {}",
         csv.display(),
@@ -292,6 +291,20 @@ pub fn detect(args: &Args) -> Result<(), String> {
         timeline.display()
     );
     Ok(())
+}
+
+/// `episodes` of the test part of `data` into `file` ([`episodes_csv`]) and onto a timeline
+/// beside it, as PNG ([`save_episode_chart`]): the chart's path.
+pub(crate) fn write_episodes(
+    episodes: &[Episode],
+    data: &PreparedSeries,
+    targets: &[String],
+    file: &Path,
+) -> Result<PathBuf, String> {
+    recur::io::write_atomically(file, episodes_csv(episodes, data, targets).as_bytes()).map_err(|e| e.to_string())?;
+    let timeline = file.with_extension("png");
+    save_episode_chart(episodes, data, &data.test, targets, &timeline).map_err(|e| e.to_string())?;
+    Ok(timeline)
 }
 
 /// The values scored above `threshold` into `csv` ([`anomalies_csv`]) and the most

@@ -87,7 +87,8 @@ const USAGE: &str = "usage:
       reconstruction of it with it alone hidden (a reconstruction run) — in a column
       SIGNAL_surprise after the answer; a value above S is withheld from the model (fed as
       a gap; a reconstruction run fills it) unless its signal's value the step before was;
-      counts on stderr, and the episodes they make (as detect's, --join STEPS, default 3).
+      counts on stderr, and the episodes they make (as detect's, --join STEPS, default 3):
+      a column new_alarms names the signals whose episode begins at the step.
       Scaled by DIR/alarms.json where `recur detect --alarm-rate` kept
       it (a prediction run without a band needs it: its validation RMS is kept there);
       with it, also the flatline rule (runs of equal readings) in SIGNAL_flatline columns.

@@ -396,12 +396,14 @@ impl Flags {
     }
 
     /// The columns its cells go under: `SIGNAL_surprise`, and with the flatline rule
-    /// `SIGNAL_flatline`, per target.
+    /// `SIGNAL_flatline`, per target; then `new_alarms`, the targets whose episode begins at
+    /// the step (`;` between them).
     fn header(&self) -> Vec<String> {
         let mut columns: Vec<String> = self.targets.iter().map(|t| format!("{t}_surprise")).collect();
         if self.flatline.is_some() {
             columns.extend(self.targets.iter().map(|t| format!("{t}_flatline")));
         }
+        columns.push("new_alarms".into());
         columns
     }
 
@@ -425,6 +427,7 @@ impl Flags {
         let step = self.steps;
         self.steps += 1;
         let surprises = live.screen(&mut self.sentinel, fed)?;
+        let mut begun: Vec<&str> = Vec::new();
         for (t, s) in surprises.iter().enumerate() {
             let by_model = s.is_some_and(|s| s.surprise > self.threshold);
             let by_flatline = flatlines.get(t).is_some_and(|f| f.is_some_and(|f| f > self.threshold));
@@ -434,13 +437,15 @@ impl Flags {
             if by_model || by_flatline {
                 if self.last_flag[t].is_none_or(|last| step - last > self.join) {
                     self.episodes[t] += 1;
+                    begun.push(&self.targets[t]);
                 }
                 self.last_flag[t] = Some(step);
             }
         }
         let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
         let flatline_cells = flatlines.iter().map(|f| f.map_or(String::new(), |f| f.to_string()));
-        Ok(surprise_cells.chain(flatline_cells).collect())
+        let alarm_cell = csv_quoted(&begun.join(";"));
+        Ok(surprise_cells.chain(flatline_cells).chain(std::iter::once(alarm_cell)).collect())
     }
 
     /// The stream's `answer` to the step: a forecast is what the next step is scored against.

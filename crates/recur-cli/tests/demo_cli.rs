@@ -35,6 +35,12 @@ fn the_runs_side_by_side_report_and_train_what_they_do_one_after_another() {
         RUNS.iter().map(|run| printed_side_by_side.find(&format!("== {run} (")).expect("a report per run")).collect();
     assert!(headers.windows(2).all(|w| w[0] < w[1]), "reports in the demo's order: {headers:?}");
     assert!(printed_side_by_side.contains("== a day ahead"), "{printed_side_by_side}");
+    // the day-ahead run's flags as alarm episodes, as `recur detect` writes them
+    assert!(printed_side_by_side.contains(" alarm episodes (a signal's flags at most 3 hours apart: one), in OUT/"));
+    let day = side_by_side.join("prediction-day");
+    let episodes = std::fs::read_to_string(day.join("episodes.csv")).unwrap();
+    assert!(episodes.starts_with("entity,signal,start,end,steps,flagged,model,flatline,peak_time,peak\n"));
+    assert!(std::fs::read(day.join("episodes.png")).unwrap().starts_with(b"\x89PNG"));
     for run in RUNS {
         let model = |dir: &Path| std::fs::read(dir.join(run).join("model.safetensors")).unwrap();
         assert!(model(&alone) == model(&side_by_side), "{run}: the models differ");

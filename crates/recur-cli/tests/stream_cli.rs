@@ -1341,6 +1341,22 @@ fn stream_flags_as_detect(run: &str, later: &str) -> (usize, String) {
     let offline = std::fs::read_to_string(Path::new(run).join("episodes_later.csv")).unwrap().lines().count() - 1;
     assert_eq!(episodes_from(11), offline);
     assert!(err.contains(&format!("\n{} episodes (a signal's flags at most 3 steps apart", episodes_from(0))), "{err}");
+    // each as it begins, in the row of its first flag: `new_alarms` names its signal
+    let new_alarms = column("new_alarms");
+    let mut begun = 0;
+    for row in &rows {
+        for name in row[new_alarms].split(';').filter(|n| !n.is_empty()) {
+            let flagged = |suffix: &str| {
+                header
+                    .iter()
+                    .position(|h| *h == format!("{name}{suffix}"))
+                    .is_some_and(|j| row[j].parse::<f32>().is_ok_and(|s| s > 3.0))
+            };
+            assert!(flagged("_surprise") || flagged("_flatline"), "{name}: {row:?}");
+            begun += 1;
+        }
+    }
+    assert_eq!(begun, episodes_from(0));
     (streamed_flags, err)
 }
 
@@ -1434,7 +1450,7 @@ fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
     assert!(ok, "{err}");
     std::fs::write(&streamed, out).unwrap();
     let header = csv_header_of_a_whole_file(&streamed);
-    for column in ["TEMP, °C_next_high", "pi:1|PM2.5_surprise"] {
+    for column in ["TEMP, °C_next_high", "pi:1|PM2.5_surprise", "new_alarms"] {
         assert!(header.contains(&column.to_string()), "{column}: {header:?}");
     }
 
