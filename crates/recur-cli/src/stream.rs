@@ -13,7 +13,7 @@ use recur::data::{
 };
 use recur::run::{DataFormat, TaskKind};
 use recur::tasks::anomaly::{
-    Detector, FlatlineRule, KeptAlarms, ReconstructionSentinel, Sentinel, Surprise, ALARMS_FILE,
+    Detector, EpisodeTracker, FlatlineRule, KeptAlarms, ReconstructionSentinel, Sentinel, Surprise, ALARMS_FILE,
 };
 use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 use recur::Rng;
@@ -339,10 +339,9 @@ struct Flags {
     flagged: Vec<usize>,
     withheld: Vec<usize>,
     flat: Vec<usize>,
-    /// Episodes as `recur detect` makes them: a target's flags at most `join` steps apart are
-    /// one; per target, the step of its last flag and the episodes begun.
+    /// Episodes as `recur detect` makes them, and per target, those begun.
+    tracker: EpisodeTracker,
     join: usize,
-    last_flag: Vec<Option<usize>>,
     episodes: Vec<usize>,
 }
 
@@ -389,8 +388,8 @@ impl Flags {
             flagged: vec![0; p],
             withheld: vec![0; p],
             flat: vec![0; p],
+            tracker: EpisodeTracker::new(join),
             join,
-            last_flag: vec![None; p],
             episodes: vec![0; p],
         })
     }
@@ -434,12 +433,9 @@ impl Flags {
             self.flagged[t] += usize::from(by_model);
             self.withheld[t] += usize::from(s.is_some_and(|s| s.withheld));
             self.flat[t] += usize::from(by_flatline);
-            if by_model || by_flatline {
-                if self.last_flag[t].is_none_or(|last| step - last > self.join) {
-                    self.episodes[t] += 1;
-                    begun.push(&self.targets[t]);
-                }
-                self.last_flag[t] = Some(step);
+            if (by_model || by_flatline) && self.tracker.begins(t, step) {
+                self.episodes[t] += 1;
+                begun.push(&self.targets[t]);
             }
         }
         let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));

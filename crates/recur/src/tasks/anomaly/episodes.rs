@@ -32,6 +32,31 @@ impl Episode {
     }
 }
 
+/// Episodes as they happen, for a stream: a target's flag begins an episode unless its last
+/// flag was at most `join` steps before ([`episodes`] joins offline by it too).
+#[derive(Clone, Debug)]
+pub struct EpisodeTracker {
+    join: usize,
+    /// Each target's last flagged step.
+    last: Vec<Option<usize>>,
+}
+
+impl EpisodeTracker {
+    pub fn new(join: usize) -> EpisodeTracker {
+        EpisodeTracker { join, last: Vec::new() }
+    }
+
+    /// A flag of `target` at `step` (steps in order): whether it begins an episode.
+    pub fn begins(&mut self, target: usize, step: usize) -> bool {
+        if target >= self.last.len() {
+            self.last.resize(target + 1, None);
+        }
+        let begins = self.last[target].is_none_or(|last| step.saturating_sub(last) > self.join);
+        self.last[target] = Some(step);
+        begins
+    }
+}
+
 /// The episodes of `scored`'s values flagged above `threshold`: a target's flagged values
 /// of one entity (`entity_of` a grid step), each at most `join` steps after the flagged
 /// value before it, are one episode (`join` 1: only flags on consecutive steps). Ordered by
@@ -43,36 +68,41 @@ pub fn episodes(
     entity_of: impl Fn(usize) -> usize,
 ) -> Vec<Episode> {
     let mut flagged: Vec<&ScoredValue> = scored.iter().filter(|v| v.is_flagged(threshold)).collect();
-    flagged.sort_by_key(|v| (v.target, v.step));
-    let mut out: Vec<Episode> = Vec::new();
+    flagged.sort_by_key(|v| (v.step, v.target));
+    let targets = flagged.iter().map(|v| v.target + 1).max().unwrap_or(0);
+    let mut tracker = EpisodeTracker::new(join);
+    // each target's episode under way, an index into `out`
+    let (mut out, mut open): (Vec<Episode>, Vec<usize>) = (Vec::new(), vec![0; targets]);
+    let mut entity = None;
     for v in flagged {
-        let (entity, score) = (entity_of(v.step), v.surprise.max(v.flatline));
-        let by_model = usize::from(v.surprise > threshold);
-        let by_flatline = usize::from(v.flatline > threshold);
-        match out.last_mut() {
-            Some(e) if e.target == v.target && e.entity == entity && v.step - e.last <= join => {
-                e.last = v.step;
-                e.flagged += 1;
-                e.by_model += by_model;
-                e.by_flatline += by_flatline;
-                if score > e.peak {
-                    (e.peak, e.peak_step) = (score, v.step);
-                }
-            }
-            _ => out.push(Episode {
+        if entity != Some(entity_of(v.step)) {
+            entity = Some(entity_of(v.step));
+            tracker = EpisodeTracker::new(join);
+        }
+        let score = v.surprise.max(v.flatline);
+        if tracker.begins(v.target, v.step) {
+            open[v.target] = out.len();
+            out.push(Episode {
                 target: v.target,
-                entity,
+                entity: entity_of(v.step),
                 first: v.step,
                 last: v.step,
-                flagged: 1,
-                by_model,
-                by_flatline,
+                flagged: 0,
+                by_model: 0,
+                by_flatline: 0,
                 peak: score,
                 peak_step: v.step,
-            }),
+            });
+        }
+        let e = &mut out[open[v.target]];
+        e.last = v.step;
+        e.flagged += 1;
+        e.by_model += usize::from(v.surprise > threshold);
+        e.by_flatline += usize::from(v.flatline > threshold);
+        if score > e.peak {
+            (e.peak, e.peak_step) = (score, v.step);
         }
     }
-    out.sort_by_key(|e| (e.first, e.target));
     out
 }
 
@@ -131,5 +161,9 @@ mod tests {
         assert!(episodes(&scored, 9.0, 2, entity_of).is_empty(), "persistence and the level raise no alarm");
         let flags = scored.iter().filter(|v| v.is_flagged(4.0)).count();
         assert_eq!(joined.iter().map(|e| e.flagged).sum::<usize>(), flags);
+        // live, the same flags in step order begin the same episodes (one stream, one entity)
+        let mut live = EpisodeTracker::new(2);
+        let begun = [(3, 0), (4, 0), (4, 1), (5, 1), (6, 0), (10, 0)].map(|(step, t)| live.begins(t, step));
+        assert_eq!(begun, [true, false, true, false, false, true]);
     }
 }

@@ -50,7 +50,7 @@ mod faults;
 mod flatline;
 
 pub use alarms::{AlarmScales, KeptAlarms, Screening, ALARMS_FILE};
-pub use episodes::{episodes, Episode};
+pub use episodes::{episodes, Episode, EpisodeTracker};
 pub use faults::{inject_faults, Detection, Detections, EventDetection, FaultEvent, FaultKind, Faults};
 pub use flatline::{equal_run_quantiles, FlatlineRule};
 
