@@ -322,14 +322,15 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
             plot.display()
         );
     }
-    let found = episodes(&scored, THRESHOLD, 3, |step| data.entity_index(step));
+    let found = episodes(&scored, THRESHOLD, crate::detect::JOIN, |step| data.entity_index(step));
     let file = out.join(name).join("episodes.csv");
     let timeline = crate::detect::write_episodes(&found, data, targets, &file)?;
     println!(
-        "the {} values it or the flatline rule flags are {} alarm episodes (a signal's flags at most 3 hours apart: one), \
-         in {}, on a timeline in {}",
+        "the {} values it or the flatline rule flags are {} alarm episodes (a signal's flags at most {} hours apart: \
+         one), in {}, on a timeline in {}",
         found.iter().map(|e| e.flagged).sum::<usize>(),
         found.len(),
+        crate::detect::JOIN,
         file.display(),
         timeline.display()
     );

@@ -23,9 +23,12 @@ use crate::demo::{open_run_on_data, output_beside_run, run_calibration};
 const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--join STEPS] [--out FILE.csv] \
                      [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
 
-/// `--join STEPS`: a signal's flags at most STEPS apart are one episode (default 3).
+/// `--join`'s default: a signal's flags at most this many steps apart are one episode.
+pub(crate) const JOIN: usize = 3;
+
+/// `--join STEPS`: a signal's flags at most STEPS apart are one episode (default [`JOIN`]).
 pub(crate) fn join_steps(args: &Args, known: &[&str]) -> Result<usize, String> {
-    match args.get("join", known, 3usize)? {
+    match args.get("join", known, JOIN)? {
         0 => Err("--join 0: flags at most STEPS apart are one episode; 1 joins consecutive steps only".into()),
         join => Ok(join),
     }

@@ -918,7 +918,9 @@ pub fn save_episode_chart(
 ) -> Result<()> {
     let mut per_entity = vec![0usize; data.entities.len().max(1)];
     for e in episodes {
-        per_entity[e.entity] += 1;
+        if let Some(count) = per_entity.get_mut(e.entity) {
+            *count += 1;
+        }
     }
     let entity = (0..per_entity.len()).max_by_key(|&i| (per_entity[i], std::cmp::Reverse(i))).unwrap_or(0);
     let range = part.iter().find(|r| data.entity_index(r.start) == entity).cloned().unwrap_or(0..1);
