@@ -13,7 +13,7 @@ use recur::tasks::{PredictionTask, ReconstructionTask};
 use recur::Rng;
 
 use crate::args::Args;
-use crate::demo::open_run_on_data;
+use crate::run_folder::open_run_on_data;
 
 fn out_dir(args: &Args, known: &[&str], default: &str) -> Result<PathBuf, String> {
     let out = PathBuf::from(args.get("out", known, default.to_string())?);

@@ -18,7 +18,7 @@ use recur::tasks::anomaly::{
 use recur::tasks::{BandCalibration, PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
-use crate::demo::{open_run_on_data, output_beside_run, run_calibration};
+use crate::run_folder::{open_run_on_data, output_beside_run, run_calibration};
 
 const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--join STEPS] [--out FILE.csv] \
                      [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";

@@ -2,13 +2,18 @@
 
 mod args;
 mod bench;
+mod calibrate;
 mod classics;
 mod demo;
 mod detect;
+mod evaluate;
 mod experiment;
+mod inspect;
+mod run_folder;
 mod stream;
 mod text;
 mod torch;
+mod wording;
 
 use std::process::ExitCode;
 
@@ -219,12 +224,12 @@ fn main() -> ExitCode {
     }
     let result = args::parse_args(&raw).and_then(|args| match args.positional.first().map(String::as_str) {
         Some("demo") => demo::demo(&args),
-        Some("inspect") => demo::inspect(&args),
+        Some("inspect") => inspect::inspect(&args),
         Some("train") => demo::train(&args),
-        Some("eval") => demo::eval(&args),
-        Some("reconstruct") => demo::reconstruct(&args),
-        Some("predict") => demo::predict(&args),
-        Some("calibrate") => demo::calibrate(&args),
+        Some("eval") => evaluate::eval(&args),
+        Some("reconstruct") => evaluate::reconstruct(&args),
+        Some("predict") => evaluate::predict(&args),
+        Some("calibrate") => calibrate::calibrate(&args),
         Some("stream") => stream::stream(&args),
         Some("detect") => detect::detect(&args),
         Some("hopfield") => classics::hopfield(&args),

@@ -19,7 +19,7 @@ use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStre
 use recur::Rng;
 
 use crate::args::Args;
-use crate::demo::{open_run_for_serving, run_calibration};
+use crate::run_folder::{open_run_for_serving, run_calibration};
 
 /// How a feed's rows give the run's signals, in the layout of its training data.
 enum Feed {

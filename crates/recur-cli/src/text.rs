@@ -12,7 +12,7 @@ use recur::text::{
 };
 
 use crate::args::Args;
-use crate::demo::bundled;
+use crate::run_folder::bundled;
 
 pub const DEFAULT_DATA: &str = "data/dbpedia/dbpedia-train-first5000.csv";
 

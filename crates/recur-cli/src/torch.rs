@@ -10,7 +10,7 @@ use recur::run::{evaluate, load_data, TaskKind};
 use recur::tasks::Uncertainty;
 
 use crate::args::Args;
-use crate::demo::{load_config, open_run_for_serving};
+use crate::run_folder::{load_config, open_run_for_serving};
 
 /// The PyTorch module that rebuilds any exportable recur model (also `tools/recur_torch.py`).
 const RECUR_TORCH: &str = include_str!("../../../tools/recur_torch.py");
