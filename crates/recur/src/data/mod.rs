@@ -6,6 +6,7 @@ pub mod inspect;
 pub mod long;
 pub mod missing;
 pub mod prepare;
+pub mod scaler;
 pub mod series;
 mod table;
 pub mod wide;
@@ -15,9 +16,8 @@ pub use grid::{align_to_grid, Aggregation, GridSeries, LiveGrid};
 pub use inspect::{Inspection, Layout, SignalMissingness};
 pub use long::{parse_long_time, read_long, LongColumns, LongOptions};
 pub use missing::{is_missing, Cell, CellReader, MissingValues};
-pub use prepare::{
-    FittedScaler, Part, PreparedSeries, SignalShift, SplitBy, SplitFractions, Standardizer, SCALER_FILE,
-};
+pub use prepare::{Part, PreparedSeries, SignalShift, SplitBy, SplitFractions};
+pub use scaler::{FittedScaler, Standardizer, SCALER_FILE};
 pub use series::{Clock, TimeSeries};
 pub(crate) use table::Table;
 pub use table::{csv_delimiter, csv_fields, csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark};
