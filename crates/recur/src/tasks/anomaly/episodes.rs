@@ -166,4 +166,56 @@ mod tests {
         let begun = [(3, 0), (4, 0), (4, 1), (5, 1), (6, 0), (10, 0)].map(|(step, t)| live.begins(t, step));
         assert_eq!(begun, [true, false, true, false, false, true]);
     }
+
+    #[test]
+    fn on_random_flags_every_flag_lies_in_one_episode_and_episodes_are_as_joined() {
+        // synthetic: 3 targets over 2 entities of 150 steps each, scores drawn so that
+        // about one value in five is flagged, by either detector; joins 1 to 6
+        let mut rng = crate::rng::Rng::new(11);
+        for case in 0..40 {
+            let (threshold, join) = (4.0, 1 + case % 6);
+            let entity_of = |step: usize| usize::from(step >= 150);
+            let score = |rng: &mut crate::rng::Rng| if rng.uniform() < 0.12 { 4.0 + rng.uniform() as f32 } else { 3.0 };
+            let mut scored: Vec<ScoredValue> = Vec::new();
+            for (step, t) in (0..300).flat_map(|step| (0..3).map(move |t| (step, t))) {
+                if rng.uniform() < 0.9 {
+                    let (model, flatline) = (score(&mut rng), score(&mut rng));
+                    scored.push(scored_value(step, t, [model, 9.0, 9.0, flatline]));
+                }
+            }
+            let found = episodes(&scored, threshold, join, entity_of);
+            let flags: Vec<&ScoredValue> = scored.iter().filter(|v| v.is_flagged(threshold)).collect();
+            assert_eq!(found.iter().map(|e| e.flagged).sum::<usize>(), flags.len());
+            for v in &flags {
+                let holding: Vec<&Episode> =
+                    found.iter().filter(|e| e.target == v.target && e.first <= v.step && v.step <= e.last).collect();
+                assert_eq!(holding.len(), 1, "case {case}: step {} target {}", v.step, v.target);
+                assert_eq!(holding[0].entity, entity_of(v.step));
+            }
+            for e in &found {
+                let inside: Vec<&&ScoredValue> =
+                    flags.iter().filter(|v| v.target == e.target && (e.first..=e.last).contains(&v.step)).collect();
+                assert_eq!((inside[0].step, inside[inside.len() - 1].step), (e.first, e.last));
+                assert!(inside.windows(2).all(|w| w[1].step - w[0].step <= join), "case {case}: {e:?}");
+                let peak = inside.iter().map(|v| v.surprise.max(v.flatline)).fold(f32::MIN, f32::max);
+                assert_eq!(e.peak, peak);
+                assert_eq!(entity_of(e.first), entity_of(e.last));
+                // the next episode of its target and entity begins more than `join` after it
+                let next = found.iter().filter(|o| o.target == e.target && o.entity == e.entity && o.first > e.last);
+                assert!(next.map(|o| o.first).min().is_none_or(|first| first - e.last > join), "case {case}: {e:?}");
+            }
+            // live, entity by entity, the tracker begins as many
+            let begun: usize = (0..2)
+                .map(|entity| {
+                    let mut live = EpisodeTracker::new(join);
+                    flags
+                        .iter()
+                        .filter(|v| entity_of(v.step) == entity)
+                        .filter(|v| live.begins(v.target, v.step))
+                        .count()
+                })
+                .sum();
+            assert_eq!(begun, found.len());
+        }
+    }
 }
