@@ -296,7 +296,7 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
             plot.display()
         );
     }
-    let found = episodes(&scored, THRESHOLD, crate::detect::JOIN, |step| data.entity_index(step));
+    let found = episodes(&scored, THRESHOLD, recur::tasks::anomaly::JOIN, |step| data.entity_index(step));
     let file = out.join(name).join("episodes.csv");
     let timeline = crate::detect::write_episodes(&found, data, targets, &file)?;
     println!(
@@ -304,7 +304,7 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
          one), in {}, on a timeline in {}",
         found.iter().map(|e| e.flagged).sum::<usize>(),
         found.len(),
-        crate::detect::JOIN,
+        recur::tasks::anomaly::JOIN,
         file.display(),
         timeline.display()
     );

@@ -13,7 +13,7 @@ use recur::report::{
 };
 use recur::run::TaskKind;
 use recur::tasks::anomaly::{
-    episodes, Detections, Episode, FaultKind, Faults, KeptAlarms, ScoredValue, Screening, ALARMS_FILE,
+    episodes, Detections, Episode, FaultKind, Faults, KeptAlarms, ScoredValue, Screening, ALARMS_FILE, JOIN,
 };
 use recur::tasks::{BandCalibration, PredictionTask, ReconstructionTask};
 
@@ -22,9 +22,6 @@ use crate::run_folder::{open_run_on_data, output_beside_run, run_calibration};
 
 const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--join STEPS] [--out FILE.csv] \
                      [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
-
-/// `--join`'s default: a signal's flags at most this many steps apart are one episode.
-pub(crate) const JOIN: usize = 3;
 
 /// `--join STEPS`: a signal's flags at most STEPS apart are one episode (default [`JOIN`]).
 pub(crate) fn join_steps(args: &Args, known: &[&str]) -> Result<usize, String> {

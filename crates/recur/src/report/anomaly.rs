@@ -202,18 +202,23 @@ pub fn detection_table(detections: &Detections, threshold: f32) -> String {
 }
 
 /// Each detector's [`crate::tasks::anomaly::EventDetection`] of the faults injected: the
-/// share found above `threshold`, the median steps to the first flag, and the values
-/// outside the faults it flags, per 1,000, as a Markdown table.
+/// share found above `threshold`, the median steps to the first flag, the values outside
+/// the faults it flags, per 1,000, its alarms ([`crate::tasks::anomaly::AlarmCount`]: its
+/// flags as episodes) and the share of them on a fault, and what it finds at 1 flag in
+/// 1,000 outside, as a Markdown table.
 pub fn fault_event_table(detections: &Detections, threshold: f32) -> String {
     let mut out = format!(
-        "| detector | faults found (> {threshold}) | median steps to the first flag | flags outside the faults, per 1,000 values | found at 1 flag per 1,000 outside (median steps) |\n"
+        "| detector | faults found (> {threshold}) | median steps to the first flag | flags outside the faults, per 1,000 values | alarms (episodes) on a fault | found at 1 flag per 1,000 outside (median steps) |\n"
     );
-    out.push_str("|---|---:|---:|---:|---:|\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|\n");
     let delay =
         |e: &crate::tasks::anomaly::EventDetection| e.median_delay().map_or("—".to_string(), |m| format!("{m:.1}"));
     for ((d, e), (_, at_rate)) in detections.events.iter().zip(&detections.events_at_false_alarm_rate) {
+        let alarms = detections.alarms.iter().find(|(a, _)| a == d).map_or("—".to_string(), |(_, a)| {
+            format!("{} of {} ({:.1} %)", a.on_faults, a.episodes, 100.0 * a.precision())
+        });
         out.push_str(&format!(
-            "| {} | {} of {} ({:.1} %) | {} | {:.2} | {:.1} % ({}) |\n",
+            "| {} | {} of {} ({:.1} %) | {} | {:.2} | {alarms} | {:.1} % ({}) |\n",
             d.name(),
             e.delays.len(),
             e.events,

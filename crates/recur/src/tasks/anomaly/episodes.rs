@@ -4,6 +4,11 @@
 
 use super::ScoredValue;
 
+/// The join `recur detect` and `recur stream --flag` use unless told: a signal's flags at
+/// most 3 steps apart are one episode (a spike and the step after it, flagged as its
+/// detector reads it back, are one; 1,743 flags on Beijing are 366 episodes).
+pub const JOIN: usize = 3;
+
 /// Values of one target of one entity flagged above a threshold ([`ScoredValue::is_flagged`]),
 /// each within `join` steps of the flagged value before it.
 #[derive(Clone, Copy, Debug, PartialEq)]

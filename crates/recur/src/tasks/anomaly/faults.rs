@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 
-use super::{median_steps, Detector, ScoredValue};
+use super::{episodes, median_steps, Detector, ScoredValue, JOIN};
 use crate::data::PreparedSeries;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -29,6 +29,9 @@ pub(super) fn detect_faults(
         Detector::ALL.map(|d| (d, EventDetection::of(&values, &events, signals, d, threshold))).to_vec();
     detections.events_at_false_alarm_rate =
         Detector::ALL.map(|d| (d, EventDetection::at_false_alarm_rate(&values, &events, signals, d, 0.001))).to_vec();
+    let entity_of = |step: usize| faulty.entity_index(step);
+    detections.alarms =
+        Detector::ALL.map(|d| (d, AlarmCount::of(&values, &events, signals, (d, threshold), entity_of))).to_vec();
     Ok(detections)
 }
 
@@ -214,6 +217,9 @@ pub struct Detections {
     /// above the threshold, and above the score of its 1 in 1,000 values outside the faults.
     pub events: Vec<(Detector, EventDetection)>,
     pub events_at_false_alarm_rate: Vec<(Detector, EventDetection)>,
+    /// Each detector's alarms above the threshold, and those on a fault (empty where not
+    /// known).
+    pub alarms: Vec<(Detector, AlarmCount)>,
 }
 
 impl Detections {
@@ -228,7 +234,13 @@ impl Detections {
         let pooled = Detector::ALL.iter().map(|&d| Ok((d, detect(d, &|_| true)?))).collect::<Result<_>>()?;
         let per_target =
             (0..targets).map(|t| Detector::ALL.iter().map(|&d| detect(d, &|v| v.target == t).ok()).collect()).collect();
-        Ok(Detections { pooled, per_target, events: Vec::new(), events_at_false_alarm_rate: Vec::new() })
+        Ok(Detections {
+            pooled,
+            per_target,
+            events: Vec::new(),
+            events_at_false_alarm_rate: Vec::new(),
+            alarms: Vec::new(),
+        })
     }
 }
 
@@ -314,6 +326,40 @@ impl Detection {
 /// Every (step, signal) within a fault of `events`.
 pub(super) fn fault_steps(events: &[FaultEvent]) -> HashSet<(usize, usize)> {
     events.iter().flat_map(|e| e.steps.clone().map(|k| (k, e.signal))).collect()
+}
+
+/// A detector's alarms: its flags joined into [`episodes`] ([`JOIN`] steps), and those on a
+/// fault (with a step within a fault of their signal). Whoever answers alarms weighs a
+/// detector by the share of them that lead to a fault, not by its flags.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AlarmCount {
+    pub episodes: usize,
+    pub on_faults: usize,
+}
+
+impl AlarmCount {
+    /// Of `d`'s scores of `scored` above `threshold` (its targets the signals `index[target]`,
+    /// of the entities `entity_of` a step), for `events`.
+    pub fn of(
+        scored: &[ScoredValue],
+        events: &[FaultEvent],
+        index: &[usize],
+        (d, threshold): (Detector, f32),
+        entity_of: impl Fn(usize) -> usize,
+    ) -> AlarmCount {
+        // the detector's score where `episodes` reads the model's, nothing for the flatline rule
+        let as_alarms: Vec<ScoredValue> =
+            scored.iter().map(|v| ScoredValue { surprise: d.of(v), flatline: 0.0, ..*v }).collect();
+        let found = episodes(&as_alarms, threshold, JOIN, entity_of);
+        let within = fault_steps(events);
+        let on_faults = found.iter().filter(|e| (e.first..=e.last).any(|k| within.contains(&(k, index[e.target]))));
+        AlarmCount { episodes: found.len(), on_faults: on_faults.count() }
+    }
+
+    /// The share of the alarms on a fault.
+    pub fn precision(&self) -> f64 {
+        self.on_faults as f64 / self.episodes.max(1) as f64
+    }
 }
 
 /// How soon a detector finds each fault (of any length) and what it flags besides.

@@ -50,8 +50,8 @@ mod faults;
 mod flatline;
 
 pub use alarms::{AlarmScales, KeptAlarms, Screening, ALARMS_FILE};
-pub use episodes::{episodes, Episode, EpisodeTracker};
-pub use faults::{inject_faults, Detection, Detections, EventDetection, FaultEvent, FaultKind, Faults};
+pub use episodes::{episodes, Episode, EpisodeTracker, JOIN};
+pub use faults::{inject_faults, AlarmCount, Detection, Detections, EventDetection, FaultEvent, FaultKind, Faults};
 pub use flatline::{equal_run_quantiles, FlatlineRule};
 
 use faults::detect_faults;

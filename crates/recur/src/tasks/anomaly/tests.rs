@@ -388,6 +388,15 @@ fn a_fault_is_found_at_its_first_flag_and_the_flags_outside_faults_are_counted()
     assert_eq!(found.median_delay(), Some(1.0));
     assert!((found.found() - 2.0 / 3.0).abs() < 1e-12);
     assert_eq!(EventDetection::of(&scored, &events, &[0, 1], Detector::Level, 4.0).median_delay(), None);
+    // as alarms: the flags at 5, 12 and 20 (signal 0) and 20 (signal 1) are four episodes,
+    // two on a fault; the flatline rule's flags at 31 and 33 (signal 0) one more, on one
+    scored[2 * 31].flatline = 6.0;
+    scored[2 * 33].flatline = 6.0;
+    let alarms = |d: Detector| AlarmCount::of(&scored, &events, &[0, 1], (d, 4.0), |_| 0);
+    assert_eq!(alarms(Detector::Model), AlarmCount { episodes: 4, on_faults: 2 });
+    assert_eq!(alarms(Detector::Flatline), AlarmCount { episodes: 1, on_faults: 1 });
+    assert_eq!(alarms(Detector::Level), AlarmCount::default());
+    assert!((alarms(Detector::Model).precision() - 0.5).abs() < 1e-12);
 }
 
 /// ROC AUC by counting every (fault, value left alone) pair, ties half.
