@@ -42,7 +42,8 @@
 //! seeded fraction of the observed values: spikes, stuck sensors, drifts ([`FaultKind`]);
 //! [`Detection`] then scores a detector by the ranks it gives the values changed against
 //! those left alone (ROC AUC, average precision) and by what a threshold flags, and
-//! [`EventDetection`] by how many faults it finds and how many steps after each began.
+//! [`EventDetection`] by how many faults it finds and how many steps after each began, and
+//! [`AlarmCount`] by how many of its alarms (its flags as episodes) lead to a fault.
 
 mod alarms;
 mod episodes;
