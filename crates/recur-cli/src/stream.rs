@@ -341,7 +341,6 @@ struct Flags {
     flat: Vec<usize>,
     /// Episodes as `recur detect` makes them, and per target, those begun.
     tracker: EpisodeTracker,
-    join: usize,
     episodes: Vec<usize>,
 }
 
@@ -389,7 +388,6 @@ impl Flags {
             withheld: vec![0; p],
             flat: vec![0; p],
             tracker: EpisodeTracker::new(join),
-            join,
             episodes: vec![0; p],
         })
     }
@@ -485,7 +483,7 @@ impl Flags {
         eprintln!(
             "{} episodes (a signal's flags at most {} steps apart: one; --join): {}",
             self.episodes.iter().sum::<usize>(),
-            self.join,
+            self.tracker.join(),
             counts(&self.episodes, &|t| self.episodes[t].to_string())
         );
     }

@@ -51,6 +51,11 @@ impl EpisodeTracker {
         EpisodeTracker { join, last: Vec::new() }
     }
 
+    /// The steps two flags may lie apart and be one episode.
+    pub fn join(&self) -> usize {
+        self.join
+    }
+
     /// A flag of `target` at `step` (steps in order): whether it begins an episode.
     pub fn begins(&mut self, target: usize, step: usize) -> bool {
         if target >= self.last.len() {
