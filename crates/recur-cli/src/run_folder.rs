@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use recur::data::{FittedScaler, PreparedSeries};
+use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
-use recur::run::{load_data, load_run_data, load_unseen_data, RunConfig, TaskKind};
+use recur::run::{load_run_data, load_unseen_data, RunConfig, ServedRun, TaskKind};
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{BandCalibration, PredictionTask};
 
@@ -75,7 +75,7 @@ pub(crate) fn open_run_on_data(
     if files.is_empty() {
         return open_run(dir, kind);
     }
-    let (config, model, fitted) = open_run_for_serving(dir)?;
+    let ServedRun { config, model, fitted, .. } = open_run_for_serving(dir)?;
     if let Some(k) = kind.filter(|&k| k != config.task.kind) {
         return Err(format!("{}: the run was trained for {:?}, not {k:?}", dir.display(), config.task.kind));
     }
@@ -109,16 +109,9 @@ fn open_run_model(dir: &Path, kind: Option<TaskKind>) -> Result<(RunConfig, Sequ
     Ok((config, model))
 }
 
-/// A run folder as a model is served from it: its config, model and the signals and
-/// standardisation kept beside them (`scaler.json`), without its training data — which a
-/// folder written before that file was kept still needs, read again.
-pub(crate) fn open_run_for_serving(dir: &Path) -> Result<(RunConfig, SequenceModel<f32>, FittedScaler), String> {
-    let (config, model) = open_run_model(dir, None)?;
-    let fitted = match FittedScaler::load_from_run(dir).map_err(|e| e.to_string())? {
-        Some(fitted) => fitted,
-        None => FittedScaler::of(&load_data(&config.data, Path::new(".")).map_err(|e| e.to_string())?),
-    };
-    Ok((config, model, fitted))
+/// A run folder as a model is served from it ([`ServedRun`]), without its training data.
+pub(crate) fn open_run_for_serving(dir: &Path) -> Result<ServedRun, String> {
+    ServedRun::open(dir).map_err(|e| e.to_string())
 }
 
 /// The prediction task of a run folder, its bands scaled by the folder's calibration
@@ -136,7 +129,13 @@ pub(crate) fn calibrated_task<'a>(
 /// The calibration of run folder `dir`, if it has one; says so on stderr when it does.
 pub(crate) fn run_calibration(dir: &Path, signals: &[String]) -> Result<Option<BandCalibration>, String> {
     let calibration = BandCalibration::load_from_run(dir, signals).map_err(|e| e.to_string())?;
-    if let Some(c) = &calibration {
+    tell_calibration(dir, calibration.as_ref());
+    Ok(calibration)
+}
+
+/// Says on stderr that run folder `dir`'s bands are calibrated by `calibration`, if they are.
+pub(crate) fn tell_calibration(dir: &Path, calibration: Option<&BandCalibration>) {
+    if let Some(c) = calibration {
         let paths =
             if c.paths > 0 { format!(", past the direct steps from {} sample paths", c.paths) } else { String::new() };
         eprintln!(
@@ -145,5 +144,4 @@ pub(crate) fn run_calibration(dir: &Path, signals: &[String]) -> Result<Option<B
             c.steps()
         );
     }
-    Ok(calibration)
 }

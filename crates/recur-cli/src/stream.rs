@@ -5,21 +5,20 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use recur::data::{
     csv_fields_separated, csv_header, csv_quoted, not_a_time, one_hot_of, one_hot_value, parse_long_time,
     without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, MissingValues, TimeColumns,
 };
+use recur::run::ServedRun;
 use recur::run::{DataFormat, TaskKind};
-use recur::tasks::anomaly::{
-    Detector, EpisodeTracker, FlatlineRule, KeptAlarms, ReconstructionSentinel, Sentinel, Surprise, ALARMS_FILE,
-};
-use recur::tasks::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
+use recur::tasks::anomaly::{Watch, WatchCounts, ALARMS_FILE};
+use recur::tasks::{LiveAnswer, LiveStream};
 use recur::Rng;
 
 use crate::args::Args;
-use crate::run_folder::{open_run_for_serving, run_calibration};
+use crate::run_folder::{open_run_for_serving, tell_calibration};
 
 /// How a feed's rows give the run's signals, in the layout of its training data.
 enum Feed {
@@ -219,142 +218,70 @@ impl FeedColumn {
     }
 }
 
-/// The stream of either task.
-enum Live<'m> {
-    Prediction(Box<PredictionStream<'m>>),
-    Reconstruction(Box<ReconstructionStream<'m>>),
-}
-
-impl Live<'_> {
-    fn signals(&self) -> &[String] {
-        match self {
-            Live::Prediction(s) => s.signals(),
-            Live::Reconstruction(s) => s.signals(),
-        }
-    }
-
-    fn reads_calendar(&self) -> bool {
-        match self {
-            Live::Prediction(s) => s.reads_calendar(),
-            Live::Reconstruction(s) => s.reads_calendar(),
-        }
-    }
-
-    /// The next step is at `time` (a model reading calendar inputs needs it).
-    fn at(&mut self, time: i64) {
-        match self {
-            Live::Prediction(s) => s.at(time),
-            Live::Reconstruction(s) => s.at(time),
-        }
-    }
-
-    /// The output columns after the passed ones (a prediction `horizon` steps ahead, each
-    /// forecast with a band followed by it: ±2σ or the quantiles; with sample paths,
-    /// every step's).
-    fn header(&self, horizon: usize, paths: usize) -> Vec<String> {
-        match self {
-            Live::Prediction(s) => {
-                let banded = match (s.has_band(), paths) {
-                    (false, _) => 0,
-                    (true, 0) => horizon.min(s.steps_ahead()),
-                    (true, _) => horizon,
-                };
-                (1..=horizon)
-                    .flat_map(|h| {
-                        s.targets().iter().flat_map(move |name| {
-                            let column = if horizon > 1 { format!("{name}_t+{h}") } else { format!("{name}_next") };
-                            let band = (h <= banded).then(|| [format!("{column}_low"), format!("{column}_high")]);
-                            std::iter::once(column).chain(band.into_iter().flatten())
-                        })
+/// The output columns after the passed ones (a prediction `horizon` steps ahead, each
+/// forecast with a band followed by it: ±2σ or the quantiles; with sample paths, every
+/// step's; a reconstruction's every signal, whether filled, and the band of a filled value).
+fn answer_header(live: &LiveStream, horizon: usize, paths: usize) -> Vec<String> {
+    match live {
+        LiveStream::Prediction(s) => {
+            let banded = match (s.has_band(), paths) {
+                (false, _) => 0,
+                (true, 0) => horizon.min(s.steps_ahead()),
+                (true, _) => horizon,
+            };
+            (1..=horizon)
+                .flat_map(|h| {
+                    s.targets().iter().flat_map(move |name| {
+                        let column = if horizon > 1 { format!("{name}_t+{h}") } else { format!("{name}_next") };
+                        let band = (h <= banded).then(|| [format!("{column}_low"), format!("{column}_high")]);
+                        std::iter::once(column).chain(band.into_iter().flatten())
                     })
-                    .collect()
-            }
-            Live::Reconstruction(s) => s
-                .signals()
-                .iter()
-                .flat_map(|s| [s.clone(), format!("{s}_filled"), format!("{s}_low"), format!("{s}_high")])
-                .collect(),
+                })
+                .collect()
         }
-    }
-
-    /// One step through the model, and for a prediction the forecasts `horizon` steps
-    /// ahead, past the model's direct ones in closed loop, banded by `paths` sample paths
-    /// drawn from `rng` if any (what `--budget-us` times).
-    fn step(&mut self, values: &[Option<f32>], horizon: usize, paths: usize, rng: &mut Rng) -> recur::Result<Answer> {
-        Ok(match self {
-            Live::Prediction(s) => Answer::Forecast(s.step_forecast_with_paths(values, horizon, paths, rng)?),
-            Live::Reconstruction(s) => Answer::Filled(s.step(values)?),
-        })
+        LiveStream::Reconstruction(s) => s
+            .signals()
+            .iter()
+            .flat_map(|s| [s.clone(), format!("{s}_filled"), format!("{s}_low"), format!("{s}_high")])
+            .collect(),
     }
 }
 
-/// `--flag`'s detector of either task.
-enum LiveSentinel {
-    Forecast(Sentinel),
-    Reconstruction(ReconstructionSentinel),
-}
-
-impl Live<'_> {
-    /// The detector for `--flag guard`, its model's scores scaled by the run's `kept` alarm
-    /// scales (and a model without a band banded by their validation RMS) where it has them.
-    fn sentinel(&self, guard: f32, kept: Option<&KeptAlarms>) -> recur::Result<LiveSentinel> {
-        let scale = kept.map_or(Vec::new(), |k| k.scales.of(Detector::Model).to_vec());
-        Ok(match self {
-            Live::Prediction(s) => {
-                let sigma = kept.map_or(Vec::new(), |k| k.sigma.clone());
-                LiveSentinel::Forecast(Sentinel::new(s, Some(guard), sigma)?.scaled(scale))
-            }
-            Live::Reconstruction(s) => {
-                LiveSentinel::Reconstruction(ReconstructionSentinel::new(s, Some(guard))?.scaled(scale))
-            }
-        })
-    }
-
-    /// A step's `values` scored by `sentinel` before the stream reads them, those it
-    /// withholds set to `None`.
-    fn screen(&self, sentinel: &mut LiveSentinel, values: &mut [Option<f32>]) -> recur::Result<Vec<Option<Surprise>>> {
-        match (self, sentinel) {
-            (_, LiveSentinel::Forecast(sentinel)) => Ok(sentinel.screen(values)),
-            (Live::Reconstruction(s), LiveSentinel::Reconstruction(sentinel)) => sentinel.screen(s, values),
-            (Live::Prediction(_), LiveSentinel::Reconstruction(_)) => Err(recur::Error::Invalid {
-                what: "--flag".into(),
-                why: "a reconstruction's detector on a prediction stream".into(),
-            }),
-        }
+/// An answer's cells under [`answer_header`]: the forecasts, each followed by its ±2σ band
+/// where it has one; or per signal the value (observed, or filled), 1 where filled, and the
+/// ±2σ band of a filled value.
+fn answer_cells(answer: &LiveAnswer, values: &[Option<f32>]) -> Vec<String> {
+    match answer {
+        LiveAnswer::Forecast(f) => f
+            .values
+            .iter()
+            .enumerate()
+            .flat_map(|(k, &v)| {
+                let band = f.low.get(k).zip(f.high.get(k)).map(|(&low, &high)| [low.to_string(), high.to_string()]);
+                std::iter::once(v.to_string()).chain(band.into_iter().flatten())
+            })
+            .collect(),
+        LiveAnswer::Filled(filled) => filled
+            .iter()
+            .zip(values)
+            .flat_map(|(r, v)| match v {
+                Some(v) => [v.to_string(), "0".into(), String::new(), String::new()],
+                None => [r.value.to_string(), "1".into(), r.low.to_string(), r.high.to_string()],
+            })
+            .collect(),
     }
 }
 
-/// `--flag S`: each arriving value of the targets scored by the model's detector (against
-/// the forecast of its step, or its reconstruction with it hidden; a surprising one withheld)
-/// and, where the run keeps its training runs ([`KeptAlarms`]), by the flatline rule; what
-/// each scored above S, per target.
-struct Flags {
-    threshold: f32,
-    targets: Vec<String>,
-    sentinel: LiveSentinel,
-    /// The flatline rule and each target's signal.
-    flatline: Option<(FlatlineRule, Vec<usize>)>,
-    steps: usize,
-    /// Per target: the values the model flagged, those withheld, those the flatline rule flagged.
-    flagged: Vec<usize>,
-    withheld: Vec<usize>,
-    flat: Vec<usize>,
-    /// Episodes as `recur detect` makes them, and per target, those begun.
-    tracker: EpisodeTracker,
-    episodes: Vec<usize>,
-}
+/// `--flag S`: the run's [`Watch`] over the stream, its scores as columns and its counts
+/// on stderr.
+struct Flags(Watch);
 
 impl Flags {
-    /// For `live`, run folder `dir`'s alarms kept for its `scored` signals under band
-    /// calibration `factors` (if any) read; the flatline rule's runs reaching `reach` steps.
-    fn open(
-        dir: &Path,
-        live: &Live,
-        (threshold, join): (f32, usize),
-        (scored, factors): (&[String], &[f32]),
-        reach: usize,
-    ) -> Result<Flags, String> {
-        let kept = KeptAlarms::load_from_run(dir, scored, factors).map_err(|e| format!("--flag: {e}"))?;
+    /// For `live`, a stream of `run`, flagging above `threshold`, flags at most `join`
+    /// steps apart one episode.
+    fn open(run: &ServedRun, live: &LiveStream, (threshold, join): (f32, usize)) -> Result<Flags, String> {
+        let dir = &run.dir;
+        let kept = run.kept_alarms().map_err(|e| format!("--flag: {e}"))?;
         if let Some(kept) = &kept {
             eprintln!(
                 "surprises scaled by {} (each signal's alarm rate {} % above {} on the validation part)",
@@ -363,102 +290,52 @@ impl Flags {
                 kept.scales.threshold
             );
         }
-        let sentinel = live.sentinel(threshold, kept.as_ref()).map_err(|e| match live {
-            Live::Prediction(s) if !s.has_band() => format!(
+        let reach = run.config.task.window - 1;
+        let watch = Watch::new(live, threshold, join, kept.as_ref(), reach).map_err(|e| match live {
+            LiveStream::Prediction(s) if !s.has_band() && kept.is_none() => format!(
                 "{}: --flag: the model has no band (task.uncertainty) and the run keeps no validation errors to band \
                  it by: `recur detect --run {0} --alarm-rate RATE` keeps them (in {ALARMS_FILE})",
                 dir.display()
             ),
             _ => format!("{}: --flag: {e}", dir.display()),
         })?;
-        let targets = match live {
-            Live::Prediction(s) => s.targets().to_vec(),
-            Live::Reconstruction(s) => s.signals().to_vec(),
-        };
-        let signals: Vec<usize> = targets.iter().filter_map(|t| live.signals().iter().position(|s| s == t)).collect();
-        let flatline = kept.as_ref().and_then(|k| k.flatline_rule(reach)).map(|rule| (rule, signals));
-        let p = targets.len();
-        Ok(Flags {
-            threshold,
-            targets,
-            sentinel,
-            flatline,
-            steps: 0,
-            flagged: vec![0; p],
-            withheld: vec![0; p],
-            flat: vec![0; p],
-            tracker: EpisodeTracker::new(join),
-            episodes: vec![0; p],
-        })
+        Ok(Flags(watch))
     }
 
     /// The columns its cells go under: `SIGNAL_surprise`, and with the flatline rule
     /// `SIGNAL_flatline`, per target; then `new_alarms`, the targets whose episode begins at
     /// the step (`;` between them).
     fn header(&self) -> Vec<String> {
-        let mut columns: Vec<String> = self.targets.iter().map(|t| format!("{t}_surprise")).collect();
-        if self.flatline.is_some() {
-            columns.extend(self.targets.iter().map(|t| format!("{t}_flatline")));
+        let targets = self.0.targets();
+        let mut columns: Vec<String> = targets.iter().map(|t| format!("{t}_surprise")).collect();
+        if self.0.has_flatline() {
+            columns.extend(targets.iter().map(|t| format!("{t}_flatline")));
         }
         columns.push("new_alarms".into());
         columns
     }
 
-    /// Scores a step's values `fed` (every signal of `live`, original units; the flatline rule
-    /// reads those training's outlier screen, `screens_out`, keeps) and sets to `None` those
-    /// the model's detector withholds: the step's cells under [`Flags::header`].
-    fn screen(
-        &mut self,
-        live: &Live,
-        fed: &mut [Option<f32>],
-        screens_out: impl Fn(usize, f32) -> bool,
-    ) -> recur::Result<Vec<String>> {
-        let flatlines: Vec<Option<f32>> = match self.flatline.as_mut() {
-            Some((rule, signals)) => signals
-                .iter()
-                .enumerate()
-                .map(|(t, &j)| fed[j].filter(|&v| !screens_out(j, v)).map(|x| rule.score(t, x, self.steps)))
-                .collect(),
-            None => Vec::new(),
-        };
-        let step = self.steps;
-        self.steps += 1;
-        let surprises = live.screen(&mut self.sentinel, fed)?;
-        let mut begun: Vec<&str> = Vec::new();
-        for (t, s) in surprises.iter().enumerate() {
-            let by_model = s.is_some_and(|s| s.surprise > self.threshold);
-            let by_flatline = flatlines.get(t).is_some_and(|f| f.is_some_and(|f| f > self.threshold));
-            self.flagged[t] += usize::from(by_model);
-            self.withheld[t] += usize::from(s.is_some_and(|s| s.withheld));
-            self.flat[t] += usize::from(by_flatline);
-            if (by_model || by_flatline) && self.tracker.begins(t, step) {
-                self.episodes[t] += 1;
-                begun.push(&self.targets[t]);
-            }
-        }
-        let surprise_cells = surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
-        let flatline_cells = flatlines.iter().map(|f| f.map_or(String::new(), |f| f.to_string()));
+    /// Scores a step's values `fed` before `live` reads them, setting to `None` those
+    /// withheld from the model ([`Watch::screen`]): the step's cells under [`Flags::header`].
+    fn screen(&mut self, live: &LiveStream, fed: &mut [Option<f32>]) -> recur::Result<Vec<String>> {
+        let step = self.0.screen(live, fed)?;
+        let surprise_cells = step.surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
+        let flatline_cells = step.flatline.iter().map(|f| f.map_or(String::new(), |f| f.to_string()));
+        let begun: Vec<&str> = step.new_alarms.iter().map(|&t| self.0.targets()[t].as_str()).collect();
         let alarm_cell = csv_quoted(&begun.join(";"));
         Ok(surprise_cells.chain(flatline_cells).chain(std::iter::once(alarm_cell)).collect())
     }
 
-    /// The stream's `answer` to the step: a forecast is what the next step is scored against.
-    fn expect(&mut self, answer: &Answer) {
-        if let (LiveSentinel::Forecast(sentinel), Answer::Forecast(f)) = (&mut self.sentinel, answer) {
-            sentinel.expect(f);
-        }
-    }
-
     /// The counts, on stderr.
     fn report(&self) {
-        let flag = self.threshold;
-        let counts = |of: &[usize], with: &dyn Fn(usize) -> String| -> String {
-            let named: Vec<String> = self
-                .targets
+        let (watch, flag) = (&self.0, self.0.threshold());
+        let counts = |of: &dyn Fn(&WatchCounts) -> usize, with: &dyn Fn(&WatchCounts) -> String| -> String {
+            let named: Vec<String> = watch
+                .targets()
                 .iter()
-                .enumerate()
-                .filter(|&(t, _)| of[t] > 0)
-                .map(|(t, name)| format!("{name} {}", with(t)))
+                .zip(watch.counts())
+                .filter(|(_, c)| of(c) > 0)
+                .map(|(name, c)| format!("{name} {}", with(c)))
                 .collect();
             if named.is_empty() {
                 "none".to_string()
@@ -466,59 +343,27 @@ impl Flags {
                 named.join(", ")
             }
         };
+        let total = |of: &dyn Fn(&WatchCounts) -> usize| watch.counts().iter().map(of).sum::<usize>();
         eprintln!(
             "{} values more than {flag} σ (of their band) from what the model expected ({}); withheld from the model \
              (fed as gaps) unless their signal's value the step before was",
-            self.flagged.iter().sum::<usize>(),
-            counts(&self.flagged, &|t| format!("{} ({} withheld)", self.flagged[t], self.withheld[t]))
+            total(&|c| c.flagged),
+            counts(&|c| c.flagged, &|c| format!("{} ({} withheld)", c.flagged, c.withheld))
         );
-        if self.flatline.is_some() {
+        if watch.has_flatline() {
             eprintln!(
                 "{} values ending a run of equal readings scored above {flag} by the flatline rule (a SIGNAL_flatline \
                  column; {}): a sensor frozen?",
-                self.flat.iter().sum::<usize>(),
-                counts(&self.flat, &|t| self.flat[t].to_string())
+                total(&|c| c.flatline),
+                counts(&|c| c.flatline, &|c| c.flatline.to_string())
             );
         }
         eprintln!(
             "{} episodes (a signal's flags at most {} steps apart: one; --join): {}",
-            self.episodes.iter().sum::<usize>(),
-            self.tracker.join(),
-            counts(&self.episodes, &|t| self.episodes[t].to_string())
+            total(&|c| c.episodes),
+            watch.join(),
+            counts(&|c| c.episodes, &|c| c.episodes.to_string())
         );
-    }
-}
-
-/// A step's answer: the next steps' forecasts, or each signal's reconstruction and band.
-enum Answer {
-    Forecast(Forecast),
-    Filled(Vec<Reconstructed>),
-}
-
-impl Answer {
-    /// The output cells: the forecasts, each followed by its ±2σ band where it has one; or
-    /// per signal the value (observed, or filled), 1 where filled, and the ±2σ band of a
-    /// filled value.
-    fn cells(&self, values: &[Option<f32>]) -> Vec<String> {
-        match self {
-            Answer::Forecast(f) => f
-                .values
-                .iter()
-                .enumerate()
-                .flat_map(|(k, &v)| {
-                    let band = f.low.get(k).zip(f.high.get(k)).map(|(&low, &high)| [low.to_string(), high.to_string()]);
-                    std::iter::once(v.to_string()).chain(band.into_iter().flatten())
-                })
-                .collect(),
-            Answer::Filled(filled) => filled
-                .iter()
-                .zip(values)
-                .flat_map(|(r, v)| match v {
-                    Some(v) => [v.to_string(), "0".into(), String::new(), String::new()],
-                    None => [r.value.to_string(), "1".into(), r.low.to_string(), r.high.to_string()],
-                })
-                .collect(),
-        }
     }
 }
 
@@ -543,35 +388,24 @@ pub fn stream(args: &Args) -> Result<(), String> {
         return Err("--horizon: forecasts reach at least one step ahead".into());
     }
     // the run folder alone: its config, model, signals and standardisation
-    let (config, model, fitted) = open_run_for_serving(&dir)?;
+    let run = open_run_for_serving(&dir)?;
+    let config = &run.config;
     if horizon > 1 && config.task.kind != TaskKind::Prediction {
         return Err(format!("{}: --horizon needs a prediction run", dir.display()));
     }
-    let scored = config.scored_signals(&fitted.signals);
-    let calibration = run_calibration(&dir, &scored)?;
-    let (task, residual) = (config.prediction(), config.task.residual);
-    let open = || -> Result<Live<'_>, String> {
-        let live = match config.task.kind {
-            TaskKind::Prediction => PredictionStream::new(&model, &fitted, &task, calibration.clone())
-                .map(|s| Live::Prediction(Box::new(s))),
-            TaskKind::Reconstruction => ReconstructionStream::new(&model, &fitted, residual, calibration.clone())
-                .map(|s| Live::Reconstruction(Box::new(s))),
-        };
-        live.map_err(|e| format!("{}: {e}", dir.display()))
-    };
+    tell_calibration(&dir, run.calibration.as_ref());
+    let open = || run.stream().map_err(|e| format!("{}: {e}", dir.display()));
     let mut stream = open()?;
     let mut flags = match flag {
         0.0 => None,
-        threshold => {
-            let factors = calibration.as_ref().map_or(Vec::new(), |c| c.scale.clone());
-            Some(Flags::open(&dir, &stream, (threshold, join), (&scored, &factors), config.task.window - 1)?)
-        }
+        threshold => Some(Flags::open(&run, &stream, (threshold, join))?),
     };
     // one step through a throwaway stream first: the first call's page faults and cold
     // caches are the process's start, not a step of the stream
     let mut warm = open()?;
     warm.at(0);
-    warm.step(&vec![None; stream.signals().len()], horizon, paths, &mut Rng::new(0)).map_err(|e| e.to_string())?;
+    warm.step_forecasting(&vec![None; stream.signals().len()], horizon, paths, &mut Rng::new(0))
+        .map_err(|e| e.to_string())?;
     let reader: Box<dyn BufRead> = if input == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -650,7 +484,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     };
     let header: Vec<String> = leading
         .into_iter()
-        .chain(stream.header(horizon, paths))
+        .chain(answer_header(&stream, horizon, paths))
         .chain(flags.as_ref().map_or(Vec::new(), Flags::header))
         .collect();
     let header: Vec<String> = header.iter().map(|c| csv_quoted(c)).collect();
@@ -666,18 +500,17 @@ pub fn stream(args: &Args) -> Result<(), String> {
                 stream.at(at);
             }
             for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
-                *count += usize::from(v.is_some_and(|v| fitted.scaler.screens_out(j, v)));
+                *count += usize::from(v.is_some_and(|v| run.fitted.scaler.screens_out(j, v)));
             }
             let mut fed = values.to_vec();
             let flag_cells = match flags.as_mut() {
-                Some(flags) => flags
-                    .screen(&stream, &mut fed, |j, v| fitted.scaler.screens_out(j, v))
-                    .map_err(|e| format!("{input}: line {line}: {e}"))?,
+                Some(flags) => flags.screen(&stream, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?,
                 None => Vec::new(),
             };
             let started = std::time::Instant::now();
-            let answer =
-                stream.step(&fed, horizon, paths, &mut rng).map_err(|e| format!("{input}: line {line}: {e}"))?;
+            let answer = stream
+                .step_forecasting(&fed, horizon, paths, &mut rng)
+                .map_err(|e| format!("{input}: line {line}: {e}"))?;
             let micros_now = started.elapsed().as_secs_f64() * 1e6;
             micros.push(micros_now);
             if budget > 0.0 && micros_now > budget {
@@ -689,13 +522,13 @@ pub fn stream(args: &Args) -> Result<(), String> {
                 over_budget.push(line);
             }
             if let Some(flags) = flags.as_mut() {
-                flags.expect(&answer);
+                flags.0.expect(&answer);
             }
             // a reconstruction fills a value withheld as it fills a missing one
-            let cells: Vec<String> = leading.into_iter().chain(answer.cells(&fed)).chain(flag_cells).collect();
+            let cells: Vec<String> = leading.into_iter().chain(answer_cells(&answer, &fed)).chain(flag_cells).collect();
             Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
         };
-    let grid = LiveGrid::new(c, fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
+    let grid = LiveGrid::new(c, run.fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
     let mut aligner = FeedAligner { grid, long, clock: None, entity: None, pending: None };
     let mut last_line = 1;
     for (index, line) in lines {
@@ -741,7 +574,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     }
     if screened.iter().any(|&n| n > 0) {
         let counts: Vec<String> =
-            fitted.signals.iter().zip(&screened).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect();
+            run.fitted.signals.iter().zip(&screened).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect();
         eprintln!(
             "{} values outside the training's outlier screen (data.outlier_mads) read as gaps ({})",
             screened.iter().sum::<usize>(),

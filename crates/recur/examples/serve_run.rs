@@ -9,20 +9,16 @@
 //! the first step's time after RUN_DIR (seconds since 1970-01-01 UTC, its bin's start);
 //! each line is one grid step after the one before.
 use std::io::BufRead;
-use std::path::PathBuf;
 
-use recur::data::FittedScaler;
-use recur::model::SequenceModel;
-use recur::run::RunConfig;
-use recur::tasks::{BandCalibration, PredictionStream};
+use recur::run::ServedRun;
+use recur::tasks::LiveStream;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: serve_run RUN_DIR < steps.csv")?);
-    let config = RunConfig::load(dir.join("run.toml"))?;
-    let model = SequenceModel::<f32>::load(dir.join("model.safetensors"))?;
-    let fitted = FittedScaler::load_from_run(&dir)?.ok_or("no scaler.json: a run folder written by recur train")?;
-    let calibration = BandCalibration::load_from_run(&dir, &config.scored_signals(&fitted.signals))?;
-    let mut stream = PredictionStream::new(&model, &fitted, &config.prediction(), calibration)?;
+    let dir = std::env::args().nth(1).ok_or("usage: serve_run RUN_DIR < steps.csv")?;
+    let run = ServedRun::open(dir)?;
+    let LiveStream::Prediction(mut stream) = run.stream()? else {
+        return Err("a reconstruction run: `recur stream` serves it, every signal filled".into());
+    };
     if let Some(first) = std::env::args().nth(2) {
         stream.at(first.parse().map_err(|_| format!("`{first}`: the first step's time in seconds since 1970"))?);
     }

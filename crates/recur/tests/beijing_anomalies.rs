@@ -14,8 +14,10 @@
 use std::path::PathBuf;
 
 use recur::run::{load_data, run, RunConfig};
-use recur::tasks::anomaly::{episodes, median_steps, Detection, Detections, Detector, FaultKind, Faults, Screening};
-use recur::tasks::{PredictionTask, ReconstructionTask};
+use recur::tasks::anomaly::{
+    episodes, median_steps, Detection, Detections, Detector, FaultKind, Faults, Screening, Watch, JOIN,
+};
+use recur::tasks::{LiveStream, PredictionTask, ReconstructionTask};
 
 #[test]
 fn the_bands_surprise_finds_spikes_in_real_data_better_than_persistence_and_the_level() {
@@ -54,6 +56,43 @@ fn the_bands_surprise_finds_spikes_in_real_data_better_than_persistence_and_the_
     }
     let longest = found.iter().filter(|e| e.target == so2).max_by_key(|e| e.steps()).unwrap();
     assert!(longest.steps() >= 100 && longest.by_flatline * 10 >= longest.flagged * 9, "{longest:?}");
+
+    // live, as `recur stream --flag 4` watches with the alarms `recur detect --alarm-rate 0.01`
+    // keeps: a Watch fed every hour from the first, the stream reading what it leaves. It
+    // flags each test value exactly when the offline scoring under those alarms does, and
+    // begins the same episodes (from the model's window and one join into the test part on,
+    // where both have seen the same flags)
+    let kept = task.alarms_to_keep(&outcome.model, 0.01, threshold).unwrap();
+    let offline = task.surprises(&outcome.model, &data.test, &kept.screening(Some(threshold))).unwrap();
+    let mut live = LiveStream::Prediction(Box::new(task.stream(&outcome.model).unwrap()));
+    live.at(data.step_time(0));
+    let reach = config.task.window - 1;
+    let mut watch = Watch::new(&live, threshold, JOIN, Some(&kept), reach).unwrap();
+    assert!(watch.has_flatline() && data.test.len() == 1);
+    let scored_from = data.test[0].start + reach;
+    let (mut live_flags, mut live_alarms) = (Vec::new(), Vec::new());
+    for k in 0..data.test[0].end {
+        let mut values = data.original_step(k);
+        let step = watch.screen(&live, &mut values).unwrap();
+        watch.expect(&live.step(&values).unwrap());
+        live_flags.extend((0..step.flagged.len()).filter(|&t| step.flagged[t] && k >= scored_from).map(|t| (k, t)));
+        live_alarms.extend(step.new_alarms.iter().filter(|_| k >= scored_from + JOIN).map(|&t| (k, t)));
+    }
+    let offline_flags: Vec<(usize, usize)> =
+        offline.iter().filter(|v| v.is_flagged(threshold)).map(|v| (v.step, v.target)).collect();
+    let mut offline_alarms: Vec<(usize, usize)> = episodes(&offline, threshold, JOIN, |step| data.entity_index(step))
+        .iter()
+        .filter(|e| e.first >= scored_from + JOIN)
+        .map(|e| (e.first, e.target))
+        .collect();
+    offline_alarms.sort_unstable();
+    println!("live: {} flags, {} alarms begun in the test part", live_flags.len(), live_alarms.len());
+    assert!(live_flags.len() > 1000 && live_alarms.len() > 200, "{} {}", live_flags.len(), live_alarms.len());
+    assert_eq!(live_flags, offline_flags);
+    assert_eq!(live_alarms, offline_alarms);
+    let by_flatline: usize = watch.counts().iter().map(|c| c.flatline).sum();
+    let counted: usize = watch.counts().iter().map(|c| c.episodes).sum();
+    assert!(by_flatline > 100 && counted >= live_alarms.len(), "{by_flatline} {counted}");
 
     // spikes: measured (three training seeds × three spike seeds) model AP 0.874–0.884,
     // persistence 0.772–0.793, level 0.216–0.231; the model's AP unguarded 0.48

@@ -3,11 +3,13 @@
 pub mod adding;
 pub mod anomaly;
 pub mod calibration;
+pub mod live;
 pub mod metrics;
 pub mod prediction;
 pub mod reconstruction;
 
 pub use calibration::BandCalibration;
+pub use live::{LiveAnswer, LiveStream};
 pub use metrics::{ErrorAccumulator, Metrics};
 pub use prediction::{
     horizon_method, train_prediction, ErrorsByTime, Forecast, HorizonScores, PredictionConfig, PredictionStream,

@@ -36,7 +36,9 @@
 //! part's values above the threshold ([`Screening`]).
 //!
 //! Flags close together are one event to whoever answers them: [`episodes`] joins a
-//! signal's flags at most a given number of steps apart into one [`Episode`].
+//! signal's flags at most a given number of steps apart into one [`Episode`]; live, a
+//! [`Watch`] runs the model's detector and the flatline rule over a stream and says, step by
+//! step, which signals' episodes begin.
 //!
 //! [`inject_faults`] puts faults of a given size, in training standard deviations, into a
 //! seeded fraction of the observed values: spikes, stuck sensors, drifts ([`FaultKind`]);
@@ -49,11 +51,13 @@ mod alarms;
 mod episodes;
 mod faults;
 mod flatline;
+mod watch;
 
 pub use alarms::{AlarmScales, KeptAlarms, Screening, ALARMS_FILE};
 pub use episodes::{episodes, Episode, EpisodeTracker, JOIN};
 pub use faults::{inject_faults, AlarmCount, Detection, Detections, EventDetection, FaultEvent, FaultKind, Faults};
 pub use flatline::{equal_run_quantiles, FlatlineRule};
+pub use watch::{Watch, WatchCounts, WatchStep};
 
 use faults::detect_faults;
 

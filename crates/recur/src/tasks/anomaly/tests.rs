@@ -6,7 +6,7 @@ use super::*;
 use crate::model::ModelSection;
 use crate::rng::Rng;
 use crate::tasks::prediction::tests::ramps;
-use crate::tasks::{PredictionConfig, ReconstructionConfig, Uncertainty};
+use crate::tasks::{LiveStream, PredictionConfig, ReconstructionConfig, Uncertainty};
 
 /// A value of step `step` and target `target` scored `scores` by the model,
 /// persistence, the level and the flatline rule, nothing else known of it (synthetic).
@@ -446,4 +446,85 @@ fn average_precision_is_one_when_faults_rank_first_and_counts_a_tie_together() {
     assert!(Detection::of(&[1.0, 2.0], &[true, true], 0.0).is_err());
     assert!(Detection::of(&[f32::NAN, 2.0], &[true, false], 0.0).is_err());
     assert!(Detection::of(&[1.0], &[true, false], 0.0).is_err());
+}
+
+#[test]
+fn a_watch_flags_what_its_detector_or_the_flatline_rule_scores_above_the_threshold_and_begins_each_episode_once() {
+    // synthetic ramps, an untrained prediction model with a band, the flatline rule kept
+    // with training runs of 1 (a run of n equal readings scores 2n); `a` spikes at step 30,
+    // `b` (missing every third step) frozen at −80 over steps 60..72
+    let data = ramps();
+    let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+    let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+    let task = PredictionTask::new(&data, 12, true).unwrap();
+    let kept = KeptAlarms {
+        signals: vec!["a".into(), "b".into()],
+        scales: AlarmScales { rate: 0.01, threshold: 4.0, factors: vec![vec![1.0, 1.0]; 4] },
+        sigma: Vec::new(),
+        calibration: Vec::new(),
+        equal_runs: vec![1.0, 1.0],
+    };
+    let feed = |n: usize| {
+        let mut values = data.original_step(n);
+        if n == 30 {
+            values[0] = Some(1e4);
+        }
+        if (60..72).contains(&n) && values[1].is_some() {
+            values[1] = Some(-80.0);
+        }
+        values
+    };
+    let watch_with = |join: usize| {
+        let mut live = LiveStream::Prediction(Box::new(task.stream(&model).unwrap()));
+        let mut watch = Watch::new(&live, 4.0, join, Some(&kept), 11).unwrap();
+        let mut steps = Vec::new();
+        for n in 0..100 {
+            let mut values = feed(n);
+            let step = watch.screen(&live, &mut values).unwrap();
+            assert_eq!(values[0].is_none(), n == 30 || feed(n)[0].is_none(), "step {n}: only the spike withheld");
+            watch.expect(&live.step(&values).unwrap());
+            steps.push(step);
+        }
+        (watch, steps)
+    };
+    let (watch, steps) = watch_with(3);
+    assert!(watch.has_flatline() && watch.join() == 3 && watch.targets() == ["a", "b"]);
+    let spike = &steps[30];
+    assert!(spike.surprises[0].is_some_and(|s| s.withheld && s.surprise > 4.0) && spike.new_alarms.contains(&0));
+    // b's frozen readings at 61, 62, 64, 65, …: the third on scores 6 and is flagged
+    for (n, run) in [(61, 1), (62, 2), (64, 3), (65, 4), (71, 8)] {
+        assert_eq!(steps[n].flatline[1], Some(2.0 * run as f32), "b at {n}");
+        assert_eq!(steps[n].flagged[1], run >= 3 || steps[n].surprises[1].is_some_and(|s| s.surprise > 4.0));
+    }
+    // one alarm for the freeze: its flags two steps apart at most (across b's gaps)
+    let b_alarms = |steps: &[WatchStep]| (60..75).filter(|&n| steps[n].new_alarms.contains(&1)).count();
+    assert_eq!(b_alarms(&steps), 1);
+    // the counts are the steps'
+    for (t, count) in watch.counts().iter().enumerate() {
+        assert_eq!(count.episodes, steps.iter().filter(|s| s.new_alarms.contains(&t)).count());
+        assert_eq!(count.flatline, steps.iter().filter(|s| s.flatline[t].is_some_and(|f| f > 4.0)).count());
+        let by_model = steps.iter().filter(|s| s.surprises[t].is_some_and(|s| s.surprise > 4.0)).count();
+        assert_eq!(count.flagged, by_model);
+    }
+    // joined at 1 step, b's gaps split the freeze
+    assert!(b_alarms(&watch_with(1).1) > 1);
+
+    // refused: a join of 0, scales for other signals, a step of the wrong width, a
+    // threshold that is not positive; a reconstruction's watch has no flatline rule unkept
+    let live = LiveStream::Prediction(Box::new(task.stream(&model).unwrap()));
+    assert!(Watch::new(&live, 4.0, 0, Some(&kept), 11).unwrap_err().to_string().contains("join"));
+    let other = KeptAlarms { signals: vec!["a".into()], ..kept.clone() };
+    assert!(Watch::new(&live, 4.0, 3, Some(&other), 11).unwrap_err().to_string().contains("fitted for the signals"));
+    assert!(Watch::new(&live, 0.0, 3, Some(&kept), 11).is_err());
+    let mut watch = Watch::new(&live, 4.0, 3, None, 11).unwrap();
+    assert!(watch.screen(&live, &mut [Some(1.0)]).unwrap_err().to_string().contains("1 values"));
+    let config =
+        ReconstructionConfig { model: ModelSection::default(), window: 12, residual: false, ..Default::default() };
+    let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
+    let rebuilt = ReconstructionTask::new(&data, config).unwrap();
+    let filling = LiveStream::Reconstruction(Box::new(rebuilt.stream(&model).unwrap()));
+    assert!(watch.screen(&filling, &mut data.original_step(0)).is_err(), "a prediction's watch on a reconstruction");
+    let mut watch = Watch::new(&filling, 4.0, 3, None, 11).unwrap();
+    let step = watch.screen(&filling, &mut data.original_step(5)).unwrap();
+    assert!(!watch.has_flatline() && step.flatline.is_empty() && step.surprises.iter().all(Option::is_some));
 }

@@ -183,6 +183,11 @@ impl PredictionStream<'_> {
         &self.targets.names
     }
 
+    /// The standardisation of its signals.
+    pub fn scaler(&self) -> &Standardizer {
+        &self.scaler
+    }
+
     /// Whether the model reads calendar inputs: then the stream needs the time of the
     /// step it is fed next ([`PredictionStream::at`]) before its first step.
     pub fn reads_calendar(&self) -> bool {
