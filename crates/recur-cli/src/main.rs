@@ -86,7 +86,9 @@ const USAGE: &str = "usage:
       training read them); they are put on the run's grid (its bin, data.aggregation),
       and each bin is answered, as `time,...`, once a row past its end arrives. A run
       trained on long data also takes a long feed (its data.columns: time, signal, value
-      and entity; one entity per stream), always aligned so.
+      and entity), always aligned so; with an entity column, each entity (a machine, a
+      patient) is streamed on its own grid with its own state and alarms, their rows in
+      any interleaving (each entity's in time order), answered as `entity,time,...`.
       --flag S: each arriving value scored as `recur detect` scores it — against the
       forecast of its step made the step before (a prediction run with a band), or the
       reconstruction of it with it alone hidden (a reconstruction run) — in a column

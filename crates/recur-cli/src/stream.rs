@@ -13,7 +13,7 @@ use recur::data::{
 };
 use recur::run::ServedRun;
 use recur::run::{DataFormat, TaskKind};
-use recur::tasks::anomaly::{Watch, WatchCounts, ALARMS_FILE};
+use recur::tasks::anomaly::{KeptAlarms, Watch, WatchCounts, WatchStep, ALARMS_FILE};
 use recur::tasks::{LiveAnswer, LiveStream};
 use recur::Rng;
 
@@ -80,36 +80,26 @@ impl Feed {
 /// signal's value.
 type GridStep = (i64, String, Vec<Option<f32>>);
 
-/// Rows at their own times onto the run's grid, as training read and aligned them: one
-/// clock and one entity per stream; a wide feed's times increasing, a long feed's values of
-/// one signal at one time averaged first (the long reader's rule); each complete bin handed
-/// on with its time as the data writes times.
+/// One entity's rows at their own times onto the run's grid, as training read and aligned
+/// them: one clock; a wide feed's times increasing, a long feed's values of one signal at
+/// one time averaged first (the long reader's rule); each complete bin handed on with its
+/// time as the data writes times.
 struct FeedAligner {
     grid: LiveGrid,
     /// Whether rows of one time are averaged (a long feed) rather than refused (wide).
     long: bool,
     clock: Option<Clock>,
-    entity: Option<String>,
     /// The rows of the latest time, gathered before they go onto the grid.
     pending: Option<SameTime>,
 }
 
 impl FeedAligner {
     /// Adds a row with a time; the bins its time completes, oldest first. Otherwise why not.
-    fn add(&mut self, row: FeedRow) -> Result<Vec<GridStep>, String> {
+    fn add(&mut self, row: &FeedRow) -> Result<Vec<GridStep>, String> {
         let Some((at, clock)) = row.time else { return Ok(Vec::new()) };
         if *self.clock.get_or_insert(clock) != clock {
             let first = self.clock.map_or("", Clock::description);
             return Err(format!("{}, but the rows before hold {first}", clock.description()));
-        }
-        if let Some(e) = row.entity {
-            match &self.entity {
-                None => self.entity = Some(e),
-                Some(first) if *first != e => {
-                    return Err(format!("entity `{e}` after `{first}`: a stream carries one entity's state"))
-                }
-                Some(_) => {}
-            }
         }
         let mut completed = Vec::new();
         match &mut self.pending {
@@ -272,12 +262,20 @@ fn answer_cells(answer: &LiveAnswer, values: &[Option<f32>]) -> Vec<String> {
     }
 }
 
-/// `--flag S`: the run's [`Watch`] over the stream, its scores as columns and its counts
-/// on stderr.
-struct Flags(Watch);
+/// `--flag S`: a [`Watch`] over each entity's stream, with the alarms the run keeps; its
+/// scores as columns and its counts on stderr.
+struct Flags {
+    kept: Option<KeptAlarms>,
+    threshold: f32,
+    join: usize,
+    /// The flatline rule's reach (the window's `window − 1`).
+    reach: usize,
+    targets: Vec<String>,
+    flatline: bool,
+}
 
 impl Flags {
-    /// For `live`, a stream of `run`, flagging above `threshold`, flags at most `join`
+    /// For streams like `live` of `run`, flagging above `threshold`, flags at most `join`
     /// steps apart one episode.
     fn open(run: &ServedRun, live: &LiveStream, (threshold, join): (f32, usize)) -> Result<Flags, String> {
         let dir = &run.dir;
@@ -299,41 +297,52 @@ impl Flags {
             ),
             _ => format!("{}: --flag: {e}", dir.display()),
         })?;
-        Ok(Flags(watch))
+        let (targets, flatline) = (watch.targets().to_vec(), watch.has_flatline());
+        Ok(Flags { kept, threshold, join, reach, targets, flatline })
+    }
+
+    /// A fresh watch over an entity's stream `live`.
+    fn watch(&self, live: &LiveStream) -> recur::Result<Watch> {
+        Watch::new(live, self.threshold, self.join, self.kept.as_ref(), self.reach)
     }
 
     /// The columns its cells go under: `SIGNAL_surprise`, and with the flatline rule
     /// `SIGNAL_flatline`, per target; then `new_alarms`, the targets whose episode begins at
     /// the step (`;` between them).
     fn header(&self) -> Vec<String> {
-        let targets = self.0.targets();
-        let mut columns: Vec<String> = targets.iter().map(|t| format!("{t}_surprise")).collect();
-        if self.0.has_flatline() {
-            columns.extend(targets.iter().map(|t| format!("{t}_flatline")));
+        let mut columns: Vec<String> = self.targets.iter().map(|t| format!("{t}_surprise")).collect();
+        if self.flatline {
+            columns.extend(self.targets.iter().map(|t| format!("{t}_flatline")));
         }
         columns.push("new_alarms".into());
         columns
     }
 
-    /// Scores a step's values `fed` before `live` reads them, setting to `None` those
-    /// withheld from the model ([`Watch::screen`]): the step's cells under [`Flags::header`].
-    fn screen(&mut self, live: &LiveStream, fed: &mut [Option<f32>]) -> recur::Result<Vec<String>> {
-        let step = self.0.screen(live, fed)?;
+    /// A step as a watch scored it: its cells under [`Flags::header`].
+    fn cells(&self, step: &WatchStep) -> Vec<String> {
         let surprise_cells = step.surprises.iter().map(|s| s.map_or(String::new(), |s| s.surprise.to_string()));
         let flatline_cells = step.flatline.iter().map(|f| f.map_or(String::new(), |f| f.to_string()));
-        let begun: Vec<&str> = step.new_alarms.iter().map(|&t| self.0.targets()[t].as_str()).collect();
+        let begun: Vec<&str> = step.new_alarms.iter().map(|&t| self.targets[t].as_str()).collect();
         let alarm_cell = csv_quoted(&begun.join(";"));
-        Ok(surprise_cells.chain(flatline_cells).chain(std::iter::once(alarm_cell)).collect())
+        surprise_cells.chain(flatline_cells).chain(std::iter::once(alarm_cell)).collect()
     }
 
-    /// The counts, on stderr.
-    fn report(&self) {
-        let (watch, flag) = (&self.0, self.0.threshold());
+    /// The counts of `watches` (one per entity), together, on stderr.
+    fn report<'w>(&self, watches: impl Iterator<Item = &'w Watch>) {
+        let mut total = vec![WatchCounts::default(); self.targets.len()];
+        for watch in watches {
+            for (sum, c) in total.iter_mut().zip(watch.counts()) {
+                sum.flagged += c.flagged;
+                sum.withheld += c.withheld;
+                sum.flatline += c.flatline;
+                sum.episodes += c.episodes;
+            }
+        }
         let counts = |of: &dyn Fn(&WatchCounts) -> usize, with: &dyn Fn(&WatchCounts) -> String| -> String {
-            let named: Vec<String> = watch
-                .targets()
+            let named: Vec<String> = self
+                .targets
                 .iter()
-                .zip(watch.counts())
+                .zip(&total)
                 .filter(|(_, c)| of(c) > 0)
                 .map(|(name, c)| format!("{name} {}", with(c)))
                 .collect();
@@ -343,28 +352,39 @@ impl Flags {
                 named.join(", ")
             }
         };
-        let total = |of: &dyn Fn(&WatchCounts) -> usize| watch.counts().iter().map(of).sum::<usize>();
+        let sum = |of: &dyn Fn(&WatchCounts) -> usize| total.iter().map(of).sum::<usize>();
+        let flag = self.threshold;
         eprintln!(
             "{} values more than {flag} σ (of their band) from what the model expected ({}); withheld from the model \
              (fed as gaps) unless their signal's value the step before was",
-            total(&|c| c.flagged),
+            sum(&|c| c.flagged),
             counts(&|c| c.flagged, &|c| format!("{} ({} withheld)", c.flagged, c.withheld))
         );
-        if watch.has_flatline() {
+        if self.flatline {
             eprintln!(
                 "{} values ending a run of equal readings scored above {flag} by the flatline rule (a SIGNAL_flatline \
                  column; {}): a sensor frozen?",
-                total(&|c| c.flatline),
+                sum(&|c| c.flatline),
                 counts(&|c| c.flatline, &|c| c.flatline.to_string())
             );
         }
         eprintln!(
             "{} episodes (a signal's flags at most {} steps apart: one; --join): {}",
-            total(&|c| c.episodes),
-            watch.join(),
+            sum(&|c| c.episodes),
+            self.join,
             counts(&|c| c.episodes, &|c| c.episodes.to_string())
         );
     }
+}
+
+/// One entity of the feed live: its stream, its watch (`--flag`), and the grid its rows go
+/// onto (a feed aligned by time).
+struct EntityLive<'r> {
+    /// Its name (a long feed's entity column; empty: the feed's only one).
+    name: String,
+    stream: LiveStream<'r>,
+    watch: Option<Watch>,
+    aligner: FeedAligner,
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {
@@ -395,8 +415,9 @@ pub fn stream(args: &Args) -> Result<(), String> {
     }
     tell_calibration(&dir, run.calibration.as_ref());
     let open = || run.stream().map_err(|e| format!("{}: {e}", dir.display()));
-    let mut stream = open()?;
-    let mut flags = match flag {
+    // every entity's stream is a fresh one like this
+    let stream = open()?;
+    let flags = match flag {
         0.0 => None,
         threshold => Some(Flags::open(&run, &stream, (threshold, join))?),
     };
@@ -478,9 +499,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let c = stream.signals().len();
     let out = std::io::stdout();
     let mut out = out.lock();
-    let leading = match align {
-        false => passed.iter().map(|&i| names[i].clone()).collect(),
-        true => vec!["time".to_string()],
+    // a long feed with an entity column: each entity on its own grid, with its own state
+    let by_entity = matches!(feed, Feed::Long { entity: Some(_), .. });
+    let leading = match (align, by_entity) {
+        (false, _) => passed.iter().map(|&i| names[i].clone()).collect(),
+        (true, false) => vec!["time".to_string()],
+        (true, true) => vec![config.data.columns.entity.clone(), "time".to_string()],
     };
     let header: Vec<String> = leading
         .into_iter()
@@ -492,44 +516,65 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
     // per signal, the values training's outlier screen takes out (read as gaps by the model)
     let mut screened = vec![0usize; c];
-    // one grid step (at its bin's start `at`, where known) through the model, its answer
-    // written after `leading` cells; false once the reader has gone away
-    let mut serve =
-        |values: &[Option<f32>], at: Option<i64>, leading: Vec<String>, line: usize| -> Result<bool, String> {
-            if let Some(at) = at {
-                stream.at(at);
+    // one grid step of an entity (at its bin's start `at`, where known) through its model,
+    // its answer written after `leading` cells; false once the reader has gone away
+    let mut serve = |live: &mut EntityLive,
+                     values: &[Option<f32>],
+                     at: Option<i64>,
+                     leading: Vec<String>,
+                     line: usize|
+     -> Result<bool, String> {
+        if let Some(at) = at {
+            live.stream.at(at);
+        }
+        for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
+            *count += usize::from(v.is_some_and(|v| run.fitted.scaler.screens_out(j, v)));
+        }
+        let mut fed = values.to_vec();
+        let watched = match (live.watch.as_mut(), flags.as_ref()) {
+            (Some(watch), Some(flags)) => {
+                flags.cells(&watch.screen(&live.stream, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?)
             }
-            for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
-                *count += usize::from(v.is_some_and(|v| run.fitted.scaler.screens_out(j, v)));
-            }
-            let mut fed = values.to_vec();
-            let flag_cells = match flags.as_mut() {
-                Some(flags) => flags.screen(&stream, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?,
-                None => Vec::new(),
-            };
-            let started = std::time::Instant::now();
-            let answer = stream
-                .step_forecasting(&fed, horizon, paths, &mut rng)
-                .map_err(|e| format!("{input}: line {line}: {e}"))?;
-            let micros_now = started.elapsed().as_secs_f64() * 1e6;
-            micros.push(micros_now);
-            if budget > 0.0 && micros_now > budget {
-                if over_budget.is_empty() {
-                    eprintln!(
-                        "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
-                    );
-                }
-                over_budget.push(line);
-            }
-            if let Some(flags) = flags.as_mut() {
-                flags.0.expect(&answer);
-            }
-            // a reconstruction fills a value withheld as it fills a missing one
-            let cells: Vec<String> = leading.into_iter().chain(answer_cells(&answer, &fed)).chain(flag_cells).collect();
-            Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
+            _ => Vec::new(),
         };
-    let grid = LiveGrid::new(c, run.fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
-    let mut aligner = FeedAligner { grid, long, clock: None, entity: None, pending: None };
+        let started = std::time::Instant::now();
+        let answer = live
+            .stream
+            .step_forecasting(&fed, horizon, paths, &mut rng)
+            .map_err(|e| format!("{input}: line {line}: {e}"))?;
+        let micros_now = started.elapsed().as_secs_f64() * 1e6;
+        micros.push(micros_now);
+        if budget > 0.0 && micros_now > budget {
+            if over_budget.is_empty() {
+                eprintln!(
+                    "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
+                );
+            }
+            over_budget.push(line);
+        }
+        if let Some(watch) = live.watch.as_mut() {
+            watch.expect(&answer);
+        }
+        // a reconstruction fills a value withheld as it fills a missing one
+        let cells: Vec<String> = leading.into_iter().chain(answer_cells(&answer, &fed)).chain(watched).collect();
+        Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
+    };
+    // the feed's entities, in the order they first appear
+    let mut entities: Vec<EntityLive> = Vec::new();
+    let mut entity_index: HashMap<String, usize> = HashMap::new();
+    let mut first_stream = Some(stream);
+    let mut new_live = |name: &str| {
+        let stream = match first_stream.take() {
+            Some(stream) => stream,
+            None => open()?,
+        };
+        let watch = flags.as_ref().map(|f| f.watch(&stream)).transpose().map_err(|e| e.to_string())?;
+        let grid = LiveGrid::new(c, run.fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
+        let aligner = FeedAligner { grid, long, clock: None, pending: None };
+        Ok::<_, String>(EntityLive { name: name.to_string(), stream, watch, aligner })
+    };
+    // an aligned step's leading cells: its entity where the feed names them, its time
+    let aligned_leading = |name: &str, time: String| if by_entity { vec![csv_quoted(name), time] } else { vec![time] };
     let mut last_line = 1;
     for (index, line) in lines {
         let line = line.map_err(|e| format!("{input}: {e}"))?;
@@ -548,6 +593,16 @@ pub fn stream(args: &Args) -> Result<(), String> {
         };
         let row = feed.read(&fields, c, config.data.time_unit).map_err(at_fault)?;
         let Some(row) = row else { continue };
+        let name = row.entity.as_deref().unwrap_or_default();
+        let i = match entity_index.get(name) {
+            Some(&i) => i,
+            None => {
+                entities.push(new_live(name)?);
+                entity_index.insert(name.to_string(), entities.len() - 1);
+                entities.len() - 1
+            }
+        };
+        let live = &mut entities[i];
         if row.time.is_none() {
             let at = row_time
                 .as_ref()
@@ -555,21 +610,27 @@ pub fn stream(args: &Args) -> Result<(), String> {
                 .transpose()
                 .map_err(at_fault)?;
             let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
-            if !serve(&values, at, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
+            if !serve(live, &values, at, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
                 return Ok(());
             }
             continue;
         }
-        for (start, time, step) in aligner.add(row).map_err(|why| format!("{input}: line {last_line}: {why}"))? {
-            if !serve(&step, Some(start), vec![time], last_line)? {
+        let completed = live.aligner.add(&row).map_err(|why| {
+            let of = if by_entity { format!(" (entity `{}`)", live.name) } else { String::new() };
+            format!("{input}: line {last_line}{of}: {why}")
+        })?;
+        for (start, time, step) in completed {
+            if !serve(live, &step, Some(start), aligned_leading(&live.name, time), last_line)? {
                 return Ok(());
             }
         }
     }
-    // aligned, the feed's end completes its last bin
-    for (start, time, step) in aligner.finish() {
-        if !serve(&step, Some(start), vec![time], last_line)? {
-            return Ok(());
+    // aligned, the feed's end completes each entity's last bin
+    for live in &mut entities {
+        for (start, time, step) in live.aligner.finish() {
+            if !serve(live, &step, Some(start), aligned_leading(&live.name, time), last_line)? {
+                return Ok(());
+            }
         }
     }
     if screened.iter().any(|&n| n > 0) {
@@ -582,14 +643,15 @@ pub fn stream(args: &Args) -> Result<(), String> {
         );
     }
     if let Some(flags) = &flags {
-        flags.report();
+        flags.report(entities.iter().filter_map(|e| e.watch.as_ref()));
     }
     micros.sort_by(f64::total_cmp);
     if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {
         let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
         eprintln!(
-            "{} steps streamed; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs (parsing and output excluded)",
-            micros.len()
+            "{} steps streamed{}; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs (parsing and output excluded)",
+            micros.len(),
+            if entities.len() > 1 { format!(" ({} entities, each with its own state)", entities.len()) } else { String::new() }
         );
     }
     match over_budget.as_slice() {

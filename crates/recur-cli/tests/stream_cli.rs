@@ -179,7 +179,8 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
 /// streams a long feed — one stay's rows as the file holds them, other parameters among
 /// them — putting them on its hourly grid as the long reader and the alignment did in
 /// training: the same answers as streaming that stay's grid steps, times as the data
-/// writes them (hours:minutes since admission).
+/// writes them (hours:minutes since admission). Several stays in one feed each stream
+/// with their own state.
 #[test]
 fn a_long_feed_streams_as_the_long_reader_read_it() {
     let scratch = scratch_dir("recur-stream-long");
@@ -219,18 +220,54 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     let from_long: Vec<&str> = from_long.lines().collect();
     assert_eq!(from_long.len(), grid.len() + 1);
     assert_eq!(from_long.len(), 49, "48 hours from 0:07 (the first of its values) to 47:37");
+    assert!(from_long[0].starts_with("record_id,time,"), "{}", from_long[0]);
     for (n, (long, steps)) in from_long[1..].iter().zip(from_grid.lines().skip(1)).enumerate() {
-        let (time, answer) = long.split_once(',').unwrap();
-        assert_eq!(time, format!("{n}:07"));
+        let (entity, rest) = long.split_once(',').unwrap();
+        let (time, answer) = rest.split_once(',').unwrap();
+        assert_eq!((entity, time), ("132539", format!("{n}:07").as_str()));
         assert_eq!(answer, steps, "hour {n}");
     }
 
-    // one stream carries one stay
-    let hr = |l: &&&str| l.contains(",HR,");
-    let other = lines.iter().find(|l| l.starts_with("132540,") && l.contains(",HR,")).unwrap();
-    let two = format!("{}\n{}\n{other}\n", stay[0], stay.iter().find(hr).unwrap());
-    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &two);
-    assert!(!ok && err.contains("entity `132540` after `132539`"), "{err}");
+    // several stays in one feed, their rows interleaved, watched (`--flag`, with the
+    // alarms `recur detect --alarm-rate` keeps): each stay on its own grid, with its own
+    // state and episodes, answered and flagged row for row as when streamed alone
+    let (ok, _, err) = recur(&["detect", "--run", run.to_str().unwrap(), "--alarm-rate", "0.05"], "");
+    assert!(ok, "{err}");
+    let stays = ["132539", "132540", "132541"];
+    let rows_of =
+        |id: &str| -> Vec<&str> { lines.iter().copied().filter(|l| l.starts_with(&format!("{id},"))).collect() };
+    let mut mixed = vec![lines[0]];
+    let each: Vec<Vec<&str>> = stays.iter().map(|id| rows_of(id)).collect();
+    for k in 0..each.iter().map(Vec::len).max().unwrap() {
+        mixed.extend(each.iter().filter_map(|rows| rows.get(k)));
+    }
+    let watch = ["stream", "--run", run.to_str().unwrap(), "--flag", "3"];
+    let (ok, together, err) = recur(&watch, &(mixed.join("\n") + "\n"));
+    assert!(ok, "{err}");
+    let episodes = |err: &str| -> usize {
+        let line = err.lines().find(|l| l.contains(" episodes (")).unwrap_or_else(|| panic!("{err}"));
+        line.split(' ').next().unwrap().parse().unwrap()
+    };
+    let mut alone_episodes = 0;
+    for (id, rows) in stays.iter().zip(&each) {
+        let feed = std::iter::once(lines[0]).chain(rows.iter().copied()).collect::<Vec<_>>().join("\n") + "\n";
+        let (ok, alone, err) = recur(&watch, &feed);
+        assert!(ok, "{err}");
+        alone_episodes += episodes(&err);
+        let mine: Vec<&str> = together.lines().skip(1).filter(|l| l.starts_with(&format!("{id},"))).collect();
+        assert_eq!(mine, alone.lines().skip(1).collect::<Vec<_>>(), "stay {id}");
+        assert!(mine.len() >= 40, "stay {id}: {} hours", mine.len());
+    }
+    let header = together.lines().next().unwrap();
+    assert!(header.starts_with("record_id,time,") && header.ends_with(",new_alarms"), "{header}");
+    assert_eq!(episodes(&err), alone_episodes, "{err}");
+    assert!(alone_episodes > 0, "{err}");
+
+    // a stay's rows out of time order are refused, naming the stay
+    let hr: Vec<&&str> = each[1].iter().filter(|l| l.contains(",HR,")).collect();
+    let shuffled = format!("{}\n{}\n{}\n", lines[0], hr[5], hr[0]);
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &shuffled);
+    assert!(!ok && err.contains("line 3 (entity `132540`): decreasing time"), "{err}");
 }
 
 /// A run with a categorical signal (`data.categorical = ["wd"]`: the wind direction's 16
