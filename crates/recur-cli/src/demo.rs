@@ -298,7 +298,8 @@ fn anomalies((name, config, model, data): &Trained, out: &Path) -> Result<(), St
     }
     let found = episodes(&scored, THRESHOLD, recur::tasks::anomaly::JOIN, |step| data.entity_index(step));
     let file = out.join(name).join("episodes.csv");
-    let timeline = crate::detect::write_episodes(&found, data, targets, &file)?;
+    // one station: one timeline
+    let timeline = crate::detect::write_episodes(&found, data, targets, &file)?.remove(0);
     println!(
         "the {} values it or the flatline rule flags are {} alarm episodes (a signal's flags at most {} hours apart: \
          one), in {}, on a timeline in {}",

@@ -9,7 +9,7 @@ use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
 use recur::report::{
     alarm_threshold_table, anomalies_csv, anomaly_entity_table, anomaly_table, detection_signal_table, detection_table,
-    episode_table, episodes_csv, fault_event_table, save_anomaly_chart, save_episode_chart,
+    episode_table, episodes_csv, fault_event_table, save_anomaly_chart, save_episode_chart, save_fleet_episode_chart,
 };
 use recur::run::TaskKind;
 use recur::tasks::anomaly::{
@@ -282,29 +282,31 @@ pub fn detect(args: &Args) -> Result<(), String> {
         ),
     };
     let plot = write_anomalies(&scored, &data, (&targets, signal), (threshold, detecting.expected()), &csv)?;
-    let timeline = write_episodes(&found, &data, &targets, &episodes_file)?;
-    println!(
-        "wrote {}, {} and the charts {}, {}",
-        csv.display(),
-        episodes_file.display(),
-        plot.display(),
-        timeline.display()
-    );
+    let timelines = write_episodes(&found, &data, &targets, &episodes_file)?;
+    let charts: Vec<String> = std::iter::once(&plot).chain(&timelines).map(|p| p.display().to_string()).collect();
+    println!("wrote {}, {} and the charts {}", csv.display(), episodes_file.display(), charts.join(", "));
     Ok(())
 }
 
 /// `episodes` of the test part of `data` into `file` ([`episodes_csv`]) and onto a timeline
-/// beside it, as PNG ([`save_episode_chart`]): the chart's path.
+/// beside it, as PNG ([`save_episode_chart`]), and where several entities have some, onto
+/// one of the entities beside that (`STEM_by_entity.png`, [`save_fleet_episode_chart`]):
+/// the charts' paths.
 pub(crate) fn write_episodes(
     episodes: &[Episode],
     data: &PreparedSeries,
     targets: &[String],
     file: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<Vec<PathBuf>, String> {
     recur::io::write_atomically(file, episodes_csv(episodes, data, targets).as_bytes()).map_err(|e| e.to_string())?;
     let timeline = file.with_extension("png");
     save_episode_chart(episodes, data, &data.test, targets, &timeline).map_err(|e| e.to_string())?;
-    Ok(timeline)
+    let stem = file.file_stem().map_or(String::new(), |s| s.to_string_lossy().into_owned());
+    let fleet = file.with_file_name(format!("{stem}_by_entity.png"));
+    match save_fleet_episode_chart(episodes, data, &data.test, &fleet).map_err(|e| e.to_string())? {
+        true => Ok(vec![timeline, fleet]),
+        false => Ok(vec![timeline]),
+    }
 }
 
 /// The values scored above `threshold` into `csv` ([`anomalies_csv`]) and the most

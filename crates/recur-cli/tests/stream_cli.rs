@@ -231,8 +231,11 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     // several stays in one feed, their rows interleaved, watched (`--flag`, with the
     // alarms `recur detect --alarm-rate` keeps): each stay on its own grid, with its own
     // state and episodes, answered and flagged row for row as when streamed alone
-    let (ok, _, err) = recur(&["detect", "--run", run.to_str().unwrap(), "--alarm-rate", "0.05"], "");
+    let (ok, out, err) = recur(&["detect", "--run", run.to_str().unwrap(), "--alarm-rate", "0.05"], "");
     assert!(ok, "{err}");
+    // offline, the test part's stays with episodes on one timeline
+    let fleet = run.join("episodes_by_entity.png");
+    assert!(out.contains("episodes_by_entity.png") && std::fs::read(&fleet).unwrap().starts_with(b"\x89PNG"), "{out}");
     let stays = ["132539", "132540", "132541"];
     let rows_of =
         |id: &str| -> Vec<&str> { lines.iter().copied().filter(|l| l.starts_with(&format!("{id},"))).collect() };

@@ -280,14 +280,7 @@ pub fn save_episode_chart(
     let spans = episodes
         .iter()
         .filter(|e| e.entity == entity)
-        .map(|e| {
-            let kind = match (e.by_model > 0, e.by_flatline > 0) {
-                (true, false) => 0,
-                (false, true) => 1,
-                _ => 2,
-            };
-            (e.target, kind, x(e.first), x(e.last + 1))
-        })
+        .map(|e| (e.target, kind(e), x(e.first), x(e.last + 1)))
         .collect();
     let of = if data.entities.len() > 1 { format!(" of {name}") } else { String::new() };
     TimelineChart {
@@ -295,10 +288,95 @@ pub fn save_episode_chart(
         x_label: format!("{unit} from {start}"),
         x_range: (0.0, x(range.end)),
         lanes: targets.to_vec(),
-        kinds: vec!["the model".into(), "the flatline rule".into(), "both".into()],
+        kinds: EPISODE_KINDS.map(String::from).to_vec(),
         spans,
     }
     .save(path, 1000, (110 + 26 * targets.len()).max(300))
+}
+
+/// What flagged an episode, as the timelines colour it (an index into [`EPISODE_KINDS`]).
+fn kind(e: &Episode) -> usize {
+    match (e.by_model > 0, e.by_flatline > 0) {
+        (true, false) => 0,
+        (false, true) => 1,
+        _ => 2,
+    }
+}
+
+const EPISODE_KINDS: [&str; 3] = ["the model", "the flatline rule", "both"];
+
+/// The entities a fleet timeline shows at most.
+pub const FLEET_LANES: usize = 20;
+
+/// Data of several entities (machines, patients): the [`Episode`]s of every signal of each
+/// of the (at most [`FLEET_LANES`]) entities with the most, one lane per entity, most first,
+/// over their ranges of `part` on one time axis (the data's clock: calendar time, or time
+/// since each entity's own start where that is what the data writes), coloured as
+/// [`save_episode_chart`] colours them; `None` where fewer than two entities have one.
+pub fn fleet_episode_timeline(
+    episodes: &[Episode],
+    data: &PreparedSeries,
+    part: &[Range<usize>],
+) -> Option<TimelineChart> {
+    let mut per_entity = vec![0usize; data.entities.len()];
+    for e in episodes {
+        if let Some(count) = per_entity.get_mut(e.entity) {
+            *count += 1;
+        }
+    }
+    let with_any = per_entity.iter().filter(|&&n| n > 0).count();
+    if with_any < 2 {
+        return None;
+    }
+    let mut shown: Vec<usize> = (0..per_entity.len()).filter(|&i| per_entity[i] > 0).collect();
+    shown.sort_by_key(|&i| (std::cmp::Reverse(per_entity[i]), i));
+    shown.truncate(FLEET_LANES);
+    let ranges: Vec<Range<usize>> = shown
+        .iter()
+        .map(|&i| part.iter().find(|r| data.entity_index(r.start) == i).cloned().unwrap_or(data.entities[i].1.clone()))
+        .collect();
+    let first = ranges.iter().min_by_key(|r| data.step_time(r.start))?.start;
+    // a range's or an episode's end: its last step's bin's end (the step after it may be
+    // another entity's)
+    let bin = data.grid.bin_seconds;
+    let (t0, t1) = (data.step_time(first), ranges.iter().map(|r| data.step_time(r.end - 1) + bin).max()?);
+    let (unit, per) = if t1 - t0 >= 72 * 3600 { ("days", 86_400.0) } else { ("hours", 3_600.0) };
+    let x = |step: usize| (data.step_time(step) - t0) as f64 / per;
+    let bin_x = bin as f64 / per;
+    let lane: std::collections::HashMap<usize, usize> = shown.iter().enumerate().map(|(l, &i)| (i, l)).collect();
+    let spans = episodes
+        .iter()
+        .filter_map(|e| lane.get(&e.entity).map(|&l| (l, kind(e), x(e.first), x(e.last) + bin_x)))
+        .collect();
+    let lanes = shown.iter().map(|&i| format!("{} ({})", data.entities[i].0, per_entity[i])).collect();
+    let of = if with_any > shown.len() { format!("the {} with most of ", shown.len()) } else { String::new() };
+    Some(TimelineChart {
+        title: format!(
+            "alarm episodes by entity: {of}{with_any} entities with any ({} episodes in all)",
+            per_entity.iter().sum::<usize>()
+        ),
+        x_label: format!("{unit} from {}", data.step_label(first).1),
+        x_range: (0.0, (t1 - t0) as f64 / per),
+        lanes,
+        kinds: EPISODE_KINDS.map(String::from).to_vec(),
+        spans,
+    })
+}
+
+/// [`fleet_episode_timeline`] as a PNG at `path`, if there is one to draw: whether it was.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn save_fleet_episode_chart(
+    episodes: &[Episode],
+    data: &PreparedSeries,
+    part: &[Range<usize>],
+    path: &Path,
+) -> Result<bool> {
+    let Some(chart) = fleet_episode_timeline(episodes, data, part) else { return Ok(false) };
+    let height = (110 + 26 * chart.lanes.len()).max(300);
+    chart.save(path, 1000, height)?;
+    Ok(true)
 }
 
 /// The model's most surprising value (of target `target`, or of any) and the days around

@@ -9,7 +9,8 @@ mod horizon;
 
 pub use anomaly::{
     alarm_threshold_table, anomalies_csv, anomaly_entity_table, anomaly_table, detection_signal_table, detection_table,
-    episode_table, episodes_csv, fault_event_table, save_anomaly_chart, save_episode_chart,
+    episode_table, episodes_csv, fault_event_table, fleet_episode_timeline, save_anomaly_chart, save_episode_chart,
+    save_fleet_episode_chart, FLEET_LANES,
 };
 pub use horizon::{
     horizon_comparison_table, horizon_signal_table, horizon_table, save_forecast_ahead_chart, save_horizon_chart,
@@ -392,6 +393,43 @@ mod tests {
         assert_eq!(markdown_cell("pi:160220|average"), "pi:160220\\|average");
         assert_eq!(markdown_cell("two\r\nlines"), "two  lines");
         assert_eq!(markdown_cell("TEMP, °C"), "TEMP, °C");
+    }
+
+    #[test]
+    fn the_fleet_timeline_gives_each_entity_with_episodes_a_lane_most_first_on_one_clock() {
+        // synthetic ramps (one-minute steps) cut into three entities, the third's clock
+        // starting 10 minutes after the others'; their test parts 20..30, 50..60, 80..100
+        let mut data = ramps();
+        data.entities = vec![("a".into(), 0..30), ("b".into(), 30..60), ("c".into(), 60..100)];
+        data.entity_starts = vec![0, 0, 600];
+        let part = [20..30, 50..60, 80..100];
+        let episode = |entity, (first, last), (by_model, by_flatline)| crate::tasks::anomaly::Episode {
+            target: 0,
+            entity,
+            first,
+            last,
+            flagged: 1,
+            by_model,
+            by_flatline,
+            peak: 5.0,
+            peak_step: first,
+        };
+        let found = [episode(0, (22, 23), (1, 0)), episode(2, (85, 85), (0, 1)), episode(2, (90, 92), (1, 1))];
+        let chart = fleet_episode_timeline(&found, &data, &part).unwrap();
+        assert_eq!(chart.lanes, ["c (2)", "a (1)"], "b has none");
+        assert_eq!(chart.title, "alarm episodes by entity: 2 entities with any (3 episodes in all)");
+        assert!(chart.x_label.starts_with("hours from "), "{}", chart.x_label);
+        // hours from a's test part's start (1,200 s): a's 22nd minute to its 23rd's end;
+        // c's 25th minute (600 + 1,500 s), its 30th to 32nd; a part's end is its last bin's
+        let hours = |seconds: i64| seconds as f64 / 3600.0;
+        let want = [(1, 0, hours(120), hours(240)), (0, 1, hours(900), hours(960)), (0, 2, hours(1200), hours(1380))];
+        assert_eq!(chart.spans.len(), want.len());
+        for (got, want) in chart.spans.iter().zip(want) {
+            assert_eq!((got.0, got.1), (want.0, want.1));
+            assert!((got.2 - want.2).abs() < 1e-12 && (got.3 - want.3).abs() < 1e-12, "{got:?} against {want:?}");
+        }
+        assert!((chart.x_range.1 - hours(1800)).abs() < 1e-12, "{:?}", chart.x_range);
+        assert!(fleet_episode_timeline(&found[1..], &data, &part).is_none(), "one entity: its own timeline serves");
     }
 
     #[test]
