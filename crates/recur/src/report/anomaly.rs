@@ -339,7 +339,8 @@ pub fn fleet_episode_timeline(
     // a range's or an episode's end: its last step's bin's end (the step after it may be
     // another entity's)
     let bin = data.grid.bin_seconds;
-    let (t0, t1) = (data.step_time(first), ranges.iter().map(|r| data.step_time(r.end - 1) + bin).max()?);
+    let (t0, t1) =
+        (data.step_time(first), ranges.iter().map(|r| data.step_time(r.end.max(r.start + 1) - 1) + bin).max()?);
     let (unit, per) = if t1 - t0 >= 72 * 3600 { ("days", 86_400.0) } else { ("hours", 3_600.0) };
     let x = |step: usize| (data.step_time(step) - t0) as f64 / per;
     let bin_x = bin as f64 / per;

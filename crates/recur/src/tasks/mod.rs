@@ -171,44 +171,55 @@ impl StepClock {
     }
 }
 
+/// Whether `values` can be one live grid step of `signals` (original units, `None` where
+/// missing) standardised by `scaler`.
+///
+/// # Errors
+/// A step with the wrong number of signals, a non-finite value, or one at or below −1 of
+/// a signal read as ln(1 + x) (a value training's outlier screen takes out is read as
+/// missing, and passes); the signal named.
+pub(crate) fn check_step(values: &[Option<f32>], signals: &[String], scaler: &Standardizer) -> Result<()> {
+    let c = signals.len();
+    if values.len() != c {
+        return Err(Error::Shape { tensor: "step values".into(), expected: vec![c], got: vec![values.len()] });
+    }
+    for (j, v) in values.iter().enumerate() {
+        match v {
+            Some(v) if !v.is_finite() => {
+                return Err(Error::invalid(format!("signal `{}`", signals[j]), format!("{v} is not finite")));
+            }
+            Some(v) if !scaler.screens_out(j, *v) && !scaler.accepts(j, *v) => {
+                return Err(Error::invalid(
+                    format!("signal `{}`", signals[j]),
+                    format!("{v}: the model reads ln(1 + x) of it (data.log1p), which needs values above -1"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// One live grid step as a stream's input: `values` (original units, `None` where
 /// missing) written as `[z ⊙ m, m]` into `x: [2C]`; returns each signal's standardised
 /// value where observed.
 ///
 /// # Errors
-/// A step with the wrong number of signals, a non-finite value, or one at or below −1 of
-/// a signal read as ln(1 + x) (the signal named).
+/// As [`check_step`].
 fn encode_step(
     values: &[Option<f32>],
     signals: &[String],
     scaler: &Standardizer,
     x: &mut [f32],
 ) -> Result<Vec<Option<f32>>> {
+    check_step(values, signals, scaler)?;
     let c = signals.len();
-    if values.len() != c {
-        return Err(Error::Shape { tensor: "step values".into(), expected: vec![c], got: vec![values.len()] });
+    let mut z = Vec::with_capacity(c);
+    for (j, v) in values.iter().enumerate() {
+        // a value training's outlier screen took out is missing here too
+        let zj = v.filter(|&v| !scaler.screens_out(j, v)).map(|v| scaler.apply(j, v));
+        (x[j], x[c + j]) = zj.map_or((0.0, 0.0), |z| (z, 1.0));
+        z.push(zj);
     }
-    values
-        .iter()
-        .enumerate()
-        .map(|(j, v)| {
-            let z = match v {
-                Some(v) if !v.is_finite() => {
-                    return Err(Error::invalid(format!("signal `{}`", signals[j]), format!("{v} is not finite")));
-                }
-                // a value training's outlier screen took out is missing here too
-                Some(v) if scaler.screens_out(j, *v) => None,
-                Some(v) if !scaler.accepts(j, *v) => {
-                    return Err(Error::invalid(
-                        format!("signal `{}`", signals[j]),
-                        format!("{v}: the model reads ln(1 + x) of it (data.log1p), which needs values above -1"),
-                    ));
-                }
-                Some(v) => Some(scaler.apply(j, *v)),
-                None => None,
-            };
-            (x[j], x[c + j]) = z.map_or((0.0, 0.0), |z| (z, 1.0));
-            Ok(z)
-        })
-        .collect()
+    Ok(z)
 }

@@ -517,7 +517,7 @@ fn a_watch_flags_what_its_detector_or_the_flatline_rule_scores_above_the_thresho
     assert!(Watch::new(&live, 4.0, 3, Some(&other), 11).unwrap_err().to_string().contains("fitted for the signals"));
     assert!(Watch::new(&live, 0.0, 3, Some(&kept), 11).is_err());
     let mut watch = Watch::new(&live, 4.0, 3, None, 11).unwrap();
-    assert!(watch.screen(&live, &mut [Some(1.0)]).unwrap_err().to_string().contains("1 values"));
+    assert!(watch.screen(&live, &mut [Some(1.0)]).unwrap_err().to_string().contains("step values"));
     let config =
         ReconstructionConfig { model: ModelSection::default(), window: 12, residual: false, ..Default::default() };
     let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
@@ -527,4 +527,73 @@ fn a_watch_flags_what_its_detector_or_the_flatline_rule_scores_above_the_thresho
     let mut watch = Watch::new(&filling, 4.0, 3, None, 11).unwrap();
     let step = watch.screen(&filling, &mut data.original_step(5)).unwrap();
     assert!(!watch.has_flatline() && step.flatline.is_empty() && step.surprises.iter().all(Option::is_some));
+}
+
+#[test]
+fn a_step_the_stream_would_refuse_leaves_the_watch_as_it_was_and_nothing_panics() {
+    // synthetic ramps through an untrained prediction model with a band and an untrained
+    // causal reconstruction, each watched with the flatline rule; random steps: one value
+    // too many or too few, NaN, ±∞, 1e30, gaps
+    let data = ramps();
+    let kept = KeptAlarms {
+        signals: vec!["a".into(), "b".into()],
+        scales: AlarmScales { rate: 0.01, threshold: 4.0, factors: vec![vec![1.0, 1.0]; 4] },
+        sigma: Vec::new(),
+        calibration: Vec::new(),
+        equal_runs: vec![1.0, 1.0],
+    };
+    let predicting = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+    let forecaster = SequenceModel::<f32>::new(predicting.model_config(2), 3).unwrap();
+    let prediction = PredictionTask::new(&data, 12, true).unwrap();
+    let filling =
+        ReconstructionConfig { model: ModelSection::default(), window: 12, residual: false, ..Default::default() };
+    let filler = SequenceModel::<f32>::new(filling.model_config(2), 3).unwrap();
+    let reconstruction = ReconstructionTask::new(&data, filling).unwrap();
+    let streams = [
+        LiveStream::Prediction(Box::new(prediction.stream(&forecaster).unwrap())),
+        LiveStream::Reconstruction(Box::new(reconstruction.stream(&filler).unwrap())),
+    ];
+    let mut rng = Rng::new(5);
+    for mut live in streams {
+        let mut watch = Watch::new(&live, 4.0, 3, Some(&kept), 11).unwrap();
+        let (mut refused, mut taken) = (0, 0);
+        for n in 0..100 {
+            let mut values = data.original_step(n);
+            let j = rng.below(2);
+            match rng.below(8) {
+                0 => values.push(Some(1.0)),
+                1 => drop(values.pop()),
+                2 => values[j] = Some(f32::NAN),
+                3 => values[j] = Some(f32::INFINITY),
+                4 => values[j] = Some(f32::NEG_INFINITY),
+                5 => values[j] = Some(1e30),
+                6 => values[j] = None,
+                _ => {}
+            }
+            let before = watch.clone();
+            let screened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut fed = values.clone();
+                watch.screen(&live, &mut fed).map(|_| fed)
+            }));
+            match screened.unwrap_or_else(|_| panic!("step {n}: {values:?} panicked")) {
+                Ok(fed) => {
+                    taken += 1;
+                    watch.expect(&live.step(&fed).unwrap());
+                }
+                Err(e) => {
+                    refused += 1;
+                    assert!(live.step(&values).is_err(), "step {n}: the stream takes what the watch refused ({e})");
+                    // as it was: the next good step is screened as before the refused one
+                    let good = data.original_step(n);
+                    let (mut after, mut was) = (watch.clone(), before);
+                    assert_eq!(
+                        after.screen(&live, &mut good.clone()).unwrap(),
+                        was.screen(&live, &mut good.clone()).unwrap()
+                    );
+                    assert_eq!(after.counts(), was.counts());
+                }
+            }
+        }
+        assert!(refused > 40 && taken > 20, "{refused} refused, {taken} taken");
+    }
 }

@@ -142,30 +142,28 @@ impl Watch {
     /// rule reads the values training's outlier screen keeps.
     ///
     /// # Errors
-    /// A step with the wrong number of signals; a reconstruction's step that fails
-    /// ([`ReconstructionSentinel::screen`]); a prediction's detector on a reconstruction
-    /// stream or the other way round.
+    /// A step `live` would refuse (the wrong number of signals, a value it cannot read:
+    /// named); a prediction's watch on a reconstruction stream or the other way round; a
+    /// reconstruction's step that fails. The watch is then as it was.
     pub fn screen(&mut self, live: &LiveStream, values: &mut [Option<f32>]) -> Result<WatchStep> {
-        if values.len() != live.signals().len() {
-            return Err(Error::invalid(
-                "step",
-                format!("{} values; the stream reads {} signals", values.len(), live.signals().len()),
-            ));
-        }
-        let step = self.steps;
         let scaler = live.scaler();
-        let flatline: Vec<Option<f32>> = match self.flatline.as_mut() {
-            Some((rule, signals)) => signals
-                .iter()
-                .enumerate()
-                .map(|(t, &j)| values[j].filter(|&x| !scaler.screens_out(j, x)).map(|x| rule.score(t, x, step)))
-                .collect(),
-            None => Vec::new(),
-        };
+        crate::tasks::check_step(values, live.signals(), scaler)?;
+        // the flatline rule reads the values as they arrived, the model's detector first
+        // (it alone may fail, and nothing has moved then)
+        let arrived = values.to_vec();
         let surprises = match (&mut self.sentinel, live) {
             (WatchSentinel::Forecast(sentinel), LiveStream::Prediction(_)) => sentinel.screen(values),
             (WatchSentinel::Reconstruction(sentinel), LiveStream::Reconstruction(s)) => sentinel.screen(s, values)?,
             _ => return Err(Error::invalid("watch", "opened on a stream of the other task")),
+        };
+        let step = self.steps;
+        let flatline: Vec<Option<f32>> = match self.flatline.as_mut() {
+            Some((rule, signals)) => signals
+                .iter()
+                .enumerate()
+                .map(|(t, &j)| arrived[j].filter(|&x| !scaler.screens_out(j, x)).map(|x| rule.score(t, x, step)))
+                .collect(),
+            None => Vec::new(),
         };
         self.steps += 1;
         let mut out = WatchStep { flagged: vec![false; self.targets.len()], ..WatchStep::default() };
