@@ -448,6 +448,18 @@ fn average_precision_is_one_when_faults_rank_first_and_counts_a_tie_together() {
     assert!(Detection::of(&[1.0], &[true, false], 0.0).is_err());
 }
 
+/// Alarms kept for the ramps' two signals: every scale 1, the flatline rule with training
+/// runs of 1 (a run of n equal readings scores 2n).
+fn unit_alarms_of_the_ramps() -> KeptAlarms {
+    KeptAlarms {
+        signals: vec!["a".into(), "b".into()],
+        scales: AlarmScales { rate: 0.01, threshold: 4.0, factors: vec![vec![1.0, 1.0]; 4] },
+        sigma: Vec::new(),
+        calibration: Vec::new(),
+        equal_runs: vec![1.0, 1.0],
+    }
+}
+
 #[test]
 fn a_watch_flags_what_its_detector_or_the_flatline_rule_scores_above_the_threshold_and_begins_each_episode_once() {
     // synthetic ramps, an untrained prediction model with a band, the flatline rule kept
@@ -457,13 +469,7 @@ fn a_watch_flags_what_its_detector_or_the_flatline_rule_scores_above_the_thresho
     let config = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
     let model = SequenceModel::<f32>::new(config.model_config(2), 3).unwrap();
     let task = PredictionTask::new(&data, 12, true).unwrap();
-    let kept = KeptAlarms {
-        signals: vec!["a".into(), "b".into()],
-        scales: AlarmScales { rate: 0.01, threshold: 4.0, factors: vec![vec![1.0, 1.0]; 4] },
-        sigma: Vec::new(),
-        calibration: Vec::new(),
-        equal_runs: vec![1.0, 1.0],
-    };
+    let kept = unit_alarms_of_the_ramps();
     let feed = |n: usize| {
         let mut values = data.original_step(n);
         if n == 30 {
@@ -535,13 +541,7 @@ fn a_step_the_stream_would_refuse_leaves_the_watch_as_it_was_and_nothing_panics(
     // causal reconstruction, each watched with the flatline rule; random steps: one value
     // too many or too few, NaN, ±∞, 1e30, gaps
     let data = ramps();
-    let kept = KeptAlarms {
-        signals: vec!["a".into(), "b".into()],
-        scales: AlarmScales { rate: 0.01, threshold: 4.0, factors: vec![vec![1.0, 1.0]; 4] },
-        sigma: Vec::new(),
-        calibration: Vec::new(),
-        equal_runs: vec![1.0, 1.0],
-    };
+    let kept = unit_alarms_of_the_ramps();
     let predicting = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
     let forecaster = SequenceModel::<f32>::new(predicting.model_config(2), 3).unwrap();
     let prediction = PredictionTask::new(&data, 12, true).unwrap();
