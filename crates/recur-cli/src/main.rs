@@ -71,7 +71,7 @@ const USAGE: &str = "usage:
       beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent
       history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
-               [--flag S [--join STEPS]]
+               [--flag S [--join STEPS]] [--state FILE.json]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (of every signal, or of its task.targets; --horizon N: of the next N steps,
@@ -99,6 +99,11 @@ const USAGE: &str = "usage:
       Scaled by DIR/alarms.json where `recur detect --alarm-rate` kept
       it (a prediction run without a band needs it: its validation RMS is kept there);
       with it, also the flatline rule (runs of equal readings) in SIGNAL_flatline columns.
+      --state FILE.json: the stream goes on where the feed before it stopped — each
+      entity's model state, its watch (--flag) and its open grid step are read from FILE
+      if it exists and written back (atomically) when this feed ends, which then leaves
+      its last step open for the next feed rather than answering it: feed the new rows
+      every hour, or restart the service, and the answers are those of one long feed.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

@@ -9,13 +9,14 @@ use std::path::PathBuf;
 
 use recur::data::{
     csv_fields_separated, csv_header, csv_quoted, not_a_time, one_hot_of, one_hot_value, parse_long_time,
-    without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, MissingValues, TimeColumns,
+    without_byte_order_mark, CellReader, Clock, EpochUnit, LiveGrid, LiveGridState, MissingValues, TimeColumns,
 };
 use recur::run::ServedRun;
 use recur::run::{DataFormat, TaskKind};
-use recur::tasks::anomaly::{KeptAlarms, Watch, WatchCounts, WatchStep, ALARMS_FILE};
-use recur::tasks::{LiveAnswer, LiveStream};
+use recur::tasks::anomaly::{KeptAlarms, Watch, WatchCounts, WatchState, WatchStep, ALARMS_FILE};
+use recur::tasks::{LiveAnswer, LiveState, LiveStream};
 use recur::Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::args::Args;
 use crate::run_folder::{open_run_for_serving, tell_calibration};
@@ -120,6 +121,22 @@ impl FeedAligner {
         Ok(completed)
     }
 
+    /// What it holds between rows: the open bin, the clock, the rows of the latest time.
+    fn state(&self) -> AlignerState {
+        AlignerState { grid: self.grid.state(), clock: self.clock, pending: self.pending.clone() }
+    }
+
+    /// Goes on from `state` ([`FeedAligner::state`]); otherwise why not.
+    fn restore(&mut self, state: AlignerState) -> Result<(), String> {
+        let signals = self.grid.state().sums.len();
+        if let Some(p) = state.pending.as_ref().filter(|p| p.sums.len() != signals) {
+            return Err(format!("rows of {} signals pending; the run reads {signals}", p.sums.len()));
+        }
+        self.grid.restore(&state.grid).map_err(|e| e.to_string())?;
+        (self.clock, self.pending) = (state.clock, state.pending);
+        Ok(())
+    }
+
     /// Ends the feed: the bins left, its last among them.
     fn finish(&mut self) -> Vec<GridStep> {
         let mut completed = Vec::new();
@@ -142,6 +159,7 @@ impl FeedAligner {
 
 /// The rows of one time before they go onto the grid: each signal's values summed, to be
 /// averaged as the long reader averages several values of one signal at one time.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 struct SameTime {
     time: i64,
     sums: Vec<(f64, u32)>,
@@ -327,15 +345,17 @@ impl Flags {
         surprise_cells.chain(flatline_cells).chain(std::iter::once(alarm_cell)).collect()
     }
 
-    /// The counts of `watches` (one per entity), together, on stderr.
-    fn report<'w>(&self, watches: impl Iterator<Item = &'w Watch>) {
+    /// What the watches of `entities` counted in this feed, together, on stderr.
+    fn report(&self, entities: &[EntityLive]) {
         let mut total = vec![WatchCounts::default(); self.targets.len()];
-        for watch in watches {
-            for (sum, c) in total.iter_mut().zip(watch.counts()) {
-                sum.flagged += c.flagged;
-                sum.withheld += c.withheld;
-                sum.flatline += c.flatline;
-                sum.episodes += c.episodes;
+        for entity in entities {
+            let Some(watch) = &entity.watch else { continue };
+            for (t, (sum, c)) in total.iter_mut().zip(watch.counts()).enumerate() {
+                let before = entity.counted_before.get(t).copied().unwrap_or_default();
+                sum.flagged += c.flagged - before.flagged;
+                sum.withheld += c.withheld - before.withheld;
+                sum.flatline += c.flatline - before.flatline;
+                sum.episodes += c.episodes - before.episodes;
             }
         }
         let counts = |of: &dyn Fn(&WatchCounts) -> usize, with: &dyn Fn(&WatchCounts) -> String| -> String {
@@ -384,15 +404,64 @@ struct EntityLive<'r> {
     name: String,
     stream: LiveStream<'r>,
     watch: Option<Watch>,
+    /// Its watch's counts from the feeds before this one (`--state`).
+    counted_before: Vec<WatchCounts>,
     aligner: FeedAligner,
 }
 
+/// [`FeedAligner`]'s state between rows.
+#[derive(Serialize, Deserialize)]
+struct AlignerState {
+    grid: LiveGridState,
+    clock: Option<Clock>,
+    pending: Option<SameTime>,
+}
+
+/// `--state FILE`: what a stream carries from one feed to the next, per entity.
+#[derive(Serialize, Deserialize)]
+struct SavedStream {
+    /// The run's signals, in its order (a state of another run is refused).
+    signals: Vec<String>,
+    entities: Vec<SavedEntity>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SavedEntity {
+    name: String,
+    stream: LiveState,
+    /// Its watch, where the feed was watched (`--flag`).
+    watch: Option<WatchState>,
+    aligner: AlignerState,
+}
+
+impl EntityLive<'_> {
+    fn saved(&self) -> SavedEntity {
+        SavedEntity {
+            name: self.name.clone(),
+            stream: self.stream.state(),
+            watch: self.watch.as_ref().map(Watch::state),
+            aligner: self.aligner.state(),
+        }
+    }
+
+    /// Goes on from `saved`; a watch saved where this feed is not watched is dropped, and
+    /// one this feed watches but none was saved for starts now.
+    fn restore(&mut self, saved: SavedEntity) -> Result<(), String> {
+        self.stream.restore(&saved.stream).map_err(|e| e.to_string())?;
+        if let (Some(watch), Some(state)) = (self.watch.as_mut(), saved.watch.as_ref()) {
+            watch.restore(state).map_err(|e| e.to_string())?;
+            self.counted_before = state.counts.clone();
+        }
+        self.aligner.restore(saved.aligner)
+    }
+}
+
 pub fn stream(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag", "join"];
+    let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag", "join", "state"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json] (a causal run; rows on stdin)"
                 .into(),
         );
     }
@@ -404,6 +473,8 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let align: bool = args.get("align", &known, false)?;
     let flag: f32 = args.get("flag", &known, 0.0)?;
     let join = crate::detect::join_steps(args, &known)?;
+    let state_file = PathBuf::from(args.get("state", &known, String::new())?);
+    let keeps_state = !state_file.as_os_str().is_empty();
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());
     }
@@ -571,12 +642,33 @@ pub fn stream(args: &Args) -> Result<(), String> {
         let watch = flags.as_ref().map(|f| f.watch(&stream)).transpose().map_err(|e| e.to_string())?;
         let grid = LiveGrid::new(c, run.fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
         let aligner = FeedAligner { grid, long, clock: None, pending: None };
-        Ok::<_, String>(EntityLive { name: name.to_string(), stream, watch, aligner })
+        Ok::<_, String>(EntityLive { name: name.to_string(), stream, watch, counted_before: Vec::new(), aligner })
     };
+    // --state: every entity of the feeds before goes on where it stopped
+    if keeps_state && state_file.exists() {
+        let at_file = |why: String| format!("{}: {why}", state_file.display());
+        let text = std::fs::read_to_string(&state_file).map_err(|e| at_file(e.to_string()))?;
+        let saved: SavedStream = serde_json::from_str(&text).map_err(|e| at_file(e.to_string()))?;
+        if saved.signals != run.fitted.signals {
+            return Err(at_file(format!(
+                "the state of a stream of the signals {:?}; this run reads {:?}",
+                saved.signals, run.fitted.signals
+            )));
+        }
+        for entity in saved.entities {
+            let name = entity.name.clone();
+            let mut live = new_live(&name)?;
+            live.restore(entity).map_err(|why| at_file(format!("entity `{name}`: {why}")))?;
+            entity_index.insert(name, entities.len());
+            entities.push(live);
+        }
+    }
     // an aligned step's leading cells: its entity where the feed names them, its time
     let aligned_leading = |name: &str, time: String| if by_entity { vec![csv_quoted(name), time] } else { vec![time] };
     let mut last_line = 1;
-    for (index, line) in lines {
+    // false once the reader has gone away
+    let mut reading = true;
+    'feed: for (index, line) in lines {
         let line = line.map_err(|e| format!("{input}: {e}"))?;
         if line.trim().is_empty() {
             continue;
@@ -611,7 +703,8 @@ pub fn stream(args: &Args) -> Result<(), String> {
                 .map_err(at_fault)?;
             let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
             if !serve(live, &values, at, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
-                return Ok(());
+                reading = false;
+                break 'feed;
             }
             continue;
         }
@@ -621,17 +714,37 @@ pub fn stream(args: &Args) -> Result<(), String> {
         })?;
         for (start, time, step) in completed {
             if !serve(live, &step, Some(start), aligned_leading(&live.name, time), last_line)? {
-                return Ok(());
+                reading = false;
+                break 'feed;
             }
         }
     }
-    // aligned, the feed's end completes each entity's last bin
-    for live in &mut entities {
-        for (start, time, step) in live.aligner.finish() {
-            if !serve(live, &step, Some(start), aligned_leading(&live.name, time), last_line)? {
-                return Ok(());
+    if keeps_state {
+        // the feed pauses here: its open bins wait for the next one
+        let saved = SavedStream {
+            signals: run.fitted.signals.clone(),
+            entities: entities.iter().map(EntityLive::saved).collect(),
+        };
+        let json = serde_json::to_string(&saved).map_err(|e| e.to_string())?;
+        recur::io::write_atomically(&state_file, json.as_bytes()).map_err(|e| e.to_string())?;
+        eprintln!(
+            "state of {} entit{} kept in {} for the next feed",
+            entities.len(),
+            if entities.len() == 1 { "y" } else { "ies" },
+            state_file.display()
+        );
+    } else if reading {
+        // aligned, the feed's end completes each entity's last bin
+        'entities: for live in &mut entities {
+            for (start, time, step) in live.aligner.finish() {
+                if !serve(live, &step, Some(start), aligned_leading(&live.name, time), last_line)? {
+                    break 'entities;
+                }
             }
         }
+    }
+    if !reading {
+        return Ok(());
     }
     if screened.iter().any(|&n| n > 0) {
         let counts: Vec<String> =
@@ -643,7 +756,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         );
     }
     if let Some(flags) = &flags {
-        flags.report(entities.iter().filter_map(|e| e.watch.as_ref()));
+        flags.report(&entities);
     }
     micros.sort_by(f64::total_cmp);
     if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {

@@ -266,6 +266,36 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     assert_eq!(episodes(&err), alone_episodes, "{err}");
     assert!(alone_episodes > 0, "{err}");
 
+    // --state: the interleaved feed in two parts, the second going on where the first
+    // stopped (each stay's model state, watch and open hour), answers and flags as the
+    // whole feed read at once, and leaves the same state behind
+    let with_state = |file: &Path| -> Vec<String> {
+        watch.iter().map(|a| a.to_string()).chain(["--state".into(), file.display().to_string()]).collect()
+    };
+    let run_with = |file: &Path, rows: &[&str]| {
+        let args = with_state(file);
+        let feed = std::iter::once(lines[0]).chain(rows.iter().copied()).collect::<Vec<_>>().join("\n") + "\n";
+        let (ok, out, err) = recur(&args.iter().map(String::as_str).collect::<Vec<_>>(), &feed);
+        assert!(ok, "{err}");
+        (out, err)
+    };
+    let (at_once, at_once_err) = run_with(&dir.join("at_once.json"), &mixed[1..]);
+    let half = mixed.len() / 2;
+    let (first, first_err) = run_with(&dir.join("parts.json"), &mixed[1..half]);
+    let (second, second_err) = run_with(&dir.join("parts.json"), &mixed[half..]);
+    let rows = |out: &str| out.lines().skip(1).map(String::from).collect::<Vec<_>>();
+    assert_eq!([rows(&first), rows(&second)].concat(), rows(&at_once));
+    assert!(rows(&first).len() > 40 && rows(&second).len() > 40);
+    assert_eq!(episodes(&first_err) + episodes(&second_err), episodes(&at_once_err), "{first_err}{second_err}");
+    let state = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+    assert_eq!(state("parts.json"), state("at_once.json"));
+    assert!(second_err.contains("state of 3 entities kept in"), "{second_err}");
+    // a state kept for another run's signals is refused, naming the file
+    std::fs::write(dir.join("other.json"), state("parts.json").replace("\"HR\"", "\"Pulse\"")).unwrap();
+    let args = with_state(&dir.join("other.json"));
+    let (ok, _, err) = recur(&args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{}\n", lines[0]));
+    assert!(!ok && err.contains("other.json: the state of a stream of the signals"), "{err}");
+
     // a stay's rows out of time order are refused, naming the stay
     let hr: Vec<&&str> = each[1].iter().filter(|l| l.contains(",HR,")).collect();
     let shuffled = format!("{}\n{}\n{}\n", lines[0], hr[5], hr[0]);

@@ -159,3 +159,41 @@ fn a_bidirectional_model_on_one_thread_counts_both_branches_in_its_row_layout_wi
     );
     assert_eq!(a.2, b.2, "every gradient, bit for bit");
 }
+
+#[test]
+fn a_causal_model_restored_from_its_carried_state_goes_on_as_its_whole_sequence_forward() {
+    // synthetic inputs; two-layer LSTM and Jordan encoders, unidirectional and decoupled
+    // with an LSTM fuser (a state of its own): stopped after 4 of 9 steps, the carried
+    // state read into a fresh stream, which then gives the whole forward's outputs
+    let mut rng = Rng::new(21);
+    let (steps, batch) = (9, 2);
+    let x: Vec<f64> = (0..steps * batch * 3).map(|_| rng.normal()).collect();
+    for (cell, bidirectional) in [(CellKind::Lstm, false), (CellKind::Lstm, true), (CellKind::Jordan, false)] {
+        let c = config(cell, bidirectional, FusionKind::FuserLstm, HeadKind::Gaussian);
+        let model = SequenceModel::<f64>::new(c, 5).unwrap();
+        let whole = model.forward(&SequenceBatch { x: &x, steps, batch, lengths: None }).unwrap();
+        let mut first = model.stream(batch).unwrap();
+        for t in 0..4 {
+            first.step(&x[t * batch * 3..(t + 1) * batch * 3]).unwrap();
+        }
+        let carried = first.carried();
+        assert_eq!(carried.fuser.is_some(), bidirectional);
+        let mut resumed = model.stream(batch).unwrap();
+        resumed.restore(&carried).unwrap();
+        for t in 4..steps {
+            let out = resumed.step(&x[t * batch * 3..(t + 1) * batch * 3]).unwrap();
+            let want = &whole.mean[t * batch * 2..(t + 1) * batch * 2];
+            assert!(
+                out.mean.iter().zip(want).all(|(a, b)| (a - b).abs() <= 1e-12),
+                "{cell:?} bi={bidirectional}: step {t}"
+            );
+        }
+        // a state of another shape is refused (a GRU's carries no c; a Jordan encoder's is
+        // shaped as a GRU's, which shapes alone cannot tell)
+        if cell == CellKind::Lstm {
+            let gru = config(CellKind::GruResetAfter, false, FusionKind::Concat, HeadKind::Linear);
+            let other = SequenceModel::<f64>::new(gru, 5).unwrap().stream(batch).unwrap().carried();
+            assert!(model.stream(batch).unwrap().restore(&other).unwrap_err().to_string().contains("c of layer 0"));
+        }
+    }
+}

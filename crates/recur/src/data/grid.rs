@@ -81,6 +81,15 @@ pub fn align_to_grid(series: &TimeSeries, bin_seconds: i64, aggregation: Aggrega
     Ok(GridSeries { signals: series.signals.clone(), start, clock: series.clock, bin_seconds, values, observed, delta })
 }
 
+/// What a [`LiveGrid`] carries between rows: the open bin's start and, per signal, the sum
+/// (or, aggregating by the last, the value) and count of its observations in it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LiveGridState {
+    pub open: Option<i64>,
+    pub sums: Vec<f64>,
+    pub counts: Vec<u32>,
+}
+
 /// [`align_to_grid`] for rows that arrive one at a time, in time order (a live feed, or a
 /// series read whole): the grid starts at the first row's time, bin `n` covering
 /// `[start + n·bin, start + (n+1)·bin)`; a bin is complete once a row at or past its end
@@ -118,6 +127,33 @@ impl LiveGrid {
     /// The open bin's start (`None` before the first row).
     pub fn open_bin(&self) -> Option<i64> {
         self.open
+    }
+
+    /// The open bin and what it has gathered, to go on from later ([`LiveGrid::restore`]).
+    pub fn state(&self) -> LiveGridState {
+        LiveGridState { open: self.open, sums: self.sums.clone(), counts: self.counts.clone() }
+    }
+
+    /// Goes on from `state` ([`LiveGrid::state`] of a grid of as many signals).
+    ///
+    /// # Errors
+    /// Another number of signals, or a sum that is not finite. The grid is then as it was.
+    pub fn restore(&mut self, state: &LiveGridState) -> Result<()> {
+        let c = self.sums.len();
+        if state.sums.len() != c || state.counts.len() != c {
+            return Err(Error::Shape {
+                tensor: "grid state".into(),
+                expected: vec![c],
+                got: vec![state.sums.len(), state.counts.len()],
+            });
+        }
+        if state.sums.iter().any(|s| !s.is_finite()) {
+            return Err(Error::invalid("grid state", "a sum that is not finite"));
+        }
+        self.open = state.open;
+        self.sums.clone_from(&state.sums);
+        self.counts.clone_from(&state.counts);
+        Ok(())
     }
 
     /// Adds one row's observations at `time` (`None` where a signal has none), first

@@ -12,7 +12,7 @@ mod table;
 pub mod wide;
 
 pub use calendar::{Calendar, CalendarCycle};
-pub use grid::{align_to_grid, Aggregation, GridSeries, LiveGrid};
+pub use grid::{align_to_grid, Aggregation, GridSeries, LiveGrid, LiveGridState};
 pub use inspect::{Inspection, Layout, SignalMissingness};
 pub use long::{parse_long_time, read_long, LongColumns, LongOptions};
 pub use missing::{is_missing, Cell, CellReader, MissingValues};

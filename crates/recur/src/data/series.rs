@@ -18,7 +18,7 @@ pub struct TimeSeries {
 
 /// What a series' times are: calendar times (seconds since the Unix epoch, UTC), or time
 /// elapsed since its entity's start, as PhysioNet 2012 writes it (`47:30`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Clock {
     #[default]
     Calendar,

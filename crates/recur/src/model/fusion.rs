@@ -9,7 +9,7 @@
 use recur_kernels::{sigmoid_in_place, Real};
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::heads::Linear;
 use crate::rng::Rng;
 use crate::rnn::{CellKind, InitialState, Rnn, RnnCache, RnnConfig, SequenceBatch, Stream};
@@ -99,6 +99,24 @@ impl<T: Real> FusionStream<'_, T> {
             fusion: self.fusion,
             fuser: self.fuser.as_ref().map(|f| f.replicated(copies)),
             batch: self.batch * copies,
+        }
+    }
+
+    /// A fuser RNN's carried state (none for the other fusions).
+    pub fn carried(&self) -> Option<crate::rnn::CarriedState<T>> {
+        self.fuser.as_ref().map(Stream::carried)
+    }
+
+    /// Goes on from a fuser RNN's `state` ([`FusionStream::carried`]).
+    ///
+    /// # Errors
+    /// A state for a fusion without a fuser or the other way round, or as
+    /// [`Stream::restore`].
+    pub fn restore(&mut self, state: Option<&crate::rnn::CarriedState<T>>) -> Result<()> {
+        match (&mut self.fuser, state) {
+            (Some(fuser), Some(state)) => fuser.restore(state),
+            (None, None) => Ok(()),
+            _ => Err(Error::invalid("carried state", "a fuser RNN's state for a fusion without one, or none for one")),
         }
     }
 

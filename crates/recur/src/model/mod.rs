@@ -11,4 +11,4 @@ pub use sequence_model::{
     reverse_within_lengths, Continuation, Coupling, HeadSteps, ModelCache, ModelConfig, ModelOutputs, ModelSection,
     SequenceModel,
 };
-pub use stream::ModelStream;
+pub use stream::{ModelState, ModelStream};

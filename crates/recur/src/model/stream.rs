@@ -10,6 +10,7 @@ use super::fusion::FusionStream;
 use super::head::HeadOutput;
 use super::sequence_model::SequenceModel;
 use crate::error::{Error, Result};
+use crate::rnn::CarriedState;
 use crate::rnn::{InitialState, Stream};
 
 /// `B` independent streams through a causal [`SequenceModel`].
@@ -18,6 +19,14 @@ pub struct ModelStream<'a, T> {
     model: &'a SequenceModel<T>,
     encoder: Stream<'a, T>,
     fusion: Option<FusionStream<'a, T>>,
+}
+
+/// What a [`ModelStream`] carries from step to step: its encoder's states and, for a
+/// decoupled model fused by an RNN, the fuser's.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelState<T> {
+    pub encoder: CarriedState<T>,
+    pub fuser: Option<CarriedState<T>>,
 }
 
 impl<T: Real> SequenceModel<T> {
@@ -49,6 +58,25 @@ impl<T: Real> ModelStream<'_, T> {
             model: self.model,
             encoder: self.encoder.replicated(copies),
             fusion: self.fusion.as_ref().map(|f| f.replicated(copies)),
+        }
+    }
+
+    /// What it carries from step to step: the encoder's states, and a fuser RNN's.
+    pub fn carried(&self) -> ModelState<T> {
+        ModelState { encoder: self.encoder.carried(), fuser: self.fusion.as_ref().and_then(FusionStream::carried) }
+    }
+
+    /// Goes on from `state` ([`ModelStream::carried`] of a stream of the same model and batch).
+    ///
+    /// # Errors
+    /// A state of another shape (named), a non-finite value, a fuser's state where the
+    /// model has none or the other way round.
+    pub fn restore(&mut self, state: &ModelState<T>) -> Result<()> {
+        self.encoder.restore(&state.encoder)?;
+        match &mut self.fusion {
+            Some(fusion) => fusion.restore(state.fuser.as_ref()),
+            None if state.fuser.is_none() => Ok(()),
+            None => Err(Error::invalid("carried state", "a fuser RNN's state for a model without one")),
         }
     }
 

@@ -8,4 +8,4 @@ pub mod stream;
 pub use config::{CellKind, RnnConfig};
 pub use layer::{InitialState, InputGradient, InputGrads, Rnn, RnnCache, RnnOutput, SequenceBatch};
 pub use params::CellParams;
-pub use stream::Stream;
+pub use stream::{CarriedState, Stream};

@@ -8,6 +8,14 @@ use super::config::CellKind;
 use super::layer::{jordan_of, jordan_weights, InitialState, Rnn, SequenceBatch};
 use crate::error::{check_finite, check_len, Error, Result};
 
+/// What a running encoder carries from step to step, per layer `[B,H]`: `h` (Jordan: the
+/// context y), and an LSTM's `c` (empty for the other cells).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CarriedState<T> {
+    pub h: Vec<Vec<T>>,
+    pub c: Vec<Vec<T>>,
+}
+
 /// A running encoder: the state of every layer for `B` independent streams.
 #[derive(Clone)]
 pub struct Stream<'a, T> {
@@ -109,5 +117,35 @@ impl<T: Real> Stream<'_, T> {
     /// The carried state of layer `k`: `h` (Jordan: the context y) `[B,H]`.
     pub fn state(&self, k: usize) -> &[T] {
         &self.h[k]
+    }
+
+    /// Every layer's carried state, to go on from later ([`Stream::restore`]).
+    pub fn carried(&self) -> CarriedState<T> {
+        CarriedState { h: self.h.clone(), c: self.c.clone() }
+    }
+
+    /// Goes on from `state` (what [`Stream::carried`] gave, of a stream of the same encoder
+    /// and batch).
+    ///
+    /// # Errors
+    /// Another number of layers, a state of another shape, or a non-finite value (named).
+    pub fn restore(&mut self, state: &CarriedState<T>) -> Result<()> {
+        let layers = self.h.len();
+        if state.h.len() != layers || state.c.len() != layers {
+            return Err(Error::invalid(
+                "carried state",
+                format!("{} and {} layers of h and c; the encoder has {layers}", state.h.len(), state.c.len()),
+            ));
+        }
+        for k in 0..layers {
+            let (h, c) = (format!("h of layer {k}"), format!("c of layer {k}"));
+            check_len(&h, &state.h[k], &[self.h[k].len()])?;
+            check_len(&c, &state.c[k], &[self.c[k].len()])?;
+            check_finite(&h, &state.h[k])?;
+            check_finite(&c, &state.c[k])?;
+        }
+        self.h.clone_from(&state.h);
+        self.c.clone_from(&state.c);
+        Ok(())
     }
 }

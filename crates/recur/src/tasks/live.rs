@@ -3,8 +3,11 @@
 //! [`LiveAnswer`] — what `recur stream` serves, and what a
 //! [`Watch`](crate::tasks::anomaly::Watch) scores arriving values against.
 
+use serde::{Deserialize, Serialize};
+
 use crate::data::Standardizer;
 use crate::error::Result;
+use crate::model::ModelState;
 use crate::rng::Rng;
 
 use super::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
@@ -14,6 +17,21 @@ use super::{Forecast, PredictionStream, Reconstructed, ReconstructionStream};
 pub enum LiveStream<'m> {
     Prediction(Box<PredictionStream<'m>>),
     Reconstruction(Box<ReconstructionStream<'m>>),
+}
+
+/// What a live stream carries from step to step — the model's states and what its task
+/// keeps beside them — to go on later where it left off: a service restarted, a feed read
+/// in batches ([`LiveStream::state`], [`LiveStream::restore`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LiveState {
+    pub model: ModelState<f32>,
+    /// The steps fed.
+    pub steps: usize,
+    /// A prediction stream: each signal's last observation (standardised) and its step.
+    #[serde(default)]
+    pub last: Vec<Option<(f32, usize)>>,
+    /// The time of the next step (seconds since the Unix epoch, UTC), where known.
+    pub next_time: Option<i64>,
 }
 
 /// A step's answer: the forecasts of the steps ahead, or every signal of this step as
@@ -47,6 +65,26 @@ impl LiveStream<'_> {
         match self {
             LiveStream::Prediction(s) => s.scaler(),
             LiveStream::Reconstruction(s) => s.scaler(),
+        }
+    }
+
+    /// What it carries from step to step, to go on from later ([`LiveStream::restore`]).
+    pub fn state(&self) -> LiveState {
+        match self {
+            LiveStream::Prediction(s) => s.state(),
+            LiveStream::Reconstruction(s) => s.state(),
+        }
+    }
+
+    /// Goes on from `state`: what [`LiveStream::state`] gave, of a stream of the same run.
+    ///
+    /// # Errors
+    /// A state of another model or task (its shapes, named), a non-finite value, or
+    /// observations at steps not yet fed. The stream is then as it was.
+    pub fn restore(&mut self, state: &LiveState) -> Result<()> {
+        match self {
+            LiveStream::Prediction(s) => s.restore(state),
+            LiveStream::Reconstruction(s) => s.restore(state),
         }
     }
 

@@ -9,7 +9,7 @@ pub mod prediction;
 pub mod reconstruction;
 
 pub use calibration::BandCalibration;
-pub use live::{LiveAnswer, LiveStream};
+pub use live::{LiveAnswer, LiveState, LiveStream};
 pub use metrics::{ErrorAccumulator, Metrics};
 pub use prediction::{
     horizon_method, train_prediction, ErrorsByTime, Forecast, HorizonScores, PredictionConfig, PredictionStream,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::calibration::{band_score, BandCalibration};
 use super::metrics::{ErrorAccumulator, Metrics, BAND_ALPHA};
 use super::prediction::{ErrorsByTime, TimeGroup};
-use super::{StepClock, StreamTraining};
+use super::{LiveState, StepClock, StreamTraining};
 use crate::classic::gradients::LookBack;
 use crate::data::{FittedScaler, PreparedSeries, Standardizer};
 use crate::error::{Error, Result};
@@ -399,6 +399,8 @@ pub struct ReconstructionStream<'m> {
     /// κ of each signal's band.
     band_factors: Vec<f32>,
     clock: StepClock,
+    /// The steps fed.
+    steps: usize,
 }
 
 impl<'m> ReconstructionStream<'m> {
@@ -443,6 +445,7 @@ impl<'m> ReconstructionStream<'m> {
             x: vec![0.0; 2 * c + clock.width()],
             band_factors: (0..c).map(|j| BandCalibration::factor_or_one(calibration.as_ref(), j)).collect(),
             clock,
+            steps: 0,
         })
     }
 }
@@ -470,6 +473,27 @@ impl ReconstructionStream<'_> {
         &self.scaler
     }
 
+    /// What it carries from step to step: the model's states, the steps fed, the next
+    /// step's time ([`ReconstructionStream::restore`] goes on from it).
+    pub fn state(&self) -> LiveState {
+        LiveState { model: self.stream.carried(), steps: self.steps, last: Vec::new(), next_time: self.clock.next }
+    }
+
+    /// Goes on from `state` ([`ReconstructionStream::state`] of a stream of the same run).
+    ///
+    /// # Errors
+    /// Another model's state (named), a non-finite value, last observations (a
+    /// prediction stream's). The stream is then as it was.
+    pub fn restore(&mut self, state: &LiveState) -> Result<()> {
+        if !state.last.is_empty() {
+            return Err(Error::invalid("live state", "a prediction stream's (it keeps last observations)"));
+        }
+        let mut stream = self.stream.clone();
+        stream.restore(&state.model)?;
+        (self.stream, self.steps, self.clock.next) = (stream, state.steps, state.next_time);
+        Ok(())
+    }
+
     /// Feeds the values of one grid step (original units; `None` where missing) and
     /// returns each signal's reconstruction at this step with its ±2σ band, in original units.
     ///
@@ -481,6 +505,7 @@ impl ReconstructionStream<'_> {
         let c = self.signals.len();
         self.clock.write_next(&mut self.x[2 * c..])?;
         let out = self.stream.step(&self.x)?;
+        self.steps += 1;
         let precision = out.precision.first().copied().ok_or_else(|| {
             Error::invalid("stream", "the model has no precision head (a reconstruction model has a Gaussian one)")
         })?;

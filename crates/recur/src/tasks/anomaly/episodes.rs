@@ -56,6 +56,21 @@ impl EpisodeTracker {
         self.join
     }
 
+    /// Per target, its last flagged step (none yet: `None`, or no entry).
+    pub(super) fn last_flags(&self) -> &[Option<usize>] {
+        &self.last
+    }
+
+    /// Goes on from `last` ([`EpisodeTracker::last_flags`]) after `steps` steps: whether it
+    /// fits (no flag at a step not yet fed); if not, nothing changes.
+    pub(super) fn restore_last_flags(&mut self, last: &[Option<usize>], steps: usize) -> bool {
+        if last.iter().flatten().any(|&k| k >= steps) {
+            return false;
+        }
+        self.last = last.to_vec();
+        true
+    }
+
     /// A flag of `target` at `step` (steps in order): whether it begins an episode.
     pub fn begins(&mut self, target: usize, step: usize) -> bool {
         if target >= self.last.len() {

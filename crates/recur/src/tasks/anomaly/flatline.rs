@@ -71,6 +71,22 @@ impl FlatlineRule {
         FlatlineRule { quantiles, scale, reach, runs }
     }
 
+    /// Per target, the last reading with its step, and the run of equal readings it ended.
+    pub(super) fn runs(&self) -> Vec<(Option<(f32, usize)>, usize)> {
+        self.runs.iter().map(|r| (r.last, r.run)).collect()
+    }
+
+    /// Goes on from `runs` ([`FlatlineRule::runs`]) after `steps` steps: whether they fit
+    /// (one per target, finite readings at steps fed); if not, nothing changes.
+    pub(super) fn restore_runs(&mut self, runs: &[(Option<(f32, usize)>, usize)], steps: usize) -> bool {
+        let fits = |&(last, _): &(Option<(f32, usize)>, usize)| last.is_none_or(|(x, k)| x.is_finite() && k < steps);
+        if runs.len() != self.runs.len() || !runs.iter().all(fits) {
+            return false;
+        }
+        self.runs = runs.iter().map(|&(last, run)| RunOfEqual { last, run }).collect();
+        true
+    }
+
     /// The score of target `t`'s value `x` (original units) observed at step `k` (steps
     /// counted as the stream counts them, increasing).
     pub fn score(&mut self, t: usize, x: f32, k: usize) -> f32 {

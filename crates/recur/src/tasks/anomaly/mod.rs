@@ -57,7 +57,7 @@ pub use alarms::{AlarmScales, KeptAlarms, Screening, ALARMS_FILE};
 pub use episodes::{episodes, Episode, EpisodeTracker, JOIN};
 pub use faults::{inject_faults, AlarmCount, Detection, Detections, EventDetection, FaultEvent, FaultKind, Faults};
 pub use flatline::{equal_run_quantiles, FlatlineRule};
-pub use watch::{Watch, WatchCounts, WatchStep};
+pub use watch::{Watch, WatchCounts, WatchState, WatchStep};
 
 use faults::detect_faults;
 

@@ -6,7 +6,7 @@ use super::*;
 use crate::model::ModelSection;
 use crate::rng::Rng;
 use crate::tasks::prediction::tests::ramps;
-use crate::tasks::{LiveStream, PredictionConfig, ReconstructionConfig, Uncertainty};
+use crate::tasks::{LiveState, LiveStream, PredictionConfig, ReconstructionConfig, Uncertainty};
 
 /// A value of step `step` and target `target` scored `scores` by the model,
 /// persistence, the level and the flatline rule, nothing else known of it (synthetic).
@@ -535,6 +535,37 @@ fn a_watch_flags_what_its_detector_or_the_flatline_rule_scores_above_the_thresho
     assert!(!watch.has_flatline() && step.flatline.is_empty() && step.surprises.iter().all(Option::is_some));
 }
 
+/// Untrained models of both tasks over the ramps, with their tasks: a prediction model
+/// with a Gaussian band, and a causal reconstruction (synthetic).
+struct RampModels<'d> {
+    prediction: PredictionTask<'d>,
+    forecaster: SequenceModel<f32>,
+    reconstruction: ReconstructionTask<'d>,
+    filler: SequenceModel<f32>,
+}
+
+impl<'d> RampModels<'d> {
+    fn new(data: &'d PreparedSeries) -> Self {
+        let predicting = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
+        let filling =
+            ReconstructionConfig { model: ModelSection::default(), window: 12, residual: false, ..Default::default() };
+        RampModels {
+            prediction: PredictionTask::new(data, 12, true).unwrap(),
+            forecaster: SequenceModel::new(predicting.model_config(2), 3).unwrap(),
+            filler: SequenceModel::new(filling.model_config(2), 3).unwrap(),
+            reconstruction: ReconstructionTask::new(data, filling).unwrap(),
+        }
+    }
+
+    /// A fresh stream of the prediction model, or of the reconstruction.
+    fn stream(&self, prediction: bool) -> LiveStream<'_> {
+        match prediction {
+            true => LiveStream::Prediction(Box::new(self.prediction.stream(&self.forecaster).unwrap())),
+            false => LiveStream::Reconstruction(Box::new(self.reconstruction.stream(&self.filler).unwrap())),
+        }
+    }
+}
+
 #[test]
 fn a_step_the_stream_would_refuse_leaves_the_watch_as_it_was_and_nothing_panics() {
     // synthetic ramps through an untrained prediction model with a band and an untrained
@@ -542,17 +573,8 @@ fn a_step_the_stream_would_refuse_leaves_the_watch_as_it_was_and_nothing_panics(
     // too many or too few, NaN, ±∞, 1e30, gaps
     let data = ramps();
     let kept = unit_alarms_of_the_ramps();
-    let predicting = PredictionConfig { uncertainty: Uncertainty::Gaussian, ..PredictionConfig::default() };
-    let forecaster = SequenceModel::<f32>::new(predicting.model_config(2), 3).unwrap();
-    let prediction = PredictionTask::new(&data, 12, true).unwrap();
-    let filling =
-        ReconstructionConfig { model: ModelSection::default(), window: 12, residual: false, ..Default::default() };
-    let filler = SequenceModel::<f32>::new(filling.model_config(2), 3).unwrap();
-    let reconstruction = ReconstructionTask::new(&data, filling).unwrap();
-    let streams = [
-        LiveStream::Prediction(Box::new(prediction.stream(&forecaster).unwrap())),
-        LiveStream::Reconstruction(Box::new(reconstruction.stream(&filler).unwrap())),
-    ];
+    let models = RampModels::new(&data);
+    let streams = [models.stream(true), models.stream(false)];
     let mut rng = Rng::new(5);
     for mut live in streams {
         let mut watch = Watch::new(&live, 4.0, 3, Some(&kept), 11).unwrap();
@@ -595,5 +617,70 @@ fn a_step_the_stream_would_refuse_leaves_the_watch_as_it_was_and_nothing_panics(
             }
         }
         assert!(refused > 40 && taken > 20, "{refused} refused, {taken} taken");
+    }
+}
+
+#[test]
+fn a_stream_and_its_watch_restored_from_their_saved_state_go_on_as_if_never_stopped() {
+    // synthetic ramps through both tasks' untrained streams, each watched with the
+    // flatline rule and `a` spiking at 45: stopped after 40 steps, their states written as
+    // JSON and read into a fresh stream and watch, which then answer and flag every later
+    // step exactly as the ones never stopped
+    let data = ramps();
+    let kept = unit_alarms_of_the_ramps();
+    let models = RampModels::new(&data);
+    let fresh = |prediction: bool| models.stream(prediction);
+    let feed = |n: usize| {
+        let mut values = data.original_step(n);
+        if n == 45 {
+            values[0] = Some(1e4);
+        }
+        values
+    };
+    for task in [true, false] {
+        let mut live = fresh(task);
+        let mut watch = Watch::new(&live, 4.0, 3, Some(&kept), 11).unwrap();
+        let step = |live: &mut LiveStream, watch: &mut Watch, n: usize| {
+            let mut values = feed(n);
+            let screened = watch.screen(live, &mut values).unwrap();
+            let answer = live.step(&values).unwrap();
+            watch.expect(&answer);
+            (screened, answer)
+        };
+        for n in 0..40 {
+            step(&mut live, &mut watch, n);
+        }
+        let saved = serde_json::to_string(&(live.state(), watch.state())).unwrap();
+        let (stream_state, watch_state): (LiveState, WatchState) = serde_json::from_str(&saved).unwrap();
+        let mut restored = fresh(task);
+        let mut restored_watch = Watch::new(&restored, 4.0, 3, Some(&kept), 11).unwrap();
+        restored.restore(&stream_state).unwrap();
+        restored_watch.restore(&watch_state).unwrap();
+        let mut spike_flagged = false;
+        for n in 40..100 {
+            let (want, got) = (step(&mut live, &mut watch, n), step(&mut restored, &mut restored_watch, n));
+            assert_eq!(got, want, "step {n}");
+            spike_flagged |= n == 45 && want.0.new_alarms.contains(&0);
+        }
+        assert!(spike_flagged);
+        assert_eq!(restored_watch.counts(), watch.counts());
+
+        // a state that does not fit is refused, and nothing changes
+        let before = restored.state();
+        let other = if task { fresh(false).state() } else { fresh(true).state() };
+        assert!(restored.restore(&other).is_err(), "the other task's state");
+        let mut shorter = stream_state.clone();
+        shorter.model.encoder.h[0].pop();
+        assert!(restored.restore(&shorter).unwrap_err().to_string().contains("h of layer 0"));
+        assert_eq!(restored.state(), before);
+        let mut ahead = watch_state.clone();
+        ahead.last_flags = vec![Some(watch_state.steps), None];
+        let mut counted = watch_state.clone();
+        counted.counts.pop();
+        for bad in [ahead, counted] {
+            let kept_state = restored_watch.state();
+            assert!(restored_watch.restore(&bad).is_err());
+            assert_eq!(restored_watch.state(), kept_state);
+        }
     }
 }

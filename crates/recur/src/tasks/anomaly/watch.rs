@@ -5,6 +5,8 @@
 //! each flag of either put into its signal's episode as it happens ([`EpisodeTracker`]).
 //! What `recur stream --flag` runs, and a program of its own needs (`examples/watch_run.rs`).
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{Error, Result};
 use crate::tasks::{LiveAnswer, LiveStream};
 
@@ -46,8 +48,27 @@ pub struct WatchStep {
     pub new_alarms: Vec<usize>,
 }
 
+/// What a [`Watch`] carries from step to step, to go on later where it left off
+/// ([`Watch::state`], [`Watch::restore`]); per target where a list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WatchState {
+    /// The steps screened, and what was flagged in them.
+    pub steps: usize,
+    pub counts: Vec<WatchCounts>,
+    /// Whether the value of the last step was withheld from the model.
+    pub withheld: Vec<bool>,
+    /// A prediction's detector: the forecast expected of the next step and its band,
+    /// standardised (none yet: `None`; empty for a reconstruction's).
+    pub expected: Vec<Option<(f32, f32, f32)>>,
+    /// The flatline rule: the last reading with its step, and the run of equal readings it
+    /// ended (empty without the rule).
+    pub runs: Vec<(Option<(f32, usize)>, usize)>,
+    /// The step of the last flag.
+    pub last_flags: Vec<Option<usize>>,
+}
+
 /// One target's count of what a watch has seen so far.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchCounts {
     /// Values the model scored above the threshold.
     pub flagged: usize,
@@ -134,6 +155,67 @@ impl Watch {
     /// Per target, what it has flagged so far.
     pub fn counts(&self) -> &[WatchCounts] {
         &self.counts
+    }
+
+    /// What it carries from step to step, to go on from later ([`Watch::restore`]).
+    pub fn state(&self) -> WatchState {
+        let (withheld, expected) = match &self.sentinel {
+            WatchSentinel::Forecast(s) => (s.guard.withheld.clone(), s.expected.clone()),
+            WatchSentinel::Reconstruction(s) => (s.guard.withheld.clone(), Vec::new()),
+        };
+        WatchState {
+            steps: self.steps,
+            counts: self.counts.clone(),
+            withheld,
+            expected,
+            runs: self.flatline.as_ref().map_or(Vec::new(), |(rule, _)| rule.runs()),
+            last_flags: self.tracker.last_flags().to_vec(),
+        }
+    }
+
+    /// Goes on from `state`: what [`Watch::state`] gave, of a watch of the same targets, task
+    /// and flatline rule (its threshold and join may differ: they are settings, not state).
+    ///
+    /// # Errors
+    /// A state that does not fit the watch (named: its lists' lengths, a flatline rule's
+    /// runs without one or the other way round, a non-finite value, steps not yet
+    /// screened). The watch is then as it was.
+    pub fn restore(&mut self, state: &WatchState) -> Result<()> {
+        let p = self.targets.len();
+        let unfit =
+            |what: &str| Error::invalid("watch state", format!("{what} does not fit this watch of {p} targets"));
+        let forecast = matches!(self.sentinel, WatchSentinel::Forecast(_));
+        let expected_fits = match forecast {
+            true => {
+                state.expected.len() == p
+                    && state.expected.iter().flatten().all(|&(x, l, h)| [x, l, h].iter().all(|v| v.is_finite()))
+            }
+            false => state.expected.is_empty(),
+        };
+        if state.counts.len() != p || state.withheld.len() != p || !expected_fits || state.last_flags.len() > p {
+            return Err(unfit("its counts, withheld values, forecasts or flags"));
+        }
+        let mut watch = self.clone();
+        let runs_fit = match watch.flatline.as_mut() {
+            Some((rule, _)) => rule.restore_runs(&state.runs, state.steps),
+            None => state.runs.is_empty(),
+        };
+        if !runs_fit {
+            return Err(unfit("the flatline rule's runs"));
+        }
+        if !watch.tracker.restore_last_flags(&state.last_flags, state.steps) {
+            return Err(unfit("a flag at a step not yet screened"));
+        }
+        match &mut watch.sentinel {
+            WatchSentinel::Forecast(s) => {
+                s.guard.withheld.clone_from(&state.withheld);
+                s.expected.clone_from(&state.expected);
+            }
+            WatchSentinel::Reconstruction(s) => s.guard.withheld.clone_from(&state.withheld),
+        }
+        (watch.steps, watch.counts) = (state.steps, state.counts.clone());
+        *self = watch;
+        Ok(())
     }
 
     /// Scores the next step's `values` (every signal of `live`, original units, `None` where

@@ -284,6 +284,33 @@ impl LastObserved {
         }
     }
 
+    /// Per signal, its last observation and its step.
+    pub(super) fn saved(&self) -> &[Option<(f32, usize)>] {
+        &self.last
+    }
+
+    /// Goes on from `saved` ([`LastObserved::saved`]) after `steps` steps.
+    ///
+    /// # Errors
+    /// Another number of signals, a non-finite value, or a step not yet fed.
+    pub(super) fn restore(&mut self, saved: &[Option<(f32, usize)>], steps: usize) -> Result<()> {
+        if saved.len() != self.last.len() {
+            return Err(Error::Shape {
+                tensor: "last observations".into(),
+                expected: vec![self.last.len()],
+                got: vec![saved.len()],
+            });
+        }
+        if let Some(j) = saved.iter().position(|s| s.is_some_and(|(v, at)| !v.is_finite() || at >= steps)) {
+            return Err(Error::invalid(
+                format!("last observation of signal {j}"),
+                format!("{:?} after {steps} steps: a finite value at a step fed", saved[j]),
+            ));
+        }
+        self.last = saved.to_vec();
+        Ok(())
+    }
+
     /// Signal `j`'s last observation, if it lies fewer than `reach` steps before `now`.
     pub(super) fn within(&self, j: usize, now: usize) -> Option<f32> {
         self.last[j].filter(|&(_, at)| now - at < self.reach).map(|(v, _)| v)

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::model::{HeadKind, ModelStream, SequenceModel};
 use crate::rng::Rng;
 use crate::tasks::calibration::BandCalibration;
-use crate::tasks::StepClock;
+use crate::tasks::{LiveState, StepClock};
 
 impl PredictionTask<'_> {
     /// A stream through `model` for one live series: each [`PredictionStream::step`]
@@ -186,6 +186,31 @@ impl PredictionStream<'_> {
     /// The standardisation of its signals.
     pub fn scaler(&self) -> &Standardizer {
         &self.scaler
+    }
+
+    /// What it carries from step to step: the model's states, the steps fed, each signal's
+    /// last observation, the next step's time ([`PredictionStream::restore`] goes on from it).
+    pub fn state(&self) -> LiveState {
+        LiveState {
+            model: self.stream.carried(),
+            steps: self.steps,
+            last: self.last.saved().to_vec(),
+            next_time: self.clock.next,
+        }
+    }
+
+    /// Goes on from `state` ([`PredictionStream::state`] of a stream of the same run).
+    ///
+    /// # Errors
+    /// Another model's state (named), a non-finite value, last observations of another
+    /// number of signals or at steps not yet fed. The stream is then as it was.
+    pub fn restore(&mut self, state: &LiveState) -> Result<()> {
+        let mut stream = self.stream.clone();
+        stream.restore(&state.model)?;
+        let mut last = self.last.clone();
+        last.restore(&state.last, state.steps)?;
+        (self.stream, self.last, self.steps, self.clock.next) = (stream, last, state.steps, state.next_time);
+        Ok(())
     }
 
     /// Whether the model reads calendar inputs: then the stream needs the time of the
