@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use recur::data::{
     csv_fields_separated, csv_header, csv_quoted, not_a_time, one_hot_of, one_hot_value, parse_long_time,
@@ -456,6 +456,253 @@ impl EntityLive<'_> {
     }
 }
 
+/// How a feed's header says its rows give the run's signals: the feed, whether its rows
+/// are aligned by time onto the grid, the time columns of rows already on the grid (a
+/// model reading the calendar), and the columns passed through.
+struct FeedLayout {
+    feed: Feed,
+    align: bool,
+    row_time: Option<TimeColumns>,
+    passed: Vec<usize>,
+    /// A long feed with an entity column: each entity on its own grid, with its own state.
+    by_entity: bool,
+}
+
+impl FeedLayout {
+    /// From the feed's column `names` (separated by `delimiter`) for streams like `stream`
+    /// of a run trained with `data` (its marks of no value `missing`), its rows aligned by
+    /// time where `align` asks (a long feed's always are); otherwise why not (line 1's fault).
+    fn of_header(
+        (names, delimiter): (&[String], char),
+        (data, missing): (&recur::run::DataConfig, &MissingValues),
+        stream: &LiveStream,
+        align: bool,
+    ) -> Result<FeedLayout, String> {
+        // a long run's feed may be long (`data.columns` in its header) or one column per signal
+        let c = &data.columns;
+        let long = data.format == DataFormat::Long && [&c.time, &c.signal, &c.value].iter().all(|n| names.contains(n));
+        let feed = match long {
+            false => {
+                let sources = stream
+                    .signals()
+                    .iter()
+                    .map(|s| FeedColumn::find(s, names, &data.categorical, missing, delimiter))
+                    .collect::<Result<Vec<_>, _>>()?;
+                // aligned: the feed's time column(s), found as the training data's were
+                let time = match align {
+                    false => None,
+                    true => Some(TimeColumns::find(names).ok_or(
+                        "no time column for --align (`timestamp`, `time`, `date` or `year,month,day[,hour]`)",
+                    )?),
+                };
+                Feed::Wide { sources, time }
+            }
+            true => {
+                let column = |name: &str| names.iter().position(|n| n == name).unwrap_or_default();
+                let entity = if c.entity.is_empty() { None } else { names.iter().position(|n| *n == c.entity) };
+                let signals = stream
+                    .signals()
+                    .iter()
+                    .enumerate()
+                    .map(|(j, s)| (s.clone(), (j, missing.of(s).separated_by(delimiter))))
+                    .collect();
+                Feed::Long {
+                    time: column(&c.time),
+                    signal: column(&c.signal),
+                    value: column(&c.value),
+                    entity,
+                    signals,
+                }
+            }
+        };
+        // rows at their own times are aligned onto the grid; a long feed's always are
+        let align = matches!(feed, Feed::Long { .. } | Feed::Wide { time: Some(_), .. });
+        // rows already on the grid give a model reading the calendar each step's time
+        let row_time = match !align && stream.reads_calendar() {
+            false => None,
+            true => Some(TimeColumns::find(names).ok_or_else(|| {
+                format!(
+                    "the run reads calendar inputs (data.calendar = {:?}): each row needs its time (a column `timestamp`, `time`, `date` or `year,month,day[,hour]`)",
+                    data.calendar.iter().map(|c| c.name()).collect::<Vec<_>>()
+                )
+            })?),
+        };
+        // a row's other columns pass through; aligned, a step is a bin of rows, so none do
+        let passed: Vec<usize> = match &feed {
+            Feed::Wide { sources, time: None } => {
+                (0..names.len()).filter(|&i| sources.iter().all(|f| f.column != i)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let by_entity = matches!(feed, Feed::Long { entity: Some(_), .. });
+        Ok(FeedLayout { feed, align, row_time, passed, by_entity })
+    }
+
+    /// The output's first columns: those passed through, or an aligned step's time (after
+    /// its entity, named as the data names it, where the feed has entities).
+    fn leading_header(&self, names: &[String], entity_column: &str) -> Vec<String> {
+        match (self.align, self.by_entity) {
+            (false, _) => self.passed.iter().map(|&i| names[i].clone()).collect(),
+            (true, false) => vec!["time".to_string()],
+            (true, true) => vec![entity_column.to_string(), "time".to_string()],
+        }
+    }
+
+    /// An aligned step's leading cells: its entity's `name` where the feed has entities,
+    /// its `time`.
+    fn aligned_leading(&self, name: &str, time: String) -> Vec<String> {
+        if self.by_entity {
+            vec![csv_quoted(name), time]
+        } else {
+            vec![time]
+        }
+    }
+}
+
+/// The output side of `recur stream`: each grid step of an entity through its model (and
+/// its watch), its answer written at once, the model step timed; what the feed saw, on
+/// stderr at its end.
+struct Server<'a> {
+    out: std::io::StdoutLock<'static>,
+    input: &'a str,
+    scaler: &'a recur::data::Standardizer,
+    flags: Option<&'a Flags>,
+    /// Forecasts `horizon` steps ahead, banded by `paths` sample paths from `rng`.
+    horizon: usize,
+    paths: usize,
+    rng: Rng,
+    /// The per-step latency budget in µs (0: none), the steps over it (their lines), and
+    /// every model step's time.
+    budget: f64,
+    over_budget: Vec<usize>,
+    micros: Vec<f64>,
+    /// Per signal, the values training's outlier screen takes out (read as gaps by the model).
+    screened: Vec<usize>,
+}
+
+impl Server<'_> {
+    /// One grid step of `live` (at its bin's start `at`, where known) from `line` of the
+    /// feed, its answer written after `leading` cells; false once the reader has gone away.
+    fn serve(
+        &mut self,
+        live: &mut EntityLive,
+        values: &[Option<f32>],
+        (at, leading): (Option<i64>, Vec<String>),
+        line: usize,
+    ) -> Result<bool, String> {
+        let input = self.input;
+        if let Some(at) = at {
+            live.stream.at(at);
+        }
+        for ((j, v), count) in values.iter().enumerate().zip(&mut self.screened) {
+            *count += usize::from(v.is_some_and(|v| self.scaler.screens_out(j, v)));
+        }
+        let mut fed = values.to_vec();
+        let watched = match (live.watch.as_mut(), self.flags) {
+            (Some(watch), Some(flags)) => {
+                flags.cells(&watch.screen(&live.stream, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?)
+            }
+            _ => Vec::new(),
+        };
+        let started = std::time::Instant::now();
+        let answer = live
+            .stream
+            .step_forecasting(&fed, self.horizon, self.paths, &mut self.rng)
+            .map_err(|e| format!("{input}: line {line}: {e}"))?;
+        let micros = started.elapsed().as_secs_f64() * 1e6;
+        self.micros.push(micros);
+        if self.budget > 0.0 && micros > self.budget {
+            if self.over_budget.is_empty() {
+                eprintln!(
+                    "{input}: line {line}: the model step took {micros:.1} µs, over the budget of {} µs",
+                    self.budget
+                );
+            }
+            self.over_budget.push(line);
+        }
+        if let Some(watch) = live.watch.as_mut() {
+            watch.expect(&answer);
+        }
+        // a reconstruction fills a value withheld as it fills a missing one
+        let cells: Vec<String> = leading.into_iter().chain(answer_cells(&answer, &fed)).chain(watched).collect();
+        Ok(writeln!(self.out, "{}", cells.join(",")).and_then(|()| self.out.flush()).is_ok())
+    }
+
+    /// What the feed saw, on stderr: values screened out, the watches' counts, the model
+    /// step's times; an error naming the steps over the budget.
+    fn report(mut self, signals: &[String], entities: &[EntityLive]) -> Result<(), String> {
+        let screened = &self.screened;
+        if screened.iter().any(|&n| n > 0) {
+            let counts: Vec<String> =
+                signals.iter().zip(screened).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect();
+            eprintln!(
+                "{} values outside the training's outlier screen (data.outlier_mads) read as gaps ({})",
+                screened.iter().sum::<usize>(),
+                counts.join(", ")
+            );
+        }
+        if let Some(flags) = self.flags {
+            flags.report(entities);
+        }
+        let micros = &mut self.micros;
+        micros.sort_by(f64::total_cmp);
+        if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {
+            let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
+            let of = match entities.len() {
+                0 | 1 => String::new(),
+                n => format!(" ({n} entities, each with its own state)"),
+            };
+            eprintln!(
+                "{} steps streamed{of}; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs (parsing and output excluded)",
+                micros.len(),
+            );
+        }
+        match self.over_budget.as_slice() {
+            [] => Ok(()),
+            lines => Err(format!(
+                "{} of {} steps over the budget of {} µs (lines {}{})",
+                lines.len(),
+                micros.len(),
+                self.budget,
+                lines.iter().take(10).map(usize::to_string).collect::<Vec<_>>().join(", "),
+                if lines.len() > 10 { ", …" } else { "" }
+            )),
+        }
+    }
+}
+
+/// `--state FILE`: the entities saved there, for a run of `signals`; none where there is no
+/// file yet.
+fn read_saved(file: &Path, signals: &[String]) -> Result<Vec<SavedEntity>, String> {
+    if !file.exists() {
+        return Ok(Vec::new());
+    }
+    let at_file = |why: String| format!("{}: {why}", file.display());
+    let text = std::fs::read_to_string(file).map_err(|e| at_file(e.to_string()))?;
+    let saved: SavedStream = serde_json::from_str(&text).map_err(|e| at_file(e.to_string()))?;
+    if saved.signals != signals {
+        return Err(at_file(format!(
+            "the state of a stream of the signals {:?}; this run reads {signals:?}",
+            saved.signals
+        )));
+    }
+    Ok(saved.entities)
+}
+
+/// `--state FILE`: every entity's state into `file`, atomically.
+fn write_saved(file: &Path, signals: &[String], entities: &[EntityLive]) -> Result<(), String> {
+    let saved = SavedStream { signals: signals.to_vec(), entities: entities.iter().map(EntityLive::saved).collect() };
+    let json = serde_json::to_string(&saved).map_err(|e| e.to_string())?;
+    recur::io::write_atomically(file, json.as_bytes()).map_err(|e| e.to_string())?;
+    eprintln!(
+        "state of {} entit{} kept in {} for the next feed",
+        entities.len(),
+        if entities.len() == 1 { "y" } else { "ies" },
+        file.display()
+    );
+    Ok(())
+}
+
 pub fn stream(args: &Args) -> Result<(), String> {
     let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag", "join", "state"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
@@ -466,7 +713,6 @@ pub fn stream(args: &Args) -> Result<(), String> {
         );
     }
     let paths: usize = args.get("samples", &known, 0)?;
-    let mut rng = Rng::new(0);
     let input = args.get("input", &known, "-".to_string())?;
     let budget: f64 = args.get("budget-us", &known, 0.0)?;
     let horizon: usize = args.get("horizon", &known, 1)?;
@@ -512,124 +758,30 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let (delimiter, names) = csv_header(without_byte_order_mark(&header));
     // the run's marks of "no value" (data.missing_values), as its training data was read
     let missing = config.data.missing().map_err(|e| format!("{}: {e}", dir.display()))?;
-    let at_line_1 = |why: String| format!("{input}: line 1: {why}");
-    // a long run's feed may be long (`data.columns` in its header) or one column per signal
-    let c = &config.data.columns;
-    let long =
-        config.data.format == DataFormat::Long && [&c.time, &c.signal, &c.value].iter().all(|n| names.contains(n));
-    let feed = match long {
-        false => {
-            let sources = stream
-                .signals()
-                .iter()
-                .map(|s| FeedColumn::find(s, &names, &config.data.categorical, &missing, delimiter))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(at_line_1)?;
-            // aligned: the feed's time column(s), found as the training data's were
-            let time = match align {
-                false => None,
-                true => Some(TimeColumns::find(&names).ok_or_else(|| {
-                    at_line_1(
-                        "no time column for --align (`timestamp`, `time`, `date` or `year,month,day[,hour]`)".into(),
-                    )
-                })?),
-            };
-            Feed::Wide { sources, time }
-        }
-        true => {
-            let column = |name: &str| names.iter().position(|n| n == name).unwrap_or_default();
-            let entity = if c.entity.is_empty() { None } else { names.iter().position(|n| *n == c.entity) };
-            let signals = stream
-                .signals()
-                .iter()
-                .enumerate()
-                .map(|(j, s)| (s.clone(), (j, missing.of(s).separated_by(delimiter))))
-                .collect();
-            Feed::Long { time: column(&c.time), signal: column(&c.signal), value: column(&c.value), entity, signals }
-        }
-    };
-    // rows at their own times are aligned onto the grid; a long feed's always are
-    let align = matches!(feed, Feed::Long { .. } | Feed::Wide { time: Some(_), .. });
-    // rows already on the grid give a model reading the calendar each step's time
-    let row_time = match !align && stream.reads_calendar() {
-        false => None,
-        true => Some(TimeColumns::find(&names).ok_or_else(|| {
-            at_line_1(format!(
-                "the run reads calendar inputs (data.calendar = {:?}): each row needs its time (a column `timestamp`, `time`, `date` or `year,month,day[,hour]`)",
-                config.data.calendar.iter().map(|c| c.name()).collect::<Vec<_>>()
-            ))
-        })?),
-    };
-    // a row's other columns pass through; aligned, a step is a bin of rows, so none do
-    let passed: Vec<usize> = match &feed {
-        Feed::Wide { sources, time: None } => {
-            (0..names.len()).filter(|&i| sources.iter().all(|f| f.column != i)).collect()
-        }
-        _ => Vec::new(),
-    };
+    let layout = FeedLayout::of_header((&names, delimiter), (&config.data, &missing), &stream, align)
+        .map_err(|why| format!("{input}: line 1: {why}"))?;
     let c = stream.signals().len();
-    let out = std::io::stdout();
-    let mut out = out.lock();
-    // a long feed with an entity column: each entity on its own grid, with its own state
-    let by_entity = matches!(feed, Feed::Long { entity: Some(_), .. });
-    let leading = match (align, by_entity) {
-        (false, _) => passed.iter().map(|&i| names[i].clone()).collect(),
-        (true, false) => vec!["time".to_string()],
-        (true, true) => vec![config.data.columns.entity.clone(), "time".to_string()],
+    let mut server = Server {
+        out: std::io::stdout().lock(),
+        input: &input,
+        scaler: &run.fitted.scaler,
+        flags: flags.as_ref(),
+        horizon,
+        paths,
+        rng: Rng::new(0),
+        budget,
+        over_budget: Vec::new(),
+        micros: Vec::new(),
+        screened: vec![0; c],
     };
-    let header: Vec<String> = leading
+    let header: Vec<String> = layout
+        .leading_header(&names, &config.data.columns.entity)
         .into_iter()
         .chain(answer_header(&stream, horizon, paths))
         .chain(flags.as_ref().map_or(Vec::new(), Flags::header))
         .collect();
     let header: Vec<String> = header.iter().map(|c| csv_quoted(c)).collect();
-    writeln!(out, "{}", header.join(",")).map_err(|e| e.to_string())?;
-    let (mut micros, mut over_budget) = (Vec::new(), Vec::new());
-    // per signal, the values training's outlier screen takes out (read as gaps by the model)
-    let mut screened = vec![0usize; c];
-    // one grid step of an entity (at its bin's start `at`, where known) through its model,
-    // its answer written after `leading` cells; false once the reader has gone away
-    let mut serve = |live: &mut EntityLive,
-                     values: &[Option<f32>],
-                     at: Option<i64>,
-                     leading: Vec<String>,
-                     line: usize|
-     -> Result<bool, String> {
-        if let Some(at) = at {
-            live.stream.at(at);
-        }
-        for ((j, v), count) in values.iter().enumerate().zip(&mut screened) {
-            *count += usize::from(v.is_some_and(|v| run.fitted.scaler.screens_out(j, v)));
-        }
-        let mut fed = values.to_vec();
-        let watched = match (live.watch.as_mut(), flags.as_ref()) {
-            (Some(watch), Some(flags)) => {
-                flags.cells(&watch.screen(&live.stream, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?)
-            }
-            _ => Vec::new(),
-        };
-        let started = std::time::Instant::now();
-        let answer = live
-            .stream
-            .step_forecasting(&fed, horizon, paths, &mut rng)
-            .map_err(|e| format!("{input}: line {line}: {e}"))?;
-        let micros_now = started.elapsed().as_secs_f64() * 1e6;
-        micros.push(micros_now);
-        if budget > 0.0 && micros_now > budget {
-            if over_budget.is_empty() {
-                eprintln!(
-                    "{input}: line {line}: the model step took {micros_now:.1} µs, over the budget of {budget} µs"
-                );
-            }
-            over_budget.push(line);
-        }
-        if let Some(watch) = live.watch.as_mut() {
-            watch.expect(&answer);
-        }
-        // a reconstruction fills a value withheld as it fills a missing one
-        let cells: Vec<String> = leading.into_iter().chain(answer_cells(&answer, &fed)).chain(watched).collect();
-        Ok(writeln!(out, "{}", cells.join(",")).and_then(|()| out.flush()).is_ok())
-    };
+    writeln!(server.out, "{}", header.join(",")).map_err(|e| e.to_string())?;
     // the feed's entities, in the order they first appear
     let mut entities: Vec<EntityLive> = Vec::new();
     let mut entity_index: HashMap<String, usize> = HashMap::new();
@@ -641,30 +793,19 @@ pub fn stream(args: &Args) -> Result<(), String> {
         };
         let watch = flags.as_ref().map(|f| f.watch(&stream)).transpose().map_err(|e| e.to_string())?;
         let grid = LiveGrid::new(c, run.fitted.bin_seconds, config.data.aggregation).map_err(|e| e.to_string())?;
-        let aligner = FeedAligner { grid, long, clock: None, pending: None };
+        let aligner = FeedAligner { grid, long: matches!(layout.feed, Feed::Long { .. }), clock: None, pending: None };
         Ok::<_, String>(EntityLive { name: name.to_string(), stream, watch, counted_before: Vec::new(), aligner })
     };
     // --state: every entity of the feeds before goes on where it stopped
-    if keeps_state && state_file.exists() {
-        let at_file = |why: String| format!("{}: {why}", state_file.display());
-        let text = std::fs::read_to_string(&state_file).map_err(|e| at_file(e.to_string()))?;
-        let saved: SavedStream = serde_json::from_str(&text).map_err(|e| at_file(e.to_string()))?;
-        if saved.signals != run.fitted.signals {
-            return Err(at_file(format!(
-                "the state of a stream of the signals {:?}; this run reads {:?}",
-                saved.signals, run.fitted.signals
-            )));
-        }
-        for entity in saved.entities {
+    if keeps_state {
+        for entity in read_saved(&state_file, &run.fitted.signals)? {
             let name = entity.name.clone();
             let mut live = new_live(&name)?;
-            live.restore(entity).map_err(|why| at_file(format!("entity `{name}`: {why}")))?;
+            live.restore(entity).map_err(|why| format!("{}: entity `{name}`: {why}", state_file.display()))?;
             entity_index.insert(name, entities.len());
             entities.push(live);
         }
     }
-    // an aligned step's leading cells: its entity where the feed names them, its time
-    let aligned_leading = |name: &str, time: String| if by_entity { vec![csv_quoted(name), time] } else { vec![time] };
     let mut last_line = 1;
     // false once the reader has gone away
     let mut reading = true;
@@ -683,7 +824,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
             let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
             format!("{input}: line {last_line}{column}: {why}")
         };
-        let row = feed.read(&fields, c, config.data.time_unit).map_err(at_fault)?;
+        let row = layout.feed.read(&fields, c, config.data.time_unit).map_err(at_fault)?;
         let Some(row) = row else { continue };
         let name = row.entity.as_deref().unwrap_or_default();
         let i = match entity_index.get(name) {
@@ -696,24 +837,26 @@ pub fn stream(args: &Args) -> Result<(), String> {
         };
         let live = &mut entities[i];
         if row.time.is_none() {
-            let at = row_time
+            let at = layout
+                .row_time
                 .as_ref()
                 .map(|columns| columns.read(|i| &fields[i], config.data.time_unit))
                 .transpose()
                 .map_err(at_fault)?;
             let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
-            if !serve(live, &values, at, passed.iter().map(|&i| csv_quoted(&fields[i])).collect(), last_line)? {
+            let passed = layout.passed.iter().map(|&i| csv_quoted(&fields[i])).collect();
+            if !server.serve(live, &values, (at, passed), last_line)? {
                 reading = false;
                 break 'feed;
             }
             continue;
         }
         let completed = live.aligner.add(&row).map_err(|why| {
-            let of = if by_entity { format!(" (entity `{}`)", live.name) } else { String::new() };
+            let of = if layout.by_entity { format!(" (entity `{}`)", live.name) } else { String::new() };
             format!("{input}: line {last_line}{of}: {why}")
         })?;
         for (start, time, step) in completed {
-            if !serve(live, &step, Some(start), aligned_leading(&live.name, time), last_line)? {
+            if !server.serve(live, &step, (Some(start), layout.aligned_leading(&live.name, time)), last_line)? {
                 reading = false;
                 break 'feed;
             }
@@ -721,60 +864,20 @@ pub fn stream(args: &Args) -> Result<(), String> {
     }
     if keeps_state {
         // the feed pauses here: its open bins wait for the next one
-        let saved = SavedStream {
-            signals: run.fitted.signals.clone(),
-            entities: entities.iter().map(EntityLive::saved).collect(),
-        };
-        let json = serde_json::to_string(&saved).map_err(|e| e.to_string())?;
-        recur::io::write_atomically(&state_file, json.as_bytes()).map_err(|e| e.to_string())?;
-        eprintln!(
-            "state of {} entit{} kept in {} for the next feed",
-            entities.len(),
-            if entities.len() == 1 { "y" } else { "ies" },
-            state_file.display()
-        );
+        write_saved(&state_file, &run.fitted.signals, &entities)?;
     } else if reading {
         // aligned, the feed's end completes each entity's last bin
         'entities: for live in &mut entities {
             for (start, time, step) in live.aligner.finish() {
-                if !serve(live, &step, Some(start), aligned_leading(&live.name, time), last_line)? {
+                if !server.serve(live, &step, (Some(start), layout.aligned_leading(&live.name, time)), last_line)? {
+                    reading = false;
                     break 'entities;
                 }
             }
         }
     }
-    if !reading {
-        return Ok(());
-    }
-    if screened.iter().any(|&n| n > 0) {
-        let counts: Vec<String> =
-            run.fitted.signals.iter().zip(&screened).filter(|(_, &n)| n > 0).map(|(s, n)| format!("{s} {n}")).collect();
-        eprintln!(
-            "{} values outside the training's outlier screen (data.outlier_mads) read as gaps ({})",
-            screened.iter().sum::<usize>(),
-            counts.join(", ")
-        );
-    }
-    if let Some(flags) = &flags {
-        flags.report(&entities);
-    }
-    micros.sort_by(f64::total_cmp);
-    if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {
-        let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
-        eprintln!(
-            "{} steps streamed{}; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs (parsing and output excluded)",
-            micros.len(),
-            if entities.len() > 1 { format!(" ({} entities, each with its own state)", entities.len()) } else { String::new() }
-        );
-    }
-    match over_budget.as_slice() {
-        [] => Ok(()),
-        lines => Err(format!(
-            "{} of {} steps over the budget of {budget} µs (lines {}{})",
-            lines.len(),
-            micros.len(),
-            lines.iter().take(10).map(usize::to_string).collect::<Vec<_>>().join(", "),
-            if lines.len() > 10 { ", …" } else { "" }
-        )),
+    match reading {
+        true => server.report(&run.fitted.signals, &entities),
+        false => Ok(()),
     }
 }
