@@ -423,6 +423,9 @@ struct SavedStream {
     /// The run's signals, in its order (a state of another run is refused).
     signals: Vec<String>,
     entities: Vec<SavedEntity>,
+    /// The generator of `--samples`' paths, where it has drawn.
+    #[serde(default)]
+    rng: Option<Rng>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -671,11 +674,11 @@ impl Server<'_> {
     }
 }
 
-/// `--state FILE`: the entities saved there, for a run of `signals`; none where there is no
+/// `--state FILE`: the stream saved there, for a run of `signals`; none where there is no
 /// file yet.
-fn read_saved(file: &Path, signals: &[String]) -> Result<Vec<SavedEntity>, String> {
+fn read_saved(file: &Path, signals: &[String]) -> Result<Option<SavedStream>, String> {
     if !file.exists() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let at_file = |why: String| format!("{}: {why}", file.display());
     let text = std::fs::read_to_string(file).map_err(|e| at_file(e.to_string()))?;
@@ -686,12 +689,17 @@ fn read_saved(file: &Path, signals: &[String]) -> Result<Vec<SavedEntity>, Strin
             saved.signals
         )));
     }
-    Ok(saved.entities)
+    Ok(Some(saved))
 }
 
-/// `--state FILE`: every entity's state into `file`, atomically.
-fn write_saved(file: &Path, signals: &[String], entities: &[EntityLive]) -> Result<(), String> {
-    let saved = SavedStream { signals: signals.to_vec(), entities: entities.iter().map(EntityLive::saved).collect() };
+/// `--state FILE`: every entity's state, and the paths' generator `rng`, into `file`,
+/// atomically.
+fn write_saved(file: &Path, signals: &[String], entities: &[EntityLive], rng: &Rng) -> Result<(), String> {
+    let saved = SavedStream {
+        signals: signals.to_vec(),
+        entities: entities.iter().map(EntityLive::saved).collect(),
+        rng: Some(rng.clone()),
+    };
     let json = serde_json::to_string(&saved).map_err(|e| e.to_string())?;
     recur::io::write_atomically(file, json.as_bytes()).map_err(|e| e.to_string())?;
     eprintln!(
@@ -796,9 +804,15 @@ pub fn stream(args: &Args) -> Result<(), String> {
         let aligner = FeedAligner { grid, long: matches!(layout.feed, Feed::Long { .. }), clock: None, pending: None };
         Ok::<_, String>(EntityLive { name: name.to_string(), stream, watch, counted_before: Vec::new(), aligner })
     };
-    // --state: every entity of the feeds before goes on where it stopped
-    if keeps_state {
-        for entity in read_saved(&state_file, &run.fitted.signals)? {
+    // --state: every entity of the feeds before goes on where it stopped, and the paths'
+    // generator where it stopped
+    let saved = match keeps_state {
+        true => read_saved(&state_file, &run.fitted.signals)?,
+        false => None,
+    };
+    if let Some(saved) = saved {
+        server.rng = saved.rng.unwrap_or(server.rng);
+        for entity in saved.entities {
             let name = entity.name.clone();
             let mut live = new_live(&name)?;
             live.restore(entity).map_err(|why| format!("{}: entity `{name}`: {why}", state_file.display()))?;
@@ -864,7 +878,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     }
     if keeps_state {
         // the feed pauses here: its open bins wait for the next one
-        write_saved(&state_file, &run.fitted.signals, &entities)?;
+        write_saved(&state_file, &run.fitted.signals, &entities, &server.rng)?;
     } else if reading {
         // aligned, the feed's end completes each entity's last bin
         'entities: for live in &mut entities {

@@ -902,6 +902,18 @@ fn a_quantile_run_streams_its_bands_scores_them_and_samples_past_them() {
     // past the direct steps, a band from sample paths (split normals at the band's edges)
     let (ok, out, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--horizon", "3", "--samples", "10"], &feed);
     assert!(ok && out.lines().next().unwrap().ends_with(",WSPM_t+3,WSPM_t+3_low,WSPM_t+3_high"), "{out}{err}");
+    // fed in two parts through a state file, the paths drawn as when fed at once
+    let lines: Vec<&str> = feed.lines().collect();
+    let state = dir.join("state.json");
+    let sampled = |rows: &[&str]| {
+        let part = std::iter::once(lines[0]).chain(rows.iter().copied()).collect::<Vec<_>>().join("\n") + "\n";
+        let args = ["stream", "--run", run.to_str().unwrap(), "--horizon", "3", "--samples", "10", "--state"];
+        let (ok, out, err) = recur(&[&args[..], &[state.to_str().unwrap()]].concat(), &part);
+        assert!(ok, "{err}");
+        out.lines().skip(1).map(String::from).collect::<Vec<_>>()
+    };
+    let parts = [sampled(&lines[1..9]), sampled(&lines[9..])].concat();
+    assert_eq!(parts, out.lines().skip(1).map(String::from).collect::<Vec<_>>());
 }
 
 #[test]
