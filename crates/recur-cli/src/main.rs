@@ -103,7 +103,9 @@ const USAGE: &str = "usage:
       entity's model state, its watch (--flag) and its open grid step are read from FILE
       if it exists and written back (atomically) when this feed ends, which then leaves
       its last step open for the next feed rather than answering it: feed the new rows
-      every hour, or restart the service, and the answers are those of one long feed.
+      every hour, or restart the service, and the answers are those of one long feed
+      (sample paths included); a state of another run, or of its model before it was
+      retrained, is refused.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

@@ -420,8 +420,10 @@ struct AlignerState {
 /// `--state FILE`: what a stream carries from one feed to the next, per entity.
 #[derive(Serialize, Deserialize)]
 struct SavedStream {
-    /// The run's signals, in its order (a state of another run is refused).
+    /// The run's signals, in its order, and its model's fingerprint (a state of another
+    /// run, or of a model since retrained, is refused).
     signals: Vec<String>,
+    model: String,
     entities: Vec<SavedEntity>,
     /// The generator of `--samples`' paths, where it has drawn.
     #[serde(default)]
@@ -674,29 +676,39 @@ impl Server<'_> {
     }
 }
 
-/// `--state FILE`: the stream saved there, for a run of `signals`; none where there is no
-/// file yet.
-fn read_saved(file: &Path, signals: &[String]) -> Result<Option<SavedStream>, String> {
+/// `--state FILE`: the stream saved there, for `run`; none where there is no file yet.
+fn read_saved(file: &Path, run: &ServedRun) -> Result<Option<SavedStream>, String> {
+    let signals = &run.fitted.signals;
     if !file.exists() {
         return Ok(None);
     }
     let at_file = |why: String| format!("{}: {why}", file.display());
     let text = std::fs::read_to_string(file).map_err(|e| at_file(e.to_string()))?;
     let saved: SavedStream = serde_json::from_str(&text).map_err(|e| at_file(e.to_string()))?;
-    if saved.signals != signals {
+    if &saved.signals != signals {
         return Err(at_file(format!(
             "the state of a stream of the signals {:?}; this run reads {signals:?}",
             saved.signals
         )));
     }
+    if saved.model != run.model_fingerprint {
+        return Err(at_file(format!(
+            "the state of a stream of another model (fingerprint {}; {}'s is {}): the model was retrained or \
+             replaced since; remove the file to start afresh",
+            saved.model,
+            run.dir.join("model.safetensors").display(),
+            run.model_fingerprint
+        )));
+    }
     Ok(Some(saved))
 }
 
-/// `--state FILE`: every entity's state, and the paths' generator `rng`, into `file`,
-/// atomically.
-fn write_saved(file: &Path, signals: &[String], entities: &[EntityLive], rng: &Rng) -> Result<(), String> {
+/// `--state FILE`: every entity's state of a stream of `run`, and the paths' generator
+/// `rng`, into `file`, atomically.
+fn write_saved(file: &Path, run: &ServedRun, entities: &[EntityLive], rng: &Rng) -> Result<(), String> {
     let saved = SavedStream {
-        signals: signals.to_vec(),
+        signals: run.fitted.signals.clone(),
+        model: run.model_fingerprint.clone(),
         entities: entities.iter().map(EntityLive::saved).collect(),
         rng: Some(rng.clone()),
     };
@@ -807,7 +819,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     // --state: every entity of the feeds before goes on where it stopped, and the paths'
     // generator where it stopped
     let saved = match keeps_state {
-        true => read_saved(&state_file, &run.fitted.signals)?,
+        true => read_saved(&state_file, &run)?,
         false => None,
     };
     if let Some(saved) = saved {
@@ -878,7 +890,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     }
     if keeps_state {
         // the feed pauses here: its open bins wait for the next one
-        write_saved(&state_file, &run.fitted.signals, &entities, &server.rng)?;
+        write_saved(&state_file, &run, &entities, &server.rng)?;
     } else if reading {
         // aligned, the feed's end completes each entity's last bin
         'entities: for live in &mut entities {

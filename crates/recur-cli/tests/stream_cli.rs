@@ -295,6 +295,14 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     let args = with_state(&dir.join("other.json"));
     let (ok, _, err) = recur(&args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{}\n", lines[0]));
     assert!(!ok && err.contains("other.json: the state of a stream of the signals"), "{err}");
+    // and one kept for the model before it was retrained (its fingerprint another)
+    let saved: serde_json::Value = serde_json::from_str(&state("parts.json")).unwrap();
+    let model = saved["model"].as_str().unwrap();
+    assert_eq!(model.len(), 16, "{model}");
+    std::fs::write(dir.join("older.json"), state("parts.json").replace(model, "0123456789abcdef")).unwrap();
+    let args = with_state(&dir.join("older.json"));
+    let (ok, _, err) = recur(&args.iter().map(String::as_str).collect::<Vec<_>>(), &format!("{}\n", lines[0]));
+    assert!(!ok && err.contains("older.json: the state of a stream of another model"), "{err}");
 
     // a stay's rows out of time order are refused, naming the stay
     let hr: Vec<&&str> = each[1].iter().filter(|l| l.contains(",HR,")).collect();

@@ -371,6 +371,9 @@ pub struct ServedRun {
     pub model: SequenceModel<f32>,
     pub fitted: FittedScaler,
     pub calibration: Option<BandCalibration>,
+    /// `model.safetensors`' [`fingerprint`](crate::io::fingerprint): what a saved live
+    /// state names the model it was made with by.
+    pub model_fingerprint: String,
 }
 
 impl ServedRun {
@@ -382,13 +385,16 @@ impl ServedRun {
     pub fn open(dir: impl Into<PathBuf>) -> Result<ServedRun> {
         let dir = dir.into();
         let config = RunConfig::load(dir.join("run.toml"))?;
-        let model = SequenceModel::load(dir.join("model.safetensors"))?;
+        let model_file = dir.join("model.safetensors");
+        let model = SequenceModel::load(&model_file)?;
+        let bytes = std::fs::read(&model_file).map_err(|source| Error::Io { path: model_file.clone(), source })?;
+        let model_fingerprint = crate::io::fingerprint(&bytes);
         let fitted = match FittedScaler::load_from_run(&dir)? {
             Some(fitted) => fitted,
             None => FittedScaler::of(&load_data(&config.data, Path::new("."))?),
         };
         let calibration = BandCalibration::load_from_run(&dir, &config.scored_signals(&fitted.signals))?;
-        Ok(ServedRun { dir, config, model, fitted, calibration })
+        Ok(ServedRun { dir, config, model, fitted, calibration, model_fingerprint })
     }
 
     /// The signals its scores are per ([`RunConfig::scored_signals`]).
