@@ -581,6 +581,8 @@ struct Server<'a> {
     budget: f64,
     over_budget: Vec<usize>,
     micros: Vec<f64>,
+    /// Each step's watch (`--flag`: screening the values, taking the answer), in µs.
+    watch_micros: Vec<f64>,
     /// Per signal, the values training's outlier screen takes out (read as gaps by the model).
     screened: Vec<usize>,
 }
@@ -603,12 +605,14 @@ impl Server<'_> {
             *count += usize::from(v.is_some_and(|v| self.scaler.screens_out(j, v)));
         }
         let mut fed = values.to_vec();
-        let watched = match (live.watch.as_mut(), self.flags) {
-            (Some(watch), Some(flags)) => {
-                flags.cells(&watch.screen(&live.stream, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?)
+        let watching = std::time::Instant::now();
+        let screened = match live.watch.as_mut() {
+            Some(watch) => {
+                Some(watch.screen(&live.stream, &mut fed).map_err(|e| format!("{input}: line {line}: {e}"))?)
             }
-            _ => Vec::new(),
+            None => None,
         };
+        let mut watch_micros = watching.elapsed().as_secs_f64() * 1e6;
         let started = std::time::Instant::now();
         let answer = live
             .stream
@@ -626,8 +630,15 @@ impl Server<'_> {
             self.over_budget.push(line);
         }
         if let Some(watch) = live.watch.as_mut() {
+            let expecting = std::time::Instant::now();
             watch.expect(&answer);
+            watch_micros += expecting.elapsed().as_secs_f64() * 1e6;
+            self.watch_micros.push(watch_micros);
         }
+        let watched = match (screened, self.flags) {
+            (Some(step), Some(flags)) => flags.cells(&step),
+            _ => Vec::new(),
+        };
         // a reconstruction fills a value withheld as it fills a missing one
         let cells: Vec<String> = leading.into_iter().chain(answer_cells(&answer, &fed)).chain(watched).collect();
         Ok(writeln!(self.out, "{}", cells.join(",")).and_then(|()| self.out.flush()).is_ok())
@@ -649,16 +660,20 @@ impl Server<'_> {
         if let Some(flags) = self.flags {
             flags.report(entities);
         }
+        let of = match entities.len() {
+            0 | 1 => String::new(),
+            n => format!(" ({n} entities, each with its own state)"),
+        };
+        let watch = match percentiles(&mut self.watch_micros) {
+            Some((median, p99, max)) => format!(
+                "; the watch (--flag) median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs beside it"
+            ),
+            None => String::new(),
+        };
         let micros = &mut self.micros;
-        micros.sort_by(f64::total_cmp);
-        if let (Some(median), Some(max)) = (micros.get(micros.len() / 2), micros.last()) {
-            let p99 = micros[(micros.len() * 99 / 100).min(micros.len() - 1)];
-            let of = match entities.len() {
-                0 | 1 => String::new(),
-                n => format!(" ({n} entities, each with its own state)"),
-            };
+        if let Some((median, p99, max)) = percentiles(micros) {
             eprintln!(
-                "{} steps streamed{of}; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs (parsing and output excluded)",
+                "{} steps streamed{of}; model step median {median:.1} µs, 99th percentile {p99:.1} µs, max {max:.1} µs{watch} (parsing and output excluded)",
                 micros.len(),
             );
         }
@@ -674,6 +689,13 @@ impl Server<'_> {
             )),
         }
     }
+}
+
+/// The median, 99th percentile and maximum of `times` (sorted in place), if any.
+fn percentiles(times: &mut [f64]) -> Option<(f64, f64, f64)> {
+    times.sort_by(f64::total_cmp);
+    let n = times.len();
+    (n > 0).then(|| (times[n / 2], times[(n * 99 / 100).min(n - 1)], times[n - 1]))
 }
 
 /// `--state FILE`: the stream saved there, for `run`; none where there is no file yet.
@@ -792,6 +814,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         budget,
         over_budget: Vec::new(),
         micros: Vec::new(),
+        watch_micros: Vec::new(),
         screened: vec![0; c],
     };
     let header: Vec<String> = layout
