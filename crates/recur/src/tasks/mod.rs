@@ -139,12 +139,24 @@ impl StepClock {
         self.next = Some(time);
     }
 
-    /// The calendar inputs of the next step into `out` (`[width]`), the clock moved on
-    /// one step (nothing without calendar inputs).
+    /// The calendar inputs of the next step into `out` (`[width]`), the clock
+    /// moved on one step (nothing without calendar inputs).
     ///
     /// # Errors
     /// Calendar inputs and no time given.
     fn write_next(&mut self, out: &mut [f32]) -> Result<()> {
+        self.write_calendar_of_next(out)?;
+        if let Some(time) = self.next.filter(|_| !self.calendar.is_empty()) {
+            self.next = Some(time + self.bin_seconds);
+        }
+        Ok(())
+    }
+
+    /// [`StepClock::write_next`] with the clock unmoved.
+    ///
+    /// # Errors
+    /// Calendar inputs and no time given.
+    fn write_calendar_of_next(&self, out: &mut [f32]) -> Result<()> {
         if self.calendar.is_empty() {
             return Ok(());
         }
@@ -158,7 +170,6 @@ impl StepClock {
             )
         })?;
         self.calendar.write(time, out);
-        self.next = Some(time + self.bin_seconds);
         Ok(())
     }
 

@@ -518,6 +518,49 @@ impl ReconstructionStream<'_> {
     }
 }
 
+impl ReconstructionStream<'_> {
+    /// Each observed signal `j` of the next step's `values` reconstructed with its value
+    /// alone hidden (the other signals of the step read), as [`ReconstructionStream::step`]
+    /// would on `values` with `values[j]` missing (up to the rounding of a batched matrix
+    /// product, ~1e-6 relative): all of them in one batched step through copies of the
+    /// stream's state, about twice as fast as one step each; the stream itself does not
+    /// move. `None` where a signal has no value.
+    ///
+    /// # Errors
+    /// As [`ReconstructionStream::step`].
+    pub fn each_hidden(&self, values: &[Option<f32>]) -> Result<Vec<Option<Reconstructed>>> {
+        let c = self.signals.len();
+        super::check_step(values, &self.signals, &self.scaler)?;
+        let observed: Vec<usize> = (0..c).filter(|&j| values[j].is_some()).collect();
+        if observed.is_empty() {
+            return Ok(vec![None; c]);
+        }
+        let width = self.x.len();
+        let mut x = vec![0.0f32; observed.len() * width];
+        let mut row = self.x.clone();
+        for (r, &j) in observed.iter().enumerate() {
+            let mut hidden = values.to_vec();
+            hidden[j] = None;
+            super::encode_step(&hidden, &self.signals, &self.scaler, &mut row)?;
+            self.clock.write_calendar_of_next(&mut row[2 * c..])?;
+            x[r * width..(r + 1) * width].copy_from_slice(&row);
+        }
+        let out = self.stream.replicated(observed.len()).step(&x)?;
+        let precision_of = |r: usize| {
+            out.precision.get(r).copied().ok_or_else(|| {
+                Error::invalid("stream", "the model has no precision head (a reconstruction model has a Gaussian one)")
+            })
+        };
+        let mut each = vec![None; c];
+        for (r, &j) in observed.iter().enumerate() {
+            let mean = out.mean[r * c + j];
+            let (low, high) = self.scaler.band(j, mean, band_sigma(self.band_factors[j], precision_of(r)?));
+            each[j] = Some(Reconstructed { value: self.scaler.invert(j, mean), low, high });
+        }
+        Ok(each)
+    }
+}
+
 /// One signal's reconstruction at a streamed step and its ±2σ band ([`crate::data::Standardizer::band`]),
 /// in original units.
 #[derive(Clone, Copy, Debug, PartialEq)]

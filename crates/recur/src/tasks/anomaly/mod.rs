@@ -453,12 +453,12 @@ impl ReconstructionSentinel {
         stream: &ReconstructionStream,
         values: &mut [Option<f32>],
     ) -> Result<Vec<Option<Surprise>>> {
+        let reconstructed = stream.each_hidden(values)?;
         let mut out = vec![None; values.len()];
-        for j in (0..values.len()).filter(|&j| values[j].is_some()) {
-            let mut hidden = values.to_vec();
-            let x = hidden[j].take().unwrap_or_default();
-            let r = stream.clone().step(&hidden)?[j];
-            out[j] = Some(Surprise::of(x, (r.value, r.low, r.high), |v| self.scaler.apply(j, v)));
+        for (j, r) in reconstructed.iter().enumerate() {
+            if let (Some(x), Some(r)) = (values[j], r) {
+                out[j] = Some(Surprise::of(x, (r.value, r.low, r.high), |v| self.scaler.apply(j, v)));
+            }
         }
         for (j, s) in out.iter_mut().enumerate() {
             *s = self.guard.judge_surprise(j, *s);

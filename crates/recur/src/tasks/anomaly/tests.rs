@@ -128,7 +128,9 @@ fn a_causal_reconstruction_scores_each_value_with_it_alone_hidden() {
             let z = |v: f32| data.scaler.apply(j, v);
             let surprise = 2.0 * band_score(z(r.value), z(r.low), z(r.high), data.grid.values[k * c + j]);
             let v = scored.next().unwrap();
-            assert_eq!((v.expected, v.low, v.high), (r.value, r.low, r.high));
+            // one batched step for every value hidden: the same up to a product's rounding
+            let near = |a: f32, b: f32| (a - b).abs() <= 1e-5 * (r.high - r.low).abs().max(1.0);
+            assert!(near(v.expected, r.value) && near(v.low, r.low) && near(v.high, r.high), "{v:?}: {r:?}");
             assert!((v.surprise - surprise).abs() <= 1e-4 * surprise.max(1.0), "{v:?}: {surprise}");
         }
         live.step(&values).unwrap();
