@@ -5,6 +5,35 @@
 //! they reach a kernel, so its public functions return [`Error`]s instead of panicking.
 //! Weights use PyTorch's names and layout (`weight_ih_l0`, `bias_hh_l1_reverse`; LSTM
 //! gates i,f,g,o, GRU r,z,n) so that a `state_dict` saved as safetensors moves both ways.
+//!
+//! # Serving a trained run
+//!
+//! What `recur stream --flag S --state FILE` does, from a program: the run folder alone
+//! ([`run::ServedRun`]), a stream of its task ([`tasks::LiveStream`]), its alarms
+//! ([`tasks::anomaly::Watch`]), and both states kept across restarts.
+//!
+//! ```no_run
+//! use recur::run::ServedRun;
+//! use recur::tasks::anomaly::JOIN;
+//!
+//! # fn main() -> recur::Result<()> {
+//! let run = ServedRun::open("runs/band")?;
+//! let mut live = run.stream()?;
+//! let mut watch = run.watch(&live, 4.0, JOIN)?;
+//! // one grid step: every signal in `scaler.json`'s order, original units, None where missing
+//! let mut values = vec![Some(1.0); live.signals().len()];
+//! let flagged = watch.screen(&live, &mut values)?; // values it withholds become None
+//! let answer = live.step(&values)?; // the next step's forecast, or this one filled
+//! watch.expect(&answer);
+//! for t in &flagged.new_alarms {
+//!     println!("alarm: {}", watch.targets()[*t]);
+//! }
+//! let saved = (live.state(), watch.state()); // serde: to go on after a restart
+//! live.restore(&saved.0)?;
+//! watch.restore(&saved.1)?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod benchmark;
 pub mod classic;
