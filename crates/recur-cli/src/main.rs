@@ -71,7 +71,7 @@ const USAGE: &str = "usage:
       beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent
       history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
-               [--flag S [--join STEPS]] [--state FILE.json]
+               [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS]]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (of every signal, or of its task.targets; --horizon N: of the next N steps,
@@ -105,7 +105,9 @@ const USAGE: &str = "usage:
       its last step open for the next feed rather than answering it: feed the new rows
       every hour, or restart the service, and the answers are those of one long feed
       (sample paths included); a state of another run, or of its model before it was
-      retrained, is refused.
+      retrained, is refused. --state-every ROWS also writes it after every ROWS rows
+      of the feed, with the rows read into it (`rows`): a service killed mid-feed goes
+      on from the row after them.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

@@ -428,6 +428,10 @@ struct SavedStream {
     /// The generator of `--samples`' paths, where it has drawn.
     #[serde(default)]
     rng: Option<Rng>,
+    /// The feed rows read into this state, over every feed since the file was made: after
+    /// a stream that stopped without ending its feed (`--state-every`), where to go on.
+    #[serde(default)]
+    rows: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -725,32 +729,26 @@ fn read_saved(file: &Path, run: &ServedRun) -> Result<Option<SavedStream>, Strin
     Ok(Some(saved))
 }
 
-/// `--state FILE`: every entity's state of a stream of `run`, and the paths' generator
-/// `rng`, into `file`, atomically.
-fn write_saved(file: &Path, run: &ServedRun, entities: &[EntityLive], rng: &Rng) -> Result<(), String> {
+/// `--state FILE`: every entity's state of a stream of `run`, the paths' generator `rng`,
+/// and the feed `rows` read into them, into `file`, atomically.
+fn write_saved(file: &Path, run: &ServedRun, entities: &[EntityLive], rng: &Rng, rows: u64) -> Result<(), String> {
     let saved = SavedStream {
         signals: run.fitted.signals.clone(),
         model: run.model_fingerprint.clone(),
         entities: entities.iter().map(EntityLive::saved).collect(),
         rng: Some(rng.clone()),
+        rows,
     };
     let json = serde_json::to_string(&saved).map_err(|e| e.to_string())?;
-    recur::io::write_atomically(file, json.as_bytes()).map_err(|e| e.to_string())?;
-    eprintln!(
-        "state of {} entit{} kept in {} for the next feed",
-        entities.len(),
-        if entities.len() == 1 { "y" } else { "ies" },
-        file.display()
-    );
-    Ok(())
+    recur::io::write_atomically(file, json.as_bytes()).map_err(|e| format!("--state: {e}"))
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag", "join", "state"];
+    let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag", "join", "state", "state-every"];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS]] (a causal run; rows on stdin)"
                 .into(),
         );
     }
@@ -763,6 +761,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let join = crate::detect::join_steps(args, &known)?;
     let state_file = PathBuf::from(args.get("state", &known, String::new())?);
     let keeps_state = !state_file.as_os_str().is_empty();
+    let state_every: u64 = args.get("state-every", &known, 0)?;
+    if state_every > 0 && !keeps_state {
+        return Err("--state-every: the state is written to --state FILE".into());
+    }
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());
     }
@@ -845,8 +847,11 @@ pub fn stream(args: &Args) -> Result<(), String> {
         true => read_saved(&state_file, &run)?,
         false => None,
     };
+    // the feed rows read into the state before this feed, and in this feed
+    let (mut rows_before, mut rows) = (0u64, 0u64);
     if let Some(saved) = saved {
         server.rng = saved.rng.unwrap_or(server.rng);
+        rows_before = saved.rows;
         for entity in saved.entities {
             let name = entity.name.clone();
             let mut live = new_live(&name)?;
@@ -864,56 +869,74 @@ pub fn stream(args: &Args) -> Result<(), String> {
             continue;
         }
         last_line = index + 1;
-        let fields = csv_fields_separated(&line, delimiter);
-        if fields.len() != names.len() {
-            return Err(format!("{input}: line {last_line}: {} fields, the header has {}", fields.len(), names.len()));
+        rows += 1;
+        'row: {
+            let fields = csv_fields_separated(&line, delimiter);
+            if fields.len() != names.len() {
+                return Err(format!(
+                    "{input}: line {last_line}: {} fields, the header has {}",
+                    fields.len(),
+                    names.len()
+                ));
+            }
+            // a cell that cannot be read: this line, and the column where one is at fault
+            let at_fault = |(column, why): (Option<usize>, String)| {
+                let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
+                format!("{input}: line {last_line}{column}: {why}")
+            };
+            let row = layout.feed.read(&fields, c, config.data.time_unit).map_err(at_fault)?;
+            let Some(row) = row else { break 'row };
+            let name = row.entity.as_deref().unwrap_or_default();
+            let i = match entity_index.get(name) {
+                Some(&i) => i,
+                None => {
+                    entities.push(new_live(name)?);
+                    entity_index.insert(name.to_string(), entities.len() - 1);
+                    entities.len() - 1
+                }
+            };
+            let live = &mut entities[i];
+            if row.time.is_none() {
+                let at = layout
+                    .row_time
+                    .as_ref()
+                    .map(|columns| columns.read(|i| &fields[i], config.data.time_unit))
+                    .transpose()
+                    .map_err(at_fault)?;
+                let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
+                let passed = layout.passed.iter().map(|&i| csv_quoted(&fields[i])).collect();
+                if !server.serve(live, &values, (at, passed), last_line)? {
+                    reading = false;
+                    break 'feed;
+                }
+                break 'row;
+            }
+            let completed = live.aligner.add(&row).map_err(|why| {
+                let of = if layout.by_entity { format!(" (entity `{}`)", live.name) } else { String::new() };
+                format!("{input}: line {last_line}{of}: {why}")
+            })?;
+            for (start, time, step) in completed {
+                if !server.serve(live, &step, (Some(start), layout.aligned_leading(&live.name, time)), last_line)? {
+                    reading = false;
+                    break 'feed;
+                }
+            }
         }
-        // a cell that cannot be read: this line, and the column where one is at fault
-        let at_fault = |(column, why): (Option<usize>, String)| {
-            let column = column.map_or(String::new(), |i| format!(", column `{}`", names[i]));
-            format!("{input}: line {last_line}{column}: {why}")
-        };
-        let row = layout.feed.read(&fields, c, config.data.time_unit).map_err(at_fault)?;
-        let Some(row) = row else { continue };
-        let name = row.entity.as_deref().unwrap_or_default();
-        let i = match entity_index.get(name) {
-            Some(&i) => i,
-            None => {
-                entities.push(new_live(name)?);
-                entity_index.insert(name.to_string(), entities.len() - 1);
-                entities.len() - 1
-            }
-        };
-        let live = &mut entities[i];
-        if row.time.is_none() {
-            let at = layout
-                .row_time
-                .as_ref()
-                .map(|columns| columns.read(|i| &fields[i], config.data.time_unit))
-                .transpose()
-                .map_err(at_fault)?;
-            let values: Vec<Option<f32>> = row.values.iter().map(|v| v.map(|v| v as f32)).collect();
-            let passed = layout.passed.iter().map(|&i| csv_quoted(&fields[i])).collect();
-            if !server.serve(live, &values, (at, passed), last_line)? {
-                reading = false;
-                break 'feed;
-            }
-            continue;
-        }
-        let completed = live.aligner.add(&row).map_err(|why| {
-            let of = if layout.by_entity { format!(" (entity `{}`)", live.name) } else { String::new() };
-            format!("{input}: line {last_line}{of}: {why}")
-        })?;
-        for (start, time, step) in completed {
-            if !server.serve(live, &step, (Some(start), layout.aligned_leading(&live.name, time)), last_line)? {
-                reading = false;
-                break 'feed;
-            }
+        // --state-every: a stream stopped without ending its feed goes on from here
+        if state_every > 0 && rows.is_multiple_of(state_every) {
+            write_saved(&state_file, &run, &entities, &server.rng, rows_before + rows)?;
         }
     }
     if keeps_state {
         // the feed pauses here: its open bins wait for the next one
-        write_saved(&state_file, &run, &entities, &server.rng)?;
+        write_saved(&state_file, &run, &entities, &server.rng, rows_before + rows)?;
+        eprintln!(
+            "state of {} entit{} after {} feed rows ({rows} of this feed) kept in {} for the next feed",
+            entities.len(),
+            if entities.len() == 1 { "y" } else { "ies" },
+            rows_before + rows,
+            state_file.display()
+        );
     } else if reading {
         // aligned, the feed's end completes each entity's last bin
         'entities: for live in &mut entities {

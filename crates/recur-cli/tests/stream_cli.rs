@@ -289,7 +289,7 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     assert_eq!(episodes(&first_err) + episodes(&second_err), episodes(&at_once_err), "{first_err}{second_err}");
     let state = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
     assert_eq!(state("parts.json"), state("at_once.json"));
-    assert!(second_err.contains("state of 3 entities kept in"), "{second_err}");
+    assert!(second_err.contains(&format!("state of 3 entities after {} feed rows (", mixed.len() - 1)), "{second_err}");
     // a state kept for another run's signals is refused, naming the file
     std::fs::write(dir.join("other.json"), state("parts.json").replace("\"HR\"", "\"Pulse\"")).unwrap();
     let args = with_state(&dir.join("other.json"));
@@ -1550,4 +1550,50 @@ fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
     assert!(ok, "{err}");
     let header = csv_header_of_a_whole_file(&filled);
     assert!(header.contains(&"TEMP, °C_filled".to_string()), "{header:?}");
+}
+
+/// A stream stopped in the middle of its feed (here by a row it cannot read; a killed
+/// service alike) goes on from its last `--state-every` write: the rows after it, fed
+/// again, are answered as the whole feed answered them, and the state counts the rows.
+#[test]
+fn a_stream_stopped_mid_feed_goes_on_from_its_last_saved_state() {
+    let scratch = scratch_dir("recur-stream-resume");
+    let dir = scratch.path();
+    let (run, _) = trained_run(dir, "run", "", "kind = \"prediction\"\nwindow = 12");
+    let run = run.to_str().unwrap();
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    let lines: Vec<&str> = text.lines().take(41).collect();
+    let feed =
+        |rows: &[&str]| std::iter::once(lines[0]).chain(rows.iter().copied()).collect::<Vec<_>>().join("\n") + "\n";
+    let rows_of = |out: &str| out.lines().skip(1).map(String::from).collect::<Vec<_>>();
+    let (ok, whole, err) = recur(&["stream", "--run", run], &feed(&lines[1..]));
+    assert!(ok, "{err}");
+
+    // the 24th row has a cell that is no number: the state was last written after the 20th
+    let mut bad: Vec<String> = lines[24].split(',').map(String::from).collect();
+    bad[5] = "n/a?".into();
+    let bad = bad.join(",");
+    let broken: Vec<&str> =
+        lines[1..24].iter().copied().chain([bad.as_str()]).chain(lines[25..].iter().copied()).collect();
+    let state = dir.join("state.json");
+    let state_arg = state.to_str().unwrap();
+    let (ok, first, err) =
+        recur(&["stream", "--run", run, "--state", state_arg, "--state-every", "10"], &feed(&broken));
+    assert!(!ok && err.contains("line 25, column `PM2.5`"), "{err}");
+    let saved = |key: &str| -> u64 {
+        let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+        value[key].as_u64().unwrap()
+    };
+    assert_eq!(saved("rows"), 20);
+
+    // fed again from the 21st row
+    let (ok, second, err) = recur(&["stream", "--run", run, "--state", state_arg], &feed(&lines[21..]));
+    assert!(ok, "{err}");
+    let first = rows_of(&first);
+    assert_eq!(first.len(), 23, "answered up to the bad row");
+    assert_eq!([&first[..20], &rows_of(&second)[..]].concat(), rows_of(&whole));
+    assert_eq!(saved("rows"), 40);
+    assert!(err.contains("after 40 feed rows (20 of this feed)"), "{err}");
+    let (ok, _, err) = recur(&["stream", "--run", run, "--state-every", "5"], "");
+    assert!(!ok && err.contains("--state-every: the state is written to --state FILE"), "{err}");
 }
