@@ -535,15 +535,15 @@ impl ReconstructionStream<'_> {
         if observed.is_empty() {
             return Ok(vec![None; c]);
         }
-        let width = self.x.len();
-        let mut x = vec![0.0f32; observed.len() * width];
+        // the step as read, then one copy per observed signal with its value and mask zeroed:
+        // as the step reads with that value missing
         let mut row = self.x.clone();
+        super::encode_step(values, &self.signals, &self.scaler, &mut row)?;
+        self.clock.write_calendar_of_next(&mut row[2 * c..])?;
+        let width = row.len();
+        let mut x = row.repeat(observed.len());
         for (r, &j) in observed.iter().enumerate() {
-            let mut hidden = values.to_vec();
-            hidden[j] = None;
-            super::encode_step(&hidden, &self.signals, &self.scaler, &mut row)?;
-            self.clock.write_calendar_of_next(&mut row[2 * c..])?;
-            x[r * width..(r + 1) * width].copy_from_slice(&row);
+            (x[r * width + j], x[r * width + c + j]) = (0.0, 0.0);
         }
         let out = self.stream.replicated(observed.len()).step(&x)?;
         let precision_of = |r: usize| {
