@@ -1,7 +1,9 @@
 //! `recur stream`: a causal run as a live service, one grid step per CSV row in, its
 //! answer out at once, the state carried — the next step's forecast (or the next N steps',
 //! direct, then in closed loop) for a prediction run, every signal filled with a ±2σ band for a
-//! reconstruction run.
+//! reconstruction run; with `--flag`, each value watched for alarms ([`Watch`]); each entity
+//! of a long feed with its own state; with `--state`, that state carried from one feed (or
+//! one process) to the next.
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
