@@ -857,7 +857,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
         for entity in saved.entities {
             let name = entity.name.clone();
             let mut live = new_live(&name)?;
-            live.restore(entity).map_err(|why| format!("{}: entity `{name}`: {why}", state_file.display()))?;
+            live.restore(entity).map_err(|why| {
+                let of = if name.is_empty() { String::new() } else { format!("entity `{name}`: ") };
+                format!("{}: {of}{why}", state_file.display())
+            })?;
             entity_index.insert(name, entities.len());
             entities.push(live);
         }

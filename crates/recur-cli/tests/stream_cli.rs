@@ -1596,4 +1596,11 @@ fn a_stream_stopped_mid_feed_goes_on_from_its_last_saved_state() {
     assert!(err.contains("after 40 feed rows (20 of this feed)"), "{err}");
     let (ok, _, err) = recur(&["stream", "--run", run, "--state-every", "5"], "");
     assert!(!ok && err.contains("--state-every: the state is written to --state FILE"), "{err}");
+    // a state file whose tensors do not fit the model is refused naming the file and tensor
+    let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    value["entities"][0]["stream"]["model"]["encoder"]["h"][0].as_array_mut().unwrap().pop();
+    let cut = dir.join("cut.json");
+    std::fs::write(&cut, value.to_string()).unwrap();
+    let (ok, _, err) = recur(&["stream", "--run", run, "--state", cut.to_str().unwrap()], &feed(&lines[1..2]));
+    assert!(!ok && err.contains("cut.json: tensor `h of layer 0` has shape [63], expected [64]"), "{err}");
 }

@@ -140,12 +140,10 @@ impl LiveGrid {
     /// Another number of signals, or a sum that is not finite. The grid is then as it was.
     pub fn restore(&mut self, state: &LiveGridState) -> Result<()> {
         let c = self.sums.len();
-        if state.sums.len() != c || state.counts.len() != c {
-            return Err(Error::Shape {
-                tensor: "grid state".into(),
-                expected: vec![c],
-                got: vec![state.sums.len(), state.counts.len()],
-            });
+        for (what, len) in [("sums", state.sums.len()), ("counts", state.counts.len())] {
+            if len != c {
+                return Err(Error::Shape { tensor: format!("grid state's {what}"), expected: vec![c], got: vec![len] });
+            }
         }
         if state.sums.iter().any(|s| !s.is_finite()) {
             return Err(Error::invalid("grid state", "a sum that is not finite"));
