@@ -312,7 +312,8 @@ pub const FLEET_LANES: usize = 20;
 /// of the (at most [`FLEET_LANES`]) entities with the most, one lane per entity, most first,
 /// over their ranges of `part` on one time axis (the data's clock: calendar time, or time
 /// since each entity's own start where that is what the data writes), coloured as
-/// [`save_episode_chart`] colours them; `None` where fewer than two entities have one.
+/// [`save_episode_chart`] colours them, the longest drawn first so that a short one over it
+/// shows; `None` where fewer than two entities have one.
 pub fn fleet_episode_timeline(
     episodes: &[Episode],
     data: &PreparedSeries,
@@ -345,10 +346,12 @@ pub fn fleet_episode_timeline(
     let x = |step: usize| (data.step_time(step) - t0) as f64 / per;
     let bin_x = bin as f64 / per;
     let lane: std::collections::HashMap<usize, usize> = shown.iter().enumerate().map(|(l, &i)| (i, l)).collect();
-    let spans = episodes
+    let mut spans: Vec<(usize, usize, f64, f64)> = episodes
         .iter()
         .filter_map(|e| lane.get(&e.entity).map(|&l| (l, kind(e), x(e.first), x(e.last) + bin_x)))
         .collect();
+    // the longest drawn first: a short episode of another signal stays visible over a long one
+    spans.sort_by(|a, b| (b.3 - b.2).total_cmp(&(a.3 - a.2)));
     let lanes = shown.iter().map(|&i| format!("{} ({})", data.entities[i].0, per_entity[i])).collect();
     let of = if with_any > shown.len() { format!("the {} with most of ", shown.len()) } else { String::new() };
     Some(TimelineChart {

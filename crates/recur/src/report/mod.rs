@@ -422,7 +422,8 @@ mod tests {
         // hours from a's test part's start (1,200 s): a's 22nd minute to its 23rd's end;
         // c's 25th minute (600 + 1,500 s), its 30th to 32nd; a part's end is its last bin's
         let hours = |seconds: i64| seconds as f64 / 3600.0;
-        let want = [(1, 0, hours(120), hours(240)), (0, 1, hours(900), hours(960)), (0, 2, hours(1200), hours(1380))];
+        // longest first
+        let want = [(0, 2, hours(1200), hours(1380)), (1, 0, hours(120), hours(240)), (0, 1, hours(900), hours(960))];
         assert_eq!(chart.spans.len(), want.len());
         for (got, want) in chart.spans.iter().zip(want) {
             assert_eq!((got.0, got.1), (want.0, want.1));
