@@ -130,7 +130,7 @@ impl FeedAligner {
 
     /// Goes on from `state` ([`FeedAligner::state`]); otherwise why not.
     fn restore(&mut self, state: AlignerState) -> Result<(), String> {
-        let signals = self.grid.state().sums.len();
+        let signals = self.grid.channels();
         if let Some(p) = state.pending.as_ref().filter(|p| p.sums.len() != signals) {
             return Err(format!("rows of {} signals pending; the run reads {signals}", p.sums.len()));
         }
@@ -308,7 +308,7 @@ impl Flags {
                 kept.scales.threshold
             );
         }
-        let reach = run.config.task.window - 1;
+        let reach = run.flatline_reach();
         let watch = Watch::new(live, threshold, join, kept.as_ref(), reach).map_err(|e| match live {
             LiveStream::Prediction(s) if !s.has_band() && kept.is_none() => format!(
                 "{}: --flag: the model has no band (task.uncertainty) and the run keeps no validation errors to band \

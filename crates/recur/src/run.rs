@@ -386,8 +386,8 @@ impl ServedRun {
         let dir = dir.into();
         let config = RunConfig::load(dir.join("run.toml"))?;
         let model_file = dir.join("model.safetensors");
-        let model = SequenceModel::load(&model_file)?;
         let bytes = std::fs::read(&model_file).map_err(|source| Error::Io { path: model_file.clone(), source })?;
+        let model = SequenceModel::from_file(&crate::io::TensorFile::from_bytes(&model_file, &bytes)?)?;
         let model_fingerprint = crate::io::fingerprint(&bytes);
         let fitted = match FittedScaler::load_from_run(&dir)? {
             Some(fitted) => fitted,
@@ -444,7 +444,13 @@ impl ServedRun {
     /// As [`ServedRun::kept_alarms`] and [`Watch::new`].
     pub fn watch(&self, live: &LiveStream, threshold: f32, join: usize) -> Result<Watch> {
         let kept = self.kept_alarms()?;
-        Watch::new(live, threshold, join, kept.as_ref(), self.config.task.window.saturating_sub(1))
+        Watch::new(live, threshold, join, kept.as_ref(), self.flatline_reach())
+    }
+
+    /// How far back a last reading counts for the flatline rule's runs (and persistence):
+    /// the window's `window − 1` steps, as the run's model reads.
+    pub fn flatline_reach(&self) -> usize {
+        self.config.task.window.saturating_sub(1)
     }
 }
 

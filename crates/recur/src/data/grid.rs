@@ -124,6 +124,11 @@ impl LiveGrid {
         })
     }
 
+    /// The signals it aggregates.
+    pub fn channels(&self) -> usize {
+        self.sums.len()
+    }
+
     /// The open bin's start (`None` before the first row).
     pub fn open_bin(&self) -> Option<i64> {
         self.open
@@ -139,7 +144,7 @@ impl LiveGrid {
     /// # Errors
     /// Another number of signals, or a sum that is not finite. The grid is then as it was.
     pub fn restore(&mut self, state: &LiveGridState) -> Result<()> {
-        let c = self.sums.len();
+        let c = self.channels();
         for (what, len) in [("sums", state.sums.len()), ("counts", state.counts.len())] {
             if len != c {
                 return Err(Error::Shape { tensor: format!("grid state's {what}"), expected: vec![c], got: vec![len] });

@@ -31,10 +31,17 @@ impl SequenceModel<f32> {
     /// # Errors
     /// An unreadable file, a missing config, or a missing, extra or misshaped tensor (named).
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let file = TensorFile::read(path.as_ref())?;
+        Self::from_file(&TensorFile::read(path.as_ref())?)
+    }
+
+    /// [`SequenceModel::load`] from a file already read.
+    ///
+    /// # Errors
+    /// As [`SequenceModel::load`].
+    pub fn from_file(file: &TensorFile) -> Result<Self> {
         let config: ModelConfig = file.meta(CONFIG_KEY)?;
         let mut model = SequenceModel::new(config, 0)?;
-        fill_from_file(model.named_mut(), &file)?;
+        fill_from_file(model.named_mut(), file)?;
         Ok(model)
     }
 }

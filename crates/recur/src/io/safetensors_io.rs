@@ -33,14 +33,23 @@ impl TensorFile {
     /// # Errors
     /// The file cannot be read, or is not valid safetensors.
     pub fn read(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let bytes = std::fs::read(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+        Self::from_bytes(path, &bytes)
+    }
+
+    /// A file's `bytes` already read (`path` names it in errors).
+    ///
+    /// # Errors
+    /// Not valid safetensors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self> {
+        let path = path.to_path_buf();
         let format = |e: safetensors::SafeTensorError| Error::Format {
             path: path.clone(),
             why: format!("not a valid safetensors file: {e}"),
         };
-        let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(format)?;
-        let st = SafeTensors::deserialize(&bytes).map_err(format)?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(format)?;
+        let st = SafeTensors::deserialize(bytes).map_err(format)?;
         let tensors = st
             .tensors()
             .into_iter()

@@ -530,16 +530,15 @@ impl ReconstructionStream<'_> {
     /// As [`ReconstructionStream::step`].
     pub fn each_hidden(&self, values: &[Option<f32>]) -> Result<Vec<Option<Reconstructed>>> {
         let c = self.signals.len();
-        super::check_step(values, &self.signals, &self.scaler)?;
+        // the step as read (its values checked), then one copy per observed signal with its
+        // value and mask zeroed: as the step reads with that value missing
+        let mut row = self.x.clone();
+        super::encode_step(values, &self.signals, &self.scaler, &mut row)?;
+        self.clock.write_calendar_of_next(&mut row[2 * c..])?;
         let observed: Vec<usize> = (0..c).filter(|&j| values[j].is_some()).collect();
         if observed.is_empty() {
             return Ok(vec![None; c]);
         }
-        // the step as read, then one copy per observed signal with its value and mask zeroed:
-        // as the step reads with that value missing
-        let mut row = self.x.clone();
-        super::encode_step(values, &self.signals, &self.scaler, &mut row)?;
-        self.clock.write_calendar_of_next(&mut row[2 * c..])?;
         let width = row.len();
         let mut x = row.repeat(observed.len());
         for (r, &j) in observed.iter().enumerate() {
