@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use recur::data::PreparedSeries;
 use recur::model::SequenceModel;
-use recur::run::{load_run_data, load_unseen_data, RunConfig, ServedRun, TaskKind};
+use recur::run::{load_run_data, load_unseen_data, RunConfig, TaskKind};
+use recur::serve::ServedRun;
 use recur::tasks::calibration::CALIBRATION_FILE;
 use recur::tasks::{BandCalibration, PredictionTask};
 

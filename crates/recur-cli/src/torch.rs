@@ -22,7 +22,7 @@ pub fn export(args: &Args) -> Result<(), String> {
         return Err("usage: recur export --run DIR [--out DIR/pytorch]".into());
     }
     let out = PathBuf::from(args.get("out", &known, dir.join("pytorch").display().to_string())?);
-    let recur::run::ServedRun { config, model, fitted, .. } = open_run_for_serving(&dir)?;
+    let recur::serve::ServedRun { config, model, fitted, .. } = open_run_for_serving(&dir)?;
     let encoder = &model.config().encoder;
     let torch_cell = encoder.cell.torch_mode().is_some();
     if !torch_cell || encoder.layer_norm || encoder.learn_initial_state {

@@ -10,7 +10,7 @@
 //! each line is one grid step after the one before.
 use std::io::BufRead;
 
-use recur::run::ServedRun;
+use recur::serve::ServedRun;
 use recur::tasks::LiveStream;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -8,12 +8,14 @@
 //!
 //! # Serving a trained run
 //!
-//! What `recur stream --flag S --state FILE` does, from a program: the run folder alone
-//! ([`run::ServedRun`]), a stream of its task ([`tasks::LiveStream`]), its alarms
-//! ([`tasks::anomaly::Watch`]), and both states kept across restarts.
+//! What `recur stream --flag S --state FILE` does, from a program: [`serve::Fleet`] takes a
+//! raw feed's lines (any layout the run was trained on; each entity on its own grid) and
+//! keeps every entity's state across restarts (its example is the command's whole loop).
+//! Beneath it, per entity: the run folder alone ([`serve::ServedRun`]), a stream of its
+//! task ([`tasks::LiveStream`]), its alarms ([`tasks::anomaly::Watch`]), and both states:
 //!
 //! ```no_run
-//! use recur::run::ServedRun;
+//! use recur::serve::ServedRun;
 //! use recur::tasks::anomaly::JOIN;
 //!
 //! # fn main() -> recur::Result<()> {
@@ -50,6 +52,7 @@ pub mod report;
 pub mod rng;
 pub mod rnn;
 pub mod run;
+pub mod serve;
 pub mod tasks;
 pub mod tensor;
 pub mod text;

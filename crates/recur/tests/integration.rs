@@ -28,6 +28,7 @@ mod model_stream;
 mod no_panic;
 mod other_datasets;
 mod parquet_input;
+mod served_fleet;
 mod text_dbpedia;
 mod text_resume;
 mod torch_parity;

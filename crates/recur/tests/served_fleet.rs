@@ -1,0 +1,140 @@
+//! `serve::Fleet`, the library's live service (what `recur stream` runs), on a run trained
+//! on the bundled PhysioNet stays: a feed of several stays interleaved row by row answers
+//! and watches each stay as it would be alone; fed in two parts with its state carried
+//! between them as JSON, as the whole feed; a state that does not fit is refused and the
+//! fleet is left as it was; rows that cannot be read are named by column or stay.
+
+use std::collections::BTreeMap;
+
+use recur::run::{load_data, run, RunConfig};
+use recur::serve::{FeedLayout, Fleet, FleetState, ServedRun, WatchRule};
+use recur::tasks::anomaly::WatchStep;
+use recur::tasks::{LiveAnswer, PredictionTask};
+
+/// Per served step: the stay, its time, the values fed (the watch's withheld as gaps), the
+/// answer and the watch's scores.
+type Served = (String, String, Vec<Option<f32>>, LiveAnswer, Option<WatchStep>);
+
+const RULE: WatchRule = WatchRule { threshold: 3.0, join: 3 };
+
+/// `lines` of a feed laid out as `layout` through `fleet`, then its end (`finish`) unless
+/// the feed goes on.
+fn feed(fleet: &mut Fleet, layout: &FeedLayout, lines: &[&str], finish: bool) -> Vec<Served> {
+    let mut steps = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        steps.extend(fleet.read_line(layout, line).unwrap_or_else(|e| panic!("{}", e.at("feed", n + 2))));
+    }
+    if finish {
+        steps.extend(fleet.finish());
+    }
+    steps
+        .iter()
+        .map(|step| {
+            let served = fleet.serve(step, 1, 0).unwrap();
+            let entity = fleet.entity_name(step.entity).to_string();
+            (entity, step.time.clone().unwrap(), served.fed, served.answer, served.watched)
+        })
+        .collect()
+}
+
+#[test]
+fn a_fleet_serves_each_stay_as_alone_and_goes_on_from_its_state() {
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut config = RunConfig::load(configs.join("physionet-prediction-stream.toml")).unwrap();
+    config.train.epochs = 3;
+    let data = load_data(&config.data, &configs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut outcome = run(&config, &data, Some(dir.path()), false).unwrap();
+    recur::report::write_run_folder(dir.path(), &config, &mut outcome, &data).unwrap();
+    // the alarm scales `recur detect --alarm-rate 0.01` keeps (the flatline rule's with them)
+    let task = PredictionTask::from_config(&data, &config.prediction()).unwrap();
+    task.alarms_to_keep(&outcome.model, 0.01, 4.0).unwrap().save_to_run(dir.path()).unwrap();
+    let served = ServedRun::open(dir.path()).unwrap();
+
+    // four of the test stays' rows, interleaved by their time since admission
+    let text = std::fs::read_to_string(configs.join("../data/physionet/set-a-first400.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    let stays = ["133549", "133551", "133552", "133560"];
+    let mut rows: Vec<&str> = text.lines().skip(1).filter(|l| stays.iter().any(|s| l.starts_with(s))).collect();
+    let minutes = |line: &str| {
+        let (h, m) = line.split(',').nth(1).unwrap().split_once(':').unwrap();
+        h.parse::<u32>().unwrap() * 60 + m.parse::<u32>().unwrap()
+    };
+    rows.sort_by_key(|l| minutes(l));
+
+    let mut fleet = Fleet::new(&served, Some(RULE)).unwrap();
+    let layout = fleet.layout(header, false).unwrap();
+    assert_eq!(layout.entity_column(), Some("record_id"));
+    assert!(fleet.has_flatline(), "the kept alarms bring the flatline rule");
+    let together = feed(&mut fleet, &layout, &rows, true);
+    assert_eq!(fleet.entity_count(), stays.len());
+    let alarms: usize = together.iter().filter_map(|s| s.4.as_ref()).map(|w| w.new_alarms.len()).sum();
+    let withheld = together.iter().filter(|s| s.4.as_ref().is_some_and(|w| w.flagged.iter().any(|&f| f))).count();
+    println!("{} steps of {} stays, {alarms} alarms, {withheld} steps flagged", together.len(), stays.len());
+    assert!(together.len() > 100 && alarms > 0, "{} steps, {alarms} alarms", together.len());
+    assert_eq!(fleet.feed_counts().unwrap().iter().map(|c| c.episodes).sum::<usize>(), alarms);
+
+    // each stay alone, through a fleet of its own
+    let mut by_stay: BTreeMap<&str, Vec<Served>> = BTreeMap::new();
+    for stay in stays {
+        let own: Vec<&str> = rows.iter().copied().filter(|l| l.starts_with(stay)).collect();
+        let mut alone = Fleet::new(&served, Some(RULE)).unwrap();
+        by_stay.insert(stay, feed(&mut alone, &layout, &own, true));
+    }
+    for (stay, alone) in &by_stay {
+        let mixed: Vec<&Served> = together.iter().filter(|s| s.0 == *stay).collect();
+        assert_eq!(mixed, alone.iter().collect::<Vec<_>>(), "stay {stay}: served among the others as alone");
+    }
+
+    // in two parts, the state between them as JSON: the whole feed's steps
+    let half = rows.len() / 2;
+    let mut first = Fleet::new(&served, Some(RULE)).unwrap();
+    let mut resumed = feed(&mut first, &layout, &rows[..half], false);
+    let json = serde_json::to_string(&first.state()).unwrap();
+    let state: FleetState = serde_json::from_str(&json).unwrap();
+    assert_eq!(state.rows, half as u64);
+    let mut second = Fleet::new(&served, Some(RULE)).unwrap();
+    second.restore(state.clone()).unwrap();
+    assert_eq!(second.rows(), (half as u64, half as u64));
+    resumed.extend(feed(&mut second, &layout, &rows[half..], true));
+    assert_eq!(resumed, together, "fed in two parts as at once");
+    let episodes: usize = second.feed_counts().unwrap().iter().map(|c| c.episodes).sum();
+    assert!(episodes > 0 && episodes < alarms, "the second part's own episodes: {episodes} of {alarms}");
+
+    // states that do not fit are refused, the fleet left as it was
+    let mut fresh = Fleet::new(&served, Some(RULE)).unwrap();
+    let mut other_signals = state.clone();
+    other_signals.signals.swap(0, 1);
+    let err = fresh.restore(other_signals).unwrap_err().to_string();
+    assert!(err.contains("the state of a stream of the signals"), "{err}");
+    let mut other_model = state.clone();
+    other_model.model = "0123456789abcdef".into();
+    let err = fresh.restore(other_model).unwrap_err().to_string();
+    assert!(err.contains("another model") && err.contains("retrained"), "{err}");
+    let mut cut = serde_json::to_value(&state).unwrap();
+    let last = cut["entities"].as_array().unwrap().len() - 1;
+    let stay = cut["entities"][last]["name"].as_str().unwrap().to_string();
+    let pending = &mut cut["entities"][last]["aligner"]["pending"]["sums"];
+    pending.as_array_mut().unwrap().pop();
+    let err = fresh.restore(serde_json::from_value(cut).unwrap()).unwrap_err().to_string();
+    assert!(err.contains(&format!("entity `{stay}`: rows of 13 signals pending; the run reads 14")), "{err}");
+    assert_eq!(fresh.entity_count(), 0, "a refused state restores no entity");
+    assert_eq!(feed(&mut fresh, &layout, &rows, true), together, "and the fleet serves as a fresh one");
+    let err = fresh.restore(state).unwrap_err().to_string();
+    assert!(err.contains("restore first"), "{err}");
+
+    // rows that cannot be read: the column, or the stay whose rows come out of order
+    let mut fleet = Fleet::new(&served, Some(RULE)).unwrap();
+    fleet.read_line(&layout, "133549,1:00,HR,80").unwrap();
+    let err = fleet.read_line(&layout, "133549,0:30,HR,81").unwrap_err();
+    assert_eq!(
+        err.at("feed.csv", 3),
+        "feed.csv: line 3 (entity `133549`): decreasing time (rows must come in time order)"
+    );
+    let err = fleet.read_line(&layout, "133549,1:30,HR,eighty").unwrap_err();
+    assert_eq!((err.column.as_deref(), err.entity.as_deref()), (Some("value"), None));
+    assert!(err.at("feed.csv", 4).starts_with("feed.csv: line 4, column `value`: `eighty`"), "{err}");
+    let err = fleet.read_line(&layout, "133549,1:30,HR").unwrap_err();
+    assert_eq!(err.to_string(), ": 3 fields, the header has 4");
+    assert_eq!(fleet.layout("record_id,time,value", false).err().unwrap().why, "no column `HR`");
+}
