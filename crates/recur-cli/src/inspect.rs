@@ -1,32 +1,36 @@
 //! `recur inspect`: a look at data files before a run reads them.
 
 use recur::data::inspect::TextAmongNumbers;
-use recur::data::{CalendarCycle, EpochUnit, Inspection, Layout, MissingValues};
+use recur::data::{CalendarCycle, EpochUnit, Inspection, Layout, MissingValues, TimeZone};
 
 use crate::args::Args;
 use crate::wording::plural_values;
 
-/// `recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]`:
-/// each file's layout (and how it was read: separator, encoding), entities, intervals and
-/// missingness per signal, its categorical columns, and the columns whose few text cells
-/// look like marks of "no value".
+/// `recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]
+/// [--time-zone ZONE]`: each file's layout (and how it was read: separator, encoding),
+/// entities, intervals and missingness per signal, what the hour, weekday and month explain
+/// of each (in local time of ZONE: `data.time_zone`), its categorical columns, and the
+/// columns whose few text cells look like marks of "no value".
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
-        return Err(
-            "usage: recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns] (CSV or \
-             Parquet, wide or long)"
-                .into(),
-        );
+        return Err("usage: recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns] \
+             [--time-zone ZONE] (CSV or Parquet, wide or long)"
+            .into());
     }
-    let known = ["bin", "missing-values", "time-unit"];
+    let known = ["bin", "missing-values", "time-unit", "time-zone"];
     let bin: i64 = args.get("bin", &known, 0)?;
     let unit: String = args.get("time-unit", &known, "s".to_string())?;
     let unit = EpochUnit::parse(&unit).ok_or(format!("--time-unit: `{unit}` is none of s, ms, us, ns"))?;
     let marks: String = args.get("missing-values", &known, String::new())?;
     let marks: Vec<String> = marks.split(',').filter(|m| !m.trim().is_empty()).map(String::from).collect();
     let missing = MissingValues::new(&marks, &Default::default()).map_err(|e| e.to_string())?;
+    let zone = match args.get("time-zone", &known, String::new())? {
+        zone if zone.is_empty() => None,
+        zone => Some(TimeZone::resolve(&zone).map_err(|e| format!("--time-zone: {e}"))?),
+    };
     for file in &args.positional[1..] {
-        let report = Inspection::read(file, (bin > 0).then_some(bin), &missing, unit).map_err(|e| e.to_string())?;
+        let report = Inspection::read_in_zone(file, (bin > 0).then_some(bin), &missing, unit, zone.as_ref())
+            .map_err(|e| e.to_string())?;
         let mut notes = Vec::new();
         match report.delimiter {
             ',' => {}

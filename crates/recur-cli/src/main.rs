@@ -155,13 +155,15 @@ const USAGE: &str = "usage:
       Fills every missing value of a reconstruction run's data (or of the files --data
       names, read as eval reads them), with a ±2σ band.
   recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]
+                [--time-zone ZONE]
       Layout, entities, sampling intervals and missingness per signal of CSV or
       Parquet files, wide or long (grid: the median interval unless --bin), and how much
       of each signal's variance its hour of the day, weekday and month explain (what
       data.calendar can give a model); the categorical columns, and text among a
       column's numbers (a status string such as `Bad`?). --missing-values: marks of no
       value (data.missing_values), read as gaps; --time-unit: what integer times count
-      (data.time_unit; default seconds).
+      (data.time_unit; default seconds); --time-zone: the hours in local time of an IANA
+      zone (Europe/Berlin) or a POSIX TZ rule (data.time_zone).
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot (and, with the

@@ -72,3 +72,22 @@ fn inspect_names_categorical_columns_and_how_a_file_was_read() {
     let (ok, _, err) = inspect(&[file.to_str().unwrap(), "--time-unit", "minutes"]);
     assert!(!ok && err.contains("--time-unit: `minutes` is none of s, ms, us, ns"), "{err}");
 }
+
+/// `--time-zone`: the cycles' shares in a zone's local time. A fixed offset only renames
+/// the hours, so the day explains as much of the station's ozone; a zone that is neither
+/// in the database nor a POSIX rule is named with where it was looked for.
+#[test]
+fn inspect_groups_by_the_local_time_of_a_zone() {
+    let beijing = repo().join("data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv");
+    let hour_share = |out: &str, name: &str| -> String {
+        let row = out.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap();
+        row.split('%').nth(2).unwrap().trim().to_string()
+    };
+    let (ok, utc, err) = inspect(&[beijing.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let (ok, shifted, err) = inspect(&[beijing.to_str().unwrap(), "--time-zone", "<+08>-8"]);
+    assert!(ok, "{err}");
+    assert_eq!(hour_share(&shifted, "O3"), hour_share(&utc, "O3"));
+    let (ok, _, err) = inspect(&[beijing.to_str().unwrap(), "--time-zone", "Mars/Olympus"]);
+    assert!(!ok && err.contains("--time-zone: ") && err.contains("`Mars/Olympus` is neither"), "{err}");
+}

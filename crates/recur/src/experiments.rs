@@ -218,7 +218,7 @@ fn check_targets(grid: &GridConfig, variants: &[(String, RunConfig)], origin: &P
 }
 
 /// The keys of `[data]` a grid's variant may set: how the one data set is read, not which.
-const VARIANT_DATA_KEYS: [&str; 4] = ["log1p", "floor", "calendar", "calendar_utc_offset_hours"];
+const VARIANT_DATA_KEYS: [&str; 5] = ["log1p", "floor", "calendar", "calendar_utc_offset_hours", "time_zone"];
 
 /// Runs every (variant, seed) of `grid` not yet finished under `out/<grid name>/`, this
 /// shard's share only; `base_dir` resolves the data paths. Returns how many ran.
@@ -236,6 +236,7 @@ pub fn run_grid(grid: &GridConfig, origin: &Path, out: &Path, shard: (usize, usi
             && a.floor == b.floor
             && a.calendar == b.calendar
             && a.calendar_utc_offset_hours == b.calendar_utc_offset_hours
+            && a.time_zone == b.time_zone
     };
     for (_, config) in &variants {
         if !prepared.iter().any(|(data, _)| same_transforms(data, &config.data)) {

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::prepare::unknown_signal;
 use crate::data::{
     align_to_grid, read_long, read_wide, Aggregation, Calendar, CalendarCycle, EpochUnit, FittedScaler, GridSeries,
-    LongColumns, LongOptions, MissingValues, PreparedSeries, SplitFractions, WideOptions,
+    LongColumns, LongOptions, MissingValues, PreparedSeries, SplitFractions, TimeZone, WideOptions,
 };
 use crate::error::{Error, Result};
 use crate::model::{ModelSection, SequenceModel};
@@ -78,9 +78,15 @@ pub struct DataConfig {
     /// each of `day`, `week`, `year`, the sine and cosine of the phase of a step's local time
     /// in it. Known ahead, never predicted nor scored; calendar times only.
     pub calendar: Vec<CalendarCycle>,
-    /// The local time the calendar inputs follow, UTC + this many hours (fixed: no daylight
-    /// saving). Times read without an offset are taken as UTC: leave it 0 for them.
+    /// The local time the calendar inputs (and `recur eval --by`) follow, UTC + this many
+    /// hours (fixed: no daylight saving). Times read without an offset are taken as UTC:
+    /// leave it 0 for them.
     pub calendar_utc_offset_hours: f64,
+    /// Or the time zone local time follows, its clocks changing for daylight saving: a zone
+    /// of the IANA database (`"Europe/Berlin"`, read from `$TZDIR` or `/usr/share/zoneinfo`
+    /// where the run is trained, and kept with it: serving needs no database) or a POSIX TZ
+    /// rule (`"CET-1CEST,M3.5.0,M10.5.0/3"`) ([`crate::data::TimeZone`]). Empty: none.
+    pub time_zone: String,
     pub split: SplitFractions,
 }
 
@@ -96,9 +102,13 @@ impl DataConfig {
     /// The calendar inputs this config names.
     ///
     /// # Errors
-    /// As [`Calendar::new`].
+    /// As [`Calendar::new`], [`Calendar::in_time_zone`] and [`TimeZone::resolve`].
     pub fn calendar(&self) -> Result<Calendar> {
-        Calendar::new(&self.calendar, self.calendar_utc_offset_hours)
+        let calendar = Calendar::new(&self.calendar, self.calendar_utc_offset_hours)?;
+        match self.time_zone.trim() {
+            "" => Ok(calendar),
+            zone => calendar.in_time_zone(TimeZone::resolve(zone)?),
+        }
     }
 }
 
@@ -121,6 +131,7 @@ impl Default for DataConfig {
             missing_values_per_signal: BTreeMap::new(),
             calendar: Vec::new(),
             calendar_utc_offset_hours: 0.0,
+            time_zone: String::new(),
             split: SplitFractions::default(),
         }
     }

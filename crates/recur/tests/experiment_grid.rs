@@ -105,7 +105,9 @@ fn a_variant_that_cannot_run_or_compare_is_named_when_the_grid_is_read() {
     let err = GridConfig::load(&path).unwrap_err().to_string();
     assert!(
         err.contains("changes `data.files`")
-            && err.contains("may change data.log1p, data.floor, data.calendar, data.calendar_utc_offset_hours only"),
+            && err.contains(
+                "may change data.log1p, data.floor, data.calendar, data.calendar_utc_offset_hours, data.time_zone only"
+            ),
         "{err}"
     );
     // a variant scoring PM2.5 alone against variants scoring every signal: not one table

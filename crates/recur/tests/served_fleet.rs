@@ -138,3 +138,49 @@ fn a_fleet_serves_each_stay_as_alone_and_goes_on_from_its_state() {
     assert_eq!(err.to_string(), ": 3 fields, the header has 4");
     assert_eq!(fleet.layout("record_id,time,value", false).err().unwrap().why, "no column `HR`");
 }
+
+/// A run trained in a time zone whose clocks change (`data.time_zone`, here central
+/// Europe's POSIX rule over the station's hours, read as UTC) keeps the zone in its folder:
+/// served from the folder alone over the night the clocks went forward (2014-03-30, 01:00
+/// UTC), its forecasts are those of the library's stream over the training data, whose
+/// calendar inputs read local 03:00 an hour after local 01:00.
+#[test]
+fn a_time_zone_travels_with_the_run_across_a_change_of_the_clocks() {
+    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut config = RunConfig::load(configs.join("beijing-prediction.toml")).unwrap();
+    config.train.epochs = 1;
+    config.train.max_batches_per_epoch = 3;
+    config.data.calendar = vec![recur::data::CalendarCycle::Day];
+    config.data.time_zone = "CET-1CEST,M3.5.0,M10.5.0/3".into();
+    let data = load_data(&config.data, &configs).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut outcome = run(&config, &data, Some(dir.path()), false).unwrap();
+    recur::report::write_run_folder(dir.path(), &config, &mut outcome, &data).unwrap();
+    let kept = std::fs::read_to_string(dir.path().join(recur::data::SCALER_FILE)).unwrap();
+    assert!(kept.contains("CET-1CEST,M3.5.0,M10.5.0/3"), "the zone kept beside the scaler");
+
+    // the calendar's local time: 00:00 UTC is 01:00 local, 01:00 UTC already 03:00
+    let change = 1_396_141_200; // 2014-03-30 01:00 UTC
+    let local = |t: i64| data.calendar.local(t).rem_euclid(86_400) / 3600;
+    assert_eq!([local(change - 3600), local(change)], [1, 3]);
+
+    let text = std::fs::read_to_string(configs.join("../data/beijing/PRSA_Data_Aotizhongxin_20130301-20170228.csv"))
+        .unwrap()
+        .replace('"', "");
+    let first = text.lines().position(|l| l.contains(",2014,3,29,0,")).unwrap();
+    let rows: Vec<&str> = text.lines().skip(first).take(48).collect();
+    let k0 = first - 1;
+    assert_eq!(data.step_time(k0), change - 25 * 3600);
+
+    let served = ServedRun::open(dir.path()).unwrap();
+    let mut fleet = Fleet::new(&served, None).unwrap();
+    let layout = fleet.layout(text.lines().next().unwrap(), false).unwrap();
+    let task = PredictionTask::from_config(&data, &config.prediction()).unwrap();
+    let mut offline = task.stream(&outcome.model).unwrap();
+    offline.at(data.step_time(k0));
+    for (n, row) in rows.iter().enumerate() {
+        let steps = fleet.read_line(&layout, row).unwrap();
+        let LiveAnswer::Forecast(answer) = fleet.serve(&steps[0], 1, 0).unwrap().answer else { panic!("a forecast") };
+        assert_eq!(answer.values, offline.step(&data.original_step(k0 + n)).unwrap(), "hour {n}");
+    }
+}

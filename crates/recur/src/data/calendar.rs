@@ -3,13 +3,14 @@
 //! a closed-loop or direct forecast reads them for the steps it forecasts from).
 //!
 //! For each cycle of period P, the step's local time t (its bin's start, UTC plus a fixed
-//! offset) gives the phase φ = ((t − t₀) mod P) / P ∈ [0, 1) and two inputs
+//! offset, or plus its time zone's offset at that time where clocks change: [`TimeZone`]) gives the phase φ = ((t − t₀) mod P) / P ∈ [0, 1) and two inputs
 //! (sin 2πφ, cos 2πφ): a smooth clock on which the cycle's end meets its start. t₀ places
 //! φ = 0 at midnight (day), Monday midnight (week) and 1 January (year, whose period is the
 //! mean Gregorian year of 365.2425 days: within a day of 1 January every year).
 
 use serde::{Deserialize, Serialize};
 
+use super::zone::TimeZone;
 use crate::error::{Error, Result};
 
 /// A cycle of the calendar.
@@ -67,13 +68,16 @@ pub fn month(seconds: i64) -> usize {
     super::series::civil_from_days(seconds.div_euclid(DAY)).1 as usize - 1
 }
 
-/// The calendar inputs a model reads (`data.calendar`), and the offset of the local time
-/// they follow from UTC (`data.calendar_utc_offset_hours`; fixed: no daylight saving).
+/// The calendar inputs a model reads (`data.calendar`), and the local time they follow:
+/// UTC plus a fixed offset (`data.calendar_utc_offset_hours`), or plus a time zone's offset
+/// at each time, clocks changing for daylight saving (`data.time_zone`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Calendar {
     pub cycles: Vec<CalendarCycle>,
     #[serde(default)]
     pub utc_offset_seconds: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<TimeZone>,
 }
 
 impl Calendar {
@@ -92,7 +96,31 @@ impl Calendar {
                 format!("{offset_hours}: an offset from UTC is within ±24 hours, in whole minutes (5.5, -3.5)"),
             ));
         }
-        Ok(Calendar { cycles: cycles.to_vec(), utc_offset_seconds: minutes.round() as i64 * 60 })
+        Ok(Calendar { cycles: cycles.to_vec(), utc_offset_seconds: minutes.round() as i64 * 60, time_zone: None })
+    }
+
+    /// The calendar in local time of `zone` instead of a fixed offset.
+    ///
+    /// # Errors
+    /// A fixed offset given too: the zone gives the offset.
+    pub fn in_time_zone(mut self, zone: TimeZone) -> Result<Self> {
+        if self.utc_offset_seconds != 0 {
+            return Err(Error::invalid(
+                "data.time_zone",
+                format!(
+                    "`{}` with data.calendar_utc_offset_hours = {}: the zone gives the offset (leave it 0)",
+                    zone.name,
+                    self.utc_offset_seconds as f64 / 3600.0
+                ),
+            ));
+        }
+        self.time_zone = Some(zone);
+        Ok(self)
+    }
+
+    /// The local time at `utc` (both in seconds since 1970-01-01 00:00).
+    pub fn local(&self, utc: i64) -> i64 {
+        utc + self.time_zone.as_ref().map_or(self.utc_offset_seconds, |z| i64::from(z.offset_at(utc)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -112,9 +140,10 @@ impl Calendar {
     /// (sin 2πφ, cos 2πφ) of every cycle at `time` (seconds since the Unix epoch, UTC)
     /// into `out` (`[width]`).
     pub fn write(&self, time: i64, out: &mut [f32]) {
+        let local = self.local(time);
         for (cycle, pair) in self.cycles.iter().zip(out.chunks_exact_mut(2)) {
             let period = cycle.period();
-            let phase = (time + self.utc_offset_seconds - cycle.origin()).rem_euclid(period) as f64 / period as f64;
+            let phase = (local - cycle.origin()).rem_euclid(period) as f64 / period as f64;
             let (sin, cos) = (std::f64::consts::TAU * phase).sin_cos();
             (pair[0], pair[1]) = (sin as f32, cos as f32);
         }
@@ -134,10 +163,21 @@ impl Calendar {
                 format!("{}: P = {}{period}, t0 = {} ({origin})", c.name(), c.period(), c.origin())
             })
             .collect();
+        let (offset, zone) = match &self.time_zone {
+            None => (self.utc_offset_seconds.to_string(), String::new()),
+            Some(z) => (
+                "o(t)".to_string(),
+                format!(
+                    ", o(t) the offset in seconds of local time in {} from UTC at t (its transitions in `time_zone`; \
+                     after the last, the POSIX TZ rule {})",
+                    z.name,
+                    z.rule().unwrap_or("of none: the last offset")
+                ),
+            ),
+        };
         format!(
-            "then per cycle [sin 2πφ, cos 2πφ], φ = ((t + {} - t0) mod P) / P, t the step's time (its bin's start) in \
-             seconds since 1970-01-01 UTC; cycles: {}",
-            self.utc_offset_seconds,
+            "then per cycle [sin 2πφ, cos 2πφ], φ = ((t + {offset} - t0) mod P) / P, t the step's time (its bin's \
+             start) in seconds since 1970-01-01 UTC{zone}; cycles: {}",
             cycles.join("; ")
         )
     }
@@ -181,6 +221,27 @@ mod tests {
         assert_eq!(india.utc_offset_seconds, 19_800);
         // before the epoch too
         assert!((phases(&india, -19_800 - DAY / 4)[0] - 0.75).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_time_zone_moves_local_midnight_with_daylight_saving() {
+        let zone = TimeZone::resolve_in("CET-1CEST,M3.5.0,M10.5.0/3", std::path::Path::new("/nonexistent")).unwrap();
+        let berlin = Calendar::new(&[CalendarCycle::Day], 0.0).unwrap().in_time_zone(zone.clone()).unwrap();
+        // local midnight is 23:00 UTC in winter (2024-01-15) and 22:00 UTC in summer (2024-07-15)
+        let (winter, summer) = (1_705_276_800, 1_721_001_600);
+        for midnight in [winter - 3600, summer - 7200] {
+            let p = phases(&berlin, midnight)[0];
+            assert!(p.min(1.0 - p) < 1e-6, "{p}");
+        }
+        assert_eq!(berlin.local(summer), summer + 7200);
+        let text = berlin.description();
+        assert!(
+            text.contains("φ = ((t + o(t) - t0) mod P) / P") && text.contains("CET-1CEST,M3.5.0,M10.5.0/3"),
+            "{text}"
+        );
+        // a zone gives the offset: a fixed one beside it is refused
+        let both = Calendar::new(&[CalendarCycle::Day], 1.0).unwrap().in_time_zone(zone).unwrap_err().to_string();
+        assert!(both.contains("data.time_zone") && both.contains("calendar_utc_offset_hours = 1"), "{both}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ use super::missing::{Cell, MissingValues};
 use super::series::{Clock, TimeSeries};
 use super::table::Table;
 use super::wide::{wide_series, EpochUnit, WideOptions};
+use super::zone::TimeZone;
 use crate::error::Result;
 
 /// How a file is laid out, as [`Inspection::read`] recognised it.
@@ -82,7 +83,7 @@ pub struct Inspection {
 /// The share of a signal's variance that a calendar cycle explains: the between-group sum
 /// of squares over the total, Σ_g n_g (x̄_g − x̄)² / Σ (x − x̄)², grouping its observed grid
 /// values by hour of the day (UTC, or the file's own clock where its times carry no
-/// offset), by weekday or by month. Near 0: the cycle tells nothing of the level; the
+/// offset; or in a time zone, [`Inspection::read_in_zone`]), by weekday or by month. Near 0: the cycle tells nothing of the level; the
 /// calendar inputs (`data.calendar`) can only help if it is well above.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CalendarShare {
@@ -145,6 +146,21 @@ impl Inspection {
         bin_seconds: Option<i64>,
         missing: &MissingValues,
         time_unit: EpochUnit,
+    ) -> Result<Inspection> {
+        Inspection::read_in_zone(path, bin_seconds, missing, time_unit, None)
+    }
+
+    /// [`Inspection::read`], what each cycle explains grouped by the local time of `zone`
+    /// (`data.time_zone`) where one is given, otherwise by the times as read.
+    ///
+    /// # Errors
+    /// As [`Inspection::read`].
+    pub fn read_in_zone(
+        path: impl AsRef<Path>,
+        bin_seconds: Option<i64>,
+        missing: &MissingValues,
+        time_unit: EpochUnit,
+        zone: Option<&TimeZone>,
     ) -> Result<Inspection> {
         let table = Table::read(path.as_ref())?;
         let (layout, text_among_numbers) = detect_layout(&table, missing);
@@ -214,6 +230,7 @@ impl Inspection {
             let times: Vec<[usize; 3]> = match cycles {
                 true => (0..grid.len() as i64)
                     .map(|n| grid.start + n * grid.bin_seconds)
+                    .map(|at| at + zone.map_or(0, |z| i64::from(z.offset_at(at))))
                     .map(|at| [hour_of_day(at), weekday(at), month(at)])
                     .collect(),
                 false => Vec::new(),

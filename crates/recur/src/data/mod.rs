@@ -10,6 +10,7 @@ pub mod scaler;
 pub mod series;
 mod table;
 pub mod wide;
+pub mod zone;
 
 pub use calendar::{Calendar, CalendarCycle};
 pub use grid::{align_to_grid, Aggregation, GridSeries, LiveGrid, LiveGridState};
@@ -22,3 +23,4 @@ pub use series::{Clock, TimeSeries};
 pub(crate) use table::Table;
 pub use table::{csv_delimiter, csv_fields, csv_fields_separated, csv_header, csv_quoted, without_byte_order_mark};
 pub use wide::{not_a_time, one_hot_of, one_hot_signal, one_hot_value, read_wide, EpochUnit, TimeColumns, WideOptions};
+pub use zone::TimeZone;

@@ -331,7 +331,10 @@ impl FittedScaler {
             return Some(format!("grid step {} s → {} s", self.bin_seconds, other.bin_seconds));
         }
         if self.calendar != other.calendar {
-            let names = |c: &Calendar| format!("[{}] at UTC{:+} s", c.input_names().join(", "), c.utc_offset_seconds);
+            let names = |c: &Calendar| {
+                let local = c.time_zone.as_ref().map_or(format!("UTC{:+} s", c.utc_offset_seconds), |z| z.name.clone());
+                format!("[{}] at {local}", c.input_names().join(", "))
+            };
             return Some(format!("calendar inputs {} → {}", names(&self.calendar), names(&other.calendar)));
         }
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-6 * a.abs().max(b.abs()) || a == b;

@@ -82,8 +82,8 @@ impl TimeGroup {
         }
     }
 
-    /// The group of grid step k of `series`, by its local time (UTC plus the data's
-    /// calendar offset).
+    /// The group of grid step k of `series`, by its local time (the data's calendar's:
+    /// UTC plus its offset, or in its time zone).
     ///
     /// # Errors
     /// Data whose times are elapsed since each entity's start (no time of day).
@@ -94,8 +94,7 @@ impl TimeGroup {
                 format!("the data's times are {}: they have no time of day", series.grid.clock.description()),
             ));
         }
-        let offset = series.calendar.utc_offset_seconds;
-        Ok(move |k| self.of(series.step_time(k) + offset))
+        Ok(move |k| self.of(series.calendar.local(series.step_time(k))))
     }
 }
 
