@@ -71,7 +71,7 @@ const USAGE: &str = "usage:
       beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent
       history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
-               [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS]]
+               [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS]] [--bad-rows stop|skip]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (of every signal, or of its task.targets; --horizon N: of the next N steps,
@@ -108,6 +108,11 @@ const USAGE: &str = "usage:
       retrained, is refused. --state-every ROWS also writes it after every ROWS rows
       of the feed, with the rows read into it (`rows`): a service killed mid-feed goes
       on from the row after them.
+      --bad-rows skip: a row that cannot be read (a cell, the number of fields, a time out
+      of order) or a step the model refuses is told on stderr (the first 10; then counted)
+      and passed over instead of stopping the stream; a row of a feed of grid steps is
+      answered as a step with every value missing, so that the rows after it keep their
+      time. Default stop: the first bad row ends the stream with its error.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

@@ -268,11 +268,23 @@ fn leading_header(layout: &FeedLayout) -> Vec<String> {
 }
 
 pub fn stream(args: &Args) -> Result<(), String> {
-    let known = ["run", "input", "budget-us", "horizon", "samples", "align", "flag", "join", "state", "state-every"];
+    let known = [
+        "run",
+        "input",
+        "budget-us",
+        "horizon",
+        "samples",
+        "align",
+        "flag",
+        "join",
+        "state",
+        "state-every",
+        "bad-rows",
+    ];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS]] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS]] [--bad-rows stop|skip] (a causal run; rows on stdin)"
                 .into(),
         );
     }
@@ -292,6 +304,11 @@ pub fn stream(args: &Args) -> Result<(), String> {
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());
     }
+    let skip_bad_rows = match args.get("bad-rows", &known, "stop".to_string())?.as_str() {
+        "stop" => false,
+        "skip" => true,
+        other => return Err(format!("--bad-rows {other}: `stop` (the default) or `skip`")),
+    };
     // the run folder alone: its config, model, signals and standardisation
     let run = open_run_for_serving(&dir)?;
     let config = &run.config;
@@ -353,6 +370,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     if keeps_state {
         fleet.load_state(&state_file).map_err(|e| e.to_string())?;
     }
+    let mut skipped = Skipped::default();
     let mut last_line = 1;
     // false once the reader has gone away
     let mut reading = true;
@@ -362,10 +380,25 @@ pub fn stream(args: &Args) -> Result<(), String> {
             continue;
         }
         last_line = index + 1;
-        for step in fleet.read_line(&layout, &line).map_err(|e| e.at(&input, last_line))? {
-            if !server.serve(&mut fleet, &layout, &step, last_line)? {
-                reading = false;
-                break 'feed;
+        let steps = match fleet.read_line(&layout, &line) {
+            Ok(steps) => steps,
+            Err(e) if skip_bad_rows => {
+                skipped.note(e.at(&input, last_line));
+                // a feed of grid steps keeps the step's place, every value missing
+                fleet.gap_step(&layout).map_err(|e| e.to_string())?.into_iter().collect()
+            }
+            Err(e) => return Err(e.at(&input, last_line)),
+        };
+        for step in steps {
+            match server.serve(&mut fleet, &layout, &step, last_line) {
+                Ok(true) => {}
+                Ok(false) => {
+                    reading = false;
+                    break 'feed;
+                }
+                // the step refused changes nothing: the next goes on from the one before
+                Err(why) if skip_bad_rows => skipped.note(why),
+                Err(why) => return Err(why),
             }
         }
         // --state-every: a stream stopped without ending its feed goes on from here
@@ -393,8 +426,33 @@ pub fn stream(args: &Args) -> Result<(), String> {
             }
         }
     }
+    skipped.report();
     match reading {
         true => server.report(&run.fitted.signals, &fleet),
         false => Ok(()),
+    }
+}
+
+/// `--bad-rows skip`: the rows (and steps) refused, the first few told on stderr as they
+/// come, all counted at the end.
+#[derive(Default)]
+struct Skipped {
+    count: usize,
+}
+
+impl Skipped {
+    const TOLD: usize = 10;
+
+    fn note(&mut self, why: String) {
+        self.count += 1;
+        if self.count <= Self::TOLD {
+            eprintln!("{why} (skipped: --bad-rows skip)");
+        }
+    }
+
+    fn report(&self) {
+        if self.count > Self::TOLD {
+            eprintln!("{} rows or steps skipped in all (--bad-rows skip; the first {} above)", self.count, Self::TOLD);
+        }
     }
 }

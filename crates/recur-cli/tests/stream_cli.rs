@@ -180,7 +180,8 @@ fn a_raw_feed_is_aligned_onto_the_runs_grid_as_training_aligned_it() {
 /// them — putting them on its hourly grid as the long reader and the alignment did in
 /// training: the same answers as streaming that stay's grid steps, times as the data
 /// writes them (hours:minutes since admission). Several stays in one feed each stream
-/// with their own state.
+/// with their own state; with `--bad-rows skip`, rows that cannot be read are told and
+/// passed over.
 #[test]
 fn a_long_feed_streams_as_the_long_reader_read_it() {
     let scratch = scratch_dir("recur-stream-long");
@@ -309,6 +310,31 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     let shuffled = format!("{}\n{}\n{}\n", lines[0], hr[5], hr[0]);
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &shuffled);
     assert!(!ok && err.contains("line 3 (entity `132540`): decreasing time"), "{err}");
+
+    // --bad-rows skip: a late row, a cell that is no number and a short row in the
+    // interleaved feed are told and passed over; the rest answers as the feed without them
+    let mut bad = mixed.clone();
+    let hr_after = |k: usize| (k..mixed.len()).find(|&i| mixed[i].contains(",HR,")).unwrap();
+    let (a, b) = (hr_after(40), hr_after(60));
+    let fields = |i: usize| mixed[i].split(',').collect::<Vec<_>>();
+    let (late, junk) = (format!("{},0:00,HR,80", fields(a)[0]), format!("{},{},HR,eighty", fields(b)[0], fields(b)[1]));
+    // inserted after the rows they follow, the later first so that the earlier keeps its place
+    bad.insert(b + 1, &junk);
+    bad.insert(a + 1, &late);
+    bad.insert(b + 3, "132540,3:00");
+    let skip = ["stream", "--run", run.to_str().unwrap(), "--flag", "3", "--bad-rows", "skip"];
+    let (ok, skipped, err) = recur(&skip, &(bad.join("\n") + "\n"));
+    assert!(ok, "{err}");
+    assert_eq!(rows(&skipped), rows(&together), "the bad rows passed over");
+    let (late_line, junk_line, short_line) = (a + 2, b + 3, b + 4);
+    assert!(err.contains(&format!("line {late_line} (entity `{}`): decreasing time", fields(a)[0])), "{err}");
+    assert!(err.contains(&format!("line {junk_line}, column `value`: `eighty` is not a number")), "{err}");
+    assert!(
+        err.contains(&format!("line {short_line}: 2 fields, the header has 4 (skipped: --bad-rows skip)")),
+        "{err}"
+    );
+    let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap(), "--bad-rows", "ignore"], "");
+    assert!(!ok && err.contains("--bad-rows ignore: `stop` (the default) or `skip`"), "{err}");
 }
 
 /// A run with a categorical signal (`data.categorical = ["wd"]`: the wind direction's 16
@@ -450,6 +476,21 @@ fn a_trained_run_streams_rows_from_stdin_into_forecasts() {
     let (ok, _, err) =
         recur(&["stream", "--run", run.to_str().unwrap()], &format!("{}\n{}\n{bad}\n", rows[0], rows[1]));
     assert!(!ok && err.contains("line 3, column `") && err.contains("`four` is not a number"), "{err}");
+    // --bad-rows skip: in a feed of grid steps the row is a step with every value missing,
+    // so the rows after it keep their hours; its passed cells (No, the date, wd, station) empty
+    let gap: Vec<&str> =
+        rows[2].split(',').enumerate().map(|(i, f)| if (5..=16).contains(&i) && i != 15 { "NA" } else { f }).collect();
+    let feed = |third: &str| format!("{}\n{}\n{third}\n{}\n", rows[0], rows[1], rows[3..8].join("\n"));
+    let skip = ["stream", "--run", run.to_str().unwrap(), "--bad-rows", "skip"];
+    let (ok, skipped, err) = recur(&skip, &feed(&bad));
+    assert!(ok && err.contains("line 3, column `") && err.contains("(skipped: --bad-rows skip)"), "{err}");
+    let (ok, gapped, err) = recur(&["stream", "--run", run.to_str().unwrap()], &feed(&gap.join(",")));
+    assert!(ok, "{err}");
+    let answers =
+        |out: &str| -> Vec<String> { out.lines().skip(1).map(|l| l.splitn(8, ',').nth(7).unwrap().into()).collect() };
+    assert_eq!(answers(&skipped), answers(&gapped));
+    assert_eq!(answers(&skipped).len(), 7);
+    assert!(skipped.lines().nth(2).unwrap().starts_with(",,,,,,,"), "{skipped}");
 }
 
 /// A run that reads the calendar (`data.calendar`: the phases of each hour in its day and

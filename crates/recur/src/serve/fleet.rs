@@ -242,7 +242,9 @@ impl<'r> Fleet<'r> {
     ///
     /// # Errors
     /// A cell that cannot be read (naming its column), rows out of time order (naming the
-    /// entity); nothing read from the line is kept.
+    /// entity); nothing read from the line is kept but the count of rows read
+    /// ([`Fleet::rows`]), and the fleet takes the next line as if it had not come
+    /// ([`Fleet::gap_step`] keeps a grid-step feed's place).
     pub fn read_line(&mut self, layout: &FeedLayout, line: &str) -> Result<Vec<FeedStep>, FeedError> {
         if line.trim().is_empty() {
             return Ok(Vec::new());
@@ -266,6 +268,27 @@ impl<'r> Fleet<'r> {
                 Ok(completed.into_iter().map(|step| aligned_step(entity, step)).collect())
             }
         }
+    }
+
+    /// In place of a line that could not be read, where the feed's rows are grid steps (not
+    /// aligned by time): a step with every value missing, so that the steps after it keep
+    /// their place on the grid; `None` for a feed aligned by time (the grid keeps the place).
+    ///
+    /// # Errors
+    /// A fleet that cannot open its stream (as [`ServedRun::stream`]).
+    pub fn gap_step(&mut self, layout: &FeedLayout) -> Result<Option<FeedStep>> {
+        if layout.is_aligned() {
+            return Ok(None);
+        }
+        let entity = self.entity("")?;
+        let (signals, passed) = (self.template.signals().len(), layout.passed_columns().len());
+        Ok(Some(FeedStep {
+            entity,
+            start: None,
+            time: None,
+            passed: vec![String::new(); passed],
+            values: vec![None; signals],
+        }))
     }
 
     /// Ends the feed: each entity's last bins (for a feed that does not go on; one that
