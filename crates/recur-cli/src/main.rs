@@ -109,10 +109,10 @@ const USAGE: &str = "usage:
       of the feed, with the rows read into it (`rows`): a service killed mid-feed goes
       on from the row after them.
       --bad-rows skip: a row that cannot be read (a cell, the number of fields, a time out
-      of order) or a step the model refuses is told on stderr (the first 10; then counted)
-      and passed over instead of stopping the stream; a row of a feed of grid steps is
-      answered as a step with every value missing, so that the rows after it keep their
-      time. Default stop: the first bad row ends the stream with its error.
+      of order) is told on stderr (the first 10; then counted) and passed over instead of
+      stopping the stream, a row of a feed of grid steps answered as a step with every
+      value missing, so that the rows after it keep their time; so is a step the model
+      refuses. Default stop: the first bad row ends the stream with its error.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

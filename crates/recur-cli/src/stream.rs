@@ -390,15 +390,18 @@ pub fn stream(args: &Args) -> Result<(), String> {
             Err(e) => return Err(e.at(&input, last_line)),
         };
         for step in steps {
-            match server.serve(&mut fleet, &layout, &step, last_line) {
-                Ok(true) => {}
-                Ok(false) => {
-                    reading = false;
-                    break 'feed;
+            let served = match server.serve(&mut fleet, &layout, &step, last_line) {
+                // the step refused changed nothing: in its place, the step with every value missing
+                Err(why) if skip_bad_rows => {
+                    skipped.note(why);
+                    let gap = FeedStep { values: vec![None; step.values.len()], ..step };
+                    server.serve(&mut fleet, &layout, &gap, last_line)
                 }
-                // the step refused changes nothing: the next goes on from the one before
-                Err(why) if skip_bad_rows => skipped.note(why),
-                Err(why) => return Err(why),
+                served => served,
+            };
+            if !served? {
+                reading = false;
+                break 'feed;
             }
         }
         // --state-every: a stream stopped without ending its feed goes on from here

@@ -751,6 +751,16 @@ fn a_run_reading_the_logarithm_of_a_signal_bands_it_skewed_and_refuses_values_it
     rows[5] = fields.join(",");
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &(rows.join("\n") + "\n"));
     assert!(!ok && err.contains("line 6") && err.contains("signal `PM2.5`") && err.contains("above -1"), "{err}");
+    // --bad-rows skip: the step the model refuses is told, and answered with every value missing
+    let skip = ["stream", "--run", run.to_str().unwrap(), "--bad-rows", "skip"];
+    let (ok, skipped, err) = recur(&skip, &(rows.join("\n") + "\n"));
+    assert!(ok && err.contains("line 6") && err.contains("above -1 (skipped: --bad-rows skip)"), "{err}");
+    let mut gap: Vec<&str> = rows[5].split(',').collect();
+    (5..gap.len() - 1).filter(|&i| i != 15).for_each(|i| gap[i] = "NA");
+    rows[5] = gap.join(",");
+    let (ok, gapped, err) = recur(&["stream", "--run", run.to_str().unwrap()], &(rows.join("\n") + "\n"));
+    assert!(ok, "{err}");
+    assert_eq!(skipped, gapped);
 }
 
 #[test]
