@@ -2,20 +2,34 @@
 //! on the bundled PhysioNet stays: a feed of several stays interleaved row by row answers
 //! and watches each stay as it would be alone; fed in two parts with its state carried
 //! between them as JSON, as the whole feed; a state that does not fit is refused and the
-//! fleet is left as it was; rows that cannot be read are named by column or stay.
+//! fleet is left as it was; rows that cannot be read are named by column or stay, and a
+//! line refused, however damaged, leaves no trace.
 
 use std::collections::BTreeMap;
 
 use recur::run::{load_data, run, RunConfig};
-use recur::serve::{FeedLayout, Fleet, FleetState, ServedRun, WatchRule};
+use recur::serve::{FeedLayout, FeedStep, Fleet, FleetState, ServedRun, WatchRule};
 use recur::tasks::anomaly::WatchStep;
 use recur::tasks::{LiveAnswer, PredictionTask};
+use recur::Rng;
 
 /// Per served step: the stay, its time, the values fed (the watch's withheld as gaps), the
 /// answer and the watch's scores.
 type Served = (String, String, Vec<Option<f32>>, LiveAnswer, Option<WatchStep>);
 
 const RULE: WatchRule = WatchRule { threshold: 3.0, join: 3 };
+
+/// `steps` through `fleet`, as served.
+fn serve(fleet: &mut Fleet, steps: Vec<FeedStep>) -> Vec<Served> {
+    steps
+        .iter()
+        .map(|step| {
+            let served = fleet.serve(step, 1, 0).unwrap();
+            let entity = fleet.entity_name(step.entity).to_string();
+            (entity, step.time.clone().unwrap(), served.fed, served.answer, served.watched)
+        })
+        .collect()
+}
 
 /// `lines` of a feed laid out as `layout` through `fleet`, then its end (`finish`) unless
 /// the feed goes on.
@@ -27,40 +41,50 @@ fn feed(fleet: &mut Fleet, layout: &FeedLayout, lines: &[&str], finish: bool) ->
     if finish {
         steps.extend(fleet.finish());
     }
-    steps
-        .iter()
-        .map(|step| {
-            let served = fleet.serve(step, 1, 0).unwrap();
-            let entity = fleet.entity_name(step.entity).to_string();
-            (entity, step.time.clone().unwrap(), served.fed, served.answer, served.watched)
-        })
-        .collect()
+    serve(fleet, steps)
 }
 
-#[test]
-fn a_fleet_serves_each_stay_as_alone_and_goes_on_from_its_state() {
-    let configs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
-    let mut config = RunConfig::load(configs.join("physionet-prediction-stream.toml")).unwrap();
+fn configs() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+/// A run folder of `configs/physionet-prediction-stream.toml` trained for 3 epochs, with
+/// the alarm scales `recur detect --alarm-rate 0.01` keeps (the flatline rule's with them).
+fn physionet_run() -> tempfile::TempDir {
+    let mut config = RunConfig::load(configs().join("physionet-prediction-stream.toml")).unwrap();
     config.train.epochs = 3;
-    let data = load_data(&config.data, &configs).unwrap();
+    let data = load_data(&config.data, &configs()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mut outcome = run(&config, &data, Some(dir.path()), false).unwrap();
     recur::report::write_run_folder(dir.path(), &config, &mut outcome, &data).unwrap();
-    // the alarm scales `recur detect --alarm-rate 0.01` keeps (the flatline rule's with them)
     let task = PredictionTask::from_config(&data, &config.prediction()).unwrap();
     task.alarms_to_keep(&outcome.model, 0.01, 4.0).unwrap().save_to_run(dir.path()).unwrap();
-    let served = ServedRun::open(dir.path()).unwrap();
+    dir
+}
 
-    // four of the test stays' rows, interleaved by their time since admission
-    let text = std::fs::read_to_string(configs.join("../data/physionet/set-a-first400.csv")).unwrap();
-    let header = text.lines().next().unwrap();
-    let stays = ["133549", "133551", "133552", "133560"];
-    let mut rows: Vec<&str> = text.lines().skip(1).filter(|l| stays.iter().any(|s| l.starts_with(s))).collect();
+/// Four of the bundled PhysioNet file's test stays.
+const STAYS: [&str; 4] = ["133549", "133551", "133552", "133560"];
+
+/// The rows of the [`STAYS`] in the PhysioNet file's `text`, interleaved by their time
+/// since admission (each stay's in its own order).
+fn interleaved_stays(text: &str) -> Vec<&str> {
+    let mut rows: Vec<&str> = text.lines().skip(1).filter(|l| STAYS.iter().any(|s| l.starts_with(s))).collect();
     let minutes = |line: &str| {
         let (h, m) = line.split(',').nth(1).unwrap().split_once(':').unwrap();
         h.parse::<u32>().unwrap() * 60 + m.parse::<u32>().unwrap()
     };
     rows.sort_by_key(|l| minutes(l));
+    rows
+}
+
+#[test]
+fn a_fleet_serves_each_stay_as_alone_and_goes_on_from_its_state() {
+    let dir = physionet_run();
+    let served = ServedRun::open(dir.path()).unwrap();
+    let text = std::fs::read_to_string(configs().join("../data/physionet/set-a-first400.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    let rows = interleaved_stays(&text);
+    let stays = STAYS;
 
     let mut fleet = Fleet::new(&served, Some(RULE)).unwrap();
     let layout = fleet.layout(header, false).unwrap();
@@ -183,4 +207,72 @@ fn a_time_zone_travels_with_the_run_across_a_change_of_the_clocks() {
         let LiveAnswer::Forecast(answer) = fleet.serve(&steps[0], 1, 0).unwrap().answer else { panic!("a forecast") };
         assert_eq!(answer.values, offline.step(&data.original_step(k0 + n)).unwrap(), "hour {n}");
     }
+}
+
+/// `row` (`record_id,time,parameter,value`) damaged one of the ways a feed is: a value, a
+/// time or a whole line that cannot be read, a field missing or one too many, a late time,
+/// an unbalanced quote, bytes that are no text a historian writes.
+fn damaged(rng: &mut Rng, row: &str) -> String {
+    let mut fields: Vec<String> = row.split(',').map(String::from).collect();
+    let pick = |rng: &mut Rng, of: &[&str]| of[rng.below(of.len())].to_string();
+    match rng.below(9) {
+        0 => fields[3] = pick(rng, &["x", "1e400", "NaN?", "--5", "0x10", "½", ""]),
+        1 => {
+            fields.pop();
+        }
+        2 => fields.push("extra".into()),
+        3 => fields[1] = pick(rng, &["99:99", "-1:00", "", "1:2:3", "24h", "ninety", "1:5"]),
+        4 => fields[1] = "0:00".into(),
+        5 => return (0..rng.below(40)).map(|_| char::from(32 + rng.below(95) as u8)).collect(),
+        6 => fields[0].insert(0, '"'),
+        7 => return "\u{feff}\u{0}é,,,".into(),
+        _ => fields[2] = pick(rng, &["HR ", "hr", "Ｈ", ""]),
+    }
+    fields.join(",")
+}
+
+/// Whatever a line holds, reading it does not panic, and a line the fleet refuses leaves no
+/// trace: the real stays' rows with damaged lines among them (a quarter of the rows, four
+/// seeds) answer and alarm as the rows with only the damaged lines the fleet took.
+#[test]
+fn a_line_the_fleet_refuses_leaves_no_trace() {
+    let dir = physionet_run();
+    let served = ServedRun::open(dir.path()).unwrap();
+    let text = std::fs::read_to_string(configs().join("../data/physionet/set-a-first400.csv")).unwrap();
+    let header = text.lines().next().unwrap();
+    let rows = interleaved_stays(&text);
+    let (mut refused, mut taken) = (0, 0);
+    for seed in 0..4 {
+        let mut rng = Rng::new(seed);
+        let mut damaged_feed = Fleet::new(&served, Some(RULE)).unwrap();
+        let mut clean_feed = Fleet::new(&served, Some(RULE)).unwrap();
+        let layout = damaged_feed.layout(header, false).unwrap();
+        let (mut answers, mut clean_answers) = (Vec::new(), Vec::new());
+        for row in &rows {
+            if rng.below(4) == 0 {
+                let line = damaged(&mut rng, row);
+                if let Ok(steps) = damaged_feed.read_line(&layout, &line) {
+                    // a damaged line that still reads as a row is one: the clean feed takes it too
+                    answers.extend(serve(&mut damaged_feed, steps));
+                    let steps = clean_feed.read_line(&layout, &line).unwrap();
+                    clean_answers.extend(serve(&mut clean_feed, steps));
+                    taken += 1;
+                } else {
+                    refused += 1;
+                }
+            }
+            for (fleet, out) in [(&mut damaged_feed, &mut answers), (&mut clean_feed, &mut clean_answers)] {
+                let steps = fleet.read_line(&layout, row).unwrap();
+                out.extend(serve(fleet, steps));
+            }
+        }
+        for (fleet, out) in [(&mut damaged_feed, &mut answers), (&mut clean_feed, &mut clean_answers)] {
+            let steps = fleet.finish();
+            out.extend(serve(fleet, steps));
+        }
+        assert_eq!(answers, clean_answers, "seed {seed}");
+        assert!(answers.len() > 150, "seed {seed}: {} steps", answers.len());
+    }
+    println!("{refused} damaged lines refused, {taken} read as rows");
+    assert!(refused > 100 && taken > 5, "{refused} refused, {taken} taken");
 }
