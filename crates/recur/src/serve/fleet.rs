@@ -197,7 +197,8 @@ impl<'r> Fleet<'r> {
         self.flatline
     }
 
-    /// The entities seen, in the order they first appeared (earlier feeds' first).
+    /// How many entities it holds: those of the feeds before it ([`Fleet::restore`]) and
+    /// those this feed brought, numbered in the order they first appeared.
     pub fn entity_count(&self) -> usize {
         self.entities.len()
     }
@@ -310,10 +311,9 @@ impl<'r> Fleet<'r> {
     /// As [`Watch::screen`] and [`LiveStream::step_forecasting`]; a refused step changes
     /// nothing.
     pub fn serve(&mut self, step: &FeedStep, horizon: usize, paths: usize) -> Result<ServedStep> {
-        let live = self
-            .entities
-            .get_mut(step.entity)
-            .ok_or_else(|| Error::invalid("entity", format!("{} of {}", step.entity, self.index.len())))?;
+        let live = self.entities.get_mut(step.entity).ok_or_else(|| {
+            Error::invalid("entity", format!("number {}, but the fleet holds {}", step.entity, self.index.len()))
+        })?;
         if let Some(at) = step.start {
             live.stream.at(at);
         }
