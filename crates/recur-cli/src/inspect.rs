@@ -7,17 +7,17 @@ use crate::args::Args;
 use crate::wording::plural_values;
 
 /// `recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]
-/// [--time-zone ZONE]`: each file's layout (and how it was read: separator, encoding),
+/// [--time-zone ZONE [--naive-times local]]`: each file's layout (and how it was read: separator, encoding),
 /// entities, intervals and missingness per signal, what the hour, weekday and month explain
 /// of each (in local time of ZONE: `data.time_zone`), its categorical columns, and the
 /// columns whose few text cells look like marks of "no value".
 pub fn inspect(args: &Args) -> Result<(), String> {
     if args.positional.len() < 2 {
         return Err("usage: recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns] \
-             [--time-zone ZONE] (CSV or Parquet, wide or long)"
+             [--time-zone ZONE [--naive-times local]] (CSV or Parquet, wide or long)"
             .into());
     }
-    let known = ["bin", "missing-values", "time-unit", "time-zone"];
+    let known = ["bin", "missing-values", "time-unit", "time-zone", "naive-times"];
     let bin: i64 = args.get("bin", &known, 0)?;
     let unit: String = args.get("time-unit", &known, "s".to_string())?;
     let unit = EpochUnit::parse(&unit).ok_or(format!("--time-unit: `{unit}` is none of s, ms, us, ns"))?;
@@ -28,9 +28,16 @@ pub fn inspect(args: &Args) -> Result<(), String> {
         zone if zone.is_empty() => None,
         zone => Some(TimeZone::resolve(&zone).map_err(|e| format!("--time-zone: {e}"))?),
     };
+    let naive_local = match args.get("naive-times", &known, "utc".to_string())?.as_str() {
+        "utc" => false,
+        "local" if zone.is_some() => true,
+        "local" => return Err("--naive-times local: the times are local to --time-zone ZONE".into()),
+        other => return Err(format!("--naive-times {other}: `utc` (the default) or `local`")),
+    };
     for file in &args.positional[1..] {
-        let report = Inspection::read_in_zone(file, (bin > 0).then_some(bin), &missing, unit, zone.as_ref())
-            .map_err(|e| e.to_string())?;
+        let report =
+            Inspection::read_in_zone(file, (bin > 0).then_some(bin), &missing, unit, zone.as_ref(), naive_local)
+                .map_err(|e| e.to_string())?;
         let mut notes = Vec::new();
         match report.delimiter {
             ',' => {}

@@ -160,7 +160,7 @@ const USAGE: &str = "usage:
       Fills every missing value of a reconstruction run's data (or of the files --data
       names, read as eval reads them), with a ±2σ band.
   recur inspect FILE... [--bin SECONDS] [--missing-values A,B] [--time-unit s|ms|us|ns]
-                [--time-zone ZONE]
+                [--time-zone ZONE [--naive-times local]]
       Layout, entities, sampling intervals and missingness per signal of CSV or
       Parquet files, wide or long (grid: the median interval unless --bin), and how much
       of each signal's variance its hour of the day, weekday and month explain (what
@@ -168,7 +168,8 @@ const USAGE: &str = "usage:
       column's numbers (a status string such as `Bad`?). --missing-values: marks of no
       value (data.missing_values), read as gaps; --time-unit: what integer times count
       (data.time_unit; default seconds); --time-zone: the hours in local time of an IANA
-      zone (Europe/Berlin) or a POSIX TZ rule (data.time_zone).
+      zone (Europe/Berlin) or a POSIX TZ rule (data.time_zone); --naive-times local: times
+      without a UTC offset are local times there (data.naive_times).
   recur experiment --config GRID.toml [--out DIR] [--quick true] [--shard i/n]
   recur experiment merge DIR... [--out DIR] [--config GRID.toml]
       A grid of configurations over seeds: table (Markdown, CSV) and plot (and, with the

@@ -90,4 +90,19 @@ fn inspect_groups_by_the_local_time_of_a_zone() {
     assert_eq!(hour_share(&shifted, "O3"), hour_share(&utc, "O3"));
     let (ok, _, err) = inspect(&[beijing.to_str().unwrap(), "--time-zone", "Mars/Olympus"]);
     assert!(!ok && err.contains("--time-zone: ") && err.contains("`Mars/Olympus` is neither"), "{err}");
+
+    // --naive-times local (synthetic rows): a local-time export across the autumn change,
+    // its 02:00 written twice, is five distinct hours, not a duplicate
+    let scratch = tempfile::Builder::new().prefix("recur-inspect-local-").tempdir().unwrap();
+    let file = scratch.path().join("local.csv");
+    let hours = ["00:00", "01:00", "02:00", "02:00", "03:00"];
+    let rows: Vec<String> = hours.iter().enumerate().map(|(k, h)| format!("2024-10-27 {h},{k}")).collect();
+    std::fs::write(&file, format!("timestamp,flow\n{}\n", rows.join("\n"))).unwrap();
+    let (ok, _, err) = inspect(&[file.to_str().unwrap()]);
+    assert!(!ok && err.contains("line 5") && err.contains("duplicate timestamp"), "{err}");
+    let zone = ["--time-zone", "CET-1CEST,M3.5.0,M10.5.0/3", "--naive-times", "local"];
+    let (ok, out, err) = inspect(&[&[file.to_str().unwrap()][..], &zone].concat());
+    assert!(ok && out.contains("5 rows, median interval 3600 s"), "{out}{err}");
+    let (ok, _, err) = inspect(&[file.to_str().unwrap(), "--naive-times", "local"]);
+    assert!(!ok && err.contains("--naive-times local: the times are local to --time-zone ZONE"), "{err}");
 }

@@ -22,6 +22,16 @@ use crate::tasks::reconstruction::{MissingnessDiffusion, ReconstructionConfig, R
 use crate::tasks::{BandCalibration, StreamTraining};
 use crate::train::{train, EpochLog, TrainConfig};
 
+/// What a time without a UTC offset in the data files is (`data.naive_times`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NaiveTimes {
+    #[default]
+    Utc,
+    /// A local time of `data.time_zone`.
+    Local,
+}
+
 /// Layout of the data files.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +97,12 @@ pub struct DataConfig {
     /// where the run is trained, and kept with it: serving needs no database) or a POSIX TZ
     /// rule (`"CET-1CEST,M3.5.0,M10.5.0/3"`) ([`crate::data::TimeZone`]). Empty: none.
     pub time_zone: String,
+    /// What a time without a UTC offset in the files is (a date and clock time; counts
+    /// since the epoch and times with `Z` or an offset are exact): `"utc"`, or `"local"`,
+    /// a local time of `time_zone` — read back to UTC (the hour repeated when clocks go back
+    /// read in file order; one skipped when they go forward refused, named) and shown as
+    /// local times in every output.
+    pub naive_times: NaiveTimes,
     pub split: SplitFractions,
 }
 
@@ -105,10 +121,20 @@ impl DataConfig {
     /// As [`Calendar::new`], [`Calendar::in_time_zone`] and [`TimeZone::resolve`].
     pub fn calendar(&self) -> Result<Calendar> {
         let calendar = Calendar::new(&self.calendar, self.calendar_utc_offset_hours)?;
-        match self.time_zone.trim() {
-            "" => Ok(calendar),
-            zone => calendar.in_time_zone(TimeZone::resolve(zone)?),
+        let mut calendar = match self.time_zone.trim() {
+            "" => calendar,
+            zone => calendar.in_time_zone(TimeZone::resolve(zone)?)?,
+        };
+        if self.naive_times == NaiveTimes::Local {
+            if calendar.time_zone.is_none() {
+                return Err(Error::invalid(
+                    "data.naive_times",
+                    "\"local\" needs the zone they are local times of: data.time_zone (\"Europe/Berlin\")",
+                ));
+            }
+            calendar.local_times = true;
         }
+        Ok(calendar)
     }
 }
 
@@ -132,6 +158,7 @@ impl Default for DataConfig {
             calendar: Vec::new(),
             calendar_utc_offset_hours: 0.0,
             time_zone: String::new(),
+            naive_times: NaiveTimes::Utc,
             split: SplitFractions::default(),
         }
     }
@@ -313,7 +340,8 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
         return Err(Error::invalid("data.files", "no file given"));
     }
     let files: Vec<PathBuf> = config.files.iter().map(|f| base.join(f)).collect();
-    let (entities, marked) = read_entities(config, &files, &config.signals)?;
+    let calendar = config.calendar()?;
+    let (entities, marked) = read_entities(config, &files, &config.signals, calendar.naive_zone())?;
     let mut prepared = PreparedSeries::from_entities_screened(
         entities,
         config.split,
@@ -322,7 +350,7 @@ pub fn load_data(config: &DataConfig, base: &Path) -> Result<PreparedSeries> {
         &config.floor,
     )?;
     prepared.marked = prepared.grid.signals.iter().map(|s| marked.get(s).copied().unwrap_or(0)).collect();
-    prepared.with_calendar(config.calendar()?)
+    prepared.with_calendar(calendar)
 }
 
 /// A run's own data (`config.data`, read again), checked against what the run was trained
@@ -365,15 +393,17 @@ pub fn load_unseen_data(config: &DataConfig, files: &[PathBuf], fitted: &FittedS
     }
     let read: Vec<String> =
         fitted.signals.iter().filter(|s| crate::data::one_hot_of(s, &config.categorical).is_none()).cloned().collect();
-    let (entities, marked) = read_entities(config, files, &read)?;
+    // naive local times read in the zone the run keeps (no database needed where it serves)
+    let (entities, marked) = read_entities(config, files, &read, fitted.calendar.naive_zone())?;
     let mut prepared = PreparedSeries::unseen(entities, fitted, &config.categorical)?;
     prepared.marked = prepared.grid.signals.iter().map(|s| marked.get(s).copied().unwrap_or(0)).collect();
     Ok(prepared)
 }
 
 /// Every entity of `files` (one per wide file; each of a long file's) on its own grid, read
-/// with `config`'s settings but only the signals in `signals` (all of them: empty); and per
-/// signal, the cells read as gaps for holding a mark of "no value".
+/// with `config`'s settings but only the signals in `signals` (all of them: empty), naive
+/// times as local times of `local_times` where given; and per signal, the cells read as
+/// gaps for holding a mark of "no value".
 ///
 /// # Errors
 /// Every error of ingestion, named; a mark for a signal that is not read.
@@ -382,6 +412,7 @@ fn read_entities(
     config: &DataConfig,
     files: &[PathBuf],
     signals: &[String],
+    local_times: Option<&TimeZone>,
 ) -> Result<(Vec<(String, GridSeries)>, BTreeMap<String, usize>)> {
     let missing = config.missing()?;
     let mut entities = Vec::new();
@@ -395,6 +426,7 @@ fn read_entities(
                     categorical: config.categorical.clone(),
                     missing: missing.clone(),
                     time_unit: config.time_unit,
+                    local_times: local_times.cloned(),
                 };
                 let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
                 vec![(name, read_wide(path, &options)?)]
@@ -406,6 +438,7 @@ fn read_entities(
                     drop: config.drop.clone(),
                     missing: missing.clone(),
                     time_unit: config.time_unit,
+                    local_times: local_times.cloned(),
                 };
                 read_long(path, &options)?
             }

@@ -20,6 +20,7 @@ mod gradient_check;
 mod harnn;
 mod inspect_matches_data_readme;
 mod layer_properties;
+mod local_times;
 mod long_range_learning;
 mod look_back;
 mod model_file;

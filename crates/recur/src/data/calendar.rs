@@ -78,6 +78,10 @@ pub struct Calendar {
     pub utc_offset_seconds: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<TimeZone>,
+    /// Whether the data writes naive times (no UTC offset) as local times of `time_zone`
+    /// (`data.naive_times = "local"`): read back to UTC, and shown as local times again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local_times: bool,
 }
 
 impl Calendar {
@@ -96,7 +100,12 @@ impl Calendar {
                 format!("{offset_hours}: an offset from UTC is within ±24 hours, in whole minutes (5.5, -3.5)"),
             ));
         }
-        Ok(Calendar { cycles: cycles.to_vec(), utc_offset_seconds: minutes.round() as i64 * 60, time_zone: None })
+        Ok(Calendar {
+            cycles: cycles.to_vec(),
+            utc_offset_seconds: minutes.round() as i64 * 60,
+            time_zone: None,
+            local_times: false,
+        })
     }
 
     /// The calendar in local time of `zone` instead of a fixed offset.
@@ -116,6 +125,21 @@ impl Calendar {
         }
         self.time_zone = Some(zone);
         Ok(self)
+    }
+
+    /// The zone the data's naive times are local times of, where they are
+    /// ([`Calendar::local_times`]).
+    pub fn naive_zone(&self) -> Option<&TimeZone> {
+        self.time_zone.as_ref().filter(|_| self.local_times)
+    }
+
+    /// `utc` as the data writes times: local where its naive times are local
+    /// ([`Calendar::local_times`]), else UTC.
+    pub fn shown(&self, utc: i64) -> i64 {
+        match self.naive_zone() {
+            Some(zone) => utc + i64::from(zone.offset_at(utc)),
+            None => utc,
+        }
     }
 
     /// The local time at `utc` (both in seconds since 1970-01-01 00:00).

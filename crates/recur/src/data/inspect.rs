@@ -147,11 +147,13 @@ impl Inspection {
         missing: &MissingValues,
         time_unit: EpochUnit,
     ) -> Result<Inspection> {
-        Inspection::read_in_zone(path, bin_seconds, missing, time_unit, None)
+        Inspection::read_in_zone(path, bin_seconds, missing, time_unit, None, false)
     }
 
     /// [`Inspection::read`], what each cycle explains grouped by the local time of `zone`
-    /// (`data.time_zone`) where one is given, otherwise by the times as read.
+    /// (`data.time_zone`) where one is given, otherwise by the times as read; with
+    /// `naive_local`, the file's naive times read as local times of `zone`
+    /// (`data.naive_times = "local"`).
     ///
     /// # Errors
     /// As [`Inspection::read`].
@@ -161,13 +163,20 @@ impl Inspection {
         missing: &MissingValues,
         time_unit: EpochUnit,
         zone: Option<&TimeZone>,
+        naive_local: bool,
     ) -> Result<Inspection> {
         let table = Table::read(path.as_ref())?;
+        let local_times = zone.filter(|_| naive_local).cloned();
         let (layout, text_among_numbers) = detect_layout(&table, missing);
         let entities: Vec<TimeSeries> = match &layout {
             Layout::Long(columns) => {
-                let options =
-                    LongOptions { columns: columns.clone(), missing: missing.clone(), time_unit, ..Default::default() };
+                let options = LongOptions {
+                    columns: columns.clone(),
+                    missing: missing.clone(),
+                    time_unit,
+                    local_times,
+                    ..Default::default()
+                };
                 long_series(&table, &options)?.into_iter().map(|(_, s)| s).collect()
             }
             Layout::Wide { categorical } => {
@@ -175,6 +184,7 @@ impl Inspection {
                     categorical: categorical.clone(),
                     missing: missing.clone(),
                     time_unit,
+                    local_times,
                     ..Default::default()
                 };
                 vec![wide_series(&table, &options)?]

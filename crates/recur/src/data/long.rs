@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use super::missing::{is_missing, CellReader, MissingValues};
 use super::series::{Clock, TimeSeries};
 use super::table::Table;
-use super::wide::{not_a_time, parse_timestamp, EpochUnit};
+use super::wide::{not_a_time, parse_timestamp_naive, EpochUnit};
+use super::zone::TimeZone;
 use crate::error::Result;
 
 /// Column names of a long table.
@@ -53,9 +54,15 @@ fn parse_elapsed(text: &str) -> Option<i64> {
 /// entity's start, `H:MM[:SS]` (hours may exceed 24), or a timestamp as the wide reader
 /// reads one (an integer count of `unit`, or ISO 8601 with an optional UTC offset).
 pub fn parse_long_time(text: &str, unit: EpochUnit) -> Option<(i64, Clock)> {
+    parse_long_time_naive(text, unit).map(|(seconds, clock, _)| (seconds, clock))
+}
+
+/// [`parse_long_time`], and whether the time is naive (a date and clock time without a UTC
+/// offset; elapsed time never is).
+pub fn parse_long_time_naive(text: &str, unit: EpochUnit) -> Option<(i64, Clock, bool)> {
     match parse_elapsed(text) {
-        Some(seconds) => Some((seconds, Clock::Elapsed)),
-        None => parse_timestamp(text, unit).map(|seconds| (seconds, Clock::Calendar)),
+        Some(seconds) => Some((seconds, Clock::Elapsed, false)),
+        None => parse_timestamp_naive(text, unit).map(|(seconds, naive)| (seconds, Clock::Calendar, naive)),
     }
 }
 
@@ -70,6 +77,12 @@ pub struct LongOptions {
     pub missing: MissingValues,
     /// What an integer time counts (a Parquet timestamp column keeps its own unit).
     pub time_unit: EpochUnit,
+    /// The zone whose local times the file's naive times are ([`WideOptions::local_times`]);
+    /// a time repeated when clocks go back is read in the order of each entity's rows of
+    /// its signal.
+    ///
+    /// [`WideOptions::local_times`]: super::WideOptions::local_times
+    pub local_times: Option<TimeZone>,
 }
 
 /// Reads a long CSV or Parquet file into one [`TimeSeries`] per entity (in order of
@@ -85,7 +98,7 @@ pub fn read_long(path: impl AsRef<Path>, options: &LongOptions) -> Result<Vec<(S
 
 /// [`read_long`] on a table already read.
 pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(String, TimeSeries)>> {
-    let LongOptions { columns, signals: keep, drop, missing, time_unit } = options;
+    let LongOptions { columns, signals: keep, drop, missing, time_unit, local_times } = options;
     let path = &table.path;
     let names = &table.names;
     let find = |wanted: &str| {
@@ -109,6 +122,8 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
     // cells that held a mark of "no value": by entity (its text) and signal id
     let mut marked: HashMap<(&str, u32), usize> = HashMap::new();
     let mut clock: Option<Clock> = None;
+    // local times: each entity's signal's latest, in UTC (the repeated hour read in order)
+    let mut last_local: HashMap<(u32, u32), i64> = HashMap::new();
     for (place, fields) in table.rows() {
         let signal = fields.get(si).trim();
         let id = *signal_ids.entry(signal).or_insert_with(|| {
@@ -131,7 +146,7 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
             continue;
         };
         let cell = fields[ti].trim();
-        let (time, cell_clock) = parse_long_time(cell, unit)
+        let (time, cell_clock, naive) = parse_long_time_naive(cell, unit)
             .ok_or_else(|| table.error(place, Some(&names[ti]), not_a_time(cell, "time", unit)))?;
         match clock {
             None => clock = Some(cell_clock),
@@ -150,6 +165,17 @@ pub(crate) fn long_series(table: &Table, options: &LongOptions) -> Result<Vec<(S
             entity_names.push(entity);
             (entity_names.len() - 1) as u32
         });
+        let time = match (local_times, naive) {
+            (Some(zone), true) => {
+                let last = last_local.get(&(entity, id)).copied();
+                let utc = zone
+                    .to_utc(time, last)
+                    .map_err(|why| table.error(place, Some(&names[ti]), format!("`{cell}` {why}")))?;
+                last_local.insert((entity, id), utc);
+                utc
+            }
+            _ => time,
+        };
         observations.push((entity, time, id, value));
     }
     if table.len() == 0 {

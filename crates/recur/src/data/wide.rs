@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::missing::{is_missing, CellReader, MissingValues};
 use super::series::{days_from_civil, is_valid_date, Clock, TimeSeries};
 use super::table::Table;
+use super::zone::TimeZone;
 use crate::error::Result;
 
 /// How to read a wide table.
@@ -30,6 +31,10 @@ pub struct WideOptions {
     pub missing: MissingValues,
     /// What an integer time counts (a Parquet timestamp column keeps its own unit).
     pub time_unit: EpochUnit,
+    /// The zone whose local times the file's naive times are (`data.naive_times =
+    /// "local"`): read back to UTC, the hour repeated when clocks go back in file order.
+    /// `None`: naive times are UTC.
+    pub local_times: Option<TimeZone>,
 }
 
 /// Where a wide table's time is: one column (`timestamp`, `time`, `date`, or the pandas
@@ -71,6 +76,19 @@ impl TimeColumns {
     /// integer times count `unit`. Otherwise the column at fault (`None`: the split date as a
     /// whole) and why.
     pub fn read<'a>(&self, cell: impl Fn(usize) -> &'a str, unit: EpochUnit) -> Result<i64, (Option<usize>, String)> {
+        self.read_naive(cell, unit).map(|(seconds, _)| seconds)
+    }
+
+    /// [`TimeColumns::read`], and whether the time is naive (a date and clock time without a
+    /// UTC offset: a split date always is).
+    ///
+    /// # Errors
+    /// As [`TimeColumns::read`].
+    pub fn read_naive<'a>(
+        &self,
+        cell: impl Fn(usize) -> &'a str,
+        unit: EpochUnit,
+    ) -> Result<(i64, bool), (Option<usize>, String)> {
         let number = |i: usize| -> Result<i64, (Option<usize>, String)> {
             let text = cell(i).trim();
             text.parse::<i64>().map_err(|_| (Some(i), format!("`{text}` is not an integer")))
@@ -78,7 +96,7 @@ impl TimeColumns {
         match self {
             TimeColumns::Single(i) => {
                 let text = cell(*i).trim();
-                parse_timestamp(text, unit).ok_or_else(|| (Some(*i), not_a_time(text, "timestamp", unit)))
+                parse_timestamp_naive(text, unit).ok_or_else(|| (Some(*i), not_a_time(text, "timestamp", unit)))
             }
             TimeColumns::Split { year, month, day, hour, minute } => {
                 let (y, m, d) = (number(*year)?, number(*month)?, number(*day)?);
@@ -88,7 +106,7 @@ impl TimeColumns {
                 };
                 let h = hour.map(number).transpose()?.unwrap_or(0);
                 let mi = minute.map(number).transpose()?.unwrap_or(0);
-                Ok(days_from_civil(y, date.0, date.1) * 86_400 + h * 3600 + mi * 60)
+                Ok((days_from_civil(y, date.0, date.1) * 86_400 + h * 3600 + mi * 60, true))
             }
         }
     }
@@ -140,10 +158,13 @@ const LAST_SECOND: i64 = 253_402_300_799;
 /// pandas, historians and the Cognite SDK write it, `YYYY-MM-DD[( |T)hh:mm[:ss[.f]]]` with an
 /// optional UTC offset (`Z`, `+01:00`, `+0100`, `-05`) that is subtracted (`/` may separate
 /// the date's parts). A field out of range (month 13, February 30, 24:00) is not a time.
-pub(crate) fn parse_timestamp(text: &str, unit: EpochUnit) -> Option<i64> {
+///
+/// Also whether the time is naive: a date and clock time without a UTC offset (a count
+/// since the epoch, or a time with `Z` or an offset, is not).
+pub(crate) fn parse_timestamp_naive(text: &str, unit: EpochUnit) -> Option<(i64, bool)> {
     if let Ok(count) = text.parse::<i64>() {
         let seconds = count.div_euclid(unit.per_second());
-        return (seconds.abs() <= LAST_SECOND).then_some(seconds);
+        return (seconds.abs() <= LAST_SECOND).then_some((seconds, false));
     }
     let (date, time) = text.split_once([' ', 'T']).unwrap_or((text, "0:0"));
     let mut d = date.split(['-', '/']);
@@ -152,6 +173,7 @@ pub(crate) fn parse_timestamp(text: &str, unit: EpochUnit) -> Option<i64> {
         return None;
     }
     let (clock, offset) = split_utc_offset(time.trim())?;
+    let naive = clock.len() == time.trim().len();
     let clock = clock.trim_end();
     let mut t = clock.split(':');
     let hh: i64 = t.next()?.parse().ok()?;
@@ -160,7 +182,7 @@ pub(crate) fn parse_timestamp(text: &str, unit: EpochUnit) -> Option<i64> {
     if t.next().is_some() || !(0..24).contains(&hh) || !(0..60).contains(&mm) || !(0.0..61.0).contains(&ss) {
         return None;
     }
-    Some(days_from_civil(y, m, dd) * 86_400 + hh * 3600 + mm * 60 + ss as i64 - offset)
+    Some((days_from_civil(y, m, dd) * 86_400 + hh * 3600 + mm * 60 + ss as i64 - offset, naive))
 }
 
 /// The error text for a time column's cell that is not a time (neither an integer count
@@ -308,10 +330,20 @@ pub(crate) fn wide_series(table: &Table, options: &WideOptions) -> Result<TimeSe
         marked: vec![0; c],
         clock: Clock::Calendar,
     };
+    let time_column = match time {
+        TimeColumns::Single(i) => Some(names[i].as_str()),
+        TimeColumns::Split { .. } => None,
+    };
     for (place, fields) in table.rows() {
-        let ts = time
-            .read(|i| &fields[i], unit)
+        let (ts, naive) = time
+            .read_naive(|i| &fields[i], unit)
             .map_err(|(column, why)| table.error(place, column.map(|i| names[i].as_str()), why))?;
+        let ts = match (&options.local_times, naive) {
+            (Some(zone), true) => zone
+                .to_utc(ts, series.timestamps.last().copied())
+                .map_err(|why| table.error(place, time_column, format!("{} {why}", Clock::Calendar.format(ts))))?,
+            _ => ts,
+        };
         if let Some(&last) = series.timestamps.last() {
             if ts <= last {
                 let what = if ts == last { "duplicate" } else { "decreasing" };
@@ -352,12 +384,26 @@ mod tests {
     }
 
     fn parse_timestamp(text: &str) -> Option<i64> {
-        super::parse_timestamp(text, EpochUnit::Seconds)
+        super::parse_timestamp_naive(text, EpochUnit::Seconds).map(|(seconds, _)| seconds)
+    }
+
+    #[test]
+    fn a_time_is_naive_without_an_offset() {
+        let naive = |text: &str| super::parse_timestamp_naive(text, EpochUnit::Seconds).map(|(_, naive)| naive);
+        for text in ["2024-10-27 02:30", "2024-10-27T02:30:00", "2024-10-27", "2024/10/27 02:30:00.5"] {
+            assert_eq!(naive(text), Some(true), "{text}");
+        }
+        for text in ["2024-10-27 02:30Z", "2024-10-27T02:30:00+02:00", "2024-10-27 02:30 -0500", "1729989000"] {
+            assert_eq!(naive(text), Some(false), "{text}");
+        }
+        let split = TimeColumns::Split { year: 0, month: 1, day: 2, hour: Some(3), minute: None };
+        let cells = ["2024", "10", "27", "2"];
+        assert_eq!(split.read_naive(|i| cells[i], EpochUnit::Seconds).map(|(_, naive)| naive), Ok(true));
     }
 
     #[test]
     fn integer_times_count_their_unit_up_to_the_year_9999() {
-        let at = |text: &str, unit| super::parse_timestamp(text, unit);
+        let at = |text: &str, unit| super::parse_timestamp_naive(text, unit).map(|(seconds, _)| seconds);
         assert_eq!(at("1704067200", EpochUnit::Seconds), Some(1_704_067_200));
         assert_eq!(at("1704067200999", EpochUnit::Milliseconds), Some(1_704_067_200), "floored to the second");
         assert_eq!(at("1704067200000000", EpochUnit::Microseconds), Some(1_704_067_200));

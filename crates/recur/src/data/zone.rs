@@ -90,6 +90,30 @@ impl TimeZone {
         }
     }
 
+    /// The UTC time of the local time `local` (both in seconds since 1970-01-01 00:00), the
+    /// first after `after` where the local time occurs twice (the hour repeated when clocks
+    /// go back: read in order, the first is the earlier), the earlier where there is no
+    /// `after`; otherwise why not (a local time skipped when clocks go forward).
+    pub fn to_utc(&self, local: i64, after: Option<i64>) -> Result<i64, String> {
+        // the offsets a day either side: a time's own is one of them
+        let (before, later) = (self.offset_at(local - 86_400), self.offset_at(local + 86_400));
+        let mut candidates: Vec<i64> = [before, later]
+            .into_iter()
+            .map(|o| local - i64::from(o))
+            .filter(|&utc| i64::from(self.offset_at(utc)) == local - utc)
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        match candidates[..] {
+            [] => Err(format!("does not exist in {}: the clocks went forward over it (daylight saving)", self.name)),
+            [only] => Ok(only),
+            [earlier, .., latest] => Ok(match after {
+                Some(last) if earlier <= last => latest,
+                _ => earlier,
+            }),
+        }
+    }
+
     /// The POSIX rule it follows from its last transition on, as written.
     pub fn rule(&self) -> Option<&str> {
         self.rule.as_ref().map(|r| r.text.as_str())
@@ -456,6 +480,32 @@ mod tests {
         let json = serde_json::to_string(&berlin).unwrap();
         assert_eq!(serde_json::from_str::<TimeZone>(&json).unwrap(), berlin);
         assert!(json.contains("\"rule\":\"CET-1CEST,M3.5.0,M10.5.0/3\""), "{}", &json[json.len() - 60..]);
+    }
+
+    #[test]
+    fn local_times_go_back_to_utc_the_repeated_hour_in_order() {
+        let berlin = rule("CET-1CEST,M3.5.0,M10.5.0/3");
+        let local = |d: u32, h: i64, mi: i64| utc(2024, 10, d, h, mi);
+        // a plain summer and winter time
+        assert_eq!(berlin.to_utc(utc(2024, 7, 1, 12, 0), None), Ok(utc(2024, 7, 1, 10, 0)));
+        assert_eq!(berlin.to_utc(utc(2024, 1, 1, 12, 0), None), Ok(utc(2024, 1, 1, 11, 0)));
+        // 2024-10-27: 02:00–02:59 local happen twice, at 00:00 UTC (CEST) and 01:00 UTC (CET)
+        let (first, second) = (utc(2024, 10, 27, 0, 30), utc(2024, 10, 27, 1, 30));
+        assert_eq!(berlin.to_utc(local(27, 2, 30), None), Ok(first));
+        assert_eq!(berlin.to_utc(local(27, 2, 30), Some(utc(2024, 10, 27, 0, 0))), Ok(first));
+        assert_eq!(berlin.to_utc(local(27, 2, 30), Some(first)), Ok(second));
+        assert_eq!(berlin.to_utc(local(27, 2, 0), Some(first)), Ok(utc(2024, 10, 27, 1, 0)));
+        // 2024-03-31: 02:00–02:59 local never happen
+        let err = berlin.to_utc(utc(2024, 3, 31, 2, 30), None).unwrap_err();
+        assert!(err.contains("does not exist in CET-1CEST") && err.contains("went forward"), "{err}");
+        assert_eq!(berlin.to_utc(utc(2024, 3, 31, 3, 0), None), Ok(utc(2024, 3, 31, 1, 0)));
+        // every UTC hour of two years, written as local time and read back in order
+        let mut last = None;
+        for t in (utc(2023, 1, 1, 0, 0)..utc(2025, 1, 1, 0, 0)).step_by(1800) {
+            let back = berlin.to_utc(t + i64::from(berlin.offset_at(t)), last);
+            assert_eq!(back, Ok(t), "at {t}");
+            last = Some(t);
+        }
     }
 
     #[test]

@@ -5,14 +5,13 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Aggregation, Clock, LiveGrid, LiveGridState};
 use crate::error::Result;
 
-/// A complete grid step: its bin's start (seconds since the Unix epoch), that time as the
-/// data writes times, and each signal's value (`None`: none in the bin).
-pub type GridStep = (i64, String, Vec<Option<f32>>);
+/// A complete grid step: its bin's start (seconds since the Unix epoch, or since the
+/// entity's start) and each signal's value (`None`: none in the bin).
+pub type GridStep = (i64, Vec<Option<f32>>);
 
 /// Rows at their own times onto a grid of `bin` seconds, as training read and aligned them:
 /// one clock; a wide feed's times increasing, a long feed's values of one signal at one
-/// time averaged first (the long reader's rule); each complete bin handed on with its time
-/// as the data writes times.
+/// time averaged first (the long reader's rule); each complete bin handed on.
 pub struct FeedAligner {
     grid: LiveGrid,
     clock: Option<Clock>,
@@ -70,6 +69,16 @@ impl FeedAligner {
         Ok(completed)
     }
 
+    /// What its rows' times count from (calendar time before the first row).
+    pub fn clock(&self) -> Clock {
+        self.clock.unwrap_or_default()
+    }
+
+    /// The latest row's time, if a row came.
+    pub fn latest(&self) -> Option<i64> {
+        self.pending.as_ref().map(|p| p.time)
+    }
+
     /// What it holds between rows, to go on from later ([`FeedAligner::restore`]).
     pub fn state(&self) -> AlignerState {
         AlignerState { grid: self.grid.state(), clock: self.clock, pending: self.pending.clone() }
@@ -93,16 +102,12 @@ impl FeedAligner {
             // after every earlier time: the grid takes it
             let _ = self.push(p.time, &p.values(), &mut completed);
         }
-        let clock = self.clock.unwrap_or_default();
-        self.grid.finish(|start, step| completed.push((start, clock.format(start), step.to_vec())));
+        self.grid.finish(|start, step| completed.push((start, step.to_vec())));
         completed
     }
 
     fn push(&mut self, time: i64, values: &[Option<f32>], completed: &mut Vec<GridStep>) -> Result<(), String> {
-        let clock = self.clock.unwrap_or_default();
-        self.grid
-            .push(time, values, |start, step| completed.push((start, clock.format(start), step.to_vec())))
-            .map_err(|e| e.to_string())
+        self.grid.push(time, values, |start, step| completed.push((start, step.to_vec()))).map_err(|e| e.to_string())
     }
 }
 

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use crate::data::{
-    csv_fields_separated, csv_header, not_a_time, one_hot_of, one_hot_value, parse_long_time, without_byte_order_mark,
-    CellReader, Clock, EpochUnit, MissingValues, TimeColumns,
+    csv_fields_separated, csv_header, not_a_time, one_hot_of, one_hot_value, parse_long_time_naive,
+    without_byte_order_mark, CellReader, Clock, EpochUnit, MissingValues, TimeColumns,
 };
 use crate::run::{DataConfig, DataFormat};
 use crate::tasks::LiveStream;
@@ -66,12 +66,14 @@ enum Feed {
 /// A row as [`FeedLayout::read`] reads it.
 pub(crate) enum FeedRow {
     /// A row that is one grid step (a wide feed not aligned): its time where the model reads
-    /// the calendar, each signal's value, the cells passed through.
-    OnGrid { at: Option<i64>, values: Vec<Option<f32>>, passed: Vec<String> },
-    /// A row at its own time, to be aligned onto its entity's grid: the time and its clock,
-    /// the entity (a long feed with an entity column), each signal's value (`None`: none in
-    /// this row), read in the precision the training reader reads it (f32 wide, f64 long).
-    Timed { at: (i64, Clock), entity: Option<String>, values: Vec<Option<f64>> },
+    /// the calendar (and whether it is naive: no UTC offset), each signal's value, the cells
+    /// passed through.
+    OnGrid { at: Option<(i64, bool)>, values: Vec<Option<f32>>, passed: Vec<String> },
+    /// A row at its own time, to be aligned onto its entity's grid: the time, its clock and
+    /// whether it is naive, the entity (a long feed with an entity column), each signal's
+    /// value (`None`: none in this row), read in the precision the training reader reads it
+    /// (f32 wide, f64 long).
+    Timed { at: (i64, Clock, bool), entity: Option<String>, values: Vec<Option<f64>> },
 }
 
 /// Where one of the run's signals is in the feed: a column of numbers, or one category of a
@@ -228,6 +230,16 @@ impl FeedLayout {
         self.entity.as_deref()
     }
 
+    /// The time column's name, where the feed has one column of times.
+    pub(crate) fn time_column(&self) -> Option<String> {
+        let column = match (&self.feed, &self.row_time) {
+            (Feed::Long { time, .. }, _) => *time,
+            (Feed::Wide { time: Some(TimeColumns::Single(i)), .. }, _) | (_, Some(TimeColumns::Single(i))) => *i,
+            _ => return None,
+        };
+        Some(self.names[column].clone())
+    }
+
     /// The columns a row already on the grid passes through to its answer, by name.
     pub fn passed_columns(&self) -> Vec<&str> {
         self.passed.iter().map(|&i| self.names[i].as_str()).collect()
@@ -262,12 +274,12 @@ impl FeedLayout {
                     .map_err(at_fault)?;
                 match time {
                     Some(time) => {
-                        let at = time.read(|i| &fields[i], unit).map_err(at_fault)?;
+                        let (at, naive) = time.read_naive(|i| &fields[i], unit).map_err(at_fault)?;
                         let values = values.into_iter().map(|v| v.map(f64::from)).collect();
-                        Ok(Some(FeedRow::Timed { at: (at, Clock::Calendar), entity: None, values }))
+                        Ok(Some(FeedRow::Timed { at: (at, Clock::Calendar, naive), entity: None, values }))
                     }
                     None => {
-                        let at = self.row_time.as_ref().map(|t| t.read(|i| &fields[i], unit)).transpose();
+                        let at = self.row_time.as_ref().map(|t| t.read_naive(|i| &fields[i], unit)).transpose();
                         let passed = self.passed.iter().map(|&i| fields[i].clone()).collect();
                         Ok(Some(FeedRow::OnGrid { at: at.map_err(at_fault)?, values, passed }))
                     }
@@ -281,7 +293,7 @@ impl FeedLayout {
                     return Ok(None);
                 };
                 let cell = fields[*time].trim();
-                let at = parse_long_time(cell, unit)
+                let at = parse_long_time_naive(cell, unit)
                     .ok_or_else(|| at_fault((Some(*time), not_a_time(cell, "time", unit))))?;
                 let mut values = vec![None; signals.len()];
                 values[*j] = Some(v);

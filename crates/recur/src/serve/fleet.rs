@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::aligner::{AlignerState, FeedAligner};
 use super::feed::{FeedError, FeedLayout, FeedRow};
 use super::ServedRun;
+use crate::data::Clock;
 use crate::error::{Error, Result};
 use crate::tasks::anomaly::{KeptAlarms, Watch, WatchCounts, WatchState, WatchStep};
 use crate::tasks::{LiveAnswer, LiveState, LiveStream};
@@ -32,6 +33,8 @@ struct FleetEntity<'r> {
     /// Its watch's counts when this feed began (restored from an earlier feed's state).
     counted_before: Vec<WatchCounts>,
     aligner: FeedAligner,
+    /// The time of its latest row already on the grid (a feed not aligned), in UTC.
+    last_row_time: Option<i64>,
 }
 
 /// A grid step of one entity, ready to serve ([`Fleet::serve`]).
@@ -88,6 +91,10 @@ pub struct EntityState {
     /// Its watch, where the feed was watched.
     pub watch: Option<WatchState>,
     pub aligner: AlignerState,
+    /// The time of its latest row already on the grid (a feed not aligned), in UTC: where a
+    /// naive local time repeated when clocks go back is read after.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_row_time: Option<i64>,
 }
 
 /// A causal run served live to a feed of raw rows, as `recur stream` serves it: each row
@@ -233,7 +240,14 @@ impl<'r> Fleet<'r> {
         };
         let (signals, data) = (stream.signals().len(), &self.run.config.data);
         let aligner = FeedAligner::new(signals, self.run.fitted.bin_seconds, data.aggregation)?;
-        Ok(FleetEntity { name: name.to_string(), stream, watch, counted_before: Vec::new(), aligner })
+        Ok(FleetEntity {
+            name: name.to_string(),
+            stream,
+            watch,
+            counted_before: Vec::new(),
+            aligner,
+            last_row_time: None,
+        })
     }
 
     /// One `line` of a feed laid out as `layout`: the grid steps it completes (a row
@@ -257,16 +271,31 @@ impl<'r> Fleet<'r> {
             _ => "",
         };
         let entity = self.entity(name).map_err(|e| FeedError::new(e.to_string()))?;
+        let local = self.run.fitted.calendar.naive_zone();
+        let live = &mut self.entities[entity];
+        let of_entity = layout.entity_column().map(|_| live.name.clone());
+        // a naive local time (data.naive_times = "local") back to UTC, after the entity's latest
+        let utc = |(time, naive): (i64, bool), latest: Option<i64>| match (naive, local) {
+            (true, Some(zone)) => zone.to_utc(time, latest).map_err(|why| FeedError {
+                entity: of_entity.clone(),
+                column: layout.time_column(),
+                why: format!("{} {why}", Clock::Calendar.format(time)),
+            }),
+            _ => Ok(time),
+        };
         match row {
             FeedRow::OnGrid { at, values, passed } => {
-                Ok(vec![FeedStep { entity, start: at, time: None, passed, values }])
+                let start = at.map(|at| utc(at, live.last_row_time)).transpose()?;
+                live.last_row_time = start.or(live.last_row_time);
+                Ok(vec![FeedStep { entity, start, time: None, passed, values }])
             }
-            FeedRow::Timed { at, values, .. } => {
-                let live = &mut self.entities[entity];
-                let completed = live.aligner.add(at, &values, layout.averages_same_time()).map_err(|why| {
-                    FeedError { entity: layout.entity_column().map(|_| live.name.clone()), column: None, why }
-                })?;
-                Ok(completed.into_iter().map(|step| aligned_step(entity, step)).collect())
+            FeedRow::Timed { at: (time, clock, naive), values, .. } => {
+                let time = utc((time, naive), live.aligner.latest())?;
+                let completed = live
+                    .aligner
+                    .add((time, clock), &values, layout.averages_same_time())
+                    .map_err(|why| FeedError { entity: of_entity.clone(), column: None, why })?;
+                Ok(completed.into_iter().map(|step| self.aligned_step(entity, step)).collect())
             }
         }
     }
@@ -295,11 +324,11 @@ impl<'r> Fleet<'r> {
     /// Ends the feed: each entity's last bins (for a feed that does not go on; one that
     /// does keeps them open in its state).
     pub fn finish(&mut self) -> Vec<FeedStep> {
-        let mut steps = Vec::new();
+        let mut completed = Vec::new();
         for (i, live) in self.entities.iter_mut().enumerate() {
-            steps.extend(live.aligner.finish().into_iter().map(|step| aligned_step(i, step)));
+            completed.extend(live.aligner.finish().into_iter().map(|step| (i, step)));
         }
-        steps
+        completed.into_iter().map(|(i, step)| self.aligned_step(i, step)).collect()
     }
 
     /// `step` through its entity's stream: the values screened by its watch (one it flags
@@ -364,6 +393,7 @@ impl<'r> Fleet<'r> {
                     stream: e.stream.state(),
                     watch: e.watch.as_ref().map(Watch::state),
                     aligner: e.aligner.state(),
+                    last_row_time: e.last_row_time,
                 })
                 .collect(),
             rng: Some(self.rng.clone()),
@@ -448,6 +478,19 @@ impl<'r> Fleet<'r> {
     }
 }
 
+impl Fleet<'_> {
+    /// A grid step `(start, values)` of entity `entity`'s aligner, its time written as the
+    /// data writes times (local where its naive times are local).
+    fn aligned_step(&self, entity: usize, (start, values): super::aligner::GridStep) -> FeedStep {
+        let clock = self.entities[entity].aligner.clock();
+        let shown = match clock {
+            Clock::Calendar => self.run.fitted.calendar.shown(start),
+            Clock::Elapsed => start,
+        };
+        FeedStep { entity, start: Some(start), time: Some(clock.format(shown)), passed: Vec::new(), values }
+    }
+}
+
 impl FleetEntity<'_> {
     /// Goes on from `saved`; otherwise why not.
     fn restore(&mut self, saved: EntityState) -> Result<(), String> {
@@ -456,11 +499,8 @@ impl FleetEntity<'_> {
             watch.restore(state).map_err(|e| e.to_string())?;
             self.counted_before = state.counts.clone();
         }
-        self.aligner.restore(saved.aligner)
+        self.aligner.restore(saved.aligner)?;
+        self.last_row_time = saved.last_row_time;
+        Ok(())
     }
-}
-
-/// An aligned grid step of entity `entity`.
-fn aligned_step(entity: usize, (start, time, values): super::aligner::GridStep) -> FeedStep {
-    FeedStep { entity, start: Some(start), time: Some(time), passed: Vec::new(), values }
 }
