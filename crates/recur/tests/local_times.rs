@@ -131,6 +131,14 @@ fn a_run_trained_on_local_times_is_fed_local_times_live() {
     let next = second.read_line(&layout, text.lines().nth(change + 2).unwrap()).unwrap();
     assert_eq!(next[0].start, Some(starts[change]), "the first 02:00 answered when the second arrives");
     assert_eq!(next[0].time.as_deref(), Some("2014-10-26 02:00:00"));
+
+    // a local time the spring skipped is refused, naming the column, and leaves no trace
+    let mut fresh = Fleet::new(&served, None).unwrap();
+    let values = text.lines().nth(1).unwrap().split_once(',').unwrap().1;
+    let err = fresh.read_line(&layout, &format!("2015-03-29 02:30:00,{values}")).unwrap_err();
+    assert_eq!(err.column.as_deref(), Some("timestamp"));
+    assert!(err.why.starts_with("2015-03-29 02:30:00 does not exist in"), "{}", err.why);
+    assert_eq!(fresh.entity_count(), 0);
 }
 
 fn config_in(file: &ScratchFile) -> DataConfig {

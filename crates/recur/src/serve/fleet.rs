@@ -267,15 +267,15 @@ impl<'r> Fleet<'r> {
         self.rows += 1;
         let Some(row) = layout.read(line)? else { return Ok(Vec::new()) };
         let name = match &row {
-            FeedRow::Timed { entity: Some(name), .. } => name.as_str(),
-            _ => "",
+            FeedRow::Timed { entity: Some(name), .. } => name.clone(),
+            _ => String::new(),
         };
-        let entity = self.entity(name).map_err(|e| FeedError::new(e.to_string()))?;
-        let local = self.run.fitted.calendar.naive_zone();
-        let live = &mut self.entities[entity];
-        let of_entity = layout.entity_column().map(|_| live.name.clone());
-        // a naive local time (data.naive_times = "local") back to UTC, after the entity's latest
-        let utc = |(time, naive): (i64, bool), latest: Option<i64>| match (naive, local) {
+        let of_entity = layout.entity_column().map(|_| name.clone());
+        // a naive local time (data.naive_times = "local") back to UTC, after the entity's
+        // latest; before the entity is opened, so that a time refused leaves no trace
+        let known = self.index.get(&name).map(|&i| &self.entities[i]);
+        let utc = |(time, naive): (i64, bool), latest: Option<i64>| match (naive, self.run.fitted.calendar.naive_zone())
+        {
             (true, Some(zone)) => zone.to_utc(time, latest).map_err(|why| FeedError {
                 entity: of_entity.clone(),
                 column: layout.time_column(),
@@ -283,18 +283,29 @@ impl<'r> Fleet<'r> {
             }),
             _ => Ok(time),
         };
+        let row = match row {
+            FeedRow::OnGrid { at, values, passed } => {
+                let start = at.map(|at| utc(at, known.and_then(|e| e.last_row_time))).transpose()?;
+                FeedRow::OnGrid { at: start.map(|t| (t, false)), values, passed }
+            }
+            FeedRow::Timed { at: (time, clock, naive), entity, values } => {
+                let time = utc((time, naive), known.and_then(|e| e.aligner.latest()))?;
+                FeedRow::Timed { at: (time, clock, false), entity, values }
+            }
+        };
+        let entity = self.entity(&name).map_err(|e| FeedError::new(e.to_string()))?;
+        let live = &mut self.entities[entity];
         match row {
             FeedRow::OnGrid { at, values, passed } => {
-                let start = at.map(|at| utc(at, live.last_row_time)).transpose()?;
+                let start = at.map(|(t, _)| t);
                 live.last_row_time = start.or(live.last_row_time);
                 Ok(vec![FeedStep { entity, start, time: None, passed, values }])
             }
-            FeedRow::Timed { at: (time, clock, naive), values, .. } => {
-                let time = utc((time, naive), live.aligner.latest())?;
+            FeedRow::Timed { at: (time, clock, _), values, .. } => {
                 let completed = live
                     .aligner
                     .add((time, clock), &values, layout.averages_same_time())
-                    .map_err(|why| FeedError { entity: of_entity.clone(), column: None, why })?;
+                    .map_err(|why| FeedError { entity: of_entity, column: None, why })?;
                 Ok(completed.into_iter().map(|step| self.aligned_step(entity, step)).collect())
             }
         }
