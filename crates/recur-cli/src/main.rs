@@ -71,7 +71,8 @@ const USAGE: &str = "usage:
       beside FILE.csv: one signal (the first, or NAME) of the first entity, its recent
       history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
-               [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS]] [--bad-rows stop|skip]
+               [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS] [--resume true]]
+               [--bad-rows stop|skip]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (of every signal, or of its task.targets; --horizon N: of the next N steps,
@@ -107,7 +108,9 @@ const USAGE: &str = "usage:
       (sample paths included); a state of another run, or of its model before it was
       retrained, is refused. --state-every ROWS also writes it after every ROWS rows
       of the feed, with the rows read into it (`rows`): a service killed mid-feed goes
-      on from the row after them.
+      on from the row after them. --resume true: the feed is the one the state's stream
+      was reading when it stopped, sent again from its start: the rows it had read are
+      passed over, so each row is answered once.
       --bad-rows skip: a row that cannot be read (a cell, the number of fields, a time out
       of order) is told on stderr (the first 10; then counted) and passed over instead of
       stopping the stream, a row of a feed of grid steps answered as a step with every

@@ -280,11 +280,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
         "state",
         "state-every",
         "bad-rows",
+        "resume",
     ];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS]] [--bad-rows stop|skip] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS] [--resume true]] [--bad-rows stop|skip] (a causal run; rows on stdin)"
                 .into(),
         );
     }
@@ -300,6 +301,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let state_every: u64 = args.get("state-every", &known, 0)?;
     if state_every > 0 && !keeps_state {
         return Err("--state-every: the state is written to --state FILE".into());
+    }
+    let resume: bool = args.get("resume", &known, false)?;
+    if resume && !keeps_state {
+        return Err("--resume: the feed goes on from the state in --state FILE".into());
     }
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());
@@ -370,6 +375,17 @@ pub fn stream(args: &Args) -> Result<(), String> {
     if keeps_state {
         fleet.load_state(&state_file).map_err(|e| e.to_string())?;
     }
+    // --resume: the feed the state was reading when its stream stopped, sent again
+    let mut passed_over = match resume {
+        true => fleet.resume_feed(),
+        false => 0,
+    };
+    if passed_over > 0 {
+        eprintln!(
+            "resuming the feed {} stopped in: its first {passed_over} rows were read then, passed over",
+            state_file.display()
+        );
+    }
     let mut skipped = Skipped::default();
     let mut last_line = 1;
     // false once the reader has gone away
@@ -380,6 +396,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
             continue;
         }
         last_line = index + 1;
+        if passed_over > 0 {
+            passed_over -= 1;
+            continue;
+        }
         let steps = match fleet.read_line(&layout, &line) {
             Ok(steps) => steps,
             Err(e) if skip_bad_rows => {
@@ -411,7 +431,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
         }
     }
     if keeps_state {
-        // the feed pauses here: its open bins wait for the next one
+        // the feed pauses here (where it was read to its end): its open bins wait for the next one
+        if reading {
+            fleet.end_feed();
+        }
         fleet.save_state(&state_file).map_err(|e| format!("--state: {e}"))?;
         let ((before, rows), entities) = (fleet.rows(), fleet.entity_count());
         eprintln!(

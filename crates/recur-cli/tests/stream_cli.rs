@@ -1605,7 +1605,8 @@ fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
 
 /// A stream stopped in the middle of its feed (here by a row it cannot read; a killed
 /// service alike) goes on from its last `--state-every` write: the rows after it, fed
-/// again, are answered as the whole feed answered them, and the state counts the rows.
+/// again, are answered as the whole feed answered them, and the state counts the rows;
+/// with `--resume`, the whole feed sent again is answered from the first row not read.
 #[test]
 fn a_stream_stopped_mid_feed_goes_on_from_its_last_saved_state() {
     let scratch = scratch_dir("recur-stream-resume");
@@ -1635,7 +1636,23 @@ fn a_stream_stopped_mid_feed_goes_on_from_its_last_saved_state() {
         let value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
         value[key].as_u64().unwrap()
     };
-    assert_eq!(saved("rows"), 20);
+    assert_eq!((saved("rows"), saved("feed_rows")), (20, 20));
+    let at_the_break = dir.join("at_the_break.json");
+    std::fs::copy(&state, &at_the_break).unwrap();
+
+    // --resume: the same feed sent again (mended) answers from its 21st row, once each
+    let replay = ["stream", "--run", run, "--state", at_the_break.to_str().unwrap(), "--resume", "true"];
+    let (ok, resumed, err) = recur(&replay, &feed(&lines[1..]));
+    assert!(ok && err.contains("its first 20 rows were read then, passed over"), "{err}");
+    assert_eq!([&rows_of(&first)[..20], &rows_of(&resumed)[..]].concat(), rows_of(&whole));
+    let ended: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&at_the_break).unwrap()).unwrap();
+    assert_eq!((ended["rows"].as_u64(), ended["feed_rows"].as_u64()), (Some(40), Some(0)), "the feed ended");
+    // a feed that ended is not resumed: the next is new
+    let (ok, next, err) = recur(&replay, &feed(&lines[1..3]));
+    assert!(ok && !err.contains("resuming"), "{err}");
+    assert_eq!(rows_of(&next).len(), 2);
+    let (ok, _, err) = recur(&["stream", "--run", run, "--resume", "true"], "");
+    assert!(!ok && err.contains("--resume: the feed goes on from the state in --state FILE"), "{err}");
 
     // fed again from the 21st row
     let (ok, second, err) = recur(&["stream", "--run", run, "--state", state_arg], &feed(&lines[21..]));

@@ -81,6 +81,10 @@ pub struct FleetState {
     /// that stopped without ending, where to go on.
     #[serde(default)]
     pub rows: u64,
+    /// The rows of the feed being read when the state was written, where that feed had not
+    /// ended (0: it had): fed again, its first rows are passed over ([`Fleet::resume_feed`]).
+    #[serde(default)]
+    pub feed_rows: u64,
 }
 
 /// One entity's part of a [`FleetState`].
@@ -138,6 +142,12 @@ pub struct Fleet<'r> {
     /// Rows read into the state before this feed, and in it.
     rows_before: u64,
     rows: u64,
+    /// The rows of an unfinished feed its restored state had read, and of those, the ones
+    /// this feed takes as its own first rows ([`Fleet::resume_feed`]).
+    unfinished: u64,
+    resumed: u64,
+    /// Whether this feed has ended ([`Fleet::end_feed`]).
+    ended: bool,
 }
 
 impl<'r> Fleet<'r> {
@@ -167,6 +177,9 @@ impl<'r> Fleet<'r> {
             rng: Rng::new(0),
             rows_before: 0,
             rows: 0,
+            unfinished: 0,
+            resumed: 0,
+            ended: false,
         })
     }
 
@@ -409,6 +422,7 @@ impl<'r> Fleet<'r> {
                 .collect(),
             rng: Some(self.rng.clone()),
             rows: self.rows_before + self.rows,
+            feed_rows: if self.ended { 0 } else { self.resumed + self.rows },
         }
     }
 
@@ -454,8 +468,22 @@ impl<'r> Fleet<'r> {
         }
         (self.entities, self.index) = (entities, index);
         self.rng = state.rng.unwrap_or_else(|| self.rng.clone());
-        self.rows_before = state.rows;
+        (self.rows_before, self.unfinished) = (state.rows, state.feed_rows);
         Ok(())
+    }
+
+    /// This feed is the one its restored state was reading when it stopped (a service
+    /// killed and the same feed sent again): how many of its first rows were read then, to
+    /// be passed over, not read again (0 where that feed had ended). Without it, a feed is
+    /// a new one.
+    pub fn resume_feed(&mut self) -> u64 {
+        self.resumed = self.unfinished;
+        self.resumed
+    }
+
+    /// This feed has ended: the state written after it counts no unfinished feed.
+    pub fn end_feed(&mut self) {
+        self.ended = true;
     }
 
     /// [`Fleet::restore`] from the JSON file `file` ([`Fleet::save_state`]), where it
