@@ -499,12 +499,17 @@ mod tests {
         let err = berlin.to_utc(utc(2024, 3, 31, 2, 30), None).unwrap_err();
         assert!(err.contains("does not exist in CET-1CEST") && err.contains("went forward"), "{err}");
         assert_eq!(berlin.to_utc(utc(2024, 3, 31, 3, 0), None), Ok(utc(2024, 3, 31, 1, 0)));
-        // every UTC hour of two years, written as local time and read back in order
-        let mut last = None;
-        for t in (utc(2023, 1, 1, 0, 0)..utc(2025, 1, 1, 0, 0)).step_by(1800) {
-            let back = berlin.to_utc(t + i64::from(berlin.offset_at(t)), last);
-            assert_eq!(back, Ok(t), "at {t}");
-            last = Some(t);
+        // every half hour of two years, written as local time and read back in order: in
+        // Berlin, New York, Sydney (the repeated hour in April), and from tzdata's file
+        let file = TimeZone::from_tzif("Europe/Berlin", include_bytes!("../../tests/fixtures/zoneinfo/Europe/Berlin"));
+        let zones = [berlin, rule("EST5EDT,M3.2.0,M11.1.0"), rule("AEST-10AEDT,M10.1.0,M4.1.0/3"), file.unwrap()];
+        for zone in &zones {
+            let mut last = None;
+            for t in (utc(2023, 1, 1, 0, 0)..utc(2025, 1, 1, 0, 0)).step_by(1800) {
+                let back = zone.to_utc(t + i64::from(zone.offset_at(t)), last);
+                assert_eq!(back, Ok(t), "{} at {t}", zone.name);
+                last = Some(t);
+            }
         }
     }
 
