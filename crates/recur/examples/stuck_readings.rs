@@ -6,7 +6,8 @@
 //! scored against the truth, standardised, for the stuck signal and for the others:
 //!     cargo run --release -p recur --example stuck_readings -- RUN_DIR [STEPS]
 //! STEPS: each fault's length (default 24); faults 50 to 150 steps apart, signals drawn with
-//! a fixed seed. The answer on the bundled station is in the README ("What it does not do").
+//! a fixed seed. On the bundled station: the README's anomalies section ("A frozen sensor's
+//! readings ... are still fed to the model").
 use recur::run::{load_run_data, RunConfig};
 use recur::tasks::PredictionTask;
 use recur::Rng;
