@@ -125,6 +125,30 @@ fn a_fleet_serves_each_stay_as_alone_and_goes_on_from_its_state() {
     let episodes: usize = second.feed_counts().unwrap().iter().map(|c| c.episodes).sum();
     assert!(episodes > 0 && episodes < alarms, "the second part's own episodes: {episodes} of {alarms}");
 
+    // a stay that leaves after its last row: its last hour answered as at the feed's end,
+    // the stay forgotten, the others answered as before, its alarms still counted
+    let last_row = |stay: &str| rows.iter().rposition(|l| l.starts_with(stay)).unwrap();
+    let leaving = stays[0];
+    let mut fleet = Fleet::new(&served, Some(RULE)).unwrap();
+    let mut answers = feed(&mut fleet, &layout, &rows[..=last_row(leaving)], false);
+    let left = fleet.leave(leaving, 1, 0).unwrap();
+    assert_eq!(left.len(), 1, "its open hour");
+    answers.extend(
+        left.into_iter().map(|(step, s)| (leaving.to_string(), step.time.unwrap(), s.fed, s.answer, s.watched)),
+    );
+    assert_eq!(fleet.entity_count(), stays.len() - 1);
+    assert!(fleet.state().entities.iter().all(|e| e.name != leaving), "not kept in the state");
+    assert!(fleet.leave(leaving, 1, 0).unwrap().is_empty(), "gone");
+    answers.extend(feed(&mut fleet, &layout, &rows[last_row(leaving) + 1..], true));
+    let by_stay = |a: &[Served]| -> BTreeMap<String, Vec<Served>> {
+        let mut m: BTreeMap<String, Vec<Served>> = BTreeMap::new();
+        a.iter().for_each(|s| m.entry(s.0.clone()).or_default().push(s.clone()));
+        m
+    };
+    assert_eq!(by_stay(&answers), by_stay(&together), "each stay's answers as without the leaving");
+    let episodes: usize = fleet.feed_counts().unwrap().iter().map(|c| c.episodes).sum();
+    assert_eq!(episodes, alarms, "the stay that left still counted");
+
     // states that do not fit are refused, the fleet left as it was
     let mut fresh = Fleet::new(&served, Some(RULE)).unwrap();
     let mut other_signals = state.clone();

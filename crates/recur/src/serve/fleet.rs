@@ -148,6 +148,8 @@ pub struct Fleet<'r> {
     resumed: u64,
     /// Whether this feed has ended ([`Fleet::end_feed`]).
     ended: bool,
+    /// What the watches of entities that left ([`Fleet::leave`]) counted in this feed.
+    departed: Vec<WatchCounts>,
 }
 
 impl<'r> Fleet<'r> {
@@ -180,6 +182,7 @@ impl<'r> Fleet<'r> {
             unfinished: 0,
             resumed: 0,
             ended: false,
+            departed: Vec::new(),
         })
     }
 
@@ -389,18 +392,37 @@ impl<'r> Fleet<'r> {
     /// unwatched.
     pub fn feed_counts(&self) -> Option<Vec<WatchCounts>> {
         self.rule?;
-        let mut total = vec![WatchCounts::default(); self.targets().len()];
+        let mut total = self.departed.clone();
+        total.resize(self.targets().len(), WatchCounts::default());
         for entity in &self.entities {
-            let Some(watch) = &entity.watch else { continue };
-            for (t, (sum, c)) in total.iter_mut().zip(watch.counts()).enumerate() {
-                let before = entity.counted_before.get(t).copied().unwrap_or_default();
-                sum.flagged += c.flagged - before.flagged;
-                sum.withheld += c.withheld - before.withheld;
-                sum.flatline += c.flatline - before.flatline;
-                sum.episodes += c.episodes - before.episodes;
-            }
+            entity.add_feed_counts(&mut total);
         }
         Some(total)
+    }
+
+    /// Entity `name` leaves for good (a patient discharged, a machine retired): its open
+    /// grid steps, completed as at a feed's end, served (`horizon` and `paths` as
+    /// [`Fleet::serve`]), and the entity forgotten — no longer in the fleet or its state, so
+    /// that a fleet whose members come and go does not grow; its watch's counts stay in
+    /// [`Fleet::feed_counts`]. The entities after it are numbered one less: call it between
+    /// lines, every step read so far served. Nothing for an entity it does not hold.
+    ///
+    /// # Errors
+    /// As [`Fleet::serve`]; the entity is then kept, without its steps not yet served.
+    pub fn leave(&mut self, name: &str, horizon: usize, paths: usize) -> Result<Vec<(FeedStep, ServedStep)>> {
+        let Some(&i) = self.index.get(name) else { return Ok(Vec::new()) };
+        let completed = self.entities[i].aligner.finish();
+        let steps: Vec<FeedStep> = completed.into_iter().map(|step| self.aligned_step(i, step)).collect();
+        let mut served = Vec::with_capacity(steps.len());
+        for step in steps {
+            let answer = self.serve(&step, horizon, paths)?;
+            served.push((step, answer));
+        }
+        let gone = self.entities.remove(i);
+        self.departed.resize(self.targets().len(), WatchCounts::default());
+        gone.add_feed_counts(&mut self.departed);
+        self.index = self.entities.iter().enumerate().map(|(j, e)| (e.name.clone(), j)).collect();
+        Ok(served)
     }
 
     /// Everything it carries to the next feed: each entity's model state, task state,
@@ -531,6 +553,18 @@ impl Fleet<'_> {
 }
 
 impl FleetEntity<'_> {
+    /// Adds what its watch counted in this feed (since `counted_before`) to `total`.
+    fn add_feed_counts(&self, total: &mut [WatchCounts]) {
+        let Some(watch) = &self.watch else { return };
+        for (t, (sum, c)) in total.iter_mut().zip(watch.counts()).enumerate() {
+            let before = self.counted_before.get(t).copied().unwrap_or_default();
+            sum.flagged += c.flagged - before.flagged;
+            sum.withheld += c.withheld - before.withheld;
+            sum.flatline += c.flatline - before.flatline;
+            sum.episodes += c.episodes - before.episodes;
+        }
+    }
+
     /// Goes on from `saved`; otherwise why not.
     fn restore(&mut self, saved: EntityState) -> Result<(), String> {
         self.stream.restore(&saved.stream).map_err(|e| e.to_string())?;
