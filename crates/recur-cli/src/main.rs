@@ -72,7 +72,7 @@ const USAGE: &str = "usage:
       history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
                [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS] [--resume true]]
-               [--bad-rows stop|skip]
+               [--bad-rows stop|skip] [--leave-after ROWS]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (of every signal, or of its task.targets; --horizon N: of the next N steps,
@@ -116,6 +116,10 @@ const USAGE: &str = "usage:
       stopping the stream, a row of a feed of grid steps answered as a step with every
       value missing, so that the rows after it keep their time; so is a step the model
       refuses. Default stop: the first bad row ends the stream with its error.
+      --leave-after ROWS: an entity with no row among the last ROWS rows (of the signals
+      the run reads) has left (a patient discharged): its last open step is answered and
+      its state dropped, so a feed whose members come and go does not grow; a row of it
+      after that starts it afresh.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use recur::data::csv_quoted;
 use recur::run::TaskKind;
-use recur::serve::{FeedLayout, FeedStep, Fleet, WatchRule};
+use recur::serve::{FeedLayout, FeedStep, Fleet, ServedStep, WatchRule};
 use recur::tasks::anomaly::{WatchCounts, WatchStep, ALARMS_FILE};
 use recur::tasks::{LiveAnswer, LiveStream};
 use recur::Rng;
@@ -166,21 +166,27 @@ struct Server<'a> {
 
 impl Server<'_> {
     /// `step` of the feed laid out as `layout`, read from its `line`, through `fleet`, its
-    /// answer written after its leading cells (those passed through, or its entity and its
-    /// time); false once the reader has gone away.
+    /// answer written ([`Server::write`]); false once the reader has gone away.
     fn serve(&mut self, fleet: &mut Fleet, layout: &FeedLayout, step: &FeedStep, line: usize) -> Result<bool, String> {
         let input = self.input;
+        let served = fleet.serve(step, self.horizon, self.paths).map_err(|e| format!("{input}: line {line}: {e}"))?;
+        Ok(self.write(layout, fleet.entity_name(step.entity), step, &served, line))
+    }
+
+    /// A step `served` of entity `entity`, read from `line`: its times kept, its answer
+    /// written after its leading cells (those passed through, or its entity and its time);
+    /// false once the reader has gone away.
+    fn write(&mut self, layout: &FeedLayout, entity: &str, step: &FeedStep, served: &ServedStep, line: usize) -> bool {
         for ((j, v), count) in step.values.iter().enumerate().zip(&mut self.screened) {
             *count += usize::from(v.is_some_and(|v| self.scaler.screens_out(j, v)));
         }
-        let served = fleet.serve(step, self.horizon, self.paths).map_err(|e| format!("{input}: line {line}: {e}"))?;
         let micros = served.model_micros;
         self.micros.push(micros);
         if self.budget > 0.0 && micros > self.budget {
             if self.over_budget.is_empty() {
                 eprintln!(
-                    "{input}: line {line}: the model step took {micros:.1} µs, over the budget of {} µs",
-                    self.budget
+                    "{}: line {line}: the model step took {micros:.1} µs, over the budget of {} µs",
+                    self.input, self.budget
                 );
             }
             self.over_budget.push(line);
@@ -189,7 +195,7 @@ impl Server<'_> {
         let leading: Vec<String> = match &step.time {
             None => step.passed.iter().map(|cell| csv_quoted(cell)).collect(),
             Some(time) => match layout.entity_column() {
-                Some(_) => vec![csv_quoted(fleet.entity_name(step.entity)), time.clone()],
+                Some(_) => vec![csv_quoted(entity), time.clone()],
                 None => vec![time.clone()],
             },
         };
@@ -200,7 +206,7 @@ impl Server<'_> {
         // a reconstruction fills a value withheld as it fills a missing one
         let cells: Vec<String> =
             leading.into_iter().chain(answer_cells(&served.answer, &served.fed)).chain(watched).collect();
-        Ok(writeln!(self.out, "{}", cells.join(",")).and_then(|()| self.out.flush()).is_ok())
+        writeln!(self.out, "{}", cells.join(",")).and_then(|()| self.out.flush()).is_ok()
     }
 
     /// What the feed saw, on stderr: values screened out, the watches' counts, the model
@@ -281,11 +287,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
         "state-every",
         "bad-rows",
         "resume",
+        "leave-after",
     ];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS] [--resume true]] [--bad-rows stop|skip] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS] [--resume true]] [--bad-rows stop|skip] [--leave-after ROWS] (a causal run; rows on stdin)"
                 .into(),
         );
     }
@@ -303,6 +310,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         return Err("--state-every: the state is written to --state FILE".into());
     }
     let resume: bool = args.get("resume", &known, false)?;
+    let leave_after: u64 = args.get("leave-after", &known, 0)?;
     if resume && !keeps_state {
         return Err("--resume: the feed goes on from the state in --state FILE".into());
     }
@@ -387,6 +395,8 @@ pub fn stream(args: &Args) -> Result<(), String> {
         );
     }
     let mut skipped = Skipped::default();
+    // entities that left (--leave-after)
+    let mut gone = 0;
     let mut last_line = 1;
     // false once the reader has gone away
     let mut reading = true;
@@ -424,6 +434,19 @@ pub fn stream(args: &Args) -> Result<(), String> {
                 break 'feed;
             }
         }
+        // --leave-after: an entity quiet that long has left: its last step answered, forgotten
+        if leave_after > 0 {
+            for name in fleet.silent_for(leave_after) {
+                let left = fleet.leave(&name, horizon, paths).map_err(|e| format!("{input}: entity `{name}`: {e}"))?;
+                for (step, served) in left {
+                    if !server.write(&layout, &name, &step, &served, last_line) {
+                        reading = false;
+                        break 'feed;
+                    }
+                }
+                gone += 1;
+            }
+        }
         // --state-every: a stream stopped without ending its feed goes on from here
         let (before, rows) = fleet.rows();
         if state_every > 0 && (rows - before).is_multiple_of(state_every) {
@@ -453,6 +476,9 @@ pub fn stream(args: &Args) -> Result<(), String> {
         }
     }
     skipped.report();
+    if gone > 0 {
+        eprintln!("{gone} entities left after {leave_after} rows without one of theirs (--leave-after): answered and forgotten");
+    }
     match reading {
         true => server.report(&run.fitted.signals, &fleet),
         false => Ok(()),

@@ -311,6 +311,23 @@ fn a_long_feed_streams_as_the_long_reader_read_it() {
     let (ok, _, err) = recur(&["stream", "--run", run.to_str().unwrap()], &shuffled);
     assert!(!ok && err.contains("line 3 (entity `132540`): decreasing time"), "{err}");
 
+    // --leave-after: a stay without a row the run reads among the last 300 has left, its last hour answered then; each
+    // stay's answers are those of the whole feed, and the state keeps only the stays left
+    let leave = ["stream", "--run", run.to_str().unwrap(), "--flag", "3", "--leave-after", "300"];
+    let left_state = dir.join("left.json");
+    let with_leave: Vec<&str> = leave.iter().copied().chain(["--state", left_state.to_str().unwrap()]).collect();
+    let (ok, left, err) = recur(&with_leave, &(mixed.join("\n") + "\n"));
+    assert!(ok && err.contains("entities left after 300 rows without one of theirs"), "{err}");
+    let of_stay = |out: &str, id: &str| -> Vec<String> {
+        out.lines().skip(1).filter(|l| l.starts_with(&format!("{id},"))).map(String::from).collect()
+    };
+    let gone: Vec<&&str> =
+        stays.iter().filter(|id| !state("left.json").contains(&format!("\"name\":\"{id}\""))).collect();
+    assert!(!gone.is_empty() && gone.len() < stays.len(), "{gone:?}");
+    for id in gone {
+        assert_eq!(of_stay(&left, id), of_stay(&together, id), "stay {id}");
+    }
+
     // --bad-rows skip: a late row, a cell that is no number and a short row in the
     // interleaved feed are told and passed over; the rest answers as the feed without them
     let mut bad = mixed.clone();

@@ -35,6 +35,8 @@ struct FleetEntity<'r> {
     aligner: FeedAligner,
     /// The time of its latest row already on the grid (a feed not aligned), in UTC.
     last_row_time: Option<i64>,
+    /// The number of its latest row, counted over every feed ([`Fleet::rows`]).
+    last_row: u64,
 }
 
 /// A grid step of one entity, ready to serve ([`Fleet::serve`]).
@@ -99,6 +101,9 @@ pub struct EntityState {
     /// naive local time repeated when clocks go back is read after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_row_time: Option<i64>,
+    /// The number of its latest row, counted over every feed ([`Fleet::silent_for`]).
+    #[serde(default)]
+    pub last_row: u64,
 }
 
 /// A causal run served live to a feed of raw rows, as `recur stream` serves it: each row
@@ -263,6 +268,7 @@ impl<'r> Fleet<'r> {
             counted_before: Vec::new(),
             aligner,
             last_row_time: None,
+            last_row: 0,
         })
     }
 
@@ -310,11 +316,13 @@ impl<'r> Fleet<'r> {
             }
         };
         let entity = self.entity(&name).map_err(|e| FeedError::new(e.to_string()))?;
+        let row_number = self.rows_before + self.rows;
         let live = &mut self.entities[entity];
         match row {
             FeedRow::OnGrid { at, values, passed } => {
                 let start = at.map(|(t, _)| t);
                 live.last_row_time = start.or(live.last_row_time);
+                live.last_row = row_number;
                 Ok(vec![FeedStep { entity, start, time: None, passed, values }])
             }
             FeedRow::Timed { at: (time, clock, _), values, .. } => {
@@ -322,6 +330,7 @@ impl<'r> Fleet<'r> {
                     .aligner
                     .add((time, clock), &values, layout.averages_same_time())
                     .map_err(|why| FeedError { entity: of_entity, column: None, why })?;
+                live.last_row = row_number;
                 Ok(completed.into_iter().map(|step| self.aligned_step(entity, step)).collect())
             }
         }
@@ -400,6 +409,14 @@ impl<'r> Fleet<'r> {
         Some(total)
     }
 
+    /// The entities with no row among the last `rows` rows read (over every feed; rows of
+    /// signals the run does not read are not theirs): gone quiet, to [`Fleet::leave`] where
+    /// an entity that stops sending has left.
+    pub fn silent_for(&self, rows: u64) -> Vec<String> {
+        let now = self.rows_before + self.rows;
+        self.entities.iter().filter(|e| now.saturating_sub(e.last_row) > rows).map(|e| e.name.clone()).collect()
+    }
+
     /// Entity `name` leaves for good (a patient discharged, a machine retired): its open
     /// grid steps, completed as at a feed's end, served (`horizon` and `paths` as
     /// [`Fleet::serve`]), and the entity forgotten — no longer in the fleet or its state, so
@@ -440,6 +457,7 @@ impl<'r> Fleet<'r> {
                     watch: e.watch.as_ref().map(Watch::state),
                     aligner: e.aligner.state(),
                     last_row_time: e.last_row_time,
+                    last_row: e.last_row,
                 })
                 .collect(),
             rng: Some(self.rng.clone()),
@@ -574,6 +592,7 @@ impl FleetEntity<'_> {
         }
         self.aligner.restore(saved.aligner)?;
         self.last_row_time = saved.last_row_time;
+        self.last_row = saved.last_row;
         Ok(())
     }
 }
