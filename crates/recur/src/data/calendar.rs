@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::series::Clock;
 use super::zone::TimeZone;
 use crate::error::{Error, Result};
 
@@ -139,6 +140,15 @@ impl Calendar {
         match self.naive_zone() {
             Some(zone) => utc + i64::from(zone.offset_at(utc)),
             None => utc,
+        }
+    }
+
+    /// A grid time `time` on `clock` as the data writes times (an elapsed time as it is; a
+    /// calendar time local where the data's naive times are, [`Calendar::shown`]).
+    pub fn format(&self, clock: Clock, time: i64) -> String {
+        match clock {
+            Clock::Calendar => clock.format(self.shown(time)),
+            Clock::Elapsed => clock.format(time),
         }
     }
 

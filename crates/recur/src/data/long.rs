@@ -52,13 +52,9 @@ fn parse_elapsed(text: &str) -> Option<i64> {
 
 /// A long table's time cell as seconds and what they count from: time elapsed since the
 /// entity's start, `H:MM[:SS]` (hours may exceed 24), or a timestamp as the wide reader
-/// reads one (an integer count of `unit`, or ISO 8601 with an optional UTC offset).
-pub fn parse_long_time(text: &str, unit: EpochUnit) -> Option<(i64, Clock)> {
-    parse_long_time_naive(text, unit).map(|(seconds, clock, _)| (seconds, clock))
-}
-
-/// [`parse_long_time`], and whether the time is naive (a date and clock time without a UTC
-/// offset; elapsed time never is).
+/// reads one (an integer count of `unit`, or ISO 8601 with an optional UTC offset); and
+/// whether the time is naive (a date and clock time without a UTC offset; elapsed time
+/// never is).
 pub fn parse_long_time_naive(text: &str, unit: EpochUnit) -> Option<(i64, Clock, bool)> {
     match parse_elapsed(text) {
         Some(seconds) => Some((seconds, Clock::Elapsed, false)),

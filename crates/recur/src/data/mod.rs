@@ -15,7 +15,7 @@ pub mod zone;
 pub use calendar::{Calendar, CalendarCycle};
 pub use grid::{align_to_grid, Aggregation, GridSeries, LiveGrid, LiveGridState};
 pub use inspect::{Inspection, Layout, SignalMissingness};
-pub use long::{parse_long_time, parse_long_time_naive, read_long, LongColumns, LongOptions};
+pub use long::{parse_long_time_naive, read_long, LongColumns, LongOptions};
 pub use missing::{is_missing, Cell, CellReader, MissingValues};
 pub use prepare::{Part, PreparedSeries, SignalShift, SplitBy, SplitFractions};
 pub use scaler::{FittedScaler, Standardizer, SCALER_FILE};

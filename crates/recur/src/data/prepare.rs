@@ -542,11 +542,7 @@ impl PreparedSeries {
     /// last for forecasts), as the readers take it back ([`crate::data::Clock::format`]; a
     /// local time where the data writes local times, [`Calendar::shown`]).
     pub fn time_label(&self, entity: usize, offset: usize) -> String {
-        let time = self.entity_starts[entity] + offset as i64 * self.grid.bin_seconds;
-        match self.grid.clock {
-            Clock::Calendar => self.grid.clock.format(self.calendar.shown(time)),
-            Clock::Elapsed => self.grid.clock.format(time),
-        }
+        self.calendar.format(self.grid.clock, self.entity_starts[entity] + offset as i64 * self.grid.bin_seconds)
     }
 
     /// The name of the entity holding grid step `step` and the step's time, as

@@ -95,22 +95,23 @@ impl TimeZone {
     /// go back: read in order, the first is the earlier), the earlier where there is no
     /// `after`; otherwise why not (a local time skipped when clocks go forward).
     pub fn to_utc(&self, local: i64, after: Option<i64>) -> Result<i64, String> {
-        // the offsets a day either side: a time's own is one of them
-        let (before, later) = (self.offset_at(local - 86_400), self.offset_at(local + 86_400));
-        let mut candidates: Vec<i64> = [before, later]
-            .into_iter()
-            .map(|o| local - i64::from(o))
-            .filter(|&utc| i64::from(self.offset_at(utc)) == local - utc)
-            .collect();
-        candidates.sort_unstable();
-        candidates.dedup();
-        match candidates[..] {
-            [] => Err(format!("does not exist in {}: the clocks went forward over it (daylight saving)", self.name)),
-            [only] => Ok(only),
-            [earlier, .., latest] => Ok(match after {
-                Some(last) if earlier <= last => latest,
-                _ => earlier,
-            }),
+        // the offsets a day either side: a time's own is one of them (read per row: no allocation)
+        let candidate = |offset: i32| {
+            let utc = local - i64::from(offset);
+            (i64::from(self.offset_at(utc)) == local - utc).then_some(utc)
+        };
+        match (candidate(self.offset_at(local - 86_400)), candidate(self.offset_at(local + 86_400))) {
+            (None, None) => {
+                Err(format!("does not exist in {}: the clocks went forward over it (daylight saving)", self.name))
+            }
+            (Some(only), None) | (None, Some(only)) => Ok(only),
+            (Some(a), Some(b)) => {
+                let (earlier, latest) = (a.min(b), a.max(b));
+                Ok(match after {
+                    Some(last) if earlier <= last => latest,
+                    _ => earlier,
+                })
+            }
         }
     }
 

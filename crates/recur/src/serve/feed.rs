@@ -209,16 +209,6 @@ impl FeedLayout {
         Ok(FeedLayout { feed, names, delimiter, time_unit: data.time_unit, align, row_time, passed, entity })
     }
 
-    /// The header's column names.
-    pub fn names(&self) -> &[String] {
-        &self.names
-    }
-
-    /// The header's delimiter (`,`, `;` or a tab).
-    pub fn delimiter(&self) -> char {
-        self.delimiter
-    }
-
     /// Whether rows at their own times are aligned onto the grid (otherwise each row is one
     /// grid step).
     pub fn is_aligned(&self) -> bool {

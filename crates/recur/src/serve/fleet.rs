@@ -113,7 +113,7 @@ pub struct EntityState {
 /// ([`Fleet::state`], [`Fleet::save_state`]).
 ///
 /// ```no_run
-/// use recur::serve::{FeedLayout, Fleet, ServedRun, WatchRule};
+/// use recur::serve::{Fleet, ServedRun, WatchRule};
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let run = ServedRun::open("runs/physionet")?;
@@ -175,7 +175,6 @@ impl<'r> Fleet<'r> {
         };
         Ok(Fleet {
             run,
-            template,
             rule,
             kept,
             flatline,
@@ -187,7 +186,8 @@ impl<'r> Fleet<'r> {
             unfinished: 0,
             resumed: 0,
             ended: false,
-            departed: Vec::new(),
+            departed: vec![WatchCounts::default(); template.targets().len()],
+            template,
         })
     }
 
@@ -208,11 +208,6 @@ impl<'r> Fleet<'r> {
     /// The signals its answers and watches are for ([`LiveStream::targets`]).
     pub fn targets(&self) -> &[String] {
         self.template.targets()
-    }
-
-    /// How each value is watched, if it is.
-    pub fn watch_rule(&self) -> Option<WatchRule> {
-        self.rule
     }
 
     /// The alarm scales (and what else `recur detect --alarm-rate` keeps) its watches use.
@@ -376,9 +371,11 @@ impl<'r> Fleet<'r> {
     /// As [`Watch::screen`] and [`LiveStream::step_forecasting`]; a refused step changes
     /// nothing.
     pub fn serve(&mut self, step: &FeedStep, horizon: usize, paths: usize) -> Result<ServedStep> {
-        let live = self.entities.get_mut(step.entity).ok_or_else(|| {
-            Error::invalid("entity", format!("number {}, but the fleet holds {}", step.entity, self.index.len()))
-        })?;
+        let held = self.entities.len();
+        let live = self
+            .entities
+            .get_mut(step.entity)
+            .ok_or_else(|| Error::invalid("entity", format!("number {}, but the fleet holds {held}", step.entity)))?;
         if let Some(at) = step.start {
             live.stream.at(at);
         }
@@ -402,7 +399,6 @@ impl<'r> Fleet<'r> {
     pub fn feed_counts(&self) -> Option<Vec<WatchCounts>> {
         self.rule?;
         let mut total = self.departed.clone();
-        total.resize(self.targets().len(), WatchCounts::default());
         for entity in &self.entities {
             entity.add_feed_counts(&mut total);
         }
@@ -436,7 +432,6 @@ impl<'r> Fleet<'r> {
             served.push((step, answer));
         }
         let gone = self.entities.remove(i);
-        self.departed.resize(self.targets().len(), WatchCounts::default());
         gone.add_feed_counts(&mut self.departed);
         self.index = self.entities.iter().enumerate().map(|(j, e)| (e.name.clone(), j)).collect();
         Ok(served)
@@ -555,18 +550,12 @@ impl<'r> Fleet<'r> {
             .map_err(|e| Error::Format { path: file.as_ref().to_path_buf(), why: e.to_string() })?;
         crate::io::write_atomically(file.as_ref(), json.as_bytes())
     }
-}
 
-impl Fleet<'_> {
     /// A grid step `(start, values)` of entity `entity`'s aligner, its time written as the
-    /// data writes times (local where its naive times are local).
+    /// data writes times.
     fn aligned_step(&self, entity: usize, (start, values): super::aligner::GridStep) -> FeedStep {
-        let clock = self.entities[entity].aligner.clock();
-        let shown = match clock {
-            Clock::Calendar => self.run.fitted.calendar.shown(start),
-            Clock::Elapsed => start,
-        };
-        FeedStep { entity, start: Some(start), time: Some(clock.format(shown)), passed: Vec::new(), values }
+        let time = self.run.fitted.calendar.format(self.entities[entity].aligner.clock(), start);
+        FeedStep { entity, start: Some(start), time: Some(time), passed: Vec::new(), values }
     }
 }
 
