@@ -72,7 +72,7 @@ const USAGE: &str = "usage:
       history and the forecast.
   recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true]
                [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS] [--resume true]]
-               [--bad-rows stop|skip] [--leave-after ROWS]
+               [--bad-rows stop|skip] [--leave-after ROWS] [--out FILE.csv]
       Streams a causal run: one grid step per CSV row in (stdin; a header naming the
       run's signals), state carried; out at once, a prediction run's forecast of the next
       step (of every signal, or of its task.targets; --horizon N: of the next N steps,
@@ -120,6 +120,12 @@ const USAGE: &str = "usage:
       the run reads) has left (a patient discharged): its last open step is answered and
       its state dropped, so a feed whose members come and go does not grow; a row of it
       after that starts it afresh.
+      --out FILE.csv: the answers into FILE, not stdout. With --state, FILE is the
+      service's answers over every feed, appended to, and made durable before each state
+      write, which keeps its length: restarted from a state, the answers written after it
+      are cut from FILE and their rows answered again as they are read, so with --resume
+      each answer is in FILE once, whenever the stream stopped. Without --state, FILE is
+      replaced when the feed has been answered whole (a stopped stream leaves it as it was).
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

@@ -3,14 +3,15 @@
 //! direct, then in closed loop) for a prediction run, every signal filled with a ±2σ band for a
 //! reconstruction run; with `--flag`, each value watched for alarms; each entity of a long
 //! feed with its own state; with `--state`, that state carried from one feed (or one
-//! process) to the next. The library's [`Fleet`] does the serving; this is its CSV shell.
+//! process) to the next; with `--out`, the answers in a file kept in step with that state.
+//! The library's [`Fleet`] does the serving; this is its CSV shell.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use recur::data::csv_quoted;
 use recur::run::TaskKind;
-use recur::serve::{FeedLayout, FeedStep, Fleet, ServedStep, WatchRule};
+use recur::serve::{AnswerFile, FeedLayout, FeedStep, Fleet, ServedStep, WatchRule};
 use recur::tasks::anomaly::{WatchCounts, WatchStep, ALARMS_FILE};
 use recur::tasks::{LiveAnswer, LiveStream};
 use recur::Rng;
@@ -142,11 +143,37 @@ impl Flags {
     }
 }
 
+/// Where `recur stream` writes its answers.
+enum Answers {
+    Stdout(std::io::StdoutLock<'static>),
+    /// `--out FILE`: in step with the state (`--state`), or replacing the file at the end.
+    File(AnswerFile),
+}
+
+impl Answers {
+    /// `line` written at once; false once stdout's reader has gone away.
+    fn write_line(&mut self, line: &str) -> Result<bool, String> {
+        match self {
+            Answers::Stdout(out) => Ok(writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()),
+            Answers::File(file) => file.write_line(line).map(|()| true).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// `fleet`'s state into `file`, after the answers written so far are on the disk (their
+/// length kept in it, where they go to a file).
+fn save_state(fleet: &mut Fleet, answers: &mut Answers, file: &std::path::Path) -> Result<(), String> {
+    if let Answers::File(answers) = answers {
+        fleet.set_answers_written(answers.commit().map_err(|e| format!("--out: {e}"))?);
+    }
+    fleet.save_state(file).map_err(|e| format!("--state: {e}"))
+}
+
 /// The output side of `recur stream`: each grid step of an entity through the fleet, its
 /// answer written at once, the model step's and the watch's times kept; what the feed saw,
 /// on stderr at its end.
 struct Server<'a> {
-    out: std::io::StdoutLock<'static>,
+    out: Answers,
     input: &'a str,
     scaler: &'a recur::data::Standardizer,
     flags: Option<&'a Flags>,
@@ -170,13 +197,20 @@ impl Server<'_> {
     fn serve(&mut self, fleet: &mut Fleet, layout: &FeedLayout, step: &FeedStep, line: usize) -> Result<bool, String> {
         let input = self.input;
         let served = fleet.serve(step, self.horizon, self.paths).map_err(|e| format!("{input}: line {line}: {e}"))?;
-        Ok(self.write(layout, fleet.entity_name(step.entity), step, &served, line))
+        self.write(layout, fleet.entity_name(step.entity), step, &served, line)
     }
 
     /// A step `served` of entity `entity`, read from `line`: its times kept, its answer
     /// written after its leading cells (those passed through, or its entity and its time);
     /// false once the reader has gone away.
-    fn write(&mut self, layout: &FeedLayout, entity: &str, step: &FeedStep, served: &ServedStep, line: usize) -> bool {
+    fn write(
+        &mut self,
+        layout: &FeedLayout,
+        entity: &str,
+        step: &FeedStep,
+        served: &ServedStep,
+        line: usize,
+    ) -> Result<bool, String> {
         for ((j, v), count) in step.values.iter().enumerate().zip(&mut self.screened) {
             *count += usize::from(v.is_some_and(|v| self.scaler.screens_out(j, v)));
         }
@@ -206,12 +240,16 @@ impl Server<'_> {
         // a reconstruction fills a value withheld as it fills a missing one
         let cells: Vec<String> =
             leading.into_iter().chain(answer_cells(&served.answer, &served.fed)).chain(watched).collect();
-        writeln!(self.out, "{}", cells.join(",")).and_then(|()| self.out.flush()).is_ok()
+        self.out.write_line(&cells.join(","))
     }
 
-    /// What the feed saw, on stderr: values screened out, the watches' counts, the model
-    /// step's times; an error naming the steps over the budget.
+    /// The answers' file closed (`--out`), and what the feed saw, on stderr: values
+    /// screened out, the watches' counts, the model step's times; an error naming the steps
+    /// over the budget.
     fn report(mut self, signals: &[String], fleet: &Fleet) -> Result<(), String> {
+        if let Answers::File(file) = self.out {
+            file.close().map_err(|e| format!("--out: {e}"))?;
+        }
         let screened = &self.screened;
         if screened.iter().any(|&n| n > 0) {
             let counts: Vec<String> =
@@ -288,11 +326,12 @@ pub fn stream(args: &Args) -> Result<(), String> {
         "bad-rows",
         "resume",
         "leave-after",
+        "out",
     ];
     let dir = PathBuf::from(args.get("run", &known, String::new())?);
     if dir.as_os_str().is_empty() {
         return Err(
-            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS] [--resume true]] [--bad-rows stop|skip] [--leave-after ROWS] (a causal run; rows on stdin)"
+            "usage: recur stream --run DIR [--input FILE.csv] [--budget-us N] [--horizon N [--samples K]] [--align true] [--flag S [--join STEPS]] [--state FILE.json [--state-every ROWS] [--resume true]] [--bad-rows stop|skip] [--leave-after ROWS] [--out FILE.csv] (a causal run; rows on stdin)"
                 .into(),
         );
     }
@@ -311,6 +350,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
     }
     let resume: bool = args.get("resume", &known, false)?;
     let leave_after: u64 = args.get("leave-after", &known, 0)?;
+    let out = args.get("out", &known, String::new())?;
     if resume && !keeps_state {
         return Err("--resume: the feed goes on from the state in --state FILE".into());
     }
@@ -358,8 +398,42 @@ pub fn stream(args: &Args) -> Result<(), String> {
     };
     // a `;`- or tab-separated feed (numbers with a decimal comma) answers in commas
     let layout = fleet.layout(&header, align).map_err(|e| e.at(&input, 1))?;
+    let header: Vec<String> = leading_header(&layout)
+        .into_iter()
+        .chain(answer_header(fleet.stream(), horizon, paths))
+        .chain(flags.as_ref().map_or(Vec::new(), Flags::header))
+        .collect();
+    let header = header.iter().map(|c| csv_quoted(c)).collect::<Vec<_>>().join(",");
+    // --state: every entity of the feeds before goes on where it stopped, and the paths'
+    // generator where it stopped
+    if keeps_state {
+        fleet.load_state(&state_file).map_err(|e| e.to_string())?;
+    }
+    let answers = match (out.as_str(), keeps_state) {
+        ("", _) => {
+            let mut stdout = Answers::Stdout(std::io::stdout().lock());
+            stdout.write_line(&header)?;
+            stdout
+        }
+        // the answers of rows read after the state was written are cut: those rows are
+        // answered again as they come
+        (out, true) => {
+            let (file, cut) =
+                AnswerFile::continued(out, &header, fleet.answers_written()).map_err(|e| format!("--out: {e}"))?;
+            if cut.lines > 0 {
+                eprintln!(
+                    "{out}: the last {} answers were written after the state in {} and are cut: their rows are \
+                     answered again as they are read",
+                    cut.lines,
+                    state_file.display()
+                );
+            }
+            Answers::File(file)
+        }
+        (out, false) => Answers::File(AnswerFile::replaced(out, &header).map_err(|e| format!("--out: {e}"))?),
+    };
     let mut server = Server {
-        out: std::io::stdout().lock(),
+        out: answers,
         input: &input,
         scaler: &run.fitted.scaler,
         flags: flags.as_ref(),
@@ -371,18 +445,6 @@ pub fn stream(args: &Args) -> Result<(), String> {
         watch_micros: Vec::new(),
         screened: vec![0; run.fitted.signals.len()],
     };
-    let header: Vec<String> = leading_header(&layout)
-        .into_iter()
-        .chain(answer_header(fleet.stream(), horizon, paths))
-        .chain(flags.as_ref().map_or(Vec::new(), Flags::header))
-        .collect();
-    let header: Vec<String> = header.iter().map(|c| csv_quoted(c)).collect();
-    writeln!(server.out, "{}", header.join(",")).map_err(|e| e.to_string())?;
-    // --state: every entity of the feeds before goes on where it stopped, and the paths'
-    // generator where it stopped
-    if keeps_state {
-        fleet.load_state(&state_file).map_err(|e| e.to_string())?;
-    }
     // --resume: the feed the state was reading when its stream stopped, sent again
     let mut passed_over = match resume {
         true => fleet.resume_feed(),
@@ -439,7 +501,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
             for name in fleet.silent_for(leave_after) {
                 let left = fleet.leave(&name, horizon, paths).map_err(|e| format!("{input}: entity `{name}`: {e}"))?;
                 for (step, served) in left {
-                    if !server.write(&layout, &name, &step, &served, last_line) {
+                    if !server.write(&layout, &name, &step, &served, last_line)? {
                         reading = false;
                         break 'feed;
                     }
@@ -450,7 +512,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         // --state-every: a stream stopped without ending its feed goes on from here
         let (before, rows) = fleet.rows();
         if state_every > 0 && (rows - before).is_multiple_of(state_every) {
-            fleet.save_state(&state_file).map_err(|e| format!("--state: {e}"))?;
+            save_state(&mut fleet, &mut server.out, &state_file)?;
         }
     }
     if keeps_state {
@@ -458,7 +520,7 @@ pub fn stream(args: &Args) -> Result<(), String> {
         if reading {
             fleet.end_feed();
         }
-        fleet.save_state(&state_file).map_err(|e| format!("--state: {e}"))?;
+        save_state(&mut fleet, &mut server.out, &state_file)?;
         let ((before, rows), entities) = (fleet.rows(), fleet.entity_count());
         eprintln!(
             "state of {entities} entit{} after {rows} feed rows ({} of this feed) kept in {} for the next feed",

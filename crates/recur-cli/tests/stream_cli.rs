@@ -1620,6 +1620,98 @@ fn names_holding_a_bar_or_a_comma_keep_every_table_and_csv_whole() {
     assert!(header.contains(&"TEMP, °C_filled".to_string()), "{header:?}");
 }
 
+/// The station's header and first `rows` rows as lines, without quotes.
+fn beijing_lines(rows: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
+    text.lines().take(rows + 1).map(String::from).collect()
+}
+
+/// A feed of `header` and `rows`.
+fn feed_of(header: &str, rows: &[String]) -> String {
+    std::iter::once(header).chain(rows.iter().map(String::as_str)).collect::<Vec<_>>().join("\n") + "\n"
+}
+
+/// The rows of `lines` (a header first) with the 24th's PM2.5 no number: a stream stops there.
+fn broken_at_24th(lines: &[String]) -> Vec<String> {
+    let mut rows = lines[1..].to_vec();
+    let mut bad: Vec<&str> = lines[24].split(',').collect();
+    bad[5] = "n/a?";
+    rows[23] = bad.join(",");
+    rows
+}
+
+/// `--out FILE` with `--state`: a stream stopped after its last state write (here by a row
+/// it cannot read; a killed service alike) had written answers the state does not count;
+/// restarted with `--resume` on the same feed, it cuts them and answers their rows again,
+/// so the file holds each answer once — the whole feed's answers, and the next feed's
+/// appended as one stream over both would answer them. Without `--state`, the file
+/// appears only when its feed has been answered whole.
+#[test]
+fn answers_written_to_a_file_are_written_once_across_a_stop() {
+    let scratch = scratch_dir("recur-stream-answers");
+    let dir = scratch.path();
+    let (run, _) = trained_run(dir, "run", "", "kind = \"prediction\"\nwindow = 12");
+    let run = run.to_str().unwrap();
+    let lines = beijing_lines(60);
+    let feed = |rows: &[String]| feed_of(&lines[0], rows);
+    let (ok, whole, err) = recur(&["stream", "--run", run], &feed(&lines[1..]));
+    assert!(ok, "{err}");
+    let answers_of = |rows: usize| whole.lines().take(rows + 1).map(|l| format!("{l}\n")).collect::<String>();
+
+    // the 24th row has a cell that is no number: the state was last written after the 20th
+    let broken = broken_at_24th(&lines[..41]);
+    let (state, answers) = (dir.join("state.json"), dir.join("answers.csv"));
+    let (state_arg, answers_arg) = (state.to_str().unwrap(), answers.to_str().unwrap());
+    let serve = ["stream", "--run", run, "--state", state_arg, "--state-every", "10", "--out", answers_arg];
+    let (ok, out, err) = recur(&serve, &feed(&broken));
+    assert!(!ok && err.contains("line 25, column `PM2.5`"), "{err}");
+    assert!(out.is_empty(), "the answers go to the file: {out}");
+    assert_eq!(std::fs::read_to_string(&answers).unwrap(), answers_of(23), "answered up to the bad row");
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["answers_written"].as_u64(), Some(answers_of(20).len() as u64), "written after 20 answers");
+
+    // restarted on the same feed, mended: the three answers after the state cut, their rows answered again
+    let resume = [&serve[..], &["--resume", "true"]].concat();
+    let (early_state, early_answers) = (dir.join("early.json"), dir.join("early.csv"));
+    std::fs::copy(&state, &early_state).unwrap();
+    std::fs::copy(&answers, &early_answers).unwrap();
+    let (early_state, early_answers) = (early_state.to_str().unwrap(), early_answers.to_str().unwrap());
+    let early = ["stream", "--run", run, "--state", early_state, "--out", early_answers, "--resume", "true"];
+    let (ok, _, err) = recur(&early, &feed(&lines[1..22]));
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(early_answers).unwrap(), answers_of(21), "sent up to its 21st row");
+    let (ok, _, err) = recur(&resume, &feed(&lines[1..41]));
+    assert!(ok && err.contains("answers.csv: the last 3 answers were written after the state"), "{err}");
+    assert_eq!(std::fs::read_to_string(&answers).unwrap(), answers_of(40), "each answer once");
+    // the next feed's answers appended, as one stream over both feeds answers them
+    let (ok, _, err) = recur(&serve, &feed(&lines[41..]));
+    assert!(ok && !err.contains("cut"), "{err}");
+    assert_eq!(std::fs::read_to_string(&answers).unwrap(), whole);
+
+    // answers no state accounts for, or of other columns, are not written over
+    let (ok, _, err) =
+        recur(&["stream", "--run", run, "--state", &format!("{state_arg}.new"), "--out", answers_arg], &feed(&[]));
+    assert!(!ok && err.contains("answers.csv: holds") && err.contains("no stream state accounts for"), "{err}");
+    let (ok, _, err) = recur(&[&serve[..], &["--horizon", "2"]].concat(), &feed(&lines[1..2]));
+    assert!(!ok && err.contains("is not this stream's"), "{err}");
+    assert_eq!(std::fs::read_to_string(&answers).unwrap(), whole, "refused, the file is as it was");
+
+    // without --state: the file whole at the feed's end, or not at all
+    let once = dir.join("once.csv");
+    let (ok, _, _) = recur(&["stream", "--run", run, "--out", once.to_str().unwrap()], &feed(&broken));
+    assert!(!ok && !once.exists(), "a stopped stream leaves no file");
+    assert_eq!(
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            .count(),
+        0
+    );
+    let (ok, _, err) = recur(&["stream", "--run", run, "--out", once.to_str().unwrap()], &feed(&lines[1..]));
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(&once).unwrap(), whole);
+}
+
 /// A stream stopped in the middle of its feed (here by a row it cannot read; a killed
 /// service alike) goes on from its last `--state-every` write: the rows after it, fed
 /// again, are answered as the whole feed answered them, and the state counts the rows;
@@ -1630,20 +1722,14 @@ fn a_stream_stopped_mid_feed_goes_on_from_its_last_saved_state() {
     let dir = scratch.path();
     let (run, _) = trained_run(dir, "run", "", "kind = \"prediction\"\nwindow = 12");
     let run = run.to_str().unwrap();
-    let text = std::fs::read_to_string(beijing_csv()).unwrap().replace('"', "");
-    let lines: Vec<&str> = text.lines().take(41).collect();
-    let feed =
-        |rows: &[&str]| std::iter::once(lines[0]).chain(rows.iter().copied()).collect::<Vec<_>>().join("\n") + "\n";
+    let lines = beijing_lines(40);
+    let feed = |rows: &[String]| feed_of(&lines[0], rows);
     let rows_of = |out: &str| out.lines().skip(1).map(String::from).collect::<Vec<_>>();
     let (ok, whole, err) = recur(&["stream", "--run", run], &feed(&lines[1..]));
     assert!(ok, "{err}");
 
     // the 24th row has a cell that is no number: the state was last written after the 20th
-    let mut bad: Vec<String> = lines[24].split(',').map(String::from).collect();
-    bad[5] = "n/a?".into();
-    let bad = bad.join(",");
-    let broken: Vec<&str> =
-        lines[1..24].iter().copied().chain([bad.as_str()]).chain(lines[25..].iter().copied()).collect();
+    let broken = broken_at_24th(&lines);
     let state = dir.join("state.json");
     let state_arg = state.to_str().unwrap();
     let (ok, first, err) =

@@ -170,6 +170,14 @@ fn with_sorted_header(mut buffer: Vec<u8>) -> Vec<u8> {
     buffer
 }
 
+/// A hidden name in `path`'s folder for a file renamed onto `path` once whole (the same
+/// file system, so the rename is atomic), this process's own.
+pub(crate) fn temporary_beside(path: &Path) -> std::path::PathBuf {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dir.join(format!(".{name}.{}.tmp", std::process::id()))
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename,
 /// so readers see either the old file or the complete new one.
 ///
@@ -178,9 +186,7 @@ fn with_sorted_header(mut buffer: Vec<u8>) -> Vec<u8> {
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = temporary_beside(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;

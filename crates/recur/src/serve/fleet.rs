@@ -87,6 +87,11 @@ pub struct FleetState {
     /// ended (0: it had): fed again, its first rows are passed over ([`Fleet::resume_feed`]).
     #[serde(default)]
     pub feed_rows: u64,
+    /// The length in bytes of the answers' file when the state was written, where the
+    /// answers go to one ([`AnswerFile`](super::AnswerFile)): restarted from this state, the
+    /// file is cut back to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers_written: Option<u64>,
 }
 
 /// One entity's part of a [`FleetState`].
@@ -155,6 +160,8 @@ pub struct Fleet<'r> {
     ended: bool,
     /// What the watches of entities that left ([`Fleet::leave`]) counted in this feed.
     departed: Vec<WatchCounts>,
+    /// The answers' file's length, as restored or as last set ([`Fleet::set_answers_written`]).
+    answers_written: Option<u64>,
 }
 
 impl<'r> Fleet<'r> {
@@ -187,6 +194,7 @@ impl<'r> Fleet<'r> {
             resumed: 0,
             ended: false,
             departed: vec![WatchCounts::default(); template.targets().len()],
+            answers_written: None,
             template,
         })
     }
@@ -458,6 +466,7 @@ impl<'r> Fleet<'r> {
             rng: Some(self.rng.clone()),
             rows: self.rows_before + self.rows,
             feed_rows: if self.ended { 0 } else { self.resumed + self.rows },
+            answers_written: self.answers_written,
         }
     }
 
@@ -504,7 +513,20 @@ impl<'r> Fleet<'r> {
         (self.entities, self.index) = (entities, index);
         self.rng = state.rng.unwrap_or_else(|| self.rng.clone());
         (self.rows_before, self.unfinished) = (state.rows, state.feed_rows);
+        self.answers_written = state.answers_written;
         Ok(())
+    }
+
+    /// The length of the answers' file that the restored state was written after (`None`:
+    /// it kept none; [`AnswerFile::continued`](super::AnswerFile::continued) goes on from it).
+    pub fn answers_written(&self) -> Option<u64> {
+        self.answers_written
+    }
+
+    /// The answers' file holds `bytes` now, on the disk
+    /// ([`AnswerFile::commit`](super::AnswerFile::commit)): kept in the states written next.
+    pub fn set_answers_written(&mut self, bytes: u64) {
+        self.answers_written = Some(bytes);
     }
 
     /// This feed is the one its restored state was reading when it stopped (a service
