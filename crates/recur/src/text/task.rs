@@ -70,9 +70,11 @@ pub struct TextTaskConfig {
     pub threads: usize,
     /// Full-batch iterations of each level's logistic regression.
     pub baseline_iterations: usize,
-    /// Rounds of the gradient-boosted trees baseline (0 leaves it out) and their depth.
+    /// Rounds of the gradient-boosted trees baseline (0 leaves it out), their depth, and
+    /// the bins of each word's TF-IDF values their splits search (1: whether it occurs).
     pub boosting_rounds: usize,
     pub boosting_depth: usize,
+    pub boosting_bins: usize,
 }
 
 impl Default for TextTaskConfig {
@@ -105,6 +107,7 @@ impl Default for TextTaskConfig {
             baseline_iterations: 150,
             boosting_rounds: 60,
             boosting_depth: 4,
+            boosting_bins: 1,
         }
     }
 }
@@ -531,6 +534,7 @@ fn baseline_scores(
         let boosting = BoostingConfig {
             rounds: config.boosting_rounds,
             max_depth: config.boosting_depth,
+            max_bins: config.boosting_bins,
             ..BoostingConfig::default()
         };
         score("TF-IDF + boosted trees", boosting.rounds, &|labels, classes, bar| {
