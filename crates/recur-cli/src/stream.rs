@@ -161,11 +161,14 @@ impl Answers {
 }
 
 /// `fleet`'s state into `file`, after the answers written so far are on the disk (their
-/// length kept in it, where they go to a file).
+/// length kept in it, where they go to a file; where they go to stdout, no length: an
+/// answers file the state was kept with before no longer holds every answer).
 fn save_state(fleet: &mut Fleet, answers: &mut Answers, file: &std::path::Path) -> Result<(), String> {
-    if let Answers::File(answers) = answers {
-        fleet.set_answers_written(answers.commit().map_err(|e| format!("--out: {e}"))?);
-    }
+    let written = match answers {
+        Answers::File(answers) => Some(answers.commit().map_err(|e| format!("--out: {e}"))?),
+        Answers::Stdout(_) => None,
+    };
+    fleet.set_answers_written(written);
     fleet.save_state(file).map_err(|e| format!("--state: {e}"))
 }
 

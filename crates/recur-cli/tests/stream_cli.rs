@@ -1695,6 +1695,11 @@ fn answers_written_to_a_file_are_written_once_across_a_stop() {
     let (ok, _, err) = recur(&[&serve[..], &["--horizon", "2"]].concat(), &feed(&lines[1..2]));
     assert!(!ok && err.contains("is not this stream's"), "{err}");
     assert_eq!(std::fs::read_to_string(&answers).unwrap(), whole, "refused, the file is as it was");
+    // a feed answered on stdout leaves a state no answers file holds every answer of
+    let (ok, _, err) = recur(&["stream", "--run", run, "--state", state_arg], &feed(&lines[1..2]));
+    assert!(ok, "{err}");
+    let (ok, _, err) = recur(&serve, &feed(&lines[1..2]));
+    assert!(!ok && err.contains("no stream state accounts for"), "{err}");
 
     // without --state: the file whole at the feed's end, or not at all
     let once = dir.join("once.csv");

@@ -524,9 +524,10 @@ impl<'r> Fleet<'r> {
     }
 
     /// The answers' file holds `bytes` now, on the disk
-    /// ([`AnswerFile::commit`](super::AnswerFile::commit)): kept in the states written next.
-    pub fn set_answers_written(&mut self, bytes: u64) {
-        self.answers_written = Some(bytes);
+    /// ([`AnswerFile::commit`](super::AnswerFile::commit)), kept in the states written next;
+    /// `None`: the answers go elsewhere (no file holds them all).
+    pub fn set_answers_written(&mut self, bytes: Option<u64>) {
+        self.answers_written = bytes;
     }
 
     /// This feed is the one its restored state was reading when it stopped (a service
