@@ -126,6 +126,7 @@ const USAGE: &str = "usage:
       are cut from FILE and their rows answered again as they are read, so with --resume
       each answer is in FILE once, whenever the stream stopped. Without --state, FILE is
       replaced when the feed has been answered whole (a stopped stream leaves it as it was).
+      FILE may not be the --input or the --state file.
   recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate A|none] [--guard true|false]
                [--signal NAME] [--join STEPS] [--out FILE.csv]
                [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]]

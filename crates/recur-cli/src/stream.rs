@@ -297,6 +297,19 @@ impl Server<'_> {
     }
 }
 
+/// `--out FILE` names a file of its own, not the feed read (`--input`) nor the state kept.
+fn out_is_its_own_file(out: &str, input: &str, state: &std::path::Path) -> Result<(), String> {
+    // a file not there yet is no other
+    let Ok(answers) = std::fs::canonicalize(out) else { return Ok(()) };
+    let input = Some(std::path::Path::new(input)).filter(|_| input != "-");
+    for (flag, other) in [("--input", input), ("--state", Some(state))] {
+        if other.and_then(|path| std::fs::canonicalize(path).ok()).is_some_and(|path| path == answers) {
+            return Err(format!("--out {out}: that is the {flag} file; the answers would be written over it"));
+        }
+    }
+    Ok(())
+}
+
 /// The median, 99th percentile and maximum of `times` (sorted in place), if any.
 fn percentiles(times: &mut [f64]) -> Option<(f64, f64, f64)> {
     times.sort_by(f64::total_cmp);
@@ -356,6 +369,9 @@ pub fn stream(args: &Args) -> Result<(), String> {
     let out = args.get("out", &known, String::new())?;
     if resume && !keeps_state {
         return Err("--resume: the feed goes on from the state in --state FILE".into());
+    }
+    if !out.is_empty() {
+        out_is_its_own_file(&out, &input, &state_file)?;
     }
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());

@@ -1701,6 +1701,16 @@ fn answers_written_to_a_file_are_written_once_across_a_stop() {
     let (ok, _, err) = recur(&serve, &feed(&lines[1..2]));
     assert!(!ok && err.contains("no stream state accounts for"), "{err}");
 
+    // the feed or the state named as the answers' file: refused before anything is written
+    let feed_file = dir.join("feed.csv");
+    std::fs::write(&feed_file, feed(&lines[1..3])).unwrap();
+    let feed_arg = feed_file.to_str().unwrap();
+    let (ok, _, err) = recur(&["stream", "--run", run, "--input", feed_arg, "--out", feed_arg], "");
+    assert!(!ok && err.contains("that is the --input file"), "{err}");
+    assert_eq!(std::fs::read_to_string(&feed_file).unwrap(), feed(&lines[1..3]));
+    let (ok, _, err) = recur(&["stream", "--run", run, "--state", state_arg, "--out", state_arg], &feed(&[]));
+    assert!(!ok && err.contains("that is the --state file"), "{err}");
+
     // without --state: the file whole at the feed's end, or not at all
     let once = dir.join("once.csv");
     let (ok, _, _) = recur(&["stream", "--run", run, "--out", once.to_str().unwrap()], &feed(&broken));
