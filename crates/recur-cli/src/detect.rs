@@ -18,7 +18,7 @@ use recur::tasks::anomaly::{
 use recur::tasks::{BandCalibration, PredictionTask, ReconstructionTask};
 
 use crate::args::Args;
-use crate::run_folder::{open_run_on_data, output_beside_run, run_calibration};
+use crate::run_folder::{files_read, open_run_on_data, output_beside_run, refuse_writing_over_data, run_calibration};
 
 const USAGE: &str = "usage: recur detect --run DIR [--data FILE,...] [--threshold S] [--alarm-rate R|none] [--guard true|false] [--signal NAME] [--join STEPS] [--out FILE.csv] \
                      [--inject SIZE [--fault spike|stuck|drift] [--length L] [--rate R] [--seed N]] (a causal prediction or reconstruction run folder)";
@@ -281,6 +281,9 @@ pub fn detect(args: &Args) -> Result<(), String> {
             output_beside_run(&dir, args, &known, "episodes", "csv")?,
         ),
     };
+    let read = files_read(&config, args, &known)?;
+    refuse_writing_over_data(&csv, &read)?;
+    refuse_writing_over_data(&episodes_file, &read)?;
     let plot = write_anomalies(&scored, &data, (&targets, signal), (threshold, detecting.expected()), &csv)?;
     let timelines = write_episodes(&found, &data, &targets, &episodes_file)?;
     let charts: Vec<String> = std::iter::once(&plot).chain(&timelines).map(|p| p.display().to_string()).collect();

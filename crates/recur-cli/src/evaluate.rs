@@ -12,7 +12,9 @@ use recur::run::{evaluate, evaluate_by_entity, evaluate_calibrated, TaskKind};
 use recur::tasks::{horizon_method, PredictionTask, ReconstructionTask, TimeGroup, Uncertainty};
 
 use crate::args::Args;
-use crate::run_folder::{calibrated_task, open_run_on_data, output_beside_run, run_calibration};
+use crate::run_folder::{
+    calibrated_task, files_read, open_run_on_data, output_beside_run, refuse_writing_over_data, run_calibration,
+};
 use crate::wording::plural;
 
 pub fn eval(args: &Args) -> Result<(), String> {
@@ -179,6 +181,7 @@ pub fn predict(args: &Args) -> Result<(), String> {
         }
     }
     let out = PathBuf::from(args.get("out", &known, dir.join("forecast.csv").display().to_string())?);
+    refuse_writing_over_data(&out, &files_read(&config, args, &known)?)?;
     recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;
     print!("{csv}");
     let what = if horizon == 1 {
@@ -218,6 +221,7 @@ pub fn reconstruct(args: &Args) -> Result<(), String> {
     let calibration = run_calibration(&dir, &data.grid.signals)?;
     let csv = recur::report::filled_series_csv(&config, &data, &model, calibration).map_err(|e| e.to_string())?;
     let out = PathBuf::from(args.get("out", &known, dir.join("filled.csv").display().to_string())?);
+    refuse_writing_over_data(&out, &files_read(&config, args, &known)?)?;
     recur::io::write_atomically(&out, csv.as_bytes()).map_err(|e| e.to_string())?;
     let filled = data.grid.observed.iter().filter(|&&o| !o).count();
     println!(

@@ -32,6 +32,31 @@ pub(crate) fn load_config(path: &Path) -> Result<RunConfig, String> {
     Ok(config)
 }
 
+/// A command's output `out` is none of the files it reads (`inputs`: what names each, and
+/// its path): written over, a data file or a state would be lost.
+pub(crate) fn refuse_writing_over(out: &Path, inputs: &[(&str, &Path)]) -> Result<(), String> {
+    // a file not there yet is none of them
+    let Ok(written) = std::fs::canonicalize(out) else { return Ok(()) };
+    for (named_by, input) in inputs {
+        if std::fs::canonicalize(input).is_ok_and(|path| path == written) {
+            return Err(format!("{}: that is {named_by}; the output would be written over it", out.display()));
+        }
+    }
+    Ok(())
+}
+
+/// The data files a command on a run reads: `--data`'s where given, else the run's own.
+pub(crate) fn files_read(config: &RunConfig, args: &Args, known: &[&str]) -> Result<Vec<PathBuf>, String> {
+    let given = data_files(args, known)?;
+    Ok(if given.is_empty() { config.data.files.iter().map(PathBuf::from).collect() } else { given })
+}
+
+/// [`refuse_writing_over`] the data files `files` (as [`files_read`] gives them).
+pub(crate) fn refuse_writing_over_data(out: &Path, files: &[PathBuf]) -> Result<(), String> {
+    let inputs: Vec<(&str, &Path)> = files.iter().map(|f| ("a data file it reads", f.as_path())).collect();
+    refuse_writing_over(out, &inputs)
+}
+
 /// A trained run folder: its resolved config (checked against `kind` when given), its
 /// model and its data.
 pub(crate) fn open_run(

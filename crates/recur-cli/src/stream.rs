@@ -17,7 +17,7 @@ use recur::tasks::{LiveAnswer, LiveStream};
 use recur::Rng;
 
 use crate::args::Args;
-use crate::run_folder::{open_run_for_serving, tell_calibration};
+use crate::run_folder::{open_run_for_serving, refuse_writing_over, tell_calibration};
 
 /// The output columns after the passed ones (a prediction `horizon` steps ahead, each
 /// forecast with a band followed by it: ±2σ or the quantiles; with sample paths, every
@@ -297,19 +297,6 @@ impl Server<'_> {
     }
 }
 
-/// `--out FILE` names a file of its own, not the feed read (`--input`) nor the state kept.
-fn out_is_its_own_file(out: &str, input: &str, state: &std::path::Path) -> Result<(), String> {
-    // a file not there yet is no other
-    let Ok(answers) = std::fs::canonicalize(out) else { return Ok(()) };
-    let input = Some(std::path::Path::new(input)).filter(|_| input != "-");
-    for (flag, other) in [("--input", input), ("--state", Some(state))] {
-        if other.and_then(|path| std::fs::canonicalize(path).ok()).is_some_and(|path| path == answers) {
-            return Err(format!("--out {out}: that is the {flag} file; the answers would be written over it"));
-        }
-    }
-    Ok(())
-}
-
 /// The median, 99th percentile and maximum of `times` (sorted in place), if any.
 fn percentiles(times: &mut [f64]) -> Option<(f64, f64, f64)> {
     times.sort_by(f64::total_cmp);
@@ -371,7 +358,13 @@ pub fn stream(args: &Args) -> Result<(), String> {
         return Err("--resume: the feed goes on from the state in --state FILE".into());
     }
     if !out.is_empty() {
-        out_is_its_own_file(&out, &input, &state_file)?;
+        let feed = Some(std::path::Path::new(&input)).filter(|_| input != "-");
+        let inputs: Vec<(&str, &std::path::Path)> =
+            [("the --input file", feed), ("the --state file", Some(state_file.as_path()))]
+                .into_iter()
+                .filter_map(|(named_by, path)| Some((named_by, path?)))
+                .collect();
+        refuse_writing_over(std::path::Path::new(&out), &inputs)?;
     }
     if horizon == 0 {
         return Err("--horizon: forecasts reach at least one step ahead".into());

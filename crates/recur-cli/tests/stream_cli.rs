@@ -75,6 +75,34 @@ fn trained_briefly(dir: &std::path::Path, name: &str, data: &str, task: &str) ->
     (run, out)
 }
 
+/// `--out` naming a file the command reads — the run's data, a `--data` file — is refused
+/// by name and the file left as it was (written over, it would be lost).
+#[test]
+fn outputs_are_never_written_over_the_data_they_read() {
+    let scratch = scratch_dir("recur-out-over-data");
+    let dir = scratch.path();
+    let (data, other) = (dir.join("station.csv"), dir.join("other.csv"));
+    std::fs::copy(beijing_csv(), &data).unwrap();
+    std::fs::copy(beijing_csv(), &other).unwrap();
+    let files = format!("files = [{:?}]\ndrop = [\"No\", \"wd\", \"station\"]", data.display().to_string());
+    let (run, _) =
+        trained_briefly(dir, "run", &files, "kind = \"prediction\"\nwindow = 12\nuncertainty = \"gaussian\"");
+    let run = run.to_str().unwrap();
+    let (data_arg, other_arg) = (data.to_str().unwrap(), other.to_str().unwrap());
+    let original = std::fs::read(beijing_csv()).unwrap();
+    for command in [
+        vec!["predict", "--run", run, "--out", data_arg],
+        vec!["predict", "--run", run, "--data", other_arg, "--out", other_arg],
+        vec!["detect", "--run", run, "--out", data_arg],
+    ] {
+        let (ok, _, err) = recur(&command, "");
+        assert!(!ok && err.contains("that is a data file it reads"), "{command:?}: {err}");
+    }
+    assert!(std::fs::read(&data).unwrap() == original && std::fs::read(&other).unwrap() == original);
+    let (ok, _, err) = recur(&["predict", "--run", run, "--data", other_arg, "--out", data_arg], "");
+    assert!(ok, "another file than the one read: {err}");
+}
+
 /// An edge box holds the run folder, not the training data: the model streams from
 /// run.toml, model.safetensors and scaler.json alone, answering as it does beside its data.
 #[test]
