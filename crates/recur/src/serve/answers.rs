@@ -21,6 +21,34 @@ use crate::error::{Error, Result};
 /// - [`AnswerFile::replaced`]: one feed's answers, written to a temporary file beside
 ///   `path` and renamed onto it when [closed](AnswerFile::close): a stream stopped half-way
 ///   leaves the file as it was.
+///
+/// ```no_run
+/// use recur::serve::{AnswerFile, Fleet, ServedRun};
+/// use recur::tasks::LiveAnswer;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let run = ServedRun::open("runs/band")?;
+/// let mut fleet = Fleet::new(&run, None)?;
+/// let layout = fleet.layout("time,PM2.5,TEMP", false)?;
+/// fleet.load_state("state.json")?;
+/// // cut back to the state: the answers of rows read after it are written again below
+/// let (mut answers, _cut) = AnswerFile::continued("answers.csv", "time,PM2.5_next", fleet.answers_written())?;
+/// for (n, line) in ["2017-03-01 00:00,12,3.1", "2017-03-01 01:00,15,2.8"].into_iter().enumerate() {
+///     for step in fleet.read_line(&layout, line)? {
+///         if let LiveAnswer::Forecast(next) = fleet.serve(&step, 1, 0)?.answer {
+///             answers.write_line(&format!("{},{}", step.passed[0], next.values[0]))?;
+///         }
+///     }
+///     if n % 100 == 99 {
+///         fleet.set_answers_written(Some(answers.commit()?)); // on the disk before the state
+///         fleet.save_state("state.json")?;
+///     }
+/// }
+/// fleet.set_answers_written(Some(answers.commit()?));
+/// fleet.save_state("state.json")?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct AnswerFile {
     path: PathBuf,
     out: BufWriter<File>,
