@@ -358,12 +358,10 @@ pub fn stream(args: &Args) -> Result<(), String> {
         return Err("--resume: the feed goes on from the state in --state FILE".into());
     }
     if !out.is_empty() {
-        let feed = Some(std::path::Path::new(&input)).filter(|_| input != "-");
-        let inputs: Vec<(&str, &std::path::Path)> =
-            [("the --input file", feed), ("the --state file", Some(state_file.as_path()))]
-                .into_iter()
-                .filter_map(|(named_by, path)| Some((named_by, path?)))
-                .collect();
+        let mut inputs = vec![("the --state file", state_file.as_path())];
+        if input != "-" {
+            inputs.push(("the --input file", std::path::Path::new(&input)));
+        }
         refuse_writing_over(std::path::Path::new(&out), &inputs)?;
     }
     if horizon == 0 {

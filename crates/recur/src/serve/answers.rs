@@ -135,10 +135,9 @@ impl AnswerFile {
             file.set_len(kept).map_err(io)?;
             file.sync_data().map_err(io)?;
         }
-        let len = kept;
-        file.seek(SeekFrom::Start(len)).map_err(io)?;
-        let mut answers = AnswerFile { path, out: BufWriter::new(file), len, temp: TemporaryFile(None) };
-        if len == 0 {
+        file.seek(SeekFrom::Start(kept)).map_err(io)?;
+        let mut answers = AnswerFile { path, out: BufWriter::new(file), len: kept, temp: TemporaryFile(None) };
+        if kept == 0 {
             answers.write_line(header)?;
         }
         Ok((answers, cut))
@@ -198,11 +197,6 @@ impl AnswerFile {
             }),
             None => Ok(()),
         }
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
